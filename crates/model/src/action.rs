@@ -1,0 +1,149 @@
+//! The closed set of API actions. Policies (role grants, key scopes, deny rules) match these
+//! names, written `service:Action`, with `*` as a wildcard.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! actions {
+    ($($variant:ident => $name:literal, $org:literal, $mutating:literal;)*) => {
+        /// One API action. `org_only` actions need the installation's admin credential;
+        /// `mutating` ones change state (and are always audited).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum Action { $($variant,)* }
+
+        impl Action {
+            pub const ALL: &'static [Action] = &[$(Action::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Action::$variant => $name,)* }
+            }
+
+            pub fn org_only(self) -> bool {
+                match self { $(Action::$variant => $org,)* }
+            }
+
+            pub fn mutating(self) -> bool {
+                match self { $(Action::$variant => $mutating,)* }
+            }
+
+            pub fn parse(s: &str) -> Option<Action> {
+                match s { $($name => Some(Action::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+actions! {
+    WhoAmI => "sts:GetCallerIdentity", false, false;
+    AssumeRole => "sts:AssumeRole", false, true;
+    ListAccounts => "account:List", false, false;
+    DescribeAccount => "account:Describe", false, false;
+    CreateAccount => "account:Create", true, true;
+    DeleteAccount => "account:Delete", true, true;
+    ListKeys => "key:List", false, false;
+    CreateKey => "key:Create", false, true;
+    RevokeKey => "key:Revoke", false, true;
+    ListRoles => "role:List", false, false;
+    DescribeRole => "role:Describe", false, false;
+    CreateRole => "role:Create", false, true;
+    DeleteRole => "role:Delete", false, true;
+    ListDenyRules => "deny:List", false, false;
+    AddDenyRule => "deny:Add", true, true;
+    RemoveDenyRule => "deny:Remove", true, true;
+    ReadAudit => "audit:Read", false, false;
+    ListParams => "param:List", false, false;
+    GetParam => "param:Get", false, false;
+    PutParam => "param:Put", false, true;
+    DeleteParam => "param:Delete", false, true;
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether `pattern` (`service:Action`, `service:*`, `*`, or a glob with `*` anywhere)
+/// matches `action`. Matching is case-sensitive, as in IAM's action names it is not, but
+/// Spindle's names have one spelling and a typo should not silently widen a grant.
+pub fn pattern_matches(pattern: &str, action: &str) -> bool {
+    glob(pattern.as_bytes(), action.as_bytes())
+}
+
+/// Every service name an action can start with, including those whose actions arrive with
+/// later subsystems, so a grant such as `stack:*` can be written before stacks exist.
+pub const SERVICES: &[&str] = &[
+    "sts", "account", "key", "role", "deny", "audit", "param", "stack", "template", "instance",
+    "image", "vpc", "lb", "asg", "repo", "snapshot", "publish", "mirror", "pkg", "bake",
+    "pipeline", "dns", "bastion",
+];
+
+/// Whether `pattern` is `*` or names a known service (its part before `:` matches one): used to
+/// reject typos in grants, which would otherwise silently grant nothing.
+pub fn pattern_is_known(pattern: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let Some((service, action)) = pattern.split_once(':') else {
+        return false;
+    };
+    !action.is_empty() && SERVICES.iter().any(|s| pattern_matches(service, s))
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    // Iterative wildcard match with backtracking to the last star: linear in practice.
+    let (mut pi, mut si) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while si < s.len() {
+        if pi < p.len() && p[pi] != b'*' && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        let cases = [
+            ("*", "param:Get", true),
+            ("param:*", "param:Get", true),
+            ("param:*", "params:Get", false),
+            ("param:Get", "param:Get", true),
+            ("param:Get", "param:GetX", false),
+            ("*:List", "key:List", true),
+            ("p*m:G*", "param:Get", true),
+            ("", "param:Get", false),
+        ];
+        for (p, a, want) in cases {
+            assert_eq!(pattern_matches(p, a), want, "{p} ~ {a}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for a in Action::ALL {
+            assert_eq!(Action::parse(a.as_str()), Some(*a));
+        }
+        assert!(pattern_is_known("stack:*"));
+        assert!(pattern_is_known("*"));
+        assert!(!pattern_is_known("nosuch:*"));
+        assert!(!pattern_is_known("param"));
+    }
+}

@@ -1,0 +1,212 @@
+//! JSON bodies of the REST API (`/v1/...`), shared by the server and the typed client.
+//! Times are RFC 3339 strings in UTC; secrets appear only in the responses that create them.
+
+use crate::{AccessKeyId, AccountId, AccountName, ParamName, RoleName};
+use serde::{Deserialize, Serialize};
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorDetail {
+    /// A stable machine-readable code: `NotFound`, `AccessDenied`, `SignatureExpired`, …
+    pub code: String,
+    pub message: String,
+    /// What to do about it, when there is something to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}
+
+/// Who the caller is: `spindle whoami`, like `aws sts get-caller-identity`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CallerIdentity {
+    pub account_id: AccountId,
+    pub account_name: AccountName,
+    pub access_key_id: AccessKeyId,
+    /// `arn:spindle:iam::ACCOUNT:key/AKIA…` or `arn:spindle:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
+    pub arn: String,
+    /// Whether this is the installation's admin credential (may manage every account).
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: AccountName,
+    #[serde(default)]
+    pub description: String,
+    pub created: String,
+    /// The installation's management account, which holds the admin credential.
+    #[serde(default)]
+    pub management: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccount {
+    pub name: AccountName,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessKey {
+    pub access_key_id: AccessKeyId,
+    pub account_id: AccountId,
+    /// `Active` or `Revoked`.
+    pub status: String,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
+    /// Action patterns this key may use; `["*"]` for an unscoped key.
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// Action patterns; empty means every action in the account.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A key's id and secret: returned once, when the key is created or a role is assumed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: AccessKeyId,
+    pub secret_access_key: String,
+    pub account_id: AccountId,
+    pub account_name: AccountName,
+    /// Set for short-lived credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Role {
+    pub name: RoleName,
+    pub account_id: AccountId,
+    pub arn: String,
+    /// Accounts whose principals may assume the role.
+    pub trust: Vec<AccountId>,
+    pub allow: Vec<String>,
+    pub max_session_seconds: u32,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRole {
+    pub name: RoleName,
+    /// Account names or ids trusted to assume the role.
+    pub trust: Vec<String>,
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub max_session_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AssumeRole {
+    pub role: RoleName,
+    /// The role's account (name or id); may be left out when exactly one role of that name
+    /// trusts the caller's account.
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub duration_seconds: Option<u32>,
+    #[serde(default)]
+    pub session_name: Option<String>,
+}
+
+/// A rule no principal of the account can override, like an organisation's service control
+/// policy. Only the admin credential manages them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DenyRule {
+    pub id: i64,
+    pub account_id: AccountId,
+    pub pattern: String,
+    #[serde(default)]
+    pub reason: String,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AddDenyRule {
+    pub pattern: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// One audit record: every mutating call and every refused call.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub time: String,
+    pub request_id: String,
+    /// The access key that made the call, or what it claimed to be when authentication failed.
+    pub access_key_id: Option<String>,
+    pub principal: Option<String>,
+    /// The caller's account.
+    pub account_id: Option<AccountId>,
+    /// The account that owns the target, when it differs and the viewer may know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_account_id: Option<AccountId>,
+    pub action: String,
+    pub target: String,
+    /// `ok`, `denied` or `error`.
+    pub result: String,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Param {
+    pub name: ParamName,
+    /// `String`, `StringList` or `SecureString`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `****` for a SecureString unless read with `decrypt`.
+    pub value: String,
+    pub version: i64,
+    pub last_modified: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PutParam {
+    pub value: String,
+    #[serde(rename = "type", default = "default_param_type")]
+    pub kind: String,
+    #[serde(default)]
+    pub description: String,
+    /// Refuse to replace an existing value unless set, as `aws ssm put-parameter --overwrite`.
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+fn default_param_type() -> String {
+    "String".into()
+}
+
+/// The kinds of parameter the store holds.
+pub const PARAM_TYPES: &[&str] = &["String", "StringList", "SecureString"];

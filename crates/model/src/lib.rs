@@ -1,0 +1,13 @@
+//! Spindle's shared vocabulary: typed identifiers, validated names, the closed set of API
+//! actions, and the JSON shapes of API requests and responses.
+//!
+//! Invariants: this crate does no I/O and knows nothing of HTTP, SQL or the CLI. Identifiers are
+//! newtypes so an account id can't be passed where an access key id is expected; each validates
+//! its input in `parse` and can only be built from a valid string.
+
+pub mod action;
+pub mod api;
+pub mod ids;
+
+pub use action::Action;
+pub use ids::{AccessKeyId, AccountId, AccountName, IdError, ParamName, RoleName};
