@@ -1,0 +1,131 @@
+//! Versioned schema migrations. Each step runs in its own transaction together with the bump of
+//! `user_version`, so a crash mid-migration leaves the previous version intact.
+
+use crate::StoreError;
+use rusqlite::Connection;
+use std::path::Path;
+
+/// The steps, in order; step `i` takes the schema from version `i` to `i + 1`. Append only:
+/// never edit a step that has shipped.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: accounts, credentials, roles, deny rules, parameters, the audit log.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL,
+        management INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE TABLE access_keys (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        signing_key BLOB NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('Active', 'Revoked')),
+        created TEXT NOT NULL,
+        revoked TEXT,
+        allow TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        admin INTEGER NOT NULL DEFAULT 0,
+        expires_unix INTEGER,
+        role_name TEXT,
+        session_name TEXT,
+        source_key_id TEXT
+    ) STRICT;
+    CREATE INDEX access_keys_account ON access_keys(account_id);
+    CREATE TABLE roles (
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        trust TEXT NOT NULL,
+        allow TEXT NOT NULL,
+        max_session_seconds INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (account_id, name)
+    ) STRICT;
+    CREATE TABLE deny_rules (
+        id INTEGER PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        pattern TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL,
+        UNIQUE (account_id, pattern)
+    ) STRICT;
+    CREATE TABLE params (
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        value TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        last_modified TEXT NOT NULL,
+        PRIMARY KEY (account_id, name)
+    ) STRICT;
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ms INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        access_key_id TEXT,
+        principal TEXT,
+        account_id TEXT,
+        target_account_id TEXT,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        result TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        error_code TEXT
+    ) STRICT;
+    CREATE INDEX audit_account ON audit(account_id, seq);
+    CREATE INDEX audit_target_account ON audit(target_account_id, seq);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    "#,
+];
+
+/// The schema version this build writes.
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Brings `conn` up to [`current_version`], refusing a newer database.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = current_version();
+    if found > known {
+        return Err(StoreError::NewerSchema { path: path.to_owned(), found, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+        let version = i as i64 + 1;
+        let step = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version)?;
+            tx.commit()
+        };
+        step(conn).map_err(|source| StoreError::Migration { version, source })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut c = Connection::open(&path).unwrap();
+        migrate(&mut c, &path).unwrap();
+        migrate(&mut c, &path).unwrap();
+        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, current_version());
+        c.pragma_update(None, "user_version", current_version() + 1).unwrap();
+        drop(c);
+        let err = crate::Store::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::NewerSchema { found, .. } if found == current_version() + 1), "{err}");
+        assert!(err.to_string().contains("newer than this build"), "{err}");
+    }
+}
