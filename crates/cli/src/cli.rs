@@ -1,0 +1,246 @@
+//! The command line: every subcommand, flag and its help text.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "spindle",
+    version,
+    about = "Run an auto-scaling web application on your own machine",
+    long_about = "Spindle runs an auto-scaling web application from real CloudFormation templates, \
+                  baked images and a signed apt repository, on one machine. `spindle server` is \
+                  the daemon; every other command talks to it over its REST API.",
+    after_help = "Start here: `spindle up examples/twine`."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The daemon's URL [default: the profile's endpoint, else http://127.0.0.1:7420]
+    #[arg(long, global = true, env = "SPINDLE_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// The credentials profile to use
+    #[arg(long, global = true, env = "SPINDLE_PROFILE", default_value = "default")]
+    pub profile: String,
+    /// The credentials file [default: ~/.config/spindle/credentials]
+    #[arg(long, global = true, env = "SPINDLE_CREDENTIALS_FILE")]
+    pub credentials_file: Option<PathBuf>,
+    /// The account to act in (name or 12-digit id) [default: the credential's own]
+    #[arg(long, global = true, env = "SPINDLE_ACCOUNT")]
+    pub account: Option<String>,
+    /// How to print results
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground
+    Server(ServerArgs),
+    /// Bring a project directory up: start the daemon if needed, then do every step that is out of date
+    Up(UpArgs),
+    /// Show which account and credential this profile uses
+    Whoami,
+    /// Manage accounts and their access keys
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Manage roles: grants that let another account act in this one
+    #[command(subcommand)]
+    Role(RoleCmd),
+    /// Get short-lived credentials for a role that trusts this account (like `aws sts assume-role`)
+    Assume(AssumeArgs),
+    /// Manage deny rules that no principal of an account can override (admin only)
+    #[command(subcommand)]
+    Deny(DenyCmd),
+    /// Read the audit log: every change and every refused call
+    Audit(AuditArgs),
+    /// Manage the parameter store (like SSM Parameter Store)
+    #[command(subcommand)]
+    Param(ParamCmd),
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Where the daemon keeps its state [default: /var/lib/spindle as root, else ~/.local/state/spindle]
+    #[arg(long, env = "SPINDLE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The address the API listens on
+    #[arg(long, default_value = "127.0.0.1:7420")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+    /// Log format
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The project directory (holding spindle.toml)
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+    /// Show the plan without doing anything
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Create an account (admin only)
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List the accounts this credential can see
+    List,
+    /// Show one account
+    Describe { name: String },
+    /// Delete an account with its keys and roles; refused while it holds resources (admin only)
+    Delete { name: String },
+    /// Manage access keys
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Create an access key; the secret is shown once
+    Create {
+        /// Limit the key to these actions (repeatable; e.g. `param:Get`, `stack:*`) [default: all]
+        #[arg(long = "allow")]
+        allow: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Also save the key to the credentials file under this profile name
+        #[arg(long)]
+        save_profile: Option<String>,
+    },
+    /// List the account's access keys
+    List,
+    /// Revoke an access key; it stops working at once
+    Revoke { access_key_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCmd {
+    /// Create a role that trusted accounts may assume
+    Create {
+        name: String,
+        /// An account whose principals may assume the role (repeatable; name or 12-digit id)
+        #[arg(long = "trust", required = true)]
+        trust: Vec<String>,
+        /// Actions the role allows (repeatable; e.g. `stack:*`)
+        #[arg(long = "allow", required = true)]
+        allow: Vec<String>,
+        /// The longest session it grants, e.g. `1h`, `15m`, `3600`
+        #[arg(long)]
+        max_session_duration: Option<String>,
+    },
+    /// List the account's roles
+    List,
+    /// Show one role
+    Describe { name: String },
+    /// Delete a role (sessions already issued run until they expire)
+    Delete { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AssumeArgs {
+    /// The role's name
+    pub role: String,
+    /// The role's account, when several trusted roles share the name
+    #[arg(long = "role-account")]
+    pub role_account: Option<String>,
+    /// How long the credentials last, e.g. `15m`, `1h`, `900` [default: 1h, at most the role's maximum]
+    #[arg(long)]
+    pub duration: Option<String>,
+    #[arg(long)]
+    pub session_name: Option<String>,
+    /// Save the credentials to the credentials file under this profile name
+    #[arg(long)]
+    pub save_profile: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DenyCmd {
+    /// Forbid actions in an account (the --account flag), whatever its keys and roles allow
+    Add {
+        pattern: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List an account's deny rules
+    List,
+    /// Remove a deny rule by its id
+    Remove { id: i64 },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only records from this long ago (`10m`, `2h`, `1d`) or this RFC 3339 time
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many records
+    #[arg(long, default_value_t = 1000)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ParamCmd {
+    /// Create or (with --overwrite) update a parameter
+    Put {
+        name: String,
+        value: String,
+        #[arg(long = "type", default_value = "String", value_parser = ["String", "StringList", "SecureString"])]
+        kind: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Show a parameter
+    Get {
+        name: String,
+        /// Show a SecureString's value
+        #[arg(long)]
+        decrypt: bool,
+    },
+    /// List parameters
+    List {
+        /// Only names starting with this
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Delete a parameter
+    Delete { name: String },
+}

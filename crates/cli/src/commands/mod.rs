@@ -1,0 +1,36 @@
+//! One module per command group; each turns parsed arguments into client calls and output.
+
+mod accounts;
+mod audit;
+mod params;
+pub mod server;
+mod up;
+
+use crate::cli::{Cli, Command};
+use crate::context::Context;
+use anyhow::Result;
+use clap::CommandFactory;
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Server(args) => server::run(&args, &cli.global),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "spindle", &mut std::io::stdout());
+            Ok(())
+        }
+        cmd => {
+            let mut cx = Context::new(&cli.global)?;
+            match cmd {
+                Command::Up(args) => up::run(&mut cx, &args),
+                Command::Whoami => accounts::whoami(&cx),
+                Command::Account(c) => accounts::account(&cx, c),
+                Command::Role(c) => accounts::role(&cx, c),
+                Command::Assume(a) => accounts::assume(&cx, a),
+                Command::Deny(c) => accounts::deny(&cx, c),
+                Command::Audit(a) => audit::run(&cx, &a),
+                Command::Param(c) => params::run(&cx, c),
+                Command::Server(_) | Command::Completions { .. } => unreachable!("handled above"),
+            }
+        }
+    }
+}

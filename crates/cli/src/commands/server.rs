@@ -1,0 +1,57 @@
+//! `spindle server`: the daemon in the foreground.
+
+use crate::cli::{DaemonArgs, Global, LogFormat, ServerArgs};
+use anyhow::{Context as _, Result};
+use spindle_client::CredentialsFile;
+use spindle_server::{Server, ServerConfig};
+use std::path::PathBuf;
+
+/// `/var/lib/spindle` as root; `$XDG_STATE_HOME/spindle` or `~/.local/state/spindle` otherwise.
+pub fn default_data_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/spindle");
+    }
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("spindle");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".local/state/spindle")
+}
+
+pub fn data_dir(args: &DaemonArgs) -> PathBuf {
+    args.data_dir.clone().unwrap_or_else(default_data_dir)
+}
+
+pub fn run(args: &ServerArgs, global: &Global) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPINDLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    let config = ServerConfig {
+        listen: args.daemon.listen,
+        data_dir: data_dir(&args.daemon),
+        credentials_file: match &global.credentials_file {
+            Some(p) => p.clone(),
+            None => CredentialsFile::default_path()?,
+        },
+        admin_profile: global.profile.clone(),
+    };
+    // Two workers match the machines Spindle targets; the API's work is short.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let server = Server::bind(&config).await?;
+        server.serve(spindle_server::shutdown_signal()).await
+    })?;
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! `spindle up DIR`: the main job. Starts the daemon if none answers, reads the manifest, plans
+//! with the pure planner in `spindle-project`, executes the steps through the API with a
+//! progress display, and prints where to go next. Idempotent: a second run does nothing.
+
+use crate::cli::UpArgs;
+use crate::commands::server::data_dir;
+use crate::context::{api_err, hinted, Context};
+use crate::output;
+use anyhow::{Context as _, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use spindle_model::api::CreateAccount;
+use spindle_project::{plan, Manifest, Step};
+use std::io::{BufRead, Seek};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+#[derive(Serialize)]
+struct UpReport {
+    project: String,
+    endpoint: String,
+    daemon_started: bool,
+    done: Vec<String>,
+    up_to_date: Vec<String>,
+}
+
+pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
+    let manifest = Manifest::load(&args.dir)?;
+    if !cx.endpoint_was_given() {
+        cx.set_endpoint(format!("http://{}", args.daemon.listen));
+    }
+    let daemon_started = ensure_daemon(cx, args)?;
+    if daemon_started {
+        cx.reload()?;
+        if !cx.endpoint_was_given() {
+            cx.set_endpoint(format!("http://{}", args.daemon.listen));
+        }
+    }
+    let client = cx.client()?;
+    let existing: Vec<_> = client.list_accounts().map_err(api_err)?.into_iter().map(|a| a.name).collect();
+    let plan = plan(&manifest, &existing);
+
+    if args.dry_run {
+        if cx.json() {
+            output::json(&plan.steps.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        } else if plan.steps.is_empty() {
+            println!("Nothing to do: project {} is up to date.", manifest.name);
+        } else {
+            println!("spindle up would:");
+            plan.steps.iter().for_each(|s| println!("  {s}"));
+        }
+        return Ok(());
+    }
+
+    let mut done = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let bar = spinner(&format!("[{}/{}] {step}", i + 1, plan.steps.len()));
+        let started = Instant::now();
+        let result = match step {
+            Step::CreateAccount { name, description } => client
+                .create_account(&CreateAccount { name: name.clone(), description: description.clone() })
+                .map(|a| format!("created account {} ({})", a.name, a.id)),
+        };
+        bar.finish_and_clear();
+        let what = result.map_err(api_err).with_context(|| format!("step `{step}` failed"))?;
+        if !cx.json() {
+            println!("  ✓ {what} ({} ms)", started.elapsed().as_millis());
+        }
+        done.push(what);
+    }
+
+    let report = UpReport {
+        project: manifest.name.clone(),
+        endpoint: cx.endpoint(),
+        daemon_started,
+        done,
+        up_to_date: plan.up_to_date,
+    };
+    if cx.json() {
+        output::json(&report);
+    } else {
+        if report.done.is_empty() {
+            println!("Nothing to do: project {} is up to date ({}).", report.project, report.up_to_date.join(", "));
+        } else {
+            println!("Project {} is up: {} step(s) done.", report.project, report.done.len());
+        }
+        println!();
+        println!("  API:          {}", report.endpoint);
+        println!("  Credentials:  {} [{}]", cx.credentials_file.display(), cx.profile_name);
+        println!("  Try:          spindle account list");
+    }
+    Ok(())
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("constant template"));
+    bar.set_message(msg.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// Makes sure a daemon answers at the context's endpoint, starting one in the background if
+/// not. Returns whether it started one.
+fn ensure_daemon(cx: &Context, args: &UpArgs) -> Result<bool> {
+    if cx.anonymous().health().is_ok() {
+        return Ok(false);
+    }
+    if cx.endpoint_was_given() && cx.endpoint() != format!("http://{}", args.daemon.listen) {
+        return Err(hinted(format!("no Spindle daemon answers at {}", cx.endpoint()), "start it, or leave out --endpoint so `spindle up` starts one"));
+    }
+    let dir = data_dir(&args.daemon);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data dir `{}`", dir.display()))?;
+    let log_path = dir.join("spindle.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open the daemon log `{}`", log_path.display()))?;
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let exe = std::env::current_exe().context("cannot find the spindle executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("server")
+        .arg("--data-dir")
+        .arg(&dir)
+        .arg("--listen")
+        .arg(args.daemon.listen.to_string())
+        .arg("--profile")
+        .arg(&cx.profile_name)
+        .arg("--credentials-file")
+        .arg(&cx.credentials_file)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent; the daemon
+        // gets its own session so it outlives this terminal.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+    }
+    let bar = spinner(&format!("starting the daemon (data dir {}, log {})", dir.display(), log_path.display()));
+    let mut child = cmd.spawn().context("cannot start `spindle server`")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if cx.anonymous().health().is_ok() {
+            bar.finish_and_clear();
+            if !cx.json() {
+                println!("  ✓ started the daemon at {} (pid {}, log {})", cx.endpoint(), child.id(), log_path.display());
+            }
+            return Ok(true);
+        }
+        if let Some(status) = child.try_wait()? {
+            bar.finish_and_clear();
+            return Err(hinted(
+                format!("the daemon exited ({status}) before answering: {}", log_tail(&log_path, log_start)),
+                format!("see {}", log_path.display()),
+            ));
+        }
+        if Instant::now() > deadline {
+            bar.finish_and_clear();
+            return Err(hinted(format!("the daemon did not answer at {} within 30 s", cx.endpoint()), format!("see {}", log_path.display())));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The last meaningful line the daemon wrote since `from`.
+fn log_tail(path: &Path, from: u64) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else { return "no log".into() };
+    let _ = f.seek(std::io::SeekFrom::Start(from));
+    std::io::BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| !l.trim().is_empty())
+        .last()
+        .unwrap_or_else(|| "no output".into())
+}

@@ -1,0 +1,157 @@
+//! The `spindle` command as users run it: `spindle up` twice, errors as one line plus a hint,
+//! JSON output, completions, and the daemon refusing what it must refuse.
+
+mod common;
+
+use common::{free_port, stderr, stdout, Daemon, UpDaemon, BIN};
+use std::path::Path;
+use std::process::Command;
+
+fn examples() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+#[test]
+fn up_twice_second_run_does_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _daemon = UpDaemon(data.clone());
+    let listen = format!("127.0.0.1:{}", free_port());
+    let up = || {
+        Command::new(BIN)
+            .args(["up"])
+            .arg(examples().join("twine"))
+            .args(["--listen", &listen, "--data-dir"])
+            .arg(&data)
+            .env("SPINDLE_CREDENTIALS_FILE", dir.path().join("credentials"))
+            .env_remove("SPINDLE_ENDPOINT")
+            .env_remove("SPINDLE_PROFILE")
+            .output()
+            .unwrap()
+    };
+    let first = up();
+    assert!(first.status.success(), "{}{}", stdout(&first), stderr(&first));
+    let out = stdout(&first);
+    assert!(out.contains("started the daemon"), "{out}");
+    for acct in ["dev", "prod", "bastion", "dns"] {
+        assert!(out.contains(&format!("created account {acct} (")), "{out}");
+    }
+    let second = up();
+    assert!(second.status.success(), "{}", stderr(&second));
+    let out2 = stdout(&second);
+    assert!(out2.starts_with("Nothing to do: project twine is up to date"), "{out2}");
+    assert!(!out2.contains("created") && !out2.contains("started"), "{out2}");
+    assert!(data.join("spindle.log").exists());
+
+    let json = Command::new(BIN)
+        .args(["up", "--output", "json"])
+        .arg(examples().join("twine"))
+        .args(["--listen", &listen, "--data-dir"])
+        .arg(&data)
+        .env("SPINDLE_CREDENTIALS_FILE", dir.path().join("credentials"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["done"], serde_json::json!([]));
+    assert_eq!(v["daemon_started"], false);
+    assert_eq!(v["up_to_date"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn bad_manifest_is_one_positioned_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spindle.toml"), "[project]\nname = \"x\"\n\n[accounts.Prod]\n").unwrap();
+    let o = Command::new(BIN)
+        .arg("up")
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:1", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    let want = format!("error: {}:4:11: accounts.Prod: account name `Prod` is not valid", dir.path().join("spindle.toml").display());
+    assert!(err.starts_with(&want), "{err}");
+    assert!(!dir.path().join("data").exists(), "a bad manifest starts nothing");
+}
+
+#[test]
+fn daemon_refuses_a_shared_data_dir_and_a_newer_schema() {
+    let mut d = Daemon::start();
+    let o = Command::new(BIN)
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(d.data_dir())
+        .arg("--credentials-file")
+        .arg(d.credentials_file())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let pid = d.child.as_ref().unwrap().id();
+    let err = stderr(&o);
+    assert!(err.contains(&format!("another spindle server (pid {pid}) is using the data dir")), "{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
+    d.stop();
+
+    // Bump the schema version as a newer Spindle would.
+    let db = d.data_dir().join("state.db");
+    let status = Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version=99'); c.commit()"])
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let o = Command::new(BIN)
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(d.data_dir())
+        .arg("--credentials-file")
+        .arg(d.credentials_file())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("has schema version 99, newer than this build of Spindle knows"), "{err}");
+}
+
+#[test]
+fn cli_errors_json_and_completions() {
+    let d = Daemon::start();
+    let o = d.cli(&["account", "describe", "nosuch"]);
+    assert!(!o.status.success());
+    assert_eq!(stderr(&o), "error: account `nosuch` not found\nhint: `spindle account list` shows the accounts your credential can see\n");
+
+    let o = d.cli(&["--output", "json", "account", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["name"], "management");
+
+    let o = d.cli(&["account", "create", "dev"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = d.cli(&["--account", "dev", "account", "keys", "create", "--save-profile", "dev"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = d.cli(&["--profile", "dev", "-o", "json", "whoami"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["account_name"], "dev");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(d.credentials_file()).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    let o = d.cli(&["--profile", "dev", "param", "put", "/app/colour", "blue"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = d.cli(&["--profile", "dev", "param", "put", "/app/colour", "red"]);
+    assert_eq!(stderr(&o), "error: parameter `/app/colour` already exists\nhint: pass --overwrite to replace its value\n");
+    let o = d.cli(&["--profile", "nosuch", "whoami"]);
+    assert!(stderr(&o).starts_with("error: no profile `nosuch` in "), "{}", stderr(&o));
+
+    let o = d.cli(&["account", "list", "--colour"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).starts_with("error: unexpected argument '--colour' found"), "{}", stderr(&o));
+
+    for shell in ["bash", "zsh", "fish"] {
+        let o = Command::new(BIN).args(["completions", shell]).output().unwrap();
+        assert!(o.status.success() && stdout(&o).contains("spindle"), "{shell}");
+    }
+
+    let down = Command::new(BIN).args(["--endpoint", "http://127.0.0.1:1", "--credentials-file"]).arg(d.credentials_file()).arg("whoami").output().unwrap();
+    let e = stderr(&down);
+    assert!(e.starts_with("error: cannot reach the Spindle daemon at http://127.0.0.1:1"), "{e}");
+    assert!(e.contains("\nhint: start it with `spindle server`"), "{e}");
+}

@@ -1,0 +1,150 @@
+//! A real daemon for integration tests: the built `spindle` binary on a temporary data dir and
+//! a random loopback port, stopped by its own PID when the test ends, pass or fail.
+
+#![allow(dead_code)]
+
+use spindle_client::{Client, CredentialsFile};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_spindle");
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub endpoint: String,
+}
+
+impl Daemon {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn credentials_file(&self) -> PathBuf {
+        self.dir.path().join("credentials")
+    }
+
+    /// Starts a daemon on a fresh data dir.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Self { dir, child: None, endpoint: String::new() };
+        d.spawn();
+        d
+    }
+
+    /// Starts the binary on this data dir and waits until `/healthz` answers.
+    pub fn spawn(&mut self) {
+        let _ = std::fs::remove_file(self.data_dir().join("server.json"));
+        let child = Command::new(BIN)
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.data_dir())
+            .arg("--credentials-file")
+            .arg(self.credentials_file())
+            .env("SPINDLE_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(info) = std::fs::read(self.data_dir().join("server.json")) {
+                let v: serde_json::Value = serde_json::from_slice(&info).unwrap();
+                self.endpoint = v["endpoint"].as_str().unwrap().to_owned();
+                if Client::new(&self.endpoint, None).health().is_ok() {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("daemon exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "daemon did not start within 20 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the daemon with SIGTERM (graceful) and returns its exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        // SAFETY: kill with a PID we spawned and have not yet reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A client with the admin credential the first start wrote.
+    pub fn admin(&self) -> Client {
+        let f = CredentialsFile::load(&self.credentials_file()).unwrap();
+        let p = &f.profiles["default"];
+        Client::new(&self.endpoint, Some((p.access_key_id.clone().unwrap(), p.secret_access_key.as_deref().unwrap())))
+    }
+
+    /// Runs the CLI against this daemon with its credentials file.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(["--endpoint", &self.endpoint, "--credentials-file"])
+            .arg(self.credentials_file())
+            .args(args)
+            .env_remove("SPINDLE_PROFILE")
+            .env_remove("SPINDLE_ACCOUNT")
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn client_for(endpoint: &str, c: &spindle_model::api::Credentials) -> Client {
+    Client::new(endpoint, Some((c.access_key_id.clone(), c.secret_access_key.as_str())))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Stops a daemon that `spindle up` started, by the PID it published.
+pub struct UpDaemon(pub PathBuf);
+
+impl Drop for UpDaemon {
+    fn drop(&mut self) {
+        let Ok(info) = std::fs::read(self.0.join("server.json")) else { return };
+        let v: serde_json::Value = serde_json::from_slice(&info).unwrap();
+        let pid = v["pid"].as_i64().unwrap() as i32;
+        // SAFETY: kill with the PID our own `spindle up` started and published.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let proc = PathBuf::from(format!("/proc/{pid}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proc.exists() && Instant::now() < deadline && !is_zombie(&proc) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn is_zombie(proc: &Path) -> bool {
+    std::fs::read_to_string(proc.join("stat")).map(|s| s.contains(") Z ")).unwrap_or(true)
+}

@@ -1,0 +1,11 @@
+//! The typed client of Spindle's REST API, and the credentials file.
+//!
+//! Every CLI command other than `spindle server` goes through [`Client`]; programs can use it
+//! the same way. Requests are signed with the caller's derived key (see `spindle-auth`); the
+//! secret itself never leaves the process.
+
+mod client;
+pub mod credentials;
+
+pub use client::{Client, ClientError, DEFAULT_ENDPOINT};
+pub use credentials::{CredentialsError, CredentialsFile, Profile};

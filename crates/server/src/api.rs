@@ -1,0 +1,225 @@
+//! The REST API's shape: the route table (checked against `docs/openapi.json` by a test), the
+//! error type every handler returns, and the router.
+
+use crate::app::App;
+use crate::audit::RequestId;
+use crate::handlers as h;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::{Extension, Router};
+use spindle_model::api::{ErrorBody, ErrorDetail};
+use spindle_model::Action;
+
+/// The action a route performs, attached to its requests so the authorizer, the audit log and
+/// the OpenAPI description all read it from one place.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteAction(pub Action);
+
+/// An API error: status, stable code, message and hint. Rendered as [`ErrorBody`].
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: String,
+    message: String,
+    hint: Option<String>,
+    /// A refusal for the audit log, even where the answer looks like "not found".
+    denied: bool,
+}
+
+/// Left on error responses for the audit layer.
+#[derive(Debug, Clone)]
+pub struct ErrorCode {
+    pub code: String,
+    pub denied: bool,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: String) -> Self {
+        Self { status, code: code.to_owned(), message, hint: None, denied: false }
+    }
+    pub fn not_found(message: String) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NotFound", message)
+    }
+    pub fn bad_request(message: String) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "InvalidRequest", message)
+    }
+    pub fn conflict(message: String) -> Self {
+        Self::new(StatusCode::CONFLICT, "Conflict", message)
+    }
+    pub fn access_denied(message: String) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "AccessDenied", message).denied()
+    }
+    pub fn unauthenticated(code: &str, message: String) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message).denied()
+    }
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", format!("request body is larger than {limit} bytes"))
+    }
+    pub fn internal(message: &str) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message.to_owned())
+    }
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    pub fn denied(mut self) -> Self {
+        self.denied = true;
+        self
+    }
+}
+
+impl From<spindle_store::StoreError> for ApiError {
+    fn from(e: spindle_store::StoreError) -> Self {
+        use spindle_store::StoreError as S;
+        match e {
+            S::Conflict { .. } => Self::conflict(e.to_string()),
+            S::NotFound { .. } => Self::not_found(e.to_string()),
+            S::NotEmpty { .. } => Self::new(StatusCode::CONFLICT, "NotEmpty", e.to_string()),
+            other => {
+                let chain = error_chain(&other);
+                tracing::error!(error = %chain, "store failure");
+                Self::internal(&format!("internal error in the state store: {chain}"))
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Renders errors; the request id is filled in by [`add_request_id`].
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail { code: self.code.clone(), message: self.message, hint: self.hint, request_id: String::new() },
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        resp.extensions_mut().insert(ErrorCode { code: self.code, denied: self.denied });
+        resp
+    }
+}
+
+/// Fills the request id into error bodies (the handler that built the error didn't know it).
+async fn add_request_id(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let resp = next.run(req).await;
+    if resp.extensions().get::<ErrorCode>().is_none() {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    };
+    let bytes = match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(mut b) => {
+            b.error.request_id = id;
+            serde_json::to_vec(&b).map(Into::into).unwrap_or(bytes)
+        }
+        Err(_) => bytes,
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// One row of the route table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    /// `None` for the unauthenticated operational routes.
+    pub action: Option<Action>,
+}
+
+/// Collects routes and their table together, so the two can't disagree.
+struct Api {
+    router: Router<App>,
+    table: Vec<RouteSpec>,
+}
+
+impl Api {
+    fn route(mut self, method: Method, path: &'static str, action: Action, handler: MethodRouter<App>) -> Self {
+        self.table.push(RouteSpec { method, path, action: Some(action) });
+        self.router = self.router.route(path, handler.layer(Extension(RouteAction(action))));
+        self
+    }
+}
+
+fn filter(m: &Method) -> MethodFilter {
+    match *m {
+        Method::GET => MethodFilter::GET,
+        Method::POST => MethodFilter::POST,
+        Method::PUT => MethodFilter::PUT,
+        Method::DELETE => MethodFilter::DELETE,
+        _ => unreachable!("the API uses GET, POST, PUT and DELETE only"),
+    }
+}
+
+macro_rules! routes {
+    ($api:expr, $($method:ident $path:literal $action:ident => $handler:path;)*) => {
+        $api$(.route(Method::$method, $path, Action::$action, on(filter(&Method::$method), $handler)))*
+    };
+}
+
+fn api_routes() -> Api {
+    let api = Api { router: Router::new(), table: Vec::new() };
+    routes!(api,
+        GET "/v1/whoami" WhoAmI => h::whoami;
+        GET "/v1/accounts" ListAccounts => h::list_accounts;
+        POST "/v1/accounts" CreateAccount => h::create_account;
+        GET "/v1/accounts/{account}" DescribeAccount => h::describe_account;
+        DELETE "/v1/accounts/{account}" DeleteAccount => h::delete_account;
+        GET "/v1/accounts/{account}/keys" ListKeys => h::list_keys;
+        POST "/v1/accounts/{account}/keys" CreateKey => h::create_key;
+        DELETE "/v1/accounts/{account}/keys/{key}" RevokeKey => h::revoke_key;
+        GET "/v1/accounts/{account}/roles" ListRoles => h::list_roles;
+        POST "/v1/accounts/{account}/roles" CreateRole => h::create_role;
+        GET "/v1/accounts/{account}/roles/{role}" DescribeRole => h::describe_role;
+        DELETE "/v1/accounts/{account}/roles/{role}" DeleteRole => h::delete_role;
+        POST "/v1/assume-role" AssumeRole => h::assume_role;
+        GET "/v1/accounts/{account}/deny-rules" ListDenyRules => h::list_deny_rules;
+        POST "/v1/accounts/{account}/deny-rules" AddDenyRule => h::add_deny_rule;
+        DELETE "/v1/accounts/{account}/deny-rules/{id}" RemoveDenyRule => h::remove_deny_rule;
+        GET "/v1/audit" ReadAudit => h::read_audit;
+        GET "/v1/accounts/{account}/params" ListParams => h::list_params;
+        GET "/v1/accounts/{account}/params/{name}" GetParam => h::get_param;
+        PUT "/v1/accounts/{account}/params/{name}" PutParam => h::put_param;
+        DELETE "/v1/accounts/{account}/params/{name}" DeleteParam => h::delete_param;
+    )
+}
+
+/// Every route the daemon serves, with its action: what `docs/openapi.json` must describe.
+pub fn route_table() -> Vec<RouteSpec> {
+    let mut t = vec![
+        RouteSpec { method: Method::GET, path: "/healthz", action: None },
+        RouteSpec { method: Method::GET, path: "/metrics", action: None },
+    ];
+    t.extend(api_routes().table);
+    t
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("no such API route".into()).with_hint("see docs/openapi.json for the routes")
+}
+
+pub fn router(app: App) -> Router {
+    let api = api_routes();
+    api.router
+        .route("/healthz", axum::routing::get(h::healthz))
+        .route("/metrics", axum::routing::get(h::metrics))
+        .fallback(fallback)
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "method not allowed on this route".into())
+        })
+        .layer(axum::middleware::from_fn(add_request_id))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), crate::audit::layer))
+        .with_state(app)
+}

@@ -1,0 +1,73 @@
+//! Shared daemon state and the two questions every handler asks first: which account does this
+//! call act in, and may the caller do this action there?
+
+use crate::api::ApiError;
+use crate::auth::{Call, ReplayState};
+use crate::metrics::Metrics;
+use spindle_auth::{authorize, Decision, Grant};
+use spindle_model::api::Account;
+use spindle_model::ids::AccountRef;
+use spindle_store::Store;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<Store>,
+    pub replay: Arc<ReplayState>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl App {
+    pub fn new(store: Arc<Store>, boot: OffsetDateTime) -> Self {
+        Self { store, replay: Arc::new(ReplayState::new(boot)), metrics: Arc::new(Metrics::new(boot)) }
+    }
+
+    /// Resolves `account` as the caller may see it and checks the call's action there.
+    ///
+    /// An account the caller may not act in gets exactly the answer a missing one gets, so a
+    /// credential can't learn that another account exists; the audit log records the truth.
+    pub fn scope(&self, call: &Call, account: &str, target: String) -> Result<Account, ApiError> {
+        call.set_target(target);
+        let not_found = || {
+            ApiError::not_found(format!("account `{account}` not found"))
+                .with_hint("`spindle account list` shows the accounts your credential can see")
+        };
+        // A missing account is recorded as a refusal too, so the caller's own audit view of a
+        // probe looks the same whether or not the account exists.
+        let r = AccountRef::parse(account).map_err(|_| not_found().denied())?;
+        let acct = self.store.find_account(&r)?.ok_or_else(|| not_found().denied())?;
+        if !call.caller.admin && acct.id != call.caller.account.id {
+            call.set_target_account(acct.id.clone());
+            return Err(not_found().denied());
+        }
+        self.check(call, &acct)?;
+        Ok(acct)
+    }
+
+    /// Checks the call's action in `acct` (already known to be in scope).
+    pub fn check(&self, call: &Call, acct: &Account) -> Result<(), ApiError> {
+        let deny: Vec<String> = if call.caller.admin {
+            Vec::new()
+        } else {
+            self.store.list_deny_rules(&acct.id)?.into_iter().map(|r| r.pattern).collect()
+        };
+        let grant = Grant { admin: call.caller.admin, allow: &call.caller.allow, deny: &deny };
+        match authorize(grant, call.action) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => Err(ApiError::access_denied(reason)),
+        }
+    }
+
+    /// For actions that name no account (creating accounts, assuming roles): checks the action
+    /// in the caller's own account.
+    pub fn check_own(&self, call: &Call, target: String) -> Result<(), ApiError> {
+        call.set_target(target);
+        self.check(call, &call.caller.account)
+    }
+}
+
+/// The current time; one place, so handlers agree.
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}

@@ -1,0 +1,31 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why the daemon could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    DataDir(#[from] crate::datadir::DataDirError),
+    #[error("cannot open the state database `{}`", path.display())]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: spindle_store::StoreError,
+    },
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the admin credential")]
+    Bootstrap {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the HTTP server failed")]
+    Serve {
+        #[source]
+        source: std::io::Error,
+    },
+}

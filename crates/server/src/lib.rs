@@ -1,0 +1,104 @@
+//! The Spindle daemon: the REST API, authentication, authorization and the audit log, wired to
+//! the engines. **Invariants:** this is the only crate that serves HTTP, and the only place
+//! where subsystems are composed; handlers are thin (parse, call one store or engine function,
+//! convert); every request passes the audit layer, so no mutating or refused call goes
+//! unrecorded.
+//!
+//! Entry point: [`Server::bind`] then [`Server::serve`].
+
+mod api;
+mod app;
+mod audit;
+mod auth;
+mod bootstrap;
+mod datadir;
+mod error;
+mod handlers;
+mod metrics;
+
+pub use api::route_table;
+pub use datadir::{DataDir, DataDirError, ServerInfo};
+pub use error::ServerError;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How to run the daemon.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Where the first start writes the admin credential.
+    pub credentials_file: PathBuf,
+    /// The profile name the admin credential is written under.
+    pub admin_profile: String,
+}
+
+/// A daemon that holds its data dir and has bound its socket, ready to serve.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    app: app::App,
+    _data_dir: DataDir,
+    local_addr: SocketAddr,
+}
+
+impl Server {
+    /// Takes the data dir lock, opens and migrates the database, creates the admin credential
+    /// on first start, and binds the listener. Nothing is served yet.
+    pub async fn bind(config: &ServerConfig) -> Result<Self, ServerError> {
+        let started = std::time::Instant::now();
+        let boot = time::OffsetDateTime::now_utc();
+        let data_dir = DataDir::lock(&config.data_dir)?;
+        let store = Arc::new(
+            spindle_store::Store::open(&data_dir.db_path())
+                .map_err(|source| ServerError::Store { path: data_dir.db_path(), source })?,
+        );
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+        let endpoint = format!("http://{local_addr}");
+        bootstrap::ensure_admin(&store, &config.credentials_file, &config.admin_profile, &endpoint, boot)?;
+        let app = app::App::new(store, boot);
+        data_dir.write_info(&ServerInfo {
+            pid: std::process::id(),
+            endpoint: endpoint.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        })?;
+        tracing::info!(%endpoint, data_dir = %config.data_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "spindle server listening");
+        Ok(Self { listener, app, _data_dir: data_dir, local_addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        let router = api::router(self.app);
+        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|source| ServerError::Serve { source })?;
+        tracing::info!("spindle server stopped");
+        Ok(())
+    }
+}
+
+/// Resolves when the process gets SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; stopping only on SIGINT");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
