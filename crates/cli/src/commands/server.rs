@@ -43,6 +43,14 @@ pub fn run(args: &ServerArgs, global: &Global) -> Result<()> {
         },
         admin_profile: global.profile.clone(),
     };
+    // Key derivation allocates 19 MiB at a time. A fixed mmap threshold makes glibc hand such
+    // blocks back to the kernel when freed, instead of keeping them in the heap, so an idle
+    // daemon stays small after creating keys.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tuning; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
     // Two workers match the machines Spindle targets; the API's work is short.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
