@@ -27,7 +27,12 @@ pub struct Global {
     #[arg(long, global = true, env = "SPINDLE_ENDPOINT")]
     pub endpoint: Option<String>,
     /// The credentials profile to use
-    #[arg(long, global = true, env = "SPINDLE_PROFILE", default_value = "default")]
+    #[arg(
+        long,
+        global = true,
+        env = "SPINDLE_PROFILE",
+        default_value = "default"
+    )]
     pub profile: String,
     /// The credentials file [default: ~/.config/spindle/credentials]
     #[arg(long, global = true, env = "SPINDLE_CREDENTIALS_FILE")]
@@ -70,6 +75,9 @@ pub enum Command {
     /// Manage the parameter store (like SSM Parameter Store)
     #[command(subcommand)]
     Param(ParamCmd),
+    /// Build and inspect .deb packages (local; no daemon needed)
+    #[command(subcommand)]
+    Pkg(PkgCmd),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -243,4 +251,26 @@ pub enum ParamCmd {
     },
     /// Delete a parameter
     Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PkgCmd {
+    /// Build a .deb from a package spec (TOML). Reproducible: the same inputs and
+    /// SOURCE_DATE_EPOCH give a byte-identical file
+    Build {
+        /// The spec file; paths inside it are relative to its directory
+        spec: PathBuf,
+        /// Where to write the .deb
+        #[arg(long, short = 'd', default_value = ".")]
+        output_dir: PathBuf,
+        /// Timestamp for every file in the package [default: now]
+        #[arg(long, env = "SOURCE_DATE_EPOCH")]
+        source_date_epoch: Option<u64>,
+    },
+    /// Show a .deb's control fields, digests and (with --contents) its files
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        contents: bool,
+    },
 }

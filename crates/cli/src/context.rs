@@ -32,7 +32,11 @@ impl std::fmt::Display for Hinted {
 impl std::error::Error for Hinted {}
 
 pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
-    Hinted { message: message.into(), hint: hint.into() }.into()
+    Hinted {
+        message: message.into(),
+        hint: hint.into(),
+    }
+    .into()
 }
 
 impl Context {
@@ -101,7 +105,10 @@ impl Context {
         })?;
         let (Some(id), Some(secret)) = (&p.access_key_id, &p.secret_access_key) else {
             return Err(hinted(
-                format!("profile `{}` has no access_key_id and secret_access_key", self.profile_name),
+                format!(
+                    "profile `{}` has no access_key_id and secret_access_key",
+                    self.profile_name
+                ),
                 format!("edit {}", self.credentials_file.display()),
             ));
         };
@@ -157,7 +164,9 @@ pub fn parse_duration(s: &str) -> Result<u64> {
         Some('d') => (&s[..s.len() - 1], 86400),
         _ => (s, 1),
     };
-    let n: u64 = num.parse().map_err(|_| anyhow!("`{s}` is not a duration: expected e.g. 90, 90s, 15m, 2h, 1d"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow!("`{s}` is not a duration: expected e.g. 90, 90s, 15m, 2h, 1d"))?;
     Ok(n * mult)
 }
 
@@ -165,7 +174,16 @@ pub fn parse_duration(s: &str) -> Result<u64> {
 mod tests {
     #[test]
     fn durations() {
-        for (s, want) in [("90", Some(90)), ("90s", Some(90)), ("15m", Some(900)), ("2h", Some(7200)), ("1d", Some(86400)), ("x", None), ("", None), ("5y", None)] {
+        for (s, want) in [
+            ("90", Some(90)),
+            ("90s", Some(90)),
+            ("15m", Some(900)),
+            ("2h", Some(7200)),
+            ("1d", Some(86400)),
+            ("x", None),
+            ("", None),
+            ("5y", None),
+        ] {
             assert_eq!(super::parse_duration(s).ok(), want, "{s}");
         }
     }

@@ -5,7 +5,10 @@ use serde::Serialize;
 
 /// Prints `value` as pretty JSON.
 pub fn json<T: Serialize>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).expect("API types serialise"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("API types serialise")
+    );
 }
 
 /// Prints rows under a header, columns aligned.
@@ -42,7 +45,10 @@ pub fn fields(pairs: &[(&str, String)]) {
 }
 
 pub fn print_error(e: &anyhow::Error) {
-    let hint = e.chain().find_map(|c| c.downcast_ref::<Hinted>()).map(|h| h.hint.clone());
+    let hint = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<Hinted>())
+        .map(|h| h.hint.clone());
     let mut msg = e.to_string();
     // Context layers read as one sentence: "saving profile `x`: cannot write ...: denied".
     for cause in e.chain().skip(1) {

@@ -30,7 +30,12 @@ fn up_twice_second_run_does_nothing() {
             .unwrap()
     };
     let first = up();
-    assert!(first.status.success(), "{}{}", stdout(&first), stderr(&first));
+    assert!(
+        first.status.success(),
+        "{}{}",
+        stdout(&first),
+        stderr(&first)
+    );
     let out = stdout(&first);
     assert!(out.contains("started the daemon"), "{out}");
     for acct in ["dev", "prod", "bastion", "dns"] {
@@ -39,8 +44,14 @@ fn up_twice_second_run_does_nothing() {
     let second = up();
     assert!(second.status.success(), "{}", stderr(&second));
     let out2 = stdout(&second);
-    assert!(out2.starts_with("Nothing to do: project twine is up to date"), "{out2}");
-    assert!(!out2.contains("created") && !out2.contains("started"), "{out2}");
+    assert!(
+        out2.starts_with("Nothing to do: project twine is up to date"),
+        "{out2}"
+    );
+    assert!(
+        !out2.contains("created") && !out2.contains("started"),
+        "{out2}"
+    );
     assert!(data.join("spindle.log").exists());
 
     let json = Command::new(BIN)
@@ -60,7 +71,11 @@ fn up_twice_second_run_does_nothing() {
 #[test]
 fn bad_manifest_is_one_positioned_line() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("spindle.toml"), "[project]\nname = \"x\"\n\n[accounts.Prod]\n").unwrap();
+    std::fs::write(
+        dir.path().join("spindle.toml"),
+        "[project]\nname = \"x\"\n\n[accounts.Prod]\n",
+    )
+    .unwrap();
     let o = Command::new(BIN)
         .arg("up")
         .arg(dir.path())
@@ -70,9 +85,15 @@ fn bad_manifest_is_one_positioned_line() {
         .unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
-    let want = format!("error: {}:4:11: accounts.Prod: account name `Prod` is not valid", dir.path().join("spindle.toml").display());
+    let want = format!(
+        "error: {}:4:11: accounts.Prod: account name `Prod` is not valid",
+        dir.path().join("spindle.toml").display()
+    );
     assert!(err.starts_with(&want), "{err}");
-    assert!(!dir.path().join("data").exists(), "a bad manifest starts nothing");
+    assert!(
+        !dir.path().join("data").exists(),
+        "a bad manifest starts nothing"
+    );
 }
 
 #[test]
@@ -88,8 +109,17 @@ fn daemon_refuses_a_shared_data_dir_and_a_newer_schema() {
     assert!(!o.status.success());
     let pid = d.child.as_ref().unwrap().id();
     let err = stderr(&o);
-    assert!(err.contains(&format!("another spindle server (pid {pid}) is using the data dir")), "{err}");
-    assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "another spindle server (pid {pid}) is using the data dir"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
     d.stop();
 
     // Bump the schema version as a newer Spindle would.
@@ -109,7 +139,10 @@ fn daemon_refuses_a_shared_data_dir_and_a_newer_schema() {
         .unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("has schema version 99, newer than this build of Spindle knows"), "{err}");
+    assert!(
+        err.contains("has schema version 99, newer than this build of Spindle knows"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -126,12 +159,24 @@ fn cli_errors_json_and_completions() {
 
     let o = d.cli(&["account", "create", "dev"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = d.cli(&["--account", "dev", "account", "keys", "create", "--save-profile", "dev"]);
+    let o = d.cli(&[
+        "--account",
+        "dev",
+        "account",
+        "keys",
+        "create",
+        "--save-profile",
+        "dev",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = d.cli(&["--profile", "dev", "-o", "json", "whoami"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["account_name"], "dev");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(d.credentials_file()).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(d.credentials_file())
+            .unwrap()
+            .permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
 
     let o = d.cli(&["--profile", "dev", "param", "put", "/app/colour", "blue"]);
@@ -139,19 +184,95 @@ fn cli_errors_json_and_completions() {
     let o = d.cli(&["--profile", "dev", "param", "put", "/app/colour", "red"]);
     assert_eq!(stderr(&o), "error: parameter `/app/colour` already exists\nhint: pass --overwrite to replace its value\n");
     let o = d.cli(&["--profile", "nosuch", "whoami"]);
-    assert!(stderr(&o).starts_with("error: no profile `nosuch` in "), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("error: no profile `nosuch` in "),
+        "{}",
+        stderr(&o)
+    );
 
     let o = d.cli(&["account", "list", "--colour"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).starts_with("error: unexpected argument '--colour' found"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("error: unexpected argument '--colour' found"),
+        "{}",
+        stderr(&o)
+    );
 
     for shell in ["bash", "zsh", "fish"] {
-        let o = Command::new(BIN).args(["completions", shell]).output().unwrap();
-        assert!(o.status.success() && stdout(&o).contains("spindle"), "{shell}");
+        let o = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success() && stdout(&o).contains("spindle"),
+            "{shell}"
+        );
     }
 
-    let down = Command::new(BIN).args(["--endpoint", "http://127.0.0.1:1", "--credentials-file"]).arg(d.credentials_file()).arg("whoami").output().unwrap();
+    let down = Command::new(BIN)
+        .args(["--endpoint", "http://127.0.0.1:1", "--credentials-file"])
+        .arg(d.credentials_file())
+        .arg("whoami")
+        .output()
+        .unwrap();
     let e = stderr(&down);
-    assert!(e.starts_with("error: cannot reach the Spindle daemon at http://127.0.0.1:1"), "{e}");
+    assert!(
+        e.starts_with("error: cannot reach the Spindle daemon at http://127.0.0.1:1"),
+        "{e}"
+    );
     assert!(e.contains("\nhint: start it with `spindle server`"), "{e}");
+}
+
+#[test]
+fn pkg_build_is_reproducible_and_dpkg_reads_it() {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deb/tests/fixtures/hello.toml");
+    let out = tempfile::tempdir().unwrap();
+    let build = |dir: &Path| {
+        let o = Command::new(BIN)
+            .args(["pkg", "build"])
+            .arg(&spec)
+            .arg("--output-dir")
+            .arg(dir)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read(dir.join("spindle-hello_1.2.3~rc1-1_all.deb")).unwrap()
+    };
+    let a = build(&out.path().join("a"));
+    let b = build(&out.path().join("b"));
+    assert!(a == b, "two builds with the same SOURCE_DATE_EPOCH differ");
+    let deb = out.path().join("a/spindle-hello_1.2.3~rc1-1_all.deb");
+    let info = Command::new("dpkg-deb")
+        .arg("--field")
+        .arg(&deb)
+        .arg("Package")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&info).trim(), "spindle-hello");
+    let o = Command::new(BIN)
+        .args(["pkg", "inspect", "--contents"])
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Version: 1:1.2.3~rc1-1")
+            && stdout(&o).contains("./usr/bin/spindle-hello"),
+        "{}",
+        stdout(&o)
+    );
+
+    let bad = out.path().join("bad.toml");
+    std::fs::write(&bad, "[package]\nname = \"Bad_Name\"\nversion = \"1.0\"\narchitecture = \"all\"\nmaintainer = \"x <x@y>\"\ndescription = \"d\"\n").unwrap();
+    let o = Command::new(BIN)
+        .args(["pkg", "build"])
+        .arg(&bad)
+        .arg("-d")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains(&format!("{}:2:8:", bad.display())), "{e}");
 }

@@ -51,7 +51,8 @@ impl Store {
 
     pub fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
         self.read(|c| {
-            let mut st = c.prepare_cached(&format!("SELECT {COLUMNS} FROM accounts ORDER BY name"))?;
+            let mut st =
+                c.prepare_cached(&format!("SELECT {COLUMNS} FROM accounts ORDER BY name"))?;
             let rows = st.query_map([], account)?.collect::<Result<_, _>>()?;
             Ok(rows)
         })
@@ -64,14 +65,17 @@ impl Store {
             AccountRef::Name(n) => ("name", n.as_str()),
         };
         self.read(|c| {
-            let mut st = c.prepare_cached(&format!("SELECT {COLUMNS} FROM accounts WHERE {col} = ?1"))?;
+            let mut st =
+                c.prepare_cached(&format!("SELECT {COLUMNS} FROM accounts WHERE {col} = ?1"))?;
             Ok(st.query_row([val], account).optional()?)
         })
     }
 
     pub fn management_account(&self) -> Result<Option<Account>, StoreError> {
         self.read(|c| {
-            let mut st = c.prepare_cached(&format!("SELECT {COLUMNS} FROM accounts WHERE management = 1"))?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM accounts WHERE management = 1"
+            ))?;
             Ok(st.query_row([], account).optional()?)
         })
     }
@@ -80,7 +84,11 @@ impl Store {
     /// resources (parameters, and later stacks, repos…), so nothing is orphaned.
     pub fn delete_account(&self, id: &AccountId) -> Result<(), StoreError> {
         self.write(|tx| {
-            let params: i64 = tx.query_row("SELECT COUNT(*) FROM params WHERE account_id = ?1", [id.as_str()], |r| r.get(0))?;
+            let params: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM params WHERE account_id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )?;
             if params > 0 {
                 return Err(StoreError::NotEmpty {
                     what: format!("account {id}"),
@@ -89,7 +97,9 @@ impl Store {
             }
             let n = tx.execute("DELETE FROM accounts WHERE id = ?1", [id.as_str()])?;
             if n == 0 {
-                return Err(StoreError::NotFound { what: format!("account {id}") });
+                return Err(StoreError::NotFound {
+                    what: format!("account {id}"),
+                });
             }
             Ok(())
         })
@@ -108,12 +118,30 @@ mod tests {
         let (_d, s) = open();
         let dev = AccountName::parse("dev").unwrap();
         let a = s.create_account(&dev, "developers", false, now()).unwrap();
-        assert!(matches!(s.create_account(&dev, "", false, now()), Err(StoreError::Conflict { .. })));
-        assert_eq!(s.find_account(&AccountRef::Id(a.id.clone())).unwrap().unwrap().name, dev);
-        assert_eq!(s.find_account(&AccountRef::Name(dev.clone())).unwrap().unwrap().id, a.id);
+        assert!(matches!(
+            s.create_account(&dev, "", false, now()),
+            Err(StoreError::Conflict { .. })
+        ));
+        assert_eq!(
+            s.find_account(&AccountRef::Id(a.id.clone()))
+                .unwrap()
+                .unwrap()
+                .name,
+            dev
+        );
+        assert_eq!(
+            s.find_account(&AccountRef::Name(dev.clone()))
+                .unwrap()
+                .unwrap()
+                .id,
+            a.id
+        );
         assert_eq!(s.list_accounts().unwrap().len(), 1);
         s.delete_account(&a.id).unwrap();
         assert!(s.find_account(&AccountRef::Name(dev)).unwrap().is_none());
-        assert!(matches!(s.delete_account(&a.id), Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            s.delete_account(&a.id),
+            Err(StoreError::NotFound { .. })
+        ));
     }
 }

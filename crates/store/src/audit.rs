@@ -37,11 +37,18 @@ fn event(r: &Row<'_>) -> rusqlite::Result<AuditEvent> {
         r.get::<_, Option<String>>(i)?
             .map(|s| AccountId::parse(&s))
             .transpose()
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+            .map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    i,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })
     };
     let ms: i64 = r.get(1)?;
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Integer, Box::new(e)))?;
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Integer, Box::new(e))
+    })?;
     Ok(AuditEvent {
         seq: r.get(0)?,
         time: crate::fmt_time(t),
@@ -132,8 +139,12 @@ mod tests {
     #[test]
     fn append_query_and_refuse_tampering() {
         let (_d, s) = open();
-        let dev = s.create_account(&AccountName::parse("dev").unwrap(), "", false, now()).unwrap();
-        let prod = s.create_account(&AccountName::parse("prod").unwrap(), "", false, now()).unwrap();
+        let dev = s
+            .create_account(&AccountName::parse("dev").unwrap(), "", false, now())
+            .unwrap();
+        let prod = s
+            .create_account(&AccountName::parse("prod").unwrap(), "", false, now())
+            .unwrap();
         let rec = |acct: &AccountId, target: Option<&AccountId>, secs: i64| AuditRecord {
             time: now() + time::Duration::seconds(secs),
             request_id: "r".into(),

@@ -14,7 +14,11 @@ pub enum StoreError {
          run a newer spindle, or restore a backup of the data dir",
         path.display()
     )]
-    NewerSchema { path: PathBuf, found: i64, known: i64 },
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("migration to schema version {version} failed")]
     Migration {
         version: i64,
@@ -34,7 +38,9 @@ pub enum StoreError {
 }
 
 /// Turns a UNIQUE/PRIMARY KEY violation into [`StoreError::Conflict`].
-pub(crate) fn conflict(what: impl FnOnce() -> String) -> impl FnOnce(rusqlite::Error) -> StoreError {
+pub(crate) fn conflict(
+    what: impl FnOnce() -> String,
+) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| match &e {
         rusqlite::Error::SqliteFailure(f, _)
             if f.code == rusqlite::ErrorCode::ConstraintViolation

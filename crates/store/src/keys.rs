@@ -35,7 +35,9 @@ pub struct NewKey<'a> {
     pub source_key_id: Option<&'a AccessKeyId>,
 }
 
-fn conv<E: std::error::Error + Send + Sync + 'static>(i: usize) -> impl FnOnce(E) -> rusqlite::Error {
+fn conv<E: std::error::Error + Send + Sync + 'static>(
+    i: usize,
+) -> impl FnOnce(E) -> rusqlite::Error {
     move |e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
 }
 
@@ -44,7 +46,9 @@ fn record(r: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     Ok(KeyRecord {
         id: AccessKeyId::parse(&r.get::<_, String>(0)?).map_err(conv(0))?,
         account_id: AccountId::parse(&r.get::<_, String>(1)?).map_err(conv(1))?,
-        signing_key: key.try_into().map_err(|_| rusqlite::Error::InvalidColumnType(2, "signing_key".into(), rusqlite::types::Type::Blob))?,
+        signing_key: key.try_into().map_err(|_| {
+            rusqlite::Error::InvalidColumnType(2, "signing_key".into(), rusqlite::types::Type::Blob)
+        })?,
         active: r.get::<_, String>(3)? == "Active",
         admin: r.get(4)?,
         allow: parse_json_list(&r.get::<_, String>(5)?)?,
@@ -116,7 +120,12 @@ impl Store {
     }
 
     /// Revokes a key of `account`. The row stays, so the audit log keeps naming it.
-    pub fn revoke_key(&self, account: &AccountId, id: &AccessKeyId, now: OffsetDateTime) -> Result<(), StoreError> {
+    pub fn revoke_key(
+        &self,
+        account: &AccountId,
+        id: &AccessKeyId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         self.write(|tx| {
             let n = tx.execute(
                 "UPDATE access_keys SET status = 'Revoked', revoked = ?3
@@ -124,7 +133,9 @@ impl Store {
                 rusqlite::params![id.as_str(), account.as_str(), fmt_time(now)],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound { what: format!("active access key {id}") });
+                return Err(StoreError::NotFound {
+                    what: format!("active access key {id}"),
+                });
             }
             Ok(())
         })
@@ -140,7 +151,9 @@ mod tests {
     #[test]
     fn insert_get_revoke() {
         let (_d, s) = open();
-        let a = s.create_account(&AccountName::parse("dev").unwrap(), "", false, now()).unwrap();
+        let a = s
+            .create_account(&AccountName::parse("dev").unwrap(), "", false, now())
+            .unwrap();
         let id = AccessKeyId::parse("AKIAABCDEFGHIJKLMNOP").unwrap();
         let allow = vec!["*".to_string()];
         let nk = NewKey {
@@ -156,12 +169,18 @@ mod tests {
             source_key_id: None,
         };
         s.insert_key(&nk, now()).unwrap();
-        assert!(matches!(s.insert_key(&nk, now()), Err(StoreError::Conflict { .. })));
+        assert!(matches!(
+            s.insert_key(&nk, now()),
+            Err(StoreError::Conflict { .. })
+        ));
         let r = s.get_key(&id).unwrap().unwrap();
         assert!(r.active && r.signing_key == [3; 32] && r.allow == allow);
         assert_eq!(s.list_keys(&a.id).unwrap().len(), 1);
         s.revoke_key(&a.id, &id, now()).unwrap();
         assert!(!s.get_key(&id).unwrap().unwrap().active);
-        assert!(matches!(s.revoke_key(&a.id, &id, now()), Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            s.revoke_key(&a.id, &id, now()),
+            Err(StoreError::NotFound { .. })
+        ));
     }
 }

@@ -94,9 +94,17 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = current_version();
     if found > known {
-        return Err(StoreError::NewerSchema { path: path.to_owned(), found, known });
+        return Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            known,
+        });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
         let version = i as i64 + 1;
         let step = |conn: &mut Connection| -> rusqlite::Result<()> {
             let tx = conn.transaction()?;
@@ -120,12 +128,18 @@ mod tests {
         let mut c = Connection::open(&path).unwrap();
         migrate(&mut c, &path).unwrap();
         migrate(&mut c, &path).unwrap();
-        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v, current_version());
-        c.pragma_update(None, "user_version", current_version() + 1).unwrap();
+        c.pragma_update(None, "user_version", current_version() + 1)
+            .unwrap();
         drop(c);
         let err = crate::Store::open(&path).unwrap_err();
-        assert!(matches!(err, StoreError::NewerSchema { found, .. } if found == current_version() + 1), "{err}");
+        assert!(
+            matches!(err, StoreError::NewerSchema { found, .. } if found == current_version() + 1),
+            "{err}"
+        );
         assert!(err.to_string().contains("newer than this build"), "{err}");
     }
 }

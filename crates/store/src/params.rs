@@ -10,8 +10,9 @@ const COLUMNS: &str = "name, type, value, version, last_modified, description";
 
 fn param(r: &Row<'_>) -> rusqlite::Result<Param> {
     Ok(Param {
-        name: ParamName::parse(&r.get::<_, String>(0)?)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?,
+        name: ParamName::parse(&r.get::<_, String>(0)?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         kind: r.get(1)?,
         value: r.get(2)?,
         version: r.get(3)?,
@@ -56,10 +57,18 @@ impl Store {
         })
     }
 
-    pub fn get_param(&self, account: &AccountId, name: &ParamName) -> Result<Option<Param>, StoreError> {
+    pub fn get_param(
+        &self,
+        account: &AccountId,
+        name: &ParamName,
+    ) -> Result<Option<Param>, StoreError> {
         self.read(|c| {
-            let mut st = c.prepare_cached(&format!("SELECT {COLUMNS} FROM params WHERE account_id = ?1 AND name = ?2"))?;
-            Ok(st.query_row([account.as_str(), name.as_str()], param).optional()?)
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM params WHERE account_id = ?1 AND name = ?2"
+            ))?;
+            Ok(st
+                .query_row([account.as_str(), name.as_str()], param)
+                .optional()?)
         })
     }
 
@@ -76,9 +85,14 @@ impl Store {
 
     pub fn delete_param(&self, account: &AccountId, name: &ParamName) -> Result<(), StoreError> {
         self.write(|tx| {
-            let n = tx.execute("DELETE FROM params WHERE account_id = ?1 AND name = ?2", [account.as_str(), name.as_str()])?;
+            let n = tx.execute(
+                "DELETE FROM params WHERE account_id = ?1 AND name = ?2",
+                [account.as_str(), name.as_str()],
+            )?;
             if n == 0 {
-                return Err(StoreError::NotFound { what: format!("parameter {name}") });
+                return Err(StoreError::NotFound {
+                    what: format!("parameter {name}"),
+                });
             }
             Ok(())
         })
@@ -94,17 +108,35 @@ mod tests {
     #[test]
     fn versions_and_isolation() {
         let (_d, s) = open();
-        let dev = s.create_account(&AccountName::parse("dev").unwrap(), "", false, now()).unwrap();
-        let prod = s.create_account(&AccountName::parse("prod").unwrap(), "", false, now()).unwrap();
+        let dev = s
+            .create_account(&AccountName::parse("dev").unwrap(), "", false, now())
+            .unwrap();
+        let prod = s
+            .create_account(&AccountName::parse("prod").unwrap(), "", false, now())
+            .unwrap();
         let n = ParamName::parse("/app/db").unwrap();
-        assert_eq!(s.put_param(&dev.id, &n, "String", "a", "", false, now()).unwrap(), 1);
-        assert!(matches!(s.put_param(&dev.id, &n, "String", "b", "", false, now()), Err(StoreError::Conflict { .. })));
-        assert_eq!(s.put_param(&dev.id, &n, "String", "b", "", true, now()).unwrap(), 2);
+        assert_eq!(
+            s.put_param(&dev.id, &n, "String", "a", "", false, now())
+                .unwrap(),
+            1
+        );
+        assert!(matches!(
+            s.put_param(&dev.id, &n, "String", "b", "", false, now()),
+            Err(StoreError::Conflict { .. })
+        ));
+        assert_eq!(
+            s.put_param(&dev.id, &n, "String", "b", "", true, now())
+                .unwrap(),
+            2
+        );
         assert_eq!(s.get_param(&dev.id, &n).unwrap().unwrap().value, "b");
         assert!(s.get_param(&prod.id, &n).unwrap().is_none());
         assert_eq!(s.list_params(&dev.id, "/app").unwrap().len(), 1);
         assert_eq!(s.list_params(&dev.id, "/other").unwrap().len(), 0);
-        assert!(matches!(s.delete_account(&dev.id), Err(StoreError::NotEmpty { .. })));
+        assert!(matches!(
+            s.delete_account(&dev.id),
+            Err(StoreError::NotEmpty { .. })
+        ));
         s.delete_param(&dev.id, &n).unwrap();
         s.delete_account(&dev.id).unwrap();
     }

@@ -7,7 +7,9 @@ use spindle_model::api::{DenyRule, Role};
 use spindle_model::{AccountId, RoleName};
 use time::OffsetDateTime;
 
-fn conv<E: std::error::Error + Send + Sync + 'static>(i: usize) -> impl FnOnce(E) -> rusqlite::Error {
+fn conv<E: std::error::Error + Send + Sync + 'static>(
+    i: usize,
+) -> impl FnOnce(E) -> rusqlite::Error {
     move |e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
 }
 
@@ -55,50 +57,94 @@ impl Store {
         self.write(|tx| {
             tx.execute(
                 &format!("INSERT INTO roles({ROLE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-                rusqlite::params![account.as_str(), name.as_str(), json_list(&trust_s), json_list(allow), max_session_seconds, fmt_time(now)],
+                rusqlite::params![
+                    account.as_str(),
+                    name.as_str(),
+                    json_list(&trust_s),
+                    json_list(allow),
+                    max_session_seconds,
+                    fmt_time(now)
+                ],
             )
             .map_err(conflict(|| format!("role `{name}`")))?;
             Ok(())
         })?;
-        self.get_role(account, name)?.ok_or_else(|| StoreError::Corrupt { detail: format!("role {name} vanished after insert") })
+        self.get_role(account, name)?
+            .ok_or_else(|| StoreError::Corrupt {
+                detail: format!("role {name} vanished after insert"),
+            })
     }
 
-    pub fn get_role(&self, account: &AccountId, name: &RoleName) -> Result<Option<Role>, StoreError> {
+    pub fn get_role(
+        &self,
+        account: &AccountId,
+        name: &RoleName,
+    ) -> Result<Option<Role>, StoreError> {
         self.read(|c| {
-            let mut st = c.prepare_cached(&format!("SELECT {ROLE_COLUMNS} FROM roles WHERE account_id = ?1 AND name = ?2"))?;
-            Ok(st.query_row([account.as_str(), name.as_str()], role).optional()?)
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {ROLE_COLUMNS} FROM roles WHERE account_id = ?1 AND name = ?2"
+            ))?;
+            Ok(st
+                .query_row([account.as_str(), name.as_str()], role)
+                .optional()?)
         })
     }
 
     pub fn list_roles(&self, account: &AccountId) -> Result<Vec<Role>, StoreError> {
         self.read(|c| {
-            let mut st = c.prepare_cached(&format!("SELECT {ROLE_COLUMNS} FROM roles WHERE account_id = ?1 ORDER BY name"))?;
-            let rows = st.query_map([account.as_str()], role)?.collect::<Result<_, _>>()?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {ROLE_COLUMNS} FROM roles WHERE account_id = ?1 ORDER BY name"
+            ))?;
+            let rows = st
+                .query_map([account.as_str()], role)?
+                .collect::<Result<_, _>>()?;
             Ok(rows)
         })
     }
 
     /// Roles named `name`, in any account, that trust `trusted`.
-    pub fn roles_trusting(&self, name: &RoleName, trusted: &AccountId) -> Result<Vec<Role>, StoreError> {
+    pub fn roles_trusting(
+        &self,
+        name: &RoleName,
+        trusted: &AccountId,
+    ) -> Result<Vec<Role>, StoreError> {
         let all = self.read(|c| {
-            let mut st = c.prepare_cached(&format!("SELECT {ROLE_COLUMNS} FROM roles WHERE name = ?1 ORDER BY account_id"))?;
-            let rows: Vec<Role> = st.query_map([name.as_str()], role)?.collect::<Result<_, _>>()?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {ROLE_COLUMNS} FROM roles WHERE name = ?1 ORDER BY account_id"
+            ))?;
+            let rows: Vec<Role> = st
+                .query_map([name.as_str()], role)?
+                .collect::<Result<_, _>>()?;
             Ok(rows)
         })?;
-        Ok(all.into_iter().filter(|r| r.trust.contains(trusted)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|r| r.trust.contains(trusted))
+            .collect())
     }
 
     pub fn delete_role(&self, account: &AccountId, name: &RoleName) -> Result<(), StoreError> {
         self.write(|tx| {
-            let n = tx.execute("DELETE FROM roles WHERE account_id = ?1 AND name = ?2", [account.as_str(), name.as_str()])?;
+            let n = tx.execute(
+                "DELETE FROM roles WHERE account_id = ?1 AND name = ?2",
+                [account.as_str(), name.as_str()],
+            )?;
             if n == 0 {
-                return Err(StoreError::NotFound { what: format!("role `{name}`") });
+                return Err(StoreError::NotFound {
+                    what: format!("role `{name}`"),
+                });
             }
             Ok(())
         })
     }
 
-    pub fn add_deny_rule(&self, account: &AccountId, pattern: &str, reason: &str, now: OffsetDateTime) -> Result<DenyRule, StoreError> {
+    pub fn add_deny_rule(
+        &self,
+        account: &AccountId,
+        pattern: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<DenyRule, StoreError> {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO deny_rules(account_id, pattern, reason, created) VALUES (?1, ?2, ?3, ?4)",
@@ -127,9 +173,14 @@ impl Store {
 
     pub fn remove_deny_rule(&self, account: &AccountId, id: i64) -> Result<(), StoreError> {
         self.write(|tx| {
-            let n = tx.execute("DELETE FROM deny_rules WHERE account_id = ?1 AND id = ?2", rusqlite::params![account.as_str(), id])?;
+            let n = tx.execute(
+                "DELETE FROM deny_rules WHERE account_id = ?1 AND id = ?2",
+                rusqlite::params![account.as_str(), id],
+            )?;
             if n == 0 {
-                return Err(StoreError::NotFound { what: format!("deny rule {id}") });
+                return Err(StoreError::NotFound {
+                    what: format!("deny rule {id}"),
+                });
             }
             Ok(())
         })
@@ -144,16 +195,34 @@ mod tests {
     #[test]
     fn roles_and_deny_rules() {
         let (_d, s) = open();
-        let dev = s.create_account(&AccountName::parse("dev").unwrap(), "", false, now()).unwrap();
-        let prod = s.create_account(&AccountName::parse("prod").unwrap(), "", false, now()).unwrap();
+        let dev = s
+            .create_account(&AccountName::parse("dev").unwrap(), "", false, now())
+            .unwrap();
+        let prod = s
+            .create_account(&AccountName::parse("prod").unwrap(), "", false, now())
+            .unwrap();
         let name = RoleName::parse("deployer").unwrap();
-        let r = s.create_role(&prod.id, &name, &[dev.id.clone()], &["stack:*".into()], 3600, now()).unwrap();
+        let r = s
+            .create_role(
+                &prod.id,
+                &name,
+                std::slice::from_ref(&dev.id),
+                &["stack:*".into()],
+                3600,
+                now(),
+            )
+            .unwrap();
         assert_eq!(r.arn, format!("arn:spindle:iam::{}:role/deployer", prod.id));
         assert_eq!(s.roles_trusting(&name, &dev.id).unwrap().len(), 1);
         assert!(s.roles_trusting(&name, &prod.id).unwrap().is_empty());
-        let rule = s.add_deny_rule(&prod.id, "param:Delete", "no", now()).unwrap();
+        let rule = s
+            .add_deny_rule(&prod.id, "param:Delete", "no", now())
+            .unwrap();
         assert_eq!(s.list_deny_rules(&prod.id).unwrap(), vec![rule.clone()]);
-        assert!(s.remove_deny_rule(&dev.id, rule.id).is_err(), "a rule is removed only through its account");
+        assert!(
+            s.remove_deny_rule(&dev.id, rule.id).is_err(),
+            "a rule is removed only through its account"
+        );
         s.remove_deny_rule(&prod.id, rule.id).unwrap();
         s.delete_role(&prod.id, &name).unwrap();
         assert!(s.get_role(&prod.id, &name).unwrap().is_none());

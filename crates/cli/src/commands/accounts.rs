@@ -25,7 +25,14 @@ pub fn whoami(cx: &Context) -> Result<()> {
 fn account_rows(accts: &[Account]) -> Vec<Vec<String>> {
     accts
         .iter()
-        .map(|a| vec![a.name.to_string(), a.id.to_string(), a.created.clone(), a.description.clone()])
+        .map(|a| {
+            vec![
+                a.name.to_string(),
+                a.id.to_string(),
+                a.created.clone(),
+                a.description.clone(),
+            ]
+        })
         .collect()
 }
 
@@ -44,8 +51,13 @@ fn print_credentials(cx: &Context, c: &Credentials, saved: Option<&str>) {
     }
     output::fields(&f);
     match saved {
-        Some(p) => eprintln!("Saved as profile [{p}] in {}.", cx.credentials_file.display()),
-        None => eprintln!("The secret is shown only now; keep it, or pass --save-profile NAME next time."),
+        Some(p) => eprintln!(
+            "Saved as profile [{p}] in {}.",
+            cx.credentials_file.display()
+        ),
+        None => eprintln!(
+            "The secret is shown only now; keep it, or pass --save-profile NAME next time."
+        ),
     }
 }
 
@@ -54,7 +66,9 @@ pub fn account(cx: &Context, cmd: AccountCmd) -> Result<()> {
     match cmd {
         AccountCmd::Create { name, description } => {
             let name = AccountName::parse(&name)?;
-            let a = c.create_account(&CreateAccount { name, description }).map_err(api_err)?;
+            let a = c
+                .create_account(&CreateAccount { name, description })
+                .map_err(api_err)?;
             if cx.json() {
                 output::json(&a);
             } else {
@@ -66,7 +80,10 @@ pub fn account(cx: &Context, cmd: AccountCmd) -> Result<()> {
             if cx.json() {
                 output::json(&accts);
             } else {
-                output::table(&["NAME", "ID", "CREATED", "DESCRIPTION"], &account_rows(&accts));
+                output::table(
+                    &["NAME", "ID", "CREATED", "DESCRIPTION"],
+                    &account_rows(&accts),
+                );
             }
         }
         AccountCmd::Describe { name } => {
@@ -98,8 +115,14 @@ fn keys(cx: &Context, cmd: KeysCmd) -> Result<()> {
     let c = cx.client()?;
     let account = cx.account()?;
     match cmd {
-        KeysCmd::Create { allow, description, save_profile } => {
-            let creds = c.create_key(&account, &CreateKey { allow, description }).map_err(api_err)?;
+        KeysCmd::Create {
+            allow,
+            description,
+            save_profile,
+        } => {
+            let creds = c
+                .create_key(&account, &CreateKey { allow, description })
+                .map_err(api_err)?;
             if let Some(p) = &save_profile {
                 cx.save_profile(p, &creds)?;
             }
@@ -112,9 +135,20 @@ fn keys(cx: &Context, cmd: KeysCmd) -> Result<()> {
             } else {
                 let rows: Vec<Vec<String>> = keys
                     .iter()
-                    .map(|k| vec![k.access_key_id.to_string(), k.status.clone(), k.created.clone(), k.allow.join(","), k.description.clone()])
+                    .map(|k| {
+                        vec![
+                            k.access_key_id.to_string(),
+                            k.status.clone(),
+                            k.created.clone(),
+                            k.allow.join(","),
+                            k.description.clone(),
+                        ]
+                    })
                     .collect();
-                output::table(&["ACCESS KEY ID", "STATUS", "CREATED", "ALLOW", "DESCRIPTION"], &rows);
+                output::table(
+                    &["ACCESS KEY ID", "STATUS", "CREATED", "ALLOW", "DESCRIPTION"],
+                    &rows,
+                );
             }
         }
         KeysCmd::Revoke { access_key_id } => {
@@ -135,7 +169,14 @@ fn print_role(cx: &Context, r: &Role) {
         output::fields(&[
             ("name", r.name.to_string()),
             ("arn", r.arn.clone()),
-            ("trust", r.trust.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")),
+            (
+                "trust",
+                r.trust
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
             ("allow", r.allow.join(", ")),
             ("max session", format!("{} s", r.max_session_seconds)),
             ("created", r.created.clone()),
@@ -147,13 +188,23 @@ pub fn role(cx: &Context, cmd: RoleCmd) -> Result<()> {
     let c = cx.client()?;
     let account = cx.account()?;
     match cmd {
-        RoleCmd::Create { name, trust, allow, max_session_duration } => {
+        RoleCmd::Create {
+            name,
+            trust,
+            allow,
+            max_session_duration,
+        } => {
             let max_session_seconds = max_session_duration
                 .as_deref()
                 .map(parse_duration)
                 .transpose()?
                 .map(|s| u32::try_from(s).unwrap_or(u32::MAX));
-            let req = CreateRole { name: RoleName::parse(&name)?, trust, allow, max_session_seconds };
+            let req = CreateRole {
+                name: RoleName::parse(&name)?,
+                trust,
+                allow,
+                max_session_seconds,
+            };
             print_role(cx, &c.create_role(&account, &req).map_err(api_err)?);
         }
         RoleCmd::List => {
@@ -163,12 +214,25 @@ pub fn role(cx: &Context, cmd: RoleCmd) -> Result<()> {
             } else {
                 let rows: Vec<Vec<String>> = roles
                     .iter()
-                    .map(|r| vec![r.name.to_string(), r.trust.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","), r.allow.join(","), r.arn.clone()])
+                    .map(|r| {
+                        vec![
+                            r.name.to_string(),
+                            r.trust
+                                .iter()
+                                .map(|t| t.to_string())
+                                .collect::<Vec<_>>()
+                                .join(","),
+                            r.allow.join(","),
+                            r.arn.clone(),
+                        ]
+                    })
                     .collect();
                 output::table(&["NAME", "TRUST", "ALLOW", "ARN"], &rows);
             }
         }
-        RoleCmd::Describe { name } => print_role(cx, &c.get_role(&account, &name).map_err(api_err)?),
+        RoleCmd::Describe { name } => {
+            print_role(cx, &c.get_role(&account, &name).map_err(api_err)?)
+        }
         RoleCmd::Delete { name } => {
             c.delete_role(&account, &name).map_err(api_err)?;
             if !cx.json() {
@@ -188,7 +252,9 @@ pub fn assume(cx: &Context, a: AssumeArgs) -> Result<()> {
         .map(|s| u32::try_from(s).unwrap_or(u32::MAX));
     let req = AssumeRole {
         role: RoleName::parse(&a.role)?,
-        account: a.role_account.or_else(|| cx.account_flag().map(str::to_owned)),
+        account: a
+            .role_account
+            .or_else(|| cx.account_flag().map(str::to_owned)),
         duration_seconds,
         session_name: a.session_name,
     };
@@ -208,7 +274,9 @@ pub fn deny(cx: &Context, cmd: DenyCmd) -> Result<()> {
         .ok_or_else(|| hinted("deny rules need an account", "pass --account NAME"))?;
     match cmd {
         DenyCmd::Add { pattern, reason } => {
-            let r = c.add_deny_rule(&account, &AddDenyRule { pattern, reason }).map_err(api_err)?;
+            let r = c
+                .add_deny_rule(&account, &AddDenyRule { pattern, reason })
+                .map_err(api_err)?;
             if cx.json() {
                 output::json(&r);
             } else {
@@ -220,8 +288,17 @@ pub fn deny(cx: &Context, cmd: DenyCmd) -> Result<()> {
             if cx.json() {
                 output::json(&rules);
             } else {
-                let rows: Vec<Vec<String>> =
-                    rules.iter().map(|r| vec![r.id.to_string(), r.pattern.clone(), r.created.clone(), r.reason.clone()]).collect();
+                let rows: Vec<Vec<String>> = rules
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.id.to_string(),
+                            r.pattern.clone(),
+                            r.created.clone(),
+                            r.reason.clone(),
+                        ]
+                    })
+                    .collect();
                 output::table(&["ID", "PATTERN", "CREATED", "REASON"], &rows);
             }
         }

@@ -11,11 +11,15 @@ pub fn run(cx: &Context, a: &AuditArgs) -> Result<()> {
         Some(s) if s.contains('T') => Some(s.clone()),
         Some(s) => {
             let secs = parse_duration(s)?;
-            let t = time::OffsetDateTime::now_utc() - time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2));
+            let t = time::OffsetDateTime::now_utc()
+                - time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2));
             Some(t.format(&time::format_description::well_known::Rfc3339)?)
         }
     };
-    let events = cx.client()?.audit(cx.account_flag(), since.as_deref(), None, Some(a.limit)).map_err(api_err)?;
+    let events = cx
+        .client()?
+        .audit(cx.account_flag(), since.as_deref(), None, Some(a.limit))
+        .map_err(api_err)?;
     if cx.json() {
         output::json(&events);
         return Ok(());
@@ -25,7 +29,10 @@ pub fn run(cx: &Context, a: &AuditArgs) -> Result<()> {
         .map(|e| {
             vec![
                 e.time.clone(),
-                e.account_id.as_ref().map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+                e.account_id
+                    .as_ref()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 e.access_key_id.clone().unwrap_or_else(|| "-".into()),
                 e.action.clone(),
                 e.target.clone(),
@@ -37,6 +44,11 @@ pub fn run(cx: &Context, a: &AuditArgs) -> Result<()> {
             ]
         })
         .collect();
-    output::table(&["TIME", "ACCOUNT", "KEY", "ACTION", "TARGET", "RESULT", "REQUEST"], &rows);
+    output::table(
+        &[
+            "TIME", "ACCOUNT", "KEY", "ACTION", "TARGET", "RESULT", "REQUEST",
+        ],
+        &rows,
+    );
     Ok(())
 }

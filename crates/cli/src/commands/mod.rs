@@ -3,6 +3,7 @@
 mod accounts;
 mod audit;
 mod params;
+mod pkg;
 pub mod server;
 mod up;
 
@@ -15,9 +16,15 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Server(args) => server::run(&args, &cli.global),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "spindle", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "spindle",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
+        Command::Pkg(c) => pkg::run(c, cli.global.output),
         cmd => {
             let mut cx = Context::new(&cli.global)?;
             match cmd {
@@ -29,7 +36,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Deny(c) => accounts::deny(&cx, c),
                 Command::Audit(a) => audit::run(&cx, &a),
                 Command::Param(c) => params::run(&cx, c),
-                Command::Server(_) | Command::Completions { .. } => unreachable!("handled above"),
+                Command::Server(_) | Command::Completions { .. } | Command::Pkg(_) => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

@@ -25,25 +25,54 @@ pub fn run(cx: &Context, cmd: ParamCmd) -> Result<()> {
     let c = cx.client()?;
     let account = cx.account()?;
     match cmd {
-        ParamCmd::Put { name, value, kind, description, overwrite } => {
+        ParamCmd::Put {
+            name,
+            value,
+            kind,
+            description,
+            overwrite,
+        } => {
             let p = c
-                .put_param(&account, &ParamName::parse(&name)?, &PutParam { value, kind, description, overwrite })
+                .put_param(
+                    &account,
+                    &ParamName::parse(&name)?,
+                    &PutParam {
+                        value,
+                        kind,
+                        description,
+                        overwrite,
+                    },
+                )
                 .map_err(api_err)?;
             print(cx, &p);
         }
-        ParamCmd::Get { name, decrypt } => print(cx, &c.get_param(&account, &ParamName::parse(&name)?, decrypt).map_err(api_err)?),
+        ParamCmd::Get { name, decrypt } => print(
+            cx,
+            &c.get_param(&account, &ParamName::parse(&name)?, decrypt)
+                .map_err(api_err)?,
+        ),
         ParamCmd::List { prefix } => {
             let ps = c.list_params(&account, &prefix).map_err(api_err)?;
             if cx.json() {
                 output::json(&ps);
             } else {
-                let rows: Vec<Vec<String>> =
-                    ps.iter().map(|p| vec![p.name.to_string(), p.kind.clone(), p.version.to_string(), p.value.clone()]).collect();
+                let rows: Vec<Vec<String>> = ps
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.name.to_string(),
+                            p.kind.clone(),
+                            p.version.to_string(),
+                            p.value.clone(),
+                        ]
+                    })
+                    .collect();
                 output::table(&["NAME", "TYPE", "VERSION", "VALUE"], &rows);
             }
         }
         ParamCmd::Delete { name } => {
-            c.delete_param(&account, &ParamName::parse(&name)?).map_err(api_err)?;
+            c.delete_param(&account, &ParamName::parse(&name)?)
+                .map_err(api_err)?;
             if !cx.json() {
                 println!("Deleted parameter {name}.");
             }

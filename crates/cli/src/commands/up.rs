@@ -37,7 +37,12 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         }
     }
     let client = cx.client()?;
-    let existing: Vec<_> = client.list_accounts().map_err(api_err)?.into_iter().map(|a| a.name).collect();
+    let existing: Vec<_> = client
+        .list_accounts()
+        .map_err(api_err)?
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
     let plan = plan(&manifest, &existing);
 
     if args.dry_run {
@@ -58,11 +63,16 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         let started = Instant::now();
         let result = match step {
             Step::CreateAccount { name, description } => client
-                .create_account(&CreateAccount { name: name.clone(), description: description.clone() })
+                .create_account(&CreateAccount {
+                    name: name.clone(),
+                    description: description.clone(),
+                })
                 .map(|a| format!("created account {} ({})", a.name, a.id)),
         };
         bar.finish_and_clear();
-        let what = result.map_err(api_err).with_context(|| format!("step `{step}` failed"))?;
+        let what = result
+            .map_err(api_err)
+            .with_context(|| format!("step `{step}` failed"))?;
         if !cx.json() {
             println!("  ✓ {what} ({} ms)", started.elapsed().as_millis());
         }
@@ -80,13 +90,25 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         output::json(&report);
     } else {
         if report.done.is_empty() {
-            println!("Nothing to do: project {} is up to date ({}).", report.project, report.up_to_date.join(", "));
+            println!(
+                "Nothing to do: project {} is up to date ({}).",
+                report.project,
+                report.up_to_date.join(", ")
+            );
         } else {
-            println!("Project {} is up: {} step(s) done.", report.project, report.done.len());
+            println!(
+                "Project {} is up: {} step(s) done.",
+                report.project,
+                report.done.len()
+            );
         }
         println!();
         println!("  API:          {}", report.endpoint);
-        println!("  Credentials:  {} [{}]", cx.credentials_file.display(), cx.profile_name);
+        println!(
+            "  Credentials:  {} [{}]",
+            cx.credentials_file.display(),
+            cx.profile_name
+        );
         println!("  Try:          spindle account list");
     }
     Ok(())
@@ -94,7 +116,9 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
 
 fn spinner(msg: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("constant template"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("constant template"),
+    );
     bar.set_message(msg.to_owned());
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
@@ -107,10 +131,14 @@ fn ensure_daemon(cx: &Context, args: &UpArgs) -> Result<bool> {
         return Ok(false);
     }
     if cx.endpoint_was_given() && cx.endpoint() != format!("http://{}", args.daemon.listen) {
-        return Err(hinted(format!("no Spindle daemon answers at {}", cx.endpoint()), "start it, or leave out --endpoint so `spindle up` starts one"));
+        return Err(hinted(
+            format!("no Spindle daemon answers at {}", cx.endpoint()),
+            "start it, or leave out --endpoint so `spindle up` starts one",
+        ));
     }
     let dir = data_dir(&args.daemon);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data dir `{}`", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the data dir `{}`", dir.display()))?;
     let log_path = dir.join("spindle.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -143,27 +171,42 @@ fn ensure_daemon(cx: &Context, args: &UpArgs) -> Result<bool> {
             });
         }
     }
-    let bar = spinner(&format!("starting the daemon (data dir {}, log {})", dir.display(), log_path.display()));
+    let bar = spinner(&format!(
+        "starting the daemon (data dir {}, log {})",
+        dir.display(),
+        log_path.display()
+    ));
     let mut child = cmd.spawn().context("cannot start `spindle server`")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if cx.anonymous().health().is_ok() {
             bar.finish_and_clear();
             if !cx.json() {
-                println!("  ✓ started the daemon at {} (pid {}, log {})", cx.endpoint(), child.id(), log_path.display());
+                println!(
+                    "  ✓ started the daemon at {} (pid {}, log {})",
+                    cx.endpoint(),
+                    child.id(),
+                    log_path.display()
+                );
             }
             return Ok(true);
         }
         if let Some(status) = child.try_wait()? {
             bar.finish_and_clear();
             return Err(hinted(
-                format!("the daemon exited ({status}) before answering: {}", log_tail(&log_path, log_start)),
+                format!(
+                    "the daemon exited ({status}) before answering: {}",
+                    log_tail(&log_path, log_start)
+                ),
                 format!("see {}", log_path.display()),
             ));
         }
         if Instant::now() > deadline {
             bar.finish_and_clear();
-            return Err(hinted(format!("the daemon did not answer at {} within 30 s", cx.endpoint()), format!("see {}", log_path.display())));
+            return Err(hinted(
+                format!("the daemon did not answer at {} within 30 s", cx.endpoint()),
+                format!("see {}", log_path.display()),
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -171,7 +214,9 @@ fn ensure_daemon(cx: &Context, args: &UpArgs) -> Result<bool> {
 
 /// The last meaningful line the daemon wrote since `from`.
 fn log_tail(path: &Path, from: u64) -> String {
-    let Ok(mut f) = std::fs::File::open(path) else { return "no log".into() };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return "no log".into();
+    };
     let _ = f.seek(std::io::SeekFrom::Start(from));
     std::io::BufReader::new(f)
         .lines()

@@ -28,7 +28,11 @@ impl Daemon {
     /// Starts a daemon on a fresh data dir.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut d = Self { dir, child: None, endpoint: String::new() };
+        let mut d = Self {
+            dir,
+            child: None,
+            endpoint: String::new(),
+        };
         d.spawn();
         d
     }
@@ -60,7 +64,10 @@ impl Daemon {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("daemon exited early: {status}");
             }
-            assert!(Instant::now() < deadline, "daemon did not start within 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not start within 20 s"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -88,7 +95,13 @@ impl Daemon {
     pub fn admin(&self) -> Client {
         let f = CredentialsFile::load(&self.credentials_file()).unwrap();
         let p = &f.profiles["default"];
-        Client::new(&self.endpoint, Some((p.access_key_id.clone().unwrap(), p.secret_access_key.as_deref().unwrap())))
+        Client::new(
+            &self.endpoint,
+            Some((
+                p.access_key_id.clone().unwrap(),
+                p.secret_access_key.as_deref().unwrap(),
+            )),
+        )
     }
 
     /// Runs the CLI against this daemon with its credentials file.
@@ -111,7 +124,10 @@ impl Drop for Daemon {
 }
 
 pub fn client_for(endpoint: &str, c: &spindle_model::api::Credentials) -> Client {
-    Client::new(endpoint, Some((c.access_key_id.clone(), c.secret_access_key.as_str())))
+    Client::new(
+        endpoint,
+        Some((c.access_key_id.clone(), c.secret_access_key.as_str())),
+    )
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -124,7 +140,11 @@ pub fn stderr(o: &Output) -> String {
 
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Stops a daemon that `spindle up` started, by the PID it published.
@@ -132,7 +152,9 @@ pub struct UpDaemon(pub PathBuf);
 
 impl Drop for UpDaemon {
     fn drop(&mut self) {
-        let Ok(info) = std::fs::read(self.0.join("server.json")) else { return };
+        let Ok(info) = std::fs::read(self.0.join("server.json")) else {
+            return;
+        };
         let v: serde_json::Value = serde_json::from_slice(&info).unwrap();
         let pid = v["pid"].as_i64().unwrap() as i32;
         // SAFETY: kill with the PID our own `spindle up` started and published.
@@ -146,5 +168,7 @@ impl Drop for UpDaemon {
 }
 
 fn is_zombie(proc: &Path) -> bool {
-    std::fs::read_to_string(proc.join("stat")).map(|s| s.contains(") Z ")).unwrap_or(true)
+    std::fs::read_to_string(proc.join("stat"))
+        .map(|s| s.contains(") Z "))
+        .unwrap_or(true)
 }
