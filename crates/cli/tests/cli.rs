@@ -99,13 +99,7 @@ fn bad_manifest_is_one_positioned_line() {
 #[test]
 fn daemon_refuses_a_shared_data_dir_and_a_newer_schema() {
     let mut d = Daemon::start();
-    let o = Command::new(BIN)
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(d.data_dir())
-        .arg("--credentials-file")
-        .arg(d.credentials_file())
-        .output()
-        .unwrap();
+    let o = d.server_command().output().unwrap();
     assert!(!o.status.success());
     let pid = d.child.as_ref().unwrap().id();
     let err = stderr(&o);
@@ -130,13 +124,7 @@ fn daemon_refuses_a_shared_data_dir_and_a_newer_schema() {
         .status()
         .unwrap();
     assert!(status.success());
-    let o = Command::new(BIN)
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(d.data_dir())
-        .arg("--credentials-file")
-        .arg(d.credentials_file())
-        .output()
-        .unwrap();
+    let o = d.server_command().output().unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(

@@ -96,12 +96,7 @@ impl Store {
                 });
             }
             let n = tx.execute("DELETE FROM accounts WHERE id = ?1", [id.as_str()])?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    what: format!("account {id}"),
-                });
-            }
-            Ok(())
+            crate::expect_changed(n, || format!("account {id}"))
         })
     }
 }

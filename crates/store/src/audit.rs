@@ -134,17 +134,11 @@ impl Store {
 mod tests {
     use super::*;
     use crate::test_util::{now, open};
-    use spindle_model::AccountName;
 
     #[test]
     fn append_query_and_refuse_tampering() {
         let (_d, s) = open();
-        let dev = s
-            .create_account(&AccountName::parse("dev").unwrap(), "", false, now())
-            .unwrap();
-        let prod = s
-            .create_account(&AccountName::parse("prod").unwrap(), "", false, now())
-            .unwrap();
+        let (dev, prod) = crate::test_util::dev_and_prod(&s);
         let rec = |acct: &AccountId, target: Option<&AccountId>, secs: i64| AuditRecord {
             time: now() + time::Duration::seconds(secs),
             request_id: "r".into(),

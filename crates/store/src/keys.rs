@@ -132,12 +132,7 @@ impl Store {
                  WHERE id = ?1 AND account_id = ?2 AND status = 'Active'",
                 rusqlite::params![id.as_str(), account.as_str(), fmt_time(now)],
             )?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    what: format!("active access key {id}"),
-                });
-            }
-            Ok(())
+            crate::expect_changed(n, || format!("active access key {id}"))
         })
     }
 }

@@ -158,6 +158,14 @@ pub(crate) fn fmt_time(t: OffsetDateTime) -> String {
     )
 }
 
+/// Turns an UPDATE/DELETE's changed-row count into `NotFound` when nothing matched.
+pub(crate) fn expect_changed(n: usize, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if n == 0 {
+        return Err(StoreError::NotFound { what: what() });
+    }
+    Ok(())
+}
+
 pub(crate) fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).expect("a list of strings serialises")
 }
@@ -172,6 +180,22 @@ pub(crate) fn parse_json_list(s: &str) -> rusqlite::Result<Vec<String>> {
 pub(crate) mod test_util {
     pub fn now() -> time::OffsetDateTime {
         time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    /// Accounts `dev` and `prod` in `s`.
+    pub fn dev_and_prod(
+        s: &super::Store,
+    ) -> (spindle_model::api::Account, spindle_model::api::Account) {
+        let mk = |n: &str| {
+            s.create_account(
+                &spindle_model::AccountName::parse(n).unwrap(),
+                "",
+                false,
+                now(),
+            )
+            .unwrap()
+        };
+        (mk("dev"), mk("prod"))
     }
 
     pub fn open() -> (tempfile::TempDir, super::Store) {

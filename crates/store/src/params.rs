@@ -89,12 +89,7 @@ impl Store {
                 "DELETE FROM params WHERE account_id = ?1 AND name = ?2",
                 [account.as_str(), name.as_str()],
             )?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    what: format!("parameter {name}"),
-                });
-            }
-            Ok(())
+            crate::expect_changed(n, || format!("parameter {name}"))
         })
     }
 }
@@ -103,17 +98,12 @@ impl Store {
 mod tests {
     use crate::test_util::{now, open};
     use crate::StoreError;
-    use spindle_model::{AccountName, ParamName};
+    use spindle_model::ParamName;
 
     #[test]
     fn versions_and_isolation() {
         let (_d, s) = open();
-        let dev = s
-            .create_account(&AccountName::parse("dev").unwrap(), "", false, now())
-            .unwrap();
-        let prod = s
-            .create_account(&AccountName::parse("prod").unwrap(), "", false, now())
-            .unwrap();
+        let (dev, prod) = crate::test_util::dev_and_prod(&s);
         let n = ParamName::parse("/app/db").unwrap();
         assert_eq!(
             s.put_param(&dev.id, &n, "String", "a", "", false, now())

@@ -129,12 +129,7 @@ impl Store {
                 "DELETE FROM roles WHERE account_id = ?1 AND name = ?2",
                 [account.as_str(), name.as_str()],
             )?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    what: format!("role `{name}`"),
-                });
-            }
-            Ok(())
+            crate::expect_changed(n, || format!("role `{name}`"))
         })
     }
 
@@ -177,12 +172,7 @@ impl Store {
                 "DELETE FROM deny_rules WHERE account_id = ?1 AND id = ?2",
                 rusqlite::params![account.as_str(), id],
             )?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    what: format!("deny rule {id}"),
-                });
-            }
-            Ok(())
+            crate::expect_changed(n, || format!("deny rule {id}"))
         })
     }
 }
@@ -190,17 +180,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::test_util::{now, open};
-    use spindle_model::{AccountName, RoleName};
+    use spindle_model::RoleName;
 
     #[test]
     fn roles_and_deny_rules() {
         let (_d, s) = open();
-        let dev = s
-            .create_account(&AccountName::parse("dev").unwrap(), "", false, now())
-            .unwrap();
-        let prod = s
-            .create_account(&AccountName::parse("prod").unwrap(), "", false, now())
-            .unwrap();
+        let (dev, prod) = crate::test_util::dev_and_prod(&s);
         let name = RoleName::parse("deployer").unwrap();
         let r = s
             .create_role(

@@ -37,14 +37,21 @@ impl Daemon {
         d
     }
 
+    /// `spindle server` on this data dir and credentials file, on a random port.
+    pub fn server_command(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.data_dir())
+            .arg("--credentials-file")
+            .arg(self.credentials_file());
+        c
+    }
+
     /// Starts the binary on this data dir and waits until `/healthz` answers.
     pub fn spawn(&mut self) {
         let _ = std::fs::remove_file(self.data_dir().join("server.json"));
-        let child = Command::new(BIN)
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(self.data_dir())
-            .arg("--credentials-file")
-            .arg(self.credentials_file())
+        let child = self
+            .server_command()
             .env("SPINDLE_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
