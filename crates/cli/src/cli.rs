@@ -75,6 +75,12 @@ pub enum Command {
     /// Manage the parameter store (like SSM Parameter Store)
     #[command(subcommand)]
     Param(ParamCmd),
+    /// Validate CloudFormation templates
+    #[command(subcommand)]
+    Template(TemplateCmd),
+    /// Deploy and inspect stacks from CloudFormation templates
+    #[command(subcommand)]
+    Stack(StackCmd),
     /// Build and inspect .deb packages (local; no daemon needed)
     #[command(subcommand)]
     Pkg(PkgCmd),
@@ -272,5 +278,51 @@ pub enum PkgCmd {
         file: PathBuf,
         #[arg(long)]
         contents: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCmd {
+    /// Report every problem in a template with its position, and the resource types Spindle
+    /// can't provision yet
+    Validate { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StackCmd {
+    /// Create or update a stack: shows the change set, asks, then deploys and waits
+    Deploy {
+        name: String,
+        /// The CloudFormation template (YAML or JSON)
+        file: PathBuf,
+        /// A parameter value, `Key=Value` (repeatable; lists comma-separated)
+        #[arg(long = "parameter", short = 'p', value_name = "KEY=VALUE")]
+        parameters: Vec<String>,
+        /// Deploy without asking
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Show the change set and stop
+        #[arg(long)]
+        preview: bool,
+        /// On failure, keep what was created instead of rolling back
+        #[arg(long)]
+        disable_rollback: bool,
+    },
+    /// List the account's stacks
+    List,
+    /// Show a stack's status, outputs and resources
+    Describe { name: String },
+    /// Show a stack's events, oldest first
+    Events { name: String },
+    /// Show a stack's outputs
+    Outputs { name: String },
+    /// Show a stack's resources
+    Resources { name: String },
+    /// Delete a stack and its resources
+    Delete {
+        name: String,
+        /// Delete without asking
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }

@@ -41,6 +41,14 @@ fn up_twice_second_run_does_nothing() {
     for acct in ["dev", "prod", "bastion", "dns"] {
         assert!(out.contains(&format!("created account {acct} (")), "{out}");
     }
+    for acct in ["dev", "prod"] {
+        assert!(
+            out.contains(&format!(
+                "deployed stack twine-config in {acct}: CREATE_COMPLETE (3 change(s))"
+            )),
+            "{out}"
+        );
+    }
     let second = up();
     assert!(second.status.success(), "{}", stderr(&second));
     let out2 = stdout(&second);
@@ -65,7 +73,34 @@ fn up_twice_second_run_does_nothing() {
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["done"], serde_json::json!([]));
     assert_eq!(v["daemon_started"], false);
-    assert_eq!(v["up_to_date"].as_array().unwrap().len(), 4);
+    assert_eq!(v["up_to_date"].as_array().unwrap().len(), 6, "{v}");
+
+    // The same template went to dev and prod with different parameters.
+    let cli = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["--endpoint", &format!("http://{listen}"), "-o", "json"])
+            .args(args)
+            .env("SPINDLE_CREDENTIALS_FILE", dir.path().join("credentials"))
+            .output()
+            .unwrap()
+    };
+    for (acct, level, workers) in [("dev", "debug", "2"), ("prod", "info", "8")] {
+        let o = cli(&["--account", acct, "param", "list", "--prefix", "/twine/"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let get = |n: &str| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == format!("/twine/{acct}/{n}"))
+                .map(|p| p["value"].clone())
+        };
+        assert_eq!(get("log-level"), Some(serde_json::json!(level)), "{v}");
+        assert_eq!(
+            get("report-workers"),
+            Some(serde_json::json!(workers)),
+            "{v}"
+        );
+    }
 }
 
 #[test]

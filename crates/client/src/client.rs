@@ -15,7 +15,11 @@ pub enum ClientError {
     #[error("{}", body.message)]
     Api { status: u16, body: ErrorDetail },
     #[error("unexpected response from {endpoint} (HTTP {status}): {detail}")]
-    Decode { endpoint: String, status: u16, detail: String },
+    Decode {
+        endpoint: String,
+        status: u16,
+        detail: String,
+    },
     #[error("this command needs credentials: no access key in the selected profile")]
     NoCredentials,
 }
@@ -32,9 +36,16 @@ impl ClientError {
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Api { body, .. } => body.hint.clone(),
-            Self::Connect { .. } => Some("start it with `spindle server` (or `spindle up DIR`), or pass --endpoint".into()),
-            Self::NoCredentials => Some("pass --profile NAME, or run `spindle up` once to create the admin credential".into()),
-            Self::Decode { .. } => Some("is the endpoint a Spindle daemon of the same version?".into()),
+            Self::Connect { .. } => Some(
+                "start it with `spindle server` (or `spindle up DIR`), or pass --endpoint".into(),
+            ),
+            Self::NoCredentials => Some(
+                "pass --profile NAME, or run `spindle up` once to create the admin credential"
+                    .into(),
+            ),
+            Self::Decode { .. } => {
+                Some("is the endpoint a Spindle daemon of the same version?".into())
+            }
         }
     }
 }
@@ -48,7 +59,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("endpoint", &self.endpoint).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,7 +90,11 @@ impl Client {
             let key = derive_signing_key(&id, secret);
             (id, key)
         });
-        Self { endpoint: endpoint.trim_end_matches('/').to_owned(), agent, credential }
+        Self {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            agent,
+            credential,
+        }
     }
 
     pub fn endpoint(&self) -> &str {
@@ -89,51 +106,103 @@ impl Client {
     }
 
     /// Sends one request; `path_query` is the path and optional query, already encoded.
-    fn raw(&self, method: &str, path_query: &str, body: &[u8], signed: bool) -> Result<(u16, Vec<u8>), ClientError> {
+    fn raw(
+        &self,
+        method: &str,
+        path_query: &str,
+        body: &[u8],
+        signed: bool,
+    ) -> Result<(u16, Vec<u8>), ClientError> {
         let url = format!("{}{}", self.endpoint, path_query);
         let (path, query) = path_query.split_once('?').unwrap_or((path_query, ""));
         // One retry, for a request signed in the second before the daemon (re)started.
         for attempt in 0..2 {
-            let mut req = self.agent.request(method, &url).set("content-type", "application/json");
+            let mut req = self
+                .agent
+                .request(method, &url)
+                .set("content-type", "application/json");
             if signed {
                 let (id, key) = self.credential.as_ref().ok_or(ClientError::NoCredentials)?;
                 let nonce = hex::encode(rand::random::<[u8; 16]>());
-                let auth = sign(id, key, &RequestParts { method, path, query, body }, time::OffsetDateTime::now_utc(), &nonce);
+                let auth = sign(
+                    id,
+                    key,
+                    &RequestParts {
+                        method,
+                        path,
+                        query,
+                        body,
+                    },
+                    time::OffsetDateTime::now_utc(),
+                    &nonce,
+                );
                 req = req.set("authorization", &auth);
             }
             let resp = match req.send_bytes(body) {
                 Ok(r) => r,
                 Err(ureq::Error::Status(_, r)) => r,
                 Err(ureq::Error::Transport(t)) => {
-                    return Err(ClientError::Connect { endpoint: self.endpoint.clone(), detail: t.to_string() })
+                    return Err(ClientError::Connect {
+                        endpoint: self.endpoint.clone(),
+                        detail: t.to_string(),
+                    })
                 }
             };
             let status = resp.status();
             let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes)
-                .map_err(|e| ClientError::Connect { endpoint: self.endpoint.clone(), detail: e.to_string() })?;
-            if status >= 400 {
-                let body: ErrorBody = serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes).map_err(|e| {
+                ClientError::Connect {
                     endpoint: self.endpoint.clone(),
-                    status,
-                    detail: format!("{e}: {}", String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>()),
-                })?;
+                    detail: e.to_string(),
+                }
+            })?;
+            if status >= 400 {
+                let body: ErrorBody =
+                    serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+                        endpoint: self.endpoint.clone(),
+                        status,
+                        detail: format!(
+                            "{e}: {}",
+                            String::from_utf8_lossy(&bytes)
+                                .chars()
+                                .take(200)
+                                .collect::<String>()
+                        ),
+                    })?;
                 if attempt == 0 && body.error.code == "SignatureBeforeBoot" {
                     std::thread::sleep(Duration::from_millis(1100));
                     continue;
                 }
-                return Err(ClientError::Api { status, body: body.error });
+                return Err(ClientError::Api {
+                    status,
+                    body: body.error,
+                });
             }
             return Ok((status, bytes));
         }
         unreachable!("the loop returns on its second pass")
     }
 
-    fn call<T: DeserializeOwned>(&self, method: &str, path_query: &str, body: Option<&impl Serialize>) -> Result<T, ClientError> {
-        let bytes = body.map(|b| serde_json::to_vec(b).expect("API bodies serialise")).unwrap_or_default();
+    fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path_query: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).expect("API bodies serialise"))
+            .unwrap_or_default();
         let (status, out) = self.raw(method, path_query, &bytes, true)?;
-        let out = if out.is_empty() { b"null".to_vec() } else { out };
-        serde_json::from_slice(&out).map_err(|e| ClientError::Decode { endpoint: self.endpoint.clone(), status, detail: e.to_string() })
+        let out = if out.is_empty() {
+            b"null".to_vec()
+        } else {
+            out
+        };
+        serde_json::from_slice(&out).map_err(|e| ClientError::Decode {
+            endpoint: self.endpoint.clone(),
+            status,
+            detail: e.to_string(),
+        })
     }
 
     fn get<T: DeserializeOwned>(&self, path_query: &str) -> Result<T, ClientError> {
@@ -143,7 +212,11 @@ impl Client {
     /// `/healthz`, unauthenticated.
     pub fn health(&self) -> Result<Health, ClientError> {
         let (status, bytes) = self.raw("GET", "/healthz", b"", false)?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { endpoint: self.endpoint.clone(), status, detail: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            endpoint: self.endpoint.clone(),
+            status,
+            detail: e.to_string(),
+        })
     }
 
     /// A signed GET of any API path, returning the JSON as is (for `spindle api`).
@@ -168,7 +241,11 @@ impl Client {
     }
 
     pub fn delete_account(&self, account: &str) -> Result<(), ClientError> {
-        self.call(method::DELETE, &format!("/v1/accounts/{}", seg(account)), None::<&()>)
+        self.call(
+            method::DELETE,
+            &format!("/v1/accounts/{}", seg(account)),
+            None::<&()>,
+        )
     }
 
     pub fn list_keys(&self, account: &str) -> Result<Vec<AccessKey>, ClientError> {
@@ -176,11 +253,19 @@ impl Client {
     }
 
     pub fn create_key(&self, account: &str, req: &CreateKey) -> Result<Credentials, ClientError> {
-        self.call(method::POST, &format!("/v1/accounts/{}/keys", seg(account)), Some(req))
+        self.call(
+            method::POST,
+            &format!("/v1/accounts/{}/keys", seg(account)),
+            Some(req),
+        )
     }
 
     pub fn revoke_key(&self, account: &str, key: &AccessKeyId) -> Result<(), ClientError> {
-        self.call(method::DELETE, &format!("/v1/accounts/{}/keys/{}", seg(account), seg(key.as_str())), None::<&()>)
+        self.call(
+            method::DELETE,
+            &format!("/v1/accounts/{}/keys/{}", seg(account), seg(key.as_str())),
+            None::<&()>,
+        )
     }
 
     pub fn list_roles(&self, account: &str) -> Result<Vec<Role>, ClientError> {
@@ -188,15 +273,27 @@ impl Client {
     }
 
     pub fn create_role(&self, account: &str, req: &CreateRole) -> Result<Role, ClientError> {
-        self.call(method::POST, &format!("/v1/accounts/{}/roles", seg(account)), Some(req))
+        self.call(
+            method::POST,
+            &format!("/v1/accounts/{}/roles", seg(account)),
+            Some(req),
+        )
     }
 
     pub fn get_role(&self, account: &str, name: &str) -> Result<Role, ClientError> {
-        self.get(&format!("/v1/accounts/{}/roles/{}", seg(account), seg(name)))
+        self.get(&format!(
+            "/v1/accounts/{}/roles/{}",
+            seg(account),
+            seg(name)
+        ))
     }
 
     pub fn delete_role(&self, account: &str, name: &str) -> Result<(), ClientError> {
-        self.call(method::DELETE, &format!("/v1/accounts/{}/roles/{}", seg(account), seg(name)), None::<&()>)
+        self.call(
+            method::DELETE,
+            &format!("/v1/accounts/{}/roles/{}", seg(account), seg(name)),
+            None::<&()>,
+        )
     }
 
     pub fn assume_role(&self, req: &AssumeRole) -> Result<Credentials, ClientError> {
@@ -208,15 +305,29 @@ impl Client {
     }
 
     pub fn add_deny_rule(&self, account: &str, req: &AddDenyRule) -> Result<DenyRule, ClientError> {
-        self.call(method::POST, &format!("/v1/accounts/{}/deny-rules", seg(account)), Some(req))
+        self.call(
+            method::POST,
+            &format!("/v1/accounts/{}/deny-rules", seg(account)),
+            Some(req),
+        )
     }
 
     pub fn remove_deny_rule(&self, account: &str, id: i64) -> Result<(), ClientError> {
-        self.call(method::DELETE, &format!("/v1/accounts/{}/deny-rules/{id}", seg(account)), None::<&()>)
+        self.call(
+            method::DELETE,
+            &format!("/v1/accounts/{}/deny-rules/{id}", seg(account)),
+            None::<&()>,
+        )
     }
 
     /// Audit records; `account` narrows to one account, `since` is RFC 3339.
-    pub fn audit(&self, account: Option<&str>, since: Option<&str>, after_seq: Option<i64>, limit: Option<u32>) -> Result<Vec<AuditEvent>, ClientError> {
+    pub fn audit(
+        &self,
+        account: Option<&str>,
+        since: Option<&str>,
+        after_seq: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<Vec<AuditEvent>, ClientError> {
         let mut q = Vec::new();
         if let Some(a) = account {
             q.push(format!("account={}", seg(a)));
@@ -230,26 +341,128 @@ impl Client {
         if let Some(l) = limit {
             q.push(format!("limit={l}"));
         }
-        let qs = if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) };
+        let qs = if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", q.join("&"))
+        };
         self.get(&format!("/v1/audit{qs}"))
     }
 
     pub fn list_params(&self, account: &str, prefix: &str) -> Result<Vec<Param>, ClientError> {
-        let q = if prefix.is_empty() { String::new() } else { format!("?prefix={}", seg(prefix)) };
+        let q = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("?prefix={}", seg(prefix))
+        };
         self.get(&format!("/v1/accounts/{}/params{q}", seg(account)))
     }
 
-    pub fn get_param(&self, account: &str, name: &ParamName, decrypt: bool) -> Result<Param, ClientError> {
+    pub fn get_param(
+        &self,
+        account: &str,
+        name: &ParamName,
+        decrypt: bool,
+    ) -> Result<Param, ClientError> {
         let q = if decrypt { "?decrypt=true" } else { "" };
-        self.get(&format!("/v1/accounts/{}/params/{}{q}", seg(account), seg(name.as_str())))
+        self.get(&format!(
+            "/v1/accounts/{}/params/{}{q}",
+            seg(account),
+            seg(name.as_str())
+        ))
     }
 
-    pub fn put_param(&self, account: &str, name: &ParamName, req: &PutParam) -> Result<Param, ClientError> {
-        self.call(method::PUT, &format!("/v1/accounts/{}/params/{}", seg(account), seg(name.as_str())), Some(req))
+    pub fn put_param(
+        &self,
+        account: &str,
+        name: &ParamName,
+        req: &PutParam,
+    ) -> Result<Param, ClientError> {
+        self.call(
+            method::PUT,
+            &format!(
+                "/v1/accounts/{}/params/{}",
+                seg(account),
+                seg(name.as_str())
+            ),
+            Some(req),
+        )
     }
 
     pub fn delete_param(&self, account: &str, name: &ParamName) -> Result<(), ClientError> {
-        self.call(method::DELETE, &format!("/v1/accounts/{}/params/{}", seg(account), seg(name.as_str())), None::<&()>)
+        self.call(
+            method::DELETE,
+            &format!(
+                "/v1/accounts/{}/params/{}",
+                seg(account),
+                seg(name.as_str())
+            ),
+            None::<&()>,
+        )
+    }
+}
+
+impl Client {
+    pub fn validate_template(
+        &self,
+        account: &str,
+        req: &TemplateRequest,
+    ) -> Result<TemplateReport, ClientError> {
+        self.call(
+            method::POST,
+            &format!("/v1/accounts/{}/templates/validate", seg(account)),
+            Some(req),
+        )
+    }
+
+    pub fn list_stacks(&self, account: &str) -> Result<Vec<StackSummary>, ClientError> {
+        self.get(&format!("/v1/accounts/{}/stacks", seg(account)))
+    }
+
+    pub fn describe_stack(&self, account: &str, stack: &str) -> Result<StackDetail, ClientError> {
+        self.get(&format!(
+            "/v1/accounts/{}/stacks/{}",
+            seg(account),
+            seg(stack)
+        ))
+    }
+
+    /// Previews (`req.preview`) or executes a change set; executing waits for a stable status.
+    pub fn deploy_stack(
+        &self,
+        account: &str,
+        stack: &str,
+        req: &DeployStack,
+    ) -> Result<DeployResult, ClientError> {
+        self.call(
+            method::POST,
+            &format!("/v1/accounts/{}/stacks/{}", seg(account), seg(stack)),
+            Some(req),
+        )
+    }
+
+    pub fn stack_events(
+        &self,
+        account: &str,
+        stack: &str,
+    ) -> Result<Vec<StackEventInfo>, ClientError> {
+        self.get(&format!(
+            "/v1/accounts/{}/stacks/{}/events",
+            seg(account),
+            seg(stack)
+        ))
+    }
+
+    pub fn delete_stack(
+        &self,
+        account: &str,
+        stack: &str,
+    ) -> Result<StackOperationResult, ClientError> {
+        self.call(
+            method::DELETE,
+            &format!("/v1/accounts/{}/stacks/{}", seg(account), seg(stack)),
+            None::<&()>,
+        )
     }
 }
 

@@ -39,7 +39,12 @@ pub enum CredentialsError {
         source: std::io::Error,
     },
     #[error("{}:{line}:{column}: {message}", path.display())]
-    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("no home directory: set HOME or SPINDLE_CREDENTIALS_FILE")]
     NoHome,
 }
@@ -60,7 +65,9 @@ impl CredentialsFile {
         if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|p| !p.is_empty()) {
             return Ok(PathBuf::from(x).join("spindle/credentials"));
         }
-        let home = std::env::var_os("HOME").filter(|p| !p.is_empty()).ok_or(CredentialsError::NoHome)?;
+        let home = std::env::var_os("HOME")
+            .filter(|p| !p.is_empty())
+            .ok_or(CredentialsError::NoHome)?;
         Ok(PathBuf::from(home).join(".config/spindle/credentials"))
     }
 
@@ -69,7 +76,10 @@ impl CredentialsFile {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::parse(path, &text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(CredentialsError::Read { path: path.to_owned(), source }),
+            Err(source) => Err(CredentialsError::Read {
+                path: path.to_owned(),
+                source,
+            }),
         }
     }
 
@@ -97,18 +107,33 @@ impl CredentialsFile {
                 if name.is_empty() {
                     return Err(syntax(indent + 1, "empty profile name".into()));
                 }
-                if out.profiles.insert(name.to_owned(), Profile::default()).is_some() {
-                    return Err(syntax(indent + 1, format!("profile `{name}` appears twice")));
+                if out
+                    .profiles
+                    .insert(name.to_owned(), Profile::default())
+                    .is_some()
+                {
+                    return Err(syntax(
+                        indent + 1,
+                        format!("profile `{name}` appears twice"),
+                    ));
                 }
                 current = Some(name.to_owned());
                 continue;
             }
-            let (k, v) = line.split_once('=').ok_or_else(|| syntax(indent + 1, "expected `key = value`".into()))?;
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| syntax(indent + 1, "expected `key = value`".into()))?;
             let (k, v) = (k.trim(), v.trim().to_owned());
             let Some(name) = &current else {
-                return Err(syntax(indent + 1, "a setting before any `[profile]` header".into()));
+                return Err(syntax(
+                    indent + 1,
+                    "a setting before any `[profile]` header".into(),
+                ));
             };
-            let p = out.profiles.get_mut(name).expect("current profile was inserted");
+            let p = out
+                .profiles
+                .get_mut(name)
+                .expect("current profile was inserted");
             let vcol = raw.find('=').map_or(1, |x| x + 2);
             match k {
                 "access_key_id" | "spindle_access_key_id" => {
@@ -138,7 +163,10 @@ impl CredentialsFile {
                     s.push_str(&format!("{k} = {v}\n"));
                 }
             };
-            kv("access_key_id", p.access_key_id.as_ref().map(|a| a.as_str()));
+            kv(
+                "access_key_id",
+                p.access_key_id.as_ref().map(|a| a.as_str()),
+            );
             kv("secret_access_key", p.secret_access_key.as_deref());
             kv("endpoint", p.endpoint.as_deref());
             kv("account", p.account.as_deref());
@@ -152,9 +180,16 @@ impl CredentialsFile {
     pub fn save(&self, path: &Path) -> Result<(), CredentialsError> {
         use std::io::Write;
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        let werr = |source| CredentialsError::Write { path: path.to_owned(), source };
+        let werr = |source| CredentialsError::Write {
+            path: path.to_owned(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(werr)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(werr)?;
         }
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
         let mut f = std::fs::OpenOptions::new()
@@ -164,7 +199,9 @@ impl CredentialsFile {
             .mode(0o600)
             .open(&tmp)
             .map_err(werr)?;
-        f.write_all(self.render().as_bytes()).and_then(|_| f.sync_all()).map_err(werr)?;
+        f.write_all(self.render().as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(werr)?;
         std::fs::rename(&tmp, path).map_err(werr)
     }
 
@@ -196,21 +233,32 @@ mod tests {
         let f = CredentialsFile::load(&path).unwrap();
         assert_eq!(f.profiles["dev"], p);
         assert_eq!(f.profiles.len(), 2);
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
     fn syntax_errors_have_positions() {
         let cases = [
             ("[dev\n", "f:1:1: expected `[profile-name]`"),
-            ("key = v\n", "f:1:1: a setting before any `[profile]` header"),
+            (
+                "key = v\n",
+                "f:1:1: a setting before any `[profile]` header",
+            ),
             ("[a]\n  nonsense\n", "f:2:3: expected `key = value`"),
             ("[a]\ncolour = blue\n", "f:2:1: unknown setting `colour`"),
-            ("[a]\naccess_key_id = nope\n", "f:2:16: access key id `nope` is not valid"),
+            (
+                "[a]\naccess_key_id = nope\n",
+                "f:2:16: access key id `nope` is not valid",
+            ),
             ("[a]\n[a]\n", "f:2:1: profile `a` appears twice"),
         ];
         for (text, want) in cases {
-            let err = CredentialsFile::parse(Path::new("f"), text).unwrap_err().to_string();
+            let err = CredentialsFile::parse(Path::new("f"), text)
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with(want), "{text:?}: got {err}");
         }
     }

@@ -54,6 +54,11 @@ actions! {
     GetParam => "param:Get", false, false;
     PutParam => "param:Put", false, true;
     DeleteParam => "param:Delete", false, true;
+    ValidateTemplate => "template:Validate", false, false;
+    ListStacks => "stack:List", false, false;
+    DescribeStack => "stack:Describe", false, false;
+    DeployStack => "stack:Deploy", false, true;
+    DeleteStack => "stack:Delete", false, true;
 }
 
 impl std::fmt::Display for Action {

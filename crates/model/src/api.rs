@@ -3,6 +3,7 @@
 
 use crate::{AccessKeyId, AccountId, AccountName, ParamName, RoleName};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -210,3 +211,169 @@ fn default_param_type() -> String {
 
 /// The kinds of parameter the store holds.
 pub const PARAM_TYPES: &[&str] = &["String", "StringList", "SecureString"];
+
+/// A template to validate or deploy, with parameter values as CloudFormation's API takes them
+/// (lists comma-separated).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRequest {
+    pub template_body: String,
+    /// The file name diagnostics name (`stacks/app.yaml`).
+    #[serde(default)]
+    pub template_name: Option<String>,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// One problem in a template, positioned.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TemplateDiagnostic {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    /// `Resources.Web.Properties.ImageId`; empty for the whole document.
+    pub path: String,
+    /// `syntax`, `unsupported-resource-type`, `unknown-reference`, …
+    pub category: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for TemplateDiagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}: {}", self.category, self.message)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TemplateParameterInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub default: Option<String>,
+    pub no_echo: bool,
+    pub description: Option<String>,
+}
+
+/// What `spindle template validate` reports: every problem at once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TemplateReport {
+    pub valid: bool,
+    pub diagnostics: Vec<TemplateDiagnostic>,
+    pub description: Option<String>,
+    pub parameters: Vec<TemplateParameterInfo>,
+    /// Resource types the template uses, with how many of each.
+    pub resource_types: BTreeMap<String, u32>,
+    /// The subset no provider supports yet (each also has a positioned diagnostic).
+    pub unsupported_types: Vec<String>,
+}
+
+/// Create or update a stack: preview the change set, or execute it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeployStack {
+    #[serde(flatten)]
+    pub template: TemplateRequest,
+    /// Only compute and return the change set.
+    #[serde(default)]
+    pub preview: bool,
+    /// Refuse to execute unless the change set still has this hash (the one the user saw).
+    #[serde(default)]
+    pub expected_change_set: Option<String>,
+    #[serde(default)]
+    pub disable_rollback: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StackPropertyChange {
+    pub name: String,
+    /// `Properties` or `Attributes`.
+    pub target: String,
+    /// JSON text; `****` for NoEcho values.
+    pub before: Option<String>,
+    pub after: Option<String>,
+    /// `True`, `False` or `Conditional`.
+    pub requires_recreation: String,
+    /// `Direct`, or the resources whose change makes this value change.
+    pub cause: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StackChange {
+    /// `Add`, `Modify` or `Remove`.
+    pub action: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    /// For `Modify`: `True`, `False` or `Conditional`.
+    pub replacement: Option<String>,
+    pub physical_id: Option<String>,
+    pub details: Vec<StackPropertyChange>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeployResult {
+    pub stack: String,
+    pub changes: Vec<StackChange>,
+    /// Identifies this change set: pass it back as `expected_change_set`.
+    pub change_set_hash: String,
+    pub executed: bool,
+    /// The stack's status after executing (`CREATE_COMPLETE`, `UPDATE_ROLLBACK_COMPLETE`, …).
+    pub status: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StackSummary {
+    pub name: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub last_updated: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StackOutputInfo {
+    pub name: String,
+    /// `****` when computed from a NoEcho parameter.
+    pub value: String,
+    pub description: Option<String>,
+    pub export_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StackResourceInfo {
+    pub logical_id: String,
+    pub physical_id: String,
+    pub resource_type: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StackDetail {
+    pub name: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub in_progress: bool,
+    pub outputs: Vec<StackOutputInfo>,
+    pub resources: Vec<StackResourceInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StackEventInfo {
+    pub seq: u64,
+    pub time: String,
+    pub logical_id: String,
+    pub physical_id: Option<String>,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// A stack operation that ended (a delete).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StackOperationResult {
+    pub stack: String,
+    pub status: String,
+    pub reason: Option<String>,
+}

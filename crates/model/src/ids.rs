@@ -119,13 +119,25 @@ string_id!(
         }
 );
 
+string_id!(
+    /// A stack's name, as CloudFormation allows: a letter, then letters, digits and `-`.
+    StackName,
+    "stack name",
+    "1-128 characters of A-Z, a-z, 0-9 and '-', starting with a letter",
+    |s| !s.is_empty()
+        && s.len() <= 128
+        && s.as_bytes()[0].is_ascii_alphabetic()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+);
+
 fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_lowercase()
         && !s.ends_with('-')
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 impl AccountId {
@@ -148,7 +160,9 @@ impl AccessKeyId {
     pub fn generate(rng: &mut impl Rng, temporary: bool) -> Self {
         let mut s = String::from(if temporary { "ASIA" } else { "AKIA" });
         for _ in 0..16 {
-            s.push(char::from(KEY_ALPHABET[rng.gen_range(0..KEY_ALPHABET.len())]));
+            s.push(char::from(
+                KEY_ALPHABET[rng.gen_range(0..KEY_ALPHABET.len())],
+            ));
         }
         Self(s)
     }
@@ -171,11 +185,13 @@ impl AccountRef {
         if let Ok(id) = AccountId::parse(s) {
             return Ok(Self::Id(id));
         }
-        AccountName::parse(s).map(Self::Name).map_err(|_| IdError::Invalid {
-            kind: "account",
-            value: s.to_owned(),
-            expected: "an account name (a-z, 0-9, '-') or a 12-digit account id",
-        })
+        AccountName::parse(s)
+            .map(Self::Name)
+            .map_err(|_| IdError::Invalid {
+                kind: "account",
+                value: s.to_owned(),
+                expected: "an account name (a-z, 0-9, '-') or a 12-digit account id",
+            })
     }
 }
 

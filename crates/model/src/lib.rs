@@ -10,4 +10,4 @@ pub mod api;
 pub mod ids;
 
 pub use action::Action;
-pub use ids::{AccessKeyId, AccountId, AccountName, IdError, ParamName, RoleName};
+pub use ids::{AccessKeyId, AccountId, AccountName, IdError, ParamName, RoleName, StackName};

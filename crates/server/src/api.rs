@@ -4,6 +4,7 @@
 use crate::app::App;
 use crate::audit::RequestId;
 use crate::handlers as h;
+use crate::stack_handlers as sh;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
@@ -36,7 +37,13 @@ pub struct ErrorCode {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: String) -> Self {
-        Self { status, code: code.to_owned(), message, hint: None, denied: false }
+        Self {
+            status,
+            code: code.to_owned(),
+            message,
+            hint: None,
+            denied: false,
+        }
     }
     pub fn not_found(message: String) -> Self {
         Self::new(StatusCode::NOT_FOUND, "NotFound", message)
@@ -54,10 +61,18 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, code, message).denied()
     }
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", format!("request body is larger than {limit} bytes"))
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            format!("request body is larger than {limit} bytes"),
+        )
     }
     pub fn internal(message: &str) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message.to_owned())
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            message.to_owned(),
+        )
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -100,17 +115,29 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: ErrorDetail { code: self.code.clone(), message: self.message, hint: self.hint, request_id: String::new() },
+            error: ErrorDetail {
+                code: self.code.clone(),
+                message: self.message,
+                hint: self.hint,
+                request_id: String::new(),
+            },
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
-        resp.extensions_mut().insert(ErrorCode { code: self.code, denied: self.denied });
+        resp.extensions_mut().insert(ErrorCode {
+            code: self.code,
+            denied: self.denied,
+        });
         resp
     }
 }
 
 /// Fills the request id into error bodies (the handler that built the error didn't know it).
 async fn add_request_id(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
     let resp = next.run(req).await;
     if resp.extensions().get::<ErrorCode>().is_none() {
         return resp;
@@ -146,9 +173,21 @@ struct Api {
 }
 
 impl Api {
-    fn route(mut self, method: Method, path: &'static str, action: Action, handler: MethodRouter<App>) -> Self {
-        self.table.push(RouteSpec { method, path, action: Some(action) });
-        self.router = self.router.route(path, handler.layer(Extension(RouteAction(action))));
+    fn route(
+        mut self,
+        method: Method,
+        path: &'static str,
+        action: Action,
+        handler: MethodRouter<App>,
+    ) -> Self {
+        self.table.push(RouteSpec {
+            method,
+            path,
+            action: Some(action),
+        });
+        self.router = self
+            .router
+            .route(path, handler.layer(Extension(RouteAction(action))));
         self
     }
 }
@@ -170,7 +209,10 @@ macro_rules! routes {
 }
 
 fn api_routes() -> Api {
-    let api = Api { router: Router::new(), table: Vec::new() };
+    let api = Api {
+        router: Router::new(),
+        table: Vec::new(),
+    };
     routes!(api,
         GET "/v1/whoami" WhoAmI => h::whoami;
         GET "/v1/accounts" ListAccounts => h::list_accounts;
@@ -193,21 +235,36 @@ fn api_routes() -> Api {
         GET "/v1/accounts/{account}/params/{name}" GetParam => h::get_param;
         PUT "/v1/accounts/{account}/params/{name}" PutParam => h::put_param;
         DELETE "/v1/accounts/{account}/params/{name}" DeleteParam => h::delete_param;
+        POST "/v1/accounts/{account}/templates/validate" ValidateTemplate => sh::validate_template;
+        GET "/v1/accounts/{account}/stacks" ListStacks => sh::list_stacks;
+        GET "/v1/accounts/{account}/stacks/{stack}" DescribeStack => sh::describe_stack;
+        POST "/v1/accounts/{account}/stacks/{stack}" DeployStack => sh::deploy_stack;
+        DELETE "/v1/accounts/{account}/stacks/{stack}" DeleteStack => sh::delete_stack;
+        GET "/v1/accounts/{account}/stacks/{stack}/events" DescribeStack => sh::stack_events;
     )
 }
 
 /// Every route the daemon serves, with its action: what `docs/openapi.json` must describe.
 pub fn route_table() -> Vec<RouteSpec> {
     let mut t = vec![
-        RouteSpec { method: Method::GET, path: "/healthz", action: None },
-        RouteSpec { method: Method::GET, path: "/metrics", action: None },
+        RouteSpec {
+            method: Method::GET,
+            path: "/healthz",
+            action: None,
+        },
+        RouteSpec {
+            method: Method::GET,
+            path: "/metrics",
+            action: None,
+        },
     ];
     t.extend(api_routes().table);
     t
 }
 
 async fn fallback() -> ApiError {
-    ApiError::not_found("no such API route".into()).with_hint("see docs/openapi.json for the routes")
+    ApiError::not_found("no such API route".into())
+        .with_hint("see docs/openapi.json for the routes")
 }
 
 pub fn router(app: App) -> Router {
@@ -217,9 +274,16 @@ pub fn router(app: App) -> Router {
         .route("/metrics", axum::routing::get(h::metrics))
         .fallback(fallback)
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "method not allowed on this route".into())
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "method not allowed on this route".into(),
+            )
         })
         .layer(axum::middleware::from_fn(add_request_id))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), crate::audit::layer))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::audit::layer,
+        ))
         .with_state(app)
 }

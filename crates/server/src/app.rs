@@ -16,11 +16,17 @@ pub struct App {
     pub store: Arc<Store>,
     pub replay: Arc<ReplayState>,
     pub metrics: Arc<Metrics>,
+    pub stacks: Arc<crate::stacks::Stacks>,
 }
 
 impl App {
-    pub fn new(store: Arc<Store>, boot: OffsetDateTime) -> Self {
-        Self { store, replay: Arc::new(ReplayState::new(boot)), metrics: Arc::new(Metrics::new(boot)) }
+    pub fn new(store: Arc<Store>, boot: OffsetDateTime, endpoint: &str) -> Self {
+        Self {
+            stacks: Arc::new(crate::stacks::Stacks::new(store.clone(), endpoint)),
+            store,
+            replay: Arc::new(ReplayState::new(boot)),
+            metrics: Arc::new(Metrics::new(boot)),
+        }
     }
 
     /// Resolves `account` as the caller may see it and checks the call's action there.
@@ -36,7 +42,10 @@ impl App {
         // A missing account is recorded as a refusal too, so the caller's own audit view of a
         // probe looks the same whether or not the account exists.
         let r = AccountRef::parse(account).map_err(|_| not_found().denied())?;
-        let acct = self.store.find_account(&r)?.ok_or_else(|| not_found().denied())?;
+        let acct = self
+            .store
+            .find_account(&r)?
+            .ok_or_else(|| not_found().denied())?;
         if !call.caller.admin && acct.id != call.caller.account.id {
             call.set_target_account(acct.id.clone());
             return Err(not_found().denied());
@@ -50,9 +59,17 @@ impl App {
         let deny: Vec<String> = if call.caller.admin {
             Vec::new()
         } else {
-            self.store.list_deny_rules(&acct.id)?.into_iter().map(|r| r.pattern).collect()
+            self.store
+                .list_deny_rules(&acct.id)?
+                .into_iter()
+                .map(|r| r.pattern)
+                .collect()
         };
-        let grant = Grant { admin: call.caller.admin, allow: &call.caller.allow, deny: &deny };
+        let grant = Grant {
+            admin: call.caller.admin,
+            allow: &call.caller.allow,
+            deny: &deny,
+        };
         match authorize(grant, call.action) {
             Decision::Allow => Ok(()),
             Decision::Deny(reason) => Err(ApiError::access_denied(reason)),

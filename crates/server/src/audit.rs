@@ -63,7 +63,8 @@ pub async fn layer(State(app): State<App>, mut req: Request, next: Next) -> Resp
     if let Ok(v) = request_id.parse() {
         resp.headers_mut().insert("x-request-id", v);
     }
-    app.metrics.request(method.as_str(), &route, status, started.elapsed());
+    app.metrics
+        .request(method.as_str(), &route, status, started.elapsed());
     if method != Method::GET || status >= 400 {
         let info = ctx.take();
         let code = resp.extensions().get::<ErrorCode>().cloned();
@@ -88,7 +89,9 @@ pub async fn layer(State(app): State<App>, mut req: Request, next: Next) -> Resp
         };
         match app.store.append_audit(&rec) {
             Ok(()) => app.metrics.audit_record(result),
-            Err(e) => tracing::error!(error = %e, request_id = %rec.request_id, "cannot write the audit record"),
+            Err(e) => {
+                tracing::error!(error = %e, request_id = %rec.request_id, "cannot write the audit record")
+            }
         }
     }
     resp

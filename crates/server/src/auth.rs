@@ -32,7 +32,9 @@ pub struct ReplayState {
 
 impl ReplayState {
     pub fn new(boot: OffsetDateTime) -> Self {
-        Self { guard: Mutex::new(ReplayGuard::new(boot)) }
+        Self {
+            guard: Mutex::new(ReplayGuard::new(boot)),
+        }
     }
 }
 
@@ -56,8 +58,13 @@ impl Call {
 
     /// Parses the body as JSON, naming the field and position of any mistake.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
-        let body: &[u8] = if self.body.is_empty() { b"{}" } else { &self.body };
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
+        let body: &[u8] = if self.body.is_empty() {
+            b"{}"
+        } else {
+            &self.body
+        };
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("request body: {e}")))
     }
 }
 
@@ -66,7 +73,11 @@ impl FromRequest<App> for Call {
 
     async fn from_request(req: Request, app: &App) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        let ctx = parts.extensions.get::<AuditCtx>().cloned().unwrap_or_default();
+        let ctx = parts
+            .extensions
+            .get::<AuditCtx>()
+            .cloned()
+            .unwrap_or_default();
         let action = parts
             .extensions
             .get::<RouteAction>()
@@ -80,7 +91,11 @@ impl FromRequest<App> for Call {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .ok_or(SigError::Missing)
-            .and_then(|v| v.to_str().map_err(|_| SigError::Malformed { reason: "not ASCII".into() }))
+            .and_then(|v| {
+                v.to_str().map_err(|_| SigError::Malformed {
+                    reason: "not ASCII".into(),
+                })
+            })
             .and_then(AuthHeader::parse)
             .map_err(|e| app.auth_failed(e))?;
         ctx.update(|a| a.access_key_id = Some(header.access_key_id.to_string()));
@@ -95,7 +110,12 @@ impl FromRequest<App> for Call {
             a.principal = Some(caller.arn.clone());
             a.account_id = Some(caller.account.id.clone());
         });
-        Ok(Call { caller, action, body, ctx })
+        Ok(Call {
+            caller,
+            action,
+            body,
+            ctx,
+        })
     }
 }
 
@@ -103,24 +123,36 @@ impl App {
     fn auth_failed(&self, e: SigError) -> ApiError {
         self.metrics.auth_failure(e.code());
         let hint = match &e {
-            SigError::Missing | SigError::Malformed { .. } => "sign requests with the spindle CLI or spindle-client",
+            SigError::Missing | SigError::Malformed { .. } => {
+                "sign requests with the spindle CLI or spindle-client"
+            }
             SigError::Expired { .. } => "check this machine's clock (timedatectl), then retry",
-            SigError::BeforeBoot | SigError::Replayed => "retry the request; each signature is accepted once",
+            SigError::BeforeBoot | SigError::Replayed => {
+                "retry the request; each signature is accepted once"
+            }
             SigError::Mismatch => "check the secret access key in your credentials file",
         };
         ApiError::unauthenticated(e.code(), e.to_string()).with_hint(hint)
     }
 
     /// Verifies the signature and loads the credential's principal.
-    fn authenticate(&self, header: &AuthHeader, req: &RequestParts<'_>) -> Result<Caller, ApiError> {
+    fn authenticate(
+        &self,
+        header: &AuthHeader,
+        req: &RequestParts<'_>,
+    ) -> Result<Caller, ApiError> {
         let invalid = || {
             self.metrics.auth_failure("InvalidAccessKeyId");
             ApiError::unauthenticated("InvalidAccessKeyId", format!("access key {} is not valid", header.access_key_id))
                 .with_hint("it may have been revoked or may have expired; create a new one with `spindle account keys create`")
         };
-        let key = self.store.get_key(&header.access_key_id)?.ok_or_else(invalid)?;
+        let key = self
+            .store
+            .get_key(&header.access_key_id)?
+            .ok_or_else(invalid)?;
         let now = OffsetDateTime::now_utc();
-        spindle_auth::verify(header, &SigningKey(key.signing_key), req, now).map_err(|e| self.auth_failed(e))?;
+        spindle_auth::verify(header, &SigningKey(key.signing_key), req, now)
+            .map_err(|e| self.auth_failed(e))?;
         // Only a correct signature reaches the replay memory, so forgeries can't fill it.
         self.replay
             .guard
@@ -134,11 +166,17 @@ impl App {
         if let Some(exp) = key.expires_unix {
             if now.unix_timestamp() >= exp {
                 self.metrics.auth_failure("ExpiredToken");
-                return Err(ApiError::unauthenticated("ExpiredToken", "these short-lived credentials have expired".into())
-                    .with_hint("assume the role again with `spindle assume`"));
+                return Err(ApiError::unauthenticated(
+                    "ExpiredToken",
+                    "these short-lived credentials have expired".into(),
+                )
+                .with_hint("assume the role again with `spindle assume`"));
             }
         }
-        let account = self.store.find_account(&AccountRef::Id(key.account_id.clone()))?.ok_or_else(invalid)?;
+        let account = self
+            .store
+            .find_account(&AccountRef::Id(key.account_id.clone()))?
+            .ok_or_else(invalid)?;
         let arn = match &key.role_name {
             Some(role) => format!(
                 "arn:spindle:sts::{}:assumed-role/{role}/{}",
@@ -147,6 +185,12 @@ impl App {
             ),
             None => format!("arn:spindle:iam::{}:key/{}", account.id, key.id),
         };
-        Ok(Caller { key_id: key.id, account, admin: key.admin, allow: key.allow, arn })
+        Ok(Caller {
+            key_id: key.id,
+            account,
+            admin: key.admin,
+            allow: key.allow,
+            arn,
+        })
     }
 }

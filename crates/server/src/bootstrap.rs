@@ -27,7 +27,12 @@ pub fn ensure_admin(
     }
     let name = AccountName::parse(MANAGEMENT_ACCOUNT).expect("constant name is valid");
     let account = store
-        .create_account(&name, "Holds the installation's admin credential", true, now)
+        .create_account(
+            &name,
+            "Holds the installation's admin credential",
+            true,
+            now,
+        )
         .map_err(|e| boxed(e.into()))?;
     let mut rng = rand::thread_rng();
     let id = AccessKeyId::generate(&mut rng, false);
@@ -71,9 +76,19 @@ pub fn ensure_admin(
 }
 
 /// Keeps the admin profile pointing at where this daemon listens, if it is this installation's.
-fn refresh_endpoint(store: &Store, file: &Path, profile: &str, endpoint: &str, mgmt: &spindle_model::AccountId) {
-    let Ok(mut f) = CredentialsFile::load(file) else { return };
-    let Some(p) = f.profiles.get_mut(profile) else { return };
+fn refresh_endpoint(
+    store: &Store,
+    file: &Path,
+    profile: &str,
+    endpoint: &str,
+    mgmt: &spindle_model::AccountId,
+) {
+    let Ok(mut f) = CredentialsFile::load(file) else {
+        return;
+    };
+    let Some(p) = f.profiles.get_mut(profile) else {
+        return;
+    };
     let ours = p
         .access_key_id
         .as_ref()

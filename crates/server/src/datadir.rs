@@ -49,7 +49,10 @@ impl DataDir {
             .recursive(true)
             .mode(0o700)
             .create(path)
-            .map_err(|source| DataDirError::Create { path: path.to_owned(), source })?;
+            .map_err(|source| DataDirError::Create {
+                path: path.to_owned(),
+                source,
+            })?;
         let lock_path = path.join("spindle.lock");
         let mut f = std::fs::OpenOptions::new()
             .read(true)
@@ -57,18 +60,32 @@ impl DataDir {
             .create(true)
             .truncate(false)
             .open(&lock_path)
-            .map_err(|source| DataDirError::Create { path: lock_path.clone(), source })?;
+            .map_err(|source| DataDirError::Create {
+                path: lock_path.clone(),
+                source,
+            })?;
         // SAFETY: flock on a file descriptor we own for the duration of the call; it has no
         // memory-safety preconditions.
         let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
-            let pid = std::fs::read_to_string(&lock_path).ok().and_then(|s| s.trim().parse().ok());
-            return Err(DataDirError::Locked { path: path.to_owned(), pid });
+            let pid = std::fs::read_to_string(&lock_path)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            return Err(DataDirError::Locked {
+                path: path.to_owned(),
+                pid,
+            });
         }
-        let werr = |source| DataDirError::Write { path: lock_path.clone(), source };
+        let werr = |source| DataDirError::Write {
+            path: lock_path.clone(),
+            source,
+        };
         f.set_len(0).map_err(werr)?;
         write!(f, "{}", std::process::id()).map_err(werr)?;
-        Ok(Self { path: path.to_owned(), _lock: f })
+        Ok(Self {
+            path: path.to_owned(),
+            _lock: f,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -83,8 +100,15 @@ impl DataDir {
     pub fn write_info(&self, info: &ServerInfo) -> Result<(), DataDirError> {
         let dest = self.path.join("server.json");
         let tmp = self.path.join(".server.json.tmp");
-        let werr = |source| DataDirError::Write { path: dest.clone(), source };
-        std::fs::write(&tmp, serde_json::to_vec_pretty(info).expect("ServerInfo serialises")).map_err(werr)?;
+        let werr = |source| DataDirError::Write {
+            path: dest.clone(),
+            source,
+        };
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(info).expect("ServerInfo serialises"),
+        )
+        .map_err(werr)?;
         std::fs::rename(&tmp, &dest).map_err(werr)
     }
 
@@ -103,7 +127,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let first = DataDir::lock(d.path()).unwrap();
         let err = DataDir::lock(d.path()).unwrap_err();
-        assert!(matches!(err, DataDirError::Locked { pid: Some(p), .. } if p == std::process::id()), "{err}");
+        assert!(
+            matches!(err, DataDirError::Locked { pid: Some(p), .. } if p == std::process::id()),
+            "{err}"
+        );
         assert!(err.to_string().contains("another spindle server"), "{err}");
         drop(first);
         DataDir::lock(d.path()).unwrap();

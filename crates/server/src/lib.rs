@@ -15,6 +15,8 @@ mod datadir;
 mod error;
 mod handlers;
 mod metrics;
+mod stack_handlers;
+mod stacks;
 
 pub use api::route_table;
 pub use datadir::{DataDir, DataDirError, ServerInfo};
@@ -50,24 +52,45 @@ impl Server {
         let started = std::time::Instant::now();
         let boot = time::OffsetDateTime::now_utc();
         let data_dir = DataDir::lock(&config.data_dir)?;
-        let store = Arc::new(
-            spindle_store::Store::open(&data_dir.db_path())
-                .map_err(|source| ServerError::Store { path: data_dir.db_path(), source })?,
-        );
+        let store = Arc::new(spindle_store::Store::open(&data_dir.db_path()).map_err(
+            |source| ServerError::Store {
+                path: data_dir.db_path(),
+                source,
+            },
+        )?);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let endpoint = format!("http://{local_addr}");
-        bootstrap::ensure_admin(&store, &config.credentials_file, &config.admin_profile, &endpoint, boot)?;
-        let app = app::App::new(store, boot);
+        bootstrap::ensure_admin(
+            &store,
+            &config.credentials_file,
+            &config.admin_profile,
+            &endpoint,
+            boot,
+        )?;
+        let app = app::App::new(store, boot, &endpoint);
+        // Finish what a previous daemon left in progress before taking new requests.
+        app.stacks.recover_all().await;
         data_dir.write_info(&ServerInfo {
             pid: std::process::id(),
             endpoint: endpoint.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         })?;
         tracing::info!(%endpoint, data_dir = %config.data_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "spindle server listening");
-        Ok(Self { listener, app, _data_dir: data_dir, local_addr })
+        Ok(Self {
+            listener,
+            app,
+            _data_dir: data_dir,
+            local_addr,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -75,12 +98,18 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
-    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
         let router = api::router(self.app);
-        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|source| ServerError::Serve { source })?;
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServerError::Serve { source })?;
         tracing::info!("spindle server stopped");
         Ok(())
     }

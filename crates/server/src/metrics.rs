@@ -8,7 +8,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// Histogram bucket upper bounds, in seconds.
-const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -32,7 +34,10 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(boot: OffsetDateTime) -> Self {
-        Self { boot, inner: Mutex::new(Inner::default()) }
+        Self {
+            boot,
+            inner: Mutex::new(Inner::default()),
+        }
     }
 
     fn with(&self, f: impl FnOnce(&mut Inner)) {
@@ -41,8 +46,16 @@ impl Metrics {
 
     pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
         self.with(|m| {
-            *m.requests.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
-            let h = m.latency.entry(route.to_owned()).or_insert_with(|| Histogram { counts: vec![0; BUCKETS.len()], ..Default::default() });
+            *m.requests
+                .entry((method.to_owned(), route.to_owned(), status))
+                .or_default() += 1;
+            let h = m
+                .latency
+                .entry(route.to_owned())
+                .or_insert_with(|| Histogram {
+                    counts: vec![0; BUCKETS.len()],
+                    ..Default::default()
+                });
             let secs = took.as_secs_f64();
             for (i, b) in BUCKETS.iter().enumerate() {
                 if secs <= *b {
@@ -65,10 +78,21 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(s, "# HELP spindle_build_info Build information.\n# TYPE spindle_build_info gauge");
-        let _ = writeln!(s, "spindle_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(
+            s,
+            "# HELP spindle_build_info Build information.\n# TYPE spindle_build_info gauge"
+        );
+        let _ = writeln!(
+            s,
+            "spindle_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         let _ = writeln!(s, "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n# TYPE process_start_time_seconds gauge");
-        let _ = writeln!(s, "process_start_time_seconds {}", self.boot.unix_timestamp());
+        let _ = writeln!(
+            s,
+            "process_start_time_seconds {}",
+            self.boot.unix_timestamp()
+        );
         if let Some(rss) = resident_bytes() {
             let _ = writeln!(s, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge");
             let _ = writeln!(s, "process_resident_memory_bytes {rss}");
@@ -81,11 +105,26 @@ impl Metrics {
         for (route, h) in &m.latency {
             let r = escape(route);
             for (b, c) in BUCKETS.iter().zip(&h.counts) {
-                let _ = writeln!(s, "spindle_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {c}");
+                let _ = writeln!(
+                    s,
+                    "spindle_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {c}"
+                );
             }
-            let _ = writeln!(s, "spindle_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(s, "spindle_http_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);
-            let _ = writeln!(s, "spindle_http_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
+            let _ = writeln!(
+                s,
+                "spindle_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                s,
+                "spindle_http_request_duration_seconds_sum{{route=\"{r}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                s,
+                "spindle_http_request_duration_seconds_count{{route=\"{r}\"}} {}",
+                h.count
+            );
         }
         let _ = writeln!(s, "# HELP spindle_auth_failures_total Refused authentications by reason.\n# TYPE spindle_auth_failures_total counter");
         for (reason, n) in &m.auth_failures {
@@ -126,6 +165,9 @@ mod tests {
         assert!(s.contains("spindle_http_requests_total{method=\"GET\",route=\"/v1/accounts\",status=\"200\"} 2"), "{s}");
         assert!(s.contains("spindle_http_request_duration_seconds_bucket{route=\"/v1/accounts\",le=\"0.001\"} 1"), "{s}");
         assert!(s.contains("spindle_http_request_duration_seconds_bucket{route=\"/v1/accounts\",le=\"0.05\"} 2"), "{s}");
-        assert!(s.contains("spindle_auth_failures_total{reason=\"SignatureDoesNotMatch\"} 1"), "{s}");
+        assert!(
+            s.contains("spindle_auth_failures_total{reason=\"SignatureDoesNotMatch\"} 1"),
+            "{s}"
+        );
     }
 }

@@ -15,17 +15,32 @@ fn openapi_matches_the_route_table() {
     let mut documented = BTreeSet::new();
     for (path, ops) in spec["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
-            let action = op.get("x-spindle-action").unwrap_or_else(|| panic!("{method} {path}: no x-spindle-action"));
-            documented.insert((method.to_uppercase(), path.clone(), action.as_str().map(str::to_owned)));
+            let action = op
+                .get("x-spindle-action")
+                .unwrap_or_else(|| panic!("{method} {path}: no x-spindle-action"));
+            documented.insert((
+                method.to_uppercase(),
+                path.clone(),
+                action.as_str().map(str::to_owned),
+            ));
         }
     }
     let served: BTreeSet<_> = spindle_server::route_table()
         .into_iter()
-        .map(|r| (r.method.to_string(), r.path.to_owned(), r.action.map(|a| a.as_str().to_owned())))
+        .map(|r| {
+            (
+                r.method.to_string(),
+                r.path.to_owned(),
+                r.action.map(|a| a.as_str().to_owned()),
+            )
+        })
         .collect();
     let missing: Vec<_> = served.difference(&documented).collect();
     let stale: Vec<_> = documented.difference(&served).collect();
-    assert!(missing.is_empty() && stale.is_empty(), "served but not documented: {missing:#?}\ndocumented but not served: {stale:#?}");
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "served but not documented: {missing:#?}\ndocumented but not served: {stale:#?}"
+    );
 }
 
 #[test]
@@ -48,7 +63,9 @@ fn every_schema_reference_resolves() {
     walk(&spec, &mut refs);
     assert!(!refs.is_empty());
     for r in refs {
-        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected ref {r}"));
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected ref {r}"));
         assert!(schemas.contains_key(name), "dangling ref {r}");
     }
 }

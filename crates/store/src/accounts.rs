@@ -95,6 +95,11 @@ impl Store {
                     detail: format!("it still holds {params} parameter(s); delete them first"),
                 });
             }
+            // The caller has checked that no stack is live; the journal's history goes too.
+            tx.execute(
+                "DELETE FROM stack_journal WHERE account_id = ?1",
+                [id.as_str()],
+            )?;
             let n = tx.execute("DELETE FROM accounts WHERE id = ?1", [id.as_str()])?;
             crate::expect_changed(n, || format!("account {id}"))
         })

@@ -10,6 +10,7 @@
 mod accounts;
 mod audit;
 mod error;
+mod journal;
 mod keys;
 pub mod migrations;
 mod params;

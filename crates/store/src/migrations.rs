@@ -82,6 +82,19 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     "#,
+    // 2: the stack engine's journal: every transition of every stack, one JSON record each.
+    r#"
+    CREATE TABLE stack_journal (
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        stack TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (account_id, stack, seq)
+    ) STRICT;
+    -- Which stack operation last wrote a parameter (NULL when a user did): crash recovery
+    -- tells a stack's parameter from a user's by it.
+    ALTER TABLE params ADD COLUMN token TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

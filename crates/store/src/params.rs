@@ -32,6 +32,7 @@ impl Store {
         value: &str,
         description: &str,
         overwrite: bool,
+        token: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<i64, StoreError> {
         self.write(|tx| {
@@ -47,13 +48,32 @@ impl Store {
             }
             let version = current.unwrap_or(0) + 1;
             tx.execute(
-                "INSERT INTO params(account_id, name, type, value, version, description, last_modified)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO params(account_id, name, type, value, version, description, last_modified, token)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(account_id, name) DO UPDATE SET type = excluded.type, value = excluded.value,
-                   version = excluded.version, description = excluded.description, last_modified = excluded.last_modified",
-                rusqlite::params![account.as_str(), name.as_str(), kind, value, version, description, fmt_time(now)],
+                   version = excluded.version, description = excluded.description, last_modified = excluded.last_modified,
+                   token = excluded.token",
+                rusqlite::params![account.as_str(), name.as_str(), kind, value, version, description, fmt_time(now), token],
             )?;
             Ok(version)
+        })
+    }
+
+    /// A parameter with the token of the stack operation that last wrote it.
+    pub fn get_param_with_token(
+        &self,
+        account: &AccountId,
+        name: &ParamName,
+    ) -> Result<Option<(Param, Option<String>)>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {COLUMNS}, token FROM params WHERE account_id = ?1 AND name = ?2"
+            ))?;
+            Ok(st
+                .query_row([account.as_str(), name.as_str()], |r| {
+                    Ok((param(r)?, r.get(6)?))
+                })
+                .optional()?)
         })
     }
 
@@ -106,20 +126,28 @@ mod tests {
         let (dev, prod) = crate::test_util::dev_and_prod(&s);
         let n = ParamName::parse("/app/db").unwrap();
         assert_eq!(
-            s.put_param(&dev.id, &n, "String", "a", "", false, now())
+            s.put_param(&dev.id, &n, "String", "a", "", false, None, now())
                 .unwrap(),
             1
         );
         assert!(matches!(
-            s.put_param(&dev.id, &n, "String", "b", "", false, now()),
+            s.put_param(&dev.id, &n, "String", "b", "", false, None, now()),
             Err(StoreError::Conflict { .. })
         ));
         assert_eq!(
-            s.put_param(&dev.id, &n, "String", "b", "", true, now())
+            s.put_param(&dev.id, &n, "String", "b", "", true, Some("tok"), now())
                 .unwrap(),
             2
         );
         assert_eq!(s.get_param(&dev.id, &n).unwrap().unwrap().value, "b");
+        assert_eq!(
+            s.get_param_with_token(&dev.id, &n)
+                .unwrap()
+                .unwrap()
+                .1
+                .as_deref(),
+            Some("tok")
+        );
         assert!(s.get_param(&prod.id, &n).unwrap().is_none());
         assert_eq!(s.list_params(&dev.id, "/app").unwrap().len(), 1);
         assert_eq!(s.list_params(&dev.id, "/other").unwrap().len(), 0);

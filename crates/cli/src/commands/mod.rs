@@ -5,6 +5,7 @@ mod audit;
 mod params;
 mod pkg;
 pub mod server;
+mod stacks;
 mod up;
 
 use crate::cli::{Cli, Command};
@@ -36,6 +37,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Deny(c) => accounts::deny(&cx, c),
                 Command::Audit(a) => audit::run(&cx, &a),
                 Command::Param(c) => params::run(&cx, c),
+                Command::Template(c) => stacks::template(&cx, c),
+                Command::Stack(c) => stacks::stack(&cx, c),
                 Command::Server(_) | Command::Completions { .. } | Command::Pkg(_) => {
                     unreachable!("handled above")
                 }

@@ -9,7 +9,7 @@ use crate::output;
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use spindle_model::api::CreateAccount;
+use spindle_model::api::{CreateAccount, DeployStack, TemplateRequest};
 use spindle_project::{plan, Manifest, Step};
 use std::io::{BufRead, Seek};
 use std::path::Path;
@@ -58,25 +58,21 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
     }
 
     let mut done = Vec::new();
+    let mut up_to_date = plan.up_to_date.clone();
     for (i, step) in plan.steps.iter().enumerate() {
         let bar = spinner(&format!("[{}/{}] {step}", i + 1, plan.steps.len()));
         let started = Instant::now();
-        let result = match step {
-            Step::CreateAccount { name, description } => client
-                .create_account(&CreateAccount {
-                    name: name.clone(),
-                    description: description.clone(),
-                })
-                .map(|a| format!("created account {} ({})", a.name, a.id)),
-        };
+        let result = run_step(client, step);
         bar.finish_and_clear();
-        let what = result
-            .map_err(api_err)
-            .with_context(|| format!("step `{step}` failed"))?;
-        if !cx.json() {
-            println!("  ✓ {what} ({} ms)", started.elapsed().as_millis());
+        match result.with_context(|| format!("step `{step}` failed"))? {
+            StepResult::Done(what) => {
+                if !cx.json() {
+                    println!("  ✓ {what} ({} ms)", started.elapsed().as_millis());
+                }
+                done.push(what);
+            }
+            StepResult::UpToDate(what) => up_to_date.push(what),
         }
-        done.push(what);
     }
 
     let report = UpReport {
@@ -84,7 +80,7 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         endpoint: cx.endpoint(),
         daemon_started,
         done,
-        up_to_date: plan.up_to_date,
+        up_to_date,
     };
     if cx.json() {
         output::json(&report);
@@ -112,6 +108,78 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         println!("  Try:          spindle account list");
     }
     Ok(())
+}
+
+enum StepResult {
+    Done(String),
+    UpToDate(String),
+}
+
+/// Executes one step through the API.
+fn run_step(client: &spindle_client::Client, step: &Step) -> Result<StepResult> {
+    match step {
+        Step::CreateAccount { name, description } => {
+            let a = client
+                .create_account(&CreateAccount {
+                    name: name.clone(),
+                    description: description.clone(),
+                })
+                .map_err(api_err)?;
+            Ok(StepResult::Done(format!(
+                "created account {} ({})",
+                a.name, a.id
+            )))
+        }
+        Step::DeployStack(spec) => {
+            let template_body = std::fs::read_to_string(&spec.template)
+                .with_context(|| format!("cannot read `{}`", spec.template.display()))?;
+            let template = TemplateRequest {
+                template_body,
+                template_name: Some(spec.template.display().to_string()),
+                parameters: spec.parameters.clone(),
+            };
+            let account = spec.account.as_str();
+            let mut req = DeployStack {
+                template,
+                preview: true,
+                expected_change_set: None,
+                disable_rollback: false,
+            };
+            let preview = client
+                .deploy_stack(account, spec.name.as_str(), &req)
+                .map_err(api_err)?;
+            if preview.changes.is_empty() {
+                return Ok(StepResult::UpToDate(format!(
+                    "stack {} in {account}",
+                    spec.name
+                )));
+            }
+            req.preview = false;
+            req.expected_change_set = Some(preview.change_set_hash);
+            let r = client
+                .deploy_stack(account, spec.name.as_str(), &req)
+                .map_err(api_err)?;
+            let status = r.status.unwrap_or_default();
+            if !status.ends_with("_COMPLETE") || status.contains("ROLLBACK") {
+                return Err(hinted(
+                    format!(
+                        "stack {} in {account} is {status}: {}",
+                        spec.name,
+                        r.reason.unwrap_or_default()
+                    ),
+                    format!(
+                        "`spindle --account {account} stack events {}` shows what happened",
+                        spec.name
+                    ),
+                ));
+            }
+            Ok(StepResult::Done(format!(
+                "deployed stack {} in {account}: {status} ({} change(s))",
+                spec.name,
+                r.changes.len()
+            )))
+        }
+    }
 }
 
 fn spinner(msg: &str) -> ProgressBar {

@@ -1,0 +1,364 @@
+//! Route handlers for templates and stacks. Planning is `spindle-template`'s; acting is the
+//! stack engine's; these only translate.
+
+use crate::api::ApiError;
+use crate::app::App;
+use crate::auth::Call;
+use crate::stacks::{change_set, diagnostic, External, REGION};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use spindle_model::api::*;
+use spindle_model::StackName;
+use spindle_stack::{DeployRequest, EngineError, StackStatus};
+use spindle_template::{Diagnostics, ValidateOptions};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+type Res<T> = Result<T, ApiError>;
+
+fn invalid_template(d: &Diagnostics) -> ApiError {
+    let lines: Vec<String> = d.iter().map(|x| diagnostic(x).to_string()).collect();
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "InvalidTemplate",
+        format!(
+            "{} problem(s) in the template:\n  {}",
+            lines.len(),
+            lines.join("\n  ")
+        ),
+    )
+    .with_hint("`spindle template validate FILE` lists every problem with its position")
+}
+
+fn engine_error(e: EngineError) -> ApiError {
+    let msg = e.to_string();
+    match e {
+        EngineError::NotFound { .. } => ApiError::not_found(msg),
+        EngineError::Busy { .. }
+        | EngineError::InvalidStatus { .. }
+        | EngineError::CannotSkip { .. } => ApiError::conflict(msg),
+        EngineError::ChangeSet { diags, .. } => invalid_template(&diags),
+        other => {
+            tracing::error!(error = %other, "stack engine failure");
+            ApiError::internal(&msg)
+        }
+    }
+}
+
+fn stack_name(s: &str) -> Res<StackName> {
+    StackName::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+fn template_name(req: &TemplateRequest) -> String {
+    req.template_name
+        .clone()
+        .unwrap_or_else(|| "template".into())
+}
+
+pub async fn validate_template(
+    State(app): State<App>,
+    Path(account): Path<String>,
+    call: Call,
+) -> Res<Json<TemplateReport>> {
+    let req: TemplateRequest = call.json()?;
+    let a = app.scope(&call, &account, format!("account/{account}/templates"))?;
+    let engine = app.stacks.engine(&a.id);
+    let t = match spindle_template::parse(&req.template_body, &template_name(&req)) {
+        Ok(t) => t,
+        Err(d) => {
+            return Ok(Json(TemplateReport {
+                valid: false,
+                diagnostics: d.iter().map(diagnostic).collect(),
+                description: None,
+                parameters: Vec::new(),
+                resource_types: BTreeMap::new(),
+                unsupported_types: Vec::new(),
+            }))
+        }
+    };
+    let supported = |ty: &str| engine.registry().supports(ty);
+    let diags = spindle_template::validate(
+        &t,
+        &ValidateOptions {
+            supported_type: Some(&supported),
+            ..ValidateOptions::default()
+        },
+    );
+    let mut resource_types = BTreeMap::new();
+    for r in &t.resources {
+        *resource_types.entry(r.type_name.clone()).or_insert(0u32) += 1;
+    }
+    let unsupported_types = resource_types
+        .keys()
+        .filter(|ty| !supported(ty))
+        .cloned()
+        .collect();
+    Ok(Json(TemplateReport {
+        valid: diags.is_empty(),
+        diagnostics: diags.iter().map(diagnostic).collect(),
+        description: t.description.clone(),
+        parameters: t
+            .parameters
+            .iter()
+            .map(|p| TemplateParameterInfo {
+                name: p.name.clone(),
+                kind: p.type_name.clone(),
+                default: if p.no_echo {
+                    p.default.as_ref().map(|_| "****".into())
+                } else {
+                    p.default.clone()
+                },
+                no_echo: p.no_echo,
+                description: p.description.clone(),
+            })
+            .collect(),
+        resource_types,
+        unsupported_types,
+    }))
+}
+
+pub async fn deploy_stack(
+    State(app): State<App>,
+    Path((account, stack)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<DeployResult>> {
+    let req: DeployStack = call.json()?;
+    let a = app.scope(&call, &account, format!("account/{account}/stacks/{stack}"))?;
+    let name = stack_name(&stack)?;
+    let engine = app.stacks.engine(&a.id);
+    let t = spindle_template::parse(&req.template.template_body, &template_name(&req.template))
+        .map_err(|d| invalid_template(&d))?;
+    // Planning borrows non-Send resolvers; keep them in this block so the future stays Send.
+    let (plan, cs) = {
+        let ext = External {
+            store: app.store.clone(),
+            account: a.id.clone(),
+        };
+        let supported = |ty: &str| engine.registry().supports(ty);
+        let input = spindle_template::PlanInput {
+            parameters: req.template.parameters.clone(),
+            context: spindle_template::Context::new(a.id.as_str(), REGION, name.as_str()),
+            external: &ext,
+            validate: ValidateOptions {
+                supported_type: Some(&supported),
+                ..ValidateOptions::default()
+            },
+        };
+        let plan = spindle_template::plan(&t, &input).map_err(|d| invalid_template(&d))?;
+        let cs = engine.change_set(&plan, &ext).map_err(engine_error)?;
+        (plan, cs)
+    };
+    let (changes, hash) = change_set(&cs);
+    let current = engine.stack(name.as_str()).ok().filter(|v| v.exists());
+    let mut result = DeployResult {
+        stack: name.to_string(),
+        changes,
+        change_set_hash: hash.clone(),
+        executed: false,
+        status: current
+            .as_ref()
+            .and_then(|v| v.status)
+            .map(|s| s.to_string()),
+        reason: current.as_ref().and_then(|v| v.reason.clone()),
+    };
+    if req.preview || (cs.is_empty() && current.is_some()) {
+        return Ok(Json(result));
+    }
+    if let Some(expected) = &req.expected_change_set {
+        if expected != &hash {
+            return Err(ApiError::conflict(format!(
+                "the change set of stack `{name}` is now {hash}, not the {expected} that was reviewed (the stack or its inputs changed)"
+            ))
+            .with_hint("review the new change set and deploy again"));
+        }
+    }
+    let mut dr = DeployRequest::new(plan);
+    dr.change_set = Some(cs);
+    dr.disable_rollback = req.disable_rollback;
+    dr.external = Arc::new(External {
+        store: app.store.clone(),
+        account: a.id.clone(),
+    });
+    let outcome = engine.deploy(dr).await.map_err(engine_error)?;
+    result.executed = true;
+    result.status = Some(outcome.status.to_string());
+    result.reason = outcome.reason;
+    Ok(Json(result))
+}
+
+pub async fn list_stacks(
+    State(app): State<App>,
+    Path(account): Path<String>,
+    call: Call,
+) -> Res<Json<Vec<StackSummary>>> {
+    let a = app.scope(&call, &account, format!("account/{account}/stacks"))?;
+    let engine = app.stacks.engine(&a.id);
+    let names = engine
+        .journal()
+        .stacks()
+        .map_err(|e| ApiError::internal(&e.to_string()))?;
+    let mut out = Vec::new();
+    for n in names {
+        let v = engine.stack(&n).map_err(engine_error)?;
+        if !v.exists() {
+            continue;
+        }
+        let last = engine
+            .events(&n)
+            .ok()
+            .and_then(|e| e.last().map(|e| e.timestamp_ms));
+        out.push(StackSummary {
+            name: n,
+            status: v.status.map(|s| s.to_string()).unwrap_or_default(),
+            reason: v.reason,
+            last_updated: last.map(fmt_ms),
+        });
+    }
+    Ok(Json(out))
+}
+
+/// An output as CloudFormation shows it: strings plain, lists comma-joined, masked if NoEcho.
+fn output_text(v: &spindle_template::Value, sensitive: bool) -> String {
+    if sensitive {
+        return spindle_template::value::MASK.to_owned();
+    }
+    v.scalar_string().unwrap_or_else(|| v.render(false))
+}
+
+fn fmt_ms(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The stack as its account sees it; a deleted or unknown stack is not found.
+fn view(
+    app: &App,
+    account: &spindle_model::AccountId,
+    name: &str,
+) -> Res<spindle_stack::StackView> {
+    let v = app
+        .stacks
+        .engine(account)
+        .stack(name)
+        .map_err(engine_error)?;
+    if !v.exists() {
+        return Err(ApiError::not_found(format!("stack `{name}` not found"))
+            .with_hint("`spindle stack list` shows the account's stacks"));
+    }
+    Ok(v)
+}
+
+pub async fn describe_stack(
+    State(app): State<App>,
+    Path((account, stack)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<StackDetail>> {
+    let a = app.scope(&call, &account, format!("account/{account}/stacks/{stack}"))?;
+    let v = view(&app, &a.id, &stack)?;
+    Ok(Json(StackDetail {
+        name: v.name.clone(),
+        status: v.status.map(|s| s.to_string()).unwrap_or_default(),
+        reason: v.reason.clone(),
+        in_progress: v.in_progress,
+        outputs: v
+            .deployed
+            .outputs
+            .iter()
+            .map(|o| StackOutputInfo {
+                name: o.name.clone(),
+                value: output_text(&o.value, o.sensitive),
+                description: o.description.clone(),
+                export_name: o.export_name.clone(),
+            })
+            .collect(),
+        resources: v
+            .deployed
+            .state
+            .resources
+            .iter()
+            .map(|(l, r)| StackResourceInfo {
+                logical_id: l.clone(),
+                physical_id: r.physical_id.clone(),
+                resource_type: r.type_name.clone(),
+            })
+            .collect(),
+    }))
+}
+
+pub async fn stack_events(
+    State(app): State<App>,
+    Path((account, stack)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<Vec<StackEventInfo>>> {
+    let a = app.scope(&call, &account, format!("account/{account}/stacks/{stack}"))?;
+    view(&app, &a.id, &stack)?;
+    let events = app
+        .stacks
+        .engine(&a.id)
+        .events(&stack)
+        .map_err(engine_error)?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|e| StackEventInfo {
+                seq: e.seq,
+                time: fmt_ms(e.timestamp_ms),
+                logical_id: e.logical_id,
+                physical_id: e.physical_id,
+                resource_type: e.type_name,
+                status: e.status,
+                reason: e.reason,
+            })
+            .collect(),
+    ))
+}
+
+pub async fn delete_stack(
+    State(app): State<App>,
+    Path((account, stack)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<StackOperationResult>> {
+    let a = app.scope(&call, &account, format!("account/{account}/stacks/{stack}"))?;
+    view(&app, &a.id, &stack)?;
+    let o = app
+        .stacks
+        .engine(&a.id)
+        .delete_stack(&stack)
+        .await
+        .map_err(engine_error)?;
+    if o.status != StackStatus::DeleteComplete {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "DeleteFailed",
+            format!(
+                "stack `{stack}` is {}: {}",
+                o.status,
+                o.reason.unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(Json(StackOperationResult {
+        stack: o.stack,
+        status: o.status.to_string(),
+        reason: o.reason,
+    }))
+}
+
+/// Names of the account's stacks that still exist (an account with any can't be deleted).
+pub fn live_stacks(app: &App, account: &spindle_model::AccountId) -> Res<Vec<String>> {
+    let engine = app.stacks.engine(account);
+    let names = engine
+        .journal()
+        .stacks()
+        .map_err(|e| ApiError::internal(&e.to_string()))?;
+    Ok(names
+        .into_iter()
+        .filter(|n| engine.stack(n).map(|v| v.exists()).unwrap_or(true))
+        .collect())
+}

@@ -1,0 +1,247 @@
+//! Stacks: the stack engine (`spindle-stack`) wired to the store. One engine per account, so
+//! stack names are scoped by account, each with a journal and a parameter store backed by
+//! SQLite. Nothing here decides what to deploy: that is `spindle-template`'s planner and the
+//! engine's saga.
+
+use spindle_model::api::{StackChange, StackPropertyChange, TemplateDiagnostic};
+use spindle_model::{AccountId, ParamName};
+use spindle_stack::journal::{Journal, JournalError, Record};
+use spindle_stack::ssm::{ParamStore, ParamStoreError, PutParam, StoredParam};
+use spindle_stack::{register_builtins, Engine, EngineOptions, ProviderRegistry};
+use spindle_store::Store;
+use spindle_template::changeset::{Cause, ChangeSet};
+use spindle_template::{Diagnostic, ExternalResolver};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The region stacks see as `AWS::Region`.
+pub const REGION: &str = "us-east-1";
+
+/// The journal of one account's stacks, in the `stack_journal` table.
+struct SqlJournal {
+    store: Arc<Store>,
+    account: AccountId,
+}
+
+impl Journal for SqlJournal {
+    fn append(&self, record: &Record) -> Result<(), JournalError> {
+        let json =
+            serde_json::to_string(record).map_err(|e| JournalError::Backend(e.to_string()))?;
+        self.store
+            .append_journal(&self.account, &record.stack, record.seq, &json)
+            .map_err(|e| JournalError::Backend(e.to_string()))
+    }
+
+    fn records(&self, stack: &str) -> Result<Vec<Record>, JournalError> {
+        let rows = self
+            .store
+            .journal_records(&self.account, stack)
+            .map_err(|e| JournalError::Backend(e.to_string()))?;
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                serde_json::from_str(r).map_err(|err| JournalError::Malformed {
+                    stack: stack.to_owned(),
+                    seq: i as u64 + 1,
+                    err,
+                })
+            })
+            .collect()
+    }
+
+    fn stacks(&self) -> Result<Vec<String>, JournalError> {
+        self.store
+            .journal_stacks(&self.account)
+            .map_err(|e| JournalError::Backend(e.to_string()))
+    }
+}
+
+/// `AWS::SSM::Parameter` resources land in the same parameter store as `spindle param`.
+struct SqlParamStore {
+    store: Arc<Store>,
+}
+
+fn ids(account: &str, name: &str) -> Result<(AccountId, ParamName), ParamStoreError> {
+    let a = AccountId::parse(account).map_err(|e| ParamStoreError::Backend(e.to_string()))?;
+    let n = ParamName::parse(name).map_err(|e| ParamStoreError::Backend(e.to_string()))?;
+    Ok((a, n))
+}
+
+impl ParamStore for SqlParamStore {
+    fn get(&self, account: &str, name: &str) -> Result<Option<StoredParam>, ParamStoreError> {
+        let (a, n) = ids(account, name)?;
+        let found = self
+            .store
+            .get_param_with_token(&a, &n)
+            .map_err(|e| ParamStoreError::Backend(e.to_string()))?;
+        Ok(found.map(|(p, token)| StoredParam {
+            name: p.name.to_string(),
+            kind: p.kind,
+            value: p.value,
+            description: p.description,
+            version: p.version,
+            token,
+        }))
+    }
+
+    fn put(
+        &self,
+        account: &str,
+        param: &PutParam<'_>,
+        overwrite: bool,
+    ) -> Result<i64, ParamStoreError> {
+        let (a, n) = ids(account, param.name)?;
+        self.store
+            .put_param(
+                &a,
+                &n,
+                param.kind,
+                param.value,
+                param.description,
+                overwrite,
+                param.token,
+                crate::app::now(),
+            )
+            .map_err(|e| match e {
+                spindle_store::StoreError::Conflict { .. } => ParamStoreError::Exists {
+                    name: param.name.to_owned(),
+                },
+                other => ParamStoreError::Backend(other.to_string()),
+            })
+    }
+
+    fn delete(&self, account: &str, name: &str) -> Result<bool, ParamStoreError> {
+        let (a, n) = ids(account, name)?;
+        match self.store.delete_param(&a, &n) {
+            Ok(()) => Ok(true),
+            Err(spindle_store::StoreError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(ParamStoreError::Backend(e.to_string())),
+        }
+    }
+}
+
+/// Resolves `AWS::SSM::Parameter::Value<…>` parameter types from the account's parameters.
+pub struct External {
+    pub store: Arc<Store>,
+    pub account: AccountId,
+}
+
+impl ExternalResolver for External {
+    fn ssm_parameter(&self, name: &str) -> Option<String> {
+        let n = ParamName::parse(name).ok()?;
+        self.store
+            .get_param(&self.account, &n)
+            .ok()
+            .flatten()
+            .map(|p| p.value)
+    }
+}
+
+/// The engines, one per account, created on first use.
+pub struct Stacks {
+    store: Arc<Store>,
+    params: Arc<SqlParamStore>,
+    engines: Mutex<HashMap<AccountId, Arc<Engine>>>,
+    wait_url_base: String,
+}
+
+impl Stacks {
+    pub fn new(store: Arc<Store>, endpoint: &str) -> Self {
+        Self {
+            params: Arc::new(SqlParamStore {
+                store: store.clone(),
+            }),
+            store,
+            engines: Mutex::new(HashMap::new()),
+            wait_url_base: format!("{endpoint}/v1/wait-conditions"),
+        }
+    }
+
+    pub fn engine(&self, account: &AccountId) -> Arc<Engine> {
+        let mut engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
+        engines
+            .entry(account.clone())
+            .or_insert_with(|| {
+                let mut registry = ProviderRegistry::new();
+                register_builtins(&mut registry, self.params.clone());
+                let journal = Arc::new(SqlJournal {
+                    store: self.store.clone(),
+                    account: account.clone(),
+                });
+                let options = EngineOptions {
+                    wait_url_base: self.wait_url_base.clone(),
+                    ..EngineOptions::default()
+                };
+                Arc::new(Engine::new(journal, registry, options))
+            })
+            .clone()
+    }
+
+    /// Finishes every operation a previous daemon left in progress (crash recovery).
+    pub async fn recover_all(&self) {
+        let accounts = match self.store.accounts_with_journal() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list stacks to recover");
+                return;
+            }
+        };
+        for account in accounts {
+            match self.engine(&account).recover().await {
+                Ok(outcomes) => {
+                    for o in outcomes {
+                        tracing::info!(account = %account, stack = %o.stack, status = %o.status, "recovered stack operation");
+                    }
+                }
+                Err(e) => tracing::error!(account = %account, error = %e, "stack recovery failed"),
+            }
+        }
+    }
+}
+
+/// The API shape of a template diagnostic.
+pub fn diagnostic(d: &Diagnostic) -> TemplateDiagnostic {
+    TemplateDiagnostic {
+        file: d.file.clone(),
+        line: d.pos.line,
+        column: d.pos.col,
+        path: d.path.clone(),
+        category: d.category.as_str().to_owned(),
+        message: d.message.clone(),
+    }
+}
+
+/// The API shape of a change set, and its hash (what the user saw, so execute can check it).
+pub fn change_set(cs: &ChangeSet) -> (Vec<StackChange>, String) {
+    use sha2::Digest;
+    let hash = hex::encode(
+        &sha2::Sha256::digest(serde_json::to_vec(cs).expect("change sets serialise"))[..12],
+    );
+    let changes = cs
+        .changes
+        .iter()
+        .map(|c| StackChange {
+            action: format!("{:?}", c.action),
+            logical_id: c.logical_id.clone(),
+            resource_type: c.type_name.clone(),
+            replacement: c.replacement.map(|r| format!("{r:?}")),
+            physical_id: c.physical_id.clone(),
+            details: c
+                .details
+                .iter()
+                .map(|d| StackPropertyChange {
+                    name: d.name.clone(),
+                    target: d.target.clone(),
+                    before: d.before.clone(),
+                    after: d.after.clone(),
+                    requires_recreation: format!("{:?}", d.requires_recreation),
+                    cause: match &d.cause {
+                        Cause::Direct => "Direct".into(),
+                        Cause::Dynamic(from) => format!("depends on {}", from.join(", ")),
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+    (changes, hash)
+}

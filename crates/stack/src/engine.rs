@@ -1,0 +1,1940 @@
+//! The executor: runs a change set as a saga of provider calls, journaled before and after
+//! each call, with automatic rollback, cleanup phases and crash recovery.
+//!
+//! Phases and the statuses they write (CloudFormation's):
+//! - create: `CREATE_IN_PROGRESS` → `CREATE_COMPLETE`, or on failure `ROLLBACK_IN_PROGRESS`
+//!   (delete what was made) → `ROLLBACK_COMPLETE` / `ROLLBACK_FAILED`; with
+//!   `disable_rollback`, `CREATE_FAILED`.
+//! - update: `UPDATE_IN_PROGRESS` (creates, in-place updates and the new copies of replaced
+//!   resources, in dependency order, in parallel) → `UPDATE_COMPLETE_CLEANUP_IN_PROGRESS`
+//!   (delete replaced copies and removed resources) → `UPDATE_COMPLETE`; on failure
+//!   `UPDATE_ROLLBACK_IN_PROGRESS` (revert updates, point back at the previous copies) →
+//!   `UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS` (delete what the update created) →
+//!   `UPDATE_ROLLBACK_COMPLETE`, or `UPDATE_ROLLBACK_FAILED` when a revert fails (then
+//!   [`Engine::continue_rollback`]).
+//! - delete: `DELETE_IN_PROGRESS` → `DELETE_COMPLETE` / `DELETE_FAILED`; `Retain` gives
+//!   `DELETE_SKIPPED`.
+//!
+//! A failed cleanup delete never fails the stack (as in CloudFormation) but, unlike
+//! CloudFormation, the resource stays in [`crate::journal::Deployed::retired`] and every later operation
+//! tries again, so it is never forgotten.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
+use spindle_template::changeset::{Action, DeployedResource, ResourceChange};
+use spindle_template::{
+    classify, ChangeSet, Context, Diagnostics, ExternalResolver, NoExternal, Plan, Replacement,
+    ResourceResolver, ResourceSchemas, StackState, Value,
+};
+use tokio::sync::broadcast;
+
+use crate::journal::{
+    now_ms, Effect, Entry, Intent, Journal, JournalError, Operation, OperationKind, Outcome,
+    Record, Retired, StackEvent, StackOutput, StackView, Step,
+};
+use crate::provider::{
+    changed_properties, BoxFuture, CreateRequest, DeleteRequest, Provider, ProviderError,
+    ProviderOutput, ProviderRegistry, ReadOutput, ReadRequest, ResourceCx, UpdateRequest,
+};
+use crate::status::{ResourceStatus, StackStatus};
+use crate::wait::WaitRegistry;
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How many provider calls of one operation may run at once.
+    pub max_concurrency: usize,
+    /// The limit for one provider call when the provider names none.
+    pub default_timeout: Duration,
+    /// Where wait condition handles are signalled: handle URLs are `{base}/{id}`.
+    pub wait_url_base: String,
+    /// Which property changes force a replacement.
+    pub schemas: &'static ResourceSchemas,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            max_concurrency: 16,
+            default_timeout: Duration::from_secs(30 * 60),
+            wait_url_base: "http://127.0.0.1:7420/v1/wait-conditions".into(),
+            schemas: ResourceSchemas::bundled(),
+        }
+    }
+}
+
+/// Why an operation could not run (or stopped without reaching a stable status). Resource
+/// failures are not errors: they end in a failed or rolled-back status.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("stack `{stack}` is busy with another operation")]
+    Busy { stack: String },
+    #[error("stack `{stack}` does not exist")]
+    NotFound { stack: String },
+    #[error("stack `{stack}` is {status}; {action} is not allowed in that status")]
+    InvalidStatus {
+        stack: String,
+        status: StackStatus,
+        action: &'static str,
+    },
+    #[error("no updates are to be performed on stack `{stack}`")]
+    NoChanges { stack: String },
+    #[error("stack `{stack}` changed since the change set was created; create it again")]
+    StaleChangeSet { stack: String },
+    #[error("the plan has no stack name (set `Context::stack_name`)")]
+    NoStackName,
+    #[error("the change set for stack `{stack}` could not be computed")]
+    ChangeSet {
+        stack: String,
+        #[source]
+        diags: Diagnostics,
+    },
+    #[error("resource `{logical_id}` of stack `{stack}` cannot be skipped: {why}")]
+    CannotSkip {
+        stack: String,
+        logical_id: String,
+        why: &'static str,
+    },
+    #[error("journal of stack `{stack}` failed; the operation stopped and will be recovered")]
+    Journal {
+        stack: String,
+        #[source]
+        err: JournalError,
+    },
+    /// After a crash or a timeout, the provider could not say whether a create happened;
+    /// the operation stays in progress and the next [`Engine::recover`] asks again.
+    #[error("cannot tell whether `{logical_id}` of stack `{stack}` was created")]
+    Reconcile {
+        stack: String,
+        logical_id: String,
+        #[source]
+        err: ProviderError,
+    },
+}
+
+/// Where an operation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationOutcome {
+    pub stack: String,
+    pub status: StackStatus,
+    pub reason: Option<String>,
+}
+
+/// Deploy (create or update) a stack to a plan.
+pub struct DeployRequest {
+    /// The new template evaluated with its parameters; `plan.context.stack_name` names the
+    /// stack.
+    pub plan: Plan,
+    /// The change set shown to the user, if any: the deploy refuses to run
+    /// ([`EngineError::StaleChangeSet`]) when the stack has changed so that the change set
+    /// computed now differs from it.
+    pub change_set: Option<ChangeSet>,
+    pub disable_rollback: bool,
+    /// Resolves `Fn::ImportValue` and SSM parameter types at apply time.
+    pub external: Arc<dyn ExternalResolver + Send + Sync>,
+    /// The owning stack, for nested stacks.
+    pub parent: Option<String>,
+}
+
+impl DeployRequest {
+    pub fn new(plan: Plan) -> Self {
+        DeployRequest {
+            plan,
+            change_set: None,
+            disable_rollback: false,
+            external: Arc::new(NoExternal),
+            parent: None,
+        }
+    }
+}
+
+/// The stack engine. Share it (`Arc`) between the API handlers and background tasks.
+pub struct Engine {
+    journal: Arc<dyn Journal>,
+    registry: ProviderRegistry,
+    options: EngineOptions,
+    waits: WaitRegistry,
+    busy: Mutex<HashSet<String>>,
+    views: Mutex<HashMap<String, StackView>>,
+    events: broadcast::Sender<Record>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("registry", &self.registry)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+struct BusyGuard<'e> {
+    engine: &'e Engine,
+    stack: String,
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.engine.busy.lock() {
+            b.remove(&self.stack);
+        }
+    }
+}
+
+/// Names a running operation's provider calls share.
+struct OpNames {
+    stack: String,
+    template_file: String,
+    context: Context,
+}
+
+/// One operation in progress: the journal-backed view and the write path.
+///
+/// Records are *staged* (applied to the view at once, so later decisions see them) and
+/// *flushed* to the journal in one [`Journal::append_all`]. The executor flushes before
+/// every provider call and before returning, so no provider is ever called on the strength
+/// of a record that isn't durable; batching the records of calls that finish together
+/// (group commit) keeps the number of journal transactions per deploy small.
+struct Op<'e> {
+    engine: &'e Engine,
+    view: StackView,
+    names: Arc<OpNames>,
+    staged: Vec<Record>,
+}
+
+impl Op<'_> {
+    /// Applies `entry` to the view; it reaches the journal with the next [`Op::flush`].
+    fn stage(&mut self, entry: Entry) {
+        let record = Record {
+            stack: self.view.name.clone(),
+            seq: self.view.last_seq + 1,
+            timestamp_ms: now_ms(),
+            entry,
+        };
+        self.view.apply(&record);
+        self.staged.push(record);
+    }
+
+    /// Makes every staged record durable, then publishes them.
+    fn flush(&mut self) -> Result<(), EngineError> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        if let Err(err) = self.engine.journal.append_all(&self.staged) {
+            // What the journal holds is unknown now: read it again next time.
+            self.engine.forget(&self.view.name);
+            return Err(EngineError::Journal {
+                stack: self.view.name.clone(),
+                err,
+            });
+        }
+        self.engine.remember(&self.view.name, &self.staged);
+        for record in self.staged.drain(..) {
+            // Nobody listening is fine.
+            let _ = self.engine.events.send(record);
+        }
+        Ok(())
+    }
+
+    /// Stages and flushes one entry.
+    fn write(&mut self, entry: Entry) -> Result<(), EngineError> {
+        self.stage(entry);
+        self.flush()
+    }
+
+    fn operation(&self) -> &Operation {
+        self.view
+            .operation
+            .as_ref()
+            .expect("an op exists only after Begin")
+    }
+
+    fn outcome(&self) -> OperationOutcome {
+        OperationOutcome {
+            stack: self.view.name.clone(),
+            status: self.view.status.unwrap_or(StackStatus::DeleteComplete),
+            reason: self.view.reason.clone(),
+        }
+    }
+
+    fn next_token(&self, logical_id: &str) -> String {
+        format!(
+            "{}-{}-{}",
+            self.view.name,
+            self.view.last_seq + 1,
+            logical_id
+        )
+    }
+}
+
+/// Resolves `Ref` / `Fn::GetAtt` from what the stack points at now.
+struct StateLookup<'a>(&'a StackState);
+
+impl ResourceResolver for StateLookup<'_> {
+    fn physical_id(&self, id: &str) -> Option<String> {
+        self.0.resources.get(id).map(|r| r.physical_id.clone())
+    }
+    fn attribute(&self, id: &str, attr: &str) -> Option<Value> {
+        self.0.resources.get(id)?.attributes.get(attr).cloned()
+    }
+}
+
+/// A provider call ready to be made.
+struct Call {
+    token: String,
+    logical_id: String,
+    type_name: String,
+    step: Step,
+    provider: Arc<dyn Provider>,
+    physical_id: Option<String>,
+    properties: BTreeMap<String, Value>,
+    previous_properties: BTreeMap<String, Value>,
+    previous_attributes: BTreeMap<String, Value>,
+    desired: Option<DeployedResource>,
+    timeout: Duration,
+    /// `CreationPolicy.ResourceSignal`: after the create, wait for this many signals
+    /// within this long.
+    signals: Option<(usize, Duration)>,
+}
+
+enum CallError {
+    Provider(ProviderError),
+    /// The resource was made, but its creation policy's signals did not arrive.
+    Signals {
+        made: ProviderOutput,
+        why: String,
+    },
+    /// The call took too long; for creates, `found` says whether the resource exists.
+    Timeout {
+        after: Duration,
+        found: Option<Result<Option<ReadOutput>, ProviderError>>,
+    },
+}
+
+struct CallDone {
+    call: Call,
+    result: Result<ProviderOutput, CallError>,
+}
+
+enum Prepared {
+    /// Nothing to call (unchanged, or recorded without a provider call).
+    Done,
+    /// Failed before any call.
+    Failed,
+    Call(Box<Call>),
+}
+
+fn is_create(step: Step) -> bool {
+    matches!(step, Step::Add | Step::Replace | Step::Recreate)
+}
+
+fn statuses(step: Step) -> (ResourceStatus, ResourceStatus, ResourceStatus) {
+    use ResourceStatus::*;
+    match step {
+        Step::Add | Step::Recreate => (CreateInProgress, CreateComplete, CreateFailed),
+        Step::Replace | Step::Modify | Step::Revert => {
+            (UpdateInProgress, UpdateComplete, UpdateFailed)
+        }
+        Step::Delete => (DeleteInProgress, DeleteComplete, DeleteFailed),
+    }
+}
+
+/// What a successful create or update changes in the stack.
+fn success_effects(
+    view: &StackView,
+    step: Step,
+    logical_id: &str,
+    r: DeployedResource,
+) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    if matches!(step, Step::Replace | Step::Recreate) {
+        if let Some(cur) = view.deployed.state.resources.get(logical_id) {
+            effects.push(Effect::Retire(Retired {
+                logical_id: logical_id.to_string(),
+                resource: cur.clone(),
+                retain: step == Step::Replace && r.update_replace_policy == "Retain",
+            }));
+        }
+    }
+    effects.push(Effect::Set {
+        logical_id: logical_id.to_string(),
+        resource: r,
+    });
+    effects
+}
+
+/// Retires every resource the stack points at (for a stack delete or a create rollback).
+fn retire_all(state: &StackState) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for (l, r) in &state.resources {
+        effects.push(Effect::Retire(Retired {
+            logical_id: l.clone(),
+            resource: r.clone(),
+            retain: r.deletion_policy == "Retain",
+        }));
+        effects.push(Effect::Unset {
+            logical_id: l.clone(),
+        });
+    }
+    effects
+}
+
+/// Whether a create-only property (top-level name of a `createOnlyProperties` path)
+/// differs. Nested paths are compared at their top level, which may replace where a
+/// finer comparison would update; never the other way round.
+fn create_only_changed(
+    schemas: &ResourceSchemas,
+    type_name: &str,
+    before: &BTreeMap<String, Value>,
+    after: &BTreeMap<String, Value>,
+) -> bool {
+    let Some(schema) = schemas.get(type_name) else {
+        return false;
+    };
+    schema.create_only.iter().any(|p| {
+        let top = p.split('.').next().unwrap_or(p);
+        before.get(top) != after.get(top)
+    })
+}
+
+/// The dependency graph of retired resources, keyed by their index in `retired` (one
+/// logical id may have several copies).
+fn retired_graph(retired: &[Retired]) -> spindle_template::Graph {
+    let mut by_logical: HashMap<&str, Vec<String>> = HashMap::new();
+    for (i, r) in retired.iter().enumerate() {
+        by_logical
+            .entry(r.logical_id.as_str())
+            .or_default()
+            .push(i.to_string());
+    }
+    spindle_template::Graph::new(retired.iter().enumerate().map(|(i, r)| {
+        let me = i.to_string();
+        let deps: Vec<String> = r
+            .resource
+            .dependencies
+            .iter()
+            .flat_map(|d| by_logical.get(d.as_str()).cloned().unwrap_or_default())
+            .filter(|k| *k != me)
+            .collect();
+        (me, deps)
+    }))
+}
+
+fn render_outputs(
+    plan: &Plan,
+    state: &StackState,
+    external: &dyn ExternalResolver,
+) -> Result<Vec<StackOutput>, String> {
+    let outs = plan
+        .resolve_outputs(&StateLookup(state), external)
+        .map_err(|d| d.to_string())?;
+    Ok(outs
+        .into_iter()
+        .map(|o| StackOutput {
+            name: o.name,
+            value: o.value,
+            description: o.description,
+            export_name: o.export_name.and_then(|v| v.scalar_string()),
+            sensitive: o.sensitive,
+        })
+        .collect())
+}
+
+/// The wait registry id signals for a resource's creation policy go to.
+pub(crate) fn resource_signal_id(stack: &str, logical_id: &str) -> String {
+    format!("resource:{stack}:{logical_id}")
+}
+
+/// `CreationPolicy: {ResourceSignal: {Count, Timeout}}` → (count, timeout). CloudFormation's
+/// defaults: one signal, `PT5M`.
+fn resource_signals(policy: Option<&Value>) -> Result<Option<(usize, Duration)>, String> {
+    let Some(Value::Map(p)) = policy else {
+        return Ok(None);
+    };
+    let Some(rs) = p.get("ResourceSignal") else {
+        return Ok(None);
+    };
+    let Value::Map(rs) = rs else {
+        return Err(format!(
+            "CreationPolicy.ResourceSignal must be a mapping, got {rs}"
+        ));
+    };
+    let count = match rs.get("Count") {
+        None => 1,
+        Some(v) => v
+            .scalar_string()
+            .and_then(|s| s.parse::<usize>().ok())
+            .ok_or_else(|| {
+                format!("CreationPolicy.ResourceSignal.Count must be a number, got {v}")
+            })?,
+    };
+    let timeout = match rs.get("Timeout") {
+        None => Duration::from_secs(300),
+        Some(v) => v
+            .scalar_string()
+            .and_then(|s| iso8601_duration(&s))
+            .ok_or_else(|| {
+                format!("CreationPolicy.ResourceSignal.Timeout must be an ISO 8601 duration such as PT15M, got {v}")
+            })?,
+    };
+    Ok(Some((count, timeout)))
+}
+
+/// `PT#H#M#S` (what CloudFormation accepts; at most 12 hours).
+fn iso8601_duration(s: &str) -> Option<Duration> {
+    let rest = s.strip_prefix("PT")?;
+    if rest.is_empty() {
+        return None;
+    }
+    let mut secs = 0u64;
+    let mut num = String::new();
+    for c in rest.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        secs += match c {
+            'H' => n.checked_mul(3600)?,
+            'M' => n.checked_mul(60)?,
+            'S' => n,
+            _ => return None,
+        };
+    }
+    (num.is_empty() && secs <= 43_200).then(|| Duration::from_secs(secs))
+}
+
+fn signal_failure(e: crate::wait::WaitError, count: usize) -> String {
+    match e {
+        crate::wait::WaitError::TimedOut { received, .. } => format!(
+            "Failed to receive {count} resource signal(s) within the specified duration (received {received})"
+        ),
+        crate::wait::WaitError::Failed { unique_id, reason } => {
+            format!("Received FAILURE signal with UniqueId {unique_id}: {reason}")
+        }
+        other => other.to_string(),
+    }
+}
+
+const INTERRUPTED: &str =
+    "interrupted: the stack engine stopped during the operation and recovered on restart";
+
+impl Engine {
+    pub fn new(
+        journal: Arc<dyn Journal>,
+        registry: ProviderRegistry,
+        options: EngineOptions,
+    ) -> Engine {
+        let (events, _) = broadcast::channel(4096);
+        Engine {
+            journal,
+            registry,
+            options,
+            waits: WaitRegistry::default(),
+            busy: Mutex::new(HashSet::new()),
+            views: Mutex::new(HashMap::new()),
+            events,
+        }
+    }
+
+    pub fn registry(&self) -> &ProviderRegistry {
+        &self.registry
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    pub fn journal(&self) -> &Arc<dyn Journal> {
+        &self.journal
+    }
+
+    /// Wait condition handles and their signals.
+    pub fn waits(&self) -> &WaitRegistry {
+        &self.waits
+    }
+
+    /// Every journal record as it is written (stack and resource events live).
+    pub fn subscribe(&self) -> broadcast::Receiver<Record> {
+        self.events.subscribe()
+    }
+
+    /// A stack as the journal describes it (an empty view with `status: None` if unknown).
+    ///
+    /// Views are cached: the journal is read once per stack, then every record this engine
+    /// writes is applied to the cached view. So an engine must be the only writer of its
+    /// journal (one daemon; one engine per journal).
+    pub fn stack(&self, name: &str) -> Result<StackView, EngineError> {
+        if let Some(v) = self.views.lock().ok().and_then(|v| v.get(name).cloned()) {
+            return Ok(v);
+        }
+        let records = self
+            .journal
+            .records(name)
+            .map_err(|err| EngineError::Journal {
+                stack: name.to_string(),
+                err,
+            })?;
+        let view = StackView::from_owned_records(name, records);
+        if let Ok(mut v) = self.views.lock() {
+            v.insert(name.to_string(), view.clone());
+        }
+        Ok(view)
+    }
+
+    /// Applies records just made durable to the cached view of their stack.
+    fn remember(&self, name: &str, records: &[Record]) {
+        if let Ok(mut views) = self.views.lock() {
+            if let Some(v) = views.get_mut(name) {
+                if records.first().is_some_and(|r| r.seq == v.last_seq + 1) {
+                    records.iter().for_each(|r| v.apply(r));
+                } else {
+                    views.remove(name);
+                }
+            }
+        }
+    }
+
+    fn forget(&self, name: &str) {
+        if let Ok(mut views) = self.views.lock() {
+            views.remove(name);
+        }
+    }
+
+    /// A stack's events, oldest first.
+    pub fn events(&self, name: &str) -> Result<Vec<StackEvent>, EngineError> {
+        let records = self
+            .journal
+            .records(name)
+            .map_err(|err| EngineError::Journal {
+                stack: name.to_string(),
+                err,
+            })?;
+        Ok(crate::journal::events(&records))
+    }
+
+    /// The change set a deploy of `plan` would execute.
+    pub fn change_set(
+        &self,
+        plan: &Plan,
+        external: &dyn ExternalResolver,
+    ) -> Result<ChangeSet, EngineError> {
+        let name = &plan.context.stack_name;
+        let view = self.stack(name)?;
+        classify(&view.deployed.state, plan, self.options.schemas, external).map_err(|diags| {
+            EngineError::ChangeSet {
+                stack: name.clone(),
+                diags,
+            }
+        })
+    }
+
+    fn lock(&self, stack: &str) -> Result<BusyGuard<'_>, EngineError> {
+        let mut b = self.busy.lock().map_err(|_| EngineError::Busy {
+            stack: stack.to_string(),
+        })?;
+        if !b.insert(stack.to_string()) {
+            return Err(EngineError::Busy {
+                stack: stack.to_string(),
+            });
+        }
+        Ok(BusyGuard {
+            engine: self,
+            stack: stack.to_string(),
+        })
+    }
+
+    fn op_for(&self, view: StackView) -> Op<'_> {
+        let names = match &view.operation {
+            Some(o) => {
+                let mut context = Context::new(&o.account_id, &o.region, &view.name);
+                context.stack_id = o.stack_id.clone();
+                OpNames {
+                    stack: view.name.clone(),
+                    template_file: o.template_file.clone(),
+                    context,
+                }
+            }
+            None => OpNames {
+                stack: view.name.clone(),
+                template_file: String::new(),
+                context: Context::default(),
+            },
+        };
+        Op {
+            engine: self,
+            view,
+            names: Arc::new(names),
+            staged: Vec::new(),
+        }
+    }
+
+    /// Creates the stack, or updates it to `req.plan`.
+    pub async fn deploy(&self, req: DeployRequest) -> Result<OperationOutcome, EngineError> {
+        let name = req.plan.context.stack_name.clone();
+        if name.is_empty() {
+            return Err(EngineError::NoStackName);
+        }
+        let _guard = self.lock(&name)?;
+        let mut view = self.stack(&name)?;
+        if view.in_progress {
+            self.recover_locked(view).await?;
+            view = self.stack(&name)?;
+        }
+        let kind = match view.status {
+            None | Some(StackStatus::DeleteComplete | StackStatus::RollbackComplete) => {
+                OperationKind::Create
+            }
+            Some(s) if s.can_update() => OperationKind::Update,
+            Some(status) => {
+                return Err(EngineError::InvalidStatus {
+                    stack: name,
+                    status,
+                    action: "deploy",
+                })
+            }
+        };
+        if kind == OperationKind::Create {
+            // A stack re-created after ROLLBACK_COMPLETE or DELETE_COMPLETE starts empty;
+            // anything it still owns stays retired until deleted.
+            view.deployed.state = StackState::default();
+            view.deployed.outputs.clear();
+        }
+        let plan = &req.plan;
+        let cs = classify(
+            &view.deployed.state,
+            plan,
+            self.options.schemas,
+            &*req.external,
+        )
+        .map_err(|diags| EngineError::ChangeSet {
+            stack: name.clone(),
+            diags,
+        })?;
+        if req.change_set.as_ref().is_some_and(|shown| *shown != cs) {
+            // The stack changed since the change set was made: executing it would do
+            // something other than what the user approved.
+            return Err(EngineError::StaleChangeSet { stack: name });
+        }
+        if kind == OperationKind::Update && cs.is_empty() && view.deployed.retired.is_empty() {
+            let outputs = render_outputs(plan, &view.deployed.state, &*req.external);
+            if outputs.as_ref().is_ok_and(|o| *o == view.deployed.outputs) {
+                return Err(EngineError::NoChanges { stack: name });
+            }
+        }
+        let operation = Operation {
+            kind,
+            previous: view.deployed.clone(),
+            disable_rollback: req.disable_rollback,
+            template_file: plan.template.file.clone(),
+            account_id: plan.context.account_id.clone(),
+            region: plan.context.region.clone(),
+            stack_id: plan.context.stack_id.clone(),
+            parent: req.parent.clone(),
+        };
+        let mut op = self.op_for(view);
+        op.names = Arc::new(OpNames {
+            stack: name.clone(),
+            template_file: plan.template.file.clone(),
+            context: plan.context.clone(),
+        });
+        op.write(Entry::Begin {
+            operation,
+            status: if kind == OperationKind::Create {
+                StackStatus::CreateInProgress
+            } else {
+                StackStatus::UpdateInProgress
+            },
+            effects: Vec::new(),
+        })?;
+        let mut ok = self.run_forward(&mut op, plan, &cs, &*req.external).await?;
+        let mut outputs_failure = None;
+        let mut outputs = Vec::new();
+        if ok {
+            match render_outputs(plan, &op.view.deployed.state, &*req.external) {
+                Ok(o) => outputs = o,
+                Err(e) => {
+                    ok = false;
+                    outputs_failure = Some(format!("Outputs could not be resolved: {e}"));
+                }
+            }
+        }
+        if ok {
+            if kind == OperationKind::Create {
+                op.write(Entry::End {
+                    status: StackStatus::CreateComplete,
+                    reason: None,
+                    effects: vec![Effect::Outputs { outputs }],
+                })?;
+            } else {
+                let mut effects = vec![Effect::Outputs { outputs }];
+                for (l, r) in &op.view.deployed.state.resources {
+                    if plan.resource(l).is_none() {
+                        effects.push(Effect::Retire(Retired {
+                            logical_id: l.clone(),
+                            resource: r.clone(),
+                            retain: r.deletion_policy == "Retain",
+                        }));
+                        effects.push(Effect::Unset {
+                            logical_id: l.clone(),
+                        });
+                    }
+                }
+                op.write(Entry::Status {
+                    status: StackStatus::UpdateCompleteCleanupInProgress,
+                    reason: None,
+                    effects,
+                })?;
+                self.delete_retired(&mut op).await?;
+                op.write(Entry::End {
+                    status: StackStatus::UpdateComplete,
+                    reason: None,
+                    effects: Vec::new(),
+                })?;
+            }
+        } else {
+            let reason = op
+                .view
+                .first_failure
+                .clone()
+                .or(outputs_failure)
+                .unwrap_or_else(|| "the operation failed".into());
+            self.fail(&mut op, reason).await?;
+        }
+        Ok(op.outcome())
+    }
+
+    /// The forward phase: creates, updates and replacement copies in dependency order,
+    /// up to `max_concurrency` at once. Returns whether every resource succeeded.
+    async fn run_forward(
+        &self,
+        op: &mut Op<'_>,
+        plan: &Plan,
+        cs: &ChangeSet,
+        external: &(dyn ExternalResolver + Send + Sync),
+    ) -> Result<bool, EngineError> {
+        let changes: HashMap<&str, &ResourceChange> = cs
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Remove)
+            .map(|c| (c.logical_id.as_str(), c))
+            .collect();
+        let mut sched = plan.graph.scheduler();
+        let mut queue: VecDeque<String> = VecDeque::new();
+        let mut running: FuturesUnordered<BoxFuture<'_, CallDone>> = FuturesUnordered::new();
+        let max = self.options.max_concurrency.max(1);
+        let mut failed = false;
+        loop {
+            let mut launch = Vec::new();
+            loop {
+                if !failed {
+                    queue.extend(sched.take_ready().into_iter().map(str::to_string));
+                }
+                if failed || running.len() + launch.len() >= max {
+                    break;
+                }
+                let Some(name) = queue.pop_front() else { break };
+                match self.prepare(op, plan, &changes, &name, external)? {
+                    Prepared::Done => sched.complete(&name),
+                    Prepared::Failed => failed = true,
+                    Prepared::Call(call) => launch.push(*call),
+                }
+            }
+            // Intents (and the outcomes that made them ready) are durable before the calls.
+            op.flush()?;
+            for call in launch {
+                running.push(self.invoke(op.names.clone(), call));
+            }
+            let Some(done) = running.next().await else {
+                break;
+            };
+            let mut batch = vec![done];
+            while let Some(Some(more)) = running.next().now_or_never() {
+                batch.push(more);
+            }
+            for done in batch {
+                let name = done.call.logical_id.clone();
+                if self.finish(op, done)? {
+                    sched.complete(&name);
+                } else {
+                    failed = true;
+                }
+            }
+        }
+        op.flush()?;
+        Ok(!failed && sched.finished())
+    }
+
+    /// Decides what to do for one resource and journals the intent.
+    fn prepare(
+        &self,
+        op: &mut Op<'_>,
+        plan: &Plan,
+        changes: &HashMap<&str, &ResourceChange>,
+        name: &str,
+        external: &dyn ExternalResolver,
+    ) -> Result<Prepared, EngineError> {
+        let Some(change) = changes.get(name) else {
+            return Ok(Prepared::Done);
+        };
+        let current = op.view.deployed.state.resources.get(name).cloned();
+        let is_add = change.action == Action::Add || current.is_none();
+        let fail_status = if is_add {
+            ResourceStatus::CreateFailed
+        } else {
+            ResourceStatus::UpdateFailed
+        };
+        let type_name = plan
+            .resource(name)
+            .map(|r| r.type_name.clone())
+            .unwrap_or_default();
+        let fail = |op: &mut Op<'_>, reason: String| -> Result<Prepared, EngineError> {
+            op.stage(Entry::Outcome(Outcome {
+                token: None,
+                logical_id: name.to_string(),
+                type_name: type_name.clone(),
+                physical_id: None,
+                status: fail_status,
+                reason: Some(reason),
+                effects: Vec::new(),
+            }));
+            Ok(Prepared::Failed)
+        };
+        let resolved =
+            match plan.resolve_resource(name, &StateLookup(&op.view.deployed.state), external) {
+                Ok(r) => r,
+                Err(d) => return fail(op, d.to_string()),
+            };
+        let Some(provider) = self.registry.get(&resolved.type_name).cloned() else {
+            return fail(
+                op,
+                format!("no provider supports resource type {}", resolved.type_name),
+            );
+        };
+        let desired = DeployedResource::from_resolved(&resolved, "", BTreeMap::new());
+        let timeout = provider
+            .timeout(&resolved.properties)
+            .unwrap_or(self.options.default_timeout);
+        let token = op.next_token(name);
+        let mut call = Call {
+            token,
+            logical_id: name.to_string(),
+            type_name: resolved.type_name.clone(),
+            step: Step::Add,
+            provider,
+            physical_id: None,
+            properties: resolved.properties.clone(),
+            previous_properties: BTreeMap::new(),
+            previous_attributes: BTreeMap::new(),
+            desired: Some(desired),
+            timeout,
+            signals: None,
+        };
+        if let (false, Some(cur)) = (is_add, &current) {
+            let replace = cur.type_name != resolved.type_name
+                || match change.replacement {
+                    Some(Replacement::True) => true,
+                    Some(Replacement::Conditional) => create_only_changed(
+                        self.options.schemas,
+                        &resolved.type_name,
+                        &cur.properties,
+                        &resolved.properties,
+                    ),
+                    _ => false,
+                };
+            if replace {
+                call.step = Step::Replace;
+            } else if cur.properties == resolved.properties {
+                // Only resource attributes (metadata, policies) or nothing changed: record
+                // without calling the provider.
+                let mut r = call.desired.take().expect("set above");
+                r.physical_id = cur.physical_id.clone();
+                r.attributes = cur.attributes.clone();
+                if r != *cur {
+                    op.stage(Entry::Outcome(Outcome {
+                        token: None,
+                        logical_id: name.to_string(),
+                        type_name: r.type_name.clone(),
+                        physical_id: Some(r.physical_id.clone()),
+                        status: ResourceStatus::UpdateComplete,
+                        reason: Some("only resource attributes changed".into()),
+                        effects: vec![Effect::Set {
+                            logical_id: name.to_string(),
+                            resource: r,
+                        }],
+                    }));
+                }
+                return Ok(Prepared::Done);
+            } else {
+                call.step = Step::Modify;
+                call.physical_id = Some(cur.physical_id.clone());
+                call.previous_properties = cur.properties.clone();
+                call.previous_attributes = cur.attributes.clone();
+            }
+        }
+        if is_create(call.step) {
+            match resource_signals(resolved.creation_policy.as_ref()) {
+                Ok(Some(signals)) => {
+                    // Registered before the create, so a signal that arrives early counts.
+                    let id = resource_signal_id(&op.view.name, name);
+                    self.waits.unregister(&id);
+                    self.waits.register(&id);
+                    call.signals = Some(signals);
+                }
+                Ok(None) => {}
+                Err(e) => return fail(op, e),
+            }
+        }
+        self.stage_intent(op, &call);
+        Ok(Prepared::Call(Box::new(call)))
+    }
+
+    fn stage_intent(&self, op: &mut Op<'_>, call: &Call) {
+        op.stage(Entry::Intent(Intent {
+            token: call.token.clone(),
+            logical_id: call.logical_id.clone(),
+            type_name: call.type_name.clone(),
+            step: call.step,
+            physical_id: call.physical_id.clone(),
+            desired: call.desired.clone(),
+            status: statuses(call.step).0,
+        }));
+    }
+
+    /// Makes one provider call with its timeout. Never touches the journal.
+    fn invoke<'e>(&'e self, names: Arc<OpNames>, call: Call) -> BoxFuture<'e, CallDone> {
+        Box::pin(async move {
+            let cx = ResourceCx {
+                engine: self,
+                stack_name: &names.stack,
+                logical_id: &call.logical_id,
+                type_name: &call.type_name,
+                token: &call.token,
+                template_file: &names.template_file,
+                context: &names.context,
+            };
+            let provider = call.provider.clone();
+            let limit = call.timeout;
+            let result = if is_create(call.step) {
+                let fut = provider.create(CreateRequest {
+                    cx,
+                    properties: call.properties.clone(),
+                });
+                match tokio::time::timeout(limit, fut).await {
+                    Ok(Ok(out)) => match call.signals {
+                        None => Ok(out),
+                        Some((count, within)) => {
+                            let id = resource_signal_id(&names.stack, &call.logical_id);
+                            let waited = self.waits.wait(&id, count, within).await;
+                            self.waits.unregister(&id);
+                            match waited {
+                                Ok(_) => Ok(out),
+                                Err(e) => Err(CallError::Signals {
+                                    made: out,
+                                    why: signal_failure(e, count),
+                                }),
+                            }
+                        }
+                    },
+                    Ok(Err(e)) => Err(CallError::Provider(e)),
+                    Err(_) => {
+                        // The create may have happened: look for it by its token.
+                        let found = provider
+                            .read(ReadRequest {
+                                cx,
+                                physical_id: None,
+                                properties: call.properties.clone(),
+                            })
+                            .await;
+                        Err(CallError::Timeout {
+                            after: limit,
+                            found: Some(found),
+                        })
+                    }
+                }
+            } else if call.step == Step::Delete {
+                let fut = provider.delete(DeleteRequest {
+                    cx,
+                    physical_id: call.physical_id.clone().unwrap_or_default(),
+                    properties: call.properties.clone(),
+                });
+                match tokio::time::timeout(limit, fut).await {
+                    Ok(r) => r
+                        .map(|()| ProviderOutput {
+                            physical_id: call.physical_id.clone().unwrap_or_default(),
+                            attributes: BTreeMap::new(),
+                        })
+                        .map_err(CallError::Provider),
+                    Err(_) => Err(CallError::Timeout {
+                        after: limit,
+                        found: None,
+                    }),
+                }
+            } else {
+                let fut = provider.update(UpdateRequest {
+                    cx,
+                    physical_id: call.physical_id.clone().unwrap_or_default(),
+                    properties: call.properties.clone(),
+                    previous_properties: call.previous_properties.clone(),
+                    changed: changed_properties(&call.previous_properties, &call.properties),
+                    previous_attributes: call.previous_attributes.clone(),
+                });
+                match tokio::time::timeout(limit, fut).await {
+                    Ok(r) => r.map_err(CallError::Provider),
+                    Err(_) => Err(CallError::Timeout {
+                        after: limit,
+                        found: None,
+                    }),
+                }
+            };
+            CallDone { call, result }
+        })
+    }
+
+    /// Stages a call's outcome. Returns whether it succeeded.
+    fn finish(&self, op: &mut Op<'_>, done: CallDone) -> Result<bool, EngineError> {
+        let CallDone { call, result } = done;
+        let (_, ok_status, fail_status) = statuses(call.step);
+        let with = |out: &ProviderOutput| -> DeployedResource {
+            let mut r = call.desired.clone().unwrap_or_else(|| DeployedResource {
+                type_name: call.type_name.clone(),
+                physical_id: String::new(),
+                properties: call.properties.clone(),
+                sensitive: Default::default(),
+                attributes: BTreeMap::new(),
+                metadata: None,
+                metadata_sensitive: false,
+                dependencies: Vec::new(),
+                deletion_policy: "Delete".into(),
+                update_replace_policy: "Delete".into(),
+                update_policy: None,
+                creation_policy: None,
+            });
+            r.physical_id = out.physical_id.clone();
+            r.attributes = out.attributes.clone();
+            r
+        };
+        let (status, reason, effects, physical_id, ok) = match &result {
+            Ok(out) => {
+                let effects = if call.step == Step::Delete {
+                    vec![Effect::Unretire {
+                        logical_id: call.logical_id.clone(),
+                        physical_id: out.physical_id.clone(),
+                    }]
+                } else {
+                    success_effects(&op.view, call.step, &call.logical_id, with(out))
+                };
+                (
+                    ok_status,
+                    None,
+                    effects,
+                    Some(out.physical_id.clone()),
+                    true,
+                )
+            }
+            Err(CallError::Provider(e)) => (
+                fail_status,
+                Some(e.to_string()),
+                Vec::new(),
+                call.physical_id.clone(),
+                false,
+            ),
+            Err(CallError::Signals { made, why }) => (
+                fail_status,
+                Some(why.clone()),
+                // Recorded, so that the rollback deletes it.
+                success_effects(&op.view, call.step, &call.logical_id, with(made)),
+                Some(made.physical_id.clone()),
+                false,
+            ),
+            Err(CallError::Timeout { after, found }) => {
+                let reason = format!("timed out after {}s", after.as_secs_f64());
+                match (call.step, found) {
+                    (s, Some(Ok(Some(f)))) if is_create(s) => {
+                        let out = ProviderOutput {
+                            physical_id: f.physical_id.clone(),
+                            attributes: f.attributes.clone(),
+                        };
+                        (
+                            fail_status,
+                            Some(format!("{reason}; the resource was made and is recorded so that rollback removes it")),
+                            success_effects(&op.view, call.step, &call.logical_id, with(&out)),
+                            Some(f.physical_id.clone()),
+                            false,
+                        )
+                    }
+                    (s, Some(Err(e))) if is_create(s) => {
+                        return Err(EngineError::Reconcile {
+                            stack: op.view.name.clone(),
+                            logical_id: call.logical_id.clone(),
+                            err: e.clone(),
+                        })
+                    }
+                    (Step::Modify, _) => {
+                        // The update may have been applied: record it as applied so a
+                        // rollback reverts it (reverting unchanged properties is harmless).
+                        let mut r = with(&ProviderOutput {
+                            physical_id: call.physical_id.clone().unwrap_or_default(),
+                            attributes: call.previous_attributes.clone(),
+                        });
+                        r.physical_id = call.physical_id.clone().unwrap_or_default();
+                        (
+                            fail_status,
+                            Some(reason),
+                            vec![Effect::Set {
+                                logical_id: call.logical_id.clone(),
+                                resource: r,
+                            }],
+                            call.physical_id.clone(),
+                            false,
+                        )
+                    }
+                    _ => (
+                        fail_status,
+                        Some(reason),
+                        Vec::new(),
+                        call.physical_id.clone(),
+                        false,
+                    ),
+                }
+            }
+        };
+        op.stage(Entry::Outcome(Outcome {
+            token: Some(call.token.clone()),
+            logical_id: call.logical_id.clone(),
+            type_name: call.type_name.clone(),
+            physical_id,
+            status,
+            reason,
+            effects,
+        }));
+        Ok(ok)
+    }
+
+    /// Makes one call and journals its outcome (for the sequential phases).
+    async fn call_one(&self, op: &mut Op<'_>, call: Call) -> Result<bool, EngineError> {
+        self.stage_intent(op, &call);
+        op.flush()?;
+        let done = self.invoke(op.names.clone(), call).await;
+        let ok = self.finish(op, done)?;
+        op.flush()?;
+        Ok(ok)
+    }
+
+    /// After a failed forward phase: roll back, or stop in a failed status.
+    async fn fail(&self, op: &mut Op<'_>, reason: String) -> Result<(), EngineError> {
+        let o = op.operation().clone();
+        if o.disable_rollback {
+            let status = if o.kind == OperationKind::Create {
+                StackStatus::CreateFailed
+            } else {
+                StackStatus::UpdateFailed
+            };
+            return op.write(Entry::End {
+                status,
+                reason: Some(reason),
+                effects: Vec::new(),
+            });
+        }
+        if o.kind == OperationKind::Create {
+            self.rollback_create(op, reason).await
+        } else {
+            self.rollback_update(op, reason).await
+        }
+    }
+
+    async fn rollback_create(&self, op: &mut Op<'_>, reason: String) -> Result<(), EngineError> {
+        let effects = retire_all(&op.view.deployed.state);
+        if op.view.status != Some(StackStatus::RollbackInProgress) || !effects.is_empty() {
+            op.write(Entry::Status {
+                status: StackStatus::RollbackInProgress,
+                reason: Some(reason.clone()),
+                effects,
+            })?;
+        }
+        let failure = self.delete_retired(op).await?;
+        let (status, reason) = match failure {
+            None => (StackStatus::RollbackComplete, reason),
+            Some(f) => (
+                StackStatus::RollbackFailed,
+                format!("{reason}; the rollback failed: {f}"),
+            ),
+        };
+        op.write(Entry::End {
+            status,
+            reason: Some(reason),
+            effects: vec![Effect::Outputs {
+                outputs: Vec::new(),
+            }],
+        })
+    }
+
+    /// Reverts an update to the operation's previous state.
+    async fn rollback_update(&self, op: &mut Op<'_>, reason: String) -> Result<(), EngineError> {
+        if op.view.status != Some(StackStatus::UpdateRollbackInProgress) {
+            op.write(Entry::Status {
+                status: StackStatus::UpdateRollbackInProgress,
+                reason: Some(reason.clone()),
+                effects: Vec::new(),
+            })?;
+        }
+        let target = op.operation().previous.clone();
+        let graph = target.state.graph();
+        let order: Vec<String> = match graph.topo_order() {
+            Ok(o) => o.into_iter().map(str::to_string).collect(),
+            Err(_) => target.state.resources.keys().cloned().collect(),
+        };
+        let mut failure = None;
+        for l in &order {
+            let old = &target.state.resources[l];
+            let cur = op.view.deployed.state.resources.get(l).cloned();
+            match cur {
+                Some(cur) if cur.physical_id == old.physical_id => {
+                    if cur == *old {
+                        continue;
+                    }
+                    if cur.properties == old.properties && cur.type_name == old.type_name {
+                        op.write(Entry::Outcome(Outcome {
+                            token: None,
+                            logical_id: l.clone(),
+                            type_name: old.type_name.clone(),
+                            physical_id: Some(old.physical_id.clone()),
+                            status: ResourceStatus::UpdateComplete,
+                            reason: None,
+                            effects: vec![Effect::Set {
+                                logical_id: l.clone(),
+                                resource: old.clone(),
+                            }],
+                        }))?;
+                        continue;
+                    }
+                    let Some(provider) = self.registry.get(&old.type_name).cloned() else {
+                        failure = Some(format!(
+                            "no provider supports resource type {}",
+                            old.type_name
+                        ));
+                        break;
+                    };
+                    let call = Call {
+                        token: op.next_token(l),
+                        logical_id: l.clone(),
+                        type_name: old.type_name.clone(),
+                        step: Step::Revert,
+                        timeout: provider
+                            .timeout(&old.properties)
+                            .unwrap_or(self.options.default_timeout),
+                        provider,
+                        physical_id: Some(old.physical_id.clone()),
+                        properties: old.properties.clone(),
+                        previous_properties: cur.properties.clone(),
+                        previous_attributes: cur.attributes.clone(),
+                        desired: Some(old.clone()),
+                        signals: None,
+                    };
+                    if !self.call_one(op, call).await? {
+                        failure = Some(format!("Resource {l} failed to roll back its update"));
+                        break;
+                    }
+                }
+                cur => {
+                    let copy = op
+                        .view
+                        .deployed
+                        .retired
+                        .iter()
+                        .find(|r| &r.logical_id == l && r.resource.physical_id == old.physical_id)
+                        .cloned();
+                    if copy.is_some() {
+                        let mut effects = vec![Effect::Unretire {
+                            logical_id: l.clone(),
+                            physical_id: old.physical_id.clone(),
+                        }];
+                        if let Some(cur) = cur {
+                            effects.push(Effect::Retire(Retired {
+                                logical_id: l.clone(),
+                                resource: cur,
+                                retain: false,
+                            }));
+                        }
+                        effects.push(Effect::Set {
+                            logical_id: l.clone(),
+                            resource: old.clone(),
+                        });
+                        op.write(Entry::Outcome(Outcome {
+                            token: None,
+                            logical_id: l.clone(),
+                            type_name: old.type_name.clone(),
+                            physical_id: Some(old.physical_id.clone()),
+                            status: ResourceStatus::UpdateComplete,
+                            reason: Some(
+                                "the stack points at the previous physical resource again".into(),
+                            ),
+                            effects,
+                        }))?;
+                        continue;
+                    }
+                    // The previous copy is gone: make it again from its properties.
+                    let Some(provider) = self.registry.get(&old.type_name).cloned() else {
+                        failure = Some(format!(
+                            "no provider supports resource type {}",
+                            old.type_name
+                        ));
+                        break;
+                    };
+                    let call = Call {
+                        token: op.next_token(l),
+                        logical_id: l.clone(),
+                        type_name: old.type_name.clone(),
+                        step: Step::Recreate,
+                        timeout: provider
+                            .timeout(&old.properties)
+                            .unwrap_or(self.options.default_timeout),
+                        provider,
+                        physical_id: None,
+                        properties: old.properties.clone(),
+                        previous_properties: BTreeMap::new(),
+                        previous_attributes: BTreeMap::new(),
+                        desired: Some(old.clone()),
+                        signals: None,
+                    };
+                    if !self.call_one(op, call).await? {
+                        failure = Some(format!("Resource {l} could not be created again"));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(f) = failure {
+            let last = op.view.failures.last().map(|(_, d)| d.clone()).unwrap_or(f);
+            return op.write(Entry::End {
+                status: StackStatus::UpdateRollbackFailed,
+                reason: Some(format!("{reason}; the rollback failed: {last}")),
+                effects: Vec::new(),
+            });
+        }
+        let mut effects = Vec::new();
+        for (l, r) in &op.view.deployed.state.resources {
+            if !target.state.resources.contains_key(l) {
+                effects.push(Effect::Retire(Retired {
+                    logical_id: l.clone(),
+                    resource: r.clone(),
+                    retain: r.deletion_policy == "Retain",
+                }));
+                effects.push(Effect::Unset {
+                    logical_id: l.clone(),
+                });
+            }
+        }
+        effects.push(Effect::Outputs {
+            outputs: target.outputs.clone(),
+        });
+        op.write(Entry::Status {
+            status: StackStatus::UpdateRollbackCompleteCleanupInProgress,
+            reason: None,
+            effects,
+        })?;
+        self.delete_retired(op).await?;
+        op.write(Entry::End {
+            status: StackStatus::UpdateRollbackComplete,
+            reason: Some(reason),
+            effects: Vec::new(),
+        })
+    }
+
+    /// Deletes every retired resource, dependents before what they depend on, in parallel
+    /// where nothing depends on each other; `Retain` ones are skipped. A resource whose
+    /// delete fails stays retired, and so does everything it depends on. Returns the first
+    /// failure.
+    async fn delete_retired(&self, op: &mut Op<'_>) -> Result<Option<String>, EngineError> {
+        let list = op.view.deployed.retired.clone();
+        let graph = retired_graph(&list);
+        let keys: Vec<String> = (0..list.len()).map(|i| i.to_string()).collect();
+        let mut deleted: HashSet<&str> = HashSet::new();
+        let mut attempted: HashSet<&str> = HashSet::new();
+        let mut running_keys: HashSet<&str> = HashSet::new();
+        let mut running: FuturesUnordered<BoxFuture<'_, (usize, CallDone)>> =
+            FuturesUnordered::new();
+        let max = self.options.max_concurrency.max(1);
+        let mut first = None;
+        loop {
+            let mut launch = Vec::new();
+            loop {
+                let ready: Vec<usize> = graph
+                    .ready_for_delete(&deleted, &running_keys)
+                    .into_iter()
+                    .filter(|k| !attempted.contains(k))
+                    .filter_map(|k| k.parse::<usize>().ok())
+                    .collect();
+                let mut progressed = false;
+                for i in ready {
+                    if running_keys.len() >= max {
+                        break;
+                    }
+                    let key = keys[i].as_str();
+                    let r = &list[i];
+                    attempted.insert(key);
+                    if r.retain {
+                        op.stage(Entry::Outcome(Outcome {
+                            token: None,
+                            logical_id: r.logical_id.clone(),
+                            type_name: r.resource.type_name.clone(),
+                            physical_id: Some(r.resource.physical_id.clone()),
+                            status: ResourceStatus::DeleteSkipped,
+                            reason: Some("the resource's policy is Retain".into()),
+                            effects: vec![Effect::Unretire {
+                                logical_id: r.logical_id.clone(),
+                                physical_id: r.resource.physical_id.clone(),
+                            }],
+                        }));
+                        deleted.insert(key);
+                        progressed = true;
+                        continue;
+                    }
+                    let Some(provider) = self.registry.get(&r.resource.type_name).cloned() else {
+                        let reason = format!(
+                            "no provider supports resource type {}",
+                            r.resource.type_name
+                        );
+                        first.get_or_insert(format!(
+                            "Resource {} failed: DELETE_FAILED: {reason}",
+                            r.logical_id
+                        ));
+                        op.stage(Entry::Outcome(Outcome {
+                            token: None,
+                            logical_id: r.logical_id.clone(),
+                            type_name: r.resource.type_name.clone(),
+                            physical_id: Some(r.resource.physical_id.clone()),
+                            status: ResourceStatus::DeleteFailed,
+                            reason: Some(reason),
+                            effects: Vec::new(),
+                        }));
+                        continue;
+                    };
+                    let call = Call {
+                        token: op.next_token(&r.logical_id),
+                        logical_id: r.logical_id.clone(),
+                        type_name: r.resource.type_name.clone(),
+                        step: Step::Delete,
+                        timeout: provider
+                            .timeout(&r.resource.properties)
+                            .unwrap_or(self.options.default_timeout),
+                        provider,
+                        physical_id: Some(r.resource.physical_id.clone()),
+                        properties: r.resource.properties.clone(),
+                        previous_properties: BTreeMap::new(),
+                        previous_attributes: BTreeMap::new(),
+                        desired: None,
+                        signals: None,
+                    };
+                    self.stage_intent(op, &call);
+                    running_keys.insert(key);
+                    launch.push((i, call));
+                }
+                if !progressed {
+                    break;
+                }
+            }
+            op.flush()?;
+            for (i, call) in launch {
+                let fut = self.invoke(op.names.clone(), call);
+                running.push(Box::pin(async move { (i, fut.await) }));
+            }
+            let Some(done) = running.next().await else {
+                break;
+            };
+            let mut batch = vec![done];
+            while let Some(Some(more)) = running.next().now_or_never() {
+                batch.push(more);
+            }
+            for (i, done) in batch {
+                let key = keys[i].as_str();
+                running_keys.remove(key);
+                let logical_id = done.call.logical_id.clone();
+                if self.finish(op, done)? {
+                    deleted.insert(key);
+                } else if first.is_none() {
+                    first = op.view.last_failure_of(&logical_id);
+                }
+            }
+        }
+        op.flush()?;
+        Ok(first)
+    }
+
+    /// Deletes a stack: every resource, dependents first; `Retain` ones are kept.
+    pub async fn delete_stack(&self, name: &str) -> Result<OperationOutcome, EngineError> {
+        let _guard = self.lock(name)?;
+        let mut view = self.stack(name)?;
+        if view.in_progress {
+            self.recover_locked(view).await?;
+            view = self.stack(name)?;
+        }
+        match view.status {
+            None => {
+                return Err(EngineError::NotFound {
+                    stack: name.to_string(),
+                })
+            }
+            Some(StackStatus::DeleteComplete) => {
+                return Ok(OperationOutcome {
+                    stack: name.to_string(),
+                    status: StackStatus::DeleteComplete,
+                    reason: view.reason,
+                })
+            }
+            _ => {}
+        }
+        let mut operation = view
+            .operation
+            .clone()
+            .expect("a stack with a status has an operation");
+        operation.kind = OperationKind::Delete;
+        operation.previous = view.deployed.clone();
+        operation.disable_rollback = false;
+        let effects = retire_all(&view.deployed.state);
+        let mut op = self.op_for(view);
+        op.write(Entry::Begin {
+            operation,
+            status: StackStatus::DeleteInProgress,
+            effects,
+        })?;
+        self.finish_delete(&mut op).await?;
+        Ok(op.outcome())
+    }
+
+    async fn finish_delete(&self, op: &mut Op<'_>) -> Result<(), EngineError> {
+        let remaining = retire_all(&op.view.deployed.state);
+        if !remaining.is_empty() {
+            op.write(Entry::Status {
+                status: StackStatus::DeleteInProgress,
+                reason: None,
+                effects: remaining,
+            })?;
+        }
+        match self.delete_retired(op).await? {
+            None => op.write(Entry::End {
+                status: StackStatus::DeleteComplete,
+                reason: None,
+                effects: vec![Effect::Outputs {
+                    outputs: Vec::new(),
+                }],
+            }),
+            Some(f) => op.write(Entry::End {
+                status: StackStatus::DeleteFailed,
+                reason: Some(f),
+                effects: Vec::new(),
+            }),
+        }
+    }
+
+    /// Continues rolling back a stack in `UPDATE_ROLLBACK_FAILED`. Resources in `skip` are
+    /// recorded as rolled back without calling their provider (CloudFormation's
+    /// `ResourcesToSkip`): use it for a resource whose revert can't succeed, after fixing
+    /// or accepting it by hand.
+    pub async fn continue_rollback(
+        &self,
+        name: &str,
+        skip: &[String],
+    ) -> Result<OperationOutcome, EngineError> {
+        let _guard = self.lock(name)?;
+        let mut view = self.stack(name)?;
+        if view.in_progress {
+            self.recover_locked(view).await?;
+            view = self.stack(name)?;
+        }
+        match view.status {
+            None => {
+                return Err(EngineError::NotFound {
+                    stack: name.to_string(),
+                })
+            }
+            Some(StackStatus::UpdateRollbackFailed) => {}
+            Some(status) => {
+                return Err(EngineError::InvalidStatus {
+                    stack: name.to_string(),
+                    status,
+                    action: "continue-rollback",
+                })
+            }
+        }
+        let mut operation = view
+            .operation
+            .clone()
+            .expect("a stack with a status has an operation");
+        for l in skip {
+            if !operation.previous.state.resources.contains_key(l) {
+                return Err(EngineError::CannotSkip {
+                    stack: name.to_string(),
+                    logical_id: l.clone(),
+                    why: "it did not exist before the update, so there is nothing to roll back to",
+                });
+            }
+        }
+        let reason = view.reason.clone().unwrap_or_default();
+        let reason = match reason.split_once("; the rollback failed: ") {
+            Some((original, _)) => original.to_string(),
+            None => reason,
+        };
+        operation.kind = OperationKind::ContinueRollback;
+        let mut op = self.op_for(view);
+        op.write(Entry::Begin {
+            operation: operation.clone(),
+            status: StackStatus::UpdateRollbackInProgress,
+            effects: Vec::new(),
+        })?;
+        for l in skip {
+            let old = operation.previous.state.resources[l].clone();
+            let mut effects = Vec::new();
+            if let Some(cur) = op.view.deployed.state.resources.get(l) {
+                if cur.physical_id != old.physical_id
+                    && !op
+                        .view
+                        .deployed
+                        .retired
+                        .iter()
+                        .any(|r| r.resource.physical_id == cur.physical_id)
+                {
+                    effects.push(Effect::Retire(Retired {
+                        logical_id: l.clone(),
+                        resource: cur.clone(),
+                        retain: false,
+                    }));
+                }
+            }
+            effects.push(Effect::Unretire {
+                logical_id: l.clone(),
+                physical_id: old.physical_id.clone(),
+            });
+            effects.push(Effect::Set {
+                logical_id: l.clone(),
+                resource: old.clone(),
+            });
+            op.write(Entry::Outcome(Outcome {
+                token: None,
+                logical_id: l.clone(),
+                type_name: old.type_name.clone(),
+                physical_id: Some(old.physical_id.clone()),
+                status: ResourceStatus::UpdateComplete,
+                reason: Some("skipped by continue-rollback".into()),
+                effects,
+            }))?;
+        }
+        self.rollback_update(&mut op, reason).await?;
+        Ok(op.outcome())
+    }
+
+    /// Finishes every operation the journal shows in progress (after a crash): interrupted
+    /// provider calls are reconciled, then creates and updates roll back (or stop failed
+    /// with `disable_rollback`), and rollbacks, cleanups and deletes resume. Also makes the
+    /// wait condition handles of existing stacks signalable again. Call it once at startup,
+    /// before serving requests.
+    pub async fn recover(&self) -> Result<Vec<OperationOutcome>, EngineError> {
+        let names = self.journal.stacks().map_err(|err| EngineError::Journal {
+            stack: String::new(),
+            err,
+        })?;
+        let mut out = Vec::new();
+        for name in names {
+            let view = self.stack(&name)?;
+            // Handles live in memory: make the existing ones signalable again.
+            for r in view.deployed.state.resources.values() {
+                if r.type_name == "AWS::CloudFormation::WaitConditionHandle" {
+                    self.waits
+                        .register(crate::wait::handle_id_of(&r.physical_id));
+                }
+            }
+            if !view.in_progress {
+                continue;
+            }
+            let Ok(_guard) = self.lock(&name) else {
+                // Another task (a parent stack's recovery) is handling it.
+                continue;
+            };
+            let view = self.stack(&name)?;
+            if view.in_progress {
+                out.push(self.recover_locked(view).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Recovers one stack whose lock the caller holds.
+    async fn recover_locked(&self, view: StackView) -> Result<OperationOutcome, EngineError> {
+        let mut op = self.op_for(view);
+        let pending: Vec<Intent> = op.view.pending.values().cloned().collect();
+        for intent in pending {
+            self.reconcile(&mut op, intent).await?;
+        }
+        let reason = op
+            .view
+            .first_failure
+            .clone()
+            .unwrap_or_else(|| INTERRUPTED.to_string());
+        match op.view.status {
+            Some(StackStatus::CreateInProgress | StackStatus::UpdateInProgress) => {
+                self.fail(&mut op, reason).await?
+            }
+            Some(StackStatus::UpdateCompleteCleanupInProgress) => {
+                self.delete_retired(&mut op).await?;
+                op.write(Entry::End {
+                    status: StackStatus::UpdateComplete,
+                    reason: None,
+                    effects: Vec::new(),
+                })?;
+            }
+            Some(StackStatus::RollbackInProgress) => {
+                let reason = op.view.reason.clone().unwrap_or(reason);
+                self.rollback_create(&mut op, reason).await?
+            }
+            Some(StackStatus::UpdateRollbackInProgress) => {
+                let reason = op.view.reason.clone().unwrap_or(reason);
+                self.rollback_update(&mut op, reason).await?
+            }
+            Some(StackStatus::UpdateRollbackCompleteCleanupInProgress) => {
+                self.delete_retired(&mut op).await?;
+                let reason = op.view.reason.clone();
+                op.write(Entry::End {
+                    status: StackStatus::UpdateRollbackComplete,
+                    reason,
+                    effects: Vec::new(),
+                })?;
+            }
+            Some(StackStatus::DeleteInProgress) => self.finish_delete(&mut op).await?,
+            Some(status) => {
+                let reason = op.view.reason.clone();
+                op.write(Entry::End {
+                    status,
+                    reason,
+                    effects: Vec::new(),
+                })?;
+            }
+            None => {}
+        }
+        Ok(op.outcome())
+    }
+
+    /// Settles a provider call whose outcome was never journaled.
+    async fn reconcile(&self, op: &mut Op<'_>, intent: Intent) -> Result<(), EngineError> {
+        let (_, ok_status, fail_status) = statuses(intent.step);
+        let outcome = |status, reason: &str, effects, physical_id| {
+            Entry::Outcome(Outcome {
+                token: Some(intent.token.clone()),
+                logical_id: intent.logical_id.clone(),
+                type_name: intent.type_name.clone(),
+                physical_id,
+                status,
+                reason: Some(reason.to_string()),
+                effects,
+            })
+        };
+        if is_create(intent.step) {
+            let Some(provider) = self.registry.get(&intent.type_name).cloned() else {
+                return Err(EngineError::Reconcile {
+                    stack: op.view.name.clone(),
+                    logical_id: intent.logical_id.clone(),
+                    err: ProviderError::NotSupported {
+                        operation: "read",
+                        type_name: intent.type_name.clone(),
+                    },
+                });
+            };
+            let properties = intent
+                .desired
+                .as_ref()
+                .map(|d| d.properties.clone())
+                .unwrap_or_default();
+            let names = op.names.clone();
+            let cx = ResourceCx {
+                engine: self,
+                stack_name: &names.stack,
+                logical_id: &intent.logical_id,
+                type_name: &intent.type_name,
+                token: &intent.token,
+                template_file: &names.template_file,
+                context: &names.context,
+            };
+            let found = provider
+                .read(ReadRequest {
+                    cx,
+                    physical_id: None,
+                    properties,
+                })
+                .await
+                .map_err(|err| EngineError::Reconcile {
+                    stack: op.view.name.clone(),
+                    logical_id: intent.logical_id.clone(),
+                    err,
+                })?;
+            let entry = match found {
+                Some(f) => {
+                    let mut r = intent.desired.clone().unwrap_or_else(|| DeployedResource {
+                        type_name: intent.type_name.clone(),
+                        physical_id: String::new(),
+                        properties: BTreeMap::new(),
+                        sensitive: Default::default(),
+                        attributes: BTreeMap::new(),
+                        metadata: None,
+                        metadata_sensitive: false,
+                        dependencies: Vec::new(),
+                        deletion_policy: "Delete".into(),
+                        update_replace_policy: "Delete".into(),
+                        update_policy: None,
+                        creation_policy: None,
+                    });
+                    r.physical_id = f.physical_id.clone();
+                    r.attributes = f.attributes;
+                    let effects = success_effects(&op.view, intent.step, &intent.logical_id, r);
+                    outcome(
+                        ok_status,
+                        "the provider finished the call before the engine stopped; adopted on restart",
+                        effects,
+                        Some(f.physical_id),
+                    )
+                }
+                None => outcome(
+                    fail_status,
+                    "interrupted by an engine restart before the resource was made",
+                    Vec::new(),
+                    None,
+                ),
+            };
+            return op.write(entry);
+        }
+        let entry = match intent.step {
+            Step::Modify => {
+                // Maybe applied: record it as applied so the rollback reverts it.
+                let mut effects = Vec::new();
+                if let (Some(mut r), Some(cur)) = (
+                    intent.desired.clone(),
+                    op.view.deployed.state.resources.get(&intent.logical_id),
+                ) {
+                    r.physical_id = cur.physical_id.clone();
+                    r.attributes = cur.attributes.clone();
+                    effects.push(Effect::Set {
+                        logical_id: intent.logical_id.clone(),
+                        resource: r,
+                    });
+                }
+                outcome(
+                    fail_status,
+                    INTERRUPTED,
+                    effects,
+                    intent.physical_id.clone(),
+                )
+            }
+            // Reverts and deletes are retried by the phase that resumes.
+            _ => outcome(
+                fail_status,
+                INTERRUPTED,
+                Vec::new(),
+                intent.physical_id.clone(),
+            ),
+        };
+        op.write(entry)
+    }
+}
