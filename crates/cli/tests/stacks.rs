@@ -292,3 +292,71 @@ fn cli_deploy_shows_the_change_set_and_needs_yes_without_a_terminal() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["value"], "/twine/dev/db");
 }
+
+/// `kill -9` of the daemon while a stack waits on a condition: the restarted daemon recovers
+/// before it serves, the stack ends in a stable status, and nothing it made is left behind.
+#[test]
+fn a_killed_deploy_is_recovered_on_restart() {
+    let mut d = Daemon::start();
+    let admin = d.admin();
+    let body = "\
+Resources:
+  First:
+    Type: AWS::SSM::Parameter
+    Properties: {Name: /crash/first, Type: String, Value: one}
+  Handle:
+    Type: AWS::CloudFormation::WaitConditionHandle
+  Wait:
+    Type: AWS::CloudFormation::WaitCondition
+    DependsOn: First
+    Properties:
+      Handle: !Ref Handle
+      Timeout: 2
+";
+    let endpoint = d.endpoint.clone();
+    let creds = d.credentials_file();
+    let deploying = std::thread::spawn(move || {
+        let f = spindle_client::CredentialsFile::load(&creds).unwrap();
+        let p = &f.profiles["default"];
+        let c = spindle_client::Client::new(
+            &endpoint,
+            Some((
+                p.access_key_id.clone().unwrap(),
+                p.secret_access_key.as_deref().unwrap(),
+            )),
+        );
+        // The daemon dies under this call, so it fails; that's the point.
+        c.deploy_stack("management", "crash", &req(body, &[], false))
+            .err()
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let listed = admin.list_stacks("management").unwrap();
+        if listed.first().map(|s| s.status.as_str()) == Some("CREATE_IN_PROGRESS")
+            && param(&admin, "management", "/crash/first").is_some()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deploy never got going: {listed:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    d.kill9();
+    assert!(
+        deploying.join().unwrap().is_some(),
+        "the deploy call must fail when the daemon dies"
+    );
+
+    d.spawn();
+    let admin = d.admin();
+    let s = admin.list_stacks("management").unwrap();
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(s[0].status, "ROLLBACK_COMPLETE", "{s:?}");
+    assert_eq!(
+        param(&admin, "management", "/crash/first"),
+        None,
+        "nothing the stack made is orphaned"
+    );
+}

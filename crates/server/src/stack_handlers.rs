@@ -180,7 +180,12 @@ pub async fn deploy_stack(
         store: app.store.clone(),
         account: a.id.clone(),
     });
-    let outcome = engine.deploy(dr).await.map_err(engine_error)?;
+    // The operation runs as its own task: a client that disconnects must not cancel it
+    // half-way (that would look like a crash to the engine).
+    let outcome = tokio::spawn(async move { engine.deploy(dr).await })
+        .await
+        .map_err(|e| ApiError::internal(&format!("stack operation task failed: {e}")))?
+        .map_err(engine_error)?;
     result.executed = true;
     result.status = Some(outcome.status.to_string());
     result.reason = outcome.reason;
@@ -326,11 +331,12 @@ pub async fn delete_stack(
 ) -> Res<Json<StackOperationResult>> {
     let a = app.scope(&call, &account, format!("account/{account}/stacks/{stack}"))?;
     view(&app, &a.id, &stack)?;
-    let o = app
-        .stacks
-        .engine(&a.id)
-        .delete_stack(&stack)
+    let engine = app.stacks.engine(&a.id);
+    let name = stack.clone();
+    // As with deploy: a disconnecting client must not cancel the operation half-way.
+    let o = tokio::spawn(async move { engine.delete_stack(&name).await })
         .await
+        .map_err(|e| ApiError::internal(&format!("stack operation task failed: {e}")))?
         .map_err(engine_error)?;
     if o.status != StackStatus::DeleteComplete {
         return Err(ApiError::new(

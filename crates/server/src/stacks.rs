@@ -32,6 +32,22 @@ impl Journal for SqlJournal {
             .map_err(|e| JournalError::Backend(e.to_string()))
     }
 
+    fn append_all(&self, records: &[Record]) -> Result<(), JournalError> {
+        let rows = records
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.stack.as_str(),
+                    r.seq,
+                    serde_json::to_string(r).map_err(|e| JournalError::Backend(e.to_string()))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, JournalError>>()?;
+        self.store
+            .append_journal_batch(&self.account, &rows)
+            .map_err(|e| JournalError::Backend(e.to_string()))
+    }
+
     fn records(&self, stack: &str) -> Result<Vec<Record>, JournalError> {
         let rows = self
             .store

@@ -30,6 +30,29 @@ impl Store {
         })
     }
 
+    /// Appends several records in one transaction: all of them, or none.
+    pub fn append_journal_batch(
+        &self,
+        account: &AccountId,
+        records: &[(&str, u64, String)],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO stack_journal(account_id, stack, seq, record) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (stack, seq, record) in records {
+                let seq = i64::try_from(*seq).map_err(|_| StoreError::Corrupt {
+                    detail: format!("journal seq {seq} too large"),
+                })?;
+                st.execute(rusqlite::params![account.as_str(), stack, seq, record])
+                    .map_err(conflict(|| {
+                        format!("journal record {seq} of stack `{stack}`")
+                    }))?;
+            }
+            Ok(())
+        })
+    }
+
     /// Every record of `stack`, in `seq` order.
     pub fn journal_records(
         &self,

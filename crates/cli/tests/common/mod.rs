@@ -98,6 +98,14 @@ impl Daemon {
         }
     }
 
+    /// Kills the daemon with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
     /// A client with the admin credential the first start wrote.
     pub fn admin(&self) -> Client {
         let f = CredentialsFile::load(&self.credentials_file()).unwrap();
