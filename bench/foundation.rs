@@ -4,76 +4,37 @@
 //! issue: start < 100 ms, authenticated read p50 < 1 ms on loopback, idle RSS < 30 MB. This
 //! issue names no peer; the figures are printed against their targets.
 
+#[path = "common.rs"]
+mod common;
+
 use anyhow::{bail, Context, Result};
-use spindle_client::{Client, CredentialsFile};
+use common::{ms, pct, start};
+use spindle_client::Client;
 use spindle_model::api::{CreateAccount, CreateKey};
 use spindle_model::AccountName;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-struct Daemon {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the daemon and returns it with the time from spawn to the first `/healthz` answer.
-fn start(bin: &Path, dir: &Path) -> Result<(Daemon, Duration)> {
-    let _ = std::fs::remove_file(dir.join("data/server.json"));
-    let t0 = Instant::now();
-    let child = Command::new(bin)
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--credentials-file")
-        .arg(dir.join("credentials"))
-        .env("SPINDLE_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut d = Daemon { child, endpoint: String::new() };
-    loop {
-        if d.endpoint.is_empty() {
-            if let Ok(b) = std::fs::read(dir.join("data/server.json")) {
-                let v: serde_json::Value = serde_json::from_slice(&b)?;
-                d.endpoint = v["endpoint"].as_str().context("endpoint")?.to_owned();
-            }
-        }
-        if !d.endpoint.is_empty() && Client::new(&d.endpoint, None).health().is_ok() {
-            return Ok((d, t0.elapsed()));
-        }
-        if t0.elapsed() > Duration::from_secs(20) {
-            bail!("daemon did not answer within 20 s");
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
-}
 
 fn rss_kib(pid: u32) -> Result<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("VmRSS")?;
     Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
 }
 
 fn main() -> Result<()> {
-    let bin = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/release/spindle".into()));
+    let bin = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "target/release/spindle".into()),
+    );
     if !bin.exists() {
-        bail!("{} not found: build with `cargo build --release` or pass the binary's path", bin.display());
+        bail!(
+            "{} not found: build with `cargo build --release` or pass the binary's path",
+            bin.display()
+        );
     }
     const STARTS: usize = 15;
     let mut first = Vec::new();
@@ -94,12 +55,16 @@ fn main() -> Result<()> {
     let (d, _) = start(&bin, dir.path())?;
     std::thread::sleep(Duration::from_secs(1));
     let rss_fresh = rss_kib(d.child.id())?;
-    let creds = CredentialsFile::load(&dir.path().join("credentials"))?;
-    let p = &creds.profiles["default"];
-    let admin = Client::new(&d.endpoint, Some((p.access_key_id.clone().context("key")?, p.secret_access_key.as_deref().context("secret")?)));
-    admin.create_account(&CreateAccount { name: AccountName::parse("dev")?, description: String::new() })?;
+    let admin = common::admin(&d, dir.path())?;
+    admin.create_account(&CreateAccount {
+        name: AccountName::parse("dev")?,
+        description: String::new(),
+    })?;
     let key = admin.create_key("dev", &CreateKey::default())?;
-    let dev = Client::new(&d.endpoint, Some((key.access_key_id.clone(), key.secret_access_key.as_str())));
+    let dev = Client::new(
+        &d.endpoint,
+        Some((key.access_key_id.clone(), key.secret_access_key.as_str())),
+    );
     const READS: usize = 5000;
     for _ in 0..200 {
         dev.get_account("dev")?;
@@ -114,16 +79,34 @@ fn main() -> Result<()> {
     std::thread::sleep(Duration::from_secs(2));
     let rss = rss_kib(d.child.id())?;
 
-    println!("foundation benchmark ({} starts each, {READS} reads; binary {})", STARTS, bin.display());
-    println!("  start to /healthz, first start (creates admin key):  p50 {}  p90 {}", ms(pct(&first, 0.5)), ms(pct(&first, 0.9)));
-    println!("  start to /healthz, existing data dir:                p50 {}  p90 {}   target < 100 ms", ms(pct(&again, 0.5)), ms(pct(&again, 0.9)));
+    println!(
+        "foundation benchmark ({} starts each, {READS} reads; binary {})",
+        STARTS,
+        bin.display()
+    );
+    println!(
+        "  start to /healthz, first start (creates admin key):  p50 {}  p90 {}",
+        ms(pct(&first, 0.5)),
+        ms(pct(&first, 0.9))
+    );
+    println!(
+        "  start to /healthz, existing data dir:                p50 {}  p90 {}   target < 100 ms",
+        ms(pct(&again, 0.5)),
+        ms(pct(&again, 0.9))
+    );
     println!(
         "  signed GET /v1/accounts/dev (keep-alive, client+server): p50 {}  p99 {}  max {}   target p50 < 1 ms",
         ms(pct(&lat, 0.5)),
         ms(pct(&lat, 0.99)),
         ms(*lat.last().context("no samples")?)
     );
-    println!("  idle RSS after start:                                {:.1} MiB", rss_fresh as f64 / 1024.0);
-    println!("  idle RSS after the reads:                            {:.1} MiB   target < 30 MB", rss as f64 / 1024.0);
+    println!(
+        "  idle RSS after start:                                {:.1} MiB",
+        rss_fresh as f64 / 1024.0
+    );
+    println!(
+        "  idle RSS after the reads:                            {:.1} MiB   target < 30 MB",
+        rss as f64 / 1024.0
+    );
     Ok(())
 }

@@ -32,14 +32,27 @@ pub fn authorize(grant: Grant<'_>, action: Action) -> Decision {
     if action.org_only() {
         return Decision::Deny(format!("{action} needs the admin credential"));
     }
-    if let Some(rule) = grant.deny.iter().find(|p| pattern_matches(p, action.as_str())) {
-        return Decision::Deny(format!("{action} is forbidden in this account by deny rule `{rule}`"));
+    if let Some(rule) = grant
+        .deny
+        .iter()
+        .find(|p| pattern_matches(p, action.as_str()))
+    {
+        return Decision::Deny(format!(
+            "{action} is forbidden in this account by deny rule `{rule}`"
+        ));
     }
     // A principal can always ask who it is, as with sts:GetCallerIdentity.
-    if action == Action::WhoAmI || grant.allow.iter().any(|p| pattern_matches(p, action.as_str())) {
+    if action == Action::WhoAmI
+        || grant
+            .allow
+            .iter()
+            .any(|p| pattern_matches(p, action.as_str()))
+    {
         Decision::Allow
     } else {
-        Decision::Deny(format!("{action} is not allowed by this credential's grants"))
+        Decision::Deny(format!(
+            "{action} is not allowed by this credential's grants"
+        ))
     }
 }
 
@@ -67,7 +80,11 @@ mod tests {
             (g(false, &none, &none), Action::ListParams, false),
         ];
         for (grant, action, want) in cases {
-            assert_eq!(authorize(grant, action) == Decision::Allow, want, "{grant:?} {action}");
+            assert_eq!(
+                authorize(grant, action) == Decision::Allow,
+                want,
+                "{grant:?} {action}"
+            );
         }
     }
 }

@@ -5,7 +5,9 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use spindle_model::AccessKeyId;
 use std::collections::HashMap;
-use time::{format_description::FormatItem, macros::format_description, OffsetDateTime, PrimitiveDateTime};
+use time::{
+    format_description::FormatItem, macros::format_description, OffsetDateTime, PrimitiveDateTime,
+};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -35,8 +37,14 @@ pub enum SigError {
     Missing,
     #[error("Authorization header is malformed: {reason}")]
     Malformed { reason: String },
-    #[error("request time {timestamp} is {skew_secs} s from the server's clock (allowed: ±{window} s)")]
-    Expired { timestamp: String, skew_secs: i64, window: i64 },
+    #[error(
+        "request time {timestamp} is {skew_secs} s from the server's clock (allowed: ±{window} s)"
+    )]
+    Expired {
+        timestamp: String,
+        skew_secs: i64,
+        window: i64,
+    },
     #[error("request was signed before the server started")]
     BeforeBoot,
     #[error("request signature was already used (replayed request)")]
@@ -82,13 +90,16 @@ pub struct AuthHeader {
 /// A new random secret access key: 40 characters, as AWS's.
 pub fn generate_secret(rng: &mut impl Rng) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    (0..40).map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())])).collect()
+    (0..40)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 /// Derives the HMAC key for `secret` with argon2id (19 MiB, 2 passes: OWASP's minimum), salted
 /// with the key id so equal secrets under different ids give different keys.
 pub fn derive_signing_key(access_key_id: &AccessKeyId, secret: &str) -> SigningKey {
-    let params = argon2::Params::new(19 * 1024, 2, 1, Some(32)).expect("constant argon2 params are valid");
+    let params =
+        argon2::Params::new(19 * 1024, 2, 1, Some(32)).expect("constant argon2 params are valid");
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let salt = format!("spindle-signing-key:{access_key_id}");
     let mut out = [0u8; 32];
@@ -99,10 +110,17 @@ pub fn derive_signing_key(access_key_id: &AccessKeyId, secret: &str) -> SigningK
 }
 
 fn format_timestamp(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC).format(TIMESTAMP_FORMAT).expect("UTC time formats")
+    t.to_offset(time::UtcOffset::UTC)
+        .format(TIMESTAMP_FORMAT)
+        .expect("UTC time formats")
 }
 
-fn string_to_sign(id: &AccessKeyId, timestamp: &str, nonce: &str, req: &RequestParts<'_>) -> String {
+fn string_to_sign(
+    id: &AccessKeyId,
+    timestamp: &str,
+    nonce: &str,
+    req: &RequestParts<'_>,
+) -> String {
     let body_hash = hex::encode(Sha256::digest(req.body));
     format!(
         "{SCHEME}\n{timestamp}\n{nonce}\n{id}\n{}\n{}\n{}\n{body_hash}",
@@ -125,21 +143,31 @@ pub fn sign(
     nonce: &str,
 ) -> String {
     let ts = format_timestamp(now);
-    let sig = mac(key, &string_to_sign(id, &ts, nonce, req)).finalize().into_bytes();
-    format!("{SCHEME} Credential={id},Timestamp={ts},Nonce={nonce},Signature={}", hex::encode(sig))
+    let sig = mac(key, &string_to_sign(id, &ts, nonce, req))
+        .finalize()
+        .into_bytes();
+    format!(
+        "{SCHEME} Credential={id},Timestamp={ts},Nonce={nonce},Signature={}",
+        hex::encode(sig)
+    )
 }
 
 impl AuthHeader {
     /// Parses the header's value. Never panics, whatever the input.
     pub fn parse(value: &str) -> Result<Self, SigError> {
-        let bad = |reason: &str| SigError::Malformed { reason: reason.to_owned() };
+        let bad = |reason: &str| SigError::Malformed {
+            reason: reason.to_owned(),
+        };
         let rest = value
             .strip_prefix(SCHEME)
             .and_then(|r| r.strip_prefix(' '))
             .ok_or_else(|| bad("expected the scheme SPINDLE-HMAC-SHA256"))?;
         let (mut cred, mut ts, mut nonce, mut sig) = (None, None, None, None);
         for field in rest.split(',') {
-            let (k, v) = field.trim().split_once('=').ok_or_else(|| bad("expected Key=Value fields"))?;
+            let (k, v) = field
+                .trim()
+                .split_once('=')
+                .ok_or_else(|| bad("expected Key=Value fields"))?;
             let slot = match k {
                 "Credential" => &mut cred,
                 "Timestamp" => &mut ts,
@@ -163,8 +191,14 @@ impl AuthHeader {
         }
         let sig = sig.ok_or_else(|| bad("no Signature"))?;
         let mut signature = [0u8; 32];
-        hex::decode_to_slice(sig, &mut signature).map_err(|_| bad("Signature is not 64 hex digits"))?;
-        Ok(Self { access_key_id, timestamp, nonce: nonce.to_owned(), signature })
+        hex::decode_to_slice(sig, &mut signature)
+            .map_err(|_| bad("Signature is not 64 hex digits"))?;
+        Ok(Self {
+            access_key_id,
+            timestamp,
+            nonce: nonce.to_owned(),
+            signature,
+        })
     }
 }
 
@@ -185,9 +219,12 @@ pub fn verify(
         });
     }
     let ts = format_timestamp(header.timestamp);
-    mac(key, &string_to_sign(&header.access_key_id, &ts, &header.nonce, req))
-        .verify_slice(&header.signature)
-        .map_err(|_| SigError::Mismatch)
+    mac(
+        key,
+        &string_to_sign(&header.access_key_id, &ts, &header.nonce, req),
+    )
+    .verify_slice(&header.signature)
+    .map_err(|_| SigError::Mismatch)
 }
 
 /// Remembers the signatures seen inside the time window, so each is accepted once.
@@ -203,18 +240,27 @@ pub struct ReplayGuard {
 
 impl ReplayGuard {
     pub fn new(boot: OffsetDateTime) -> Self {
-        Self { boot: boot.replace_nanosecond(0).unwrap_or(boot), seen: HashMap::new(), last_prune: 0 }
+        Self {
+            boot: boot.replace_nanosecond(0).unwrap_or(boot),
+            seen: HashMap::new(),
+            last_prune: 0,
+        }
     }
 
     /// Records `header`'s signature; refuses it if it was seen before or predates the boot.
     /// Call only after [`verify`] succeeded, so forged requests can't fill the memory.
-    pub fn check_and_record(&mut self, header: &AuthHeader, now: OffsetDateTime) -> Result<(), SigError> {
+    pub fn check_and_record(
+        &mut self,
+        header: &AuthHeader,
+        now: OffsetDateTime,
+    ) -> Result<(), SigError> {
         if header.timestamp < self.boot {
             return Err(SigError::BeforeBoot);
         }
         let now_s = now.unix_timestamp();
         if now_s - self.last_prune >= 10 {
-            self.seen.retain(|_, ts| now_s - *ts <= SIGNATURE_WINDOW_SECS);
+            self.seen
+                .retain(|_, ts| now_s - *ts <= SIGNATURE_WINDOW_SECS);
             self.last_prune = now_s;
         }
         let ts = header.timestamp.unix_timestamp();
@@ -254,36 +300,78 @@ mod tests {
     fn derivation_is_deterministic_and_salted() {
         let a = AccessKeyId::parse("AKIAABCDEFGHIJKLMNOP").unwrap();
         let b = AccessKeyId::parse("AKIAABCDEFGHIJKLMNOQ").unwrap();
-        assert_eq!(derive_signing_key(&a, "s3cret"), derive_signing_key(&a, "s3cret"));
-        assert_ne!(derive_signing_key(&a, "s3cret"), derive_signing_key(&b, "s3cret"));
-        assert_ne!(derive_signing_key(&a, "s3cret"), derive_signing_key(&a, "s3creT"));
+        assert_eq!(
+            derive_signing_key(&a, "s3cret"),
+            derive_signing_key(&a, "s3cret")
+        );
+        assert_ne!(
+            derive_signing_key(&a, "s3cret"),
+            derive_signing_key(&b, "s3cret")
+        );
+        assert_ne!(
+            derive_signing_key(&a, "s3cret"),
+            derive_signing_key(&a, "s3creT")
+        );
     }
 
     #[test]
     fn round_trip_and_window() {
         let (id, k) = key();
-        let req = RequestParts { method: "GET", path: "/v1/accounts", query: "a=1", body: b"" };
+        let req = RequestParts {
+            method: "GET",
+            path: "/v1/accounts",
+            query: "a=1",
+            body: b"",
+        };
         let h = AuthHeader::parse(&sign(&id, &k, &req, now(), NONCE)).unwrap();
         verify(&h, &k, &req, now()).unwrap();
         verify(&h, &k, &req, now() + time::Duration::seconds(300)).unwrap();
         let err = verify(&h, &k, &req, now() + time::Duration::seconds(301)).unwrap_err();
-        assert!(matches!(err, SigError::Expired { skew_secs: -301, .. }), "{err:?}");
-        assert!(matches!(verify(&h, &k, &req, now() - time::Duration::seconds(301)), Err(SigError::Expired { .. })));
+        assert!(
+            matches!(
+                err,
+                SigError::Expired {
+                    skew_secs: -301,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(matches!(
+            verify(&h, &k, &req, now() - time::Duration::seconds(301)),
+            Err(SigError::Expired { .. })
+        ));
     }
 
     #[test]
     fn replay_and_boot_fence() {
         let (id, k) = key();
-        let req = RequestParts { method: "GET", path: "/", query: "", body: b"" };
+        let req = RequestParts {
+            method: "GET",
+            path: "/",
+            query: "",
+            body: b"",
+        };
         let h = AuthHeader::parse(&sign(&id, &k, &req, now(), NONCE)).unwrap();
         let mut g = ReplayGuard::new(now() - time::Duration::seconds(5));
         g.check_and_record(&h, now()).unwrap();
         assert_eq!(g.check_and_record(&h, now()), Err(SigError::Replayed));
         let mut after_restart = ReplayGuard::new(now() + time::Duration::seconds(1));
-        assert_eq!(after_restart.check_and_record(&h, now() + time::Duration::seconds(2)), Err(SigError::BeforeBoot));
+        assert_eq!(
+            after_restart.check_and_record(&h, now() + time::Duration::seconds(2)),
+            Err(SigError::BeforeBoot)
+        );
         // Pruning forgets only what the window already refuses.
-        g.check_and_record(&h, now() + time::Duration::seconds(100)).unwrap_err();
-        g.check_and_record(&AuthHeader { signature: [1; 32], ..h.clone() }, now() + time::Duration::seconds(400)).unwrap();
+        g.check_and_record(&h, now() + time::Duration::seconds(100))
+            .unwrap_err();
+        g.check_and_record(
+            &AuthHeader {
+                signature: [1; 32],
+                ..h.clone()
+            },
+            now() + time::Duration::seconds(400),
+        )
+        .unwrap();
         assert_eq!(g.len(), 1);
     }
 
@@ -300,7 +388,10 @@ mod tests {
             "SPINDLE-HMAC-SHA256 Credential=AKIAABCDEFGHIJKLMNOP,Timestamp=2026-01-01,Nonce=00112233445566778899,Signature=00",
         ];
         for c in cases {
-            assert!(matches!(AuthHeader::parse(c), Err(SigError::Malformed { .. })), "{c:?}");
+            assert!(
+                matches!(AuthHeader::parse(c), Err(SigError::Malformed { .. })),
+                "{c:?}"
+            );
         }
     }
 

@@ -443,7 +443,7 @@ mod raw {
             s.send("GET", "/v1/accounts", Some("Bearer abc"), b""),
             (401, "MalformedAuthorization".into())
         );
-        let big = vec![b'x'; 2 << 20];
+        let big = vec![b'x'; 3 << 20];
         let auth = s.auth("POST", "/v1/accounts", &big, now);
         assert_eq!(s.send("POST", "/v1/accounts", Some(&auth), &big).0, 413);
         let bad_json = br#"{"name":"ok","colour":1}"#;

@@ -12,8 +12,8 @@ use spindle_model::{AccessKeyId, Action};
 use std::sync::Mutex;
 use time::OffsetDateTime;
 
-/// The largest request body the API accepts.
-pub const MAX_BODY: usize = 1 << 20;
+/// The largest request body the API accepts: a 1 MB template, JSON-escaped, fits.
+pub const MAX_BODY: usize = 2 << 20;
 
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone)]

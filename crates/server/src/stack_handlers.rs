@@ -46,6 +46,15 @@ fn engine_error(e: EngineError) -> ApiError {
     }
 }
 
+/// Templates come from files, so the limit is the 1 MB AWS allows for a template uploaded
+/// through S3 (`aws cloudformation deploy --s3-bucket`), not the 51,200 bytes of an inline body.
+fn validate_options<'a>(supported: &'a dyn Fn(&str) -> bool) -> ValidateOptions<'a> {
+    ValidateOptions {
+        supported_type: Some(supported),
+        max_body_bytes: spindle_template::template::quota::S3_BODY_BYTES,
+    }
+}
+
 fn stack_name(s: &str) -> Res<StackName> {
     StackName::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))
 }
@@ -78,13 +87,7 @@ pub async fn validate_template(
         }
     };
     let supported = |ty: &str| engine.registry().supports(ty);
-    let diags = spindle_template::validate(
-        &t,
-        &ValidateOptions {
-            supported_type: Some(&supported),
-            ..ValidateOptions::default()
-        },
-    );
+    let diags = spindle_template::validate(&t, &validate_options(&supported));
     let mut resource_types = BTreeMap::new();
     for r in &t.resources {
         *resource_types.entry(r.type_name.clone()).or_insert(0u32) += 1;
@@ -140,10 +143,7 @@ pub async fn deploy_stack(
             parameters: req.template.parameters.clone(),
             context: spindle_template::Context::new(a.id.as_str(), REGION, name.as_str()),
             external: &ext,
-            validate: ValidateOptions {
-                supported_type: Some(&supported),
-                ..ValidateOptions::default()
-            },
+            validate: validate_options(&supported),
         };
         let plan = spindle_template::plan(&t, &input).map_err(|d| invalid_template(&d))?;
         let cs = engine.change_set(&plan, &ext).map_err(engine_error)?;

@@ -1,0 +1,249 @@
+//! # spindle-providers: CloudFormation resource types on Spindle's engines
+//!
+//! The stack engine (`spindle-stack`) executes change sets through [`Provider`]s; this crate
+//! implements the providers that map template resource types onto the engines. For now: the
+//! EC2 networking and instance types, on the runtime engine (`spindle-runtime`).
+//!
+//! ## Entry points
+//! - [`register_ec2`]: registers every EC2 type below on a [`ProviderRegistry`] over one
+//!   [`Runtime`], keeping the providers' small state file next to the runtime's
+//!   (`<data_dir>/ec2-providers.json`). [`Ec2::open`] + [`Ec2::register`] to choose the
+//!   state file (or none, for tests).
+//! - [`Ec2::launch_spec_from_template`] / [`Ec2::launch_from_template`]: launch an instance
+//!   from a stored `AWS::EC2::LaunchTemplate` version (for auto scaling groups).
+//! - [`EC2_TYPES`]: the resource types registered.
+//!
+//! ## Resource types
+//! | Type | `Ref` | `Fn::GetAtt` | Changes in place |
+//! |---|---|---|---|
+//! | `AWS::EC2::VPC` | `vpc-…` | `VpcId`, `CidrBlock` | `Tags` and ignored properties |
+//! | `AWS::EC2::Subnet` | `subnet-…` | `SubnetId`, `VpcId`, `CidrBlock`, `AvailabilityZone` | `Tags` and ignored properties |
+//! | `AWS::EC2::SecurityGroup` | `sg-…` | `GroupId`, `VpcId` | `SecurityGroupIngress`, `SecurityGroupEgress`, `Tags` |
+//! | `AWS::EC2::SecurityGroupIngress` / `Egress` | `sgr-…` | `Id` | `Description` |
+//! | `AWS::EC2::VPCPeeringConnection` | `pcx-…` | `Id` | `Tags` |
+//! | `AWS::EC2::Instance` | `i-…` | `InstanceId`, `PrivateIp`, `PrivateDnsName`, `AvailabilityZone`, `VpcId`, `SubnetId` | `Tags` and ignored properties |
+//! | `AWS::EC2::LaunchTemplate` | `lt-…` | `LaunchTemplateId`, `LatestVersionNumber`, `DefaultVersionNumber` | `LaunchTemplateData` (a new version, made the default) |
+//!
+//! Every type checks its properties strictly: the properties it implements, a list it
+//! accepts and ignores, and a clear
+//! [`ProviderError::InvalidRequest`](spindle_stack::ProviderError::InvalidRequest) naming
+//! anything else, so a template never silently loses a setting that matters:
+//!
+//! | Type | Implemented | Accepted, no effect | Refused (examples) |
+//! |---|---|---|---|
+//! | VPC | `CidrBlock` | `EnableDnsHostnames`, `EnableDnsSupport`, `InstanceTenancy`, `Tags` | `Ipv4IpamPoolId`, `Ipv4NetmaskLength` |
+//! | Subnet | `VpcId`, `CidrBlock` | `AvailabilityZone`, `AvailabilityZoneId`, `MapPublicIpOnLaunch`, `EnableDns64`, `PrivateDnsNameOptionsOnLaunch`, `Tags` | IPv6, IPAM, `OutpostArn` |
+//! | SecurityGroup | `GroupDescription`, `VpcId` (required: no default VPC), `SecurityGroupIngress`, `SecurityGroupEgress` | `GroupName`, `Tags` | rules with `CidrIpv6`, prefix lists, group names |
+//! | SecurityGroupIngress / Egress | `GroupId`, `IpProtocol` (`tcp`, `udp`, `icmp`, `-1` or their numbers), `FromPort`, `ToPort`, `CidrIp`, `SourceSecurityGroupId` / `DestinationSecurityGroupId` | `Description`, `SourceSecurityGroupOwnerId` | `GroupName`, `SourceSecurityGroupName`, `CidrIpv6`, prefix lists |
+//! | VPCPeeringConnection | `VpcId`, `PeerVpcId`, `PeerOwnerId` / `PeerRegion` when they are the stack's own | `PeerRoleArn`, `Tags` | another account or region |
+//! | Instance | `ImageId`, `InstanceType` (required; see the runtime's type table), `SubnetId` (required), `SecurityGroupIds`, `UserData`, `Tags`, `LaunchTemplate` | `AvailabilityZone`, `KeyName`, `Monitoring`, `IamInstanceProfile`, `BlockDeviceMappings`, `EbsOptimized`, `MetadataOptions`, … | `NetworkInterfaces`, `PrivateIpAddress`, `SecurityGroups`, `Volumes`, IPv6 |
+//! | LaunchTemplate | `LaunchTemplateName`, `LaunchTemplateData` (`ImageId`, `InstanceType`, `UserData`, `SecurityGroupIds`, instance `TagSpecifications`) | `TagSpecifications`, `VersionDescription`; in the data `KeyName`, `Monitoring`, … | in the data `NetworkInterfaces`, `SecurityGroups`, `InstanceMarketOptions` |
+//!
+//! Which property changes force a replacement comes from the template crate's bundled
+//! registry schemas; an update that reaches a provider but needs a change the runtime
+//! cannot make in place (an instance's `InstanceType`, `UserData` or `SecurityGroupIds`)
+//! fails with a message saying so. An instance's `Tags` update is recorded by the provider
+//! (and reported by `read`); the metadata service keeps showing the launch-time tags.
+//!
+//! `UserData` is base64 as in CloudFormation (`Fn::Base64`) and is decoded before launch;
+//! `ImageId` is an `ami-…` id or a `name:tag` alias of the runtime's image store. ICMP rules
+//! allow all of ICMP (type and code are not filtered). A group's rules are its inline rules
+//! plus those of its standalone ingress/egress resources, so updating one never drops the
+//! other (unlike AWS, where an inline update revokes standalone rules too).
+//!
+//! ## Wiring it into the daemon
+//! Call [`register_ec2`] once per [`Runtime`] (one [`Ec2`] per state file: two over the same
+//! file would overwrite each other's records). `read` reports the properties the resource
+//! was made with, replaced by what is observed where the runtime can tell (CIDRs, VPCs,
+//! rules, image, type, groups, tags), so [`spindle_stack::Engine::drift`] works.
+//!
+//! ## Invariants
+//! - **Idempotency.** Ids of VPCs, subnets, security groups and peerings are derived from
+//!   the call's idempotency token (scoped by account and region), so a create repeated
+//!   after a crash finds what it made, and `read` without a physical id looks the derived id
+//!   up. An instance carries the token's hash in its `spindle:token` tag; standalone rules
+//!   and launch templates are keyed by token-derived ids in the state file, written before
+//!   the runtime is changed.
+//! - **A call that times out is not lost.** Runtime calls block, so they run on tokio's
+//!   blocking pool while holding a per-token lock; a `read` by token waits for that lock, so
+//!   a create the engine gave up on is either finished and found, or never happened.
+//! - `delete` of something already gone succeeds; `update` to the current properties
+//!   succeeds.
+//! - Instances get CloudFormation's `aws:cloudformation:stack-name`, `…:logical-id` and
+//!   `…:stack-id` tags.
+//!
+//! ## Example
+//! ```no_run
+//! use std::sync::Arc;
+//! use spindle_runtime::{RealKernel, Runtime, RuntimeConfig};
+//! use spindle_stack::{Engine, EngineOptions, MemoryJournal, ProviderRegistry};
+//!
+//! let rt = Arc::new(Runtime::open(RuntimeConfig::new("/var/lib/spindle/runtime", "spx"), Arc::new(RealKernel)).unwrap());
+//! let mut registry = ProviderRegistry::new();
+//! let ec2 = spindle_providers::register_ec2(&mut registry, rt).unwrap();
+//! let engine = Engine::new(Arc::new(MemoryJournal::new()), registry, EngineOptions::default());
+//! # let _ = (ec2, engine);
+//! ```
+
+mod error;
+mod instance;
+mod network;
+mod props;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+use spindle_runtime::Runtime;
+use spindle_stack::{Provider, ProviderRegistry, ResourceCx};
+
+pub use error::Ec2Error;
+pub use instance::{InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG};
+pub use network::{
+    PeeringProvider, SecurityGroupProvider, SecurityGroupRuleProvider, SubnetProvider, VpcProvider,
+};
+
+use state::Store;
+
+/// The resource types [`register_ec2`] registers.
+pub const EC2_TYPES: &[&str] = &[
+    "AWS::EC2::VPC",
+    "AWS::EC2::Subnet",
+    "AWS::EC2::SecurityGroup",
+    "AWS::EC2::SecurityGroupIngress",
+    "AWS::EC2::SecurityGroupEgress",
+    "AWS::EC2::VPCPeeringConnection",
+    "AWS::EC2::Instance",
+    "AWS::EC2::LaunchTemplate",
+];
+
+/// The file name of the providers' state, in the runtime's data directory.
+pub const STATE_FILE: &str = "ec2-providers.json";
+
+/// Shared by the EC2 providers: the runtime, the providers' state and the per-token locks.
+pub struct Ec2 {
+    runtime: Runtime,
+    store: Store,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for Ec2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ec2")
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Registers every type in [`EC2_TYPES`], with the state file in the runtime's data
+/// directory. Returns the shared handle (for [`Ec2::launch_from_template`]).
+pub fn register_ec2(
+    registry: &mut ProviderRegistry,
+    runtime: Arc<Runtime>,
+) -> Result<Arc<Ec2>, Ec2Error> {
+    let path = runtime.config().data_dir.join(STATE_FILE);
+    let ec2 = Ec2::open(runtime.as_ref().clone(), Some(path))?;
+    ec2.register(registry);
+    Ok(ec2)
+}
+
+impl Ec2 {
+    /// Opens the providers' state (`None`: in memory only, for tests).
+    pub fn open(runtime: Runtime, state_file: Option<PathBuf>) -> Result<Arc<Self>, Ec2Error> {
+        Ok(Arc::new(Ec2 {
+            runtime,
+            store: Store::open(state_file)?,
+            locks: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Registers every type in [`EC2_TYPES`].
+    pub fn register(self: &Arc<Self>, registry: &mut ProviderRegistry) {
+        let p = |x: Arc<dyn Provider>| x;
+        registry
+            .register("AWS::EC2::VPC", p(Arc::new(VpcProvider::new(self.clone()))))
+            .register(
+                "AWS::EC2::Subnet",
+                p(Arc::new(SubnetProvider::new(self.clone()))),
+            )
+            .register(
+                "AWS::EC2::SecurityGroup",
+                p(Arc::new(SecurityGroupProvider::new(self.clone()))),
+            )
+            .register(
+                "AWS::EC2::SecurityGroupIngress",
+                p(Arc::new(SecurityGroupRuleProvider::ingress(self.clone()))),
+            )
+            .register(
+                "AWS::EC2::SecurityGroupEgress",
+                p(Arc::new(SecurityGroupRuleProvider::egress(self.clone()))),
+            )
+            .register(
+                "AWS::EC2::VPCPeeringConnection",
+                p(Arc::new(PeeringProvider::new(self.clone()))),
+            )
+            .register(
+                "AWS::EC2::Instance",
+                p(Arc::new(InstanceProvider::new(self.clone()))),
+            )
+            .register(
+                "AWS::EC2::LaunchTemplate",
+                p(Arc::new(LaunchTemplateProvider::new(self.clone()))),
+            );
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    fn token_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(key.to_string()).or_default().clone()
+    }
+
+    fn release_lock(&self, key: &str) {
+        let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if m.get(key).is_some_and(|l| Arc::strong_count(l) == 1) {
+            m.remove(key);
+        }
+    }
+
+    /// Runs blocking runtime work on tokio's blocking pool while holding the lock of `key`
+    /// (a scoped token). If the caller stops waiting (a timeout), the work still finishes
+    /// and the lock is held until it does, so a later `read` by the same token sees its
+    /// result.
+    async fn run<T, F>(self: &Arc<Self>, key: &str, f: F) -> Result<T, Ec2Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ec2) -> Result<T, Ec2Error> + Send + 'static,
+    {
+        let guard = self.token_lock(key).lock_owned().await;
+        let me = self.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            f(&me)
+        })
+        .await;
+        self.release_lock(key);
+        res.map_err(|e| Ec2Error::Worker(e.to_string()))?
+    }
+}
+
+/// The token scoped by account and region (tokens are `stack-seq-logical`, unique only
+/// within one account's stack names).
+pub(crate) fn scoped_token(cx: &ResourceCx<'_>) -> String {
+    format!(
+        "{}/{}/{}",
+        cx.context.account_id, cx.context.region, cx.token
+    )
+}
+
+/// `kind-` and 17 hex digits of SHA-256 of the scoped token (the runtime's id shape).
+pub(crate) fn derived_id(kind: &str, cx: &ResourceCx<'_>) -> String {
+    let d = Sha256::digest(format!("{kind}/{}", scoped_token(cx)).as_bytes());
+    format!("{kind}-{}", &hex::encode(d)[..17])
+}

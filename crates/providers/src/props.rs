@@ -1,0 +1,249 @@
+//! Reading resolved CloudFormation properties: strings, lists, tags, ports, base64, and the
+//! strict "known, ignored or refused" check every provider applies.
+
+use std::collections::BTreeMap;
+
+use spindle_template::Value;
+
+use crate::error::Ec2Error;
+
+pub(crate) type Props = BTreeMap<String, Value>;
+
+/// What a resource type accepts: `used` properties are implemented, `ignored` ones are
+/// accepted without effect (documented in the crate docs); anything else is refused, so a
+/// template never silently loses a setting that matters.
+pub(crate) struct Shape {
+    pub type_name: &'static str,
+    pub used: &'static [&'static str],
+    pub ignored: &'static [&'static str],
+    /// Refused properties with a hint.
+    pub hints: &'static [(&'static str, &'static str)],
+}
+
+impl Shape {
+    pub fn check(&self, p: &Props) -> Result<(), Ec2Error> {
+        for k in p.keys() {
+            if matches!(p[k], Value::Null | Value::NoValue) {
+                continue;
+            }
+            if self.used.contains(&k.as_str()) || self.ignored.contains(&k.as_str()) {
+                continue;
+            }
+            let hint = self
+                .hints
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, h)| *h)
+                .unwrap_or("");
+            return Err(Ec2Error::unsupported(self.type_name, k, hint));
+        }
+        Ok(())
+    }
+
+    /// Checks that every changed property can change in place: it is one of `in_place` or
+    /// an ignored one.
+    pub fn check_update(
+        &self,
+        changed: &[String],
+        in_place: &[&str],
+        why: &str,
+    ) -> Result<(), Ec2Error> {
+        let bad: Vec<&str> = changed
+            .iter()
+            .map(String::as_str)
+            .filter(|k| !in_place.contains(k) && !self.ignored.contains(k))
+            .collect();
+        if bad.is_empty() {
+            return Ok(());
+        }
+        Err(Ec2Error::Update {
+            type_name: self.type_name,
+            properties: bad.join(", "),
+            why: why.to_string(),
+        })
+    }
+
+    pub fn invalid(&self, message: impl Into<String>) -> Ec2Error {
+        Ec2Error::invalid(self.type_name, message)
+    }
+
+    pub fn opt_str(&self, p: &Props, key: &str) -> Result<Option<String>, Ec2Error> {
+        match p.get(key) {
+            None | Some(Value::Null | Value::NoValue) => Ok(None),
+            Some(v) => v
+                .scalar_string()
+                .map(Some)
+                .ok_or_else(|| self.invalid(format!("{key} must be a string, got {v}"))),
+        }
+    }
+
+    pub fn req_str(&self, p: &Props, key: &str) -> Result<String, Ec2Error> {
+        self.opt_str(p, key)?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| self.invalid(format!("{key} is required")))
+    }
+
+    /// A list of strings (`SecurityGroupIds`); absent is empty.
+    pub fn str_list(&self, p: &Props, key: &str) -> Result<Vec<String>, Ec2Error> {
+        match p.get(key) {
+            None | Some(Value::Null | Value::NoValue) => Ok(Vec::new()),
+            Some(Value::List(items)) => items
+                .iter()
+                .filter(|v| !matches!(v, Value::NoValue))
+                .map(|v| {
+                    v.scalar_string().ok_or_else(|| {
+                        self.invalid(format!("{key} must be a list of strings, got {v}"))
+                    })
+                })
+                .collect(),
+            Some(v) => Err(self.invalid(format!("{key} must be a list of strings, got {v}"))),
+        }
+    }
+
+    /// A list of maps (`SecurityGroupIngress`); absent is `None`.
+    pub fn map_list<'p>(
+        &self,
+        p: &'p Props,
+        key: &str,
+    ) -> Result<Option<Vec<&'p Props>>, Ec2Error> {
+        match p.get(key) {
+            None | Some(Value::Null | Value::NoValue) => Ok(None),
+            Some(Value::List(items)) => items
+                .iter()
+                .filter(|v| !matches!(v, Value::NoValue))
+                .map(|v| match v {
+                    Value::Map(m) => Ok(m),
+                    other => Err(self.invalid(format!("{key} items must be maps, got {other}"))),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(v) => Err(self.invalid(format!("{key} must be a list, got {v}"))),
+        }
+    }
+
+    /// CloudFormation `Tags`: a list of `{Key, Value}`.
+    pub fn tags(&self, p: &Props, key: &str) -> Result<BTreeMap<String, String>, Ec2Error> {
+        let mut out = BTreeMap::new();
+        for t in self.map_list(p, key)?.unwrap_or_default() {
+            let k = self.req_str(t, "Key")?;
+            let v = self.opt_str(t, "Value")?.unwrap_or_default();
+            if k.starts_with("aws:") {
+                return Err(self.invalid(format!("tag key {k}: the aws: prefix is reserved")));
+            }
+            out.insert(k, v);
+        }
+        Ok(out)
+    }
+
+    /// An integer property (`FromPort`), as a number or a numeric string.
+    pub fn opt_int(&self, p: &Props, key: &str) -> Result<Option<i64>, Ec2Error> {
+        match self.opt_str(p, key)? {
+            None => Ok(None),
+            Some(s) => s
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| self.invalid(format!("{key} must be an integer, got {s}"))),
+        }
+    }
+}
+
+/// Tags as CloudFormation writes them.
+pub(crate) fn tags_value(tags: &BTreeMap<String, String>) -> Value {
+    Value::List(
+        tags.iter()
+            .map(|(k, v)| {
+                let mut m = BTreeMap::new();
+                m.insert("Key".to_string(), Value::str(k));
+                m.insert("Value".to_string(), Value::str(v));
+                Value::Map(m)
+            })
+            .collect(),
+    )
+}
+
+/// What a `read` reports: the properties the resource was made with (`expected`), with
+/// each observed property replaced by what is actually there unless `agree` (the two mean
+/// the same, e.g. `name:tag` and the `ami-…` it resolves to). Drift detection compares
+/// every expected property, so unobservable ones (tags of a VPC) are echoed as expected.
+pub(crate) fn observed(expected: &Props, actual: Vec<(&str, Value, bool)>) -> Props {
+    let mut p = expected.clone();
+    for (k, v, agree) in actual {
+        if !(agree && expected.contains_key(k)) && expected.get(k) != Some(&v) {
+            p.insert(k.to_string(), v);
+        }
+    }
+    p
+}
+
+/// `a` parses to the same CIDR as `b`.
+pub(crate) fn same_cidr(a: Option<&Value>, b: &spindle_runtime::Ipv4Net) -> bool {
+    a.and_then(Value::scalar_string)
+        .and_then(|s| s.parse::<spindle_runtime::Ipv4Net>().ok())
+        .is_some_and(|n| n == *b)
+}
+
+pub(crate) fn str_list_value(items: &[String]) -> Value {
+    Value::List(items.iter().map(Value::str).collect())
+}
+
+/// Decodes standard base64 (padding optional, whitespace ignored), as `Fn::Base64` encodes.
+pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    let mut padding = 0;
+    for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                padding += 1;
+                continue;
+            }
+            _ => return None,
+        };
+        if padding > 0 {
+            return None;
+        }
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // Leftover bits must be zero padding of a whole number of input quartets' worth.
+    if bits >= 6 || padding > 2 {
+        return None;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips_cloudformation_encoding() {
+        for (plain, enc) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("#!/bin/sh\necho hi\n", "IyEvYmluL3NoCmVjaG8gaGkK"),
+        ] {
+            assert_eq!(base64_decode(enc).unwrap(), plain.as_bytes(), "{enc}");
+        }
+        assert_eq!(base64_decode("Zm9v\nYmFy").unwrap(), b"foobar");
+        assert_eq!(base64_decode("Zg").unwrap(), b"f", "padding is optional");
+        assert!(
+            base64_decode("#!/bin/sh\necho hi").is_none(),
+            "a script not wrapped in Fn::Base64 is refused"
+        );
+        assert!(base64_decode("Zg==Zg==").is_none());
+    }
+}

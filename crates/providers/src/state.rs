@@ -1,0 +1,155 @@
+//! The providers' own small state: what the runtime does not record. Persisted as one JSON
+//! file (written to a temporary file and renamed), so it survives a daemon restart.
+//!
+//! - Security group rule sources: a group's effective rules are its inline rules (from the
+//!   `AWS::EC2::SecurityGroup` resource) plus standalone rules (`AWS::EC2::SecurityGroupIngress`
+//!   / `Egress` resources, keyed by their `sgr-…` id). Updating either side re-puts the
+//!   union, so updating a group's inline rules never drops a standalone rule.
+//! - Launch templates (stored data only) and their versions.
+//! - Instance tags changed by an update (the runtime keeps launch-time tags only).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use spindle_runtime::{SecurityGroup, SgRule};
+
+use crate::error::Ec2Error;
+
+/// Where a group's rules come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct GroupRules {
+    pub vpc_id: String,
+    pub ingress: Vec<SgRule>,
+    /// `None`: AWS's default allow-all egress rule.
+    pub egress: Option<Vec<SgRule>>,
+    /// Standalone rules by `sgr-…` id.
+    #[serde(default)]
+    pub extra: BTreeMap<String, ExtraRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ExtraRule {
+    pub egress: bool,
+    pub rule: SgRule,
+}
+
+fn push_unique(v: &mut Vec<SgRule>, r: &SgRule) {
+    if !v.contains(r) {
+        v.push(r.clone());
+    }
+}
+
+impl GroupRules {
+    /// Adopts a group the providers did not create: its current rules count as inline.
+    pub fn from_group(g: &SecurityGroup) -> Self {
+        GroupRules {
+            vpc_id: g.vpc_id.clone(),
+            ingress: g.ingress.clone(),
+            egress: Some(g.egress.clone()),
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// The rule set to put: inline plus standalone rules, without duplicates.
+    pub fn effective(&self) -> (Vec<SgRule>, Option<Vec<SgRule>>) {
+        let mut ingress = Vec::new();
+        for r in &self.ingress {
+            push_unique(&mut ingress, r);
+        }
+        for x in self.extra.values().filter(|x| !x.egress) {
+            push_unique(&mut ingress, &x.rule);
+        }
+        let extra_egress: Vec<&SgRule> = self
+            .extra
+            .values()
+            .filter(|x| x.egress)
+            .map(|x| &x.rule)
+            .collect();
+        let egress = if extra_egress.is_empty() {
+            self.egress.clone()
+        } else {
+            let mut e = Vec::new();
+            for r in self
+                .egress
+                .clone()
+                .unwrap_or_else(SecurityGroup::default_egress)
+                .iter()
+                .chain(extra_egress)
+            {
+                push_unique(&mut e, r);
+            }
+            Some(e)
+        };
+        (ingress, egress)
+    }
+}
+
+/// A stored launch template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LaunchTemplateRecord {
+    pub id: String,
+    pub name: String,
+    /// Version `n` is `versions[n - 1]` (`LaunchTemplateData` as JSON).
+    pub versions: Vec<serde_json::Value>,
+    pub default_version: u32,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Tables {
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupRules>,
+    #[serde(default)]
+    pub launch_templates: BTreeMap<String, LaunchTemplateRecord>,
+    #[serde(default)]
+    pub instance_tags: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// The tables behind a mutex, saved to `path` (none: memory only).
+#[derive(Debug)]
+pub(crate) struct Store {
+    path: Option<PathBuf>,
+    tables: Mutex<Tables>,
+}
+
+impl Store {
+    pub fn open(path: Option<PathBuf>) -> Result<Self, Ec2Error> {
+        let tables = match &path {
+            None => Tables::default(),
+            Some(p) => match fs::read(p) {
+                Ok(b) => serde_json::from_slice(&b).map_err(|e| state_err(p, e))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Tables::default(),
+                Err(e) => return Err(state_err(p, e)),
+            },
+        };
+        Ok(Store {
+            path,
+            tables: Mutex::new(tables),
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Tables> {
+        // A panic while holding the lock leaves the tables as they were last saved or
+        // mutated; keep serving rather than poisoning every later call.
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn save(&self, t: &Tables) -> Result<(), Ec2Error> {
+        let Some(p) = &self.path else {
+            return Ok(());
+        };
+        let tmp = p.with_extension("json.tmp");
+        let bytes = serde_json::to_vec_pretty(t).map_err(|e| state_err(p, e))?;
+        fs::write(&tmp, bytes).map_err(|e| state_err(&tmp, e))?;
+        fs::rename(&tmp, p).map_err(|e| state_err(p, e))
+    }
+}
+
+fn state_err(p: &Path, e: impl std::fmt::Display) -> Ec2Error {
+    Ec2Error::State {
+        path: p.to_path_buf(),
+        message: e.to_string(),
+    }
+}
