@@ -81,6 +81,15 @@ pub enum Command {
     /// Deploy and inspect stacks from CloudFormation templates
     #[command(subcommand)]
     Stack(StackCmd),
+    /// Import and list machine images (what instances boot)
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Find (and with --fix remove) namespaces, mounts, veths and cgroups no instance or VPC
+    /// accounts for (admin only)
+    Doctor {
+        #[arg(long)]
+        fix: bool,
+    },
     /// Build and inspect .deb packages (local; no daemon needed)
     #[command(subcommand)]
     Pkg(PkgCmd),
@@ -108,6 +117,12 @@ pub struct ServerArgs {
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Name every namespace, veth and cgroup the runtime creates `<PREFIX>-…` (1-10 of a-z0-9)
+    #[arg(long, default_value = "spindle")]
+    pub runtime_prefix: String,
+    /// Run without instances and networks (EC2 resource types become unsupported)
+    #[arg(long)]
+    pub no_runtime: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -325,4 +340,21 @@ pub enum StackCmd {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCmd {
+    /// Import a rootfs tarball (.tar, .tar.gz, .tar.zst), OCI layout directory or oci-archive
+    /// from this machine
+    Import {
+        file: PathBuf,
+        /// A `name:tag` alias, usable as ImageId in templates
+        #[arg(long)]
+        tag: Option<String>,
+        /// The command instances run (for rootfs tarballs), e.g. --cmd httpd --cmd -f
+        #[arg(long = "cmd", allow_hyphen_values = true)]
+        cmd: Vec<String>,
+    },
+    /// List the account's images
+    List,
 }

@@ -453,6 +453,27 @@ impl Client {
         ))
     }
 
+    pub fn import_image(&self, account: &str, req: &ImportImage) -> Result<ImageInfo, ClientError> {
+        self.call(
+            method::POST,
+            &format!("/v1/accounts/{}/images", seg(account)),
+            Some(req),
+        )
+    }
+
+    pub fn list_images(&self, account: &str) -> Result<Vec<ImageInfo>, ClientError> {
+        self.get(&format!("/v1/accounts/{}/images", seg(account)))
+    }
+
+    /// `fix` removes what it finds.
+    pub fn doctor(&self, fix: bool) -> Result<DoctorReport, ClientError> {
+        if fix {
+            self.call(method::POST, "/v1/doctor", None::<&()>)
+        } else {
+            self.get("/v1/doctor")
+        }
+    }
+
     pub fn delete_stack(
         &self,
         account: &str,

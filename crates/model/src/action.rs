@@ -59,6 +59,10 @@ actions! {
     DescribeStack => "stack:Describe", false, false;
     DeployStack => "stack:Deploy", false, true;
     DeleteStack => "stack:Delete", false, true;
+    ImportImage => "image:Import", false, true;
+    ListImages => "image:List", false, false;
+    ReadDoctor => "doctor:Read", true, false;
+    FixDoctor => "doctor:Fix", true, true;
 }
 
 impl std::fmt::Display for Action {
@@ -79,7 +83,7 @@ pub fn pattern_matches(pattern: &str, action: &str) -> bool {
 pub const SERVICES: &[&str] = &[
     "sts", "account", "key", "role", "deny", "audit", "param", "stack", "template", "instance",
     "image", "vpc", "lb", "asg", "repo", "snapshot", "publish", "mirror", "pkg", "bake",
-    "pipeline", "dns", "bastion",
+    "pipeline", "dns", "bastion", "doctor",
 ];
 
 /// Whether `pattern` is `*` or names a known service (its part before `:` matches one): used to

@@ -377,3 +377,42 @@ pub struct StackOperationResult {
     pub status: String,
     pub reason: Option<String>,
 }
+
+/// Import an image from a file on the daemon's machine (rootfs tar, .tar.gz/.tar.zst, OCI
+/// layout directory or oci-archive).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ImportImage {
+    /// An absolute path on the daemon's machine; only accepted from a loopback client.
+    pub path: String,
+    /// A `name:tag` alias.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// For rootfs tarballs (OCI images carry their own): what instances run.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `ami-…`, derived from the content.
+    pub id: String,
+    pub tags: Vec<String>,
+    pub layers: usize,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+}
+
+/// What `spindle doctor` found: host objects named with the runtime's prefix that no VPC or
+/// instance accounts for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DoctorReport {
+    pub prefix: String,
+    pub leaks: Vec<String>,
+    /// Leaks `--fix` could not remove, with the reason.
+    pub unfixed: Vec<String>,
+}

@@ -4,6 +4,7 @@
 use crate::app::App;
 use crate::audit::RequestId;
 use crate::handlers as h;
+use crate::runtime_handlers as rh;
 use crate::stack_handlers as sh;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -241,6 +242,10 @@ fn api_routes() -> Api {
         POST "/v1/accounts/{account}/stacks/{stack}" DeployStack => sh::deploy_stack;
         DELETE "/v1/accounts/{account}/stacks/{stack}" DeleteStack => sh::delete_stack;
         GET "/v1/accounts/{account}/stacks/{stack}/events" DescribeStack => sh::stack_events;
+        POST "/v1/accounts/{account}/images" ImportImage => rh::import_image;
+        GET "/v1/accounts/{account}/images" ListImages => rh::list_images;
+        GET "/v1/doctor" ReadDoctor => rh::read_doctor;
+        POST "/v1/doctor" FixDoctor => rh::fix_doctor;
     )
 }
 

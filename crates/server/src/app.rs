@@ -17,12 +17,21 @@ pub struct App {
     pub replay: Arc<ReplayState>,
     pub metrics: Arc<Metrics>,
     pub stacks: Arc<crate::stacks::Stacks>,
+    /// Instances and networks; `None` when off (not root, or `--no-runtime`).
+    pub runtime: Option<Arc<spindle_runtime::Runtime>>,
 }
 
 impl App {
-    pub fn new(store: Arc<Store>, boot: OffsetDateTime, endpoint: &str) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        boot: OffsetDateTime,
+        endpoint: &str,
+        runtime: Option<Arc<spindle_runtime::Runtime>>,
+        ec2: Option<Arc<spindle_providers::Ec2>>,
+    ) -> Self {
         Self {
-            stacks: Arc::new(crate::stacks::Stacks::new(store.clone(), endpoint)),
+            stacks: Arc::new(crate::stacks::Stacks::new(store.clone(), endpoint, ec2)),
+            runtime,
             store,
             replay: Arc::new(ReplayState::new(boot)),
             metrics: Arc::new(Metrics::new(boot)),

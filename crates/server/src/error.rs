@@ -23,6 +23,11 @@ pub enum ServerError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("cannot start the instance runtime (pass --no-runtime to run without it)")]
+    Runtime {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("the HTTP server failed")]
     Serve {
         #[source]

@@ -15,6 +15,7 @@ mod datadir;
 mod error;
 mod handlers;
 mod metrics;
+mod runtime_handlers;
 mod stack_handlers;
 mod stacks;
 
@@ -35,6 +36,9 @@ pub struct ServerConfig {
     pub credentials_file: PathBuf,
     /// The profile name the admin credential is written under.
     pub admin_profile: String,
+    /// Run instances and networks, naming every host object `<prefix>-…`; `None` turns the
+    /// runtime off (EC2 resource types are then unsupported). Needs root.
+    pub runtime_prefix: Option<String>,
 }
 
 /// A daemon that holds its data dir and has bound its socket, ready to serve.
@@ -76,7 +80,8 @@ impl Server {
             &endpoint,
             boot,
         )?;
-        let app = app::App::new(store, boot, &endpoint);
+        let (runtime, ec2) = open_runtime(config, data_dir.path())?;
+        let app = app::App::new(store, boot, &endpoint, runtime, ec2);
         // Finish what a previous daemon left in progress before taking new requests.
         app.stacks.recover_all().await;
         data_dir.write_info(&ServerInfo {
@@ -113,6 +118,44 @@ impl Server {
         tracing::info!("spindle server stopped");
         Ok(())
     }
+}
+
+/// Opens the instance runtime and the EC2 providers over it, when configured and root.
+#[allow(clippy::type_complexity)]
+fn open_runtime(
+    config: &ServerConfig,
+    data_dir: &std::path::Path,
+) -> Result<
+    (
+        Option<Arc<spindle_runtime::Runtime>>,
+        Option<Arc<spindle_providers::Ec2>>,
+    ),
+    ServerError,
+> {
+    let Some(prefix) = &config.runtime_prefix else {
+        return Ok((None, None));
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        tracing::warn!(
+            "not running as root: instances and networks are off (EC2 resource types unsupported)"
+        );
+        return Ok((None, None));
+    }
+    let dir = data_dir.join("runtime");
+    let rt = spindle_runtime::Runtime::open(
+        spindle_runtime::RuntimeConfig::new(&dir, prefix),
+        Arc::new(spindle_runtime::RealKernel),
+    )
+    .map_err(|e| ServerError::Runtime {
+        source: Box::new(e),
+    })?;
+    let ec2 =
+        spindle_providers::Ec2::open(rt.clone(), Some(dir.join(spindle_providers::STATE_FILE)))
+            .map_err(|e| ServerError::Runtime {
+                source: Box::new(e),
+            })?;
+    Ok((Some(Arc::new(rt)), Some(ec2)))
 }
 
 /// Resolves when the process gets SIGTERM or SIGINT.

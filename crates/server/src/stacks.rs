@@ -159,11 +159,17 @@ pub struct Stacks {
     params: Arc<SqlParamStore>,
     engines: Mutex<HashMap<AccountId, Arc<Engine>>>,
     wait_url_base: String,
+    ec2: Option<Arc<spindle_providers::Ec2>>,
 }
 
 impl Stacks {
-    pub fn new(store: Arc<Store>, endpoint: &str) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        endpoint: &str,
+        ec2: Option<Arc<spindle_providers::Ec2>>,
+    ) -> Self {
         Self {
+            ec2,
             params: Arc::new(SqlParamStore {
                 store: store.clone(),
             }),
@@ -180,6 +186,9 @@ impl Stacks {
             .or_insert_with(|| {
                 let mut registry = ProviderRegistry::new();
                 register_builtins(&mut registry, self.params.clone());
+                if let Some(ec2) = &self.ec2 {
+                    ec2.register(&mut registry);
+                }
                 let journal = Arc::new(SqlJournal {
                     store: self.store.clone(),
                     account: account.clone(),

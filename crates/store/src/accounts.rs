@@ -100,6 +100,7 @@ impl Store {
                 "DELETE FROM stack_journal WHERE account_id = ?1",
                 [id.as_str()],
             )?;
+            tx.execute("DELETE FROM images WHERE account_id = ?1", [id.as_str()])?;
             let n = tx.execute("DELETE FROM accounts WHERE id = ?1", [id.as_str()])?;
             crate::expect_changed(n, || format!("account {id}"))
         })

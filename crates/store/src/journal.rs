@@ -79,6 +79,35 @@ impl Store {
         })
     }
 
+    /// Records that `account` owns image `image_id` (idempotent).
+    pub fn add_image(
+        &self,
+        account: &AccountId,
+        image_id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO images(account_id, image_id, created) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                rusqlite::params![account.as_str(), image_id, crate::fmt_time(now)],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The ids of the images `account` owns.
+    pub fn account_images(&self, account: &AccountId) -> Result<Vec<String>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT image_id FROM images WHERE account_id = ?1 ORDER BY image_id",
+            )?;
+            let rows = st
+                .query_map([account.as_str()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
     /// Accounts with any journal records (whose stacks a restarted daemon must recover).
     pub fn accounts_with_journal(&self) -> Result<Vec<AccountId>, StoreError> {
         self.read(|c| {

@@ -94,6 +94,13 @@ pub const MIGRATIONS: &[&str] = &[
     -- Which stack operation last wrote a parameter (NULL when a user did): crash recovery
     -- tells a stack's parameter from a user's by it.
     ALTER TABLE params ADD COLUMN token TEXT;
+    -- Which account imported which image (the runtime's image store is shared).
+    CREATE TABLE images (
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        image_id TEXT NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (account_id, image_id)
+    ) STRICT;
     "#,
 ];
 

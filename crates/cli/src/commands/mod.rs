@@ -2,6 +2,7 @@
 
 mod accounts;
 mod audit;
+mod images;
 mod params;
 mod pkg;
 pub mod server;
@@ -39,6 +40,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Param(c) => params::run(&cx, c),
                 Command::Template(c) => stacks::template(&cx, c),
                 Command::Stack(c) => stacks::stack(&cx, c),
+                Command::Image(c) => images::image(&cx, c),
+                Command::Doctor { fix } => images::doctor(&cx, fix),
                 Command::Server(_) | Command::Completions { .. } | Command::Pkg(_) => {
                     unreachable!("handled above")
                 }

@@ -12,6 +12,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_spindle");
 
 pub struct Daemon {
     pub dir: tempfile::TempDir,
+    /// Set to run the instance runtime with this prefix.
+    pub runtime_prefix: Option<String>,
     pub child: Option<Child>,
     pub endpoint: String,
 }
@@ -27,11 +29,21 @@ impl Daemon {
 
     /// Starts a daemon on a fresh data dir.
     pub fn start() -> Self {
+        Self::start_inner(None)
+    }
+
+    /// Starts a daemon that runs instances, naming what it creates with `prefix`.
+    pub fn start_with_runtime(prefix: &str) -> Self {
+        Self::start_inner(Some(prefix.to_owned()))
+    }
+
+    fn start_inner(runtime_prefix: Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut d = Self {
             dir,
             child: None,
             endpoint: String::new(),
+            runtime_prefix,
         };
         d.spawn();
         d
@@ -44,6 +56,11 @@ impl Daemon {
             .arg(self.data_dir())
             .arg("--credentials-file")
             .arg(self.credentials_file());
+        match &self.runtime_prefix {
+            Some(p) => c.args(["--runtime-prefix", p]),
+            // Most tests need no instances; without the runtime they touch nothing on the host.
+            None => c.arg("--no-runtime"),
+        };
         c
     }
 

@@ -1,0 +1,183 @@
+//! Instances through the daemon, as root: import a busybox image, deploy a template with a
+//! VPC, subnet, security group and instance, see it through the API, delete it, and find
+//! nothing left on the host. Skips (printing why) when not root or the tools are missing.
+
+mod common;
+
+use common::{client_for, Daemon};
+use spindle_model::api::*;
+use spindle_model::AccountName;
+use spindle_runtime::doctor::{doctor, Known};
+use spindle_runtime::{CgroupLayout, Kernel, RealKernel};
+use std::path::Path;
+
+const TEMPLATE: &str = r#"
+Parameters:
+  Cidr: {Type: String, Default: 10.214.0.0/20}
+Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {CidrBlock: !Ref Cidr}
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties:
+      VpcId: !Ref Vpc
+      CidrBlock: !Select [1, !Cidr [!Ref Cidr, 4, 8]]
+  Web:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      GroupDescription: http from inside the VPC
+      VpcId: !Ref Vpc
+      SecurityGroupIngress:
+        - {IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: !Ref Cidr}
+  Server:
+    Type: AWS::EC2::Instance
+    Properties:
+      ImageId: busybox:web
+      InstanceType: t3.micro
+      SubnetId: !Ref Subnet
+      SecurityGroupIds: [!GetAtt Web.GroupId]
+Outputs:
+  Ip: {Value: !GetAtt Server.PrivateIp}
+"#;
+
+fn skip_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root".into());
+    }
+    for tool in ["/bin/busybox", "/usr/sbin/nft", "/usr/bin/nsenter"] {
+        if !Path::new(tool).exists() {
+            return Some(format!(
+                "{tool} is missing (scripts/apt-packages.txt lists its package)"
+            ));
+        }
+    }
+    if std::process::Command::new("ip").arg("-V").output().is_err() {
+        return Some("ip (iproute2) is missing".into());
+    }
+    None
+}
+
+/// Removes whatever the test's prefix left on the host, even when the test fails.
+struct Sweep(String);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        let k = RealKernel;
+        let layout = CgroupLayout::detect(&k as &dyn Kernel, Path::new("/sys/fs/cgroup"));
+        let r = doctor(&k, &layout, &self.0, &Known::default(), true);
+        if !r.unfixed.is_empty() {
+            eprintln!("cleanup of {} left {:?}", self.0, r.unfixed);
+        }
+    }
+}
+
+#[test]
+fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothing() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED {}: {why}", module_path!());
+        return;
+    }
+    let prefix = format!("sc{}", std::process::id() % 100_000_000);
+    let _sweep = Sweep(prefix.clone());
+    let d = Daemon::start_with_runtime(&prefix);
+    let admin = d.admin();
+
+    let tarball = d.dir.path().join("busybox.tar");
+    spindle_runtime::build_busybox_rootfs(&tarball, Path::new("/bin/busybox")).unwrap();
+    let cmd = ["httpd", "-f", "-p", "80", "-h", "/www"]
+        .map(String::from)
+        .to_vec();
+    let image = admin
+        .import_image(
+            "management",
+            &ImportImage {
+                path: tarball.display().to_string(),
+                tag: Some("busybox:web".into()),
+                entrypoint: vec![],
+                cmd,
+            },
+        )
+        .unwrap();
+    assert!(image.id.starts_with("ami-"), "{image:?}");
+    assert_eq!(
+        admin.list_images("management").unwrap(),
+        vec![image.clone()]
+    );
+
+    // Another account doesn't see the image.
+    admin
+        .create_account(&CreateAccount {
+            name: AccountName::parse("prod").unwrap(),
+            description: String::new(),
+        })
+        .unwrap();
+    let prod = client_for(
+        &d.endpoint,
+        &admin.create_key("prod", &CreateKey::default()).unwrap(),
+    );
+    assert!(prod.list_images("prod").unwrap().is_empty());
+
+    let deploy = DeployStack {
+        template: TemplateRequest {
+            template_body: TEMPLATE.into(),
+            template_name: Some("web.yaml".into()),
+            parameters: Default::default(),
+        },
+        ..DeployStack::default()
+    };
+    let r = admin.deploy_stack("management", "web", &deploy).unwrap();
+    assert_eq!(r.status.as_deref(), Some("CREATE_COMPLETE"), "{r:?}");
+    let detail = admin.describe_stack("management", "web").unwrap();
+    let server = detail
+        .resources
+        .iter()
+        .find(|r| r.logical_id == "Server")
+        .unwrap();
+    assert!(server.physical_id.starts_with("i-"), "{detail:?}");
+    let ip = &detail
+        .outputs
+        .iter()
+        .find(|o| o.name == "Ip")
+        .unwrap()
+        .value;
+    assert!(ip.starts_with("10.214."), "{ip}");
+    let netns = String::from_utf8(
+        std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        netns.contains(&format!("{prefix}-")),
+        "the VPC's namespace exists: {netns}"
+    );
+
+    let del = admin.delete_stack("management", "web").unwrap();
+    assert_eq!(del.status, "DELETE_COMPLETE");
+    let netns = String::from_utf8(
+        std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        !netns.contains(&format!("{prefix}-")),
+        "nothing of ours is left: {netns}"
+    );
+    // After the delete, doctor may report only the runtime's own cgroup parent directories
+    // (kept for the next instance); --fix removes those too.
+    let report = admin.doctor(false).unwrap();
+    assert!(
+        report.leaks.iter().all(|l| l.starts_with("cgroup ")),
+        "{report:?}"
+    );
+    let fixed = admin.doctor(true).unwrap();
+    assert!(fixed.unfixed.is_empty(), "{fixed:?}");
+    assert!(admin.doctor(false).unwrap().leaks.is_empty());
+}
