@@ -81,6 +81,9 @@ pub enum Command {
     /// Deploy and inspect stacks from CloudFormation templates
     #[command(subcommand)]
     Stack(StackCmd),
+    /// Inspect and control instances (stacks launch them)
+    #[command(subcommand)]
+    Instance(InstanceCmd),
     /// Import and list machine images (what instances boot)
     #[command(subcommand)]
     Image(ImageCmd),
@@ -357,4 +360,29 @@ pub enum ImageCmd {
     },
     /// List the account's images
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstanceCmd {
+    /// List the account's instances
+    List,
+    /// Show one instance
+    Describe { id: String },
+    /// Show an instance's console output
+    Logs { id: String },
+    /// Run a command inside an instance: `spindle instance exec i-… -- cat /etc/hostname`
+    Exec {
+        id: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+        /// Give up after this many seconds
+        #[arg(long, default_value_t = 60)]
+        timeout: u32,
+    },
+    /// Stop an instance (SIGTERM, then SIGKILL after 10 s)
+    Stop { id: String },
+    /// Start a stopped instance
+    Start { id: String },
+    /// Terminate an instance
+    Terminate { id: String },
 }

@@ -156,6 +156,38 @@ fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothin
         "the VPC's namespace exists: {netns}"
     );
 
+    // The instance, through the instance API: listed for its account only, and reachable.
+    let list = admin.list_instances("management").unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(
+        (
+            list[0].id.as_str(),
+            list[0].state.as_str(),
+            list[0].private_ip.as_str()
+        ),
+        (server.physical_id.as_str(), "running", ip.as_str())
+    );
+    assert!(prod.list_instances("prod").unwrap().is_empty());
+    match prod.describe_instance("prod", &server.physical_id) {
+        Err(spindle_client::ClientError::Api { status: 404, .. }) => {}
+        other => panic!("another account's instance must look missing: {other:?}"),
+    }
+    // busybox wget from inside the instance to its own httpd: traffic stays in its namespace.
+    let o = d.cli(&[
+        "instance",
+        "exec",
+        &server.physical_id,
+        "--",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://127.0.0.1/",
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let o = d.cli(&["instance", "exec", &server.physical_id, "--", "hostname"]);
+    assert_eq!(common::stdout(&o).trim(), list[0].hostname);
+
     let del = admin.delete_stack("management", "web").unwrap();
     assert_eq!(del.status, "DELETE_COMPLETE");
     let netns = String::from_utf8(

@@ -465,6 +465,53 @@ impl Client {
         self.get(&format!("/v1/accounts/{}/images", seg(account)))
     }
 
+    pub fn list_instances(&self, account: &str) -> Result<Vec<InstanceInfo>, ClientError> {
+        self.get(&format!("/v1/accounts/{}/instances", seg(account)))
+    }
+
+    pub fn describe_instance(&self, account: &str, id: &str) -> Result<InstanceInfo, ClientError> {
+        self.get(&format!(
+            "/v1/accounts/{}/instances/{}",
+            seg(account),
+            seg(id)
+        ))
+    }
+
+    pub fn instance_console(&self, account: &str, id: &str) -> Result<ConsoleOutput, ClientError> {
+        self.get(&format!(
+            "/v1/accounts/{}/instances/{}/console",
+            seg(account),
+            seg(id)
+        ))
+    }
+
+    pub fn exec_instance(
+        &self,
+        account: &str,
+        id: &str,
+        req: &ExecRequest,
+    ) -> Result<ExecResult, ClientError> {
+        self.call(
+            method::POST,
+            &format!("/v1/accounts/{}/instances/{}/exec", seg(account), seg(id)),
+            Some(req),
+        )
+    }
+
+    /// `action` is `stop`, `start` or `terminate`.
+    pub fn instance_action(
+        &self,
+        account: &str,
+        id: &str,
+        action: &str,
+    ) -> Result<InstanceInfo, ClientError> {
+        let path = format!("/v1/accounts/{}/instances/{}", seg(account), seg(id));
+        match action {
+            "terminate" => self.call(method::DELETE, &path, None::<&()>),
+            other => self.call(method::POST, &format!("{path}/{other}"), None::<&()>),
+        }
+    }
+
     /// `fix` removes what it finds.
     pub fn doctor(&self, fix: bool) -> Result<DoctorReport, ClientError> {
         if fix {

@@ -61,6 +61,13 @@ actions! {
     DeleteStack => "stack:Delete", false, true;
     ImportImage => "image:Import", false, true;
     ListImages => "image:List", false, false;
+    ListInstances => "instance:List", false, false;
+    DescribeInstance => "instance:Describe", false, false;
+    InstanceConsole => "instance:GetConsoleOutput", false, false;
+    ExecInstance => "instance:Exec", false, true;
+    StopInstance => "instance:Stop", false, true;
+    StartInstance => "instance:Start", false, true;
+    TerminateInstance => "instance:Terminate", false, true;
     ReadDoctor => "doctor:Read", true, false;
     FixDoctor => "doctor:Fix", true, true;
 }

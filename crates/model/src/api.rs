@@ -416,3 +416,45 @@ pub struct DoctorReport {
     /// Leaks `--fix` could not remove, with the reason.
     pub unfixed: Vec<String>,
 }
+
+/// An instance as `spindle instance list|describe` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InstanceInfo {
+    /// `i-…`
+    pub id: String,
+    /// `pending`, `running`, `stopping`, `stopped`, `shutting-down`, `terminated`.
+    pub state: String,
+    pub image_id: String,
+    pub instance_type: String,
+    pub private_ip: String,
+    pub vpc_id: String,
+    pub subnet_id: String,
+    pub hostname: String,
+    pub tags: BTreeMap<String, String>,
+    /// Seconds since the Unix epoch.
+    pub launched_at: u64,
+    /// How the main process last ended (`exited with code 0`, `killed by signal 9 (out of memory)`).
+    pub last_exit: Option<String>,
+    pub oom_killed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub timeout_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecResult {
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConsoleOutput {
+    pub instance_id: String,
+    pub output: String,
+}

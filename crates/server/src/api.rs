@@ -244,6 +244,13 @@ fn api_routes() -> Api {
         GET "/v1/accounts/{account}/stacks/{stack}/events" DescribeStack => sh::stack_events;
         POST "/v1/accounts/{account}/images" ImportImage => rh::import_image;
         GET "/v1/accounts/{account}/images" ListImages => rh::list_images;
+        GET "/v1/accounts/{account}/instances" ListInstances => rh::list_instances;
+        GET "/v1/accounts/{account}/instances/{id}" DescribeInstance => rh::describe_instance;
+        GET "/v1/accounts/{account}/instances/{id}/console" InstanceConsole => rh::instance_console;
+        POST "/v1/accounts/{account}/instances/{id}/exec" ExecInstance => rh::exec_instance;
+        POST "/v1/accounts/{account}/instances/{id}/stop" StopInstance => rh::stop_instance;
+        POST "/v1/accounts/{account}/instances/{id}/start" StartInstance => rh::start_instance;
+        DELETE "/v1/accounts/{account}/instances/{id}" TerminateInstance => rh::terminate_instance;
         GET "/v1/doctor" ReadDoctor => rh::read_doctor;
         POST "/v1/doctor" FixDoctor => rh::fix_doctor;
     )

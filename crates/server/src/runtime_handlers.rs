@@ -6,7 +6,9 @@ use crate::auth::Call;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use spindle_model::api::{DoctorReport, ImageInfo, ImportImage};
+use spindle_model::api::{
+    ConsoleOutput, DoctorReport, ExecRequest, ExecResult, ImageInfo, ImportImage, InstanceInfo,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -130,4 +132,161 @@ pub async fn read_doctor(State(app): State<App>, call: Call) -> Res<Json<DoctorR
 
 pub async fn fix_doctor(State(app): State<App>, call: Call) -> Res<Json<DoctorReport>> {
     doctor(&app, &call, true)
+}
+
+// ---- instances
+
+/// The account an instance belongs to: the one in its stack id
+/// (`arn:aws:cloudformation:REGION:ACCOUNT:stack/NAME/ID`).
+fn owner(i: &spindle_runtime::Instance) -> Option<&str> {
+    i.tags
+        .get("aws:cloudformation:stack-id")
+        .and_then(|arn| arn.split(':').nth(4))
+}
+
+fn instance_info(i: &spindle_runtime::Instance) -> InstanceInfo {
+    InstanceInfo {
+        id: i.id.clone(),
+        state: serde_json::to_value(i.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        image_id: i.image_id.clone(),
+        instance_type: i.instance_type.clone(),
+        private_ip: i.private_ip.to_string(),
+        vpc_id: i.vpc_id.clone(),
+        subnet_id: i.subnet_id.clone(),
+        hostname: i.hostname.clone(),
+        tags: i.tags.clone().into_iter().collect(),
+        launched_at: i.launched_at,
+        last_exit: i.last_exit.as_ref().map(|e| e.reason.clone()),
+        oom_killed: i.last_exit.as_ref().is_some_and(|e| e.oom_killed),
+    }
+}
+
+/// The account's instance `id`; another account's answers exactly as a missing one.
+fn instance(
+    app: &App,
+    account: &spindle_model::AccountId,
+    id: &str,
+) -> Res<(Arc<spindle_runtime::Runtime>, spindle_runtime::Instance)> {
+    let rt = runtime(app)?;
+    match rt.describe(id) {
+        Ok(i) if owner(&i) == Some(account.as_str()) => Ok((rt, i)),
+        _ => Err(ApiError::not_found(format!("instance `{id}` not found"))
+            .with_hint("`spindle instance list` shows the account's instances")),
+    }
+}
+
+pub async fn list_instances(
+    State(app): State<App>,
+    Path(account): Path<String>,
+    call: Call,
+) -> Res<Json<Vec<InstanceInfo>>> {
+    let a = app.scope(&call, &account, format!("account/{account}/instances"))?;
+    let rt = runtime(&app)?;
+    Ok(Json(
+        rt.list()
+            .iter()
+            .filter(|i| owner(i) == Some(a.id.as_str()))
+            .map(instance_info)
+            .collect(),
+    ))
+}
+
+pub async fn describe_instance(
+    State(app): State<App>,
+    Path((account, id)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<InstanceInfo>> {
+    let a = app.scope(&call, &account, format!("account/{account}/instances/{id}"))?;
+    Ok(Json(instance_info(&instance(&app, &a.id, &id)?.1)))
+}
+
+pub async fn instance_console(
+    State(app): State<App>,
+    Path((account, id)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<ConsoleOutput>> {
+    let a = app.scope(&call, &account, format!("account/{account}/instances/{id}"))?;
+    let (rt, _) = instance(&app, &a.id, &id)?;
+    let output = rt
+        .console_output(&id)
+        .map_err(|e| ApiError::internal(&error_chain(&e)))?;
+    Ok(Json(ConsoleOutput {
+        instance_id: id,
+        output,
+    }))
+}
+
+pub async fn exec_instance(
+    State(app): State<App>,
+    Path((account, id)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<ExecResult>> {
+    let req: ExecRequest = call.json()?;
+    let a = app.scope(&call, &account, format!("account/{account}/instances/{id}"))?;
+    if req.argv.is_empty() {
+        return Err(ApiError::bad_request(
+            "argv: give the command to run, e.g. [\"cat\", \"/etc/hostname\"]".into(),
+        ));
+    }
+    let (rt, _) = instance(&app, &a.id, &id)?;
+    let timeout =
+        std::time::Duration::from_secs(u64::from(req.timeout_seconds.unwrap_or(60).clamp(1, 3600)));
+    let out = tokio::task::spawn_blocking(move || rt.exec(&id, &req.argv, timeout))
+        .await
+        .map_err(|e| ApiError::internal(&format!("exec task failed: {e}")))?
+        .map_err(|e| ApiError::conflict(error_chain(&e)))?;
+    Ok(Json(ExecResult {
+        exit_code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }))
+}
+
+/// Stop, start or terminate, off the async workers (they wait for the process).
+async fn change_state(
+    app: App,
+    call: Call,
+    account: String,
+    id: String,
+    what: &'static str,
+) -> Res<Json<InstanceInfo>> {
+    let a = app.scope(&call, &account, format!("account/{account}/instances/{id}"))?;
+    let (rt, _) = instance(&app, &a.id, &id)?;
+    let grace = std::time::Duration::from_secs(10);
+    let out = tokio::task::spawn_blocking(move || match what {
+        "stop" => rt.stop(&id, grace),
+        "start" => rt.start(&id),
+        _ => rt.terminate(&id, grace),
+    })
+    .await
+    .map_err(|e| ApiError::internal(&format!("{what} task failed: {e}")))?
+    .map_err(|e| ApiError::conflict(error_chain(&e)))?;
+    Ok(Json(instance_info(&out)))
+}
+
+pub async fn stop_instance(
+    State(app): State<App>,
+    Path((account, id)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<InstanceInfo>> {
+    change_state(app, call, account, id, "stop").await
+}
+
+pub async fn start_instance(
+    State(app): State<App>,
+    Path((account, id)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<InstanceInfo>> {
+    change_state(app, call, account, id, "start").await
+}
+
+pub async fn terminate_instance(
+    State(app): State<App>,
+    Path((account, id)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<InstanceInfo>> {
+    change_state(app, call, account, id, "terminate").await
 }

@@ -1,10 +1,10 @@
-//! `spindle image …` and `spindle doctor`.
+//! `spindle image …`, `spindle instance …` and `spindle doctor`.
 
-use crate::cli::ImageCmd;
+use crate::cli::{ImageCmd, InstanceCmd};
 use crate::context::{api_err, hinted, Context};
 use crate::output;
 use anyhow::{Context as _, Result};
-use spindle_model::api::ImportImage;
+use spindle_model::api::{ExecRequest, ImportImage, InstanceInfo};
 
 pub fn image(cx: &Context, cmd: ImageCmd) -> Result<()> {
     let c = cx.client()?;
@@ -91,6 +91,125 @@ pub fn doctor(cx: &Context, fix: bool) -> Result<()> {
             format!("{} leak(s) found", r.leaks.len()),
             "run `spindle doctor --fix` to remove them",
         ));
+    }
+    Ok(())
+}
+
+fn instance_rows(list: &[InstanceInfo]) -> Vec<Vec<String>> {
+    list.iter()
+        .map(|i| {
+            let stack = i
+                .tags
+                .get("aws:cloudformation:stack-name")
+                .cloned()
+                .unwrap_or_default();
+            let logical = i
+                .tags
+                .get("aws:cloudformation:logical-id")
+                .cloned()
+                .unwrap_or_default();
+            vec![
+                i.id.clone(),
+                i.state.clone(),
+                i.instance_type.clone(),
+                i.private_ip.clone(),
+                i.image_id.clone(),
+                format!("{stack}/{logical}"),
+            ]
+        })
+        .collect()
+}
+
+pub fn instance(cx: &Context, cmd: InstanceCmd) -> Result<()> {
+    let c = cx.client()?;
+    let account = cx.account()?;
+    let show = |i: &InstanceInfo| {
+        if cx.json() {
+            output::json(i);
+        } else {
+            output::table(
+                &[
+                    "INSTANCE",
+                    "STATE",
+                    "TYPE",
+                    "PRIVATE IP",
+                    "IMAGE",
+                    "STACK/LOGICAL ID",
+                ],
+                &instance_rows(std::slice::from_ref(i)),
+            );
+            if let Some(e) = &i.last_exit {
+                println!("last exit: {e}");
+            }
+        }
+    };
+    match cmd {
+        InstanceCmd::List => {
+            let list = c.list_instances(&account).map_err(api_err)?;
+            if cx.json() {
+                output::json(&list);
+            } else {
+                output::table(
+                    &[
+                        "INSTANCE",
+                        "STATE",
+                        "TYPE",
+                        "PRIVATE IP",
+                        "IMAGE",
+                        "STACK/LOGICAL ID",
+                    ],
+                    &instance_rows(&list),
+                );
+            }
+        }
+        InstanceCmd::Describe { id } => show(&c.describe_instance(&account, &id).map_err(api_err)?),
+        InstanceCmd::Logs { id } => {
+            let out = c.instance_console(&account, &id).map_err(api_err)?;
+            if cx.json() {
+                output::json(&out);
+            } else {
+                print!("{}", out.output);
+            }
+        }
+        InstanceCmd::Exec {
+            id,
+            command,
+            timeout,
+        } => {
+            let r = c
+                .exec_instance(
+                    &account,
+                    &id,
+                    &ExecRequest {
+                        argv: command,
+                        timeout_seconds: Some(timeout),
+                    },
+                )
+                .map_err(api_err)?;
+            if cx.json() {
+                output::json(&r);
+            } else {
+                print!("{}", r.stdout);
+                eprint!("{}", r.stderr);
+            }
+            if r.exit_code != Some(0) {
+                return Err(anyhow::anyhow!(
+                    "the command exited with {}",
+                    r.exit_code
+                        .map_or("a signal".to_string(), |c| format!("code {c}"))
+                ));
+            }
+        }
+        InstanceCmd::Stop { id } => {
+            show(&c.instance_action(&account, &id, "stop").map_err(api_err)?)
+        }
+        InstanceCmd::Start { id } => {
+            show(&c.instance_action(&account, &id, "start").map_err(api_err)?)
+        }
+        InstanceCmd::Terminate { id } => show(
+            &c.instance_action(&account, &id, "terminate")
+                .map_err(api_err)?,
+        ),
     }
     Ok(())
 }

@@ -41,6 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Template(c) => stacks::template(&cx, c),
                 Command::Stack(c) => stacks::stack(&cx, c),
                 Command::Image(c) => images::image(&cx, c),
+                Command::Instance(c) => images::instance(&cx, c),
                 Command::Doctor { fix } => images::doctor(&cx, fix),
                 Command::Server(_) | Command::Completions { .. } | Command::Pkg(_) => {
                     unreachable!("handled above")
