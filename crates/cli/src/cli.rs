@@ -336,6 +336,16 @@ pub enum StackCmd {
     Outputs { name: String },
     /// Show a stack's resources
     Resources { name: String },
+    /// Compare each resource with what its provider reads back
+    Drift { name: String },
+    /// Finish a rollback that failed (UPDATE_ROLLBACK_FAILED), skipping resources that can't
+    /// be rolled back
+    ContinueRollback {
+        name: String,
+        /// A logical id to leave as it is (repeatable)
+        #[arg(long = "skip")]
+        skip: Vec<String>,
+    },
     /// Delete a stack and its resources
     Delete {
         name: String,

@@ -291,6 +291,43 @@ fn cli_deploy_shows_the_change_set_and_needs_yes_without_a_terminal() {
     let o = d.cli(&["-o", "json", "stack", "outputs", "app"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["value"], "/twine/dev/db");
+
+    // A change behind the stack's back shows as drift on that resource only.
+    let o = d.cli(&["-o", "json", "stack", "drift", "app"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "IN_SYNC"),
+        "{v}"
+    );
+    let o = d.cli(&["param", "put", "/twine/dev/db", "elsewhere", "--overwrite"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = d.cli(&["-o", "json", "stack", "drift", "app"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let db = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["logical_id"] == "Db")
+        .unwrap();
+    assert_eq!(db["status"], "MODIFIED", "{v}");
+    assert!(
+        db["differences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "Value"),
+        "{v}"
+    );
+    let url = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["logical_id"] == "Url")
+        .unwrap();
+    assert_eq!(url["status"], "IN_SYNC", "{v}");
 }
 
 /// `kill -9` of the daemon while a stack waits on a condition: the restarted daemon recovers

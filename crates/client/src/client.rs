@@ -453,6 +453,35 @@ impl Client {
         ))
     }
 
+    pub fn stack_drift(
+        &self,
+        account: &str,
+        stack: &str,
+    ) -> Result<Vec<ResourceDriftInfo>, ClientError> {
+        self.get(&format!(
+            "/v1/accounts/{}/stacks/{}/drift",
+            seg(account),
+            seg(stack)
+        ))
+    }
+
+    pub fn continue_rollback(
+        &self,
+        account: &str,
+        stack: &str,
+        req: &ContinueRollback,
+    ) -> Result<StackOperationResult, ClientError> {
+        self.call(
+            method::POST,
+            &format!(
+                "/v1/accounts/{}/stacks/{}/continue-rollback",
+                seg(account),
+                seg(stack)
+            ),
+            Some(req),
+        )
+    }
+
     pub fn import_image(&self, account: &str, req: &ImportImage) -> Result<ImageInfo, ClientError> {
         self.call(
             method::POST,

@@ -59,6 +59,8 @@ actions! {
     DescribeStack => "stack:Describe", false, false;
     DeployStack => "stack:Deploy", false, true;
     DeleteStack => "stack:Delete", false, true;
+    DetectStackDrift => "stack:DetectDrift", false, false;
+    ContinueRollback => "stack:ContinueRollback", false, true;
     ImportImage => "image:Import", false, true;
     ListImages => "image:List", false, false;
     ListInstances => "instance:List", false, false;

@@ -458,3 +458,31 @@ pub struct ConsoleOutput {
     pub instance_id: String,
     pub output: String,
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PropertyDrift {
+    pub name: String,
+    /// JSON text; `****` for NoEcho values.
+    pub expected: Option<String>,
+    pub actual: Option<String>,
+}
+
+/// One resource of a stack against what its provider reads back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResourceDriftInfo {
+    pub logical_id: String,
+    pub resource_type: String,
+    pub physical_id: String,
+    /// `IN_SYNC`, `MODIFIED`, `DELETED` or `NOT_CHECKED`.
+    pub status: String,
+    pub differences: Vec<PropertyDrift>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ContinueRollback {
+    /// Resources to leave as they are (their rollback failed and can't succeed).
+    #[serde(default)]
+    pub skip: Vec<String>,
+}

@@ -242,6 +242,8 @@ fn api_routes() -> Api {
         POST "/v1/accounts/{account}/stacks/{stack}" DeployStack => sh::deploy_stack;
         DELETE "/v1/accounts/{account}/stacks/{stack}" DeleteStack => sh::delete_stack;
         GET "/v1/accounts/{account}/stacks/{stack}/events" DescribeStack => sh::stack_events;
+        GET "/v1/accounts/{account}/stacks/{stack}/drift" DetectStackDrift => sh::stack_drift;
+        POST "/v1/accounts/{account}/stacks/{stack}/continue-rollback" ContinueRollback => sh::continue_rollback;
         POST "/v1/accounts/{account}/images" ImportImage => rh::import_image;
         GET "/v1/accounts/{account}/images" ListImages => rh::list_images;
         GET "/v1/accounts/{account}/instances" ListInstances => rh::list_instances;

@@ -368,3 +368,63 @@ pub fn live_stacks(app: &App, account: &spindle_model::AccountId) -> Res<Vec<Str
         .filter(|n| engine.stack(n).map(|v| v.exists()).unwrap_or(true))
         .collect())
 }
+
+pub async fn stack_drift(
+    State(app): State<App>,
+    Path((account, stack)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<Vec<ResourceDriftInfo>>> {
+    let a = app.scope(&call, &account, format!("account/{account}/stacks/{stack}"))?;
+    view(&app, &a.id, &stack)?;
+    let engine = app.stacks.engine(&a.id);
+    let name = stack.clone();
+    let drift = tokio::spawn(async move { engine.drift(&name).await })
+        .await
+        .map_err(|e| ApiError::internal(&format!("drift task failed: {e}")))?
+        .map_err(engine_error)?;
+    Ok(Json(
+        drift
+            .into_iter()
+            .map(|d| ResourceDriftInfo {
+                logical_id: d.logical_id,
+                resource_type: d.type_name,
+                physical_id: d.physical_id,
+                status: serde_json::to_value(d.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                differences: d
+                    .differences
+                    .into_iter()
+                    .map(|p| PropertyDrift {
+                        name: p.name,
+                        expected: p.expected,
+                        actual: p.actual,
+                    })
+                    .collect(),
+                reason: d.reason,
+            })
+            .collect(),
+    ))
+}
+
+pub async fn continue_rollback(
+    State(app): State<App>,
+    Path((account, stack)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<StackOperationResult>> {
+    let req: ContinueRollback = call.json()?;
+    let a = app.scope(&call, &account, format!("account/{account}/stacks/{stack}"))?;
+    view(&app, &a.id, &stack)?;
+    let engine = app.stacks.engine(&a.id);
+    let name = stack.clone();
+    let o = tokio::spawn(async move { engine.continue_rollback(&name, &req.skip).await })
+        .await
+        .map_err(|e| ApiError::internal(&format!("stack operation task failed: {e}")))?
+        .map_err(engine_error)?;
+    Ok(Json(StackOperationResult {
+        stack: o.stack,
+        status: o.status.to_string(),
+        reason: o.reason,
+    }))
+}

@@ -5,7 +5,9 @@ use crate::context::{api_err, hinted, Context};
 use crate::output;
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use spindle_model::api::{DeployResult, DeployStack, StackChange, TemplateRequest};
+use spindle_model::api::{
+    ContinueRollback, DeployResult, DeployStack, StackChange, TemplateRequest,
+};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -303,6 +305,56 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                     })
                     .collect();
                 output::table(&["TIME", "LOGICAL ID", "TYPE", "STATUS", "REASON"], &rows);
+            }
+        }
+        StackCmd::Drift { name } => {
+            let drift = c.stack_drift(&account, &name).map_err(api_err)?;
+            if cx.json() {
+                output::json(&drift);
+            } else {
+                let rows: Vec<Vec<String>> = drift
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            d.logical_id.clone(),
+                            d.resource_type.clone(),
+                            d.status.clone(),
+                            d.reason.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["LOGICAL ID", "TYPE", "DRIFT", "REASON"], &rows);
+                for d in &drift {
+                    for p in &d.differences {
+                        println!(
+                            "  {}.{}: expected {}, actual {}",
+                            d.logical_id,
+                            p.name,
+                            p.expected.as_deref().unwrap_or("(none)"),
+                            p.actual.as_deref().unwrap_or("(none)")
+                        );
+                    }
+                }
+            }
+        }
+        StackCmd::ContinueRollback { name, skip } => {
+            let r = c
+                .continue_rollback(&account, &name, &ContinueRollback { skip })
+                .map_err(api_err)?;
+            if cx.json() {
+                output::json(&r);
+            } else {
+                println!("Stack {name}: {}", r.status);
+            }
+            if failed(&r.status) && r.status.ends_with("FAILED") {
+                return Err(hinted(
+                    format!(
+                        "stack {name} is {}: {}",
+                        r.status,
+                        r.reason.unwrap_or_default()
+                    ),
+                    "pass --skip for resources that can't roll back",
+                ));
             }
         }
         StackCmd::Delete { name, yes } => {
