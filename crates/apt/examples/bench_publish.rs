@@ -1,0 +1,582 @@
+//! Issue 3's publishing benchmark: add N generated packages, first signed publish,
+//! republish after adding one package, peak RSS — for Spindle and, with `--peers`, for
+//! aptly and reprepro on the same .debs in the same run (ratios printed).
+//!
+//! ```text
+//! cargo run --release -p spindle-apt --example bench_publish -- [--packages 20000] [--peers]
+//!     [--dir DIR] [--no-sync] [--xz-preset N | --no-xz] [--gzip-level N]
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use spindle_apt::publish::CompressionOptions;
+use spindle_apt::{
+    Catalog, ComponentInput, KeyAlgorithm, Pool, PublishOptions, Publisher, PublisherOptions, Repo,
+    SigningKey, Snapshot,
+};
+use spindle_deb::builder::{build_deb, BuildOptions, Entry, EntryData, Package};
+use spindle_deb::control::Paragraph;
+use spindle_deb::Compression;
+
+struct Args {
+    packages: usize,
+    peers: bool,
+    dir: Option<PathBuf>,
+    sync: bool,
+    xz_preset: Option<u32>,
+    gzip_level: u32,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        packages: 20_000,
+        peers: false,
+        dir: None,
+        sync: true,
+        xz_preset: Some(CompressionOptions::default().xz_preset.unwrap_or(6)),
+        gzip_level: CompressionOptions::default().gzip_level,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--packages" => {
+                a.packages = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--packages N")
+            }
+            "--peers" => a.peers = true,
+            "--no-sync" => a.sync = false,
+            "--no-xz" => a.xz_preset = None,
+            "--xz-preset" => a.xz_preset = it.next().and_then(|v| v.parse().ok()),
+            "--gzip-level" => {
+                a.gzip_level = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--gzip-level N")
+            }
+            "--dir" => a.dir = it.next().map(PathBuf::from),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+fn make_deb(i: usize, version: &str) -> Vec<u8> {
+    let name = format!("bench-pkg{i:05}");
+    let mut c = Paragraph::new();
+    c.set("Package", name.as_str()).unwrap();
+    c.set("Version", version).unwrap();
+    c.set(
+        "Architecture",
+        if i.is_multiple_of(10) { "all" } else { "amd64" },
+    )
+    .unwrap();
+    c.set("Maintainer", "Bench <bench@example.invalid>")
+        .unwrap();
+    c.set("Section", "misc").unwrap();
+    c.set("Priority", "optional").unwrap();
+    if i > 0 {
+        c.set(
+            "Depends",
+            format!("bench-pkg{:05} (>= 1.0), libc6 (>= 2.36)", i / 2),
+        )
+        .unwrap();
+    }
+    c.set(
+        "Description",
+        format!("benchmark package {i}\n A generated package used to measure publishing speed.\n It installs two small files."),
+    )
+    .unwrap();
+    let entries = vec![
+        Entry {
+            path: format!("/usr/share/{name}/README"),
+            data: EntryData::File(format!("{name} {version}\n").into_bytes()),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        },
+        Entry {
+            path: format!("/usr/bin/{name}"),
+            data: EntryData::File(b"#!/bin/sh\necho hi\n".to_vec()),
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        },
+    ];
+    let p = Package {
+        control: c,
+        entries,
+        ..Package::default()
+    };
+    build_deb(
+        &p,
+        &BuildOptions {
+            compression: Compression::Gzip,
+            source_date_epoch: 1_700_000_000,
+        },
+    )
+    .unwrap()
+    .bytes
+}
+
+fn generate(dir: &Path, n: usize) {
+    fs::create_dir_all(dir).unwrap();
+    if fs::read_dir(dir).unwrap().count() == n {
+        return;
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            s.spawn(move || {
+                for i in (t..n).step_by(threads) {
+                    let bytes = make_deb(i, "1.0-1");
+                    let path = dir.join(format!("bench-pkg{i:05}_1.0-1.deb"));
+                    fs::write(path, bytes).unwrap();
+                }
+            });
+        }
+    });
+}
+
+/// User + system CPU time of this process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: zeroed rusage is valid; getrusage writes only into it.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is to a live local.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn vm_hwm_kib() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Figures {
+    add: Duration,
+    first_publish: Duration,
+    republish: Duration,
+    rss_mib: f64,
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn bench_spindle(work: &Path, debs: &Path, extra: &Path, args: &Args) -> Figures {
+    let mut pool = Pool::open(work.join("spindle/pool")).unwrap();
+    pool.set_sync(args.sync);
+    let mut catalog = Catalog::new();
+    let mut repo = Repo::new("bench", &["amd64"]).unwrap();
+    let mut files: Vec<PathBuf> = fs::read_dir(debs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        let bytes: Vec<Vec<u8>> = files[..1000].iter().map(|p| fs::read(p).unwrap()).collect();
+        let t = Instant::now();
+        for b in &bytes {
+            Pool::inspect(b).unwrap();
+        }
+        println!("    inspect x1000 (one thread): {}", secs(t.elapsed()));
+    }
+    let cpu0 = cpu_time();
+    let t = Instant::now();
+    for batch in files.chunks(1000) {
+        let bytes: Vec<Vec<u8>> = batch.iter().map(|p| fs::read(p).unwrap()).collect();
+        let added = pool.add_batch(&bytes, &catalog).unwrap();
+        let keys: Vec<_> = added.iter().map(|a| a.package.key().clone()).collect();
+        for a in added {
+            catalog.insert(a.package).unwrap();
+        }
+        repo.add(keys.iter()).unwrap();
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            println!(
+                "    batch: {} rss {:.1} MiB",
+                secs(t.elapsed()),
+                vm_hwm_kib() as f64 / 1024.0
+            );
+        }
+    }
+    let add = t.elapsed();
+    println!(
+        "    add: {} wall, {} CPU (peak RSS so far {:.1} MiB)",
+        secs(add),
+        secs(cpu_time() - cpu0),
+        vm_hwm_kib() as f64 / 1024.0
+    );
+
+    let key = SigningKey::generate("Bench <bench@example.invalid>", KeyAlgorithm::Ed25519).unwrap();
+    let mut publisher = Publisher::new(
+        work.join("spindle/public"),
+        pool.clone(),
+        PublisherOptions {
+            sync: args.sync,
+            ..PublisherOptions::default()
+        },
+    );
+    let mut options = PublishOptions::new("stable");
+    options.architectures = vec!["amd64".into()];
+    options.origin = Some("bench".into());
+    options.compression.xz_preset = args.xz_preset;
+    options.compression.gzip_level = args.gzip_level;
+    println!("    compression: {:?}", options.compression);
+    let publish = |publisher: &mut Publisher, repo: &Repo, catalog: &Catalog| {
+        let snap = Snapshot::from_repo("s", repo, "").unwrap();
+        let packages = catalog.resolve(snap.packages()).unwrap();
+        let comps = [ComponentInput {
+            name: "main".into(),
+            packages,
+        }];
+        let t = Instant::now();
+        let cpu0 = cpu_time();
+        let report = publisher.publish(&options, &comps, Some(&key)).unwrap();
+        let d = t.elapsed();
+        println!(
+            "    publish: {} wall, {} CPU = plan {} sign {} write {} | pool links {} indexes written {}",
+            secs(d),
+            secs(cpu_time() - cpu0),
+            secs(report.plan_time),
+            secs(report.sign_time),
+            secs(report.write_time),
+            report.pool_files_linked,
+            report.indexes_written
+        );
+        d
+    };
+    let first_publish = publish(&mut publisher, &repo, &catalog);
+    println!(
+        "    first publish: {} (peak RSS so far {:.1} MiB)",
+        secs(first_publish),
+        vm_hwm_kib() as f64 / 1024.0
+    );
+    let mut republish = Duration::ZERO;
+    for round in 0..3 {
+        let bytes = if round == 0 {
+            fs::read(extra).unwrap()
+        } else {
+            make_deb(900_000 + round, "1.0-1")
+        };
+        let added = pool.add(&bytes, &catalog).unwrap();
+        let k = added.package.key().clone();
+        catalog.insert(added.package).unwrap();
+        repo.add([&k]).unwrap();
+        let d = publish(&mut publisher, &repo, &catalog);
+        if round == 0 {
+            republish = d;
+        }
+        println!("    republish after +1 (round {round}): {}", secs(d));
+    }
+    let dist = work.join("spindle/public/dists/stable/main/binary-amd64");
+    for f in ["Packages", "Packages.gz", "Packages.xz"] {
+        let size = fs::metadata(dist.join(f)).map(|m| m.len()).unwrap_or(0);
+        println!("    {f}: {:.1} MiB", size as f64 / 1048576.0);
+    }
+    Figures {
+        add,
+        first_publish,
+        republish,
+        rss_mib: vm_hwm_kib() as f64 / 1024.0,
+    }
+}
+
+/// Runs a command under GNU time, returning its wall time and peak RSS in MiB. (A child's
+/// own `ru_maxrss` would include this process's RSS, which Linux keeps across `execve`.)
+fn run(cmd: &mut Command, log: &Path) -> Result<(Duration, f64), String> {
+    let out = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let rss_file = log.with_extension("rss");
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss_file)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            timed.env(k, v);
+        }
+    }
+    let t = Instant::now();
+    let status = timed
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .status()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    let d = t.elapsed();
+    if !status.success() {
+        return Err(format!("{cmd:?} failed ({status}); see {}", log.display()));
+    }
+    let kib: f64 = fs::read_to_string(&rss_file)
+        .ok()
+        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
+        .unwrap_or(0.0);
+    Ok((d, kib / 1024.0))
+}
+
+fn gpg_key(home: &Path) -> Option<String> {
+    fs::create_dir_all(home).ok()?;
+    let mut perms = fs::metadata(home).ok()?.permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
+    fs::set_permissions(home, perms).ok()?;
+    let ok = Command::new("gpg")
+        .env("GNUPGHOME", home)
+        .args([
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "Bench Peer <peer@example.invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?
+        .success();
+    if !ok {
+        return None;
+    }
+    let out = Command::new("gpg")
+        .env("GNUPGHOME", home)
+        .args(["--batch", "--with-colons", "--list-secret-keys"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("fpr:"))
+        .and_then(|l| l.split(':').nth(9).map(str::to_string))
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn bench_aptly(
+    work: &Path,
+    debs: &Path,
+    extra: &Path,
+    gnupg: &Path,
+    key: &str,
+) -> Result<Figures, String> {
+    let root = work.join("aptly");
+    fs::create_dir_all(&root).unwrap();
+    let conf = root.join("aptly.conf");
+    fs::write(
+        &conf,
+        format!(
+            r#"{{"rootDir": "{}", "architectures": ["amd64"], "gpgProvider": "gpg2"}}"#,
+            root.display()
+        ),
+    )
+    .unwrap();
+    let log = work.join("aptly.log");
+    let aptly = |args: &[&str]| {
+        let mut c = Command::new("aptly");
+        c.env("GNUPGHOME", gnupg)
+            .arg(format!("-config={}", conf.display()))
+            .args(args);
+        c
+    };
+    run(
+        &mut aptly(&[
+            "repo",
+            "create",
+            "-distribution=stable",
+            "-component=main",
+            "bench",
+        ]),
+        &log,
+    )?;
+    let (add, r1) = run(
+        &mut aptly(&["repo", "add", "bench", &debs.display().to_string()]),
+        &log,
+    )?;
+    let (first, r2) = run(
+        &mut aptly(&[
+            "publish",
+            "repo",
+            "-architectures=amd64",
+            &format!("-gpg-key={key}"),
+            "bench",
+        ]),
+        &log,
+    )?;
+    run(
+        &mut aptly(&["repo", "add", "bench", &extra.display().to_string()]),
+        &log,
+    )?;
+    let (again, r3) = run(
+        &mut aptly(&["publish", "update", &format!("-gpg-key={key}"), "stable"]),
+        &log,
+    )?;
+    Ok(Figures {
+        add,
+        first_publish: first,
+        republish: again,
+        rss_mib: r1.max(r2).max(r3),
+    })
+}
+
+fn bench_reprepro(
+    work: &Path,
+    debs: &Path,
+    extra: &Path,
+    gnupg: &Path,
+    key: &str,
+) -> Result<Figures, String> {
+    let root = work.join("reprepro");
+    fs::create_dir_all(root.join("conf")).unwrap();
+    fs::write(
+        root.join("conf/distributions"),
+        format!("Codename: stable\nArchitectures: amd64\nComponents: main\nSignWith: {key}\n"),
+    )
+    .unwrap();
+    let log = work.join("reprepro.log");
+    let mut files: Vec<String> = fs::read_dir(debs)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    files.sort();
+    let reprepro = |args: &[&str]| {
+        let mut c = Command::new("reprepro");
+        c.env("GNUPGHOME", gnupg).arg("-b").arg(&root).args(args);
+        c
+    };
+    let mut add_cmd = reprepro(&["--export=never", "includedeb", "stable"]);
+    add_cmd.args(&files);
+    let (add, r1) = run(&mut add_cmd, &log)?;
+    let (first, r2) = run(&mut reprepro(&["export", "stable"]), &log)?;
+    run(
+        &mut reprepro(&[
+            "--export=never",
+            "includedeb",
+            "stable",
+            &extra.display().to_string(),
+        ]),
+        &log,
+    )?;
+    let (again, r3) = run(&mut reprepro(&["export", "stable"]), &log)?;
+    Ok(Figures {
+        add,
+        first_publish: first,
+        republish: again,
+        rss_mib: r1.max(r2).max(r3),
+    })
+}
+
+fn main() {
+    let args = parse_args();
+    let tmp;
+    let work = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir().unwrap();
+            tmp.path().to_path_buf()
+        }
+    };
+    for sub in [
+        "spindle",
+        "aptly",
+        "reprepro",
+        "gnupg",
+        "aptly.log",
+        "reprepro.log",
+    ] {
+        let p = work.join(sub);
+        let _ = fs::remove_dir_all(&p);
+        let _ = fs::remove_file(&p);
+    }
+    let debs = work.join("debs");
+    let t = Instant::now();
+    generate(&debs, args.packages);
+    let extra = work.join("extra_1.0-1.deb");
+    fs::write(&extra, make_deb(args.packages + 1, "1.0-1")).unwrap();
+    println!(
+        "generated {} packages in {} (not measured below)",
+        args.packages,
+        secs(t.elapsed())
+    );
+
+    println!("spindle (sync: {}):", args.sync);
+    let s = bench_spindle(&work, &debs, &extra, &args);
+    let mut rows = vec![("spindle", Ok(s))];
+    if args.peers {
+        let gnupg = work.join("gnupg");
+        match gpg_key(&gnupg) {
+            None => println!("peers skipped: could not create a gpg key"),
+            Some(key) => {
+                for (name, f) in [
+                    (
+                        "aptly",
+                        bench_aptly
+                            as fn(&Path, &Path, &Path, &Path, &str) -> Result<Figures, String>,
+                    ),
+                    ("reprepro", bench_reprepro),
+                ] {
+                    if have(name) {
+                        println!("{name}: running");
+                        rows.push((name, f(&work, &debs, &extra, &gnupg, &key)));
+                    } else {
+                        println!("{name}: not installed (apt-get install {name})");
+                    }
+                }
+            }
+        }
+    }
+    println!();
+    println!(
+        "{:<10} {:>10} {:>14} {:>16} {:>10}",
+        "", "add", "first publish", "republish (+1)", "peak RSS"
+    );
+    for (name, r) in &rows {
+        match r {
+            Ok(f) => println!(
+                "{:<10} {:>10} {:>14} {:>16} {:>7.1} MiB",
+                name,
+                secs(f.add),
+                secs(f.first_publish),
+                secs(f.republish),
+                f.rss_mib
+            ),
+            Err(e) => println!("{name:<10} failed: {e}"),
+        }
+    }
+    for (name, r) in rows.iter().skip(1) {
+        if let Ok(p) = r {
+            let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+            println!(
+                "{name}/spindle: add {:.1}x, first publish {:.1}x, republish {:.1}x",
+                ratio(p.add, s.add),
+                ratio(p.first_publish, s.first_publish),
+                ratio(p.republish, s.republish)
+            );
+        }
+    }
+}

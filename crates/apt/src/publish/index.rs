@@ -1,0 +1,488 @@
+//! Index rendering with caches, so that republishing after a small change costs work
+//! proportional to the change.
+//!
+//! * An index is split into *chunks* at content-defined boundaries (after a package whose
+//!   name hashes to 0 modulo the chunk target), so inserting one package changes one chunk
+//!   and leaves the others byte-identical. Each chunk is compressed on its own.
+//!   `Packages.gz` is the concatenation of the gzip members (RFC 1952 allows several
+//!   members; gzip and zlib's `gzread`, which apt uses, read them as one stream).
+//!   `Packages.xz` must be a *single* xz stream, because apt's liblzma decoder stops after
+//!   the first stream (checked against apt 2.6); so each chunk is compressed to an xz
+//!   block and [`assemble_xz`] writes one stream header, the cached blocks and a new
+//!   index and footer — the layout multi-threaded `xz -T` produces.
+//! * Digests of a whole file are resumed from the cached hasher state after the longest
+//!   unchanged prefix of chunks.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+use spindle_deb::digest::Hasher;
+use spindle_deb::FileDigests;
+
+/// An immutable byte buffer shared between the cache and plans.
+pub type Bytes = Arc<Vec<u8>>;
+
+/// Compression settings for published indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CompressionOptions {
+    /// gzip level 0–9 for `Packages.gz` and `Contents-*.gz`.
+    pub gzip_level: u32,
+    /// xz preset 0–9 for `Packages.xz`; `None` publishes no `.xz`.
+    pub xz_preset: Option<u32>,
+    /// Publish the uncompressed `Packages` file too (its digests are always in `Release`).
+    pub uncompressed: bool,
+    /// Average packages per independently compressed chunk (0 or 1: one chunk per file).
+    pub chunk_target: u32,
+}
+
+impl Default for CompressionOptions {
+    fn default() -> Self {
+        CompressionOptions {
+            gzip_level: 6,
+            xz_preset: Some(6),
+            uncompressed: true,
+            chunk_target: 64,
+        }
+    }
+}
+
+/// Identity of a chunk: SHA-256 over what determines its bytes.
+pub(crate) type ChunkId = [u8; 32];
+
+/// The bytes of a chunk in each published form.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkForms {
+    pub gz: Bytes,
+    pub xz: Option<XzBlocks>,
+}
+
+/// The blocks of a one-chunk xz stream, ready to be placed in a larger stream.
+#[derive(Debug, Clone)]
+pub(crate) struct XzBlocks {
+    /// The stream header (12 bytes), the same for every chunk compressed with one setting.
+    pub header: [u8; 12],
+    /// Block headers, compressed data, padding and checks, as they appear in the stream.
+    pub blocks: Bytes,
+    /// (unpadded size, uncompressed size) of each block, for the stream index.
+    pub records: Vec<(u64, u64)>,
+}
+
+/// Hasher states after each chunk of one published file, from its last rendering.
+#[derive(Clone, Default)]
+struct PrefixStates {
+    ids: Vec<ChunkId>,
+    states: Vec<Hasher>,
+    digests: Option<FileDigests>,
+}
+
+/// Caches reused across publishes. Keep one per publish target for the daemon's lifetime;
+/// a fresh cache gives identical output, only slower.
+#[derive(Default)]
+pub struct IndexCache {
+    plain: HashMap<ChunkId, Bytes>,
+    chunks: HashMap<(ChunkId, CompressionOptions), ChunkForms>,
+    contents: HashMap<ChunkId, Bytes>,
+    prefixes: HashMap<String, PrefixStates>,
+    generation: u64,
+    /// Generation in which each cached entry was last used, to evict the rest.
+    plain_used: HashMap<ChunkId, u64>,
+    chunk_used: HashMap<(ChunkId, CompressionOptions), u64>,
+    contents_used: HashMap<ChunkId, u64>,
+}
+
+impl std::fmt::Debug for IndexCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexCache")
+            .field("plain", &self.plain.len())
+            .field("chunks", &self.chunks.len())
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+impl IndexCache {
+    pub fn new() -> IndexCache {
+        IndexCache::default()
+    }
+
+    pub(crate) fn begin(&mut self) {
+        self.generation += 1;
+    }
+
+    /// Drops entries not used by the last two publishes.
+    pub(crate) fn evict(&mut self) {
+        let keep = self.generation.saturating_sub(1);
+        let used = &self.plain_used;
+        self.plain
+            .retain(|k, _| used.get(k).is_some_and(|g| *g >= keep));
+        self.plain_used.retain(|_, g| *g >= keep);
+        let used = &self.chunk_used;
+        self.chunks
+            .retain(|k, _| used.get(k).is_some_and(|g| *g >= keep));
+        self.chunk_used.retain(|_, g| *g >= keep);
+        let used = &self.contents_used;
+        self.contents
+            .retain(|k, _| used.get(k).is_some_and(|g| *g >= keep));
+        self.contents_used.retain(|_, g| *g >= keep);
+    }
+
+    /// The uncompressed bytes of a chunk (its packages' paragraphs), rendered with `render`
+    /// on a miss.
+    pub(crate) fn plain_chunk<E>(
+        &mut self,
+        id: ChunkId,
+        render: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Bytes, E> {
+        self.plain_used.insert(id, self.generation);
+        if let Some(b) = self.plain.get(&id) {
+            return Ok(b.clone());
+        }
+        let b = Arc::new(render()?);
+        self.plain.insert(id, b.clone());
+        Ok(b)
+    }
+
+    /// Splits `items` (already in index order) into chunks with content-defined boundaries.
+    pub(crate) fn split<T>(items: &[T], name: impl Fn(&T) -> &str, target: u32) -> Vec<&[T]> {
+        if target <= 1 || items.is_empty() {
+            return vec![items];
+        }
+        let mut out = Vec::new();
+        let mut start = 0;
+        for i in 0..items.len() {
+            let last_of_name = i + 1 == items.len() || name(&items[i + 1]) != name(&items[i]);
+            if last_of_name && fnv1a(name(&items[i]).as_bytes()).is_multiple_of(u64::from(target)) {
+                out.push(&items[start..=i]);
+                start = i + 1;
+            }
+        }
+        if start < items.len() {
+            out.push(&items[start..]);
+        }
+        out
+    }
+
+    /// Compressed forms of the chunks whose plain bytes are given, compressing the missing
+    /// ones on up to `threads` threads.
+    pub(crate) fn compress_chunks(
+        &mut self,
+        chunks: &[(ChunkId, Bytes)],
+        opts: CompressionOptions,
+        threads: usize,
+    ) -> Vec<ChunkForms> {
+        let missing: Vec<usize> = (0..chunks.len())
+            .filter(|&i| !self.chunks.contains_key(&(chunks[i].0, opts)))
+            .collect();
+        let results: Mutex<Vec<(usize, ChunkForms)>> = Mutex::new(Vec::new());
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&i) = missing.get(n) else { break };
+            let plain = &chunks[i].1;
+            let forms = ChunkForms {
+                gz: Arc::new(gzip(plain, opts.gzip_level)),
+                xz: opts.xz_preset.map(|p| split_xz_stream(&xz(plain, p))),
+            };
+            results
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((i, forms));
+        };
+        let threads = threads.clamp(1, missing.len().max(1));
+        if threads == 1 {
+            work();
+        } else {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(work);
+                }
+            });
+        }
+        for (i, forms) in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            self.chunks.insert((chunks[i].0, opts), forms);
+        }
+        chunks
+            .iter()
+            .map(|(id, _)| {
+                self.chunk_used.insert((*id, opts), self.generation);
+                self.chunks[&(*id, opts)].clone()
+            })
+            .collect()
+    }
+
+    /// A gzip-compressed `Contents` chunk, built with `render` on a miss.
+    pub(crate) fn contents_chunk(
+        &mut self,
+        id: ChunkId,
+        level: u32,
+        render: impl FnOnce() -> Vec<u8>,
+    ) -> Bytes {
+        self.contents_used.insert(id, self.generation);
+        self.contents
+            .entry(id)
+            .or_insert_with(|| Arc::new(gzip(&render(), level)))
+            .clone()
+    }
+
+    /// Digests of the concatenation of `parts`, resuming from the cached state after the
+    /// longest unchanged prefix of chunk ids recorded for `file`.
+    pub(crate) fn digests(&mut self, file: &str, ids: &[ChunkId], parts: &[Bytes]) -> FileDigests {
+        let prev = self.prefixes.remove(file).unwrap_or_default();
+        if prev.ids == ids {
+            if let Some(d) = &prev.digests {
+                let d = d.clone();
+                self.prefixes.insert(file.to_string(), prev);
+                return d;
+            }
+        }
+        let common = prev.ids.iter().zip(ids).take_while(|(a, b)| a == b).count();
+        let mut states: Vec<Hasher> = prev.states.into_iter().take(common).collect();
+        let mut hasher = states.last().cloned().unwrap_or_default();
+        for part in &parts[common..] {
+            hasher.update(part);
+            states.push(hasher.clone());
+        }
+        let digests = hasher.finish();
+        self.prefixes.insert(
+            file.to_string(),
+            PrefixStates {
+                ids: ids.to_vec(),
+                states,
+                digests: Some(digests.clone()),
+            },
+        );
+        digests
+    }
+}
+
+/// The identity of a chunk from its members' identities.
+pub(crate) fn chunk_id(tag: &str, members: impl Iterator<Item = impl AsRef<[u8]>>) -> ChunkId {
+    let mut h = Sha256::new();
+    h.update(tag.as_bytes());
+    h.update([0]);
+    for m in members {
+        h.update(m.as_ref());
+        h.update([0]);
+    }
+    h.finalize().into()
+}
+
+/// Splits a single xz stream into its header, block region and index records.
+fn split_xz_stream(stream: &[u8]) -> XzBlocks {
+    // The encoder's own output is well formed; any inconsistency is a bug, so fall back to
+    // an empty record list rather than panicking (the Release digests would then still
+    // match the bytes, and the xz test would catch it).
+    let mut header = [0u8; 12];
+    header.copy_from_slice(&stream[..12]);
+    let len = stream.len();
+    let backward = u32::from_le_bytes([
+        stream[len - 8],
+        stream[len - 7],
+        stream[len - 6],
+        stream[len - 5],
+    ]);
+    let index_size = (backward as usize + 1) * 4;
+    let index_start = len - 12 - index_size;
+    let index = &stream[index_start..len - 12];
+    let mut pos = 1; // the index indicator 0x00
+    let count = read_varint(index, &mut pos);
+    let records = (0..count)
+        .map(|_| {
+            let unpadded = read_varint(index, &mut pos);
+            let uncompressed = read_varint(index, &mut pos);
+            (unpadded, uncompressed)
+        })
+        .collect();
+    XzBlocks {
+        header,
+        blocks: Arc::new(stream[12..index_start].to_vec()),
+        records,
+    }
+}
+
+fn read_varint(data: &[u8], pos: &mut usize) -> u64 {
+    let mut value = 0u64;
+    for shift in (0..63).step_by(7) {
+        let Some(&b) = data.get(*pos) else { break };
+        *pos += 1;
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    value
+}
+
+fn write_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// One xz stream made of the given chunks' blocks: `[header, blocks…, index+footer]`.
+/// `empty_header` is used when there are no chunks.
+pub(crate) fn assemble_xz(chunks: &[&XzBlocks], preset: u32) -> Vec<Bytes> {
+    let header = match chunks.first() {
+        Some(c) => c.header,
+        None => split_xz_stream(&xz(b"", preset)).header,
+    };
+    let flags = [header[6], header[7]];
+    let mut index = vec![0u8];
+    let records: Vec<&(u64, u64)> = chunks.iter().flat_map(|c| &c.records).collect();
+    write_varint(&mut index, records.len() as u64);
+    for (unpadded, uncompressed) in records {
+        write_varint(&mut index, *unpadded);
+        write_varint(&mut index, *uncompressed);
+    }
+    while index.len() % 4 != 0 {
+        index.push(0);
+    }
+    let crc = crc32fast::hash(&index);
+    index.extend_from_slice(&crc.to_le_bytes());
+    let backward = (index.len() / 4 - 1) as u32;
+    let mut footer_body = backward.to_le_bytes().to_vec();
+    footer_body.extend_from_slice(&flags);
+    let mut tail = index;
+    tail.extend_from_slice(&crc32fast::hash(&footer_body).to_le_bytes());
+    tail.extend_from_slice(&footer_body);
+    tail.extend_from_slice(b"YZ");
+    let mut parts = Vec::with_capacity(chunks.len() + 2);
+    parts.push(Arc::new(header.to_vec()));
+    parts.extend(chunks.iter().map(|c| c.blocks.clone()));
+    parts.push(Arc::new(tail));
+    parts
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+pub(crate) fn gzip(data: &[u8], level: u32) -> Vec<u8> {
+    // Writing to a Vec cannot fail.
+    let mut enc = flate2::GzBuilder::new().mtime(0).write(
+        Vec::with_capacity(data.len() / 4 + 64),
+        flate2::Compression::new(level.min(9)),
+    );
+    let _ = enc.write_all(data);
+    enc.finish().unwrap_or_default()
+}
+
+pub(crate) fn xz(data: &[u8], preset: u32) -> Vec<u8> {
+    // A dictionary larger than the input buys nothing but costs memory and the time to
+    // initialise the match finder, which dominates for small chunks.
+    let dict = (data.len() as u32)
+        .next_power_of_two()
+        .clamp(64 << 10, 8 << 20);
+    let stream = liblzma::stream::LzmaOptions::new_preset(preset.min(9))
+        .map(|mut o| {
+            o.dict_size(dict);
+            let mut filters = liblzma::stream::Filters::new();
+            filters.lzma2(&o);
+            filters
+        })
+        .and_then(|f| {
+            liblzma::stream::Stream::new_stream_encoder(&f, liblzma::stream::Check::Crc64)
+        });
+    let out = Vec::with_capacity(data.len() / 5 + 64);
+    let mut enc = match stream {
+        Ok(s) => liblzma::write::XzEncoder::new_stream(out, s),
+        Err(_) => liblzma::write::XzEncoder::new(out, preset.min(9)),
+    };
+    let _ = enc.write_all(data);
+    enc.finish().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn concatenated_members_decompress_as_one_stream() {
+        let a = b"Package: a\n\n".repeat(50);
+        let b = b"Package: b\n\n".repeat(70);
+        let mut gz = gzip(&a, 6);
+        gz.extend(gzip(&b, 6));
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, [a.clone(), b.clone()].concat());
+        // xz: one stream of several blocks, read by a plain single-stream decoder.
+        let (xa, xb) = (split_xz_stream(&xz(&a, 1)), split_xz_stream(&xz(&b, 1)));
+        let x: Vec<u8> = assemble_xz(&[&xa, &xb], 1)
+            .iter()
+            .flat_map(|p| p.iter().copied())
+            .collect();
+        let mut out = Vec::new();
+        liblzma::read::XzDecoder::new(&x[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, [a, b].concat());
+        let empty: Vec<u8> = assemble_xz(&[], 1)
+            .iter()
+            .flat_map(|p| p.iter().copied())
+            .collect();
+        let mut out = Vec::new();
+        liblzma::read::XzDecoder::new(&empty[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn chunk_boundaries_are_stable_under_insertion() {
+        let names: Vec<String> = (0..2000).map(|i| format!("pkg{i:05}")).collect();
+        let chunks = IndexCache::split(&names, |s| s.as_str(), 32);
+        assert!(chunks.len() > 20 && chunks.len() < 200, "{}", chunks.len());
+        let mut more = names.clone();
+        more.insert(1000, "pkg00999a".to_string());
+        let chunks2 = IndexCache::split(&more, |s| s.as_str(), 32);
+        let differing = chunks2.iter().filter(|c| !chunks.contains(c)).count();
+        assert!(differing <= 2, "{differing} chunks changed");
+        // All versions of a name stay in one chunk.
+        let dup: Vec<&str> = ["a", "a", "b", "b", "b", "c"].to_vec();
+        let split = IndexCache::split(&dup, |s| s, 2);
+        for name in ["a", "b", "c"] {
+            let holding = split.iter().filter(|c| c.contains(&name)).count();
+            assert_eq!(holding, 1, "{name} spread over chunks: {split:?}");
+        }
+        let flat: Vec<&str> = IndexCache::split(&dup, |s| s, 2).concat();
+        assert_eq!(flat, dup);
+    }
+
+    #[test]
+    fn digests_resume_from_prefix_states() {
+        let mut cache = IndexCache::new();
+        let parts: Vec<Bytes> = (0..5u8).map(|i| Arc::new(vec![i; 1000])).collect();
+        let ids: Vec<ChunkId> = (0..5u8).map(|i| [i; 32]).collect();
+        let whole: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(
+            cache.digests("f", &ids, &parts),
+            spindle_deb::digest::digest_bytes(&whole)
+        );
+        let mut parts2 = parts.clone();
+        parts2[3] = Arc::new(vec![9; 10]);
+        let mut ids2 = ids.clone();
+        ids2[3] = [9; 32];
+        let whole2: Vec<u8> = parts2.iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(
+            cache.digests("f", &ids2, &parts2),
+            spindle_deb::digest::digest_bytes(&whole2)
+        );
+        assert_eq!(
+            cache.digests("f", &ids, &parts),
+            spindle_deb::digest::digest_bytes(&whole)
+        );
+    }
+}

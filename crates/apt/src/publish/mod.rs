@@ -1,0 +1,592 @@
+//! Publishing: from package lists to a signed Debian repository tree.
+//!
+//! [`plan`] is pure: given the packages of each component and the [`PublishOptions`] it
+//! renders every index file (with caches in an [`IndexCache`]) and the `Release` text, and
+//! lists the pool files to place. [`Publisher::apply`] is the only step that touches the
+//! disk, in an order that keeps every published state consistent for readers:
+//!
+//! 1. pool files (hard links into the content-addressed pool, or copies across devices);
+//! 2. each index file, written to a temporary name, synced, linked under
+//!    `by-hash/{MD5Sum,SHA1,SHA256,SHA512}/` and renamed to its canonical name;
+//! 3. `Release`, `Release.gpg`, then `InRelease`, each by atomic rename;
+//! 4. removal of by-hash and pool files that neither this publish nor any publish within
+//!    the grace period references.
+//!
+//! A client that read the previous `InRelease` still finds every index by hash; one that
+//! reads the new one finds the new indexes, since they were in place before it was.
+//! `Release` lists MD5Sum, SHA1, SHA256 and SHA512, and every by-hash directory holds all
+//! four names (hard links to one file): apt 2.6 fetches `by-hash/SHA512/…`, the strongest
+//! hash listed, while other clients use `SHA256`.
+//!
+//! Callers set [`PublishOptions::date`] for each publish (it is an input so that planning
+//! is deterministic); the daemon should pass the current time.
+
+mod index;
+mod write;
+
+pub use index::{CompressionOptions, IndexCache};
+pub use write::{PublishReport, Publisher, PublisherOptions};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use spindle_deb::index::packages_paragraph;
+use spindle_deb::names::validate_architecture;
+use spindle_deb::reader::canonical_file_name;
+use spindle_deb::FileDigests;
+
+use crate::package::{PackageKey, PackageRef};
+use index::{chunk_id, Bytes, ChunkId};
+
+/// Why a publish cannot be planned or applied.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("invalid {what} `{value}`: {reason}")]
+    Invalid {
+        what: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("package `{key}` has architecture `{arch}`, which publication `{dist}` does not carry ({carried})")]
+    Architecture {
+        dist: String,
+        key: Box<PackageKey>,
+        arch: String,
+        carried: String,
+    },
+    #[error("packages `{first}` and `{second}` would both be published as `{path}`")]
+    PoolPathClash {
+        path: String,
+        first: Box<PackageKey>,
+        second: Box<PackageKey>,
+    },
+    #[error("cannot render the index entry of `{key}`")]
+    Render {
+        key: Box<PackageKey>,
+        #[source]
+        source: spindle_deb::control::ControlError,
+    },
+    #[error("`{path}` is already published with other content by distribution `{other}` under the same prefix")]
+    SharedPoolClash { path: String, other: String },
+    #[error("nothing to publish: no components")]
+    NoComponents,
+    #[error("nothing to publish: no architectures (no packages and none given)")]
+    NoArchitectures,
+    #[error("I/O on `{path}` failed")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("signing the Release file failed")]
+    Sign(#[source] crate::sign::SignError),
+    #[error("publish state file `{path}` is corrupt")]
+    State {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// What to publish and how to describe it in `Release`.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// `dists/<distribution>`; also the default `Suite` and `Codename`.
+    pub distribution: String,
+    /// A relative path under the publish root (`""` for the root itself).
+    pub prefix: String,
+    /// Architectures to publish; empty means those of the packages (besides `all`).
+    pub architectures: Vec<String>,
+    pub origin: Option<String>,
+    pub label: Option<String>,
+    pub suite: Option<String>,
+    pub codename: Option<String>,
+    pub description: Option<String>,
+    /// `Valid-Until` = `Date` + this.
+    pub valid_for: Option<Duration>,
+    /// The `Date` field (taken as an input so planning stays deterministic).
+    pub date: SystemTime,
+    pub not_automatic: bool,
+    pub but_automatic_upgrades: bool,
+    /// Publish `Contents-ARCH.gz` per component.
+    pub contents: bool,
+    pub compression: CompressionOptions,
+    /// Threads used to compress changed chunks.
+    pub threads: usize,
+}
+
+impl PublishOptions {
+    pub fn new(distribution: &str) -> PublishOptions {
+        PublishOptions {
+            distribution: distribution.to_string(),
+            prefix: String::new(),
+            architectures: Vec::new(),
+            origin: None,
+            label: None,
+            suite: None,
+            codename: None,
+            description: None,
+            valid_for: None,
+            date: SystemTime::now(),
+            not_automatic: false,
+            but_automatic_upgrades: false,
+            contents: true,
+            compression: CompressionOptions::default(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// The packages of one component.
+#[derive(Debug, Clone)]
+pub struct ComponentInput {
+    pub name: String,
+    pub packages: Vec<Arc<PackageRef>>,
+}
+
+/// A file of the published tree, relative to the publication's directory (the prefix).
+#[derive(Debug, Clone)]
+pub struct PlannedPoolFile {
+    /// `pool/main/h/hello/hello_1.0_amd64.deb`
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// An index file under `dists/<dist>/`, as a list of byte parts.
+#[derive(Debug, Clone)]
+pub struct PlannedIndex {
+    /// Relative to `dists/<dist>/`, e.g. `main/binary-amd64/Packages.xz`.
+    pub path: String,
+    pub parts: Vec<Bytes>,
+    pub digests: FileDigests,
+    /// Whether the file is written to disk (the uncompressed `Packages` may only be listed).
+    pub write: bool,
+    /// Whether it is published under `by-hash/` too.
+    pub by_hash: bool,
+}
+
+/// Everything [`Publisher::apply`] needs; produced by [`plan`].
+#[derive(Debug, Clone)]
+pub struct PublishPlan {
+    pub prefix: String,
+    pub distribution: String,
+    pub pool_files: Vec<PlannedPoolFile>,
+    pub indexes: Vec<PlannedIndex>,
+    /// The unsigned `Release` text.
+    pub release: String,
+    /// Packages by component and architecture (for reports).
+    pub counts: BTreeMap<(String, String), usize>,
+}
+
+fn check_path_part(what: &'static str, value: &str, allow_slash: bool) -> Result<(), PublishError> {
+    let invalid = |reason| {
+        Err(PublishError::Invalid {
+            what,
+            value: value.to_string(),
+            reason,
+        })
+    };
+    if value.is_empty() && !allow_slash {
+        return invalid("must not be empty");
+    }
+    for part in value.split('/').filter(|p| !p.is_empty() || !allow_slash) {
+        if part.is_empty() || part == "." || part == ".." || part.starts_with('.') {
+            return invalid("path parts must not be empty or start with `.`");
+        }
+        if !part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+~".contains(&b))
+        {
+            return invalid("may only contain letters, digits and `._-+~`");
+        }
+    }
+    if !allow_slash && value.contains('/') {
+        return invalid("must not contain `/`");
+    }
+    if value.starts_with('/') {
+        return invalid("must be relative");
+    }
+    Ok(())
+}
+
+fn check_field_value(what: &'static str, value: &str) -> Result<(), PublishError> {
+    if value.contains(['\n', '\r']) || value.trim() != value || value.is_empty() {
+        return Err(PublishError::Invalid {
+            what,
+            value: value.to_string(),
+            reason: "must be a non-empty single line without surrounding spaces",
+        });
+    }
+    Ok(())
+}
+
+/// The pool path of a package within a component, Debian style:
+/// `pool/<component>/<l or libX>/<source>/<name>_<version>_<arch>.deb`.
+pub fn pool_path(component: &str, package: &PackageRef) -> String {
+    let source = package.source_name();
+    let dir = if source.starts_with("lib") && source.len() > 3 {
+        &source[..4]
+    } else {
+        &source[..source.len().min(1)]
+    };
+    let key = package.key();
+    format!(
+        "pool/{component}/{dir}/{source}/{}",
+        canonical_file_name(key.name(), key.version_text(), key.arch())
+    )
+}
+
+/// Formats a time as `Release` wants it: `Sat, 28 Nov 2026 07:44:26 UTC`.
+pub fn release_date(t: SystemTime) -> String {
+    let t = time::OffsetDateTime::from(t);
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] UTC"
+    );
+    t.format(&fmt).unwrap_or_default()
+}
+
+/// Plans a publish: renders every index and the `Release` text. Pure apart from the cache.
+pub fn plan(
+    options: &PublishOptions,
+    components: &[ComponentInput],
+    cache: &mut IndexCache,
+) -> Result<PublishPlan, PublishError> {
+    check_path_part("distribution", &options.distribution, false)?;
+    check_path_part("prefix", &options.prefix, true)?;
+    if components.is_empty() {
+        return Err(PublishError::NoComponents);
+    }
+    let mut seen_components = BTreeSet::new();
+    for c in components {
+        check_path_part("component", &c.name, false)?;
+        if !seen_components.insert(c.name.as_str()) {
+            return Err(PublishError::Invalid {
+                what: "component",
+                value: c.name.clone(),
+                reason: "listed twice",
+            });
+        }
+    }
+    for (what, v) in [
+        ("origin", &options.origin),
+        ("label", &options.label),
+        ("suite", &options.suite),
+        ("codename", &options.codename),
+        ("description", &options.description),
+    ] {
+        if let Some(v) = v {
+            check_field_value(what, v)?;
+        }
+    }
+
+    let mut archs: BTreeSet<String> = options.architectures.iter().cloned().collect();
+    for a in &archs {
+        if validate_architecture(a).is_err() || a == "all" || a == "any" || a == "source" {
+            return Err(PublishError::Invalid {
+                what: "architecture",
+                value: a.clone(),
+                reason: "must be a concrete binary architecture",
+            });
+        }
+    }
+    if archs.is_empty() {
+        archs = components
+            .iter()
+            .flat_map(|c| c.packages.iter().map(|p| p.key().arch().to_string()))
+            .filter(|a| a != "all")
+            .collect();
+    }
+    if archs.is_empty() {
+        return Err(PublishError::NoArchitectures);
+    }
+    let carried = archs.iter().cloned().collect::<Vec<_>>().join(" ");
+
+    cache.begin();
+    let opts = options.compression;
+    let mut pool_files = Vec::new();
+    let mut pool_seen: BTreeMap<String, (PackageKey, String)> = BTreeMap::new();
+    let mut indexes = Vec::new();
+    let mut counts = BTreeMap::new();
+    for comp in components {
+        let mut packages: Vec<&Arc<PackageRef>> = comp.packages.iter().collect();
+        packages.sort_by(|a, b| a.key().cmp(b.key()));
+        packages.dedup_by(|a, b| a.key() == b.key());
+        // Each package with its pool path.
+        let mut paragraphs: Vec<(&Arc<PackageRef>, String)> = Vec::with_capacity(packages.len());
+        for p in &packages {
+            let arch = p.key().arch();
+            if arch != "all" && !archs.contains(arch) {
+                return Err(PublishError::Architecture {
+                    dist: options.distribution.clone(),
+                    key: Box::new(p.key().clone()),
+                    arch: arch.to_string(),
+                    carried,
+                });
+            }
+            let path = pool_path(&comp.name, p);
+            match pool_seen.get(&path) {
+                Some((other, sha)) if sha != p.sha256() => {
+                    return Err(PublishError::PoolPathClash {
+                        path,
+                        first: Box::new(other.clone()),
+                        second: Box::new(p.key().clone()),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    pool_seen.insert(path.clone(), (p.key().clone(), p.sha256().to_string()));
+                    pool_files.push(PlannedPoolFile {
+                        path: path.clone(),
+                        sha256: p.sha256().to_string(),
+                        size: p.size(),
+                    });
+                }
+            }
+            paragraphs.push((p, path));
+        }
+
+        for arch in &archs {
+            // Index order: by name, then version; `all` packages are merged in.
+            let mut members: Vec<&(&Arc<PackageRef>, String)> = paragraphs
+                .iter()
+                .filter(|(p, _)| p.key().arch() == arch || p.key().arch() == "all")
+                .collect();
+            members.sort_by(|(a, _), (b, _)| {
+                a.key()
+                    .name()
+                    .cmp(b.key().name())
+                    .then_with(|| a.key().version().cmp(b.key().version()))
+                    .then_with(|| a.key().arch().cmp(b.key().arch()))
+            });
+            counts.insert((comp.name.clone(), arch.clone()), members.len());
+            let chunks = IndexCache::split(&members, |(p, _)| p.key().name(), opts.chunk_target);
+            let plain: Vec<(ChunkId, Bytes)> = chunks
+                .iter()
+                .map(|chunk| {
+                    let id = chunk_id(&comp.name, chunk.iter().map(|(p, _)| p.sha256()));
+                    let bytes = cache.plain_chunk(id, || render_chunk(chunk))?;
+                    Ok((id, bytes))
+                })
+                .collect::<Result<_, PublishError>>()?;
+            let forms = cache.compress_chunks(&plain, opts, options.threads);
+            let ids: Vec<ChunkId> = plain.iter().map(|(id, _)| *id).collect();
+            let dir = format!("{}/binary-{arch}", comp.name);
+
+            let mut add = |cache: &mut IndexCache, name: &str, parts: Vec<Bytes>, write: bool| {
+                let path = format!("{dir}/{name}");
+                let tagged = file_ids(name, &opts, &ids);
+                let digests = cache.digests(&path, &tagged, &parts);
+                indexes.push(PlannedIndex {
+                    path,
+                    parts,
+                    digests,
+                    write,
+                    by_hash: true,
+                });
+            };
+            add(
+                cache,
+                "Packages",
+                plain.iter().map(|(_, b)| b.clone()).collect(),
+                opts.uncompressed,
+            );
+            add(
+                cache,
+                "Packages.gz",
+                forms.iter().map(|f| f.gz.clone()).collect(),
+                true,
+            );
+            if let Some(preset) = opts.xz_preset {
+                let blocks: Vec<&index::XzBlocks> =
+                    forms.iter().filter_map(|f| f.xz.as_ref()).collect();
+                let parts = index::assemble_xz(&blocks, preset);
+                let path = format!("{dir}/Packages.xz");
+                // Parts: header, one per chunk, then index and footer.
+                let mut xz_ids = Vec::with_capacity(parts.len());
+                xz_ids.push(chunk_id("xz-header", std::iter::once([preset as u8])));
+                xz_ids.extend(file_ids("Packages.xz", &opts, &ids));
+                xz_ids.push(chunk_id(&format!("xz-tail/{opts:?}"), ids.iter()));
+                let digests = cache.digests(&path, &xz_ids, &parts);
+                indexes.push(PlannedIndex {
+                    path,
+                    parts,
+                    digests,
+                    write: true,
+                    by_hash: true,
+                });
+            }
+            let mut release = String::new();
+            let suite = options.suite.as_deref().unwrap_or(&options.distribution);
+            let _ = writeln!(release, "Archive: {suite}");
+            if let Some(o) = &options.origin {
+                let _ = writeln!(release, "Origin: {o}");
+            }
+            if let Some(l) = &options.label {
+                let _ = writeln!(release, "Label: {l}");
+            }
+            let _ = writeln!(release, "Component: {}", comp.name);
+            let _ = writeln!(release, "Architecture: {arch}");
+            let bytes = release.into_bytes();
+            indexes.push(PlannedIndex {
+                path: format!("{dir}/Release"),
+                digests: spindle_deb::digest::digest_bytes(&bytes),
+                parts: vec![Arc::new(bytes)],
+                write: true,
+                by_hash: false,
+            });
+
+            if options.contents {
+                let tagged = file_ids("Contents.gz", &opts, &ids);
+                let parts: Vec<Bytes> = chunks
+                    .iter()
+                    .zip(&tagged)
+                    .map(|(chunk, id)| {
+                        cache.contents_chunk(*id, opts.gzip_level, || contents_text(chunk))
+                    })
+                    .collect();
+                let path = format!("{}/Contents-{arch}.gz", comp.name);
+                let digests = cache.digests(&path, &tagged, &parts);
+                indexes.push(PlannedIndex {
+                    path,
+                    parts,
+                    digests,
+                    write: true,
+                    by_hash: true,
+                });
+            }
+        }
+    }
+    cache.evict();
+    pool_files.sort_by(|a, b| a.path.cmp(&b.path));
+    let release = render_release(options, components, &archs, &indexes);
+    Ok(PublishPlan {
+        prefix: options.prefix.trim_matches('/').to_string(),
+        distribution: options.distribution.clone(),
+        pool_files,
+        indexes,
+        release,
+        counts,
+    })
+}
+
+/// Per-file chunk identities: the content chunk ids mixed with the file kind and the
+/// compression settings, so cached digests never outlive a settings change.
+fn file_ids(kind: &str, opts: &CompressionOptions, ids: &[ChunkId]) -> Vec<ChunkId> {
+    let tag = format!("{kind}/{opts:?}");
+    ids.iter()
+        .map(|id| chunk_id(&tag, std::iter::once(id)))
+        .collect()
+}
+
+/// The `Packages` paragraphs of a chunk, each followed by a blank line.
+fn render_chunk(chunk: &[&(&Arc<PackageRef>, String)]) -> Result<Vec<u8>, PublishError> {
+    let mut out = String::with_capacity(chunk.len() * 1024);
+    for (p, path) in chunk {
+        let para = packages_paragraph(p.control(), path, p.digests()).map_err(|source| {
+            PublishError::Render {
+                key: Box::new(p.key().clone()),
+                source,
+            }
+        })?;
+        let _ = write!(out, "{para}");
+        out.push('\n');
+    }
+    Ok(out.into_bytes())
+}
+
+fn contents_text(chunk: &[&(&Arc<PackageRef>, String)]) -> Vec<u8> {
+    let mut out = String::new();
+    for (p, _) in chunk {
+        let section = p.control().get("Section").unwrap_or("misc");
+        for f in p.files() {
+            let _ = writeln!(out, "{f} {section}/{}", p.key().name());
+        }
+    }
+    out.into_bytes()
+}
+
+fn render_release(
+    options: &PublishOptions,
+    components: &[ComponentInput],
+    archs: &BTreeSet<String>,
+    indexes: &[PlannedIndex],
+) -> String {
+    let mut r = String::new();
+    let suite = options.suite.as_deref().unwrap_or(&options.distribution);
+    let codename = options.codename.as_deref().unwrap_or(&options.distribution);
+    if let Some(o) = &options.origin {
+        let _ = writeln!(r, "Origin: {o}");
+    }
+    if let Some(l) = &options.label {
+        let _ = writeln!(r, "Label: {l}");
+    }
+    let _ = writeln!(r, "Suite: {suite}");
+    let _ = writeln!(r, "Codename: {codename}");
+    let _ = writeln!(r, "Date: {}", release_date(options.date));
+    if let Some(v) = options.valid_for {
+        let _ = writeln!(r, "Valid-Until: {}", release_date(options.date + v));
+    }
+    if options.not_automatic {
+        let _ = writeln!(r, "NotAutomatic: yes");
+        if options.but_automatic_upgrades {
+            let _ = writeln!(r, "ButAutomaticUpgrades: yes");
+        }
+    }
+    let _ = writeln!(
+        r,
+        "Architectures: {}",
+        archs.iter().cloned().collect::<Vec<_>>().join(" ")
+    );
+    let _ = writeln!(
+        r,
+        "Components: {}",
+        components
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    if let Some(d) = &options.description {
+        let _ = writeln!(r, "Description: {d}");
+    }
+    let _ = writeln!(r, "Acquire-By-Hash: yes");
+    let width = indexes
+        .iter()
+        .map(|i| i.digests.size.to_string().len())
+        .max()
+        .unwrap_or(1);
+    for (section, pick) in [
+        (
+            "MD5Sum",
+            (|d: &FileDigests| d.md5.clone()) as fn(&FileDigests) -> String,
+        ),
+        ("SHA1", |d| d.sha1.clone()),
+        ("SHA256", |d| d.sha256.clone()),
+        ("SHA512", |d| d.sha512.clone()),
+    ] {
+        let _ = writeln!(r, "{section}:");
+        for i in indexes {
+            let _ = writeln!(
+                r,
+                " {} {:>width$} {}",
+                pick(&i.digests),
+                i.digests.size,
+                i.path
+            );
+        }
+    }
+    r
+}
+
+/// The by-hash section names and how to read each digest.
+type DigestPick = fn(&FileDigests) -> &str;
+
+pub(crate) const BY_HASH: [(&str, DigestPick); 4] = [
+    ("MD5Sum", |d| &d.md5),
+    ("SHA1", |d| &d.sha1),
+    ("SHA256", |d| &d.sha256),
+    ("SHA512", |d| &d.sha512),
+];
