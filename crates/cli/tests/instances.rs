@@ -59,6 +59,15 @@ fn skip_reason() -> Option<String> {
     None
 }
 
+/// `ip netns list`, as text.
+fn netns_list() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Removes whatever the test's prefix left on the host, even when the test fails.
 struct Sweep(String);
 
@@ -143,14 +152,7 @@ fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothin
         .unwrap()
         .value;
     assert!(ip.starts_with("10.214."), "{ip}");
-    let netns = String::from_utf8(
-        std::process::Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let netns = netns_list();
     assert!(
         netns.contains(&format!("{prefix}-")),
         "the VPC's namespace exists: {netns}"
@@ -190,14 +192,7 @@ fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothin
 
     let del = admin.delete_stack("management", "web").unwrap();
     assert_eq!(del.status, "DELETE_COMPLETE");
-    let netns = String::from_utf8(
-        std::process::Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let netns = netns_list();
     assert!(
         !netns.contains(&format!("{prefix}-")),
         "nothing of ours is left: {netns}"

@@ -1,6 +1,6 @@
 //! Route handlers for images and the runtime's doctor.
 
-use crate::api::ApiError;
+use crate::api::{error_chain, ApiError};
 use crate::app::{now, App};
 use crate::auth::Call;
 use axum::extract::{ConnectInfo, Path, State};
@@ -74,17 +74,6 @@ pub async fn import_image(
     app.store.add_image(&a.id, &image.id, now())?;
     call.set_target(format!("account/{account}/images/{}", image.id));
     Ok((StatusCode::CREATED, Json(info(&image))))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 pub async fn list_images(

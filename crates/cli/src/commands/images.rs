@@ -95,6 +95,15 @@ pub fn doctor(cx: &Context, fix: bool) -> Result<()> {
     Ok(())
 }
 
+const INSTANCE_HEADER: &[&str] = &[
+    "INSTANCE",
+    "STATE",
+    "TYPE",
+    "PRIVATE IP",
+    "IMAGE",
+    "STACK/LOGICAL ID",
+];
+
 fn instance_rows(list: &[InstanceInfo]) -> Vec<Vec<String>> {
     list.iter()
         .map(|i| {
@@ -127,17 +136,7 @@ pub fn instance(cx: &Context, cmd: InstanceCmd) -> Result<()> {
         if cx.json() {
             output::json(i);
         } else {
-            output::table(
-                &[
-                    "INSTANCE",
-                    "STATE",
-                    "TYPE",
-                    "PRIVATE IP",
-                    "IMAGE",
-                    "STACK/LOGICAL ID",
-                ],
-                &instance_rows(std::slice::from_ref(i)),
-            );
+            output::table(INSTANCE_HEADER, &instance_rows(std::slice::from_ref(i)));
             if let Some(e) = &i.last_exit {
                 println!("last exit: {e}");
             }
@@ -149,17 +148,7 @@ pub fn instance(cx: &Context, cmd: InstanceCmd) -> Result<()> {
             if cx.json() {
                 output::json(&list);
             } else {
-                output::table(
-                    &[
-                        "INSTANCE",
-                        "STATE",
-                        "TYPE",
-                        "PRIVATE IP",
-                        "IMAGE",
-                        "STACK/LOGICAL ID",
-                    ],
-                    &instance_rows(&list),
-                );
+                output::table(INSTANCE_HEADER, &instance_rows(&list));
             }
         }
         InstanceCmd::Describe { id } => show(&c.describe_instance(&account, &id).map_err(api_err)?),
