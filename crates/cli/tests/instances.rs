@@ -41,24 +41,6 @@ Outputs:
   Ip: {Value: !GetAtt Server.PrivateIp}
 "#;
 
-fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root".into());
-    }
-    for tool in ["/bin/busybox", "/usr/sbin/nft", "/usr/bin/nsenter"] {
-        if !Path::new(tool).exists() {
-            return Some(format!(
-                "{tool} is missing (scripts/apt-packages.txt lists its package)"
-            ));
-        }
-    }
-    if std::process::Command::new("ip").arg("-V").output().is_err() {
-        return Some("ip (iproute2) is missing".into());
-    }
-    None
-}
-
 /// `ip netns list`, as text.
 fn netns_list() -> String {
     let out = std::process::Command::new("ip")
@@ -84,7 +66,7 @@ impl Drop for Sweep {
 
 #[test]
 fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothing() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
         eprintln!("SKIPPED {}: {why}", module_path!());
         return;
     }
@@ -94,7 +76,8 @@ fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothin
     let admin = d.admin();
 
     let tarball = d.dir.path().join("busybox.tar");
-    spindle_runtime::build_busybox_rootfs(&tarball, Path::new("/bin/busybox")).unwrap();
+    spindle_runtime::build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX))
+        .unwrap();
     let cmd = ["httpd", "-f", "-p", "80", "-h", "/www"]
         .map(String::from)
         .to_vec();

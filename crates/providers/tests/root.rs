@@ -19,40 +19,6 @@ use spindle_stack::{
 };
 use spindle_template::{parse, plan, Context, PlanInput};
 
-const BUSYBOX: &str = "/bin/busybox";
-
-fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not running as root".into());
-    }
-    for (bin, pkg) in [
-        ("/usr/sbin/nft", "nftables"),
-        ("/usr/bin/nsenter", "util-linux"),
-    ] {
-        if !Path::new(bin).exists() {
-            return Some(format!("{bin} missing (apt-get install {pkg})"));
-        }
-    }
-    if !std::process::Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Some("`ip` missing (apt-get install iproute2)".into());
-    }
-    let static_bb = std::process::Command::new("file")
-        .arg(BUSYBOX)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("statically linked"));
-    if !Path::new(BUSYBOX).exists() || static_bb.is_ok_and(|s| !s) {
-        return Some(format!(
-            "{BUSYBOX} is missing or not static (apt-get install busybox-static)"
-        ));
-    }
-    None
-}
-
 /// A runtime with a unique prefix; on drop (also when the test fails) destroys whatever is
 /// left and removes leaks, so a failed run leaves nothing on the host.
 struct Env {
@@ -75,7 +41,7 @@ impl Env {
         )
         .unwrap();
         let tarball = dir.path().join("busybox.tar");
-        build_busybox_rootfs(&tarball, Path::new(BUSYBOX)).unwrap();
+        build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX)).unwrap();
         let cfg = ImageConfig {
             cmd: vec![
                 "httpd".into(),
@@ -200,7 +166,7 @@ Outputs:
 
 #[test]
 fn a_template_deploys_a_reachable_web_server_and_its_delete_leaves_nothing() {
-    if let Some(reason) = skip_reason() {
+    if let Some(reason) = spindle_runtime::host::missing_prerequisites() {
         eprintln!("SKIPPED {}: {reason}", module_path!());
         return;
     }

@@ -53,6 +53,7 @@ pub mod cgroup;
 pub mod cidr;
 pub mod doctor;
 pub mod engine;
+pub mod host;
 pub mod image;
 pub mod imds;
 pub mod kernel;

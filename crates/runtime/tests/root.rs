@@ -16,43 +16,9 @@ use spindle_runtime::{
     Runtime, RuntimeConfig, SgRule,
 };
 
-const BUSYBOX: &str = "/bin/busybox";
-
-fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not running as root".into());
-    }
-    for (bin, pkg) in [
-        ("/usr/sbin/nft", "nftables"),
-        ("/usr/bin/nsenter", "util-linux"),
-    ] {
-        if !Path::new(bin).exists() {
-            return Some(format!("{bin} missing (apt-get install {pkg})"));
-        }
-    }
-    if !std::process::Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Some("`ip` missing (apt-get install iproute2)".into());
-    }
-    let static_bb = std::process::Command::new("file")
-        .arg(BUSYBOX)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("statically linked"));
-    if !Path::new(BUSYBOX).exists() || static_bb.is_ok_and(|s| !s) {
-        return Some(format!(
-            "{BUSYBOX} is missing or not static (apt-get install busybox-static)"
-        ));
-    }
-    None
-}
-
 macro_rules! require_root {
     () => {
-        if let Some(reason) = skip_reason() {
+        if let Some(reason) = spindle_runtime::host::missing_prerequisites() {
             eprintln!("SKIPPED {}: {reason}", module_path!());
             return;
         }
@@ -82,7 +48,7 @@ impl Env {
         )
         .unwrap();
         let tarball = dir.path().join("busybox.tar");
-        build_busybox_rootfs(&tarball, Path::new(BUSYBOX)).unwrap();
+        build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX)).unwrap();
         let cfg = ImageConfig {
             cmd: vec![
                 "httpd".into(),
