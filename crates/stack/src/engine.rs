@@ -81,6 +81,13 @@ pub enum EngineError {
         status: StackStatus,
         action: &'static str,
     },
+    #[error("stack `{stack}` has termination protection enabled; disable it (`spindle stack update-termination-protection {stack} --disable`) before deleting the stack")]
+    TerminationProtected { stack: String },
+    #[error("stack `{stack}`: the update was refused before any change was made: {denied}")]
+    PolicyDenied {
+        stack: String,
+        denied: crate::policy::Denied,
+    },
     #[error("no updates are to be performed on stack `{stack}`")]
     NoChanges { stack: String },
     #[error("stack `{stack}` changed since the change set was created; create it again")]
@@ -138,6 +145,13 @@ pub struct DeployRequest {
     pub external: Arc<dyn ExternalResolver + Send + Sync>,
     /// The owning stack, for nested stacks.
     pub parent: Option<String>,
+    /// Set termination protection (on create: the initial value, default off).
+    pub termination_protection: Option<bool>,
+    /// A new stack policy (JSON text): checked, then kept for later updates.
+    pub stack_policy: Option<crate::policy::StackPolicy>,
+    /// The policy that governs this update only, instead of the stack's (CloudFormation's
+    /// `StackPolicyDuringUpdateBody`).
+    pub policy_override: Option<crate::policy::StackPolicy>,
 }
 
 impl DeployRequest {
@@ -148,6 +162,9 @@ impl DeployRequest {
             disable_rollback: false,
             external: Arc::new(NoExternal),
             parent: None,
+            termination_protection: None,
+            stack_policy: None,
+            policy_override: None,
         }
     }
 }
@@ -721,7 +738,43 @@ impl Engine {
             // something other than what the user approved.
             return Err(EngineError::StaleChangeSet { stack: name });
         }
-        if kind == OperationKind::Update && cs.is_empty() && view.deployed.retired.is_empty() {
+        if kind == OperationKind::Update {
+            // The override, or the policy the stack had before this deploy, governs it.
+            let stored = match &view.settings.policy {
+                Some(text) => Some(crate::policy::StackPolicy::parse(text).map_err(|e| {
+                    EngineError::Journal {
+                        stack: name.clone(),
+                        err: JournalError::Backend(e.to_string()),
+                    }
+                })?),
+                None => None,
+            };
+            if let Some(policy) = req.policy_override.as_ref().or(stored.as_ref()) {
+                if let Some(denied) = policy.check(&cs) {
+                    return Err(EngineError::PolicyDenied {
+                        stack: name,
+                        denied,
+                    });
+                }
+            }
+        }
+        let mut settings = if kind == OperationKind::Create {
+            crate::journal::StackSettings::default()
+        } else {
+            view.settings.clone()
+        };
+        if let Some(on) = req.termination_protection {
+            settings.termination_protection = on;
+        }
+        if let Some(p) = &req.stack_policy {
+            settings.policy = Some(p.source().to_owned());
+        }
+        let settings_changed = settings != view.settings;
+        if kind == OperationKind::Update
+            && !settings_changed
+            && cs.is_empty()
+            && view.deployed.retired.is_empty()
+        {
             let outputs = render_outputs(plan, &view.deployed.state, &*req.external);
             if outputs.as_ref().is_ok_and(|o| *o == view.deployed.outputs) {
                 return Err(EngineError::NoChanges { stack: name });
@@ -743,6 +796,9 @@ impl Engine {
             template_file: plan.template.file.clone(),
             context: plan.context.clone(),
         });
+        if settings_changed {
+            op.stage(Entry::Settings(settings));
+        }
         op.write(Entry::Begin {
             operation,
             status: if kind == OperationKind::Create {
@@ -1589,6 +1645,11 @@ impl Engine {
             }
             _ => {}
         }
+        if view.settings.termination_protection {
+            return Err(EngineError::TerminationProtected {
+                stack: name.to_string(),
+            });
+        }
         let mut operation = view
             .operation
             .clone()
@@ -1630,6 +1691,29 @@ impl Engine {
                 effects: Vec::new(),
             }),
         }
+    }
+
+    /// Changes a stack's settings (termination protection, stack policy) without an
+    /// operation. Refused while an operation runs on the stack.
+    pub fn update_settings(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut crate::journal::StackSettings),
+    ) -> Result<crate::journal::StackSettings, EngineError> {
+        let _guard = self.lock(name)?;
+        let view = self.stack(name)?;
+        if !view.exists() {
+            return Err(EngineError::NotFound {
+                stack: name.to_string(),
+            });
+        }
+        let mut settings = view.settings.clone();
+        change(&mut settings);
+        if settings != view.settings {
+            let mut op = self.op_for(view);
+            op.write(Entry::Settings(settings.clone()))?;
+        }
+        Ok(settings)
     }
 
     /// Continues rolling back a stack in `UPDATE_ROLLBACK_FAILED`. Resources in `skip` are

@@ -102,6 +102,9 @@ pub enum Entry {
     Intent(Intent),
     /// A provider call returned (or a step finished without one).
     Outcome(Outcome),
+    /// The stack's settings changed (termination protection, stack policy). Not an
+    /// operation and not an event; the newest one holds.
+    Settings(StackSettings),
     /// The operation is over; `status` is stable.
     End {
         status: StackStatus,
@@ -109,6 +112,17 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         effects: Vec<Effect>,
     },
+}
+
+/// Per-stack settings that outlive operations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackSettings {
+    /// While set, the stack can't be deleted.
+    #[serde(default)]
+    pub termination_protection: bool,
+    /// The stack policy (JSON text, already checked by [`crate::policy::StackPolicy::parse`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// The operation a [`Entry::Begin`] starts, with what recovery needs to finish it.
@@ -273,6 +287,9 @@ pub struct StackView {
     /// Every resource failure of the current operation: (logical id, description).
     pub failures: Vec<(String, String)>,
     pub last_seq: u64,
+    /// When the last operation record was written (settings changes don't count).
+    pub last_updated_ms: u64,
+    pub settings: StackSettings,
 }
 
 impl StackView {
@@ -322,7 +339,11 @@ impl StackView {
     /// [`StackView::apply`] for a record the caller no longer needs.
     pub fn apply_owned(&mut self, r: Record) {
         self.last_seq = r.seq;
+        if !matches!(r.entry, Entry::Settings(_)) {
+            self.last_updated_ms = r.timestamp_ms;
+        }
         match r.entry {
+            Entry::Settings(s) => self.settings = s,
             Entry::Begin {
                 operation,
                 status,
@@ -464,6 +485,16 @@ impl Record {
                 status: i.status.to_string(),
                 reason: None,
             },
+            Entry::Settings(_) => StackEvent {
+                stack: self.stack.clone(),
+                seq: self.seq,
+                timestamp_ms: self.timestamp_ms,
+                logical_id: self.stack.clone(),
+                physical_id: None,
+                type_name: "AWS::CloudFormation::Stack".into(),
+                status: "SETTINGS_UPDATED".into(),
+                reason: None,
+            },
             Entry::Outcome(o) => StackEvent {
                 stack: self.stack.clone(),
                 seq: self.seq,
@@ -480,7 +511,11 @@ impl Record {
 
 /// Events of a stack, oldest first.
 pub fn events(records: &[Record]) -> Vec<StackEvent> {
-    records.iter().map(Record::event).collect()
+    records
+        .iter()
+        .filter(|r| !matches!(r.entry, Entry::Settings(_)))
+        .map(Record::event)
+        .collect()
 }
 
 pub(crate) fn now_ms() -> u64 {

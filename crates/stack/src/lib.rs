@@ -75,6 +75,7 @@ pub mod drift;
 pub mod engine;
 pub mod journal;
 pub mod nested;
+pub mod policy;
 pub mod provider;
 pub mod ssm;
 pub mod status;
@@ -85,7 +86,7 @@ pub use drift::{DriftStatus, ResourceDrift};
 pub use engine::{DeployRequest, Engine, EngineError, EngineOptions, OperationOutcome};
 pub use journal::{
     events, Deployed, FileJournal, Journal, JournalError, MemoryJournal, Record, StackEvent,
-    StackOutput, StackView,
+    StackOutput, StackSettings, StackView,
 };
 pub use nested::register_builtins;
 pub use provider::{

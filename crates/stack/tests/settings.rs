@@ -1,0 +1,150 @@
+//! Termination protection and stack policies, through the engine with real SSM parameters
+//! in a memory parameter store.
+
+use std::sync::Arc;
+
+use spindle_stack::policy::StackPolicy;
+use spindle_stack::ssm::{MemoryParamStore, ParamStore};
+use spindle_stack::{
+    register_builtins, DeployRequest, Engine, EngineError, EngineOptions, MemoryJournal,
+    ProviderRegistry, StackStatus,
+};
+use spindle_template::{parse, plan, Context, Plan, PlanInput};
+
+const ACCT: &str = "123456789012";
+
+fn world() -> (Engine, Arc<MemoryParamStore>, Arc<MemoryJournal>) {
+    let store = Arc::new(MemoryParamStore::new());
+    let journal = Arc::new(MemoryJournal::new());
+    let mut r = ProviderRegistry::new();
+    register_builtins(&mut r, store.clone());
+    let e = Engine::new(journal.clone(), r, EngineOptions::default());
+    (e, store, journal)
+}
+
+fn plan_of(src: &str, stack: &str) -> Plan {
+    let t = parse(src, "stack.yaml").unwrap_or_else(|d| panic!("{d}"));
+    let input = PlanInput {
+        context: Context::new(ACCT, "eu-west-1", stack),
+        ..PlanInput::default()
+    };
+    plan(&t, &input).unwrap_or_else(|d| panic!("{d}"))
+}
+
+fn params(db: &str, web: &str) -> String {
+    format!(
+        "Resources:\n  Db:\n    Type: AWS::SSM::Parameter\n    Properties: {{Name: {db}, Type: String, Value: v1}}\n  Web:\n    Type: AWS::SSM::Parameter\n    Properties: {{Name: /web, Type: String, Value: {web}}}\n"
+    )
+}
+
+#[tokio::test]
+async fn termination_protection_refuses_delete_until_disabled() {
+    let (e, store, _) = world();
+    let mut req = DeployRequest::new(plan_of(&params("/db", "w1"), "app"));
+    req.termination_protection = Some(true);
+    assert_eq!(
+        e.deploy(req).await.unwrap().status,
+        StackStatus::CreateComplete
+    );
+    assert!(e.stack("app").unwrap().settings.termination_protection);
+    let err = e.delete_stack("app").await.unwrap_err();
+    assert!(
+        matches!(err, EngineError::TerminationProtected { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("termination protection"), "{err}");
+    // Nothing was touched.
+    assert_eq!(
+        e.stack("app").unwrap().status,
+        Some(StackStatus::CreateComplete)
+    );
+    assert!(store.get(ACCT, "/db").unwrap().is_some());
+    // No event for a settings change.
+    let events = e.events("app").unwrap();
+    assert!(events.iter().all(|ev| ev.status != "SETTINGS_UPDATED"));
+
+    e.update_settings("app", |s| s.termination_protection = false)
+        .unwrap();
+    // An engine that reads the journal afresh agrees.
+    assert_eq!(
+        e.delete_stack("app").await.unwrap().status,
+        StackStatus::DeleteComplete
+    );
+    assert!(store.names().is_empty());
+    let missing = e.update_settings("app", |s| s.termination_protection = true);
+    assert!(matches!(missing, Err(EngineError::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn settings_survive_a_restart() {
+    let (e, _, journal) = world();
+    e.deploy(DeployRequest::new(plan_of(&params("/db", "w1"), "app")))
+        .await
+        .unwrap();
+    e.update_settings("app", |s| s.termination_protection = true)
+        .unwrap();
+    let mut r = ProviderRegistry::new();
+    register_builtins(&mut r, Arc::new(MemoryParamStore::new()));
+    let fresh = Engine::new(journal, r, EngineOptions::default());
+    assert!(fresh.stack("app").unwrap().settings.termination_protection);
+}
+
+const PROTECT_DB: &str = r#"{"Statement":[
+  {"Effect":"Allow","Action":"Update:*","Principal":"*","Resource":"*"},
+  {"Effect":"Deny","Action":"Update:*","Principal":"*","Resource":"LogicalResourceId/Db"}]}"#;
+
+#[tokio::test]
+async fn stack_policy_blocks_updates_to_protected_resources_before_any_call() {
+    let (e, store, _) = world();
+    let mut req = DeployRequest::new(plan_of(&params("/db", "w1"), "app"));
+    req.stack_policy = Some(StackPolicy::parse(PROTECT_DB).unwrap());
+    e.deploy(req).await.unwrap();
+    let seq = e.stack("app").unwrap().last_seq;
+
+    // Replacing Db (new Name) and changing Web: refused as a whole, naming Db.
+    let err = e
+        .deploy(DeployRequest::new(plan_of(&params("/db2", "w2"), "app")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::PolicyDenied { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("Update:Replace on resource `Db`"), "{msg}");
+    assert_eq!(
+        e.stack("app").unwrap().last_seq,
+        seq,
+        "nothing was journaled"
+    );
+    assert_eq!(store.get(ACCT, "/web").unwrap().unwrap().value, "w1");
+    assert!(store.get(ACCT, "/db2").unwrap().is_none());
+
+    // Unprotected resources still update.
+    let o = e
+        .deploy(DeployRequest::new(plan_of(&params("/db", "w2"), "app")))
+        .await
+        .unwrap();
+    assert_eq!(o.status, StackStatus::UpdateComplete);
+    assert_eq!(store.get(ACCT, "/web").unwrap().unwrap().value, "w2");
+
+    // A temporary override lets this one update through, and leaves the policy in place.
+    let mut req = DeployRequest::new(plan_of(&params("/db2", "w2"), "app"));
+    req.policy_override = Some(
+        StackPolicy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"Update:*","Principal":"*","Resource":"*"}]}"#,
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        e.deploy(req).await.unwrap().status,
+        StackStatus::UpdateComplete
+    );
+    assert!(store.get(ACCT, "/db2").unwrap().is_some());
+    assert_eq!(
+        e.stack("app").unwrap().settings.policy.as_deref(),
+        Some(PROTECT_DB)
+    );
+    let err = e
+        .deploy(DeployRequest::new(plan_of(&params("/db3", "w2"), "app")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::PolicyDenied { .. }), "{err}");
+}
