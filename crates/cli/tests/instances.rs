@@ -116,6 +116,7 @@ fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothin
             template_body: TEMPLATE.into(),
             template_name: Some("web.yaml".into()),
             parameters: Default::default(),
+            ..TemplateRequest::default()
         },
         ..DeployStack::default()
     };

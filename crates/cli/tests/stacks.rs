@@ -43,10 +43,10 @@ fn req(body: &str, params: &[(&str, &str)], preview: bool) -> DeployStack {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            ..TemplateRequest::default()
         },
         preview,
-        expected_change_set: None,
-        disable_rollback: false,
+        ..DeployStack::default()
     }
 }
 
@@ -70,6 +70,7 @@ fn validate_reports_every_problem_with_positions() {
                 template_body: body.into(),
                 template_name: Some("t.yaml".into()),
                 parameters: Default::default(),
+                ..TemplateRequest::default()
             },
         )
         .unwrap();

@@ -61,6 +61,14 @@ actions! {
     DeleteStack => "stack:Delete", false, true;
     DetectStackDrift => "stack:DetectDrift", false, false;
     ContinueRollback => "stack:ContinueRollback", false, true;
+    UpdateTerminationProtection => "stack:UpdateTerminationProtection", false, true;
+    SetStackPolicy => "stack:SetStackPolicy", false, true;
+    CreateChangeSet => "stack:CreateChangeSet", false, true;
+    DescribeChangeSet => "stack:DescribeChangeSet", false, false;
+    ListChangeSets => "stack:ListChangeSets", false, false;
+    DeleteChangeSet => "stack:DeleteChangeSet", false, true;
+    ExecuteChangeSet => "stack:ExecuteChangeSet", false, true;
+    ListExports => "stack:ListExports", false, false;
     ImportImage => "image:Import", false, true;
     ListImages => "image:List", false, false;
     ListInstances => "instance:List", false, false;

@@ -223,6 +223,11 @@ pub struct TemplateRequest {
     pub template_name: Option<String>,
     #[serde(default)]
     pub parameters: BTreeMap<String, String>,
+    /// Nested stack templates (`AWS::CloudFormation::Stack` with a local `TemplateURL`),
+    /// by their path relative to the directory of `template_name`, bundled by the client
+    /// so the daemon never reads the client's files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nested_templates: BTreeMap<String, String>,
 }
 
 /// One problem in a template, positioned.
@@ -285,6 +290,20 @@ pub struct DeployStack {
     pub expected_change_set: Option<String>,
     #[serde(default)]
     pub disable_rollback: bool,
+    /// Set (or on create: start with) termination protection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_protection: Option<bool>,
+    /// A new stack policy (JSON document), kept for later updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_policy: Option<String>,
+    /// A policy that governs this update only (CloudFormation's
+    /// `StackPolicyDuringUpdateBody`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_policy_during_update: Option<String>,
+    /// Also update resources whose live state drifted back to what the template says
+    /// (their providers' read differs from the record).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revert_drift: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -357,6 +376,11 @@ pub struct StackDetail {
     pub in_progress: bool,
     pub outputs: Vec<StackOutputInfo>,
     pub resources: Vec<StackResourceInfo>,
+    #[serde(default)]
+    pub termination_protection: bool,
+    /// The stack policy document, if any.
+    #[serde(default)]
+    pub stack_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -485,4 +509,62 @@ pub struct ContinueRollback {
     /// Resources to leave as they are (their rollback failed and can't succeed).
     #[serde(default)]
     pub skip: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTerminationProtection {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SetStackPolicy {
+    /// The policy document (JSON), as CloudFormation's `StackPolicyBody`.
+    pub stack_policy: String,
+}
+
+/// Create a named change set: the template and parameters to review, executed later.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChangeSet {
+    #[serde(flatten)]
+    pub template: TemplateRequest,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A named change set as `stack changeset describe|list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChangeSetInfo {
+    pub name: String,
+    pub stack: String,
+    /// `CREATE` (the stack does not exist yet) or `UPDATE`.
+    pub change_set_type: String,
+    /// `AVAILABLE`, or `OBSOLETE` once the stack changed after the change set was made.
+    pub execution_status: String,
+    pub created: String,
+    pub description: Option<String>,
+    /// Parameter values; `****` for NoEcho parameters.
+    pub parameters: BTreeMap<String, String>,
+    pub changes: Vec<StackChange>,
+    pub change_set_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteChangeSet {
+    #[serde(default)]
+    pub disable_rollback: bool,
+}
+
+/// An output some stack of the account exports (`Outputs.X.Export.Name`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExportInfo {
+    pub name: String,
+    /// `****` when computed from a NoEcho parameter.
+    pub value: String,
+    pub exporting_stack: String,
+    /// Stacks whose template imports it (`Fn::ImportValue`).
+    pub importing_stacks: Vec<String>,
 }

@@ -82,8 +82,11 @@ impl Server {
         )?;
         let (runtime, ec2) = open_runtime(config, data_dir.path())?;
         let app = app::App::new(store, boot, &endpoint, runtime, ec2);
-        // Finish what a previous daemon left in progress before taking new requests.
-        app.stacks.recover_all().await;
+        // Finish what a previous daemon left in progress, in the background: a stack that
+        // waits on a long WaitCondition must not keep the API down. Until its recovery ends
+        // the stack shows its *_IN_PROGRESS status, and operations on it answer "busy".
+        let stacks = app.stacks.clone();
+        tokio::spawn(async move { stacks.recover_all().await });
         data_dir.write_info(&ServerInfo {
             pid: std::process::id(),
             endpoint: endpoint.clone(),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 type Res<T> = Result<T, ApiError>;
 
-fn invalid_template(d: &Diagnostics) -> ApiError {
+pub(crate) fn invalid_template(d: &Diagnostics) -> ApiError {
     let lines: Vec<String> = d.iter().map(|x| diagnostic(x).to_string()).collect();
     ApiError::new(
         StatusCode::BAD_REQUEST,
@@ -31,13 +31,22 @@ fn invalid_template(d: &Diagnostics) -> ApiError {
     .with_hint("`spindle template validate FILE` lists every problem with its position")
 }
 
-fn engine_error(e: EngineError) -> ApiError {
+pub(crate) fn engine_error(e: EngineError) -> ApiError {
     let msg = e.to_string();
     match e {
         EngineError::NotFound { .. } => ApiError::not_found(msg),
         EngineError::Busy { .. }
         | EngineError::InvalidStatus { .. }
-        | EngineError::CannotSkip { .. } => ApiError::conflict(msg),
+        | EngineError::CannotSkip { .. }
+        | EngineError::StaleChangeSet { .. } => ApiError::conflict(msg),
+        EngineError::TerminationProtected { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "TerminationProtected", msg)
+        }
+        EngineError::PolicyDenied { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, "StackPolicyDenied", msg).with_hint(
+                "pass a temporary policy for this update (`--stack-policy-during-update FILE`) or change the stack policy",
+            )
+        }
         EngineError::ChangeSet { diags, .. } => invalid_template(&diags),
         other => {
             tracing::error!(error = %other, "stack engine failure");
@@ -48,18 +57,18 @@ fn engine_error(e: EngineError) -> ApiError {
 
 /// Templates come from files, so the limit is the 1 MB AWS allows for a template uploaded
 /// through S3 (`aws cloudformation deploy --s3-bucket`), not the 51,200 bytes of an inline body.
-fn validate_options<'a>(supported: &'a dyn Fn(&str) -> bool) -> ValidateOptions<'a> {
+pub(crate) fn validate_options<'a>(supported: &'a dyn Fn(&str) -> bool) -> ValidateOptions<'a> {
     ValidateOptions {
         supported_type: Some(supported),
         max_body_bytes: spindle_template::template::quota::S3_BODY_BYTES,
     }
 }
 
-fn stack_name(s: &str) -> Res<StackName> {
+pub(crate) fn stack_name(s: &str) -> Res<StackName> {
     StackName::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-fn template_name(req: &TemplateRequest) -> String {
+pub(crate) fn template_name(req: &TemplateRequest) -> String {
     req.template_name
         .clone()
         .unwrap_or_else(|| "template".into())
@@ -203,21 +212,18 @@ pub async fn list_stacks(
         .journal()
         .stacks()
         .map_err(|e| ApiError::internal(&e.to_string()))?;
+    // One fold per stack from the engine's cached views; no journal read per stack.
     let mut out = Vec::new();
     for n in names {
         let v = engine.stack(&n).map_err(engine_error)?;
         if !v.exists() {
             continue;
         }
-        let last = engine
-            .events(&n)
-            .ok()
-            .and_then(|e| e.last().map(|e| e.timestamp_ms));
         out.push(StackSummary {
             name: n,
             status: v.status.map(|s| s.to_string()).unwrap_or_default(),
             reason: v.reason,
-            last_updated: last.map(fmt_ms),
+            last_updated: (v.last_updated_ms > 0).then(|| fmt_ms(v.last_updated_ms)),
         });
     }
     Ok(Json(out))
@@ -231,7 +237,7 @@ fn output_text(v: &spindle_template::Value, sensitive: bool) -> String {
     v.scalar_string().unwrap_or_else(|| v.render(false))
 }
 
-fn fmt_ms(ms: u64) -> String {
+pub(crate) fn fmt_ms(ms: u64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| {
@@ -242,7 +248,7 @@ fn fmt_ms(ms: u64) -> String {
 }
 
 /// The stack as its account sees it; a deleted or unknown stack is not found.
-fn view(
+pub(crate) fn view(
     app: &App,
     account: &spindle_model::AccountId,
     name: &str,
@@ -293,6 +299,8 @@ pub async fn describe_stack(
                 resource_type: r.type_name.clone(),
             })
             .collect(),
+        termination_protection: v.settings.termination_protection,
+        stack_policy: v.settings.policy.clone(),
     }))
 }
 

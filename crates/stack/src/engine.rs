@@ -88,6 +88,19 @@ pub enum EngineError {
         stack: String,
         denied: crate::policy::Denied,
     },
+    #[error("stack `{stack}`: export `{export}` is imported by stack `{importer}`, so it can't be {what}")]
+    ExportInUse {
+        stack: String,
+        export: String,
+        importer: String,
+        what: &'static str,
+    },
+    #[error("stack `{stack}`: export `{export}` is already exported by stack `{exporter}`")]
+    ExportExists {
+        stack: String,
+        export: String,
+        exporter: String,
+    },
     #[error("no updates are to be performed on stack `{stack}`")]
     NoChanges { stack: String },
     #[error("stack `{stack}` changed since the change set was created; create it again")]
@@ -152,6 +165,9 @@ pub struct DeployRequest {
     /// The policy that governs this update only, instead of the stack's (CloudFormation's
     /// `StackPolicyDuringUpdateBody`).
     pub policy_override: Option<crate::policy::StackPolicy>,
+    /// Export names the new template imports (what `external` answered
+    /// `import_value` for while planning); they can't be removed while this stack uses them.
+    pub imports: Vec<String>,
 }
 
 impl DeployRequest {
@@ -165,6 +181,7 @@ impl DeployRequest {
             termination_protection: None,
             stack_policy: None,
             policy_override: None,
+            imports: Vec::new(),
         }
     }
 }
@@ -758,6 +775,7 @@ impl Engine {
                 }
             }
         }
+        self.check_exports(&name, &view, plan)?;
         let mut settings = if kind == OperationKind::Create {
             crate::journal::StackSettings::default()
         } else {
@@ -799,6 +817,11 @@ impl Engine {
         if settings_changed {
             op.stage(Entry::Settings(settings));
         }
+        // Until the operation ends, both the old and the new imports are in use.
+        let mut imports: Vec<String> = op.view.deployed.imports.clone();
+        imports.extend(req.imports.iter().cloned());
+        imports.sort();
+        imports.dedup();
         op.write(Entry::Begin {
             operation,
             status: if kind == OperationKind::Create {
@@ -806,7 +829,7 @@ impl Engine {
             } else {
                 StackStatus::UpdateInProgress
             },
-            effects: Vec::new(),
+            effects: vec![Effect::Imports { imports }],
         })?;
         let mut ok = self.run_forward(&mut op, plan, &cs, &*req.external).await?;
         let mut outputs_failure = None;
@@ -821,14 +844,31 @@ impl Engine {
             }
         }
         if ok {
+            // Values known only now (they depend on what this update changed).
+            if let Some(why) =
+                self.changed_export_in_use(&name, &op.view.deployed.outputs, &outputs)
+            {
+                ok = false;
+                outputs_failure = Some(why);
+            }
+        }
+        let new_imports = Effect::Imports {
+            imports: {
+                let mut i = req.imports.clone();
+                i.sort();
+                i.dedup();
+                i
+            },
+        };
+        if ok {
             if kind == OperationKind::Create {
                 op.write(Entry::End {
                     status: StackStatus::CreateComplete,
                     reason: None,
-                    effects: vec![Effect::Outputs { outputs }],
+                    effects: vec![Effect::Outputs { outputs }, new_imports],
                 })?;
             } else {
-                let mut effects = vec![Effect::Outputs { outputs }];
+                let mut effects = vec![Effect::Outputs { outputs }, new_imports];
                 for (l, r) in &op.view.deployed.state.resources {
                     if plan.resource(l).is_none() {
                         effects.push(Effect::Retire(Retired {
@@ -1324,9 +1364,14 @@ impl Engine {
         op.write(Entry::End {
             status,
             reason: Some(reason),
-            effects: vec![Effect::Outputs {
-                outputs: Vec::new(),
-            }],
+            effects: vec![
+                Effect::Outputs {
+                    outputs: Vec::new(),
+                },
+                Effect::Imports {
+                    imports: Vec::new(),
+                },
+            ],
         })
     }
 
@@ -1489,6 +1534,9 @@ impl Engine {
         effects.push(Effect::Outputs {
             outputs: target.outputs.clone(),
         });
+        effects.push(Effect::Imports {
+            imports: target.imports.clone(),
+        });
         op.write(Entry::Status {
             status: StackStatus::UpdateRollbackCompleteCleanupInProgress,
             reason: None,
@@ -1650,6 +1698,18 @@ impl Engine {
                 stack: name.to_string(),
             });
         }
+        for o in &view.deployed.outputs {
+            if let Some(export) = &o.export_name {
+                if let Some(importer) = self.importers(export, name).into_iter().next() {
+                    return Err(EngineError::ExportInUse {
+                        stack: name.to_string(),
+                        export: export.clone(),
+                        importer,
+                        what: "removed by deleting the stack",
+                    });
+                }
+            }
+        }
         let mut operation = view
             .operation
             .clone()
@@ -1681,9 +1741,14 @@ impl Engine {
             None => op.write(Entry::End {
                 status: StackStatus::DeleteComplete,
                 reason: None,
-                effects: vec![Effect::Outputs {
-                    outputs: Vec::new(),
-                }],
+                effects: vec![
+                    Effect::Outputs {
+                        outputs: Vec::new(),
+                    },
+                    Effect::Imports {
+                        imports: Vec::new(),
+                    },
+                ],
             }),
             Some(f) => op.write(Entry::End {
                 status: StackStatus::DeleteFailed,
@@ -1691,6 +1756,107 @@ impl Engine {
                 effects: Vec::new(),
             }),
         }
+    }
+
+    /// Every export of the account's stacks: (export name, exporting stack, output).
+    pub fn exports(&self) -> Result<Vec<(String, String, StackOutput)>, EngineError> {
+        let names = self.journal.stacks().map_err(|err| EngineError::Journal {
+            stack: String::new(),
+            err,
+        })?;
+        let mut out = Vec::new();
+        for n in names {
+            let v = self.stack(&n)?;
+            for o in &v.deployed.outputs {
+                if let Some(e) = &o.export_name {
+                    out.push((e.clone(), n.clone(), o.clone()));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Stacks other than `except` whose templates import `export`.
+    pub fn importers(&self, export: &str, except: &str) -> Vec<String> {
+        let Ok(names) = self.journal.stacks() else {
+            return Vec::new();
+        };
+        names
+            .into_iter()
+            .filter(|n| n != except)
+            .filter(|n| {
+                self.stack(n)
+                    .is_ok_and(|v| v.exists() && v.deployed.imports.iter().any(|i| i == export))
+            })
+            .collect()
+    }
+
+    /// Before a deploy: refuse to take an export name another stack has, or to remove or
+    /// change (where the plan already knows the value) an export another stack imports.
+    fn check_exports(&self, name: &str, view: &StackView, plan: &Plan) -> Result<(), EngineError> {
+        let mut planned = BTreeMap::new();
+        for o in &plan.outputs {
+            if let Some(e) = o.export_name.as_ref().and_then(|v| v.scalar_string()) {
+                planned.insert(e, &o.value);
+            }
+        }
+        if !planned.is_empty() {
+            for (export, exporter, _) in self.exports()? {
+                if exporter != name && planned.contains_key(&export) {
+                    return Err(EngineError::ExportExists {
+                        stack: name.to_string(),
+                        export,
+                        exporter,
+                    });
+                }
+            }
+        }
+        for o in &view.deployed.outputs {
+            let Some(export) = &o.export_name else {
+                continue;
+            };
+            let what = match planned.get(export) {
+                None => "removed",
+                Some(v) if !matches!(v, Value::Unknown(_)) && **v != o.value => "changed",
+                Some(_) => continue,
+            };
+            if let Some(importer) = self.importers(export, name).into_iter().next() {
+                return Err(EngineError::ExportInUse {
+                    stack: name.to_string(),
+                    export: export.clone(),
+                    importer,
+                    what,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// After the forward phase: the reason to fail if an export in use changed value.
+    fn changed_export_in_use(
+        &self,
+        name: &str,
+        before: &[StackOutput],
+        after: &[StackOutput],
+    ) -> Option<String> {
+        for o in before {
+            let Some(export) = &o.export_name else {
+                continue;
+            };
+            let same = after
+                .iter()
+                .any(|n| n.export_name.as_ref() == Some(export) && n.value == o.value);
+            if same {
+                continue;
+            }
+            if let Some(importer) = self.importers(export, name).into_iter().next() {
+                return Some(format!(
+                    "Export {export} cannot be updated as it is in use by stack {importer}"
+                ));
+            }
+        }
+        None
     }
 
     /// Changes a stack's settings (termination protection, stack policy) without an

@@ -160,6 +160,10 @@ pub struct Deployed {
     /// operations until deleted, so a failed cleanup never forgets a resource.
     pub retired: Vec<Retired>,
     pub outputs: Vec<StackOutput>,
+    /// Export names the stack's template imports (`Fn::ImportValue`): while an operation
+    /// runs, those of the old and the new template.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<String>,
 }
 
 impl Deployed {
@@ -265,6 +269,9 @@ pub enum Effect {
     },
     Outputs {
         outputs: Vec<StackOutput>,
+    },
+    Imports {
+        imports: Vec<String>,
     },
 }
 
@@ -430,6 +437,7 @@ impl StackView {
                     !(x.logical_id == logical_id && x.resource.physical_id == physical_id)
                 }),
                 Effect::Outputs { outputs } => self.deployed.outputs = outputs,
+                Effect::Imports { imports } => self.deployed.imports = imports,
             }
         }
     }

@@ -148,3 +148,132 @@ async fn stack_policy_blocks_updates_to_protected_resources_before_any_call() {
         .unwrap_err();
     assert!(matches!(err, EngineError::PolicyDenied { .. }), "{err}");
 }
+
+/// Resolves `Fn::ImportValue` from the engine's exports and records what was imported, as
+/// the daemon's resolver does.
+struct Imports {
+    exports: std::collections::BTreeMap<String, String>,
+    used: std::sync::Mutex<Vec<String>>,
+}
+
+impl spindle_template::ExternalResolver for Imports {
+    fn import_value(&self, name: &str) -> Option<String> {
+        self.used.lock().unwrap().push(name.to_owned());
+        self.exports.get(name).cloned()
+    }
+}
+
+async fn deploy_with_imports(
+    e: &Engine,
+    src: &str,
+    stack: &str,
+) -> Result<spindle_stack::OperationOutcome, EngineError> {
+    let r = Imports {
+        exports: e
+            .exports()
+            .unwrap()
+            .into_iter()
+            .map(|(n, _, o)| (n, o.value.to_string()))
+            .collect(),
+        used: Default::default(),
+    };
+    let t = parse(src, "stack.yaml").unwrap_or_else(|d| panic!("{d}"));
+    let input = PlanInput {
+        context: Context::new(ACCT, "eu-west-1", stack),
+        external: &r,
+        ..PlanInput::default()
+    };
+    let p = plan(&t, &input).unwrap_or_else(|d| panic!("{d}"));
+    let mut req = DeployRequest::new(p);
+    req.imports = r.used.lock().unwrap().clone();
+    let r = Arc::new(r);
+    req.external = r;
+    e.deploy(req).await
+}
+
+fn exporter(value: &str, export: bool) -> String {
+    let mut s = format!(
+        "Resources:\n  Url:\n    Type: AWS::SSM::Parameter\n    Properties: {{Name: /net/url, Type: String, Value: {value}}}\nOutputs:\n  Url:\n    Value: !GetAtt Url.Value\n"
+    );
+    if export {
+        s.push_str("    Export: {Name: !Sub '${AWS::StackName}-url'}\n");
+    }
+    s
+}
+
+const IMPORTER: &str = "Resources:\n  Copy:\n    Type: AWS::SSM::Parameter\n    Properties: {Name: /app/url, Type: String, Value: !ImportValue net-url}\n";
+
+#[tokio::test]
+async fn exports_in_use_cannot_be_removed_changed_or_deleted() {
+    let (e, store, _) = world();
+    assert_eq!(
+        deploy_with_imports(&e, &exporter("http://a", true), "net")
+            .await
+            .unwrap()
+            .status,
+        StackStatus::CreateComplete
+    );
+    let exports = e.exports().unwrap();
+    assert_eq!(exports.len(), 1);
+    assert_eq!(
+        (exports[0].0.as_str(), exports[0].1.as_str()),
+        ("net-url", "net")
+    );
+    deploy_with_imports(&e, IMPORTER, "app").await.unwrap();
+    assert_eq!(
+        store.get(ACCT, "/app/url").unwrap().unwrap().value,
+        "http://a"
+    );
+    assert_eq!(e.importers("net-url", ""), vec!["app".to_string()]);
+
+    // A second stack can't take the same export name.
+    let err = deploy_with_imports(
+        &e,
+        &exporter("http://a", true).replace("/net/url", "/x"),
+        "net",
+    )
+    .await;
+    assert!(err.is_ok(), "the exporter itself may redeploy: {err:?}");
+    let dup = exporter("http://a", true)
+        .replace("/net/url", "/other")
+        .replace("${AWS::StackName}-url", "net-url");
+    let err = deploy_with_imports(&e, &dup, "other").await.unwrap_err();
+    assert!(
+        err.to_string().contains("already exported by stack `net`"),
+        "{err}"
+    );
+
+    // Removing the export, changing its value or deleting the stack: refused, naming `app`.
+    let err = deploy_with_imports(&e, &exporter("http://a", false), "net")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("imported by stack `app`, so it can't be removed"),
+        "{err}"
+    );
+    // The value is known only after the parameter updates: the update rolls back.
+    let o = deploy_with_imports(&e, &exporter("http://b", true), "net")
+        .await
+        .unwrap();
+    assert_eq!(o.status, StackStatus::UpdateRollbackComplete, "{o:?}");
+    assert!(
+        o.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("in use by stack app"),
+        "{o:?}"
+    );
+    assert_eq!(store.get(ACCT, "/x").unwrap().unwrap().value, "http://a");
+    let err = e.delete_stack("net").await.unwrap_err();
+    assert!(err.to_string().contains("imported by stack `app`"), "{err}");
+
+    // Once the importer is gone, all of it is allowed.
+    e.delete_stack("app").await.unwrap();
+    assert!(e.importers("net-url", "").is_empty());
+    let o = deploy_with_imports(&e, &exporter("http://b", false), "net")
+        .await
+        .unwrap();
+    assert_eq!(o.status, StackStatus::UpdateComplete, "{o:?}");
+    assert!(e.exports().unwrap().is_empty());
+}

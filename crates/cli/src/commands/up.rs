@@ -137,6 +137,7 @@ fn run_step(client: &spindle_client::Client, step: &Step) -> Result<StepResult> 
                 template_body,
                 template_name: Some(spec.template.display().to_string()),
                 parameters: spec.parameters.clone(),
+                ..TemplateRequest::default()
             };
             let account = spec.account.as_str();
             let mut req = DeployStack {
@@ -144,6 +145,7 @@ fn run_step(client: &spindle_client::Client, step: &Step) -> Result<StepResult> 
                 preview: true,
                 expected_change_set: None,
                 disable_rollback: false,
+                ..DeployStack::default()
             };
             let preview = client
                 .deploy_stack(account, spec.name.as_str(), &req)
