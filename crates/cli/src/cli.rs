@@ -325,7 +325,37 @@ pub enum StackCmd {
         /// On failure, keep what was created instead of rolling back
         #[arg(long)]
         disable_rollback: bool,
+        /// Protect the stack from deletion (`stack update-termination-protection` lifts it)
+        #[arg(long)]
+        enable_termination_protection: bool,
+        /// Set the stack policy (a JSON file, as CloudFormation's StackPolicyBody)
+        #[arg(long, value_name = "FILE")]
+        stack_policy: Option<PathBuf>,
+        /// A stack policy for this update only (overrides the stack's)
+        #[arg(long, value_name = "FILE")]
+        stack_policy_during_update: Option<PathBuf>,
     },
+    /// Create, review, execute and delete named change sets
+    #[command(subcommand)]
+    Changeset(ChangesetCmd),
+    /// Turn termination protection on or off (a protected stack can't be deleted)
+    UpdateTerminationProtection {
+        name: String,
+        #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+    },
+    /// Set a stack's policy (which resources updates may modify, replace or delete)
+    SetPolicy {
+        name: String,
+        /// The policy (JSON)
+        file: PathBuf,
+    },
+    /// List the exports of the account's stacks and who imports them
+    Exports,
+    /// List the stacks that import an export
+    Imports { export: String },
     /// List the account's stacks
     List,
     /// Show a stack's status, outputs and resources
@@ -353,6 +383,35 @@ pub enum StackCmd {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChangesetCmd {
+    /// Plan a template against a stack and keep the change set under NAME
+    Create {
+        name: String,
+        stack: String,
+        /// The CloudFormation template (YAML or JSON)
+        file: PathBuf,
+        /// A parameter value, `Key=Value` (repeatable; lists comma-separated)
+        #[arg(long = "parameter", short = 'p', value_name = "KEY=VALUE")]
+        parameters: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Show a change set: each resource's action and replacement, each property before/after
+    Describe { name: String, stack: String },
+    /// Execute a change set (refused if the stack changed since it was created)
+    Execute {
+        name: String,
+        stack: String,
+        #[arg(long)]
+        disable_rollback: bool,
+    },
+    /// Delete a change set
+    Delete { name: String, stack: String },
+    /// List a stack's change sets
+    List { stack: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,8 @@ use spindle_model::api::*;
 use spindle_model::{AccessKeyId, ParamName};
 use std::time::Duration;
 
+mod stacks;
+
 /// Where the daemon listens unless told otherwise.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7420";
 

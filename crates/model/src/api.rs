@@ -224,8 +224,9 @@ pub struct TemplateRequest {
     #[serde(default)]
     pub parameters: BTreeMap<String, String>,
     /// Nested stack templates (`AWS::CloudFormation::Stack` with a local `TemplateURL`),
-    /// by their path relative to the directory of `template_name`, bundled by the client
-    /// so the daemon never reads the client's files.
+    /// bundled by the client so the daemon never reads the client's files. Keyed by the
+    /// `TemplateURL` joined to its parent template's directory (`template_name`'s for the
+    /// top level), `.` and `..` resolved: `stacks/net.yaml`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub nested_templates: BTreeMap<String, String>,
 }

@@ -17,6 +17,7 @@ mod handlers;
 mod metrics;
 mod runtime_handlers;
 mod stack_handlers;
+mod stack_ops;
 mod stacks;
 
 pub use api::route_table;

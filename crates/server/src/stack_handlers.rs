@@ -8,6 +8,7 @@ use crate::stacks::{change_set, diagnostic, External, REGION};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use spindle_model::api::TemplateRequest;
 use spindle_model::api::*;
 use spindle_model::StackName;
 use spindle_stack::{DeployRequest, EngineError, StackStatus};
@@ -130,6 +131,65 @@ pub async fn validate_template(
     }))
 }
 
+/// A template planned for a stack, with the change set a deploy would execute.
+pub(crate) struct Planned {
+    pub plan: spindle_template::Plan,
+    pub cs: spindle_template::ChangeSet,
+    pub imports: Vec<String>,
+}
+
+/// Reads, validates and plans `req` for stack `name`, and computes the change set.
+pub(crate) fn plan_request(
+    app: &App,
+    account: &spindle_model::AccountId,
+    engine: &spindle_stack::Engine,
+    name: &StackName,
+    req: &TemplateRequest,
+) -> Res<Planned> {
+    let t = spindle_template::parse(&req.template_body, &template_name(req))
+        .map_err(|d| invalid_template(&d))?;
+    let ext = External::new(app.store.clone(), account.clone(), engine);
+    let supported = |ty: &str| engine.registry().supports(ty);
+    let input = spindle_template::PlanInput {
+        parameters: req.parameters.clone(),
+        context: spindle_template::Context::new(account.as_str(), REGION, name.as_str()),
+        external: &ext,
+        validate: validate_options(&supported),
+    };
+    let plan = spindle_template::plan(&t, &input).map_err(|d| invalid_template(&d))?;
+    let cs = engine.change_set(&plan, &ext).map_err(engine_error)?;
+    Ok(Planned {
+        plan,
+        cs,
+        imports: ext.imported(),
+    })
+}
+
+pub(crate) fn policy(field: &str, text: &str) -> Res<spindle_stack::policy::StackPolicy> {
+    spindle_stack::policy::StackPolicy::parse(text).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidStackPolicy",
+            format!("{field}: {e}"),
+        )
+    })
+}
+
+/// Runs a deploy as its own task: a client that disconnects must not cancel it half-way
+/// (that would look like a crash to the engine).
+pub(crate) async fn run_deploy(
+    app: &App,
+    account: &spindle_model::AccountId,
+    engine: Arc<spindle_stack::Engine>,
+    mut dr: DeployRequest,
+) -> Res<spindle_stack::OperationOutcome> {
+    dr.external = Arc::new(External::new(app.store.clone(), account.clone(), &engine));
+    tokio::spawn(async move { engine.deploy(dr).await })
+        .await
+        .map_err(|e| ApiError::internal(&format!("stack operation task failed: {e}")))?
+        .map_err(engine_error)
+}
+
 pub async fn deploy_stack(
     State(app): State<App>,
     Path((account, stack)): Path<(String, String)>,
@@ -139,25 +199,15 @@ pub async fn deploy_stack(
     let a = app.scope(&call, &account, format!("account/{account}/stacks/{stack}"))?;
     let name = stack_name(&stack)?;
     let engine = app.stacks.engine(&a.id);
-    let t = spindle_template::parse(&req.template.template_body, &template_name(&req.template))
-        .map_err(|d| invalid_template(&d))?;
-    // Planning borrows non-Send resolvers; keep them in this block so the future stays Send.
-    let (plan, cs) = {
-        let ext = External {
-            store: app.store.clone(),
-            account: a.id.clone(),
-        };
-        let supported = |ty: &str| engine.registry().supports(ty);
-        let input = spindle_template::PlanInput {
-            parameters: req.template.parameters.clone(),
-            context: spindle_template::Context::new(a.id.as_str(), REGION, name.as_str()),
-            external: &ext,
-            validate: validate_options(&supported),
-        };
-        let plan = spindle_template::plan(&t, &input).map_err(|d| invalid_template(&d))?;
-        let cs = engine.change_set(&plan, &ext).map_err(engine_error)?;
-        (plan, cs)
+    let stack_policy = match &req.stack_policy {
+        Some(p) => Some(policy("stack_policy", p)?),
+        None => None,
     };
+    let policy_override = match &req.stack_policy_during_update {
+        Some(p) => Some(policy("stack_policy_during_update", p)?),
+        None => None,
+    };
+    let Planned { plan, cs, imports } = plan_request(&app, &a.id, &engine, &name, &req.template)?;
     let (changes, hash) = change_set(&cs);
     let current = engine.stack(name.as_str()).ok().filter(|v| v.exists());
     let mut result = DeployResult {
@@ -171,7 +221,15 @@ pub async fn deploy_stack(
             .map(|s| s.to_string()),
         reason: current.as_ref().and_then(|v| v.reason.clone()),
     };
-    if req.preview || (cs.is_empty() && current.is_some()) {
+    let settings_change = current.as_ref().is_some_and(|v| {
+        req.termination_protection
+            .is_some_and(|t| t != v.settings.termination_protection)
+            || req
+                .stack_policy
+                .as_ref()
+                .is_some_and(|p| Some(p) != v.settings.policy.as_ref())
+    });
+    if req.preview || (cs.is_empty() && current.is_some() && !settings_change) {
         return Ok(Json(result));
     }
     if let Some(expected) = &req.expected_change_set {
@@ -185,20 +243,21 @@ pub async fn deploy_stack(
     let mut dr = DeployRequest::new(plan);
     dr.change_set = Some(cs);
     dr.disable_rollback = req.disable_rollback;
-    dr.external = Arc::new(External {
-        store: app.store.clone(),
-        account: a.id.clone(),
-    });
-    // The operation runs as its own task: a client that disconnects must not cancel it
-    // half-way (that would look like a crash to the engine).
-    let outcome = tokio::spawn(async move { engine.deploy(dr).await })
-        .await
-        .map_err(|e| ApiError::internal(&format!("stack operation task failed: {e}")))?
-        .map_err(engine_error)?;
+    dr.termination_protection = req.termination_protection;
+    dr.stack_policy = stack_policy;
+    dr.policy_override = policy_override;
+    dr.imports = imports;
+    dr.nested_templates = Some(nested_bundle(&req.template));
+    let outcome = run_deploy(&app, &a.id, engine, dr).await?;
     result.executed = true;
     result.status = Some(outcome.status.to_string());
     result.reason = outcome.reason;
     Ok(Json(result))
+}
+
+/// The nested templates the client sent, keyed as the nested stack provider looks them up.
+pub(crate) fn nested_bundle(req: &TemplateRequest) -> Arc<BTreeMap<String, String>> {
+    Arc::new(req.nested_templates.clone())
 }
 
 pub async fn list_stacks(
@@ -230,7 +289,7 @@ pub async fn list_stacks(
 }
 
 /// An output as CloudFormation shows it: strings plain, lists comma-joined, masked if NoEcho.
-fn output_text(v: &spindle_template::Value, sensitive: bool) -> String {
+pub(crate) fn output_text(v: &spindle_template::Value, sensitive: bool) -> String {
     if sensitive {
         return spindle_template::value::MASK.to_owned();
     }
@@ -271,8 +330,17 @@ pub async fn describe_stack(
     call: Call,
 ) -> Res<Json<StackDetail>> {
     let a = app.scope(&call, &account, format!("account/{account}/stacks/{stack}"))?;
-    let v = view(&app, &a.id, &stack)?;
-    Ok(Json(StackDetail {
+    describe_view(&app, &a.id, &stack).map(Json)
+}
+
+/// The stack as `describe` shows it.
+pub(crate) fn describe_view(
+    app: &App,
+    account: &spindle_model::AccountId,
+    stack: &str,
+) -> Res<StackDetail> {
+    let v = view(app, account, stack)?;
+    Ok(StackDetail {
         name: v.name.clone(),
         status: v.status.map(|s| s.to_string()).unwrap_or_default(),
         reason: v.reason.clone(),
@@ -301,7 +369,7 @@ pub async fn describe_stack(
             .collect(),
         termination_protection: v.settings.termination_protection,
         stack_policy: v.settings.policy.clone(),
-    }))
+    })
 }
 
 pub async fn stack_events(
@@ -346,6 +414,12 @@ pub async fn delete_stack(
         .await
         .map_err(|e| ApiError::internal(&format!("stack operation task failed: {e}")))?
         .map_err(engine_error)?;
+    if o.status == StackStatus::DeleteComplete {
+        // Change sets of a deleted stack would execute against nothing.
+        if let Err(e) = app.store.delete_change_sets(&a.id, &stack, None) {
+            tracing::warn!(stack = %stack, error = %e, "cannot delete the change sets of a deleted stack");
+        }
+    }
     if o.status != StackStatus::DeleteComplete {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

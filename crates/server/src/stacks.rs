@@ -11,7 +11,7 @@ use spindle_stack::{register_builtins, Engine, EngineOptions, ProviderRegistry};
 use spindle_store::Store;
 use spindle_template::changeset::{Cause, ChangeSet};
 use spindle_template::{Diagnostic, ExternalResolver};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// The region stacks see as `AWS::Region`.
@@ -136,10 +136,45 @@ impl ParamStore for SqlParamStore {
     }
 }
 
-/// Resolves `AWS::SSM::Parameter::Value<…>` parameter types from the account's parameters.
+/// Resolves `AWS::SSM::Parameter::Value<…>` parameter types from the account's parameters
+/// and `Fn::ImportValue` from the exports of the account's stacks, and records which exports
+/// a template imported (they can't be removed while it uses them).
 pub struct External {
     pub store: Arc<Store>,
     pub account: AccountId,
+    exports: BTreeMap<String, String>,
+    imported: Mutex<BTreeSet<String>>,
+}
+
+impl External {
+    pub fn new(store: Arc<Store>, account: AccountId, engine: &Engine) -> Self {
+        let exports = engine
+            .exports()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, _, o)| {
+                let v = o
+                    .value
+                    .scalar_string()
+                    .unwrap_or_else(|| o.value.render(false));
+                (name, v)
+            })
+            .collect();
+        External {
+            store,
+            account,
+            exports,
+            imported: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Export names `import_value` was asked for so far.
+    pub fn imported(&self) -> Vec<String> {
+        self.imported
+            .lock()
+            .map(|i| i.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 impl ExternalResolver for External {
@@ -150,6 +185,13 @@ impl ExternalResolver for External {
             .ok()
             .flatten()
             .map(|p| p.value)
+    }
+
+    fn import_value(&self, export_name: &str) -> Option<String> {
+        if let Ok(mut i) = self.imported.lock() {
+            i.insert(export_name.to_owned());
+        }
+        self.exports.get(export_name).cloned()
     }
 }
 
@@ -202,8 +244,9 @@ impl Stacks {
             .clone()
     }
 
-    /// Finishes every operation a previous daemon left in progress (crash recovery).
-    pub async fn recover_all(&self) {
+    /// Finishes every operation a previous daemon left in progress (crash recovery), the
+    /// accounts side by side.
+    pub async fn recover_all(self: Arc<Self>) {
         let accounts = match self.store.accounts_with_journal() {
             Ok(a) => a,
             Err(e) => {
@@ -211,15 +254,24 @@ impl Stacks {
                 return;
             }
         };
-        for account in accounts {
-            match self.engine(&account).recover().await {
-                Ok(outcomes) => {
-                    for o in outcomes {
-                        tracing::info!(account = %account, stack = %o.stack, status = %o.status, "recovered stack operation");
+        let tasks: Vec<_> = accounts
+            .into_iter()
+            .map(|account| {
+                let engine = self.engine(&account);
+                tokio::spawn(async move {
+                    match engine.recover().await {
+                        Ok(outcomes) => {
+                            for o in outcomes {
+                                tracing::info!(account = %account, stack = %o.stack, status = %o.status, "recovered stack operation");
+                            }
+                        }
+                        Err(e) => tracing::error!(account = %account, error = %e, "stack recovery failed"),
                     }
-                }
-                Err(e) => tracing::error!(account = %account, error = %e, "stack recovery failed"),
-            }
+                })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
         }
     }
 }

@@ -168,6 +168,10 @@ pub struct DeployRequest {
     /// Export names the new template imports (what `external` answered
     /// `import_value` for while planning); they can't be removed while this stack uses them.
     pub imports: Vec<String>,
+    /// Nested stack templates sent with the request, by
+    /// [`spindle_template::nested_template_path`]. `Some`: nested stacks of this deploy
+    /// come only from here (the daemon never reads a client's files); `None`: from files.
+    pub nested_templates: Option<Arc<BTreeMap<String, String>>>,
 }
 
 impl DeployRequest {
@@ -182,6 +186,7 @@ impl DeployRequest {
             stack_policy: None,
             policy_override: None,
             imports: Vec::new(),
+            nested_templates: None,
         }
     }
 }
@@ -195,6 +200,8 @@ pub struct Engine {
     busy: Mutex<HashSet<String>>,
     views: Mutex<HashMap<String, StackView>>,
     events: broadcast::Sender<Record>,
+    /// The nested templates of each running deploy that was sent some, by stack.
+    bundles: Mutex<HashMap<String, Arc<BTreeMap<String, String>>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -203,6 +210,20 @@ impl std::fmt::Debug for Engine {
             .field("registry", &self.registry)
             .field("options", &self.options)
             .finish_non_exhaustive()
+    }
+}
+
+/// Removes a deploy's nested templates when it ends, however it ends.
+struct BundleGuard<'e> {
+    engine: &'e Engine,
+    stack: String,
+}
+
+impl Drop for BundleGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.engine.bundles.lock() {
+            b.remove(&self.stack);
+        }
     }
 }
 
@@ -573,6 +594,7 @@ impl Engine {
             busy: Mutex::new(HashSet::new()),
             views: Mutex::new(HashMap::new()),
             events,
+            bundles: Mutex::new(HashMap::new()),
         }
     }
 
@@ -586,6 +608,11 @@ impl Engine {
 
     pub fn journal(&self) -> &Arc<dyn Journal> {
         &self.journal
+    }
+
+    /// The nested templates sent with the deploy of `stack` now running, if any.
+    pub fn nested_templates(&self, stack: &str) -> Option<Arc<BTreeMap<String, String>>> {
+        self.bundles.lock().ok()?.get(stack).cloned()
     }
 
     /// Wait condition handles and their signals.
@@ -715,6 +742,15 @@ impl Engine {
             return Err(EngineError::NoStackName);
         }
         let _guard = self.lock(&name)?;
+        let _bundle = req.nested_templates.clone().map(|b| {
+            if let Ok(mut m) = self.bundles.lock() {
+                m.insert(name.clone(), b);
+            }
+            BundleGuard {
+                engine: self,
+                stack: name.clone(),
+            }
+        });
         let mut view = self.stack(&name)?;
         if view.in_progress {
             self.recover_locked(view).await?;

@@ -5,11 +5,12 @@
 //! (`{parent}-{LogicalId}-{hash}`), and its outputs are the attributes `Outputs.Name`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use spindle_template::{parse, plan, Context, PlanInput, ValidateOptions, Value};
+use spindle_template::{
+    is_remote_url, nested_template_path, parse, plan, Context, PlanInput, ValidateOptions, Value,
+};
 
 use crate::engine::{DeployRequest, EngineError};
 use crate::provider::{
@@ -40,24 +41,36 @@ fn name_of(physical_id: &str) -> &str {
         .unwrap_or(physical_id)
 }
 
-fn template_path(
+/// The nested template's path (relative to the parent template's directory) and text:
+/// from the deploy's bundle when it was sent one, else from the file.
+fn template_source(
     cx: &ResourceCx<'_>,
     p: &BTreeMap<String, Value>,
-) -> Result<PathBuf, ProviderError> {
+) -> Result<(String, String), ProviderError> {
     let url = p
         .get("TemplateURL")
         .and_then(Value::as_str)
         .ok_or_else(|| ProviderError::InvalidRequest("TemplateURL is required".into()))?;
-    if url.starts_with("http://") || url.starts_with("https://") || url.starts_with("s3://") {
+    if is_remote_url(url) {
         return Err(ProviderError::InvalidRequest(format!(
             "TemplateURL `{url}` is remote; Spindle reads nested templates from local paths"
         )));
     }
-    let url = url.strip_prefix("file://").unwrap_or(url);
-    let base = Path::new(cx.template_file)
-        .parent()
-        .unwrap_or(Path::new(""));
-    Ok(base.join(url))
+    let path = nested_template_path(cx.template_file, url);
+    match cx.engine.nested_templates(cx.stack_name) {
+        Some(bundle) => match bundle.get(&path) {
+            Some(src) => Ok((path, src.clone())),
+            None => Err(ProviderError::InvalidRequest(format!(
+                "nested template `{path}` (TemplateURL `{url}`) was not sent with the request; the client bundles the local files a template names"
+            ))),
+        },
+        None => {
+            let src = std::fs::read_to_string(&path).map_err(|e| {
+                ProviderError::InvalidRequest(format!("cannot read nested template `{path}`: {e}"))
+            })?;
+            Ok((path, src))
+        }
+    }
 }
 
 fn parameters(p: &BTreeMap<String, Value>) -> Result<BTreeMap<String, String>, ProviderError> {
@@ -118,14 +131,7 @@ fn plan_child(
     name: &str,
     p: &BTreeMap<String, Value>,
 ) -> Result<spindle_template::Plan, ProviderError> {
-    let path = template_path(cx, p)?;
-    let src = std::fs::read_to_string(&path).map_err(|e| {
-        ProviderError::InvalidRequest(format!(
-            "cannot read nested template `{}`: {e}",
-            path.display()
-        ))
-    })?;
-    let file = path.to_string_lossy().into_owned();
+    let (file, src) = template_source(cx, p)?;
     let template = parse(&src, &file).map_err(|d| ProviderError::InvalidRequest(d.to_string()))?;
     let mut context = Context::new(&cx.context.account_id, &cx.context.region, name);
     context.notification_arns = cx.context.notification_arns.clone();
@@ -155,6 +161,8 @@ async fn deploy_child(
     let planned = plan_child(cx, name, p)?;
     let mut req = DeployRequest::new(planned);
     req.parent = Some(cx.stack_name.to_string());
+    // The child's own nested stacks come from the same bundle.
+    req.nested_templates = cx.engine.nested_templates(cx.stack_name);
     // Boxed: the child's deploy calls providers, which may be this one again.
     let deploy: BoxFuture<'_, _> = Box::pin(cx.engine.deploy(req));
     match deploy.await {

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod audit;
+mod change_sets;
 mod error;
 mod journal;
 mod keys;

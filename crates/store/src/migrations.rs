@@ -102,6 +102,16 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, image_id)
     ) STRICT;
     "#,
+    // 3: named stack change sets (`spindle stack changeset create`), one JSON body each.
+    r#"
+    CREATE TABLE stack_change_sets (
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        stack TEXT NOT NULL,
+        name TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (account_id, stack, name)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

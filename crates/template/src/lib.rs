@@ -62,6 +62,7 @@ pub mod eval;
 mod foreach;
 pub mod graph;
 mod json;
+pub mod nested;
 pub mod params;
 pub mod plan;
 mod synth;
@@ -74,6 +75,7 @@ pub use changeset::{classify, Action, ChangeSet, Replacement, ResourceSchemas, S
 pub use diag::{Category, Diagnostic, Diagnostics, Pos};
 pub use eval::{Context, MapResolver, ResourceResolver, Unresolved};
 pub use graph::Graph;
+pub use nested::{is_remote_url, nested_refs, nested_template_path, NestedRef};
 pub use params::{ExternalResolver, NoExternal, ParamType};
 pub use plan::{plan, Plan, PlanInput, PlannedOutput, PlannedResource};
 pub use synth::synthetic_template;

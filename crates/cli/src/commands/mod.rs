@@ -6,6 +6,7 @@ mod images;
 mod params;
 mod pkg;
 pub mod server;
+mod stack_ops;
 mod stacks;
 mod up;
 

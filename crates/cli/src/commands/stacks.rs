@@ -13,7 +13,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
-fn read_template(file: &Path, parameters: &[String]) -> Result<TemplateRequest> {
+pub(crate) fn read_template(file: &Path, parameters: &[String]) -> Result<TemplateRequest> {
     let template_body = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read `{}`", file.display()))?;
     let mut params = BTreeMap::new();
@@ -26,11 +26,54 @@ fn read_template(file: &Path, parameters: &[String]) -> Result<TemplateRequest> 
         })?;
         params.insert(k.to_owned(), v.to_owned());
     }
+    let mut nested_templates = BTreeMap::new();
+    bundle_nested(file, &template_body, &mut nested_templates)?;
     Ok(TemplateRequest {
         template_body,
         template_name: Some(file.display().to_string()),
         parameters: params,
+        nested_templates,
     })
+}
+
+/// Adds the local nested templates `body` (the text of `file`) names, recursively, keyed as
+/// the daemon looks them up, so the daemon never reads this machine's files. A template
+/// that doesn't parse is left to the daemon, which reports every problem at once.
+pub(crate) fn bundle_nested(
+    file: &Path,
+    body: &str,
+    out: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    let name = file.display().to_string();
+    let Ok(t) = spindle_template::parse(body, &name) else {
+        return Ok(());
+    };
+    for r in spindle_template::nested_refs(&t) {
+        if out.contains_key(&r.resolved) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&r.resolved).map_err(|e| {
+            anyhow::anyhow!(
+                "{name}:{}:{}: {}: nested template `{}` (TemplateURL `{}`) cannot be read: {e}",
+                r.pos.line,
+                r.pos.col,
+                r.path,
+                r.resolved,
+                r.url
+            )
+        })?;
+        out.insert(r.resolved.clone(), text.clone());
+        bundle_nested(Path::new(&r.resolved), &text, out)?;
+    }
+    Ok(())
+}
+
+fn read_policy(file: &Option<std::path::PathBuf>) -> Result<Option<String>> {
+    file.as_ref()
+        .map(|f| {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read `{}`", f.display()))
+        })
+        .transpose()
 }
 
 pub fn template(cx: &Context, cmd: TemplateCmd) -> Result<()> {
@@ -84,12 +127,17 @@ fn print_changes(name: &str, r: &DeployResult) {
         return;
     }
     println!("Change set {} for stack {name}:", r.change_set_hash);
-    let rows: Vec<Vec<String>> = r.changes.iter().map(change_row).collect();
+    print_change_table(&r.changes);
+}
+
+/// The change table and, per property, before → after.
+pub(crate) fn print_change_table(changes: &[StackChange]) {
+    let rows: Vec<Vec<String>> = changes.iter().map(change_row).collect();
     output::table(
         &["ACTION", "LOGICAL ID", "TYPE", "REPLACEMENT", "PHYSICAL ID"],
         &rows,
     );
-    for c in &r.changes {
+    for c in changes {
         for d in &c.details {
             println!(
                 "  {}.{}: {} → {}  (recreation: {}; {})",
@@ -138,7 +186,7 @@ fn spinner(msg: String) -> ProgressBar {
 }
 
 /// Whether a status is a failure the user must hear about (exit code 1).
-fn failed(status: &str) -> bool {
+pub(crate) fn failed(status: &str) -> bool {
     status.ends_with("FAILED") || status.contains("ROLLBACK")
 }
 
@@ -153,6 +201,9 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
             yes,
             preview,
             disable_rollback,
+            enable_termination_protection,
+            stack_policy,
+            stack_policy_during_update,
         } => {
             let template = read_template(&file, &parameters)?;
             let mut req = DeployStack {
@@ -160,6 +211,10 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 preview: true,
                 expected_change_set: None,
                 disable_rollback,
+                termination_protection: enable_termination_protection.then_some(true),
+                stack_policy: read_policy(&stack_policy)?,
+                stack_policy_during_update: read_policy(&stack_policy_during_update)?,
+                revert_drift: false,
             };
             let plan = c.deploy_stack(&account, &name, &req).map_err(api_err)?;
             if plan.changes.is_empty() {
@@ -214,6 +269,43 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                     format!("`spindle stack events {name}` shows what happened"),
                 ));
             }
+        }
+        StackCmd::Changeset(cmd) => crate::commands::stack_ops::changeset(cx, &c, &account, cmd)?,
+        StackCmd::UpdateTerminationProtection {
+            name,
+            enable,
+            disable: _,
+        } => {
+            let d = c
+                .update_termination_protection(&account, &name, enable)
+                .map_err(api_err)?;
+            if cx.json() {
+                output::json(&d);
+            } else {
+                println!(
+                    "Stack {name}: termination protection {}",
+                    if d.termination_protection {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    }
+                );
+            }
+        }
+        StackCmd::SetPolicy { name, file } => {
+            let policy = read_policy(&Some(file))?.unwrap_or_default();
+            let d = c
+                .set_stack_policy(&account, &name, &policy)
+                .map_err(api_err)?;
+            if cx.json() {
+                output::json(&d);
+            } else {
+                println!("Stack {name}: stack policy set");
+            }
+        }
+        StackCmd::Exports => crate::commands::stack_ops::exports(cx, &c, &account, None)?,
+        StackCmd::Imports { export } => {
+            crate::commands::stack_ops::exports(cx, &c, &account, Some(&export))?
         }
         StackCmd::List => {
             let stacks = c.list_stacks(&account).map_err(api_err)?;

@@ -133,11 +133,17 @@ fn run_step(client: &spindle_client::Client, step: &Step) -> Result<StepResult> 
         Step::DeployStack(spec) => {
             let template_body = std::fs::read_to_string(&spec.template)
                 .with_context(|| format!("cannot read `{}`", spec.template.display()))?;
+            let mut nested_templates = std::collections::BTreeMap::new();
+            crate::commands::stacks::bundle_nested(
+                &spec.template,
+                &template_body,
+                &mut nested_templates,
+            )?;
             let template = TemplateRequest {
                 template_body,
                 template_name: Some(spec.template.display().to_string()),
                 parameters: spec.parameters.clone(),
-                ..TemplateRequest::default()
+                nested_templates,
             };
             let account = spec.account.as_str();
             let mut req = DeployStack {
