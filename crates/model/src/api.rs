@@ -340,6 +340,10 @@ pub struct DeployResult {
     /// Identifies this change set: pass it back as `expected_change_set`.
     pub change_set_hash: String,
     pub executed: bool,
+    /// No resource changes, but the stack's outputs (or exports) would change: deploying
+    /// still updates the stack.
+    #[serde(default)]
+    pub outputs_changed: bool,
     /// The stack's status after executing (`CREATE_COMPLETE`, `UPDATE_ROLLBACK_COMPLETE`, …).
     pub status: Option<String>,
     pub reason: Option<String>,

@@ -40,6 +40,10 @@ pub(crate) fn engine_error(e: EngineError) -> ApiError {
         | EngineError::InvalidStatus { .. }
         | EngineError::CannotSkip { .. }
         | EngineError::StaleChangeSet { .. } => ApiError::conflict(msg),
+        EngineError::NoChanges { .. } => ApiError::new(StatusCode::CONFLICT, "NoChanges", msg),
+        EngineError::ExportInUse { .. } | EngineError::ExportExists { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "ExportInUse", msg)
+        }
         EngineError::TerminationProtected { .. } => {
             ApiError::new(StatusCode::CONFLICT, "TerminationProtected", msg)
         }
@@ -136,6 +140,7 @@ pub(crate) struct Planned {
     pub plan: spindle_template::Plan,
     pub cs: spindle_template::ChangeSet,
     pub imports: Vec<String>,
+    pub outputs_changed: bool,
 }
 
 /// Reads, validates and plans `req` for stack `name`, and computes the change set.
@@ -158,10 +163,12 @@ pub(crate) fn plan_request(
     };
     let plan = spindle_template::plan(&t, &input).map_err(|d| invalid_template(&d))?;
     let cs = engine.change_set(&plan, &ext).map_err(engine_error)?;
+    let outputs_changed = engine.outputs_change(&plan, &ext);
     Ok(Planned {
         plan,
         cs,
         imports: ext.imported(),
+        outputs_changed,
     })
 }
 
@@ -207,7 +214,12 @@ pub async fn deploy_stack(
         Some(p) => Some(policy("stack_policy_during_update", p)?),
         None => None,
     };
-    let Planned { plan, cs, imports } = plan_request(&app, &a.id, &engine, &name, &req.template)?;
+    let Planned {
+        plan,
+        cs,
+        imports,
+        outputs_changed,
+    } = plan_request(&app, &a.id, &engine, &name, &req.template)?;
     let (changes, hash) = change_set(&cs);
     let current = engine.stack(name.as_str()).ok().filter(|v| v.exists());
     let mut result = DeployResult {
@@ -215,6 +227,7 @@ pub async fn deploy_stack(
         changes,
         change_set_hash: hash.clone(),
         executed: false,
+        outputs_changed,
         status: current
             .as_ref()
             .and_then(|v| v.status)
@@ -229,7 +242,7 @@ pub async fn deploy_stack(
                 .as_ref()
                 .is_some_and(|p| Some(p) != v.settings.policy.as_ref())
     });
-    if req.preview || (cs.is_empty() && current.is_some() && !settings_change) {
+    if req.preview || (cs.is_empty() && current.is_some() && !settings_change && !outputs_changed) {
         return Ok(Json(result));
     }
     if let Some(expected) = &req.expected_change_set {

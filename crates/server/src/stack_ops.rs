@@ -244,8 +244,9 @@ pub async fn execute_change_set(
         )));
     }
     let engine = app.stacks.engine(&a.id);
-    let Planned { plan, cs, imports } =
-        plan_request(&app, &a.id, &engine, &name, &stored.template)?;
+    let Planned {
+        plan, cs, imports, ..
+    } = plan_request(&app, &a.id, &engine, &name, &stored.template)?;
     let (changes, hash) = change_set(&cs);
     if hash != stored.hash {
         return Err(obsolete(format!(
@@ -266,6 +267,7 @@ pub async fn execute_change_set(
         changes,
         change_set_hash: hash,
         executed: true,
+        outputs_changed: false,
         status: Some(outcome.status.to_string()),
         reason: outcome.reason,
     }))

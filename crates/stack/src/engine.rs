@@ -695,6 +695,19 @@ impl Engine {
         })
     }
 
+    /// Whether deploying `plan` would change the existing stack's outputs (values known
+    /// now; a value that can't be computed yet counts as a change).
+    pub fn outputs_change(&self, plan: &Plan, external: &dyn ExternalResolver) -> bool {
+        let Ok(view) = self.stack(&plan.context.stack_name) else {
+            return false;
+        };
+        if !view.exists() {
+            return false;
+        }
+        render_outputs(plan, &view.deployed.state, external)
+            .map_or(true, |o| o != view.deployed.outputs)
+    }
+
     fn lock(&self, stack: &str) -> Result<BusyGuard<'_>, EngineError> {
         let mut b = self.busy.lock().map_err(|_| EngineError::Busy {
             stack: stack.to_string(),

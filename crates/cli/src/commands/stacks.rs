@@ -217,7 +217,8 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 revert_drift: false,
             };
             let plan = c.deploy_stack(&account, &name, &req).map_err(api_err)?;
-            if plan.changes.is_empty() {
+            let settings = req.termination_protection.is_some() || req.stack_policy.is_some();
+            if plan.changes.is_empty() && !plan.outputs_changed && !settings {
                 if cx.json() {
                     output::json(&plan);
                 } else {
@@ -230,6 +231,9 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
             }
             if !cx.json() {
                 print_changes(&name, &plan);
+                if plan.changes.is_empty() && plan.outputs_changed {
+                    println!("No resource changes; the outputs of stack {name} change.");
+                }
             }
             if preview {
                 if cx.json() {
@@ -240,7 +244,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
             if !yes
                 && !confirm(&format!(
                     "Deploy these {} change(s) to stack {name}?",
-                    plan.changes.len()
+                    plan.changes.len().max(1)
                 ))?
             {
                 return Err(hinted(
