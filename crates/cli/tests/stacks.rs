@@ -331,28 +331,28 @@ fn cli_deploy_shows_the_change_set_and_needs_yes_without_a_terminal() {
     assert_eq!(url["status"], "IN_SYNC", "{v}");
 }
 
-/// `kill -9` of the daemon while a stack waits on a condition: the restarted daemon recovers
-/// before it serves, the stack ends in a stable status, and nothing it made is left behind.
+/// `kill -9` of the daemon during a 20-resource deploy (18 parameters made, a wait
+/// condition pending): the restarted daemon serves at once and recovers in the background;
+/// the stack ends in a stable status and none of its parameters is left behind.
 #[test]
 fn a_killed_deploy_is_recovered_on_restart() {
     let mut d = Daemon::start();
     let admin = d.admin();
-    let body = "\
-Resources:
-  First:
-    Type: AWS::SSM::Parameter
-    Properties: {Name: /crash/first, Type: String, Value: one}
-  Handle:
-    Type: AWS::CloudFormation::WaitConditionHandle
-  Wait:
-    Type: AWS::CloudFormation::WaitCondition
-    DependsOn: First
-    Properties:
-      Handle: !Ref Handle
-      Timeout: 2
-";
+    let mut body = String::from("Resources:\n");
+    let mut names = Vec::new();
+    for i in 0..18 {
+        body.push_str(&format!(
+            "  P{i}:\n    Type: AWS::SSM::Parameter\n    Properties: {{Name: /crash/p{i}, Type: String, Value: v{i}}}\n"
+        ));
+        names.push(format!("P{i}"));
+    }
+    body.push_str(&format!(
+        "  Handle:\n    Type: AWS::CloudFormation::WaitConditionHandle\n  Wait:\n    Type: AWS::CloudFormation::WaitCondition\n    DependsOn: [{}]\n    Properties:\n      Handle: !Ref Handle\n      Timeout: 600\n",
+        names.join(", ")
+    ));
     let endpoint = d.endpoint.clone();
     let creds = d.credentials_file();
+    let sent = body.clone();
     let deploying = std::thread::spawn(move || {
         let f = spindle_client::CredentialsFile::load(&creds).unwrap();
         let p = &f.profiles["default"];
@@ -364,14 +364,17 @@ Resources:
             )),
         );
         // The daemon dies under this call, so it fails; that's the point.
-        c.deploy_stack("management", "crash", &req(body, &[], false))
+        c.deploy_stack("management", "crash", &req(&sent, &[], false))
             .err()
     });
+    let all_made = |c: &spindle_client::Client| {
+        (0..18).all(|i| param(c, "management", &format!("/crash/p{i}")).is_some())
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let listed = admin.list_stacks("management").unwrap();
         if listed.first().map(|s| s.status.as_str()) == Some("CREATE_IN_PROGRESS")
-            && param(&admin, "management", "/crash/first").is_some()
+            && all_made(&admin)
         {
             break;
         }
@@ -387,14 +390,42 @@ Resources:
         "the deploy call must fail when the daemon dies"
     );
 
+    // `spawn` returns once /healthz answers; the API serves while recovery runs.
     d.spawn();
     let admin = d.admin();
-    let s = admin.list_stacks("management").unwrap();
-    assert_eq!(s.len(), 1, "{s:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let s = loop {
+        let s = admin.list_stacks("management").unwrap();
+        assert_eq!(s.len(), 1, "{s:?}");
+        if !s[0].status.ends_with("IN_PROGRESS") {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never recovered: {s:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert_eq!(s[0].status, "ROLLBACK_COMPLETE", "{s:?}");
-    assert_eq!(
-        param(&admin, "management", "/crash/first"),
-        None,
-        "nothing the stack made is orphaned"
+    assert!(
+        s[0].reason.as_deref().unwrap_or("").contains("interrupted"),
+        "{s:?}"
     );
+    for i in 0..18 {
+        assert_eq!(
+            param(&admin, "management", &format!("/crash/p{i}")),
+            None,
+            "nothing the stack made is orphaned"
+        );
+    }
+    // The stack can be deployed again after the crash.
+    let r = admin
+        .deploy_stack(
+            "management",
+            "crash",
+            &req(&body.replace("Timeout: 600", "Timeout: 1"), &[], false),
+        )
+        .unwrap();
+    assert_eq!(r.status.as_deref(), Some("ROLLBACK_COMPLETE"), "{r:?}");
+    assert!(r.reason.as_deref().unwrap_or("").contains("Wait"), "{r:?}");
 }
