@@ -63,6 +63,10 @@ actions! {
     ContinueRollback => "stack:ContinueRollback", false, true;
     ImportImage => "image:Import", false, true;
     ListImages => "image:List", false, false;
+    DescribeImage => "image:Describe", false, false;
+    TagImage => "image:Tag", false, true;
+    RemoveImage => "image:Remove", false, true;
+    ExportImage => "image:Export", false, true;
     ListInstances => "instance:List", false, false;
     DescribeInstance => "instance:Describe", false, false;
     InstanceConsole => "instance:GetConsoleOutput", false, false;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use spindle_providers::register_ec2;
 use spindle_runtime::{
-    build_busybox_rootfs, ImageConfig, InstanceState, Kernel, RealKernel, Runtime, RuntimeConfig,
+    build_busybox_rootfs, ImageConfig, InstanceState, RealKernel, Runtime, RuntimeConfig,
 };
 use spindle_stack::{
     DeployRequest, Engine, EngineOptions, MemoryJournal, ProviderRegistry, StackStatus,

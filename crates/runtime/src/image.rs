@@ -81,6 +81,9 @@ pub struct ImageConfig {
     pub labels: BTreeMap<String, String>,
 }
 
+/// A sink for one file of an exported OCI layout: `(name, size, content)`.
+type AddFile<'a> = dyn FnMut(&str, u64, &mut dyn Read) -> Result<(), ImageError> + 'a;
+
 /// What [`ImageStore::export`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
@@ -463,11 +466,7 @@ impl ImageStore {
     }
 
     /// The files of an OCI image layout: `add(name, size, content)` for each.
-    fn write_oci(
-        &self,
-        img: &Image,
-        add: &mut dyn FnMut(&str, u64, &mut dyn Read) -> Result<(), ImageError>,
-    ) -> Result<(), ImageError> {
+    fn write_oci(&self, img: &Image, add: &mut AddFile<'_>) -> Result<(), ImageError> {
         let cfg = oci_config_json(img);
         let cfg_bytes = serde_json::to_vec(&cfg).expect("json");
         let cfg_digest = format!("sha256:{}", hex::encode(Sha256::digest(&cfg_bytes)));
