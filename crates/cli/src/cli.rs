@@ -429,6 +429,21 @@ pub enum ImageCmd {
     },
     /// List the account's images
     List,
+    /// Show an image's configuration, layers and what uses it
+    Inspect { image: String },
+    /// Point a name:tag alias at an image
+    Tag { image: String, tag: String },
+    /// Remove an image (refused while an instance or launch template uses it)
+    Rm { image: String },
+    /// Write an image to a new file or directory on this machine
+    Export {
+        image: String,
+        /// Where to write; must not exist yet
+        out: PathBuf,
+        /// rootfs (one tar of the merged tree), oci (an OCI layout directory) or oci-archive
+        #[arg(long, default_value = "oci-archive", value_parser = ["rootfs", "oci", "oci-archive"])]
+        format: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

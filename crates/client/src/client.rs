@@ -496,6 +496,48 @@ impl Client {
         self.get(&format!("/v1/accounts/{}/images", seg(account)))
     }
 
+    pub fn describe_image(&self, account: &str, image: &str) -> Result<ImageDetail, ClientError> {
+        self.get(&format!(
+            "/v1/accounts/{}/images/{}",
+            seg(account),
+            seg(image)
+        ))
+    }
+
+    pub fn tag_image(
+        &self,
+        account: &str,
+        image: &str,
+        tag: &str,
+    ) -> Result<ImageInfo, ClientError> {
+        self.call(
+            method::POST,
+            &format!("/v1/accounts/{}/images/{}/tags", seg(account), seg(image)),
+            Some(&TagImage { tag: tag.into() }),
+        )
+    }
+
+    pub fn remove_image(&self, account: &str, image: &str) -> Result<ImageInfo, ClientError> {
+        self.call(
+            method::DELETE,
+            &format!("/v1/accounts/{}/images/{}", seg(account), seg(image)),
+            None::<&()>,
+        )
+    }
+
+    pub fn export_image(
+        &self,
+        account: &str,
+        image: &str,
+        req: &ExportImage,
+    ) -> Result<ImageInfo, ClientError> {
+        self.call(
+            method::POST,
+            &format!("/v1/accounts/{}/images/{}/export", seg(account), seg(image)),
+            Some(req),
+        )
+    }
+
     pub fn list_instances(&self, account: &str) -> Result<Vec<InstanceInfo>, ClientError> {
         self.get(&format!("/v1/accounts/{}/instances", seg(account)))
     }

@@ -71,6 +71,10 @@ actions! {
     ListExports => "stack:ListExports", false, false;
     ImportImage => "image:Import", false, true;
     ListImages => "image:List", false, false;
+    DescribeImage => "image:Describe", false, false;
+    TagImage => "image:Tag", false, true;
+    RemoveImage => "image:Remove", false, true;
+    ExportImage => "image:Export", false, true;
     ListInstances => "instance:List", false, false;
     DescribeInstance => "instance:Describe", false, false;
     InstanceConsole => "instance:GetConsoleOutput", false, false;

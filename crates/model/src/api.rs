@@ -436,6 +436,43 @@ pub struct ImageInfo {
     pub created: u64,
 }
 
+/// An image in full, as `spindle image inspect` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageDetail {
+    #[serde(flatten)]
+    pub info: ImageInfo,
+    pub env: Vec<String>,
+    pub user: String,
+    pub workdir: String,
+    pub exposed_ports: Vec<String>,
+    /// Launching with less memory is refused.
+    pub min_memory_mib: u64,
+    /// `sha256:…` of each layer blob, lowest first.
+    pub layer_digests: Vec<String>,
+    /// Bytes of the layer blobs as imported.
+    pub size: u64,
+    /// Instances (not terminated) and launch templates of this account that use the image.
+    pub used_by: Vec<String>,
+}
+
+/// Point a `name:tag` alias at an image (moving it from another image of the account).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TagImage {
+    pub tag: String,
+}
+
+/// Write an image to a new path on the daemon's machine (loopback clients only).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ExportImage {
+    /// An absolute path that does not exist yet.
+    pub path: String,
+    /// `rootfs` (one tar of the merged tree), `oci` (an OCI layout directory) or
+    /// `oci-archive` (a tar of one).
+    pub format: String,
+}
+
 /// What `spindle doctor` found: host objects named with the runtime's prefix that no VPC or
 /// instance accounts for.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -465,6 +502,9 @@ pub struct InstanceInfo {
     /// How the main process last ended (`exited with code 0`, `killed by signal 9 (out of memory)`).
     pub last_exit: Option<String>,
     pub oom_killed: bool,
+    /// EC2's `StateReason.Code` for the last stop: `Server.OutOfMemory` after an OOM kill.
+    #[serde(default)]
+    pub state_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -200,6 +200,29 @@ pub struct LaunchOverrides {
 }
 
 impl Ec2 {
+    /// The launch templates (`name` and version) whose `ImageId`, by id or tag, is
+    /// `image_id`; an image they name must not be removed.
+    pub fn launch_templates_using(&self, image_id: &str) -> Vec<String> {
+        let t = self.store.lock();
+        let mut out = Vec::new();
+        for rec in t.launch_templates.values() {
+            for (i, v) in rec.versions.iter().enumerate() {
+                let named = v.get("ImageId").and_then(|x| x.as_str());
+                if named.is_some_and(|n| {
+                    n == image_id
+                        || self
+                            .runtime
+                            .images()
+                            .resolve(n)
+                            .is_ok_and(|id| id == image_id)
+                }) {
+                    out.push(format!("launch template {} version {}", rec.name, i + 1));
+                }
+            }
+        }
+        out
+    }
+
     /// The `LaunchTemplateData` of a stored template version (`None`, `$Default`,
     /// `$Latest` or a number), by `lt-…` id or name.
     fn template_data(&self, template: &str, version: Option<&str>) -> Result<Props, Ec2Error> {

@@ -653,6 +653,34 @@ fn raw_fork() -> libc::c_long {
     }
 }
 
+/// Closes every descriptor from `low` up except `keep`, with raw system calls only.
+fn close_from(low: i32, keep: i32) {
+    let ranges = [(low, keep - 1), ((keep + 1).max(low), i32::MAX)];
+    for (first, last) in ranges {
+        if first > last {
+            continue;
+        }
+        // SAFETY: close_range only closes descriptors of this process; none of the closed ones
+        // is used afterwards (init keeps stdio and `keep`).
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                first as libc::c_uint,
+                last as libc::c_uint,
+                0 as libc::c_uint,
+            )
+        };
+        if r != 0 {
+            // Kernels before 5.9: close one by one up to a bound well above what the daemon
+            // opens.
+            for fd in first..=last.min(65_535) {
+                // SAFETY: as above; EBADF for descriptors that aren't open is harmless.
+                unsafe { libc::close(fd) };
+            }
+        }
+    }
+}
+
 fn init_main(p: &Prepared) -> ! {
     let sfd = p.status_fd;
     // SAFETY: the whole block makes raw system calls on descriptors and NUL-terminated strings that
@@ -769,6 +797,11 @@ fn init_main(p: &Prepared) -> ! {
         for fd in &p.cgroup_fds {
             libc::close(*fd);
         }
+        // Init is a copy of the daemon that never execs: drop every descriptor it inherited
+        // (the data dir's lock, the API socket, the database) but stdio and the status file.
+        // Otherwise the instance would hold the daemon's lock after the daemon died, and a
+        // restarted daemon could not start while the instance runs.
+        close_from(3, sfd);
         if let Some((path, argv)) = &p.user_data {
             let child = raw_fork();
             if child == 0 {

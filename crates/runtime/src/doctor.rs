@@ -14,6 +14,9 @@ pub struct Known {
     pub netns: BTreeSet<String>,
     /// Instance ids whose cgroups should exist.
     pub cgroups: BTreeSet<String>,
+    /// An open engine keeps its `<prefix>` cgroup parent directories for its next instance,
+    /// so they are never a leak; without an engine (a sweep after a test) an empty parent is.
+    pub engine_open: bool,
 }
 
 /// Kinds of leaked resource.
@@ -132,7 +135,7 @@ pub fn doctor(
         }
         let live_children =
             children.iter().filter(|c| c.starts_with("i-")).count() - leaked_children;
-        if known.cgroups.is_empty() && live_children == 0 {
+        if !known.engine_open && known.cgroups.is_empty() && live_children == 0 {
             found(
                 Leak {
                     kind: LeakKind::Cgroup,
@@ -212,5 +215,26 @@ mod tests {
             ["netns del spx-i-old", "kill -9 4242", "rmdir /cg/spx/i-old"]
         );
         assert!(doctor(&k, &layout, "spx", &known, false).is_clean());
+    }
+
+    #[test]
+    fn an_open_engine_keeps_its_empty_cgroup_parent_a_sweep_removes_it() {
+        let k = FakeKernel::new();
+        let layout = CgroupLayout::V2 { root: "/cg".into() };
+        k.cgroup_create(Path::new("/cg/spx")).unwrap();
+        let open = Known {
+            engine_open: true,
+            ..Known::default()
+        };
+        assert!(doctor(&k, &layout, "spx", &open, false).is_clean());
+        let r = doctor(&k, &layout, "spx", &Known::default(), true);
+        assert_eq!(
+            r.leaks,
+            [Leak {
+                kind: LeakKind::Cgroup,
+                name: "/cg/spx".into()
+            }]
+        );
+        assert!(k.take_calls().contains(&"rmdir /cg/spx".to_string()));
     }
 }

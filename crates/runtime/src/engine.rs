@@ -64,6 +64,10 @@ pub enum RuntimeError {
         state: InstanceState,
         action: &'static str,
     },
+    #[error(
+        "{kind} id `{id}` is invalid: expected `{kind}-` and 1 to 17 characters of a-z and 0-9"
+    )]
+    BadId { kind: &'static str, id: String },
     #[error("prefix `{0}` must be 1 to 10 characters of a-z and 0-9")]
     BadPrefix(String),
     #[error("{op} `{path}` failed")]
@@ -155,7 +159,13 @@ pub struct Instance {
     /// Router-side veth name.
     port: String,
     pub launched_at: u64,
+    /// When it was terminated (seconds since the epoch); the record goes an hour later.
+    #[serde(default)]
+    pub terminated_at: Option<u64>,
 }
+
+/// How long a terminated instance stays listed, as in EC2.
+pub const TERMINATED_KEPT_SECS: u64 = 3600;
 
 /// What to launch, like `RunInstances`.
 #[derive(Debug, Clone, Default)]
@@ -302,6 +312,27 @@ fn new_id(kind: &str, prefix: &str) -> String {
     format!("{kind}-{}", &hex::encode(Sha256::digest(seed))[..17])
 }
 
+/// Checks an id given by the caller: it names a network namespace and files, so it must be
+/// `kind-` and a short run of lowercase letters and digits (the shape [`new_id`] makes).
+fn check_id(kind: &'static str, id: &str) -> Result<(), RuntimeError> {
+    let ok = id
+        .strip_prefix(kind)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|r| {
+            (1..=17).contains(&r.len())
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(RuntimeError::BadId {
+            kind,
+            id: id.into(),
+        })
+    }
+}
+
 fn valid_hostname(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 63
@@ -412,6 +443,9 @@ impl Runtime {
 
     /// Creates a VPC: a router namespace with a bridge and a forwarding policy.
     pub fn create_vpc(&self, id: Option<&str>, cidr: &str) -> Result<Vpc, RuntimeError> {
+        if let Some(id) = id {
+            check_id("vpc", id)?;
+        }
         let cidr: Ipv4Net = cidr.parse()?;
         let k = &self.inner.kernel;
         net::check_vpc_cidr(cidr, &k.host_routes()?)?;
@@ -483,7 +517,7 @@ impl Runtime {
         self.inner.kernel.netns_delete(&vpc.netns)?;
         st.vpcs.remove(id);
         st.groups.retain(|_, g| g.vpc_id != id);
-        st.instances.retain(|_, i| i.vpc_id != id);
+        // Terminated instances keep their records (as EC2 lists them for a while after).
         self.save(&st)?;
         drop(st);
         // Stopping the server joins its thread, which may be waiting for the state lock.
@@ -502,6 +536,9 @@ impl Runtime {
         id: Option<&str>,
         cidr: &str,
     ) -> Result<String, RuntimeError> {
+        if let Some(id) = id {
+            check_id("subnet", id)?;
+        }
         let cidr: Ipv4Net = cidr.parse()?;
         let mut st = self.lock();
         let id = id
@@ -586,6 +623,7 @@ impl Runtime {
         ingress: Vec<SgRule>,
         egress: Option<Vec<SgRule>>,
     ) -> Result<SecurityGroup, RuntimeError> {
+        check_id("sg", id)?;
         for r in ingress.iter().chain(egress.iter().flatten()) {
             r.validate()?;
         }
@@ -695,6 +733,9 @@ impl Runtime {
         a: &str,
         b: &str,
     ) -> Result<Peering, RuntimeError> {
+        if let Some(id) = id {
+            check_id("pcx", id)?;
+        }
         let mut st = self.lock();
         let va = st
             .vpcs
@@ -1033,6 +1074,7 @@ impl Runtime {
             last_exit: None,
             port,
             launched_at: now_secs(),
+            terminated_at: None,
         };
         // Membership is part of the rules of this and other instances: count the new one in.
         st.instances.insert(id.clone(), rec.clone());
@@ -1367,9 +1409,15 @@ impl Runtime {
         {
             let _ = ipam.free(rec.private_ip);
         }
+        let now = now_secs();
         let r = st.instances.get_mut(id).expect("present");
         r.state = InstanceState::Terminated;
+        r.terminated_at = Some(now);
         let r = r.clone();
+        st.instances.retain(|_, i| {
+            i.terminated_at
+                .is_none_or(|t| now.saturating_sub(t) < TERMINATED_KEPT_SECS)
+        });
         let _ = self.refresh_rules(&st, &r.security_groups, false);
         self.save(&st)?;
         drop(st);
@@ -1451,7 +1499,10 @@ impl Runtime {
     /// its state: namespaces, mounts, veths and nftables tables in the host namespace, cgroups.
     pub fn doctor(&self, fix: bool) -> crate::doctor::DoctorReport {
         let st = self.lock();
-        let mut known = crate::doctor::Known::default();
+        let mut known = crate::doctor::Known {
+            engine_open: true,
+            ..Default::default()
+        };
         for v in st.vpcs.values() {
             known.netns.insert(v.netns.clone());
         }
@@ -1663,6 +1714,78 @@ mod tests {
             calls.contains(&"ip -n spxt-vpc-a addr add 10.200.1.1/24 dev br0".to_string()),
             "{calls:#?}"
         );
+    }
+
+    #[test]
+    fn caller_ids_are_checked_before_anything_is_created() {
+        let f = fixture();
+        for bad in [
+            "vpc-../x",
+            "vpc-",
+            "VPC-1",
+            "vpc-A",
+            "subnet-1",
+            "vpc-0123456789abcdef01",
+        ] {
+            let e = f.rt.create_vpc(Some(bad), "10.200.0.0/20").unwrap_err();
+            assert!(
+                matches!(e, RuntimeError::BadId { kind: "vpc", .. }),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(
+            f.rt.create_vpc(Some("vpc-a/b"), "10.200.0.0/20")
+                .unwrap_err()
+                .to_string(),
+            "vpc id `vpc-a/b` is invalid: expected `vpc-` and 1 to 17 characters of a-z and 0-9"
+        );
+        f.rt.create_vpc(Some("vpc-a"), "10.200.0.0/20").unwrap();
+        assert!(f
+            .rt
+            .create_subnet("vpc-a", Some("subnet-x y"), "10.200.1.0/24")
+            .is_err());
+        assert!(f
+            .rt
+            .put_security_group("sg_1", "vpc-a", vec![], None)
+            .is_err());
+        f.rt.create_vpc(Some("vpc-b"), "10.201.0.0/20").unwrap();
+        assert!(f
+            .rt
+            .create_peering(Some("pcx-../a"), "vpc-a", "vpc-b")
+            .is_err());
+        assert_eq!(f.rt.vpcs().len(), 2);
+        assert!(f.rt.peerings().is_empty());
+        assert!(f.rt.security_group("sg_1").is_none());
+        let calls = f.kernel.take_calls();
+        assert!(
+            calls
+                .iter()
+                .all(|c| !c.contains("..") && !c.contains("x y")),
+            "{calls:#?}"
+        );
+    }
+
+    #[test]
+    fn delete_vpc_keeps_terminated_instance_records() {
+        let f = fixture();
+        f.rt.create_vpc(Some("vpc-a"), "10.200.0.0/20").unwrap();
+        f.rt.create_subnet("vpc-a", Some("subnet-1"), "10.200.1.0/24")
+            .unwrap();
+        let i = f.rt.launch(spec("subnet-1")).unwrap();
+        assert!(f
+            .rt
+            .delete_vpc("vpc-a")
+            .unwrap_err()
+            .to_string()
+            .contains(&i.id));
+        f.rt.terminate(&i.id, Duration::from_millis(10)).unwrap();
+        f.rt.delete_subnet("subnet-1").unwrap();
+        f.rt.delete_vpc("vpc-a").unwrap();
+        assert_eq!(
+            f.rt.describe(&i.id).unwrap().state,
+            InstanceState::Terminated
+        );
+        assert_eq!(f.rt.list().len(), 1);
     }
 
     #[test]

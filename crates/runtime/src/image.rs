@@ -47,6 +47,10 @@ pub enum ImageError {
     DigestMismatch { digest: String, actual: String },
     #[error("image {image} is in use by {users}")]
     InUse { image: String, users: String },
+    #[error("`{0}` already exists; export writes a new file or directory")]
+    Exists(PathBuf),
+    #[error("unknown export format `{0}`; use rootfs, oci or oci-archive")]
+    BadFormat(String),
     #[error("`{path}` is neither a tar archive nor an OCI image layout directory")]
     UnknownFormat { path: PathBuf },
 }
@@ -75,6 +79,32 @@ pub struct ImageConfig {
     /// The least memory the image needs; launching it with less is refused.
     pub min_memory_mib: u64,
     pub labels: BTreeMap<String, String>,
+}
+
+/// A sink for one file of an exported OCI layout: `(name, size, content)`.
+type AddFile<'a> = dyn FnMut(&str, u64, &mut dyn Read) -> Result<(), ImageError> + 'a;
+
+/// What [`ImageStore::export`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The merged root filesystem as one tar.
+    Rootfs,
+    /// An OCI image layout directory.
+    OciLayout,
+    /// A tar of an OCI image layout.
+    OciArchive,
+}
+
+impl std::str::FromStr for ExportFormat {
+    type Err = ImageError;
+    fn from_str(s: &str) -> Result<Self, ImageError> {
+        match s {
+            "rootfs" => Ok(ExportFormat::Rootfs),
+            "oci" => Ok(ExportFormat::OciLayout),
+            "oci-archive" => Ok(ExportFormat::OciArchive),
+            other => Err(ImageError::BadFormat(other.into())),
+        }
+    }
 }
 
 /// One layer of an image.
@@ -385,10 +415,59 @@ impl ImageStore {
         Ok(())
     }
 
-    /// Writes the image as an oci-archive (a tar of an OCI image layout) to `out`.
-    pub fn export(&self, id_or_tag: &str, out: &Path) -> Result<(), ImageError> {
+    /// Writes the image to `out`, which must not exist yet, in `format`. The result appears
+    /// only when complete (written beside `out` and renamed), so a failure leaves nothing.
+    pub fn export(
+        &self,
+        id_or_tag: &str,
+        out: &Path,
+        format: ExportFormat,
+    ) -> Result<(), ImageError> {
         let img = self.inspect(id_or_tag)?;
-        let cfg = oci_config_json(&img);
+        if fs::symlink_metadata(out).is_ok() {
+            return Err(ImageError::Exists(out.to_path_buf()));
+        }
+        let mut name = out.file_name().unwrap_or_default().to_os_string();
+        name.push(".partial");
+        let partial = out.with_file_name(name);
+        let res = match format {
+            ExportFormat::OciArchive => {
+                let f = fs::File::create(&partial).map_err(ioe("create", &partial))?;
+                let mut tb = tar::Builder::new(f);
+                let res = self.write_oci(&img, &mut |name, size, src| {
+                    let mut h = new_header();
+                    h.set_size(size);
+                    h.set_mode(0o644);
+                    h.set_mtime(0);
+                    tb.append_data(&mut h, name, src)
+                        .map_err(ioe("write", &partial))
+                });
+                res.and_then(|()| tb.into_inner().map(drop).map_err(ioe("write", &partial)))
+            }
+            ExportFormat::OciLayout => {
+                fs::create_dir(&partial).map_err(ioe("create", &partial))?;
+                self.write_oci(&img, &mut |name, _, src| {
+                    let p = partial.join(name);
+                    if let Some(d) = p.parent() {
+                        fs::create_dir_all(d).map_err(ioe("create", d))?;
+                    }
+                    let mut f = fs::File::create(&p).map_err(ioe("create", &p))?;
+                    io::copy(src, &mut f).map(drop).map_err(ioe("write", &p))
+                })
+            }
+            ExportFormat::Rootfs => self.write_rootfs(&img, &partial),
+        };
+        let res = res.and_then(|()| fs::rename(&partial, out).map_err(ioe("rename", out)));
+        if res.is_err() {
+            let _ = fs::remove_file(&partial);
+            let _ = fs::remove_dir_all(&partial);
+        }
+        res
+    }
+
+    /// The files of an OCI image layout: `add(name, size, content)` for each.
+    fn write_oci(&self, img: &Image, add: &mut AddFile<'_>) -> Result<(), ImageError> {
+        let cfg = oci_config_json(img);
         let cfg_bytes = serde_json::to_vec(&cfg).expect("json");
         let cfg_digest = format!("sha256:{}", hex::encode(Sha256::digest(&cfg_bytes)));
         let manifest = serde_json::json!({
@@ -407,36 +486,75 @@ impl ImageStore {
             "schemaVersion": 2,
             "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": man_digest, "size": man_bytes.len(), "annotations": annotations}],
         });
-        let f = fs::File::create(out).map_err(ioe("create", out))?;
-        let mut tb = tar::Builder::new(f);
-        let mut add = |name: &str, bytes: &[u8]| -> io::Result<()> {
-            let mut h = crate::image::new_header();
-            h.set_size(bytes.len() as u64);
-            h.set_mode(0o644);
-            h.set_mtime(0);
-            tb.append_data(&mut h, name, bytes)
-        };
-        let w = |e| ImageError::Io {
-            op: "write",
-            path: out.to_path_buf(),
-            err: e,
-        };
-        add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(w)?;
-        add("index.json", &serde_json::to_vec(&index).expect("json")).map_err(w)?;
-        add(&format!("blobs/sha256/{}", &man_digest[7..]), &man_bytes).map_err(w)?;
-        add(&format!("blobs/sha256/{}", &cfg_digest[7..]), &cfg_bytes).map_err(w)?;
+        let index_bytes = serde_json::to_vec(&index).expect("json");
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        add("oci-layout", layout.len() as u64, &mut &layout[..])?;
+        add(
+            "index.json",
+            index_bytes.len() as u64,
+            &mut &index_bytes[..],
+        )?;
+        add(
+            &format!("blobs/sha256/{}", &man_digest[7..]),
+            man_bytes.len() as u64,
+            &mut &man_bytes[..],
+        )?;
+        add(
+            &format!("blobs/sha256/{}", &cfg_digest[7..]),
+            cfg_bytes.len() as u64,
+            &mut &cfg_bytes[..],
+        )?;
         for l in &img.layers {
             let p = self.blob(&l.digest);
             let mut f = fs::File::open(&p).map_err(ioe("open", &p))?;
-            let mut h = crate::image::new_header();
-            h.set_size(l.size);
-            h.set_mode(0o644);
-            h.set_mtime(0);
-            tb.append_data(&mut h, format!("blobs/sha256/{}", &l.digest[7..]), &mut f)
-                .map_err(w)?;
+            add(&format!("blobs/sha256/{}", &l.digest[7..]), l.size, &mut f)?;
         }
-        tb.into_inner().map_err(w)?;
         Ok(())
+    }
+
+    /// The image's merged root filesystem as one tar: the top layer's entries win, overlayfs
+    /// whiteouts hide what is below them, and an opaque directory hides the lower contents.
+    fn write_rootfs(&self, img: &Image, out: &Path) -> Result<(), ImageError> {
+        // Relative path -> the layer tree providing it, chosen from the top down.
+        let mut chosen: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
+        let mut hidden: Vec<PathBuf> = Vec::new();
+        for layer in self.layer_dirs(img).into_iter().rev() {
+            let mut hides = Vec::new();
+            let mut stack = vec![PathBuf::new()];
+            while let Some(rel) = stack.pop() {
+                let full = layer.join(&rel);
+                for e in fs::read_dir(&full).map_err(ioe("read", &full))? {
+                    let e = e.map_err(ioe("read", &full))?;
+                    let r = rel.join(e.file_name());
+                    if hidden.iter().any(|h| r.starts_with(h)) {
+                        continue;
+                    }
+                    let md = e.metadata().map_err(ioe("stat", &e.path()))?;
+                    if is_whiteout(&md) {
+                        hides.push(r);
+                        continue;
+                    }
+                    if md.is_dir() {
+                        if is_opaque(&e.path()) {
+                            hides.push(r.join(""));
+                        }
+                        stack.push(r.clone());
+                    }
+                    chosen.entry(r).or_insert_with(|| layer.clone());
+                }
+            }
+            // An opaque directory hides lower entries beneath it, not itself.
+            hidden.extend(hides);
+        }
+        let f = fs::File::create(out).map_err(ioe("create", out))?;
+        let mut tb = tar::Builder::new(f);
+        tb.follow_symlinks(false);
+        for (rel, layer) in &chosen {
+            let src = layer.join(rel);
+            tb.append_path_with_name(&src, rel)
+                .map_err(ioe("write", out))?;
+        }
+        tb.into_inner().map(drop).map_err(ioe("write", out))
     }
 
     /// The unpacked layer trees of an image, lowest first.
@@ -855,6 +973,30 @@ fn unpack_validated(reader: impl Read, dest: &Path, whiteouts: bool) -> Result<(
     Ok(())
 }
 
+/// An overlayfs whiteout: a 0/0 character device.
+fn is_whiteout(md: &fs::Metadata) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    md.file_type().is_char_device() && md.rdev() == 0
+}
+
+/// Whether a directory carries overlayfs's opaque mark.
+fn is_opaque(dir: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut v = [0u8; 1];
+    // SAFETY: `c` is a valid NUL-terminated path and `v` a writable buffer of the given size.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            v.as_mut_ptr().cast(),
+            v.len(),
+        )
+    };
+    n == 1 && v[0] == b'y'
+}
+
 fn make_whiteout(path: &Path) -> Result<(), ImageError> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL");
     // SAFETY: `c` is a valid NUL-terminated path; a 0/0 character device is overlayfs's whiteout.
@@ -1169,7 +1311,9 @@ mod tests {
         config.min_memory_mib = 32;
         let img = store.import(&p, config.clone(), Some("app:v1")).unwrap();
         let out = t.path().join("app.oci.tar");
-        store.export("app:v1", &out).unwrap();
+        store
+            .export("app:v1", &out, ExportFormat::OciArchive)
+            .unwrap();
 
         let other = ImageStore::open(t.path().join("other")).unwrap();
         let back = other
@@ -1221,5 +1365,130 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    /// An OCI image layout directory with these layer tars (lowest first).
+    fn oci_layout(dir: &Path, layers: &[Vec<u8>]) {
+        let sha = |b: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(b)));
+        fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        let put = |b: &[u8]| {
+            let d = sha(b);
+            fs::write(dir.join("blobs/sha256").join(&d[7..]), b).unwrap();
+            serde_json::json!({"digest": d, "size": b.len(), "mediaType": MT_TAR})
+        };
+        let config =
+            serde_json::to_vec(&serde_json::json!({"config": {"Cmd": ["/bin/app"]}})).unwrap();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "config": put(&config),
+            "layers": layers.iter().map(|l| put(l)).collect::<Vec<_>>(),
+        }))
+        .unwrap();
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [put(&manifest)]});
+        fs::write(dir.join("index.json"), index.to_string()).unwrap();
+        fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    }
+
+    fn tar_names(path: &Path) -> Vec<String> {
+        let mut a = tar::Archive::new(fs::File::open(path).unwrap());
+        let mut names: Vec<String> = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn rootfs_export_merges_layers_whiteouts_and_opaque_dirs() {
+        // Whiteouts are 0/0 character devices and opaque marks are trusted xattrs: root only.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED rootfs_export_merges_layers_whiteouts_and_opaque_dirs: not root");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(t.path().join("store")).unwrap();
+        let lower = tar_with(&[
+            ("bin/app", tar::EntryType::Regular, "old"),
+            ("etc/gone", tar::EntryType::Regular, "x"),
+            ("var/cache/a", tar::EntryType::Regular, "x"),
+            ("etc/keep", tar::EntryType::Regular, "k"),
+        ]);
+        let upper = tar_with(&[
+            ("bin/app", tar::EntryType::Regular, "new"),
+            ("etc/.wh.gone", tar::EntryType::Regular, ""),
+            ("var/cache/.wh..wh..opq", tar::EntryType::Regular, ""),
+            ("var/cache/b", tar::EntryType::Regular, "y"),
+        ]);
+        let layout = t.path().join("layout");
+        oci_layout(&layout, &[lower, upper]);
+        let img = store
+            .import(&layout, ImageConfig::default(), Some("two:1"))
+            .unwrap();
+        assert_eq!(img.layers.len(), 2);
+
+        let out = t.path().join("rootfs.tar");
+        store.export("two:1", &out, ExportFormat::Rootfs).unwrap();
+        assert_eq!(
+            tar_names(&out),
+            [
+                "bin",
+                "bin/app",
+                "etc",
+                "etc/keep",
+                "var",
+                "var/cache",
+                "var/cache/b"
+            ]
+        );
+        let mut a = tar::Archive::new(fs::File::open(&out).unwrap());
+        let app = a.entries().unwrap().map(|e| e.unwrap()).find_map(|mut e| {
+            (e.path().unwrap().to_str() == Some("bin/app")).then(|| {
+                let mut s = String::new();
+                e.read_to_string(&mut s).unwrap();
+                s
+            })
+        });
+        assert_eq!(app.as_deref(), Some("new"));
+        // The flattened tar imports again as a one-layer image with the same tree.
+        let again = store.import(&out, cfg(&["/bin/app"]), None).unwrap();
+        assert_eq!(again.layers.len(), 1);
+
+        // As an OCI layout directory, the export imports back to the same layers.
+        let dir = t.path().join("exported");
+        store
+            .export("two:1", &dir, ExportFormat::OciLayout)
+            .unwrap();
+        let other = ImageStore::open(t.path().join("other")).unwrap();
+        assert_eq!(
+            other
+                .import(&dir, ImageConfig::default(), None)
+                .unwrap()
+                .layers,
+            img.layers
+        );
+        // An existing target is refused and left as it was; nothing partial remains.
+        let e = store
+            .export("two:1", &out, ExportFormat::OciArchive)
+            .unwrap_err();
+        assert!(matches!(e, ImageError::Exists(_)), "{e}");
+        assert_eq!(tar_names(&out).len(), 7);
+        let names: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.to_string_lossy().ends_with(".partial")),
+            "{names:?}"
+        );
+        assert!(matches!(
+            "zip".parse::<ExportFormat>(),
+            Err(ImageError::BadFormat(_))
+        ));
     }
 }

@@ -65,6 +65,6 @@ pub use engine::{
     ExitInfo, Instance, InstanceEvent, InstanceState, LaunchSpec, Peering, Runtime, RuntimeConfig,
     RuntimeError, Vpc,
 };
-pub use image::{build_busybox_rootfs, Image, ImageConfig, ImageError, ImageStore};
+pub use image::{build_busybox_rootfs, ExportFormat, Image, ImageConfig, ImageError, ImageStore};
 pub use kernel::{FakeKernel, Kernel, KernelError, RealKernel};
 pub use net::{Peer, Protocol, SecurityGroup, SgRule};

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spindle_runtime::doctor::{doctor, Known};
 use spindle_runtime::net::peering_link;
 use spindle_runtime::{
     build_busybox_rootfs, ImageConfig, InstanceState, Kernel, LaunchSpec, Peer, RealKernel,
@@ -99,19 +98,8 @@ impl Drop for Env {
     fn drop(&mut self) {
         let errors = self.rt.destroy_all(Duration::from_secs(2));
         let report = self.rt.doctor(true);
-        let stateless = doctor(
-            &RealKernel,
-            self.rt.cgroup_layout(),
-            &self.prefix,
-            &Known::default(),
-            true,
-        );
-        let ours: Vec<String> = RealKernel
-            .netns_list()
-            .unwrap()
-            .into_iter()
-            .filter(|n| n.starts_with(&format!("{}-", self.prefix)))
-            .collect();
+        let stateless = spindle_runtime::host::sweep(&self.prefix);
+        let ours = spindle_runtime::host::our_netns(&self.prefix);
         if !std::thread::panicking() {
             assert!(errors.is_empty(), "teardown errors: {errors:?}");
             assert!(

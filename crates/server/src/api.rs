@@ -256,6 +256,10 @@ fn api_routes() -> Api {
         GET "/v1/accounts/{account}/exports" ListExports => so::list_exports;
         POST "/v1/accounts/{account}/images" ImportImage => rh::import_image;
         GET "/v1/accounts/{account}/images" ListImages => rh::list_images;
+        GET "/v1/accounts/{account}/images/{id}" DescribeImage => rh::describe_image;
+        POST "/v1/accounts/{account}/images/{id}/tags" TagImage => rh::tag_image;
+        DELETE "/v1/accounts/{account}/images/{id}" RemoveImage => rh::remove_image;
+        POST "/v1/accounts/{account}/images/{id}/export" ExportImage => rh::export_image;
         GET "/v1/accounts/{account}/instances" ListInstances => rh::list_instances;
         GET "/v1/accounts/{account}/instances/{id}" DescribeInstance => rh::describe_instance;
         GET "/v1/accounts/{account}/instances/{id}/console" InstanceConsole => rh::instance_console;

@@ -19,6 +19,8 @@ pub struct App {
     pub stacks: Arc<crate::stacks::Stacks>,
     /// Instances and networks; `None` when off (not root, or `--no-runtime`).
     pub runtime: Option<Arc<spindle_runtime::Runtime>>,
+    /// The EC2 providers' state (launch templates), with the runtime.
+    pub ec2: Option<Arc<spindle_providers::Ec2>>,
 }
 
 impl App {
@@ -30,8 +32,13 @@ impl App {
         ec2: Option<Arc<spindle_providers::Ec2>>,
     ) -> Self {
         Self {
-            stacks: Arc::new(crate::stacks::Stacks::new(store.clone(), endpoint, ec2)),
+            stacks: Arc::new(crate::stacks::Stacks::new(
+                store.clone(),
+                endpoint,
+                ec2.clone(),
+            )),
             runtime,
+            ec2,
             store,
             replay: Arc::new(ReplayState::new(boot)),
             metrics: Arc::new(Metrics::new(boot)),

@@ -7,7 +7,8 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use spindle_model::api::{
-    ConsoleOutput, DoctorReport, ExecRequest, ExecResult, ImageInfo, ImportImage, InstanceInfo,
+    ConsoleOutput, DoctorReport, ExecRequest, ExecResult, ExportImage, ImageDetail, ImageInfo,
+    ImportImage, InstanceInfo, TagImage,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,19 +46,7 @@ pub async fn import_image(
     let req: ImportImage = call.json()?;
     let a = app.scope(&call, &account, format!("account/{account}/images"))?;
     let rt = runtime(&app)?;
-    // The daemon reads the file itself: only a client on the same machine may name one.
-    if !peer.ip().is_loopback() {
-        return Err(ApiError::bad_request(
-            "images are imported from a path on the daemon's machine; connect over loopback".into(),
-        ));
-    }
-    let path = std::path::PathBuf::from(&req.path);
-    if !path.is_absolute() {
-        return Err(ApiError::bad_request(format!(
-            "path `{}` must be absolute",
-            req.path
-        )));
-    }
+    let path = local_path(peer, &req.path, "imported from")?;
     let config = spindle_runtime::ImageConfig {
         entrypoint: req.entrypoint.clone(),
         cmd: req.cmd.clone(),
@@ -94,6 +83,178 @@ pub async fn list_images(
             .map(info)
             .collect(),
     ))
+}
+
+/// A path on the daemon's machine, which the daemon reads or writes itself: only a client on
+/// the same machine may name one, and only an absolute one.
+fn local_path(peer: SocketAddr, path: &str, verb: &str) -> Res<std::path::PathBuf> {
+    if !peer.ip().is_loopback() {
+        return Err(ApiError::bad_request(format!(
+            "images are {verb} a path on the daemon's machine; connect over loopback"
+        )));
+    }
+    let p = std::path::PathBuf::from(path);
+    if !p.is_absolute() {
+        return Err(ApiError::bad_request(format!(
+            "path `{path}` must be absolute"
+        )));
+    }
+    Ok(p)
+}
+
+/// The account's image `id` (an `ami-…` id or a tag), resolved; another account's image
+/// answers exactly as a missing one.
+fn owned_image(
+    app: &App,
+    rt: &spindle_runtime::Runtime,
+    account: &spindle_model::AccountId,
+    id: &str,
+) -> Res<spindle_runtime::Image> {
+    let missing = || {
+        ApiError::not_found(format!("image `{id}` not found"))
+            .with_hint("`spindle image list` shows the account's images")
+    };
+    let image = rt.images().inspect(id).map_err(|_| missing())?;
+    if !app.store.account_images(account)?.contains(&image.id) {
+        return Err(missing());
+    }
+    Ok(image)
+}
+
+/// What uses an image: live instances (by id for this account's, counted for others') and
+/// launch templates.
+fn image_users(
+    app: &App,
+    rt: &spindle_runtime::Runtime,
+    account: &str,
+    image: &str,
+) -> Vec<String> {
+    let live: Vec<spindle_runtime::Instance> = rt
+        .list()
+        .into_iter()
+        .filter(|i| i.image_id == image && i.state != spindle_runtime::InstanceState::Terminated)
+        .collect();
+    let mut users: Vec<String> = live
+        .iter()
+        .filter(|i| owner(i) == Some(account))
+        .map(|i| format!("instance {}", i.id))
+        .collect();
+    let others = live.len() - users.len();
+    if others > 0 {
+        users.push(format!("{others} instance(s) of other accounts"));
+    }
+    if let Some(ec2) = &app.ec2 {
+        users.extend(ec2.launch_templates_using(image));
+    }
+    users
+}
+
+pub async fn describe_image(
+    State(app): State<App>,
+    Path((account, id)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<ImageDetail>> {
+    let a = app.scope(&call, &account, format!("account/{account}/images/{id}"))?;
+    let rt = runtime(&app)?;
+    let i = owned_image(&app, &rt, &a.id, &id)?;
+    Ok(Json(ImageDetail {
+        info: info(&i),
+        env: i.config.env.clone(),
+        user: i.config.user.clone(),
+        workdir: i.config.workdir.clone(),
+        exposed_ports: i.config.exposed_ports.clone(),
+        min_memory_mib: i.config.min_memory_mib,
+        layer_digests: i.layers.iter().map(|l| l.digest.clone()).collect(),
+        size: i.layers.iter().map(|l| l.size).sum(),
+        used_by: image_users(&app, &rt, a.id.as_str(), &i.id),
+    }))
+}
+
+pub async fn tag_image(
+    State(app): State<App>,
+    Path((account, id)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<ImageInfo>> {
+    let req: TagImage = call.json()?;
+    let a = app.scope(&call, &account, format!("account/{account}/images/{id}"))?;
+    let rt = runtime(&app)?;
+    let image = owned_image(&app, &rt, &a.id, &id)?;
+    // Tags are shared by the store: never move one off another account's image.
+    if let Ok(current) = rt.images().resolve(&req.tag) {
+        if current != image.id && !app.store.account_images(&a.id)?.contains(&current) {
+            return Err(ApiError::conflict(format!(
+                "tag `{}` is taken by an image of another account",
+                req.tag
+            ))
+            .with_hint("choose another name"));
+        }
+    }
+    rt.images()
+        .tag(&image.id, &req.tag)
+        .map_err(|e| ApiError::bad_request(error_chain(&e)))?;
+    let image = rt
+        .images()
+        .inspect(&image.id)
+        .map_err(|e| ApiError::internal(&error_chain(&e)))?;
+    Ok(Json(info(&image)))
+}
+
+pub async fn remove_image(
+    State(app): State<App>,
+    Path((account, id)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<ImageInfo>> {
+    let a = app.scope(&call, &account, format!("account/{account}/images/{id}"))?;
+    let rt = runtime(&app)?;
+    let image = owned_image(&app, &rt, &a.id, &id)?;
+    let users = image_users(&app, &rt, a.id.as_str(), &image.id);
+    if !users.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "image {} is in use by {}",
+            image.id,
+            users.join(", ")
+        ))
+        .with_hint("terminate the instances and delete the launch templates first"));
+    }
+    // Another account that imported the same content keeps it; the last owner removes it.
+    if app.store.image_owner_count(&image.id)? <= 1 {
+        let (rt2, iid) = (rt.clone(), image.id.clone());
+        tokio::task::spawn_blocking(move || rt2.images().remove(&iid, &[]))
+            .await
+            .map_err(|e| ApiError::internal(&format!("image remove task failed: {e}")))?
+            .map_err(|e| ApiError::conflict(error_chain(&e)))?;
+    }
+    app.store.remove_image(&a.id, &image.id)?;
+    Ok(Json(info(&image)))
+}
+
+pub async fn export_image(
+    State(app): State<App>,
+    Path((account, id)): Path<(String, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    call: Call,
+) -> Res<Json<ImageInfo>> {
+    let req: ExportImage = call.json()?;
+    let a = app.scope(&call, &account, format!("account/{account}/images/{id}"))?;
+    let rt = runtime(&app)?;
+    let image = owned_image(&app, &rt, &a.id, &id)?;
+    let path = local_path(peer, &req.path, "exported to")?;
+    let format: spindle_runtime::ExportFormat = req
+        .format
+        .parse()
+        .map_err(|e: spindle_runtime::ImageError| ApiError::bad_request(format!("format: {e}")))?;
+    let iid = image.id.clone();
+    tokio::task::spawn_blocking(move || rt.images().export(&iid, &path, format))
+        .await
+        .map_err(|e| ApiError::internal(&format!("image export task failed: {e}")))?
+        .map_err(|e| {
+            ApiError::bad_request(format!(
+                "cannot export to `{}`: {}",
+                req.path,
+                error_chain(&e)
+            ))
+        })?;
+    Ok(Json(info(&image)))
 }
 
 fn leak(l: &spindle_runtime::doctor::Leak) -> String {
@@ -150,6 +311,11 @@ fn instance_info(i: &spindle_runtime::Instance) -> InstanceInfo {
         launched_at: i.launched_at,
         last_exit: i.last_exit.as_ref().map(|e| e.reason.clone()),
         oom_killed: i.last_exit.as_ref().is_some_and(|e| e.oom_killed),
+        state_reason: i
+            .last_exit
+            .as_ref()
+            .filter(|e| e.oom_killed)
+            .map(|_| "Server.OutOfMemory".to_string()),
     }
 }
 

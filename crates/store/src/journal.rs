@@ -108,6 +108,29 @@ impl Store {
         })
     }
 
+    /// Drops `account`'s ownership of an image (the caller removes the image itself when no
+    /// owner is left). False when it did not own it.
+    pub fn remove_image(&self, account: &AccountId, image_id: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "DELETE FROM images WHERE account_id = ?1 AND image_id = ?2",
+                rusqlite::params![account.as_str(), image_id],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    /// How many accounts own an image.
+    pub fn image_owner_count(&self, image_id: &str) -> Result<u64, StoreError> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM images WHERE image_id = ?1",
+                [image_id],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
     /// Accounts with any journal records (whose stacks a restarted daemon must recover).
     pub fn accounts_with_journal(&self) -> Result<Vec<AccountId>, StoreError> {
         self.read(|c| {

@@ -4,7 +4,7 @@ use crate::cli::{ImageCmd, InstanceCmd};
 use crate::context::{api_err, hinted, Context};
 use crate::output;
 use anyhow::{Context as _, Result};
-use spindle_model::api::{ExecRequest, ImportImage, InstanceInfo};
+use spindle_model::api::{ExecRequest, ExportImage, ImportImage, InstanceInfo};
 
 pub fn image(cx: &Context, cmd: ImageCmd) -> Result<()> {
     let c = cx.client()?;
@@ -57,6 +57,91 @@ pub fn image(cx: &Context, cmd: ImageCmd) -> Result<()> {
                     })
                     .collect();
                 output::table(&["IMAGE ID", "TAGS", "LAYERS", "COMMAND"], &rows);
+            }
+        }
+        ImageCmd::Inspect { image } => {
+            let d = c.describe_image(&account, &image).map_err(api_err)?;
+            if cx.json() {
+                output::json(&d);
+            } else {
+                let list = |v: &[String]| {
+                    if v.is_empty() {
+                        "-".to_string()
+                    } else {
+                        v.join(" ")
+                    }
+                };
+                println!("id:           {}", d.info.id);
+                println!("tags:         {}", list(&d.info.tags));
+                println!("entrypoint:   {}", list(&d.info.entrypoint));
+                println!("cmd:          {}", list(&d.info.cmd));
+                println!("env:          {}", list(&d.env));
+                println!(
+                    "user:         {}",
+                    if d.user.is_empty() { "root" } else { &d.user }
+                );
+                println!(
+                    "workdir:      {}",
+                    if d.workdir.is_empty() {
+                        "/"
+                    } else {
+                        &d.workdir
+                    }
+                );
+                println!("ports:        {}", list(&d.exposed_ports));
+                println!("min memory:   {} MiB", d.min_memory_mib);
+                println!(
+                    "size:         {} bytes in {} layer(s)",
+                    d.size, d.info.layers
+                );
+                d.layer_digests.iter().for_each(|l| println!("  {l}"));
+                println!(
+                    "used by:      {}",
+                    if d.used_by.is_empty() {
+                        "nothing".into()
+                    } else {
+                        d.used_by.join(", ")
+                    }
+                );
+            }
+        }
+        ImageCmd::Tag { image, tag } => {
+            let i = c.tag_image(&account, &image, &tag).map_err(api_err)?;
+            if cx.json() {
+                output::json(&i);
+            } else {
+                println!("Tagged {} as {tag}", i.id);
+            }
+        }
+        ImageCmd::Rm { image } => {
+            let i = c.remove_image(&account, &image).map_err(api_err)?;
+            if cx.json() {
+                output::json(&i);
+            } else {
+                println!("Removed {}", i.id);
+            }
+        }
+        ImageCmd::Export { image, out, format } => {
+            // The daemon writes the file: give it an absolute path in an existing directory.
+            let parent = match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => std::path::PathBuf::from("."),
+            };
+            let dir = std::fs::canonicalize(&parent)
+                .with_context(|| format!("cannot find directory `{}`", parent.display()))?;
+            let name = out
+                .file_name()
+                .with_context(|| format!("`{}` names no file", out.display()))?;
+            let path = dir.join(name);
+            let req = ExportImage {
+                path: path.display().to_string(),
+                format: format.clone(),
+            };
+            let i = c.export_image(&account, &image, &req).map_err(api_err)?;
+            if cx.json() {
+                output::json(&i);
+            } else {
+                println!("Exported {} to {} ({format})", i.id, path.display());
             }
         }
     }
@@ -139,6 +224,9 @@ pub fn instance(cx: &Context, cmd: InstanceCmd) -> Result<()> {
             output::table(INSTANCE_HEADER, &instance_rows(std::slice::from_ref(i)));
             if let Some(e) = &i.last_exit {
                 println!("last exit: {e}");
+            }
+            if let Some(r) = &i.state_reason {
+                println!("state reason: {r}");
             }
         }
     };
