@@ -717,17 +717,18 @@ impl Elb {
                 "deregistration_delay.timeout_seconds" => cfg.deregistration_delay = secs()?,
                 "slow_start.duration_seconds" => cfg.slow_start = secs()?,
                 "load_balancing.algorithm.type" => {
-                    cfg.algorithm =
-                        match v.as_str() {
-                            "round_robin" => Algorithm::RoundRobin,
-                            "least_outstanding_requests" => Algorithm::LeastOutstandingRequests,
-                            _ => return Err(invalid(
+                    cfg.algorithm = match v.as_str() {
+                        "round_robin" => Algorithm::RoundRobin,
+                        "least_outstanding_requests" => Algorithm::LeastOutstandingRequests,
+                        _ => {
+                            return Err(invalid(
                                 TG_TYPE,
                                 format!(
                                     "{k}: `{v}` is not round_robin or least_outstanding_requests"
                                 ),
-                            )),
+                            ))
                         }
+                    }
                 }
                 "stickiness.enabled" => sticky.0 = parse_bool(k, v)?,
                 "stickiness.type" => {
@@ -1338,12 +1339,14 @@ fn rule_of(
                 values.extend(nested("PathPatternConfig")?);
                 conditions.push(Condition::PathPattern(values));
             }
-            other => return Err(invalid(
-                RULE_TYPE,
-                format!(
+            other => {
+                return Err(invalid(
+                    RULE_TYPE,
+                    format!(
                     "condition field `{other}`: Spindle implements host-header and path-pattern"
                 ),
-            )),
+                ))
+            }
         }
     }
     if conditions.iter().any(|c| match c {

@@ -19,6 +19,8 @@ pub struct App {
     pub stacks: Arc<crate::stacks::Stacks>,
     /// Instances and networks; `None` when off (not root, or `--no-runtime`).
     pub runtime: Option<Arc<spindle_runtime::Runtime>>,
+    /// The load balancers (`AWS::ElasticLoadBalancingV2::*` resources).
+    pub elb: Arc<spindle_providers::Elb>,
 }
 
 impl App {
@@ -28,9 +30,16 @@ impl App {
         endpoint: &str,
         runtime: Option<Arc<spindle_runtime::Runtime>>,
         ec2: Option<Arc<spindle_providers::Ec2>>,
+        elb: Arc<spindle_providers::Elb>,
     ) -> Self {
         Self {
-            stacks: Arc::new(crate::stacks::Stacks::new(store.clone(), endpoint, ec2)),
+            stacks: Arc::new(crate::stacks::Stacks::new(
+                store.clone(),
+                endpoint,
+                ec2,
+                elb.clone(),
+            )),
+            elb,
             runtime,
             store,
             replay: Arc::new(ReplayState::new(boot)),
