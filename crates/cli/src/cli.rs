@@ -87,6 +87,9 @@ pub enum Command {
     /// Import and list machine images (what instances boot)
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Inspect load balancers (stacks create them), their targets, health and metrics
+    #[command(subcommand)]
+    Lb(LbCmd),
     /// Find (and with --fix remove) namespaces, mounts, veths and cgroups no instance or VPC
     /// accounts for (admin only)
     Doctor {
@@ -126,6 +129,9 @@ pub struct ServerArgs {
     /// Run without instances and networks (EC2 resource types become unsupported)
     #[arg(long)]
     pub no_runtime: bool,
+    /// Bind every load balancer to this address [default: each its own 127.a.b.c]
+    #[arg(long)]
+    pub lb_address: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -443,6 +449,25 @@ pub enum ImageCmd {
         /// rootfs (one tar of the merged tree), oci (an OCI layout directory) or oci-archive
         #[arg(long, default_value = "oci-archive", value_parser = ["rootfs", "oci", "oci-archive"])]
         format: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LbCmd {
+    /// List the account's load balancers
+    List,
+    /// Show a load balancer: listeners, target groups, DNS name
+    Describe { name: String },
+    /// List the registered targets of a load balancer's target groups
+    Targets { name: String },
+    /// Show target health and in-flight requests
+    Health { name: String },
+    /// Show the last seconds of per-target and per-tenant metrics
+    Metrics {
+        name: String,
+        /// How many of the most recent seconds to show
+        #[arg(long, default_value_t = 10)]
+        seconds: usize,
     },
 }
 

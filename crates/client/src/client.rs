@@ -538,6 +538,27 @@ impl Client {
         )
     }
 
+    pub fn list_load_balancers(
+        &self,
+        account: &str,
+    ) -> Result<Vec<spindle_model::lb::LoadBalancerInfo>, ClientError> {
+        self.get(&format!("/v1/accounts/{}/load-balancers", seg(account)))
+    }
+
+    /// `part` is `""` (the load balancer), `"/targets"` or `"/metrics"`.
+    pub fn load_balancer<T: serde::de::DeserializeOwned>(
+        &self,
+        account: &str,
+        name: &str,
+        part: &str,
+    ) -> Result<T, ClientError> {
+        self.get(&format!(
+            "/v1/accounts/{}/load-balancers/{}{part}",
+            seg(account),
+            seg(name)
+        ))
+    }
+
     pub fn list_instances(&self, account: &str) -> Result<Vec<InstanceInfo>, ClientError> {
         self.get(&format!("/v1/accounts/{}/instances", seg(account)))
     }

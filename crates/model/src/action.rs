@@ -84,6 +84,10 @@ actions! {
     TerminateInstance => "instance:Terminate", false, true;
     ReadDoctor => "doctor:Read", true, false;
     FixDoctor => "doctor:Fix", true, true;
+    ListLoadBalancers => "elasticloadbalancing:DescribeLoadBalancers", false, false;
+    DescribeLoadBalancer => "elasticloadbalancing:DescribeLoadBalancer", false, false;
+    DescribeTargetHealth => "elasticloadbalancing:DescribeTargetHealth", false, false;
+    ReadLoadBalancerMetrics => "elasticloadbalancing:GetMetrics", false, false;
 }
 
 impl std::fmt::Display for Action {

@@ -8,6 +8,7 @@
 pub mod action;
 pub mod api;
 pub mod ids;
+pub mod lb;
 
 pub use action::Action;
 pub use ids::{AccessKeyId, AccountId, AccountName, IdError, ParamName, RoleName, StackName};

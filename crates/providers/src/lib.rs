@@ -85,6 +85,7 @@
 //! # let _ = (ec2, engine);
 //! ```
 
+mod elbv2;
 mod error;
 mod instance;
 mod network;
@@ -101,6 +102,7 @@ use sha2::{Digest, Sha256};
 use spindle_runtime::Runtime;
 use spindle_stack::{Provider, ProviderRegistry, ResourceCx};
 
+pub use elbv2::{Elb, ElbOptions, ELBV2_STATE_FILE, ELBV2_TYPES, HOSTED_ZONE_ID};
 pub use error::Ec2Error;
 pub use instance::{InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG};
 pub use network::{

@@ -4,6 +4,7 @@
 use crate::app::App;
 use crate::audit::RequestId;
 use crate::handlers as h;
+use crate::lb_handlers as lbh;
 use crate::runtime_handlers as rh;
 use crate::stack_handlers as sh;
 use crate::stack_ops as so;
@@ -267,6 +268,10 @@ fn api_routes() -> Api {
         POST "/v1/accounts/{account}/instances/{id}/stop" StopInstance => rh::stop_instance;
         POST "/v1/accounts/{account}/instances/{id}/start" StartInstance => rh::start_instance;
         DELETE "/v1/accounts/{account}/instances/{id}" TerminateInstance => rh::terminate_instance;
+        GET "/v1/accounts/{account}/load-balancers" ListLoadBalancers => lbh::list;
+        GET "/v1/accounts/{account}/load-balancers/{name}" DescribeLoadBalancer => lbh::describe;
+        GET "/v1/accounts/{account}/load-balancers/{name}/targets" DescribeTargetHealth => lbh::targets;
+        GET "/v1/accounts/{account}/load-balancers/{name}/metrics" ReadLoadBalancerMetrics => lbh::metrics;
         GET "/v1/doctor" ReadDoctor => rh::read_doctor;
         POST "/v1/doctor" FixDoctor => rh::fix_doctor;
     )

@@ -21,6 +21,8 @@ pub struct App {
     pub runtime: Option<Arc<spindle_runtime::Runtime>>,
     /// The EC2 providers' state (launch templates), with the runtime.
     pub ec2: Option<Arc<spindle_providers::Ec2>>,
+    /// The load balancers (`AWS::ElasticLoadBalancingV2::*` resources).
+    pub elb: Arc<spindle_providers::Elb>,
 }
 
 impl App {
@@ -30,13 +32,16 @@ impl App {
         endpoint: &str,
         runtime: Option<Arc<spindle_runtime::Runtime>>,
         ec2: Option<Arc<spindle_providers::Ec2>>,
+        elb: Arc<spindle_providers::Elb>,
     ) -> Self {
         Self {
             stacks: Arc::new(crate::stacks::Stacks::new(
                 store.clone(),
                 endpoint,
                 ec2.clone(),
+                elb.clone(),
             )),
+            elb,
             runtime,
             ec2,
             store,

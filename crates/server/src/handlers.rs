@@ -30,7 +30,7 @@ pub async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        app.metrics.render(),
+        app.metrics.render() + &app.elb.prometheus(),
     )
 }
 

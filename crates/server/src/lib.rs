@@ -14,6 +14,7 @@ mod bootstrap;
 mod datadir;
 mod error;
 mod handlers;
+mod lb_handlers;
 mod metrics;
 mod runtime_handlers;
 mod stack_handlers;
@@ -40,6 +41,9 @@ pub struct ServerConfig {
     /// Run instances and networks, naming every host object `<prefix>-…`; `None` turns the
     /// runtime off (EC2 resource types are then unsupported). Needs root.
     pub runtime_prefix: Option<String>,
+    /// Bind every load balancer's listeners to this address instead of each its own
+    /// `127.a.b.c`.
+    pub lb_address: Option<std::net::IpAddr>,
 }
 
 /// A daemon that holds its data dir and has bound its socket, ready to serve.
@@ -82,7 +86,20 @@ impl Server {
             boot,
         )?;
         let (runtime, ec2) = open_runtime(config, data_dir.path())?;
-        let app = app::App::new(store, boot, &endpoint, runtime, ec2);
+        let elb = spindle_providers::Elb::open(
+            runtime.as_ref().map(|r| r.as_ref().clone()),
+            Some(data_dir.path().join(spindle_providers::ELBV2_STATE_FILE)),
+            spindle_providers::ElbOptions {
+                address: config.lb_address,
+                io_threads: 2,
+            },
+        )
+        .map_err(|e| ServerError::Runtime {
+            source: Box::new(e),
+        })?;
+        let app = app::App::new(store, boot, &endpoint, runtime, ec2, elb.clone());
+        // Load balancers come back before stack recovery, which may change them.
+        elb.restore().await;
         // Finish what a previous daemon left in progress, in the background: a stack that
         // waits on a long WaitCondition must not keep the API down. Until its recovery ends
         // the stack shows its *_IN_PROGRESS status, and operations on it answer "busy".

@@ -202,6 +202,7 @@ pub struct Stacks {
     engines: Mutex<HashMap<AccountId, Arc<Engine>>>,
     wait_url_base: String,
     ec2: Option<Arc<spindle_providers::Ec2>>,
+    elb: Arc<spindle_providers::Elb>,
 }
 
 impl Stacks {
@@ -209,12 +210,16 @@ impl Stacks {
         store: Arc<Store>,
         endpoint: &str,
         ec2: Option<Arc<spindle_providers::Ec2>>,
+        elb: Arc<spindle_providers::Elb>,
     ) -> Self {
+        let params = Arc::new(SqlParamStore {
+            store: store.clone(),
+        });
+        elb.set_param_store(params.clone());
         Self {
             ec2,
-            params: Arc::new(SqlParamStore {
-                store: store.clone(),
-            }),
+            elb,
+            params,
             store,
             engines: Mutex::new(HashMap::new()),
             wait_url_base: format!("{endpoint}/v1/wait-conditions"),
@@ -231,6 +236,7 @@ impl Stacks {
                 if let Some(ec2) = &self.ec2 {
                     ec2.register(&mut registry);
                 }
+                self.elb.register(&mut registry);
                 let journal = Arc::new(SqlJournal {
                     store: self.store.clone(),
                     account: account.clone(),

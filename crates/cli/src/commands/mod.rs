@@ -3,6 +3,7 @@
 mod accounts;
 mod audit;
 mod images;
+mod lb;
 mod params;
 mod pkg;
 pub mod server;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Stack(c) => stacks::stack(&cx, c),
                 Command::Image(c) => images::image(&cx, c),
                 Command::Instance(c) => images::instance(&cx, c),
+                Command::Lb(c) => lb::run(&cx, c),
                 Command::Doctor { fix } => images::doctor(&cx, fix),
                 Command::Server(_) | Command::Completions { .. } | Command::Pkg(_) => {
                     unreachable!("handled above")

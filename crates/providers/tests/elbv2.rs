@@ -1,0 +1,322 @@
+//! The ELBv2 providers through the stack engine, without root: IP targets on loopback, the
+//! load balancer bound to 127.0.0.1. Instance targets and VPC namespaces are tested as root
+//! in the CLI's `lb` tests.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spindle_providers::{Elb, ElbOptions};
+use spindle_stack::{
+    DeployRequest, Engine, EngineOptions, MemoryJournal, OperationOutcome, ProviderRegistry,
+    StackStatus,
+};
+use spindle_template::{parse, plan, Context, PlanInput};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const ACCOUNT: &str = "123456789012";
+
+/// A backend answering every request with its name (and `/health` with 200).
+async fn backend(name: &'static str) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let sock = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = sock.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                loop {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        got.drain(..end + 4);
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{name}",
+                            name.len()
+                        );
+                        if s.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One request with `Connection: close`; returns the status line's code and the body.
+async fn get(port: u16, host: &str, path: &str) -> (u16, String) {
+    get_at("127.0.0.1", port, host, path).await
+}
+
+async fn get_at(ip: &str, port: u16, host: &str, path: &str) -> (u16, String) {
+    let Ok(mut s) = tokio::net::TcpStream::connect((ip, port)).await else {
+        return (0, String::new());
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let code = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
+}
+
+fn engine(elb: &Arc<Elb>) -> Engine {
+    let mut registry = ProviderRegistry::new();
+    elb.register(&mut registry);
+    Engine::new(
+        Arc::new(MemoryJournal::new()),
+        registry,
+        EngineOptions::default(),
+    )
+}
+
+async fn deploy(engine: &Engine, src: &str) -> OperationOutcome {
+    let template = parse(src, "lb.yaml").unwrap();
+    let input = PlanInput {
+        context: Context::new(ACCOUNT, "us-east-1", "web"),
+        ..PlanInput::default()
+    };
+    let planned = plan(&template, &input).unwrap();
+    engine.deploy(DeployRequest::new(planned)).await.unwrap()
+}
+
+fn template(port: u16, a: SocketAddr, b: SocketAddr, fixed: &str) -> String {
+    format!(
+        r#"
+Resources:
+  Lb:
+    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
+    Properties:
+      Name: web
+  Tg:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties:
+      Name: web-tg
+      Port: {pa}
+      TargetType: ip
+      HealthCheckIntervalSeconds: 1
+      HealthCheckTimeoutSeconds: 0
+      Targets:
+        - Id: 127.0.0.1
+        - Id: 127.0.0.1
+          Port: {pb}
+      TargetGroupAttributes:
+        - Key: deregistration_delay.timeout_seconds
+          Value: "1"
+        - Key: spindle.tenant.header
+          Value: X-Tenant-Id
+  Http:
+    Type: AWS::ElasticLoadBalancingV2::Listener
+    Properties:
+      LoadBalancerArn: !Ref Lb
+      Port: {port}
+      Protocol: HTTP
+      DefaultActions:
+        - Type: forward
+          TargetGroupArn: !Ref Tg
+  Admin:
+    Type: AWS::ElasticLoadBalancingV2::ListenerRule
+    Properties:
+      ListenerArn: !Ref Http
+      Priority: 10
+      Conditions:
+        - Field: path-pattern
+          Values: ["/admin/*"]
+      Actions:
+        - Type: fixed-response
+          FixedResponseConfig:
+            StatusCode: "403"
+            ContentType: text/plain
+            MessageBody: "{fixed}"
+Outputs:
+  Dns:
+    Value: !GetAtt Lb.DNSName
+  LbArn:
+    Value: !GetAtt Lb.LoadBalancerArn
+"#,
+        pa = a.port(),
+        pb = b.port(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_updates_refuses_and_restores_load_balancers() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("elbv2.json");
+    let opts = ElbOptions {
+        address: Some("127.0.0.1".parse().unwrap()),
+        io_threads: 0,
+    };
+    let elb = Elb::open(None, Some(state.clone()), opts.clone()).unwrap();
+    let engine = engine(&elb);
+    let (a, _ta) = backend("a").await;
+    let (b, _tb) = backend("b").await;
+    let port = free_port();
+
+    // A timeout not shorter than the interval is refused at deploy, naming the property.
+    let bad = template(port, a, b, "no");
+    let out = deploy(&engine, &bad).await;
+    assert_eq!(out.status, StackStatus::RollbackComplete, "{out:?}");
+    let reason = format!("{out:?}");
+    assert!(reason.contains("HealthCheckTimeoutSeconds"), "{reason}");
+    assert!(
+        elb.list(ACCOUNT).is_empty(),
+        "a failed create leaves nothing"
+    );
+
+    let good = bad.replace(
+        "HealthCheckIntervalSeconds: 1\n      HealthCheckTimeoutSeconds: 0",
+        "HealthCheckIntervalSeconds: 2\n      HealthCheckTimeoutSeconds: 1\n      HealthyThresholdCount: 1",
+    );
+    assert_ne!(good, bad);
+    let out = deploy(&engine, &good).await;
+    assert_eq!(out.status, StackStatus::CreateComplete, "{out:?}");
+    let view = engine.stack("web").unwrap();
+    let outputs = format!("{:?}", view.deployed.outputs);
+    assert!(
+        outputs.contains(".us-east-1.elb.spindle.internal"),
+        "{outputs}"
+    );
+    assert!(outputs.contains(":loadbalancer/app/web/"), "{outputs}");
+
+    // Both targets get traffic once healthy; the rule answers /admin/*.
+    let mut seen = BTreeMap::new();
+    for _ in 0..200 {
+        let (code, body) = get(port, "x", "/").await;
+        if code == 200 {
+            *seen.entry(body).or_insert(0) += 1;
+        }
+        if seen.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen.len(), 2, "both targets answer: {seen:?}");
+    assert_eq!(get(port, "x", "/admin/x").await, (403, "no".into()));
+
+    let lbs = elb.list(ACCOUNT);
+    assert_eq!(lbs.len(), 1);
+    assert_eq!(lbs[0].name, "web");
+    assert_eq!(lbs[0].listeners[0].port, port);
+    assert_eq!(
+        lbs[0].target_groups[0].tenant_key.as_deref(),
+        Some("header:X-Tenant-Id")
+    );
+    let health = elb.target_health(ACCOUNT, "web").unwrap();
+    assert_eq!(health.len(), 2);
+    assert!(health.iter().all(|h| h.state == "healthy"), "{health:?}");
+    assert!(
+        elb.target_health("999999999999", "web").is_none(),
+        "scoped by account"
+    );
+    let metrics = elb.metrics(ACCOUNT, "web").unwrap();
+    assert!(
+        metrics
+            .iter()
+            .any(|s| s.labels.get("target").is_some() && s.totals.requests > 0),
+        "per-target series: {metrics:?}"
+    );
+
+    // An update changes the rule in place.
+    let updated = good.replace("MessageBody: \"no\"", "MessageBody: \"nope\"");
+    let out = deploy(&engine, &updated).await;
+    assert_eq!(out.status, StackStatus::UpdateComplete, "{out:?}");
+    assert_eq!(get(port, "x", "/admin/x").await, (403, "nope".into()));
+
+    // An HTTPS listener whose certificate does not match its key is refused, and the running
+    // load balancer keeps its config.
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    let bundle = dir.path().join("bad.pem");
+    std::fs::write(
+        &bundle,
+        format!("{}{}", cert.cert.pem(), other.serialize_pem()),
+    )
+    .unwrap();
+    let tls_port = free_port();
+    let https = format!(
+        r#"  Https:
+    Type: AWS::ElasticLoadBalancingV2::Listener
+    Properties:
+      LoadBalancerArn: !Ref Lb
+      Port: {tls_port}
+      Protocol: HTTPS
+      Certificates:
+        - CertificateArn: file:{}
+      DefaultActions:
+        - Type: forward
+          TargetGroupArn: !Ref Tg
+"#,
+        bundle.display()
+    );
+    let out = deploy(
+        &engine,
+        &format!("{updated}").replace("Outputs:", &format!("{https}Outputs:")),
+    )
+    .await;
+    assert_eq!(out.status, StackStatus::UpdateRollbackComplete, "{out:?}");
+    assert!(
+        format!("{out:?}").contains("does not match its private key"),
+        "{out:?}"
+    );
+    assert_eq!(get(port, "x", "/admin/x").await, (403, "nope".into()));
+    assert_eq!(elb.describe(ACCOUNT, "web").unwrap().listeners.len(), 1);
+
+    // A new daemon over (a copy of) the state file restores the load balancer; this one
+    // binds 127.0.0.2 so the first keeps running.
+    let copy = dir.path().join("copy.json");
+    std::fs::copy(&state, &copy).unwrap();
+    let other = ElbOptions {
+        address: Some("127.0.0.2".parse().unwrap()),
+        io_threads: 0,
+    };
+    let elb2 = Elb::open(None, Some(copy), other).unwrap();
+    elb2.restore().await;
+    assert_eq!(
+        elb2.describe(ACCOUNT, "web").unwrap().arn,
+        elb.describe(ACCOUNT, "web").unwrap().arn
+    );
+    let mut ok = false;
+    for _ in 0..100 {
+        if get_at("127.0.0.2", port, "x", "/admin/x").await == (403, "nope".into()) {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "restored listener answers");
+    drop(elb2);
+
+    // Deleting the stack stops the listener and forgets the records.
+    let out = engine.delete_stack("web").await.unwrap();
+    assert_eq!(out.status, StackStatus::DeleteComplete, "{out:?}");
+    assert!(elb.list(ACCOUNT).is_empty());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(get(port, "x", "/").await.0, 0, "listener closed");
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert_eq!(saved.trim(), "{}");
+}
