@@ -802,7 +802,7 @@ impl Group {
             .filter(|m| {
                 matches!(m.state, State::Pending | State::PendingWait { .. })
                     || (m.state == State::InService
-                        && !m.in_service_at.is_some_and(|t| now >= t + self.spec.warmup))
+                        && m.in_service_at.is_none_or(|t| now < t + self.spec.warmup))
             })
             .count() as u32
             + self.launching.iter().filter(|l| !l.warm).count() as u32;
