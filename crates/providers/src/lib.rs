@@ -85,6 +85,7 @@
 //! # let _ = (ec2, engine);
 //! ```
 
+mod autoscaling;
 mod error;
 mod instance;
 mod network;
@@ -101,6 +102,10 @@ use sha2::{Digest, Sha256};
 use spindle_runtime::Runtime;
 use spindle_stack::{Provider, ProviderRegistry, ResourceCx};
 
+pub use autoscaling::{
+    AutoScaling, CgroupOnly, GroupInfo, InstanceInfo, LbSecond, LoadBalancing, AUTOSCALING_TYPES,
+    GROUP_TAG,
+};
 pub use error::Ec2Error;
 pub use instance::{InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG};
 pub use network::{
