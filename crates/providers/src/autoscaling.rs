@@ -102,6 +102,8 @@ enum Attachment {
 
 struct Entry {
     account: String,
+    /// CloudFormation's tags for the instances (stack name, logical id, stack id).
+    stack_tags: BTreeMap<String, String>,
     token: String,
     props: GroupProps,
     template_id: String,
@@ -449,6 +451,7 @@ impl AutoScaling {
                 let mut tags = BTreeMap::new();
                 tags.insert(GROUP_TAG.to_string(), e.group.name.clone());
                 tags.insert("spindle:account".to_string(), e.account.clone());
+                tags.extend(e.stack_tags.clone());
                 let o = LaunchOverrides {
                     subnet_id: subnet.clone(),
                     tags,
@@ -524,8 +527,17 @@ impl AutoScaling {
             .map_err(ProviderError::InvalidRequest)?;
         let spec = self.build_spec(&p, version, &BTreeMap::new());
         let desired = p.desired.unwrap_or(p.min);
+        let stack_tags = [
+            ("aws:cloudformation:stack-name", cx.stack_name.to_string()),
+            ("aws:cloudformation:logical-id", cx.logical_id.to_string()),
+            ("aws:cloudformation:stack-id", cx.context.stack_id.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
         let entry = Entry {
             account: account.clone(),
+            stack_tags,
             token: cx.token.to_string(),
             template_id,
             group: Group::new(&name, spec, desired),

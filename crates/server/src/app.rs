@@ -19,6 +19,8 @@ pub struct App {
     pub stacks: Arc<crate::stacks::Stacks>,
     /// Instances and networks; `None` when off (not root, or `--no-runtime`).
     pub runtime: Option<Arc<spindle_runtime::Runtime>>,
+    /// Auto scaling groups over the runtime; `None` when the runtime is off.
+    pub autoscaling: Option<Arc<spindle_providers::AutoScaling>>,
 }
 
 impl App {
@@ -29,8 +31,15 @@ impl App {
         runtime: Option<Arc<spindle_runtime::Runtime>>,
         ec2: Option<Arc<spindle_providers::Ec2>>,
     ) -> Self {
+        let autoscaling = ec2.as_ref().map(|e| {
+            spindle_providers::AutoScaling::new(e.clone(), spindle_autoscale::Rules::default())
+        });
         Self {
-            stacks: Arc::new(crate::stacks::Stacks::new(store.clone(), endpoint, ec2)),
+            stacks: Arc::new(
+                crate::stacks::Stacks::new(store.clone(), endpoint, ec2)
+                    .with_autoscaling(autoscaling.clone()),
+            ),
+            autoscaling,
             runtime,
             store,
             replay: Arc::new(ReplayState::new(boot)),

@@ -160,9 +160,16 @@ pub struct Stacks {
     engines: Mutex<HashMap<AccountId, Arc<Engine>>>,
     wait_url_base: String,
     ec2: Option<Arc<spindle_providers::Ec2>>,
+    autoscaling: Option<Arc<spindle_providers::AutoScaling>>,
 }
 
 impl Stacks {
+    /// Registers the `AWS::AutoScaling::*` providers in every account's engine.
+    pub fn with_autoscaling(mut self, a: Option<Arc<spindle_providers::AutoScaling>>) -> Self {
+        self.autoscaling = a;
+        self
+    }
+
     pub fn new(
         store: Arc<Store>,
         endpoint: &str,
@@ -170,6 +177,7 @@ impl Stacks {
     ) -> Self {
         Self {
             ec2,
+            autoscaling: None,
             params: Arc::new(SqlParamStore {
                 store: store.clone(),
             }),
@@ -188,6 +196,9 @@ impl Stacks {
                 register_builtins(&mut registry, self.params.clone());
                 if let Some(ec2) = &self.ec2 {
                     ec2.register(&mut registry);
+                }
+                if let Some(a) = &self.autoscaling {
+                    a.register(&mut registry);
                 }
                 let journal = Arc::new(SqlJournal {
                     store: self.store.clone(),
