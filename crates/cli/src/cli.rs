@@ -84,6 +84,9 @@ pub enum Command {
     /// Inspect and control instances (stacks launch them)
     #[command(subcommand)]
     Instance(InstanceCmd),
+    /// Inspect and steer auto scaling groups (stacks create them)
+    #[command(subcommand)]
+    Asg(crate::commands::asg::AsgCmd),
     /// Import and list machine images (what instances boot)
     #[command(subcommand)]
     Image(ImageCmd),

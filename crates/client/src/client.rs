@@ -628,6 +628,8 @@ impl Client {
     }
 }
 
+mod asg;
+
 mod method {
     pub const GET: &str = "GET";
     pub const POST: &str = "POST";

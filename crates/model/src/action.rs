@@ -82,6 +82,12 @@ actions! {
     StopInstance => "instance:Stop", false, true;
     StartInstance => "instance:Start", false, true;
     TerminateInstance => "instance:Terminate", false, true;
+    ListAutoScalingGroups => "asg:List", false, false;
+    DescribeAutoScalingGroup => "asg:Describe", false, false;
+    DescribeScalingActivities => "asg:DescribeActivities", false, false;
+    SetDesiredCapacity => "asg:SetDesiredCapacity", false, true;
+    StartInstanceRefresh => "asg:StartInstanceRefresh", false, true;
+    CompleteLifecycleAction => "asg:CompleteLifecycleAction", false, true;
     ReadDoctor => "doctor:Read", true, false;
     FixDoctor => "doctor:Fix", true, true;
     ListLoadBalancers => "elasticloadbalancing:DescribeLoadBalancers", false, false;

@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod api;
+pub mod asg;
 pub mod ids;
 pub mod lb;
 

@@ -169,7 +169,10 @@ fn own_inputs(p: &Props, base: Inputs) -> Result<Inputs, Ec2Error> {
     })
 }
 
-fn version_number(rec: &LaunchTemplateRecord, version: Option<&str>) -> Result<u32, Ec2Error> {
+pub(crate) fn version_number(
+    rec: &LaunchTemplateRecord,
+    version: Option<&str>,
+) -> Result<u32, Ec2Error> {
     let latest = rec.versions.len() as u32;
     let n = match version.map(str::trim) {
         None | Some("" | "$Default") => rec.default_version,

@@ -86,6 +86,7 @@
 //! ```
 
 mod elbv2;
+mod autoscaling;
 mod error;
 mod instance;
 mod network;
@@ -103,6 +104,10 @@ use spindle_runtime::Runtime;
 use spindle_stack::{Provider, ProviderRegistry, ResourceCx};
 
 pub use elbv2::{Elb, ElbOptions, ELBV2_STATE_FILE, ELBV2_TYPES, HOSTED_ZONE_ID};
+pub use autoscaling::{
+    AutoScaling, CgroupOnly, GroupInfo, InstanceInfo, LbSecond, LoadBalancing, AUTOSCALING_TYPES,
+    GROUP_TAG,
+};
 pub use error::Ec2Error;
 pub use instance::{InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG};
 pub use network::{

@@ -28,6 +28,8 @@ use crate::kernel::{Kernel, KernelError, WaitOutcome, NETNS_DIR};
 use crate::net::{self, NetError, SecurityGroup, SgRule};
 use std::sync::Weak;
 
+mod usage;
+
 /// Errors of engine operations.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

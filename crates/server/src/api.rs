@@ -2,6 +2,7 @@
 //! error type every handler returns, and the router.
 
 use crate::app::App;
+use crate::asg_handlers as ah;
 use crate::audit::RequestId;
 use crate::handlers as h;
 use crate::lb_handlers as lbh;
@@ -272,6 +273,12 @@ fn api_routes() -> Api {
         GET "/v1/accounts/{account}/load-balancers/{name}" DescribeLoadBalancer => lbh::describe;
         GET "/v1/accounts/{account}/load-balancers/{name}/targets" DescribeTargetHealth => lbh::targets;
         GET "/v1/accounts/{account}/load-balancers/{name}/metrics" ReadLoadBalancerMetrics => lbh::metrics;
+        GET "/v1/accounts/{account}/autoscaling-groups" ListAutoScalingGroups => ah::list_groups;
+        GET "/v1/accounts/{account}/autoscaling-groups/{name}" DescribeAutoScalingGroup => ah::describe_group;
+        GET "/v1/accounts/{account}/autoscaling-groups/{name}/activities" DescribeScalingActivities => ah::group_activities;
+        POST "/v1/accounts/{account}/autoscaling-groups/{name}/desired-capacity" SetDesiredCapacity => ah::set_desired;
+        POST "/v1/accounts/{account}/autoscaling-groups/{name}/instance-refresh" StartInstanceRefresh => ah::start_refresh;
+        POST "/v1/accounts/{account}/autoscaling-groups/{name}/lifecycle-actions" CompleteLifecycleAction => ah::complete_lifecycle_action;
         GET "/v1/doctor" ReadDoctor => rh::read_doctor;
         POST "/v1/doctor" FixDoctor => rh::fix_doctor;
     )

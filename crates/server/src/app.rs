@@ -23,6 +23,8 @@ pub struct App {
     pub ec2: Option<Arc<spindle_providers::Ec2>>,
     /// The load balancers (`AWS::ElasticLoadBalancingV2::*` resources).
     pub elb: Arc<spindle_providers::Elb>,
+    /// Auto scaling groups over the runtime; `None` when the runtime is off.
+    pub autoscaling: Option<Arc<spindle_providers::AutoScaling>>,
 }
 
 impl App {
@@ -34,14 +36,16 @@ impl App {
         ec2: Option<Arc<spindle_providers::Ec2>>,
         elb: Arc<spindle_providers::Elb>,
     ) -> Self {
+        let autoscaling = ec2.as_ref().map(|e| {
+            spindle_providers::AutoScaling::new(e.clone(), spindle_autoscale::Rules::default())
+        });
         Self {
-            stacks: Arc::new(crate::stacks::Stacks::new(
-                store.clone(),
-                endpoint,
-                ec2.clone(),
-                elb.clone(),
-            )),
+            stacks: Arc::new(
+                crate::stacks::Stacks::new(store.clone(), endpoint, ec2.clone(), elb.clone())
+                    .with_autoscaling(autoscaling.clone()),
+            ),
             elb,
+            autoscaling,
             runtime,
             ec2,
             store,

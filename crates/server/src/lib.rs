@@ -8,6 +8,7 @@
 
 mod api;
 mod app;
+mod asg_handlers;
 mod audit;
 mod auth;
 mod bootstrap;
@@ -128,6 +129,11 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        let controller = self
+            .app
+            .autoscaling
+            .clone()
+            .map(asg_handlers::spawn_controller);
         let router = api::router(self.app);
         axum::serve(
             self.listener,
@@ -136,6 +142,9 @@ impl Server {
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|source| ServerError::Serve { source })?;
+        if let Some(c) = controller {
+            c.abort();
+        }
         tracing::info!("spindle server stopped");
         Ok(())
     }

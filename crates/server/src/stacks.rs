@@ -203,9 +203,16 @@ pub struct Stacks {
     wait_url_base: String,
     ec2: Option<Arc<spindle_providers::Ec2>>,
     elb: Arc<spindle_providers::Elb>,
+    autoscaling: Option<Arc<spindle_providers::AutoScaling>>,
 }
 
 impl Stacks {
+    /// Registers the `AWS::AutoScaling::*` providers in every account's engine.
+    pub fn with_autoscaling(mut self, a: Option<Arc<spindle_providers::AutoScaling>>) -> Self {
+        self.autoscaling = a;
+        self
+    }
+
     pub fn new(
         store: Arc<Store>,
         endpoint: &str,
@@ -219,6 +226,7 @@ impl Stacks {
         Self {
             ec2,
             elb,
+            autoscaling: None,
             params,
             store,
             engines: Mutex::new(HashMap::new()),
@@ -237,6 +245,9 @@ impl Stacks {
                     ec2.register(&mut registry);
                 }
                 self.elb.register(&mut registry);
+                if let Some(a) = &self.autoscaling {
+                    a.register(&mut registry);
+                }
                 let journal = Arc::new(SqlJournal {
                     store: self.store.clone(),
                     account: account.clone(),

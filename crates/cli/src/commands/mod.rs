@@ -1,6 +1,7 @@
 //! One module per command group; each turns parsed arguments into client calls and output.
 
 mod accounts;
+pub mod asg;
 mod audit;
 mod images;
 mod lb;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Param(c) => params::run(&cx, c),
                 Command::Template(c) => stacks::template(&cx, c),
                 Command::Stack(c) => stacks::stack(&cx, c),
+                Command::Asg(c) => asg::run(&cx, c),
                 Command::Image(c) => images::image(&cx, c),
                 Command::Instance(c) => images::instance(&cx, c),
                 Command::Lb(c) => lb::run(&cx, c),

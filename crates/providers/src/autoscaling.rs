@@ -1,0 +1,850 @@
+//! `AWS::AutoScaling::*` over the pure planner (`spindle-autoscale`) and the runtime.
+//!
+//! [`AutoScaling`] holds every group (keyed by account and group name) and is the
+//! executor of the planner: [`AutoScaling::tick`], called once a second by the daemon,
+//! samples each group's metrics (CPU from the runtime, load balancer figures through
+//! [`LoadBalancing`]), observes instance health, runs [`Group::tick`] and carries out the
+//! actions — launching from the group's launch template version like `AWS::EC2::Instance`
+//! does, terminating, pausing warm-pool instances, registering with target groups.
+//!
+//! The load balancer is reached only through the [`LoadBalancing`] trait: the daemon plugs
+//! in its load balancer when it has one; [`CgroupOnly`] (the default) registers nothing and
+//! reports no request metrics, so only CPU policies have data.
+//!
+//! `ScalingPolicy`, `ScheduledAction`, `LifecycleHook` and `WarmPool` resources attach to the
+//! group named by their `AutoScalingGroupName` (the group's `Ref`); creating or deleting one
+//! changes the group's spec in place.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+use spindle_autoscale::group::{Hook, HookResult, WarmPool};
+use spindle_autoscale::schedule::ScheduledAction;
+use spindle_autoscale::spec::{self, GroupProps, SpecError};
+use spindle_autoscale::{Action, Activity, Group, GroupSpec, Policy, Rules, Sample, Window};
+use spindle_runtime::{Instance, InstanceState};
+use spindle_stack::{
+    BoxFuture, CreateRequest, DeleteRequest, Provider, ProviderError, ProviderOutput, ReadOutput,
+    ReadRequest, ResourceCx, UpdateRequest,
+};
+use spindle_template::Value;
+
+use crate::instance::version_number;
+use crate::{derived_id, Ec2, LaunchOverrides};
+
+/// The resource types [`AutoScaling::register`] registers.
+pub const AUTOSCALING_TYPES: &[&str] = &[
+    "AWS::AutoScaling::AutoScalingGroup",
+    "AWS::AutoScaling::ScalingPolicy",
+    "AWS::AutoScaling::ScheduledAction",
+    "AWS::AutoScaling::LifecycleHook",
+    "AWS::AutoScaling::WarmPool",
+];
+
+/// The tag naming an instance's group (as on AWS).
+pub const GROUP_TAG: &str = "aws:autoscaling:groupName";
+
+/// How long a scaled-in instance gets between SIGTERM and SIGKILL.
+const TERMINATE_GRACE: Duration = Duration::from_secs(5);
+
+/// One second of a target group set's traffic, as the load balancer measured it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LbSecond {
+    pub requests: f64,
+    pub errors_5xx: f64,
+    /// Response time percentiles in seconds.
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// What auto scaling needs from the load balancer. Every method has a no-op default, so an
+/// implementation starts small; the daemon's load balancer wiring implements it.
+pub trait LoadBalancing: Send + Sync {
+    /// Adds an instance to the target groups (ARNs) and returns once it may receive
+    /// traffic.
+    fn register(&self, _target_groups: &[String], _instance: &Instance) -> Result<(), String> {
+        Ok(())
+    }
+    /// Removes an instance and returns once its connections have drained (or the target
+    /// group's deregistration delay has passed).
+    fn deregister(&self, _target_groups: &[String], _instance_id: &str) -> Result<(), String> {
+        Ok(())
+    }
+    /// The target groups' health verdict on an instance, if they have one.
+    fn target_health(&self, _target_groups: &[String], _instance_id: &str) -> Option<bool> {
+        None
+    }
+    /// The target groups' traffic in the (completed) second `unix_second`.
+    fn second(&self, _target_groups: &[String], _unix_second: u64) -> Option<LbSecond> {
+        None
+    }
+}
+
+/// No load balancer: CPU metrics only.
+#[derive(Debug, Default)]
+pub struct CgroupOnly;
+
+impl LoadBalancing for CgroupOnly {}
+
+/// A group's resources besides itself, by the physical id of the attaching resource.
+#[derive(Debug, Clone)]
+enum Attachment {
+    Policy(String, Policy),
+    Scheduled(ScheduledAction),
+    Hook(Hook),
+    WarmPool(WarmPool),
+    /// A policy with `Enabled: false`: kept, not evaluated.
+    Disabled,
+}
+
+struct Entry {
+    account: String,
+    /// CloudFormation's tags for the instances (stack name, logical id, stack id).
+    stack_tags: BTreeMap<String, String>,
+    token: String,
+    props: GroupProps,
+    template_id: String,
+    group: Group,
+    window: Window,
+    attachments: BTreeMap<String, Attachment>,
+    /// Last CPU reading per instance: cumulative usage and when it was read.
+    cpu: HashMap<String, (Duration, Instant)>,
+}
+
+/// A group as `spindle asg describe` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GroupInfo {
+    pub name: String,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    pub launch_template: String,
+    pub version: u32,
+    pub target_groups: Vec<String>,
+    pub instances: Vec<InstanceInfo>,
+    pub refresh: Option<String>,
+    pub policies: Vec<String>,
+}
+
+/// One instance of a group.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct InstanceInfo {
+    pub id: String,
+    pub lifecycle_state: String,
+    pub health: String,
+    pub version: u32,
+    pub protected: bool,
+    pub subnet: String,
+}
+
+/// All auto scaling groups of one runtime, and their executor.
+pub struct AutoScaling {
+    ec2: Arc<Ec2>,
+    lb: RwLock<Arc<dyn LoadBalancing>>,
+    groups: Mutex<BTreeMap<String, Arc<Mutex<Entry>>>>,
+    rules: Rules,
+}
+
+impl std::fmt::Debug for AutoScaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AutoScaling").finish_non_exhaustive()
+    }
+}
+
+fn key(account: &str, name: &str) -> String {
+    format!("{account}/{name}")
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn spec_error(e: SpecError) -> ProviderError {
+    ProviderError::InvalidRequest(e.to_string())
+}
+
+fn json(p: &BTreeMap<String, Value>) -> Json {
+    Value::Map(p.clone()).to_json()
+}
+
+impl AutoScaling {
+    /// Auto scaling over `ec2`'s runtime and launch templates, with the stabilization
+    /// `rules` (use `Rules::default()` outside tests).
+    pub fn new(ec2: Arc<Ec2>, rules: Rules) -> Arc<Self> {
+        Arc::new(AutoScaling {
+            ec2,
+            lb: RwLock::new(Arc::new(CgroupOnly)),
+            groups: Mutex::new(BTreeMap::new()),
+            rules,
+        })
+    }
+
+    /// Plugs in the load balancer.
+    pub fn set_load_balancing(&self, lb: Arc<dyn LoadBalancing>) {
+        *self.lb.write().unwrap_or_else(|p| p.into_inner()) = lb;
+    }
+
+    fn lb(&self) -> Arc<dyn LoadBalancing> {
+        self.lb.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Registers every type in [`AUTOSCALING_TYPES`].
+    pub fn register(self: &Arc<Self>, registry: &mut spindle_stack::ProviderRegistry) {
+        for (t, kind) in [
+            (AUTOSCALING_TYPES[0], Kind::Group),
+            (AUTOSCALING_TYPES[1], Kind::Policy),
+            (AUTOSCALING_TYPES[2], Kind::Scheduled),
+            (AUTOSCALING_TYPES[3], Kind::Hook),
+            (AUTOSCALING_TYPES[4], Kind::WarmPool),
+        ] {
+            registry.register(
+                t,
+                Arc::new(AsgProvider {
+                    asg: self.clone(),
+                    kind,
+                }) as Arc<dyn Provider>,
+            );
+        }
+    }
+
+    fn entry(&self, account: &str, name: &str) -> Option<Arc<Mutex<Entry>>> {
+        let g = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        g.get(&key(account, name)).cloned()
+    }
+
+    fn with_group<T>(
+        &self,
+        account: &str,
+        name: &str,
+        f: impl FnOnce(&mut Entry) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let e = self
+            .entry(account, name)
+            .ok_or_else(|| format!("auto scaling group {name} not found"))?;
+        let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut e)
+    }
+
+    /// Resolves the group's launch template to `(lt-id, version)` and checks that the
+    /// version's image exists, naming the template property on failure.
+    fn resolve_template(&self, p: &GroupProps) -> Result<(String, u32), String> {
+        let r = &p.launch_template;
+        let prop = if r.template.starts_with("lt-") {
+            "LaunchTemplate.LaunchTemplateId"
+        } else {
+            "LaunchTemplate.LaunchTemplateName"
+        };
+        let (id, n) = {
+            let t = self.ec2.store.lock();
+            let rec = t
+                .launch_templates
+                .get(&r.template)
+                .or_else(|| t.launch_templates.values().find(|x| x.name == r.template))
+                .ok_or_else(|| format!("{prop} {}: launch template not found", r.template))?;
+            let n = version_number(rec, r.version.as_deref()).map_err(|_| {
+                format!(
+                    "LaunchTemplate.Version {}: no such version of {}",
+                    r.version.as_deref().unwrap_or("$Default"),
+                    rec.id
+                )
+            })?;
+            (rec.id.clone(), n)
+        };
+        let spec = self
+            .ec2
+            .launch_spec_from_template(&id, Some(&n.to_string()), &LaunchOverrides::default())
+            .map_err(|e| format!("{prop} {}: {e}", r.template))?;
+        self.ec2
+            .runtime
+            .images()
+            .resolve(&spec.image)
+            .map_err(|e| {
+                format!(
+                    "{prop} {} version {n}: image {}: {e}",
+                    r.template, spec.image
+                )
+            })?;
+        Ok((id, n))
+    }
+
+    fn build_spec(
+        &self,
+        p: &GroupProps,
+        version: u32,
+        att: &BTreeMap<String, Attachment>,
+    ) -> GroupSpec {
+        let mut s = GroupSpec {
+            min: p.min,
+            max: p.max,
+            version,
+            subnets: p.subnets.clone(),
+            health_check_type: p.health_check_type,
+            grace_period: p.grace_period,
+            warmup: p.warmup.unwrap_or(0),
+            termination_policies: p.termination_policies.clone(),
+            protect_new: p.protect_new,
+            max_lifetime: p.max_lifetime,
+            update_min_healthy_percentage: 100,
+            policies: Vec::new(),
+            scheduled: Vec::new(),
+            hooks: Vec::new(),
+            warm_pool: None,
+            rules: self.rules.clone(),
+        };
+        for a in att.values() {
+            match a {
+                Attachment::Policy(n, pol) => s.policies.push((n.clone(), pol.clone())),
+                Attachment::Scheduled(x) => s.scheduled.push(x.clone()),
+                Attachment::Hook(h) => s.hooks.push(h.clone()),
+                Attachment::WarmPool(w) => s.warm_pool = Some(w.clone()),
+                Attachment::Disabled => {}
+            }
+        }
+        s
+    }
+
+    /// Every group of `account`.
+    pub fn list(&self, account: &str) -> Vec<GroupInfo> {
+        let entries: Vec<Arc<Mutex<Entry>>> = {
+            let g = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+            g.iter()
+                .filter(|(k, _)| k.starts_with(&format!("{account}/")))
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        entries
+            .iter()
+            .map(|e| info(&e.lock().unwrap_or_else(|p| p.into_inner())))
+            .collect()
+    }
+
+    /// One group.
+    pub fn describe(&self, account: &str, name: &str) -> Result<GroupInfo, String> {
+        self.with_group(account, name, |e| Ok(info(e)))
+    }
+
+    /// A group's activities, oldest first.
+    pub fn activities(&self, account: &str, name: &str) -> Result<Vec<Activity>, String> {
+        self.with_group(account, name, |e| Ok(e.group.activities.clone()))
+    }
+
+    /// `set-desired-capacity`.
+    pub fn set_desired(&self, account: &str, name: &str, n: u32) -> Result<(), String> {
+        self.with_group(account, name, |e| {
+            e.group.set_desired(n, now_unix(), "a user")
+        })
+    }
+
+    /// `start-instance-refresh`.
+    pub fn start_refresh(&self, account: &str, name: &str, min_healthy: u32) -> Result<(), String> {
+        self.with_group(account, name, |e| {
+            e.group.start_refresh(min_healthy, now_unix())
+        })
+    }
+
+    /// `complete-lifecycle-action`.
+    pub fn complete_lifecycle_action(
+        &self,
+        account: &str,
+        name: &str,
+        instance: &str,
+        hook: &str,
+        result: HookResult,
+    ) -> Result<(), String> {
+        let (actions, tgs) = self.with_group(account, name, |e| {
+            let a = e
+                .group
+                .complete_lifecycle_action(instance, hook, result, now_unix())?;
+            Ok((a, e.props.target_groups.clone()))
+        })?;
+        for a in actions {
+            self.execute(&tgs, a);
+        }
+        Ok(())
+    }
+
+    /// One second of every group (blocking: launches happen here). `now` is unix seconds.
+    pub fn tick(&self, now: u64) {
+        let entries: Vec<Arc<Mutex<Entry>>> = {
+            let g = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+            g.values().cloned().collect()
+        };
+        let lb = self.lb();
+        for e in entries {
+            let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+            self.tick_group(&mut e, lb.as_ref(), now);
+        }
+    }
+
+    fn tick_group(&self, e: &mut Entry, lb: &dyn LoadBalancing, now: u64) {
+        let rt = &self.ec2.runtime;
+        let tgs = e.props.target_groups.clone();
+        // Health and CPU of each instance.
+        let mut cpu_sum = 0.0;
+        let mut cpu_n = 0u32;
+        let mut seen = Vec::new();
+        for m in e.group.members.clone() {
+            let inst = rt.describe(&m.id).ok();
+            let running = inst
+                .as_ref()
+                .is_some_and(|i| i.state == InstanceState::Running && i.pid.is_some());
+            let elb = lb.target_health(&tgs, &m.id);
+            e.group.observe_health(&m.id, running, elb);
+            if !running || !e.group.is_ready(&m, now) {
+                continue;
+            }
+            seen.push(m.id.clone());
+            let (Ok(Some(used)), Ok(allow)) = (rt.cpu_usage(&m.id), rt.cpu_allowance(&m.id)) else {
+                continue;
+            };
+            let at = Instant::now();
+            if let Some((prev, prev_at)) = e.cpu.insert(m.id.clone(), (used, at)) {
+                let secs = at.duration_since(prev_at).as_secs_f64();
+                if secs > 0.2 && allow > 0.0 {
+                    let pct = used.saturating_sub(prev).as_secs_f64() / secs / allow * 100.0;
+                    cpu_sum += pct.min(100.0);
+                    cpu_n += 1;
+                }
+            }
+        }
+        e.cpu.retain(|id, _| seen.contains(id));
+        let in_service = e.group.in_service().count() as u32;
+        let mut sample = Sample {
+            t: now,
+            in_service,
+            ready: cpu_n,
+            cpu: (cpu_n > 0).then(|| cpu_sum / f64::from(cpu_n)),
+            ..Default::default()
+        };
+        if let Some(s) = lb.second(&tgs, now.saturating_sub(1)) {
+            sample.requests = Some(s.requests);
+            sample.custom.insert("RequestCount".into(), s.requests);
+            sample
+                .custom
+                .insert("HTTPCode_Target_5XX_Count".into(), s.errors_5xx);
+            for (k, v) in [("p50", s.p50), ("p95", s.p95), ("p99", s.p99)] {
+                if let Some(v) = v {
+                    sample.custom.insert(format!("TargetResponseTime:{k}"), v);
+                }
+            }
+        }
+        if let Some(c) = sample.cpu {
+            sample.custom.insert("CPUUtilization".into(), c);
+        }
+        tracing::trace!(group = %e.group.name, ?sample, "auto scaling sample");
+        e.window.push(sample);
+        let actions = e.group.tick(&e.window, now);
+        for a in actions {
+            if let Action::Launch {
+                request,
+                subnet,
+                version,
+                ..
+            } = &a
+            {
+                let mut tags = BTreeMap::new();
+                tags.insert(GROUP_TAG.to_string(), e.group.name.clone());
+                tags.insert("spindle:account".to_string(), e.account.clone());
+                tags.extend(e.stack_tags.clone());
+                let o = LaunchOverrides {
+                    subnet_id: subnet.clone(),
+                    tags,
+                    ..Default::default()
+                };
+                let r = self
+                    .ec2
+                    .launch_from_template(&e.template_id, Some(&version.to_string()), &o)
+                    .map(|i| i.id)
+                    .map_err(|err| err.to_string());
+                e.group.launched(*request, r, now);
+            } else {
+                self.execute(&tgs, a);
+            }
+        }
+    }
+
+    fn execute(&self, tgs: &[String], a: Action) {
+        let rt = &self.ec2.runtime;
+        let lb = self.lb();
+        match a {
+            Action::Launch { .. } => {}
+            Action::Register { id } => {
+                if let Ok(i) = rt.describe(&id) {
+                    if let Err(err) = lb.register(tgs, &i) {
+                        tracing::warn!(instance = %id, error = %err, "could not register with the target groups");
+                    }
+                }
+            }
+            Action::Deregister { id } => {
+                if let Err(err) = lb.deregister(tgs, &id) {
+                    tracing::warn!(instance = %id, error = %err, "could not deregister from the target groups");
+                }
+            }
+            Action::Terminate { id } => {
+                // Off the controller's thread: an instance may take its grace to stop.
+                let rt = rt.clone();
+                std::thread::spawn(move || {
+                    let _ = rt.terminate(&id, TERMINATE_GRACE);
+                });
+            }
+            Action::Pause { id } => {
+                let _ = rt.set_paused(&id, true);
+            }
+            Action::Resume { id } => {
+                let _ = rt.set_paused(&id, false);
+            }
+        }
+    }
+
+    fn create_group(
+        &self,
+        cx: &ResourceCx<'_>,
+        props: &BTreeMap<String, Value>,
+    ) -> Result<ProviderOutput, ProviderError> {
+        let p = spec::group_props(&json(props)).map_err(spec_error)?;
+        let account = cx.context.account_id.clone();
+        let name = p.name.clone().unwrap_or_else(|| {
+            let id = derived_id("asg", cx);
+            format!("{}-{}-{}", cx.stack_name, cx.logical_id, &id[4..12])
+        });
+        if let Some(e) = self.entry(&account, &name) {
+            let e = e.lock().unwrap_or_else(|p| p.into_inner());
+            if e.token == cx.token {
+                return Ok(group_output(&e));
+            }
+            return Err(ProviderError::AlreadyExists(format!(
+                "auto scaling group {name}"
+            )));
+        }
+        let (template_id, version) = self
+            .resolve_template(&p)
+            .map_err(ProviderError::InvalidRequest)?;
+        let spec = self.build_spec(&p, version, &BTreeMap::new());
+        let desired = p.desired.unwrap_or(p.min);
+        let stack_tags = [
+            ("aws:cloudformation:stack-name", cx.stack_name.to_string()),
+            ("aws:cloudformation:logical-id", cx.logical_id.to_string()),
+            ("aws:cloudformation:stack-id", cx.context.stack_id.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let entry = Entry {
+            account: account.clone(),
+            stack_tags,
+            token: cx.token.to_string(),
+            template_id,
+            group: Group::new(&name, spec, desired),
+            window: Window::new(
+                self.rules
+                    .scale_in_seconds
+                    .max(self.rules.scale_out_seconds) as usize
+                    + 5,
+            ),
+            props: p,
+            attachments: BTreeMap::new(),
+            cpu: HashMap::new(),
+        };
+        let out = group_output(&entry);
+        self.groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key(&account, &name), Arc::new(Mutex::new(entry)));
+        Ok(out)
+    }
+
+    fn update_group(&self, req: &UpdateRequest<'_>) -> Result<ProviderOutput, ProviderError> {
+        let p = spec::group_props(&json(&req.properties)).map_err(spec_error)?;
+        if p.name.as_deref().is_some_and(|n| n != req.physical_id) {
+            return Err(ProviderError::InvalidRequest(
+                "AutoScalingGroupName cannot change in place".into(),
+            ));
+        }
+        let (template_id, version) = self
+            .resolve_template(&p)
+            .map_err(ProviderError::InvalidRequest)?;
+        let account = req.cx.context.account_id.clone();
+        let desired_changed = req.changed.iter().any(|c| c == "DesiredCapacity");
+        self.with_group(&account, &req.physical_id, |e| {
+            let spec = self.build_spec(&p, version, &e.attachments);
+            let desired = if desired_changed { p.desired } else { None };
+            e.template_id = template_id;
+            e.props = p;
+            e.group.update_spec(spec, desired, now_unix());
+            Ok(group_output(e))
+        })
+        .map_err(ProviderError::NotFound)
+    }
+
+    fn delete_group(&self, account: &str, name: &str) {
+        let e = self
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key(account, name));
+        let Some(e) = e else { return };
+        let e = e.lock().unwrap_or_else(|p| p.into_inner());
+        let lb = self.lb();
+        for m in &e.group.members {
+            let _ = lb.deregister(&e.props.target_groups, &m.id);
+            let _ = self.ec2.runtime.terminate(&m.id, TERMINATE_GRACE);
+        }
+    }
+
+    fn attach(
+        &self,
+        account: &str,
+        group: &str,
+        id: &str,
+        a: Attachment,
+    ) -> Result<(), ProviderError> {
+        self.with_group(account, group, |e| {
+            e.attachments.insert(id.to_string(), a);
+            let spec = self.build_spec(&e.props, e.group.spec.version, &e.attachments);
+            e.group.update_spec(spec, None, now_unix());
+            Ok(())
+        })
+        .map_err(|m| ProviderError::InvalidRequest(format!("AutoScalingGroupName: {m}")))
+    }
+
+    fn detach(&self, account: &str, id: &str) {
+        let entries: Vec<Arc<Mutex<Entry>>> = {
+            let g = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+            g.iter()
+                .filter(|(k, _)| k.starts_with(&format!("{account}/")))
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        for e in entries {
+            let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+            if e.attachments.remove(id).is_some() {
+                let spec = self.build_spec(&e.props, e.group.spec.version, &e.attachments);
+                e.group.update_spec(spec, None, now_unix());
+            }
+        }
+    }
+}
+
+fn info(e: &Entry) -> GroupInfo {
+    let g = &e.group;
+    GroupInfo {
+        name: g.name.clone(),
+        min: g.spec.min,
+        max: g.spec.max,
+        desired: g.desired,
+        launch_template: e.template_id.clone(),
+        version: g.spec.version,
+        target_groups: e.props.target_groups.clone(),
+        instances: g
+            .members
+            .iter()
+            .map(|m| InstanceInfo {
+                id: m.id.clone(),
+                lifecycle_state: m.state.name().to_string(),
+                health: if m.ec2_healthy && m.elb_healthy != Some(false) {
+                    "Healthy"
+                } else {
+                    "Unhealthy"
+                }
+                .into(),
+                version: m.version,
+                protected: m.protected,
+                subnet: m.subnet.clone(),
+            })
+            .collect(),
+        refresh: g.refresh.as_ref().map(|r| {
+            format!(
+                "InProgress: {} to replace, {}% healthy",
+                r.to_replace, r.min_healthy_percentage
+            )
+        }),
+        policies: g.spec.policies.iter().map(|(n, _)| n.clone()).collect(),
+    }
+}
+
+fn group_output(e: &Entry) -> ProviderOutput {
+    ProviderOutput {
+        physical_id: e.group.name.clone(),
+        attributes: [(
+            "AutoScalingGroupName".to_string(),
+            Value::str(&e.group.name),
+        )]
+        .into_iter()
+        .collect(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Group,
+    Policy,
+    Scheduled,
+    Hook,
+    WarmPool,
+}
+
+struct AsgProvider {
+    asg: Arc<AutoScaling>,
+    kind: Kind,
+}
+
+impl AsgProvider {
+    /// The attachment a resource describes and the group it attaches to.
+    fn attachment(
+        &self,
+        cx: &ResourceCx<'_>,
+        p: &BTreeMap<String, Value>,
+    ) -> Result<(String, String, Attachment), ProviderError> {
+        let j = json(p);
+        let (group, a, name) = match self.kind {
+            Kind::Policy => {
+                let x = spec::policy_props(&j).map_err(spec_error)?;
+                let name = cx.logical_id.to_string();
+                let a = if x.enabled {
+                    Attachment::Policy(name.clone(), x.policy)
+                } else {
+                    Attachment::Disabled
+                };
+                (x.group, a, name)
+            }
+            Kind::Scheduled => {
+                let (g, a) = spec::scheduled_props(&j, cx.logical_id).map_err(spec_error)?;
+                let name = a.name.clone();
+                (g, Attachment::Scheduled(a), name)
+            }
+            Kind::Hook => {
+                let (g, h) = spec::hook_props(&j, cx.logical_id).map_err(spec_error)?;
+                let name = h.name.clone();
+                (g, Attachment::Hook(h), name)
+            }
+            Kind::WarmPool => {
+                let (g, w) = spec::warm_pool_props(&j).map_err(spec_error)?;
+                (g, Attachment::WarmPool(w), "warmpool".into())
+            }
+            Kind::Group => unreachable!("groups are not attachments"),
+        };
+        let id = format!(
+            "arn:aws:autoscaling:{}:{}:{}:{}:autoScalingGroupName/{group}:{name}",
+            cx.context.region,
+            cx.context.account_id,
+            match self.kind {
+                Kind::Policy => "scalingPolicy",
+                Kind::Scheduled => "scheduledUpdateGroupAction",
+                Kind::Hook => "lifecycleHook",
+                _ => "warmPool",
+            },
+            &derived_id("x", cx)[2..],
+        );
+        Ok((group, id, a))
+    }
+}
+
+impl Provider for AsgProvider {
+    fn create<'a>(
+        &'a self,
+        req: CreateRequest<'a>,
+    ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
+        Box::pin(async move {
+            let cx = req.cx;
+            if self.kind == Kind::Group {
+                return self.asg.create_group(&cx, &req.properties);
+            }
+            let (group, id, a) = self.attachment(&cx, &req.properties)?;
+            self.asg.attach(&cx.context.account_id, &group, &id, a)?;
+            let mut attributes = BTreeMap::new();
+            if self.kind == Kind::Policy {
+                attributes.insert("Arn".into(), Value::str(&id));
+                attributes.insert("PolicyName".into(), Value::str(cx.logical_id));
+            }
+            Ok(ProviderOutput {
+                physical_id: id,
+                attributes,
+            })
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        req: UpdateRequest<'a>,
+    ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
+        Box::pin(async move {
+            if self.kind == Kind::Group {
+                return self.asg.update_group(&req);
+            }
+            let cx = req.cx;
+            let (group, _, a) = self.attachment(&cx, &req.properties)?;
+            self.asg.detach(&cx.context.account_id, &req.physical_id);
+            self.asg
+                .attach(&cx.context.account_id, &group, &req.physical_id, a)?;
+            Ok(ProviderOutput {
+                physical_id: req.physical_id.clone(),
+                attributes: req.previous_attributes.clone(),
+            })
+        })
+    }
+
+    fn delete<'a>(&'a self, req: DeleteRequest<'a>) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            let account = req.cx.context.account_id.clone();
+            if self.kind == Kind::Group {
+                let asg = self.asg.clone();
+                let name = req.physical_id.clone();
+                tokio::task::spawn_blocking(move || asg.delete_group(&account, &name))
+                    .await
+                    .map_err(|e| ProviderError::Failed(e.to_string()))?;
+            } else {
+                self.asg.detach(&account, &req.physical_id);
+            }
+            Ok(())
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        req: ReadRequest<'a>,
+    ) -> BoxFuture<'a, Result<Option<ReadOutput>, ProviderError>> {
+        Box::pin(async move {
+            let account = &req.cx.context.account_id;
+            if self.kind != Kind::Group {
+                let found = req.physical_id.as_ref().is_some_and(|id| {
+                    let g = self.asg.groups.lock().unwrap_or_else(|p| p.into_inner());
+                    g.values().any(|e| {
+                        e.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .attachments
+                            .contains_key(id)
+                    })
+                });
+                return Ok(found.then(|| ReadOutput {
+                    physical_id: req.physical_id.clone().unwrap_or_default(),
+                    properties: req.properties.clone(),
+                    attributes: BTreeMap::new(),
+                }));
+            }
+            let e = match &req.physical_id {
+                Some(name) => self.asg.entry(account, name),
+                None => {
+                    let g = self.asg.groups.lock().unwrap_or_else(|p| p.into_inner());
+                    g.values()
+                        .find(|e| e.lock().unwrap_or_else(|p| p.into_inner()).token == req.cx.token)
+                        .cloned()
+                }
+            };
+            Ok(e.map(|e| {
+                let e = e.lock().unwrap_or_else(|p| p.into_inner());
+                let out = group_output(&e);
+                ReadOutput {
+                    physical_id: out.physical_id,
+                    properties: req.properties.clone(),
+                    attributes: out.attributes,
+                }
+            }))
+        })
+    }
+}

@@ -1,0 +1,213 @@
+//! Route handlers for auto scaling groups: thin calls into `spindle_providers::AutoScaling`.
+
+use crate::api::ApiError;
+use crate::app::App;
+use crate::auth::Call;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use spindle_autoscale::group::HookResult;
+use spindle_model::asg::{
+    AutoScalingGroupInfo, AutoScalingInstance, CompleteLifecycleAction, ScalingActivity,
+    SetDesiredCapacity, StartInstanceRefresh,
+};
+use spindle_providers::{AutoScaling, GroupInfo};
+use std::sync::Arc;
+
+type Res<T> = Result<T, ApiError>;
+
+fn asg(app: &App) -> Res<Arc<AutoScaling>> {
+    app.autoscaling.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "RuntimeOff",
+            "auto scaling is off on this daemon (it needs the instance runtime)".into(),
+        )
+        .with_hint("run `spindle server` as root, without --no-runtime")
+    })
+}
+
+fn group_info(g: GroupInfo) -> AutoScalingGroupInfo {
+    AutoScalingGroupInfo {
+        name: g.name,
+        min_size: g.min,
+        max_size: g.max,
+        desired_capacity: g.desired,
+        launch_template: g.launch_template,
+        launch_template_version: g.version,
+        target_groups: g.target_groups,
+        instances: g
+            .instances
+            .into_iter()
+            .map(|i| AutoScalingInstance {
+                id: i.id,
+                lifecycle_state: i.lifecycle_state,
+                health: i.health,
+                launch_template_version: i.version,
+                protected_from_scale_in: i.protected,
+                subnet_id: i.subnet,
+            })
+            .collect(),
+        refresh: g.refresh,
+        policies: g.policies,
+    }
+}
+
+fn missing(name: &str, message: String) -> ApiError {
+    if message.ends_with("not found") {
+        ApiError::not_found(message).with_hint("`spindle asg list` shows the account's groups")
+    } else {
+        let _ = name;
+        ApiError::bad_request(message)
+    }
+}
+
+pub async fn list_groups(
+    State(app): State<App>,
+    Path(account): Path<String>,
+    call: Call,
+) -> Res<Json<Vec<AutoScalingGroupInfo>>> {
+    let a = app.scope(
+        &call,
+        &account,
+        format!("account/{account}/autoscaling-groups"),
+    )?;
+    let asg = asg(&app)?;
+    Ok(Json(
+        asg.list(a.id.as_str())
+            .into_iter()
+            .map(group_info)
+            .collect(),
+    ))
+}
+
+pub async fn describe_group(
+    State(app): State<App>,
+    Path((account, name)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<AutoScalingGroupInfo>> {
+    let a = app.scope(
+        &call,
+        &account,
+        format!("account/{account}/autoscaling-groups/{name}"),
+    )?;
+    let g = asg(&app)?
+        .describe(a.id.as_str(), &name)
+        .map_err(|m| missing(&name, m))?;
+    Ok(Json(group_info(g)))
+}
+
+pub async fn group_activities(
+    State(app): State<App>,
+    Path((account, name)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<Vec<ScalingActivity>>> {
+    let a = app.scope(
+        &call,
+        &account,
+        format!("account/{account}/autoscaling-groups/{name}"),
+    )?;
+    let acts = asg(&app)?
+        .activities(a.id.as_str(), &name)
+        .map_err(|m| missing(&name, m))?;
+    Ok(Json(
+        acts.into_iter()
+            .map(|x| ScalingActivity {
+                at: x.at,
+                description: x.description,
+                cause: x.cause,
+                status: format!("{:?}", x.status),
+            })
+            .collect(),
+    ))
+}
+
+pub async fn set_desired(
+    State(app): State<App>,
+    Path((account, name)): Path<(String, String)>,
+    call: Call,
+) -> Res<StatusCode> {
+    let req: SetDesiredCapacity = call.json()?;
+    let a = app.scope(
+        &call,
+        &account,
+        format!("account/{account}/autoscaling-groups/{name}"),
+    )?;
+    asg(&app)?
+        .set_desired(a.id.as_str(), &name, req.desired_capacity)
+        .map_err(|m| missing(&name, m))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn start_refresh(
+    State(app): State<App>,
+    Path((account, name)): Path<(String, String)>,
+    call: Call,
+) -> Res<StatusCode> {
+    let req: StartInstanceRefresh = call.json()?;
+    let a = app.scope(
+        &call,
+        &account,
+        format!("account/{account}/autoscaling-groups/{name}"),
+    )?;
+    asg(&app)?
+        .start_refresh(a.id.as_str(), &name, req.min_healthy_percentage)
+        .map_err(|m| missing(&name, m))?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn complete_lifecycle_action(
+    State(app): State<App>,
+    Path((account, name)): Path<(String, String)>,
+    call: Call,
+) -> Res<StatusCode> {
+    let req: CompleteLifecycleAction = call.json()?;
+    let a = app.scope(
+        &call,
+        &account,
+        format!("account/{account}/autoscaling-groups/{name}"),
+    )?;
+    let result = match req.lifecycle_action_result.as_str() {
+        "CONTINUE" => HookResult::Continue,
+        "ABANDON" => HookResult::Abandon,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "lifecycle_action_result `{other}` must be CONTINUE or ABANDON"
+            )))
+        }
+    };
+    let asg = asg(&app)?;
+    let account_id = a.id.as_str().to_string();
+    tokio::task::spawn_blocking(move || {
+        asg.complete_lifecycle_action(
+            &account_id,
+            &name,
+            &req.instance_id,
+            &req.lifecycle_hook_name,
+            result,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal(&format!("lifecycle action task failed: {e}")))?
+    .map_err(|m| missing("", m))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The controller loop: one tick a second, on the blocking pool (launches block).
+pub fn spawn_controller(asg: Arc<AutoScaling>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            interval.tick().await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let a = asg.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || a.tick(now)).await {
+                tracing::error!(error = %e, "auto scaling tick failed");
+            }
+        }
+    })
+}
