@@ -18,12 +18,11 @@
 //! - This crate never calls `unshare` or `mount` itself (only `spindle-runtime` does).
 
 pub mod build;
-pub mod fmt;
 pub mod inputs;
 pub mod layer;
-pub mod output;
 pub mod plan;
 pub mod recipe;
 
+pub use build::{BakeError, BakeOptions, Baked, Baker, OnError};
 pub use plan::{plan, Inputs, Plan, PlannedBuild, PlannedStep, Selection};
 pub use recipe::{parse, Base, Diag, Diags, Recipe, Step, VarInputs};
