@@ -20,6 +20,7 @@
 pub mod build;
 pub mod inputs;
 pub mod layer;
+pub mod output;
 pub mod plan;
 pub mod recipe;
 

@@ -151,6 +151,8 @@ pub enum PostProcessor {
     Checksum { output: PathBuf },
     /// An oci-archive (`output`, default `image.oci.tar`).
     OciArchive { output: PathBuf },
+    /// An OCI image layout directory (`output`, default `image.oci`).
+    OciLayout { output: PathBuf },
 }
 
 /// A `build` block.
@@ -1025,6 +1027,9 @@ fn read_post(r: &mut Reader<'_>, b: &Block, kind: &str, dir: &Path) -> Option<Po
         "oci-archive" => PostProcessor::OciArchive {
             output: out("image.oci.tar"),
         },
+        "oci-layout" => PostProcessor::OciLayout {
+            output: out("image.oci"),
+        },
         "qcow2" => {
             r.err(
                 b.labels[0].span(),
@@ -1036,7 +1041,7 @@ fn read_post(r: &mut Reader<'_>, b: &Block, kind: &str, dir: &Path) -> Option<Po
             r.err(
                 b.labels[0].span(),
                 format!(
-                    "unknown post-processor `{other}`; expected manifest, checksum or oci-archive"
+                    "unknown post-processor `{other}`; expected manifest, checksum, oci-archive or oci-layout"
                 ),
             );
             return None;

@@ -213,7 +213,7 @@ fn errors_name_line_and_column() {
             "r.pkr.hcl:1:1: variable `v` has no default and no value; pass -var v=VALUE\n\
              r.pkr.hcl:10:12: mode `9` is not an octal file mode like \"0755\"\n\
              r.pkr.hcl:9:19: destination `relative` must be an absolute path inside the image\n\
-             r.pkr.hcl:12:18: unknown post-processor `qcow3`; expected manifest, checksum or oci-archive\n\
+             r.pkr.hcl:12:18: unknown post-processor `qcow3`; expected manifest, checksum, oci-archive or oci-layout\n\
              r.pkr.hcl:14:1: unknown block `bogus`; expected variable, locals, source or build",
         ),
         (

@@ -257,3 +257,111 @@ fn failed_step_reports_exit_code_and_log_and_caches_nothing() {
     assert!(host_mounts_under(cache.path()).is_empty());
     assert_eq!(count(cache.path().join("keys")), 2);
 }
+
+fn tool(argv: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .map_err(|e| format!("{}: {e} (apt-get install {})", argv[0], argv[0]))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{argv:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn outputs_pass_skopeo_and_umoci_and_import_back() {
+    require_root!();
+    for t in ["skopeo", "umoci"] {
+        if tool(&[t, "--version"]).is_err() {
+            eprintln!("SKIPPED: {t} missing (apt-get install {t})");
+            return;
+        }
+    }
+    let recipe = RECIPE.replace(
+        "    inline = [\"echo ${var.msg} > /etc/motd\", \"rm /etc/base\"]\n  }\n",
+        "    inline = [\"echo ${var.msg} > /etc/motd\", \"rm /etc/base\"]\n  }\n\
+         post-processor \"oci-archive\" { output = \"out/app.oci.tar\" }\n\
+         post-processor \"oci-layout\" { output = \"out/app.oci\" }\n\
+         post-processor \"checksum\" { output = \"out/SHA256SUMS\" }\n\
+         post-processor \"manifest\" { output = \"out/manifest.json\" }\n",
+    );
+    let proj = Project::new(&recipe);
+    let cache = tempfile::tempdir().unwrap();
+    let baker = Baker::open(cache.path(), RealKernel).unwrap();
+    let mut vi = VarInputs::default();
+    vi.push_var("msg=oci").unwrap();
+    let src = fs::read_to_string(proj.path().join("app.pkr.hcl")).unwrap();
+    let recipe = spindle_bake::parse("app.pkr.hcl", proj.path(), &src, &vi).unwrap();
+    let p = plan(
+        &recipe,
+        &Selection::default(),
+        &HostInputs {
+            store: baker.store(),
+        },
+    )
+    .unwrap();
+    let baked = baker.bake(&p.builds[0], &BakeOptions::default()).unwrap();
+    let files = spindle_bake::output::run_post_processors(
+        baker.store(),
+        &baked,
+        &p.builds[0].post_processors,
+    )
+    .unwrap();
+    let out = proj.path().join("out");
+    assert_eq!(files.len(), 2, "the archive and the checksum file");
+
+    let archive = out.join("app.oci.tar");
+    let inspect = tool(&[
+        "skopeo",
+        "inspect",
+        &format!("oci-archive:{}", archive.display()),
+    ])
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 3, "{inspect}");
+    assert_eq!(v["Os"], "linux");
+    let layout = out.join("app.oci");
+    let tags = tool(&["umoci", "ls", "--layout", &layout.display().to_string()]).unwrap();
+    assert_eq!(tags.trim(), "app:latest");
+    let bundle = out.join("bundle");
+    tool(&[
+        "umoci",
+        "unpack",
+        "--image",
+        &format!("{}:app:latest", layout.display()),
+        &bundle.display().to_string(),
+    ])
+    .unwrap();
+    assert_eq!(
+        fs::read_to_string(bundle.join("rootfs/etc/motd")).unwrap(),
+        "oci\n"
+    );
+    assert!(
+        !bundle.join("rootfs/etc/base").exists(),
+        "the whiteout applied"
+    );
+
+    // The checksum file lists the archive with its real digest.
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    let (sha, _) = spindle_bake::output::file_digest(&archive).unwrap();
+    assert!(sums.starts_with(&format!("{sha}  app.oci.tar\n")), "{sums}");
+    // Packer's manifest shape, with the image id as the artifact.
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["builds"][0]["artifact_id"], baked.image.id.as_str());
+    assert_eq!(m["builds"][0]["builder_type"], "spindle");
+    assert_eq!(m["builds"][0]["files"][0]["sha256"], sha.as_str());
+    assert_eq!(m["last_run_uuid"], m["builds"][0]["packer_run_uuid"]);
+
+    // What the daemon does with it: the same image id and layers in another store.
+    let other = spindle_runtime::ImageStore::open(cache.path().join("daemon")).unwrap();
+    let imported = other
+        .import(&archive, Default::default(), Some("app:1"))
+        .unwrap();
+    assert_eq!(imported.id, baked.image.id);
+    assert_eq!(imported.layers, baked.image.layers);
+}
