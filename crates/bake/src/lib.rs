@@ -18,6 +18,7 @@
 //! - This crate never calls `unshare` or `mount` itself (only `spindle-runtime` does).
 
 pub mod build;
+pub mod fmt;
 pub mod inputs;
 pub mod layer;
 pub mod output;

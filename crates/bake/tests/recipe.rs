@@ -285,3 +285,32 @@ fn cache_keys_chain_through_parents() {
     let d = plan(&r3, &sel, &Moved).unwrap().builds.remove(0);
     assert_eq!(a.steps[1].key, d.steps[1].key);
 }
+
+#[test]
+fn fmt_indents_aligns_and_keeps_meaning() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "source \"spindle\" \"a\" {\nbase=\"scratch\"   \n    image_name = \"a:1\"\n\n\n  cmd = [\n\"/bin/sh\",\n  ]\n}\n\n",
+            "source \"spindle\" \"a\" {\n  base       = \"scratch\"\n  image_name = \"a:1\"\n\n  cmd = [\n    \"/bin/sh\",\n  ]\n}\n",
+        ),
+        (
+            "build {\n# a comment { not a brace\nsources = [\"source.spindle.a\"]\nprovisioner \"shell\" {\ninline = [\"echo '${var.x}' a=b {\"]\n}\n}\n",
+            "build {\n  # a comment { not a brace\n  sources = [\"source.spindle.a\"]\n  provisioner \"shell\" {\n    inline = [\"echo '${var.x}' a=b {\"]\n  }\n}\n",
+        ),
+        (
+            "locals {\nscript = <<EOT\n  keep   this = as is\nEOT\nx = 1\n}\n",
+            "locals {\n  script = <<EOT\n  keep   this = as is\nEOT\n  x = 1\n}\n",
+        ),
+    ];
+    for (input, want) in cases {
+        let got = spindle_bake::fmt::format("r.pkr.hcl", input).unwrap();
+        assert_eq!(got, *want, "input:\n{input}");
+        assert_eq!(
+            spindle_bake::fmt::format("r.pkr.hcl", &got).unwrap(),
+            got,
+            "idempotent"
+        );
+    }
+    let err = spindle_bake::fmt::format("r.pkr.hcl", "build {\n  x = \n}\n").unwrap_err();
+    assert!(err.to_string().starts_with("r.pkr.hcl:2:"), "{err}");
+}

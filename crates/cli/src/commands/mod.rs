@@ -2,6 +2,7 @@
 
 mod accounts;
 mod audit;
+mod bake;
 mod images;
 mod params;
 mod pkg;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Pkg(c) => pkg::run(c, cli.global.output),
+        Command::Bake(c) => bake::run(c, &cli.global),
         cmd => {
             let mut cx = Context::new(&cli.global)?;
             match cmd {
@@ -43,7 +45,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Image(c) => images::image(&cx, c),
                 Command::Instance(c) => images::instance(&cx, c),
                 Command::Doctor { fix } => images::doctor(&cx, fix),
-                Command::Server(_) | Command::Completions { .. } | Command::Pkg(_) => {
+                Command::Server(_)
+                | Command::Completions { .. }
+                | Command::Pkg(_)
+                | Command::Bake(_) => {
                     unreachable!("handled above")
                 }
             }
