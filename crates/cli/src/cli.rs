@@ -102,6 +102,9 @@ pub enum Command {
     /// Build and inspect .deb packages (local; no daemon needed)
     #[command(subcommand)]
     Pkg(PkgCmd),
+    /// Bake images from Packer-style HCL2 recipes, one cached layer per step
+    #[command(subcommand)]
+    Bake(BakeCmd),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -391,6 +394,34 @@ pub enum StackCmd {
         /// Delete without asking
         #[arg(long, short = 'y')]
         yes: bool,
+    },
+}
+
+/// `spindle bake …` takes Packer's single-dash flags (`-var K=V`, `-var-file F`, `-only NAMES`,
+/// `-except NAMES`, `-on-error=cleanup|abort|shell`) as well as double-dash ones, so they are
+/// parsed by `commands::bake` rather than by clap.
+#[derive(Debug, Subcommand)]
+pub enum BakeCmd {
+    /// Bake: spindle bake build [-var K=V]… [-var-file F]… [-only|-except NAMES]
+    /// [-on-error=cleanup|abort|shell] [-cache-dir DIR] [-no-import] RECIPE.pkr.hcl
+    Build {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+    /// Check a recipe: every problem with file:line:column (takes -var/-var-file/-only/-except)
+    Validate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+    /// Show the plan: each build's steps, cache keys and which are cached
+    Inspect {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+    /// Rewrite recipes in canonical layout (-check: only report files that would change)
+    Fmt {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
     },
 }
 

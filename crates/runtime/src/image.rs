@@ -555,6 +555,44 @@ impl ImageStore {
                 .map_err(ioe("write", out))?;
         }
         tb.into_inner().map(drop).map_err(ioe("write", out))
+    /// Adds one uncompressed layer tar to the store (blob and unpacked tree) without making an
+    /// image; [`ImageStore::create_image`] then composes layers. Used by image baking.
+    pub fn add_layer(&self, tar_path: &Path) -> Result<LayerRef, ImageError> {
+        let (digest, size) = self.store_blob(tar_path, None)?;
+        let diff_id = self.unpack_blob(&digest, MT_TAR)?;
+        Ok(LayerRef {
+            digest,
+            diff_id,
+            media_type: MT_TAR.into(),
+            size,
+        })
+    }
+
+    /// Whether a layer's blob and unpacked tree are both present.
+    pub fn has_layer(&self, layer: &LayerRef) -> bool {
+        self.blob(&layer.digest).is_file() && self.layer_dir(&layer.diff_id).is_dir()
+    }
+
+    /// The path of a layer's blob as stored.
+    pub fn layer_blob(&self, layer: &LayerRef) -> PathBuf {
+        self.blob(&layer.digest)
+    }
+
+    /// The unpacked tree of one layer.
+    pub fn layer_tree(&self, layer: &LayerRef) -> PathBuf {
+        self.layer_dir(&layer.diff_id)
+    }
+
+    /// Records an image made of layers already in the store (see [`ImageStore::add_layer`]).
+    pub fn create_image(
+        &self,
+        layers: Vec<LayerRef>,
+        config: ImageConfig,
+    ) -> Result<Image, ImageError> {
+        if let Some(l) = layers.iter().find(|l| !self.has_layer(l)) {
+            return Err(ImageError::NotFound(l.diff_id.clone()));
+        }
+        self.write_image(layers, config)
     }
 
     /// The unpacked layer trees of an image, lowest first.

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use crate::boot::BootPlan;
 use crate::cidr::Ipv4Net;
+use crate::sandbox::{TreeExit, TreeRun};
 
 /// Where `ip netns` keeps its named namespaces; we use the same place so `ip netns list` shows ours.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -103,6 +104,9 @@ pub trait Kernel: Send + Sync + 'static {
     ) -> Result<Output, KernelError>;
     /// Binds a TCP listener inside a network namespace (a socket keeps its namespace).
     fn tcp_listen_in(&self, netns: &str, addr: &str) -> Result<TcpListener, KernelError>;
+    /// Runs a command inside an overlay of layer trees in fresh namespaces (image baking; see
+    /// [`crate::sandbox`]) and waits for it.
+    fn run_in_tree(&self, spec: &TreeRun) -> Result<TreeExit, KernelError>;
     /// Connects a TCP socket from inside a network namespace.
     fn tcp_connect_in(
         &self,
@@ -497,6 +501,10 @@ impl Kernel for RealKernel {
         }
     }
 
+    fn run_in_tree(&self, spec: &TreeRun) -> Result<TreeExit, KernelError> {
+        crate::sandbox::run_real(spec)
+    }
+
     fn tcp_listen_in(&self, netns: &str, addr: &str) -> Result<TcpListener, KernelError> {
         let addr = addr.to_string();
         in_netns(netns, move || TcpListener::bind(addr))
@@ -713,6 +721,10 @@ impl Kernel for FakeKernel {
         Err(KernelError::Injected(
             "the fake kernel runs no processes".into(),
         ))
+    }
+    fn run_in_tree(&self, spec: &TreeRun) -> Result<TreeExit, KernelError> {
+        self.record(format!("run in tree: {}", spec.command_line().join(" ")))?;
+        Ok(TreeExit { code: 0 })
     }
     fn tcp_listen_in(&self, netns: &str, addr: &str) -> Result<TcpListener, KernelError> {
         self.record(format!("listen (in {netns}) {addr}"))?;

@@ -58,6 +58,7 @@ pub mod image;
 pub mod imds;
 pub mod kernel;
 pub mod net;
+pub mod sandbox;
 
 pub use cgroup::{instance_type, CgroupLayout, InstanceType, Limits, INSTANCE_TYPES};
 pub use cidr::{Ipam, Ipv4Net};
@@ -68,3 +69,4 @@ pub use engine::{
 pub use image::{build_busybox_rootfs, ExportFormat, Image, ImageConfig, ImageError, ImageStore};
 pub use kernel::{FakeKernel, Kernel, KernelError, RealKernel};
 pub use net::{Peer, Protocol, SecurityGroup, SgRule};
+pub use sandbox::{TreeExit, TreeRun};

@@ -3,6 +3,7 @@
 mod accounts;
 pub mod asg;
 mod audit;
+mod bake;
 mod images;
 mod lb;
 mod params;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Pkg(c) => pkg::run(c, cli.global.output),
+        Command::Bake(c) => bake::run(c, &cli.global),
         cmd => {
             let mut cx = Context::new(&cli.global)?;
             match cmd {
@@ -48,7 +50,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Instance(c) => images::instance(&cx, c),
                 Command::Lb(c) => lb::run(&cx, c),
                 Command::Doctor { fix } => images::doctor(&cx, fix),
-                Command::Server(_) | Command::Completions { .. } | Command::Pkg(_) => {
+                Command::Server(_)
+                | Command::Completions { .. }
+                | Command::Pkg(_)
+                | Command::Bake(_) => {
                     unreachable!("handled above")
                 }
             }
