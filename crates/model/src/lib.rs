@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod api;
+pub mod apt;
 pub mod ids;
 
 pub use action::Action;

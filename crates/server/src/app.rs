@@ -19,6 +19,8 @@ pub struct App {
     pub stacks: Arc<crate::stacks::Stacks>,
     /// Instances and networks; `None` when off (not root, or `--no-runtime`).
     pub runtime: Option<Arc<spindle_runtime::Runtime>>,
+    /// Apt repositories, snapshots and publications.
+    pub apt: Arc<crate::apt::AptService>,
 }
 
 impl App {
@@ -28,8 +30,10 @@ impl App {
         endpoint: &str,
         runtime: Option<Arc<spindle_runtime::Runtime>>,
         ec2: Option<Arc<spindle_providers::Ec2>>,
+        apt: Arc<crate::apt::AptService>,
     ) -> Self {
         Self {
+            apt,
             stacks: Arc::new(crate::stacks::Stacks::new(store.clone(), endpoint, ec2)),
             runtime,
             store,

@@ -8,6 +8,8 @@
 
 mod api;
 mod app;
+mod apt;
+mod apt_handlers;
 mod audit;
 mod auth;
 mod bootstrap;
@@ -81,7 +83,9 @@ impl Server {
             boot,
         )?;
         let (runtime, ec2) = open_runtime(config, data_dir.path())?;
-        let app = app::App::new(store, boot, &endpoint, runtime, ec2);
+        let apt = apt::AptService::open(store.clone(), data_dir.path(), &endpoint)
+            .map_err(|detail| ServerError::Apt { detail })?;
+        let app = app::App::new(store, boot, &endpoint, runtime, ec2, Arc::new(apt));
         // Finish what a previous daemon left in progress before taking new requests.
         app.stacks.recover_all().await;
         data_dir.write_info(&ServerInfo {
