@@ -517,10 +517,8 @@ fn print_publication(cx: &Context, p: &PublicationInfo) {
         ),
     ]);
     if let Some(t) = &p.read_token {
-        let host = p
-            .url
-            .split_once("://")
-            .map_or(p.url.as_str(), |(_, rest)| rest);
+        // apt sends credentials over plain http only to a `machine` written with its scheme.
+        let host = &p.url;
         println!();
         println!("Read token (shown once). Put this line in /etc/apt/auth.conf.d/spindle.conf (mode 0600):");
         println!("machine {host} login spindle password {t}");
