@@ -99,6 +99,21 @@ pub enum Command {
         #[arg(long)]
         fix: bool,
     },
+    /// Manage local apt repositories (aptly's `repo`)
+    #[command(subcommand)]
+    Repo(crate::commands::apt::RepoCmd),
+    /// Freeze, compare, merge and filter package sets (aptly's `snapshot`)
+    #[command(subcommand)]
+    Snapshot(crate::commands::apt::SnapshotCmd),
+    /// Publish signed apt repositories the daemon serves (aptly's `publish`)
+    #[command(subcommand)]
+    Publish(crate::commands::apt::PublishCmd),
+    /// Manage the OpenPGP keys that sign publications
+    #[command(subcommand)]
+    Key(crate::commands::apt::KeyCmd),
+    /// Housekeeping of the package pool (admin only)
+    #[command(subcommand)]
+    Db(crate::commands::apt::DbCmd),
     /// Build and inspect .deb packages (local; no daemon needed)
     #[command(subcommand)]
     Pkg(PkgCmd),

@@ -68,7 +68,7 @@ impl std::fmt::Debug for Client {
 }
 
 /// Percent-encodes one path segment (everything but unreserved characters).
-fn seg(s: &str) -> String {
+pub(crate) fn seg(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -108,7 +108,7 @@ impl Client {
     }
 
     /// Sends one request; `path_query` is the path and optional query, already encoded.
-    fn raw(
+    pub(crate) fn raw(
         &self,
         method: &str,
         path_query: &str,
@@ -185,7 +185,7 @@ impl Client {
         unreachable!("the loop returns on its second pass")
     }
 
-    fn call<T: DeserializeOwned>(
+    pub(crate) fn call<T: DeserializeOwned>(
         &self,
         method: &str,
         path_query: &str,
@@ -207,7 +207,7 @@ impl Client {
         })
     }
 
-    fn get<T: DeserializeOwned>(&self, path_query: &str) -> Result<T, ClientError> {
+    pub(crate) fn get<T: DeserializeOwned>(&self, path_query: &str) -> Result<T, ClientError> {
         self.call(method::GET, path_query, None::<&()>)
     }
 
@@ -631,6 +631,7 @@ impl Client {
 mod asg;
 
 mod method {
+pub(crate) mod method {
     pub const GET: &str = "GET";
     pub const POST: &str = "POST";
     pub const PUT: &str = "PUT";

@@ -4,6 +4,7 @@
 //! the same way. Requests are signed with the caller's derived key (see `spindle-auth`); the
 //! secret itself never leaves the process.
 
+mod apt;
 mod client;
 pub mod credentials;
 

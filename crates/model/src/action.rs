@@ -94,6 +94,31 @@ actions! {
     DescribeLoadBalancer => "elasticloadbalancing:DescribeLoadBalancer", false, false;
     DescribeTargetHealth => "elasticloadbalancing:DescribeTargetHealth", false, false;
     ReadLoadBalancerMetrics => "elasticloadbalancing:GetMetrics", false, false;
+    UploadPackage => "pkg:Upload", false, true;
+    ListRepos => "repo:List", false, false;
+    CreateRepo => "repo:Create", false, true;
+    DescribeRepo => "repo:Describe", false, false;
+    DropRepo => "repo:Drop", false, true;
+    AddToRepo => "repo:Add", false, true;
+    RemoveFromRepo => "repo:Remove", false, true;
+    CopyPackages => "repo:Copy", false, true;
+    MovePackages => "repo:Move", false, true;
+    SearchRepo => "repo:Search", false, false;
+    ListSnapshots => "snapshot:List", false, false;
+    CreateSnapshot => "snapshot:Create", false, true;
+    DescribeSnapshot => "snapshot:Describe", false, false;
+    DiffSnapshots => "snapshot:Diff", false, false;
+    DropSnapshot => "snapshot:Drop", false, true;
+    ListPublications => "publish:List", false, false;
+    CreatePublication => "publish:Create", false, true;
+    UpdatePublication => "publish:Update", false, true;
+    SwitchPublication => "publish:Switch", false, true;
+    DropPublication => "publish:Drop", false, true;
+    ListSigningKeys => "signkey:List", false, false;
+    CreateSigningKey => "signkey:Create", false, true;
+    ExportSigningKey => "signkey:Export", false, false;
+    DeleteSigningKey => "signkey:Delete", false, true;
+    CleanupDb => "db:Cleanup", true, true;
 }
 
 impl std::fmt::Display for Action {
@@ -114,7 +139,7 @@ pub fn pattern_matches(pattern: &str, action: &str) -> bool {
 pub const SERVICES: &[&str] = &[
     "sts", "account", "key", "role", "deny", "audit", "param", "stack", "template", "instance",
     "image", "vpc", "lb", "asg", "repo", "snapshot", "publish", "mirror", "pkg", "bake",
-    "pipeline", "dns", "bastion", "doctor",
+    "pipeline", "dns", "bastion", "doctor", "signkey", "db",
 ];
 
 /// Whether `pattern` is `*` or names a known service (its part before `:` matches one): used to

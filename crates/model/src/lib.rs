@@ -8,6 +8,7 @@
 pub mod action;
 pub mod api;
 pub mod asg;
+pub mod apt;
 pub mod ids;
 pub mod lb;
 

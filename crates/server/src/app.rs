@@ -25,6 +25,8 @@ pub struct App {
     pub elb: Arc<spindle_providers::Elb>,
     /// Auto scaling groups over the runtime; `None` when the runtime is off.
     pub autoscaling: Option<Arc<spindle_providers::AutoScaling>>,
+    /// Apt repositories, snapshots and publications.
+    pub apt: Arc<crate::apt::AptService>,
 }
 
 impl App {
@@ -35,11 +37,13 @@ impl App {
         runtime: Option<Arc<spindle_runtime::Runtime>>,
         ec2: Option<Arc<spindle_providers::Ec2>>,
         elb: Arc<spindle_providers::Elb>,
+        apt: Arc<crate::apt::AptService>,
     ) -> Self {
         let autoscaling = ec2.as_ref().map(|e| {
             spindle_providers::AutoScaling::new(e.clone(), spindle_autoscale::Rules::default())
         });
         Self {
+            apt,
             stacks: Arc::new(
                 crate::stacks::Stacks::new(store.clone(), endpoint, ec2.clone(), elb.clone())
                     .with_autoscaling(autoscaling.clone()),

@@ -15,6 +15,9 @@ use time::OffsetDateTime;
 /// The largest request body the API accepts: a 1 MB template, JSON-escaped, fits.
 pub const MAX_BODY: usize = 2 << 20;
 
+/// The largest .deb upload (`pkg:Upload` bodies).
+pub const MAX_UPLOAD: usize = 512 << 20;
+
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -84,9 +87,14 @@ impl FromRequest<App> for Call {
             .map(|r| r.0)
             .ok_or_else(|| ApiError::internal("route has no action"))?;
         ctx.update(|a| a.action = action.as_str().to_owned());
-        let body = axum::body::to_bytes(body, MAX_BODY)
+        let limit = if action == Action::UploadPackage {
+            MAX_UPLOAD
+        } else {
+            MAX_BODY
+        };
+        let body = axum::body::to_bytes(body, limit)
             .await
-            .map_err(|_| ApiError::payload_too_large(MAX_BODY))?;
+            .map_err(|_| ApiError::payload_too_large(limit))?;
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)

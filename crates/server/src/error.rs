@@ -28,6 +28,8 @@ pub enum ServerError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("cannot open the apt repository store: {detail}")]
+    Apt { detail: String },
     #[error("the HTTP server failed")]
     Serve {
         #[source]

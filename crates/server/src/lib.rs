@@ -8,6 +8,8 @@
 
 mod api;
 mod app;
+mod apt;
+mod apt_handlers;
 mod asg_handlers;
 mod audit;
 mod auth;
@@ -98,7 +100,17 @@ impl Server {
         .map_err(|e| ServerError::Runtime {
             source: Box::new(e),
         })?;
-        let app = app::App::new(store, boot, &endpoint, runtime, ec2, elb.clone());
+        let apt = apt::AptService::open(store.clone(), data_dir.path(), &endpoint)
+            .map_err(|detail| ServerError::Apt { detail })?;
+        let app = app::App::new(
+            store,
+            boot,
+            &endpoint,
+            runtime,
+            ec2,
+            elb.clone(),
+            Arc::new(apt),
+        );
         // Load balancers come back before stack recovery, which may change them.
         elb.restore().await;
         // Finish what a previous daemon left in progress, in the background: a stack that

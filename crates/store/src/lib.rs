@@ -8,6 +8,7 @@
 //! The store has no clock: callers pass the time, so behaviour is reproducible in tests.
 
 mod accounts;
+mod apt;
 mod audit;
 mod change_sets;
 mod error;
@@ -17,6 +18,7 @@ pub mod migrations;
 mod params;
 mod roles;
 
+pub use apt::{AptChange, AptKind, AptPackage, Expect};
 pub use audit::{AuditFilter, AuditRecord};
 pub use error::StoreError;
 pub use keys::{KeyRecord, NewKey};

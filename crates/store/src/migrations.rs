@@ -112,6 +112,27 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, stack, name)
     ) STRICT;
     "#,
+    // 4: apt: package records per account, and repos, snapshots, publications, signing-key
+    // metadata as JSON documents (the apt engine owns their shape).
+    r#"
+    CREATE TABLE apt_packages (
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        record TEXT NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (account_id, key)
+    ) STRICT;
+    CREATE INDEX apt_packages_sha ON apt_packages(sha256);
+    CREATE TABLE apt_objects (
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('repo', 'snapshot', 'publication', 'signing_key', 'mirror')),
+        name TEXT NOT NULL,
+        body TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (account_id, kind, name)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,6 +1,7 @@
 //! One module per command group; each turns parsed arguments into client calls and output.
 
 mod accounts;
+pub mod apt;
 pub mod asg;
 mod audit;
 mod bake;
@@ -50,6 +51,11 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Instance(c) => images::instance(&cx, c),
                 Command::Lb(c) => lb::run(&cx, c),
                 Command::Doctor { fix } => images::doctor(&cx, fix),
+                Command::Repo(c) => apt::repo(&cx, c),
+                Command::Snapshot(c) => apt::snapshot(&cx, c),
+                Command::Publish(c) => apt::publish(&cx, c),
+                Command::Key(c) => apt::key(&cx, c),
+                Command::Db(c) => apt::db(&cx, c),
                 Command::Server(_)
                 | Command::Completions { .. }
                 | Command::Pkg(_)

@@ -1,0 +1,243 @@
+//! Client methods of the apt repository service (`spindle repo|snapshot|publish|key|db`).
+
+use crate::client::{method, seg, Client, ClientError};
+use spindle_model::apt::*;
+
+fn acct(account: &str) -> String {
+    format!("/v1/accounts/{}", seg(account))
+}
+
+/// Percent-encodes a query-string value.
+fn qv(s: &str) -> String {
+    seg(s)
+}
+
+impl Client {
+    /// Uploads one .deb (the raw file as the body); idempotent for identical content.
+    pub fn upload_package(&self, account: &str, deb: &[u8]) -> Result<PackageInfo, ClientError> {
+        let (status, out) = self.raw(
+            method::POST,
+            &format!("{}/packages", acct(account)),
+            deb,
+            true,
+        )?;
+        serde_json::from_slice(&out).map_err(|e| ClientError::Decode {
+            endpoint: self.endpoint().to_owned(),
+            status,
+            detail: e.to_string(),
+        })
+    }
+
+    pub fn list_repos(&self, account: &str) -> Result<Vec<RepoInfo>, ClientError> {
+        self.get(&format!("{}/repos", acct(account)))
+    }
+
+    pub fn create_repo(&self, account: &str, req: &CreateRepo) -> Result<RepoInfo, ClientError> {
+        self.call(method::POST, &format!("{}/repos", acct(account)), Some(req))
+    }
+
+    pub fn describe_repo(&self, account: &str, repo: &str) -> Result<RepoInfo, ClientError> {
+        self.get(&format!("{}/repos/{}", acct(account), seg(repo)))
+    }
+
+    pub fn drop_repo(&self, account: &str, repo: &str) -> Result<(), ClientError> {
+        self.call(
+            method::DELETE,
+            &format!("{}/repos/{}", acct(account), seg(repo)),
+            None::<&()>,
+        )
+    }
+
+    pub fn add_to_repo(
+        &self,
+        account: &str,
+        repo: &str,
+        req: &AddPackages,
+    ) -> Result<RepoChange, ClientError> {
+        self.call(
+            method::POST,
+            &format!("{}/repos/{}/packages", acct(account), seg(repo)),
+            Some(req),
+        )
+    }
+
+    pub fn search_repo(
+        &self,
+        account: &str,
+        repo: &str,
+        query: &str,
+    ) -> Result<Vec<PackageInfo>, ClientError> {
+        self.get(&format!(
+            "{}/repos/{}/packages?q={}",
+            acct(account),
+            seg(repo),
+            qv(query)
+        ))
+    }
+
+    pub fn remove_from_repo(
+        &self,
+        account: &str,
+        repo: &str,
+        req: &PackageQuery,
+    ) -> Result<RepoChange, ClientError> {
+        self.call(
+            method::POST,
+            &format!("{}/repos/{}/remove", acct(account), seg(repo)),
+            Some(req),
+        )
+    }
+
+    /// Copies (or with `mv`, moves) packages between repositories.
+    pub fn copy_packages(
+        &self,
+        account: &str,
+        repo: &str,
+        req: &CopyPackages,
+        mv: bool,
+    ) -> Result<RepoChange, ClientError> {
+        let verb = if mv { "move" } else { "copy" };
+        self.call(
+            method::POST,
+            &format!("{}/repos/{}/{verb}", acct(account), seg(repo)),
+            Some(req),
+        )
+    }
+
+    pub fn list_snapshots(&self, account: &str) -> Result<Vec<SnapshotInfo>, ClientError> {
+        self.get(&format!("{}/snapshots", acct(account)))
+    }
+
+    pub fn create_snapshot(
+        &self,
+        account: &str,
+        req: &CreateSnapshot,
+    ) -> Result<SnapshotInfo, ClientError> {
+        self.call(
+            method::POST,
+            &format!("{}/snapshots", acct(account)),
+            Some(req),
+        )
+    }
+
+    pub fn describe_snapshot(
+        &self,
+        account: &str,
+        snapshot: &str,
+        query: Option<&str>,
+    ) -> Result<SnapshotInfo, ClientError> {
+        let q = query.map(|q| format!("?q={}", qv(q))).unwrap_or_default();
+        self.get(&format!("{}/snapshots/{}{q}", acct(account), seg(snapshot)))
+    }
+
+    pub fn diff_snapshots(
+        &self,
+        account: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<SnapshotDiffInfo, ClientError> {
+        self.get(&format!(
+            "{}/snapshots/{}/diff/{}",
+            acct(account),
+            seg(old),
+            seg(new)
+        ))
+    }
+
+    pub fn drop_snapshot(&self, account: &str, snapshot: &str) -> Result<(), ClientError> {
+        self.call(
+            method::DELETE,
+            &format!("{}/snapshots/{}", acct(account), seg(snapshot)),
+            None::<&()>,
+        )
+    }
+
+    pub fn list_publications(&self, account: &str) -> Result<Vec<PublicationInfo>, ClientError> {
+        self.get(&format!("{}/publications", acct(account)))
+    }
+
+    pub fn create_publication(
+        &self,
+        account: &str,
+        req: &CreatePublication,
+    ) -> Result<PublicationInfo, ClientError> {
+        self.call(
+            method::POST,
+            &format!("{}/publications", acct(account)),
+            Some(req),
+        )
+    }
+
+    pub fn update_publication(
+        &self,
+        account: &str,
+        req: &PublicationRef,
+    ) -> Result<PublicationInfo, ClientError> {
+        self.call(
+            method::POST,
+            &format!("{}/publications/update", acct(account)),
+            Some(req),
+        )
+    }
+
+    pub fn switch_publication(
+        &self,
+        account: &str,
+        req: &SwitchPublication,
+    ) -> Result<PublicationInfo, ClientError> {
+        self.call(
+            method::POST,
+            &format!("{}/publications/switch", acct(account)),
+            Some(req),
+        )
+    }
+
+    pub fn drop_publication(&self, account: &str, req: &PublicationRef) -> Result<(), ClientError> {
+        self.call(
+            method::POST,
+            &format!("{}/publications/drop", acct(account)),
+            Some(req),
+        )
+    }
+
+    pub fn list_signing_keys(&self, account: &str) -> Result<Vec<SigningKeyInfo>, ClientError> {
+        self.get(&format!("{}/signing-keys", acct(account)))
+    }
+
+    pub fn create_signing_key(
+        &self,
+        account: &str,
+        req: &CreateSigningKey,
+    ) -> Result<SigningKeyInfo, ClientError> {
+        self.call(
+            method::POST,
+            &format!("{}/signing-keys", acct(account)),
+            Some(req),
+        )
+    }
+
+    pub fn export_signing_key(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<SigningKeyInfo, ClientError> {
+        self.get(&format!("{}/signing-keys/{}", acct(account), seg(name)))
+    }
+
+    pub fn delete_signing_key(&self, account: &str, name: &str) -> Result<(), ClientError> {
+        self.call(
+            method::DELETE,
+            &format!("{}/signing-keys/{}", acct(account), seg(name)),
+            None::<&()>,
+        )
+    }
+
+    /// Removes unreferenced package records and pool files; only reports unless `apply`.
+    pub fn cleanup_db(&self, apply: bool) -> Result<CleanupReport, ClientError> {
+        self.call(
+            method::POST,
+            &format!("/v1/db/cleanup?apply={apply}"),
+            None::<&()>,
+        )
+    }
+}

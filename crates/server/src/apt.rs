@@ -1,0 +1,1096 @@
+//! The apt repository service: composes the `spindle-apt` engine (pool, repos, snapshots,
+//! publisher, signing keys) with the store, per account.
+//!
+//! Where things live:
+//! * package records, repos, snapshots, publications and signing-key metadata: the store
+//!   (`apt_packages`, `apt_objects`), changed in one transaction per operation;
+//! * .deb files: one content-addressed pool, `DATA_DIR/apt/pool`, shared by all accounts
+//!   (each account binds its own keys to addresses, so accounts can't see each other's
+//!   packages);
+//! * published trees: `DATA_DIR/apt/public/<account id>/<prefix>/`, served at
+//!   `/apt/<account>/<prefix>/…`;
+//! * secret signing keys: `DATA_DIR/apt/keys/<account id>/<fingerprint>.key`, mode 0600.
+//!
+//! Every mutation of an account's apt state runs under that account's lock (accounts never
+//! wait for each other) and validates everything before it writes. A publish writes its tree
+//! first (atomically, Release last) and records the publication after; a failure in between
+//! undoes the tree of a new publication, or leaves the previous record of an existing one
+//! (whose tree is the newer, self-consistent one: the next publish reconciles).
+
+use spindle_apt::publish::PublishOptions;
+use spindle_apt::repo::{self, DepOptions, SnapshotSource};
+use spindle_apt::{
+    Catalog, ComponentInput, KnownPackages, MergeMode, PackageKey, PackageRef, Pool, PoolError,
+    Publisher, PublisherOptions, Query, Repo, SigningKey, Snapshot,
+};
+use spindle_model::apt::*;
+use spindle_model::AccountId;
+use spindle_store::{AptChange, AptKind, AptPackage, Expect, Store, StoreError};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Why an apt operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AptError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+type Res<T> = Result<T, AptError>;
+
+fn chain(e: &dyn std::error::Error) -> String {
+    crate::api::error_chain(e)
+}
+
+fn invalid(e: &dyn std::error::Error) -> AptError {
+    AptError::Invalid(chain(e))
+}
+
+/// The stored form of a publication.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Publication {
+    prefix: String,
+    distribution: String,
+    sources: Vec<PublishSource>,
+    architectures: Vec<String>,
+    sign_key: String,
+    private: bool,
+    /// SHA-256 of the read token of a private publication.
+    token_sha256: Option<String>,
+    origin: Option<String>,
+    label: Option<String>,
+    valid_for_secs: Option<u64>,
+    generation: u64,
+    published_at: String,
+}
+
+fn publication_name(prefix: &str, dist: &str) -> String {
+    if prefix.is_empty() {
+        dist.to_owned()
+    } else {
+        format!("{prefix}/{dist}")
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Package conflicts checked against the account's records before the pool writes.
+struct Known<'a> {
+    store: &'a Store,
+    account: &'a AccountId,
+}
+
+impl KnownPackages for Known<'_> {
+    fn sha256_of(&self, key: &PackageKey) -> Option<String> {
+        // A read error here only loses the early check: the store checks again on insert.
+        self.store
+            .apt_package_sha(self.account, &key.to_string())
+            .ok()
+            .flatten()
+    }
+}
+
+pub fn package_info(p: &PackageRef) -> PackageInfo {
+    let k = p.key();
+    PackageInfo {
+        key: k.to_string(),
+        name: k.name().to_owned(),
+        version: k.version_text().to_owned(),
+        architecture: k.arch().to_owned(),
+        sha256: p.sha256().to_owned(),
+        size: p.size(),
+    }
+}
+
+fn source_text(s: &SnapshotSource) -> String {
+    match s {
+        SnapshotSource::Repo { name } => format!("repo {name}"),
+        SnapshotSource::Merge { sources, latest } => format!(
+            "merge {}{}",
+            sources.join(", "),
+            if *latest { "" } else { " (all versions)" }
+        ),
+        SnapshotSource::Filter {
+            source,
+            query,
+            with_deps,
+        } => format!(
+            "filter {source}: {query}{}",
+            if *with_deps {
+                " (with dependencies)"
+            } else {
+                ""
+            }
+        ),
+        SnapshotSource::Mirror { name } => format!("mirror {name}"),
+    }
+}
+
+fn snapshot_info(s: &Snapshot) -> SnapshotInfo {
+    SnapshotInfo {
+        name: s.name().to_owned(),
+        description: s.description().to_owned(),
+        source: source_text(s.source()),
+        packages: s.packages().len(),
+        package_list: Vec::new(),
+        unsatisfied: Vec::new(),
+    }
+}
+
+fn repo_info(r: &Repo) -> RepoInfo {
+    RepoInfo {
+        name: r.name.clone(),
+        comment: r.comment.clone(),
+        architectures: r.architectures.iter().cloned().collect(),
+        packages: r.packages.len(),
+    }
+}
+
+fn parse_query(text: &str) -> Res<Query> {
+    Query::parse(text).map_err(|e| AptError::Invalid(format!("query `{text}`: {e}")))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, body: &str) -> Res<T> {
+    serde_json::from_str(body)
+        .map_err(|e| AptError::Internal(format!("stored {what} is corrupt: {e}")))
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("apt documents serialise")
+}
+
+/// The apt service of one daemon.
+pub struct AptService {
+    store: Arc<Store>,
+    dir: PathBuf,
+    pool: Pool,
+    base_url: String,
+    /// Per-account locks around mutations, each holding the account's publisher (which
+    /// caches rendered indexes between publishes).
+    accounts: Mutex<HashMap<AccountId, Arc<Mutex<Publisher>>>>,
+    /// Taken shared by uploads (pool file written before its record) and exclusively by
+    /// cleanup, so cleanup never removes a file whose record is about to be written.
+    gc: RwLock<()>,
+}
+
+impl AptService {
+    pub fn open(store: Arc<Store>, data_dir: &Path, base_url: &str) -> Result<Self, String> {
+        let dir = data_dir.join("apt");
+        let pool = Pool::open(dir.join("pool")).map_err(|e| chain(&e))?;
+        for d in ["public", "keys"] {
+            std::fs::create_dir_all(dir.join(d))
+                .map_err(|e| format!("cannot create {}: {e}", dir.join(d).display()))?;
+        }
+        Ok(Self {
+            store,
+            dir,
+            pool,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            accounts: Mutex::new(HashMap::new()),
+            gc: RwLock::new(()),
+        })
+    }
+
+    fn lock(&self, account: &AccountId) -> Arc<Mutex<Publisher>> {
+        let mut m = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(account.clone())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Publisher::new(
+                    self.public_root(account),
+                    self.pool.clone(),
+                    PublisherOptions {
+                        sync: true,
+                        grace: Duration::from_secs(600),
+                    },
+                )))
+            })
+            .clone()
+    }
+
+    /// The directory published trees of `account` live in.
+    pub fn public_root(&self, account: &AccountId) -> PathBuf {
+        self.dir.join("public").join(account.as_str())
+    }
+
+    fn catalog(&self, account: &AccountId) -> Res<Catalog> {
+        let mut c = Catalog::new();
+        for rec in self.store.apt_packages(account)? {
+            let p: PackageRef = decode("package record", &rec)?;
+            c.insert(p).map_err(|e| AptError::Internal(e.to_string()))?;
+        }
+        Ok(c)
+    }
+
+    fn repo(&self, account: &AccountId, name: &str) -> Res<Repo> {
+        decode(
+            "repository",
+            &self.store.apt_require(account, AptKind::Repo, name)?,
+        )
+    }
+
+    fn snapshot(&self, account: &AccountId, name: &str) -> Res<Snapshot> {
+        decode(
+            "snapshot",
+            &self.store.apt_require(account, AptKind::Snapshot, name)?,
+        )
+    }
+
+    fn publications(&self, account: &AccountId) -> Res<Vec<Publication>> {
+        self.store
+            .apt_list(account, AptKind::Publication)?
+            .iter()
+            .map(|(_, b)| decode("publication", b))
+            .collect()
+    }
+
+    fn apply(&self, account: &AccountId, change: AptChange) -> Res<()> {
+        Ok(self
+            .store
+            .apt_apply(account, &change, OffsetDateTime::now_utc())?)
+    }
+
+    // ---- packages
+
+    /// Adds a .deb to the pool and the account's package records (idempotent).
+    pub fn upload(&self, account: &AccountId, bytes: &[u8]) -> Res<PackageInfo> {
+        let _gc = self.gc.read().unwrap_or_else(|p| p.into_inner());
+        let known = Known {
+            store: &self.store,
+            account,
+        };
+        let added = self.pool.add(bytes, &known).map_err(|e| match e {
+            PoolError::Conflict { .. } => AptError::Conflict(chain(&e)),
+            PoolError::Write { .. } => AptError::Internal(chain(&e)),
+            other => {
+                AptError::Invalid(chain(&other).replace("package #0 of the batch", "the upload"))
+            }
+        })?;
+        let p = added.package;
+        self.apply(
+            account,
+            AptChange {
+                packages: vec![AptPackage {
+                    key: p.key().to_string(),
+                    sha256: p.sha256().to_owned(),
+                    record: encode(&p),
+                }],
+                ..Default::default()
+            },
+        )?;
+        Ok(package_info(&p))
+    }
+
+    // ---- repos
+
+    pub fn create_repo(&self, account: &AccountId, req: &CreateRepo) -> Res<RepoInfo> {
+        for a in &req.architectures {
+            spindle_deb::names::validate_architecture(a)
+                .map_err(|e| AptError::Invalid(format!("architecture `{a}`: {e}")))?;
+        }
+        let archs: Vec<&str> = req.architectures.iter().map(String::as_str).collect();
+        let mut r = Repo::new(&req.name, &archs).map_err(|e| invalid(&e))?;
+        r.comment = req.comment.clone();
+        self.apply(
+            account,
+            AptChange {
+                put: vec![(AptKind::Repo, r.name.clone(), encode(&r), Expect::Absent)],
+                ..Default::default()
+            },
+        )?;
+        Ok(repo_info(&r))
+    }
+
+    pub fn list_repos(&self, account: &AccountId) -> Res<Vec<RepoInfo>> {
+        self.store
+            .apt_list(account, AptKind::Repo)?
+            .iter()
+            .map(|(_, b)| decode::<Repo>("repository", b).map(|r| repo_info(&r)))
+            .collect()
+    }
+
+    pub fn describe_repo(&self, account: &AccountId, name: &str) -> Res<RepoInfo> {
+        Ok(repo_info(&self.repo(account, name)?))
+    }
+
+    pub fn search_repo(&self, account: &AccountId, name: &str, q: &str) -> Res<Vec<PackageInfo>> {
+        let query = parse_query(q)?;
+        let r = self.repo(account, name)?;
+        let found = r
+            .search(&query, &self.catalog(account)?)
+            .map_err(|e| AptError::Internal(chain(&e)))?;
+        Ok(found.iter().map(|p| package_info(p)).collect())
+    }
+
+    pub fn drop_repo(&self, account: &AccountId, name: &str) -> Res<()> {
+        let lock = self.lock(account);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.repo(account, name)?;
+        if let Some(p) = self
+            .publications(account)?
+            .iter()
+            .find(|p| p.sources.iter().any(|s| s.kind == "repo" && s.name == name))
+        {
+            return Err(AptError::Conflict(format!(
+                "repository `{name}` is published as `{}`; drop that publication first",
+                publication_name(&p.prefix, &p.distribution)
+            )));
+        }
+        self.apply(
+            account,
+            AptChange {
+                delete: vec![(AptKind::Repo, name.to_owned())],
+                ..Default::default()
+            },
+        )
+    }
+
+    pub fn add_to_repo(&self, account: &AccountId, name: &str, keys: &[String]) -> Res<RepoChange> {
+        // Cleanup must not forget a record between the check below and the repo's write.
+        let _gc = self.gc.read().unwrap_or_else(|p| p.into_inner());
+        let lock = self.lock(account);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut parsed = Vec::with_capacity(keys.len());
+        for k in keys {
+            let key = PackageKey::parse(k).map_err(|e| invalid(&e))?;
+            if self.store.apt_package_sha(account, k)?.is_none() {
+                return Err(AptError::NotFound(format!(
+                    "package `{k}` has not been uploaded to this account"
+                )));
+            }
+            parsed.push(key);
+        }
+        let mut r = self.repo(account, name)?;
+        let report = r.add(&parsed).map_err(|e| invalid(&e))?;
+        self.apply(
+            account,
+            AptChange {
+                put: vec![(AptKind::Repo, r.name.clone(), encode(&r), Expect::Present)],
+                ..Default::default()
+            },
+        )?;
+        Ok(RepoChange {
+            added: report.added.iter().map(ToString::to_string).collect(),
+            removed: Vec::new(),
+            unchanged: report.unchanged.iter().map(ToString::to_string).collect(),
+        })
+    }
+
+    pub fn remove_from_repo(&self, account: &AccountId, name: &str, q: &str) -> Res<RepoChange> {
+        let query = parse_query(q)?;
+        let lock = self.lock(account);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = self.repo(account, name)?;
+        let gone = r
+            .remove(&query, &self.catalog(account)?)
+            .map_err(|e| AptError::Internal(chain(&e)))?;
+        self.apply(
+            account,
+            AptChange {
+                put: vec![(AptKind::Repo, r.name.clone(), encode(&r), Expect::Present)],
+                ..Default::default()
+            },
+        )?;
+        Ok(RepoChange {
+            removed: gone.iter().map(ToString::to_string).collect(),
+            ..Default::default()
+        })
+    }
+
+    /// Copies (or moves) packages matching a query between repositories.
+    pub fn copy(
+        &self,
+        account: &AccountId,
+        from: &str,
+        req: &CopyPackages,
+        mv: bool,
+    ) -> Res<RepoChange> {
+        let query = parse_query(&req.query)?;
+        if from == req.to {
+            return Err(AptError::Invalid(format!(
+                "source and destination are both `{from}`"
+            )));
+        }
+        let lock = self.lock(account);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut src = self.repo(account, from)?;
+        let mut dst = self.repo(account, &req.to)?;
+        let catalog = self.catalog(account)?;
+        let report = if mv {
+            repo::move_packages(&mut src, &mut dst, &query, &catalog)
+        } else {
+            repo::copy(&src, &mut dst, &query, &catalog)
+        }
+        .map_err(|e| invalid(&e))?;
+        let mut put = vec![(
+            AptKind::Repo,
+            dst.name.clone(),
+            encode(&dst),
+            Expect::Present,
+        )];
+        if mv {
+            put.push((
+                AptKind::Repo,
+                src.name.clone(),
+                encode(&src),
+                Expect::Present,
+            ));
+        }
+        self.apply(
+            account,
+            AptChange {
+                put,
+                ..Default::default()
+            },
+        )?;
+        let moved: Vec<String> = if mv {
+            report
+                .added
+                .iter()
+                .chain(&report.unchanged)
+                .map(ToString::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(RepoChange {
+            added: report.added.iter().map(ToString::to_string).collect(),
+            removed: moved,
+            unchanged: report.unchanged.iter().map(ToString::to_string).collect(),
+        })
+    }
+
+    // ---- snapshots
+
+    pub fn create_snapshot(&self, account: &AccountId, req: &CreateSnapshot) -> Res<SnapshotInfo> {
+        let lock = self.lock(account);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut unsatisfied = Vec::new();
+        let snap = match req {
+            CreateSnapshot::Repo {
+                name,
+                repo,
+                description,
+            } => Snapshot::from_repo(name, &self.repo(account, repo)?, description)
+                .map_err(|e| invalid(&e))?,
+            CreateSnapshot::Merge {
+                name,
+                sources,
+                latest,
+            } => {
+                let snaps = sources
+                    .iter()
+                    .map(|s| self.snapshot(account, s))
+                    .collect::<Res<Vec<_>>>()?;
+                let refs: Vec<&Snapshot> = snaps.iter().collect();
+                let mode = if *latest {
+                    MergeMode::LatestWins
+                } else {
+                    MergeMode::KeepAll
+                };
+                Snapshot::merge(name, &refs, mode, "").map_err(|e| invalid(&e))?
+            }
+            CreateSnapshot::Filter {
+                name,
+                source,
+                query,
+                with_deps,
+            } => {
+                let q = parse_query(query)?;
+                let src = self.snapshot(account, source)?;
+                let deps = with_deps.then(DepOptions::default);
+                let f = src
+                    .filter(name, &q, query, deps.as_ref(), &self.catalog(account)?)
+                    .map_err(|e| invalid(&e))?;
+                unsatisfied = f
+                    .unsatisfied
+                    .iter()
+                    .map(|(k, rel)| format!("{k}: {rel}"))
+                    .collect();
+                f.snapshot
+            }
+        };
+        self.apply(
+            account,
+            AptChange {
+                put: vec![(
+                    AptKind::Snapshot,
+                    snap.name().to_owned(),
+                    encode(&snap),
+                    Expect::Absent,
+                )],
+                ..Default::default()
+            },
+        )?;
+        let mut info = snapshot_info(&snap);
+        info.unsatisfied = unsatisfied;
+        Ok(info)
+    }
+
+    pub fn list_snapshots(&self, account: &AccountId) -> Res<Vec<SnapshotInfo>> {
+        self.store
+            .apt_list(account, AptKind::Snapshot)?
+            .iter()
+            .map(|(_, b)| decode::<Snapshot>("snapshot", b).map(|s| snapshot_info(&s)))
+            .collect()
+    }
+
+    pub fn describe_snapshot(
+        &self,
+        account: &AccountId,
+        name: &str,
+        query: Option<&str>,
+    ) -> Res<SnapshotInfo> {
+        let q = query.map(parse_query).transpose()?;
+        let s = self.snapshot(account, name)?;
+        let catalog = self.catalog(account)?;
+        let mut info = snapshot_info(&s);
+        let all = Query::parse("Name").ok();
+        let q = match (&q, &all) {
+            (Some(q), _) => q,
+            (None, Some(all)) => all,
+            (None, None) => return Err(AptError::Internal("the match-all query".into())),
+        };
+        info.package_list = s
+            .search(q, &catalog)
+            .map_err(|e| AptError::Internal(chain(&e)))?
+            .iter()
+            .map(|p| package_info(p))
+            .collect();
+        Ok(info)
+    }
+
+    pub fn diff_snapshots(
+        &self,
+        account: &AccountId,
+        old: &str,
+        new: &str,
+    ) -> Res<SnapshotDiffInfo> {
+        let d = Snapshot::diff(&self.snapshot(account, old)?, &self.snapshot(account, new)?);
+        Ok(SnapshotDiffInfo {
+            added: d.added.iter().map(ToString::to_string).collect(),
+            removed: d.removed.iter().map(ToString::to_string).collect(),
+            changed: d
+                .changed
+                .iter()
+                .map(|(o, n)| format!("{o} -> {n}"))
+                .collect(),
+        })
+    }
+
+    pub fn drop_snapshot(&self, account: &AccountId, name: &str) -> Res<()> {
+        let lock = self.lock(account);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.snapshot(account, name)?;
+        if let Some(p) = self.publications(account)?.iter().find(|p| {
+            p.sources
+                .iter()
+                .any(|s| s.kind == "snapshot" && s.name == name)
+        }) {
+            return Err(AptError::Conflict(format!(
+                "snapshot `{name}` is published as `{}`; switch or drop that publication first",
+                publication_name(&p.prefix, &p.distribution)
+            )));
+        }
+        self.apply(
+            account,
+            AptChange {
+                delete: vec![(AptKind::Snapshot, name.to_owned())],
+                ..Default::default()
+            },
+        )
+    }
+
+    // ---- signing keys
+
+    fn key_path(&self, account: &AccountId, fingerprint: &str) -> PathBuf {
+        self.dir
+            .join("keys")
+            .join(account.as_str())
+            .join(format!("{fingerprint}.key"))
+    }
+
+    pub fn create_key(
+        &self,
+        account: &AccountId,
+        account_name: &str,
+        req: &CreateSigningKey,
+    ) -> Res<SigningKeyInfo> {
+        repo::validate_name(&req.name).map_err(|e| invalid(&e))?;
+        let user_id = req.user_id.clone().unwrap_or_else(|| {
+            format!("Spindle {account_name} {} <apt@spindle.invalid>", req.name)
+        });
+        let lock = self.lock(account);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self
+            .store
+            .apt_get(account, AptKind::SigningKey, &req.name)?
+            .is_some()
+        {
+            return Err(AptError::Conflict(format!(
+                "signing key `{}` already exists",
+                req.name
+            )));
+        }
+        let key = SigningKey::generate(&user_id, spindle_apt::KeyAlgorithm::Ed25519)
+            .map_err(|e| invalid(&e))?;
+        let info = SigningKeyInfo {
+            name: req.name.clone(),
+            fingerprint: key.fingerprint(),
+            key_id: key.key_id(),
+            user_id,
+            created: crate::app::now()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            public_key: None,
+        };
+        let path = self.key_path(account, &info.fingerprint);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| AptError::Internal(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        key.save_secret(&path)
+            .map_err(|e| AptError::Internal(chain(&e)))?;
+        if let Err(e) = self.apply(
+            account,
+            AptChange {
+                put: vec![(
+                    AptKind::SigningKey,
+                    req.name.clone(),
+                    encode(&info),
+                    Expect::Absent,
+                )],
+                ..Default::default()
+            },
+        ) {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(info)
+    }
+
+    pub fn list_keys(&self, account: &AccountId) -> Res<Vec<SigningKeyInfo>> {
+        self.store
+            .apt_list(account, AptKind::SigningKey)?
+            .iter()
+            .map(|(_, b)| decode("signing key", b))
+            .collect()
+    }
+
+    fn key_info(&self, account: &AccountId, name: &str) -> Res<SigningKeyInfo> {
+        decode(
+            "signing key",
+            &self.store.apt_require(account, AptKind::SigningKey, name)?,
+        )
+    }
+
+    fn load_key(&self, account: &AccountId, name: &str) -> Res<SigningKey> {
+        let info = self.key_info(account, name)?;
+        SigningKey::load_secret(&self.key_path(account, &info.fingerprint))
+            .map_err(|e| AptError::Internal(chain(&e)))
+    }
+
+    pub fn export_key(&self, account: &AccountId, name: &str) -> Res<SigningKeyInfo> {
+        let mut info = self.key_info(account, name)?;
+        let key = self.load_key(account, name)?;
+        info.public_key = Some(
+            key.public_armored()
+                .map_err(|e| AptError::Internal(chain(&e)))?,
+        );
+        Ok(info)
+    }
+
+    pub fn delete_key(&self, account: &AccountId, name: &str) -> Res<()> {
+        let lock = self.lock(account);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let info = self.key_info(account, name)?;
+        if let Some(p) = self
+            .publications(account)?
+            .iter()
+            .find(|p| p.sign_key == name)
+        {
+            return Err(AptError::Conflict(format!(
+                "signing key `{name}` signs publication `{}`; drop it first",
+                publication_name(&p.prefix, &p.distribution)
+            )));
+        }
+        self.apply(
+            account,
+            AptChange {
+                delete: vec![(AptKind::SigningKey, name.to_owned())],
+                ..Default::default()
+            },
+        )?;
+        let _ = std::fs::remove_file(self.key_path(account, &info.fingerprint));
+        Ok(())
+    }
+
+    // ---- publishing
+
+    fn publication_info(&self, account_name: &str, p: &Publication) -> PublicationInfo {
+        let mut url = format!("{}/apt/{account_name}", self.base_url);
+        if !p.prefix.is_empty() {
+            url.push('/');
+            url.push_str(&p.prefix);
+        }
+        PublicationInfo {
+            prefix: p.prefix.clone(),
+            distribution: p.distribution.clone(),
+            sources: p.sources.clone(),
+            architectures: p.architectures.clone(),
+            sign_key: p.sign_key.clone(),
+            private: p.private,
+            generation: p.generation,
+            published_at: p.published_at.clone(),
+            url,
+            read_token: None,
+        }
+    }
+
+    pub fn list_publications(
+        &self,
+        account: &AccountId,
+        account_name: &str,
+    ) -> Res<Vec<PublicationInfo>> {
+        Ok(self
+            .publications(account)?
+            .iter()
+            .map(|p| self.publication_info(account_name, p))
+            .collect())
+    }
+
+    /// The packages of each component, as they are now.
+    fn components(
+        &self,
+        account: &AccountId,
+        sources: &[PublishSource],
+    ) -> Res<Vec<ComponentInput>> {
+        let catalog = self.catalog(account)?;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for s in sources {
+            if !seen.insert(s.component.as_str()) {
+                return Err(AptError::Invalid(format!(
+                    "component `{}` is given twice",
+                    s.component
+                )));
+            }
+            let keys: BTreeSet<PackageKey> = match s.kind.as_str() {
+                "repo" => self.repo(account, &s.name)?.packages,
+                "snapshot" => self.snapshot(account, &s.name)?.packages().clone(),
+                other => {
+                    return Err(AptError::Invalid(format!(
+                        "source kind `{other}` is neither `repo` nor `snapshot`"
+                    )))
+                }
+            };
+            let packages = catalog
+                .resolve(&keys)
+                .map_err(|e| AptError::Internal(chain(&e)))?;
+            out.push(ComponentInput {
+                name: s.component.clone(),
+                packages,
+            });
+        }
+        if out.is_empty() {
+            return Err(AptError::Invalid(
+                "nothing to publish: give at least one repo or snapshot".into(),
+            ));
+        }
+        Ok(out)
+    }
+
+    fn check_prefix(prefix: &str) -> Res<()> {
+        if prefix.split('/').any(|p| p == "dists" || p == "pool") {
+            return Err(AptError::Invalid(format!(
+                "invalid prefix `{prefix}`: its parts must not be `dists` or `pool`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Publishes `p` (new or changed) and returns the generation written.
+    fn write_tree(
+        &self,
+        publisher: &mut Publisher,
+        account: &AccountId,
+        p: &mut Publication,
+    ) -> Res<()> {
+        let comps = self.components(account, &p.sources)?;
+        let key = self.load_key(account, &p.sign_key)?;
+        let mut o = PublishOptions::new(&p.distribution);
+        o.prefix = p.prefix.clone();
+        o.architectures = p.architectures.clone();
+        o.origin = p.origin.clone();
+        o.label = p.label.clone();
+        o.valid_for = p.valid_for_secs.map(Duration::from_secs);
+        o.date = std::time::SystemTime::now();
+        let report = publisher
+            .publish(&o, &comps, Some(&key))
+            .map_err(|e| match e {
+                spindle_apt::PublishError::Io { .. } | spindle_apt::PublishError::Sign(_) => {
+                    AptError::Internal(chain(&e))
+                }
+                other => invalid(&other),
+            })?;
+        p.generation = report.generation;
+        p.published_at = crate::app::now()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        Ok(())
+    }
+
+    pub fn create_publication(
+        &self,
+        account: &AccountId,
+        account_name: &str,
+        req: &CreatePublication,
+    ) -> Res<PublicationInfo> {
+        let prefix = req.prefix.trim_matches('/').to_owned();
+        Self::check_prefix(&prefix)?;
+        let name = publication_name(&prefix, &req.distribution);
+        let lock = self.lock(account);
+        let mut publisher = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let existing = self.publications(account)?;
+        if existing
+            .iter()
+            .any(|p| p.prefix == prefix && p.distribution == req.distribution)
+        {
+            return Err(AptError::Conflict(format!(
+                "publication `{name}` already exists; use `publish update` or `publish switch`"
+            )));
+        }
+        if let Some(other) = existing
+            .iter()
+            .find(|p| p.prefix == prefix && p.private != req.private)
+        {
+            return Err(AptError::Conflict(format!(
+                "prefix `{}` already holds {} publication `{}`; {} publications need their own prefix (they share its pool/)",
+                if prefix.is_empty() { "." } else { &prefix },
+                if other.private { "private" } else { "public" },
+                publication_name(&other.prefix, &other.distribution),
+                if req.private { "private" } else { "public" },
+            )));
+        }
+        let token = req.private.then(|| hex::encode(rand::random::<[u8; 24]>()));
+        let mut p = Publication {
+            prefix: prefix.clone(),
+            distribution: req.distribution.clone(),
+            sources: req.sources.clone(),
+            architectures: req.architectures.clone(),
+            sign_key: req.sign_key.clone(),
+            private: req.private,
+            token_sha256: token.as_deref().map(|t| sha256_hex(t.as_bytes())),
+            origin: req.origin.clone(),
+            label: req.label.clone(),
+            valid_for_secs: req.valid_for_secs,
+            generation: 0,
+            published_at: String::new(),
+        };
+        self.write_tree(&mut publisher, account, &mut p)?;
+        if let Err(e) = self.apply(
+            account,
+            AptChange {
+                put: vec![(AptKind::Publication, name, encode(&p), Expect::Absent)],
+                ..Default::default()
+            },
+        ) {
+            let _ = publisher.drop_publication(&prefix, &req.distribution);
+            return Err(e);
+        }
+        let mut info = self.publication_info(account_name, &p);
+        info.read_token = token;
+        Ok(info)
+    }
+
+    fn publication(&self, account: &AccountId, r: &PublicationRef) -> Res<Publication> {
+        let name = publication_name(r.prefix.trim_matches('/'), &r.distribution);
+        decode(
+            "publication",
+            &self
+                .store
+                .apt_require(account, AptKind::Publication, &name)?,
+        )
+    }
+
+    /// Republishes with the sources' current contents (`publish update`), or with other
+    /// snapshots (`publish switch`).
+    pub fn update_publication(
+        &self,
+        account: &AccountId,
+        account_name: &str,
+        r: &PublicationRef,
+        switch: Option<&[(String, String)]>,
+    ) -> Res<PublicationInfo> {
+        let lock = self.lock(account);
+        let mut publisher = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut p = self.publication(account, r)?;
+        if let Some(switch) = switch {
+            if switch.is_empty() {
+                return Err(AptError::Invalid(
+                    "switch to what? name component=snapshot pairs".into(),
+                ));
+            }
+            for (component, snapshot) in switch {
+                let Some(s) = p.sources.iter_mut().find(|s| &s.component == component) else {
+                    return Err(AptError::Invalid(format!(
+                        "publication `{}` has no component `{component}` (it has {})",
+                        publication_name(&p.prefix, &p.distribution),
+                        p.sources
+                            .iter()
+                            .map(|s| format!("`{}`", s.component))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                };
+                if s.kind != "snapshot" {
+                    return Err(AptError::Invalid(format!(
+                        "component `{component}` publishes repository `{}`, not a snapshot; use `publish update`",
+                        s.name
+                    )));
+                }
+                s.name = snapshot.clone();
+            }
+        }
+        self.write_tree(&mut publisher, account, &mut p)?;
+        self.apply(
+            account,
+            AptChange {
+                put: vec![(
+                    AptKind::Publication,
+                    publication_name(&p.prefix, &p.distribution),
+                    encode(&p),
+                    Expect::Present,
+                )],
+                ..Default::default()
+            },
+        )?;
+        Ok(self.publication_info(account_name, &p))
+    }
+
+    pub fn drop_publication(&self, account: &AccountId, r: &PublicationRef) -> Res<()> {
+        let lock = self.lock(account);
+        let mut publisher = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let p = self.publication(account, r)?;
+        publisher
+            .drop_publication(&p.prefix, &p.distribution)
+            .map_err(|e| AptError::Internal(chain(&e)))?;
+        self.apply(
+            account,
+            AptChange {
+                delete: vec![(
+                    AptKind::Publication,
+                    publication_name(&p.prefix, &p.distribution),
+                )],
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Whether a request for `prefix` of `account`'s tree may be served: `Ok(())` for a public
+    /// prefix or a matching read token, `Err(realm)` otherwise.
+    pub fn may_read(&self, account: &AccountId, prefix: &str, token: Option<&str>) -> Res<bool> {
+        let private: Vec<Publication> = self
+            .publications(account)?
+            .into_iter()
+            .filter(|p| p.prefix == prefix && p.private)
+            .collect();
+        if private.is_empty() {
+            return Ok(true);
+        }
+        let Some(token) = token else { return Ok(false) };
+        let sha = sha256_hex(token.as_bytes());
+        Ok(private
+            .iter()
+            .any(|p| p.token_sha256.as_deref() == Some(sha.as_str())))
+    }
+
+    // ---- housekeeping
+
+    /// Forgets package records no repository or snapshot references and removes pool files
+    /// no record references. With `dry_run`, only reports what it would remove.
+    pub fn cleanup(&self, dry_run: bool) -> Res<CleanupReport> {
+        let _gc = self.gc.write().unwrap_or_else(|p| p.into_inner());
+        let mut referenced: HashMap<String, HashSet<String>> = HashMap::new();
+        for (acct, _, body) in self.store.apt_list_all(AptKind::Repo)? {
+            let r: Repo = decode("repository", &body)?;
+            referenced
+                .entry(acct.as_str().to_owned())
+                .or_default()
+                .extend(r.packages.iter().map(ToString::to_string));
+        }
+        for (acct, _, body) in self.store.apt_list_all(AptKind::Snapshot)? {
+            let s: Snapshot = decode("snapshot", &body)?;
+            referenced
+                .entry(acct.as_str().to_owned())
+                .or_default()
+                .extend(s.packages().iter().map(ToString::to_string));
+        }
+        let mut forget: HashMap<String, Vec<String>> = HashMap::new();
+        let mut keep = HashSet::new();
+        let mut packages = Vec::new();
+        for (acct, key, sha) in self.store.apt_all_packages()? {
+            if referenced.get(&acct).is_some_and(|r| r.contains(&key)) {
+                keep.insert(sha);
+            } else {
+                packages.push(format!("{acct}/{key}"));
+                forget.entry(acct).or_default().push(key);
+            }
+        }
+        packages.sort();
+        let mut pool_files = Vec::new();
+        let root = self.pool.root();
+        for dir in std::fs::read_dir(root)
+            .map_err(|e| AptError::Internal(format!("{}: {e}", root.display())))?
+        {
+            let Ok(dir) = dir else { continue };
+            let prefix = dir.file_name().to_string_lossy().into_owned();
+            let Ok(files) = std::fs::read_dir(dir.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                let sha = format!("{prefix}{name}");
+                if !name.starts_with('.') && !keep.contains(&sha) {
+                    pool_files.push(sha);
+                }
+            }
+        }
+        pool_files.sort();
+        if !dry_run {
+            for (acct, keys) in forget {
+                let id = AccountId::parse(&acct)
+                    .map_err(|e| AptError::Internal(format!("account id `{acct}`: {e}")))?;
+                self.apply(
+                    &id,
+                    AptChange {
+                        forget: keys,
+                        ..Default::default()
+                    },
+                )?;
+            }
+            self.pool
+                .cleanup(&keep)
+                .map_err(|e| AptError::Internal(chain(&e)))?;
+        }
+        Ok(CleanupReport {
+            dry_run,
+            packages,
+            pool_files,
+        })
+    }
+}
