@@ -66,7 +66,8 @@ fn create_parent(path: &Path) -> Result<(), BakeError> {
 pub fn write_oci_archive(store: &ImageStore, image: &str, out: &Path) -> Result<(), BakeError> {
     create_parent(out)?;
     let tmp = out.with_extension("tmp");
-    if let Err(e) = store.export(image, &tmp) {
+    let _ = fs::remove_file(&tmp);
+    if let Err(e) = store.export(image, &tmp, spindle_runtime::ExportFormat::OciArchive) {
         let _ = fs::remove_file(&tmp);
         return Err(e.into());
     }

@@ -83,6 +83,7 @@ fn deploy(d: &Daemon, params: &[(&str, &str)]) -> DeployResult {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            nested_templates: Default::default(),
         },
         ..DeployStack::default()
     };

@@ -147,6 +147,7 @@ fn bake_imports_publishes_and_a_stack_boots_the_image() {
             template_body: TEMPLATE.into(),
             template_name: Some("web.yaml".into()),
             parameters: Default::default(),
+            nested_templates: Default::default(),
         },
         ..DeployStack::default()
     };

@@ -206,6 +206,7 @@ fn a_load_balancer_in_front_of_real_instances() {
             template_body: body.into(),
             template_name: Some("web.yaml".into()),
             parameters: Default::default(),
+            nested_templates: Default::default(),
         },
         ..DeployStack::default()
     };

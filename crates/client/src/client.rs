@@ -630,7 +630,6 @@ impl Client {
 
 mod asg;
 
-mod method {
 pub(crate) mod method {
     pub const GET: &str = "GET";
     pub const POST: &str = "POST";

@@ -555,6 +555,8 @@ impl ImageStore {
                 .map_err(ioe("write", out))?;
         }
         tb.into_inner().map(drop).map_err(ioe("write", out))
+    }
+
     /// Adds one uncompressed layer tar to the store (blob and unpacked tree) without making an
     /// image; [`ImageStore::create_image`] then composes layers. Used by image baking.
     pub fn add_layer(&self, tar_path: &Path) -> Result<LayerRef, ImageError> {

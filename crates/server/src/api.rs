@@ -3,7 +3,7 @@
 
 use crate::app::App;
 use crate::asg_handlers as ah;
-use crate::apt_handlers as ah;
+use crate::apt_handlers as aph;
 use crate::audit::RequestId;
 use crate::handlers as h;
 use crate::lb_handlers as lbh;
@@ -282,31 +282,31 @@ fn api_routes() -> Api {
         POST "/v1/accounts/{account}/autoscaling-groups/{name}/lifecycle-actions" CompleteLifecycleAction => ah::complete_lifecycle_action;
         GET "/v1/doctor" ReadDoctor => rh::read_doctor;
         POST "/v1/doctor" FixDoctor => rh::fix_doctor;
-        POST "/v1/accounts/{account}/packages" UploadPackage => ah::upload_package;
-        GET "/v1/accounts/{account}/repos" ListRepos => ah::list_repos;
-        POST "/v1/accounts/{account}/repos" CreateRepo => ah::create_repo;
-        GET "/v1/accounts/{account}/repos/{repo}" DescribeRepo => ah::describe_repo;
-        DELETE "/v1/accounts/{account}/repos/{repo}" DropRepo => ah::drop_repo;
-        POST "/v1/accounts/{account}/repos/{repo}/packages" AddToRepo => ah::add_to_repo;
-        GET "/v1/accounts/{account}/repos/{repo}/packages" SearchRepo => ah::search_repo;
-        POST "/v1/accounts/{account}/repos/{repo}/remove" RemoveFromRepo => ah::remove_from_repo;
-        POST "/v1/accounts/{account}/repos/{repo}/copy" CopyPackages => ah::copy_packages;
-        POST "/v1/accounts/{account}/repos/{repo}/move" MovePackages => ah::move_packages;
-        GET "/v1/accounts/{account}/snapshots" ListSnapshots => ah::list_snapshots;
-        POST "/v1/accounts/{account}/snapshots" CreateSnapshot => ah::create_snapshot;
-        GET "/v1/accounts/{account}/snapshots/{snapshot}" DescribeSnapshot => ah::describe_snapshot;
-        DELETE "/v1/accounts/{account}/snapshots/{snapshot}" DropSnapshot => ah::drop_snapshot;
-        GET "/v1/accounts/{account}/snapshots/{snapshot}/diff/{other}" DiffSnapshots => ah::diff_snapshots;
-        GET "/v1/accounts/{account}/publications" ListPublications => ah::list_publications;
-        POST "/v1/accounts/{account}/publications" CreatePublication => ah::create_publication;
-        POST "/v1/accounts/{account}/publications/update" UpdatePublication => ah::update_publication;
-        POST "/v1/accounts/{account}/publications/switch" SwitchPublication => ah::switch_publication;
-        POST "/v1/accounts/{account}/publications/drop" DropPublication => ah::drop_publication;
-        GET "/v1/accounts/{account}/signing-keys" ListSigningKeys => ah::list_signing_keys;
-        POST "/v1/accounts/{account}/signing-keys" CreateSigningKey => ah::create_signing_key;
-        GET "/v1/accounts/{account}/signing-keys/{key}" ExportSigningKey => ah::export_signing_key;
-        DELETE "/v1/accounts/{account}/signing-keys/{key}" DeleteSigningKey => ah::delete_signing_key;
-        POST "/v1/db/cleanup" CleanupDb => ah::cleanup_db;
+        POST "/v1/accounts/{account}/packages" UploadPackage => aph::upload_package;
+        GET "/v1/accounts/{account}/repos" ListRepos => aph::list_repos;
+        POST "/v1/accounts/{account}/repos" CreateRepo => aph::create_repo;
+        GET "/v1/accounts/{account}/repos/{repo}" DescribeRepo => aph::describe_repo;
+        DELETE "/v1/accounts/{account}/repos/{repo}" DropRepo => aph::drop_repo;
+        POST "/v1/accounts/{account}/repos/{repo}/packages" AddToRepo => aph::add_to_repo;
+        GET "/v1/accounts/{account}/repos/{repo}/packages" SearchRepo => aph::search_repo;
+        POST "/v1/accounts/{account}/repos/{repo}/remove" RemoveFromRepo => aph::remove_from_repo;
+        POST "/v1/accounts/{account}/repos/{repo}/copy" CopyPackages => aph::copy_packages;
+        POST "/v1/accounts/{account}/repos/{repo}/move" MovePackages => aph::move_packages;
+        GET "/v1/accounts/{account}/snapshots" ListSnapshots => aph::list_snapshots;
+        POST "/v1/accounts/{account}/snapshots" CreateSnapshot => aph::create_snapshot;
+        GET "/v1/accounts/{account}/snapshots/{snapshot}" DescribeSnapshot => aph::describe_snapshot;
+        DELETE "/v1/accounts/{account}/snapshots/{snapshot}" DropSnapshot => aph::drop_snapshot;
+        GET "/v1/accounts/{account}/snapshots/{snapshot}/diff/{other}" DiffSnapshots => aph::diff_snapshots;
+        GET "/v1/accounts/{account}/publications" ListPublications => aph::list_publications;
+        POST "/v1/accounts/{account}/publications" CreatePublication => aph::create_publication;
+        POST "/v1/accounts/{account}/publications/update" UpdatePublication => aph::update_publication;
+        POST "/v1/accounts/{account}/publications/switch" SwitchPublication => aph::switch_publication;
+        POST "/v1/accounts/{account}/publications/drop" DropPublication => aph::drop_publication;
+        GET "/v1/accounts/{account}/signing-keys" ListSigningKeys => aph::list_signing_keys;
+        POST "/v1/accounts/{account}/signing-keys" CreateSigningKey => aph::create_signing_key;
+        GET "/v1/accounts/{account}/signing-keys/{key}" ExportSigningKey => aph::export_signing_key;
+        DELETE "/v1/accounts/{account}/signing-keys/{key}" DeleteSigningKey => aph::delete_signing_key;
+        POST "/v1/db/cleanup" CleanupDb => aph::cleanup_db;
     )
 }
 
@@ -346,7 +346,7 @@ pub fn router(app: App) -> Router {
     api.router
         .route("/healthz", axum::routing::get(h::healthz))
         .route("/metrics", axum::routing::get(h::metrics))
-        .route(APT_FILES, axum::routing::get(ah::serve_published))
+        .route(APT_FILES, axum::routing::get(aph::serve_published))
         .fallback(fallback)
         .method_not_allowed_fallback(|| async {
             ApiError::new(
