@@ -731,13 +731,11 @@ impl Elb {
                     }
                 }
                 "stickiness.enabled" => sticky.0 = parse_bool(k, v)?,
-                "stickiness.type" => {
-                    if v != "lb_cookie" {
-                        return Err(invalid(
-                            TG_TYPE,
-                            format!("{k}: Spindle implements lb_cookie, not `{v}`"),
-                        ));
-                    }
+                "stickiness.type" if v != "lb_cookie" => {
+                    return Err(invalid(
+                        TG_TYPE,
+                        format!("{k}: Spindle implements lb_cookie, not `{v}`"),
+                    ));
                 }
                 "stickiness.lb_cookie.duration_seconds" => sticky.1 = secs()?,
                 "spindle.target.timeout_seconds" => {

@@ -237,7 +237,7 @@ async fn deploys_updates_refuses_and_restores_load_balancers() {
     assert!(
         metrics
             .iter()
-            .any(|s| s.labels.get("target").is_some() && s.totals.requests > 0),
+            .any(|s| s.labels.contains_key("target") && s.totals.requests > 0),
         "per-target series: {metrics:?}"
     );
 
@@ -275,7 +275,7 @@ async fn deploys_updates_refuses_and_restores_load_balancers() {
     );
     let out = deploy(
         &engine,
-        &format!("{updated}").replace("Outputs:", &format!("{https}Outputs:")),
+        &updated.replace("Outputs:", &format!("{https}Outputs:")),
     )
     .await;
     assert_eq!(out.status, StackStatus::UpdateRollbackComplete, "{out:?}");
