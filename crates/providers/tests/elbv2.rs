@@ -320,3 +320,126 @@ async fn deploys_updates_refuses_and_restores_load_balancers() {
     let saved = std::fs::read_to_string(&state).unwrap();
     assert_eq!(saved.trim(), "{}");
 }
+
+/// Each bad template is refused at deploy with a message naming the property or attribute,
+/// and leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_properties_are_refused_naming_what_is_wrong() {
+    let elb = Elb::open(
+        None,
+        None,
+        ElbOptions {
+            address: Some("127.0.0.1".parse().unwrap()),
+            io_threads: 0,
+        },
+    )
+    .unwrap();
+    let engine = engine(&elb);
+    let port = free_port();
+    let base = format!(
+        r#"
+Resources:
+  Lb:
+    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
+    Properties: {{Name: bad}}
+  Tg:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties:
+      Port: 8080
+      TargetType: ip
+      Targets: [{{Id: 127.0.0.1}}]
+      TargetGroupAttributes: [{{Key: stickiness.enabled, Value: "false"}}]
+  Http:
+    Type: AWS::ElasticLoadBalancingV2::Listener
+    Properties:
+      LoadBalancerArn: !Ref Lb
+      Port: {port}
+      DefaultActions: [{{Type: forward, TargetGroupArn: !Ref Tg}}]
+"#
+    );
+    let cases = [
+        (
+            "Key: stickiness.enabled, Value: \"false\"",
+            "Key: spindle.tenant.bogus, Value: \"1\"",
+            "unknown Spindle attribute `spindle.tenant.bogus`",
+        ),
+        (
+            "Key: stickiness.enabled, Value: \"false\"",
+            "Key: load_balancing.algorithm.type, Value: random",
+            "load_balancing.algorithm.type",
+        ),
+        (
+            "Key: stickiness.enabled, Value: \"false\"",
+            "Key: spindle.tenant.max_in_flight, Value: \"4\"",
+            "need spindle.tenant.header or spindle.tenant.source",
+        ),
+        (
+            "TargetType: ip",
+            "TargetType: lambda",
+            "TargetType `lambda`",
+        ),
+        (
+            "Targets: [{Id: 127.0.0.1}]",
+            "Targets: [{Id: i-0123}]",
+            "is not an IP address",
+        ),
+        ("Port: 8080", "Port: 70000", "Port 70000"),
+        (
+            "Properties: {Name: bad}",
+            "Properties: {Name: -bad}",
+            "Name `-bad`",
+        ),
+        (
+            "Properties: {Name: bad}",
+            "Properties: {Name: bad, Type: network}",
+            "Type `network`",
+        ),
+        (
+            "DefaultActions: [{Type: forward, TargetGroupArn: !Ref Tg}]",
+            "DefaultActions: [{Type: authenticate-oidc}]",
+            "action type `authenticate-oidc`",
+        ),
+        (
+            "DefaultActions: [{Type: forward, TargetGroupArn: !Ref Tg}]",
+            "DefaultActions: [{Type: redirect, RedirectConfig: {StatusCode: HTTP_307}}]",
+            "HTTP_307",
+        ),
+        (
+            "      Port: 8080\n",
+            "      Port: 8080\n      Matcher: {HttpCode: 200-99}\n",
+            "Matcher.HttpCode",
+        ),
+        (
+            "      Port: 8080\n",
+            "      Port: 8080\n      HealthCheckPort: \"9000\"\n",
+            "HealthCheckPort",
+        ),
+        (
+            "      Port: 8080\n",
+            "      Port: 8080\n      Protocol: TCP\n",
+            "Protocol `TCP`",
+        ),
+        (
+            "      Port: 8080\n",
+            "      Port: 8080\n      Unknown: 1\n",
+            "Unknown",
+        ),
+        (
+            "      DefaultActions",
+            "      Protocol: HTTPS\n      DefaultActions",
+            "needs Certificates",
+        ),
+    ];
+    for (from, to, expect) in cases {
+        assert!(base.contains(from), "{from}");
+        let out = deploy(&engine, &base.replace(from, to)).await;
+        let text = format!("{out:?}");
+        assert_eq!(out.status, StackStatus::RollbackComplete, "{to}: {text}");
+        assert!(text.contains(expect), "{to}: expected `{expect}` in {text}");
+        assert!(elb.list(ACCOUNT).is_empty(), "{to}: nothing left running");
+        engine.delete_stack("web").await.unwrap();
+    }
+    // The base template itself deploys.
+    let out = deploy(&engine, &base).await;
+    assert_eq!(out.status, StackStatus::CreateComplete, "{out:?}");
+}
