@@ -442,7 +442,8 @@ impl Elb {
                     }),
                     _ => Arc::new(TcpConnector),
                 };
-                let mut o = LbOptions::new(rec.name.clone());
+                // Names are unique per account only; the metric label needs both.
+                let mut o = LbOptions::new(format!("{}/{}", rec.account, rec.name));
                 o.connector = connector;
                 o.io_threads = self.opts.io_threads;
                 st.running.insert(

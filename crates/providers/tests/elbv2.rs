@@ -443,3 +443,84 @@ Resources:
     let out = deploy(&engine, &base).await;
     assert_eq!(out.status, StackStatus::CreateComplete, "{out:?}");
 }
+
+/// HTTPS listeners take their PEM bundle from a file or from the parameter store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_certificates_come_from_a_file_or_a_parameter() {
+    use spindle_stack::ssm::{MemoryParamStore, ParamStore, PutParam};
+    let dir = tempfile::tempdir().unwrap();
+    let elb = Elb::open(
+        None,
+        None,
+        ElbOptions {
+            address: Some("127.0.0.1".parse().unwrap()),
+            io_threads: 0,
+        },
+    )
+    .unwrap();
+    let params = Arc::new(MemoryParamStore::new());
+    elb.set_param_store(params.clone());
+    let engine = engine(&elb);
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let bundle = format!("{}{}", cert.cert.pem(), cert.key_pair.serialize_pem());
+    let file = dir.path().join("web.pem");
+    std::fs::write(&file, &bundle).unwrap();
+    params
+        .put(
+            ACCOUNT,
+            &PutParam {
+                name: "/web/tls",
+                kind: "SecureString",
+                value: &bundle,
+                description: "",
+                token: None,
+            },
+            false,
+        )
+        .unwrap();
+    let (p1, p2) = (free_port(), free_port());
+    let listener = |name: &str, port: u16, arn: &str| {
+        format!(
+            r#"  {name}:
+    Type: AWS::ElasticLoadBalancingV2::Listener
+    Properties:
+      LoadBalancerArn: !Ref Lb
+      Port: {port}
+      Protocol: HTTPS
+      Certificates: [{{CertificateArn: "{arn}"}}]
+      DefaultActions:
+        - {{Type: fixed-response, FixedResponseConfig: {{StatusCode: "200"}}}}
+"#
+        )
+    };
+    let src = format!(
+        "Resources:\n  Lb:\n    Type: AWS::ElasticLoadBalancingV2::LoadBalancer\n{}{}",
+        listener("FromFile", p1, &format!("file:{}", file.display())),
+        listener("FromParam", p2, "ssm:/web/tls"),
+    );
+    let out = deploy(&engine, &src).await;
+    assert_eq!(out.status, StackStatus::CreateComplete, "{out:?}");
+    let lb = &elb.list(ACCOUNT)[0];
+    let mut ports: Vec<(String, u16)> = lb
+        .listeners
+        .iter()
+        .map(|l| (l.protocol.clone(), l.port))
+        .collect();
+    ports.sort();
+    let mut want = vec![("HTTPS".to_string(), p1), ("HTTPS".to_string(), p2)];
+    want.sort();
+    assert_eq!(ports, want);
+    for p in [p1, p2] {
+        tokio::net::TcpStream::connect(("127.0.0.1", p))
+            .await
+            .expect("HTTPS listener accepts connections");
+    }
+    // A parameter that doesn't exist is named.
+    let bad = src.replace("ssm:/web/tls", "ssm:/web/missing");
+    let out = deploy(&engine, &bad).await;
+    assert_eq!(out.status, StackStatus::UpdateRollbackComplete, "{out:?}");
+    assert!(
+        format!("{out:?}").contains("parameter `/web/missing` not found"),
+        "{out:?}"
+    );
+}
