@@ -372,3 +372,134 @@ fn a_load_balancer_in_front_of_real_instances() {
     assert_eq!(del.status, "DELETE_COMPLETE");
     assert_eq!(get(addr, "/who.txt", "t0").0, 0, "the listener is gone");
 }
+
+/// A backend on 127.0.0.1 answering every request with `hello`; runs until the test ends.
+fn backend() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        got.drain(..end + 4);
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello");
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The API and CLI without the instance runtime (IP targets on the host), scoping by
+/// account, and the load balancer coming back after a daemon restart.
+#[test]
+fn load_balancers_through_the_api_survive_a_restart() {
+    let mut d = Daemon::start();
+    let target = backend();
+    let port = common::free_port();
+    let template = format!(
+        r#"
+Resources:
+  Lb:
+    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
+    Properties: {{Name: api}}
+  Tg:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties:
+      Port: {target}
+      TargetType: ip
+      HealthCheckIntervalSeconds: 2
+      HealthCheckTimeoutSeconds: 1
+      HealthyThresholdCount: 1
+      Targets: [{{Id: 127.0.0.1}}]
+  Http:
+    Type: AWS::ElasticLoadBalancingV2::Listener
+    Properties:
+      LoadBalancerArn: !Ref Lb
+      Port: {port}
+      DefaultActions: [{{Type: forward, TargetGroupArn: !Ref Tg}}]
+"#
+    );
+    let admin = d.admin();
+    let r = admin
+        .deploy_stack(
+            ACCOUNT,
+            "api",
+            &DeployStack {
+                template: TemplateRequest {
+                    template_body: template,
+                    template_name: Some("api.yaml".into()),
+                    parameters: Default::default(),
+                },
+                ..DeployStack::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(r.status.as_deref(), Some("CREATE_COMPLETE"), "{r:?}");
+    let info: LoadBalancerInfo = admin.load_balancer(ACCOUNT, "api", "").unwrap();
+    let addr: SocketAddr = info.listeners[0].address.parse().unwrap();
+    assert_eq!(addr.port(), port);
+    let wait_ok = |addr: SocketAddr| {
+        for _ in 0..100 {
+            if get(addr, "/", "t") == (200, "hello".into()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    };
+    assert!(wait_ok(addr), "requests reach the target");
+
+    let o = d.cli(&["lb", "health", "api", "--output", "json"]);
+    let h: Vec<TargetHealthInfo> = serde_json::from_str(&common::stdout(&o)).unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].address, format!("127.0.0.1:{target}"));
+    assert_eq!(h[0].state, "healthy");
+    let o = d.cli(&["lb", "metrics", "api"]);
+    assert!(
+        common::stdout(&o).contains(&format!("target=127.0.0.1:{target}")),
+        "{}",
+        common::stdout(&o)
+    );
+    let o = d.cli(&["lb", "describe", "nope"]);
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains("load balancer `nope` not found"),
+        "{}",
+        common::stderr(&o)
+    );
+    // Another account sees nothing of it.
+    admin
+        .create_account(&CreateAccount {
+            name: spindle_model::AccountName::parse("other").unwrap(),
+            description: String::new(),
+        })
+        .unwrap();
+    let other = common::client_for(
+        &d.endpoint,
+        &admin.create_key("other", &CreateKey::default()).unwrap(),
+    );
+    assert!(other.list_load_balancers("other").unwrap().is_empty());
+    match other.load_balancer::<LoadBalancerInfo>("other", "api", "") {
+        Err(spindle_client::ClientError::Api { status: 404, .. }) => {}
+        r => panic!("{r:?}"),
+    }
+
+    // The daemon restarts and the load balancer is back on the same address.
+    d.stop();
+    assert_eq!(get(addr, "/", "t").0, 0, "stopped with the daemon");
+    d.spawn();
+    assert!(wait_ok(addr), "restored after the restart");
+    let del = d.admin().delete_stack(ACCOUNT, "api").unwrap();
+    assert_eq!(del.status, "DELETE_COMPLETE");
+    assert_eq!(get(addr, "/", "t").0, 0, "the listener is gone");
+}

@@ -442,7 +442,8 @@ impl Elb {
                     }),
                     _ => Arc::new(TcpConnector),
                 };
-                let mut o = LbOptions::new(rec.name.clone());
+                // Names are unique per account only; the metric label needs both.
+                let mut o = LbOptions::new(format!("{}/{}", rec.account, rec.name));
                 o.connector = connector;
                 o.io_threads = self.opts.io_threads;
                 st.running.insert(
@@ -731,13 +732,11 @@ impl Elb {
                     }
                 }
                 "stickiness.enabled" => sticky.0 = parse_bool(k, v)?,
-                "stickiness.type" => {
-                    if v != "lb_cookie" {
-                        return Err(invalid(
-                            TG_TYPE,
-                            format!("{k}: Spindle implements lb_cookie, not `{v}`"),
-                        ));
-                    }
+                "stickiness.type" if v != "lb_cookie" => {
+                    return Err(invalid(
+                        TG_TYPE,
+                        format!("{k}: Spindle implements lb_cookie, not `{v}`"),
+                    ));
                 }
                 "stickiness.lb_cookie.duration_seconds" => sticky.1 = secs()?,
                 "spindle.target.timeout_seconds" => {

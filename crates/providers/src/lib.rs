@@ -1,8 +1,11 @@
 //! # spindle-providers: CloudFormation resource types on Spindle's engines
 //!
 //! The stack engine (`spindle-stack`) executes change sets through [`Provider`]s; this crate
-//! implements the providers that map template resource types onto the engines. For now: the
-//! EC2 networking and instance types, on the runtime engine (`spindle-runtime`).
+//! implements the providers that map template resource types onto the engines: the EC2
+//! networking and instance types on the runtime engine (`spindle-runtime`), and the ELBv2
+//! load balancer types on the load balancer engine (`spindle-lb`), see [`Elb`] and the
+//! `elbv2` module's documentation for their properties, attributes and Spindle's
+//! `spindle.tenant.*` target group attributes.
 //!
 //! ## Entry points
 //! - [`register_ec2`]: registers every EC2 type below on a [`ProviderRegistry`] over one

@@ -237,7 +237,7 @@ async fn deploys_updates_refuses_and_restores_load_balancers() {
     assert!(
         metrics
             .iter()
-            .any(|s| s.labels.get("target").is_some() && s.totals.requests > 0),
+            .any(|s| s.labels.contains_key("target") && s.totals.requests > 0),
         "per-target series: {metrics:?}"
     );
 
@@ -275,7 +275,7 @@ async fn deploys_updates_refuses_and_restores_load_balancers() {
     );
     let out = deploy(
         &engine,
-        &format!("{updated}").replace("Outputs:", &format!("{https}Outputs:")),
+        &updated.replace("Outputs:", &format!("{https}Outputs:")),
     )
     .await;
     assert_eq!(out.status, StackStatus::UpdateRollbackComplete, "{out:?}");
@@ -319,4 +319,208 @@ async fn deploys_updates_refuses_and_restores_load_balancers() {
     assert_eq!(get(port, "x", "/").await.0, 0, "listener closed");
     let saved = std::fs::read_to_string(&state).unwrap();
     assert_eq!(saved.trim(), "{}");
+}
+
+/// Each bad template is refused at deploy with a message naming the property or attribute,
+/// and leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_properties_are_refused_naming_what_is_wrong() {
+    let elb = Elb::open(
+        None,
+        None,
+        ElbOptions {
+            address: Some("127.0.0.1".parse().unwrap()),
+            io_threads: 0,
+        },
+    )
+    .unwrap();
+    let engine = engine(&elb);
+    let port = free_port();
+    let base = format!(
+        r#"
+Resources:
+  Lb:
+    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
+    Properties: {{Name: bad}}
+  Tg:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties:
+      Port: 8080
+      TargetType: ip
+      Targets: [{{Id: 127.0.0.1}}]
+      TargetGroupAttributes: [{{Key: stickiness.enabled, Value: "false"}}]
+  Http:
+    Type: AWS::ElasticLoadBalancingV2::Listener
+    Properties:
+      LoadBalancerArn: !Ref Lb
+      Port: {port}
+      DefaultActions: [{{Type: forward, TargetGroupArn: !Ref Tg}}]
+"#
+    );
+    let cases = [
+        (
+            "Key: stickiness.enabled, Value: \"false\"",
+            "Key: spindle.tenant.bogus, Value: \"1\"",
+            "unknown Spindle attribute `spindle.tenant.bogus`",
+        ),
+        (
+            "Key: stickiness.enabled, Value: \"false\"",
+            "Key: load_balancing.algorithm.type, Value: random",
+            "load_balancing.algorithm.type",
+        ),
+        (
+            "Key: stickiness.enabled, Value: \"false\"",
+            "Key: spindle.tenant.max_in_flight, Value: \"4\"",
+            "need spindle.tenant.header or spindle.tenant.source",
+        ),
+        (
+            "TargetType: ip",
+            "TargetType: lambda",
+            "TargetType `lambda`",
+        ),
+        (
+            "Targets: [{Id: 127.0.0.1}]",
+            "Targets: [{Id: i-0123}]",
+            "is not an IP address",
+        ),
+        ("Port: 8080", "Port: 70000", "Port 70000"),
+        (
+            "Properties: {Name: bad}",
+            "Properties: {Name: -bad}",
+            "Name `-bad`",
+        ),
+        (
+            "Properties: {Name: bad}",
+            "Properties: {Name: bad, Type: network}",
+            "Type `network`",
+        ),
+        (
+            "DefaultActions: [{Type: forward, TargetGroupArn: !Ref Tg}]",
+            "DefaultActions: [{Type: authenticate-oidc}]",
+            "action type `authenticate-oidc`",
+        ),
+        (
+            "DefaultActions: [{Type: forward, TargetGroupArn: !Ref Tg}]",
+            "DefaultActions: [{Type: redirect, RedirectConfig: {StatusCode: HTTP_307}}]",
+            "HTTP_307",
+        ),
+        (
+            "      Port: 8080\n",
+            "      Port: 8080\n      Matcher: {HttpCode: 200-99}\n",
+            "Matcher.HttpCode",
+        ),
+        (
+            "      Port: 8080\n",
+            "      Port: 8080\n      HealthCheckPort: \"9000\"\n",
+            "HealthCheckPort",
+        ),
+        (
+            "      Port: 8080\n",
+            "      Port: 8080\n      Protocol: TCP\n",
+            "Protocol `TCP`",
+        ),
+        (
+            "      Port: 8080\n",
+            "      Port: 8080\n      Unknown: 1\n",
+            "Unknown",
+        ),
+        (
+            "      DefaultActions",
+            "      Protocol: HTTPS\n      DefaultActions",
+            "needs Certificates",
+        ),
+    ];
+    for (from, to, expect) in cases {
+        assert!(base.contains(from), "{from}");
+        let out = deploy(&engine, &base.replace(from, to)).await;
+        let text = format!("{out:?}");
+        assert_eq!(out.status, StackStatus::RollbackComplete, "{to}: {text}");
+        assert!(text.contains(expect), "{to}: expected `{expect}` in {text}");
+        assert!(elb.list(ACCOUNT).is_empty(), "{to}: nothing left running");
+        engine.delete_stack("web").await.unwrap();
+    }
+    // The base template itself deploys.
+    let out = deploy(&engine, &base).await;
+    assert_eq!(out.status, StackStatus::CreateComplete, "{out:?}");
+}
+
+/// HTTPS listeners take their PEM bundle from a file or from the parameter store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_certificates_come_from_a_file_or_a_parameter() {
+    use spindle_stack::ssm::{MemoryParamStore, ParamStore, PutParam};
+    let dir = tempfile::tempdir().unwrap();
+    let elb = Elb::open(
+        None,
+        None,
+        ElbOptions {
+            address: Some("127.0.0.1".parse().unwrap()),
+            io_threads: 0,
+        },
+    )
+    .unwrap();
+    let params = Arc::new(MemoryParamStore::new());
+    elb.set_param_store(params.clone());
+    let engine = engine(&elb);
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let bundle = format!("{}{}", cert.cert.pem(), cert.key_pair.serialize_pem());
+    let file = dir.path().join("web.pem");
+    std::fs::write(&file, &bundle).unwrap();
+    params
+        .put(
+            ACCOUNT,
+            &PutParam {
+                name: "/web/tls",
+                kind: "SecureString",
+                value: &bundle,
+                description: "",
+                token: None,
+            },
+            false,
+        )
+        .unwrap();
+    let (p1, p2) = (free_port(), free_port());
+    let listener = |name: &str, port: u16, arn: &str| {
+        format!(
+            r#"  {name}:
+    Type: AWS::ElasticLoadBalancingV2::Listener
+    Properties:
+      LoadBalancerArn: !Ref Lb
+      Port: {port}
+      Protocol: HTTPS
+      Certificates: [{{CertificateArn: "{arn}"}}]
+      DefaultActions:
+        - {{Type: fixed-response, FixedResponseConfig: {{StatusCode: "200"}}}}
+"#
+        )
+    };
+    let src = format!(
+        "Resources:\n  Lb:\n    Type: AWS::ElasticLoadBalancingV2::LoadBalancer\n{}{}",
+        listener("FromFile", p1, &format!("file:{}", file.display())),
+        listener("FromParam", p2, "ssm:/web/tls"),
+    );
+    let out = deploy(&engine, &src).await;
+    assert_eq!(out.status, StackStatus::CreateComplete, "{out:?}");
+    let lb = &elb.list(ACCOUNT)[0];
+    let mut ports: Vec<(String, u16)> = lb
+        .listeners
+        .iter()
+        .map(|l| (l.protocol.clone(), l.port))
+        .collect();
+    ports.sort();
+    let mut want = vec![("HTTPS".to_string(), p1), ("HTTPS".to_string(), p2)];
+    want.sort();
+    assert_eq!(ports, want);
+    for p in [p1, p2] {
+        tokio::net::TcpStream::connect(("127.0.0.1", p))
+            .await
+            .expect("HTTPS listener accepts connections");
+    }
+    // A parameter that doesn't exist is named.
+    let bad = src.replace("ssm:/web/tls", "ssm:/web/missing");
+    let out = deploy(&engine, &bad).await;
+    assert_eq!(out.status, StackStatus::UpdateRollbackComplete, "{out:?}");
+    assert!(
+        format!("{out:?}").contains("parameter `/web/missing` not found"),
+        "{out:?}"
+    );
 }

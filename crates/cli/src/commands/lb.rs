@@ -4,7 +4,7 @@ use crate::cli::LbCmd;
 use crate::context::{api_err, Context};
 use crate::output;
 use anyhow::Result;
-use spindle_model::lb::{LbMetricSeries, LoadBalancerInfo, TargetHealthInfo};
+use spindle_model::lb::{LbCounts, LbMetricSeries, LoadBalancerInfo, TargetHealthInfo};
 
 fn ms(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into())
@@ -145,19 +145,30 @@ pub fn run(cx: &Context, cmd: LbCmd) -> Result<()> {
                     .filter(|(k, _)| k.as_str() != "lb")
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
-                for x in &s.seconds {
-                    let c = &x.counts;
-                    rows.push(vec![
+                let row = |second: String, c: &LbCounts, p50: Option<f64>, p99: Option<f64>| {
+                    vec![
                         series.join(" "),
-                        x.unix_second.to_string(),
+                        second,
                         c.requests.to_string(),
                         (c.errors_5xx + c.timeouts + c.connect_errors + c.bad_responses)
                             .to_string(),
                         c.refused.to_string(),
                         c.max_in_flight.to_string(),
-                        ms(x.p50_ms),
-                        ms(x.p99_ms),
-                    ]);
+                        ms(p50),
+                        ms(p99),
+                    ]
+                };
+                for x in &s.seconds {
+                    rows.push(row(
+                        x.unix_second.to_string(),
+                        &x.counts,
+                        x.p50_ms,
+                        x.p99_ms,
+                    ));
+                }
+                // A series younger than a second has no whole second yet: show its totals.
+                if s.seconds.is_empty() {
+                    rows.push(row("total".into(), &s.totals, None, None));
                 }
             }
             output::table(
