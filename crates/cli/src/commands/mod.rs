@@ -4,6 +4,7 @@ mod accounts;
 pub mod asg;
 mod audit;
 mod images;
+pub mod load;
 mod params;
 mod pkg;
 pub mod server;
@@ -28,6 +29,17 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Pkg(c) => pkg::run(c, cli.global.output),
+        Command::Load(args) => {
+            let json = cli.global.output == crate::cli::OutputFormat::Json;
+            match &args.group {
+                // The API is needed only to show a group.
+                Some(name) => {
+                    let cx = Context::new(&cli.global)?;
+                    load::run(&args, Some((&cx, name.clone())), json)
+                }
+                None => load::run(&args, None, json),
+            }
+        }
         cmd => {
             let mut cx = Context::new(&cli.global)?;
             match cmd {
@@ -45,7 +57,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Image(c) => images::image(&cx, c),
                 Command::Instance(c) => images::instance(&cx, c),
                 Command::Doctor { fix } => images::doctor(&cx, fix),
-                Command::Server(_) | Command::Completions { .. } | Command::Pkg(_) => {
+                Command::Server(_)
+                | Command::Completions { .. }
+                | Command::Pkg(_)
+                | Command::Load(_) => {
                     unreachable!("handled above")
                 }
             }
