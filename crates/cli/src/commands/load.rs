@@ -574,7 +574,7 @@ pub fn run(
         std::thread::spawn(move || dispatch(&p, &tx, &s, start, &st))
     };
     let tty = std::io::stdout().is_terminal() && !json;
-    let mut groups: Vec<Option<GroupSecond>> = vec![None; secs];
+    let mut groups: Vec<Option<GroupSecond>> = Vec::with_capacity(secs);
     for sec in 0..secs {
         let until = start + Duration::from_secs(sec as u64 + 1);
         std::thread::sleep(until.saturating_duration_since(Instant::now()));
@@ -600,7 +600,7 @@ pub fn run(
                 .collect();
             Some((gs, last))
         });
-        groups[sec] = g.as_ref().map(|(gs, _)| gs.clone());
+        groups.push(g.as_ref().map(|(gs, _)| gs.clone()));
         if json {
             continue;
         }
