@@ -490,6 +490,8 @@ impl AutoScaling {
                 // Off the controller's thread: an instance may take its grace to stop.
                 let rt = rt.clone();
                 std::thread::spawn(move || {
+                    // A paused (warm pool) instance gets SIGTERM only once resumed.
+                    let _ = rt.set_paused(&id, false);
                     let _ = rt.terminate(&id, TERMINATE_GRACE);
                 });
             }
@@ -593,6 +595,7 @@ impl AutoScaling {
         let lb = self.lb();
         for m in &e.group.members {
             let _ = lb.deregister(&e.props.target_groups, &m.id);
+            let _ = self.ec2.runtime.set_paused(&m.id, false);
             let _ = self.ec2.runtime.terminate(&m.id, TERMINATE_GRACE);
         }
     }

@@ -279,3 +279,112 @@ fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instanc
             .all(|i| i.state == spindle_runtime::InstanceState::Terminated)
     });
 }
+
+const WARM_TEMPLATE: &str = r#"
+Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {CidrBlock: 10.216.0.0/20}
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.216.1.0/24}
+  Template:
+    Type: AWS::EC2::LaunchTemplate
+    Properties:
+      LaunchTemplateData: {ImageId: "busybox:idle", InstanceType: t3.nano}
+  Group:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      AutoScalingGroupName: warm
+      MinSize: 1
+      MaxSize: 2
+      LaunchTemplate: {LaunchTemplateId: !Ref Template, Version: "1"}
+      VPCZoneIdentifier: [!Ref Subnet]
+  Pool:
+    Type: AWS::AutoScaling::WarmPool
+    Properties: {AutoScalingGroupName: !Ref Group, MinSize: 1, MaxGroupPreparedCapacity: 2}
+"#;
+
+/// The process state letter (`S`, `T`, …) of a host pid.
+fn proc_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ")
+        .and_then(|(_, r)| r.chars().next())
+        .unwrap_or('?')
+}
+
+#[test]
+fn warm_pool_instances_wait_paused_and_join_at_once() {
+    if let Some(reason) = spindle_runtime::host::missing_prerequisites() {
+        eprintln!("SKIPPED {}: {reason}", module_path!());
+        return;
+    }
+    let env = Env::new();
+    let rt = env.rt.clone();
+    let mut registry = ProviderRegistry::new();
+    let ec2 = register_ec2(&mut registry, rt.clone()).unwrap();
+    let asg = AutoScaling::new(ec2, Rules::default());
+    asg.register(&mut registry);
+    let engine = Engine::new(
+        Arc::new(MemoryJournal::new()),
+        registry,
+        EngineOptions::default(),
+    );
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let account = "123456789012";
+    let template = parse(WARM_TEMPLATE, "warm.yaml").unwrap();
+    let input = PlanInput {
+        context: Context::new(account, "eu-west-1", "warm"),
+        ..PlanInput::default()
+    };
+    let out = tokio_rt
+        .block_on(engine.deploy(DeployRequest::new(plan(&template, &input).unwrap())))
+        .unwrap();
+    assert_eq!(out.status, StackStatus::CreateComplete, "{:?}", out.reason);
+    let tick = ticker(asg.clone());
+    let state_of = |asg: &AutoScaling, st: &str| -> Vec<String> {
+        asg.describe(account, "warm")
+            .unwrap()
+            .instances
+            .into_iter()
+            .filter(|i| i.lifecycle_state == st)
+            .map(|i| i.id)
+            .collect()
+    };
+    wait_for(
+        "one in service and one warmed",
+        Duration::from_secs(10),
+        || state_of(&asg, "InService").len() == 1 && state_of(&asg, "Warmed:Stopped").len() == 1,
+    );
+    let warmed = state_of(&asg, "Warmed:Stopped")[0].clone();
+    let pid = rt.describe(&warmed).unwrap().pid.unwrap();
+    wait_for(
+        "the warmed instance to be paused",
+        Duration::from_secs(3),
+        || proc_state(pid) == 'T',
+    );
+
+    asg.set_desired(account, "warm", 2).unwrap();
+    let asked = Instant::now();
+    wait_for(
+        "the warmed instance in service",
+        Duration::from_secs(5),
+        || state_of(&asg, "InService").contains(&warmed),
+    );
+    let joined = asked.elapsed();
+    assert_ne!(proc_state(pid), 'T', "resumed");
+    eprintln!("warm pool instance in service {joined:?} after set-desired (the next 1 s tick)");
+    let acts = asg.activities(account, "warm").unwrap();
+    assert!(
+        acts.iter().any(|a| a.description
+            == format!("Instance {warmed} left the warm pool and entered service")),
+        "{acts:#?}"
+    );
+    drop(tick);
+    let del = tokio_rt.block_on(engine.delete_stack("warm")).unwrap();
+    assert_eq!(del.status, StackStatus::DeleteComplete, "{:?}", del.reason);
+}
