@@ -100,7 +100,31 @@ enum Attachment {
     Disabled,
 }
 
+/// What the state file keeps of an attachment: enough to read it again.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct RawAttachment {
+    kind: String,
+    logical_id: String,
+    props: Json,
+}
+
+/// One group in the state file.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Record {
+    account: String,
+    token: String,
+    name: String,
+    props: Json,
+    stack_tags: BTreeMap<String, String>,
+    template_id: String,
+    version: u32,
+    desired: u32,
+    attachments: BTreeMap<String, RawAttachment>,
+}
+
 struct Entry {
+    raw_props: Json,
+    raw_attachments: BTreeMap<String, RawAttachment>,
     account: String,
     /// CloudFormation's tags for the instances (stack name, logical id, stack id).
     stack_tags: BTreeMap<String, String>,
@@ -146,6 +170,9 @@ pub struct AutoScaling {
     lb: RwLock<Arc<dyn LoadBalancing>>,
     groups: Mutex<BTreeMap<String, Arc<Mutex<Entry>>>>,
     rules: Rules,
+    state_file: Option<std::path::PathBuf>,
+    /// Serializes writes of the state file.
+    save_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for AutoScaling {
@@ -182,7 +209,150 @@ impl AutoScaling {
             lb: RwLock::new(Arc::new(CgroupOnly)),
             groups: Mutex::new(BTreeMap::new()),
             rules,
+            state_file: None,
+            save_lock: Mutex::new(()),
         })
+    }
+
+    /// Like [`AutoScaling::new`], keeping the groups in `state_file` so a restarted daemon
+    /// finds them again: each group is read back with its attachments, and the running
+    /// instances tagged with its name are adopted in service (ones that stopped meanwhile
+    /// are replaced on the first tick).
+    pub fn open(
+        ec2: Arc<Ec2>,
+        rules: Rules,
+        state_file: std::path::PathBuf,
+    ) -> Result<Arc<Self>, String> {
+        let records: Vec<Record> = match std::fs::read(&state_file) {
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", state_file.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(format!("{}: {e}", state_file.display())),
+        };
+        let me = AutoScaling {
+            ec2,
+            lb: RwLock::new(Arc::new(CgroupOnly)),
+            groups: Mutex::new(BTreeMap::new()),
+            rules,
+            state_file: Some(state_file),
+            save_lock: Mutex::new(()),
+        };
+        let now = now_unix();
+        let instances = me.ec2.runtime.list();
+        for r in records {
+            match me.restore(r, &instances, now) {
+                Ok((k, e)) => {
+                    me.groups
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(k, Arc::new(Mutex::new(e)));
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "could not restore an auto scaling group")
+                }
+            }
+        }
+        Ok(Arc::new(me))
+    }
+
+    fn restore(
+        &self,
+        r: Record,
+        instances: &[Instance],
+        now: u64,
+    ) -> Result<(String, Entry), String> {
+        let p = spec::group_props(&r.props).map_err(|e| e.to_string())?;
+        let mut attachments = BTreeMap::new();
+        for (id, a) in &r.attachments {
+            let kind = match a.kind.as_str() {
+                "policy" => Kind::Policy,
+                "scheduled" => Kind::Scheduled,
+                "hook" => Kind::Hook,
+                _ => Kind::WarmPool,
+            };
+            let (_, att, _) =
+                read_attachment(kind, &a.logical_id, &a.props).map_err(|e| e.to_string())?;
+            attachments.insert(id.clone(), att);
+        }
+        let spec = self.build_spec(&p, r.version, &attachments);
+        let mut group = Group::new(&r.name, spec, r.desired);
+        for i in instances.iter().filter(|i| {
+            i.state != InstanceState::Terminated
+                && i.tags.get(GROUP_TAG) == Some(&r.name)
+                && i.tags.get("spindle:account") == Some(&r.account)
+        }) {
+            group.members.push(spindle_autoscale::Member {
+                id: i.id.clone(),
+                subnet: i.subnet_id.clone(),
+                version: r.version,
+                state: spindle_autoscale::State::InService,
+                launched_at: i.launched_at,
+                in_service_at: Some(now),
+                protected: false,
+                ec2_healthy: i.state == InstanceState::Running,
+                elb_healthy: None,
+                outdated: false,
+            });
+        }
+        let window = Window::new(
+            self.rules
+                .scale_in_seconds
+                .max(self.rules.scale_out_seconds) as usize
+                + 5,
+        );
+        let e = Entry {
+            raw_props: r.props,
+            raw_attachments: r.attachments,
+            account: r.account.clone(),
+            stack_tags: r.stack_tags,
+            token: r.token,
+            props: p,
+            template_id: r.template_id,
+            group,
+            window,
+            attachments,
+            cpu: HashMap::new(),
+        };
+        Ok((key(&r.account, &r.name), e))
+    }
+
+    /// Writes every group to the state file (when there is one).
+    fn save(&self) {
+        let Some(path) = &self.state_file else { return };
+        let _guard = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let entries: Vec<Arc<Mutex<Entry>>> = self
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let records: Vec<Record> = entries
+            .iter()
+            .map(|e| {
+                let e = e.lock().unwrap_or_else(|p| p.into_inner());
+                Record {
+                    account: e.account.clone(),
+                    token: e.token.clone(),
+                    name: e.group.name.clone(),
+                    props: e.raw_props.clone(),
+                    stack_tags: e.stack_tags.clone(),
+                    template_id: e.template_id.clone(),
+                    version: e.group.spec.version,
+                    desired: e.group.desired,
+                    attachments: e.raw_attachments.clone(),
+                }
+            })
+            .collect();
+        let tmp = path.with_extension("json.tmp");
+        let r = serde_json::to_vec_pretty(&records)
+            .map_err(|e| e.to_string())
+            .and_then(|b| std::fs::write(&tmp, b).map_err(|e| e.to_string()))
+            .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+        if let Err(err) = r {
+            tracing::error!(path = %path.display(), error = %err, "could not save the auto scaling groups");
+        }
     }
 
     /// Plugs in the load balancer.
@@ -338,7 +508,9 @@ impl AutoScaling {
     pub fn set_desired(&self, account: &str, name: &str, n: u32) -> Result<(), String> {
         self.with_group(account, name, |e| {
             e.group.set_desired(n, now_unix(), "a user")
-        })
+        })?;
+        self.save();
+        Ok(())
     }
 
     /// `start-instance-refresh`.
@@ -376,9 +548,15 @@ impl AutoScaling {
             g.values().cloned().collect()
         };
         let lb = self.lb();
+        let mut changed = false;
         for e in entries {
             let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+            let before = (e.group.desired, e.group.spec.min, e.group.spec.max);
             self.tick_group(&mut e, lb.as_ref(), now);
+            changed |= before != (e.group.desired, e.group.spec.min, e.group.spec.max);
+        }
+        if changed {
+            self.save();
         }
     }
 
@@ -538,6 +716,8 @@ impl AutoScaling {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let entry = Entry {
+            raw_props: json(props),
+            raw_attachments: BTreeMap::new(),
             account: account.clone(),
             stack_tags,
             token: cx.token.to_string(),
@@ -558,6 +738,7 @@ impl AutoScaling {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key(&account, &name), Arc::new(Mutex::new(entry)));
+        self.save();
         Ok(out)
     }
 
@@ -578,10 +759,12 @@ impl AutoScaling {
             let desired = if desired_changed { p.desired } else { None };
             e.template_id = template_id;
             e.props = p;
+            e.raw_props = json(&req.properties);
             e.group.update_spec(spec, desired, now_unix());
             Ok(group_output(e))
         })
         .map_err(ProviderError::NotFound)
+        .inspect(|_| self.save())
     }
 
     fn delete_group(&self, account: &str, name: &str) {
@@ -591,6 +774,7 @@ impl AutoScaling {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key(account, name));
         let Some(e) = e else { return };
+        self.save();
         let e = e.lock().unwrap_or_else(|p| p.into_inner());
         let lb = self.lb();
         for m in &e.group.members {
@@ -606,14 +790,18 @@ impl AutoScaling {
         group: &str,
         id: &str,
         a: Attachment,
+        raw: RawAttachment,
     ) -> Result<(), ProviderError> {
         self.with_group(account, group, |e| {
             e.attachments.insert(id.to_string(), a);
+            e.raw_attachments.insert(id.to_string(), raw);
             let spec = self.build_spec(&e.props, e.group.spec.version, &e.attachments);
             e.group.update_spec(spec, None, now_unix());
             Ok(())
         })
-        .map_err(|m| ProviderError::InvalidRequest(format!("AutoScalingGroupName: {m}")))
+        .map_err(|m| ProviderError::InvalidRequest(format!("AutoScalingGroupName: {m}")))?;
+        self.save();
+        Ok(())
     }
 
     fn detach(&self, account: &str, id: &str) {
@@ -626,11 +814,13 @@ impl AutoScaling {
         };
         for e in entries {
             let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+            e.raw_attachments.remove(id);
             if e.attachments.remove(id).is_some() {
                 let spec = self.build_spec(&e.props, e.group.spec.version, &e.attachments);
                 e.group.update_spec(spec, None, now_unix());
             }
         }
+        self.save();
     }
 }
 
@@ -683,6 +873,45 @@ fn group_output(e: &Entry) -> ProviderOutput {
     }
 }
 
+/// Reads an attachment's properties: `(group, attachment, name)`.
+fn read_attachment(
+    kind: Kind,
+    logical_id: &str,
+    j: &Json,
+) -> Result<(String, Attachment, String), ProviderError> {
+    Ok(match kind {
+        Kind::Policy => {
+            let x = spec::policy_props(j).map_err(spec_error)?;
+            let name = logical_id.to_string();
+            let a = if x.enabled {
+                Attachment::Policy(name.clone(), x.policy)
+            } else {
+                Attachment::Disabled
+            };
+            (x.group, a, name)
+        }
+        Kind::Scheduled => {
+            let (g, a) = spec::scheduled_props(j, logical_id).map_err(spec_error)?;
+            let name = a.name.clone();
+            (g, Attachment::Scheduled(a), name)
+        }
+        Kind::Hook => {
+            let (g, h) = spec::hook_props(j, logical_id).map_err(spec_error)?;
+            let name = h.name.clone();
+            (g, Attachment::Hook(h), name)
+        }
+        Kind::WarmPool => {
+            let (g, w) = spec::warm_pool_props(j).map_err(spec_error)?;
+            (g, Attachment::WarmPool(w), "warmpool".into())
+        }
+        Kind::Group => {
+            return Err(ProviderError::Failed(
+                "an auto scaling group is not an attachment".into(),
+            ))
+        }
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Group,
@@ -703,34 +932,19 @@ impl AsgProvider {
         &self,
         cx: &ResourceCx<'_>,
         p: &BTreeMap<String, Value>,
-    ) -> Result<(String, String, Attachment), ProviderError> {
+    ) -> Result<(String, String, Attachment, RawAttachment), ProviderError> {
         let j = json(p);
-        let (group, a, name) = match self.kind {
-            Kind::Policy => {
-                let x = spec::policy_props(&j).map_err(spec_error)?;
-                let name = cx.logical_id.to_string();
-                let a = if x.enabled {
-                    Attachment::Policy(name.clone(), x.policy)
-                } else {
-                    Attachment::Disabled
-                };
-                (x.group, a, name)
+        let (group, a, name) = read_attachment(self.kind, cx.logical_id, &j)?;
+        let raw = RawAttachment {
+            kind: match self.kind {
+                Kind::Policy => "policy",
+                Kind::Scheduled => "scheduled",
+                Kind::Hook => "hook",
+                _ => "warmpool",
             }
-            Kind::Scheduled => {
-                let (g, a) = spec::scheduled_props(&j, cx.logical_id).map_err(spec_error)?;
-                let name = a.name.clone();
-                (g, Attachment::Scheduled(a), name)
-            }
-            Kind::Hook => {
-                let (g, h) = spec::hook_props(&j, cx.logical_id).map_err(spec_error)?;
-                let name = h.name.clone();
-                (g, Attachment::Hook(h), name)
-            }
-            Kind::WarmPool => {
-                let (g, w) = spec::warm_pool_props(&j).map_err(spec_error)?;
-                (g, Attachment::WarmPool(w), "warmpool".into())
-            }
-            Kind::Group => unreachable!("groups are not attachments"),
+            .into(),
+            logical_id: cx.logical_id.to_string(),
+            props: j,
         };
         let id = format!(
             "arn:aws:autoscaling:{}:{}:{}:{}:autoScalingGroupName/{group}:{name}",
@@ -744,7 +958,7 @@ impl AsgProvider {
             },
             &derived_id("x", cx)[2..],
         );
-        Ok((group, id, a))
+        Ok((group, id, a, raw))
     }
 }
 
@@ -758,8 +972,9 @@ impl Provider for AsgProvider {
             if self.kind == Kind::Group {
                 return self.asg.create_group(&cx, &req.properties);
             }
-            let (group, id, a) = self.attachment(&cx, &req.properties)?;
-            self.asg.attach(&cx.context.account_id, &group, &id, a)?;
+            let (group, id, a, raw) = self.attachment(&cx, &req.properties)?;
+            self.asg
+                .attach(&cx.context.account_id, &group, &id, a, raw)?;
             let mut attributes = BTreeMap::new();
             if self.kind == Kind::Policy {
                 attributes.insert("Arn".into(), Value::str(&id));
@@ -781,10 +996,10 @@ impl Provider for AsgProvider {
                 return self.asg.update_group(&req);
             }
             let cx = req.cx;
-            let (group, _, a) = self.attachment(&cx, &req.properties)?;
+            let (group, _, a, raw) = self.attachment(&cx, &req.properties)?;
             self.asg.detach(&cx.context.account_id, &req.physical_id);
             self.asg
-                .attach(&cx.context.account_id, &group, &req.physical_id, a)?;
+                .attach(&cx.context.account_id, &group, &req.physical_id, a, raw)?;
             Ok(ProviderOutput {
                 physical_id: req.physical_id.clone(),
                 attributes: req.previous_attributes.clone(),

@@ -159,7 +159,8 @@ fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instanc
         scale_in_seconds: 8,
         tolerance: 0.1,
     };
-    let asg = AutoScaling::new(ec2, rules);
+    let state = env._dir.path().join("autoscaling.json");
+    let asg = AutoScaling::open(ec2.clone(), rules.clone(), state.clone()).unwrap();
     asg.register(&mut registry);
     let engine = Engine::new(
         Arc::new(MemoryJournal::new()),
@@ -269,6 +270,16 @@ fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instanc
         "instance {victim} was taken out of service in response to an EC2 health check"
     ))));
     drop(tick);
+
+    // A restarted daemon (a new AutoScaling over the same state file) finds the group and
+    // adopts its running instance.
+    let serving = in_service(&asg);
+    let again = AutoScaling::open(ec2, rules, state).unwrap();
+    let g = again.describe(account, &name).unwrap();
+    assert_eq!((g.min, g.max, g.desired), (1, 3, 1));
+    assert_eq!(g.policies, vec!["Cpu".to_string()]);
+    assert_eq!(in_service(&again), serving);
+    drop(again);
 
     let del = tokio_rt.block_on(engine.delete_stack("web")).unwrap();
     assert_eq!(del.status, StackStatus::DeleteComplete, "{:?}", del.reason);
