@@ -479,15 +479,17 @@ impl AutoScaling {
         s
     }
 
+    fn account_entries(&self, account: &str) -> Vec<Arc<Mutex<Entry>>> {
+        let g = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        g.iter()
+            .filter(|(k, _)| k.starts_with(&format!("{account}/")))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// Every group of `account`.
     pub fn list(&self, account: &str) -> Vec<GroupInfo> {
-        let entries: Vec<Arc<Mutex<Entry>>> = {
-            let g = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-            g.iter()
-                .filter(|(k, _)| k.starts_with(&format!("{account}/")))
-                .map(|(_, v)| v.clone())
-                .collect()
-        };
+        let entries = self.account_entries(account);
         entries
             .iter()
             .map(|e| info(&e.lock().unwrap_or_else(|p| p.into_inner())))
@@ -805,13 +807,7 @@ impl AutoScaling {
     }
 
     fn detach(&self, account: &str, id: &str) {
-        let entries: Vec<Arc<Mutex<Entry>>> = {
-            let g = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-            g.iter()
-                .filter(|(k, _)| k.starts_with(&format!("{account}/")))
-                .map(|(_, v)| v.clone())
-                .collect()
-        };
+        let entries = self.account_entries(account);
         for e in entries {
             let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
             e.raw_attachments.remove(id);

@@ -101,6 +101,51 @@ fn ticker(asg: Arc<AutoScaling>) -> Ticker {
     }
 }
 
+const ACCOUNT: &str = "123456789012";
+
+/// A stack deployed from `template` through an engine with the EC2 and auto scaling
+/// providers over the test's runtime.
+struct Deployed {
+    asg: Arc<AutoScaling>,
+    ec2: Arc<spindle_providers::Ec2>,
+    engine: Engine,
+    tokio: tokio::runtime::Runtime,
+}
+
+impl Deployed {
+    fn new(env: &Env, rules: Rules, state: &Path, template: &str, stack: &str) -> Deployed {
+        let mut registry = ProviderRegistry::new();
+        let ec2 = register_ec2(&mut registry, env.rt.clone()).unwrap();
+        let asg = AutoScaling::open(ec2.clone(), rules, state.to_path_buf()).unwrap();
+        asg.register(&mut registry);
+        let engine = Engine::new(
+            Arc::new(MemoryJournal::new()),
+            registry,
+            EngineOptions::default(),
+        );
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let template = parse(template, "asg.yaml").unwrap();
+        let input = PlanInput {
+            context: Context::new(ACCOUNT, "eu-west-1", stack),
+            ..PlanInput::default()
+        };
+        let out = tokio
+            .block_on(engine.deploy(DeployRequest::new(plan(&template, &input).unwrap())))
+            .unwrap();
+        assert_eq!(out.status, StackStatus::CreateComplete, "{:?}", out.reason);
+        Deployed {
+            asg,
+            ec2,
+            engine,
+            tokio,
+        }
+    }
+}
+
 const TEMPLATE: &str = r#"
 Resources:
   Vpc:
@@ -152,36 +197,15 @@ fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instanc
     }
     let env = Env::new();
     let rt = env.rt.clone();
-    let mut registry = ProviderRegistry::new();
-    let ec2 = register_ec2(&mut registry, rt.clone()).unwrap();
     let rules = Rules {
         scale_out_seconds: 3,
         scale_in_seconds: 8,
         tolerance: 0.1,
     };
     let state = env._dir.path().join("autoscaling.json");
-    let asg = AutoScaling::open(ec2.clone(), rules.clone(), state.clone()).unwrap();
-    asg.register(&mut registry);
-    let engine = Engine::new(
-        Arc::new(MemoryJournal::new()),
-        registry,
-        EngineOptions::default(),
-    );
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let account = "123456789012";
-    let template = parse(TEMPLATE, "asg.yaml").unwrap();
-    let input = PlanInput {
-        context: Context::new(account, "eu-west-1", "web"),
-        ..PlanInput::default()
-    };
-    let out = tokio_rt
-        .block_on(engine.deploy(DeployRequest::new(plan(&template, &input).unwrap())))
-        .unwrap();
-    assert_eq!(out.status, StackStatus::CreateComplete, "{:?}", out.reason);
+    let account = ACCOUNT;
+    let d = Deployed::new(&env, rules.clone(), &state, TEMPLATE, "web");
+    let (asg, ec2) = (d.asg.clone(), d.ec2.clone());
     let name = asg.list(account)[0].name.clone();
     let tick = ticker(asg.clone());
 
@@ -281,7 +305,7 @@ fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instanc
     assert_eq!(in_service(&again), serving);
     drop(again);
 
-    let del = tokio_rt.block_on(engine.delete_stack("web")).unwrap();
+    let del = d.tokio.block_on(d.engine.delete_stack("web")).unwrap();
     assert_eq!(del.status, StackStatus::DeleteComplete, "{:?}", del.reason);
     assert!(asg.list(account).is_empty());
     wait_for("instances to go", Duration::from_secs(10), || {
@@ -332,30 +356,10 @@ fn warm_pool_instances_wait_paused_and_join_at_once() {
     }
     let env = Env::new();
     let rt = env.rt.clone();
-    let mut registry = ProviderRegistry::new();
-    let ec2 = register_ec2(&mut registry, rt.clone()).unwrap();
-    let asg = AutoScaling::new(ec2, Rules::default());
-    asg.register(&mut registry);
-    let engine = Engine::new(
-        Arc::new(MemoryJournal::new()),
-        registry,
-        EngineOptions::default(),
-    );
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let account = "123456789012";
-    let template = parse(WARM_TEMPLATE, "warm.yaml").unwrap();
-    let input = PlanInput {
-        context: Context::new(account, "eu-west-1", "warm"),
-        ..PlanInput::default()
-    };
-    let out = tokio_rt
-        .block_on(engine.deploy(DeployRequest::new(plan(&template, &input).unwrap())))
-        .unwrap();
-    assert_eq!(out.status, StackStatus::CreateComplete, "{:?}", out.reason);
+    let state = env._dir.path().join("autoscaling.json");
+    let account = ACCOUNT;
+    let d = Deployed::new(&env, Rules::default(), &state, WARM_TEMPLATE, "warm");
+    let asg = d.asg.clone();
     let tick = ticker(asg.clone());
     let state_of = |asg: &AutoScaling, st: &str| -> Vec<String> {
         asg.describe(account, "warm")
@@ -396,6 +400,6 @@ fn warm_pool_instances_wait_paused_and_join_at_once() {
         "{acts:#?}"
     );
     drop(tick);
-    let del = tokio_rt.block_on(engine.delete_stack("warm")).unwrap();
+    let del = d.tokio.block_on(d.engine.delete_stack("warm")).unwrap();
     assert_eq!(del.status, StackStatus::DeleteComplete, "{:?}", del.reason);
 }
