@@ -571,9 +571,12 @@ impl AutoScaling {
         let mut seen = Vec::new();
         for m in e.group.members.clone() {
             let inst = rt.describe(&m.id).ok();
-            let running = inst
-                .as_ref()
-                .is_some_and(|i| i.state == InstanceState::Running && i.pid.is_some());
+            let running = inst.as_ref().is_some_and(|i| match i.state {
+                // A launch still booting is not a failed health check.
+                InstanceState::Pending => true,
+                InstanceState::Running => i.pid.is_some(),
+                _ => false,
+            });
             let elb = lb.target_health(&tgs, &m.id);
             e.group.observe_health(&m.id, running, elb);
             if !running || !e.group.is_ready(&m, now) {
