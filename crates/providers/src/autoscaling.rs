@@ -537,8 +537,9 @@ impl AutoScaling {
                 .complete_lifecycle_action(instance, hook, result, now_unix())?;
             Ok((a, e.props.target_groups.clone()))
         })?;
+        let drain = draining(&actions);
         for a in actions {
-            self.execute(&tgs, a);
+            self.execute(&tgs, a, &drain);
         }
         Ok(())
     }
@@ -623,6 +624,9 @@ impl AutoScaling {
         tracing::trace!(group = %e.group.name, ?sample, "auto scaling sample");
         e.window.push(sample);
         let actions = e.group.tick(&e.window, now);
+        // Instances deregistered and terminated in the same second: terminated only once
+        // drained (see `execute`).
+        let draining = draining(&actions);
         for a in actions {
             if let Action::Launch {
                 request,
@@ -647,32 +651,44 @@ impl AutoScaling {
                     .map_err(|err| err.to_string());
                 e.group.launched(*request, r, now);
             } else {
-                self.execute(&tgs, a);
+                self.execute(&tgs, a, &draining);
             }
         }
     }
 
-    fn execute(&self, tgs: &[String], a: Action) {
-        let rt = &self.ec2.runtime;
+    /// Carries out one action (`draining`: the batch's ids from [`draining`]). Deregistering waits for connections to drain, so it runs
+    /// off the controller's thread; an instance in `draining` (deregistered this second) is
+    /// terminated by the same thread once drained, so no request in flight is cut.
+    fn execute(&self, tgs: &[String], a: Action, draining: &[String]) {
+        let rt = self.ec2.runtime.clone();
         let lb = self.lb();
+        let tgs = tgs.to_vec();
         match a {
             Action::Launch { .. } => {}
             Action::Register { id } => {
                 if let Ok(i) = rt.describe(&id) {
-                    if let Err(err) = lb.register(tgs, &i) {
+                    if let Err(err) = lb.register(&tgs, &i) {
                         tracing::warn!(instance = %id, error = %err, "could not register with the target groups");
                     }
                 }
             }
+            // Deregistered and terminated together by the `Terminate`.
+            Action::Deregister { id } if draining.contains(&id) => {}
             Action::Deregister { id } => {
-                if let Err(err) = lb.deregister(tgs, &id) {
-                    tracing::warn!(instance = %id, error = %err, "could not deregister from the target groups");
-                }
+                std::thread::spawn(move || {
+                    if let Err(err) = lb.deregister(&tgs, &id) {
+                        tracing::warn!(instance = %id, error = %err, "could not deregister from the target groups");
+                    }
+                });
             }
             Action::Terminate { id } => {
-                // Off the controller's thread: an instance may take its grace to stop.
-                let rt = rt.clone();
+                let drain = draining.contains(&id);
                 std::thread::spawn(move || {
+                    if drain {
+                        if let Err(err) = lb.deregister(&tgs, &id) {
+                            tracing::warn!(instance = %id, error = %err, "could not deregister from the target groups");
+                        }
+                    }
                     // A paused (warm pool) instance gets SIGTERM only once resumed.
                     let _ = rt.set_paused(&id, false);
                     let _ = rt.terminate(&id, TERMINATE_GRACE);
@@ -872,6 +888,23 @@ fn group_output(e: &Entry) -> ProviderOutput {
     }
 }
 
+/// The instances a batch of actions both deregisters and terminates.
+fn draining(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Deregister { id }
+                if actions
+                    .iter()
+                    .any(|b| matches!(b, Action::Terminate { id: t } if t == id)) =>
+            {
+                Some(id.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Reads an attachment's properties: `(group, attachment, name)`.
 fn read_attachment(
     kind: Kind,
@@ -1063,5 +1096,19 @@ impl Provider for AsgProvider {
                 }
             }))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_instances_deregistered_and_terminated_together_drain_first() {
+        let d = |id: &str| Action::Deregister { id: id.into() };
+        let t = |id: &str| Action::Terminate { id: id.into() };
+        let batch = [d("i-a"), t("i-a"), d("i-b"), t("i-c")];
+        assert_eq!(draining(&batch), vec!["i-a".to_string()]);
+        assert!(draining(&[]).is_empty());
     }
 }

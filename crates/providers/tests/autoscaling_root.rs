@@ -103,6 +103,38 @@ fn ticker(asg: Arc<AutoScaling>) -> Ticker {
 
 const ACCOUNT: &str = "123456789012";
 
+/// A load balancer stand-in that records registrations, and whether each deregistered
+/// instance was still running when it was drained (it must be: traffic first, then the
+/// instance).
+#[derive(Default)]
+struct RecordingLb {
+    rt: std::sync::OnceLock<Arc<Runtime>>,
+    registered: std::sync::Mutex<Vec<String>>,
+    /// `(instance, running when deregistered)`.
+    deregistered: std::sync::Mutex<Vec<(String, bool)>>,
+}
+
+impl spindle_providers::LoadBalancing for RecordingLb {
+    fn register(&self, _tgs: &[String], i: &spindle_runtime::Instance) -> Result<(), String> {
+        self.registered.lock().unwrap().push(i.id.clone());
+        Ok(())
+    }
+    fn deregister(&self, _tgs: &[String], id: &str) -> Result<(), String> {
+        // A short drain, as a target group's deregistration delay would be.
+        std::thread::sleep(Duration::from_millis(300));
+        let running = self
+            .rt
+            .get()
+            .and_then(|rt| rt.describe(id).ok())
+            .is_some_and(|i| i.state == spindle_runtime::InstanceState::Running);
+        self.deregistered
+            .lock()
+            .unwrap()
+            .push((id.to_string(), running));
+        Ok(())
+    }
+}
+
 /// A stack deployed from `template` through an engine with the EC2 and auto scaling
 /// providers over the test's runtime.
 struct Deployed {
@@ -206,6 +238,9 @@ fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instanc
     let account = ACCOUNT;
     let d = Deployed::new(&env, rules.clone(), &state, TEMPLATE, "web");
     let (asg, ec2) = (d.asg.clone(), d.ec2.clone());
+    let lb = Arc::new(RecordingLb::default());
+    let _ = lb.rt.set(env.rt.clone());
+    asg.set_load_balancing(lb.clone());
     let name = asg.list(account)[0].name.clone();
     let tick = ticker(asg.clone());
 
@@ -276,6 +311,23 @@ fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instanc
         acts.iter().any(|a| a.description.starts_with("Scaling in")
             && a.cause.contains("< target 50 for 8 s: desired 2 → 1")),
         "{acts:#?}"
+    );
+
+    // Every instance that served was registered; the scaled-in one was drained while it
+    // still ran, and only then terminated.
+    let registered = lb.registered.lock().unwrap().clone();
+    assert!(
+        registered.contains(&first) && registered.len() >= 2,
+        "{registered:?}"
+    );
+    wait_for("the drain", Duration::from_secs(3), || {
+        !lb.deregistered.lock().unwrap().is_empty()
+    });
+    let deregistered = lb.deregistered.lock().unwrap().clone();
+    assert_eq!(deregistered.len(), 1, "{deregistered:?}");
+    assert!(
+        deregistered[0].1,
+        "deregistered after it was terminated: {deregistered:?}"
     );
 
     // kill -9 the remaining instance: it is replaced.
