@@ -289,6 +289,22 @@ impl Group {
         }
     }
 
+    /// Sets the desired capacity, recording an activity with `why` when it changes.
+    fn change_desired(&mut self, n: u32, now: u64, why: &str) {
+        if n == self.desired {
+            return;
+        }
+        let from = self.desired;
+        self.desired = n;
+        self.last_activity = Some(now);
+        self.activity(
+            now,
+            format!("Setting desired capacity from {from} to {n}"),
+            format!("{why}: desired {from} → {n}"),
+            ActivityStatus::Successful,
+        );
+    }
+
     /// Members counting toward capacity.
     pub fn capacity(&self) -> u32 {
         (self.members.iter().filter(|m| m.state.counts()).count()
@@ -313,17 +329,7 @@ impl Group {
                 self.spec.min, self.spec.max
             ));
         }
-        if n != self.desired {
-            let from = self.desired;
-            self.desired = n;
-            self.last_activity = Some(now);
-            self.activity(
-                now,
-                format!("Setting desired capacity from {from} to {n}"),
-                format!("{who} set the desired capacity: desired {from} → {n}"),
-                ActivityStatus::Successful,
-            );
-        }
+        self.change_desired(n, now, &format!("{who} set the desired capacity"));
         Ok(())
     }
 
@@ -627,17 +633,7 @@ impl Group {
         let want = desired
             .unwrap_or(self.desired)
             .clamp(self.spec.min, self.spec.max);
-        if want != self.desired {
-            let from = self.desired;
-            self.desired = want;
-            self.last_activity = Some(now);
-            self.activity(
-                now,
-                format!("Setting desired capacity from {from} to {want}"),
-                format!("the group's configuration was updated: desired {from} → {want}"),
-                ActivityStatus::Successful,
-            );
-        }
+        self.change_desired(want, now, "the group's configuration was updated");
         if version_changed && self.refresh.is_none() {
             let p = self.spec.update_min_healthy_percentage;
             let _ = self.start_refresh(p, now);

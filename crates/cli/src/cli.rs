@@ -87,6 +87,8 @@ pub enum Command {
     /// Inspect and steer auto scaling groups (stacks create them)
     #[command(subcommand)]
     Asg(crate::commands::asg::AsgCmd),
+    /// Drive HTTP load at a loopback URL, per tenant, with a live view and a plot at the end
+    Load(crate::commands::load::LoadArgs),
     /// Import and list machine images (what instances boot)
     #[command(subcommand)]
     Image(ImageCmd),

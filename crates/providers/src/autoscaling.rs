@@ -100,7 +100,31 @@ enum Attachment {
     Disabled,
 }
 
+/// What the state file keeps of an attachment: enough to read it again.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct RawAttachment {
+    kind: String,
+    logical_id: String,
+    props: Json,
+}
+
+/// One group in the state file.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Record {
+    account: String,
+    token: String,
+    name: String,
+    props: Json,
+    stack_tags: BTreeMap<String, String>,
+    template_id: String,
+    version: u32,
+    desired: u32,
+    attachments: BTreeMap<String, RawAttachment>,
+}
+
 struct Entry {
+    raw_props: Json,
+    raw_attachments: BTreeMap<String, RawAttachment>,
     account: String,
     /// CloudFormation's tags for the instances (stack name, logical id, stack id).
     stack_tags: BTreeMap<String, String>,
@@ -146,6 +170,9 @@ pub struct AutoScaling {
     lb: RwLock<Arc<dyn LoadBalancing>>,
     groups: Mutex<BTreeMap<String, Arc<Mutex<Entry>>>>,
     rules: Rules,
+    state_file: Option<std::path::PathBuf>,
+    /// Serializes writes of the state file.
+    save_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for AutoScaling {
@@ -182,7 +209,150 @@ impl AutoScaling {
             lb: RwLock::new(Arc::new(CgroupOnly)),
             groups: Mutex::new(BTreeMap::new()),
             rules,
+            state_file: None,
+            save_lock: Mutex::new(()),
         })
+    }
+
+    /// Like [`AutoScaling::new`], keeping the groups in `state_file` so a restarted daemon
+    /// finds them again: each group is read back with its attachments, and the running
+    /// instances tagged with its name are adopted in service (ones that stopped meanwhile
+    /// are replaced on the first tick).
+    pub fn open(
+        ec2: Arc<Ec2>,
+        rules: Rules,
+        state_file: std::path::PathBuf,
+    ) -> Result<Arc<Self>, String> {
+        let records: Vec<Record> = match std::fs::read(&state_file) {
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", state_file.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(format!("{}: {e}", state_file.display())),
+        };
+        let me = AutoScaling {
+            ec2,
+            lb: RwLock::new(Arc::new(CgroupOnly)),
+            groups: Mutex::new(BTreeMap::new()),
+            rules,
+            state_file: Some(state_file),
+            save_lock: Mutex::new(()),
+        };
+        let now = now_unix();
+        let instances = me.ec2.runtime.list();
+        for r in records {
+            match me.restore(r, &instances, now) {
+                Ok((k, e)) => {
+                    me.groups
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(k, Arc::new(Mutex::new(e)));
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "could not restore an auto scaling group")
+                }
+            }
+        }
+        Ok(Arc::new(me))
+    }
+
+    fn restore(
+        &self,
+        r: Record,
+        instances: &[Instance],
+        now: u64,
+    ) -> Result<(String, Entry), String> {
+        let p = spec::group_props(&r.props).map_err(|e| e.to_string())?;
+        let mut attachments = BTreeMap::new();
+        for (id, a) in &r.attachments {
+            let kind = match a.kind.as_str() {
+                "policy" => Kind::Policy,
+                "scheduled" => Kind::Scheduled,
+                "hook" => Kind::Hook,
+                _ => Kind::WarmPool,
+            };
+            let (_, att, _) =
+                read_attachment(kind, &a.logical_id, &a.props).map_err(|e| e.to_string())?;
+            attachments.insert(id.clone(), att);
+        }
+        let spec = self.build_spec(&p, r.version, &attachments);
+        let mut group = Group::new(&r.name, spec, r.desired);
+        for i in instances.iter().filter(|i| {
+            i.state != InstanceState::Terminated
+                && i.tags.get(GROUP_TAG) == Some(&r.name)
+                && i.tags.get("spindle:account") == Some(&r.account)
+        }) {
+            group.members.push(spindle_autoscale::Member {
+                id: i.id.clone(),
+                subnet: i.subnet_id.clone(),
+                version: r.version,
+                state: spindle_autoscale::State::InService,
+                launched_at: i.launched_at,
+                in_service_at: Some(now),
+                protected: false,
+                ec2_healthy: i.state == InstanceState::Running,
+                elb_healthy: None,
+                outdated: false,
+            });
+        }
+        let window = Window::new(
+            self.rules
+                .scale_in_seconds
+                .max(self.rules.scale_out_seconds) as usize
+                + 5,
+        );
+        let e = Entry {
+            raw_props: r.props,
+            raw_attachments: r.attachments,
+            account: r.account.clone(),
+            stack_tags: r.stack_tags,
+            token: r.token,
+            props: p,
+            template_id: r.template_id,
+            group,
+            window,
+            attachments,
+            cpu: HashMap::new(),
+        };
+        Ok((key(&r.account, &r.name), e))
+    }
+
+    /// Writes every group to the state file (when there is one).
+    fn save(&self) {
+        let Some(path) = &self.state_file else { return };
+        let _guard = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let entries: Vec<Arc<Mutex<Entry>>> = self
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let records: Vec<Record> = entries
+            .iter()
+            .map(|e| {
+                let e = e.lock().unwrap_or_else(|p| p.into_inner());
+                Record {
+                    account: e.account.clone(),
+                    token: e.token.clone(),
+                    name: e.group.name.clone(),
+                    props: e.raw_props.clone(),
+                    stack_tags: e.stack_tags.clone(),
+                    template_id: e.template_id.clone(),
+                    version: e.group.spec.version,
+                    desired: e.group.desired,
+                    attachments: e.raw_attachments.clone(),
+                }
+            })
+            .collect();
+        let tmp = path.with_extension("json.tmp");
+        let r = serde_json::to_vec_pretty(&records)
+            .map_err(|e| e.to_string())
+            .and_then(|b| std::fs::write(&tmp, b).map_err(|e| e.to_string()))
+            .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+        if let Err(err) = r {
+            tracing::error!(path = %path.display(), error = %err, "could not save the auto scaling groups");
+        }
     }
 
     /// Plugs in the load balancer.
@@ -309,15 +479,17 @@ impl AutoScaling {
         s
     }
 
+    fn account_entries(&self, account: &str) -> Vec<Arc<Mutex<Entry>>> {
+        let g = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        g.iter()
+            .filter(|(k, _)| k.starts_with(&format!("{account}/")))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// Every group of `account`.
     pub fn list(&self, account: &str) -> Vec<GroupInfo> {
-        let entries: Vec<Arc<Mutex<Entry>>> = {
-            let g = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-            g.iter()
-                .filter(|(k, _)| k.starts_with(&format!("{account}/")))
-                .map(|(_, v)| v.clone())
-                .collect()
-        };
+        let entries = self.account_entries(account);
         entries
             .iter()
             .map(|e| info(&e.lock().unwrap_or_else(|p| p.into_inner())))
@@ -338,7 +510,9 @@ impl AutoScaling {
     pub fn set_desired(&self, account: &str, name: &str, n: u32) -> Result<(), String> {
         self.with_group(account, name, |e| {
             e.group.set_desired(n, now_unix(), "a user")
-        })
+        })?;
+        self.save();
+        Ok(())
     }
 
     /// `start-instance-refresh`.
@@ -363,8 +537,9 @@ impl AutoScaling {
                 .complete_lifecycle_action(instance, hook, result, now_unix())?;
             Ok((a, e.props.target_groups.clone()))
         })?;
+        let drain = draining(&actions);
         for a in actions {
-            self.execute(&tgs, a);
+            self.execute(&tgs, a, &drain);
         }
         Ok(())
     }
@@ -376,9 +551,15 @@ impl AutoScaling {
             g.values().cloned().collect()
         };
         let lb = self.lb();
+        let mut changed = false;
         for e in entries {
             let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+            let before = (e.group.desired, e.group.spec.min, e.group.spec.max);
             self.tick_group(&mut e, lb.as_ref(), now);
+            changed |= before != (e.group.desired, e.group.spec.min, e.group.spec.max);
+        }
+        if changed {
+            self.save();
         }
     }
 
@@ -391,9 +572,12 @@ impl AutoScaling {
         let mut seen = Vec::new();
         for m in e.group.members.clone() {
             let inst = rt.describe(&m.id).ok();
-            let running = inst
-                .as_ref()
-                .is_some_and(|i| i.state == InstanceState::Running && i.pid.is_some());
+            let running = inst.as_ref().is_some_and(|i| match i.state {
+                // A launch still booting is not a failed health check.
+                InstanceState::Pending => true,
+                InstanceState::Running => i.pid.is_some(),
+                _ => false,
+            });
             let elb = lb.target_health(&tgs, &m.id);
             e.group.observe_health(&m.id, running, elb);
             if !running || !e.group.is_ready(&m, now) {
@@ -440,6 +624,9 @@ impl AutoScaling {
         tracing::trace!(group = %e.group.name, ?sample, "auto scaling sample");
         e.window.push(sample);
         let actions = e.group.tick(&e.window, now);
+        // Instances deregistered and terminated in the same second: terminated only once
+        // drained (see `execute`).
+        let draining = draining(&actions);
         for a in actions {
             if let Action::Launch {
                 request,
@@ -464,32 +651,46 @@ impl AutoScaling {
                     .map_err(|err| err.to_string());
                 e.group.launched(*request, r, now);
             } else {
-                self.execute(&tgs, a);
+                self.execute(&tgs, a, &draining);
             }
         }
     }
 
-    fn execute(&self, tgs: &[String], a: Action) {
-        let rt = &self.ec2.runtime;
+    /// Carries out one action (`draining`: the batch's ids from [`draining`]). Deregistering waits for connections to drain, so it runs
+    /// off the controller's thread; an instance in `draining` (deregistered this second) is
+    /// terminated by the same thread once drained, so no request in flight is cut.
+    fn execute(&self, tgs: &[String], a: Action, draining: &[String]) {
+        let rt = self.ec2.runtime.clone();
         let lb = self.lb();
+        let tgs = tgs.to_vec();
         match a {
             Action::Launch { .. } => {}
             Action::Register { id } => {
                 if let Ok(i) = rt.describe(&id) {
-                    if let Err(err) = lb.register(tgs, &i) {
+                    if let Err(err) = lb.register(&tgs, &i) {
                         tracing::warn!(instance = %id, error = %err, "could not register with the target groups");
                     }
                 }
             }
+            // Deregistered and terminated together by the `Terminate`.
+            Action::Deregister { id } if draining.contains(&id) => {}
             Action::Deregister { id } => {
-                if let Err(err) = lb.deregister(tgs, &id) {
-                    tracing::warn!(instance = %id, error = %err, "could not deregister from the target groups");
-                }
+                std::thread::spawn(move || {
+                    if let Err(err) = lb.deregister(&tgs, &id) {
+                        tracing::warn!(instance = %id, error = %err, "could not deregister from the target groups");
+                    }
+                });
             }
             Action::Terminate { id } => {
-                // Off the controller's thread: an instance may take its grace to stop.
-                let rt = rt.clone();
+                let drain = draining.contains(&id);
                 std::thread::spawn(move || {
+                    if drain {
+                        if let Err(err) = lb.deregister(&tgs, &id) {
+                            tracing::warn!(instance = %id, error = %err, "could not deregister from the target groups");
+                        }
+                    }
+                    // A paused (warm pool) instance gets SIGTERM only once resumed.
+                    let _ = rt.set_paused(&id, false);
                     let _ = rt.terminate(&id, TERMINATE_GRACE);
                 });
             }
@@ -536,6 +737,8 @@ impl AutoScaling {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let entry = Entry {
+            raw_props: json(props),
+            raw_attachments: BTreeMap::new(),
             account: account.clone(),
             stack_tags,
             token: cx.token.to_string(),
@@ -556,6 +759,7 @@ impl AutoScaling {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key(&account, &name), Arc::new(Mutex::new(entry)));
+        self.save();
         Ok(out)
     }
 
@@ -576,10 +780,12 @@ impl AutoScaling {
             let desired = if desired_changed { p.desired } else { None };
             e.template_id = template_id;
             e.props = p;
+            e.raw_props = json(&req.properties);
             e.group.update_spec(spec, desired, now_unix());
             Ok(group_output(e))
         })
         .map_err(ProviderError::NotFound)
+        .inspect(|_| self.save())
     }
 
     fn delete_group(&self, account: &str, name: &str) {
@@ -589,10 +795,12 @@ impl AutoScaling {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key(account, name));
         let Some(e) = e else { return };
+        self.save();
         let e = e.lock().unwrap_or_else(|p| p.into_inner());
         let lb = self.lb();
         for m in &e.group.members {
             let _ = lb.deregister(&e.props.target_groups, &m.id);
+            let _ = self.ec2.runtime.set_paused(&m.id, false);
             let _ = self.ec2.runtime.terminate(&m.id, TERMINATE_GRACE);
         }
     }
@@ -603,31 +811,31 @@ impl AutoScaling {
         group: &str,
         id: &str,
         a: Attachment,
+        raw: RawAttachment,
     ) -> Result<(), ProviderError> {
         self.with_group(account, group, |e| {
             e.attachments.insert(id.to_string(), a);
+            e.raw_attachments.insert(id.to_string(), raw);
             let spec = self.build_spec(&e.props, e.group.spec.version, &e.attachments);
             e.group.update_spec(spec, None, now_unix());
             Ok(())
         })
-        .map_err(|m| ProviderError::InvalidRequest(format!("AutoScalingGroupName: {m}")))
+        .map_err(|m| ProviderError::InvalidRequest(format!("AutoScalingGroupName: {m}")))?;
+        self.save();
+        Ok(())
     }
 
     fn detach(&self, account: &str, id: &str) {
-        let entries: Vec<Arc<Mutex<Entry>>> = {
-            let g = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-            g.iter()
-                .filter(|(k, _)| k.starts_with(&format!("{account}/")))
-                .map(|(_, v)| v.clone())
-                .collect()
-        };
+        let entries = self.account_entries(account);
         for e in entries {
             let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+            e.raw_attachments.remove(id);
             if e.attachments.remove(id).is_some() {
                 let spec = self.build_spec(&e.props, e.group.spec.version, &e.attachments);
                 e.group.update_spec(spec, None, now_unix());
             }
         }
+        self.save();
     }
 }
 
@@ -680,6 +888,62 @@ fn group_output(e: &Entry) -> ProviderOutput {
     }
 }
 
+/// The instances a batch of actions both deregisters and terminates.
+fn draining(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Deregister { id }
+                if actions
+                    .iter()
+                    .any(|b| matches!(b, Action::Terminate { id: t } if t == id)) =>
+            {
+                Some(id.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads an attachment's properties: `(group, attachment, name)`.
+fn read_attachment(
+    kind: Kind,
+    logical_id: &str,
+    j: &Json,
+) -> Result<(String, Attachment, String), ProviderError> {
+    Ok(match kind {
+        Kind::Policy => {
+            let x = spec::policy_props(j).map_err(spec_error)?;
+            let name = logical_id.to_string();
+            let a = if x.enabled {
+                Attachment::Policy(name.clone(), x.policy)
+            } else {
+                Attachment::Disabled
+            };
+            (x.group, a, name)
+        }
+        Kind::Scheduled => {
+            let (g, a) = spec::scheduled_props(j, logical_id).map_err(spec_error)?;
+            let name = a.name.clone();
+            (g, Attachment::Scheduled(a), name)
+        }
+        Kind::Hook => {
+            let (g, h) = spec::hook_props(j, logical_id).map_err(spec_error)?;
+            let name = h.name.clone();
+            (g, Attachment::Hook(h), name)
+        }
+        Kind::WarmPool => {
+            let (g, w) = spec::warm_pool_props(j).map_err(spec_error)?;
+            (g, Attachment::WarmPool(w), "warmpool".into())
+        }
+        Kind::Group => {
+            return Err(ProviderError::Failed(
+                "an auto scaling group is not an attachment".into(),
+            ))
+        }
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Group,
@@ -700,34 +964,19 @@ impl AsgProvider {
         &self,
         cx: &ResourceCx<'_>,
         p: &BTreeMap<String, Value>,
-    ) -> Result<(String, String, Attachment), ProviderError> {
+    ) -> Result<(String, String, Attachment, RawAttachment), ProviderError> {
         let j = json(p);
-        let (group, a, name) = match self.kind {
-            Kind::Policy => {
-                let x = spec::policy_props(&j).map_err(spec_error)?;
-                let name = cx.logical_id.to_string();
-                let a = if x.enabled {
-                    Attachment::Policy(name.clone(), x.policy)
-                } else {
-                    Attachment::Disabled
-                };
-                (x.group, a, name)
+        let (group, a, name) = read_attachment(self.kind, cx.logical_id, &j)?;
+        let raw = RawAttachment {
+            kind: match self.kind {
+                Kind::Policy => "policy",
+                Kind::Scheduled => "scheduled",
+                Kind::Hook => "hook",
+                _ => "warmpool",
             }
-            Kind::Scheduled => {
-                let (g, a) = spec::scheduled_props(&j, cx.logical_id).map_err(spec_error)?;
-                let name = a.name.clone();
-                (g, Attachment::Scheduled(a), name)
-            }
-            Kind::Hook => {
-                let (g, h) = spec::hook_props(&j, cx.logical_id).map_err(spec_error)?;
-                let name = h.name.clone();
-                (g, Attachment::Hook(h), name)
-            }
-            Kind::WarmPool => {
-                let (g, w) = spec::warm_pool_props(&j).map_err(spec_error)?;
-                (g, Attachment::WarmPool(w), "warmpool".into())
-            }
-            Kind::Group => unreachable!("groups are not attachments"),
+            .into(),
+            logical_id: cx.logical_id.to_string(),
+            props: j,
         };
         let id = format!(
             "arn:aws:autoscaling:{}:{}:{}:{}:autoScalingGroupName/{group}:{name}",
@@ -741,7 +990,7 @@ impl AsgProvider {
             },
             &derived_id("x", cx)[2..],
         );
-        Ok((group, id, a))
+        Ok((group, id, a, raw))
     }
 }
 
@@ -755,8 +1004,9 @@ impl Provider for AsgProvider {
             if self.kind == Kind::Group {
                 return self.asg.create_group(&cx, &req.properties);
             }
-            let (group, id, a) = self.attachment(&cx, &req.properties)?;
-            self.asg.attach(&cx.context.account_id, &group, &id, a)?;
+            let (group, id, a, raw) = self.attachment(&cx, &req.properties)?;
+            self.asg
+                .attach(&cx.context.account_id, &group, &id, a, raw)?;
             let mut attributes = BTreeMap::new();
             if self.kind == Kind::Policy {
                 attributes.insert("Arn".into(), Value::str(&id));
@@ -778,10 +1028,10 @@ impl Provider for AsgProvider {
                 return self.asg.update_group(&req);
             }
             let cx = req.cx;
-            let (group, _, a) = self.attachment(&cx, &req.properties)?;
+            let (group, _, a, raw) = self.attachment(&cx, &req.properties)?;
             self.asg.detach(&cx.context.account_id, &req.physical_id);
             self.asg
-                .attach(&cx.context.account_id, &group, &req.physical_id, a)?;
+                .attach(&cx.context.account_id, &group, &req.physical_id, a, raw)?;
             Ok(ProviderOutput {
                 physical_id: req.physical_id.clone(),
                 attributes: req.previous_attributes.clone(),
@@ -846,5 +1096,19 @@ impl Provider for AsgProvider {
                 }
             }))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_instances_deregistered_and_terminated_together_drain_first() {
+        let d = |id: &str| Action::Deregister { id: id.into() };
+        let t = |id: &str| Action::Terminate { id: id.into() };
+        let batch = [d("i-a"), t("i-a"), d("i-b"), t("i-c")];
+        assert_eq!(draining(&batch), vec!["i-a".to_string()]);
+        assert!(draining(&[]).is_empty());
     }
 }

@@ -101,6 +101,83 @@ fn ticker(asg: Arc<AutoScaling>) -> Ticker {
     }
 }
 
+const ACCOUNT: &str = "123456789012";
+
+/// A load balancer stand-in that records registrations, and whether each deregistered
+/// instance was still running when it was drained (it must be: traffic first, then the
+/// instance).
+#[derive(Default)]
+struct RecordingLb {
+    rt: std::sync::OnceLock<Arc<Runtime>>,
+    registered: std::sync::Mutex<Vec<String>>,
+    /// `(instance, running when deregistered)`.
+    deregistered: std::sync::Mutex<Vec<(String, bool)>>,
+}
+
+impl spindle_providers::LoadBalancing for RecordingLb {
+    fn register(&self, _tgs: &[String], i: &spindle_runtime::Instance) -> Result<(), String> {
+        self.registered.lock().unwrap().push(i.id.clone());
+        Ok(())
+    }
+    fn deregister(&self, _tgs: &[String], id: &str) -> Result<(), String> {
+        // A short drain, as a target group's deregistration delay would be.
+        std::thread::sleep(Duration::from_millis(300));
+        let running = self
+            .rt
+            .get()
+            .and_then(|rt| rt.describe(id).ok())
+            .is_some_and(|i| i.state == spindle_runtime::InstanceState::Running);
+        self.deregistered
+            .lock()
+            .unwrap()
+            .push((id.to_string(), running));
+        Ok(())
+    }
+}
+
+/// A stack deployed from `template` through an engine with the EC2 and auto scaling
+/// providers over the test's runtime.
+struct Deployed {
+    asg: Arc<AutoScaling>,
+    ec2: Arc<spindle_providers::Ec2>,
+    engine: Engine,
+    tokio: tokio::runtime::Runtime,
+}
+
+impl Deployed {
+    fn new(env: &Env, rules: Rules, state: &Path, template: &str, stack: &str) -> Deployed {
+        let mut registry = ProviderRegistry::new();
+        let ec2 = register_ec2(&mut registry, env.rt.clone()).unwrap();
+        let asg = AutoScaling::open(ec2.clone(), rules, state.to_path_buf()).unwrap();
+        asg.register(&mut registry);
+        let engine = Engine::new(
+            Arc::new(MemoryJournal::new()),
+            registry,
+            EngineOptions::default(),
+        );
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let template = parse(template, "asg.yaml").unwrap();
+        let input = PlanInput {
+            context: Context::new(ACCOUNT, "eu-west-1", stack),
+            ..PlanInput::default()
+        };
+        let out = tokio
+            .block_on(engine.deploy(DeployRequest::new(plan(&template, &input).unwrap())))
+            .unwrap();
+        assert_eq!(out.status, StackStatus::CreateComplete, "{:?}", out.reason);
+        Deployed {
+            asg,
+            ec2,
+            engine,
+            tokio,
+        }
+    }
+}
+
 const TEMPLATE: &str = r#"
 Resources:
   Vpc:
@@ -152,35 +229,18 @@ fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instanc
     }
     let env = Env::new();
     let rt = env.rt.clone();
-    let mut registry = ProviderRegistry::new();
-    let ec2 = register_ec2(&mut registry, rt.clone()).unwrap();
     let rules = Rules {
         scale_out_seconds: 3,
         scale_in_seconds: 8,
         tolerance: 0.1,
     };
-    let asg = AutoScaling::new(ec2, rules);
-    asg.register(&mut registry);
-    let engine = Engine::new(
-        Arc::new(MemoryJournal::new()),
-        registry,
-        EngineOptions::default(),
-    );
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let account = "123456789012";
-    let template = parse(TEMPLATE, "asg.yaml").unwrap();
-    let input = PlanInput {
-        context: Context::new(account, "eu-west-1", "web"),
-        ..PlanInput::default()
-    };
-    let out = tokio_rt
-        .block_on(engine.deploy(DeployRequest::new(plan(&template, &input).unwrap())))
-        .unwrap();
-    assert_eq!(out.status, StackStatus::CreateComplete, "{:?}", out.reason);
+    let state = env._dir.path().join("autoscaling.json");
+    let account = ACCOUNT;
+    let d = Deployed::new(&env, rules.clone(), &state, TEMPLATE, "web");
+    let (asg, ec2) = (d.asg.clone(), d.ec2.clone());
+    let lb = Arc::new(RecordingLb::default());
+    let _ = lb.rt.set(env.rt.clone());
+    asg.set_load_balancing(lb.clone());
     let name = asg.list(account)[0].name.clone();
     let tick = ticker(asg.clone());
 
@@ -253,6 +313,23 @@ fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instanc
         "{acts:#?}"
     );
 
+    // Every instance that served was registered; the scaled-in one was drained while it
+    // still ran, and only then terminated.
+    let registered = lb.registered.lock().unwrap().clone();
+    assert!(
+        registered.contains(&first) && registered.len() >= 2,
+        "{registered:?}"
+    );
+    wait_for("the drain", Duration::from_secs(3), || {
+        !lb.deregistered.lock().unwrap().is_empty()
+    });
+    let deregistered = lb.deregistered.lock().unwrap().clone();
+    assert_eq!(deregistered.len(), 1, "{deregistered:?}");
+    assert!(
+        deregistered[0].1,
+        "deregistered after it was terminated: {deregistered:?}"
+    );
+
     // kill -9 the remaining instance: it is replaced.
     let victim = in_service(&asg)[0].clone();
     let pid = rt.describe(&victim).unwrap().pid.unwrap();
@@ -270,7 +347,17 @@ fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instanc
     ))));
     drop(tick);
 
-    let del = tokio_rt.block_on(engine.delete_stack("web")).unwrap();
+    // A restarted daemon (a new AutoScaling over the same state file) finds the group and
+    // adopts its running instance.
+    let serving = in_service(&asg);
+    let again = AutoScaling::open(ec2, rules, state).unwrap();
+    let g = again.describe(account, &name).unwrap();
+    assert_eq!((g.min, g.max, g.desired), (1, 3, 1));
+    assert_eq!(g.policies, vec!["Cpu".to_string()]);
+    assert_eq!(in_service(&again), serving);
+    drop(again);
+
+    let del = d.tokio.block_on(d.engine.delete_stack("web")).unwrap();
     assert_eq!(del.status, StackStatus::DeleteComplete, "{:?}", del.reason);
     assert!(asg.list(account).is_empty());
     wait_for("instances to go", Duration::from_secs(10), || {
@@ -278,4 +365,93 @@ fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instanc
             .iter()
             .all(|i| i.state == spindle_runtime::InstanceState::Terminated)
     });
+}
+
+const WARM_TEMPLATE: &str = r#"
+Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {CidrBlock: 10.216.0.0/20}
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.216.1.0/24}
+  Template:
+    Type: AWS::EC2::LaunchTemplate
+    Properties:
+      LaunchTemplateData: {ImageId: "busybox:idle", InstanceType: t3.nano}
+  Group:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      AutoScalingGroupName: warm
+      MinSize: 1
+      MaxSize: 2
+      LaunchTemplate: {LaunchTemplateId: !Ref Template, Version: "1"}
+      VPCZoneIdentifier: [!Ref Subnet]
+  Pool:
+    Type: AWS::AutoScaling::WarmPool
+    Properties: {AutoScalingGroupName: !Ref Group, MinSize: 1, MaxGroupPreparedCapacity: 2}
+"#;
+
+/// The process state letter (`S`, `T`, …) of a host pid.
+fn proc_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ")
+        .and_then(|(_, r)| r.chars().next())
+        .unwrap_or('?')
+}
+
+#[test]
+fn warm_pool_instances_wait_paused_and_join_at_once() {
+    if let Some(reason) = spindle_runtime::host::missing_prerequisites() {
+        eprintln!("SKIPPED {}: {reason}", module_path!());
+        return;
+    }
+    let env = Env::new();
+    let rt = env.rt.clone();
+    let state = env._dir.path().join("autoscaling.json");
+    let account = ACCOUNT;
+    let d = Deployed::new(&env, Rules::default(), &state, WARM_TEMPLATE, "warm");
+    let asg = d.asg.clone();
+    let tick = ticker(asg.clone());
+    let state_of = |asg: &AutoScaling, st: &str| -> Vec<String> {
+        asg.describe(account, "warm")
+            .unwrap()
+            .instances
+            .into_iter()
+            .filter(|i| i.lifecycle_state == st)
+            .map(|i| i.id)
+            .collect()
+    };
+    wait_for(
+        "one in service and one warmed",
+        Duration::from_secs(10),
+        || state_of(&asg, "InService").len() == 1 && state_of(&asg, "Warmed:Stopped").len() == 1,
+    );
+    let warmed = state_of(&asg, "Warmed:Stopped")[0].clone();
+    let pid = rt.describe(&warmed).unwrap().pid.unwrap();
+    wait_for(
+        "the warmed instance to be paused",
+        Duration::from_secs(3),
+        || proc_state(pid) == 'T',
+    );
+
+    asg.set_desired(account, "warm", 2).unwrap();
+    let asked = Instant::now();
+    wait_for(
+        "the warmed instance in service",
+        Duration::from_secs(5),
+        || state_of(&asg, "InService").contains(&warmed),
+    );
+    let joined = asked.elapsed();
+    assert_ne!(proc_state(pid), 'T', "resumed");
+    eprintln!("warm pool instance in service {joined:?} after set-desired (the next 1 s tick)");
+    let acts = asg.activities(account, "warm").unwrap();
+    assert!(
+        acts.iter().any(|a| a.description
+            == format!("Instance {warmed} left the warm pool and entered service")),
+        "{acts:#?}"
+    );
+    drop(tick);
+    let del = d.tokio.block_on(d.engine.delete_stack("warm")).unwrap();
+    assert_eq!(del.status, StackStatus::DeleteComplete, "{:?}", del.reason);
 }

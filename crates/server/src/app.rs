@@ -39,8 +39,16 @@ impl App {
         elb: Arc<spindle_providers::Elb>,
         apt: Arc<crate::apt::AptService>,
     ) -> Self {
+        // Groups are kept next to the runtime's state, so a restarted daemon finds them.
         let autoscaling = ec2.as_ref().map(|e| {
-            spindle_providers::AutoScaling::new(e.clone(), spindle_autoscale::Rules::default())
+            let file = e.runtime().config().data_dir.join("autoscaling.json");
+            let rules = spindle_autoscale::Rules::default();
+            spindle_providers::AutoScaling::open(e.clone(), rules.clone(), file).unwrap_or_else(
+                |err| {
+                    tracing::error!(error = %err, "auto scaling state unreadable; starting without groups");
+                    spindle_providers::AutoScaling::new(e.clone(), rules)
+                },
+            )
         });
         Self {
             apt,

@@ -53,13 +53,23 @@ fn group_info(g: GroupInfo) -> AutoScalingGroupInfo {
     }
 }
 
-fn missing(name: &str, message: String) -> ApiError {
+/// A group's error: not found, or a refused request.
+fn refused(message: String) -> ApiError {
     if message.ends_with("not found") {
         ApiError::not_found(message).with_hint("`spindle asg list` shows the account's groups")
     } else {
-        let _ = name;
         ApiError::bad_request(message)
     }
+}
+
+/// Scopes a call on group `name` and returns the account id and auto scaling.
+fn scoped(app: &App, call: &Call, account: &str, name: &str) -> Res<(String, Arc<AutoScaling>)> {
+    let a = app.scope(
+        call,
+        account,
+        format!("account/{account}/autoscaling-groups/{name}"),
+    )?;
+    Ok((a.id.as_str().to_string(), asg(app)?))
 }
 
 pub async fn list_groups(
@@ -86,14 +96,8 @@ pub async fn describe_group(
     Path((account, name)): Path<(String, String)>,
     call: Call,
 ) -> Res<Json<AutoScalingGroupInfo>> {
-    let a = app.scope(
-        &call,
-        &account,
-        format!("account/{account}/autoscaling-groups/{name}"),
-    )?;
-    let g = asg(&app)?
-        .describe(a.id.as_str(), &name)
-        .map_err(|m| missing(&name, m))?;
+    let (id, asg) = scoped(&app, &call, &account, &name)?;
+    let g = asg.describe(&id, &name).map_err(refused)?;
     Ok(Json(group_info(g)))
 }
 
@@ -102,14 +106,8 @@ pub async fn group_activities(
     Path((account, name)): Path<(String, String)>,
     call: Call,
 ) -> Res<Json<Vec<ScalingActivity>>> {
-    let a = app.scope(
-        &call,
-        &account,
-        format!("account/{account}/autoscaling-groups/{name}"),
-    )?;
-    let acts = asg(&app)?
-        .activities(a.id.as_str(), &name)
-        .map_err(|m| missing(&name, m))?;
+    let (id, asg) = scoped(&app, &call, &account, &name)?;
+    let acts = asg.activities(&id, &name).map_err(refused)?;
     Ok(Json(
         acts.into_iter()
             .map(|x| ScalingActivity {
@@ -128,14 +126,9 @@ pub async fn set_desired(
     call: Call,
 ) -> Res<StatusCode> {
     let req: SetDesiredCapacity = call.json()?;
-    let a = app.scope(
-        &call,
-        &account,
-        format!("account/{account}/autoscaling-groups/{name}"),
-    )?;
-    asg(&app)?
-        .set_desired(a.id.as_str(), &name, req.desired_capacity)
-        .map_err(|m| missing(&name, m))?;
+    let (id, asg) = scoped(&app, &call, &account, &name)?;
+    asg.set_desired(&id, &name, req.desired_capacity)
+        .map_err(refused)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -145,14 +138,9 @@ pub async fn start_refresh(
     call: Call,
 ) -> Res<StatusCode> {
     let req: StartInstanceRefresh = call.json()?;
-    let a = app.scope(
-        &call,
-        &account,
-        format!("account/{account}/autoscaling-groups/{name}"),
-    )?;
-    asg(&app)?
-        .start_refresh(a.id.as_str(), &name, req.min_healthy_percentage)
-        .map_err(|m| missing(&name, m))?;
+    let (id, asg) = scoped(&app, &call, &account, &name)?;
+    asg.start_refresh(&id, &name, req.min_healthy_percentage)
+        .map_err(refused)?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -162,11 +150,7 @@ pub async fn complete_lifecycle_action(
     call: Call,
 ) -> Res<StatusCode> {
     let req: CompleteLifecycleAction = call.json()?;
-    let a = app.scope(
-        &call,
-        &account,
-        format!("account/{account}/autoscaling-groups/{name}"),
-    )?;
+    let (id, asg) = scoped(&app, &call, &account, &name)?;
     let result = match req.lifecycle_action_result.as_str() {
         "CONTINUE" => HookResult::Continue,
         "ABANDON" => HookResult::Abandon,
@@ -176,8 +160,7 @@ pub async fn complete_lifecycle_action(
             )))
         }
     };
-    let asg = asg(&app)?;
-    let account_id = a.id.as_str().to_string();
+    let account_id = id;
     tokio::task::spawn_blocking(move || {
         asg.complete_lifecycle_action(
             &account_id,
@@ -189,7 +172,7 @@ pub async fn complete_lifecycle_action(
     })
     .await
     .map_err(|e| ApiError::internal(&format!("lifecycle action task failed: {e}")))?
-    .map_err(|m| missing("", m))?;
+    .map_err(refused)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

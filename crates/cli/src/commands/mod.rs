@@ -7,6 +7,7 @@ mod audit;
 mod bake;
 mod images;
 mod lb;
+pub mod load;
 mod params;
 mod pkg;
 pub mod server;
@@ -33,6 +34,17 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Pkg(c) => pkg::run(c, cli.global.output),
         Command::Bake(c) => bake::run(c, &cli.global),
+        Command::Load(args) => {
+            let json = cli.global.output == crate::cli::OutputFormat::Json;
+            match &args.group {
+                // The API is needed only to show a group.
+                Some(name) => {
+                    let cx = Context::new(&cli.global)?;
+                    load::run(&args, Some((&cx, name.clone())), json)
+                }
+                None => load::run(&args, None, json),
+            }
+        }
         cmd => {
             let mut cx = Context::new(&cli.global)?;
             match cmd {
@@ -59,7 +71,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Server(_)
                 | Command::Completions { .. }
                 | Command::Pkg(_)
-                | Command::Bake(_) => {
+                | Command::Bake(_)
+                | Command::Load(_) => {
                     unreachable!("handled above")
                 }
             }
