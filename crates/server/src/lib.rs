@@ -16,6 +16,7 @@ mod error;
 mod handlers;
 mod metrics;
 mod runtime_handlers;
+mod sealer;
 mod stack_handlers;
 mod stack_ops;
 mod stacks;
