@@ -334,6 +334,9 @@ pub enum StackCmd {
         /// A stack policy for this update only (overrides the stack's)
         #[arg(long, value_name = "FILE")]
         stack_policy_during_update: Option<PathBuf>,
+        /// Also update resources that drifted (see `stack drift`) back to the template
+        #[arg(long)]
+        revert_drift: bool,
     },
     /// Create, review, execute and delete named change sets
     #[command(subcommand)]

@@ -220,6 +220,15 @@ pub async fn deploy_stack(
         imports,
         outputs_changed,
     } = plan_request(&app, &a.id, &engine, &name, &req.template)?;
+    let cs = if req.revert_drift {
+        let ext = External::new(app.store.clone(), a.id.clone(), &engine);
+        engine
+            .change_set_reverting_drift(&plan, &ext)
+            .await
+            .map_err(engine_error)?
+    } else {
+        cs
+    };
     let (changes, hash) = change_set(&cs);
     let current = engine.stack(name.as_str()).ok().filter(|v| v.exists());
     let mut result = DeployResult {
@@ -261,6 +270,7 @@ pub async fn deploy_stack(
     dr.policy_override = policy_override;
     dr.imports = imports;
     dr.nested_templates = Some(nested_bundle(&req.template));
+    dr.revert_drift = req.revert_drift;
     let outcome = run_deploy(&app, &a.id, engine, dr).await?;
     result.executed = true;
     result.status = Some(outcome.status.to_string());

@@ -204,6 +204,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
             enable_termination_protection,
             stack_policy,
             stack_policy_during_update,
+            revert_drift,
         } => {
             let template = read_template(&file, &parameters)?;
             let mut req = DeployStack {
@@ -214,7 +215,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 termination_protection: enable_termination_protection.then_some(true),
                 stack_policy: read_policy(&stack_policy)?,
                 stack_policy_during_update: read_policy(&stack_policy_during_update)?,
-                revert_drift: false,
+                revert_drift,
             };
             let plan = c.deploy_stack(&account, &name, &req).map_err(api_err)?;
             let settings = req.termination_protection.is_some() || req.stack_policy.is_some();
