@@ -755,6 +755,76 @@ impl Journal for FileJournal {
     }
 }
 
+/// Values computed from `NoEcho` parameters, wherever a record carries them: properties a
+/// resource marks `sensitive` (and its metadata if `metadata_sensitive`), every attribute of
+/// such a resource (a provider may echo a property back), and `sensitive` outputs.
+fn deployed_resource_secrets(r: &mut DeployedResource, f: &mut dyn FnMut(&mut Value)) {
+    let any = !r.sensitive.is_empty() || r.metadata_sensitive;
+    for (k, v) in r.properties.iter_mut() {
+        if r.sensitive.contains(k) {
+            f(v);
+        }
+    }
+    if r.metadata_sensitive {
+        if let Some(m) = r.metadata.as_mut() {
+            f(m);
+        }
+    }
+    if any {
+        r.attributes.values_mut().for_each(&mut *f);
+    }
+}
+
+fn outputs_secrets(outputs: &mut [StackOutput], f: &mut dyn FnMut(&mut Value)) {
+    for o in outputs.iter_mut().filter(|o| o.sensitive) {
+        f(&mut o.value);
+    }
+}
+
+fn effects_secrets(effects: &mut [Effect], f: &mut dyn FnMut(&mut Value)) {
+    for e in effects {
+        match e {
+            Effect::Set { resource, .. } => deployed_resource_secrets(resource, f),
+            Effect::Retire(r) => deployed_resource_secrets(&mut r.resource, f),
+            Effect::Outputs { outputs } => outputs_secrets(outputs, f),
+            Effect::Unset { .. } | Effect::Unretire { .. } | Effect::Imports { .. } => {}
+        }
+    }
+}
+
+impl Record {
+    /// Calls `f` on every value in the record that was computed from a `NoEcho` parameter,
+    /// so a journal backend can seal them before storing and unseal them after reading.
+    pub fn secrets_mut(&mut self, f: &mut dyn FnMut(&mut Value)) {
+        match &mut self.entry {
+            Entry::Begin {
+                operation, effects, ..
+            } => {
+                let prev = &mut operation.previous;
+                prev.state
+                    .resources
+                    .values_mut()
+                    .for_each(|r| deployed_resource_secrets(r, f));
+                prev.retired
+                    .iter_mut()
+                    .for_each(|r| deployed_resource_secrets(&mut r.resource, f));
+                outputs_secrets(&mut prev.outputs, f);
+                effects_secrets(effects, f);
+            }
+            Entry::Status { effects, .. } | Entry::End { effects, .. } => {
+                effects_secrets(effects, f)
+            }
+            Entry::Intent(i) => {
+                if let Some(d) = i.desired.as_mut() {
+                    deployed_resource_secrets(d, f);
+                }
+            }
+            Entry::Outcome(o) => effects_secrets(&mut o.effects, f),
+            Entry::Settings(_) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -942,75 +1012,5 @@ mod tests {
             FileJournal::open(&path, false),
             Err(JournalError::Malformed { seq: 1, .. })
         ));
-    }
-}
-
-/// Values computed from `NoEcho` parameters, wherever a record carries them: properties a
-/// resource marks `sensitive` (and its metadata if `metadata_sensitive`), every attribute of
-/// such a resource (a provider may echo a property back), and `sensitive` outputs.
-fn deployed_resource_secrets(r: &mut DeployedResource, f: &mut dyn FnMut(&mut Value)) {
-    let any = !r.sensitive.is_empty() || r.metadata_sensitive;
-    for (k, v) in r.properties.iter_mut() {
-        if r.sensitive.contains(k) {
-            f(v);
-        }
-    }
-    if r.metadata_sensitive {
-        if let Some(m) = r.metadata.as_mut() {
-            f(m);
-        }
-    }
-    if any {
-        r.attributes.values_mut().for_each(&mut *f);
-    }
-}
-
-fn outputs_secrets(outputs: &mut [StackOutput], f: &mut dyn FnMut(&mut Value)) {
-    for o in outputs.iter_mut().filter(|o| o.sensitive) {
-        f(&mut o.value);
-    }
-}
-
-fn effects_secrets(effects: &mut [Effect], f: &mut dyn FnMut(&mut Value)) {
-    for e in effects {
-        match e {
-            Effect::Set { resource, .. } => deployed_resource_secrets(resource, f),
-            Effect::Retire(r) => deployed_resource_secrets(&mut r.resource, f),
-            Effect::Outputs { outputs } => outputs_secrets(outputs, f),
-            Effect::Unset { .. } | Effect::Unretire { .. } | Effect::Imports { .. } => {}
-        }
-    }
-}
-
-impl Record {
-    /// Calls `f` on every value in the record that was computed from a `NoEcho` parameter,
-    /// so a journal backend can seal them before storing and unseal them after reading.
-    pub fn secrets_mut(&mut self, f: &mut dyn FnMut(&mut Value)) {
-        match &mut self.entry {
-            Entry::Begin {
-                operation, effects, ..
-            } => {
-                let prev = &mut operation.previous;
-                prev.state
-                    .resources
-                    .values_mut()
-                    .for_each(|r| deployed_resource_secrets(r, f));
-                prev.retired
-                    .iter_mut()
-                    .for_each(|r| deployed_resource_secrets(&mut r.resource, f));
-                outputs_secrets(&mut prev.outputs, f);
-                effects_secrets(effects, f);
-            }
-            Entry::Status { effects, .. } | Entry::End { effects, .. } => {
-                effects_secrets(effects, f)
-            }
-            Entry::Intent(i) => {
-                if let Some(d) = i.desired.as_mut() {
-                    deployed_resource_secrets(d, f);
-                }
-            }
-            Entry::Outcome(o) => effects_secrets(&mut o.effects, f),
-            Entry::Settings(_) => {}
-        }
     }
 }

@@ -275,7 +275,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 ));
             }
         }
-        StackCmd::Changeset(cmd) => crate::commands::stack_ops::changeset(cx, &c, &account, cmd)?,
+        StackCmd::Changeset(cmd) => crate::commands::stack_ops::changeset(cx, c, &account, cmd)?,
         StackCmd::UpdateTerminationProtection {
             name,
             enable,
@@ -308,9 +308,9 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 println!("Stack {name}: stack policy set");
             }
         }
-        StackCmd::Exports => crate::commands::stack_ops::exports(cx, &c, &account, None)?,
+        StackCmd::Exports => crate::commands::stack_ops::exports(cx, c, &account, None)?,
         StackCmd::Imports { export } => {
-            crate::commands::stack_ops::exports(cx, &c, &account, Some(&export))?
+            crate::commands::stack_ops::exports(cx, c, &account, Some(&export))?
         }
         StackCmd::List => {
             let stacks = c.list_stacks(&account).map_err(api_err)?;
