@@ -316,6 +316,9 @@ pub enum StackCmd {
         /// A parameter value, `Key=Value` (repeatable; lists comma-separated)
         #[arg(long = "parameter", short = 'p', value_name = "KEY=VALUE")]
         parameters: Vec<String>,
+        /// Keep a parameter's value from the last deploy, NoEcho ones too (repeatable)
+        #[arg(long = "use-previous-value", value_name = "KEY")]
+        use_previous: Vec<String>,
         /// Deploy without asking
         #[arg(long, short = 'y')]
         yes: bool,
@@ -399,6 +402,9 @@ pub enum ChangesetCmd {
         /// A parameter value, `Key=Value` (repeatable; lists comma-separated)
         #[arg(long = "parameter", short = 'p', value_name = "KEY=VALUE")]
         parameters: Vec<String>,
+        /// Keep a parameter's value from the last deploy (repeatable)
+        #[arg(long = "use-previous-value", value_name = "KEY")]
+        use_previous: Vec<String>,
         #[arg(long)]
         description: Option<String>,
     },

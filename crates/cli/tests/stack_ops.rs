@@ -567,4 +567,66 @@ Outputs:
         stdout(&o),
         stderr(&o)
     );
+
+    // UsePreviousValue: the sealed previous value is used without the caller knowing it.
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "app",
+        &f,
+        "--use-previous-value",
+        "Secret",
+        "--yes",
+    ]);
+    assert!(
+        stdout(&o).starts_with("No changes"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let changed = write(
+        d.dir.path(),
+        "app2.yaml",
+        &body.replace("Value: plain", "Value: plain2"),
+    );
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "app",
+        &changed,
+        "--use-previous-value",
+        "Secret",
+        "--yes",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "app",
+        &changed,
+        "-p",
+        "Secret=other-secret-value",
+        "--yes",
+    ]);
+    assert!(
+        stdout(&o).starts_with("No changes"),
+        "the previous value was the real one: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "nothing",
+        &f,
+        "--use-previous-value",
+        "Secret",
+        "--yes",
+    ]);
+    assert!(
+        stderr(&o).contains("has no previous value"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dump("stack_journal").contains("other-secret-value"));
 }

@@ -937,6 +937,21 @@ impl Engine {
                 outputs_failure = Some(why);
             }
         }
+        let new_parameters = Effect::Parameters {
+            parameters: plan
+                .parameters
+                .values()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        crate::journal::StackParameter {
+                            value: Value::String(p.supplied.clone()),
+                            no_echo: p.no_echo,
+                        },
+                    )
+                })
+                .collect(),
+        };
         let new_imports = Effect::Imports {
             imports: {
                 let mut i = req.imports.clone();
@@ -950,10 +965,10 @@ impl Engine {
                 op.write(Entry::End {
                     status: StackStatus::CreateComplete,
                     reason: None,
-                    effects: vec![Effect::Outputs { outputs }, new_imports],
+                    effects: vec![Effect::Outputs { outputs }, new_imports, new_parameters],
                 })?;
             } else {
-                let mut effects = vec![Effect::Outputs { outputs }, new_imports];
+                let mut effects = vec![Effect::Outputs { outputs }, new_imports, new_parameters];
                 for (l, r) in &op.view.deployed.state.resources {
                     if plan.resource(l).is_none() {
                         effects.push(Effect::Retire(Retired {
@@ -1626,6 +1641,9 @@ impl Engine {
         });
         effects.push(Effect::Imports {
             imports: target.imports.clone(),
+        });
+        effects.push(Effect::Parameters {
+            parameters: target.parameters.clone(),
         });
         op.write(Entry::Status {
             status: StackStatus::UpdateRollbackCompleteCleanupInProgress,

@@ -164,6 +164,17 @@ pub struct Deployed {
     /// runs, those of the old and the new template.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<String>,
+    /// The parameter values the stack was last deployed with (for `UsePreviousValue`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, StackParameter>,
+}
+
+/// A parameter value as supplied, and whether the template marks it `NoEcho`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StackParameter {
+    pub value: Value,
+    #[serde(default)]
+    pub no_echo: bool,
 }
 
 impl Deployed {
@@ -272,6 +283,9 @@ pub enum Effect {
     },
     Imports {
         imports: Vec<String>,
+    },
+    Parameters {
+        parameters: BTreeMap<String, StackParameter>,
     },
 }
 
@@ -438,6 +452,7 @@ impl StackView {
                 }),
                 Effect::Outputs { outputs } => self.deployed.outputs = outputs,
                 Effect::Imports { imports } => self.deployed.imports = imports,
+                Effect::Parameters { parameters } => self.deployed.parameters = parameters,
             }
         }
     }
@@ -781,9 +796,16 @@ fn outputs_secrets(outputs: &mut [StackOutput], f: &mut dyn FnMut(&mut Value)) {
     }
 }
 
+fn parameters_secrets(p: &mut BTreeMap<String, StackParameter>, f: &mut dyn FnMut(&mut Value)) {
+    for sp in p.values_mut().filter(|sp| sp.no_echo) {
+        f(&mut sp.value);
+    }
+}
+
 fn effects_secrets(effects: &mut [Effect], f: &mut dyn FnMut(&mut Value)) {
     for e in effects {
         match e {
+            Effect::Parameters { parameters } => parameters_secrets(parameters, f),
             Effect::Set { resource, .. } => deployed_resource_secrets(resource, f),
             Effect::Retire(r) => deployed_resource_secrets(&mut r.resource, f),
             Effect::Outputs { outputs } => outputs_secrets(outputs, f),
@@ -809,6 +831,7 @@ impl Record {
                     .iter_mut()
                     .for_each(|r| deployed_resource_secrets(&mut r.resource, f));
                 outputs_secrets(&mut prev.outputs, f);
+                parameters_secrets(&mut prev.parameters, f);
                 effects_secrets(effects, f);
             }
             Entry::Status { effects, .. } | Entry::End { effects, .. } => {

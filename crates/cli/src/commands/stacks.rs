@@ -33,6 +33,7 @@ pub(crate) fn read_template(file: &Path, parameters: &[String]) -> Result<Templa
         template_name: Some(file.display().to_string()),
         parameters: params,
         nested_templates,
+        use_previous_values: Vec::new(),
     })
 }
 
@@ -198,6 +199,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
             name,
             file,
             parameters,
+            use_previous,
             yes,
             preview,
             disable_rollback,
@@ -206,7 +208,8 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
             stack_policy_during_update,
             revert_drift,
         } => {
-            let template = read_template(&file, &parameters)?;
+            let mut template = read_template(&file, &parameters)?;
+            template.use_previous_values = use_previous;
             let mut req = DeployStack {
                 template,
                 preview: true,
