@@ -345,6 +345,9 @@ pub enum StackCmd {
         /// A parameter value, `Key=Value` (repeatable; lists comma-separated)
         #[arg(long = "parameter", short = 'p', value_name = "KEY=VALUE")]
         parameters: Vec<String>,
+        /// Keep a parameter's value from the last deploy, NoEcho ones too (repeatable)
+        #[arg(long = "use-previous-value", value_name = "KEY")]
+        use_previous: Vec<String>,
         /// Deploy without asking
         #[arg(long, short = 'y')]
         yes: bool,
@@ -363,6 +366,9 @@ pub enum StackCmd {
         /// A stack policy for this update only (overrides the stack's)
         #[arg(long, value_name = "FILE")]
         stack_policy_during_update: Option<PathBuf>,
+        /// Also update resources that drifted (see `stack drift`) back to the template
+        #[arg(long)]
+        revert_drift: bool,
     },
     /// Create, review, execute and delete named change sets
     #[command(subcommand)]
@@ -453,6 +459,9 @@ pub enum ChangesetCmd {
         /// A parameter value, `Key=Value` (repeatable; lists comma-separated)
         #[arg(long = "parameter", short = 'p', value_name = "KEY=VALUE")]
         parameters: Vec<String>,
+        /// Keep a parameter's value from the last deploy (repeatable)
+        #[arg(long = "use-previous-value", value_name = "KEY")]
+        use_previous: Vec<String>,
         #[arg(long)]
         description: Option<String>,
     },

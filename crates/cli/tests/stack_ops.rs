@@ -455,3 +455,178 @@ fn nested_templates_are_bundled_by_the_cli() {
     );
     assert!(err.contains("grand.yaml"), "{err}");
 }
+
+/// NoEcho values are sealed at rest: the journal and stored change sets in `state.db` never
+/// hold them in clear, every view masks them, and after a restart the daemon still compares
+/// and deploys with the real values.
+#[test]
+fn no_echo_values_are_sealed_at_rest_and_masked_everywhere() {
+    let mut d = Daemon::start();
+    const SECRET: &str = "hunter2-s3cret-value";
+    let body = "\
+Parameters:
+  Secret: {Type: String, NoEcho: true}
+Resources:
+  P:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: /sealed/p
+      Type: String
+      Value: plain
+      Tags: {token: !Ref Secret}
+Outputs:
+  Token:
+    Value: !Sub 'x-${Secret}'
+";
+    let f = write(d.dir.path(), "app.yaml", body);
+    let secret_arg = format!("Secret={SECRET}");
+    let o = d.cli(&["stack", "deploy", "app", &f, "-p", &secret_arg, "--yes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains(SECRET), "{}", stdout(&o));
+    json(&d.cli(&[
+        "-o",
+        "json",
+        "stack",
+        "changeset",
+        "create",
+        "later",
+        "app",
+        &f,
+        "-p",
+        "Secret=other-secret-value",
+    ]));
+    let db = d.data_dir().join("state.db");
+    let dump = |table: &str| {
+        let o = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg(format!("SELECT * FROM {table}"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let journal = dump("stack_journal");
+    assert!(journal.contains("{sealed:v1:"), "{journal}");
+    assert!(
+        !journal.contains(SECRET),
+        "the journal holds the NoEcho value in clear"
+    );
+    let sets = dump("stack_change_sets");
+    assert!(!sets.contains("other-secret-value"), "{sets}");
+    for args in [
+        vec!["-o", "json", "stack", "describe", "app"],
+        vec!["-o", "json", "stack", "events", "app"],
+        vec!["-o", "json", "stack", "outputs", "app"],
+        vec![
+            "-o",
+            "json",
+            "stack",
+            "changeset",
+            "describe",
+            "later",
+            "app",
+        ],
+        vec!["-o", "json", "audit"],
+    ] {
+        let o = d.cli(&args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(!stdout(&o).contains(SECRET), "{args:?} shows the secret");
+        assert!(
+            !stdout(&o).contains("other-secret-value"),
+            "{args:?} shows the secret"
+        );
+    }
+    let v = json(&d.cli(&["-o", "json", "stack", "outputs", "app"]));
+    assert_eq!(v[0]["value"], "****");
+
+    // After a restart the sealed values are read back: the same input is "no changes",
+    // and the stored change set still executes with its real value.
+    d.stop();
+    d.spawn();
+    let o = d.cli(&["stack", "deploy", "app", &f, "-p", &secret_arg, "--yes"]);
+    assert!(
+        stdout(&o).starts_with("No changes"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let o = d.cli(&["stack", "changeset", "execute", "later", "app"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "app",
+        &f,
+        "-p",
+        "Secret=other-secret-value",
+        "--yes",
+    ]);
+    assert!(
+        stdout(&o).starts_with("No changes"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+
+    // UsePreviousValue: the sealed previous value is used without the caller knowing it.
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "app",
+        &f,
+        "--use-previous-value",
+        "Secret",
+        "--yes",
+    ]);
+    assert!(
+        stdout(&o).starts_with("No changes"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let changed = write(
+        d.dir.path(),
+        "app2.yaml",
+        &body.replace("Value: plain", "Value: plain2"),
+    );
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "app",
+        &changed,
+        "--use-previous-value",
+        "Secret",
+        "--yes",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "app",
+        &changed,
+        "-p",
+        "Secret=other-secret-value",
+        "--yes",
+    ]);
+    assert!(
+        stdout(&o).starts_with("No changes"),
+        "the previous value was the real one: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "nothing",
+        &f,
+        "--use-previous-value",
+        "Secret",
+        "--yes",
+    ]);
+    assert!(
+        stderr(&o).contains("has no previous value"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dump("stack_journal").contains("other-secret-value"));
+}

@@ -329,6 +329,47 @@ fn cli_deploy_shows_the_change_set_and_needs_yes_without_a_terminal() {
         .find(|r| r["logical_id"] == "Url")
         .unwrap();
     assert_eq!(url["status"], "IN_SYNC", "{v}");
+
+    // A plain deploy sees no changes; --revert-drift shows and reverts the drifted value.
+    let o = d.cli(&["stack", "deploy", "app", path, "-p", "Env=dev", "--yes"]);
+    assert!(stdout(&o).starts_with("No changes"), "{}", stdout(&o));
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "app",
+        path,
+        "-p",
+        "Env=dev",
+        "--revert-drift",
+        "--preview",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Db.Value: \"elsewhere\" → \"db.internal\""),
+        "{}",
+        stdout(&o)
+    );
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "app",
+        path,
+        "-p",
+        "Env=dev",
+        "--revert-drift",
+        "--yes",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("UPDATE_COMPLETE"), "{}", stdout(&o));
+    let o = d.cli(&["-o", "json", "stack", "drift", "app"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "IN_SYNC"),
+        "{v}"
+    );
 }
 
 /// `kill -9` of the daemon during a 20-resource deploy (18 parameters made, a wait

@@ -229,6 +229,10 @@ pub struct TemplateRequest {
     /// top level), `.` and `..` resolved: `stacks/net.yaml`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub nested_templates: BTreeMap<String, String>,
+    /// Parameters that keep the value the stack was last deployed with (CloudFormation's
+    /// `UsePreviousValue`), NoEcho ones included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub use_previous_values: Vec<String>,
 }
 
 /// One problem in a template, positioned.

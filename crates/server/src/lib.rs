@@ -20,6 +20,7 @@ mod handlers;
 mod lb_handlers;
 mod metrics;
 mod runtime_handlers;
+mod sealer;
 mod stack_handlers;
 mod stack_ops;
 mod stacks;

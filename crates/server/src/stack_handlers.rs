@@ -155,8 +155,25 @@ pub(crate) fn plan_request(
         .map_err(|d| invalid_template(&d))?;
     let ext = External::new(app.store.clone(), account.clone(), engine);
     let supported = |ty: &str| engine.registry().supports(ty);
+    let mut parameters = req.parameters.clone();
+    if !req.use_previous_values.is_empty() {
+        let v = engine.stack(name.as_str()).map_err(engine_error)?;
+        for k in &req.use_previous_values {
+            let previous = v
+                .exists()
+                .then(|| v.deployed.parameters.get(k))
+                .flatten()
+                .and_then(|p| p.value.scalar_string())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "parameter `{k}`: stack `{name}` has no previous value to use"
+                    ))
+                })?;
+            parameters.insert(k.clone(), previous);
+        }
+    }
     let input = spindle_template::PlanInput {
-        parameters: req.parameters.clone(),
+        parameters,
         context: spindle_template::Context::new(account.as_str(), REGION, name.as_str()),
         external: &ext,
         validate: validate_options(&supported),
@@ -220,6 +237,15 @@ pub async fn deploy_stack(
         imports,
         outputs_changed,
     } = plan_request(&app, &a.id, &engine, &name, &req.template)?;
+    let cs = if req.revert_drift {
+        let ext = External::new(app.store.clone(), a.id.clone(), &engine);
+        engine
+            .change_set_reverting_drift(&plan, &ext)
+            .await
+            .map_err(engine_error)?
+    } else {
+        cs
+    };
     let (changes, hash) = change_set(&cs);
     let current = engine.stack(name.as_str()).ok().filter(|v| v.exists());
     let mut result = DeployResult {
@@ -261,6 +287,7 @@ pub async fn deploy_stack(
     dr.policy_override = policy_override;
     dr.imports = imports;
     dr.nested_templates = Some(nested_bundle(&req.template));
+    dr.revert_drift = req.revert_drift;
     let outcome = run_deploy(&app, &a.id, engine, dr).await?;
     result.executed = true;
     result.status = Some(outcome.status.to_string());

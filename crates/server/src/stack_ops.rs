@@ -139,8 +139,17 @@ fn load(app: &App, account: &AccountId, stack: &str, name: &str) -> Res<StoredCh
             ApiError::not_found(format!("change set `{name}` of stack `{stack}` not found"))
                 .with_hint(format!("`spindle stack changeset list {stack}` shows them"))
         })?;
-    serde_json::from_str(&body)
-        .map_err(|e| ApiError::internal(&format!("stored change set `{name}` is malformed: {e}")))
+    let mut c: StoredChangeSet = serde_json::from_str(&body).map_err(|e| {
+        ApiError::internal(&format!("stored change set `{name}` is malformed: {e}"))
+    })?;
+    if let Some(sealer) = &app.stacks.sealer {
+        for v in c.template.parameters.values_mut() {
+            if let Some(plain) = sealer.unseal_str(v) {
+                *v = plain.map_err(|e| ApiError::internal(&format!("change set `{name}`: {e}")))?;
+            }
+        }
+    }
+    Ok(c)
 }
 
 pub async fn create_change_set(
@@ -156,13 +165,23 @@ pub async fn create_change_set(
     let Planned { plan, cs, .. } = plan_request(&app, &a.id, &engine, &name, &req.template)?;
     let (changes, hash) = change_set(&cs);
     let updated = stack_updated_ms(&app, &a.id, &stack)?;
+    // NoEcho values are kept sealed, like in the journal.
+    let mut template = req.template;
+    for p in plan.parameters.values().filter(|p| p.no_echo) {
+        if let Some(v) = template.parameters.get_mut(&p.name) {
+            let sealer = app.stacks.sealer.as_ref().ok_or_else(|| {
+                ApiError::internal("NoEcho values can't be sealed: the sealing key is unavailable")
+            })?;
+            *v = sealer.seal_str(v);
+        }
+    }
     let stored = StoredChangeSet {
         shown_parameters: plan
             .parameters
             .values()
             .map(|p| (p.name.clone(), p.display_value()))
             .collect(),
-        template: req.template,
+        template,
         description: req.description,
         created_ms: now_ms(),
         stack_updated_ms: updated,

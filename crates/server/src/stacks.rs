@@ -3,6 +3,7 @@
 //! SQLite. Nothing here decides what to deploy: that is `spindle-template`'s planner and the
 //! engine's saga.
 
+use crate::sealer::Sealer;
 use spindle_model::api::{StackChange, StackPropertyChange, TemplateDiagnostic};
 use spindle_model::{AccountId, ParamName};
 use spindle_stack::journal::{Journal, JournalError, Record};
@@ -18,15 +19,40 @@ use std::sync::{Arc, Mutex};
 pub const REGION: &str = "us-east-1";
 
 /// The journal of one account's stacks, in the `stack_journal` table.
+///
+/// Values computed from `NoEcho` parameters are sealed before they are stored and unsealed
+/// when read (see `sealer.rs`), so the table never holds them in clear.
 struct SqlJournal {
     store: Arc<Store>,
     account: AccountId,
+    sealer: Option<Arc<Sealer>>,
+}
+
+impl SqlJournal {
+    /// The record as stored: JSON with its secrets sealed.
+    fn stored(&self, record: &Record) -> Result<String, JournalError> {
+        let mut sealed = record.clone();
+        let mut secrets = 0;
+        match &self.sealer {
+            Some(s) => sealed.secrets_mut(&mut |v| {
+                s.seal(v);
+                secrets += 1;
+            }),
+            None => sealed.secrets_mut(&mut |_| secrets += 1),
+        }
+        if secrets > 0 && self.sealer.is_none() {
+            return Err(JournalError::Backend(
+                "NoEcho values can't be sealed: the sealing key is unavailable (see the daemon's log)"
+                    .into(),
+            ));
+        }
+        serde_json::to_string(&sealed).map_err(|e| JournalError::Backend(e.to_string()))
+    }
 }
 
 impl Journal for SqlJournal {
     fn append(&self, record: &Record) -> Result<(), JournalError> {
-        let json =
-            serde_json::to_string(record).map_err(|e| JournalError::Backend(e.to_string()))?;
+        let json = self.stored(record)?;
         self.store
             .append_journal(&self.account, &record.stack, record.seq, &json)
             .map_err(|e| JournalError::Backend(e.to_string()))
@@ -35,13 +61,7 @@ impl Journal for SqlJournal {
     fn append_all(&self, records: &[Record]) -> Result<(), JournalError> {
         let rows = records
             .iter()
-            .map(|r| {
-                Ok((
-                    r.stack.as_str(),
-                    r.seq,
-                    serde_json::to_string(r).map_err(|e| JournalError::Backend(e.to_string()))?,
-                ))
-            })
+            .map(|r| Ok((r.stack.as_str(), r.seq, self.stored(r)?)))
             .collect::<Result<Vec<_>, JournalError>>()?;
         self.store
             .append_journal_batch(&self.account, &rows)
@@ -56,11 +76,27 @@ impl Journal for SqlJournal {
         rows.iter()
             .enumerate()
             .map(|(i, r)| {
-                serde_json::from_str(r).map_err(|err| JournalError::Malformed {
-                    stack: stack.to_owned(),
-                    seq: i as u64 + 1,
-                    err,
-                })
+                let mut record: Record =
+                    serde_json::from_str(r).map_err(|err| JournalError::Malformed {
+                        stack: stack.to_owned(),
+                        seq: i as u64 + 1,
+                        err,
+                    })?;
+                if let Some(s) = &self.sealer {
+                    let mut failed = None;
+                    record.secrets_mut(&mut |v| {
+                        if let Err(e) = s.unseal(v) {
+                            failed = Some(e);
+                        }
+                    });
+                    if let Some(e) = failed {
+                        return Err(JournalError::Backend(format!(
+                            "record {} of stack `{stack}`: {e}",
+                            i + 1
+                        )));
+                    }
+                }
+                Ok(record)
             })
             .collect()
     }
@@ -198,6 +234,8 @@ impl ExternalResolver for External {
 /// The engines, one per account, created on first use.
 pub struct Stacks {
     store: Arc<Store>,
+    /// Seals NoEcho values in the journal and in stored change sets.
+    pub sealer: Option<Arc<Sealer>>,
     params: Arc<SqlParamStore>,
     engines: Mutex<HashMap<AccountId, Arc<Engine>>>,
     wait_url_base: String,
@@ -223,7 +261,16 @@ impl Stacks {
             store: store.clone(),
         });
         elb.set_param_store(params.clone());
+        let key = store.path().with_file_name("stack-secrets.key");
+        let sealer = match Sealer::open(&key) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                tracing::error!(error = %e, "stacks with NoEcho parameters can't be deployed");
+                None
+            }
+        };
         Self {
+            sealer,
             ec2,
             elb,
             autoscaling: None,
@@ -251,6 +298,7 @@ impl Stacks {
                 let journal = Arc::new(SqlJournal {
                     store: self.store.clone(),
                     account: account.clone(),
+                    sealer: self.sealer.clone(),
                 });
                 let options = EngineOptions {
                     wait_url_base: self.wait_url_base.clone(),

@@ -1,9 +1,12 @@
 //! Drift detection: what the template says against what providers read back.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use spindle_template::Context;
+use spindle_template::{Context, StackState, Value};
 
 use crate::engine::{Engine, EngineError};
+use crate::journal::StackView;
 use crate::provider::{ReadRequest, ResourceCx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +47,38 @@ impl Engine {
                 stack: name.to_string(),
             });
         }
+        Ok(self.drift_of(&view).await.0)
+    }
+
+    /// The recorded state with every drifted property replaced by what its provider reads
+    /// back: classifying a plan against it yields the updates that revert the drift.
+    pub(crate) async fn drifted_state(&self, view: &StackView) -> StackState {
+        let mut state = view.deployed.state.clone();
+        for (logical_id, actual) in self.drift_of(view).await.1 {
+            if let Some(r) = state.resources.get_mut(&logical_id) {
+                for (k, v) in actual {
+                    match v {
+                        Some(v) => r.properties.insert(k, v),
+                        None => r.properties.remove(&k),
+                    };
+                }
+            }
+        }
+        state
+    }
+
+    /// Drift of every resource, and for modified ones the actual value of each differing
+    /// property (`None`: absent).
+    #[allow(clippy::type_complexity)]
+    async fn drift_of(
+        &self,
+        view: &StackView,
+    ) -> (
+        Vec<ResourceDrift>,
+        BTreeMap<String, BTreeMap<String, Option<Value>>>,
+    ) {
+        let name = view.name.as_str();
+        let mut actuals = BTreeMap::new();
         let (template_file, context) = match &view.operation {
             Some(o) => {
                 let mut c = Context::new(&o.account_id, &o.region, name);
@@ -91,9 +126,11 @@ impl Engine {
                 }
                 Ok(None) => d.status = DriftStatus::Deleted,
                 Ok(Some(actual)) => {
+                    let mut differing = BTreeMap::new();
                     for (k, expected) in &r.properties {
                         let got = actual.properties.get(k);
                         if got != Some(expected) {
+                            differing.insert(k.clone(), got.cloned());
                             let masked = r.sensitive.contains(k);
                             d.differences.push(PropertyDifference {
                                 name: k.clone(),
@@ -104,11 +141,12 @@ impl Engine {
                     }
                     if !d.differences.is_empty() {
                         d.status = DriftStatus::Modified;
+                        actuals.insert(logical_id.clone(), differing);
                     }
                 }
             }
             out.push(d);
         }
-        Ok(out)
+        (out, actuals)
     }
 }

@@ -172,6 +172,10 @@ pub struct DeployRequest {
     /// [`spindle_template::nested_template_path`]. `Some`: nested stacks of this deploy
     /// come only from here (the daemon never reads a client's files); `None`: from files.
     pub nested_templates: Option<Arc<BTreeMap<String, String>>>,
+    /// Also update every resource whose provider reads back something other than what
+    /// the stack recorded, back to the template's values (a change set that reverts
+    /// drift). The change set shown must be [`Engine::change_set_reverting_drift`]'s.
+    pub revert_drift: bool,
 }
 
 impl DeployRequest {
@@ -187,6 +191,7 @@ impl DeployRequest {
             policy_override: None,
             imports: Vec::new(),
             nested_templates: None,
+            revert_drift: false,
         }
     }
 }
@@ -259,6 +264,9 @@ struct Op<'e> {
     view: StackView,
     names: Arc<OpNames>,
     staged: Vec<Record>,
+    /// For a deploy that reverts drift: the resources as their providers read them back
+    /// (what updates start from), where they differ from the record.
+    actual: Option<StackState>,
 }
 
 impl Op<'_> {
@@ -695,6 +703,27 @@ impl Engine {
         })
     }
 
+    /// The change set that deploys `plan` and also reverts drift: resources whose provider
+    /// reads back other values than recorded are compared by what they really are.
+    pub async fn change_set_reverting_drift(
+        &self,
+        plan: &Plan,
+        external: &(dyn ExternalResolver + Sync),
+    ) -> Result<ChangeSet, EngineError> {
+        let name = &plan.context.stack_name;
+        let view = self.stack(name)?;
+        if !view.exists() {
+            return self.change_set(plan, external);
+        }
+        let state = self.drifted_state(&view).await;
+        classify(&state, plan, self.options.schemas, external).map_err(|diags| {
+            EngineError::ChangeSet {
+                stack: name.clone(),
+                diags,
+            }
+        })
+    }
+
     /// Whether deploying `plan` would change the existing stack's outputs (values known
     /// now; a value that can't be computed yet counts as a change).
     pub fn outputs_change(&self, plan: &Plan, external: &dyn ExternalResolver) -> bool {
@@ -745,6 +774,7 @@ impl Engine {
             view,
             names: Arc::new(names),
             staged: Vec::new(),
+            actual: None,
         }
     }
 
@@ -789,8 +819,13 @@ impl Engine {
             view.deployed.outputs.clear();
         }
         let plan = &req.plan;
+        let drifted = if req.revert_drift && kind == OperationKind::Update {
+            Some(self.drifted_state(&view).await)
+        } else {
+            None
+        };
         let cs = classify(
-            &view.deployed.state,
+            drifted.as_ref().unwrap_or(&view.deployed.state),
             plan,
             self.options.schemas,
             &*req.external,
@@ -863,6 +898,7 @@ impl Engine {
             template_file: plan.template.file.clone(),
             context: plan.context.clone(),
         });
+        op.actual = drifted;
         if settings_changed {
             op.stage(Entry::Settings(settings));
         }
@@ -901,6 +937,21 @@ impl Engine {
                 outputs_failure = Some(why);
             }
         }
+        let new_parameters = Effect::Parameters {
+            parameters: plan
+                .parameters
+                .values()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        crate::journal::StackParameter {
+                            value: Value::String(p.supplied.clone()),
+                            no_echo: p.no_echo,
+                        },
+                    )
+                })
+                .collect(),
+        };
         let new_imports = Effect::Imports {
             imports: {
                 let mut i = req.imports.clone();
@@ -914,10 +965,10 @@ impl Engine {
                 op.write(Entry::End {
                     status: StackStatus::CreateComplete,
                     reason: None,
-                    effects: vec![Effect::Outputs { outputs }, new_imports],
+                    effects: vec![Effect::Outputs { outputs }, new_imports, new_parameters],
                 })?;
             } else {
-                let mut effects = vec![Effect::Outputs { outputs }, new_imports];
+                let mut effects = vec![Effect::Outputs { outputs }, new_imports, new_parameters];
                 for (l, r) in &op.view.deployed.state.resources {
                     if plan.resource(l).is_none() {
                         effects.push(Effect::Retire(Retired {
@@ -1027,7 +1078,12 @@ impl Engine {
         let Some(change) = changes.get(name) else {
             return Ok(Prepared::Done);
         };
-        let current = op.view.deployed.state.resources.get(name).cloned();
+        let current = op
+            .actual
+            .as_ref()
+            .and_then(|a| a.resources.get(name))
+            .or_else(|| op.view.deployed.state.resources.get(name))
+            .cloned();
         let is_add = change.action == Action::Add || current.is_none();
         let fail_status = if is_add {
             ResourceStatus::CreateFailed
@@ -1585,6 +1641,9 @@ impl Engine {
         });
         effects.push(Effect::Imports {
             imports: target.imports.clone(),
+        });
+        effects.push(Effect::Parameters {
+            parameters: target.parameters.clone(),
         });
         op.write(Entry::Status {
             status: StackStatus::UpdateRollbackCompleteCleanupInProgress,

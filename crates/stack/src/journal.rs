@@ -164,6 +164,17 @@ pub struct Deployed {
     /// runs, those of the old and the new template.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<String>,
+    /// The parameter values the stack was last deployed with (for `UsePreviousValue`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, StackParameter>,
+}
+
+/// A parameter value as supplied, and whether the template marks it `NoEcho`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StackParameter {
+    pub value: Value,
+    #[serde(default)]
+    pub no_echo: bool,
 }
 
 impl Deployed {
@@ -272,6 +283,9 @@ pub enum Effect {
     },
     Imports {
         imports: Vec<String>,
+    },
+    Parameters {
+        parameters: BTreeMap<String, StackParameter>,
     },
 }
 
@@ -438,6 +452,7 @@ impl StackView {
                 }),
                 Effect::Outputs { outputs } => self.deployed.outputs = outputs,
                 Effect::Imports { imports } => self.deployed.imports = imports,
+                Effect::Parameters { parameters } => self.deployed.parameters = parameters,
             }
         }
     }
@@ -752,6 +767,84 @@ impl Journal for FileJournal {
     fn stacks(&self) -> Result<Vec<String>, JournalError> {
         let inner = self.inner.lock().map_err(|_| poisoned())?;
         Ok(inner.stacks.keys().cloned().collect())
+    }
+}
+
+/// Values computed from `NoEcho` parameters, wherever a record carries them: properties a
+/// resource marks `sensitive` (and its metadata if `metadata_sensitive`), every attribute of
+/// such a resource (a provider may echo a property back), and `sensitive` outputs.
+fn deployed_resource_secrets(r: &mut DeployedResource, f: &mut dyn FnMut(&mut Value)) {
+    let any = !r.sensitive.is_empty() || r.metadata_sensitive;
+    for (k, v) in r.properties.iter_mut() {
+        if r.sensitive.contains(k) {
+            f(v);
+        }
+    }
+    if r.metadata_sensitive {
+        if let Some(m) = r.metadata.as_mut() {
+            f(m);
+        }
+    }
+    if any {
+        r.attributes.values_mut().for_each(&mut *f);
+    }
+}
+
+fn outputs_secrets(outputs: &mut [StackOutput], f: &mut dyn FnMut(&mut Value)) {
+    for o in outputs.iter_mut().filter(|o| o.sensitive) {
+        f(&mut o.value);
+    }
+}
+
+fn parameters_secrets(p: &mut BTreeMap<String, StackParameter>, f: &mut dyn FnMut(&mut Value)) {
+    for sp in p.values_mut().filter(|sp| sp.no_echo) {
+        f(&mut sp.value);
+    }
+}
+
+fn effects_secrets(effects: &mut [Effect], f: &mut dyn FnMut(&mut Value)) {
+    for e in effects {
+        match e {
+            Effect::Parameters { parameters } => parameters_secrets(parameters, f),
+            Effect::Set { resource, .. } => deployed_resource_secrets(resource, f),
+            Effect::Retire(r) => deployed_resource_secrets(&mut r.resource, f),
+            Effect::Outputs { outputs } => outputs_secrets(outputs, f),
+            Effect::Unset { .. } | Effect::Unretire { .. } | Effect::Imports { .. } => {}
+        }
+    }
+}
+
+impl Record {
+    /// Calls `f` on every value in the record that was computed from a `NoEcho` parameter,
+    /// so a journal backend can seal them before storing and unseal them after reading.
+    pub fn secrets_mut(&mut self, f: &mut dyn FnMut(&mut Value)) {
+        match &mut self.entry {
+            Entry::Begin {
+                operation, effects, ..
+            } => {
+                let prev = &mut operation.previous;
+                prev.state
+                    .resources
+                    .values_mut()
+                    .for_each(|r| deployed_resource_secrets(r, f));
+                prev.retired
+                    .iter_mut()
+                    .for_each(|r| deployed_resource_secrets(&mut r.resource, f));
+                outputs_secrets(&mut prev.outputs, f);
+                parameters_secrets(&mut prev.parameters, f);
+                effects_secrets(effects, f);
+            }
+            Entry::Status { effects, .. } | Entry::End { effects, .. } => {
+                effects_secrets(effects, f)
+            }
+            Entry::Intent(i) => {
+                if let Some(d) = i.desired.as_mut() {
+                    deployed_resource_secrets(d, f);
+                }
+            }
+            Entry::Outcome(o) => effects_secrets(&mut o.effects, f),
+            Entry::Settings(_) => {}
+        }
     }
 }
 

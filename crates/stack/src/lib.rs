@@ -29,8 +29,14 @@
 //!   (`tokio::spawn`): dropping an operation's future abandons it mid-way, like a crash,
 //!   and leaves it for the next recovery.
 //! - Journal records and [`StackView`] hold `NoEcho` values in clear (providers need
-//!   them); show [`StackEvent`]s, and mask properties named in
+//!   them): a backend that stores records should seal them ([`Record::secrets_mut`] visits
+//!   each one). Show [`StackEvent`]s, and mask properties named in
 //!   `DeployedResource::sensitive` and outputs marked `sensitive`.
+//! - Settings: termination protection and [`policy::StackPolicy`] ([`DeployRequest`] sets
+//!   them, [`Engine::update_settings`] changes them); exports and imports across the
+//!   engine's stacks ([`Engine::exports`], [`Engine::importers`]); nested templates sent
+//!   with a request ([`DeployRequest::nested_templates`]); reverting drift
+//!   ([`Engine::change_set_reverting_drift`], [`DeployRequest::revert_drift`]).
 //!
 //! ## Invariants
 //! - Planning is pure (`spindle-template`); the executor here is the only code that calls
@@ -86,7 +92,7 @@ pub use drift::{DriftStatus, ResourceDrift};
 pub use engine::{DeployRequest, Engine, EngineError, EngineOptions, OperationOutcome};
 pub use journal::{
     events, Deployed, FileJournal, Journal, JournalError, MemoryJournal, Record, StackEvent,
-    StackOutput, StackSettings, StackView,
+    StackOutput, StackParameter, StackSettings, StackView,
 };
 pub use nested::register_builtins;
 pub use provider::{

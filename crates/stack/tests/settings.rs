@@ -277,3 +277,57 @@ async fn exports_in_use_cannot_be_removed_changed_or_deleted() {
     assert_eq!(o.status, StackStatus::UpdateComplete, "{o:?}");
     assert!(e.exports().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_change_set_that_reverts_drift() {
+    let (e, store, _) = world();
+    let src = params("/db", "w1");
+    e.deploy(DeployRequest::new(plan_of(&src, "app")))
+        .await
+        .unwrap();
+    // Someone changes /web behind the stack's back.
+    store
+        .put(
+            ACCT,
+            &spindle_stack::ssm::PutParam {
+                name: "/web",
+                kind: "String",
+                value: "by hand",
+                description: "",
+                token: None,
+            },
+            true,
+        )
+        .unwrap();
+    let err = e
+        .deploy(DeployRequest::new(plan_of(&src, "app")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NoChanges { .. }), "{err}");
+
+    let plan = plan_of(&src, "app");
+    let cs = e
+        .change_set_reverting_drift(&plan, &spindle_template::NoExternal)
+        .await
+        .unwrap();
+    assert_eq!(cs.changes.len(), 1, "{}", cs.render());
+    let web = &cs.changes[0];
+    assert_eq!(web.logical_id, "Web");
+    let value = web.details.iter().find(|d| d.name == "Value").unwrap();
+    assert_eq!(
+        (value.before.as_deref(), value.after.as_deref()),
+        (Some("\"by hand\""), Some("\"w1\""))
+    );
+    let mut req = DeployRequest::new(plan);
+    req.change_set = Some(cs);
+    req.revert_drift = true;
+    let o = e.deploy(req).await.unwrap();
+    assert_eq!(o.status, StackStatus::UpdateComplete, "{o:?}");
+    assert_eq!(store.get(ACCT, "/web").unwrap().unwrap().value, "w1");
+    assert!(e
+        .drift("app")
+        .await
+        .unwrap()
+        .iter()
+        .all(|d| d.status == spindle_stack::DriftStatus::InSync));
+}

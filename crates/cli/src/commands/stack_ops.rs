@@ -35,9 +35,11 @@ pub fn changeset(cx: &Context, c: &Client, account: &str, cmd: ChangesetCmd) -> 
             stack,
             file,
             parameters,
+            use_previous,
             description,
         } => {
-            let template = read_template(&file, &parameters)?;
+            let mut template = read_template(&file, &parameters)?;
+            template.use_previous_values = use_previous;
             let cs = c
                 .create_change_set(
                     account,

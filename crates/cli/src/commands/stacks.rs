@@ -33,6 +33,7 @@ pub(crate) fn read_template(file: &Path, parameters: &[String]) -> Result<Templa
         template_name: Some(file.display().to_string()),
         parameters: params,
         nested_templates,
+        use_previous_values: Vec::new(),
     })
 }
 
@@ -198,14 +199,17 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
             name,
             file,
             parameters,
+            use_previous,
             yes,
             preview,
             disable_rollback,
             enable_termination_protection,
             stack_policy,
             stack_policy_during_update,
+            revert_drift,
         } => {
-            let template = read_template(&file, &parameters)?;
+            let mut template = read_template(&file, &parameters)?;
+            template.use_previous_values = use_previous;
             let mut req = DeployStack {
                 template,
                 preview: true,
@@ -214,7 +218,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 termination_protection: enable_termination_protection.then_some(true),
                 stack_policy: read_policy(&stack_policy)?,
                 stack_policy_during_update: read_policy(&stack_policy_during_update)?,
-                revert_drift: false,
+                revert_drift,
             };
             let plan = c.deploy_stack(&account, &name, &req).map_err(api_err)?;
             let settings = req.termination_protection.is_some() || req.stack_policy.is_some();
@@ -274,7 +278,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 ));
             }
         }
-        StackCmd::Changeset(cmd) => crate::commands::stack_ops::changeset(cx, &c, &account, cmd)?,
+        StackCmd::Changeset(cmd) => crate::commands::stack_ops::changeset(cx, c, &account, cmd)?,
         StackCmd::UpdateTerminationProtection {
             name,
             enable,
@@ -307,9 +311,9 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 println!("Stack {name}: stack policy set");
             }
         }
-        StackCmd::Exports => crate::commands::stack_ops::exports(cx, &c, &account, None)?,
+        StackCmd::Exports => crate::commands::stack_ops::exports(cx, c, &account, None)?,
         StackCmd::Imports { export } => {
-            crate::commands::stack_ops::exports(cx, &c, &account, Some(&export))?
+            crate::commands::stack_ops::exports(cx, c, &account, Some(&export))?
         }
         StackCmd::List => {
             let stacks = c.list_stacks(&account).map_err(api_err)?;

@@ -144,6 +144,7 @@ fn run_step(client: &spindle_client::Client, step: &Step) -> Result<StepResult> 
                 template_name: Some(spec.template.display().to_string()),
                 parameters: spec.parameters.clone(),
                 nested_templates,
+                use_previous_values: Vec::new(),
             };
             let account = spec.account.as_str();
             let mut req = DeployStack {
