@@ -455,3 +455,69 @@ fn images_are_inspected_tagged_exported_and_removed_only_when_unused() {
     assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
     env.assert_nothing_left();
 }
+
+#[test]
+fn bad_network_input_fails_the_deploy_clearly_and_rolls_back_to_nothing() {
+    let Some(env) = Env::new('b') else { return };
+    let deploy_fails = |name: &str, body: &str, want: &str| {
+        let path = env.d.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, body).unwrap();
+        let o = env.cli(&["stack", "deploy", name, path.to_str().unwrap(), "--yes"]);
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(!o.status.success(), "{all}");
+        assert!(all.contains(want), "want `{want}` in:\n{all}");
+        let events = env.ok(&["stack", "events", name]);
+        assert!(events.contains("ROLLBACK_COMPLETE"), "{events}");
+        assert!(
+            our_netns(&env.prefix).is_empty(),
+            "{:?}",
+            our_netns(&env.prefix)
+        );
+    };
+    deploy_fails(
+        "overlap",
+        r#"Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {CidrBlock: 10.235.0.0/20}
+  A:
+    Type: AWS::EC2::Subnet
+    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.235.1.0/24}
+  B:
+    Type: AWS::EC2::Subnet
+    DependsOn: A
+    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.235.1.128/25}
+"#,
+        "overlaps subnet",
+    );
+    deploy_fails(
+        "hungry",
+        r#"Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {CidrBlock: 10.235.0.0/20}
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.235.1.0/24}
+  Box:
+    Type: AWS::EC2::Instance
+    Properties: {ImageId: busybox:web, InstanceType: t3.mega, SubnetId: !Ref Subnet}
+"#,
+        "unknown instance type `t3.mega`",
+    );
+    // A VPC over one of the host's own routes would hijack it.
+    let host = spindle_runtime::RealKernel;
+    let routes = spindle_runtime::Kernel::host_routes(&host).unwrap();
+    if let Some(r) = routes.iter().find(|r| r.prefix() >= 8) {
+        deploy_fails(
+            "collide",
+            &format!(
+                "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties: {{CidrBlock: {r}}}\n"
+            ),
+            "collides with the host's route",
+        );
+    } else {
+        eprintln!("no host route to collide with: {routes:?}");
+    }
+    env.assert_nothing_left();
+}
