@@ -193,6 +193,20 @@ Outputs:
     t
 }
 
+/// A template with VPC `10.N.0.0/20` (`Vpc`) and subnet `10.N.1.0/24` (`Subnet`), then `rest`.
+fn one_vpc(n: u8, rest: &str) -> String {
+    format!(
+        "Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {{CidrBlock: 10.{n}.0.0/20}}
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties: {{VpcId: !Ref Vpc, CidrBlock: 10.{n}.1.0/24}}
+{rest}"
+    )
+}
+
 /// A route added by hand in a VPC's router namespace (what "someone adds a route" means).
 fn router_route(ns: &str, args: &str) {
     let o = std::process::Command::new("ip")
@@ -322,19 +336,15 @@ fn a_memory_limit_is_enforced_and_the_oom_kill_shows_on_the_instance() {
     ]);
     env.deploy(
         "hog",
-        r#"Resources:
-  Vpc:
-    Type: AWS::EC2::VPC
-    Properties: {CidrBlock: 10.234.0.0/20}
-  Subnet:
-    Type: AWS::EC2::Subnet
-    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.234.1.0/24}
-  Hog:
+        &one_vpc(
+            234,
+            "  Hog:
     Type: AWS::EC2::Instance
     Properties: {ImageId: busybox:hog, InstanceType: t3.nano, SubnetId: !Ref Subnet}
 Outputs:
   Hog: {Value: !Ref Hog}
-"#,
+",
+        ),
     );
     let id = &env.outputs("hog")["Hog"];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -492,17 +502,13 @@ fn bad_network_input_fails_the_deploy_clearly_and_rolls_back_to_nothing() {
     );
     deploy_fails(
         "hungry",
-        r#"Resources:
-  Vpc:
-    Type: AWS::EC2::VPC
-    Properties: {CidrBlock: 10.235.0.0/20}
-  Subnet:
-    Type: AWS::EC2::Subnet
-    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.235.1.0/24}
-  Box:
+        &one_vpc(
+            235,
+            "  Box:
     Type: AWS::EC2::Instance
     Properties: {ImageId: busybox:web, InstanceType: t3.mega, SubnetId: !Ref Subnet}
-"#,
+",
+        ),
         "unknown instance type `t3.mega`",
     );
     // A VPC over one of the host's own routes would hijack it.
