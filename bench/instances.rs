@@ -7,14 +7,19 @@
 //! Needs `iproute2`, `nftables`, `busybox-static`. Targets: launch -> 200 median < 50 ms,
 //! VPC create < 100 ms, 200 idle instances on a 2-core machine.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use spindle_runtime::boot::BootPlan;
+use spindle_runtime::kernel::WaitOutcome;
 use spindle_runtime::{
-    build_busybox_rootfs, ImageConfig, LaunchSpec, Peer, RealKernel, Runtime, RuntimeConfig, SgRule,
+    build_busybox_rootfs, ImageConfig, Ipv4Net, Kernel, KernelError, LaunchSpec, Peer, RealKernel,
+    Runtime, RuntimeConfig, SgRule,
 };
 
 fn ms(d: Duration) -> f64 {
@@ -75,13 +80,14 @@ fn main() {
     let idle = flag("--idle", 200);
     let dir = tempfile::tempdir().expect("tempdir");
     let prefix = format!("spxb{}", std::process::id() % 100_000);
+    let kernel = Arc::new(TimingKernel::default());
     let rt = Runtime::open(
         RuntimeConfig::new(dir.path().join("data"), &prefix),
-        Arc::new(RealKernel),
+        kernel.clone(),
     )
     .expect("open runtime");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let ours = run(&rt, dir.path(), n);
+        let ours = run(&rt, &kernel, dir.path(), n);
         peers(dir.path(), n, ours);
         if idle > 0 {
             run_idle(&rt, idle);
@@ -100,7 +106,7 @@ fn main() {
 }
 
 /// Returns the median of launch -> first HTTP 200.
-fn run(rt: &Runtime, dir: &Path, n: usize) -> Duration {
+fn run(rt: &Runtime, kernel: &TimingKernel, dir: &Path, n: usize) -> Duration {
     let tarball = dir.join("busybox.tar");
     build_busybox_rootfs(&tarball, Path::new("/bin/busybox")).expect("build rootfs");
     let cfg = ImageConfig {
@@ -147,10 +153,15 @@ fn run(rt: &Runtime, dir: &Path, n: usize) -> Duration {
         ..Default::default()
     };
     let (mut to_200, mut to_return, mut terminate) = (Vec::new(), Vec::new(), Vec::new());
+    let mut launch_calls: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
     for _ in 0..n {
+        kernel.take();
         let t = Instant::now();
         let inst = rt.launch(spec.clone()).expect("launch");
         to_return.push(t.elapsed());
+        for (k, v) in kernel.take() {
+            launch_calls.entry(k).or_default().extend(v);
+        }
         assert!(
             first_200(rt, &vpc.id, &format!("{}:80", inst.private_ip)),
             "no HTTP 200 from {}",
@@ -174,6 +185,7 @@ fn run(rt: &Runtime, dir: &Path, n: usize) -> Duration {
     let median = median(&to_200);
     summary("launch -> first HTTP 200", to_200);
     summary("terminate", terminate);
+    print_breakdown(&launch_calls, n);
     println!("targets: launch -> 200 median < 50 ms; VPC create < 100 ms");
     median
 }
@@ -297,4 +309,104 @@ fn run_idle(rt: &Runtime, m: usize) {
         "terminated {m} idle instances in {:.2} s",
         t.elapsed().as_secs_f64()
     );
+}
+
+/// The real kernel, timing every call: where a launch spends its time. Calls made on parallel
+/// threads overlap, so the per-call sums are not additive.
+#[derive(Default)]
+struct TimingKernel {
+    real: RealKernel,
+    calls: Mutex<BTreeMap<&'static str, Vec<Duration>>>,
+}
+
+impl TimingKernel {
+    fn time<T>(&self, name: &'static str, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let out = f();
+        let d = t.elapsed();
+        self.calls.lock().unwrap().entry(name).or_default().push(d);
+        out
+    }
+
+    fn take(&self) -> BTreeMap<&'static str, Vec<Duration>> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+}
+
+/// Delegates each listed method to the real kernel under `time`.
+macro_rules! timed {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> $ret {
+            self.time(stringify!($name), || self.real.$name($($arg),*))
+        })*
+    };
+}
+
+impl Kernel for TimingKernel {
+    fn spawn_instance(
+        &self,
+        plan: &BootPlan,
+        ready: &mut dyn FnMut() -> Result<(), KernelError>,
+    ) -> Result<u32, KernelError> {
+        // Init's clone and cgroup attach, without the wait for the network in `ready`.
+        let t = Instant::now();
+        let mut waited = Duration::ZERO;
+        let out = self.real.spawn_instance(plan, &mut || {
+            let w = Instant::now();
+            let r = ready();
+            waited = w.elapsed();
+            r
+        });
+        let d = t.elapsed().saturating_sub(waited);
+        let mut calls = self.calls.lock().unwrap();
+        calls.entry("spawn_instance").or_default().push(d);
+        calls.entry("(wait for network)").or_default().push(waited);
+        out
+    }
+
+    timed! {
+        netns_create(name: &str) -> Result<(), KernelError>;
+        netns_delete(name: &str) -> Result<(), KernelError>;
+        netns_list() -> Result<Vec<String>, KernelError>;
+        ip_batch(netns: Option<&str>, script: &str) -> Result<(), KernelError>;
+        nft_apply(netns: Option<&str>, script: &str) -> Result<(), KernelError>;
+        nft_tables(netns: Option<&str>) -> Result<Vec<String>, KernelError>;
+        sysctl(netns: &str, key: &str, value: &str) -> Result<(), KernelError>;
+        host_routes() -> Result<Vec<Ipv4Net>, KernelError>;
+        host_links() -> Result<Vec<String>, KernelError>;
+        link_delete(name: &str) -> Result<(), KernelError>;
+        cgroup_create(dir: &Path) -> Result<(), KernelError>;
+        cgroup_write(dir: &Path, file: &str, value: &str) -> Result<(), KernelError>;
+        cgroup_read(dir: &Path, file: &str) -> Result<String, KernelError>;
+        cgroup_remove(dir: &Path) -> Result<(), KernelError>;
+        path_exists(path: &Path) -> bool;
+        list_dir(dir: &Path) -> Vec<String>;
+        mounts() -> Result<Vec<PathBuf>, KernelError>;
+        umount(target: &Path) -> Result<(), KernelError>;
+        signal(pid: u32, signal: i32) -> Result<(), KernelError>;
+        wait_exit(pid: u32) -> Result<WaitOutcome, KernelError>;
+        process_start_time(pid: u32) -> Option<u64>;
+        exec_in(pid: u32, cgroup_procs: &[PathBuf], argv: &[String], timeout: Duration) -> Result<std::process::Output, KernelError>;
+        tcp_listen_in(netns: &str, addr: &str) -> Result<std::net::TcpListener, KernelError>;
+        tcp_connect_in(netns: &str, addr: &str, timeout: Duration) -> Result<std::net::TcpStream, KernelError>;
+    }
+}
+
+/// Per launch: each kernel call's total time (calls on parallel threads overlap).
+fn print_breakdown(calls: &BTreeMap<&'static str, Vec<Duration>>, launches: usize) {
+    println!(
+        "where a launch spends its time (kernel calls, mean per launch; parallel calls overlap):"
+    );
+    let mut rows: Vec<(&str, f64, usize)> = calls
+        .iter()
+        .filter(|(name, _)| **name != "tcp_connect_in" && **name != "wait_exit")
+        .map(|(name, v)| {
+            let total: Duration = v.iter().sum();
+            (*name, ms(total) / launches as f64, v.len() / launches)
+        })
+        .collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (name, per, count) in rows {
+        println!("  {name:<20} {per:>7.2} ms  ({count} call(s))");
+    }
 }

@@ -85,6 +85,41 @@ fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothin
         &admin.create_key("prod", &CreateKey::default()).unwrap(),
     );
     assert!(prod.list_images("prod").unwrap().is_empty());
+    // ... can't inspect, tag or remove it, and can't take its tag.
+    for r in [
+        prod.describe_image("prod", &image.id).map(|_| ()),
+        prod.tag_image("prod", &image.id, "mine:1").map(|_| ()),
+        prod.remove_image("prod", "busybox:web").map(|_| ()),
+    ] {
+        assert!(
+            matches!(r, Err(spindle_client::ClientError::Api { status: 404, .. })),
+            "{r:?}"
+        );
+    }
+    let taken = prod.import_image(
+        "prod",
+        &ImportImage {
+            path: tarball.display().to_string(),
+            tag: Some("busybox:web".into()),
+            entrypoint: vec![],
+            cmd: vec!["sh".into()],
+        },
+    );
+    assert!(
+        matches!(
+            &taken,
+            Err(spindle_client::ClientError::Api { status: 409, .. })
+        ),
+        "{taken:?}"
+    );
+    assert_eq!(
+        admin
+            .describe_image("management", "busybox:web")
+            .unwrap()
+            .info
+            .id,
+        image.id
+    );
 
     let deploy = DeployStack {
         template: TemplateRequest {

@@ -193,6 +193,20 @@ Outputs:
     t
 }
 
+/// A template with VPC `10.N.0.0/20` (`Vpc`) and subnet `10.N.1.0/24` (`Subnet`), then `rest`.
+fn one_vpc(n: u8, rest: &str) -> String {
+    format!(
+        "Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {{CidrBlock: 10.{n}.0.0/20}}
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties: {{VpcId: !Ref Vpc, CidrBlock: 10.{n}.1.0/24}}
+{rest}"
+    )
+}
+
 /// A route added by hand in a VPC's router namespace (what "someone adds a route" means).
 fn router_route(ns: &str, args: &str) {
     let o = std::process::Command::new("ip")
@@ -322,19 +336,15 @@ fn a_memory_limit_is_enforced_and_the_oom_kill_shows_on_the_instance() {
     ]);
     env.deploy(
         "hog",
-        r#"Resources:
-  Vpc:
-    Type: AWS::EC2::VPC
-    Properties: {CidrBlock: 10.234.0.0/20}
-  Subnet:
-    Type: AWS::EC2::Subnet
-    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.234.1.0/24}
-  Hog:
+        &one_vpc(
+            234,
+            "  Hog:
     Type: AWS::EC2::Instance
     Properties: {ImageId: busybox:hog, InstanceType: t3.nano, SubnetId: !Ref Subnet}
 Outputs:
   Hog: {Value: !Ref Hog}
-"#,
+",
+        ),
     );
     let id = &env.outputs("hog")["Hog"];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -453,5 +463,67 @@ fn images_are_inspected_tagged_exported_and_removed_only_when_unused() {
     assert!(!env.ok(&["image", "list"]).contains(&id));
     let o = env.cli(&["image", "inspect", "busybox:web"]);
     assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+    env.assert_nothing_left();
+}
+
+#[test]
+fn bad_network_input_fails_the_deploy_clearly_and_rolls_back_to_nothing() {
+    let Some(env) = Env::new('b') else { return };
+    let deploy_fails = |name: &str, body: &str, want: &str| {
+        let path = env.d.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, body).unwrap();
+        let o = env.cli(&["stack", "deploy", name, path.to_str().unwrap(), "--yes"]);
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(!o.status.success(), "{all}");
+        assert!(all.contains(want), "want `{want}` in:\n{all}");
+        let events = env.ok(&["stack", "events", name]);
+        assert!(events.contains("ROLLBACK_COMPLETE"), "{events}");
+        assert!(
+            our_netns(&env.prefix).is_empty(),
+            "{:?}",
+            our_netns(&env.prefix)
+        );
+    };
+    deploy_fails(
+        "overlap",
+        r#"Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {CidrBlock: 10.235.0.0/20}
+  A:
+    Type: AWS::EC2::Subnet
+    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.235.1.0/24}
+  B:
+    Type: AWS::EC2::Subnet
+    DependsOn: A
+    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.235.1.128/25}
+"#,
+        "overlaps subnet",
+    );
+    deploy_fails(
+        "hungry",
+        &one_vpc(
+            235,
+            "  Box:
+    Type: AWS::EC2::Instance
+    Properties: {ImageId: busybox:web, InstanceType: t3.mega, SubnetId: !Ref Subnet}
+",
+        ),
+        "unknown instance type `t3.mega`",
+    );
+    // A VPC over one of the host's own routes would hijack it.
+    let host = spindle_runtime::RealKernel;
+    let routes = spindle_runtime::Kernel::host_routes(&host).unwrap();
+    if let Some(r) = routes.iter().find(|r| r.prefix() >= 8) {
+        deploy_fails(
+            "collide",
+            &format!(
+                "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties: {{CidrBlock: {r}}}\n"
+            ),
+            "collides with the host's route",
+        );
+    } else {
+        eprintln!("no host route to collide with: {routes:?}");
+    }
     env.assert_nothing_left();
 }

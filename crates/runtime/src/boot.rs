@@ -518,7 +518,10 @@ fn prepare(plan: &BootPlan, fds: &mut Vec<i32>) -> Result<Prepared, KernelError>
 }
 
 /// Clones the instance's init process. See the module docs.
-pub(crate) fn spawn_real(plan: &BootPlan) -> Result<u32, KernelError> {
+pub(crate) fn spawn_real(
+    plan: &BootPlan,
+    ready: &mut dyn FnMut() -> Result<(), KernelError>,
+) -> Result<u32, KernelError> {
     let mut fds = Vec::new();
     let prepared = match prepare(plan, &mut fds) {
         Ok(p) => p,
@@ -553,32 +556,39 @@ pub(crate) fn spawn_real(plan: &BootPlan) -> Result<u32, KernelError> {
         close_all(&fds);
         return Err(KernelError::io("clone instance init", err));
     }
-    // Attaching to a v1 cgroup waits for an RCU grace period (several ms); do it here while
-    // init mounts its root, then let init go on. Init runs nothing from the image before that.
+    // Attaching to a v1 cgroup waits for an RCU grace period (several ms), and the caller's
+    // `ready` finishes the network: both happen here while init mounts its root; then init
+    // goes on. Init runs nothing from the image before that.
     let pid_text = pid.to_string();
-    let mut attach_err = None;
+    let mut err = None;
     for fd in &prepared.cgroup_fds {
         // SAFETY: writing a live byte slice to a descriptor opened by `prepare`.
         let n = unsafe { libc::write(*fd, pid_text.as_ptr().cast(), pid_text.len()) };
         if n != pid_text.len() as isize {
-            attach_err = Some(io::Error::last_os_error());
+            err = Some(KernelError::io(
+                "move instance init into its cgroups",
+                io::Error::last_os_error(),
+            ));
             break;
         }
     }
-    if attach_err.is_none() {
+    if err.is_none() {
+        err = ready().err();
+    }
+    if err.is_none() {
         // SAFETY: writing one byte from a static slice to the pipe created by `prepare`.
         unsafe { libc::write(prepared.sync_w, b"1".as_ptr().cast(), 1) };
     }
     // Closing the write end without a byte tells init to give up.
     close_all(&fds);
-    if let Some(e) = attach_err {
+    if let Some(e) = err {
         let mut status = 0;
         // SAFETY: killing and reaping the child we just cloned; `status` is a valid out-pointer.
         unsafe {
             libc::kill(pid as libc::pid_t, libc::SIGKILL);
             libc::waitpid(pid as libc::pid_t, &mut status, 0);
         }
-        return Err(KernelError::io("move instance init into its cgroups", e));
+        return Err(e);
     }
     Ok(pid as u32)
 }
@@ -653,30 +663,47 @@ fn raw_fork() -> libc::c_long {
     }
 }
 
+/// Closes every descriptor from 3 up except those in `keep`, with raw system calls only.
+fn close_except(mut keep: [i32; 3]) {
+    keep.sort_unstable();
+    let mut low = 3;
+    for k in keep {
+        if k >= low {
+            close_range_raw(low, k - 1);
+            low = k + 1;
+        }
+    }
+    close_range_raw(low, i32::MAX);
+}
+
 /// Closes every descriptor from `low` up except `keep`, with raw system calls only.
 fn close_from(low: i32, keep: i32) {
     let ranges = [(low, keep - 1), ((keep + 1).max(low), i32::MAX)];
     for (first, last) in ranges {
-        if first > last {
-            continue;
-        }
-        // SAFETY: close_range only closes descriptors of this process; none of the closed ones
-        // is used afterwards (init keeps stdio and `keep`).
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_close_range,
-                first as libc::c_uint,
-                last as libc::c_uint,
-                0 as libc::c_uint,
-            )
-        };
-        if r != 0 {
-            // Kernels before 5.9: close one by one up to a bound well above what the daemon
-            // opens.
-            for fd in first..=last.min(65_535) {
-                // SAFETY: as above; EBADF for descriptors that aren't open is harmless.
-                unsafe { libc::close(fd) };
-            }
+        close_range_raw(first, last);
+    }
+}
+
+/// close_range(2), or closing one by one on kernels before 5.9.
+fn close_range_raw(first: i32, last: i32) {
+    if first > last {
+        return;
+    }
+    // SAFETY: close_range only closes descriptors of this process; init uses none of the
+    // closed ones afterwards.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            last as libc::c_uint,
+            0 as libc::c_uint,
+        )
+    };
+    if r != 0 {
+        // Kernels before 5.9: close one by one up to a bound well above what the daemon opens.
+        for fd in first..=last.min(65_535) {
+            // SAFETY: as above; EBADF for descriptors that aren't open is harmless.
+            unsafe { libc::close(fd) };
         }
     }
 }
@@ -696,6 +723,12 @@ fn init_main(p: &Prepared) -> ! {
         libc::dup2(p.null_fd, 0);
         libc::dup2(p.log_fd, 1);
         libc::dup2(p.log_fd, 2);
+        // Init is a copy of the daemon that never execs: drop every descriptor it inherited
+        // but the few it still needs, at once. Other daemon threads may be running `ip` or
+        // `nft` with pipes at this moment (the network is set up while init prepares its
+        // root); init's copies would keep those pipes open and the commands waiting. Later
+        // the data dir's lock, the API socket and the database would outlive a killed daemon.
+        close_except([sfd, p.sync_r, p.netns_fd]);
         // The daemon may ignore SIGPIPE or block signals; the instance must start clean.
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -797,10 +830,7 @@ fn init_main(p: &Prepared) -> ! {
         for fd in &p.cgroup_fds {
             libc::close(*fd);
         }
-        // Init is a copy of the daemon that never execs: drop every descriptor it inherited
-        // (the data dir's lock, the API socket, the database) but stdio and the status file.
-        // Otherwise the instance would hold the daemon's lock after the daemon died, and a
-        // restarted daemon could not start while the instance runs.
+        // Only stdio and the status file are left now.
         close_from(3, sfd);
         if let Some((path, argv)) = &p.user_data {
             let child = raw_fork();

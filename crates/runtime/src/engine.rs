@@ -1162,9 +1162,10 @@ impl Runtime {
             .filter_map(|g| st.groups.get(g))
             .collect();
         let rules = net::instance_rules(&own, &st.members());
-        // The links, the firewall and the cgroups are independent: set them up in parallel
-        // (each `ip`/`nft` run is a process start). All must be done before init starts.
-        let (links, firewall, cgroups) = std::thread::scope(|s| {
+        // The links, the firewall, the cgroups and init's root are independent: set them up
+        // in parallel (each `ip`/`nft` run is a process start). Init waits for the network
+        // (`ready`) before it runs anything from the image.
+        std::thread::scope(|s| {
             let links = s.spawn(|| -> Result<(), KernelError> {
                 k.ip_batch(Some(&vpc.netns), &net::router_attach(&rec.port, &ns))?;
                 k.ip_batch(
@@ -1173,24 +1174,34 @@ impl Runtime {
                 )
             });
             let firewall = s.spawn(|| k.nft_apply(Some(&ns), &rules));
-            let cgroups =
-                self.inner
-                    .cgroups
-                    .create(k, &self.inner.cfg.prefix, &rec.id, &rec.limits);
-            (links.join(), firewall.join(), cgroups)
-        });
-        let joined = |r: std::thread::Result<Result<(), KernelError>>| {
-            r.unwrap_or_else(|_| {
-                Err(KernelError::io(
-                    "network setup",
-                    io::Error::other("thread panicked"),
-                ))
-            })
-        };
-        joined(links)?;
-        joined(firewall)?;
-        cgroups?;
-        self.spawn_init(rec, image, true)
+            let mut network = Some((links, firewall));
+            let mut ready = || -> Result<(), KernelError> {
+                let Some((links, firewall)) = network.take() else {
+                    return Ok(());
+                };
+                let joined = |r: std::thread::Result<Result<(), KernelError>>| {
+                    r.unwrap_or_else(|_| {
+                        Err(KernelError::io(
+                            "network setup",
+                            io::Error::other("thread panicked"),
+                        ))
+                    })
+                };
+                // Wait for both, so neither still runs when the caller cleans up.
+                let (l, f) = (joined(links.join()), joined(firewall.join()));
+                l.and(f)
+            };
+            let booted = self
+                .inner
+                .cgroups
+                .create(k, &self.inner.cfg.prefix, &rec.id, &rec.limits)
+                .map_err(RuntimeError::from)
+                .and_then(|()| self.spawn_init(rec, image, true, &mut ready));
+            // When the cgroups or the clone failed, `ready` never ran: still wait for the
+            // network threads (the scope would, but their errors don't matter then).
+            let _ = ready();
+            booted
+        })
     }
 
     /// Creates the cgroups and clones init. Used by start.
@@ -1199,7 +1210,7 @@ impl Runtime {
         self.inner
             .cgroups
             .create(self.inner.kernel.as_ref(), prefix, &rec.id, &rec.limits)?;
-        self.spawn_init(rec, image, false)
+        self.spawn_init(rec, image, false, &mut || Ok(()))
     }
 
     /// Clones init; removes the instance's cgroups if that fails. User data runs on the first
@@ -1209,6 +1220,7 @@ impl Runtime {
         rec: &Instance,
         image: &Image,
         first_boot: bool,
+        ready: &mut dyn FnMut() -> Result<(), KernelError>,
     ) -> Result<u32, RuntimeError> {
         let prefix = &self.inner.cfg.prefix;
         let cg = &self.inner.cgroups;
@@ -1235,7 +1247,7 @@ impl Runtime {
             uid: rec.uid,
             gid: rec.gid,
         };
-        match self.inner.kernel.spawn_instance(&plan_boot(&spec)) {
+        match self.inner.kernel.spawn_instance(&plan_boot(&spec), ready) {
             Ok(pid) => Ok(pid),
             Err(e) => {
                 cg.remove(self.inner.kernel.as_ref(), prefix, &rec.id);
@@ -1907,6 +1919,16 @@ mod tests {
         assert!(calls
             .iter()
             .any(|c| c.starts_with("rmdir ") && c.contains("/memory/spxt/i-")));
+        // So does a network that fails while init waits for it: init never runs the image.
+        f.kernel.fail_on("route add default");
+        let e = f.rt.launch(spec("subnet-1")).unwrap_err();
+        assert!(matches!(e, RuntimeError::Kernel(_)), "{e}");
+        let calls = f.kernel.take_calls();
+        assert!(
+            calls.iter().any(|c| c.starts_with("spawn instance")),
+            "{calls:#?}"
+        );
+        assert!(calls.iter().any(|c| c.starts_with("netns del spxt-i-")));
         f.kernel.fail_on("never-matches");
         assert_eq!(
             f.rt.launch(spec("subnet-1"))

@@ -88,7 +88,15 @@ pub trait Kernel: Send + Sync + 'static {
 
     /// Clones the instance's init process with new mount, pid, uts, ipc and cgroup namespaces
     /// and runs `plan` in it (see [`crate::boot`]). Returns its pid in our namespace.
-    fn spawn_instance(&self, plan: &BootPlan) -> Result<u32, KernelError>;
+    ///
+    /// Init prepares its root while `ready` runs (the caller finishes the instance's network
+    /// there) and runs nothing from the image until `ready` returns `Ok`; on `Err` init is
+    /// killed and the error returned.
+    fn spawn_instance(
+        &self,
+        plan: &BootPlan,
+        ready: &mut dyn FnMut() -> Result<(), KernelError>,
+    ) -> Result<u32, KernelError>;
     fn signal(&self, pid: u32, signal: i32) -> Result<(), KernelError>;
     /// Blocks until `pid` exits; reaps it when it is our child.
     fn wait_exit(&self, pid: u32) -> Result<WaitOutcome, KernelError>;
@@ -385,8 +393,12 @@ impl Kernel for RealKernel {
         Ok(())
     }
 
-    fn spawn_instance(&self, plan: &BootPlan) -> Result<u32, KernelError> {
-        crate::boot::spawn_real(plan)
+    fn spawn_instance(
+        &self,
+        plan: &BootPlan,
+        ready: &mut dyn FnMut() -> Result<(), KernelError>,
+    ) -> Result<u32, KernelError> {
+        crate::boot::spawn_real(plan, ready)
     }
 
     fn signal(&self, pid: u32, signal: i32) -> Result<(), KernelError> {
@@ -687,8 +699,13 @@ impl Kernel for FakeKernel {
     fn umount(&self, target: &Path) -> Result<(), KernelError> {
         self.record(format!("umount {}", target.display()))
     }
-    fn spawn_instance(&self, plan: &BootPlan) -> Result<u32, KernelError> {
+    fn spawn_instance(
+        &self,
+        plan: &BootPlan,
+        ready: &mut dyn FnMut() -> Result<(), KernelError>,
+    ) -> Result<u32, KernelError> {
         self.record(format!("spawn instance:\n{}", plan.describe()))?;
+        ready()?;
         let mut st = self.state.lock().unwrap();
         st.next_pid += 1;
         Ok(st.next_pid)

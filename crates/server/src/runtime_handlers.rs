@@ -47,6 +47,9 @@ pub async fn import_image(
     let a = app.scope(&call, &account, format!("account/{account}/images"))?;
     let rt = runtime(&app)?;
     let path = local_path(peer, &req.path, "imported from")?;
+    if let Some(tag) = &req.tag {
+        tag_free(&app, &rt, &a.id, tag, None)?;
+    }
     let config = spindle_runtime::ImageConfig {
         entrypoint: req.entrypoint.clone(),
         cmd: req.cmd.clone(),
@@ -149,6 +152,25 @@ fn image_users(
     users
 }
 
+/// Tags are shared by the image store: refuses to move `tag` off another account's image.
+fn tag_free(
+    app: &App,
+    rt: &spindle_runtime::Runtime,
+    account: &spindle_model::AccountId,
+    tag: &str,
+    to: Option<&str>,
+) -> Res<()> {
+    if let Ok(current) = rt.images().resolve(tag) {
+        if Some(current.as_str()) != to && !app.store.account_images(account)?.contains(&current) {
+            return Err(ApiError::conflict(format!(
+                "tag `{tag}` is taken by an image of another account"
+            ))
+            .with_hint("choose another name"));
+        }
+    }
+    Ok(())
+}
+
 pub async fn describe_image(
     State(app): State<App>,
     Path((account, id)): Path<(String, String)>,
@@ -179,16 +201,7 @@ pub async fn tag_image(
     let a = app.scope(&call, &account, format!("account/{account}/images/{id}"))?;
     let rt = runtime(&app)?;
     let image = owned_image(&app, &rt, &a.id, &id)?;
-    // Tags are shared by the store: never move one off another account's image.
-    if let Ok(current) = rt.images().resolve(&req.tag) {
-        if current != image.id && !app.store.account_images(&a.id)?.contains(&current) {
-            return Err(ApiError::conflict(format!(
-                "tag `{}` is taken by an image of another account",
-                req.tag
-            ))
-            .with_hint("choose another name"));
-        }
-    }
+    tag_free(&app, &rt, &a.id, &req.tag, Some(&image.id))?;
     rt.images()
         .tag(&image.id, &req.tag)
         .map_err(|e| ApiError::bad_request(error_chain(&e)))?;
