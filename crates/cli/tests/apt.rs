@@ -311,16 +311,24 @@ fn bad_input_is_refused_and_changes_nothing() {
 }
 
 /// Issue 3: 200 `apt-get update` runs while `publish switch` alternates between two snapshots
-/// through the daemon: no hash mismatch, ever.
+/// through the daemon: no hash mismatch, ever. About 100 s on two cores.
+#[test]
+#[ignore = "slow: 200 apt-get updates take about 100 s; the 30-update variant runs by default"]
+fn issue3_200_updates_while_publish_switch_alternates() {
+    if have_apt("issue3_200_updates_while_publish_switch_alternates") {
+        updates_during_switches(200);
+    }
+}
+
+/// The same race, shorter, in every run.
 #[test]
 fn updates_while_publish_switch_alternates_never_mismatch() {
-    if !have_apt("updates_while_publish_switch_alternates_never_mismatch") {
-        return;
+    if have_apt("updates_while_publish_switch_alternates_never_mismatch") {
+        updates_during_switches(30);
     }
-    let updates: usize = std::env::var("SPINDLE_APT_RACE_UPDATES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+}
+
+fn updates_during_switches(updates: usize) {
     let s = setup();
     let mut specs: Vec<(String, &str)> = (0..30).map(|i| (format!("pkg{i:02}"), "1.0")).collect();
     specs.extend((0..30).map(|i| (format!("pkg{i:02}"), "2.0")));
@@ -366,6 +374,9 @@ fn updates_while_publish_switch_alternates_never_mismatch() {
                 }
                 Err(e) => errors.push(e.to_string()),
             }
+            // A short pause leaves the two cores to apt too; a switch still lands between
+            // nearly every pair of updates.
+            std::thread::sleep(std::time::Duration::from_millis(40));
         }
         errors
     });
