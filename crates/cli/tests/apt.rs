@@ -3,9 +3,9 @@
 //! throwaway `APT_CONFIG`. The engine-level tests (`crates/apt/tests/apt_get.rs`) cover the
 //! index formats in depth; these prove the wiring: API, CLI, serving, private publications.
 
-mod common;
 #[path = "../../apt/tests/common/mod.rs"]
 mod aptc;
+mod common;
 
 use aptc::{deb, have_apt, text, AptEnv};
 use common::{stderr, stdout, Daemon};
@@ -101,16 +101,20 @@ fn a_cli_publish_is_served_to_apt_get() {
         &s.tmp.path().join("apt"),
         &source_line(&s.keyring, &url, "stable"),
     );
-    let out = env.run(
-        "apt-get",
-        &["update", "-o", "Debug::Acquire::http=true"],
-    );
+    let out = env.run("apt-get", &["update", "-o", "Debug::Acquire::http=true"]);
     let all = text(&out);
     assert!(out.status.success() && !all.contains("W:"), "{all}");
     assert!(all.contains("/dists/stable/InRelease"), "{all}");
-    assert!(all.contains("/by-hash/SHA512/"), "apt did not fetch by hash: {all}");
+    assert!(
+        all.contains("/by-hash/SHA512/"),
+        "apt did not fetch by hash: {all}"
+    );
     let policy = env.run("apt-cache", &["policy", "hello"]);
-    assert!(text(&policy).contains("Candidate: 1.0"), "{}", text(&policy));
+    assert!(
+        text(&policy).contains("Candidate: 1.0"),
+        "{}",
+        text(&policy)
+    );
     let out = env.run("apt-get", &["download", "hello"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(env.dir.join("download/hello_1.0_amd64.deb").is_file());
@@ -122,12 +126,23 @@ fn a_cli_publish_is_served_to_apt_get() {
     assert!(removed.contains("hello_1.0_amd64"), "{removed}");
     ok(s.d.cli(&["snapshot", "create", "s2", "from", "repo", "main"]));
     let diff = ok(s.d.cli(&["snapshot", "diff", "s1", "s2"]));
-    assert!(diff.contains("hello_1.0_amd64 -> hello_2.0_amd64"), "{diff}");
+    assert!(
+        diff.contains("hello_1.0_amd64 -> hello_2.0_amd64"),
+        "{diff}"
+    );
     ok(s.d.cli(&["publish", "switch", "stable", "s2"]));
     let out = env.run("apt-get", &["update"]);
-    assert!(out.status.success() && !text(&out).contains("W:"), "{}", text(&out));
+    assert!(
+        out.status.success() && !text(&out).contains("W:"),
+        "{}",
+        text(&out)
+    );
     let policy = env.run("apt-cache", &["policy", "hello"]);
-    assert!(text(&policy).contains("Candidate: 2.0"), "{}", text(&policy));
+    assert!(
+        text(&policy).contains("Candidate: 2.0"),
+        "{}",
+        text(&policy)
+    );
 
     // A different key: apt names the key it lacks.
     ok(s.d.cli(&["key", "create", "other"]));
@@ -147,7 +162,14 @@ fn a_cli_publish_is_served_to_apt_get() {
 
     // An expired Valid-Until is refused.
     ok(s.d.cli(&[
-        "publish", "snapshot", "s1", "--distribution", "old", "--sign-key", "k1", "--valid-for",
+        "publish",
+        "snapshot",
+        "s1",
+        "--distribution",
+        "old",
+        "--sign-key",
+        "k1",
+        "--valid-for",
         "1s",
     ]));
     std::thread::sleep(std::time::Duration::from_millis(2100));
@@ -164,11 +186,19 @@ fn a_cli_publish_is_served_to_apt_get() {
     // A published snapshot can't be dropped; after the publication goes, it can.
     let o = s.d.cli(&["snapshot", "drop", "s2"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("is published as `stable`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is published as `stable`"),
+        "{}",
+        stderr(&o)
+    );
     ok(s.d.cli(&["publish", "drop", "stable"]));
     ok(s.d.cli(&["snapshot", "drop", "s2"]));
     let out = env.run("apt-get", &["update"]);
-    assert!(!out.status.success() || text(&out).contains("Err:"), "{}", text(&out));
+    assert!(
+        !out.status.success() || text(&out).contains("Err:"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -204,21 +234,37 @@ fn a_private_publish_needs_its_read_token() {
     let all = text(&out);
     assert!(all.contains("401"), "{all}");
     let policy = without.run("apt-cache", &["policy", "hello"]);
-    assert!(!text(&policy).contains("Candidate: 1.0"), "{}", text(&policy));
+    assert!(
+        !text(&policy).contains("Candidate: 1.0"),
+        "{}",
+        text(&policy)
+    );
 
     let with = AptEnv::new(&s.tmp.path().join("apt-with"), &line);
     // With the scheme: apt sends credentials over plain http only to such an entry.
     let host = &url;
     let auth = with.dir.join("etc/auth.conf");
-    std::fs::write(&auth, format!("machine {host} login spindle password {token}\n")).unwrap();
+    std::fs::write(
+        &auth,
+        format!("machine {host} login spindle password {token}\n"),
+    )
+    .unwrap();
     std::fs::set_permissions(&auth, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let out = with.run("apt-get", &["update"]);
-    assert!(out.status.success() && !text(&out).contains("W:"), "{}", text(&out));
+    assert!(
+        out.status.success() && !text(&out).contains("W:"),
+        "{}",
+        text(&out)
+    );
     let out = with.run("apt-get", &["download", "hello"]);
     assert!(out.status.success(), "{}", text(&out));
 
     // A wrong token is refused as well.
-    std::fs::write(&auth, format!("machine {host} login spindle password nope\n")).unwrap();
+    std::fs::write(
+        &auth,
+        format!("machine {host} login spindle password nope\n"),
+    )
+    .unwrap();
     std::fs::remove_dir_all(with.dir.join("state/lists")).unwrap();
     std::fs::create_dir_all(with.dir.join("state/lists/partial")).unwrap();
     let out = with.run("apt-get", &["update"]);
@@ -226,11 +272,22 @@ fn a_private_publish_needs_its_read_token() {
 
     // Public and private publications don't share a prefix (they would share its pool/).
     let o = s.d.cli(&[
-        "publish", "repo", "main", "--distribution", "open", "--prefix", "team/secret",
-        "--sign-key", "k1",
+        "publish",
+        "repo",
+        "main",
+        "--distribution",
+        "open",
+        "--prefix",
+        "team/secret",
+        "--sign-key",
+        "k1",
     ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("need their own prefix"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("need their own prefix"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Bad input through the API gets a clear error and changes nothing.
@@ -250,18 +307,29 @@ fn bad_input_is_refused_and_changes_nothing() {
     let o = d.cli(&["repo", "add", "main", &other[0], cut.to_str().unwrap()]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("cut.deb") && err.contains("not a valid .deb"), "{err}");
+    assert!(
+        err.contains("cut.deb") && err.contains("not a valid .deb"),
+        "{err}"
+    );
     // A wrong architecture names the architectures the repo carries.
     let arm = tmp.path().join("arm.deb");
     std::fs::write(&arm, deb("armthing", "1.0", "arm64", None)).unwrap();
     let o = d.cli(&["repo", "add", "main", arm.to_str().unwrap()]);
-    assert!(stderr(&o).contains("does not carry architecture `arm64`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not carry architecture `arm64`"),
+        "{}",
+        stderr(&o)
+    );
     // The same key with other content is a conflict, never an overwrite.
     let mut changed = deb("hello", "1.0", "amd64", Some("libc6"));
     let again = tmp.path().join("hello-again.deb");
     std::fs::write(&again, &changed).unwrap();
     let o = d.cli(&["repo", "add", "main", again.to_str().unwrap()]);
-    assert!(stderr(&o).contains("already exists with different content"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already exists with different content"),
+        "{}",
+        stderr(&o)
+    );
     changed.clear();
     // A query syntax error names the column.
     let o = d.cli(&["repo", "search", "main", "Name (>= "]);
@@ -271,11 +339,35 @@ fn bad_input_is_refused_and_changes_nothing() {
     // A prefix escaping the tree.
     ok(d.cli(&["key", "create", "k"]));
     let o = d.cli(&[
-        "publish", "repo", "main", "--distribution", "x", "--prefix", "../up", "--sign-key", "k",
+        "publish",
+        "repo",
+        "main",
+        "--distribution",
+        "x",
+        "--prefix",
+        "../up",
+        "--sign-key",
+        "k",
     ]);
-    assert!(stderr(&o).contains("invalid prefix `../up`"), "{}", stderr(&o));
-    let o = d.cli(&["publish", "repo", "main", "--distribution", "x", "--sign-key", "nokey"]);
-    assert!(stderr(&o).contains("signing key `nokey` not found"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid prefix `../up`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.cli(&[
+        "publish",
+        "repo",
+        "main",
+        "--distribution",
+        "x",
+        "--sign-key",
+        "nokey",
+    ]);
+    assert!(
+        stderr(&o).contains("signing key `nokey` not found"),
+        "{}",
+        stderr(&o)
+    );
 
     let search = json(d.cli(&["-o", "json", "repo", "search", "main"]));
     let keys: Vec<&str> = search
@@ -305,7 +397,10 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(done["pool_files"], dry["pool_files"]);
     let again = json(d.cli(&["-o", "json", "db", "cleanup"]));
     assert!(again["packages"].as_array().unwrap().is_empty(), "{again}");
-    assert!(again["pool_files"].as_array().unwrap().is_empty(), "{again}");
+    assert!(
+        again["pool_files"].as_array().unwrap().is_empty(),
+        "{again}"
+    );
     let s = json(d.cli(&["-o", "json", "repo", "search", "main", "hello"]));
     assert_eq!(s.as_array().unwrap().len(), 1);
 }
@@ -345,7 +440,15 @@ fn updates_during_switches(updates: usize) {
     ok(s.d.cli(&["repo", "remove", "main", "Name (% pkg*), Version (1.0)"]));
     ok(s.d.cli(&["snapshot", "create", "b", "from", "repo", "main"]));
     let p = json(s.d.cli(&[
-        "-o", "json", "publish", "snapshot", "a", "--distribution", "stable", "--sign-key", "k1",
+        "-o",
+        "json",
+        "publish",
+        "snapshot",
+        "a",
+        "--distribution",
+        "stable",
+        "--sign-key",
+        "k1",
     ]));
     let url = p["url"].as_str().unwrap().to_owned();
     let env = AptEnv::new(
@@ -398,6 +501,9 @@ fn updates_during_switches(updates: usize) {
         failures.len(),
         failures.join("\n")
     );
-    assert!(n >= updates / 10, "only {n} switches during {updates} updates");
+    assert!(
+        n >= updates / 10,
+        "only {n} switches during {updates} updates"
+    );
     eprintln!("{updates} apt-get updates during {n} publish switches: no mismatch");
 }

@@ -263,7 +263,10 @@ pub fn repo(cx: &Context, cmd: RepoCmd) -> Result<()> {
         RepoCmd::List => {
             let rs = c.list_repos(&account).map_err(api_err)?;
             if cx.json() {
-                return Ok(output::json(&rs));
+                {
+                    output::json(&rs);
+                    return Ok(());
+                }
             }
             let rows: Vec<Vec<String>> = rs
                 .iter()
@@ -293,7 +296,10 @@ pub fn repo(cx: &Context, cmd: RepoCmd) -> Result<()> {
                 if with_packages {
                     v["package_list"] = serde_json::to_value(&packages)?;
                 }
-                return Ok(output::json(&v));
+                {
+                    output::json(&v);
+                    return Ok(());
+                }
             }
             output::fields(&[
                 ("name", r.name.clone()),
@@ -407,7 +413,10 @@ pub fn snapshot(cx: &Context, cmd: SnapshotCmd) -> Result<()> {
         SnapshotCmd::List => {
             let ss = c.list_snapshots(&account).map_err(api_err)?;
             if cx.json() {
-                return Ok(output::json(&ss));
+                {
+                    output::json(&ss);
+                    return Ok(());
+                }
             }
             let rows: Vec<Vec<String>> = ss
                 .iter()
@@ -423,7 +432,10 @@ pub fn snapshot(cx: &Context, cmd: SnapshotCmd) -> Result<()> {
         SnapshotCmd::Diff { old, new } => {
             let d = c.diff_snapshots(&account, &old, &new).map_err(api_err)?;
             if cx.json() {
-                return Ok(output::json(&d));
+                {
+                    output::json(&d);
+                    return Ok(());
+                }
             }
             for k in &d.added {
                 println!("+ {k}");
@@ -621,7 +633,10 @@ pub fn publish(cx: &Context, cmd: PublishCmd) -> Result<()> {
         PublishCmd::List => {
             let ps = c.list_publications(&account).map_err(api_err)?;
             if cx.json() {
-                return Ok(output::json(&ps));
+                {
+                    output::json(&ps);
+                    return Ok(());
+                }
             }
             let rows: Vec<Vec<String>> = ps
                 .iter()
@@ -678,7 +693,10 @@ pub fn key(cx: &Context, cmd: KeyCmd) -> Result<()> {
         KeyCmd::List => {
             let ks = c.list_signing_keys(&account).map_err(api_err)?;
             if cx.json() {
-                return Ok(output::json(&ks));
+                {
+                    output::json(&ks);
+                    return Ok(());
+                }
             }
             let rows: Vec<Vec<String>> = ks
                 .iter()
@@ -721,7 +739,10 @@ pub fn db(cx: &Context, cmd: DbCmd) -> Result<()> {
     let DbCmd::Cleanup { apply } = cmd;
     let r = c.cleanup_db(apply).map_err(api_err)?;
     if cx.json() {
-        return Ok(output::json(&r));
+        {
+            output::json(&r);
+            return Ok(());
+        }
     }
     for p in &r.packages {
         println!("package    {p}");
