@@ -586,3 +586,205 @@ fn kill_9_during_publish_leaves_a_verifiable_repository() {
         );
     }
 }
+
+/// Issue 3: a mirror of a reprepro-published repository (served on 127.0.0.1), snapshotted
+/// and republished by Spindle, installs with apt-get. The mirror takes only what its filter
+/// selects plus dependencies, and refuses a wrong keyring and a file whose hash is wrong.
+#[test]
+fn a_mirror_of_a_reprepro_repository_installs_with_apt_get() {
+    if !have_apt("a_mirror_of_a_reprepro_repository_installs_with_apt_get") {
+        return;
+    }
+    if std::process::Command::new("reprepro")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED a_mirror_of_a_reprepro_repository_installs_with_apt_get: reprepro is not installed (apt-get install reprepro)");
+        return;
+    }
+    let d = Daemon::start();
+    let tmp = tempfile::tempdir().unwrap();
+    // The upstream: reprepro's repository, its Release clearsigned by the upstream's key.
+    let up = tmp.path().join("upstream");
+    std::fs::create_dir_all(up.join("conf")).unwrap();
+    std::fs::write(
+        up.join("conf/distributions"),
+        "Origin: Upstream\nCodename: stable\nSuite: stable\nComponents: main\nArchitectures: amd64\n",
+    )
+    .unwrap();
+    let files = debs(
+        tmp.path(),
+        &[
+            ("libgreet", "3.0", None),
+            ("greet", "3.0", Some("libgreet (>= 3.0)")),
+            ("unrelated", "1.0", None),
+        ],
+    );
+    for f in &files {
+        let o = std::process::Command::new("reprepro")
+            .args(["-b", up.to_str().unwrap(), "includedeb", "stable", f])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "reprepro: {}", text(&o));
+    }
+    let upstream_key = spindle_apt::SigningKey::generate(
+        "Upstream <upstream@example.invalid>",
+        spindle_apt::KeyAlgorithm::Ed25519,
+    )
+    .unwrap();
+    let release = std::fs::read_to_string(up.join("dists/stable/Release")).unwrap();
+    std::fs::write(
+        up.join("dists/stable/InRelease"),
+        upstream_key.clearsign(&release).unwrap(),
+    )
+    .unwrap();
+    let upstream_asc = tmp.path().join("upstream.asc");
+    std::fs::write(&upstream_asc, upstream_key.public_armored().unwrap()).unwrap();
+    let server = aptc::HttpServer::start(&up);
+    let url = format!("http://127.0.0.1:{}/", server.port);
+
+    ok(d.cli(&[
+        "mirror",
+        "create",
+        "up",
+        &url,
+        "stable",
+        "main",
+        "--filter",
+        "greet",
+        "--with-deps",
+        "--keyring",
+        upstream_asc.to_str().unwrap(),
+    ]));
+    let m = json(d.cli(&["-o", "json", "mirror", "update", "up"]));
+    assert_eq!(m["packages"], 2, "{m}");
+    ok(d.cli(&["snapshot", "create", "upstream-1", "from", "mirror", "up"]));
+    let snap = json(d.cli(&["-o", "json", "snapshot", "show", "upstream-1"]));
+    let keys: Vec<&str> = snap["package_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["greet_3.0_amd64", "libgreet_3.0_amd64"], "{snap}");
+
+    // Republish with Spindle's own key; apt installs from it into a throwaway root.
+    ok(d.cli(&["key", "create", "k1"]));
+    let keyring = tmp.path().join("k1.asc");
+    ok(d.cli(&["key", "export", "k1", "--file", keyring.to_str().unwrap()]));
+    let p = json(d.cli(&[
+        "-o",
+        "json",
+        "publish",
+        "snapshot",
+        "upstream-1",
+        "--distribution",
+        "pinned",
+        "--sign-key",
+        "k1",
+    ]));
+    let env = AptEnv::new(
+        &tmp.path().join("apt"),
+        &source_line(&keyring, p["url"].as_str().unwrap(), "pinned"),
+    );
+    let out = env.run("apt-get", &["update"]);
+    assert!(
+        out.status.success() && !text(&out).contains("W:"),
+        "{}",
+        text(&out)
+    );
+    let root = env.dir.join("root");
+    let root_opt = format!("DPkg::Options::=--root={}", root.display());
+    let out = env.run(
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "-o",
+            &root_opt,
+            "-o",
+            "DPkg::Options::=--force-not-root",
+            "-o",
+            "DPkg::Options::=--force-script-chrootless",
+            "-o",
+            "DPkg::Use-Pty=0",
+            "greet",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(root.join("usr/share/libgreet/version")).unwrap(),
+        "libgreet 3.0\n"
+    );
+
+    // A keyring that did not sign InRelease: refused, nothing recorded.
+    let other = spindle_apt::SigningKey::generate(
+        "Other <o@example.invalid>",
+        spindle_apt::KeyAlgorithm::Ed25519,
+    )
+    .unwrap();
+    let other_asc = tmp.path().join("other.asc");
+    std::fs::write(&other_asc, other.public_armored().unwrap()).unwrap();
+    ok(d.cli(&[
+        "mirror",
+        "create",
+        "wrongkey",
+        &url,
+        "stable",
+        "--keyring",
+        other_asc.to_str().unwrap(),
+    ]));
+    let o = d.cli(&["mirror", "update", "wrongkey"]);
+    assert!(
+        stderr(&o).contains("is not signed by a key of the mirror's keyring"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        json(d.cli(&["-o", "json", "mirror", "show", "wrongkey"]))["packages"],
+        0
+    );
+
+    // A .deb that doesn't match its index: refused.
+    let pool_file = walk(&up.join("pool"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("unrelated_1.0"))
+        .unwrap();
+    std::fs::write(&pool_file, b"not the package").unwrap();
+    ok(d.cli(&[
+        "mirror",
+        "create",
+        "all",
+        &url,
+        "stable",
+        "--keyring",
+        upstream_asc.to_str().unwrap(),
+    ]));
+    let o = d.cli(&["mirror", "update", "all"]);
+    assert!(
+        stderr(&o).contains("does not match the hash Release lists"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        json(d.cli(&["-o", "json", "mirror", "show", "all"]))["packages"],
+        0
+    );
+    let list = json(d.cli(&["-o", "json", "mirror", "list"]));
+    assert_eq!(list.as_array().unwrap().len(), 3);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -282,6 +282,11 @@ fn api_routes() -> Api {
         GET "/v1/accounts/{account}/signing-keys/{key}" ExportSigningKey => ah::export_signing_key;
         DELETE "/v1/accounts/{account}/signing-keys/{key}" DeleteSigningKey => ah::delete_signing_key;
         POST "/v1/db/cleanup" CleanupDb => ah::cleanup_db;
+        GET "/v1/accounts/{account}/mirrors" ListMirrors => ah::list_mirrors;
+        POST "/v1/accounts/{account}/mirrors" CreateMirror => ah::create_mirror;
+        GET "/v1/accounts/{account}/mirrors/{mirror}" DescribeMirror => ah::describe_mirror;
+        DELETE "/v1/accounts/{account}/mirrors/{mirror}" DropMirror => ah::drop_mirror;
+        POST "/v1/accounts/{account}/mirrors/{mirror}/update" UpdateMirror => ah::update_mirror;
     )
 }
 

@@ -233,7 +233,8 @@ pub async fn create_snapshot(
     let name = match &req {
         CreateSnapshot::Repo { name, .. }
         | CreateSnapshot::Merge { name, .. }
-        | CreateSnapshot::Filter { name, .. } => name.clone(),
+        | CreateSnapshot::Filter { name, .. }
+        | CreateSnapshot::Mirror { name, .. } => name.clone(),
     };
     let r = run(
         &app,
@@ -412,6 +413,74 @@ pub async fn delete_signing_key(
     let target = format!("signing-keys/{key}");
     run(&app, &call, &account, target, move |s, a| {
         s.delete_key(&a.id, &key)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_mirrors(
+    State(app): State<App>,
+    Path(account): Path<String>,
+    call: Call,
+) -> Res<Json<Vec<MirrorInfo>>> {
+    Ok(Json(
+        run(&app, &call, &account, "mirrors".into(), |s, a| {
+            s.list_mirrors(&a.id)
+        })
+        .await?,
+    ))
+}
+
+pub async fn create_mirror(
+    State(app): State<App>,
+    Path(account): Path<String>,
+    call: Call,
+) -> Res<(StatusCode, Json<MirrorInfo>)> {
+    let req: CreateMirror = call.json()?;
+    let target = format!("mirrors/{}", req.name);
+    let r = run(&app, &call, &account, target, move |s, a| {
+        s.create_mirror(&a.id, &req)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+pub async fn describe_mirror(
+    State(app): State<App>,
+    Path((account, mirror)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<MirrorInfo>> {
+    let target = format!("mirrors/{mirror}");
+    Ok(Json(
+        run(&app, &call, &account, target, move |s, a| {
+            s.describe_mirror(&a.id, &mirror)
+        })
+        .await?,
+    ))
+}
+
+pub async fn update_mirror(
+    State(app): State<App>,
+    Path((account, mirror)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<MirrorInfo>> {
+    let target = format!("mirrors/{mirror}");
+    Ok(Json(
+        run(&app, &call, &account, target, move |s, a| {
+            s.update_mirror(&a.id, &mirror)
+        })
+        .await?,
+    ))
+}
+
+pub async fn drop_mirror(
+    State(app): State<App>,
+    Path((account, mirror)): Path<(String, String)>,
+    call: Call,
+) -> Res<StatusCode> {
+    let target = format!("mirrors/{mirror}");
+    run(&app, &call, &account, target, move |s, a| {
+        s.drop_mirror(&a.id, &mirror)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
