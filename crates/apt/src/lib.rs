@@ -43,6 +43,7 @@
 
 pub mod catalog;
 mod fsutil;
+pub mod mirror;
 pub mod package;
 pub mod pool;
 pub mod publish;

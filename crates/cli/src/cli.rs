@@ -110,6 +110,9 @@ pub enum Command {
     /// Publish signed apt repositories the daemon serves (aptly's `publish`)
     #[command(subcommand)]
     Publish(crate::commands::apt::PublishCmd),
+    /// Mirror remote apt repositories, verified (aptly's `mirror`)
+    #[command(subcommand)]
+    Mirror(crate::commands::apt::MirrorCmd),
     /// Manage the OpenPGP keys that sign publications
     #[command(subcommand)]
     Key(crate::commands::apt::KeyCmd),

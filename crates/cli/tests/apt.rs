@@ -3,9 +3,9 @@
 //! throwaway `APT_CONFIG`. The engine-level tests (`crates/apt/tests/apt_get.rs`) cover the
 //! index formats in depth; these prove the wiring: API, CLI, serving, private publications.
 
-mod common;
 #[path = "../../apt/tests/common/mod.rs"]
 mod aptc;
+mod common;
 
 use aptc::{deb, have_apt, text, AptEnv};
 use common::{stderr, stdout, Daemon};
@@ -101,16 +101,20 @@ fn a_cli_publish_is_served_to_apt_get() {
         &s.tmp.path().join("apt"),
         &source_line(&s.keyring, &url, "stable"),
     );
-    let out = env.run(
-        "apt-get",
-        &["update", "-o", "Debug::Acquire::http=true"],
-    );
+    let out = env.run("apt-get", &["update", "-o", "Debug::Acquire::http=true"]);
     let all = text(&out);
     assert!(out.status.success() && !all.contains("W:"), "{all}");
     assert!(all.contains("/dists/stable/InRelease"), "{all}");
-    assert!(all.contains("/by-hash/SHA512/"), "apt did not fetch by hash: {all}");
+    assert!(
+        all.contains("/by-hash/SHA512/"),
+        "apt did not fetch by hash: {all}"
+    );
     let policy = env.run("apt-cache", &["policy", "hello"]);
-    assert!(text(&policy).contains("Candidate: 1.0"), "{}", text(&policy));
+    assert!(
+        text(&policy).contains("Candidate: 1.0"),
+        "{}",
+        text(&policy)
+    );
     let out = env.run("apt-get", &["download", "hello"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(env.dir.join("download/hello_1.0_amd64.deb").is_file());
@@ -122,12 +126,23 @@ fn a_cli_publish_is_served_to_apt_get() {
     assert!(removed.contains("hello_1.0_amd64"), "{removed}");
     ok(s.d.cli(&["snapshot", "create", "s2", "from", "repo", "main"]));
     let diff = ok(s.d.cli(&["snapshot", "diff", "s1", "s2"]));
-    assert!(diff.contains("hello_1.0_amd64 -> hello_2.0_amd64"), "{diff}");
+    assert!(
+        diff.contains("hello_1.0_amd64 -> hello_2.0_amd64"),
+        "{diff}"
+    );
     ok(s.d.cli(&["publish", "switch", "stable", "s2"]));
     let out = env.run("apt-get", &["update"]);
-    assert!(out.status.success() && !text(&out).contains("W:"), "{}", text(&out));
+    assert!(
+        out.status.success() && !text(&out).contains("W:"),
+        "{}",
+        text(&out)
+    );
     let policy = env.run("apt-cache", &["policy", "hello"]);
-    assert!(text(&policy).contains("Candidate: 2.0"), "{}", text(&policy));
+    assert!(
+        text(&policy).contains("Candidate: 2.0"),
+        "{}",
+        text(&policy)
+    );
 
     // A different key: apt names the key it lacks.
     ok(s.d.cli(&["key", "create", "other"]));
@@ -147,7 +162,14 @@ fn a_cli_publish_is_served_to_apt_get() {
 
     // An expired Valid-Until is refused.
     ok(s.d.cli(&[
-        "publish", "snapshot", "s1", "--distribution", "old", "--sign-key", "k1", "--valid-for",
+        "publish",
+        "snapshot",
+        "s1",
+        "--distribution",
+        "old",
+        "--sign-key",
+        "k1",
+        "--valid-for",
         "1s",
     ]));
     std::thread::sleep(std::time::Duration::from_millis(2100));
@@ -164,11 +186,19 @@ fn a_cli_publish_is_served_to_apt_get() {
     // A published snapshot can't be dropped; after the publication goes, it can.
     let o = s.d.cli(&["snapshot", "drop", "s2"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("is published as `stable`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is published as `stable`"),
+        "{}",
+        stderr(&o)
+    );
     ok(s.d.cli(&["publish", "drop", "stable"]));
     ok(s.d.cli(&["snapshot", "drop", "s2"]));
     let out = env.run("apt-get", &["update"]);
-    assert!(!out.status.success() || text(&out).contains("Err:"), "{}", text(&out));
+    assert!(
+        !out.status.success() || text(&out).contains("Err:"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -204,21 +234,37 @@ fn a_private_publish_needs_its_read_token() {
     let all = text(&out);
     assert!(all.contains("401"), "{all}");
     let policy = without.run("apt-cache", &["policy", "hello"]);
-    assert!(!text(&policy).contains("Candidate: 1.0"), "{}", text(&policy));
+    assert!(
+        !text(&policy).contains("Candidate: 1.0"),
+        "{}",
+        text(&policy)
+    );
 
     let with = AptEnv::new(&s.tmp.path().join("apt-with"), &line);
     // With the scheme: apt sends credentials over plain http only to such an entry.
     let host = &url;
     let auth = with.dir.join("etc/auth.conf");
-    std::fs::write(&auth, format!("machine {host} login spindle password {token}\n")).unwrap();
+    std::fs::write(
+        &auth,
+        format!("machine {host} login spindle password {token}\n"),
+    )
+    .unwrap();
     std::fs::set_permissions(&auth, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let out = with.run("apt-get", &["update"]);
-    assert!(out.status.success() && !text(&out).contains("W:"), "{}", text(&out));
+    assert!(
+        out.status.success() && !text(&out).contains("W:"),
+        "{}",
+        text(&out)
+    );
     let out = with.run("apt-get", &["download", "hello"]);
     assert!(out.status.success(), "{}", text(&out));
 
     // A wrong token is refused as well.
-    std::fs::write(&auth, format!("machine {host} login spindle password nope\n")).unwrap();
+    std::fs::write(
+        &auth,
+        format!("machine {host} login spindle password nope\n"),
+    )
+    .unwrap();
     std::fs::remove_dir_all(with.dir.join("state/lists")).unwrap();
     std::fs::create_dir_all(with.dir.join("state/lists/partial")).unwrap();
     let out = with.run("apt-get", &["update"]);
@@ -226,11 +272,22 @@ fn a_private_publish_needs_its_read_token() {
 
     // Public and private publications don't share a prefix (they would share its pool/).
     let o = s.d.cli(&[
-        "publish", "repo", "main", "--distribution", "open", "--prefix", "team/secret",
-        "--sign-key", "k1",
+        "publish",
+        "repo",
+        "main",
+        "--distribution",
+        "open",
+        "--prefix",
+        "team/secret",
+        "--sign-key",
+        "k1",
     ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("need their own prefix"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("need their own prefix"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Bad input through the API gets a clear error and changes nothing.
@@ -250,18 +307,29 @@ fn bad_input_is_refused_and_changes_nothing() {
     let o = d.cli(&["repo", "add", "main", &other[0], cut.to_str().unwrap()]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("cut.deb") && err.contains("not a valid .deb"), "{err}");
+    assert!(
+        err.contains("cut.deb") && err.contains("not a valid .deb"),
+        "{err}"
+    );
     // A wrong architecture names the architectures the repo carries.
     let arm = tmp.path().join("arm.deb");
     std::fs::write(&arm, deb("armthing", "1.0", "arm64", None)).unwrap();
     let o = d.cli(&["repo", "add", "main", arm.to_str().unwrap()]);
-    assert!(stderr(&o).contains("does not carry architecture `arm64`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not carry architecture `arm64`"),
+        "{}",
+        stderr(&o)
+    );
     // The same key with other content is a conflict, never an overwrite.
     let mut changed = deb("hello", "1.0", "amd64", Some("libc6"));
     let again = tmp.path().join("hello-again.deb");
     std::fs::write(&again, &changed).unwrap();
     let o = d.cli(&["repo", "add", "main", again.to_str().unwrap()]);
-    assert!(stderr(&o).contains("already exists with different content"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already exists with different content"),
+        "{}",
+        stderr(&o)
+    );
     changed.clear();
     // A query syntax error names the column.
     let o = d.cli(&["repo", "search", "main", "Name (>= "]);
@@ -271,11 +339,35 @@ fn bad_input_is_refused_and_changes_nothing() {
     // A prefix escaping the tree.
     ok(d.cli(&["key", "create", "k"]));
     let o = d.cli(&[
-        "publish", "repo", "main", "--distribution", "x", "--prefix", "../up", "--sign-key", "k",
+        "publish",
+        "repo",
+        "main",
+        "--distribution",
+        "x",
+        "--prefix",
+        "../up",
+        "--sign-key",
+        "k",
     ]);
-    assert!(stderr(&o).contains("invalid prefix `../up`"), "{}", stderr(&o));
-    let o = d.cli(&["publish", "repo", "main", "--distribution", "x", "--sign-key", "nokey"]);
-    assert!(stderr(&o).contains("signing key `nokey` not found"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid prefix `../up`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.cli(&[
+        "publish",
+        "repo",
+        "main",
+        "--distribution",
+        "x",
+        "--sign-key",
+        "nokey",
+    ]);
+    assert!(
+        stderr(&o).contains("signing key `nokey` not found"),
+        "{}",
+        stderr(&o)
+    );
 
     let search = json(d.cli(&["-o", "json", "repo", "search", "main"]));
     let keys: Vec<&str> = search
@@ -305,22 +397,33 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(done["pool_files"], dry["pool_files"]);
     let again = json(d.cli(&["-o", "json", "db", "cleanup"]));
     assert!(again["packages"].as_array().unwrap().is_empty(), "{again}");
-    assert!(again["pool_files"].as_array().unwrap().is_empty(), "{again}");
+    assert!(
+        again["pool_files"].as_array().unwrap().is_empty(),
+        "{again}"
+    );
     let s = json(d.cli(&["-o", "json", "repo", "search", "main", "hello"]));
     assert_eq!(s.as_array().unwrap().len(), 1);
 }
 
 /// Issue 3: 200 `apt-get update` runs while `publish switch` alternates between two snapshots
-/// through the daemon: no hash mismatch, ever.
+/// through the daemon: no hash mismatch, ever. About 100 s on two cores.
+#[test]
+#[ignore = "slow: 200 apt-get updates take about 100 s; the 30-update variant runs by default"]
+fn issue3_200_updates_while_publish_switch_alternates() {
+    if have_apt("issue3_200_updates_while_publish_switch_alternates") {
+        updates_during_switches(200);
+    }
+}
+
+/// The same race, shorter, in every run.
 #[test]
 fn updates_while_publish_switch_alternates_never_mismatch() {
-    if !have_apt("updates_while_publish_switch_alternates_never_mismatch") {
-        return;
+    if have_apt("updates_while_publish_switch_alternates_never_mismatch") {
+        updates_during_switches(30);
     }
-    let updates: usize = std::env::var("SPINDLE_APT_RACE_UPDATES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+}
+
+fn updates_during_switches(updates: usize) {
     let s = setup();
     let mut specs: Vec<(String, &str)> = (0..30).map(|i| (format!("pkg{i:02}"), "1.0")).collect();
     specs.extend((0..30).map(|i| (format!("pkg{i:02}"), "2.0")));
@@ -337,7 +440,15 @@ fn updates_while_publish_switch_alternates_never_mismatch() {
     ok(s.d.cli(&["repo", "remove", "main", "Name (% pkg*), Version (1.0)"]));
     ok(s.d.cli(&["snapshot", "create", "b", "from", "repo", "main"]));
     let p = json(s.d.cli(&[
-        "-o", "json", "publish", "snapshot", "a", "--distribution", "stable", "--sign-key", "k1",
+        "-o",
+        "json",
+        "publish",
+        "snapshot",
+        "a",
+        "--distribution",
+        "stable",
+        "--sign-key",
+        "k1",
     ]));
     let url = p["url"].as_str().unwrap().to_owned();
     let env = AptEnv::new(
@@ -366,6 +477,9 @@ fn updates_while_publish_switch_alternates_never_mismatch() {
                 }
                 Err(e) => errors.push(e.to_string()),
             }
+            // A short pause leaves the two cores to apt too; a switch still lands between
+            // nearly every pair of updates.
+            std::thread::sleep(std::time::Duration::from_millis(40));
         }
         errors
     });
@@ -387,6 +501,290 @@ fn updates_while_publish_switch_alternates_never_mismatch() {
         failures.len(),
         failures.join("\n")
     );
-    assert!(n >= updates / 10, "only {n} switches during {updates} updates");
+    assert!(
+        n >= updates / 10,
+        "only {n} switches during {updates} updates"
+    );
     eprintln!("{updates} apt-get updates during {n} publish switches: no mismatch");
+}
+
+/// Killing the daemon (SIGKILL) in the middle of a publish leaves a tree apt still verifies
+/// and a database the restarted daemon works with.
+#[test]
+fn kill_9_during_publish_leaves_a_verifiable_repository() {
+    if !have_apt("kill_9_during_publish_leaves_a_verifiable_repository") {
+        return;
+    }
+    let mut s = setup();
+    let specs: Vec<String> = (0..80).map(|i| format!("bulk{i:02}")).collect();
+    let owned: Vec<(&str, &str, Option<&str>)> =
+        specs.iter().map(|n| (n.as_str(), "1.0", None)).collect();
+    let files = debs(s.tmp.path(), &owned);
+    let mut args = vec!["repo", "add", "main"];
+    args.extend(files.iter().map(String::as_str));
+    ok(s.d.cli(&args));
+    ok(s.d.cli(&["snapshot", "create", "big", "from", "repo", "main"]));
+    let p = json(s.d.cli(&[
+        "-o",
+        "json",
+        "publish",
+        "snapshot",
+        "s1",
+        "--distribution",
+        "stable",
+        "--sign-key",
+        "k1",
+    ]));
+    let path = p["url"]
+        .as_str()
+        .unwrap()
+        .split_once("/apt/")
+        .unwrap()
+        .1
+        .to_owned();
+    let env = AptEnv::new(&s.tmp.path().join("apt"), "");
+
+    for (round, delay_ms) in [5u64, 30, 80, 150, 300].into_iter().enumerate() {
+        // Switch in a child CLI process and kill the daemon while it works.
+        let target = if round % 2 == 0 { "big" } else { "s1" };
+        let mut cli = std::process::Command::new(common::BIN)
+            .args(["--endpoint", &s.d.endpoint, "--credentials-file"])
+            .arg(s.d.credentials_file())
+            .args(["publish", "switch", "stable", target])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        s.d.kill9();
+        let _ = cli.wait();
+        s.d.spawn();
+        // The restarted daemon listens on a new port: point apt at it.
+        let url = format!("{}/apt/{path}", s.d.endpoint);
+        std::fs::write(
+            env.dir.join("etc/sources.list"),
+            format!("{}\n", source_line(&s.keyring, &url, "stable")),
+        )
+        .unwrap();
+        let out = env.run("apt-get", &["update"]);
+        let all = text(&out);
+        assert!(
+            out.status.success() && !all.contains("W:") && !all.contains("Hash Sum"),
+            "round {round} (kill after {delay_ms} ms): {all}"
+        );
+        let policy = env.run("apt-cache", &["policy", "hello"]);
+        assert!(text(&policy).contains("Candidate:"), "{}", text(&policy));
+        // The database is whole: reads work and the next publish goes through.
+        let list = json(s.d.cli(&["-o", "json", "publish", "list"]));
+        assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+        ok(s.d.cli(&["publish", "update", "stable"]));
+        let out = env.run("apt-get", &["update"]);
+        assert!(
+            out.status.success() && !text(&out).contains("W:"),
+            "{}",
+            text(&out)
+        );
+    }
+}
+
+/// Issue 3: a mirror of a reprepro-published repository (served on 127.0.0.1), snapshotted
+/// and republished by Spindle, installs with apt-get. The mirror takes only what its filter
+/// selects plus dependencies, and refuses a wrong keyring and a file whose hash is wrong.
+#[test]
+fn a_mirror_of_a_reprepro_repository_installs_with_apt_get() {
+    if !have_apt("a_mirror_of_a_reprepro_repository_installs_with_apt_get") {
+        return;
+    }
+    if std::process::Command::new("reprepro")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED a_mirror_of_a_reprepro_repository_installs_with_apt_get: reprepro is not installed (apt-get install reprepro)");
+        return;
+    }
+    let d = Daemon::start();
+    let tmp = tempfile::tempdir().unwrap();
+    // The upstream: reprepro's repository, its Release clearsigned by the upstream's key.
+    let up = tmp.path().join("upstream");
+    std::fs::create_dir_all(up.join("conf")).unwrap();
+    std::fs::write(
+        up.join("conf/distributions"),
+        "Origin: Upstream\nCodename: stable\nSuite: stable\nComponents: main\nArchitectures: amd64\n",
+    )
+    .unwrap();
+    let files = debs(
+        tmp.path(),
+        &[
+            ("libgreet", "3.0", None),
+            ("greet", "3.0", Some("libgreet (>= 3.0)")),
+            ("unrelated", "1.0", None),
+        ],
+    );
+    for f in &files {
+        let o = std::process::Command::new("reprepro")
+            .args(["-b", up.to_str().unwrap(), "includedeb", "stable", f])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "reprepro: {}", text(&o));
+    }
+    let upstream_key = spindle_apt::SigningKey::generate(
+        "Upstream <upstream@example.invalid>",
+        spindle_apt::KeyAlgorithm::Ed25519,
+    )
+    .unwrap();
+    let release = std::fs::read_to_string(up.join("dists/stable/Release")).unwrap();
+    std::fs::write(
+        up.join("dists/stable/InRelease"),
+        upstream_key.clearsign(&release).unwrap(),
+    )
+    .unwrap();
+    let upstream_asc = tmp.path().join("upstream.asc");
+    std::fs::write(&upstream_asc, upstream_key.public_armored().unwrap()).unwrap();
+    let server = aptc::HttpServer::start(&up);
+    let url = format!("http://127.0.0.1:{}/", server.port);
+
+    ok(d.cli(&[
+        "mirror",
+        "create",
+        "up",
+        &url,
+        "stable",
+        "main",
+        "--filter",
+        "greet",
+        "--with-deps",
+        "--keyring",
+        upstream_asc.to_str().unwrap(),
+    ]));
+    let m = json(d.cli(&["-o", "json", "mirror", "update", "up"]));
+    assert_eq!(m["packages"], 2, "{m}");
+    ok(d.cli(&["snapshot", "create", "upstream-1", "from", "mirror", "up"]));
+    let snap = json(d.cli(&["-o", "json", "snapshot", "show", "upstream-1"]));
+    let keys: Vec<&str> = snap["package_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["greet_3.0_amd64", "libgreet_3.0_amd64"], "{snap}");
+
+    // Republish with Spindle's own key; apt installs from it into a throwaway root.
+    ok(d.cli(&["key", "create", "k1"]));
+    let keyring = tmp.path().join("k1.asc");
+    ok(d.cli(&["key", "export", "k1", "--file", keyring.to_str().unwrap()]));
+    let p = json(d.cli(&[
+        "-o",
+        "json",
+        "publish",
+        "snapshot",
+        "upstream-1",
+        "--distribution",
+        "pinned",
+        "--sign-key",
+        "k1",
+    ]));
+    let env = AptEnv::new(
+        &tmp.path().join("apt"),
+        &source_line(&keyring, p["url"].as_str().unwrap(), "pinned"),
+    );
+    let out = env.run("apt-get", &["update"]);
+    assert!(
+        out.status.success() && !text(&out).contains("W:"),
+        "{}",
+        text(&out)
+    );
+    let root = env.dir.join("root");
+    let root_opt = format!("DPkg::Options::=--root={}", root.display());
+    let out = env.run(
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "-o",
+            &root_opt,
+            "-o",
+            "DPkg::Options::=--force-not-root",
+            "-o",
+            "DPkg::Options::=--force-script-chrootless",
+            "-o",
+            "DPkg::Use-Pty=0",
+            "greet",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(root.join("usr/share/libgreet/version")).unwrap(),
+        "libgreet 3.0\n"
+    );
+
+    // A keyring that did not sign InRelease: refused, nothing recorded.
+    let other = spindle_apt::SigningKey::generate(
+        "Other <o@example.invalid>",
+        spindle_apt::KeyAlgorithm::Ed25519,
+    )
+    .unwrap();
+    let other_asc = tmp.path().join("other.asc");
+    std::fs::write(&other_asc, other.public_armored().unwrap()).unwrap();
+    ok(d.cli(&[
+        "mirror",
+        "create",
+        "wrongkey",
+        &url,
+        "stable",
+        "--keyring",
+        other_asc.to_str().unwrap(),
+    ]));
+    let o = d.cli(&["mirror", "update", "wrongkey"]);
+    assert!(
+        stderr(&o).contains("is not signed by a key of the mirror's keyring"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        json(d.cli(&["-o", "json", "mirror", "show", "wrongkey"]))["packages"],
+        0
+    );
+
+    // A .deb that doesn't match its index: refused.
+    let pool_file = walk(&up.join("pool"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("unrelated_1.0"))
+        .unwrap();
+    std::fs::write(&pool_file, b"not the package").unwrap();
+    ok(d.cli(&[
+        "mirror",
+        "create",
+        "all",
+        &url,
+        "stable",
+        "--keyring",
+        upstream_asc.to_str().unwrap(),
+    ]));
+    let o = d.cli(&["mirror", "update", "all"]);
+    assert!(
+        stderr(&o).contains("does not match the hash Release lists"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        json(d.cli(&["-o", "json", "mirror", "show", "all"]))["packages"],
+        0
+    );
+    let list = json(d.cli(&["-o", "json", "mirror", "list"]));
+    assert_eq!(list.as_array().unwrap().len(), 3);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -240,4 +240,40 @@ impl Client {
             None::<&()>,
         )
     }
+
+    pub fn list_mirrors(&self, account: &str) -> Result<Vec<MirrorInfo>, ClientError> {
+        self.get(&format!("{}/mirrors", acct(account)))
+    }
+
+    pub fn create_mirror(
+        &self,
+        account: &str,
+        req: &CreateMirror,
+    ) -> Result<MirrorInfo, ClientError> {
+        self.call(
+            method::POST,
+            &format!("{}/mirrors", acct(account)),
+            Some(req),
+        )
+    }
+
+    pub fn describe_mirror(&self, account: &str, name: &str) -> Result<MirrorInfo, ClientError> {
+        self.get(&format!("{}/mirrors/{}", acct(account), seg(name)))
+    }
+
+    pub fn update_mirror(&self, account: &str, name: &str) -> Result<MirrorInfo, ClientError> {
+        self.call(
+            method::POST,
+            &format!("{}/mirrors/{}/update", acct(account), seg(name)),
+            None::<&()>,
+        )
+    }
+
+    pub fn drop_mirror(&self, account: &str, name: &str) -> Result<(), ClientError> {
+        self.call(
+            method::DELETE,
+            &format!("{}/mirrors/{}", acct(account), seg(name)),
+            None::<&()>,
+        )
+    }
 }

@@ -119,6 +119,11 @@ actions! {
     ExportSigningKey => "signkey:Export", false, false;
     DeleteSigningKey => "signkey:Delete", false, true;
     CleanupDb => "db:Cleanup", true, true;
+    ListMirrors => "mirror:List", false, false;
+    CreateMirror => "mirror:Create", false, true;
+    DescribeMirror => "mirror:Describe", false, false;
+    UpdateMirror => "mirror:Update", false, true;
+    DropMirror => "mirror:Drop", false, true;
 }
 
 impl std::fmt::Display for Action {

@@ -88,6 +88,8 @@ pub enum CreateSnapshot {
         #[serde(default)]
         with_deps: bool,
     },
+    /// What the mirror's last update fetched.
+    Mirror { name: String, mirror: String },
 }
 
 fn yes() -> bool {
@@ -217,4 +219,42 @@ pub struct CleanupReport {
     pub packages: Vec<String>,
     /// Pool files (sha256) no package record references.
     pub pool_files: Vec<String>,
+}
+
+/// A mirror of a remote apt repository (fetched by `update`, not at creation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMirror {
+    pub name: String,
+    /// The repository's base URL (`http://…`; the one before `dists/`).
+    pub url: String,
+    pub distribution: String,
+    #[serde(default)]
+    pub components: Vec<String>,
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// Only packages matching this query (aptly syntax); none takes everything.
+    #[serde(default)]
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub with_deps: bool,
+    /// ASCII-armored public key(s) that must have signed `InRelease`.
+    pub keyring: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MirrorInfo {
+    pub name: String,
+    pub url: String,
+    pub distribution: String,
+    pub components: Vec<String>,
+    pub architectures: Vec<String>,
+    pub filter: Option<String>,
+    pub with_deps: bool,
+    /// Packages the last update fetched.
+    pub packages: usize,
+    /// When the last update finished; empty before the first.
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsatisfied: Vec<String>,
 }

@@ -307,6 +307,11 @@ fn api_routes() -> Api {
         GET "/v1/accounts/{account}/signing-keys/{key}" ExportSigningKey => aph::export_signing_key;
         DELETE "/v1/accounts/{account}/signing-keys/{key}" DeleteSigningKey => aph::delete_signing_key;
         POST "/v1/db/cleanup" CleanupDb => aph::cleanup_db;
+        GET "/v1/accounts/{account}/mirrors" ListMirrors => aph::list_mirrors;
+        POST "/v1/accounts/{account}/mirrors" CreateMirror => aph::create_mirror;
+        GET "/v1/accounts/{account}/mirrors/{mirror}" DescribeMirror => aph::describe_mirror;
+        DELETE "/v1/accounts/{account}/mirrors/{mirror}" DropMirror => aph::drop_mirror;
+        POST "/v1/accounts/{account}/mirrors/{mirror}/update" UpdateMirror => aph::update_mirror;
     )
 }
 

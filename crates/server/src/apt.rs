@@ -27,6 +27,7 @@ use spindle_model::apt::*;
 use spindle_model::AccountId;
 use spindle_store::{AptChange, AptKind, AptPackage, Expect, Store, StoreError};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -74,6 +75,62 @@ struct Publication {
     valid_for_secs: Option<u64>,
     generation: u64,
     published_at: String,
+}
+
+/// The stored form of a mirror.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mirror {
+    name: String,
+    url: String,
+    distribution: String,
+    components: Vec<String>,
+    architectures: Vec<String>,
+    filter: Option<String>,
+    with_deps: bool,
+    /// ASCII-armored public keys.
+    keyring: String,
+    packages: BTreeSet<PackageKey>,
+    updated_at: String,
+    unsatisfied: Vec<String>,
+}
+
+fn mirror_info(m: &Mirror) -> MirrorInfo {
+    MirrorInfo {
+        name: m.name.clone(),
+        url: m.url.clone(),
+        distribution: m.distribution.clone(),
+        components: m.components.clone(),
+        architectures: m.architectures.clone(),
+        filter: m.filter.clone(),
+        with_deps: m.with_deps,
+        packages: m.packages.len(),
+        updated_at: m.updated_at.clone(),
+        unsatisfied: m.unsatisfied.clone(),
+    }
+}
+
+/// Fetches a remote repository's files over HTTP (bounded in time and size).
+struct HttpFetch {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl spindle_apt::mirror::Fetch for HttpFetch {
+    fn fetch(&self, path: &str) -> Result<Vec<u8>, String> {
+        const LIMIT: u64 = 1 << 30;
+        let url = format!("{}/{path}", self.base);
+        let resp = self.agent.get(&url).call().map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        resp.into_reader()
+            .take(LIMIT + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| e.to_string())?;
+        if out.len() as u64 > LIMIT {
+            return Err(format!("larger than {LIMIT} bytes"));
+        }
+        Ok(out)
+    }
 }
 
 fn publication_name(prefix: &str, dist: &str) -> String {
@@ -503,6 +560,23 @@ impl AptService {
                     MergeMode::KeepAll
                 };
                 Snapshot::merge(name, &refs, mode, "").map_err(|e| invalid(&e))?
+            }
+            CreateSnapshot::Mirror { name, mirror } => {
+                let m = self.mirror(account, mirror)?;
+                if m.updated_at.is_empty() {
+                    return Err(AptError::Invalid(format!(
+                        "mirror `{mirror}` has not been updated yet; run `spindle mirror update {mirror}`"
+                    )));
+                }
+                Snapshot::from_packages(
+                    name,
+                    SnapshotSource::Mirror {
+                        name: mirror.clone(),
+                    },
+                    m.packages,
+                    "",
+                )
+                .map_err(|e| invalid(&e))?
             }
             CreateSnapshot::Filter {
                 name,
@@ -1019,6 +1093,168 @@ impl AptService {
             .any(|p| p.token_sha256.as_deref() == Some(sha.as_str())))
     }
 
+    // ---- mirrors
+
+    fn mirror(&self, account: &AccountId, name: &str) -> Res<Mirror> {
+        decode(
+            "mirror",
+            &self.store.apt_require(account, AptKind::Mirror, name)?,
+        )
+    }
+
+    pub fn create_mirror(&self, account: &AccountId, req: &CreateMirror) -> Res<MirrorInfo> {
+        repo::validate_name(&req.name).map_err(|e| invalid(&e))?;
+        let url = req.url.trim_end_matches('/').to_owned();
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(AptError::Invalid(format!(
+                "mirror URL `{}` must start with http:// or https://",
+                req.url
+            )));
+        }
+        if req.distribution.is_empty()
+            || req
+                .distribution
+                .split('/')
+                .any(|p| p.is_empty() || p == "..")
+        {
+            return Err(AptError::Invalid(format!(
+                "invalid distribution `{}`",
+                req.distribution
+            )));
+        }
+        let components = if req.components.is_empty() {
+            vec!["main".to_owned()]
+        } else {
+            req.components.clone()
+        };
+        let architectures = if req.architectures.is_empty() {
+            vec!["amd64".to_owned()]
+        } else {
+            req.architectures.clone()
+        };
+        for a in &architectures {
+            spindle_deb::names::validate_architecture(a)
+                .map_err(|e| AptError::Invalid(format!("architecture `{a}`: {e}")))?;
+        }
+        for c in &components {
+            if c.is_empty() || c.contains("..") || c.starts_with('/') {
+                return Err(AptError::Invalid(format!("invalid component `{c}`")));
+            }
+        }
+        if let Some(f) = &req.filter {
+            parse_query(f)?;
+        }
+        spindle_apt::mirror::parse_keyring(req.keyring.as_bytes()).map_err(|e| invalid(&e))?;
+        let m = Mirror {
+            name: req.name.clone(),
+            url,
+            distribution: req.distribution.clone(),
+            components,
+            architectures,
+            filter: req.filter.clone(),
+            with_deps: req.with_deps,
+            keyring: req.keyring.clone(),
+            packages: BTreeSet::new(),
+            updated_at: String::new(),
+            unsatisfied: Vec::new(),
+        };
+        self.apply(
+            account,
+            AptChange {
+                put: vec![(AptKind::Mirror, m.name.clone(), encode(&m), Expect::Absent)],
+                ..Default::default()
+            },
+        )?;
+        Ok(mirror_info(&m))
+    }
+
+    pub fn list_mirrors(&self, account: &AccountId) -> Res<Vec<MirrorInfo>> {
+        self.store
+            .apt_list(account, AptKind::Mirror)?
+            .iter()
+            .map(|(_, b)| decode::<Mirror>("mirror", b).map(|m| mirror_info(&m)))
+            .collect()
+    }
+
+    pub fn describe_mirror(&self, account: &AccountId, name: &str) -> Res<MirrorInfo> {
+        Ok(mirror_info(&self.mirror(account, name)?))
+    }
+
+    pub fn drop_mirror(&self, account: &AccountId, name: &str) -> Res<()> {
+        self.apply(
+            account,
+            AptChange {
+                delete: vec![(AptKind::Mirror, name.to_owned())],
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Fetches, verifies and downloads the mirror's selection; records it only if all of
+    /// that succeeded.
+    pub fn update_mirror(&self, account: &AccountId, name: &str) -> Res<MirrorInfo> {
+        let _gc = self.gc.read().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.mirror(account, name)?;
+        let keyring = spindle_apt::mirror::parse_keyring(m.keyring.as_bytes())
+            .map_err(|e| AptError::Internal(chain(&e)))?;
+        let fetch = HttpFetch {
+            base: m.url.clone(),
+            agent: ureq::AgentBuilder::new()
+                .timeout_connect(Duration::from_secs(10))
+                .timeout(Duration::from_secs(600))
+                .build(),
+        };
+        let spec = spindle_apt::mirror::MirrorSpec {
+            distribution: m.distribution.clone(),
+            components: m.components.clone(),
+            architectures: m.architectures.clone(),
+            filter: m.filter.clone(),
+            with_deps: m.with_deps,
+        };
+        let known = Known {
+            store: &self.store,
+            account,
+        };
+        let update = spindle_apt::mirror::update(&spec, &fetch, &keyring, &self.pool, &known)
+            .map_err(|e| match e {
+                spindle_apt::mirror::MirrorError::Pool(PoolError::Write { .. }) => {
+                    AptError::Internal(chain(&e))
+                }
+                spindle_apt::mirror::MirrorError::Pool(PoolError::Conflict { .. }) => {
+                    AptError::Conflict(chain(&e))
+                }
+                other => AptError::Invalid(format!("mirror `{name}`: {}", chain(&other))),
+            })?;
+        let lock = self.lock(account);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        m.packages = update
+            .packages
+            .iter()
+            .map(|a| a.package.key().clone())
+            .collect();
+        m.unsatisfied = update.unsatisfied;
+        m.updated_at = crate::app::now()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        self.apply(
+            account,
+            AptChange {
+                packages: update
+                    .packages
+                    .iter()
+                    .map(|a| AptPackage {
+                        key: a.package.key().to_string(),
+                        sha256: a.package.sha256().to_owned(),
+                        record: encode(&a.package),
+                    })
+                    .collect(),
+                put: vec![(AptKind::Mirror, m.name.clone(), encode(&m), Expect::Present)],
+                ..Default::default()
+            },
+        )?;
+        Ok(mirror_info(&m))
+    }
+
     // ---- housekeeping
 
     /// Forgets package records no repository or snapshot references and removes pool files
@@ -1039,6 +1275,13 @@ impl AptService {
                 .entry(acct.as_str().to_owned())
                 .or_default()
                 .extend(s.packages().iter().map(ToString::to_string));
+        }
+        for (acct, _, body) in self.store.apt_list_all(AptKind::Mirror)? {
+            let m: Mirror = decode("mirror", &body)?;
+            referenced
+                .entry(acct.as_str().to_owned())
+                .or_default()
+                .extend(m.packages.iter().map(ToString::to_string));
         }
         let mut forget: HashMap<String, Vec<String>> = HashMap::new();
         let mut keep = HashSet::new();

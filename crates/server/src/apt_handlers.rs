@@ -233,7 +233,8 @@ pub async fn create_snapshot(
     let name = match &req {
         CreateSnapshot::Repo { name, .. }
         | CreateSnapshot::Merge { name, .. }
-        | CreateSnapshot::Filter { name, .. } => name.clone(),
+        | CreateSnapshot::Filter { name, .. }
+        | CreateSnapshot::Mirror { name, .. } => name.clone(),
     };
     let r = run(
         &app,
@@ -417,6 +418,74 @@ pub async fn delete_signing_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
+pub async fn list_mirrors(
+    State(app): State<App>,
+    Path(account): Path<String>,
+    call: Call,
+) -> Res<Json<Vec<MirrorInfo>>> {
+    Ok(Json(
+        run(&app, &call, &account, "mirrors".into(), |s, a| {
+            s.list_mirrors(&a.id)
+        })
+        .await?,
+    ))
+}
+
+pub async fn create_mirror(
+    State(app): State<App>,
+    Path(account): Path<String>,
+    call: Call,
+) -> Res<(StatusCode, Json<MirrorInfo>)> {
+    let req: CreateMirror = call.json()?;
+    let target = format!("mirrors/{}", req.name);
+    let r = run(&app, &call, &account, target, move |s, a| {
+        s.create_mirror(&a.id, &req)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+pub async fn describe_mirror(
+    State(app): State<App>,
+    Path((account, mirror)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<MirrorInfo>> {
+    let target = format!("mirrors/{mirror}");
+    Ok(Json(
+        run(&app, &call, &account, target, move |s, a| {
+            s.describe_mirror(&a.id, &mirror)
+        })
+        .await?,
+    ))
+}
+
+pub async fn update_mirror(
+    State(app): State<App>,
+    Path((account, mirror)): Path<(String, String)>,
+    call: Call,
+) -> Res<Json<MirrorInfo>> {
+    let target = format!("mirrors/{mirror}");
+    Ok(Json(
+        run(&app, &call, &account, target, move |s, a| {
+            s.update_mirror(&a.id, &mirror)
+        })
+        .await?,
+    ))
+}
+
+pub async fn drop_mirror(
+    State(app): State<App>,
+    Path((account, mirror)): Path<(String, String)>,
+    call: Call,
+) -> Res<StatusCode> {
+    let target = format!("mirrors/{mirror}");
+    run(&app, &call, &account, target, move |s, a| {
+        s.drop_mirror(&a.id, &mirror)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn cleanup_db(
     State(app): State<App>,
     Query(q): Query<CleanupQuery>,
@@ -475,30 +544,40 @@ pub async fn serve_published(
     let svc = app.apt.clone();
     let id = acct.id.clone();
     let file = svc.public_root(&id).join(&path);
-    let res = tokio::task::spawn_blocking(move || {
-        if !svc.may_read(&id, &prefix, token.as_deref())? {
-            return Ok(None);
+    let allowed =
+        tokio::task::spawn_blocking(move || svc.may_read(&id, &prefix, token.as_deref())).await;
+    match allowed {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [
+                    (header::WWW_AUTHENTICATE, "Basic realm=\"spindle apt\""),
+                    (header::CONTENT_TYPE, "text/plain"),
+                ],
+                "this repository is private: give its read token in apt's auth.conf\n",
+            )
+                .into_response()
         }
-        Ok::<_, AptError>(Some(std::fs::read(&file).ok()))
-    })
-    .await;
-    match res {
-        Ok(Ok(Some(Some(bytes)))) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/octet-stream")],
-            bytes,
-        )
-            .into_response(),
-        Ok(Ok(Some(None))) => plain(StatusCode::NOT_FOUND, "not found\n"),
-        Ok(Ok(None)) => (
-            StatusCode::UNAUTHORIZED,
-            [
-                (header::WWW_AUTHENTICATE, "Basic realm=\"spindle apt\""),
-                (header::CONTENT_TYPE, "text/plain"),
-            ],
-            "this repository is private: give its read token in apt's auth.conf\n",
-        )
-            .into_response(),
-        _ => plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
+        _ => return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
     }
+    // Stream the file: a .deb may be large. A file replaced while it is read keeps its old
+    // content for this reader (publishes rename, never rewrite in place).
+    let Ok(f) = tokio::fs::File::open(&file).await else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let len = match f.metadata().await {
+        Ok(m) if m.is_file() => m.len(),
+        _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f));
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        body,
+    )
+        .into_response()
 }

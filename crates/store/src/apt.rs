@@ -18,6 +18,7 @@ pub enum AptKind {
     Snapshot,
     Publication,
     SigningKey,
+    Mirror,
 }
 
 impl AptKind {
@@ -27,6 +28,7 @@ impl AptKind {
             AptKind::Snapshot => "snapshot",
             AptKind::Publication => "publication",
             AptKind::SigningKey => "signing_key",
+            AptKind::Mirror => "mirror",
         }
     }
 
@@ -36,6 +38,7 @@ impl AptKind {
             AptKind::Snapshot => "snapshot",
             AptKind::Publication => "publication",
             AptKind::SigningKey => "signing key",
+            AptKind::Mirror => "mirror",
         }
     }
 }

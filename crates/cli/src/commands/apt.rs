@@ -187,6 +187,39 @@ pub enum KeyCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum MirrorCmd {
+    /// Define a mirror of a remote apt repository (`mirror update` fetches it)
+    Create {
+        name: String,
+        /// The repository's base URL (the part before `dists/`)
+        url: String,
+        distribution: String,
+        /// Components [default: main]
+        components: Vec<String>,
+        /// Only packages matching this query (aptly syntax)
+        #[arg(long)]
+        filter: Option<String>,
+        /// Also fetch what the selected packages depend on, transitively
+        #[arg(long)]
+        with_deps: bool,
+        /// The public key(s) that sign its InRelease, ASCII-armored (e.g. `gpg --export --armor`)
+        #[arg(long)]
+        keyring: PathBuf,
+        /// Architectures, comma-separated [default: amd64]
+        #[arg(long, value_delimiter = ',')]
+        architectures: Vec<String>,
+    },
+    /// Fetch, verify (signature and every SHA-256) and download the mirror's selection
+    Update { name: String },
+    /// List mirrors
+    List,
+    /// Show a mirror
+    Show { name: String },
+    /// Forget a mirror (snapshots made from it stay)
+    Drop { name: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DbCmd {
     /// Report (and with --apply remove) package records and pool files nothing references
     Cleanup {
@@ -263,7 +296,10 @@ pub fn repo(cx: &Context, cmd: RepoCmd) -> Result<()> {
         RepoCmd::List => {
             let rs = c.list_repos(&account).map_err(api_err)?;
             if cx.json() {
-                return Ok(output::json(&rs));
+                {
+                    output::json(&rs);
+                    return Ok(());
+                }
             }
             let rows: Vec<Vec<String>> = rs
                 .iter()
@@ -293,7 +329,10 @@ pub fn repo(cx: &Context, cmd: RepoCmd) -> Result<()> {
                 if with_packages {
                     v["package_list"] = serde_json::to_value(&packages)?;
                 }
-                return Ok(output::json(&v));
+                {
+                    output::json(&v);
+                    return Ok(());
+                }
             }
             output::fields(&[
                 ("name", r.name.clone()),
@@ -389,25 +428,30 @@ pub fn snapshot(cx: &Context, cmd: SnapshotCmd) -> Result<()> {
             source,
             description,
         } => {
-            if from != "from" || kind != "repo" {
-                bail!("usage: spindle snapshot create NAME from repo REPO (got `{from} {kind}`)");
-            }
-            let s = c
-                .create_snapshot(
-                    &account,
-                    &CreateSnapshot::Repo {
-                        name,
-                        repo: source,
-                        description,
-                    },
-                )
-                .map_err(api_err)?;
+            let req = match (from.as_str(), kind.as_str()) {
+                ("from", "repo") => CreateSnapshot::Repo {
+                    name,
+                    repo: source,
+                    description,
+                },
+                ("from", "mirror") => CreateSnapshot::Mirror {
+                    name,
+                    mirror: source,
+                },
+                _ => bail!(
+                    "usage: spindle snapshot create NAME from repo|mirror SOURCE (got `{from} {kind}`)"
+                ),
+            };
+            let s = c.create_snapshot(&account, &req).map_err(api_err)?;
             print_snapshot(cx, &s);
         }
         SnapshotCmd::List => {
             let ss = c.list_snapshots(&account).map_err(api_err)?;
             if cx.json() {
-                return Ok(output::json(&ss));
+                {
+                    output::json(&ss);
+                    return Ok(());
+                }
             }
             let rows: Vec<Vec<String>> = ss
                 .iter()
@@ -423,7 +467,10 @@ pub fn snapshot(cx: &Context, cmd: SnapshotCmd) -> Result<()> {
         SnapshotCmd::Diff { old, new } => {
             let d = c.diff_snapshots(&account, &old, &new).map_err(api_err)?;
             if cx.json() {
-                return Ok(output::json(&d));
+                {
+                    output::json(&d);
+                    return Ok(());
+                }
             }
             for k in &d.added {
                 println!("+ {k}");
@@ -621,7 +668,10 @@ pub fn publish(cx: &Context, cmd: PublishCmd) -> Result<()> {
         PublishCmd::List => {
             let ps = c.list_publications(&account).map_err(api_err)?;
             if cx.json() {
-                return Ok(output::json(&ps));
+                {
+                    output::json(&ps);
+                    return Ok(());
+                }
             }
             let rows: Vec<Vec<String>> = ps
                 .iter()
@@ -678,7 +728,10 @@ pub fn key(cx: &Context, cmd: KeyCmd) -> Result<()> {
         KeyCmd::List => {
             let ks = c.list_signing_keys(&account).map_err(api_err)?;
             if cx.json() {
-                return Ok(output::json(&ks));
+                {
+                    output::json(&ks);
+                    return Ok(());
+                }
             }
             let rows: Vec<Vec<String>> = ks
                 .iter()
@@ -716,12 +769,114 @@ pub fn key(cx: &Context, cmd: KeyCmd) -> Result<()> {
     Ok(())
 }
 
+fn print_mirror(cx: &Context, m: &MirrorInfo) {
+    if cx.json() {
+        return output::json(m);
+    }
+    output::fields(&[
+        ("name", m.name.clone()),
+        ("url", m.url.clone()),
+        ("distribution", m.distribution.clone()),
+        ("components", m.components.join(", ")),
+        ("architectures", m.architectures.join(", ")),
+        ("filter", m.filter.clone().unwrap_or_default()),
+        ("with deps", m.with_deps.to_string()),
+        ("packages", m.packages.to_string()),
+        (
+            "updated",
+            if m.updated_at.is_empty() {
+                "never".into()
+            } else {
+                m.updated_at.clone()
+            },
+        ),
+    ]);
+    for u in &m.unsatisfied {
+        println!("unsatisfied: {u}");
+    }
+}
+
+pub fn mirror(cx: &Context, cmd: MirrorCmd) -> Result<()> {
+    let c = cx.client()?;
+    let account = cx.account()?;
+    match cmd {
+        MirrorCmd::Create {
+            name,
+            url,
+            distribution,
+            components,
+            filter,
+            with_deps,
+            keyring,
+            architectures,
+        } => {
+            let keyring = std::fs::read_to_string(&keyring).with_context(|| {
+                format!(
+                    "cannot read keyring `{}` (it must be ASCII-armored)",
+                    keyring.display()
+                )
+            })?;
+            let m = c
+                .create_mirror(
+                    &account,
+                    &CreateMirror {
+                        name,
+                        url,
+                        distribution,
+                        components,
+                        architectures,
+                        filter,
+                        with_deps,
+                        keyring,
+                    },
+                )
+                .map_err(api_err)?;
+            print_mirror(cx, &m);
+        }
+        MirrorCmd::Update { name } => {
+            print_mirror(cx, &c.update_mirror(&account, &name).map_err(api_err)?)
+        }
+        MirrorCmd::Show { name } => {
+            print_mirror(cx, &c.describe_mirror(&account, &name).map_err(api_err)?)
+        }
+        MirrorCmd::List => {
+            let ms = c.list_mirrors(&account).map_err(api_err)?;
+            if cx.json() {
+                output::json(&ms);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = ms
+                .iter()
+                .map(|m| {
+                    vec![
+                        m.name.clone(),
+                        m.url.clone(),
+                        m.distribution.clone(),
+                        m.packages.to_string(),
+                    ]
+                })
+                .collect();
+            output::table(&["NAME", "URL", "DISTRIBUTION", "PACKAGES"], &rows);
+        }
+        MirrorCmd::Drop { name } => {
+            c.drop_mirror(&account, &name).map_err(api_err)?;
+            if !cx.json() {
+                println!("Dropped mirror {name}.");
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn db(cx: &Context, cmd: DbCmd) -> Result<()> {
     let c = cx.client()?;
     let DbCmd::Cleanup { apply } = cmd;
     let r = c.cleanup_db(apply).map_err(api_err)?;
     if cx.json() {
-        return Ok(output::json(&r));
+        {
+            output::json(&r);
+            return Ok(());
+        }
     }
     for p in &r.packages {
         println!("package    {p}");

@@ -68,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Publish(c) => apt::publish(&cx, c),
                 Command::Key(c) => apt::key(&cx, c),
                 Command::Db(c) => apt::db(&cx, c),
+                Command::Mirror(c) => apt::mirror(&cx, c),
                 Command::Server(_)
                 | Command::Completions { .. }
                 | Command::Pkg(_)
