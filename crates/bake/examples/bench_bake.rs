@@ -1,7 +1,9 @@
 //! The bake benchmark (run as root through `bench/bake.sh`): a cold bake of a busybox image
 //! with a 120 MB application layer, a warm re-bake after a change to the last step only (what
 //! Packer would rebuild from scratch: the cold bake is its figure), and the OCI export of the
-//! 120 MB tree against GNU tar writing the same tree, in the same run.
+//! 120 MB tree against GNU tar writing the same tree, in the same run. With `--debian`, also
+//! a cold `debian:bookworm` base (empty cache: index, downloads, dpkg) against
+//! `debootstrap --variant=minbase` into a temporary directory, both from the host's mirror.
 
 use std::fs;
 use std::io::Write;
@@ -69,6 +71,37 @@ fn bake(baker: &Baker<RealKernel>, proj: &Path, release: &str) -> (Baked, f64) {
     (b, t.elapsed().as_secs_f64())
 }
 
+/// Cold Debian base against debootstrap, same suite, same mirror, same run.
+fn debian_vs_debootstrap(tmp: &Path) {
+    let suite = "bookworm";
+    let mirror = spindle_bake::debian::host_mirror(suite).unwrap();
+    let proj = tmp.join("debproj");
+    fs::create_dir_all(&proj).unwrap();
+    let recipe = format!(
+        "source \"spindle\" \"d\" {{\n  base = \"debian:{suite}\"\n}}\nbuild {{\n  sources = [\"source.spindle.d\"]\n  provisioner \"shell\" {{\n    inline = [\"true\"]\n  }}\n}}\n"
+    );
+    let t = Instant::now();
+    let baker = Baker::open(tmp.join("debbake"), RealKernel).unwrap();
+    let r = spindle_bake::parse("d.pkr.hcl", &proj, &recipe, &VarInputs::default()).unwrap();
+    let p = plan(&r, &Selection::default(), &baker.inputs()).unwrap();
+    baker.bake(&p.builds[0], &BakeOptions::default()).unwrap();
+    let ours = t.elapsed().as_secs_f64();
+    let target = tmp.join("debootstrap");
+    let t = Instant::now();
+    let out = Command::new("debootstrap")
+        .args(["--variant=minbase", suite])
+        .arg(&target)
+        .arg(&mirror)
+        .output()
+        .expect("debootstrap (apt-get install debootstrap)");
+    let theirs = t.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    println!(
+        "cold debian:{suite} base (index, download, dpkg):       {ours:>7.2} s   debootstrap --variant=minbase {theirs:.2} s   ratio {:.2}",
+        ours / theirs
+    );
+}
+
 fn main() {
     if let Some(why) = spindle_runtime::host::missing_prerequisites() {
         eprintln!("bench-bake needs root and busybox-static: {why}");
@@ -120,4 +153,7 @@ fn main() {
         size >> 20,
         export_s / tar_s
     );
+    if std::env::args().any(|a| a == "--debian") {
+        debian_vs_debootstrap(tmp.path());
+    }
 }
