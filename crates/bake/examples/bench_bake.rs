@@ -95,7 +95,11 @@ fn debian_vs_debootstrap(tmp: &Path) {
         .output()
         .expect("debootstrap (apt-get install debootstrap)");
     let theirs = t.elapsed().as_secs_f64();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!(
         "cold debian:{suite} base (index, download, dpkg):       {ours:>7.2} s   debootstrap --variant=minbase {theirs:.2} s   ratio {:.2}",
         ours / theirs

@@ -436,10 +436,16 @@ impl<K: Kernel> Baker<K> {
                 ))
             }
             Step::Apt { .. } => {
-                return Err(BakeError::Step {
-                    step: label.to_string(),
-                    message: "the apt provisioner is not implemented yet".into(),
-                })
+                require_shell(label, &lowers)?;
+                Some((
+                    vec![
+                        "/bin/sh".into(),
+                        "-ec".into(),
+                        crate::debian::apt_script(&ps.resolved),
+                    ],
+                    Vec::new(),
+                    true,
+                ))
             }
         };
         if let Some((argv, env, network)) = argv_env {

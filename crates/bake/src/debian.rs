@@ -335,6 +335,50 @@ pub fn select(paragraphs: &[Paragraph]) -> Result<Vec<Pkg>, String> {
         .collect()
 }
 
+/// `name=version` for each named package (the highest version in the index), or the names
+/// not found.
+pub fn pin(paragraphs: &[Paragraph], names: &[String]) -> Result<Vec<String>, Vec<String>> {
+    let mut best: HashMap<&str, spindle_deb::Version> = HashMap::new();
+    for p in paragraphs {
+        let (Some(n), Some(v)) = (p.get("Package"), p.get("Version")) else {
+            continue;
+        };
+        if !names.iter().any(|x| x == n) {
+            continue;
+        }
+        if let Ok(v) = spindle_deb::Version::parse(v) {
+            if best.get(n).is_none_or(|b| v > *b) {
+                best.insert(n, v);
+            }
+        }
+    }
+    let missing: Vec<String> = names
+        .iter()
+        .filter(|n| !best.contains_key(n.as_str()))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    Ok(names
+        .iter()
+        .map(|n| format!("{n}={}", best[n.as_str()]))
+        .collect())
+}
+
+/// The apt step's script: install exactly the pinned versions, then drop apt's lists and
+/// downloaded packages so they are not baked into the layer.
+pub fn apt_script(pins: &[String]) -> String {
+    format!(
+        "export DEBIAN_FRONTEND=noninteractive\n\
+         apt-get update -q\n\
+         apt-get install -y -q --no-install-recommends {}\n\
+         apt-get clean\n\
+         rm -rf /var/lib/apt/lists/*\n",
+        pins.join(" ")
+    )
+}
+
 /// Downloads the packages into `cache/debs/<sha256>.deb` (skipping those already there),
 /// verifying each; returns their paths in the order given.
 pub fn download(mirror: &str, pkgs: &[Pkg], cache: &Path) -> Result<Vec<PathBuf>, String> {
@@ -434,6 +478,8 @@ pub fn prepare_tree(root: &Path) -> io::Result<()> {
     for l in ["bin", "sbin", "lib", "lib64"] {
         std::os::unix::fs::symlink(format!("usr/{l}"), root.join(l))?;
     }
+    // An empty resolv.conf for network steps to bind the host's over (as debootstrap copies it).
+    fs::write(root.join("etc/resolv.conf"), "")?;
     fs::write(root.join("var/lib/dpkg/status"), "")?;
     fs::write(root.join("var/lib/dpkg/available"), "")?;
     Ok(())

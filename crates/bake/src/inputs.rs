@@ -100,9 +100,28 @@ impl Inputs for HostInputs<'_> {
 
     fn resolve_packages(
         &self,
-        _repo: Option<&Path>,
-        _packages: &[String],
+        base: &Base,
+        repo: Option<&Path>,
+        packages: &[String],
     ) -> Result<Vec<String>, String> {
-        Err("the apt provisioner is not implemented yet".into())
+        let Base::Debian { suite } = base else {
+            return Err(format!(
+                "apt needs a debian:SUITE base (this source's base is {base})"
+            ));
+        };
+        if let Some(r) = repo {
+            return Err(format!(
+                "installing from a Spindle repo (`{}`) is not supported yet; leave out `repo` to use the host's mirror",
+                r.display()
+            ));
+        }
+        let mirror = crate::debian::host_mirror(suite)?;
+        let idx = crate::debian::Index::fetch(&mirror, suite, self.cache)?;
+        crate::debian::pin(&idx.paragraphs, packages).map_err(|missing| {
+            format!(
+                "package(s) {} not found in {mirror} {suite} main (the repos searched)",
+                missing.join(", ")
+            )
+        })
     }
 }

@@ -12,8 +12,12 @@ source "spindle" "deb" {
 }
 build {
   sources = ["source.spindle.deb"]
+  provisioner "apt" {
+    packages = ["hello"]
+  }
   provisioner "shell" {
     inline = [
+      "hello > /etc/hello",
       "dpkg-query -W -f '$${Package}\n' > /etc/installed",
       "apt-get --version | head -1 > /etc/apt-version",
     ]
@@ -58,7 +62,16 @@ fn bakes_a_debian_minbase_image_with_a_working_dpkg_and_apt() {
         )
         .unwrap();
     eprintln!("cold Debian bake: {:.1}s", t.elapsed().as_secs_f64());
-    assert_eq!(b.image.layers.len(), 2, "the base layer and the shell step");
+    assert_eq!(
+        b.image.layers.len(),
+        3,
+        "the base layer, the apt step and the shell step"
+    );
+    assert!(
+        p.builds[0].steps[0].resolved[0].starts_with("hello="),
+        "{:?}",
+        p.builds[0].steps[0].resolved
+    );
 
     // dpkg's database lists the minbase set, apt runs, and the tree works as a root.
     let scratch = tempfile::tempdir().unwrap();
@@ -69,7 +82,7 @@ fn bakes_a_debian_minbase_image_with_a_working_dpkg_and_apt() {
             upper: scratch.path().join("u"),
             work: scratch.path().join("w"),
             merged: scratch.path().join("m"),
-            argv: vec!["/bin/sh".into(), "-c".into(), "cat /etc/installed; cat /etc/apt-version; dpkg --audit && echo audit-clean; ls -l /bin | cut -c1".into()],
+            argv: vec!["/bin/sh".into(), "-c".into(), "cat /etc/hello /etc/installed; cat /etc/apt-version; ls /var/lib/apt/lists | wc -l; dpkg --audit && echo audit-clean; ls -l /bin | cut -c1".into()],
             env: vec![],
             network: false,
             log: Some(log.clone()),
@@ -82,6 +95,12 @@ fn bakes_a_debian_minbase_image_with_a_working_dpkg_and_apt() {
         assert!(lines.contains(&pkg), "{pkg} installed:\n{out}");
     }
     assert!(out.contains("apt 2."), "{out}");
+    assert_eq!(
+        lines[0], "Hello, world!",
+        "the apt step installed hello from the mirror"
+    );
+    assert!(lines.contains(&"hello"));
+    assert!(lines.contains(&"0"), "apt's lists are not baked in:\n{out}");
     assert!(
         out.contains("audit-clean"),
         "every package configured:\n{out}"
@@ -97,4 +116,12 @@ fn bakes_a_debian_minbase_image_with_a_working_dpkg_and_apt() {
     assert!(again.steps.iter().all(|s| s.cached));
     assert_eq!(again.image.id, b.image.id);
     eprintln!("warm Debian bake: {:.1}s", t.elapsed().as_secs_f64());
+
+    // A package the mirror lacks is named, with the repos searched, at plan time.
+    let bad = RECIPE.replace("[\"hello\"]", "[\"hello\", \"no-such-package-spx\"]");
+    let r = spindle_bake::parse("deb.pkr.hcl", proj.path(), &bad, &VarInputs::default()).unwrap();
+    let err = plan(&r, &Selection::default(), &baker.inputs())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("deb.pkr.hcl:7:3: provisioner \"apt\": package(s) no-such-package-spx not found in http"), "{err}");
 }
