@@ -143,6 +143,19 @@ impl<K: Kernel> Baker<K> {
         &self.store
     }
 
+    /// The bake directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The planner's inputs for this bake directory.
+    pub fn inputs(&self) -> crate::inputs::HostInputs<'_> {
+        crate::inputs::HostInputs {
+            store: &self.store,
+            cache: &self.dir,
+        }
+    }
+
     /// The layer cached under `key`, if its blob and tree are still in the store.
     pub fn cached(&self, key: &str) -> Option<LayerRef> {
         let bytes = fs::read(self.dir.join("keys").join(format!("{key}.json"))).ok()?;
@@ -157,7 +170,12 @@ impl<K: Kernel> Baker<K> {
         fs::rename(&tmp, &p).map_err(ioe("rename", &p))
     }
 
-    fn base_layers(&self, base: &Base) -> Result<Vec<LayerRef>, BakeError> {
+    fn base_layers(
+        &self,
+        base: &Base,
+        key: &str,
+        say: &dyn Fn(&str),
+    ) -> Result<Vec<LayerRef>, BakeError> {
         match base {
             Base::Scratch => Ok(Vec::new()),
             Base::Image(r) => Ok(self
@@ -165,11 +183,108 @@ impl<K: Kernel> Baker<K> {
                 .inspect(r)
                 .map_err(|e| BakeError::Base(base.to_string(), e.to_string()))?
                 .layers),
-            Base::Debian { .. } => Err(BakeError::Base(
-                base.to_string(),
-                "Debian bases are not implemented yet".into(),
-            )),
+            Base::Debian { suite } => {
+                if let Some(layer) = self.cached(key) {
+                    say(&format!("{base}: cached ({})", short(&layer.diff_id)));
+                    return Ok(vec![layer]);
+                }
+                let t = Instant::now();
+                let layer = self.bootstrap_debian(suite, key, say)?;
+                say(&format!(
+                    "{base}: bootstrapped in {:.1}s ({}, {} bytes)",
+                    t.elapsed().as_secs_f64(),
+                    short(&layer.diff_id),
+                    layer.size
+                ));
+                Ok(vec![layer])
+            }
         }
+    }
+
+    /// Builds a minbase Debian tree as one layer (see [`crate::debian`]).
+    fn bootstrap_debian(
+        &self,
+        suite: &str,
+        key: &str,
+        say: &dyn Fn(&str),
+    ) -> Result<LayerRef, BakeError> {
+        use crate::debian;
+        let base = format!("debian:{suite}");
+        let fail = |message: String| BakeError::Base(base.clone(), message);
+        let mirror = debian::host_mirror(suite).map_err(fail)?;
+        let idx = debian::Index::fetch(&mirror, suite, &self.dir).map_err(fail)?;
+        let pkgs = debian::select(&idx.paragraphs).map_err(fail)?;
+        say(&format!("{base}: {} packages from {mirror}", pkgs.len()));
+        let debs = debian::download(&mirror, &pkgs, &self.dir).map_err(fail)?;
+        let work = self
+            .dir
+            .join("work")
+            .join(format!("{}-{}", &key[..16], std::process::id()));
+        let _ = fs::remove_dir_all(&work);
+        let upper = work.join("upper");
+        fs::create_dir_all(&upper).map_err(ioe("create", &upper))?;
+        let guard = WorkDir(Some(work.clone()));
+        debian::prepare_tree(&upper).map_err(ioe("prepare", &upper))?;
+        for d in &debs {
+            debian::extract_data(d, &upper).map_err(fail)?;
+        }
+        let stage = upper.join("var/cache/spindle-bootstrap");
+        fs::create_dir_all(&stage).map_err(ioe("create", &stage))?;
+        for (p, d) in pkgs.iter().zip(&debs) {
+            let dst = stage.join(format!("{}.deb", p.name));
+            fs::hard_link(d, &dst)
+                .or_else(|_| fs::copy(d, &dst).map(|_| ()))
+                .map_err(ioe("copy", &dst))?;
+        }
+        let sources = upper.join("etc/apt/sources.list");
+        fs::write(&sources, format!("deb {mirror} {suite} main\n"))
+            .map_err(ioe("write", &sources))?;
+        let log = work.join("log");
+        let exit = self
+            .kernel
+            .run_in_tree(&TreeRun {
+                lower: vec![self.dir.join("empty")],
+                upper: upper.clone(),
+                work: work.join("ovl"),
+                merged: work.join("root"),
+                argv: vec![
+                    "/bin/sh".into(),
+                    "-ec".into(),
+                    debian::INSTALL_SCRIPT.into(),
+                ],
+                env: vec!["HOME=/root".into(), "LC_ALL=C.UTF-8".into()],
+                network: false,
+                log: Some(log.clone()),
+            })
+            .map_err(|err| BakeError::Kernel {
+                step: base.clone(),
+                err,
+            })?;
+        if exit.code != 0 {
+            return Err(BakeError::StepFailed {
+                step: format!("{base} (dpkg inside the tree)"),
+                code: exit.code,
+                log_tail: tail(&log, 20),
+                kept: None,
+            });
+        }
+        let layer = self.store_upper(&base, &work, &upper)?;
+        self.remember(key, &layer)?;
+        drop(guard);
+        Ok(layer)
+    }
+
+    fn store_upper(&self, label: &str, work: &Path, upper: &Path) -> Result<LayerRef, BakeError> {
+        let tar_path = work.join("layer.tar");
+        let f = fs::File::create(&tar_path).map_err(ioe("create", &tar_path))?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        write_layer(upper, &mut w, source_date_epoch()).map_err(|err| BakeError::Layer {
+            step: label.to_string(),
+            err,
+        })?;
+        io::Write::flush(&mut w).map_err(ioe("write", &tar_path))?;
+        drop(w);
+        Ok(self.store.add_layer(&tar_path)?)
     }
 
     /// Bakes one planned build: reuses cached layers, runs the rest, records the image and
@@ -181,7 +296,7 @@ impl<K: Kernel> Baker<K> {
                 p(s)
             }
         };
-        let mut layers = self.base_layers(&build.source.base)?;
+        let mut layers = self.base_layers(&build.source.base, &build.base_key, &say)?;
         let mut steps = Vec::new();
         for ps in &build.steps {
             let label = format!("{}: {}", build.source_ref, ps.label());
@@ -321,10 +436,16 @@ impl<K: Kernel> Baker<K> {
                 ))
             }
             Step::Apt { .. } => {
-                return Err(BakeError::Step {
-                    step: label.to_string(),
-                    message: "the apt provisioner is not implemented yet".into(),
-                })
+                require_shell(label, &lowers)?;
+                Some((
+                    vec![
+                        "/bin/sh".into(),
+                        "-ec".into(),
+                        crate::debian::apt_script(&ps.resolved),
+                    ],
+                    Vec::new(),
+                    true,
+                ))
             }
         };
         if let Some((argv, env, network)) = argv_env {
@@ -364,16 +485,7 @@ impl<K: Kernel> Baker<K> {
                 });
             }
         }
-        let tar_path = work.join("layer.tar");
-        let f = fs::File::create(&tar_path).map_err(ioe("create", &tar_path))?;
-        let mut w = BufWriter::with_capacity(1 << 20, f);
-        write_layer(&upper, &mut w, source_date_epoch()).map_err(|err| BakeError::Layer {
-            step: label.to_string(),
-            err,
-        })?;
-        io::Write::flush(&mut w).map_err(ioe("write", &tar_path))?;
-        drop(w);
-        let layer = self.store.add_layer(&tar_path)?;
+        let layer = self.store_upper(label, &work, &upper)?;
         self.remember(&ps.key, &layer)?;
         drop(guard);
         Ok(layer)

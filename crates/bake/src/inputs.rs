@@ -15,6 +15,8 @@ use crate::recipe::Base;
 /// Reads the host and the bake store.
 pub struct HostInputs<'a> {
     pub store: &'a ImageStore,
+    /// The bake directory (Debian indexes are kept there by digest).
+    pub cache: &'a Path,
 }
 
 fn hash_tree(h: &mut Sha256, root: &Path, path: &Path) -> io::Result<()> {
@@ -79,17 +81,47 @@ impl Inputs for HostInputs<'_> {
                     .collect::<Vec<_>>()
                     .join(","))
             }
-            Base::Debian { suite } => Err(format!(
-                "Debian bases are not implemented yet (debian:{suite}); use \"scratch\" or \"image:NAME:TAG\""
-            )),
+            Base::Debian { suite } => {
+                // The key is the exact package set, so a mirror update that changes no
+                // required package keeps the cached base.
+                let mirror = crate::debian::host_mirror(suite)?;
+                let idx = crate::debian::Index::fetch(&mirror, suite, self.cache)?;
+                let pkgs = crate::debian::select(&idx.paragraphs)?;
+                Ok(format!(
+                    "debian:{suite}:minbase:{}",
+                    pkgs.iter()
+                        .map(|p| format!("{}={}", p.name, p.sha256))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ))
+            }
         }
     }
 
     fn resolve_packages(
         &self,
-        _repo: Option<&Path>,
-        _packages: &[String],
+        base: &Base,
+        repo: Option<&Path>,
+        packages: &[String],
     ) -> Result<Vec<String>, String> {
-        Err("the apt provisioner is not implemented yet".into())
+        let Base::Debian { suite } = base else {
+            return Err(format!(
+                "apt needs a debian:SUITE base (this source's base is {base})"
+            ));
+        };
+        if let Some(r) = repo {
+            return Err(format!(
+                "installing from a Spindle repo (`{}`) is not supported yet; leave out `repo` to use the host's mirror",
+                r.display()
+            ));
+        }
+        let mirror = crate::debian::host_mirror(suite)?;
+        let idx = crate::debian::Index::fetch(&mirror, suite, self.cache)?;
+        crate::debian::pin(&idx.paragraphs, packages).map_err(|missing| {
+            format!(
+                "package(s) {} not found in {mirror} {suite} main (the repos searched)",
+                missing.join(", ")
+            )
+        })
     }
 }

@@ -18,6 +18,7 @@
 //! - This crate never calls `unshare` or `mount` itself (only `spindle-runtime` does).
 
 pub mod build;
+pub mod debian;
 pub mod fmt;
 pub mod inputs;
 pub mod layer;

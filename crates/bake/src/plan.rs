@@ -16,9 +16,10 @@ pub trait Inputs {
     fn content_digest(&self, path: &Path) -> Result<String, String>;
     /// A key naming exactly the base's content (its layers' diff ids, for an image).
     fn base_key(&self, base: &Base) -> Result<String, String>;
-    /// `name=version` for each package the apt step would install.
+    /// `name=version` for each package the apt step would install on `base`.
     fn resolve_packages(
         &self,
+        base: &Base,
         repo: Option<&Path>,
         packages: &[String],
     ) -> Result<Vec<String>, String>;
@@ -51,6 +52,8 @@ pub struct PlannedStep {
     pub pos: Pos,
     /// Hex sha256; names the layer in the cache.
     pub key: String,
+    /// For apt steps: the `name=version` pins resolved at plan time.
+    pub resolved: Vec<String>,
 }
 
 impl PlannedStep {
@@ -168,11 +171,15 @@ pub fn plan(recipe: &Recipe, sel: &Selection, inputs: &dyn Inputs) -> Result<Pla
                 if matches(&p.except, source_ref) {
                     continue;
                 }
+                let mut resolved = Vec::new();
                 let extra = match &p.step {
                     Step::File { source, .. } => inputs.content_digest(source),
                     Step::Apt { repo, packages } => inputs
-                        .resolve_packages(repo.as_deref(), packages)
-                        .map(|v| v.join("\n")),
+                        .resolve_packages(&source.base, repo.as_deref(), packages)
+                        .map(|v| {
+                            resolved = v;
+                            resolved.join("\n")
+                        }),
                     Step::Shell { .. } | Step::Warm { .. } => Ok(String::new()),
                 };
                 let extra = match extra {
@@ -192,6 +199,7 @@ pub fn plan(recipe: &Recipe, sel: &Selection, inputs: &dyn Inputs) -> Result<Pla
                     step: p.step.clone(),
                     pos: p.pos,
                     key,
+                    resolved,
                 });
             }
             builds.push(PlannedBuild {

@@ -496,7 +496,9 @@ pub fn parse(file: &str, dir: &Path, src: &str, inputs: &VarInputs) -> Result<Re
                                     ),
                                 );
                             } else if let Some(v) = vr.eval(&a.value) {
-                                vars.insert(name, Some(v));
+                                if let Some(slot) = vars.get_mut(&name) {
+                                    *slot = Some(v);
+                                }
                             }
                         }
                         Structure::Block(b) => {
@@ -518,8 +520,8 @@ pub fn parse(file: &str, dir: &Path, src: &str, inputs: &VarInputs) -> Result<Re
                     names(&vars)
                 ),
             });
-        } else {
-            vars.insert(k.clone(), Some(Value::String(v.clone())));
+        } else if let Some(slot) = vars.get_mut(k) {
+            *slot = Some(Value::String(v.clone()));
         }
     }
     let mut var_obj = hcl::Map::new();

@@ -26,6 +26,7 @@ impl Inputs for Fixed {
     }
     fn resolve_packages(
         &self,
+        _base: &Base,
         _repo: Option<&Path>,
         packages: &[String],
     ) -> Result<Vec<String>, String> {
@@ -276,6 +277,7 @@ fn cache_keys_chain_through_parents() {
         }
         fn resolve_packages(
             &self,
+            _b: &Base,
             _r: Option<&Path>,
             _p: &[String],
         ) -> Result<Vec<String>, String> {

@@ -5,7 +5,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use spindle_bake::inputs::HostInputs;
 use spindle_bake::{plan, BakeError, BakeOptions, Baked, Baker, OnError, Selection, VarInputs};
 use spindle_runtime::{Kernel, RealKernel, TreeRun};
 
@@ -53,9 +52,7 @@ impl Project {
         }
         let src = fs::read_to_string(self.path().join("app.pkr.hcl")).unwrap();
         let recipe = spindle_bake::parse("app.pkr.hcl", self.path(), &src, &vi).unwrap();
-        let inputs = HostInputs {
-            store: baker.store(),
-        };
+        let inputs = baker.inputs();
         let p = plan(&recipe, &Selection::default(), &inputs).unwrap();
         baker.bake(
             &p.builds[0],
@@ -296,14 +293,7 @@ fn outputs_pass_skopeo_and_umoci_and_import_back() {
     vi.push_var("msg=oci").unwrap();
     let src = fs::read_to_string(proj.path().join("app.pkr.hcl")).unwrap();
     let recipe = spindle_bake::parse("app.pkr.hcl", proj.path(), &src, &vi).unwrap();
-    let p = plan(
-        &recipe,
-        &Selection::default(),
-        &HostInputs {
-            store: baker.store(),
-        },
-    )
-    .unwrap();
+    let p = plan(&recipe, &Selection::default(), &baker.inputs()).unwrap();
     let baked = baker.bake(&p.builds[0], &BakeOptions::default()).unwrap();
     let files = spindle_bake::output::run_post_processors(
         baker.store(),
@@ -364,4 +354,58 @@ fn outputs_pass_skopeo_and_umoci_and_import_back() {
         .unwrap();
     assert_eq!(imported.id, baked.image.id);
     assert_eq!(imported.layers, baked.image.layers);
+}
+
+#[test]
+fn warm_starts_the_app_requests_urls_and_bakes_what_it_wrote() {
+    require_root!();
+    let recipe = r#"
+source "spindle" "app" {
+  base = "scratch"
+}
+build {
+  sources = ["source.spindle.app"]
+  provisioner "file" {
+    source      = "rootfs"
+    destination = "/"
+  }
+  provisioner "shell" {
+    inline = [
+      "/bin/busybox --install -s /bin",
+      "mkdir -p /www/cgi-bin /var/cache",
+      "printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho warmed-by-$REQUEST_METHOD > /var/cache/app\\necho ok\\n' > /www/cgi-bin/warm",
+      "chmod 755 /www/cgi-bin/warm",
+    ]
+  }
+  provisioner "warm" {
+    command = "httpd -f -p 127.0.0.1:8080 -h /www"
+    urls    = ["http://127.0.0.1:8080/cgi-bin/warm"]
+    timeout = "10s"
+  }
+}
+"#;
+    let proj = Project::new(recipe);
+    let cache = tempfile::tempdir().unwrap();
+    let baker = Baker::open(cache.path(), RealKernel).unwrap();
+    let b = proj.bake(&baker, &[], OnError::Cleanup).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run_in_image(&baker, &b, "cat /var/cache/app", scratch.path()),
+        "warmed-by-GET\n"
+    );
+
+    // A URL that never answers fails the step within its timeout, naming the URL.
+    let bad = recipe
+        .replace("8080/cgi-bin", "8081/cgi-bin")
+        .replace("\"10s\"", "\"1s\"");
+    fs::write(proj.path().join("app.pkr.hcl"), bad).unwrap();
+    let err = proj
+        .bake(&baker, &[], OnError::Cleanup)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("warm #3")
+            && err.contains("http://127.0.0.1:8081/cgi-bin/warm did not answer within 1s"),
+        "{err}"
+    );
 }

@@ -9,7 +9,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use spindle_bake::inputs::HostInputs;
 use spindle_bake::{BakeOptions, Baker, OnError, Selection, VarInputs};
 use spindle_model::api::{ImportImage, PutParam};
 use spindle_model::ids::ParamName;
@@ -113,14 +112,7 @@ pub fn run(cmd: BakeCmd, g: &Global) -> Result<()> {
             let a = parse_args(&args)?;
             let recipe = read_recipe(single(&a)?, &a.vars)?;
             let baker = Baker::open(cache_dir(&a), RealKernel)?;
-            spindle_bake::plan(
-                &recipe,
-                &a.sel,
-                &HostInputs {
-                    store: baker.store(),
-                },
-            )
-            .map_err(|d| anyhow!(d))?;
+            spindle_bake::plan(&recipe, &a.sel, &baker.inputs()).map_err(|d| anyhow!(d))?;
             println!("The recipe is valid.");
             Ok(())
         }
@@ -155,14 +147,7 @@ fn fmt(a: &BakeArgs) -> Result<()> {
 fn inspect(a: &BakeArgs, format: OutputFormat) -> Result<()> {
     let recipe = read_recipe(single(a)?, &a.vars)?;
     let baker = Baker::open(cache_dir(a), RealKernel)?;
-    let plan = spindle_bake::plan(
-        &recipe,
-        &a.sel,
-        &HostInputs {
-            store: baker.store(),
-        },
-    )
-    .map_err(|d| anyhow!(d))?;
+    let plan = spindle_bake::plan(&recipe, &a.sel, &baker.inputs()).map_err(|d| anyhow!(d))?;
     let rows: Vec<serde_json::Value> = plan
         .builds
         .iter()
@@ -206,14 +191,7 @@ fn build(a: &BakeArgs, g: &Global) -> Result<()> {
     }
     let recipe = read_recipe(single(a)?, &a.vars)?;
     let baker = Baker::open(cache_dir(a), RealKernel)?;
-    let plan = spindle_bake::plan(
-        &recipe,
-        &a.sel,
-        &HostInputs {
-            store: baker.store(),
-        },
-    )
-    .map_err(|d| anyhow!(d))?;
+    let plan = spindle_bake::plan(&recipe, &a.sel, &baker.inputs()).map_err(|d| anyhow!(d))?;
     let cx = if a.no_import {
         None
     } else {
