@@ -84,6 +84,7 @@ fn deploy(d: &Daemon, params: &[(&str, &str)]) -> DeployResult {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             nested_templates: Default::default(),
+            use_previous_values: Default::default(),
         },
         ..DeployStack::default()
     };

@@ -148,6 +148,7 @@ fn bake_imports_publishes_and_a_stack_boots_the_image() {
             template_name: Some("web.yaml".into()),
             parameters: Default::default(),
             nested_templates: Default::default(),
+            use_previous_values: Default::default(),
         },
         ..DeployStack::default()
     };

@@ -207,6 +207,7 @@ fn a_load_balancer_in_front_of_real_instances() {
             template_name: Some("web.yaml".into()),
             parameters: Default::default(),
             nested_templates: Default::default(),
+            use_previous_values: Default::default(),
         },
         ..DeployStack::default()
     };
@@ -439,6 +440,8 @@ Resources:
                     template_body: template,
                     template_name: Some("api.yaml".into()),
                     parameters: Default::default(),
+                    nested_templates: Default::default(),
+                    use_previous_values: Default::default(),
                 },
                 ..DeployStack::default()
             },

@@ -29,6 +29,7 @@ fn app_template_is_valid_apart_from_load_balancer_types() {
         template_body: body,
         template_name: Some("app.yaml".into()),
         parameters: Default::default(),
+        ..Default::default()
     };
     let r = d.admin().validate_template("management", &req).unwrap();
     let types: Vec<&str> = r.resource_types.keys().map(String::as_str).collect();
