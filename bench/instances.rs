@@ -402,6 +402,7 @@ impl Kernel for TimingKernel {
         host_routes() -> Result<Vec<Ipv4Net>, KernelError>;
         host_links() -> Result<Vec<String>, KernelError>;
         link_delete(name: &str) -> Result<(), KernelError>;
+        bridge_port_up(netns: &str, bridge: &str, port: &str) -> Result<(), KernelError>;
         cgroup_create(dir: &Path) -> Result<(), KernelError>;
         cgroup_write(dir: &Path, file: &str, value: &str) -> Result<(), KernelError>;
         cgroup_read(dir: &Path, file: &str) -> Result<String, KernelError>;
