@@ -1167,11 +1167,11 @@ impl Runtime {
         // (`ready`) before it runs anything from the image.
         std::thread::scope(|s| {
             let links = s.spawn(|| -> Result<(), KernelError> {
-                k.ip_batch(Some(&vpc.netns), &net::router_attach(&rec.port, &ns))?;
                 k.ip_batch(
                     Some(&ns),
-                    &net::instance_setup(rec.private_ip, prefix_len, gw),
-                )
+                    &net::instance_setup(&rec.port, &vpc.netns, rec.private_ip, prefix_len, gw),
+                )?;
+                k.bridge_port_up(&vpc.netns, "br0", &rec.port)
             });
             let firewall = s.spawn(|| k.nft_apply(Some(&ns), &rules));
             let mut network = Some((links, firewall));
@@ -1880,7 +1880,7 @@ mod tests {
         let ns = format!("spxt-{}", i.id);
         assert!(
             calls.contains(&format!(
-                "ip -n spxt-vpc-a link add p0 type veth peer name eth0 netns {ns}"
+                "ip -n {ns} link add eth0 type veth peer name p0 netns spxt-vpc-a"
             )),
             "{calls}"
         );

@@ -9,7 +9,7 @@ use std::ffi::CString;
 use std::fs;
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -73,6 +73,9 @@ pub trait Kernel: Send + Sync + 'static {
     /// Interface names in the host's namespace.
     fn host_links(&self) -> Result<Vec<String>, KernelError>;
     fn link_delete(&self, name: &str) -> Result<(), KernelError>;
+    /// Inside `netns`: makes link `port` a port of bridge `bridge` and sets it up (two ioctls,
+    /// no process start: this is on the launch's critical path).
+    fn bridge_port_up(&self, netns: &str, bridge: &str, port: &str) -> Result<(), KernelError>;
 
     fn cgroup_create(&self, dir: &Path) -> Result<(), KernelError>;
     fn cgroup_write(&self, dir: &Path, file: &str, value: &str) -> Result<(), KernelError>;
@@ -123,6 +126,53 @@ pub trait Kernel: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<TcpStream, KernelError>;
 }
+
+/// An `ifreq` naming `name` (at most IFNAMSIZ - 1 bytes).
+fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+    if name.len() >= libc::IFNAMSIZ || name.contains('\0') {
+        return Err(io::Error::other(format!("bad interface name `{name}`")));
+    }
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut r: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in r.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    Ok(r)
+}
+
+/// `ip link set PORT master BRIDGE up`, in this thread's network namespace, by ioctl.
+fn bridge_port_up_here(bridge: &str, port: &str) -> io::Result<()> {
+    // SAFETY: socket has no memory preconditions; the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let ctl = |req: libc::c_ulong, r: &mut libc::ifreq, what: &str| -> io::Result<()> {
+        // SAFETY: `r` is a valid ifreq for these interface requests, living across the call.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), req as _, r as *mut libc::ifreq) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
+        }
+        Ok(())
+    };
+    let mut r = ifreq(port)?;
+    ctl(libc::SIOCGIFINDEX, &mut r, "find the port")?;
+    // SAFETY: SIOCGIFINDEX filled in the index member of the union.
+    let index = unsafe { r.ifr_ifru.ifru_ifindex };
+    let mut b = ifreq(bridge)?;
+    b.ifr_ifru.ifru_ifindex = index;
+    ctl(SIOCBRADDIF, &mut b, "add the port to the bridge")?;
+    let mut f = ifreq(port)?;
+    ctl(libc::SIOCGIFFLAGS, &mut f, "read the port's flags")?;
+    // SAFETY: SIOCGIFFLAGS filled in the flags member of the union.
+    unsafe { f.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    ctl(libc::SIOCSIFFLAGS, &mut f, "set the port up")
+}
+
+/// The bridge ioctl `ip link set … master` stands for (linux/sockios.h).
+const SIOCBRADDIF: libc::c_ulong = 0x89a2;
 
 /// Runs `f` on a short-lived thread that has joined the named network namespace.
 fn in_netns<T: Send + 'static>(
@@ -313,6 +363,11 @@ impl Kernel for RealKernel {
 
     fn link_delete(&self, name: &str) -> Result<(), KernelError> {
         self.ip_batch(None, &format!("link del {name}\n"))
+    }
+
+    fn bridge_port_up(&self, netns: &str, bridge: &str, port: &str) -> Result<(), KernelError> {
+        let (bridge, port) = (bridge.to_string(), port.to_string());
+        in_netns(netns, move || bridge_port_up_here(&bridge, &port))
     }
 
     fn cgroup_create(&self, dir: &Path) -> Result<(), KernelError> {
@@ -653,6 +708,9 @@ impl Kernel for FakeKernel {
     }
     fn host_links(&self) -> Result<Vec<String>, KernelError> {
         Ok(vec!["lo".into(), "eth0".into()])
+    }
+    fn bridge_port_up(&self, netns: &str, bridge: &str, port: &str) -> Result<(), KernelError> {
+        self.record(format!("ip -n {netns} link set {port} master {bridge} up"))
     }
     fn link_delete(&self, name: &str) -> Result<(), KernelError> {
         self.record(format!("ip link del {name}"))

@@ -211,14 +211,18 @@ pub fn router_rules(own: Ipv4Net, peers: &[Ipv4Net]) -> String {
     s
 }
 
-/// `ip -batch` in the router: a veth whose far end (`eth0`) lands in the instance namespace.
-pub fn router_attach(port: &str, instance_netns: &str) -> String {
-    format!("link add {port} type veth peer name eth0 netns {instance_netns}\nlink set {port} master br0\nlink set {port} up\n")
-}
-
-/// `ip -batch` in the instance namespace: loopback, eth0, default route via the router.
-pub fn instance_setup(ip: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> String {
-    format!("link set lo up\naddr add {ip}/{prefix} dev eth0\nlink set eth0 up\nroute add default via {gateway}\n")
+/// `ip -batch` in the instance namespace: a veth `eth0` whose far end (`port`) lands in the
+/// router, loopback, eth0's address and the default route via the router. One process for
+/// the whole instance side; the router then puts `port` on its bridge
+/// ([`crate::Kernel::bridge_port_up`]).
+pub fn instance_setup(
+    port: &str,
+    router_netns: &str,
+    ip: Ipv4Addr,
+    prefix: u8,
+    gateway: Ipv4Addr,
+) -> String {
+    format!("link add eth0 type veth peer name {port} netns {router_netns}\nlink set lo up\naddr add {ip}/{prefix} dev eth0\nlink set eth0 up\nroute add default via {gateway}\n")
 }
 
 /// `ip -batch` in router A to create the peering link to router B.
@@ -432,11 +436,9 @@ table inet spindle {
 
     #[test]
     fn link_scripts() {
-        assert_eq!(
-            router_attach("p3", "spx-i-1"),
-            "link add p3 type veth peer name eth0 netns spx-i-1\nlink set p3 master br0\nlink set p3 up\n"
-        );
         assert!(instance_setup(
+            "p3",
+            "spx-vpc-1",
             "10.200.1.2".parse().unwrap(),
             24,
             "10.200.1.1".parse().unwrap()
