@@ -36,10 +36,10 @@ fn deploy(body: String, preview: bool) -> DeployStack {
             template_body: body,
             template_name: Some("bench.yaml".into()),
             parameters: Default::default(),
+            ..TemplateRequest::default()
         },
         preview,
-        expected_change_set: None,
-        disable_rollback: false,
+        ..DeployStack::default()
     }
 }
 
