@@ -21,6 +21,7 @@
 //! | remove a publication | [`Publisher::drop_publication`] |
 //! | signing keys: generate, export keyring / armor, save 0600, sign | [`SigningKey`] |
 //! | remove unreferenced pool files | [`Pool::cleanup`] |
+//! | mirror a remote repository: verify `InRelease`, check hashes, select, download | [`mirror::update`] over a [`mirror::Fetch`] |
 //!
 //! # Invariants
 //!
@@ -38,8 +39,8 @@
 //!
 //! # Not here
 //!
-//! HTTP serving, authentication, persistence of models and mirrors' network fetching live
-//! in other crates; `.deb` parsing and building live in `spindle-deb`.
+//! HTTP serving, authentication, persistence of models and mirrors' network transport (the
+//! daemon implements [`mirror::Fetch`]) live in other crates; `.deb` parsing and building live in `spindle-deb`.
 
 pub mod catalog;
 mod fsutil;

@@ -243,6 +243,11 @@ pub struct AptService {
     /// Taken shared by uploads (pool file written before its record) and exclusively by
     /// cleanup, so cleanup never removes a file whose record is about to be written.
     gc: RwLock<()>,
+    /// Each account's package records, parsed, with the generation they were loaded at.
+    /// Only this daemon writes records (it holds the data dir lock), and every write bumps
+    /// the account's generation after it commits, so a cached catalog is never stale.
+    catalogs: Mutex<HashMap<AccountId, (u64, Arc<Catalog>)>>,
+    generations: Mutex<HashMap<AccountId, u64>>,
 }
 
 impl AptService {
@@ -260,6 +265,8 @@ impl AptService {
             base_url: base_url.trim_end_matches('/').to_owned(),
             accounts: Mutex::new(HashMap::new()),
             gc: RwLock::new(()),
+            catalogs: Mutex::new(HashMap::new()),
+            generations: Mutex::new(HashMap::new()),
         })
     }
 
@@ -284,12 +291,34 @@ impl AptService {
         self.dir.join("public").join(account.as_str())
     }
 
-    fn catalog(&self, account: &AccountId) -> Res<Catalog> {
+    fn generation(&self, account: &AccountId) -> u64 {
+        let g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+        g.get(account).copied().unwrap_or(0)
+    }
+
+    /// The account's package records (cached; see `catalogs`).
+    fn catalog(&self, account: &AccountId) -> Res<Arc<Catalog>> {
+        let generation = self.generation(account);
+        if let Some((g, c)) = self
+            .catalogs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(account)
+        {
+            if *g == generation {
+                return Ok(c.clone());
+            }
+        }
         let mut c = Catalog::new();
         for rec in self.store.apt_packages(account)? {
             let p: PackageRef = decode("package record", &rec)?;
             c.insert(p).map_err(|e| AptError::Internal(e.to_string()))?;
         }
+        let c = Arc::new(c);
+        self.catalogs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(account.clone(), (generation, c.clone()));
         Ok(c)
     }
 
@@ -316,9 +345,20 @@ impl AptService {
     }
 
     fn apply(&self, account: &AccountId, change: AptChange) -> Res<()> {
-        Ok(self
+        let records = !change.packages.is_empty() || !change.forget.is_empty();
+        let out = self
             .store
-            .apt_apply(account, &change, OffsetDateTime::now_utc())?)
+            .apt_apply(account, &change, OffsetDateTime::now_utc());
+        if records {
+            // After the commit (or its failure): readers that loaded before now reload.
+            *self
+                .generations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(account.clone())
+                .or_insert(0) += 1;
+        }
+        Ok(out?)
     }
 
     // ---- packages
@@ -388,7 +428,7 @@ impl AptService {
         let query = parse_query(q)?;
         let r = self.repo(account, name)?;
         let found = r
-            .search(&query, &self.catalog(account)?)
+            .search(&query, &*self.catalog(account)?)
             .map_err(|e| AptError::Internal(chain(&e)))?;
         Ok(found.iter().map(|p| package_info(p)).collect())
     }
@@ -453,7 +493,7 @@ impl AptService {
         let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut r = self.repo(account, name)?;
         let gone = r
-            .remove(&query, &self.catalog(account)?)
+            .remove(&query, &*self.catalog(account)?)
             .map_err(|e| AptError::Internal(chain(&e)))?;
         self.apply(
             account,
@@ -588,7 +628,7 @@ impl AptService {
                 let src = self.snapshot(account, source)?;
                 let deps = with_deps.then(DepOptions::default);
                 let f = src
-                    .filter(name, &q, query, deps.as_ref(), &self.catalog(account)?)
+                    .filter(name, &q, query, deps.as_ref(), &*self.catalog(account)?)
                     .map_err(|e| invalid(&e))?;
                 unsatisfied = f
                     .unsatisfied

@@ -95,6 +95,19 @@ impl Store {
                     detail: format!("it still holds {params} parameter(s); delete them first"),
                 });
             }
+            let apt: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM apt_objects WHERE account_id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )?;
+            if apt > 0 {
+                return Err(StoreError::NotEmpty {
+                    what: format!("account {id}"),
+                    detail: format!(
+                        "it still holds {apt} apt repositories, snapshots, publications, mirrors or signing keys; drop them first"
+                    ),
+                });
+            }
             // The caller has checked that no stack is live; the journal's history goes too.
             tx.execute(
                 "DELETE FROM stack_journal WHERE account_id = ?1",

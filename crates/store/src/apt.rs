@@ -322,5 +322,11 @@ mod tests {
             StoreError::NotFound { .. }
         ));
         assert_eq!(s.apt_referenced_shas().unwrap().len(), 2);
+        // An account holding apt objects can't be deleted; with only package records, it can
+        // (the records go with it).
+        let e = s.delete_account(&dev.id).unwrap_err();
+        assert!(e.to_string().contains("apt repositories"), "{e}");
+        s.delete_account(&prod.id).unwrap();
+        assert_eq!(s.apt_package_sha(&prod.id, "a_1_amd64").unwrap(), None);
     }
 }
