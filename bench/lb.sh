@@ -77,6 +77,11 @@ defaults
     http-reuse always
 frontend fe
     bind 127.0.0.1:$HA
+    # Equivalent to what spindle-lb does for every request (ALB semantics): append the
+    # client to X-Forwarded-For and set X-Forwarded-Proto and X-Forwarded-Port.
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Port %[dst_port]
     default_backend be
 backend be
     balance $balance

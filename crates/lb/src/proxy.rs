@@ -530,6 +530,31 @@ pub(crate) struct ConnInfo {
     pub(crate) peer: SocketAddr,
     pub(crate) local_port: u16,
     pub(crate) https: bool,
+    /// The peer's IP and the local port as header values, made once per connection rather
+    /// than once per request.
+    peer_ip: String,
+    port_value: HeaderValue,
+}
+
+impl ConnInfo {
+    pub(crate) fn new(listener: String, peer: SocketAddr, local_port: u16, https: bool) -> Self {
+        ConnInfo {
+            listener,
+            peer,
+            local_port,
+            https,
+            peer_ip: peer.ip().to_string(),
+            port_value: HeaderValue::from(local_port),
+        }
+    }
+
+    /// X-Forwarded-For for a request that arrived with `prev` (ALB appends the peer).
+    fn forwarded_for(&self, prev: Option<&HeaderValue>) -> Option<HeaderValue> {
+        match prev.and_then(|v| v.to_str().ok()) {
+            Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", self.peer_ip)).ok(),
+            None => HeaderValue::from_str(&self.peer_ip).ok(),
+        }
+    }
 }
 
 /// Wildcard match with `*` (any run) and `?` (one character).
@@ -967,16 +992,7 @@ async fn forward(
             }
         }
     }
-    let ip = conn.peer.ip().to_string();
-    let xff = match parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = conn.forwarded_for(parts.headers.get("x-forwarded-for")) {
         parts
             .headers
             .insert(HeaderName::from_static("x-forwarded-for"), v);
@@ -987,12 +1003,18 @@ async fn forward(
     );
     parts.headers.insert(
         HeaderName::from_static("x-forwarded-port"),
-        HeaderValue::from(conn.local_port),
+        conn.port_value.clone(),
     );
-    parts.uri = parts.uri.path_and_query().map_or_else(
-        || http::Uri::from_static("/"),
-        |pq| http::Uri::try_from(pq.as_str()).unwrap_or_else(|_| http::Uri::from_static("/")),
-    );
+    // Targets get origin form. A request that is already in it (every HTTP/1 request but
+    // absolute-form ones) keeps its URI rather than being parsed again.
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        parts.uri = parts.uri.path_and_query().map_or_else(
+            || http::Uri::from_static("/"),
+            |pq| http::Uri::try_from(pq.as_str()).unwrap_or_else(|_| http::Uri::from_static("/")),
+        );
+    } else if parts.uri.path_and_query().is_none() {
+        parts.uri = http::Uri::from_static("/");
+    }
     parts.version = http::Version::HTTP_11;
     let body: UpstreamBody = if body.is_end_stream() {
         http_body_util::Empty::new()

@@ -133,6 +133,8 @@ impl Pool {
             Ok(Ok(s)) => s,
         };
         let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+            // Requests are small: one flattened write is cheaper than a writev of pieces.
+            .writev(false)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(SendError::Http)?;
