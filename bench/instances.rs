@@ -417,6 +417,7 @@ impl Kernel for TimingKernel {
         exec_in(pid: u32, cgroup_procs: &[PathBuf], argv: &[String], timeout: Duration) -> Result<std::process::Output, KernelError>;
         tcp_listen_in(netns: &str, addr: &str) -> Result<std::net::TcpListener, KernelError>;
         tcp_connect_in(netns: &str, addr: &str, timeout: Duration) -> Result<std::net::TcpStream, KernelError>;
+        run_in_tree(spec: &spindle_runtime::TreeRun) -> Result<spindle_runtime::TreeExit, KernelError>;
     }
 }
 
