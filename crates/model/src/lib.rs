@@ -7,8 +7,8 @@
 
 pub mod action;
 pub mod api;
-pub mod asg;
 pub mod apt;
+pub mod asg;
 pub mod ids;
 pub mod lb;
 

@@ -88,8 +88,9 @@
 //! # let _ = (ec2, engine);
 //! ```
 
-mod elbv2;
 mod autoscaling;
+mod elb_autoscaling;
+mod elbv2;
 mod error;
 mod instance;
 mod network;
@@ -106,11 +107,12 @@ use sha2::{Digest, Sha256};
 use spindle_runtime::Runtime;
 use spindle_stack::{Provider, ProviderRegistry, ResourceCx};
 
-pub use elbv2::{Elb, ElbOptions, ELBV2_STATE_FILE, ELBV2_TYPES, HOSTED_ZONE_ID};
 pub use autoscaling::{
     AutoScaling, CgroupOnly, GroupInfo, InstanceInfo, LbSecond, LoadBalancing, AUTOSCALING_TYPES,
     GROUP_TAG,
 };
+pub use elb_autoscaling::ElbAutoScaling;
+pub use elbv2::{Elb, ElbOptions, Registration, ELBV2_STATE_FILE, ELBV2_TYPES, HOSTED_ZONE_ID};
 pub use error::Ec2Error;
 pub use instance::{InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG};
 pub use network::{

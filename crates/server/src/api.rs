@@ -2,8 +2,8 @@
 //! error type every handler returns, and the router.
 
 use crate::app::App;
-use crate::asg_handlers as ah;
 use crate::apt_handlers as aph;
+use crate::asg_handlers as ah;
 use crate::audit::RequestId;
 use crate::handlers as h;
 use crate::lb_handlers as lbh;
