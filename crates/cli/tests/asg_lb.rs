@@ -383,12 +383,16 @@ fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_fai
     eprintln!("replacement healthy {:?} after the kill", killed.elapsed());
     let acts = common::stdout(&d.cli(&["asg", "activities", "web"]));
     assert!(acts.contains(&victim), "{acts}");
-    // The kill itself may cut the requests it was serving; only those count against it.
+    // The kill cuts the requests it was serving, and the load balancer sends it its share
+    // until a health check fails: those fail as 502, nothing else does.
     let during = load.stop();
     eprintln!("load step, kill included: {during:?}");
     let ok = during.get(&200).copied().unwrap_or(0);
     let failed: u64 = during.iter().filter(|(c, _)| **c != 200).map(|x| x.1).sum();
-    assert!(ok > 500 && failed <= 10, "{during:?}");
+    assert!(during.keys().all(|c| *c == 200 || *c == 502), "{during:?}");
+    // At most a third of 60 requests/s during the (measured) time to leave rotation.
+    let bound = (20.0 * (left.as_secs_f64() + 1.0)).ceil() as u64;
+    assert!(ok > 500 && failed <= bound, "{during:?} (bound {bound})");
 
     // The load ends (a trickle stays, counting failures): the group scales in to one
     // instance, each leaving instance drained first, and no request fails.
@@ -421,7 +425,7 @@ fn an_instance_refresh_under_constant_load_fails_no_request() {
     }
     let prefix = format!("sar{}", std::process::id() % 1_000_000);
     let _sweep = Sweep(prefix.clone());
-    let (d, addr) = setup(
+    let (mut d, addr) = setup(
         &prefix,
         "10.237.0.0/20",
         &[("Min", "2"), ("Max", "4"), ("Desired", "2")],
@@ -450,5 +454,22 @@ fn an_instance_refresh_under_constant_load_fails_no_request() {
     assert!(codes[&200] > 50, "{codes:?}");
     let served: BTreeSet<String> = (0..10).map(|_| get(addr, "/cgi-bin/work").1).collect();
     assert_eq!(served.len(), 2, "{served:?}");
+
+    // The registered instances are kept with the target group's record: after a crash of the
+    // daemon the restored load balancer routes to them again.
+    let now = in_service(&d);
+    d.kill9();
+    let state = std::fs::read_to_string(d.data_dir().join("elbv2-providers.json")).unwrap();
+    for id in &now {
+        assert!(state.contains(id.as_str()), "{id} not kept: {state}");
+    }
+    d.spawn();
+    wait_for(
+        "both targets healthy again",
+        Duration::from_secs(15),
+        || healthy(&d) == now,
+    );
+    let codes: Vec<u16> = (0..20).map(|_| get(addr, "/cgi-bin/work").0).collect();
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
     d.admin().delete_stack(ACCOUNT, "web").unwrap();
 }

@@ -11,7 +11,9 @@
 //!   group's `deregistration_delay.timeout_seconds` passed, so the group terminates an
 //!   instance only after it drained.
 //! - **target_health**: `Some(false)` when any group marks it unhealthy, `Some(true)` when
-//!   all mark it healthy, `None` while a verdict is pending.
+//!   all mark it healthy (or no running load balancer uses its groups: nothing to wait for),
+//!   `None` while a verdict is pending. A group with `HealthCheckType: ELB` counts a new
+//!   instance as serving (for launch-before-terminate replacement) only at `Some(true)`.
 //! - **second**: requests, target 5xx responses and p50/p95/p99 of the whole group in one
 //!   completed second (latency histograms summed over its targets).
 //!
@@ -95,6 +97,10 @@ impl LoadBalancing for ElbAutoScaling {
 
     fn target_health(&self, target_groups: &[String], instance_id: &str) -> Option<bool> {
         let regs = self.elb.registrations(target_groups, instance_id);
+        if regs.is_empty() && !self.elb.in_use(target_groups) {
+            // No running load balancer uses these groups: no verdict will come.
+            return Some(true);
+        }
         let mut all_healthy = !regs.is_empty();
         for r in &regs {
             match r.state().map(|s| s.0) {

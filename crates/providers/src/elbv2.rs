@@ -1010,6 +1010,13 @@ impl Elb {
         Ok(before)
     }
 
+    /// Whether a running load balancer uses any of these target groups.
+    pub fn in_use(&self, tg_arns: &[String]) -> bool {
+        let view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        view.values()
+            .any(|v| v.compiled.group_arns.values().any(|a| tg_arns.contains(a)))
+    }
+
     /// Where an instance is registered now among these target groups.
     pub fn registrations(&self, tg_arns: &[String], instance_id: &str) -> Vec<Registration> {
         let view = self.view.lock().unwrap_or_else(|p| p.into_inner());
