@@ -954,12 +954,12 @@ impl std::fmt::Debug for Registration {
 
 impl Registration {
     /// The target's state in its group now (`None` once it is gone: drained or removed).
-    pub fn state(&self) -> Option<(HealthState, u64)> {
+    pub fn state(&self) -> Option<(HealthState, u32)> {
         self.lb
             .target_health()
             .into_iter()
             .find(|h| h.target_group == self.group && h.target == self.addr)
-            .map(|h| (h.state, h.in_flight.max(0) as u64))
+            .map(|h| (h.state, h.in_flight))
     }
 }
 

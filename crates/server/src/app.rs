@@ -30,6 +30,8 @@ pub struct App {
 }
 
 impl App {
+    // Each argument is one of the daemon's parts or settings; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<Store>,
         boot: OffsetDateTime,
