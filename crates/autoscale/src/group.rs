@@ -18,7 +18,9 @@
 //!   launch template version change, `MaxInstanceLifetime`) are replaced in batches of
 //!   `desired − ceil(desired × MinHealthyPercentage / 100)` (at least 1): the batch is
 //!   launched above desired capacity, and an old instance is deregistered and terminated
-//!   only when a new one is in service, so serving capacity never drops below desired.
+//!   only when a new one is in service, so serving capacity never drops below desired. With
+//!   `HealthCheckType: ELB` a new instance counts as serving only once the load balancer
+//!   reports it healthy (a target still in its first health checks takes no traffic).
 //! - **Launch failures** (a missing image, an exhausted subnet) record a failed activity
 //!   with the reason and back off (1, 2, 4 … 30 s), so the group is never stuck and never
 //!   spins.
@@ -870,10 +872,13 @@ impl Group {
         };
         let pending_new = self.launching.iter().filter(|l| !l.warm).count() as u32;
         let old = counts(self, true);
+        let elb = self.spec.health_check_type == HealthCheckType::Elb;
         let good_in_service = self
             .members
             .iter()
-            .filter(|m| m.state == State::InService && !m.outdated)
+            .filter(|m| {
+                m.state == State::InService && !m.outdated && (!elb || m.elb_healthy == Some(true))
+            })
             .count() as u32;
 
         // Old instances go once enough new ones serve.

@@ -85,6 +85,23 @@ fn elb_health_waits_for_the_grace_period() {
 }
 
 #[test]
+fn with_elb_health_a_refresh_keeps_the_old_instance_until_the_new_one_is_healthy() {
+    let mut sp = spec(1, 5);
+    sp.health_check_type = HealthCheckType::Elb;
+    let mut s = Sim::new(sp, 1);
+    s.steps(2);
+    s.group.start_refresh(100, s.now).unwrap();
+    s.steps(5);
+    // i-2 is in service but the load balancer has no verdict yet: i-1 keeps serving.
+    assert_eq!(s.ids("InService"), vec!["i-1", "i-2"]);
+    assert!(s.registered.contains("i-1"));
+    s.group.observe_health("i-2", true, Some(true));
+    s.steps(2);
+    assert_eq!(s.ids("InService"), vec!["i-2"]);
+    assert!(!s.registered.contains("i-1"));
+}
+
+#[test]
 fn scale_in_follows_termination_policies_and_protection() {
     let mut sp = spec(1, 6);
     sp.termination_policies = vec![TerminationPolicy::NewestInstance];

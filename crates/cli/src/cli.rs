@@ -158,6 +158,10 @@ pub struct ServerArgs {
     /// Bind every load balancer to this address [default: each its own 127.a.b.c]
     #[arg(long)]
     pub lb_address: Option<std::net::IpAddr>,
+    /// Seconds a target-tracking metric must stay under its target before the group scales
+    /// in [default: 60]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub asg_scale_in_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

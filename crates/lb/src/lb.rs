@@ -443,6 +443,20 @@ impl LoadBalancer {
             .map(|g| g.limit_and_in_flight())
     }
 
+    /// One completed second of a target group's traffic, over all its targets (those
+    /// registered now and those removed since), with percentiles of all its requests.
+    pub fn group_second(
+        &self,
+        target_group: &str,
+        unix_second: u64,
+    ) -> Option<crate::metrics::SecondSnapshot> {
+        let series = self.shared.registry.matching(|l| {
+            l.get("target_group").map(String::as_str) == Some(target_group)
+                && l.contains_key("target")
+        });
+        crate::metrics::merged_second(&series, unix_second)
+    }
+
     /// Per-target and per-tenant metrics: the last seconds of each series.
     pub fn metrics(&self) -> Vec<SeriesSnapshot> {
         self.shared.registry.snapshot()

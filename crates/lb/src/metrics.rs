@@ -261,6 +261,54 @@ impl Series {
             latency_sum: inner.latency_sum,
         }
     }
+
+    /// The counts and latency histogram of the completed second `at`, if still kept.
+    fn second_at(&self, at: u64, now: u64) -> Option<(Counts, [u32; BUCKETS])> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.rotate(&mut inner, now);
+        inner
+            .ring
+            .iter()
+            .find(|s| s.at == at)
+            .map(|s| (s.counts.clone(), s.hist))
+    }
+}
+
+/// One completed second of several series merged: counts summed, percentiles from the summed
+/// latency histograms (so a group's p99 is the p99 of all its requests, not a max of maxima).
+/// `None` when no series keeps that second.
+pub fn merged_second(series: &[Arc<Series>], at: u64) -> Option<SecondSnapshot> {
+    merged_second_at(series, at, unix_now())
+}
+
+fn merged_second_at(series: &[Arc<Series>], at: u64, now: u64) -> Option<SecondSnapshot> {
+    let mut counts = Counts::default();
+    let mut hist = [0u32; BUCKETS];
+    let mut any = false;
+    for s in series {
+        let Some((c, h)) = s.second_at(at, now) else {
+            continue;
+        };
+        any = true;
+        counts.requests += c.requests;
+        counts.errors_4xx += c.errors_4xx;
+        counts.errors_5xx += c.errors_5xx;
+        counts.timeouts += c.timeouts;
+        counts.connect_errors += c.connect_errors;
+        counts.bad_responses += c.bad_responses;
+        counts.refused += c.refused;
+        counts.max_in_flight += c.max_in_flight.max(0);
+        for (a, b) in hist.iter_mut().zip(h.iter()) {
+            *a += b;
+        }
+    }
+    any.then(|| SecondSnapshot {
+        unix_second: at,
+        counts,
+        p50: percentile(&hist, 0.50),
+        p95: percentile(&hist, 0.95),
+        p99: percentile(&hist, 0.99),
+    })
 }
 
 /// Renders snapshots in Prometheus' text format: running totals as counters, in-flight as a
@@ -408,6 +456,17 @@ impl Registry {
         ])
     }
 
+    /// Every series whose labels satisfy `keep`.
+    pub fn matching(&self, keep: impl Fn(&BTreeMap<String, String>) -> bool) -> Vec<Arc<Series>> {
+        self.series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| keep(&s.labels))
+            .cloned()
+            .collect()
+    }
+
     /// Snapshots of every series.
     pub fn snapshot(&self) -> Vec<SeriesSnapshot> {
         let all: Vec<Arc<Series>> = self
@@ -432,6 +491,30 @@ mod tests {
                 .collect(),
             5,
         )
+    }
+
+    #[test]
+    fn merged_second_sums_counts_and_histograms() {
+        let t0 = unix_now() + 10;
+        let a = Arc::new(series());
+        let b = Arc::new(series());
+        for _ in 0..90 {
+            a.record_at(Outcome::Status(200), Some(Duration::from_millis(1)), 1, t0);
+        }
+        for _ in 0..10 {
+            b.record_at(
+                Outcome::Status(502),
+                Some(Duration::from_millis(100)),
+                1,
+                t0,
+            );
+        }
+        let m = merged_second_at(&[a.clone(), b], t0, t0 + 1).expect("second kept");
+        assert_eq!(m.counts.requests, 100);
+        assert_eq!(m.counts.errors_5xx, 10);
+        assert!(m.p50.unwrap() < Duration::from_millis(2));
+        assert!(m.p95.unwrap() >= Duration::from_millis(100));
+        assert!(merged_second_at(&[a], t0 - 100, t0 + 1).is_none());
     }
 
     #[test]

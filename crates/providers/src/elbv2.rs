@@ -181,6 +181,10 @@ struct Rec {
     #[serde(default)]
     address: Option<IpAddr>,
     props: serde_json::Value,
+    /// Target groups: instance ids registered by auto scaling (not in the template's
+    /// `Targets`), kept here so they survive a daemon restart.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    dynamic: BTreeSet<String>,
 }
 
 impl Rec {
@@ -701,6 +705,19 @@ impl Elb {
             };
             resolved.push((id, tport, SocketAddr::new(ip, tport)));
         }
+        // Auto scaling's instances, on the group's port. One that no longer resolves (its
+        // group terminated it while the daemon was down) is left out, never an error.
+        for id in &tg.dynamic {
+            if resolved.iter().any(|(r, _, _)| r == id) {
+                continue;
+            }
+            match self.instance_ip(id, vpc.as_deref().or(lb_vpc)) {
+                Ok(ip) => resolved.push((id.clone(), port, SocketAddr::new(ip, port))),
+                Err(err) => {
+                    tracing::warn!(target_group = %tg.name, error = %err, "registered instance left out")
+                }
+            }
+        }
         let mut cfg = TargetGroupConfig::new(
             tg.name.clone(),
             resolved.iter().map(|(_, _, a)| *a).collect(),
@@ -912,6 +929,162 @@ impl Elb {
     pub fn prometheus(&self) -> String {
         let view = self.view.lock().unwrap_or_else(|p| p.into_inner());
         view.values().map(|v| v.lb.prometheus()).collect()
+    }
+}
+
+/// Where an instance is registered: one target group of one running load balancer.
+#[derive(Clone)]
+pub struct Registration {
+    lb: Arc<LoadBalancer>,
+    group: String,
+    addr: SocketAddr,
+    /// The group's deregistration delay.
+    pub delay: Duration,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("group", &self.group)
+            .field("addr", &self.addr)
+            .field("delay", &self.delay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registration {
+    /// The target's state in its group now (`None` once it is gone: drained or removed).
+    pub fn state(&self) -> Option<(HealthState, u32)> {
+        self.lb
+            .target_health()
+            .into_iter()
+            .find(|h| h.target_group == self.group && h.target == self.addr)
+            .map(|h| (h.state, h.in_flight))
+    }
+}
+
+/// What auto scaling does through the load balancers (see `elb_autoscaling`).
+impl Elb {
+    /// Adds an instance to each target group (on the group's port) and applies every load
+    /// balancer using them. The instance must exist (and be in the group's VPC); a missing
+    /// target group is an error and changes nothing.
+    pub async fn register_instance(
+        &self,
+        tg_arns: &[String],
+        instance_id: &str,
+    ) -> Result<(), ProviderError> {
+        self.transact(|recs| {
+            for a in tg_arns {
+                let r = recs
+                    .get_mut(a)
+                    .filter(|_| a.contains(":targetgroup/"))
+                    .ok_or_else(|| ProviderError::NotFound(format!("target group {a}")))?;
+                let vpc = TG_SHAPE
+                    .opt_str(&r.props(), "VpcId")
+                    .map_err(ProviderError::from)?;
+                self.instance_ip(instance_id, vpc.as_deref())?;
+                r.dynamic.insert(instance_id.to_string());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes an instance from each target group (a group already gone is skipped) and
+    /// applies; the returned registrations are now draining (see [`Registration::state`]).
+    pub async fn deregister_instance(
+        &self,
+        tg_arns: &[String],
+        instance_id: &str,
+    ) -> Result<Vec<Registration>, ProviderError> {
+        let before = self.registrations(tg_arns, instance_id);
+        self.transact(|recs| {
+            for a in tg_arns {
+                if let Some(r) = recs.get_mut(a) {
+                    r.dynamic.remove(instance_id);
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(before)
+    }
+
+    /// Whether a running load balancer uses any of these target groups.
+    pub fn in_use(&self, tg_arns: &[String]) -> bool {
+        let view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        view.values()
+            .any(|v| v.compiled.group_arns.values().any(|a| tg_arns.contains(a)))
+    }
+
+    /// Where an instance is registered now among these target groups.
+    pub fn registrations(&self, tg_arns: &[String], instance_id: &str) -> Vec<Registration> {
+        let view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for v in view.values() {
+            for (name, arn) in &v.compiled.group_arns {
+                if !tg_arns.contains(arn) {
+                    continue;
+                }
+                let Some((_, _, addr)) = v
+                    .compiled
+                    .targets
+                    .get(name)
+                    .and_then(|ts| ts.iter().find(|t| t.0 == instance_id))
+                else {
+                    continue;
+                };
+                let delay = v
+                    .compiled
+                    .config
+                    .target_groups
+                    .iter()
+                    .find(|g| &g.name == name)
+                    .map_or(Duration::ZERO, |g| g.deregistration_delay);
+                out.push(Registration {
+                    lb: v.lb.clone(),
+                    group: name.clone(),
+                    addr: *addr,
+                    delay,
+                });
+            }
+        }
+        out
+    }
+
+    /// One completed second of these target groups' traffic, summed over every load
+    /// balancer using them; `None` when no running load balancer uses them.
+    pub fn group_second(
+        &self,
+        tg_arns: &[String],
+        unix_second: u64,
+    ) -> Option<spindle_lb::metrics::SecondSnapshot> {
+        let view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Option<spindle_lb::metrics::SecondSnapshot> = None;
+        for v in view.values() {
+            for (name, arn) in &v.compiled.group_arns {
+                if !tg_arns.contains(arn) {
+                    continue;
+                }
+                let Some(s) = v.lb.group_second(name, unix_second) else {
+                    continue;
+                };
+                out = Some(match out {
+                    None => s,
+                    // Several load balancers on one group: counts add up; the slowest
+                    // one's percentiles stand for the group.
+                    Some(mut o) => {
+                        o.counts.requests += s.counts.requests;
+                        o.counts.errors_5xx += s.counts.errors_5xx;
+                        o.p50 = o.p50.max(s.p50);
+                        o.p95 = o.p95.max(s.p95);
+                        o.p99 = o.p99.max(s.p99);
+                        o
+                    }
+                });
+            }
+        }
+        out
     }
 }
 
@@ -1513,6 +1686,7 @@ impl ElbProvider {
             parent: None,
             address: None,
             props: Value::Map(p.clone()).to_json(),
+            dynamic: BTreeSet::new(),
         };
         let arn = match self.type_name {
             LB_TYPE => {
@@ -1627,7 +1801,12 @@ impl Provider for ElbProvider {
         Box::pin(async move {
             let recs = self.elb.state.lock().await.recs.clone();
             let (arn, rec) = self.plan(&req.cx, &req.properties, &recs)?;
-            if recs.get(&arn) != Some(&rec) {
+            // Targets auto scaling registered are not part of the definition.
+            let existing = recs.get(&arn).map(|r| Rec {
+                dynamic: BTreeSet::new(),
+                ..r.clone()
+            });
+            if existing.as_ref() != Some(&rec) {
                 if recs.contains_key(&arn) {
                     return Err(ProviderError::AlreadyExists(arn));
                 }

@@ -89,6 +89,7 @@
 //! ```
 
 mod autoscaling;
+mod elb_autoscaling;
 mod elbv2;
 mod error;
 mod instance;
@@ -110,7 +111,8 @@ pub use autoscaling::{
     AutoScaling, CgroupOnly, GroupInfo, InstanceInfo, LbSecond, LoadBalancing, AUTOSCALING_TYPES,
     GROUP_TAG,
 };
-pub use elbv2::{Elb, ElbOptions, ELBV2_STATE_FILE, ELBV2_TYPES, HOSTED_ZONE_ID};
+pub use elb_autoscaling::ElbAutoScaling;
+pub use elbv2::{Elb, ElbOptions, Registration, ELBV2_STATE_FILE, ELBV2_TYPES, HOSTED_ZONE_ID};
 pub use error::Ec2Error;
 pub use instance::{InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG};
 pub use network::{

@@ -30,6 +30,8 @@ pub struct App {
 }
 
 impl App {
+    // Each argument is one of the daemon's parts or settings; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<Store>,
         boot: OffsetDateTime,
@@ -38,11 +40,15 @@ impl App {
         ec2: Option<Arc<spindle_providers::Ec2>>,
         elb: Arc<spindle_providers::Elb>,
         apt: Arc<crate::apt::AptService>,
+        asg_scale_in_seconds: Option<u64>,
     ) -> Self {
         // Groups are kept next to the runtime's state, so a restarted daemon finds them.
         let autoscaling = ec2.as_ref().map(|e| {
             let file = e.runtime().config().data_dir.join("autoscaling.json");
-            let rules = spindle_autoscale::Rules::default();
+            let mut rules = spindle_autoscale::Rules::default();
+            if let Some(s) = asg_scale_in_seconds {
+                rules.scale_in_seconds = s;
+            }
             spindle_providers::AutoScaling::open(e.clone(), rules.clone(), file).unwrap_or_else(
                 |err| {
                     tracing::error!(error = %err, "auto scaling state unreadable; starting without groups");

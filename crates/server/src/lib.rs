@@ -48,6 +48,9 @@ pub struct ServerConfig {
     /// Bind every load balancer's listeners to this address instead of each its own
     /// `127.a.b.c`.
     pub lb_address: Option<std::net::IpAddr>,
+    /// Auto scaling's scale-in stabilization ([`spindle_autoscale::Rules::scale_in_seconds`]);
+    /// `None`: the default (60 s).
+    pub asg_scale_in_seconds: Option<u64>,
 }
 
 /// A daemon that holds its data dir and has bound its socket, ready to serve.
@@ -111,7 +114,16 @@ impl Server {
             ec2,
             elb.clone(),
             Arc::new(apt),
+            config.asg_scale_in_seconds,
         );
+        // Auto scaling groups register their instances with the target groups, drain them
+        // before terminating them and scale on the load balancers' 1-second metrics.
+        if let Some(asg) = &app.autoscaling {
+            asg.set_load_balancing(spindle_providers::ElbAutoScaling::new(
+                elb.clone(),
+                tokio::runtime::Handle::current(),
+            ));
+        }
         // Load balancers come back before stack recovery, which may change them.
         elb.restore().await;
         // Finish what a previous daemon left in progress, in the background: a stack that

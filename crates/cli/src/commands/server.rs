@@ -44,6 +44,7 @@ pub fn run(args: &ServerArgs, global: &Global) -> Result<()> {
         admin_profile: global.profile.clone(),
         runtime_prefix: (!args.no_runtime).then(|| args.runtime_prefix.clone()),
         lb_address: args.lb_address,
+        asg_scale_in_seconds: args.asg_scale_in_seconds,
     };
     // Key derivation allocates 19 MiB at a time. A fixed mmap threshold makes glibc hand such
     // blocks back to the kernel when freed, instead of keeping them in the heap, so an idle

@@ -16,6 +16,8 @@ pub struct Daemon {
     pub runtime_prefix: Option<String>,
     pub child: Option<Child>,
     pub endpoint: String,
+    /// More `spindle server` arguments.
+    pub server_args: Vec<String>,
 }
 
 impl Daemon {
@@ -37,13 +39,23 @@ impl Daemon {
         Self::start_inner(Some(prefix.to_owned()))
     }
 
+    /// Like [`Daemon::start_with_runtime`], with more `spindle server` arguments.
+    pub fn start_with_runtime_args(prefix: &str, args: &[&str]) -> Self {
+        Self::start_args(Some(prefix.to_owned()), args)
+    }
+
     fn start_inner(runtime_prefix: Option<String>) -> Self {
+        Self::start_args(runtime_prefix, &[])
+    }
+
+    fn start_args(runtime_prefix: Option<String>, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut d = Self {
             dir,
             child: None,
             endpoint: String::new(),
             runtime_prefix,
+            server_args: args.iter().map(|a| a.to_string()).collect(),
         };
         d.spawn();
         d
@@ -61,6 +73,7 @@ impl Daemon {
             // Most tests need no instances; without the runtime they touch nothing on the host.
             None => c.arg("--no-runtime"),
         };
+        c.args(&self.server_args);
         c
     }
 

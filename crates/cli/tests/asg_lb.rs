@@ -1,0 +1,475 @@
+//! Auto scaling behind the load balancer, through the daemon, as root, with real busybox
+//! httpd instances: under a load step the group scales out on `ALBRequestCountPerTarget`; an
+//! instance killed with `kill -9` is replaced and leaves the load balancer within the health
+//! check window; after the load ends it scales in without a failed request (each instance
+//! drains before it is terminated); an instance refresh under constant load completes with
+//! zero failed requests. The daemon runs with `--asg-scale-in-seconds 5` so scale-in fits a
+//! bounded test. Skips (printing why) when not root or the tools are missing. Names start
+//! with `sal`.
+
+mod common;
+
+use common::Daemon;
+use spindle_model::api::*;
+use spindle_model::asg::AutoScalingGroupInfo;
+use spindle_model::lb::{LoadBalancerInfo, TargetHealthInfo};
+use spindle_runtime::doctor::{doctor, Known};
+use spindle_runtime::{CgroupLayout, Kernel, RealKernel};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ACCOUNT: &str = "management";
+
+/// `Cidr`, `Min`, `Max` and `Desired` differ per test.
+const TEMPLATE: &str = r#"
+Parameters:
+  Cidr: {Type: String}
+  Min: {Type: Number, Default: 1}
+  Max: {Type: Number, Default: 3}
+  Desired: {Type: Number, Default: 1}
+Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {CidrBlock: !Ref Cidr}
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties:
+      VpcId: !Ref Vpc
+      CidrBlock: !Select [1, !Cidr [!Ref Cidr, 4, 8]]
+  Web:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      GroupDescription: http
+      VpcId: !Ref Vpc
+      SecurityGroupIngress:
+        - {IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: 0.0.0.0/0}
+  Template:
+    Type: AWS::EC2::LaunchTemplate
+    Properties:
+      LaunchTemplateData:
+        ImageId: busybox:web
+        InstanceType: t3.micro
+        SecurityGroupIds: [!GetAtt Web.GroupId]
+        UserData:
+          Fn::Base64: |
+            #!/bin/sh
+            mkdir -p /www/cgi-bin
+            echo ok > /www/health.txt
+            printf '#!/bin/sh\nsleep 0.05\nprintf "Content-Type: text/plain\\r\\n\\r\\n"\nhostname\n' > /www/cgi-bin/work
+            chmod +x /www/cgi-bin/work
+  Group:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties:
+      Name: web
+      Port: 80
+      Protocol: HTTP
+      VpcId: !Ref Vpc
+      HealthCheckPath: /health.txt
+      HealthCheckIntervalSeconds: 2
+      HealthCheckTimeoutSeconds: 1
+      HealthyThresholdCount: 2
+      UnhealthyThresholdCount: 2
+      TargetGroupAttributes:
+        - {Key: deregistration_delay.timeout_seconds, Value: "10"}
+  Lb:
+    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
+    Properties:
+      Name: web
+      Subnets: [!Ref Subnet]
+  Http:
+    Type: AWS::ElasticLoadBalancingV2::Listener
+    Properties:
+      LoadBalancerArn: !Ref Lb
+      Port: 80
+      Protocol: HTTP
+      DefaultActions:
+        - {Type: forward, TargetGroupArn: !Ref Group}
+  Asg:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      AutoScalingGroupName: web
+      MinSize: !Ref Min
+      MaxSize: !Ref Max
+      DesiredCapacity: !Ref Desired
+      LaunchTemplate:
+        LaunchTemplateId: !Ref Template
+        Version: !GetAtt Template.LatestVersionNumber
+      VPCZoneIdentifier: [!Ref Subnet]
+      TargetGroupARNs: [!Ref Group]
+      HealthCheckType: ELB
+      HealthCheckGracePeriod: 5
+      DefaultInstanceWarmup: 1
+  Tracking:
+    Type: AWS::AutoScaling::ScalingPolicy
+    Properties:
+      AutoScalingGroupName: !Ref Asg
+      PolicyType: TargetTrackingScaling
+      TargetTrackingConfiguration:
+        # 20 requests per second per instance.
+        TargetValue: 1200
+        PredefinedMetricSpecification:
+          PredefinedMetricType: ALBRequestCountPerTarget
+"#;
+
+/// Removes whatever the test's prefix left on the host, even when the test fails.
+struct Sweep(String);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        let k = RealKernel;
+        let layout = CgroupLayout::detect(&k as &dyn Kernel, Path::new("/sys/fs/cgroup"));
+        let r = doctor(&k, &layout, &self.0, &Known::default(), true);
+        if !r.unfixed.is_empty() {
+            eprintln!("cleanup of {} left {:?}", self.0, r.unfixed);
+        }
+    }
+}
+
+/// A daemon with the busybox httpd image and the stack deployed; the listener's address.
+fn setup(prefix: &str, cidr: &str, params: &[(&str, &str)]) -> (Daemon, SocketAddr) {
+    let d = Daemon::start_with_runtime_args(prefix, &["--asg-scale-in-seconds", "5"]);
+    let admin = d.admin();
+    let tarball = d.dir.path().join("busybox.tar");
+    spindle_runtime::build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX))
+        .unwrap();
+    admin
+        .import_image(
+            ACCOUNT,
+            &ImportImage {
+                path: tarball.display().to_string(),
+                tag: Some("busybox:web".into()),
+                entrypoint: vec![],
+                cmd: ["httpd", "-f", "-p", "80", "-h", "/www"]
+                    .map(String::from)
+                    .to_vec(),
+            },
+        )
+        .unwrap();
+    let mut parameters: BTreeMap<String, String> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    parameters.insert("Cidr".into(), cidr.into());
+    let deploy = DeployStack {
+        template: TemplateRequest {
+            template_body: TEMPLATE.into(),
+            template_name: Some("web.yaml".into()),
+            parameters: parameters.into_iter().collect(),
+            nested_templates: Default::default(),
+            use_previous_values: Default::default(),
+        },
+        ..DeployStack::default()
+    };
+    let r = admin.deploy_stack(ACCOUNT, "web", &deploy).unwrap();
+    assert_eq!(r.status.as_deref(), Some("CREATE_COMPLETE"), "{r:?}");
+    let o = d.cli(&["lb", "describe", "web", "--output", "json"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let info: LoadBalancerInfo = serde_json::from_str(&common::stdout(&o)).unwrap();
+    let addr: SocketAddr = info.listeners[0].address.parse().unwrap();
+    (d, addr)
+}
+
+/// One request with `Connection: close`: the status (0 when the connection failed) and body.
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+        return (0, String::new());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out).to_string();
+    let code = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.trim().to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// Paced load: `threads` clients each sending `per_thread` requests a second.
+struct Load {
+    stop: Arc<AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+    /// Status → count; 0 is a failed connection.
+    codes: Arc<Mutex<BTreeMap<u16, u64>>>,
+    /// Instances (host names) that answered, with when each answered first.
+    seen: Arc<Mutex<BTreeMap<String, Instant>>>,
+}
+
+impl Load {
+    fn start(addr: SocketAddr, threads: usize, per_thread: f64) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let codes = Arc::new(Mutex::new(BTreeMap::new()));
+        let seen = Arc::new(Mutex::new(BTreeMap::new()));
+        let gap = Duration::from_secs_f64(1.0 / per_thread);
+        let handles = (0..threads)
+            .map(|i| {
+                let (stop, codes, seen) = (stop.clone(), codes.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    let mut next = Instant::now() + gap.mul_f64(i as f64 / threads as f64);
+                    while !stop.load(Ordering::Relaxed) {
+                        let now = Instant::now();
+                        if next > now {
+                            std::thread::sleep(next - now);
+                        }
+                        next += gap;
+                        let (code, body) = get(addr, "/cgi-bin/work");
+                        *codes.lock().unwrap().entry(code).or_default() += 1;
+                        if code == 200 {
+                            seen.lock()
+                                .unwrap()
+                                .entry(body)
+                                .or_insert_with(Instant::now);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            handles,
+            codes,
+            seen,
+        }
+    }
+
+    fn stop(self) -> BTreeMap<u16, u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.handles {
+            h.join().unwrap();
+        }
+        let codes = self.codes.lock().unwrap().clone();
+        codes
+    }
+}
+
+fn group(d: &Daemon) -> AutoScalingGroupInfo {
+    d.admin().describe_group(ACCOUNT, "web").unwrap()
+}
+
+fn in_service(d: &Daemon) -> BTreeSet<String> {
+    group(d)
+        .instances
+        .into_iter()
+        .filter(|i| i.lifecycle_state == "InService")
+        .map(|i| i.id)
+        .collect()
+}
+
+fn targets(d: &Daemon) -> BTreeMap<String, String> {
+    let t: Vec<TargetHealthInfo> = d.admin().load_balancer(ACCOUNT, "web", "/targets").unwrap();
+    t.into_iter().map(|t| (t.id, t.state)).collect()
+}
+
+/// Waits for `f`; returns how long it took.
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    start.elapsed()
+}
+
+fn healthy(d: &Daemon) -> BTreeSet<String> {
+    targets(d)
+        .into_iter()
+        .filter(|(_, s)| s == "healthy")
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// SIGKILLs every process of an instance (its cgroups'), as `kill -9` would.
+fn kill9(prefix: &str, id: &str) -> usize {
+    let k = RealKernel;
+    let layout = CgroupLayout::detect(&k as &dyn Kernel, Path::new("/sys/fs/cgroup"));
+    let mut pids: Vec<i32> = layout
+        .procs_files(prefix, id)
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    pids.sort();
+    pids.dedup();
+    for &pid in &pids {
+        // SAFETY: kill has no memory-safety preconditions; the pids are in the cgroup of an
+        // instance this test's daemon launched.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    pids.len()
+}
+
+#[test]
+fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_failure() {
+    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
+        eprintln!("SKIPPED {}: {why}", module_path!());
+        return;
+    }
+    let prefix = format!("sal{}", std::process::id() % 1_000_000);
+    let _sweep = Sweep(prefix.clone());
+    let (d, addr) = setup(&prefix, "10.236.0.0/20", &[]);
+    wait_for(
+        "the first instance healthy",
+        Duration::from_secs(20),
+        || healthy(&d).len() == 1,
+    );
+    let first = in_service(&d);
+
+    // A load step: 60 requests/s against a target of 20 per instance.
+    let load = Load::start(addr, 6, 10.0);
+    let step = Instant::now();
+    let took = wait_for("3 healthy targets", Duration::from_secs(30), || {
+        healthy(&d).len() == 3
+    });
+    eprintln!("scale-out: 3 healthy targets {took:?} after the step");
+    wait_for("the new instances serving", Duration::from_secs(5), || {
+        load.seen.lock().unwrap().len() == 3
+    });
+    let served: Vec<Duration> = load
+        .seen
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|t| **t > step)
+        .map(|t| t.duration_since(step))
+        .collect();
+    eprintln!("first request served by each new instance after the step: {served:?}");
+    let acts = common::stdout(&d.cli(&["asg", "activities", "web"]));
+    assert!(
+        acts.contains("ALBRequestCountPerTarget") && acts.contains("> target 1200"),
+        "{acts}"
+    );
+
+    // kill -9 one new instance: it leaves the load balancer within the health check window
+    // (2 failed checks 2 s apart, 1 s timeout, and a poll of slack) and is replaced.
+    let victim = in_service(&d)
+        .difference(&first)
+        .next()
+        .cloned()
+        .expect("a new instance");
+    assert!(kill9(&prefix, &victim) > 0);
+    let killed = Instant::now();
+    let left = wait_for(
+        "the killed instance out of the load balancer",
+        Duration::from_secs(2 * 2 + 1 + 2),
+        || targets(&d).get(&victim).is_none_or(|s| s != "healthy"),
+    );
+    eprintln!("killed instance out of rotation after {left:?}");
+    wait_for(
+        "a replacement healthy",
+        Duration::from_secs(30) - killed.elapsed().min(Duration::from_secs(10)),
+        || {
+            let h = healthy(&d);
+            h.len() == 3 && !h.contains(&victim)
+        },
+    );
+    eprintln!("replacement healthy {:?} after the kill", killed.elapsed());
+    let acts = common::stdout(&d.cli(&["asg", "activities", "web"]));
+    assert!(acts.contains(&victim), "{acts}");
+    // The kill cuts the requests it was serving, and the load balancer sends it its share
+    // until a health check fails: those fail as 502, nothing else does.
+    let during = load.stop();
+    eprintln!("load step, kill included: {during:?}");
+    let ok = during.get(&200).copied().unwrap_or(0);
+    let failed: u64 = during.iter().filter(|(c, _)| **c != 200).map(|x| x.1).sum();
+    assert!(during.keys().all(|c| *c == 200 || *c == 502), "{during:?}");
+    // At most a third of 60 requests/s during the (measured) time to leave rotation.
+    let bound = (20.0 * (left.as_secs_f64() + 1.0)).ceil() as u64;
+    assert!(ok > 500 && failed <= bound, "{during:?} (bound {bound})");
+
+    // The load ends (a trickle stays, counting failures): the group scales in to one
+    // instance, each leaving instance drained first, and no request fails.
+    let trickle = Load::start(addr, 2, 2.0);
+    let took = wait_for("scale-in to 1", Duration::from_secs(40), || {
+        in_service(&d).len() == 1 && targets(&d).len() == 1
+    });
+    eprintln!("scale-in to 1 instance {took:?} after the load ended");
+    // The draining ones are gone from the host too.
+    wait_for("2 terminated", Duration::from_secs(15), || {
+        d.admin()
+            .list_instances(ACCOUNT)
+            .unwrap()
+            .iter()
+            .filter(|i| i.state == "running")
+            .count()
+            == 1
+    });
+    let codes = trickle.stop();
+    assert_eq!(codes.keys().collect::<Vec<_>>(), vec![&200], "{codes:?}");
+    assert!(codes[&200] > 20, "{codes:?}");
+    d.admin().delete_stack(ACCOUNT, "web").unwrap();
+}
+
+#[test]
+fn an_instance_refresh_under_constant_load_fails_no_request() {
+    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
+        eprintln!("SKIPPED {}: {why}", module_path!());
+        return;
+    }
+    let prefix = format!("sar{}", std::process::id() % 1_000_000);
+    let _sweep = Sweep(prefix.clone());
+    let (mut d, addr) = setup(
+        &prefix,
+        "10.237.0.0/20",
+        &[("Min", "2"), ("Max", "4"), ("Desired", "2")],
+    );
+    wait_for("2 healthy targets", Duration::from_secs(20), || {
+        healthy(&d).len() == 2
+    });
+    let before = in_service(&d);
+    // 16 requests/s: under the target for two instances, so the policy holds.
+    let load = Load::start(addr, 4, 4.0);
+    std::thread::sleep(Duration::from_secs(1));
+    let o = d.cli(&["asg", "refresh", "web", "--min-healthy-percentage", "100"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let took = wait_for("the refresh to finish", Duration::from_secs(60), || {
+        let now = in_service(&d);
+        now.len() == 2 && now.is_disjoint(&before) && group(&d).refresh.is_none()
+    });
+    eprintln!("instance refresh of 2 under load took {took:?}");
+    // The last replaced instance drains before it is terminated.
+    wait_for("old targets gone", Duration::from_secs(15), || {
+        targets(&d).keys().all(|id| !before.contains(id))
+    });
+    let codes = load.stop();
+    eprintln!("refresh under load: {codes:?}");
+    assert_eq!(codes.keys().collect::<Vec<_>>(), vec![&200], "{codes:?}");
+    assert!(codes[&200] > 50, "{codes:?}");
+    let served: BTreeSet<String> = (0..10).map(|_| get(addr, "/cgi-bin/work").1).collect();
+    assert_eq!(served.len(), 2, "{served:?}");
+
+    // The registered instances are kept with the target group's record: after a crash of the
+    // daemon the restored load balancer routes to them again.
+    let now = in_service(&d);
+    d.kill9();
+    let state = std::fs::read_to_string(d.data_dir().join("elbv2-providers.json")).unwrap();
+    for id in &now {
+        assert!(state.contains(id.as_str()), "{id} not kept: {state}");
+    }
+    d.spawn();
+    wait_for(
+        "both targets healthy again",
+        Duration::from_secs(15),
+        || healthy(&d) == now,
+    );
+    let codes: Vec<u16> = (0..20).map(|_| get(addr, "/cgi-bin/work").0).collect();
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    d.admin().delete_stack(ACCOUNT, "web").unwrap();
+}
