@@ -428,17 +428,28 @@ pub fn download(mirror: &str, pkgs: &[Pkg], cache: &Path) -> Result<Vec<PathBuf>
     Ok(paths)
 }
 
-/// Extracts a .deb's `data.tar` into `dest`, refusing entries that climb out of it.
-pub fn extract_data(deb: &Path, dest: &Path) -> Result<(), String> {
+/// Opens a .deb's `data.tar` (decompressed) and hands it to `f`; errors name the file.
+pub fn with_data_tar<T>(
+    deb: &Path,
+    f: impl FnOnce(&mut tar::Archive<Box<dyn Read + '_>>) -> Result<T, String>,
+) -> Result<T, String> {
     let what = |e: &dyn std::fmt::Display| format!("{}: {e}", deb.display());
-    let f = fs::File::open(deb).map_err(|e| what(&e))?;
-    let mut ar = spindle_deb::ar::ArReader::new(io::BufReader::new(f)).map_err(|e| what(&e))?;
+    let file = fs::File::open(deb).map_err(|e| what(&e))?;
+    let mut ar = spindle_deb::ar::ArReader::new(io::BufReader::new(file)).map_err(|e| what(&e))?;
     while let Some((h, member)) = ar.next_member().map_err(|e| what(&e))? {
         let Some(c) = spindle_deb::Compression::from_member_name("data.tar", &h.name) else {
             continue;
         };
         let r = spindle_deb::compress::decoder(c, member).map_err(|e| what(&e))?;
-        let mut t = tar::Archive::new(r);
+        return f(&mut tar::Archive::new(r)).map_err(|e| what(&e));
+    }
+    Err(what(&"no data.tar member"))
+}
+
+/// Extracts a .deb's `data.tar` into `dest`, refusing entries that climb out of it.
+pub fn extract_data(deb: &Path, dest: &Path) -> Result<(), String> {
+    with_data_tar(deb, |t| {
+        let what = |e: &dyn std::fmt::Display| e.to_string();
         t.set_preserve_permissions(true);
         t.set_preserve_ownerships(true);
         t.set_overwrite(true);
@@ -456,9 +467,8 @@ pub fn extract_data(deb: &Path, dest: &Path) -> Result<(), String> {
                 return Err(what(&"an entry leads outside the tree"));
             }
         }
-        return Ok(());
-    }
-    Err(what(&"no data.tar member"))
+        Ok(())
+    })
 }
 
 /// What the tree needs before the packages are extracted: the merged-/usr links Debian uses

@@ -24,6 +24,7 @@ pub mod inputs;
 pub mod layer;
 pub mod output;
 pub mod plan;
+pub mod qcow2;
 pub mod recipe;
 
 pub use build::{BakeError, BakeOptions, Baked, Baker, OnError};

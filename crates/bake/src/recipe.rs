@@ -153,6 +153,9 @@ pub enum PostProcessor {
     OciArchive { output: PathBuf },
     /// An OCI image layout directory (`output`, default `image.oci`).
     OciLayout { output: PathBuf },
+    /// A qcow2 disk for a VM (`output`, default `image.qcow2`; `kernel`, default
+    /// `debian:bookworm`; `size` in MiB).
+    Qcow2(crate::qcow2::Qcow2Spec),
 }
 
 /// A `build` block.
@@ -1033,17 +1036,47 @@ fn read_post(r: &mut Reader<'_>, b: &Block, kind: &str, dir: &Path) -> Option<Po
             output: out("image.oci"),
         },
         "qcow2" => {
-            r.err(
-                b.labels[0].span(),
-                "post-processor `qcow2` is not implemented yet (see the README's list of what is missing)",
-            );
-            return None;
+            let kernel = f.string(r, "kernel");
+            let size = f.string(r, "size");
+            let kernel = kernel.as_deref().unwrap_or("debian:bookworm");
+            let Some(suite) = kernel.strip_prefix("debian:").filter(|s| {
+                !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            }) else {
+                r.err(
+                    b.span(),
+                    format!("post-processor \"qcow2\": kernel `{kernel}`: expected debian:SUITE"),
+                );
+                return None;
+            };
+            let size_mib = match size
+                .as_deref()
+                .map(|s| s.trim().trim_end_matches("M").parse::<u64>())
+            {
+                None => None,
+                Some(Ok(n)) if n > 0 => Some(n),
+                Some(_) => {
+                    r.err(
+                        b.span(),
+                        format!(
+                            "post-processor \"qcow2\": size `{}`: expected a number of MiB",
+                            size.unwrap_or_default()
+                        ),
+                    );
+                    return None;
+                }
+            };
+            f.finish(r, &["output", "kernel", "size"]);
+            return Some(PostProcessor::Qcow2(crate::qcow2::Qcow2Spec {
+                output: out("image.qcow2"),
+                kernel_suite: suite.to_string(),
+                size_mib,
+            }));
         }
         other => {
             r.err(
                 b.labels[0].span(),
                 format!(
-                    "unknown post-processor `{other}`; expected manifest, checksum, oci-archive or oci-layout"
+                    "unknown post-processor `{other}`; expected manifest, checksum, oci-archive, oci-layout or qcow2"
                 ),
             );
             return None;

@@ -214,7 +214,7 @@ fn errors_name_line_and_column() {
             "r.pkr.hcl:1:1: variable `v` has no default and no value; pass -var v=VALUE\n\
              r.pkr.hcl:10:12: mode `9` is not an octal file mode like \"0755\"\n\
              r.pkr.hcl:9:19: destination `relative` must be an absolute path inside the image\n\
-             r.pkr.hcl:12:18: unknown post-processor `qcow3`; expected manifest, checksum, oci-archive or oci-layout\n\
+             r.pkr.hcl:12:18: unknown post-processor `qcow3`; expected manifest, checksum, oci-archive, oci-layout or qcow2\n\
              r.pkr.hcl:14:1: unknown block `bogus`; expected variable, locals, source or build",
         ),
         (
@@ -224,6 +224,11 @@ fn errors_name_line_and_column() {
         (
             "source \"spindle\" \"a\" {\n  base = \"scratch\"\n}\nbuild {\n  sources = [\"source.spindle.a\"]\n  provisioner \"file\" {\n    source = \"missing.txt\"\n    destination = \"/x\"\n  }\n}\n",
             "r.pkr.hcl:6:3: provisioner \"file\": cannot read `/p/missing.txt`",
+        ),
+        (
+            "source \"spindle\" \"a\" {\n  base = \"scratch\"\n}\nbuild {\n  sources = [\"source.spindle.a\"]\n  post-processor \"qcow2\" {\n    kernel = \"ubuntu:jammy\"\n  }\n  post-processor \"qcow2\" {\n    size = \"big\"\n  }\n}\n",
+            "r.pkr.hcl:6:3: post-processor \"qcow2\": kernel `ubuntu:jammy`: expected debian:SUITE\n\
+             r.pkr.hcl:9:3: post-processor \"qcow2\": size `big`: expected a number of MiB",
         ),
     ];
     for (src, want) in cases {
@@ -315,4 +320,30 @@ fn fmt_indents_aligns_and_keeps_meaning() {
     }
     let err = spindle_bake::fmt::format("r.pkr.hcl", "build {\n  x = \n}\n").unwrap_err();
     assert!(err.to_string().starts_with("r.pkr.hcl:2:"), "{err}");
+}
+
+#[test]
+fn qcow2_post_processor_settings_and_defaults() {
+    let src = "source \"spindle\" \"a\" {\n  base = \"scratch\"\n}\nbuild {\n  sources = [\"source.spindle.a\"]\n  post-processor \"qcow2\" {}\n  post-processor \"qcow2\" {\n    output = \"vm/dev.qcow2\"\n    kernel = \"debian:trixie\"\n    size = \"512\"\n  }\n}\n";
+    let r = parse("r.pkr.hcl", Path::new("/p"), src, &VarInputs::default()).unwrap();
+    let posts: Vec<_> = r.builds[0]
+        .post_processors
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert_eq!(
+        posts,
+        [
+            spindle_bake::recipe::PostProcessor::Qcow2(spindle_bake::qcow2::Qcow2Spec {
+                output: "/p/image.qcow2".into(),
+                kernel_suite: "bookworm".into(),
+                size_mib: None,
+            }),
+            spindle_bake::recipe::PostProcessor::Qcow2(spindle_bake::qcow2::Qcow2Spec {
+                output: "/p/vm/dev.qcow2".into(),
+                kernel_suite: "trixie".into(),
+                size_mib: Some(512),
+            }),
+        ]
+    );
 }
