@@ -29,4 +29,4 @@ pub mod recipe;
 
 pub use build::{BakeError, BakeOptions, Baked, Baker, OnError};
 pub use plan::{plan, Inputs, Plan, PlannedBuild, PlannedStep, Selection};
-pub use recipe::{parse, Base, Diag, Diags, Recipe, Step, VarInputs};
+pub use recipe::{parse, AptRepo, Base, Diag, Diags, Recipe, Step, VarInputs};

@@ -94,10 +94,11 @@ pub struct Source {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Step {
-    /// Install packages with apt-get from the host's mirror or a Spindle repo (published dir).
+    /// Install packages with apt-get from the host's mirror and, if given, a signed repo (a
+    /// Spindle repo served by the daemon).
     Apt {
         packages: Vec<String>,
-        repo: Option<PathBuf>,
+        repo: Option<AptRepo>,
     },
     /// Copy a host file or directory into the tree.
     File {
@@ -130,6 +131,19 @@ impl Step {
             Step::Warm { .. } => "warm",
         }
     }
+}
+
+/// A signed apt repository an `apt` step installs from (besides the base's own sources).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AptRepo {
+    /// `http://…` — the directory holding `dists/`.
+    pub url: String,
+    /// The public keyring (binary, as `gpgv --keyring` and apt's `signed-by` take) on the host.
+    pub keyring: PathBuf,
+    /// `distribution`, default `stable`.
+    pub distribution: String,
+    /// `component`, default `main`.
+    pub component: String,
 }
 
 /// One `provisioner` block.
@@ -837,14 +851,65 @@ fn read_provisioner(r: &mut Reader<'_>, b: &Block, kind: &str, dir: &Path) -> Op
     let step = match kind {
         "apt" => {
             let packages = f.strings(r, "packages").unwrap_or_default();
-            let repo = f.string(r, "repo").map(|s| rel(dir, &s));
+            let url = f.string(r, "repo");
+            let keyring = f.string(r, "keyring");
+            let distribution = f.string(r, "distribution");
+            let component = f.string(r, "component");
             if packages.is_empty() {
                 r.err(
                     b.span(),
                     "provisioner \"apt\" needs `packages = [\"NAME\", …]`",
                 );
             }
-            f.finish(r, &["packages", "repo", "only", "except"]);
+            let repo = match (url, keyring) {
+                (Some(url), Some(keyring))
+                    if url.starts_with("http://") || url.starts_with("https://") =>
+                {
+                    Some(AptRepo {
+                        url: url.trim_end_matches('/').to_string(),
+                        keyring: rel(dir, &keyring),
+                        distribution: distribution.unwrap_or_else(|| "stable".into()),
+                        component: component.unwrap_or_else(|| "main".into()),
+                    })
+                }
+                (Some(url), Some(_)) => {
+                    r.err(
+                        b.span(),
+                        format!(
+                            "provisioner \"apt\": repo `{url}` is not an http:// or https:// URL"
+                        ),
+                    );
+                    None
+                }
+                (Some(_), None) => {
+                    r.err(
+                        b.span(),
+                        "provisioner \"apt\": `repo` needs `keyring = \"FILE\"` (the repo's public key)",
+                    );
+                    None
+                }
+                (None, k) => {
+                    if k.is_some() || distribution.is_some() || component.is_some() {
+                        r.err(
+                            b.span(),
+                            "provisioner \"apt\": `keyring`, `distribution` and `component` go with `repo`",
+                        );
+                    }
+                    None
+                }
+            };
+            f.finish(
+                r,
+                &[
+                    "packages",
+                    "repo",
+                    "keyring",
+                    "distribution",
+                    "component",
+                    "only",
+                    "except",
+                ],
+            );
             Step::Apt { packages, repo }
         }
         "file" => {

@@ -52,9 +52,6 @@ fn have(tool: &str) -> bool {
 }
 
 fn skip_reason() -> Option<String> {
-    if let Some(r) = spindle_runtime::host::missing_prerequisites() {
-        return Some(r);
-    }
     for (t, pkg) in [
         ("mkfs.ext4", "e2fsprogs"),
         ("qemu-img", "qemu-utils"),
@@ -64,15 +61,8 @@ fn skip_reason() -> Option<String> {
             return Some(format!("{t} is missing (apt-get install {pkg})"));
         }
     }
-    let mirror = match spindle_bake::debian::host_mirror("bookworm") {
-        Ok(m) => m,
-        Err(e) => return Some(e),
-    };
-    if ureq::get(&format!("{mirror}/dists/bookworm/InRelease"))
-        .call()
-        .is_err()
-    {
-        return Some("the host's mirror does not answer".into());
+    if let Err(reason) = common::root_and_mirror() {
+        return Some(reason);
     }
     None
 }

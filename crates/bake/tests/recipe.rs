@@ -27,7 +27,7 @@ impl Inputs for Fixed {
     fn resolve_packages(
         &self,
         _base: &Base,
-        _repo: Option<&Path>,
+        _repo: Option<&spindle_bake::AptRepo>,
         packages: &[String],
     ) -> Result<Vec<String>, String> {
         Ok(packages.iter().map(|p| format!("{p}=1.0")).collect())
@@ -230,6 +230,12 @@ fn errors_name_line_and_column() {
             "r.pkr.hcl:6:3: post-processor \"qcow2\": kernel `ubuntu:jammy`: expected debian:SUITE\n\
              r.pkr.hcl:9:3: post-processor \"qcow2\": size `big`: expected a number of MiB",
         ),
+        (
+            "source \"spindle\" \"a\" {\n  base = \"scratch\"\n}\nbuild {\n  sources = [\"source.spindle.a\"]\n  provisioner \"apt\" {\n    packages = [\"x\"]\n    repo = \"http://127.0.0.1:1/apt/a/p\"\n  }\n  provisioner \"apt\" {\n    packages = [\"x\"]\n    repo = \"ftp://h/r\"\n    keyring = \"k.gpg\"\n  }\n  provisioner \"apt\" {\n    packages = [\"x\"]\n    keyring = \"k.gpg\"\n  }\n}\n",
+            "r.pkr.hcl:6:3: provisioner \"apt\": `repo` needs `keyring = \"FILE\"` (the repo's public key)\n\
+             r.pkr.hcl:10:3: provisioner \"apt\": repo `ftp://h/r` is not an http:// or https:// URL\n\
+             r.pkr.hcl:15:3: provisioner \"apt\": `keyring`, `distribution` and `component` go with `repo`",
+        ),
     ];
     for (src, want) in cases {
         check(src, want);
@@ -283,7 +289,7 @@ fn cache_keys_chain_through_parents() {
         fn resolve_packages(
             &self,
             _b: &Base,
-            _r: Option<&Path>,
+            _r: Option<&spindle_bake::AptRepo>,
             _p: &[String],
         ) -> Result<Vec<String>, String> {
             Ok(vec![])
