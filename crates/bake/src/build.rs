@@ -435,14 +435,16 @@ impl<K: Kernel> Baker<K> {
                     false,
                 ))
             }
-            Step::Apt { .. } => {
+            Step::Apt { repo, .. } => {
                 require_shell(label, &lowers)?;
+                let key = match repo {
+                    Some(r) => Some(fs::read(&r.keyring).map_err(ioe("read", &r.keyring))?),
+                    None => None,
+                };
+                let script =
+                    crate::debian::apt_repo_script(&ps.resolved, repo.as_ref().zip(key.as_deref()));
                 Some((
-                    vec![
-                        "/bin/sh".into(),
-                        "-ec".into(),
-                        crate::debian::apt_script(&ps.resolved),
-                    ],
+                    vec!["/bin/sh".into(), "-ec".into(), script],
                     Vec::new(),
                     true,
                 ))

@@ -178,50 +178,85 @@ impl Index {
     /// kept under `cache/indexes/<sha256>` and not downloaded again while the Release file
     /// still names that digest.
     pub fn fetch(mirror: &str, suite: &str, cache: &Path) -> Result<Index, String> {
-        let dist = format!("{mirror}/dists/{suite}");
-        let inrelease = get(&format!("{dist}/InRelease"))?;
-        let dir = cache.join("indexes");
-        fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let signed = dir.join(format!("InRelease-{}", sha256_hex(&inrelease)));
-        fs::write(&signed, &inrelease).map_err(|e| format!("write {}: {e}", signed.display()))?;
         if !Path::new(KEYRING).exists() {
             return Err(format!(
                 "{KEYRING} is missing (apt-get install debian-archive-keyring); Release signatures can't be checked"
             ));
         }
+        Index::fetch_signed(mirror, suite, "main", Path::new(KEYRING), cache)
+    }
+
+    /// Like [`Index::fetch`] for any signed repository: `InRelease` checked with `gpgv`
+    /// against `keyring`, then `COMPONENT/binary-amd64/Packages` (`.xz`, `.gz` or plain,
+    /// whichever the Release file lists first in that order) checked against its sha256.
+    pub fn fetch_signed(
+        base: &str,
+        dist: &str,
+        component: &str,
+        keyring: &Path,
+        cache: &Path,
+    ) -> Result<Index, String> {
+        let dist_url = format!("{}/dists/{dist}", base.trim_end_matches('/'));
+        let inrelease = get(&format!("{dist_url}/InRelease"))?;
+        let dir = cache.join("indexes");
+        fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let signed = dir.join(format!("InRelease-{}", sha256_hex(&inrelease)));
+        fs::write(&signed, &inrelease).map_err(|e| format!("write {}: {e}", signed.display()))?;
         let out = std::process::Command::new("gpgv")
-            .args(["--keyring", KEYRING])
+            .arg("--keyring")
+            .arg(keyring)
             .arg(&signed)
             .output()
-            .map_err(|e| format!("run gpgv (apt-get install gpgv): {e}"))?;
+            .map_err(|e| format!("run gpgv (apt-get install gpgv): {e}"));
         let _ = fs::remove_file(&signed);
+        let out = out?;
         if !out.status.success() {
             return Err(format!(
-                "{dist}/InRelease has no valid signature from the Debian archive keyring: {}",
+                "{dist_url}/InRelease has no valid signature from {}: {}",
+                keyring.display(),
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
         let text = String::from_utf8_lossy(&inrelease);
-        let want = "main/binary-amd64/Packages.xz";
-        let (sha, size) = text
+        let listed: Vec<(String, String, String)> = text
             .split("\nSHA256:")
             .nth(1)
-            .and_then(|sec| {
-                sec.lines().find_map(|l| {
-                    let w: Vec<&str> = l.split_whitespace().collect();
-                    (w.len() == 3 && w[2] == want).then(|| (w[0].to_string(), w[1].to_string()))
-                })
+            .map(|sec| {
+                sec.lines()
+                    .skip(1)
+                    .take_while(|l| l.starts_with(' '))
+                    .filter_map(|l| {
+                        let w: Vec<&str> = l.split_whitespace().collect();
+                        (w.len() == 3)
+                            .then(|| (w[0].to_string(), w[1].to_string(), w[2].to_string()))
+                    })
+                    .collect()
             })
-            .ok_or_else(|| format!("{dist}/InRelease lists no sha256 for {want}"))?;
+            .unwrap_or_default();
+        let stem = format!("{component}/binary-amd64/Packages");
+        let (compression, sha, size, want) = [
+            (spindle_deb::Compression::Xz, ".xz"),
+            (spindle_deb::Compression::Gzip, ".gz"),
+            (spindle_deb::Compression::None, ""),
+        ]
+        .into_iter()
+        .find_map(|(c, ext)| {
+            let name = format!("{stem}{ext}");
+            listed
+                .iter()
+                .find(|(_, _, n)| *n == name)
+                .map(|(sha, size, _)| (c, sha.clone(), size.clone(), name))
+        })
+        .ok_or_else(|| format!("{dist_url}/InRelease lists no sha256 for {stem}(.xz|.gz)"))?;
         let cached = dir.join(&sha);
-        let xz = match fs::read(&cached) {
+        let raw = match fs::read(&cached) {
             Ok(b) if sha256_hex(&b) == sha => b,
             _ => {
-                let b = get(&format!("{dist}/{want}"))?;
+                let b = get(&format!("{dist_url}/{want}"))?;
                 let actual = sha256_hex(&b);
                 if actual != sha {
                     return Err(format!(
-                        "{dist}/{want}: sha256 {actual}, the Release file says {sha} (size {size})"
+                        "{dist_url}/{want}: sha256 {actual}, the Release file says {sha} (size {size})"
                     ));
                 }
                 fs::write(&cached, &b).map_err(|e| format!("write {}: {e}", cached.display()))?;
@@ -229,13 +264,13 @@ impl Index {
             }
         };
         let mut plain = String::new();
-        spindle_deb::compress::decoder(spindle_deb::Compression::Xz, &xz[..])
+        spindle_deb::compress::decoder(compression, &raw[..])
             .and_then(|mut d| d.read_to_string(&mut plain))
             .map_err(|e| format!("{want}: {e}"))?;
         let paragraphs = parse_paragraphs(&plain).map_err(|e| format!("{want}: {e}"))?;
         Ok(Index {
-            mirror: mirror.to_string(),
-            suite: suite.to_string(),
+            mirror: base.to_string(),
+            suite: dist.to_string(),
             paragraphs,
         })
     }
@@ -369,14 +404,36 @@ pub fn pin(paragraphs: &[Paragraph], names: &[String]) -> Result<Vec<String>, Ve
 /// The apt step's script: install exactly the pinned versions, then drop apt's lists and
 /// downloaded packages so they are not baked into the layer.
 pub fn apt_script(pins: &[String]) -> String {
-    format!(
-        "export DEBIAN_FRONTEND=noninteractive\n\
-         apt-get update -q\n\
+    apt_repo_script(pins, None)
+}
+
+/// [`apt_script`] with an extra signed repo: its keyring (bytes, written with `printf` octal
+/// escapes, so no tool beyond the shell is needed) and a `sources.list.d` entry are added for
+/// the install and removed after it, so the image does not keep a loopback address.
+pub fn apt_repo_script(pins: &[String], repo: Option<(&crate::recipe::AptRepo, &[u8])>) -> String {
+    let mut s = String::from("export DEBIAN_FRONTEND=noninteractive\n");
+    if let Some((r, key)) = repo {
+        let octal: String = key.iter().map(|b| format!("\\{b:03o}")).collect();
+        s.push_str(&format!(
+            "mkdir -p /etc/apt/keyrings /etc/apt/sources.list.d\n\
+             printf '{octal}' > /etc/apt/keyrings/spindle-bake.gpg\n\
+             echo 'deb [signed-by=/etc/apt/keyrings/spindle-bake.gpg] {} {} {}' > /etc/apt/sources.list.d/spindle-bake.list\n",
+            r.url, r.distribution, r.component
+        ));
+    }
+    s.push_str(&format!(
+        "apt-get update -q\n\
          apt-get install -y -q --no-install-recommends {}\n\
          apt-get clean\n\
          rm -rf /var/lib/apt/lists/*\n",
         pins.join(" ")
-    )
+    ));
+    if repo.is_some() {
+        s.push_str(
+            "rm -f /etc/apt/sources.list.d/spindle-bake.list /etc/apt/keyrings/spindle-bake.gpg\n",
+        );
+    }
+    s
 }
 
 /// Downloads the packages into `cache/debs/<sha256>.deb` (skipping those already there),
@@ -428,17 +485,28 @@ pub fn download(mirror: &str, pkgs: &[Pkg], cache: &Path) -> Result<Vec<PathBuf>
     Ok(paths)
 }
 
-/// Extracts a .deb's `data.tar` into `dest`, refusing entries that climb out of it.
-pub fn extract_data(deb: &Path, dest: &Path) -> Result<(), String> {
+/// Opens a .deb's `data.tar` (decompressed) and hands it to `f`; errors name the file.
+pub fn with_data_tar<T>(
+    deb: &Path,
+    f: impl FnOnce(&mut tar::Archive<Box<dyn Read + '_>>) -> Result<T, String>,
+) -> Result<T, String> {
     let what = |e: &dyn std::fmt::Display| format!("{}: {e}", deb.display());
-    let f = fs::File::open(deb).map_err(|e| what(&e))?;
-    let mut ar = spindle_deb::ar::ArReader::new(io::BufReader::new(f)).map_err(|e| what(&e))?;
+    let file = fs::File::open(deb).map_err(|e| what(&e))?;
+    let mut ar = spindle_deb::ar::ArReader::new(io::BufReader::new(file)).map_err(|e| what(&e))?;
     while let Some((h, member)) = ar.next_member().map_err(|e| what(&e))? {
         let Some(c) = spindle_deb::Compression::from_member_name("data.tar", &h.name) else {
             continue;
         };
         let r = spindle_deb::compress::decoder(c, member).map_err(|e| what(&e))?;
-        let mut t = tar::Archive::new(r);
+        return f(&mut tar::Archive::new(r)).map_err(|e| what(&e));
+    }
+    Err(what(&"no data.tar member"))
+}
+
+/// Extracts a .deb's `data.tar` into `dest`, refusing entries that climb out of it.
+pub fn extract_data(deb: &Path, dest: &Path) -> Result<(), String> {
+    with_data_tar(deb, |t| {
+        let what = |e: &dyn std::fmt::Display| e.to_string();
         t.set_preserve_permissions(true);
         t.set_preserve_ownerships(true);
         t.set_overwrite(true);
@@ -456,9 +524,8 @@ pub fn extract_data(deb: &Path, dest: &Path) -> Result<(), String> {
                 return Err(what(&"an entry leads outside the tree"));
             }
         }
-        return Ok(());
-    }
-    Err(what(&"no data.tar member"))
+        Ok(())
+    })
 }
 
 /// What the tree needs before the packages are extracted: the merged-/usr links Debian uses

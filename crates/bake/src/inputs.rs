@@ -101,7 +101,7 @@ impl Inputs for HostInputs<'_> {
     fn resolve_packages(
         &self,
         base: &Base,
-        repo: Option<&Path>,
+        repo: Option<&crate::recipe::AptRepo>,
         packages: &[String],
     ) -> Result<Vec<String>, String> {
         let Base::Debian { suite } = base else {
@@ -109,18 +109,32 @@ impl Inputs for HostInputs<'_> {
                 "apt needs a debian:SUITE base (this source's base is {base})"
             ));
         };
-        if let Some(r) = repo {
-            return Err(format!(
-                "installing from a Spindle repo (`{}`) is not supported yet; leave out `repo` to use the host's mirror",
-                r.display()
-            ));
-        }
         let mirror = crate::debian::host_mirror(suite)?;
-        let idx = crate::debian::Index::fetch(&mirror, suite, self.cache)?;
-        crate::debian::pin(&idx.paragraphs, packages).map_err(|missing| {
+        let mut indexes = vec![crate::debian::Index::fetch(&mirror, suite, self.cache)?];
+        let mut searched = vec![format!("{mirror} {suite} main")];
+        if let Some(r) = repo {
+            if !r.keyring.is_file() {
+                return Err(format!(
+                    "keyring `{}` of repo {} is not a readable file",
+                    r.keyring.display(),
+                    r.url
+                ));
+            }
+            indexes.push(crate::debian::Index::fetch_signed(
+                &r.url,
+                &r.distribution,
+                &r.component,
+                &r.keyring,
+                self.cache,
+            )?);
+            searched.push(format!("{} {} {}", r.url, r.distribution, r.component));
+        }
+        let all: Vec<_> = indexes.into_iter().flat_map(|i| i.paragraphs).collect();
+        crate::debian::pin(&all, packages).map_err(|missing| {
             format!(
-                "package(s) {} not found in {mirror} {suite} main (the repos searched)",
-                missing.join(", ")
+                "package(s) {} not found in {} (the repos searched)",
+                missing.join(", "),
+                searched.join("; ")
             )
         })
     }

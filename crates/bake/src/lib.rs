@@ -24,8 +24,9 @@ pub mod inputs;
 pub mod layer;
 pub mod output;
 pub mod plan;
+pub mod qcow2;
 pub mod recipe;
 
 pub use build::{BakeError, BakeOptions, Baked, Baker, OnError};
 pub use plan::{plan, Inputs, Plan, PlannedBuild, PlannedStep, Selection};
-pub use recipe::{parse, Base, Diag, Diags, Recipe, Step, VarInputs};
+pub use recipe::{parse, AptRepo, Base, Diag, Diags, Recipe, Step, VarInputs};

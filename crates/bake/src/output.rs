@@ -140,8 +140,10 @@ fn run_uuid() -> String {
 }
 
 /// Runs a build's post-processors in order; returns the files written.
+/// `cache` is the bake directory (the qcow2 post-processor keeps the kernel packages there).
 pub fn run_post_processors(
     store: &ImageStore,
+    cache: &Path,
     baked: &Baked,
     posts: &[PostProcessor],
 ) -> Result<Vec<Artifact>, BakeError> {
@@ -155,6 +157,17 @@ pub fn run_post_processors(
             }
             PostProcessor::OciLayout { output } => {
                 write_oci_layout(store, &baked.image.id, output)?;
+            }
+            PostProcessor::Qcow2(spec) => {
+                let out = crate::qcow2::write_qcow2(store, cache, &baked.image.id, spec).map_err(
+                    |message| BakeError::Step {
+                        step: "post-processor \"qcow2\"".into(),
+                        message,
+                    },
+                )?;
+                for f in [&out.disk, &out.kernel, &out.initrd] {
+                    files.push(artifact(f)?);
+                }
             }
             PostProcessor::Checksum { output } => {
                 create_parent(output)?;

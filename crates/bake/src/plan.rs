@@ -20,7 +20,7 @@ pub trait Inputs {
     fn resolve_packages(
         &self,
         base: &Base,
-        repo: Option<&Path>,
+        repo: Option<&crate::recipe::AptRepo>,
         packages: &[String],
     ) -> Result<Vec<String>, String>;
 }
@@ -98,7 +98,20 @@ fn sha(parts: &[&str]) -> String {
 /// moved project keeps its cache); what they point at is in `extra`.
 fn step_material(step: &Step) -> String {
     match step {
-        Step::Apt { packages, .. } => format!("apt\n{}", packages.join("\n")),
+        Step::Apt {
+            packages,
+            repo: None,
+        } => format!("apt\n{}", packages.join("\n")),
+        Step::Apt {
+            packages,
+            repo: Some(r),
+        } => format!(
+            "apt\n{}\nrepo {} {} {}",
+            packages.join("\n"),
+            r.url,
+            r.distribution,
+            r.component
+        ),
         Step::File {
             destination, mode, ..
         } => format!("file\n{destination}\n{mode:?}"),
@@ -175,10 +188,15 @@ pub fn plan(recipe: &Recipe, sel: &Selection, inputs: &dyn Inputs) -> Result<Pla
                 let extra = match &p.step {
                     Step::File { source, .. } => inputs.content_digest(source),
                     Step::Apt { repo, packages } => inputs
-                        .resolve_packages(&source.base, repo.as_deref(), packages)
-                        .map(|v| {
+                        .resolve_packages(&source.base, repo.as_ref(), packages)
+                        .and_then(|v| {
                             resolved = v;
-                            resolved.join("\n")
+                            // The repo's key is an input too: a new key is a new trust root.
+                            let key = match repo {
+                                Some(r) => inputs.content_digest(&r.keyring)?,
+                                None => String::new(),
+                            };
+                            Ok(format!("{}\n{key}", resolved.join("\n")))
                         }),
                     Step::Shell { .. } | Step::Warm { .. } => Ok(String::new()),
                 };

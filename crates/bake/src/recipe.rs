@@ -94,10 +94,11 @@ pub struct Source {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Step {
-    /// Install packages with apt-get from the host's mirror or a Spindle repo (published dir).
+    /// Install packages with apt-get from the host's mirror and, if given, a signed repo (a
+    /// Spindle repo served by the daemon).
     Apt {
         packages: Vec<String>,
-        repo: Option<PathBuf>,
+        repo: Option<AptRepo>,
     },
     /// Copy a host file or directory into the tree.
     File {
@@ -132,6 +133,19 @@ impl Step {
     }
 }
 
+/// A signed apt repository an `apt` step installs from (besides the base's own sources).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AptRepo {
+    /// `http://…` — the directory holding `dists/`.
+    pub url: String,
+    /// The public keyring (binary, as `gpgv --keyring` and apt's `signed-by` take) on the host.
+    pub keyring: PathBuf,
+    /// `distribution`, default `stable`.
+    pub distribution: String,
+    /// `component`, default `main`.
+    pub component: String,
+}
+
 /// One `provisioner` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provisioner {
@@ -153,6 +167,9 @@ pub enum PostProcessor {
     OciArchive { output: PathBuf },
     /// An OCI image layout directory (`output`, default `image.oci`).
     OciLayout { output: PathBuf },
+    /// A qcow2 disk for a VM (`output`, default `image.qcow2`; `kernel`, default
+    /// `debian:bookworm`; `size` in MiB).
+    Qcow2(crate::qcow2::Qcow2Spec),
 }
 
 /// A `build` block.
@@ -834,14 +851,65 @@ fn read_provisioner(r: &mut Reader<'_>, b: &Block, kind: &str, dir: &Path) -> Op
     let step = match kind {
         "apt" => {
             let packages = f.strings(r, "packages").unwrap_or_default();
-            let repo = f.string(r, "repo").map(|s| rel(dir, &s));
+            let url = f.string(r, "repo");
+            let keyring = f.string(r, "keyring");
+            let distribution = f.string(r, "distribution");
+            let component = f.string(r, "component");
             if packages.is_empty() {
                 r.err(
                     b.span(),
                     "provisioner \"apt\" needs `packages = [\"NAME\", …]`",
                 );
             }
-            f.finish(r, &["packages", "repo", "only", "except"]);
+            let repo = match (url, keyring) {
+                (Some(url), Some(keyring))
+                    if url.starts_with("http://") || url.starts_with("https://") =>
+                {
+                    Some(AptRepo {
+                        url: url.trim_end_matches('/').to_string(),
+                        keyring: rel(dir, &keyring),
+                        distribution: distribution.unwrap_or_else(|| "stable".into()),
+                        component: component.unwrap_or_else(|| "main".into()),
+                    })
+                }
+                (Some(url), Some(_)) => {
+                    r.err(
+                        b.span(),
+                        format!(
+                            "provisioner \"apt\": repo `{url}` is not an http:// or https:// URL"
+                        ),
+                    );
+                    None
+                }
+                (Some(_), None) => {
+                    r.err(
+                        b.span(),
+                        "provisioner \"apt\": `repo` needs `keyring = \"FILE\"` (the repo's public key)",
+                    );
+                    None
+                }
+                (None, k) => {
+                    if k.is_some() || distribution.is_some() || component.is_some() {
+                        r.err(
+                            b.span(),
+                            "provisioner \"apt\": `keyring`, `distribution` and `component` go with `repo`",
+                        );
+                    }
+                    None
+                }
+            };
+            f.finish(
+                r,
+                &[
+                    "packages",
+                    "repo",
+                    "keyring",
+                    "distribution",
+                    "component",
+                    "only",
+                    "except",
+                ],
+            );
             Step::Apt { packages, repo }
         }
         "file" => {
@@ -1033,17 +1101,47 @@ fn read_post(r: &mut Reader<'_>, b: &Block, kind: &str, dir: &Path) -> Option<Po
             output: out("image.oci"),
         },
         "qcow2" => {
-            r.err(
-                b.labels[0].span(),
-                "post-processor `qcow2` is not implemented yet (see the README's list of what is missing)",
-            );
-            return None;
+            let kernel = f.string(r, "kernel");
+            let size = f.string(r, "size");
+            let kernel = kernel.as_deref().unwrap_or("debian:bookworm");
+            let Some(suite) = kernel.strip_prefix("debian:").filter(|s| {
+                !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            }) else {
+                r.err(
+                    b.span(),
+                    format!("post-processor \"qcow2\": kernel `{kernel}`: expected debian:SUITE"),
+                );
+                return None;
+            };
+            let size_mib = match size
+                .as_deref()
+                .map(|s| s.trim().trim_end_matches("M").parse::<u64>())
+            {
+                None => None,
+                Some(Ok(n)) if n > 0 => Some(n),
+                Some(_) => {
+                    r.err(
+                        b.span(),
+                        format!(
+                            "post-processor \"qcow2\": size `{}`: expected a number of MiB",
+                            size.unwrap_or_default()
+                        ),
+                    );
+                    return None;
+                }
+            };
+            f.finish(r, &["output", "kernel", "size"]);
+            return Some(PostProcessor::Qcow2(crate::qcow2::Qcow2Spec {
+                output: out("image.qcow2"),
+                kernel_suite: suite.to_string(),
+                size_mib,
+            }));
         }
         other => {
             r.err(
                 b.labels[0].span(),
                 format!(
-                    "unknown post-processor `{other}`; expected manifest, checksum, oci-archive or oci-layout"
+                    "unknown post-processor `{other}`; expected manifest, checksum, oci-archive, oci-layout or qcow2"
                 ),
             );
             return None;

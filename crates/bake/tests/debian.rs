@@ -1,6 +1,8 @@
 //! A real Debian base: bootstrapped from the mirror the host's apt sources name, as root, with
 //! network access to that mirror. Skips loudly without root or without the mirror.
 
+mod common;
+
 use std::fs;
 
 use spindle_bake::{plan, BakeOptions, Baker, OnError, Selection, VarInputs};
@@ -27,22 +29,8 @@ build {
 
 #[test]
 fn bakes_a_debian_minbase_image_with_a_working_dpkg_and_apt() {
-    if let Some(reason) = spindle_runtime::host::missing_prerequisites() {
+    if let Err(reason) = common::root_and_mirror() {
         eprintln!("SKIPPED: {reason}");
-        return;
-    }
-    let mirror = match spindle_bake::debian::host_mirror("bookworm") {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("SKIPPED: {e}");
-            return;
-        }
-    };
-    if ureq::get(&format!("{mirror}/dists/bookworm/InRelease"))
-        .call()
-        .is_err()
-    {
-        eprintln!("SKIPPED: the host's mirror does not answer");
         return;
     }
     let proj = tempfile::tempdir().unwrap();

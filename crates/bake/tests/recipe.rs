@@ -27,7 +27,7 @@ impl Inputs for Fixed {
     fn resolve_packages(
         &self,
         _base: &Base,
-        _repo: Option<&Path>,
+        _repo: Option<&spindle_bake::AptRepo>,
         packages: &[String],
     ) -> Result<Vec<String>, String> {
         Ok(packages.iter().map(|p| format!("{p}=1.0")).collect())
@@ -214,7 +214,7 @@ fn errors_name_line_and_column() {
             "r.pkr.hcl:1:1: variable `v` has no default and no value; pass -var v=VALUE\n\
              r.pkr.hcl:10:12: mode `9` is not an octal file mode like \"0755\"\n\
              r.pkr.hcl:9:19: destination `relative` must be an absolute path inside the image\n\
-             r.pkr.hcl:12:18: unknown post-processor `qcow3`; expected manifest, checksum, oci-archive or oci-layout\n\
+             r.pkr.hcl:12:18: unknown post-processor `qcow3`; expected manifest, checksum, oci-archive, oci-layout or qcow2\n\
              r.pkr.hcl:14:1: unknown block `bogus`; expected variable, locals, source or build",
         ),
         (
@@ -224,6 +224,17 @@ fn errors_name_line_and_column() {
         (
             "source \"spindle\" \"a\" {\n  base = \"scratch\"\n}\nbuild {\n  sources = [\"source.spindle.a\"]\n  provisioner \"file\" {\n    source = \"missing.txt\"\n    destination = \"/x\"\n  }\n}\n",
             "r.pkr.hcl:6:3: provisioner \"file\": cannot read `/p/missing.txt`",
+        ),
+        (
+            "source \"spindle\" \"a\" {\n  base = \"scratch\"\n}\nbuild {\n  sources = [\"source.spindle.a\"]\n  post-processor \"qcow2\" {\n    kernel = \"ubuntu:jammy\"\n  }\n  post-processor \"qcow2\" {\n    size = \"big\"\n  }\n}\n",
+            "r.pkr.hcl:6:3: post-processor \"qcow2\": kernel `ubuntu:jammy`: expected debian:SUITE\n\
+             r.pkr.hcl:9:3: post-processor \"qcow2\": size `big`: expected a number of MiB",
+        ),
+        (
+            "source \"spindle\" \"a\" {\n  base = \"scratch\"\n}\nbuild {\n  sources = [\"source.spindle.a\"]\n  provisioner \"apt\" {\n    packages = [\"x\"]\n    repo = \"http://127.0.0.1:1/apt/a/p\"\n  }\n  provisioner \"apt\" {\n    packages = [\"x\"]\n    repo = \"ftp://h/r\"\n    keyring = \"k.gpg\"\n  }\n  provisioner \"apt\" {\n    packages = [\"x\"]\n    keyring = \"k.gpg\"\n  }\n}\n",
+            "r.pkr.hcl:6:3: provisioner \"apt\": `repo` needs `keyring = \"FILE\"` (the repo's public key)\n\
+             r.pkr.hcl:10:3: provisioner \"apt\": repo `ftp://h/r` is not an http:// or https:// URL\n\
+             r.pkr.hcl:15:3: provisioner \"apt\": `keyring`, `distribution` and `component` go with `repo`",
         ),
     ];
     for (src, want) in cases {
@@ -278,7 +289,7 @@ fn cache_keys_chain_through_parents() {
         fn resolve_packages(
             &self,
             _b: &Base,
-            _r: Option<&Path>,
+            _r: Option<&spindle_bake::AptRepo>,
             _p: &[String],
         ) -> Result<Vec<String>, String> {
             Ok(vec![])
@@ -315,4 +326,30 @@ fn fmt_indents_aligns_and_keeps_meaning() {
     }
     let err = spindle_bake::fmt::format("r.pkr.hcl", "build {\n  x = \n}\n").unwrap_err();
     assert!(err.to_string().starts_with("r.pkr.hcl:2:"), "{err}");
+}
+
+#[test]
+fn qcow2_post_processor_settings_and_defaults() {
+    let src = "source \"spindle\" \"a\" {\n  base = \"scratch\"\n}\nbuild {\n  sources = [\"source.spindle.a\"]\n  post-processor \"qcow2\" {}\n  post-processor \"qcow2\" {\n    output = \"vm/dev.qcow2\"\n    kernel = \"debian:trixie\"\n    size = \"512\"\n  }\n}\n";
+    let r = parse("r.pkr.hcl", Path::new("/p"), src, &VarInputs::default()).unwrap();
+    let posts: Vec<_> = r.builds[0]
+        .post_processors
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert_eq!(
+        posts,
+        [
+            spindle_bake::recipe::PostProcessor::Qcow2(spindle_bake::qcow2::Qcow2Spec {
+                output: "/p/image.qcow2".into(),
+                kernel_suite: "bookworm".into(),
+                size_mib: None,
+            }),
+            spindle_bake::recipe::PostProcessor::Qcow2(spindle_bake::qcow2::Qcow2Spec {
+                output: "/p/vm/dev.qcow2".into(),
+                kernel_suite: "trixie".into(),
+                size_mib: Some(512),
+            }),
+        ]
+    );
 }

@@ -2,6 +2,8 @@
 //! util-linux `unshare` and a static busybox (`apt-get install busybox-static`), and skip
 //! loudly without them.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -25,13 +27,7 @@ struct Project {
 impl Project {
     fn new(recipe: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("rootfs/bin");
-        fs::create_dir_all(&bin).unwrap();
-        for d in ["proc", "dev", "tmp", "etc"] {
-            fs::create_dir_all(dir.path().join("rootfs").join(d)).unwrap();
-        }
-        fs::copy(spindle_runtime::host::BUSYBOX, bin.join("busybox")).unwrap();
-        std::os::unix::fs::symlink("busybox", bin.join("sh")).unwrap();
+        common::busybox_rootfs(dir.path());
         fs::write(dir.path().join("app.pkr.hcl"), recipe).unwrap();
         Project { dir }
     }
@@ -297,6 +293,7 @@ fn outputs_pass_skopeo_and_umoci_and_import_back() {
     let baked = baker.bake(&p.builds[0], &BakeOptions::default()).unwrap();
     let files = spindle_bake::output::run_post_processors(
         baker.store(),
+        baker.dir(),
         &baked,
         &p.builds[0].post_processors,
     )

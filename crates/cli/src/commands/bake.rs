@@ -207,8 +207,12 @@ fn build(a: &BakeArgs, g: &Global) -> Result<()> {
                 progress: Some(&progress),
             },
         )?;
-        let files =
-            spindle_bake::output::run_post_processors(baker.store(), &baked, &b.post_processors)?;
+        let files = spindle_bake::output::run_post_processors(
+            baker.store(),
+            baker.dir(),
+            &baked,
+            &b.post_processors,
+        )?;
         let mut daemon_id = None;
         if let Some(cx) = &cx {
             let archive = baker
