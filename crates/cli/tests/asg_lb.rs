@@ -397,7 +397,7 @@ fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_fai
     // The load ends (a trickle stays, counting failures): the group scales in to one
     // instance, each leaving instance drained first, and no request fails.
     let trickle = Load::start(addr, 2, 2.0);
-    let took = wait_for("scale-in to 1", Duration::from_secs(40), || {
+    let took = wait_for("scale-in to 1", Duration::from_secs(90), || {
         in_service(&d).len() == 1 && targets(&d).len() == 1
     });
     eprintln!("scale-in to 1 instance {took:?} after the load ended");
