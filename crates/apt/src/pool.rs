@@ -282,14 +282,12 @@ impl Pool {
                 return Err(e);
             }
         }
-        let mut in_batch: BTreeMap<PackageKey, String> = BTreeMap::new();
-        let mut seen = HashSet::new();
-        let mut pending = Vec::new();
-        let mut added = Vec::with_capacity(staged.len());
-        for (package, tmp) in &staged {
+        // Check every key first, then move the records out (one copy of them at a time).
+        let mut in_batch: BTreeMap<&PackageKey, &str> = BTreeMap::new();
+        for (package, _) in &staged {
             let existing = known
                 .sha256_of(package.key())
-                .or_else(|| in_batch.get(package.key()).cloned());
+                .or_else(|| in_batch.get(package.key()).map(|s| s.to_string()));
             if let Some(existing) = existing.filter(|e| e != package.sha256()) {
                 remove_temps(&staged);
                 return Err(PoolError::Conflict {
@@ -298,7 +296,13 @@ impl Pool {
                     new: package.sha256().to_string(),
                 });
             }
-            in_batch.insert(package.key().clone(), package.sha256().to_string());
+            in_batch.insert(package.key(), package.sha256());
+        }
+        drop(in_batch);
+        let mut seen = HashSet::new();
+        let mut pending = Vec::new();
+        let mut added = Vec::with_capacity(staged.len());
+        for (package, tmp) in staged {
             let written = match tmp {
                 // The same content twice in the set: keep the first temporary file.
                 Some(tmp) if !seen.insert(package.sha256().to_string()) => {
@@ -306,17 +310,13 @@ impl Pool {
                     false
                 }
                 Some(tmp) => {
-                    pending.push((tmp.clone(), self.path_of(package.sha256())?));
+                    pending.push((tmp, self.path_of(package.sha256())?));
                     true
                 }
                 None => false,
             };
-            added.push(Added {
-                package: package.clone(),
-                written,
-            });
+            added.push(Added { package, written });
         }
-        drop(staged);
         self.commit(&pending)?;
         Ok(added)
     }
