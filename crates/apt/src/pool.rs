@@ -199,49 +199,173 @@ impl Pool {
                 }
             }
         }
-        if !pending.is_empty() {
-            if let Err(source) = if self.sync {
-                syncfs(&self.root)
-            } else {
-                Ok(())
-            } {
-                cleanup(&pending);
-                return Err(PoolError::Write {
-                    path: self.root.clone(),
-                    source,
-                });
-            }
-            let mut dirs = HashSet::new();
-            for (i, (tmp, path)) in pending.iter().enumerate() {
-                if let Err(source) = fs::rename(tmp, path) {
-                    cleanup(&pending[i..]);
-                    return Err(PoolError::Write {
-                        path: path.clone(),
-                        source,
-                    });
-                }
-                if let Some(dir) = path.parent() {
-                    dirs.insert(dir.to_path_buf());
-                }
-            }
-            // Make the renames durable: a few directory fsyncs, or one syncfs for a big batch.
-            if self.sync && dirs.len() > 16 {
-                syncfs(&self.root).map_err(|source| PoolError::Write {
-                    path: self.root.clone(),
-                    source,
-                })?;
-            } else if self.sync {
-                for dir in dirs {
-                    fsutil::sync_dir(&dir)
-                        .map_err(|source| PoolError::Write { path: dir, source })?;
-                }
-            }
-        }
+        self.commit(&pending)?;
         Ok(packages
             .into_iter()
             .zip(written)
             .map(|(package, written)| Added { package, written })
             .collect())
+    }
+
+    /// Adds the .deb files at `paths` with the guarantees of [`Pool::add_batch`], without
+    /// holding their bytes: worker threads (one per core, at most 4) each read a file,
+    /// inspect it and write it to a temporary pool name, so reading, checking and writing
+    /// overlap and only the package records stay in memory. The whole set is made durable
+    /// with two `syncfs` calls (data, then renames) instead of two per batch; any error
+    /// removes the temporary files and leaves the pool as it was.
+    pub fn add_files(
+        &self,
+        paths: &[PathBuf],
+        known: &impl KnownPackages,
+    ) -> Result<Vec<Added>, PoolError> {
+        type Staged = (PackageRef, Option<PathBuf>);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4)
+            .min(paths.len().max(1));
+        let stage = |index: usize, path: &Path| -> Result<Staged, PoolError> {
+            let bytes = fs::read(path).map_err(|source| PoolError::ReadFile {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let package = inspect_at(index, &bytes)?;
+            let dest = self.path_of(package.sha256())?;
+            if dest.is_file() {
+                return Ok((package, None));
+            }
+            let dir = dest.parent().unwrap_or(&self.root);
+            let tmp = fs::create_dir_all(dir)
+                .and_then(|()| fsutil::write_temp(&dest, &bytes, false))
+                .map_err(|source| PoolError::Write { path: dest, source })?;
+            Ok((package, Some(tmp)))
+        };
+        let remove_temps = |staged: &[Staged]| {
+            for tmp in staged.iter().filter_map(|(_, t)| t.as_ref()) {
+                let _ = fs::remove_file(tmp);
+            }
+        };
+        let mut staged: Vec<Staged> = Vec::with_capacity(paths.len());
+        // Rounds of at most 1,000 files bound the workers' short-lived garbage.
+        for (round, part) in paths.chunks(1000).enumerate() {
+            let per = part.len().div_ceil(threads).max(1);
+            let results: Vec<(Vec<Staged>, Option<PoolError>)> = std::thread::scope(|s| {
+                let handles: Vec<_> = part
+                    .chunks(per)
+                    .enumerate()
+                    .map(|(n, chunk)| {
+                        s.spawn(move || {
+                            let mut staged = Vec::with_capacity(chunk.len());
+                            for (i, path) in chunk.iter().enumerate() {
+                                match stage(round * 1000 + n * per + i, path) {
+                                    Ok(one) => staged.push(one),
+                                    Err(e) => return (staged, Some(e)),
+                                }
+                            }
+                            (staged, None)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            });
+            let mut failure = None;
+            for (part, err) in results {
+                // `clone` allocates each record afresh in this thread's arena (see
+                // `inspect_all`).
+                staged.extend(part.iter().map(|(p, t)| (p.clone(), t.clone())));
+                failure = failure.or(err);
+            }
+            if let Some(e) = failure {
+                remove_temps(&staged);
+                return Err(e);
+            }
+        }
+        // Check every key first, then move the records out (one copy of them at a time).
+        let mut in_batch: BTreeMap<&PackageKey, &str> = BTreeMap::new();
+        for (package, _) in &staged {
+            let existing = known
+                .sha256_of(package.key())
+                .or_else(|| in_batch.get(package.key()).map(|s| s.to_string()));
+            if let Some(existing) = existing.filter(|e| e != package.sha256()) {
+                remove_temps(&staged);
+                return Err(PoolError::Conflict {
+                    key: Box::new(package.key().clone()),
+                    existing,
+                    new: package.sha256().to_string(),
+                });
+            }
+            in_batch.insert(package.key(), package.sha256());
+        }
+        drop(in_batch);
+        let mut seen = HashSet::new();
+        let mut pending = Vec::new();
+        let mut added = Vec::with_capacity(staged.len());
+        for (package, tmp) in staged {
+            let written = match tmp {
+                // The same content twice in the set: keep the first temporary file.
+                Some(tmp) if !seen.insert(package.sha256().to_string()) => {
+                    let _ = fs::remove_file(tmp);
+                    false
+                }
+                Some(tmp) => {
+                    pending.push((tmp, self.path_of(package.sha256())?));
+                    true
+                }
+                None => false,
+            };
+            added.push(Added { package, written });
+        }
+        self.commit(&pending)?;
+        Ok(added)
+    }
+
+    /// Makes the temporary files of `pending` durable, renames them to their pool names and
+    /// makes the renames durable; on error the remaining temporary files are removed.
+    fn commit(&self, pending: &[(PathBuf, PathBuf)]) -> Result<(), PoolError> {
+        let cleanup = |pending: &[(PathBuf, PathBuf)]| {
+            for (tmp, _) in pending {
+                let _ = fs::remove_file(tmp);
+            }
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if self.sync {
+            if let Err(source) = syncfs(&self.root) {
+                cleanup(pending);
+                return Err(PoolError::Write {
+                    path: self.root.clone(),
+                    source,
+                });
+            }
+        }
+        let mut dirs = HashSet::new();
+        for (i, (tmp, path)) in pending.iter().enumerate() {
+            if let Err(source) = fs::rename(tmp, path) {
+                cleanup(&pending[i..]);
+                return Err(PoolError::Write {
+                    path: path.clone(),
+                    source,
+                });
+            }
+            if let Some(dir) = path.parent() {
+                dirs.insert(dir.to_path_buf());
+            }
+        }
+        // Make the renames durable: a few directory fsyncs, or one syncfs for a big batch.
+        if self.sync && dirs.len() > 16 {
+            syncfs(&self.root).map_err(|source| PoolError::Write {
+                path: self.root.clone(),
+                source,
+            })?;
+        } else if self.sync {
+            for dir in dirs {
+                fsutil::sync_dir(&dir).map_err(|source| PoolError::Write { path: dir, source })?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes pool files whose address is not in `referenced`, returning the removed

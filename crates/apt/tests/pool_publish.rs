@@ -95,6 +95,56 @@ fn pool_adds_are_idempotent_and_conflicts_are_refused() {
     assert!(pool.contains(&sha));
 }
 
+#[test]
+fn add_files_streams_from_disk_and_is_all_or_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = src.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let pool = Pool::open(tmp.path().join("pool")).unwrap();
+    let mut catalog = Catalog::new();
+    let mut paths: Vec<_> = (0..9)
+        .map(|i| {
+            write(
+                &format!("p{i}.deb"),
+                &deb(&format!("pkg{i}"), "1.0", "amd64", None),
+            )
+        })
+        .collect();
+    // The same file twice is stored once.
+    paths.push(paths[3].clone());
+    let added = pool.add_files(&paths, &catalog).unwrap();
+    assert_eq!(added.len(), 10);
+    assert_eq!(added.iter().filter(|a| a.written).count(), 9);
+    assert_eq!(added[9].package.sha256(), added[3].package.sha256());
+    for (a, p) in added.iter().zip(&paths) {
+        let stored = std::fs::read(pool.path_of(a.package.sha256()).unwrap()).unwrap();
+        assert_eq!(stored, std::fs::read(p).unwrap());
+        catalog.insert(a.package.clone()).ok();
+    }
+    let before = files_under(&tmp.path().join("pool"));
+    assert_eq!(before.len(), 9, "no temporary file is left: {before:?}");
+
+    // A truncated file, a missing file, or a key bound to other content: nothing changes.
+    let good = write("new.deb", &deb("fresh", "1.0", "amd64", None));
+    let whole = deb("cut", "1.0", "amd64", None);
+    let cut = write("cut.deb", &whole[..whole.len() / 2]);
+    let err = pool.add_files(&[good.clone(), cut], &catalog).unwrap_err();
+    assert!(matches!(err, PoolError::Read { index: 1, .. }), "{err:?}");
+    let err = pool
+        .add_files(&[good.clone(), src.join("absent.deb")], &catalog)
+        .unwrap_err();
+    assert!(matches!(err, PoolError::ReadFile { .. }), "{err:?}");
+    let other = write("other.deb", &deb("pkg0", "1.0", "amd64", Some("changed")));
+    let err = pool.add_files(&[good, other], &catalog).unwrap_err();
+    assert!(matches!(err, PoolError::Conflict { .. }), "{err:?}");
+    assert_eq!(files_under(&tmp.path().join("pool")), before);
+}
+
 fn setup(n: usize) -> (tempfile::TempDir, Pool, Catalog, Vec<Arc<PackageRef>>) {
     let tmp = tempfile::tempdir().unwrap();
     let pool = Pool::open(tmp.path().join("pool")).unwrap();
