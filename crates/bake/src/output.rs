@@ -74,21 +74,20 @@ pub fn write_oci_archive(store: &ImageStore, image: &str, out: &Path) -> Result<
     fs::rename(&tmp, out).map_err(ioe("rename", out))
 }
 
-/// Writes `image` as an OCI image layout directory at `dir` (replacing what was there).
+/// Writes `image` as an OCI image layout directory at `dir` (replacing what was there). The
+/// image store writes the layout itself (into a staging directory), so nothing is archived and
+/// unpacked again here.
 pub fn write_oci_layout(store: &ImageStore, image: &str, dir: &Path) -> Result<(), BakeError> {
-    let archive = dir.with_extension("oci-tmp.tar");
-    write_oci_archive(store, image, &archive)?;
+    create_parent(dir)?;
     let staging = dir.with_extension("oci-tmp");
     let _ = fs::remove_dir_all(&staging);
-    let res = (|| {
-        let f = fs::File::open(&archive).map_err(ioe("open", &archive))?;
-        tar::Archive::new(f)
-            .unpack(&staging)
-            .map_err(ioe("unpack", &staging))?;
-        let _ = fs::remove_dir_all(dir);
-        fs::rename(&staging, dir).map_err(ioe("rename", dir))
-    })();
-    let _ = fs::remove_file(&archive);
+    let res = match store.export(image, &staging, spindle_runtime::ExportFormat::OciLayout) {
+        Ok(()) => {
+            let _ = fs::remove_dir_all(dir);
+            fs::rename(&staging, dir).map_err(ioe("rename", dir))
+        }
+        Err(e) => Err(e.into()),
+    };
     let _ = fs::remove_dir_all(&staging);
     res
 }
