@@ -187,6 +187,33 @@ fn a_stack_group_fills_grows_refreshes_and_explains_itself() {
     ] {
         assert!(text.contains(want), "{want} missing from:\n{text}");
     }
+    // Lifecycle actions and unknown groups get clear refusals through the API.
+    let some = in_service(&d).into_iter().next().unwrap();
+    let o = d.cli(&[
+        "asg",
+        "complete-lifecycle-action",
+        "web-asg",
+        "--instance-id",
+        &some,
+        "--hook",
+        "drain",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains(&format!(
+            "instance {some} is not waiting on lifecycle hook drain (it is InService)"
+        )),
+        "{}",
+        common::stderr(&o)
+    );
+    let o = d.cli(&["asg", "describe", "nosuch"]);
+    assert!(!o.status.success());
+    let err = common::stderr(&o);
+    assert!(
+        err.contains("auto scaling group nosuch not found") && err.contains("spindle asg list"),
+        "{err}"
+    );
+
     let o = d.cli(&["asg", "list"]);
     assert!(
         common::stdout(&o).contains("web-asg"),
