@@ -17,6 +17,7 @@ const TEMPLATE: &str = r#"
 Parameters:
   Min: {Type: Number, Default: 1}
   Max: {Type: Number, Default: 3}
+  Image: {Type: String, Default: "busybox:idle"}
 Resources:
   Vpc:
     Type: AWS::EC2::VPC
@@ -30,7 +31,7 @@ Resources:
   Template:
     Type: AWS::EC2::LaunchTemplate
     Properties:
-      LaunchTemplateData: {ImageId: "busybox:idle", InstanceType: t3.nano}
+      LaunchTemplateData: {ImageId: !Ref Image, InstanceType: t3.nano}
   Group:
     Type: AWS::AutoScaling::AutoScalingGroup
     Properties:
@@ -123,6 +124,15 @@ fn a_stack_group_fills_grows_refreshes_and_explains_itself() {
     let text = common::stdout(&events);
     assert!(
         text.contains("MinSize 5 is greater than MaxSize 2"),
+        "{text}"
+    );
+    admin.delete_stack("management", "asg").unwrap();
+    // So is a launch template whose image is missing, naming the template property.
+    let r = deploy(&d, &[("Image", "nosuch:1")]);
+    assert_ne!(r.status.as_deref(), Some("CREATE_COMPLETE"));
+    let text = common::stdout(&d.cli(&["stack", "events", "asg"]));
+    assert!(
+        text.contains("LaunchTemplate.LaunchTemplateId lt-") && text.contains("image nosuch:1"),
         "{text}"
     );
     admin.delete_stack("management", "asg").unwrap();
