@@ -17,6 +17,7 @@ const TEMPLATE: &str = r#"
 Parameters:
   Min: {Type: Number, Default: 1}
   Max: {Type: Number, Default: 3}
+  Image: {Type: String, Default: "busybox:idle"}
 Resources:
   Vpc:
     Type: AWS::EC2::VPC
@@ -30,7 +31,7 @@ Resources:
   Template:
     Type: AWS::EC2::LaunchTemplate
     Properties:
-      LaunchTemplateData: {ImageId: "busybox:idle", InstanceType: t3.nano}
+      LaunchTemplateData: {ImageId: !Ref Image, InstanceType: t3.nano}
   Group:
     Type: AWS::AutoScaling::AutoScalingGroup
     Properties:
@@ -128,6 +129,15 @@ fn a_stack_group_fills_grows_refreshes_and_explains_itself() {
         "{text}"
     );
     admin.delete_stack("management", "asg").unwrap();
+    // So is a launch template whose image is missing, naming the template property.
+    let r = deploy(&d, &[("Image", "nosuch:1")]);
+    assert_ne!(r.status.as_deref(), Some("CREATE_COMPLETE"));
+    let text = common::stdout(&d.cli(&["stack", "events", "asg"]));
+    assert!(
+        text.contains("LaunchTemplate.LaunchTemplateId lt-") && text.contains("image nosuch:1"),
+        "{text}"
+    );
+    admin.delete_stack("management", "asg").unwrap();
 
     let r = deploy(&d, &[]);
     assert_eq!(r.status.as_deref(), Some("CREATE_COMPLETE"), "{r:?}");
@@ -189,6 +199,33 @@ fn a_stack_group_fills_grows_refreshes_and_explains_itself() {
     ] {
         assert!(text.contains(want), "{want} missing from:\n{text}");
     }
+    // Lifecycle actions and unknown groups get clear refusals through the API.
+    let some = in_service(&d).into_iter().next().unwrap();
+    let o = d.cli(&[
+        "asg",
+        "complete-lifecycle-action",
+        "web-asg",
+        "--instance-id",
+        &some,
+        "--hook",
+        "drain",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains(&format!(
+            "instance {some} is not waiting on lifecycle hook drain (it is InService)"
+        )),
+        "{}",
+        common::stderr(&o)
+    );
+    let o = d.cli(&["asg", "describe", "nosuch"]);
+    assert!(!o.status.success());
+    let err = common::stderr(&o);
+    assert!(
+        err.contains("auto scaling group nosuch not found") && err.contains("spindle asg list"),
+        "{err}"
+    );
+
     let o = d.cli(&["asg", "list"]);
     assert!(
         common::stdout(&o).contains("web-asg"),
