@@ -125,6 +125,9 @@ pub enum Command {
     /// Bake images from Packer-style HCL2 recipes, one cached layer per step
     #[command(subcommand)]
     Bake(BakeCmd),
+    /// Run a baked recipe as a long-lived local box with the project directory mounted
+    #[command(subcommand)]
+    Devbox(crate::commands::devbox::DevboxCmd),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]

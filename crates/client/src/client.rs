@@ -629,6 +629,7 @@ impl Client {
 }
 
 mod asg;
+mod devbox;
 
 pub(crate) mod method {
     pub const GET: &str = "GET";

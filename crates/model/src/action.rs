@@ -82,6 +82,11 @@ actions! {
     StopInstance => "instance:Stop", false, true;
     StartInstance => "instance:Start", false, true;
     TerminateInstance => "instance:Terminate", false, true;
+    ListDevboxes => "devbox:List", false, false;
+    DescribeDevbox => "devbox:Describe", false, false;
+    PutDevbox => "devbox:Up", false, true;
+    DeleteDevbox => "devbox:Down", false, true;
+    ExecDevbox => "devbox:Exec", false, true;
     ListAutoScalingGroups => "asg:List", false, false;
     DescribeAutoScalingGroup => "asg:Describe", false, false;
     DescribeScalingActivities => "asg:DescribeActivities", false, false;

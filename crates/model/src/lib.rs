@@ -9,6 +9,7 @@ pub mod action;
 pub mod api;
 pub mod apt;
 pub mod asg;
+pub mod devbox;
 pub mod ids;
 pub mod lb;
 

@@ -102,6 +102,9 @@ pub struct BootSpec<'a> {
     pub workdir: String,
     pub uid: u32,
     pub gid: u32,
+    /// Host directories bound into the root (checked by [`crate::bind`]), after the system
+    /// mounts and before the pivot.
+    pub mounts: Vec<crate::bind::BindMount>,
 }
 
 /// Capabilities an instance keeps (Docker's default set). Everything else — notably
@@ -240,6 +243,25 @@ pub fn plan_boot(spec: &BootSpec<'_>) -> BootPlan {
     steps.push(BootStep::Mask {
         path: r.join("proc/sysrq-trigger"),
     });
+    for m in &spec.mounts {
+        // The mount point is made in the overlay (so in the instance's own upper dir), one
+        // component at a time; the root is already private, so the bind stays in here.
+        let mut dir = r.clone();
+        for c in m.guest.split('/').filter(|c| !c.is_empty()) {
+            dir.push(c);
+            steps.push(BootStep::Mkdir {
+                path: dir.clone(),
+                mode: 0o755,
+            });
+        }
+        steps.push(BootStep::Mount {
+            source: Some(m.host.display().to_string()),
+            target: dir,
+            fstype: None,
+            flags: libc::MS_BIND | libc::MS_REC,
+            data: None,
+        });
+    }
     steps.push(BootStep::PivotRoot {
         new_root: r.clone(),
     });
@@ -946,6 +968,10 @@ mod tests {
             workdir: "/".into(),
             uid: 0,
             gid: 0,
+            mounts: vec![crate::bind::BindMount {
+                host: "/home/dev/proj".into(),
+                guest: "/srv/project".into(),
+            }],
         };
         let plan = plan_boot(&spec);
         let text = plan.describe();
@@ -957,6 +983,14 @@ mod tests {
         let pivot = text.find("pivot_root /inst/rootfs").unwrap();
         assert!(text.find("sethostname ip-10-200-1-2").unwrap() > pivot);
         assert!(text.find("mount proc on /inst/rootfs/proc").unwrap() < pivot);
+        // The project directory: its mount point made component by component, then bound,
+        // after the system mounts and before the pivot.
+        let bind = text
+            .find("mount /home/dev/proj on /inst/rootfs/srv/project type none flags 0x5000")
+            .unwrap();
+        assert!(bind < pivot && bind > text.find("mask /inst/rootfs/proc/sysrq-trigger").unwrap());
+        let srv = text.find("mkdir /inst/rootfs/srv 755").unwrap();
+        assert!(srv < text.find("mkdir /inst/rootfs/srv/project 755").unwrap());
         assert!(
             text.contains("run user data [\"/bin/sh\", \"/var/lib/cloud/instance/user-data.txt\"]")
         );

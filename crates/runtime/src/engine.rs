@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::bind::{check_guest_in_layers, BindMount};
 use crate::boot::{plan_boot, BootSpec};
 use crate::cgroup::{instance_type, CgroupError, CgroupLayout, Limits};
 use crate::cidr::{CidrError, Ipam, Ipv4Net};
@@ -56,6 +57,8 @@ pub enum RuntimeError {
     },
     #[error("user `{user}` is not in image {image}'s /etc/passwd")]
     UnknownUser { user: String, image: String },
+    #[error("bind mount: {0}")]
+    Bind(#[from] crate::bind::BindError),
     #[error("hostname `{0}` is invalid (letters, digits, `-` and `.`, at most 63 characters)")]
     BadHostname(String),
     #[error("instance `{0}` does not exist")]
@@ -164,6 +167,9 @@ pub struct Instance {
     /// When it was terminated (seconds since the epoch); the record goes an hour later.
     #[serde(default)]
     pub terminated_at: Option<u64>,
+    /// Host directories bound into the instance, on every boot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<BindMount>,
 }
 
 /// How long a terminated instance stays listed, as in EC2.
@@ -188,6 +194,9 @@ pub struct LaunchSpec {
     pub env: Vec<String>,
     /// Overrides the instance type's memory (MiB).
     pub memory_mib: Option<u64>,
+    /// Host directories to bind read-write (the developer box's project directory). The
+    /// caller decides who may ask for one; [`BindMount::checked`] has checked the paths.
+    pub mounts: Vec<BindMount>,
 }
 
 /// Something happened to an instance.
@@ -1006,6 +1015,10 @@ impl Runtime {
         env.extend(spec.env.iter().cloned());
         let (exec_path, argv) = self.resolve_exec(&image, spec.command.as_ref(), &env)?;
         let (uid, gid) = self.resolve_user(&image)?;
+        let layers = self.inner.images.layer_dirs(&image);
+        for m in &spec.mounts {
+            check_guest_in_layers(&m.guest, &layers)?;
+        }
         if let Some(h) = &spec.hostname {
             if !valid_hostname(h) {
                 return Err(RuntimeError::BadHostname(h.clone()));
@@ -1077,6 +1090,7 @@ impl Runtime {
             port,
             launched_at: now_secs(),
             terminated_at: None,
+            mounts: spec.mounts.clone(),
         };
         // Membership is part of the rules of this and other instances: count the new one in.
         st.instances.insert(id.clone(), rec.clone());
@@ -1246,6 +1260,7 @@ impl Runtime {
             workdir: rec.workdir.clone(),
             uid: rec.uid,
             gid: rec.gid,
+            mounts: rec.mounts.clone(),
         };
         match self.inner.kernel.spawn_instance(&plan_boot(&spec), ready) {
             Ok(pid) => Ok(pid),

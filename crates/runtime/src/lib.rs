@@ -48,6 +48,7 @@
 //! `busybox-static` for the test image. Kernel: overlayfs, veth, bridge, nf_tables with
 //! conntrack; cgroup v1 (cpu, memory, pids controllers) or v2.
 
+pub mod bind;
 pub mod boot;
 pub mod cgroup;
 pub mod cidr;
@@ -60,6 +61,7 @@ pub mod kernel;
 pub mod net;
 pub mod sandbox;
 
+pub use bind::{BindError, BindMount};
 pub use cgroup::{instance_type, CgroupLayout, InstanceType, Limits, INSTANCE_TYPES};
 pub use cidr::{Ipam, Ipv4Net};
 pub use engine::{

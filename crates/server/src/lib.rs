@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod bootstrap;
 mod datadir;
+mod devbox_handlers;
 mod error;
 mod handlers;
 mod lb_handlers;

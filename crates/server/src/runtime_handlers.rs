@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 type Res<T> = Result<T, ApiError>;
 
-fn runtime(app: &App) -> Res<Arc<spindle_runtime::Runtime>> {
+pub(crate) fn runtime(app: &App) -> Res<Arc<spindle_runtime::Runtime>> {
     app.runtime.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -107,7 +107,7 @@ fn local_path(peer: SocketAddr, path: &str, verb: &str) -> Res<std::path::PathBu
 
 /// The account's image `id` (an `ami-…` id or a tag), resolved; another account's image
 /// answers exactly as a missing one.
-fn owned_image(
+pub(crate) fn owned_image(
     app: &App,
     rt: &spindle_runtime::Runtime,
     account: &spindle_model::AccountId,

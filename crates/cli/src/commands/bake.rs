@@ -20,17 +20,17 @@ use crate::output;
 
 /// Packer-style arguments, with one or two dashes, `-flag value` or `-flag=value`.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct BakeArgs {
+pub(super) struct BakeArgs {
     vars: VarInputs,
     sel: Selection,
     on_error: OnError,
     cache_dir: Option<PathBuf>,
-    no_import: bool,
+    pub(super) no_import: bool,
     check: bool,
-    files: Vec<PathBuf>,
+    pub(super) files: Vec<PathBuf>,
 }
 
-fn parse_args(args: &[String]) -> Result<BakeArgs> {
+pub(super) fn parse_args(args: &[String]) -> Result<BakeArgs> {
     let mut out = BakeArgs::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -117,7 +117,13 @@ pub fn run(cmd: BakeCmd, g: &Global) -> Result<()> {
             Ok(())
         }
         BakeCmd::Inspect { args } => inspect(&parse_args(&args)?, g.output),
-        BakeCmd::Build { args } => build(&parse_args(&args)?, g),
+        BakeCmd::Build { args } => {
+            let results = build(&parse_args(&args)?, g, false)?;
+            if g.output == OutputFormat::Json {
+                output::json(&results);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -184,7 +190,10 @@ fn inspect(a: &BakeArgs, format: OutputFormat) -> Result<()> {
     Ok(())
 }
 
-fn build(a: &BakeArgs, g: &Global) -> Result<()> {
+/// Bakes every selected build (exactly one with `one`), imports each into the daemon unless
+/// `-no-import` and publishes its id; prints a line per build as text. Returns a JSON result
+/// per build (`spindle devbox up` reads `imported` and `image_name` from it).
+pub(super) fn build(a: &BakeArgs, g: &Global, one: bool) -> Result<Vec<serde_json::Value>> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         bail!("spindle bake build runs each step in its own namespaces and needs root; run it with sudo");
@@ -192,6 +201,14 @@ fn build(a: &BakeArgs, g: &Global) -> Result<()> {
     let recipe = read_recipe(single(a)?, &a.vars)?;
     let baker = Baker::open(cache_dir(a), RealKernel)?;
     let plan = spindle_bake::plan(&recipe, &a.sel, &baker.inputs()).map_err(|d| anyhow!(d))?;
+    if one && plan.builds.len() != 1 {
+        let names: Vec<&str> = plan.builds.iter().map(|b| b.source_ref.as_str()).collect();
+        bail!(
+            "the recipe builds {} images ({}); choose one with -only NAME",
+            names.len(),
+            names.join(", ")
+        );
+    }
     let cx = if a.no_import {
         None
     } else {
@@ -264,6 +281,7 @@ fn build(a: &BakeArgs, g: &Global) -> Result<()> {
         }
         results.push(serde_json::json!({
             "source": b.source_ref,
+            "image_name": b.source.image_name,
             "image": baked.image.id,
             "tags": baked.image.tags,
             "imported": daemon_id,
@@ -282,10 +300,7 @@ fn build(a: &BakeArgs, g: &Global) -> Result<()> {
             );
         }
     }
-    if g.output == OutputFormat::Json {
-        output::json(&results);
-    }
-    Ok(())
+    Ok(results)
 }
 
 #[cfg(test)]

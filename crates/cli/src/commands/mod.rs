@@ -5,6 +5,7 @@ pub mod apt;
 pub mod asg;
 mod audit;
 mod bake;
+pub mod devbox;
 mod images;
 mod lb;
 pub mod load;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Pkg(c) => pkg::run(c, cli.global.output),
         Command::Bake(c) => bake::run(c, &cli.global),
+        Command::Devbox(c) => devbox::run(c, &cli.global),
         Command::Load(args) => {
             let json = cli.global.output == crate::cli::OutputFormat::Json;
             match &args.group {
@@ -73,6 +75,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 | Command::Completions { .. }
                 | Command::Pkg(_)
                 | Command::Bake(_)
+                | Command::Devbox(_)
                 | Command::Load(_) => {
                     unreachable!("handled above")
                 }

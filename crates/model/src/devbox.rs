@@ -1,0 +1,52 @@
+//! Developer boxes (`spindle devbox`): a baked image run as one long-lived instance, in a
+//! network of its own, with the project directory bind-mounted into it.
+
+use serde::{Deserialize, Serialize};
+
+/// A host directory mounted read-write into the box. Only the admin credential may ask for one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DevboxMount {
+    /// Absolute path of an existing directory on the daemon's machine, not `/`.
+    pub host: String,
+    /// Absolute path inside the box.
+    pub guest: String,
+}
+
+/// `PUT /v1/accounts/{account}/devboxes/{name}`: run `image` as the box `name`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PutDevbox {
+    /// `ami-…` id or `name:tag` of one of the account's images.
+    pub image: String,
+    #[serde(default)]
+    pub mount: Option<DevboxMount>,
+    /// Instance type [default: t3.medium].
+    #[serde(default)]
+    pub instance_type: Option<String>,
+}
+
+/// A developer box as `spindle devbox list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DevboxInfo {
+    pub name: String,
+    pub instance_id: String,
+    pub image_id: String,
+    /// The instance's state (`running`, `stopped`, …).
+    pub state: String,
+    /// The box's address in its own network.
+    pub private_ip: String,
+    pub vpc_id: String,
+    /// `HOST:GUEST`, if a directory is mounted.
+    pub mount: Option<String>,
+    pub launched_at: u64,
+}
+
+/// What `PUT` did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DevboxResult {
+    /// `created`, `replaced` (new image, mount or type), `started` (it had stopped) or
+    /// `unchanged`.
+    pub change: String,
+    pub devbox: DevboxInfo,
+}
