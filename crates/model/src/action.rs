@@ -148,7 +148,7 @@ pub fn pattern_matches(pattern: &str, action: &str) -> bool {
 /// later subsystems, so a grant such as `stack:*` can be written before stacks exist.
 pub const SERVICES: &[&str] = &[
     "sts", "account", "key", "role", "deny", "audit", "param", "stack", "template", "instance",
-    "image", "vpc", "lb", "asg", "repo", "snapshot", "publish", "mirror", "pkg", "bake",
+    "image", "vpc", "lb", "asg", "repo", "snapshot", "publish", "mirror", "pkg", "bake", "devbox",
     "pipeline", "dns", "bastion", "doctor", "signkey", "db",
 ];
 

@@ -202,6 +202,19 @@ fn up(
             bail!("--name must not be empty");
         }
     }
+    let cx = Context::new(g)?;
+    // The daemon refuses a scoped credential's mount; asking first saves a bake.
+    if let Some(m) = &mount {
+        let me = cx.client()?.whoami().map_err(api_err)?;
+        if !me.admin {
+            bail!(
+                "mount: a host bind mount (`{}`) needs the installation's admin credential; \
+                 this credential ({}) may not ask for one\nhint: use the admin profile, or --no-mount",
+                m.host.display(),
+                me.arn
+            );
+        }
+    }
     let results = super::bake::build(&a, g, true)?;
     let r = &results[0];
     let image = r["imported"]
@@ -209,7 +222,6 @@ fn up(
         .ok_or_else(|| anyhow!("the bake imported no image"))?
         .to_string();
     let name = name.unwrap_or_else(|| default_name(r["image_name"].as_str().unwrap_or_default()));
-    let cx = Context::new(g)?;
     let res = cx
         .client()?
         .put_devbox(
