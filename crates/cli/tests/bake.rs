@@ -72,18 +72,6 @@ impl Drop for Sweep {
     }
 }
 
-fn project(dir: &Path) {
-    let root = dir.join("rootfs");
-    for d in ["bin", "etc", "proc", "dev", "sys", "tmp", "root"] {
-        fs::create_dir_all(root.join(d)).unwrap();
-    }
-    fs::copy(spindle_runtime::host::BUSYBOX, root.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
-    fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
-    fs::write(dir.join("web.pkr.hcl"), RECIPE).unwrap();
-}
-
 #[test]
 fn bake_imports_publishes_and_a_stack_boots_the_image() {
     if let Some(why) = spindle_runtime::host::missing_prerequisites() {
@@ -95,7 +83,7 @@ fn bake_imports_publishes_and_a_stack_boots_the_image() {
     let d = Daemon::start_with_runtime(&prefix);
     let admin = d.admin();
     let proj = tempfile::tempdir().unwrap();
-    project(proj.path());
+    common::busybox_project(proj.path(), "web.pkr.hcl", RECIPE);
     let recipe = proj.path().join("web.pkr.hcl");
     let cache = d.dir.path().join("bake");
     let bake = |extra: &[&str]| {

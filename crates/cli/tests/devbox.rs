@@ -32,17 +32,6 @@ build {
 }
 "#;
 
-fn project(dir: &Path) {
-    let root = dir.join("rootfs");
-    for d in ["bin", "etc", "proc", "dev", "sys", "tmp", "root"] {
-        fs::create_dir_all(root.join(d)).unwrap();
-    }
-    fs::copy(spindle_runtime::host::BUSYBOX, root.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
-    fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    fs::write(dir.join("box.pkr.hcl"), RECIPE).unwrap();
-}
-
 fn json(o: &std::process::Output) -> serde_json::Value {
     assert!(
         o.status.success(),
@@ -65,7 +54,7 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
     let d = Daemon::start_with_runtime(&prefix);
     let admin = d.admin();
     let proj = tempfile::tempdir().unwrap();
-    project(proj.path());
+    common::busybox_project(proj.path(), "box.pkr.hcl", RECIPE);
     let proj_dir = fs::canonicalize(proj.path()).unwrap();
     let recipe = proj.path().join("box.pkr.hcl");
     let cache = d.dir.path().join("bake");
@@ -193,6 +182,13 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
         "written in the box\n"
     );
     assert_eq!(our_netns(&prefix).len(), 2, "one VPC router and one box");
+    // The image the box runs can't be removed from under it, and says who uses it.
+    let image_two = second["devbox"]["image_id"].as_str().unwrap();
+    let e = admin
+        .remove_image("management", image_two)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("in use by devbox box"), "{e}");
 
     // Through the API, the admin's bad paths are refused naming the field.
     let bad = admin

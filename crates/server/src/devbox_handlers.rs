@@ -14,7 +14,7 @@
 use crate::api::{error_chain, ApiError};
 use crate::app::App;
 use crate::auth::Call;
-use crate::runtime_handlers::{owned_image, runtime};
+use crate::runtime_handlers::{owned_image, runtime, state_name};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -78,10 +78,7 @@ fn info(i: &Instance) -> DevboxInfo {
         name: i.tags.get(DEVBOX_TAG).cloned().unwrap_or_default(),
         instance_id: i.id.clone(),
         image_id: i.image_id.clone(),
-        state: serde_json::to_value(i.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        state: state_name(i.state),
         private_ip: i.private_ip.to_string(),
         vpc_id: i.vpc_id.clone(),
         mount: i.mounts.first().map(BindMount::spec),
@@ -113,6 +110,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(&format!("devbox {what} task failed: {e}")))?
 }
 
+/// The caller's account id (scoped for the call's action) and the runtime.
+fn scoped(app: &App, call: &Call, account: &str, name: &str) -> Res<(Arc<Runtime>, String)> {
+    let a = app.scope(call, account, format!("account/{account}/devboxes/{name}"))?;
+    Ok((runtime(app)?, a.id.as_str().to_string()))
+}
+
 pub async fn list(
     State(app): State<App>,
     Path(account): Path<String>,
@@ -135,13 +138,8 @@ pub async fn describe(
     Path((account, name)): Path<(String, String)>,
     call: Call,
 ) -> Res<Json<DevboxInfo>> {
-    let a = app.scope(
-        &call,
-        &account,
-        format!("account/{account}/devboxes/{name}"),
-    )?;
-    let rt = runtime(&app)?;
-    find(&rt, a.id.as_str(), &name)
+    let (rt, account_id) = scoped(&app, &call, &account, &name)?;
+    find(&rt, &account_id, &name)
         .map(|i| Json(info(&i)))
         .ok_or_else(|| missing(&name))
 }
@@ -299,13 +297,7 @@ pub async fn delete(
     Path((account, name)): Path<(String, String)>,
     call: Call,
 ) -> Res<Json<DevboxInfo>> {
-    let a = app.scope(
-        &call,
-        &account,
-        format!("account/{account}/devboxes/{name}"),
-    )?;
-    let rt = runtime(&app)?;
-    let account_id = a.id.as_str().to_string();
+    let (rt, account_id) = scoped(&app, &call, &account, &name)?;
     blocking("down", move || {
         let _one = OPS.lock().unwrap_or_else(|p| p.into_inner());
         let i = find(&rt, &account_id, &name).ok_or_else(|| missing(&name))?;
@@ -324,18 +316,13 @@ pub async fn exec(
     call: Call,
 ) -> Res<Json<ExecResult>> {
     let req: ExecRequest = call.json()?;
-    let a = app.scope(
-        &call,
-        &account,
-        format!("account/{account}/devboxes/{name}"),
-    )?;
+    let (rt, account_id) = scoped(&app, &call, &account, &name)?;
     if req.argv.is_empty() {
         return Err(ApiError::bad_request(
             "argv: give the command to run, e.g. [\"ls\", \"/project\"]".into(),
         ));
     }
-    let rt = runtime(&app)?;
-    let i = find(&rt, a.id.as_str(), &name).ok_or_else(|| missing(&name))?;
+    let i = find(&rt, &account_id, &name).ok_or_else(|| missing(&name))?;
     let timeout = Duration::from_secs(u64::from(req.timeout_seconds.unwrap_or(60).clamp(1, 3600)));
     let out = blocking("exec", move || {
         rt.exec(&i.id, &req.argv, timeout).map_err(runtime_err)

@@ -137,10 +137,22 @@ fn image_users(
         .into_iter()
         .filter(|i| i.image_id == image && i.state != spindle_runtime::InstanceState::Terminated)
         .collect();
+    let devbox = |i: &spindle_runtime::Instance| {
+        use crate::devbox_handlers::{ACCOUNT_TAG, DEVBOX_TAG};
+        (i.tags.get(ACCOUNT_TAG).map(String::as_str) == Some(account))
+            .then(|| i.tags.get(DEVBOX_TAG))
+            .flatten()
+            .map(|name| format!("devbox {name}"))
+    };
     let mut users: Vec<String> = live
         .iter()
-        .filter(|i| owner(i) == Some(account))
-        .map(|i| format!("instance {}", i.id))
+        .filter_map(|i| {
+            if owner(i) == Some(account) {
+                Some(format!("instance {}", i.id))
+            } else {
+                devbox(i)
+            }
+        })
         .collect();
     let others = live.len() - users.len();
     if others > 0 {
@@ -307,13 +319,18 @@ fn owner(i: &spindle_runtime::Instance) -> Option<&str> {
         .and_then(|arn| arn.split(':').nth(4))
 }
 
+/// AWS's name of an instance state (`running`, `shutting-down`, …).
+pub(crate) fn state_name(s: spindle_runtime::InstanceState) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn instance_info(i: &spindle_runtime::Instance) -> InstanceInfo {
     InstanceInfo {
         id: i.id.clone(),
-        state: serde_json::to_value(i.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        state: state_name(i.state),
         image_id: i.image_id.clone(),
         instance_type: i.instance_type.clone(),
         private_ip: i.private_ip.to_string(),

@@ -162,19 +162,7 @@ pub fn run(cmd: DevboxCmd, g: &Global) -> Result<()> {
                     },
                 )
                 .map_err(api_err)?;
-            if cx.json() {
-                output::json(&r);
-            } else {
-                print!("{}", r.stdout);
-                eprint!("{}", r.stderr);
-            }
-            if r.exit_code != Some(0) {
-                bail!(
-                    "the command exited with {}",
-                    r.exit_code
-                        .map_or("a signal".to_string(), |c| format!("code {c}"))
-                );
-            }
+            super::images::show_exec(&cx, &r)?;
         }
     }
     Ok(())

@@ -263,19 +263,7 @@ pub fn instance(cx: &Context, cmd: InstanceCmd) -> Result<()> {
                     },
                 )
                 .map_err(api_err)?;
-            if cx.json() {
-                output::json(&r);
-            } else {
-                print!("{}", r.stdout);
-                eprint!("{}", r.stderr);
-            }
-            if r.exit_code != Some(0) {
-                return Err(anyhow::anyhow!(
-                    "the command exited with {}",
-                    r.exit_code
-                        .map_or("a signal".to_string(), |c| format!("code {c}"))
-                ));
-            }
+            show_exec(cx, &r)?;
         }
         InstanceCmd::Stop { id } => {
             show(&c.instance_action(&account, &id, "stop").map_err(api_err)?)
@@ -287,6 +275,24 @@ pub fn instance(cx: &Context, cmd: InstanceCmd) -> Result<()> {
             &c.instance_action(&account, &id, "terminate")
                 .map_err(api_err)?,
         ),
+    }
+    Ok(())
+}
+
+/// Prints a command's output (or the JSON result) and fails unless it exited with 0.
+pub(super) fn show_exec(cx: &Context, r: &spindle_model::api::ExecResult) -> Result<()> {
+    if cx.json() {
+        output::json(r);
+    } else {
+        print!("{}", r.stdout);
+        eprint!("{}", r.stderr);
+    }
+    if r.exit_code != Some(0) {
+        return Err(anyhow::anyhow!(
+            "the command exited with {}",
+            r.exit_code
+                .map_or("a signal".to_string(), |c| format!("code {c}"))
+        ));
     }
     Ok(())
 }

@@ -217,3 +217,17 @@ fn is_zombie(proc: &Path) -> bool {
         .map(|s| s.contains(") Z "))
         .unwrap_or(true)
 }
+
+/// A recipe's project directory: `rootfs/` holding the static busybox, `/bin/sh` and root's
+/// passwd entry (what a `scratch` recipe copies in), and the recipe itself as `name`.
+pub fn busybox_project(dir: &Path, name: &str, recipe: &str) {
+    let root = dir.join("rootfs");
+    for d in ["bin", "etc", "proc", "dev", "sys", "tmp", "root"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy(spindle_runtime::host::BUSYBOX, root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+    std::fs::write(dir.join(name), recipe).unwrap();
+}
