@@ -36,6 +36,11 @@
 //! and the other capabilities outside Docker's default set. The instance's console (stdout and
 //! stderr of init, user data and entrypoint) is in [`Runtime::console_output`].
 //!
+//! ## Host directories
+//! [`LaunchSpec::mounts`] binds host directories read-write into an instance (the developer
+//! box's project directory; see [`bind`]). The engine checks the paths; who may ask for one is
+//! the caller's decision.
+//!
 //! ## Instance lifecycle
 //! `launch` → `running`; the entrypoint exiting (or `stop`) → `stopped` with an [`ExitInfo`]
 //! (exit code or signal, OOM kill); `start` boots the same disk again (user data runs on the
