@@ -51,7 +51,7 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
     // The runtime prefix allows only a-z and 0-9: `spdbx` stands for this area's `sp-dbx-`.
     let prefix = format!("spdbx{}", std::process::id() % 100_000);
     let _sweep = Sweep(prefix.clone());
-    let d = Daemon::start_with_runtime(&prefix);
+    let mut d = Daemon::start_with_runtime(&prefix);
     let admin = d.admin();
     let proj = tempfile::tempdir().unwrap();
     common::busybox_project(proj.path(), "box.pkr.hcl", RECIPE);
@@ -60,13 +60,13 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
     let cache = d.dir.path().join("bake");
     let recipe_s = recipe.to_str().unwrap();
     let cache_s = cache.to_str().unwrap();
-    let up = |extra: &[&str]| {
+    let up = |d: &Daemon, extra: &[&str]| {
         let mut args = vec!["--output", "json", "devbox", "up", recipe_s];
         args.extend_from_slice(&["-cache-dir", cache_s]);
         args.extend_from_slice(extra);
         json(&d.cli(&args))
     };
-    let exec = |cmd: &[&str]| {
+    let exec = |d: &Daemon, cmd: &[&str]| {
         let mut args = vec!["devbox", "exec", "box", "--"];
         args.extend_from_slice(cmd);
         d.cli(&args)
@@ -100,7 +100,7 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
     assert!(admin.list_devboxes("management").unwrap().is_empty());
 
     // Up: the recipe's directory is mounted at /project by default.
-    let first = up(&[]);
+    let first = up(&d, &[]);
     assert_eq!(first["change"], "created", "{first}");
     let b = &first["devbox"];
     assert_eq!(b["name"], "box");
@@ -119,23 +119,26 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
 
     // Host → box.
     fs::write(proj.path().join("from-host.txt"), "written on the host\n").unwrap();
-    let o = exec(&["cat", "/project/from-host.txt"]);
+    let o = exec(&d, &["cat", "/project/from-host.txt"]);
     assert!(o.status.success(), "{}", common::stderr(&o));
     assert_eq!(common::stdout(&o), "written on the host\n");
     // Box → host (read-write), and the box runs the baked image.
-    let o = exec(&[
-        "sh",
-        "-c",
-        "echo written in the box > /project/from-box.txt",
-    ]);
+    let o = exec(
+        &d,
+        &[
+            "sh",
+            "-c",
+            "echo written in the box > /project/from-box.txt",
+        ],
+    );
     assert!(o.status.success(), "{}", common::stderr(&o));
     assert_eq!(
         fs::read_to_string(proj.path().join("from-box.txt")).unwrap(),
         "written in the box\n"
     );
-    assert_eq!(common::stdout(&exec(&["cat", "/etc/release"])), "one\n");
+    assert_eq!(common::stdout(&exec(&d, &["cat", "/etc/release"])), "one\n");
     // A failing command's exit code reaches the CLI.
-    let o = exec(&["sh", "-c", "exit 3"]);
+    let o = exec(&d, &["sh", "-c", "exit 3"]);
     assert!(!o.status.success());
     assert!(
         common::stderr(&o).contains("code 3"),
@@ -162,12 +165,12 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
     assert!(admin.list_instances("management").unwrap().is_empty());
 
     // Up again with the same image: nothing changes.
-    let again = up(&[]);
+    let again = up(&d, &[]);
     assert_eq!(again["change"], "unchanged", "{again}");
     assert_eq!(again["devbox"]["instance_id"], first_id.as_str());
 
     // A new image replaces the instance in the same network; the project stays mounted.
-    let second = up(&["-var", "release=two"]);
+    let second = up(&d, &["-var", "release=two"]);
     assert_eq!(second["change"], "replaced", "{second}");
     let second_id = second["devbox"]["instance_id"]
         .as_str()
@@ -176,9 +179,9 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
     assert_ne!(second_id, first_id);
     assert_ne!(second["devbox"]["image_id"], image_one.as_str());
     assert_eq!(second["devbox"]["vpc_id"], first["devbox"]["vpc_id"]);
-    assert_eq!(common::stdout(&exec(&["cat", "/etc/release"])), "two\n");
+    assert_eq!(common::stdout(&exec(&d, &["cat", "/etc/release"])), "two\n");
     assert_eq!(
-        common::stdout(&exec(&["cat", "/project/from-box.txt"])),
+        common::stdout(&exec(&d, &["cat", "/project/from-box.txt"])),
         "written in the box\n"
     );
     assert_eq!(our_netns(&prefix).len(), 2, "one VPC router and one box");
@@ -189,6 +192,15 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
         .unwrap_err()
         .to_string();
     assert!(e.contains("in use by devbox box"), "{e}");
+
+    // The daemon supervises the box: killed with -9 and restarted, it adopts it, still running.
+    d.kill9();
+    d.spawn();
+    let admin = d.admin();
+    let list = json(&d.cli(&["--output", "json", "devbox", "list"]));
+    assert_eq!(list[0]["instance_id"], second_id.as_str(), "{list}");
+    assert_eq!(list[0]["state"], "running", "{list}");
+    assert_eq!(common::stdout(&exec(&d, &["cat", "/etc/release"])), "two\n");
 
     // Through the API, the admin's bad paths are refused naming the field.
     let bad = admin
