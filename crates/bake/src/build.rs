@@ -252,7 +252,11 @@ impl<K: Kernel> Baker<K> {
                     "-ec".into(),
                     debian::INSTALL_SCRIPT.into(),
                 ],
-                env: vec!["HOME=/root".into(), "LC_ALL=C.UTF-8".into()],
+                env: vec![
+                    "HOME=/root".into(),
+                    "LC_ALL=C.UTF-8".into(),
+                    debian::maintainer_env(),
+                ],
                 network: false,
                 log: Some(log.clone()),
             })
@@ -445,7 +449,7 @@ impl<K: Kernel> Baker<K> {
                     crate::debian::apt_repo_script(&ps.resolved, repo.as_ref().zip(key.as_deref()));
                 Some((
                     vec!["/bin/sh".into(), "-ec".into(), script],
-                    Vec::new(),
+                    vec![crate::debian::maintainer_env()],
                     true,
                 ))
             }

@@ -428,6 +428,7 @@ pub fn apt_repo_script(pins: &[String], repo: Option<(&crate::recipe::AptRepo, &
          rm -rf /var/lib/apt/lists/*\n",
         pins.join(" ")
     ));
+    s.push_str(SCRUB_SCRIPT);
     if repo.is_some() {
         s.push_str(
             "rm -f /etc/apt/sources.list.d/spindle-bake.list /etc/apt/keyrings/spindle-bake.gpg\n",
@@ -552,11 +553,40 @@ pub fn prepare_tree(root: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Shell lines that leave out what an install records about its own run, so that installing
+/// the same packages again gives the same bytes: dpkg's, apt's and update-alternatives' logs
+/// (timestamps; emptied, not removed, so their owners and modes stay) and ldconfig's
+/// `aux-cache` (inode numbers and times of the libraries; ldconfig rebuilds it when missing).
+macro_rules! scrub_script {
+    () => {
+        "for f in /var/log/dpkg.log /var/log/alternatives.log /var/log/apt/history.log \
+/var/log/apt/term.log; do if [ -f \"$f\" ]; then : > \"$f\"; fi; done\n\
+rm -f /var/log/apt/eipp.log.xz /var/cache/ldconfig/aux-cache\n"
+    };
+}
+
+/// See [`scrub_script!`].
+pub const SCRUB_SCRIPT: &str = scrub_script!();
+
 /// The script dpkg runs inside the tree once the packages are extracted.
-pub const INSTALL_SCRIPT: &str = "export DEBIAN_FRONTEND=noninteractive\n\
+pub const INSTALL_SCRIPT: &str = concat!(
+    "export DEBIAN_FRONTEND=noninteractive\n\
 dpkg --force-depends --force-unsafe-io --install /var/cache/spindle-bootstrap/*.deb\n\
 dpkg --force-unsafe-io --configure -a\n\
-rm -rf /var/cache/spindle-bootstrap\n";
+rm -rf /var/cache/spindle-bootstrap\n",
+    scrub_script!()
+);
+
+/// `SOURCE_DATE_EPOCH` for dpkg runs, so maintainer scripts that honour it date things by it
+/// rather than by the clock (shadow's `pwconv` writes every account's last password change
+/// into `/etc/shadow` in days): the layers' epoch, but at least one day, because a
+/// last-change day of 0 tells PAM that the password must be changed at the next login.
+pub fn maintainer_env() -> String {
+    format!(
+        "SOURCE_DATE_EPOCH={}",
+        crate::layer::source_date_epoch().max(86_400)
+    )
+}
 
 #[cfg(test)]
 mod tests {

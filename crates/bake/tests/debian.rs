@@ -113,3 +113,53 @@ fn bakes_a_debian_minbase_image_with_a_working_dpkg_and_apt() {
         .to_string();
     assert!(err.contains("deb.pkr.hcl:7:3: provisioner \"apt\": package(s) no-such-package-spx not found in http"), "{err}");
 }
+
+const BASE_ONLY: &str = r#"
+source "spindle" "deb" {
+  base = "debian:bookworm"
+}
+build {
+  sources = ["source.spindle.deb"]
+}
+"#;
+
+/// Two bootstraps from empty bake dirs give the same base layer, byte for byte: the logs and
+/// caches an install writes about its own run are left out, and `/etc/shadow` is dated by
+/// `SOURCE_DATE_EPOCH`, not by the clock.
+#[test]
+#[ignore = "slow: two cold Debian bootstraps, 1 to 3 minutes each on 2 cores"]
+fn two_cold_bootstraps_give_the_same_base_digest() {
+    if let Err(reason) = common::root_and_mirror() {
+        eprintln!("SKIPPED: {reason}");
+        return;
+    }
+    let proj = tempfile::tempdir().unwrap();
+    let recipe =
+        spindle_bake::parse("deb.pkr.hcl", proj.path(), BASE_ONLY, &VarInputs::default()).unwrap();
+    let mut digests = Vec::new();
+    for _ in 0..2 {
+        let cache = tempfile::tempdir().unwrap();
+        let baker = Baker::open(cache.path(), RealKernel).unwrap();
+        let p = plan(&recipe, &Selection::default(), &baker.inputs()).unwrap();
+        let t = std::time::Instant::now();
+        let b = baker.bake(&p.builds[0], &BakeOptions::default()).unwrap();
+        eprintln!("cold Debian base: {:.1}s", t.elapsed().as_secs_f64());
+        let l = &b.image.layers[0];
+        let tree = baker.store().layer_tree(l);
+        let day = spindle_bake::layer::source_date_epoch().max(86_400) / 86_400;
+        let shadow = fs::read_to_string(tree.join("etc/shadow")).unwrap();
+        assert!(
+            shadow.starts_with(&format!("root:*:{day}:")),
+            "dated by SOURCE_DATE_EPOCH:\n{shadow}"
+        );
+        for f in ["var/log/dpkg.log", "var/log/alternatives.log"] {
+            assert_eq!(fs::metadata(tree.join(f)).unwrap().len(), 0, "{f}");
+        }
+        assert!(!tree.join("var/cache/ldconfig/aux-cache").exists());
+        digests.push(l.diff_id.clone());
+    }
+    assert_eq!(
+        digests[0], digests[1],
+        "two cold bootstraps of debian:bookworm"
+    );
+}
