@@ -140,16 +140,35 @@ pub fn host_mirror(suite: &str) -> Result<String, String> {
     Ok(m)
 }
 
+/// Fetches `url`. A transport failure (a name lookup or connection that failed, a body cut
+/// short) is tried again, up to four times in all with growing pauses, since a bootstrap makes
+/// about a hundred requests and one passing hiccup should not fail it; an HTTP error status is
+/// not.
 fn get(url: &str) -> Result<Vec<u8>, String> {
-    let resp = ureq::get(url)
-        .timeout(std::time::Duration::from_secs(120))
-        .call()
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let mut body = Vec::new();
-    resp.into_reader()
-        .read_to_end(&mut body)
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    Ok(body)
+    let mut pause = std::time::Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        let res = match ureq::get(url)
+            .timeout(std::time::Duration::from_secs(120))
+            .call()
+        {
+            Ok(resp) => {
+                let mut body = Vec::new();
+                match resp.into_reader().read_to_end(&mut body) {
+                    Ok(_) => return Ok(body),
+                    Err(e) => format!("GET {url}: {e}"),
+                }
+            }
+            Err(e @ ureq::Error::Status(..)) => return Err(format!("GET {url}: {e}")),
+            Err(e) => format!("GET {url}: {e}"),
+        };
+        if attempt == 4 {
+            return Err(format!("{res} (after {attempt} tries)"));
+        }
+        std::thread::sleep(pause);
+        pause *= 2;
+        attempt += 1;
+    }
 }
 
 fn sha256_hex(b: &[u8]) -> String {

@@ -258,8 +258,11 @@ fn up(
         }
     };
     if let Some(old) = old {
-        rt.terminate(&old.id, Duration::from_secs(5))
-            .map_err(runtime_err)?;
+        if let Err(e) = rt.terminate(&old.id, Duration::from_secs(5)) {
+            // Two instances may not carry one box's name: keep the old one, as it was.
+            let _ = rt.terminate(&new.id, Duration::from_secs(5));
+            return Err(runtime_err(e));
+        }
     }
     Ok(DevboxResult {
         change: if new_net { "created" } else { "replaced" }.into(),
