@@ -32,6 +32,25 @@ build {
 }
 "#;
 
+/// Processes on this host with a mount of `dir` in their mount namespace (from the root field
+/// of `/proc/PID/mountinfo`, which names the bound directory).
+fn processes_mounting(dir: &Path) -> Vec<u32> {
+    let name = dir.file_name().unwrap().to_str().unwrap().to_string();
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/mountinfo")).is_ok_and(|m| {
+                m.lines().any(|l| {
+                    l.split(' ')
+                        .nth(3)
+                        .is_some_and(|root| root.ends_with(&name))
+                })
+            })
+        })
+        .collect()
+}
+
 fn json(o: &std::process::Output) -> serde_json::Value {
     assert!(
         o.status.success(),
@@ -145,6 +164,17 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
         "{}",
         common::stderr(&o)
     );
+
+    // The bind lives in the box's own mount namespace: the host's has no such mount.
+    let mounting = processes_mounting(&proj_dir);
+    assert!(
+        !mounting.is_empty(),
+        "the box's processes mount the project"
+    );
+    assert!(!mounting.contains(&std::process::id()));
+    assert!(!fs::read_to_string("/proc/1/mountinfo")
+        .unwrap()
+        .contains(proj_dir.file_name().unwrap().to_str().unwrap()));
 
     // List shows name, image, state, address and mount; the text table too.
     let list = json(&d.cli(&["--output", "json", "devbox", "list"]));
@@ -322,6 +352,11 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
     }
     let doctor = json(&d.cli(&["--output", "json", "doctor"]));
     assert_eq!(doctor["leaks"], serde_json::json!([]), "{doctor}");
+    assert_eq!(
+        processes_mounting(&proj_dir),
+        Vec::<u32>::new(),
+        "no process is left with the project mounted"
+    );
     assert!(proj.path().join("from-box.txt").exists());
     let o = d.cli(&["devbox", "down", "box"]);
     assert!(common::stderr(&o).contains("devbox `box` not found"));
