@@ -199,6 +199,27 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
     assert_eq!(again["change"], "unchanged", "{again}");
     assert_eq!(again["devbox"]["instance_id"], first_id.as_str());
 
+    // A box whose command ended (here: the idle shell, pid 2 after init, told to stop) is
+    // started again by `up`, on the same disk.
+    exec(&d, &["kill", "-TERM", "2"]);
+    let mut state = String::new();
+    for _ in 0..100 {
+        state = admin.describe_devbox("management", "box").unwrap().state;
+        if state == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(state, "stopped");
+    let restarted = up(&d, &[]);
+    assert_eq!(restarted["change"], "started", "{restarted}");
+    assert_eq!(restarted["devbox"]["instance_id"], first_id.as_str());
+    assert_eq!(
+        common::stdout(&exec(&d, &["cat", "/project/from-host.txt"])),
+        "written on the host\n",
+        "mounted again on start"
+    );
+
     // A new image replaces the instance in the same network; the project stays mounted.
     let second = up(&d, &["-var", "release=two"]);
     assert_eq!(second["change"], "replaced", "{second}");
