@@ -1,0 +1,259 @@
+//! `spindle up examples/twine` end to end, as root, against a real daemon: a fresh copy of the
+//! example is built (app/build.sh, `pkg build`), published to a signed repo in dev, baked into
+//! a Debian image by its recipe, and deployed into dev and prod; the dev URL then answers a
+//! request served by twine in an instance booted from the baked image. A second `up` changes
+//! nothing: no new stack event, package or image.
+//!
+//! `SPINDLE_UP_TEST_BASE=image:NAME:TAG` bakes on another base than the manifest's Debian one
+//! (it must have dpkg and apt); by default the test bakes what the manifest says.
+
+mod common;
+
+use common::{stderr, stdout, Daemon};
+use spindle_client::Client;
+use spindle_model::ParamName;
+use spindle_runtime::doctor::{doctor, Known};
+use spindle_runtime::{CgroupLayout, Kernel, RealKernel};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Removes whatever the runtime left under the test's prefix (namespaces, veths, nftables
+/// tables, cgroups), pass or fail.
+struct Sweep(String);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        let k = RealKernel;
+        let layout = CgroupLayout::detect(&k as &dyn Kernel, Path::new("/sys/fs/cgroup"));
+        let r = doctor(&k, &layout, &self.0, &Known::default(), true);
+        if !r.unfixed.is_empty() {
+            eprintln!("cleanup of {} left {:?}", self.0, r.unfixed);
+        }
+    }
+}
+
+/// Deletes the app stacks (their instances and load balancers) before the daemon stops.
+struct Stacks<'a>(&'a Client);
+
+impl Drop for Stacks<'_> {
+    fn drop(&mut self) {
+        for account in ["prod", "dev"] {
+            let _ = self.0.delete_stack(account, "twine-app");
+        }
+    }
+}
+
+/// Copies the example as a fresh clone has it: no build outputs.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == "dist" || name == "target" {
+            continue;
+        }
+        let (src, dst) = (e.path(), to.join(&name));
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// One HTTP/1.1 request to `url` (`http://HOST[:PORT]/PATH`); the status line, headers and body.
+fn http(url: &str, method: &str, path: &str, body: &str) -> std::io::Result<String> {
+    let host = url
+        .strip_prefix("http://")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let addr = if host.contains(':') {
+        host.clone()
+    } else {
+        format!("{host}:80")
+    };
+    let mut s = std::net::TcpStream::connect(&addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nX-Tenant-Id: acme\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+fn events(c: &Client, account: &str, stack: &str) -> usize {
+    c.stack_events(account, stack).unwrap().len()
+}
+
+#[test]
+fn up_builds_publishes_bakes_deploys_and_a_second_run_does_nothing() {
+    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
+        eprintln!("SKIPPED {}: {why}", module_path!());
+        return;
+    }
+    if let Err(why) = spindle_bake::debian::host_mirror("bookworm") {
+        eprintln!("SKIPPED {}: no Debian mirror for the base: {why}", module_path!());
+        return;
+    }
+    let prefix = format!("spup{}", std::process::id() % 100_000);
+    let _sweep = Sweep(prefix.clone());
+    let d = Daemon::start_with_runtime(&prefix);
+    let admin = d.admin();
+    let _stacks = Stacks(&admin);
+
+    let work = tempfile::tempdir().unwrap();
+    let proj = work.path().join("twine");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/twine"),
+        &proj,
+    );
+    if let Ok(base) = std::env::var("SPINDLE_UP_TEST_BASE") {
+        let m = proj.join("spindle.toml");
+        let text = std::fs::read_to_string(&m).unwrap().replace(
+            "vars = { base = \"debian:bookworm\" }",
+            &format!("vars = {{ base = \"{base}\" }}"),
+        );
+        std::fs::write(&m, text).unwrap();
+    }
+    let data = d.data_dir();
+    let up = || {
+        let started = Instant::now();
+        let o = d.cli(&[
+            "--output",
+            "json",
+            "up",
+            proj.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ]);
+        let secs = started.elapsed().as_secs_f64();
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        (v, secs)
+    };
+
+    let (first, first_secs) = up();
+    eprintln!("first `spindle up`: {first_secs:.1} s\n{first:#}");
+    let done: Vec<&str> = first["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for want in [
+        "created account dev",
+        "created signing key twine in dev",
+        "created repo twine in dev",
+        "built package twine (twine_0.1.0-1_amd64.deb",
+        "published repo twine (1 package(s) new)",
+        "baked image twine = ami-",
+        "deployed stack twine-app in dev: CREATE_COMPLETE",
+        "deployed stack twine-app in prod: CREATE_COMPLETE",
+    ] {
+        assert!(
+            done.iter().any(|d| d.starts_with(want)),
+            "no `{want}…` in {done:#?}"
+        );
+    }
+
+    // The image the bake published is what dev's and prod's parameters name, and both
+    // accounts own it.
+    let latest = ParamName::parse("/spindle/images/twine/latest").unwrap();
+    let image = admin.get_param("dev", &latest, false).unwrap().value;
+    assert_eq!(admin.get_param("prod", &latest, false).unwrap().value, image);
+    for account in ["dev", "prod"] {
+        let owned = admin.list_images(account).unwrap();
+        assert!(owned.iter().any(|i| i.id == image), "{account}: {owned:?}");
+    }
+    let dev_instances = admin.list_instances("dev").unwrap();
+    assert!(!dev_instances.is_empty());
+    assert!(
+        dev_instances.iter().all(|i| i.image_id == image),
+        "{dev_instances:?}"
+    );
+
+    // The dev URL answers with twine, from an instance booted from the baked image.
+    let urls = first["urls"].as_array().unwrap();
+    let url_of = |account: &str| {
+        urls.iter()
+            .find(|u| u["stack"] == "twine-app" && u["account"] == account)
+            .and_then(|u| u["url"].as_str())
+            .unwrap_or_else(|| panic!("no twine-app URL for {account} in {urls:?}"))
+            .to_string()
+    };
+    let dev_url = url_of("dev");
+    assert_ne!(dev_url, url_of("prod"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let posted = loop {
+        match http(
+            &dev_url,
+            "POST",
+            "/expenses",
+            "amount=12.34&month=2026-11&category=travel&description=up-test",
+        ) {
+            Ok(r) if r.starts_with("HTTP/1.1 201") || r.starts_with("HTTP/1.1 200") => break r,
+            other => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{dev_url} did not serve twine within 60 s: {other:?}"
+                );
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    };
+    let served_by = posted
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Served-By: "))
+        .unwrap_or_else(|| panic!("no X-Served-By in {posted}"))
+        .trim()
+        .to_string();
+    assert!(
+        dev_instances.iter().any(|i| i.hostname == served_by),
+        "served by {served_by}, not one of {dev_instances:?}"
+    );
+    let listed = http(&dev_url, "GET", "/expenses?month=2026-11", "").unwrap();
+    assert!(listed.contains("up-test"), "{listed}");
+
+    // A second run: everything up to date, nothing new anywhere.
+    let before = (
+        events(&admin, "dev", "twine-app"),
+        events(&admin, "prod", "twine-app"),
+        events(&admin, "dev", "twine-config"),
+        admin.describe_repo("dev", "twine").unwrap().packages,
+        admin.list_images("dev").unwrap().len(),
+    );
+    let (second, second_secs) = up();
+    eprintln!("second `spindle up`: {second_secs:.1} s\n{second:#}");
+    assert_eq!(second["done"], serde_json::json!([]), "{second:#}");
+    let up_to_date: Vec<&str> = second["up_to_date"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for want in [
+        "package twine",
+        "image twine",
+        "publication twine/stable in dev",
+        "stack twine-app in dev",
+        "stack twine-app in prod",
+    ] {
+        assert!(up_to_date.contains(&want), "{want} not in {up_to_date:?}");
+    }
+    let after = (
+        events(&admin, "dev", "twine-app"),
+        events(&admin, "prod", "twine-app"),
+        events(&admin, "dev", "twine-config"),
+        admin.describe_repo("dev", "twine").unwrap().packages,
+        admin.list_images("dev").unwrap().len(),
+    );
+    assert_eq!(before, after, "(dev app, prod app, dev config events, packages, images)");
+    assert_eq!(before.3, 1);
+    assert_eq!(admin.get_param("dev", &latest, false).unwrap().value, image);
+    assert_eq!(second["urls"], first["urls"]);
+}
