@@ -6,6 +6,7 @@
 //!
 //! `SPINDLE_UP_TEST_BASE=image:NAME:TAG` bakes on another base than the manifest's Debian one
 //! (it must have dpkg and apt); by default the test bakes what the manifest says.
+//! `SPINDLE_UP_TEST_BAKE_CACHE=DIR` keeps the bake cache in DIR between runs.
 
 mod common;
 
@@ -121,6 +122,11 @@ fn up_builds_publishes_bakes_deploys_and_a_second_run_does_nothing() {
         std::fs::write(&m, text).unwrap();
     }
     let data = d.data_dir();
+    // A developer's knob: keep the bake cache (the Debian base) between runs of this test.
+    if let Ok(cache) = std::env::var("SPINDLE_UP_TEST_BAKE_CACHE") {
+        std::fs::create_dir_all(&cache).unwrap();
+        std::os::unix::fs::symlink(&cache, data.join("bake")).unwrap();
+    }
     let up = || {
         let started = Instant::now();
         let o = d.cli(&[
