@@ -624,9 +624,8 @@ mod tests {
 
     #[test]
     fn the_spindle_repo_wins_over_a_higher_mirror_version() {
-        let mirror = para(
-            "Package: twine\nVersion: 4.0.2-1\n\nPackage: curl\nVersion: 7.88.1-10\n",
-        );
+        let mirror =
+            para("Package: twine\nVersion: 4.0.2-1\n\nPackage: curl\nVersion: 7.88.1-10\n");
         let repo = para("Package: twine\nVersion: 0.1.0-1\n\nPackage: twine\nVersion: 0.1.0-2\n");
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(

@@ -98,7 +98,10 @@ fn up_builds_publishes_bakes_deploys_and_a_second_run_does_nothing() {
         return;
     }
     if let Err(why) = spindle_bake::debian::host_mirror("bookworm") {
-        eprintln!("SKIPPED {}: no Debian mirror for the base: {why}", module_path!());
+        eprintln!(
+            "SKIPPED {}: no Debian mirror for the base: {why}",
+            module_path!()
+        );
         return;
     }
     let prefix = format!("spup{}", std::process::id() % 100_000);
@@ -171,18 +174,14 @@ fn up_builds_publishes_bakes_deploys_and_a_second_run_does_nothing() {
     // accounts own it.
     let latest = ParamName::parse("/spindle/images/twine/latest").unwrap();
     let image = admin.get_param("dev", &latest, false).unwrap().value;
-    assert_eq!(admin.get_param("prod", &latest, false).unwrap().value, image);
+    assert_eq!(
+        admin.get_param("prod", &latest, false).unwrap().value,
+        image
+    );
     for account in ["dev", "prod"] {
         let owned = admin.list_images(account).unwrap();
         assert!(owned.iter().any(|i| i.id == image), "{account}: {owned:?}");
     }
-    let dev_instances = admin.list_instances("dev").unwrap();
-    assert!(!dev_instances.is_empty());
-    assert!(
-        dev_instances.iter().all(|i| i.image_id == image),
-        "{dev_instances:?}"
-    );
-
     // The dev URL answers with twine, from an instance booted from the baked image.
     let urls = first["urls"].as_array().unwrap();
     let url_of = |account: &str| {
@@ -212,9 +211,18 @@ fn up_builds_publishes_bakes_deploys_and_a_second_run_does_nothing() {
             }
         }
     };
+    let dev_instances = admin.list_instances("dev").unwrap();
+    assert!(
+        !dev_instances.is_empty() && dev_instances.iter().all(|i| i.image_id == image),
+        "{dev_instances:?}"
+    );
     let served_by = posted
         .lines()
-        .find_map(|l| l.strip_prefix("X-Served-By: "))
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("x-served-by"))
+                .map(|(_, v)| v)
+        })
         .unwrap_or_else(|| panic!("no X-Served-By in {posted}"))
         .trim()
         .to_string();
@@ -258,7 +266,10 @@ fn up_builds_publishes_bakes_deploys_and_a_second_run_does_nothing() {
         admin.describe_repo("dev", "twine").unwrap().packages,
         admin.list_images("dev").unwrap().len(),
     );
-    assert_eq!(before, after, "(dev app, prod app, dev config events, packages, images)");
+    assert_eq!(
+        before, after,
+        "(dev app, prod app, dev config events, packages, images)"
+    );
     assert_eq!(before.3, 1);
     assert_eq!(admin.get_param("dev", &latest, false).unwrap().value, image);
     assert_eq!(second["urls"], first["urls"]);

@@ -314,7 +314,11 @@ impl Manifest {
         if !errors.is_empty() {
             return Err(ProjectError::Invalid(errors));
         }
-        if !name.is_empty() && !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+        if !name.is_empty()
+            && !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        {
             return Err(ProjectError::Invalid(vec![at(
                 raw.project.name.span(),
                 "project.name: use only a-z, A-Z, 0-9, `_`, `.` and `-` (it names parameters)",
@@ -332,7 +336,6 @@ impl Manifest {
         })
     }
 }
-
 
 /// A parameter's or variable's text: CloudFormation and Packer take strings; lists are
 /// comma-separated.
@@ -427,7 +430,11 @@ impl<F: Fn(std::ops::Range<usize>, &str) -> String> Checker<'_, F> {
                 format!(
                     "{field}: no repo `{}` in [repos] (declared: {})",
                     v.get_ref(),
-                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             );
             None
@@ -459,12 +466,25 @@ impl<F: Fn(std::ops::Range<usize>, &str) -> String> Checker<'_, F> {
             let component = self.word(&format!("{t}.component"), r.component, "main");
             let prefix = self.word(&format!("{t}.prefix"), r.prefix, &default);
             let sign_key = self.word(&format!("{t}.sign_key"), r.sign_key, &default);
-            if let (Some(name), Some(account), Some(distribution), Some(component), Some(prefix), Some(sign_key)) =
-                (name, account, distribution, component, prefix, sign_key)
+            if let (
+                Some(name),
+                Some(account),
+                Some(distribution),
+                Some(component),
+                Some(prefix),
+                Some(sign_key),
+            ) = (name, account, distribution, component, prefix, sign_key)
             {
                 out.insert(
                     name.clone(),
-                    RepoSpec { name, account, distribution, component, prefix, sign_key },
+                    RepoSpec {
+                        name,
+                        account,
+                        distribution,
+                        component,
+                        prefix,
+                        sign_key,
+                    },
                 );
             }
         }
@@ -485,7 +505,8 @@ impl<F: Fn(std::ops::Range<usize>, &str) -> String> Checker<'_, F> {
             let build = match p.build {
                 None => Some(Vec::new()),
                 Some(b) => {
-                    let words: Vec<String> = b.get_ref().split_whitespace().map(str::to_owned).collect();
+                    let words: Vec<String> =
+                        b.get_ref().split_whitespace().map(str::to_owned).collect();
                     if words.is_empty() {
                         self.err(b.span(), format!("{t}.build: the command is empty"));
                         None
@@ -501,13 +522,27 @@ impl<F: Fn(std::ops::Range<usize>, &str) -> String> Checker<'_, F> {
                 if path.exists() {
                     inputs.push(path);
                 } else {
-                    self.err(i.span(), format!("{t}.inputs: no file or directory `{}`", path.display()));
+                    self.err(
+                        i.span(),
+                        format!("{t}.inputs: no file or directory `{}`", path.display()),
+                    );
                     inputs_ok = false;
                 }
             }
-            if let (Some(name), Some(spec), Some(repo), Some(build), true) = (name, spec, repo, build, inputs_ok) {
+            if let (Some(name), Some(spec), Some(repo), Some(build), true) =
+                (name, spec, repo, build, inputs_ok)
+            {
                 inputs.insert(0, spec.clone());
-                out.insert(name.clone(), PackageSpec { name, spec, build, inputs, repo });
+                out.insert(
+                    name.clone(),
+                    PackageSpec {
+                        name,
+                        spec,
+                        build,
+                        inputs,
+                        repo,
+                    },
+                );
             }
         }
         out
@@ -540,12 +575,25 @@ impl<F: Fn(std::ops::Range<usize>, &str) -> String> Checker<'_, F> {
                 None => Some(None),
                 Some(r) => self.repo_ref(&format!("{t}.repo"), r, repos).map(Some),
             };
-            let vars: BTreeMap<String, String> =
-                i.vars.into_iter().map(|(k, v)| (k, value_text(v))).collect();
+            let vars: BTreeMap<String, String> = i
+                .vars
+                .into_iter()
+                .map(|(k, v)| (k, value_text(v)))
+                .collect();
             if let (Some(name), Some(recipe), Some(account), Some(repo), true) =
                 (name, recipe, account, repo, shares_ok)
             {
-                out.insert(name.clone(), ImageSpec { name, recipe, account, share_with, repo, vars });
+                out.insert(
+                    name.clone(),
+                    ImageSpec {
+                        name,
+                        recipe,
+                        account,
+                        share_with,
+                        repo,
+                        vars,
+                    },
+                );
             }
         }
         out
@@ -640,7 +688,10 @@ mod tests {
             accounts,
             ..Observed::default()
         };
-        let p = plan(&m, &seen(vec![dev.clone(), AccountName::parse("other").unwrap()]));
+        let p = plan(
+            &m,
+            &seen(vec![dev.clone(), AccountName::parse("other").unwrap()]),
+        );
         assert_eq!(
             p.steps,
             vec![Step::CreateAccount {

@@ -125,7 +125,11 @@ pub fn image_digest(manifest: &Manifest, image: &ImageSpec, observed: &Observed)
     let state = observed.images.get(&image.name);
     h.update(format!(
         "recipe {} {}\0",
-        image.recipe.file_name().unwrap_or_default().to_string_lossy(),
+        image
+            .recipe
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy(),
         state.map_or("", |s| s.recipe.as_str())
     ));
     for (k, v) in &image.vars {
@@ -137,7 +141,10 @@ pub fn image_digest(manifest: &Manifest, image: &ImageSpec, observed: &Observed)
     if let Some(repo) = &image.repo {
         h.update(format!("repo {repo}\0"));
         for p in manifest.packages.values().filter(|p| &p.repo == repo) {
-            let inputs = observed.packages.get(&p.name).map_or("", |s| s.inputs.as_str());
+            let inputs = observed
+                .packages
+                .get(&p.name)
+                .map_or("", |s| s.inputs.as_str());
             h.update(format!("package {} {inputs}\0", p.name));
         }
     }
@@ -408,7 +415,11 @@ vars = { base = "debian:bookworm" }
         assert!(matches!(&p.steps[0], Step::Publish { create: true, .. }));
         // prod lost the image (or its parameter): bake again, which the bake cache makes cheap.
         let mut o = after_up(&m, "src1", "recipe1");
-        o.images.get_mut("app").unwrap().ready_in.remove(&acct("prod"));
+        o.images
+            .get_mut("app")
+            .unwrap()
+            .ready_in
+            .remove(&acct("prod"));
         assert_eq!(
             names(&plan(&m, &o)),
             ["bake image app in dev (shared with prod)"]

@@ -4,13 +4,13 @@
 
 use crate::cli::UpArgs;
 use crate::commands::server::data_dir;
+use crate::commands::up_project;
 use crate::context::{api_err, hinted, Context};
 use crate::output;
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use spindle_model::api::{CreateAccount, DeployStack, TemplateRequest};
-use crate::commands::up_project;
 use spindle_project::{plan, Manifest, StackSpec, Step};
 use std::io::{BufRead, Seek};
 use std::path::Path;
@@ -42,6 +42,9 @@ struct UrlInfo {
     account: String,
     output: String,
     url: String,
+    /// The load balancer's DNS name, when the output named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns_name: Option<String>,
 }
 
 pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
@@ -163,22 +166,44 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every output named `Url` or ending in `Url` of the manifest's stacks, in manifest order.
+/// Every output named `Url` or ending in `Url` of the manifest's stacks, in manifest order. A
+/// URL naming one of the stack's load balancers by its DNS name gets the address the load
+/// balancer listens on instead (the DNS name is kept beside it), so it works without the DNS
+/// zone.
 fn urls(client: &spindle_client::Client, m: &Manifest) -> Result<Vec<UrlInfo>> {
     let mut out = Vec::new();
     for s in &m.stacks {
         let d = client
             .describe_stack(s.account.as_str(), s.name.as_str())
             .map_err(api_err)?;
+        let lbs = client
+            .list_load_balancers(s.account.as_str())
+            .unwrap_or_default();
         for o in d.outputs {
-            if o.name.ends_with("Url") || o.name.ends_with("URL") {
-                out.push(UrlInfo {
-                    stack: s.name.to_string(),
-                    account: s.account.to_string(),
-                    output: o.name,
-                    url: o.value,
-                });
+            if !(o.name.ends_with("Url") || o.name.ends_with("URL")) {
+                continue;
             }
+            let lb = lbs.iter().find(|lb| {
+                lb.stack == s.name.as_str()
+                    && o.value
+                        .split("://")
+                        .nth(1)
+                        .is_some_and(|rest| rest.starts_with(lb.dns_name.as_str()))
+            });
+            let (url, dns_name) = match lb {
+                Some(lb) => (
+                    o.value.replacen(&lb.dns_name, &lb.address, 1),
+                    Some(lb.dns_name.clone()),
+                ),
+                None => (o.value.clone(), None),
+            };
+            out.push(UrlInfo {
+                stack: s.name.to_string(),
+                account: s.account.to_string(),
+                output: o.name,
+                url,
+                dns_name,
+            });
         }
     }
     Ok(out)
