@@ -10,29 +10,12 @@
 
 mod common;
 
-use common::{stderr, stdout, Daemon};
+use common::{stderr, stdout, Daemon, Sweep};
 use spindle_client::Client;
 use spindle_model::ParamName;
-use spindle_runtime::doctor::{doctor, Known};
-use spindle_runtime::{CgroupLayout, Kernel, RealKernel};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// Removes whatever the runtime left under the test's prefix (namespaces, veths, nftables
-/// tables, cgroups), pass or fail.
-struct Sweep(String);
-
-impl Drop for Sweep {
-    fn drop(&mut self) {
-        let k = RealKernel;
-        let layout = CgroupLayout::detect(&k as &dyn Kernel, Path::new("/sys/fs/cgroup"));
-        let r = doctor(&k, &layout, &self.0, &Known::default(), true);
-        if !r.unfixed.is_empty() {
-            eprintln!("cleanup of {} left {:?}", self.0, r.unfixed);
-        }
-    }
-}
 
 /// Deletes the app stacks (their instances and load balancers) before the daemon stops.
 struct Stacks<'a>(&'a Client);
@@ -85,6 +68,14 @@ fn http(url: &str, method: &str, path: &str, body: &str) -> std::io::Result<Stri
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)
+}
+
+fn strings(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
 }
 
 fn events(c: &Client, account: &str, stack: &str) -> usize {
@@ -148,12 +139,7 @@ fn up_builds_publishes_bakes_deploys_and_a_second_run_does_nothing() {
 
     let (first, first_secs) = up();
     eprintln!("first `spindle up`: {first_secs:.1} s\n{first:#}");
-    let done: Vec<&str> = first["done"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap())
-        .collect();
+    let done = strings(&first["done"]);
     for want in [
         "created account dev",
         "created signing key twine in dev",
@@ -234,22 +220,21 @@ fn up_builds_publishes_bakes_deploys_and_a_second_run_does_nothing() {
     assert!(listed.contains("up-test"), "{listed}");
 
     // A second run: everything up to date, nothing new anywhere.
-    let before = (
-        events(&admin, "dev", "twine-app"),
-        events(&admin, "prod", "twine-app"),
-        events(&admin, "dev", "twine-config"),
-        admin.describe_repo("dev", "twine").unwrap().packages,
-        admin.list_images("dev").unwrap().len(),
-    );
+    // Stack events (dev app, prod app, dev config), the repo's packages, dev's images.
+    let counts = || {
+        (
+            events(&admin, "dev", "twine-app"),
+            events(&admin, "prod", "twine-app"),
+            events(&admin, "dev", "twine-config"),
+            admin.describe_repo("dev", "twine").unwrap().packages,
+            admin.list_images("dev").unwrap().len(),
+        )
+    };
+    let before = counts();
     let (second, second_secs) = up();
     eprintln!("second `spindle up`: {second_secs:.1} s\n{second:#}");
     assert_eq!(second["done"], serde_json::json!([]), "{second:#}");
-    let up_to_date: Vec<&str> = second["up_to_date"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap())
-        .collect();
+    let up_to_date = strings(&second["up_to_date"]);
     for want in [
         "package twine",
         "image twine",
@@ -259,13 +244,7 @@ fn up_builds_publishes_bakes_deploys_and_a_second_run_does_nothing() {
     ] {
         assert!(up_to_date.contains(&want), "{want} not in {up_to_date:?}");
     }
-    let after = (
-        events(&admin, "dev", "twine-app"),
-        events(&admin, "prod", "twine-app"),
-        events(&admin, "dev", "twine-config"),
-        admin.describe_repo("dev", "twine").unwrap().packages,
-        admin.list_images("dev").unwrap().len(),
-    );
+    let after = counts();
     assert_eq!(
         before, after,
         "(dev app, prod app, dev config events, packages, images)"
@@ -273,4 +252,22 @@ fn up_builds_publishes_bakes_deploys_and_a_second_run_does_nothing() {
     assert_eq!(before.3, 1);
     assert_eq!(admin.get_param("dev", &latest, false).unwrap().value, image);
     assert_eq!(second["urls"], first["urls"]);
+
+    // As people read it: one line saying so, then the URLs.
+    let o = d.cli(&[
+        "up",
+        proj.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    eprintln!("{text}");
+    assert!(
+        text.starts_with("Nothing to do: project twine is up to date"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("twine-app dev: {dev_url}")),
+        "{text}"
+    );
 }

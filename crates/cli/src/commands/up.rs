@@ -153,7 +153,7 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         }
         println!();
         for u in &report.urls {
-            println!("  {:<13} {}", format!("{} {}:", u.stack, u.account), u.url);
+            println!("  {:<14} {}", format!("{} {}:", u.stack, u.account), u.url);
         }
         println!("  API:          {}", report.endpoint);
         println!(
