@@ -271,3 +271,74 @@ fn up_builds_publishes_bakes_deploys_and_a_second_run_does_nothing() {
         "{text}"
     );
 }
+
+/// Images are owned per account: an account's stack may boot only images it owns, so dev's
+/// image is refused in prod until it is imported there too (what `share_with` does).
+#[test]
+fn an_account_boots_only_images_it_owns() {
+    use spindle_model::api::{CreateAccount, DeployStack, ImportImage, TemplateRequest};
+    use spindle_model::AccountName;
+    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
+        eprintln!("SKIPPED {}: {why}", module_path!());
+        return;
+    }
+    let prefix = format!("spuo{}", std::process::id() % 100_000);
+    let _sweep = Sweep(prefix.clone());
+    let d = Daemon::start_with_runtime(&prefix);
+    let admin = d.admin();
+    for name in ["dev", "prod"] {
+        admin
+            .create_account(&CreateAccount {
+                name: AccountName::parse(name).unwrap(),
+                description: String::new(),
+            })
+            .unwrap();
+    }
+    let tarball = d.dir.path().join("busybox.tar");
+    spindle_runtime::build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX))
+        .unwrap();
+    let import = |account: &str, tag: Option<&str>| {
+        admin
+            .import_image(
+                account,
+                &ImportImage {
+                    path: tarball.display().to_string(),
+                    tag: tag.map(str::to_owned),
+                    entrypoint: vec![],
+                    cmd: vec!["sleep".into(), "3600".into()],
+                },
+            )
+            .unwrap()
+            .id
+    };
+    let id = import("dev", Some("idle:latest"));
+    let template = |image: &str| {
+        DeployStack {
+        template: TemplateRequest {
+            template_body: format!(
+                "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties: {{CidrBlock: 10.216.0.0/20}}\n  Subnet:\n    Type: AWS::EC2::Subnet\n    Properties: {{VpcId: !Ref Vpc, CidrBlock: 10.216.1.0/24}}\n  Lt:\n    Type: AWS::EC2::LaunchTemplate\n    Properties:\n      LaunchTemplateData: {{ImageId: {image}, InstanceType: t3.nano}}\n  Box:\n    Type: AWS::EC2::Instance\n    Properties: {{ImageId: {image}, InstanceType: t3.nano, SubnetId: !Ref Subnet}}\n"
+            ),
+            template_name: Some("box.yaml".into()),
+            ..TemplateRequest::default()
+        },
+        ..DeployStack::default()
+    }
+    };
+    for image in [id.as_str(), "idle:latest"] {
+        let r = admin.deploy_stack("prod", "box", &template(image)).unwrap();
+        assert_eq!(r.status.as_deref(), Some("ROLLBACK_COMPLETE"), "{r:?}");
+        let reason = r.reason.unwrap_or_default();
+        assert!(
+            reason.contains(&format!("image {image} not found in account")),
+            "{reason}"
+        );
+        assert!(admin.list_instances("prod").unwrap().is_empty());
+        admin.delete_stack("prod", "box").unwrap();
+    }
+    // Shared by importing the same image into prod: the same id, and now prod may boot it.
+    assert_eq!(import("prod", None), id);
+    let r = admin.deploy_stack("prod", "box", &template(&id)).unwrap();
+    assert_eq!(r.status.as_deref(), Some("CREATE_COMPLETE"), "{r:?}");
+    assert_eq!(admin.list_instances("prod").unwrap().len(), 1);
+    admin.delete_stack("prod", "box").unwrap();
+}
