@@ -2,7 +2,8 @@
 //! example is built (app/build.sh, `pkg build`), published to a signed repo in dev, baked into
 //! a Debian image by its recipe, and deployed into dev and prod; the dev URL then answers a
 //! request served by twine in an instance booted from the baked image. A second `up` changes
-//! nothing: no new stack event, package or image.
+//! nothing: no new stack event, package or image. A changed recipe then re-bakes and the new
+//! image rolls out to the dev group.
 //!
 //! `SPINDLE_UP_TEST_BASE=image:NAME:TAG` bakes on another base than the manifest's Debian one
 //! (it must have dpkg and apt); by default the test bakes what the manifest says.
@@ -270,6 +271,55 @@ fn up_builds_publishes_bakes_deploys_and_a_second_run_does_nothing() {
         text.contains(&format!("twine-app dev: {dev_url}")),
         "{text}"
     );
+
+    // A changed recipe re-bakes, and the new image id reaches the groups through the
+    // parameter: the deploy updates the launch templates and the groups replace their
+    // instances (launch before terminate).
+    let recipe = proj.join("images/twine.pkr.hcl");
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    let changed = format!(
+        "{}\n  provisioner \"shell\" {{\n    inline = [\"echo 2 > /etc/twine-release\"]\n  }}\n}}\n",
+        text.trim_end().strip_suffix('}').unwrap()
+    );
+    std::fs::write(&recipe, changed).unwrap();
+    let (third, third_secs) = up();
+    eprintln!("`spindle up` after a recipe change: {third_secs:.1} s\n{third:#}");
+    let done = strings(&third["done"]);
+    for want in [
+        "baked image twine = ami-",
+        "deployed stack twine-app in dev: UPDATE_COMPLETE",
+        "deployed stack twine-app in prod: UPDATE_COMPLETE",
+    ] {
+        assert!(
+            done.iter().any(|d| d.starts_with(want)),
+            "no `{want}…` in {done:#?}"
+        );
+    }
+    assert!(
+        !done.iter().any(|d| d.starts_with("built package")),
+        "{done:#?}"
+    );
+    let new_image = admin.get_param("dev", &latest, false).unwrap().value;
+    assert_ne!(new_image, image);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let running: Vec<_> = admin
+            .list_instances("dev")
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.state == "running")
+            .collect();
+        if !running.is_empty() && running.iter().all(|i| i.image_id == new_image) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dev did not roll over to {new_image} within 90 s: {running:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let listed = http(&dev_url, "GET", "/healthz", "").unwrap();
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
 }
 
 /// Images are owned per account: an account's stack may boot only images it owns, so dev's
