@@ -90,6 +90,19 @@ pub fn parse_keyring(data: &[u8]) -> Result<Vec<SignedPublicKey>, MirrorError> {
     Ok(keys)
 }
 
+/// A keyring (ASCII-armored or binary) as a binary OpenPGP keyring, the form `gpgv --keyring`
+/// and apt's `signed-by=` take for a `.gpg` file.
+pub fn binary_keyring(data: &[u8]) -> Result<Vec<u8>, MirrorError> {
+    use pgp::ser::Serialize as _;
+    let mut out = Vec::new();
+    for key in parse_keyring(data)? {
+        key.to_writer(&mut out).map_err(|e| MirrorError::Keyring {
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(out)
+}
+
 /// Verifies a clearsigned `InRelease` with any key of `keyring` (or its signing subkeys);
 /// returns the signed text.
 pub fn verify_inrelease(

@@ -541,12 +541,25 @@ fn sh_quote(s: &str) -> String {
 
 /// Starts the app, fetches every URL (retrying until it answers or the timeout passes), stops
 /// the app; whatever it wrote outside `/tmp` stays in the layer.
+/// The warm step's `fetch URL`: wget or curl if the image has one, else bash's `/dev/tcp` (a
+/// Debian minbase has bash but neither client): succeeds on a 2xx status.
+const WARM_FETCH: &str = r#"fetch() {
+  wget -q -O /dev/null "$1" 2>/dev/null && return 0
+  curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+  command -v bash >/dev/null 2>&1 || return 1
+  bash -c 'u=${1#http://}; hp=${u%%/*}; p=/${u#*/}; [ "$u" = "$hp" ] && p=/
+    h=${hp%%:*}; port=${hp##*:}; [ "$port" = "$hp" ] && port=80
+    exec 3<>"/dev/tcp/$h/$port" || exit 1
+    printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$p" "$hp" >&3
+    IFS= read -r line <&3
+    case "$line" in "HTTP/1."?" 2"*) exit 0 ;; esac
+    exit 1' fetch "$1" 2>/dev/null
+}
+"#;
+
 fn warm_script(command: &str, urls: &[String], timeout_secs: u64) -> String {
     let tries = timeout_secs * 10;
-    let mut s = format!(
-        "( {command} ) >/tmp/.spindle-warm.log 2>&1 &\npid=$!\n\
-         fetch() {{ wget -q -O /dev/null \"$1\" 2>/dev/null || curl -fsS -o /dev/null \"$1\" 2>/dev/null; }}\n"
-    );
+    let mut s = format!("( {command} ) >/tmp/.spindle-warm.log 2>&1 &\npid=$!\n{WARM_FETCH}");
     for u in urls {
         let q = sh_quote(u);
         s.push_str(&format!(

@@ -420,6 +420,32 @@ pub fn pin(paragraphs: &[Paragraph], names: &[String]) -> Result<Vec<String>, Ve
         .collect())
 }
 
+/// [`pin`] across the host's mirror and a Spindle repo: a package the repo has is pinned to the
+/// repo's highest version, whatever version the mirror has, since the repo is where the
+/// project publishes its own packages and a Debian package of the same name (Debian has a
+/// `twine`) must not win by a higher version; the others come from the mirror.
+pub fn pin_preferring_repo(
+    repo: &[Paragraph],
+    mirror: &[Paragraph],
+    names: &[String],
+) -> Result<Vec<String>, Vec<String>> {
+    let in_repo = |n: &String| repo.iter().any(|p| p.get("Package") == Some(n.as_str()));
+    let (ours, theirs): (Vec<String>, Vec<String>) = names.iter().cloned().partition(in_repo);
+    let ours = pin(repo, &ours)?;
+    let theirs = pin(mirror, &theirs)?;
+    Ok(names
+        .iter()
+        .map(|n| {
+            let prefix = format!("{n}=");
+            ours.iter()
+                .chain(theirs.iter())
+                .find(|p| p.starts_with(&prefix))
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect())
+}
+
 /// The apt step's script: install exactly the pinned versions, then drop apt's lists and
 /// downloaded packages so they are not baked into the layer.
 pub fn apt_script(pins: &[String]) -> String {
@@ -643,6 +669,26 @@ mod tests {
 
     fn para(text: &str) -> Vec<Paragraph> {
         parse_paragraphs(text).unwrap()
+    }
+
+    #[test]
+    fn the_spindle_repo_wins_over_a_higher_mirror_version() {
+        let mirror =
+            para("Package: twine\nVersion: 4.0.2-1\n\nPackage: curl\nVersion: 7.88.1-10\n");
+        let repo = para("Package: twine\nVersion: 0.1.0-1\n\nPackage: twine\nVersion: 0.1.0-2\n");
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            pin_preferring_repo(&repo, &mirror, &names(&["curl", "twine"])).unwrap(),
+            ["curl=7.88.1-10", "twine=0.1.0-2"]
+        );
+        assert_eq!(
+            pin_preferring_repo(&[], &mirror, &names(&["twine"])).unwrap(),
+            ["twine=4.0.2-1"]
+        );
+        assert_eq!(
+            pin_preferring_repo(&repo, &mirror, &names(&["nope", "twine"])).unwrap_err(),
+            ["nope"]
+        );
     }
 
     #[test]

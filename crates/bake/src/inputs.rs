@@ -110,8 +110,9 @@ impl Inputs for HostInputs<'_> {
             ));
         };
         let mirror = crate::debian::host_mirror(suite)?;
-        let mut indexes = vec![crate::debian::Index::fetch(&mirror, suite, self.cache)?];
+        let host = crate::debian::Index::fetch(&mirror, suite, self.cache)?;
         let mut searched = vec![format!("{mirror} {suite} main")];
+        let mut ours = Vec::new();
         if let Some(r) = repo {
             if !r.keyring.is_file() {
                 return Err(format!(
@@ -120,17 +121,17 @@ impl Inputs for HostInputs<'_> {
                     r.url
                 ));
             }
-            indexes.push(crate::debian::Index::fetch_signed(
+            ours = crate::debian::Index::fetch_signed(
                 &r.url,
                 &r.distribution,
                 &r.component,
                 &r.keyring,
                 self.cache,
-            )?);
+            )?
+            .paragraphs;
             searched.push(format!("{} {} {}", r.url, r.distribution, r.component));
         }
-        let all: Vec<_> = indexes.into_iter().flat_map(|i| i.paragraphs).collect();
-        crate::debian::pin(&all, packages).map_err(|missing| {
+        crate::debian::pin_preferring_repo(&ours, &host.paragraphs, packages).map_err(|missing| {
             format!(
                 "package(s) {} not found in {} (the repos searched)",
                 missing.join(", "),

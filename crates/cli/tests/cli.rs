@@ -11,16 +11,40 @@ fn examples() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
+/// The accounts and configuration stacks of examples/twine, without its packages, images and
+/// app stacks (those need root and take minutes: `tests/up.rs` runs the whole example).
+fn config_project(dir: &Path) -> std::path::PathBuf {
+    let proj = dir.join("twine");
+    std::fs::create_dir_all(proj.join("stacks")).unwrap();
+    std::fs::copy(
+        examples().join("twine/stacks/config.yaml"),
+        proj.join("stacks/config.yaml"),
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(examples().join("twine/spindle.toml")).unwrap();
+    let accounts_and_config: Vec<&str> = manifest
+        .split("\n\n")
+        .filter(|part| {
+            part.contains("[project]")
+                || part.contains("[accounts.")
+                || part.contains("stacks/config.yaml")
+        })
+        .collect();
+    std::fs::write(proj.join("spindle.toml"), accounts_and_config.join("\n\n")).unwrap();
+    proj
+}
+
 #[test]
 fn up_twice_second_run_does_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let project = config_project(dir.path());
     let _daemon = UpDaemon(data.clone());
     let listen = format!("127.0.0.1:{}", free_port());
     let up = || {
         Command::new(BIN)
             .args(["up"])
-            .arg(examples().join("twine"))
+            .arg(&project)
             .args(["--listen", &listen, "--data-dir"])
             .arg(&data)
             .env("SPINDLE_CREDENTIALS_FILE", dir.path().join("credentials"))
@@ -64,7 +88,7 @@ fn up_twice_second_run_does_nothing() {
 
     let json = Command::new(BIN)
         .args(["up", "--output", "json"])
-        .arg(examples().join("twine"))
+        .arg(&project)
         .args(["--listen", &listen, "--data-dir"])
         .arg(&data)
         .env("SPINDLE_CREDENTIALS_FILE", dir.path().join("credentials"))

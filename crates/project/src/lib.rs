@@ -4,6 +4,18 @@
 //! Invariant: reading and planning are pure. [`Manifest::load`] only reads the file; [`plan`]
 //! compares the manifest with what the daemon reports and proposes steps without doing any.
 //! The CLI executes the steps through the API.
+//!
+//! The manifest names, besides accounts and stacks, the .deb packages the project builds
+//! (`[packages.NAME]`), the signed apt repositories it publishes them to (`[repos.NAME]`) and
+//! the images it bakes from them (`[images.NAME]`). Whether a package or an image is out of
+//! date is decided from digests of their inputs ([`digest_paths`]) against what the last `up`
+//! recorded in the daemon ([`Observed`]).
+
+mod digest;
+mod plan;
+
+pub use digest::{digest_paths, DigestError};
+pub use plan::{image_digest, plan, ImageState, Observed, PackageState, Plan, Step};
 
 use serde::Deserialize;
 use spindle_model::{AccountName, StackName};
@@ -37,6 +49,63 @@ pub struct Manifest {
     pub accounts: BTreeMap<AccountName, AccountSpec>,
     /// Stacks to deploy, in manifest order.
     pub stacks: Vec<StackSpec>,
+    /// Signed apt repositories, by name.
+    pub repos: BTreeMap<String, RepoSpec>,
+    /// .deb packages to build, by name.
+    pub packages: BTreeMap<String, PackageSpec>,
+    /// Images to bake, by name (the `NAME` of `/spindle/images/NAME/latest`).
+    pub images: BTreeMap<String, ImageSpec>,
+}
+
+/// A signed apt repository in one account, published at `/apt/ACCOUNT/PREFIX`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoSpec {
+    pub name: String,
+    pub account: AccountName,
+    pub distribution: String,
+    pub component: String,
+    /// The publication's prefix (default: the repo's name).
+    pub prefix: String,
+    /// The signing key's name in the account (default: the repo's name); created if missing.
+    pub sign_key: String,
+}
+
+/// A .deb built from a `spindle pkg build` spec, after an optional build command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageSpec {
+    pub name: String,
+    /// The package spec (TOML), resolved against the project directory.
+    pub spec: PathBuf,
+    /// A command run in the project directory before the spec is built (`app/build.sh`).
+    pub build: Vec<String>,
+    /// The files and directories whose contents decide whether the package is out of date
+    /// (the spec is always one), resolved against the project directory.
+    pub inputs: Vec<PathBuf>,
+    /// The repo (a key of [`Manifest::repos`]) it is published to.
+    pub repo: String,
+}
+
+/// An image baked from a recipe (`spindle bake build`), imported into `account` and shared
+/// with `share_with`; `/spindle/images/NAME/latest` names it in each of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSpec {
+    pub name: String,
+    /// The `*.pkr.hcl` recipe, resolved against the project directory. Its directory is the
+    /// image's input (with the packages of `repo`).
+    pub recipe: PathBuf,
+    pub account: AccountName,
+    pub share_with: Vec<AccountName>,
+    /// The repo the recipe installs from: `up` passes `-var repo_url=… -var repo_keyring=…`.
+    pub repo: Option<String>,
+    /// More `-var` values for the recipe.
+    pub vars: BTreeMap<String, String>,
+}
+
+impl ImageSpec {
+    /// The accounts that own the image: where it is baked, then those it is shared with.
+    pub fn accounts(&self) -> impl Iterator<Item = &AccountName> {
+        std::iter::once(&self.account).chain(self.share_with.iter())
+    }
 }
 
 /// A CloudFormation stack the project deploys into one of its accounts.
@@ -62,6 +131,50 @@ struct RawManifest {
     accounts: BTreeMap<Spanned<String>, RawAccount>,
     #[serde(default)]
     stacks: Vec<RawStack>,
+    #[serde(default)]
+    repos: BTreeMap<Spanned<String>, RawRepo>,
+    #[serde(default)]
+    packages: BTreeMap<Spanned<String>, RawPackage>,
+    #[serde(default)]
+    images: BTreeMap<Spanned<String>, RawImage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepo {
+    account: Spanned<String>,
+    #[serde(default)]
+    distribution: Option<Spanned<String>>,
+    #[serde(default)]
+    component: Option<Spanned<String>>,
+    #[serde(default)]
+    prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    sign_key: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPackage {
+    spec: Spanned<String>,
+    #[serde(default)]
+    build: Option<Spanned<String>>,
+    #[serde(default)]
+    inputs: Vec<Spanned<String>>,
+    repo: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    recipe: Spanned<String>,
+    account: Spanned<String>,
+    #[serde(default)]
+    share_with: Vec<Spanned<String>>,
+    #[serde(default)]
+    repo: Option<Spanned<String>>,
+    #[serde(default)]
+    vars: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +264,18 @@ impl Manifest {
             }
         }
         let base = file.parent().unwrap_or(Path::new("."));
+        let (repos, packages, images) = {
+            let mut cx = Checker {
+                at: &at,
+                base,
+                accounts: &accounts,
+                errors: &mut errors,
+            };
+            let repos = cx.repos(raw.repos);
+            let packages = cx.packages(raw.packages, &repos);
+            let images = cx.images(raw.images, &repos);
+            (repos, packages, images)
+        };
         let mut stacks = Vec::new();
         for st in raw.stacks {
             let name = StackName::parse(st.name.get_ref())
@@ -174,17 +299,7 @@ impl Manifest {
             };
             let mut parameters = BTreeMap::new();
             for (k, v) in st.parameters {
-                // CloudFormation takes parameters as strings; lists are comma-separated.
-                let text = match v {
-                    toml::Value::String(s) => s,
-                    toml::Value::Array(items) => items
-                        .iter()
-                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    other => other.to_string(),
-                };
-                parameters.insert(k, text);
+                parameters.insert(k, value_text(v));
             }
             match (name, account, template_ok) {
                 (Ok(name), Ok(account), Ok(template)) => stacks.push(StackSpec {
@@ -199,8 +314,21 @@ impl Manifest {
         if !errors.is_empty() {
             return Err(ProjectError::Invalid(errors));
         }
+        if !name.is_empty()
+            && !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        {
+            return Err(ProjectError::Invalid(vec![at(
+                raw.project.name.span(),
+                "project.name: use only a-z, A-Z, 0-9, `_`, `.` and `-` (it names parameters)",
+            )]));
+        }
         Ok(Self {
             stacks,
+            repos,
+            packages,
+            images,
             path: file.to_owned(),
             name,
             description: raw.project.description,
@@ -209,52 +337,267 @@ impl Manifest {
     }
 }
 
-/// One thing `spindle up` will do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    CreateAccount {
-        name: AccountName,
-        description: String,
-    },
-    /// Bring a stack up to date: preview its change set and execute it if not empty.
-    DeployStack(StackSpec),
-}
-
-impl std::fmt::Display for Step {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Step::CreateAccount { name, .. } => write!(f, "create account {name}"),
-            Step::DeployStack(s) => write!(f, "deploy stack {} in {}", s.name, s.account),
-        }
+/// A parameter's or variable's text: CloudFormation and Packer take strings; lists are
+/// comma-separated.
+fn value_text(v: toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s,
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
     }
 }
 
-/// What `spindle up` will do, and what it found already in place.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Plan {
-    pub steps: Vec<Step>,
-    pub up_to_date: Vec<String>,
+/// Whether `s` is a name for a package, repo, image or key entry: a-z or 0-9 first, then
+/// a-z, 0-9, `.`, `+` and `-` (Debian's package-name alphabet).
+fn entry_name_ok(s: &str) -> bool {
+    s.as_bytes()
+        .first()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
 }
 
-/// Compares the manifest with the accounts that exist. Accounts the manifest doesn't name are
-/// left alone: `up` adds and updates, it never deletes what it wasn't asked about.
-pub fn plan(manifest: &Manifest, existing_accounts: &[AccountName]) -> Plan {
-    let mut p = Plan::default();
-    for (name, spec) in &manifest.accounts {
-        if existing_accounts.contains(name) {
-            p.up_to_date.push(format!("account {name}"));
+/// Validates the `[repos]`, `[packages]` and `[images]` tables, collecting every error.
+struct Checker<'a, F: Fn(std::ops::Range<usize>, &str) -> String> {
+    at: &'a F,
+    base: &'a Path,
+    accounts: &'a BTreeMap<AccountName, AccountSpec>,
+    errors: &'a mut Vec<String>,
+}
+
+impl<F: Fn(std::ops::Range<usize>, &str) -> String> Checker<'_, F> {
+    fn err(&mut self, span: std::ops::Range<usize>, msg: String) {
+        self.errors.push((self.at)(span, &msg));
+    }
+
+    /// The entry's name, if valid.
+    fn name(&mut self, table: &str, key: &Spanned<String>) -> Option<String> {
+        let n = key.get_ref();
+        if entry_name_ok(n) {
+            Some(n.clone())
         } else {
-            p.steps.push(Step::CreateAccount {
-                name: name.clone(),
-                description: spec.description.clone(),
-            });
+            self.err(
+                key.span(),
+                format!("{table}.{n}: name `{n}` is not valid: expected a-z or 0-9 first, then a-z, 0-9, `.`, `+` and `-`"),
+            );
+            None
         }
     }
-    // Whether a stack is out of date is only known from its change set, which the daemon
-    // computes: every stack gets a deploy step, and an empty change set makes it a no-op.
-    p.steps
-        .extend(manifest.stacks.iter().cloned().map(Step::DeployStack));
-    p
+
+    fn account(&mut self, field: &str, v: &Spanned<String>) -> Option<AccountName> {
+        match AccountName::parse(v.get_ref()) {
+            Ok(a) if self.accounts.contains_key(&a) => Some(a),
+            Ok(a) => {
+                self.err(
+                    v.span(),
+                    format!("{field}: `{a}` is not one of the [accounts] of this manifest"),
+                );
+                None
+            }
+            Err(e) => {
+                self.err(v.span(), format!("{field}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn file(&mut self, field: &str, v: &Spanned<String>) -> Option<PathBuf> {
+        let p = self.base.join(v.get_ref());
+        if p.is_file() {
+            Some(p)
+        } else {
+            self.err(v.span(), format!("{field}: no file `{}`", p.display()));
+            None
+        }
+    }
+
+    fn repo_ref<T>(
+        &mut self,
+        field: &str,
+        v: &Spanned<String>,
+        repos: &BTreeMap<String, T>,
+    ) -> Option<String> {
+        if repos.contains_key(v.get_ref()) {
+            Some(v.get_ref().clone())
+        } else {
+            let known: Vec<&str> = repos.keys().map(String::as_str).collect();
+            self.err(
+                v.span(),
+                format!(
+                    "{field}: no repo `{}` in [repos] (declared: {})",
+                    v.get_ref(),
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+            None
+        }
+    }
+
+    fn word(&mut self, field: &str, v: Option<Spanned<String>>, default: &str) -> Option<String> {
+        match v {
+            None => Some(default.to_owned()),
+            Some(v) if entry_name_ok(v.get_ref()) => Some(v.into_inner()),
+            Some(v) => {
+                self.err(
+                    v.span(),
+                    format!("{field}: `{}` is not valid: expected a-z or 0-9 first, then a-z, 0-9, `.`, `+` and `-`", v.get_ref()),
+                );
+                None
+            }
+        }
+    }
+
+    fn repos(&mut self, raw: BTreeMap<Spanned<String>, RawRepo>) -> BTreeMap<String, RepoSpec> {
+        let mut out = BTreeMap::new();
+        for (key, r) in raw {
+            let name = self.name("repos", &key);
+            let t = format!("repos.{}", key.get_ref());
+            let account = self.account(&format!("{t}.account"), &r.account);
+            let default = key.get_ref().clone();
+            let distribution = self.word(&format!("{t}.distribution"), r.distribution, "stable");
+            let component = self.word(&format!("{t}.component"), r.component, "main");
+            let prefix = self.word(&format!("{t}.prefix"), r.prefix, &default);
+            let sign_key = self.word(&format!("{t}.sign_key"), r.sign_key, &default);
+            if let (
+                Some(name),
+                Some(account),
+                Some(distribution),
+                Some(component),
+                Some(prefix),
+                Some(sign_key),
+            ) = (name, account, distribution, component, prefix, sign_key)
+            {
+                out.insert(
+                    name.clone(),
+                    RepoSpec {
+                        name,
+                        account,
+                        distribution,
+                        component,
+                        prefix,
+                        sign_key,
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    fn packages(
+        &mut self,
+        raw: BTreeMap<Spanned<String>, RawPackage>,
+        repos: &BTreeMap<String, RepoSpec>,
+    ) -> BTreeMap<String, PackageSpec> {
+        let mut out = BTreeMap::new();
+        for (key, p) in raw {
+            let name = self.name("packages", &key);
+            let t = format!("packages.{}", key.get_ref());
+            let spec = self.file(&format!("{t}.spec"), &p.spec);
+            let repo = self.repo_ref(&format!("{t}.repo"), &p.repo, repos);
+            let build = match p.build {
+                None => Some(Vec::new()),
+                Some(b) => {
+                    let words: Vec<String> =
+                        b.get_ref().split_whitespace().map(str::to_owned).collect();
+                    if words.is_empty() {
+                        self.err(b.span(), format!("{t}.build: the command is empty"));
+                        None
+                    } else {
+                        Some(words)
+                    }
+                }
+            };
+            let mut inputs = Vec::new();
+            let mut inputs_ok = true;
+            for i in &p.inputs {
+                let path = self.base.join(i.get_ref());
+                if path.exists() {
+                    inputs.push(path);
+                } else {
+                    self.err(
+                        i.span(),
+                        format!("{t}.inputs: no file or directory `{}`", path.display()),
+                    );
+                    inputs_ok = false;
+                }
+            }
+            if let (Some(name), Some(spec), Some(repo), Some(build), true) =
+                (name, spec, repo, build, inputs_ok)
+            {
+                inputs.insert(0, spec.clone());
+                out.insert(
+                    name.clone(),
+                    PackageSpec {
+                        name,
+                        spec,
+                        build,
+                        inputs,
+                        repo,
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    fn images(
+        &mut self,
+        raw: BTreeMap<Spanned<String>, RawImage>,
+        repos: &BTreeMap<String, RepoSpec>,
+    ) -> BTreeMap<String, ImageSpec> {
+        let mut out = BTreeMap::new();
+        for (key, i) in raw {
+            let name = self.name("images", &key);
+            let t = format!("images.{}", key.get_ref());
+            let recipe = self.file(&format!("{t}.recipe"), &i.recipe);
+            let account = self.account(&format!("{t}.account"), &i.account);
+            let mut share_with = Vec::new();
+            let mut shares_ok = true;
+            for s in &i.share_with {
+                match self.account(&format!("{t}.share_with"), s) {
+                    Some(a) if Some(&a) == account.as_ref() || share_with.contains(&a) => {
+                        self.err(s.span(), format!("{t}.share_with: `{a}` is named twice"));
+                        shares_ok = false;
+                    }
+                    Some(a) => share_with.push(a),
+                    None => shares_ok = false,
+                }
+            }
+            let repo = match &i.repo {
+                None => Some(None),
+                Some(r) => self.repo_ref(&format!("{t}.repo"), r, repos).map(Some),
+            };
+            let vars: BTreeMap<String, String> = i
+                .vars
+                .into_iter()
+                .map(|(k, v)| (k, value_text(v)))
+                .collect();
+            if let (Some(name), Some(recipe), Some(account), Some(repo), true) =
+                (name, recipe, account, repo, shares_ok)
+            {
+                out.insert(
+                    name.clone(),
+                    ImageSpec {
+                        name,
+                        recipe,
+                        account,
+                        share_with,
+                        repo,
+                        vars,
+                    },
+                );
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -324,7 +667,13 @@ mod tests {
         assert_eq!(m.stacks[0].parameters["Zones"], "a,b");
         assert_eq!(m.stacks[0].parameters["Size"], "3");
         assert_eq!(m.stacks[0].template, dir.path().join("app.yaml"));
-        let p = plan(&m, &[AccountName::parse("dev").unwrap()]);
+        let p = plan(
+            &m,
+            &Observed {
+                accounts: vec![AccountName::parse("dev").unwrap()],
+                ..Observed::default()
+            },
+        );
         assert_eq!(p.steps, vec![Step::DeployStack(m.stacks[0].clone())]);
     }
 
@@ -335,7 +684,14 @@ mod tests {
         )
         .unwrap();
         let dev = AccountName::parse("dev").unwrap();
-        let p = plan(&m, &[dev.clone(), AccountName::parse("other").unwrap()]);
+        let seen = |accounts: Vec<AccountName>| Observed {
+            accounts,
+            ..Observed::default()
+        };
+        let p = plan(
+            &m,
+            &seen(vec![dev.clone(), AccountName::parse("other").unwrap()]),
+        );
         assert_eq!(
             p.steps,
             vec![Step::CreateAccount {
@@ -344,7 +700,7 @@ mod tests {
             }]
         );
         assert_eq!(p.up_to_date, vec!["account dev".to_string()]);
-        let all = plan(&m, &[dev, AccountName::parse("prod").unwrap()]);
+        let all = plan(&m, &seen(vec![dev, AccountName::parse("prod").unwrap()]));
         assert!(all.steps.is_empty());
     }
 

@@ -394,6 +394,8 @@ impl Provider for InstanceProvider {
         Box::pin(async move {
             let cx = req.cx;
             let mut spec = self.ec2.instance_spec(&req.properties)?;
+            self.ec2
+                .check_image_owner(&cx.context.account_id, &spec.image)?;
             let tag = derived_id("token", &cx);
             spec.tags
                 .insert("aws:cloudformation:stack-name".into(), cx.stack_name.into());
@@ -608,6 +610,14 @@ impl LaunchTemplateProvider {
     pub fn new(ec2: Arc<Ec2>) -> Self {
         LaunchTemplateProvider { ec2 }
     }
+
+    /// The template data's `ImageId`, if any, must be the stack's account's.
+    fn check_image(&self, cx: &ResourceCx<'_>, data: &Props) -> Result<(), Ec2Error> {
+        match data.get("ImageId").and_then(|v| v.as_str()) {
+            Some(image) => self.ec2.check_image_owner(&cx.context.account_id, image),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Provider for LaunchTemplateProvider {
@@ -617,6 +627,7 @@ impl Provider for LaunchTemplateProvider {
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
             let (name, data) = template_spec(&req.cx, &req.properties)?;
+            self.check_image(&req.cx, &data)?;
             let id = derived_id("lt", &req.cx);
             let out = self
                 .ec2
@@ -650,6 +661,7 @@ impl Provider for LaunchTemplateProvider {
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
             let (_, data) = template_spec(&req.cx, &req.properties)?;
+            self.check_image(&req.cx, &data)?;
             LAUNCH_TEMPLATE.check_update(
                 &req.changed,
                 &["LaunchTemplateData"],

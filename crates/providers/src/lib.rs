@@ -141,7 +141,12 @@ pub struct Ec2 {
     runtime: Runtime,
     store: Store,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    image_owners: std::sync::OnceLock<ImageOwners>,
 }
+
+/// Whether an account (by id) owns an image (by `ami-…` id): the daemon answers from its
+/// `images` table. Images are owned per account while the image store is the installation's.
+pub type ImageOwners = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for Ec2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -170,7 +175,36 @@ impl Ec2 {
             runtime,
             store: Store::open(state_file)?,
             locks: Mutex::new(HashMap::new()),
+            image_owners: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// From now on an instance or launch template may name only an image its stack's account
+    /// owns (imported, or shared to it by importing the same image there); another
+    /// account's image is refused as a missing one. Without this (tests of the providers
+    /// alone) every image in the store may be used.
+    pub fn set_image_owners(&self, owners: ImageOwners) {
+        let _ = self.image_owners.set(owners);
+    }
+
+    /// Refuses `image` (an id or a `name:tag`) unless `account` owns it. An image the store
+    /// doesn't know is left to the runtime, which names it when it launches.
+    pub(crate) fn check_image_owner(&self, account: &str, image: &str) -> Result<(), Ec2Error> {
+        let Some(owns) = self.image_owners.get() else {
+            return Ok(());
+        };
+        let Ok(id) = self.runtime.images().resolve(image) else {
+            return Ok(());
+        };
+        if owns(account, &id) {
+            return Ok(());
+        }
+        Err(Ec2Error::Invalid {
+            type_name: "AWS::EC2::Image",
+            message: format!(
+                "image {image} not found in account {account}; import it into this account (an image is shared by importing it into each account that boots it)"
+            ),
+        })
     }
 
     /// Registers every type in [`EC2_TYPES`].

@@ -42,6 +42,15 @@ impl App {
         apt: Arc<crate::apt::AptService>,
         asg_scale_in_seconds: Option<u64>,
     ) -> Self {
+        if let Some(e) = &ec2 {
+            let store = store.clone();
+            e.set_image_owners(Arc::new(move |account: &str, image: &str| {
+                spindle_model::AccountId::parse(account)
+                    .ok()
+                    .and_then(|a| store.account_images(&a).ok())
+                    .is_some_and(|owned| owned.iter().any(|i| i == image))
+            }));
+        }
         // Groups are kept next to the runtime's state, so a restarted daemon finds them.
         let autoscaling = ec2.as_ref().map(|e| {
             let file = e.runtime().config().data_dir.join("autoscaling.json");

@@ -88,7 +88,7 @@ fn cache_dir(a: &BakeArgs) -> PathBuf {
     })
 }
 
-fn read_recipe(path: &Path, vars: &VarInputs) -> Result<spindle_bake::Recipe> {
+pub(crate) fn read_recipe(path: &Path, vars: &VarInputs) -> Result<spindle_bake::Recipe> {
     let src = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read recipe `{}`", path.display()))?;
     let dir = std::fs::canonicalize(path)
@@ -232,52 +232,21 @@ pub(super) fn build(a: &BakeArgs, g: &Global, one: bool) -> Result<Vec<serde_jso
         )?;
         let mut daemon_id = None;
         if let Some(cx) = &cx {
-            let archive = baker
-                .store()
-                .root()
-                .join("tmp")
-                .join(format!("import-{}.oci.tar", baked.image.id));
-            spindle_bake::output::write_oci_archive(baker.store(), &baked.image.id, &archive)?;
-            let c = cx.client()?;
             let account = cx.account()?;
-            let res = c.import_image(
-                &account,
-                &ImportImage {
-                    path: archive.display().to_string(),
-                    tag: Some(b.source.image_name.clone()),
-                    entrypoint: Vec::new(),
-                    cmd: Vec::new(),
-                },
-            );
-            let _ = std::fs::remove_file(&archive);
-            let info = res.map_err(api_err)?;
-            let name = b
-                .source
-                .image_name
-                .split(':')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            let param = ParamName::parse(&format!("/spindle/images/{name}/latest"))
-                .map_err(|e| anyhow!("image name `{name}` makes no parameter name: {e}"))?;
-            c.put_param(
-                &account,
-                &param,
-                &PutParam {
-                    value: info.id.clone(),
-                    kind: "String".into(),
-                    description: format!("image baked from {}", recipe.file),
-                    overwrite: true,
-                },
-            )
-            .map_err(api_err)?;
+            let id = import_baked(
+                &baker,
+                &baked,
+                &b.source.image_name,
+                cx.client()?,
+                &[account.as_str()],
+                &format!("image baked from {}", recipe.file),
+            )?;
             eprintln!(
-                "==> {}: imported as {} and published to {}",
+                "==> {}: imported as {id} and published to {}",
                 b.source_ref,
-                info.id,
-                param.as_str()
+                latest_param(&b.source.image_name)?.as_str()
             );
-            daemon_id = Some(info.id);
+            daemon_id = Some(id);
         }
         results.push(serde_json::json!({
             "source": b.source_ref,
@@ -301,6 +270,66 @@ pub(super) fn build(a: &BakeArgs, g: &Global, one: bool) -> Result<Vec<serde_jso
         }
     }
     Ok(results)
+}
+
+/// `/spindle/images/NAME/latest` for the image `NAME:TAG`.
+pub(crate) fn latest_param(image_name: &str) -> Result<ParamName> {
+    let name = image_name.split(':').next().unwrap_or_default();
+    ParamName::parse(&format!("/spindle/images/{name}/latest"))
+        .map_err(|e| anyhow!("image name `{name}` makes no parameter name: {e}"))
+}
+
+/// Hands a baked image to the daemon (an oci-archive through the ordinary `image import`):
+/// into the first of `accounts` tagged `image_name`, into the others untagged (tags are the
+/// installation's, an image's owners are per account), and points each account's
+/// `/spindle/images/NAME/latest` at it. Returns the image id.
+pub(crate) fn import_baked(
+    baker: &Baker<RealKernel>,
+    baked: &spindle_bake::Baked,
+    image_name: &str,
+    client: &spindle_client::Client,
+    accounts: &[&str],
+    description: &str,
+) -> Result<String> {
+    let archive = baker
+        .store()
+        .root()
+        .join("tmp")
+        .join(format!("import-{}.oci.tar", baked.image.id));
+    spindle_bake::output::write_oci_archive(baker.store(), &baked.image.id, &archive)?;
+    let param = latest_param(image_name)?;
+    let result = (|| -> Result<String> {
+        let mut id = baked.image.id.clone();
+        for (i, account) in accounts.iter().enumerate() {
+            let info = client
+                .import_image(
+                    account,
+                    &ImportImage {
+                        path: archive.display().to_string(),
+                        tag: (i == 0).then(|| image_name.to_owned()),
+                        entrypoint: Vec::new(),
+                        cmd: Vec::new(),
+                    },
+                )
+                .map_err(api_err)?;
+            client
+                .put_param(
+                    account,
+                    &param,
+                    &PutParam {
+                        value: info.id.clone(),
+                        kind: "String".into(),
+                        description: description.to_owned(),
+                        overwrite: true,
+                    },
+                )
+                .map_err(api_err)?;
+            id = info.id;
+        }
+        Ok(id)
+    })();
+    let _ = std::fs::remove_file(&archive);
+    result
 }
 
 #[cfg(test)]

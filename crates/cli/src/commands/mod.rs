@@ -15,6 +15,7 @@ pub mod server;
 mod stack_ops;
 mod stacks;
 mod up;
+mod up_project;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;

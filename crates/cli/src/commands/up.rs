@@ -4,13 +4,14 @@
 
 use crate::cli::UpArgs;
 use crate::commands::server::data_dir;
+use crate::commands::up_project;
 use crate::context::{api_err, hinted, Context};
 use crate::output;
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use spindle_model::api::{CreateAccount, DeployStack, TemplateRequest};
-use spindle_project::{plan, Manifest, Step};
+use spindle_project::{plan, Manifest, StackSpec, Step};
 use std::io::{BufRead, Seek};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,9 +23,32 @@ struct UpReport {
     daemon_started: bool,
     done: Vec<String>,
     up_to_date: Vec<String>,
+    /// Where to send requests: every stack output named `Url` or `…Url`.
+    urls: Vec<UrlInfo>,
+    /// How long each step took, in plan order.
+    steps: Vec<StepTime>,
+    seconds: f64,
+}
+
+#[derive(Serialize)]
+struct StepTime {
+    step: String,
+    seconds: f64,
+}
+
+#[derive(Serialize)]
+struct UrlInfo {
+    stack: String,
+    account: String,
+    output: String,
+    url: String,
+    /// The load balancer's DNS name, when the output named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns_name: Option<String>,
 }
 
 pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
+    let started = Instant::now();
     let manifest = Manifest::load(&args.dir)?;
     if !cx.endpoint_was_given() {
         cx.set_endpoint(format!("http://{}", args.daemon.listen));
@@ -43,7 +67,8 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         .into_iter()
         .map(|a| a.name)
         .collect();
-    let plan = plan(&manifest, &existing);
+    let observed = up_project::observe(client, &manifest, existing)?;
+    let plan = plan(&manifest, &observed);
 
     if args.dry_run {
         if cx.json() {
@@ -57,17 +82,41 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         return Ok(());
     }
 
+    let data = data_dir(&args.daemon);
+    let bar = std::cell::RefCell::new(None::<ProgressBar>);
+    let say = |line: &str| {
+        if let Some(b) = bar.borrow().as_ref() {
+            b.set_message(line.to_owned());
+        }
+    };
+    let mut exec = up_project::Exec::new(
+        client,
+        &manifest,
+        data.join("up").join(&manifest.name),
+        data.join("bake"),
+        &say,
+    );
     let mut done = Vec::new();
+    let mut times = Vec::new();
     let mut up_to_date = plan.up_to_date.clone();
+    let json = cx.json();
     for (i, step) in plan.steps.iter().enumerate() {
-        let bar = spinner(&format!("[{}/{}] {step}", i + 1, plan.steps.len()));
-        let started = Instant::now();
-        let result = run_step(client, step);
-        bar.finish_and_clear();
+        let (b, detail) = spinner(&format!("[{}/{}] {step}", i + 1, plan.steps.len()), json);
+        *bar.borrow_mut() = Some(detail);
+        let step_started = Instant::now();
+        let result = run_step(client, &mut exec, step);
+        if let Some(d) = bar.borrow_mut().take() {
+            d.finish_and_clear();
+        }
+        b.finish_and_clear();
+        times.push(StepTime {
+            step: step.to_string(),
+            seconds: step_started.elapsed().as_secs_f64(),
+        });
         match result.with_context(|| format!("step `{step}` failed"))? {
             StepResult::Done(what) => {
-                if !cx.json() {
-                    println!("  ✓ {what} ({} ms)", started.elapsed().as_millis());
+                if !json {
+                    println!("  ✓ {what} ({:.1} s)", step_started.elapsed().as_secs_f64());
                 }
                 done.push(what);
             }
@@ -81,8 +130,11 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         daemon_started,
         done,
         up_to_date,
+        urls: urls(client, &manifest)?,
+        steps: times,
+        seconds: started.elapsed().as_secs_f64(),
     };
-    if cx.json() {
+    if json {
         output::json(&report);
     } else {
         if report.done.is_empty() {
@@ -93,12 +145,16 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
             );
         } else {
             println!(
-                "Project {} is up: {} step(s) done.",
+                "Project {} is up: {} step(s) done in {:.1} s.",
                 report.project,
-                report.done.len()
+                report.done.len(),
+                report.seconds
             );
         }
         println!();
+        for u in &report.urls {
+            println!("  {:<14} {}", format!("{} {}:", u.stack, u.account), u.url);
+        }
         println!("  API:          {}", report.endpoint);
         println!(
             "  Credentials:  {} [{}]",
@@ -110,13 +166,60 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
     Ok(())
 }
 
+/// Every output named `Url` or ending in `Url` of the manifest's stacks, in manifest order. A
+/// URL naming one of the stack's load balancers by its DNS name gets the address the load
+/// balancer listens on instead (the DNS name is kept beside it), so it works without the DNS
+/// zone.
+fn urls(client: &spindle_client::Client, m: &Manifest) -> Result<Vec<UrlInfo>> {
+    let mut out = Vec::new();
+    for s in &m.stacks {
+        let d = client
+            .describe_stack(s.account.as_str(), s.name.as_str())
+            .map_err(api_err)?;
+        let lbs = client
+            .list_load_balancers(s.account.as_str())
+            .unwrap_or_default();
+        for o in d.outputs {
+            if !(o.name.ends_with("Url") || o.name.ends_with("URL")) {
+                continue;
+            }
+            let lb = lbs.iter().find(|lb| {
+                lb.stack == s.name.as_str()
+                    && o.value
+                        .split("://")
+                        .nth(1)
+                        .is_some_and(|rest| rest.starts_with(lb.dns_name.as_str()))
+            });
+            let (url, dns_name) = match lb {
+                Some(lb) => (
+                    o.value.replacen(&lb.dns_name, &lb.address, 1),
+                    Some(lb.dns_name.clone()),
+                ),
+                None => (o.value.clone(), None),
+            };
+            out.push(UrlInfo {
+                stack: s.name.to_string(),
+                account: s.account.to_string(),
+                output: o.name,
+                url,
+                dns_name,
+            });
+        }
+    }
+    Ok(out)
+}
+
 enum StepResult {
     Done(String),
     UpToDate(String),
 }
 
 /// Executes one step through the API.
-fn run_step(client: &spindle_client::Client, step: &Step) -> Result<StepResult> {
+fn run_step(
+    client: &spindle_client::Client,
+    exec: &mut up_project::Exec<'_>,
+    step: &Step,
+) -> Result<StepResult> {
     match step {
         Step::CreateAccount { name, description } => {
             let a = client
@@ -130,75 +233,102 @@ fn run_step(client: &spindle_client::Client, step: &Step) -> Result<StepResult> 
                 a.name, a.id
             )))
         }
-        Step::DeployStack(spec) => {
-            let template_body = std::fs::read_to_string(&spec.template)
-                .with_context(|| format!("cannot read `{}`", spec.template.display()))?;
-            let mut nested_templates = std::collections::BTreeMap::new();
-            crate::commands::stacks::bundle_nested(
-                &spec.template,
-                &template_body,
-                &mut nested_templates,
-            )?;
-            let template = TemplateRequest {
-                template_body,
-                template_name: Some(spec.template.display().to_string()),
-                parameters: spec.parameters.clone(),
-                nested_templates,
-                use_previous_values: Vec::new(),
-            };
-            let account = spec.account.as_str();
-            let mut req = DeployStack {
-                template,
-                preview: true,
-                expected_change_set: None,
-                disable_rollback: false,
-                ..DeployStack::default()
-            };
-            let preview = client
-                .deploy_stack(account, spec.name.as_str(), &req)
-                .map_err(api_err)?;
-            if preview.changes.is_empty() {
-                return Ok(StepResult::UpToDate(format!(
-                    "stack {} in {account}",
-                    spec.name
-                )));
-            }
-            req.preview = false;
-            req.expected_change_set = Some(preview.change_set_hash);
-            let r = client
-                .deploy_stack(account, spec.name.as_str(), &req)
-                .map_err(api_err)?;
-            let status = r.status.unwrap_or_default();
-            if !status.ends_with("_COMPLETE") || status.contains("ROLLBACK") {
-                return Err(hinted(
-                    format!(
-                        "stack {} in {account} is {status}: {}",
-                        spec.name,
-                        r.reason.unwrap_or_default()
-                    ),
-                    format!(
-                        "`spindle --account {account} stack events {}` shows what happened",
-                        spec.name
-                    ),
-                ));
-            }
-            Ok(StepResult::Done(format!(
-                "deployed stack {} in {account}: {status} ({} change(s))",
-                spec.name,
-                r.changes.len()
-            )))
+        Step::CreateSigningKey { account, name } => {
+            exec.create_signing_key(account, name).map(StepResult::Done)
         }
+        Step::CreateRepo(r) => exec.create_repo(r).map(StepResult::Done),
+        Step::BuildPackage { spec, inputs } => {
+            exec.build_package(spec, inputs).map(StepResult::Done)
+        }
+        Step::Publish {
+            repo,
+            packages,
+            create,
+        } => exec.publish(repo, packages, *create).map(StepResult::Done),
+        Step::BakeImage { spec, inputs } => exec.bake(spec, inputs).map(StepResult::Done),
+        Step::DeployStack(spec) => deploy_stack(client, spec),
     }
 }
 
-fn spinner(msg: &str) -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("constant template"),
-    );
-    bar.set_message(msg.to_owned());
-    bar.enable_steady_tick(Duration::from_millis(100));
-    bar
+/// Previews the stack's change set and executes it when it is not empty.
+fn deploy_stack(client: &spindle_client::Client, spec: &StackSpec) -> Result<StepResult> {
+    let template_body = std::fs::read_to_string(&spec.template)
+        .with_context(|| format!("cannot read `{}`", spec.template.display()))?;
+    let mut nested_templates = std::collections::BTreeMap::new();
+    crate::commands::stacks::bundle_nested(&spec.template, &template_body, &mut nested_templates)?;
+    let template = TemplateRequest {
+        template_body,
+        template_name: Some(spec.template.display().to_string()),
+        parameters: spec.parameters.clone(),
+        nested_templates,
+        use_previous_values: Vec::new(),
+    };
+    let account = spec.account.as_str();
+    let mut req = DeployStack {
+        template,
+        preview: true,
+        expected_change_set: None,
+        disable_rollback: false,
+        ..DeployStack::default()
+    };
+    let preview = client
+        .deploy_stack(account, spec.name.as_str(), &req)
+        .map_err(api_err)?;
+    if preview.changes.is_empty() {
+        return Ok(StepResult::UpToDate(format!(
+            "stack {} in {account}",
+            spec.name
+        )));
+    }
+    req.preview = false;
+    req.expected_change_set = Some(preview.change_set_hash);
+    let r = client
+        .deploy_stack(account, spec.name.as_str(), &req)
+        .map_err(api_err)?;
+    let status = r.status.unwrap_or_default();
+    if !status.ends_with("_COMPLETE") || status.contains("ROLLBACK") {
+        return Err(hinted(
+            format!(
+                "stack {} in {account} is {status}: {}",
+                spec.name,
+                r.reason.unwrap_or_default()
+            ),
+            format!(
+                "`spindle --account {account} stack events {}` shows what happened",
+                spec.name
+            ),
+        ));
+    }
+    Ok(StepResult::Done(format!(
+        "deployed stack {} in {account}: {status} ({} change(s))",
+        spec.name,
+        r.changes.len()
+    )))
+}
+
+/// The step's spinner and, under it, a line its progress messages go to. Hidden with
+/// `--output json` (so stdout is only the report).
+fn spinner(msg: &str, hidden: bool) -> (ProgressBar, ProgressBar) {
+    let make = |template: &str| {
+        let bar = if hidden {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new_spinner()
+        };
+        bar.set_style(ProgressStyle::with_template(template).expect("constant template"));
+        bar
+    };
+    let step = make("{spinner} {msg} {elapsed}");
+    step.set_message(msg.to_owned());
+    step.enable_steady_tick(Duration::from_millis(100));
+    let detail = make("    {msg}");
+    if !hidden {
+        let multi = indicatif::MultiProgress::new();
+        let step = multi.add(step);
+        let detail = multi.add(detail);
+        return (step, detail);
+    }
+    (step, detail)
 }
 
 /// Makes sure a daemon answers at the context's endpoint, starting one in the background if
@@ -248,11 +378,14 @@ fn ensure_daemon(cx: &Context, args: &UpArgs) -> Result<bool> {
             });
         }
     }
-    let bar = spinner(&format!(
-        "starting the daemon (data dir {}, log {})",
-        dir.display(),
-        log_path.display()
-    ));
+    let (bar, _) = spinner(
+        &format!(
+            "starting the daemon (data dir {}, log {})",
+            dir.display(),
+            log_path.display()
+        ),
+        cx.json(),
+    );
     let mut child = cmd.spawn().context("cannot start `spindle server`")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

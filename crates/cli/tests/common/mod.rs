@@ -231,3 +231,20 @@ pub fn busybox_project(dir: &Path, name: &str, recipe: &str) {
     std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
     std::fs::write(dir.join(name), recipe).unwrap();
 }
+
+/// Removes whatever the runtime left under a test's prefix (namespaces, veths, nftables
+/// tables, cgroups), pass or fail: declare it before the daemon, so it drops after it.
+pub struct Sweep(pub String);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        use spindle_runtime::doctor::{doctor, Known};
+        use spindle_runtime::{CgroupLayout, Kernel, RealKernel};
+        let k = RealKernel;
+        let layout = CgroupLayout::detect(&k as &dyn Kernel, Path::new("/sys/fs/cgroup"));
+        let r = doctor(&k, &layout, &self.0, &Known::default(), true);
+        if !r.unfixed.is_empty() {
+            eprintln!("cleanup of {} left {:?}", self.0, r.unfixed);
+        }
+    }
+}
