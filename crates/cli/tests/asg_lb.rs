@@ -317,7 +317,6 @@ fn kill9(prefix: &str, id: &str) -> usize {
 }
 
 #[test]
-#[ignore = "flaky (issue #7): when both tests run at once a deregistration can stay listed past its delay, stalling scale-in; run with scripts/test --slow"]
 fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_failure() {
     if let Some(why) = spindle_runtime::host::missing_prerequisites() {
         eprintln!("SKIPPED {}: {why}", module_path!());
@@ -419,7 +418,6 @@ fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_fai
 }
 
 #[test]
-#[ignore = "flaky (issue #7): when both tests run at once a deregistration can stay listed past its delay, stalling scale-in; run with scripts/test --slow"]
 fn an_instance_refresh_under_constant_load_fails_no_request() {
     if let Some(why) = spindle_runtime::host::missing_prerequisites() {
         eprintln!("SKIPPED {}: {why}", module_path!());

@@ -46,5 +46,5 @@ pub use config::*;
 pub use error::{ApplyError, ConfigError, Party, ProxyError};
 pub use lb::{LbOptions, LoadBalancer, TargetHealth};
 pub use proxy::{AccessLog, AccessLogEntry, BodyError};
-pub use target::{HealthState, HealthTracker};
+pub use target::{DrainWatch, HealthState, HealthTracker};
 pub use upstream::{BoxFuture, TcpConnector, UpstreamConnector};

@@ -105,6 +105,26 @@ pub(crate) struct TargetRt {
     pub(crate) series: Arc<Series>,
     pub(crate) health_config: ArcSwap<HealthCheckConfig>,
     pub(crate) health_task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Woken when the last in-flight request of a draining target ends.
+    idle: tokio::sync::Notify,
+    /// Set once the target finished draining. It lives on the target, not in a state
+    /// snapshot, so an apply that copies the draining lists can never bring it back.
+    drained: tokio::sync::watch::Sender<bool>,
+}
+
+/// Resolves once a deregistered target finished draining: its last in-flight request ended,
+/// or its deregistration delay passed.
+#[derive(Debug)]
+pub struct DrainWatch(tokio::sync::watch::Receiver<bool>);
+
+impl DrainWatch {
+    /// Waits until the target drained or `deadline` passed; whether it drained.
+    pub async fn wait_until(mut self, deadline: Instant) -> bool {
+        let done = self.0.wait_for(|d| *d);
+        tokio::time::timeout_at(deadline.into(), done)
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
 }
 
 impl TargetRt {
@@ -125,6 +145,8 @@ impl TargetRt {
             series,
             health_config: ArcSwap::from_pointee(hc.clone()),
             health_task: Mutex::new(None),
+            idle: tokio::sync::Notify::new(),
+            drained: tokio::sync::watch::channel(false).0,
         };
         if !hc.enabled {
             t.set_state(HealthState::Healthy);
@@ -179,8 +201,62 @@ impl TargetRt {
     }
 
     pub(crate) fn start_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
+        self.draining.store(true, Ordering::SeqCst);
         self.stop_health_checks();
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Counts a request sent to the target. `false` (and nothing counted) when the target
+    /// started draining meanwhile: the drain may already have seen it idle, so the request
+    /// must go elsewhere. Both sides use `SeqCst`, so either the drain sees this request in
+    /// flight or this sees the drain.
+    pub(crate) fn begin_request(&self) -> bool {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.is_draining() {
+            self.end_request();
+            return false;
+        }
+        true
+    }
+
+    /// Counts a request to the target as ended; wakes the drain when it was the last one.
+    pub(crate) fn end_request(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 && self.is_draining() {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits, after `start_draining`, until no request is in flight or `delay` passed; then
+    /// marks the target drained.
+    pub(crate) async fn drain(&self, delay: Duration) {
+        let deadline = tokio::time::Instant::now() + delay;
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the check, so a request ending in between still wakes us.
+            idle.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                break;
+            }
+        }
+        self.pool.clear();
+        self.drained.send_replace(true);
+    }
+
+    /// Whether the target finished draining.
+    pub(crate) fn is_drained(&self) -> bool {
+        *self.drained.borrow()
+    }
+
+    /// A watch on the end of this target's draining.
+    pub(crate) fn drain_watch(&self) -> DrainWatch {
+        DrainWatch(self.drained.subscribe())
     }
 
     pub(crate) fn stop_health_checks(&self) {
