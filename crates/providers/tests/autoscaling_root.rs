@@ -232,7 +232,7 @@ fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instanc
     let rules = Rules {
         scale_out_seconds: 3,
         scale_in_seconds: 8,
-        tolerance: 0.1,
+        ..Rules::default()
     };
     let state = env._dir.path().join("autoscaling.json");
     let account = ACCOUNT;
