@@ -353,7 +353,9 @@ fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_fai
     eprintln!("first request served by each new instance after the step: {served:?}");
     let acts = common::stdout(&d.cli(&["asg", "activities", "web"]));
     assert!(
-        acts.contains("ALBRequestCountPerTarget") && acts.contains("> target 1200"),
+        // 60 requests/s on one instance is 3x its target: a surge, acted on after 1 s (the
+        // first second may hold only part of the step, so its figure varies).
+        acts.contains("ALBRequestCountPerTarget") && acts.contains("≥ 2× target 1200 for 1 s"),
         "{acts}"
     );
 
@@ -392,7 +394,7 @@ fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_fai
     assert!(during.keys().all(|c| *c == 200 || *c == 502), "{during:?}");
     // At most a third of 60 requests/s during the (measured) time to leave rotation.
     let bound = (20.0 * (left.as_secs_f64() + 1.0)).ceil() as u64;
-    assert!(ok > 500 && failed <= bound, "{during:?} (bound {bound})");
+    assert!(ok > 100 && failed <= bound, "{during:?} (bound {bound})");
 
     // The load ends (a trickle stays, counting failures): the group scales in to one
     // instance, each leaving instance drained first, and no request fails.
