@@ -390,6 +390,27 @@ impl Bench {
     }
 }
 
+/// The load balancer's own count of what went wrong, summed over its series.
+fn lb_failures(b: &Bench, name: &str) -> String {
+    let series: Vec<spindle_model::lb::LbMetricSeries> = b
+        .admin
+        .load_balancer(ACCOUNT, name, "/metrics")
+        .unwrap_or_default();
+    let mut t = spindle_model::lb::LbCounts::default();
+    for s in series.iter().filter(|s| s.labels.contains_key("target")) {
+        t.requests += s.totals.requests;
+        t.errors_5xx += s.totals.errors_5xx;
+        t.timeouts += s.totals.timeouts;
+        t.connect_errors += s.totals.connect_errors;
+        t.bad_responses += s.totals.bad_responses;
+        t.refused += s.totals.refused;
+    }
+    format!(
+        "load balancer: {} requests to targets, 5xx {}, timeouts {}, connect errors {}, bad responses {}, refused {}",
+        t.requests, t.errors_5xx, t.timeouts, t.connect_errors, t.bad_responses, t.refused
+    )
+}
+
 fn wait(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Result<Duration> {
     let start = Instant::now();
     while !f() {
@@ -421,6 +442,9 @@ fn spike_round(b: &Bench, name: &str, addr: SocketAddr, warm: bool) -> Result<(D
         .filter(|r| r.status == 200)
         .map(|r| r.host.clone())
         .collect();
+    let step_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let step = load.set_rate(BASE_RATE * 5.0);
     let mut took = None;
     let limit = Instant::now() + Duration::from_secs(60);
@@ -434,6 +458,23 @@ fn spike_round(b: &Bench, name: &str, addr: SocketAddr, warm: bool) -> Result<(D
         std::thread::sleep(Duration::from_millis(20));
     }
     let took = took.context("no new instance served within 60 s of the step")?;
+    if took > Duration::from_secs(3) {
+        // A slow round says why: the group's activities since the step.
+        for a in b
+            .admin
+            .group_activities(ACCOUNT, name)?
+            .iter()
+            .filter(|a| a.at >= step_unix)
+        {
+            println!(
+                "    slow round: {} {} | {} | {}",
+                a.at - step_unix,
+                a.status,
+                a.description,
+                a.cause
+            );
+        }
+    }
     // Hold the spike until the scale-out settles, then back to base: scale-in to one.
     std::thread::sleep(Duration::from_secs(6));
     load.set_rate(BASE_RATE);
@@ -452,9 +493,9 @@ fn spike_round(b: &Bench, name: &str, addr: SocketAddr, warm: bool) -> Result<(D
     Ok((took, n))
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+fn median(mut v: Vec<Duration>) -> f64 {
     v.sort();
-    v[v.len() / 2]
+    v.get(v.len() / 2).map_or(f64::NAN, Duration::as_secs_f64)
 }
 
 fn p99_of(summary: &[serde_json::Value], tenant: &str) -> Option<f64> {
@@ -578,6 +619,12 @@ fn main() -> Result<()> {
             p1 / p0
         );
     }
+    for s in base.iter().chain(&spike) {
+        if s["errors"].as_u64().unwrap_or(0) > 0 {
+            println!("  {}", s);
+        }
+    }
+    println!("  {}", lb_failures(&b, "cold"));
     let load_errors = sum_of(&base, "errors") + sum_of(&spike, "errors");
     let load_shed = sum_of(&base, "shed") + sum_of(&spike, "shed");
     failed_total += load_errors;
@@ -604,23 +651,30 @@ fn main() -> Result<()> {
         .into_iter()
         .map(|i| i.id)
         .collect();
-    let load = Pacer::start(cold_addr, PER_INSTANCE);
+    // 95% of two instances' target: inside the policy's dead band, so it holds two.
+    let refresh_rate = 2.0 * PER_INSTANCE * 0.95;
+    let load = Pacer::start(cold_addr, refresh_rate);
     std::thread::sleep(Duration::from_secs(2));
     b.admin.start_instance_refresh(ACCOUNT, "cold", 100)?;
     let took = wait("the refresh to finish", Duration::from_secs(120), || {
-        b.group("cold").is_ok_and(|g| {
-            g.refresh.is_none()
-                && g.instances
-                    .iter()
-                    .filter(|i| i.lifecycle_state == "InService")
-                    .all(|i| !old.contains(&i.id))
-        }) && b.targets("cold").len() == 2
+        let Ok(g) = b.group("cold") else { return false };
+        let serving: BTreeSet<&str> = g
+            .instances
+            .iter()
+            .filter(|i| i.lifecycle_state == "InService")
+            .map(|i| i.id.as_str())
+            .collect();
+        let targets = b.targets("cold");
+        g.refresh.is_none()
+            && serving.iter().all(|id| !old.contains(*id))
+            && targets.len() == serving.len()
+            && targets.iter().all(|t| t.state == "healthy")
     })?;
     let (replies, shed) = load.stop();
     let refresh_failed = failures(&replies);
     failed_total += refresh_failed.values().sum::<u64>();
     println!(
-        "(c) instance refresh of 2 instances (MinHealthyPercentage 100) under {PER_INSTANCE} req/s: {:.1} s, {} requests, failed {:?}, shed by the generator {shed}",
+        "(c) instance refresh of 2 instances (MinHealthyPercentage 100) under {refresh_rate} req/s: {:.1} s, {} requests, failed {:?}, shed by the generator {shed}",
         took.as_secs_f64(),
         replies.len(),
         refresh_failed
@@ -638,8 +692,8 @@ fn main() -> Result<()> {
     }
     b.admin.delete_stack(ACCOUNT, "warm")?;
 
-    let cold_m = median(cold.clone()).as_secs_f64();
-    let warm_m = median(warm.clone()).as_secs_f64();
+    let cold_m = median(cold.clone());
+    let warm_m = median(warm.clone());
     let secs = |v: &[Duration]| {
         v.iter()
             .map(|d| format!("{:.2}", d.as_secs_f64()))

@@ -394,7 +394,7 @@ fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_fai
     assert!(during.keys().all(|c| *c == 200 || *c == 502), "{during:?}");
     // At most a third of 60 requests/s during the (measured) time to leave rotation.
     let bound = (20.0 * (left.as_secs_f64() + 1.0)).ceil() as u64;
-    assert!(ok > 100 && failed <= bound, "{during:?} (bound {bound})");
+    assert!(ok >= 50 && failed <= bound, "{during:?} (bound {bound})");
 
     // The load ends (a trickle stays, counting failures): the group scales in to one
     // instance, each leaving instance drained first, and no request fails.
