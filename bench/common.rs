@@ -26,6 +26,11 @@ impl Drop for Daemon {
 
 /// Starts the daemon and returns it with the time from spawn to the first `/healthz` answer.
 pub fn start(bin: &Path, dir: &Path) -> Result<(Daemon, Duration)> {
+    start_with(bin, dir, &[])
+}
+
+/// [`start`] with more `spindle server` arguments.
+pub fn start_with(bin: &Path, dir: &Path, extra: &[&str]) -> Result<(Daemon, Duration)> {
     let _ = std::fs::remove_file(dir.join("data/server.json"));
     let t0 = Instant::now();
     let child = Command::new(bin)
@@ -33,6 +38,7 @@ pub fn start(bin: &Path, dir: &Path) -> Result<(Daemon, Duration)> {
         .arg(dir.join("data"))
         .arg("--credentials-file")
         .arg(dir.join("credentials"))
+        .args(extra)
         .env("SPINDLE_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

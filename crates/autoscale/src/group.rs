@@ -642,6 +642,33 @@ impl Group {
         }
     }
 
+    /// Pending instances enter service (or wait on the launch hook). Part of every
+    /// [`Group::tick`]; the executor also calls it right after reporting launches with
+    /// [`Group::launched`], so a launched instance is registered in the same second instead
+    /// of the next one. (Instances launched into the warm pool are paused by the next tick,
+    /// which leaves them a second to boot.)
+    pub fn admit_pending(&mut self, now: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        let launch_hook = self.hook(Transition::Launching).cloned();
+        for m in self
+            .members
+            .iter_mut()
+            .filter(|m| m.state == State::Pending)
+        {
+            if let Some(h) = &launch_hook {
+                m.state = State::PendingWait {
+                    hook: h.name.clone(),
+                    deadline: now + h.timeout,
+                };
+            } else {
+                m.state = State::InService;
+                m.in_service_at = Some(now);
+                out.push(Action::Register { id: m.id.clone() });
+            }
+        }
+        out
+    }
+
     /// One second of the controller: everything the group should do now.
     pub fn tick(&mut self, w: &Window, now: u64) -> Vec<Action> {
         let mut out = Vec::new();
@@ -757,30 +784,16 @@ impl Group {
         }
 
         // 4. Pending instances enter service (or wait on the launch hook); warm ones pause.
-        let launch_hook = self.hook(Transition::Launching).cloned();
+        out.extend(self.admit_pending(now));
         let pool_state = self.spec.warm_pool.as_ref().map(|p| p.state);
-        for idx in 0..self.members.len() {
-            let m = &mut self.members[idx];
-            match m.state {
-                State::Pending => {
-                    if let Some(h) = &launch_hook {
-                        m.state = State::PendingWait {
-                            hook: h.name.clone(),
-                            deadline: now + h.timeout,
-                        };
-                    } else {
-                        m.state = State::InService;
-                        m.in_service_at = Some(now);
-                        out.push(Action::Register { id: m.id.clone() });
-                    }
-                }
-                State::WarmedPending => {
-                    m.state = State::Warmed;
-                    if pool_state != Some(PoolState::Running) {
-                        out.push(Action::Pause { id: m.id.clone() });
-                    }
-                }
-                _ => {}
+        for m in self
+            .members
+            .iter_mut()
+            .filter(|m| m.state == State::WarmedPending)
+        {
+            m.state = State::Warmed;
+            if pool_state != Some(PoolState::Running) {
+                out.push(Action::Pause { id: m.id.clone() });
             }
         }
 

@@ -13,6 +13,13 @@
 //! - **Scale out fast.** A target-tracking policy scales out when its metric is above the
 //!   target in every one of the last [`Rules::scale_out_seconds`] seconds (3 by default),
 //!   to `ceil(capacity × average / target)`.
+//! - **Scale out at once on a surge.** When the metric is at least
+//!   [`Rules::surge_factor`] × the target (2× by default) in every one of the last
+//!   [`Rules::surge_seconds`] seconds (1 by default), it scales out without waiting for the
+//!   longer window: a load step of that size is not noise, and the one-second metrics make
+//!   it visible a second after it starts. A surge only ever adds capacity, and scale-in
+//!   still needs the whole quiet window, so a one-second burst costs at most one early
+//!   scale-out (held for the quiet window), never a reversal within it.
 //! - **Scale in slowly.** It scales in only when the metric stayed below
 //!   `target × (1 − tolerance)` in every second of the last [`Rules::scale_in_seconds`]
 //!   (60 by default), no instance is warming, and no scaling activity happened in that
@@ -40,6 +47,10 @@ pub struct Rules {
     pub scale_in_seconds: u64,
     /// Width of the dead band under the target, as a fraction of the target.
     pub tolerance: f64,
+    /// A metric at least this many times the target is a surge (0 turns surges off).
+    pub surge_factor: f64,
+    /// Consecutive seconds of surge before a target-tracking scale-out.
+    pub surge_seconds: u64,
 }
 
 impl Default for Rules {
@@ -48,6 +59,8 @@ impl Default for Rules {
             scale_out_seconds: 3,
             scale_in_seconds: 60,
             tolerance: 0.1,
+            surge_factor: 2.0,
+            surge_seconds: 1,
         }
     }
 }
@@ -88,6 +101,12 @@ impl Metric {
 
     /// The capacity that brings `value` to `target`, given the sample it was measured in.
     fn needed(&self, s: &Sample, value: f64, target: f64, capacity: u32) -> u32 {
+        ceil_u32(self.load(s, value, capacity) / target)
+    }
+
+    /// The metric summed over the capacity it was measured on (`value` per instance ×
+    /// instances), so seconds measured on different capacities can be averaged.
+    fn load(&self, s: &Sample, value: f64, capacity: u32) -> f64 {
         let base = match self {
             // The average covers ready instances only: their load over the target is the
             // capacity needed in all, warming instances included (they take load as they
@@ -96,7 +115,7 @@ impl Metric {
             Metric::RequestsPerTarget => f64::from(s.in_service.max(1)),
             Metric::Custom { .. } => f64::from(capacity.max(1)),
         };
-        ceil_u32(base * value / target)
+        base * value
     }
 }
 
@@ -304,22 +323,40 @@ pub fn recommend(
             let latest = w.latest().filter(|s| s.t == g.now)?;
             let v_now = metric.value(latest)?;
             if v_now > *target {
-                let samples = w.last(g.now, rules.scale_out_seconds)?;
-                let values: Vec<f64> = samples
-                    .iter()
-                    .map(|s| metric.value(s))
-                    .collect::<Option<_>>()?;
-                if !values.iter().all(|v| v > target) {
-                    return Some(rec(g.desired, hold_cause(metric, v_now, *target)));
-                }
-                let avg = values.iter().sum::<f64>() / values.len() as f64;
-                let need = metric.needed(latest, avg, *target, g.desired);
+                // Each second's value with its load (value × the capacity it was measured
+                // on): a window that spans a scale-out is not counted on the new capacity.
+                let window = |seconds: u64| -> Option<Vec<(f64, f64)>> {
+                    w.last(g.now, seconds)?
+                        .iter()
+                        .map(|s| {
+                            let v = metric.value(s)?;
+                            Some((v, metric.load(s, v, g.desired)))
+                        })
+                        .collect()
+                };
+                let surge = target * rules.surge_factor;
+                let surging = rules.surge_factor > 0.0
+                    && window(rules.surge_seconds.max(1))
+                        .is_some_and(|vs| vs.iter().all(|(v, _)| *v >= surge));
+                let (values, seconds, cmp) = if surging {
+                    let seconds = rules.surge_seconds.max(1);
+                    let cmp = format!("≥ {}× target", fmt_num(rules.surge_factor));
+                    (window(seconds)?, seconds, cmp)
+                } else {
+                    let values = window(rules.scale_out_seconds)?;
+                    if !values.iter().all(|(v, _)| v > target) {
+                        return Some(rec(g.desired, hold_cause(metric, v_now, *target)));
+                    }
+                    (values, rules.scale_out_seconds, "> target".to_string())
+                };
+                let n = values.len() as f64;
+                let avg = values.iter().map(|(v, _)| v).sum::<f64>() / n;
+                let need = ceil_u32(values.iter().map(|(_, l)| l).sum::<f64>() / n / target);
                 let cause = format!(
-                    "{} {} > target {} for {} s",
+                    "{} {} {cmp} {} for {seconds} s",
                     metric.name(),
                     fmt_num(avg),
                     fmt_num(*target),
-                    rules.scale_out_seconds
                 );
                 return Some(rec(need.max(g.desired), cause));
             }
@@ -523,6 +560,43 @@ mod tests {
     }
 
     #[test]
+    fn a_surge_of_twice_the_target_scales_out_after_one_second() {
+        // 2.5x the target for one second: out at once, to what that second needs.
+        let w = window(&[(2, Some(40.0)), (2, Some(40.0)), (2, Some(100.0))], false);
+        let d = decide(
+            &tt(Metric::RequestsPerTarget, 1200.0),
+            &Rules::default(),
+            &w,
+            &view(2, 2),
+        )
+        .unwrap();
+        assert_eq!(
+            d.cause,
+            "ALBRequestCountPerTarget 3000 ≥ 2× target 1200 for 1 s: desired 2 → 5"
+        );
+        // 1.9x for one second is not a surge; surges off turn it into the 3 s rule.
+        let w = window(&[(2, Some(40.0)), (2, Some(40.0)), (2, Some(95.0))], true);
+        assert_eq!(
+            decide(&tt(Metric::Cpu, 50.0), &Rules::default(), &w, &view(2, 2)),
+            None
+        );
+        let off = Rules {
+            surge_factor: 0.0,
+            ..Rules::default()
+        };
+        let w = window(&[(2, Some(40.0)), (2, Some(40.0)), (2, Some(100.0))], false);
+        assert_eq!(
+            decide(
+                &tt(Metric::RequestsPerTarget, 1200.0),
+                &off,
+                &w,
+                &view(2, 2)
+            ),
+            None
+        );
+    }
+
+    #[test]
     fn scale_out_is_held_at_max_size_and_says_so() {
         let w = window(&[(2, Some(100.0)); 3], true);
         let mut g = view(2, 2);
@@ -690,14 +764,15 @@ mod tests {
                 ready: 2,
                 ..Default::default()
             };
-            s.custom.insert("TargetResponseTime:p95".into(), 0.3);
+            // 1.5x the target: the 3 s rule, not a surge.
+            s.custom.insert("TargetResponseTime:p95".into(), 0.15);
             w.push(s);
         }
         let d = decide(&tt(metric, 0.1), &Rules::default(), &w, &view(2, 2)).unwrap();
-        assert_eq!(d.to, 6);
+        assert_eq!(d.to, 3);
         assert!(
             d.cause
-                .starts_with("TargetResponseTime p95 0.3 > target 0.1 for 3 s"),
+                .starts_with("TargetResponseTime p95 0.1 > target 0.1 for 3 s"),
             "{}",
             d.cause
         );

@@ -48,6 +48,36 @@ fn fills_to_desired_across_subnets() {
 }
 
 #[test]
+fn launched_instances_can_enter_service_in_the_second_they_were_launched() {
+    let mut s = Sim::new(spec(1, 5), 2);
+    let a = s.step(&Window::new(1));
+    assert_eq!(launches(&a), 2);
+    assert_eq!(s.in_service(), 0);
+    // The executor admits them right after reporting the launches, as the daemon does.
+    let now = s.now;
+    let admitted = s.group.admit_pending(now);
+    let admitted = s.exec(admitted);
+    assert_eq!(
+        admitted,
+        vec![
+            Action::Register { id: "i-1".into() },
+            Action::Register { id: "i-2".into() }
+        ]
+    );
+    assert_eq!(s.in_service(), 2);
+    assert!(
+        s.group.admit_pending(now).is_empty(),
+        "nothing pending twice"
+    );
+    s.steps(1);
+    assert_eq!(
+        s.registered.len(),
+        2,
+        "the next tick registers nothing again"
+    );
+}
+
+#[test]
 fn a_killed_instance_is_replaced_in_the_same_second() {
     let mut s = Sim::new(spec(1, 5), 2);
     s.steps(2);

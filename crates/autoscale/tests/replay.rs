@@ -173,6 +173,9 @@ fn step_5x_on_cpu() {
 fn step_5x_on_request_count() {
     let run = replay("step5x", request_policy());
     check_expected("step5x.requests", &run);
+    // The step (at 30 s) doubles the metric at once: a surge, acted on in its first second.
+    let first_out = run.desired.iter().position(|d| *d > 2).unwrap();
+    assert_eq!(first_out, 30, "{:?}", run.activities);
     assert!(
         run.activities[0].contains("ALBRequestCountPerTarget"),
         "{:?}",

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use crate::proxy::{
     self, AccessLog, ConnInfo, Gate, GroupRt, ListenerRt, RouteAction, RouteRule, Shared, State,
 };
 use crate::scheduler::Scheduler;
-use crate::target::{spawn_health_checks, HealthState, TargetRt};
+use crate::target::{spawn_health_checks, DrainWatch, HealthState, TargetRt};
 use crate::upstream::{TcpConnector, UpstreamConnector};
 
 /// Options fixed for the life of a load balancer.
@@ -327,11 +327,14 @@ impl LoadBalancer {
             let group = GroupRt::new(tg.clone(), targets, gate);
             if let Some(p) = prev {
                 let mut draining = group.draining.lock().unwrap_or_else(|e| e.into_inner());
+                // A target whose drain ended while this state was being built is left out
+                // here: its drain task cleaned the state that was current then, not this one.
                 draining.extend(
                     p.draining
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .iter()
+                        .filter(|d| !d.is_drained())
                         .cloned(),
                 );
                 for t in &p.targets {
@@ -385,14 +388,10 @@ impl LoadBalancer {
         t.start_draining();
         let shared = self.shared.clone();
         self.handle.spawn(async move {
-            let deadline = Instant::now() + delay;
-            while t.in_flight.load(std::sync::atomic::Ordering::Relaxed) > 0
-                && Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            t.pool.clear();
-            // Forget it in whichever group still lists it as draining.
+            t.drain(delay).await;
+            // Forget it in whichever group still lists it as draining. An apply building a
+            // new state right now may copy it once more; `is_drained` hides it there and
+            // the next apply drops it.
             for g in shared.state.load().groups.values() {
                 g.draining
                     .lock()
@@ -420,7 +419,8 @@ impl LoadBalancer {
         for name in names {
             let g = &state.groups[name];
             let draining = g.draining.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            for t in g.targets.iter().chain(draining.iter()) {
+            let draining = draining.iter().filter(|t| !t.is_drained());
+            for t in g.targets.iter().chain(draining) {
                 out.push(TargetHealth {
                     target_group: name.clone(),
                     target: t.addr,
@@ -430,6 +430,18 @@ impl LoadBalancer {
             }
         }
         out
+    }
+
+    /// A watch on the end of a deregistered target's draining; `None` when the group lists no
+    /// draining target at `addr` (it finished draining, or was never removed).
+    pub fn drain_watch(&self, target_group: &str, addr: SocketAddr) -> Option<DrainWatch> {
+        let state = self.shared.state.load();
+        let g = state.groups.get(target_group)?;
+        let draining = g.draining.lock().unwrap_or_else(|e| e.into_inner());
+        draining
+            .iter()
+            .find(|t| t.addr == addr && !t.is_drained())
+            .map(|t| t.drain_watch())
     }
 
     /// The concurrency limit and in-flight count of a target group's tenant scheduler.

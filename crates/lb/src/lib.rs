@@ -15,6 +15,8 @@
 //!   every error at once (including a certificate that doesn't match its key).
 //! - [`LoadBalancer::target_health`], [`LoadBalancer::metrics`] (ring buffers of the last N
 //!   seconds per target and per tenant) and [`LoadBalancer::prometheus`].
+//! - [`LoadBalancer::drain_watch`]: a [`DrainWatch`] that resolves when a deregistered target
+//!   finished draining (no polling; the auto scaler terminates an instance only then).
 //! - [`scheduler::Scheduler`]: the tenant scheduler on its own, for tests and simulations.
 //!
 //! # Invariants
@@ -27,6 +29,10 @@
 //! - Only this crate knows the proxy's HTTP: hop-by-hop headers, `X-Forwarded-*`, keep-alive
 //!   pooling and the status mapping live here and nowhere else.
 //! - State never moves backwards: each [`LoadBalancer::apply`] carries a generation.
+//! - A drained target stays gone: the end of a drain is marked on the target itself, so a
+//!   state built concurrently from an older snapshot never lists it again.
+//! - A new target takes traffic from its first passing health check ([`HealthTracker`]);
+//!   a target that failed needs `healthy_threshold` passes to come back.
 //! - Dropping a [`LoadBalancer`] stops its listeners, connections and health checks.
 //!
 //! # Deliberately not here
@@ -46,5 +52,5 @@ pub use config::*;
 pub use error::{ApplyError, ConfigError, Party, ProxyError};
 pub use lb::{LbOptions, LoadBalancer, TargetHealth};
 pub use proxy::{AccessLog, AccessLogEntry, BodyError};
-pub use target::{HealthState, HealthTracker};
+pub use target::{DrainWatch, HealthState, HealthTracker, NEW_TARGET_PROBE};
 pub use upstream::{BoxFuture, TcpConnector, UpstreamConnector};

@@ -684,7 +684,7 @@ struct RequestGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         if let Some(t) = &self.target {
-            t.in_flight.fetch_sub(1, Ordering::Relaxed);
+            t.end_request();
             t.series.finish(self.outcome, self.latency);
         }
         if let Some(s) = &self.tenant_series {
@@ -969,7 +969,20 @@ async fn forward(
         .stickiness
         .as_ref()
         .and_then(|_| sticky_from(req.headers()));
-    let Some((idx, target)) = group.pick(sticky) else {
+    // A target that starts draining between the pick and the count is skipped: its drain
+    // may already have found it idle. Each retry sees one more draining target, so this ends.
+    let mut picked = None;
+    for _ in 0..=group.targets.len() {
+        match group.pick(sticky) {
+            Some((i, t)) if t.begin_request() => {
+                picked = Some((i, t.clone()));
+                break;
+            }
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    let Some((idx, target)) = picked else {
         let err = ProxyError::NoHealthyTarget {
             target_group: group.cfg.name.clone(),
         };
@@ -977,8 +990,6 @@ async fn forward(
         guard.error = Some(err.to_string());
         return simple(err.status(), None);
     };
-    let target = target.clone();
-    target.in_flight.fetch_add(1, Ordering::Relaxed);
     target.series.start();
     guard.target = Some(target.clone());
 

@@ -37,7 +37,19 @@ impl HealthState {
     }
 }
 
+/// While a new target waits for its first passing check, it is probed this often (or at the
+/// group's interval, if shorter).
+pub const NEW_TARGET_PROBE: Duration = Duration::from_millis(100);
+
 /// The pure part of health checking: consecutive results against thresholds.
+///
+/// One deliberate difference from ALB: a newly registered target (`Initial`) goes in service
+/// on its first passing check instead of after `healthy_threshold` of them, and until then
+/// it is probed every [`NEW_TARGET_PROBE`] besides its regular checks; a failed probe counts
+/// for nothing ([`HealthTracker::probe`]), so it still takes `unhealthy_threshold` regular
+/// checks to call it unhealthy. A target that was healthy once and failed needs the full
+/// threshold to come back. This is what lets a fresh instance serve within milliseconds of
+/// listening rather than two intervals later.
 #[derive(Clone, Debug)]
 pub struct HealthTracker {
     state: HealthState,
@@ -64,6 +76,21 @@ impl HealthTracker {
         self.state
     }
 
+    /// Records a probe of a new target between its regular checks: a pass counts like a
+    /// check, a failure is ignored.
+    pub fn probe(&mut self, ok: bool) -> Option<HealthState> {
+        if ok {
+            self.observe(true)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the target still waits for its first passing check (and is probed).
+    pub fn probing(&self) -> bool {
+        self.state == HealthState::Initial
+    }
+
     /// Records one check; returns the new state when it changed.
     pub fn observe(&mut self, ok: bool) -> Option<HealthState> {
         if ok {
@@ -77,11 +104,8 @@ impl HealthTracker {
             HealthState::Healthy if self.fail_run >= self.unhealthy_threshold => {
                 HealthState::Unhealthy
             }
-            HealthState::Initial | HealthState::Unhealthy
-                if self.ok_run >= self.healthy_threshold =>
-            {
-                HealthState::Healthy
-            }
+            HealthState::Initial if self.ok_run >= 1 => HealthState::Healthy,
+            HealthState::Unhealthy if self.ok_run >= self.healthy_threshold => HealthState::Healthy,
             HealthState::Initial if self.fail_run >= self.unhealthy_threshold => {
                 HealthState::Unhealthy
             }
@@ -105,6 +129,26 @@ pub(crate) struct TargetRt {
     pub(crate) series: Arc<Series>,
     pub(crate) health_config: ArcSwap<HealthCheckConfig>,
     pub(crate) health_task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Woken when the last in-flight request of a draining target ends.
+    idle: tokio::sync::Notify,
+    /// Set once the target finished draining. It lives on the target, not in a state
+    /// snapshot, so an apply that copies the draining lists can never bring it back.
+    drained: tokio::sync::watch::Sender<bool>,
+}
+
+/// Resolves once a deregistered target finished draining: its last in-flight request ended,
+/// or its deregistration delay passed.
+#[derive(Debug)]
+pub struct DrainWatch(tokio::sync::watch::Receiver<bool>);
+
+impl DrainWatch {
+    /// Waits until the target drained or `deadline` passed; whether it drained.
+    pub async fn wait_until(mut self, deadline: Instant) -> bool {
+        let done = self.0.wait_for(|d| *d);
+        tokio::time::timeout_at(deadline.into(), done)
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
 }
 
 impl TargetRt {
@@ -125,6 +169,8 @@ impl TargetRt {
             series,
             health_config: ArcSwap::from_pointee(hc.clone()),
             health_task: Mutex::new(None),
+            idle: tokio::sync::Notify::new(),
+            drained: tokio::sync::watch::channel(false).0,
         };
         if !hc.enabled {
             t.set_state(HealthState::Healthy);
@@ -179,8 +225,62 @@ impl TargetRt {
     }
 
     pub(crate) fn start_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
+        self.draining.store(true, Ordering::SeqCst);
         self.stop_health_checks();
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Counts a request sent to the target. `false` (and nothing counted) when the target
+    /// started draining meanwhile: the drain may already have seen it idle, so the request
+    /// must go elsewhere. Both sides use `SeqCst`, so either the drain sees this request in
+    /// flight or this sees the drain.
+    pub(crate) fn begin_request(&self) -> bool {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.is_draining() {
+            self.end_request();
+            return false;
+        }
+        true
+    }
+
+    /// Counts a request to the target as ended; wakes the drain when it was the last one.
+    pub(crate) fn end_request(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 && self.is_draining() {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits, after `start_draining`, until no request is in flight or `delay` passed; then
+    /// marks the target drained.
+    pub(crate) async fn drain(&self, delay: Duration) {
+        let deadline = tokio::time::Instant::now() + delay;
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the check, so a request ending in between still wakes us.
+            idle.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                break;
+            }
+        }
+        self.pool.clear();
+        self.drained.send_replace(true);
+    }
+
+    /// Whether the target finished draining.
+    pub(crate) fn is_drained(&self) -> bool {
+        *self.drained.borrow()
+    }
+
+    /// A watch on the end of this target's draining.
+    pub(crate) fn drain_watch(&self) -> DrainWatch {
+        DrainWatch(self.drained.subscribe())
     }
 
     pub(crate) fn stop_health_checks(&self) {
@@ -208,23 +308,39 @@ pub(crate) fn spawn_health_checks(
     let weak = Arc::downgrade(&target);
     let task = handle.spawn(async move {
         let mut tracker = HealthTracker::new(hc.healthy_threshold, hc.unhealthy_threshold);
+        // The first check runs at once, at registration: it counts as a regular one.
+        let mut next_regular = Instant::now();
         loop {
             let Some(target) = weak.upgrade() else { return };
             let hc = target.health_config.load_full();
             let matcher = Matcher::parse(&hc.matcher).unwrap_or_else(|_| Matcher::parse("200").expect("valid"));
             let started = Instant::now();
+            let regular = started >= next_regular;
+            if regular {
+                next_regular = started + hc.interval;
+            }
             let ok = matches!(
                 tokio::time::timeout(hc.timeout, check_once(&*connector, target.addr, &hc.path)).await,
                 Ok(Some(status)) if matcher.matches(status)
             );
             tracker.healthy_threshold = hc.healthy_threshold;
             tracker.unhealthy_threshold = hc.unhealthy_threshold;
-            if let Some(state) = tracker.observe(ok) {
+            let changed = if regular {
+                tracker.observe(ok)
+            } else {
+                tracker.probe(ok)
+            };
+            if let Some(state) = changed {
                 tracing::info!(target_addr = %target.addr, ?state, "target health changed");
                 target.set_state(state);
             }
             drop(target);
-            tokio::time::sleep(hc.interval.saturating_sub(started.elapsed())).await;
+            let next = if tracker.probing() {
+                next_regular.min(started + NEW_TARGET_PROBE.min(hc.interval))
+            } else {
+                next_regular
+            };
+            tokio::time::sleep_until(next.into()).await;
         }
     });
     *target.health_task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
@@ -258,9 +374,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_new_target_is_healthy_on_its_first_pass_and_probes_only_count_passes() {
+        let mut t = HealthTracker::new(3, 2);
+        assert!(t.probing());
+        assert_eq!(t.observe(false), None);
+        for _ in 0..10 {
+            assert_eq!(t.probe(false), None, "a failed probe counts for nothing");
+        }
+        assert_eq!(t.probe(true), Some(HealthState::Healthy));
+        assert!(!t.probing());
+        let mut t = HealthTracker::new(3, 2);
+        assert_eq!(t.observe(true), Some(HealthState::Healthy));
+    }
+
+    #[test]
     fn thresholds_drive_transitions() {
         let mut t = HealthTracker::new(2, 3);
-        assert_eq!(t.observe(true), None);
         assert_eq!(t.observe(true), Some(HealthState::Healthy));
         assert_eq!(t.observe(false), None);
         assert_eq!(t.observe(false), None);

@@ -226,6 +226,46 @@ async fn deregistration_drains_without_failures() {
     assert!(!lb.target_health().iter().any(|t| t.target == a.addr));
 }
 
+/// Regression (issue #7): a target deregistered while idle finished draining before the
+/// apply that removed it had published its new state, so its drain cleaned the old state and
+/// the new one listed it as draining forever, which stalled the auto scaler's scale-in. Its
+/// drain now ends on the target itself, and the end is a signal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_deregistered_target_is_forgotten_even_when_applies_follow_at_once() {
+    let a = Backend::start("a", Mode::Good).await;
+    let b = Backend::start("b", Mode::Good).await;
+    let lb = LoadBalancer::new(LbOptions::new("test"));
+    let mut generation = 0;
+    let mut apply = |targets: &[&Backend]| {
+        generation += 1;
+        lb.apply(
+            cfg(http_listener("app"), vec![group("app", targets)]),
+            generation,
+        )
+        .unwrap();
+    };
+    for round in 0..200 {
+        apply(&[&a, &b]);
+        apply(&[&b]);
+        let watch = lb.drain_watch("app", a.addr);
+        // A second change right after the deregistration, as the auto scaler makes when it
+        // registers another instance.
+        apply(&[&b]);
+        if let Some(w) = watch {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            assert!(w.wait_until(deadline).await, "round {round}: never drained");
+        }
+        let listed: Vec<_> = lb
+            .target_health()
+            .into_iter()
+            .filter(|t| t.target == a.addr)
+            .collect();
+        assert!(listed.is_empty(), "round {round}: still listed: {listed:?}");
+        assert!(lb.drain_watch("app", a.addr).is_none(), "round {round}");
+    }
+    let _ = &mut apply;
+}
+
 #[tokio::test]
 async fn misbehaving_targets_get_alb_status_codes() {
     let reset = Backend::start("reset", Mode::Reset).await;

@@ -654,6 +654,10 @@ impl AutoScaling {
                 self.execute(&tgs, a, &draining);
             }
         }
+        // Launched instances enter service (and register) now rather than next second.
+        for a in e.group.admit_pending(now) {
+            self.execute(&tgs, a, &draining);
+        }
     }
 
     /// Carries out one action (`draining`: the batch's ids from [`draining`]). Deregistering waits for connections to drain, so it runs

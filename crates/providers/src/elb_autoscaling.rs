@@ -7,9 +7,10 @@
 //!   target group and returns once each load balancer using them has the new config; the
 //!   target then goes through health checks like a template's `Targets` (with a
 //!   `HealthCheckPath` it takes traffic once healthy).
-//! - **deregister** removes it and blocks until its in-flight requests finished or the
-//!   group's `deregistration_delay.timeout_seconds` passed, so the group terminates an
-//!   instance only after it drained.
+//! - **deregister** removes it and blocks until the load balancer signals that the target
+//!   drained (its in-flight requests finished, or the group's
+//!   `deregistration_delay.timeout_seconds` passed), so the group terminates an instance
+//!   only after it drained.
 //! - **target_health**: `Some(false)` when any group marks it unhealthy, `Some(true)` when
 //!   all mark it healthy (or no running load balancer uses its groups: nothing to wait for),
 //!   `None` while a verdict is pending. A group with `HealthCheckType: ELB` counts a new
@@ -81,16 +82,21 @@ impl LoadBalancing for ElbAutoScaling {
             .map_err(|e| e.to_string())?;
         let longest = draining.iter().map(|d| d.delay).max().unwrap_or_default();
         let deadline = Instant::now() + longest + DRAIN_SLACK;
-        // The engine forgets a draining target once its last request finished (or its
-        // delay passed).
-        while draining.iter().any(|d| d.state().is_some()) {
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "{instance_id} still listed by its target groups {:?} after the deregistration delay",
-                    longest
-                ));
+        // The load balancer signals the end of each target's draining (its last request
+        // finished, or its delay passed); no polling.
+        let watches: Vec<_> = draining.iter().filter_map(|d| d.drain_watch()).collect();
+        let drained = self.run(async move {
+            for w in watches {
+                if !w.wait_until(deadline).await {
+                    return false;
+                }
             }
-            std::thread::sleep(Duration::from_millis(20));
+            true
+        });
+        if !drained {
+            return Err(format!(
+                "{instance_id} still draining in its target groups {longest:?} after the deregistration delay"
+            ));
         }
         Ok(())
     }

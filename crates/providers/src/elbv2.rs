@@ -961,6 +961,12 @@ impl Registration {
             .find(|h| h.target_group == self.group && h.target == self.addr)
             .map(|h| (h.state, h.in_flight))
     }
+
+    /// After a deregistration, a watch on the end of the target's draining; `None` when it
+    /// is not draining (already drained, or still registered).
+    pub fn drain_watch(&self) -> Option<spindle_lb::DrainWatch> {
+        self.lb.drain_watch(&self.group, self.addr)
+    }
 }
 
 /// What auto scaling does through the load balancers (see `elb_autoscaling`).

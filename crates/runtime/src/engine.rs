@@ -1895,7 +1895,7 @@ mod tests {
         let ns = format!("spxt-{}", i.id);
         assert!(
             calls.contains(&format!(
-                "ip -n {ns} link add eth0 type veth peer name p0 netns spxt-vpc-a"
+                "ip -n {ns} link add eth0 address 02:53:0a:c8:01:02 type veth peer name p0 netns spxt-vpc-a"
             )),
             "{calls}"
         );

@@ -215,6 +215,12 @@ pub fn router_rules(own: Ipv4Net, peers: &[Ipv4Net]) -> String {
 /// router, loopback, eth0's address and the default route via the router. One process for
 /// the whole instance side; the router then puts `port` on its bridge
 /// ([`crate::Kernel::bridge_port_up`]).
+///
+/// `eth0`'s MAC address is derived from its IP ([`instance_mac`]): an address freed by a
+/// terminated instance and given to a new one keeps its MAC, so the router's neighbour entry
+/// for it (still `REACHABLE` for up to a minute) stays right. With a random MAC the router
+/// kept sending to the old one and the new instance was unreachable until the entry went
+/// stale, which failed its first health checks after a scale-in and scale-out (issue #7).
 pub fn instance_setup(
     port: &str,
     router_netns: &str,
@@ -222,7 +228,14 @@ pub fn instance_setup(
     prefix: u8,
     gateway: Ipv4Addr,
 ) -> String {
-    format!("link add eth0 type veth peer name {port} netns {router_netns}\nlink set lo up\naddr add {ip}/{prefix} dev eth0\nlink set eth0 up\nroute add default via {gateway}\n")
+    let mac = instance_mac(ip);
+    format!("link add eth0 address {mac} type veth peer name {port} netns {router_netns}\nlink set lo up\naddr add {ip}/{prefix} dev eth0\nlink set eth0 up\nroute add default via {gateway}\n")
+}
+
+/// A locally administered unicast MAC holding the IPv4 address: `02:53:a:b:c:d`.
+pub fn instance_mac(ip: Ipv4Addr) -> String {
+    let [a, b, c, d] = ip.octets();
+    format!("02:53:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
 }
 
 /// `ip -batch` in router A to create the peering link to router B.
@@ -444,6 +457,14 @@ table inet spindle {
             "10.200.1.1".parse().unwrap()
         )
         .ends_with("route add default via 10.200.1.1\n"));
+        assert!(instance_setup(
+            "p3",
+            "spx-vpc-1",
+            "10.200.1.2".parse().unwrap(),
+            24,
+            "10.200.1.1".parse().unwrap()
+        )
+        .starts_with("link add eth0 address 02:53:0a:c8:01:02 type veth peer name p3"));
         assert_eq!(
             router_setup(&[("10.200.1.1".parse().unwrap(), 24)])
                 .lines()

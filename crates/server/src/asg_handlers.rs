@@ -179,10 +179,15 @@ pub async fn complete_lifecycle_action(
 /// The controller loop: one tick a second, on the blocking pool (launches block).
 pub fn spawn_controller(asg: Arc<AutoScaling>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            interval.tick().await;
+            // Tick just after each wall-clock second ends, so the load balancer's second
+            // that just completed is read at once rather than up to a second late.
+            let since_epoch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let into = std::time::Duration::from_nanos(u64::from(since_epoch.subsec_nanos()));
+            let wait = (std::time::Duration::from_secs(1) - into) + TICK_AFTER_SECOND;
+            tokio::time::sleep(wait).await;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -194,3 +199,7 @@ pub fn spawn_controller(asg: Arc<AutoScaling>) -> tokio::task::JoinHandle<()> {
         }
     })
 }
+
+/// How long after a wall-clock second ends the controller ticks: room for requests that
+/// ended right at the boundary to be counted in the second they belong to.
+const TICK_AFTER_SECOND: std::time::Duration = std::time::Duration::from_millis(20);

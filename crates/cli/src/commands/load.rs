@@ -278,34 +278,76 @@ fn request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let mut length = 0usize;
+    if read_head_and_body(r)? {
+        *conn = None;
+    }
+    Ok(status)
+}
+
+fn eof() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed")
+}
+
+fn read_line(r: &mut impl BufRead) -> std::io::Result<String> {
+    let mut l = String::new();
+    if r.read_line(&mut l)? == 0 {
+        return Err(eof());
+    }
+    Ok(l)
+}
+
+/// Reads a response's headers (after the status line) and its whole body, by
+/// `Content-Length`, chunked, or to the end of the connection; whether the connection is done.
+fn read_head_and_body(r: &mut impl BufRead) -> std::io::Result<bool> {
+    let mut length = None;
+    let mut chunked = false;
     let mut close = false;
     loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
-        }
+        let h = read_line(r)?;
         let h = h.trim_end();
         if h.is_empty() {
             break;
         }
         if let Some((k, v)) = h.split_once(':') {
+            let v = v.trim();
             match k.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = v.trim().parse().unwrap_or(0),
-                "connection" => close = v.trim().eq_ignore_ascii_case("close"),
+                "content-length" => length = v.parse::<usize>().ok(),
+                "transfer-encoding" => chunked = v.to_ascii_lowercase().ends_with("chunked"),
+                "connection" => close = v.eq_ignore_ascii_case("close"),
                 _ => {}
             }
         }
     }
-    let mut body = vec![0; length.min(16 << 20)];
-    r.read_exact(&mut body)?;
-    if close {
-        *conn = None;
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    if chunked {
+        loop {
+            let size = read_line(r)?;
+            let size = size.trim_end().split(';').next().unwrap_or_default();
+            let size = usize::from_str_radix(size.trim(), 16).map_err(|_| bad("bad chunk size"))?;
+            if size == 0 {
+                // Trailers, up to the empty line.
+                while !read_line(r)?.trim_end().is_empty() {}
+                return Ok(close);
+            }
+            if size > 16 << 20 {
+                return Err(bad("chunk over 16 MiB"));
+            }
+            let mut chunk = vec![0; size + 2];
+            r.read_exact(&mut chunk)?;
+        }
     }
-    Ok(status)
+    match length {
+        Some(n) => {
+            let mut body = vec![0; n.min(16 << 20)];
+            r.read_exact(&mut body)?;
+            Ok(close)
+        }
+        // Neither: the body runs to the end of the connection.
+        None => {
+            std::io::copy(&mut r.take(16 << 20), &mut std::io::sink())?;
+            Ok(true)
+        }
+    }
 }
 
 fn worker(plan: Arc<Plan>, rx: Arc<Mutex<Receiver<(Job, Instant)>>>, stats: Stats) {
@@ -767,6 +809,26 @@ mod tests {
             let e = Plan::parse(&a).unwrap_err().to_string();
             assert!(e.contains(says), "{}: {e}", a.url);
         }
+    }
+
+    #[test]
+    fn reads_bodies_by_length_chunks_or_to_the_end() {
+        let two = b"Content-Length: 3\r\n\r\nabcHTTP/1.1".to_vec();
+        let mut r = std::io::Cursor::new(two);
+        assert!(!read_head_and_body(&mut r).unwrap());
+        assert_eq!(r.position(), 24, "stops at the next response");
+        // A CGI answer passed on chunked (no length): the next response must start clean.
+        let chunked =
+            b"Transfer-Encoding: chunked\r\n\r\n4;x=1\r\ni-12\r\n1\r\n\n\r\n0\r\n\r\nNEXT";
+        let mut r = std::io::Cursor::new(chunked.to_vec());
+        assert!(!read_head_and_body(&mut r).unwrap());
+        let mut rest = String::new();
+        r.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "NEXT");
+        let mut r = std::io::Cursor::new(b"Connection: close\r\n\r\nto the end".to_vec());
+        assert!(read_head_and_body(&mut r).unwrap());
+        let mut r = std::io::Cursor::new(b"Transfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec());
+        assert!(read_head_and_body(&mut r).is_err());
     }
 
     #[test]
