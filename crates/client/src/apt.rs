@@ -13,6 +13,27 @@ fn qv(s: &str) -> String {
 }
 
 impl Client {
+    /// Uploads many .debs in one request (a tar archive of them, see [`tar_of_debs`]); the
+    /// daemon adds all or none. `files` are (name for error messages, bytes).
+    pub fn upload_packages(
+        &self,
+        account: &str,
+        files: &[(&str, &[u8])],
+    ) -> Result<Vec<PackageInfo>, ClientError> {
+        let body = tar_of_debs(files.iter().copied());
+        let (status, out) = self.raw(
+            method::POST,
+            &format!("{}/packages/batch", acct(account)),
+            &body,
+            true,
+        )?;
+        serde_json::from_slice(&out).map_err(|e| ClientError::Decode {
+            endpoint: self.endpoint().to_owned(),
+            status,
+            detail: e.to_string(),
+        })
+    }
+
     /// Uploads one .deb (the raw file as the body); idempotent for identical content.
     pub fn upload_package(&self, account: &str, deb: &[u8]) -> Result<PackageInfo, ClientError> {
         let (status, out) = self.raw(
@@ -276,4 +297,38 @@ impl Client {
             None::<&()>,
         )
     }
+}
+
+/// Writes `files` (name, bytes) as a POSIX ustar archive, the format the daemon's
+/// batch upload reads. Names longer than 100 bytes are shortened to `package-N.deb`; the name only
+/// labels errors.
+pub fn tar_of_debs<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (n, (name, bytes)) in files.into_iter().enumerate() {
+        let short;
+        let name = if name.len() <= 100 {
+            name
+        } else {
+            short = format!("package-{n}.deb");
+            &short
+        };
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[108..116].copy_from_slice(b"0000000\0");
+        h[116..124].copy_from_slice(b"0000000\0");
+        h[124..136].copy_from_slice(format!("{:011o}\0", bytes.len()).as_bytes());
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(bytes);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
 }

@@ -365,31 +365,56 @@ impl AptService {
 
     /// Adds a .deb to the pool and the account's package records (idempotent).
     pub fn upload(&self, account: &AccountId, bytes: &[u8]) -> Res<PackageInfo> {
+        let mut added = self.add_debs(account, &[bytes], |_| "the upload".to_owned())?;
+        Ok(added.remove(0))
+    }
+
+    /// Adds every .deb of a tar archive (see `spindle_apt::upload`) in one batch: all are
+    /// checked before the pool or the records change, and all are recorded in one
+    /// transaction, so the upload is all or nothing.
+    pub fn upload_many(&self, account: &AccountId, body: &[u8]) -> Res<Vec<PackageInfo>> {
+        let entries = spindle_apt::upload::debs_in_tar(body).map_err(|e| invalid(&e))?;
+        let debs: Vec<&[u8]> = entries.iter().map(|e| &body[e.range.clone()]).collect();
+        self.add_debs(account, &debs, |i| {
+            format!("upload entry `{}`", entries[i].name)
+        })
+    }
+
+    /// The pool's batched add, then one record write; `label` names the i-th .deb in errors.
+    fn add_debs(
+        &self,
+        account: &AccountId,
+        debs: &[&[u8]],
+        label: impl Fn(usize) -> String,
+    ) -> Res<Vec<PackageInfo>> {
         let _gc = self.gc.read().unwrap_or_else(|p| p.into_inner());
         let known = Known {
             store: &self.store,
             account,
         };
-        let added = self.pool.add(bytes, &known).map_err(|e| match e {
+        let added = self.pool.add_batch(debs, &known).map_err(|e| match e {
             PoolError::Conflict { .. } => AptError::Conflict(chain(&e)),
             PoolError::Write { .. } => AptError::Internal(chain(&e)),
-            other => {
-                AptError::Invalid(chain(&other).replace("package #0 of the batch", "the upload"))
-            }
+            PoolError::Read { index, .. } | PoolError::Identity { index, .. } => AptError::Invalid(
+                chain(&e).replace(&format!("package #{index} of the batch"), &label(index)),
+            ),
+            other => AptError::Invalid(chain(&other)),
         })?;
-        let p = added.package;
         self.apply(
             account,
             AptChange {
-                packages: vec![AptPackage {
-                    key: p.key().to_string(),
-                    sha256: p.sha256().to_owned(),
-                    record: encode(&p),
-                }],
+                packages: added
+                    .iter()
+                    .map(|a| AptPackage {
+                        key: a.package.key().to_string(),
+                        sha256: a.package.sha256().to_owned(),
+                        record: encode(&a.package),
+                    })
+                    .collect(),
                 ..Default::default()
             },
         )?;
-        Ok(package_info(&p))
+        Ok(added.iter().map(|a| package_info(&a.package)).collect())
     }
 
     // ---- repos

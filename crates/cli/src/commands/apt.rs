@@ -8,6 +8,40 @@ use clap::Subcommand;
 use spindle_model::apt::*;
 use std::path::PathBuf;
 
+/// The most .deb bytes one upload request carries (the daemon accepts up to 512 MiB).
+const UPLOAD_BATCH: usize = 64 << 20;
+
+/// The files `repo add` uploads: each argument that is a directory stands for the `*.deb`
+/// files directly in it (sorted); every file must exist.
+fn deb_files(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for a in args {
+        let meta =
+            std::fs::metadata(a).with_context(|| format!("cannot read `{}`", a.display()))?;
+        if meta.is_dir() {
+            let mut debs = Vec::new();
+            for e in
+                std::fs::read_dir(a).with_context(|| format!("cannot list `{}`", a.display()))?
+            {
+                let p = e
+                    .with_context(|| format!("cannot list `{}`", a.display()))?
+                    .path();
+                if p.extension().is_some_and(|x| x == "deb") && p.is_file() {
+                    debs.push(p);
+                }
+            }
+            if debs.is_empty() {
+                bail!("`{}` holds no .deb file", a.display());
+            }
+            debs.sort();
+            out.extend(debs);
+        } else {
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RepoCmd {
     /// Create a local repository
@@ -27,7 +61,8 @@ pub enum RepoCmd {
         #[arg(long)]
         with_packages: bool,
     },
-    /// Upload .deb files and add them to a repository (all or none)
+    /// Upload .deb files (a directory means every *.deb in it) and add them to a repository,
+    /// all or none
     Add {
         repo: String,
         #[arg(required = true)]
@@ -346,21 +381,43 @@ pub fn repo(cx: &Context, cmd: RepoCmd) -> Result<()> {
             }
         }
         RepoCmd::Add { repo, files } => {
-            // Check every file before uploading any, so a typo changes nothing.
-            let mut debs = Vec::with_capacity(files.len());
-            for f in &files {
-                debs.push(
-                    std::fs::read(f).with_context(|| format!("cannot read `{}`", f.display()))?,
-                );
-            }
+            // Find and check every file before uploading any, so a typo changes nothing.
+            let files = deb_files(&files)?;
+            // Batched uploads (tar archives of at most UPLOAD_BATCH bytes): each is added
+            // to the pool in one pass with one sync; the repo gets every key in one call.
             let mut keys = Vec::with_capacity(files.len());
-            for (f, bytes) in files.iter().zip(&debs) {
-                let p = c
-                    .upload_package(&account, bytes)
-                    .map_err(api_err)
-                    .with_context(|| format!("`{}`", f.display()))?;
-                keys.push(p.key);
+            let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut size = 0usize;
+            let flush =
+                |batch: &mut Vec<(String, Vec<u8>)>, keys: &mut Vec<String>| -> Result<()> {
+                    if batch.is_empty() {
+                        return Ok(());
+                    }
+                    let refs: Vec<(&str, &[u8])> = batch
+                        .iter()
+                        .map(|(n, b)| (n.as_str(), b.as_slice()))
+                        .collect();
+                    let added = c.upload_packages(&account, &refs).map_err(api_err)?;
+                    keys.extend(added.into_iter().map(|p| p.key));
+                    batch.clear();
+                    Ok(())
+                };
+            for f in &files {
+                let bytes =
+                    std::fs::read(f).with_context(|| format!("cannot read `{}`", f.display()))?;
+                size += bytes.len() + 1024;
+                // The archive names only label the daemon's errors: the file name suffices.
+                let name = f.file_name().map_or_else(
+                    || f.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                batch.push((name, bytes));
+                if size >= UPLOAD_BATCH {
+                    flush(&mut batch, &mut keys)?;
+                    size = 0;
+                }
             }
+            flush(&mut batch, &mut keys)?;
             let change = c
                 .add_to_repo(&account, &repo, &AddPackages { packages: keys })
                 .map_err(api_err)?;
