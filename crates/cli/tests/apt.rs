@@ -750,6 +750,34 @@ fn a_mirror_of_a_reprepro_repository_installs_with_apt_get() {
         .collect();
     assert_eq!(keys, ["greet_3.0_amd64", "libgreet_3.0_amd64"], "{snap}");
 
+    // An upstream Release whose Valid-Until has passed is refused, naming the mirror and the
+    // date, and the mirror keeps what it had.
+    let stale = release.replacen(
+        "\nMD5Sum:",
+        "\nValid-Until: Sat, 01 Jan 2000 00:00:00 UTC\nMD5Sum:",
+        1,
+    );
+    assert_ne!(stale, release, "reprepro's Release has an MD5Sum section");
+    std::fs::write(
+        up.join("dists/stable/InRelease"),
+        upstream_key.clearsign(&stale).unwrap(),
+    )
+    .unwrap();
+    let o = d.cli(&["mirror", "update", "up"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("mirror `up`") && err.contains("Valid-Until is Sat, 01 Jan 2000 00:00:00 UTC"),
+        "{err}"
+    );
+    let m = json(d.cli(&["-o", "json", "mirror", "show", "up"]));
+    assert_eq!(m["packages"], 2, "{m}");
+    std::fs::write(
+        up.join("dists/stable/InRelease"),
+        upstream_key.clearsign(&release).unwrap(),
+    )
+    .unwrap();
+
     // Republish with Spindle's own key; apt installs from it into a throwaway root.
     ok(d.cli(&["key", "create", "k1"]));
     let keyring = tmp.path().join("k1.asc");

@@ -1275,6 +1275,7 @@ impl AptService {
             architectures: m.architectures.clone(),
             filter: m.filter.clone(),
             with_deps: m.with_deps,
+            now: crate::app::now().into(),
         };
         let known = Known {
             store: &self.store,
