@@ -13,14 +13,27 @@ fn qv(s: &str) -> String {
 }
 
 impl Client {
-    /// Uploads many .debs in one request (a tar archive of them, see [`tar_of_debs`]); the
-    /// daemon adds all or none. `files` are (name for error messages, bytes).
+    /// Uploads many .debs in one request; the daemon adds all or none. `files` are (name
+    /// for error messages, bytes).
     pub fn upload_packages(
         &self,
         account: &str,
         files: &[(&str, &[u8])],
     ) -> Result<Vec<PackageInfo>, ClientError> {
-        let body = tar_of_debs(files.iter().copied());
+        let mut archive = DebArchive::new();
+        for (name, bytes) in files {
+            archive.push(name, bytes);
+        }
+        self.upload_archive(account, &mut archive)
+    }
+
+    /// Uploads the .debs of `archive` in one request (all or none), leaving it empty.
+    pub fn upload_archive(
+        &self,
+        account: &str,
+        archive: &mut DebArchive,
+    ) -> Result<Vec<PackageInfo>, ClientError> {
+        let body = archive.take();
         let (status, out) = self.raw(
             method::POST,
             &format!("{}/packages/batch", acct(account)),
@@ -299,17 +312,27 @@ impl Client {
     }
 }
 
-/// Writes `files` (name, bytes) as a POSIX ustar archive, the format the daemon's
-/// batch upload reads. Names longer than 100 bytes are shortened to `package-N.deb`; the name only
-/// labels errors.
-pub fn tar_of_debs<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (n, (name, bytes)) in files.into_iter().enumerate() {
+/// A tar archive of .debs being built for one batch upload (the format the daemon's
+/// `POST .../packages/batch` reads): POSIX ustar, regular files only.
+#[derive(Debug, Default)]
+pub struct DebArchive {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+impl DebArchive {
+    pub fn new() -> DebArchive {
+        DebArchive::default()
+    }
+
+    /// Appends one .deb. The name only labels the daemon's errors; names longer than 100
+    /// bytes are shortened to `package-N.deb`.
+    pub fn push(&mut self, name: &str, bytes: &[u8]) {
         let short;
         let name = if name.len() <= 100 {
             name
         } else {
-            short = format!("package-{n}.deb");
+            short = format!("package-{}.deb", self.count);
             &short
         };
         let mut h = [0u8; 512];
@@ -325,10 +348,31 @@ pub fn tar_of_debs<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> 
         h[148..156].copy_from_slice(b"        ");
         let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
         h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        out.extend_from_slice(&h);
-        out.extend_from_slice(bytes);
-        out.resize(out.len().div_ceil(512) * 512, 0);
+        self.buf.extend_from_slice(&h);
+        self.buf.extend_from_slice(bytes);
+        self.buf.resize(self.buf.len().div_ceil(512) * 512, 0);
+        self.count += 1;
     }
-    out.resize(out.len() + 1024, 0);
-    out
+
+    /// How many .debs it holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Its size so far, in bytes.
+    pub fn size(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The finished archive (with the two zero blocks that end a tar), leaving this empty.
+    pub fn take(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.buf);
+        out.resize(out.len() + 1024, 0);
+        self.count = 0;
+        out
+    }
 }

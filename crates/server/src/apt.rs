@@ -345,18 +345,39 @@ impl AptService {
     }
 
     fn apply(&self, account: &AccountId, change: AptChange) -> Res<()> {
+        self.apply_records(account, change, Vec::new())
+    }
+
+    /// Writes `change`; `added` are the parsed records of `change.packages` (or empty), so a
+    /// cached catalog is brought up to date in place instead of reloaded from the store.
+    fn apply_records(
+        &self,
+        account: &AccountId,
+        change: AptChange,
+        added: Vec<PackageRef>,
+    ) -> Res<()> {
         let records = !change.packages.is_empty() || !change.forget.is_empty();
         let out = self
             .store
             .apt_apply(account, &change, OffsetDateTime::now_utc());
         if records {
-            // After the commit (or its failure): readers that loaded before now reload.
-            *self
-                .generations
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(account.clone())
-                .or_insert(0) += 1;
+            // After the commit (or its failure): readers that loaded before now reload, unless
+            // the catalog they would load is the cached one plus `added`.
+            let mut catalogs = self.catalogs.lock().unwrap_or_else(|p| p.into_inner());
+            let mut generations = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+            let generation = generations.entry(account.clone()).or_insert(0);
+            let before = *generation;
+            *generation += 1;
+            let complete = change.forget.is_empty() && added.len() == change.packages.len();
+            if let (Ok(()), true, Some((g, catalog))) = (&out, complete, catalogs.get_mut(account))
+            {
+                if *g == before {
+                    let c = Arc::make_mut(catalog);
+                    // The store accepted each record, so none conflicts with the catalog.
+                    added.into_iter().for_each(|p| drop(c.insert(p)));
+                    *g = before + 1;
+                }
+            }
         }
         Ok(out?)
     }
@@ -388,11 +409,10 @@ impl AptService {
         label: impl Fn(usize) -> String,
     ) -> Res<Vec<PackageInfo>> {
         let _gc = self.gc.read().unwrap_or_else(|p| p.into_inner());
-        let known = Known {
-            store: &self.store,
-            account,
-        };
-        let added = self.pool.add_batch(debs, &known).map_err(|e| match e {
+        // The cached catalog answers the conflict checks (the store checks again on insert)
+        // and is kept up to date below, so the next read needs no reload.
+        let known = self.catalog(account)?;
+        let added = self.pool.add_batch(debs, &*known).map_err(|e| match e {
             PoolError::Conflict { .. } => AptError::Conflict(chain(&e)),
             PoolError::Write { .. } => AptError::Internal(chain(&e)),
             PoolError::Read { index, .. } | PoolError::Identity { index, .. } => AptError::Invalid(
@@ -400,21 +420,22 @@ impl AptService {
             ),
             other => AptError::Invalid(chain(&other)),
         })?;
-        self.apply(
-            account,
-            AptChange {
-                packages: added
-                    .iter()
-                    .map(|a| AptPackage {
-                        key: a.package.key().to_string(),
-                        sha256: a.package.sha256().to_owned(),
-                        record: encode(&a.package),
-                    })
-                    .collect(),
-                ..Default::default()
-            },
-        )?;
-        Ok(added.iter().map(|a| package_info(&a.package)).collect())
+        drop(known);
+        let info = added.iter().map(|a| package_info(&a.package)).collect();
+        let change = AptChange {
+            packages: added
+                .iter()
+                .map(|a| AptPackage {
+                    key: a.package.key().to_string(),
+                    sha256: a.package.sha256().to_owned(),
+                    record: encode(&a.package),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let added = added.into_iter().map(|a| a.package).collect();
+        self.apply_records(account, change, added)?;
+        Ok(info)
     }
 
     // ---- repos

@@ -8,8 +8,11 @@ use clap::Subcommand;
 use spindle_model::apt::*;
 use std::path::PathBuf;
 
-/// The most .deb bytes one upload request carries (the daemon accepts up to 512 MiB).
-const UPLOAD_BATCH: usize = 64 << 20;
+/// About how many bytes, and at most how many .debs, one upload request carries. The daemon
+/// accepts up to 512 MiB, but it holds a batch's body and records at once, so smaller
+/// batches bound the memory of both ends; each batch costs the daemon two `syncfs`.
+const UPLOAD_BATCH: usize = 8 << 20;
+const UPLOAD_BATCH_DEBS: usize = 5000;
 
 /// The files `repo add` uploads: each argument that is a directory stands for the `*.deb`
 /// files directly in it (sorted); every file must exist.
@@ -383,41 +386,28 @@ pub fn repo(cx: &Context, cmd: RepoCmd) -> Result<()> {
         RepoCmd::Add { repo, files } => {
             // Find and check every file before uploading any, so a typo changes nothing.
             let files = deb_files(&files)?;
-            // Batched uploads (tar archives of at most UPLOAD_BATCH bytes): each is added
-            // to the pool in one pass with one sync; the repo gets every key in one call.
+            // Batched uploads (tar archives of about UPLOAD_BATCH bytes, built as the files
+            // are read): each is added to the pool in one pass with one sync; the repo gets
+            // every key in one call at the end.
             let mut keys = Vec::with_capacity(files.len());
-            let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
-            let mut size = 0usize;
-            let flush =
-                |batch: &mut Vec<(String, Vec<u8>)>, keys: &mut Vec<String>| -> Result<()> {
-                    if batch.is_empty() {
-                        return Ok(());
-                    }
-                    let refs: Vec<(&str, &[u8])> = batch
-                        .iter()
-                        .map(|(n, b)| (n.as_str(), b.as_slice()))
-                        .collect();
-                    let added = c.upload_packages(&account, &refs).map_err(api_err)?;
-                    keys.extend(added.into_iter().map(|p| p.key));
-                    batch.clear();
-                    Ok(())
-                };
-            for f in &files {
+            let mut archive = spindle_client::DebArchive::new();
+            for (i, f) in files.iter().enumerate() {
                 let bytes =
                     std::fs::read(f).with_context(|| format!("cannot read `{}`", f.display()))?;
-                size += bytes.len() + 1024;
                 // The archive names only label the daemon's errors: the file name suffices.
                 let name = f.file_name().map_or_else(
                     || f.display().to_string(),
                     |n| n.to_string_lossy().into_owned(),
                 );
-                batch.push((name, bytes));
-                if size >= UPLOAD_BATCH {
-                    flush(&mut batch, &mut keys)?;
-                    size = 0;
+                archive.push(&name, &bytes);
+                if archive.size() >= UPLOAD_BATCH
+                    || archive.len() >= UPLOAD_BATCH_DEBS
+                    || i + 1 == files.len()
+                {
+                    let added = c.upload_archive(&account, &mut archive).map_err(api_err)?;
+                    keys.extend(added.into_iter().map(|p| p.key));
                 }
             }
-            flush(&mut batch, &mut keys)?;
             let change = c
                 .add_to_repo(&account, &repo, &AddPackages { packages: keys })
                 .map_err(api_err)?;
