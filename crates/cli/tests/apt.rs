@@ -69,6 +69,18 @@ fn setup() -> Setup {
     Setup { d, tmp, keyring }
 }
 
+/// `db cleanup` (a dry run): its JSON answer and the package keys it would forget.
+fn cleanup_dry_run(d: &Daemon) -> (serde_json::Value, Vec<String>) {
+    let dry = json(d.cli(&["-o", "json", "db", "cleanup"]));
+    let listed = dry["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().split_once('/').unwrap().1.to_owned())
+        .collect();
+    (dry, listed)
+}
+
 fn source_line(keyring: &Path, url: &str, dist: &str) -> String {
     format!("deb [signed-by={}] {url} {dist} main", keyring.display())
 }
@@ -384,13 +396,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 
     // Uploaded but never added (`armthing`), it stays in the pool until cleanup,
     // which is a dry run unless told otherwise.
-    let dry = json(d.cli(&["-o", "json", "db", "cleanup"]));
-    let listed: Vec<&str> = dry["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap().split_once('/').unwrap().1)
-        .collect();
+    let (dry, listed) = cleanup_dry_run(&d);
     // `other` was in the same (batched, all-or-nothing) upload as the truncated file, so it
     // never reached the pool.
     assert_eq!(listed, ["armthing_1.0_arm64"], "{dry}");
@@ -473,13 +479,7 @@ fn a_batch_upload_adds_many_debs_all_or_none() {
 
     // Nothing of the refused batches reached the records or the pool: cleanup finds only
     // the two uploaded-but-never-added packages of the good batch.
-    let dry = json(d.cli(&["-o", "json", "db", "cleanup"]));
-    let listed: Vec<&str> = dry["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap().split_once('/').unwrap().1)
-        .collect();
+    let (dry, listed) = cleanup_dry_run(&d);
     assert_eq!(listed, ["xtra_2.0_amd64", "ytra_2.0_amd64"], "{dry}");
     assert_eq!(dry["pool_files"].as_array().unwrap().len(), 2, "{dry}");
     let search = json(d.cli(&["-o", "json", "repo", "search", "main"]));

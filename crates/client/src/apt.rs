@@ -34,12 +34,16 @@ impl Client {
         archive: &mut DebArchive,
     ) -> Result<Vec<PackageInfo>, ClientError> {
         let body = archive.take();
-        let (status, out) = self.raw(
-            method::POST,
-            &format!("{}/packages/batch", acct(account)),
-            &body,
-            true,
-        )?;
+        self.post_raw(&format!("{}/packages/batch", acct(account)), &body)
+    }
+
+    /// POSTs a raw (non-JSON) body and decodes the JSON answer.
+    fn post_raw<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &[u8],
+    ) -> Result<T, ClientError> {
+        let (status, out) = self.raw(method::POST, path, body, true)?;
         serde_json::from_slice(&out).map_err(|e| ClientError::Decode {
             endpoint: self.endpoint().to_owned(),
             status,
@@ -49,17 +53,7 @@ impl Client {
 
     /// Uploads one .deb (the raw file as the body); idempotent for identical content.
     pub fn upload_package(&self, account: &str, deb: &[u8]) -> Result<PackageInfo, ClientError> {
-        let (status, out) = self.raw(
-            method::POST,
-            &format!("{}/packages", acct(account)),
-            deb,
-            true,
-        )?;
-        serde_json::from_slice(&out).map_err(|e| ClientError::Decode {
-            endpoint: self.endpoint().to_owned(),
-            status,
-            detail: e.to_string(),
-        })
+        self.post_raw(&format!("{}/packages", acct(account)), deb)
     }
 
     pub fn list_repos(&self, account: &str) -> Result<Vec<RepoInfo>, ClientError> {

@@ -174,6 +174,15 @@ pub fn package_info(p: &PackageRef) -> PackageInfo {
     }
 }
 
+/// The stored form of a package record.
+fn package_record(p: &PackageRef) -> AptPackage {
+    AptPackage {
+        key: p.key().to_string(),
+        sha256: p.sha256().to_owned(),
+        record: encode(p),
+    }
+}
+
 fn source_text(s: &SnapshotSource) -> String {
     match s {
         SnapshotSource::Repo { name } => format!("repo {name}"),
@@ -423,14 +432,7 @@ impl AptService {
         drop(known);
         let info = added.iter().map(|a| package_info(&a.package)).collect();
         let change = AptChange {
-            packages: added
-                .iter()
-                .map(|a| AptPackage {
-                    key: a.package.key().to_string(),
-                    sha256: a.package.sha256().to_owned(),
-                    record: encode(&a.package),
-                })
-                .collect(),
+            packages: added.iter().map(|a| package_record(&a.package)).collect(),
             ..Default::default()
         };
         let added = added.into_iter().map(|a| a.package).collect();
@@ -1323,22 +1325,17 @@ impl AptService {
         m.updated_at = crate::app::now()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        self.apply(
-            account,
-            AptChange {
-                packages: update
-                    .packages
-                    .iter()
-                    .map(|a| AptPackage {
-                        key: a.package.key().to_string(),
-                        sha256: a.package.sha256().to_owned(),
-                        record: encode(&a.package),
-                    })
-                    .collect(),
-                put: vec![(AptKind::Mirror, m.name.clone(), encode(&m), Expect::Present)],
-                ..Default::default()
-            },
-        )?;
+        let change = AptChange {
+            packages: update
+                .packages
+                .iter()
+                .map(|a| package_record(&a.package))
+                .collect(),
+            put: vec![(AptKind::Mirror, m.name.clone(), encode(&m), Expect::Present)],
+            ..Default::default()
+        };
+        let added = update.packages.into_iter().map(|a| a.package).collect();
+        self.apply_records(account, change, added)?;
         Ok(mirror_info(&m))
     }
 
