@@ -3,10 +3,12 @@
 # adding one, peak RSS; with aptly and reprepro from Debian in the same run, ratios printed.
 #   bench/apt.sh            installs aptly, reprepro, gnupg and time if missing, then runs
 #   bench/apt.sh --no-peers Spindle's figures only
+#   bench/apt.sh ... --engine  also the library calls underneath (see bench_publish.rs)
+# Spindle runs as its CLI against a release daemon (`repo add bench DIR`, `publish repo`, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 args=(--peers)
-if [ "${1:-}" = "--no-peers" ]; then args=(); fi
+if [ "${1:-}" = "--no-peers" ]; then args=(); shift; fi
 if [ "${#args[@]}" -gt 0 ]; then
   for tool in aptly reprepro gpg /usr/bin/time; do
     if ! command -v "$tool" >/dev/null 2>&1; then
@@ -16,4 +18,7 @@ if [ "${#args[@]}" -gt 0 ]; then
     fi
   done
 fi
-exec cargo run --release -q -p spindle-apt --example bench_publish -- "${args[@]}"
+# Spindle is measured as a user runs it: the release `spindle` CLI against its daemon.
+cargo build --release -q -p spindle-cli -p spindle-apt --bin spindle --example bench_publish
+target=${CARGO_TARGET_DIR:-target}
+exec "$target/release/examples/bench_publish" --spindle "$target/release/spindle" "${args[@]}" "$@"

@@ -2,9 +2,16 @@
 //! republish after adding one package, peak RSS — for Spindle and, with `--peers`, for
 //! aptly and reprepro on the same .debs in the same run (ratios printed).
 //!
+//! With `--spindle BIN` (what `bench/apt.sh` passes) Spindle is measured the way a user
+//! runs it, like the peers' command lines: the `spindle` CLI against a release daemon
+//! (`repo add bench DIR`, `publish repo`, `repo add` + `publish update`), each command's wall
+//! time, and the peak RSS of the daemon and of the CLI. `--engine` also measures the library
+//! calls underneath, in this process.
+//!
 //! ```text
 //! cargo run --release -p spindle-apt --example bench_publish -- [--packages 20000] [--peers]
-//!     [--dir DIR] [--no-sync] [--xz-preset N | --no-xz] [--gzip-level N]
+//!     [--spindle BIN] [--engine] [--dir DIR] [--no-sync] [--xz-preset N | --no-xz]
+//!     [--gzip-level N]
 //! ```
 
 use std::fs;
@@ -24,6 +31,8 @@ use spindle_deb::Compression;
 struct Args {
     packages: usize,
     peers: bool,
+    spindle: Option<PathBuf>,
+    engine: bool,
     dir: Option<PathBuf>,
     sync: bool,
     xz_preset: Option<u32>,
@@ -34,6 +43,8 @@ fn parse_args() -> Args {
     let mut a = Args {
         packages: 20_000,
         peers: false,
+        spindle: None,
+        engine: false,
         dir: None,
         sync: true,
         xz_preset: Some(CompressionOptions::default().xz_preset.unwrap_or(6)),
@@ -49,6 +60,8 @@ fn parse_args() -> Args {
                     .expect("--packages N")
             }
             "--peers" => a.peers = true,
+            "--engine" => a.engine = true,
+            "--spindle" => a.spindle = Some(it.next().map(PathBuf::from).expect("--spindle BIN")),
             "--no-sync" => a.sync = false,
             "--no-xz" => a.xz_preset = None,
             "--xz-preset" => a.xz_preset = it.next().and_then(|v| v.parse().ok()),
@@ -325,6 +338,156 @@ fn run(cmd: &mut Command, log: &Path) -> Result<(Duration, f64), String> {
     Ok((d, kib / 1024.0))
 }
 
+/// The peak RSS (`VmHWM`) of a live process, in MiB.
+fn process_hwm_mib(pid: u32) -> f64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// A release daemon on a temporary data dir, stopped (SIGTERM, then waited for) on drop.
+struct Daemon {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: signals only the child this struct spawned (and still owns, unreaped).
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// Spindle as a user runs it: the CLI against the daemon, timed per command like the peers.
+fn bench_spindle_cli(
+    work: &Path,
+    debs: &Path,
+    extra: &Path,
+    bin: &Path,
+) -> Result<Figures, String> {
+    let root = work.join("spindle-cli");
+    fs::create_dir_all(&root).unwrap();
+    let data = root.join("data");
+    let creds = root.join("credentials");
+    let log = work.join("spindle-cli.log");
+    let child = Command::new(bin)
+        .args([
+            "server",
+            "--no-runtime",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .arg("--credentials-file")
+        .arg(&creds)
+        .env("SPINDLE_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap(),
+        ))
+        .spawn()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let mut daemon = Daemon {
+        child,
+        endpoint: String::new(),
+    };
+    let t = Instant::now();
+    while daemon.endpoint.is_empty() {
+        if let Ok(b) = fs::read_to_string(data.join("server.json")) {
+            if let Some(e) = b
+                .split("\"endpoint\":")
+                .nth(1)
+                .and_then(|r| r.split('"').nth(1))
+            {
+                daemon.endpoint = e.to_owned();
+            }
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            return Err(format!("the daemon did not start; see {}", log.display()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(bin);
+        c.args(["--endpoint", &daemon.endpoint, "--credentials-file"])
+            .arg(&creds)
+            .args(args)
+            .env_remove("SPINDLE_PROFILE")
+            .env_remove("SPINDLE_ACCOUNT");
+        c
+    };
+    // The first call also waits for the API to answer.
+    loop {
+        let ok = cli(&["repo", "create", "bench", "--architectures", "amd64"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            return Err(format!("the daemon did not answer; see {}", log.display()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let debs = debs.display().to_string();
+    let (add, r1) = run(&mut cli(&["repo", "add", "bench", &debs]), &log)?;
+    let after_add = process_hwm_mib(daemon.child.id());
+    run(&mut cli(&["key", "create", "k"]), &log)?;
+    let (first, r2) = run(
+        &mut cli(&[
+            "publish",
+            "repo",
+            "bench",
+            "--distribution",
+            "stable",
+            "--architectures",
+            "amd64",
+            "--origin",
+            "bench",
+            "--sign-key",
+            "k",
+        ]),
+        &log,
+    )?;
+    let after_publish = process_hwm_mib(daemon.child.id());
+    run(
+        &mut cli(&["repo", "add", "bench", &extra.display().to_string()]),
+        &log,
+    )?;
+    let (again, r3) = run(&mut cli(&["publish", "update", "stable"]), &log)?;
+    let daemon_rss = process_hwm_mib(daemon.child.id());
+    let cli_rss = r1.max(r2).max(r3);
+    println!(
+        "    add {} | first publish {} | republish (+1) {}",
+        secs(add),
+        secs(first),
+        secs(again)
+    );
+    println!(
+        "    daemon peak RSS {daemon_rss:.1} MiB (after add {after_add:.1}, after first publish \
+         {after_publish:.1}); CLI peak RSS {cli_rss:.1} MiB"
+    );
+    Ok(Figures {
+        add,
+        first_publish: first,
+        republish: again,
+        rss_mib: daemon_rss.max(cli_rss),
+    })
+}
+
 fn gpg_key(home: &Path) -> Option<String> {
     fs::create_dir_all(home).ok()?;
     let mut perms = fs::metadata(home).ok()?.permissions();
@@ -495,6 +658,8 @@ fn main() {
     };
     for sub in [
         "spindle",
+        "spindle-cli",
+        "spindle-cli.log",
         "aptly",
         "reprepro",
         "gnupg",
@@ -516,9 +681,26 @@ fn main() {
         secs(t.elapsed())
     );
 
-    println!("spindle (sync: {}):", args.sync);
-    let s = bench_spindle(&work, &debs, &extra, &args);
-    let mut rows = vec![("spindle", Ok(s))];
+    let mut rows: Vec<(&str, Result<Figures, String>)> = Vec::new();
+    if let Some(bin) = &args.spindle {
+        println!("spindle (CLI and daemon, {}):", bin.display());
+        rows.push(("spindle", bench_spindle_cli(&work, &debs, &extra, bin)));
+    }
+    if args.engine || args.spindle.is_none() {
+        println!(
+            "spindle engine (library calls in this process, sync: {}):",
+            args.sync
+        );
+        let name = if args.spindle.is_some() {
+            "engine"
+        } else {
+            "spindle"
+        };
+        rows.push((name, Ok(bench_spindle(&work, &debs, &extra, &args))));
+    }
+    let Ok(s) = rows[0].1.clone() else {
+        panic!("spindle failed: {:?}", rows[0].1);
+    };
     if args.peers {
         let gnupg = work.join("gnupg");
         match gpg_key(&gnupg) {
@@ -561,6 +743,9 @@ fn main() {
         }
     }
     for (name, r) in rows.iter().skip(1) {
+        if *name == "engine" {
+            continue;
+        }
         if let Ok(p) = r {
             let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
             println!(

@@ -43,6 +43,15 @@ pub enum MirrorError {
     Pool(#[from] PoolError),
     #[error("invalid mirror {what}: {reason}")]
     Invalid { what: &'static str, reason: String },
+    #[error(
+        "`{path}` expired: its Valid-Until is {valid_until}, before now ({now}); the remote \
+         repository must be republished before it can be mirrored"
+    )]
+    Expired {
+        path: String,
+        valid_until: String,
+        now: String,
+    },
 }
 
 /// Fetches files of the remote repository, by path relative to its base URL.
@@ -59,6 +68,8 @@ pub struct MirrorSpec {
     /// aptly query text; `None` takes everything.
     pub filter: Option<String>,
     pub with_deps: bool,
+    /// The time a `Valid-Until` in `Release` is checked against.
+    pub now: std::time::SystemTime,
 }
 
 /// The result of an update: the packages now in the pool, and unmet dependencies.
@@ -155,6 +166,49 @@ pub fn release_sha256(text: &str) -> BTreeMap<String, (u64, String)> {
         }
     }
     out
+}
+
+/// Refuses a `Release` whose `Valid-Until` has passed (as apt does), or that apt could not
+/// read. A `Release` without the field never expires.
+pub fn check_valid_until(
+    path: &str,
+    release: &str,
+    now: std::time::SystemTime,
+) -> Result<(), MirrorError> {
+    let Some(text) = release
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| l.strip_prefix("Valid-Until:"))
+        .map(str::trim)
+    else {
+        return Ok(());
+    };
+    let until = parse_release_date(text).ok_or_else(|| MirrorError::Index {
+        path: path.into(),
+        reason: format!("Valid-Until `{text}` is not a date like `Sat, 28 Nov 2026 12:00:00 UTC`"),
+    })?;
+    let now = time::OffsetDateTime::from(now);
+    if until < now {
+        return Err(MirrorError::Expired {
+            path: path.into(),
+            valid_until: text.to_owned(),
+            now: crate::publish::release_date(now.into()),
+        });
+    }
+    Ok(())
+}
+
+/// Parses a `Release` date (`Sat, 28 Nov 2026 12:00:00 UTC`; RFC 2822 with `UTC`, `GMT`,
+/// `Z` or a numeric offset).
+fn parse_release_date(text: &str) -> Option<time::OffsetDateTime> {
+    use time::format_description::well_known::Rfc2822;
+    let text = text.trim();
+    let numeric = ["UTC", "GMT", "Z"].iter().find_map(|zone| {
+        text.strip_suffix(zone)
+            .filter(|rest| rest.ends_with(' '))
+            .map(|rest| format!("{rest}+0000"))
+    });
+    time::OffsetDateTime::parse(numeric.as_deref().unwrap_or(text), &Rfc2822).ok()
 }
 
 fn check(path: &str, data: &[u8], size: u64, sha: &str) -> Result<(), MirrorError> {
@@ -294,6 +348,7 @@ pub fn update(
     let dist = format!("dists/{}", spec.distribution);
     let inrelease_path = format!("{dist}/InRelease");
     let release = verify_inrelease(&inrelease_path, &get(&inrelease_path)?, keyring)?;
+    check_valid_until(&inrelease_path, &release, spec.now)?;
     let hashes = release_sha256(&release);
 
     let mut catalog = Catalog::new();
@@ -409,5 +464,38 @@ mod tests {
         }
         assert!(check("p", b"abc", 3, "00").is_err());
         assert!(parse_keyring(b"junk").is_err());
+    }
+
+    #[test]
+    fn valid_until_is_checked_against_now() {
+        use std::time::{Duration, UNIX_EPOCH};
+        // 2026-11-28 12:00:00 UTC.
+        let at = UNIX_EPOCH + Duration::from_secs(1_795_867_200);
+        let release = |v: &str| format!("Origin: x\nValid-Until: {v}\nSHA256:\n ab 1 f\n");
+        let ok = check_valid_until("InRelease", &release("Sat, 28 Nov 2026 12:00:01 UTC"), at);
+        assert!(ok.is_ok(), "{ok:?}");
+        let err = check_valid_until("InRelease", &release("Sat, 28 Nov 2026 11:59:59 UTC"), at)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Valid-Until is Sat, 28 Nov 2026 11:59:59 UTC")
+                && err.contains("now (Sat, 28 Nov 2026 12:00:00 UTC)"),
+            "{err}"
+        );
+        // Other zone spellings apt accepts, and a one-digit day.
+        for v in [
+            "Sat, 28 Nov 2026 11:00:00 GMT",
+            "Sat, 28 Nov 2026 13:00:00 +0200",
+            "Mon, 2 Nov 2026 00:00:00 UTC",
+        ] {
+            assert!(
+                check_valid_until("InRelease", &release(v), at).is_err(),
+                "{v}"
+            );
+        }
+        let err = check_valid_until("InRelease", &release("tomorrow"), at).unwrap_err();
+        assert!(err.to_string().contains("Valid-Until `tomorrow`"), "{err}");
+        // No Valid-Until: never expires.
+        assert!(check_valid_until("InRelease", "Origin: x\nSHA256:\n ab 1 f\n", at).is_ok());
     }
 }

@@ -7,6 +7,7 @@
 //! names, flushed with one `syncfs`, then renamed into place, so a crash leaves either no file
 //! or a complete one, never a truncated file under a content address.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io;
@@ -146,96 +147,58 @@ impl Pool {
 
     /// Adds a batch of .debs: all are checked before any is written, so an error leaves the
     /// pool as it was. A key already bound to other content in `known` (or twice in the
-    /// batch with different content) is a [`PoolError::Conflict`].
+    /// batch with different content) is a [`PoolError::Conflict`]. Checking and writing run
+    /// on worker threads, as in [`Pool::add_files`].
     pub fn add_batch<B: AsRef<[u8]> + Sync>(
         &self,
         debs: &[B],
         known: &impl KnownPackages,
     ) -> Result<Vec<Added>, PoolError> {
-        let mut packages = Vec::with_capacity(debs.len());
-        let mut in_batch: BTreeMap<PackageKey, String> = BTreeMap::new();
-        for package in inspect_all(debs)? {
-            let existing = known
-                .sha256_of(package.key())
-                .or_else(|| in_batch.get(package.key()).cloned());
-            if let Some(existing) = existing {
-                if existing != package.sha256() {
-                    return Err(PoolError::Conflict {
-                        key: Box::new(package.key().clone()),
-                        existing,
-                        new: package.sha256().to_string(),
-                    });
-                }
-            }
-            in_batch.insert(package.key().clone(), package.sha256().to_string());
-            packages.push(package);
-        }
-
-        // Write every new file under a temporary name, make them durable with one syncfs,
-        // then rename them into place.
-        let mut pending: Vec<(PathBuf, PathBuf)> = Vec::new();
-        let mut seen = HashSet::new();
-        let mut written = Vec::with_capacity(packages.len());
-        let cleanup = |pending: &[(PathBuf, PathBuf)]| {
-            for (tmp, _) in pending {
-                let _ = fs::remove_file(tmp);
-            }
-        };
-        for (package, deb) in packages.iter().zip(debs) {
-            let path = self.path_of(package.sha256())?;
-            let new = !path.is_file() && seen.insert(package.sha256().to_string());
-            written.push(new);
-            if !new {
-                continue;
-            }
-            let dir = path.parent().unwrap_or(&self.root);
-            let res = fs::create_dir_all(dir)
-                .and_then(|()| fsutil::write_temp(&path, deb.as_ref(), false));
-            match res {
-                Ok(tmp) => pending.push((tmp, path)),
-                Err(source) => {
-                    cleanup(&pending);
-                    return Err(PoolError::Write { path, source });
-                }
-            }
-        }
-        self.commit(&pending)?;
-        Ok(packages
-            .into_iter()
-            .zip(written)
-            .map(|(package, written)| Added { package, written })
-            .collect())
+        self.add_staged(debs.len(), known, |i| Ok(Cow::Borrowed(debs[i].as_ref())))
     }
 
     /// Adds the .deb files at `paths` with the guarantees of [`Pool::add_batch`], without
-    /// holding their bytes: worker threads (one per core, at most 4) each read a file,
-    /// inspect it and write it to a temporary pool name, so reading, checking and writing
-    /// overlap and only the package records stay in memory. The whole set is made durable
-    /// with two `syncfs` calls (data, then renames) instead of two per batch; any error
-    /// removes the temporary files and leaves the pool as it was.
+    /// holding their bytes: each worker reads a file, inspects it and writes it to a
+    /// temporary pool name, so only the package records stay in memory.
     pub fn add_files(
         &self,
         paths: &[PathBuf],
         known: &impl KnownPackages,
     ) -> Result<Vec<Added>, PoolError> {
+        self.add_staged(paths.len(), known, |i| {
+            fs::read(&paths[i])
+                .map(Cow::Owned)
+                .map_err(|source| PoolError::ReadFile {
+                    path: paths[i].clone(),
+                    source,
+                })
+        })
+    }
+
+    /// The one add pipeline: worker threads (one per core, at most 4) each load a .deb,
+    /// inspect it and write it to a temporary pool name, so loading, checking and writing
+    /// overlap. Keys are checked once everything is staged; the whole set is made durable
+    /// with two `syncfs` calls (data, then renames) instead of two per file. Any error
+    /// removes the temporary files and leaves the pool as it was.
+    fn add_staged<'a>(
+        &self,
+        count: usize,
+        known: &impl KnownPackages,
+        load: impl Fn(usize) -> Result<Cow<'a, [u8]>, PoolError> + Sync,
+    ) -> Result<Vec<Added>, PoolError> {
         type Staged = (PackageRef, Option<PathBuf>);
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4)
-            .min(paths.len().max(1));
-        let stage = |index: usize, path: &Path| -> Result<Staged, PoolError> {
-            let bytes = fs::read(path).map_err(|source| PoolError::ReadFile {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .min(count.max(1));
+        let stage = |index: usize| -> Result<Staged, PoolError> {
+            let bytes = load(index)?;
             let package = inspect_at(index, &bytes)?;
             let dest = self.path_of(package.sha256())?;
             if dest.is_file() {
                 return Ok((package, None));
             }
-            let dir = dest.parent().unwrap_or(&self.root);
-            let tmp = fs::create_dir_all(dir)
-                .and_then(|()| fsutil::write_temp(&dest, &bytes, false))
+            let tmp = write_temp_in_fanout(&self.root, &dest, &bytes)
                 .map_err(|source| PoolError::Write { path: dest, source })?;
             Ok((package, Some(tmp)))
         };
@@ -244,19 +207,23 @@ impl Pool {
                 let _ = fs::remove_file(tmp);
             }
         };
-        let mut staged: Vec<Staged> = Vec::with_capacity(paths.len());
+        let mut staged: Vec<Staged> = Vec::with_capacity(count);
         // Rounds of at most 1,000 files bound the workers' short-lived garbage.
-        for (round, part) in paths.chunks(1000).enumerate() {
+        let rounds: Vec<usize> = (0..count).step_by(1000).collect();
+        for first in rounds {
+            let part = first..(first + 1000).min(count);
             let per = part.len().div_ceil(threads).max(1);
+            let stage = &stage;
             let results: Vec<(Vec<Staged>, Option<PoolError>)> = std::thread::scope(|s| {
                 let handles: Vec<_> = part
-                    .chunks(per)
-                    .enumerate()
-                    .map(|(n, chunk)| {
+                    .clone()
+                    .step_by(per)
+                    .map(|from| {
+                        let chunk = from..(from + per).min(part.end);
                         s.spawn(move || {
                             let mut staged = Vec::with_capacity(chunk.len());
-                            for (i, path) in chunk.iter().enumerate() {
-                                match stage(round * 1000 + n * per + i, path) {
+                            for i in chunk {
+                                match stage(i) {
                                     Ok(one) => staged.push(one),
                                     Err(e) => return (staged, Some(e)),
                                 }
@@ -272,8 +239,10 @@ impl Pool {
             });
             let mut failure = None;
             for (part, err) in results {
-                // `clone` allocates each record afresh in this thread's arena (see
-                // `inspect_all`).
+                // `clone` allocates each record afresh in this thread's arena: reading a .deb
+                // makes many short-lived allocations, and interleaving the few long-lived
+                // ones with them would fragment the heap (about 20 KiB lost per package
+                // with glibc). The workers' originals are freed with their other garbage.
                 staged.extend(part.iter().map(|(p, t)| (p.clone(), t.clone())));
                 failure = failure.or(err);
             }
@@ -402,46 +371,6 @@ impl Pool {
     }
 }
 
-/// Inspects a batch on worker threads (one per core, at most 4).
-///
-/// Besides using every core, this keeps memory compact: reading a .deb makes many
-/// short-lived allocations (decompressor state, tar buffers) and interleaving the few
-/// long-lived ones with them fragments the heap — about 20 KiB lost per package with glibc.
-/// The workers' allocations live in their own arenas; the records are deep-copied here and
-/// the originals freed with the arena's other garbage.
-fn inspect_all<B: AsRef<[u8]> + Sync>(debs: &[B]) -> Result<Vec<PackageRef>, PoolError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4)
-        .min(debs.len().max(1));
-    let per = debs.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Vec<PackageRef>, PoolError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = debs
-            .chunks(per)
-            .enumerate()
-            .map(|(n, chunk)| {
-                s.spawn(move || {
-                    chunk
-                        .iter()
-                        .enumerate()
-                        .map(|(i, deb)| inspect_at(n * per + i, deb.as_ref()))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    let mut out = Vec::with_capacity(debs.len());
-    for r in results {
-        // `clone` allocates each string afresh, in this thread's arena.
-        out.extend(r?.iter().cloned());
-    }
-    Ok(out)
-}
-
 fn inspect_at(index: usize, bytes: &[u8]) -> Result<PackageRef, PoolError> {
     let info = read_deb(bytes).map_err(|source| PoolError::Read { index, source })?;
     if let Err(entries) = validate_data_entries(&info.data_entries) {
@@ -469,6 +398,18 @@ fn inspect_at(index: usize, bytes: &[u8]) -> Result<PackageRef, PoolError> {
         .collect();
     PackageRef::new(info.control, info.digests, files)
         .map_err(|source| PoolError::Identity { index, source })
+}
+
+/// Writes `bytes` to a temporary sibling of `dest`, creating its fan-out directory only when
+/// it is missing (the common case costs no extra system call).
+fn write_temp_in_fanout(root: &Path, dest: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+    match fsutil::write_temp(dest, bytes, false) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dest.parent().unwrap_or(root))?;
+            fsutil::write_temp(dest, bytes, false)
+        }
+        other => other,
+    }
 }
 
 fn syncfs(path: &Path) -> io::Result<()> {

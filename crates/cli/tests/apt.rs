@@ -69,6 +69,18 @@ fn setup() -> Setup {
     Setup { d, tmp, keyring }
 }
 
+/// `db cleanup` (a dry run): its JSON answer and the package keys it would forget.
+fn cleanup_dry_run(d: &Daemon) -> (serde_json::Value, Vec<String>) {
+    let dry = json(d.cli(&["-o", "json", "db", "cleanup"]));
+    let listed = dry["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().split_once('/').unwrap().1.to_owned())
+        .collect();
+    (dry, listed)
+}
+
 fn source_line(keyring: &Path, url: &str, dist: &str) -> String {
     format!("deb [signed-by={}] {url} {dist} main", keyring.display())
 }
@@ -382,17 +394,13 @@ fn bad_input_is_refused_and_changes_nothing() {
         .unwrap()
         .is_empty());
 
-    // Uploaded but never added (`other`, `armthing`), they stay in the pool until cleanup,
+    // Uploaded but never added (`armthing`), it stays in the pool until cleanup,
     // which is a dry run unless told otherwise.
-    let dry = json(d.cli(&["-o", "json", "db", "cleanup"]));
-    let listed: Vec<&str> = dry["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap().split_once('/').unwrap().1)
-        .collect();
-    assert_eq!(listed, ["armthing_1.0_arm64", "other_1.0_amd64"], "{dry}");
-    assert_eq!(dry["pool_files"].as_array().unwrap().len(), 2, "{dry}");
+    let (dry, listed) = cleanup_dry_run(&d);
+    // `other` was in the same (batched, all-or-nothing) upload as the truncated file, so it
+    // never reached the pool.
+    assert_eq!(listed, ["armthing_1.0_arm64"], "{dry}");
+    assert_eq!(dry["pool_files"].as_array().unwrap().len(), 1, "{dry}");
     let done = json(d.cli(&["-o", "json", "db", "cleanup", "--apply"]));
     assert_eq!(done["pool_files"], dry["pool_files"]);
     let again = json(d.cli(&["-o", "json", "db", "cleanup"]));
@@ -403,6 +411,79 @@ fn bad_input_is_refused_and_changes_nothing() {
     );
     let s = json(d.cli(&["-o", "json", "repo", "search", "main", "hello"]));
     assert_eq!(s.as_array().unwrap().len(), 1);
+}
+
+/// Many .debs in one upload request: `repo add DIR` sends a directory as batched tar
+/// uploads; a batch is added all or none (a corrupt member, a link, a key clash inside the
+/// batch each refuse the whole request, naming the entry), and re-adding is idempotent.
+#[test]
+fn a_batch_upload_adds_many_debs_all_or_none() {
+    let d = Daemon::start();
+    let tmp = tempfile::tempdir().unwrap();
+    ok(d.cli(&["repo", "create", "main", "--architectures", "amd64"]));
+    let dir = tmp.path().join("debs");
+    std::fs::create_dir(&dir).unwrap();
+    let names: Vec<String> = (0..40).map(|i| format!("batch{i:02}")).collect();
+    let specs: Vec<(&str, &str, Option<&str>)> =
+        names.iter().map(|n| (n.as_str(), "1.0", None)).collect();
+    debs(&dir, &specs);
+    std::fs::write(dir.join("README"), "not a package").unwrap();
+    let out = ok(d.cli(&["repo", "add", "main", dir.to_str().unwrap()]));
+    assert!(out.contains("40 added, 0 removed, 0 unchanged"), "{out}");
+    let again = ok(d.cli(&["repo", "add", "main", dir.to_str().unwrap()]));
+    assert!(
+        again.contains("0 added, 0 removed, 40 unchanged"),
+        "{again}"
+    );
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = d.cli(&["repo", "add", "main", empty.to_str().unwrap()]);
+    assert!(stderr(&o).contains("holds no .deb file"), "{}", stderr(&o));
+
+    // Through the API: one request, all records at once.
+    let c = d.admin();
+    let x = deb("xtra", "2.0", "amd64", None);
+    let y = deb("ytra", "2.0", "amd64", Some("xtra"));
+    let added = c
+        .upload_packages("management", &[("x.deb", &x), ("y.deb", &y)])
+        .unwrap();
+    let keys: Vec<&str> = added.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["xtra_2.0_amd64", "ytra_2.0_amd64"]);
+
+    let refused = |files: &[(&str, &[u8])], status: u16, needle: &str| match c
+        .upload_packages("management", files)
+    {
+        Err(spindle_client::ClientError::Api { status: s, body }) => {
+            assert_eq!(s, status, "{}", body.message);
+            assert!(body.message.contains(needle), "{}", body.message);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let z = deb("ztra", "1.0", "amd64", None);
+    refused(
+        &[("z.deb", &z), ("cut.deb", &x[..x.len() / 2])],
+        400,
+        "upload entry `cut.deb`",
+    );
+    let clash = deb("ztra", "1.0", "amd64", Some("libc6"));
+    refused(&[("z.deb", &z), ("z2.deb", &clash)], 409, "ztra_1.0_amd64");
+    refused(
+        &[("x.deb", &deb("xtra", "2.0", "amd64", Some("libc6")))],
+        409,
+        "already exists",
+    );
+
+    // An archive without a .deb (links and devices are refused by name: unit-tested in
+    // `spindle_apt::upload`).
+    refused(&[], 400, "holds no .deb file");
+
+    // Nothing of the refused batches reached the records or the pool: cleanup finds only
+    // the two uploaded-but-never-added packages of the good batch.
+    let (dry, listed) = cleanup_dry_run(&d);
+    assert_eq!(listed, ["xtra_2.0_amd64", "ytra_2.0_amd64"], "{dry}");
+    assert_eq!(dry["pool_files"].as_array().unwrap().len(), 2, "{dry}");
+    let search = json(d.cli(&["-o", "json", "repo", "search", "main"]));
+    assert_eq!(search.as_array().unwrap().len(), 40);
 }
 
 /// Issue 3: 200 `apt-get update` runs while `publish switch` alternates between two snapshots
@@ -668,6 +749,34 @@ fn a_mirror_of_a_reprepro_repository_installs_with_apt_get() {
         .map(|p| p["key"].as_str().unwrap())
         .collect();
     assert_eq!(keys, ["greet_3.0_amd64", "libgreet_3.0_amd64"], "{snap}");
+
+    // An upstream Release whose Valid-Until has passed is refused, naming the mirror and the
+    // date, and the mirror keeps what it had.
+    let stale = release.replacen(
+        "\nMD5Sum:",
+        "\nValid-Until: Sat, 01 Jan 2000 00:00:00 UTC\nMD5Sum:",
+        1,
+    );
+    assert_ne!(stale, release, "reprepro's Release has an MD5Sum section");
+    std::fs::write(
+        up.join("dists/stable/InRelease"),
+        upstream_key.clearsign(&stale).unwrap(),
+    )
+    .unwrap();
+    let o = d.cli(&["mirror", "update", "up"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("mirror `up`") && err.contains("Valid-Until is Sat, 01 Jan 2000 00:00:00 UTC"),
+        "{err}"
+    );
+    let m = json(d.cli(&["-o", "json", "mirror", "show", "up"]));
+    assert_eq!(m["packages"], 2, "{m}");
+    std::fs::write(
+        up.join("dists/stable/InRelease"),
+        upstream_key.clearsign(&release).unwrap(),
+    )
+    .unwrap();
 
     // Republish with Spindle's own key; apt installs from it into a throwaway root.
     ok(d.cli(&["key", "create", "k1"]));

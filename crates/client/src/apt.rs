@@ -13,19 +13,47 @@ fn qv(s: &str) -> String {
 }
 
 impl Client {
-    /// Uploads one .deb (the raw file as the body); idempotent for identical content.
-    pub fn upload_package(&self, account: &str, deb: &[u8]) -> Result<PackageInfo, ClientError> {
-        let (status, out) = self.raw(
-            method::POST,
-            &format!("{}/packages", acct(account)),
-            deb,
-            true,
-        )?;
+    /// Uploads many .debs in one request; the daemon adds all or none. `files` are (name
+    /// for error messages, bytes).
+    pub fn upload_packages(
+        &self,
+        account: &str,
+        files: &[(&str, &[u8])],
+    ) -> Result<Vec<PackageInfo>, ClientError> {
+        let mut archive = DebArchive::new();
+        for (name, bytes) in files {
+            archive.push(name, bytes);
+        }
+        self.upload_archive(account, &mut archive)
+    }
+
+    /// Uploads the .debs of `archive` in one request (all or none), leaving it empty.
+    pub fn upload_archive(
+        &self,
+        account: &str,
+        archive: &mut DebArchive,
+    ) -> Result<Vec<PackageInfo>, ClientError> {
+        let body = archive.take();
+        self.post_raw(&format!("{}/packages/batch", acct(account)), &body)
+    }
+
+    /// POSTs a raw (non-JSON) body and decodes the JSON answer.
+    fn post_raw<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &[u8],
+    ) -> Result<T, ClientError> {
+        let (status, out) = self.raw(method::POST, path, body, true)?;
         serde_json::from_slice(&out).map_err(|e| ClientError::Decode {
             endpoint: self.endpoint().to_owned(),
             status,
             detail: e.to_string(),
         })
+    }
+
+    /// Uploads one .deb (the raw file as the body); idempotent for identical content.
+    pub fn upload_package(&self, account: &str, deb: &[u8]) -> Result<PackageInfo, ClientError> {
+        self.post_raw(&format!("{}/packages", acct(account)), deb)
     }
 
     pub fn list_repos(&self, account: &str) -> Result<Vec<RepoInfo>, ClientError> {
@@ -275,5 +303,70 @@ impl Client {
             &format!("{}/mirrors/{}", acct(account), seg(name)),
             None::<&()>,
         )
+    }
+}
+
+/// A tar archive of .debs being built for one batch upload (the format the daemon's
+/// `POST .../packages/batch` reads): POSIX ustar, regular files only.
+#[derive(Debug, Default)]
+pub struct DebArchive {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+impl DebArchive {
+    pub fn new() -> DebArchive {
+        DebArchive::default()
+    }
+
+    /// Appends one .deb. The name only labels the daemon's errors; names longer than 100
+    /// bytes are shortened to `package-N.deb`.
+    pub fn push(&mut self, name: &str, bytes: &[u8]) {
+        let short;
+        let name = if name.len() <= 100 {
+            name
+        } else {
+            short = format!("package-{}.deb", self.count);
+            &short
+        };
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[108..116].copy_from_slice(b"0000000\0");
+        h[116..124].copy_from_slice(b"0000000\0");
+        h[124..136].copy_from_slice(format!("{:011o}\0", bytes.len()).as_bytes());
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        self.buf.extend_from_slice(&h);
+        self.buf.extend_from_slice(bytes);
+        self.buf.resize(self.buf.len().div_ceil(512) * 512, 0);
+        self.count += 1;
+    }
+
+    /// How many .debs it holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Its size so far, in bytes.
+    pub fn size(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The finished archive (with the two zero blocks that end a tar), leaving this empty.
+    pub fn take(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.buf);
+        out.resize(out.len() + 1024, 0);
+        self.count = 0;
+        out
     }
 }

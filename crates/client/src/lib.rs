@@ -8,5 +8,6 @@ mod apt;
 mod client;
 pub mod credentials;
 
+pub use apt::DebArchive;
 pub use client::{Client, ClientError, DEFAULT_ENDPOINT};
 pub use credentials::{CredentialsError, CredentialsFile, Profile};

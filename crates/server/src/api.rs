@@ -289,6 +289,7 @@ fn api_routes() -> Api {
         GET "/v1/doctor" ReadDoctor => rh::read_doctor;
         POST "/v1/doctor" FixDoctor => rh::fix_doctor;
         POST "/v1/accounts/{account}/packages" UploadPackage => aph::upload_package;
+        POST "/v1/accounts/{account}/packages/batch" UploadPackage => aph::upload_packages;
         GET "/v1/accounts/{account}/repos" ListRepos => aph::list_repos;
         POST "/v1/accounts/{account}/repos" CreateRepo => aph::create_repo;
         GET "/v1/accounts/{account}/repos/{repo}" DescribeRepo => aph::describe_repo;

@@ -174,6 +174,15 @@ pub fn package_info(p: &PackageRef) -> PackageInfo {
     }
 }
 
+/// The stored form of a package record.
+fn package_record(p: &PackageRef) -> AptPackage {
+    AptPackage {
+        key: p.key().to_string(),
+        sha256: p.sha256().to_owned(),
+        record: encode(p),
+    }
+}
+
 fn source_text(s: &SnapshotSource) -> String {
     match s {
         SnapshotSource::Repo { name } => format!("repo {name}"),
@@ -345,18 +354,39 @@ impl AptService {
     }
 
     fn apply(&self, account: &AccountId, change: AptChange) -> Res<()> {
+        self.apply_records(account, change, Vec::new())
+    }
+
+    /// Writes `change`; `added` are the parsed records of `change.packages` (or empty), so a
+    /// cached catalog is brought up to date in place instead of reloaded from the store.
+    fn apply_records(
+        &self,
+        account: &AccountId,
+        change: AptChange,
+        added: Vec<PackageRef>,
+    ) -> Res<()> {
         let records = !change.packages.is_empty() || !change.forget.is_empty();
         let out = self
             .store
             .apt_apply(account, &change, OffsetDateTime::now_utc());
         if records {
-            // After the commit (or its failure): readers that loaded before now reload.
-            *self
-                .generations
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(account.clone())
-                .or_insert(0) += 1;
+            // After the commit (or its failure): readers that loaded before now reload, unless
+            // the catalog they would load is the cached one plus `added`.
+            let mut catalogs = self.catalogs.lock().unwrap_or_else(|p| p.into_inner());
+            let mut generations = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+            let generation = generations.entry(account.clone()).or_insert(0);
+            let before = *generation;
+            *generation += 1;
+            let complete = change.forget.is_empty() && added.len() == change.packages.len();
+            if let (Ok(()), true, Some((g, catalog))) = (&out, complete, catalogs.get_mut(account))
+            {
+                if *g == before {
+                    let c = Arc::make_mut(catalog);
+                    // The store accepted each record, so none conflicts with the catalog.
+                    added.into_iter().for_each(|p| drop(c.insert(p)));
+                    *g = before + 1;
+                }
+            }
         }
         Ok(out?)
     }
@@ -365,31 +395,49 @@ impl AptService {
 
     /// Adds a .deb to the pool and the account's package records (idempotent).
     pub fn upload(&self, account: &AccountId, bytes: &[u8]) -> Res<PackageInfo> {
+        let mut added = self.add_debs(account, &[bytes], |_| "the upload".to_owned())?;
+        Ok(added.remove(0))
+    }
+
+    /// Adds every .deb of a tar archive (see `spindle_apt::upload`) in one batch: all are
+    /// checked before the pool or the records change, and all are recorded in one
+    /// transaction, so the upload is all or nothing.
+    pub fn upload_many(&self, account: &AccountId, body: &[u8]) -> Res<Vec<PackageInfo>> {
+        let entries = spindle_apt::upload::debs_in_tar(body).map_err(|e| invalid(&e))?;
+        let debs: Vec<&[u8]> = entries.iter().map(|e| &body[e.range.clone()]).collect();
+        self.add_debs(account, &debs, |i| {
+            format!("upload entry `{}`", entries[i].name)
+        })
+    }
+
+    /// The pool's batched add, then one record write; `label` names the i-th .deb in errors.
+    fn add_debs(
+        &self,
+        account: &AccountId,
+        debs: &[&[u8]],
+        label: impl Fn(usize) -> String,
+    ) -> Res<Vec<PackageInfo>> {
         let _gc = self.gc.read().unwrap_or_else(|p| p.into_inner());
-        let known = Known {
-            store: &self.store,
-            account,
-        };
-        let added = self.pool.add(bytes, &known).map_err(|e| match e {
+        // The cached catalog answers the conflict checks (the store checks again on insert)
+        // and is kept up to date below, so the next read needs no reload.
+        let known = self.catalog(account)?;
+        let added = self.pool.add_batch(debs, &*known).map_err(|e| match e {
             PoolError::Conflict { .. } => AptError::Conflict(chain(&e)),
             PoolError::Write { .. } => AptError::Internal(chain(&e)),
-            other => {
-                AptError::Invalid(chain(&other).replace("package #0 of the batch", "the upload"))
-            }
+            PoolError::Read { index, .. } | PoolError::Identity { index, .. } => AptError::Invalid(
+                chain(&e).replace(&format!("package #{index} of the batch"), &label(index)),
+            ),
+            other => AptError::Invalid(chain(&other)),
         })?;
-        let p = added.package;
-        self.apply(
-            account,
-            AptChange {
-                packages: vec![AptPackage {
-                    key: p.key().to_string(),
-                    sha256: p.sha256().to_owned(),
-                    record: encode(&p),
-                }],
-                ..Default::default()
-            },
-        )?;
-        Ok(package_info(&p))
+        drop(known);
+        let info = added.iter().map(|a| package_info(&a.package)).collect();
+        let change = AptChange {
+            packages: added.iter().map(|a| package_record(&a.package)).collect(),
+            ..Default::default()
+        };
+        let added = added.into_iter().map(|a| a.package).collect();
+        self.apply_records(account, change, added)?;
+        Ok(info)
     }
 
     // ---- repos
@@ -1250,6 +1298,7 @@ impl AptService {
             architectures: m.architectures.clone(),
             filter: m.filter.clone(),
             with_deps: m.with_deps,
+            now: crate::app::now().into(),
         };
         let known = Known {
             store: &self.store,
@@ -1276,22 +1325,17 @@ impl AptService {
         m.updated_at = crate::app::now()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        self.apply(
-            account,
-            AptChange {
-                packages: update
-                    .packages
-                    .iter()
-                    .map(|a| AptPackage {
-                        key: a.package.key().to_string(),
-                        sha256: a.package.sha256().to_owned(),
-                        record: encode(&a.package),
-                    })
-                    .collect(),
-                put: vec![(AptKind::Mirror, m.name.clone(), encode(&m), Expect::Present)],
-                ..Default::default()
-            },
-        )?;
+        let change = AptChange {
+            packages: update
+                .packages
+                .iter()
+                .map(|a| package_record(&a.package))
+                .collect(),
+            put: vec![(AptKind::Mirror, m.name.clone(), encode(&m), Expect::Present)],
+            ..Default::default()
+        };
+        let added = update.packages.into_iter().map(|a| a.package).collect();
+        self.apply_records(account, change, added)?;
         Ok(mirror_info(&m))
     }
 

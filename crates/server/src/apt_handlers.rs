@@ -78,6 +78,21 @@ pub async fn upload_package(
     Ok((StatusCode::CREATED, Json(p)))
 }
 
+/// Many .debs in one request: the body is a tar archive of .deb files, added all or none.
+pub async fn upload_packages(
+    State(app): State<App>,
+    Path(account): Path<String>,
+    call: Call,
+) -> Res<(StatusCode, Json<Vec<PackageInfo>>)> {
+    let body = call.body.clone();
+    let ps = run(&app, &call, &account, "packages".into(), move |s, a| {
+        s.upload_many(&a.id, &body)
+    })
+    .await?;
+    call.set_target(format!("account/{account}/packages ({} .debs)", ps.len()));
+    Ok((StatusCode::CREATED, Json(ps)))
+}
+
 pub async fn list_repos(
     State(app): State<App>,
     Path(account): Path<String>,

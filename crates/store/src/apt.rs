@@ -208,11 +208,10 @@ impl Store {
         self.write(|tx| {
             for p in &change.packages {
                 let existing: Option<String> = tx
-                    .query_row(
+                    .prepare_cached(
                         "SELECT sha256 FROM apt_packages WHERE account_id = ?1 AND key = ?2",
-                        [account.as_str(), &p.key],
-                        |r| r.get(0),
-                    )
+                    )?
+                    .query_row([account.as_str(), &p.key], |r| r.get(0))
                     .optional()?;
                 match existing {
                     Some(sha) if sha == p.sha256 => {}
@@ -225,10 +224,10 @@ impl Store {
                         })
                     }
                     None => {
-                        tx.execute(
+                        tx.prepare_cached(
                             "INSERT INTO apt_packages(account_id, key, sha256, record, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-                            [account.as_str(), &p.key, &p.sha256, &p.record, &now],
-                        )?;
+                        )?
+                        .execute([account.as_str(), &p.key, &p.sha256, &p.record, &now])?;
                     }
                 }
             }

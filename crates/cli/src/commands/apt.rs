@@ -8,6 +8,43 @@ use clap::Subcommand;
 use spindle_model::apt::*;
 use std::path::PathBuf;
 
+/// About how many bytes, and at most how many .debs, one upload request carries. The daemon
+/// accepts up to 512 MiB, but it holds a batch's body and records at once, so smaller
+/// batches bound the memory of both ends; each batch costs the daemon two `syncfs`.
+const UPLOAD_BATCH: usize = 8 << 20;
+const UPLOAD_BATCH_DEBS: usize = 5000;
+
+/// The files `repo add` uploads: each argument that is a directory stands for the `*.deb`
+/// files directly in it (sorted); every file must exist.
+fn deb_files(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for a in args {
+        let meta =
+            std::fs::metadata(a).with_context(|| format!("cannot read `{}`", a.display()))?;
+        if meta.is_dir() {
+            let mut debs = Vec::new();
+            for e in
+                std::fs::read_dir(a).with_context(|| format!("cannot list `{}`", a.display()))?
+            {
+                let p = e
+                    .with_context(|| format!("cannot list `{}`", a.display()))?
+                    .path();
+                if p.extension().is_some_and(|x| x == "deb") && p.is_file() {
+                    debs.push(p);
+                }
+            }
+            if debs.is_empty() {
+                bail!("`{}` holds no .deb file", a.display());
+            }
+            debs.sort();
+            out.extend(debs);
+        } else {
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RepoCmd {
     /// Create a local repository
@@ -27,7 +64,8 @@ pub enum RepoCmd {
         #[arg(long)]
         with_packages: bool,
     },
-    /// Upload .deb files and add them to a repository (all or none)
+    /// Upload .deb files (a directory means every *.deb in it) and add them to a repository,
+    /// all or none
     Add {
         repo: String,
         #[arg(required = true)]
@@ -346,20 +384,29 @@ pub fn repo(cx: &Context, cmd: RepoCmd) -> Result<()> {
             }
         }
         RepoCmd::Add { repo, files } => {
-            // Check every file before uploading any, so a typo changes nothing.
-            let mut debs = Vec::with_capacity(files.len());
-            for f in &files {
-                debs.push(
-                    std::fs::read(f).with_context(|| format!("cannot read `{}`", f.display()))?,
-                );
-            }
+            // Find and check every file before uploading any, so a typo changes nothing.
+            let files = deb_files(&files)?;
+            // Batched uploads (tar archives of about UPLOAD_BATCH bytes, built as the files
+            // are read): each is added to the pool in one pass with one sync; the repo gets
+            // every key in one call at the end.
             let mut keys = Vec::with_capacity(files.len());
-            for (f, bytes) in files.iter().zip(&debs) {
-                let p = c
-                    .upload_package(&account, bytes)
-                    .map_err(api_err)
-                    .with_context(|| format!("`{}`", f.display()))?;
-                keys.push(p.key);
+            let mut archive = spindle_client::DebArchive::new();
+            for (i, f) in files.iter().enumerate() {
+                let bytes =
+                    std::fs::read(f).with_context(|| format!("cannot read `{}`", f.display()))?;
+                // The archive names only label the daemon's errors: the file name suffices.
+                let name = f.file_name().map_or_else(
+                    || f.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                archive.push(&name, &bytes);
+                if archive.size() >= UPLOAD_BATCH
+                    || archive.len() >= UPLOAD_BATCH_DEBS
+                    || i + 1 == files.len()
+                {
+                    let added = c.upload_archive(&account, &mut archive).map_err(api_err)?;
+                    keys.extend(added.into_iter().map(|p| p.key));
+                }
             }
             let change = c
                 .add_to_repo(&account, &repo, &AddPackages { packages: keys })
