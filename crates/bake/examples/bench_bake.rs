@@ -80,11 +80,29 @@ fn debian_vs_debootstrap(tmp: &Path) {
     let recipe = format!(
         "source \"spindle\" \"d\" {{\n  base = \"debian:{suite}\"\n}}\nbuild {{\n  sources = [\"source.spindle.d\"]\n  provisioner \"shell\" {{\n    inline = [\"true\"]\n  }}\n}}\n"
     );
+    // Both tools download the same packages from the same mirror; fetch them once first, so
+    // neither run pays for warming whatever cache sits in front of the mirror.
+    let warm = Command::new("debootstrap")
+        .args(["--variant=minbase", "--download-only", suite])
+        .arg(tmp.join("warm-mirror"))
+        .arg(&mirror)
+        .output()
+        .expect("debootstrap (apt-get install debootstrap)");
+    assert!(
+        warm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&warm.stderr)
+    );
     let t = Instant::now();
     let baker = Baker::open(tmp.join("debbake"), RealKernel).unwrap();
     let r = spindle_bake::parse("d.pkr.hcl", &proj, &recipe, &VarInputs::default()).unwrap();
     let p = plan(&r, &Selection::default(), &baker.inputs()).unwrap();
-    baker.bake(&p.builds[0], &BakeOptions::default()).unwrap();
+    let progress = |line: &str| eprintln!("  {line}");
+    let opts = BakeOptions {
+        progress: Some(&progress),
+        ..BakeOptions::default()
+    };
+    baker.bake(&p.builds[0], &opts).unwrap();
     let ours = t.elapsed().as_secs_f64();
     let target = tmp.join("debootstrap");
     let t = Instant::now();

@@ -211,11 +211,19 @@ impl<K: Kernel> Baker<K> {
         use crate::debian;
         let base = format!("debian:{suite}");
         let fail = |message: String| BakeError::Base(base.clone(), message);
+        let started = Instant::now();
+        let phase = |what: &str| {
+            say(&format!(
+                "{base}: {what} ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            ))
+        };
         let mirror = debian::host_mirror(suite).map_err(fail)?;
         let idx = debian::Index::fetch(&mirror, suite, &self.dir).map_err(fail)?;
         let pkgs = debian::select(&idx.paragraphs).map_err(fail)?;
         say(&format!("{base}: {} packages from {mirror}", pkgs.len()));
         let debs = debian::download(&mirror, &pkgs, &self.dir).map_err(fail)?;
+        phase("index and packages downloaded");
         let work = self
             .dir
             .join("work")
@@ -236,6 +244,7 @@ impl<K: Kernel> Baker<K> {
                 .or_else(|_| fs::copy(d, &dst).map(|_| ()))
                 .map_err(ioe("copy", &dst))?;
         }
+        phase("unpacked");
         let sources = upper.join("etc/apt/sources.list");
         fs::write(&sources, format!("deb {mirror} {suite} main\n"))
             .map_err(ioe("write", &sources))?;
@@ -272,8 +281,10 @@ impl<K: Kernel> Baker<K> {
                 kept: None,
             });
         }
+        phase("installed and configured by dpkg");
         let layer = self.store_upper(&base, &work, &upper)?;
         self.remember(key, &layer)?;
+        phase("layer stored");
         drop(guard);
         Ok(layer)
     }
