@@ -144,14 +144,39 @@ pub fn host_mirror(suite: &str) -> Result<String, String> {
 /// short) is tried again, up to four times in all with growing pauses, since a bootstrap makes
 /// about a hundred requests and one passing hiccup should not fail it; an HTTP error status is
 /// not.
+/// The one HTTP agent of every mirror fetch: connections are pooled (as many per host as
+/// [`download`] has workers), and a host name is looked up once per process. A fresh agent per
+/// request made a new connection, and so a new name lookup, for every package — and here
+/// about one lookup in thirty stalls for the resolver's 5 s timeout.
+fn agent() -> &'static ureq::Agent {
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| {
+        let seen = std::sync::Mutex::new(std::collections::HashMap::new());
+        ureq::AgentBuilder::new()
+            .max_idle_connections_per_host(DOWNLOAD_WORKERS)
+            .timeout(std::time::Duration::from_secs(120))
+            .resolver(move |host_port: &str| {
+                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(addrs) = seen.get(host_port) {
+                    return Ok(Clone::clone(addrs));
+                }
+                let addrs: Vec<std::net::SocketAddr> =
+                    std::net::ToSocketAddrs::to_socket_addrs(host_port)?.collect();
+                seen.insert(host_port.to_string(), addrs.clone());
+                Ok(addrs)
+            })
+            .build()
+    })
+}
+
+/// Parallel downloads of a base's packages.
+const DOWNLOAD_WORKERS: usize = 8;
+
 fn get(url: &str) -> Result<Vec<u8>, String> {
     let mut pause = std::time::Duration::from_millis(500);
     let mut attempt = 1;
     loop {
-        let res = match ureq::get(url)
-            .timeout(std::time::Duration::from_secs(120))
-            .call()
-        {
+        let res = match agent().get(url).call() {
             Ok(resp) => {
                 let mut body = Vec::new();
                 match resp.into_reader().read_to_end(&mut body) {
@@ -499,7 +524,7 @@ pub fn download(mirror: &str, pkgs: &[Pkg], cache: &Path) -> Result<Vec<PathBuf>
     let next = std::sync::atomic::AtomicUsize::new(0);
     let errors = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        for _ in 0..8 {
+        for _ in 0..DOWNLOAD_WORKERS {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some((p, path)) = missing.get(i) else {
