@@ -7,8 +7,6 @@ mod common;
 
 use common::Daemon;
 use spindle_model::api::*;
-use spindle_runtime::doctor::{doctor, Known};
-use spindle_runtime::{CgroupLayout, Kernel, RealKernel};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -44,19 +42,6 @@ Resources:
         Version: !GetAtt Template.LatestVersionNumber
       VPCZoneIdentifier: [!Ref SubnetA, !Ref SubnetB]
 "#;
-
-struct Sweep(String);
-
-impl Drop for Sweep {
-    fn drop(&mut self) {
-        let k = RealKernel;
-        let layout = CgroupLayout::detect(&k as &dyn Kernel, Path::new("/sys/fs/cgroup"));
-        let r = doctor(&k, &layout, &self.0, &Known::default(), true);
-        if !r.unfixed.is_empty() {
-            eprintln!("cleanup of {} left {:?}", self.0, r.unfixed);
-        }
-    }
-}
 
 fn in_service(d: &Daemon) -> BTreeSet<String> {
     let g = d.admin().describe_group("management", "web-asg").unwrap();
@@ -101,7 +86,7 @@ fn a_stack_group_fills_grows_refreshes_and_explains_itself() {
         return;
     }
     let prefix = format!("sasg{}", std::process::id() % 100_000);
-    let _sweep = Sweep(prefix.clone());
+    let _sweep = common::Sweep(prefix.clone());
     let d = Daemon::start_with_runtime(&prefix);
     let admin = d.admin();
     let tarball = d.dir.path().join("busybox.tar");

@@ -13,7 +13,6 @@ use common::Daemon;
 use spindle_model::api::*;
 use spindle_model::asg::AutoScalingGroupInfo;
 use spindle_model::lb::{LoadBalancerInfo, TargetHealthInfo};
-use spindle_runtime::doctor::{doctor, Known};
 use spindle_runtime::{CgroupLayout, Kernel, RealKernel};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -115,20 +114,6 @@ Resources:
         PredefinedMetricSpecification:
           PredefinedMetricType: ALBRequestCountPerTarget
 "#;
-
-/// Removes whatever the test's prefix left on the host, even when the test fails.
-struct Sweep(String);
-
-impl Drop for Sweep {
-    fn drop(&mut self) {
-        let k = RealKernel;
-        let layout = CgroupLayout::detect(&k as &dyn Kernel, Path::new("/sys/fs/cgroup"));
-        let r = doctor(&k, &layout, &self.0, &Known::default(), true);
-        if !r.unfixed.is_empty() {
-            eprintln!("cleanup of {} left {:?}", self.0, r.unfixed);
-        }
-    }
-}
 
 /// A daemon with the busybox httpd image and the stack deployed; the listener's address.
 fn setup(prefix: &str, cidr: &str, params: &[(&str, &str)]) -> (Daemon, SocketAddr) {
@@ -323,7 +308,7 @@ fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_fai
         return;
     }
     let prefix = format!("sal{}", std::process::id() % 1_000_000);
-    let _sweep = Sweep(prefix.clone());
+    let _sweep = common::Sweep(prefix.clone());
     let (d, addr) = setup(&prefix, "10.236.0.0/20", &[]);
     wait_for(
         "the first instance healthy",
@@ -426,7 +411,7 @@ fn an_instance_refresh_under_constant_load_fails_no_request() {
         return;
     }
     let prefix = format!("sar{}", std::process::id() % 1_000_000);
-    let _sweep = Sweep(prefix.clone());
+    let _sweep = common::Sweep(prefix.clone());
     let (mut d, addr) = setup(
         &prefix,
         "10.237.0.0/20",

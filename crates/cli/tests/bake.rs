@@ -8,10 +8,7 @@ mod common;
 use common::Daemon;
 use spindle_model::api::*;
 use spindle_model::ParamName;
-use spindle_runtime::doctor::{doctor, Known};
-use spindle_runtime::{CgroupLayout, Kernel, RealKernel};
 use std::fs;
-use std::path::Path;
 
 const RECIPE: &str = r#"
 variable "page" {
@@ -59,19 +56,6 @@ Resources:
       SubnetId: !Ref Subnet
 "#;
 
-struct Sweep(String);
-
-impl Drop for Sweep {
-    fn drop(&mut self) {
-        let k = RealKernel;
-        let layout = CgroupLayout::detect(&k as &dyn Kernel, Path::new("/sys/fs/cgroup"));
-        let r = doctor(&k, &layout, &self.0, &Known::default(), true);
-        if !r.unfixed.is_empty() {
-            eprintln!("cleanup of {} left {:?}", self.0, r.unfixed);
-        }
-    }
-}
-
 #[test]
 fn bake_imports_publishes_and_a_stack_boots_the_image() {
     if let Some(why) = spindle_runtime::host::missing_prerequisites() {
@@ -79,7 +63,7 @@ fn bake_imports_publishes_and_a_stack_boots_the_image() {
         return;
     }
     let prefix = format!("bk{}", std::process::id() % 100_000_000);
-    let _sweep = Sweep(prefix.clone());
+    let _sweep = common::Sweep(prefix.clone());
     let d = Daemon::start_with_runtime(&prefix);
     let admin = d.admin();
     let proj = tempfile::tempdir().unwrap();

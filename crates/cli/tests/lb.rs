@@ -10,8 +10,6 @@ mod common;
 use common::Daemon;
 use spindle_model::api::*;
 use spindle_model::lb::{LoadBalancerInfo, TargetHealthInfo};
-use spindle_runtime::doctor::{doctor, Known};
-use spindle_runtime::{CgroupLayout, Kernel, RealKernel};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -105,20 +103,6 @@ Outputs:
   Dns: {Value: !GetAtt Lb.DNSName}
 "#;
 
-/// Removes whatever the test's prefix left on the host, even when the test fails.
-struct Sweep(String);
-
-impl Drop for Sweep {
-    fn drop(&mut self) {
-        let k = RealKernel;
-        let layout = CgroupLayout::detect(&k as &dyn Kernel, Path::new("/sys/fs/cgroup"));
-        let r = doctor(&k, &layout, &self.0, &Known::default(), true);
-        if !r.unfixed.is_empty() {
-            eprintln!("cleanup of {} left {:?}", self.0, r.unfixed);
-        }
-    }
-}
-
 /// One request with `Connection: close`: the status code (0 when the connection failed) and
 /// the body.
 fn get(addr: SocketAddr, path: &str, tenant: &str) -> (u16, String) {
@@ -182,7 +166,7 @@ fn a_load_balancer_in_front_of_real_instances() {
         return;
     }
     let prefix = format!("lbt{}", std::process::id() % 10_000_000);
-    let _sweep = Sweep(prefix.clone());
+    let _sweep = common::Sweep(prefix.clone());
     let d = Daemon::start_with_runtime(&prefix);
     let admin = d.admin();
     let tarball = d.dir.path().join("busybox.tar");
