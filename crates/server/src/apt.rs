@@ -346,11 +346,38 @@ impl AptService {
     }
 
     fn publications(&self, account: &AccountId) -> Res<Vec<Publication>> {
+        self.decoded(account, AptKind::Publication, "publication")
+    }
+
+    /// Every stored record of one kind in an account, decoded (`what` names it in errors).
+    fn decoded<T: serde::de::DeserializeOwned>(
+        &self,
+        account: &AccountId,
+        kind: AptKind,
+        what: &str,
+    ) -> Res<Vec<T>> {
         self.store
-            .apt_list(account, AptKind::Publication)?
+            .apt_list(account, kind)?
             .iter()
-            .map(|(_, b)| decode("publication", b))
+            .map(|(_, b)| decode(what, b))
             .collect()
+    }
+
+    /// Stores a new record, refused if one of that kind and name already exists.
+    fn insert_new<T: serde::Serialize>(
+        &self,
+        account: &AccountId,
+        kind: AptKind,
+        name: String,
+        record: &T,
+    ) -> Res<()> {
+        self.apply(
+            account,
+            AptChange {
+                put: vec![(kind, name, encode(record), Expect::Absent)],
+                ..Default::default()
+            },
+        )
     }
 
     fn apply(&self, account: &AccountId, change: AptChange) -> Res<()> {
@@ -450,22 +477,16 @@ impl AptService {
         let archs: Vec<&str> = req.architectures.iter().map(String::as_str).collect();
         let mut r = Repo::new(&req.name, &archs).map_err(|e| invalid(&e))?;
         r.comment = req.comment.clone();
-        self.apply(
-            account,
-            AptChange {
-                put: vec![(AptKind::Repo, r.name.clone(), encode(&r), Expect::Absent)],
-                ..Default::default()
-            },
-        )?;
+        self.insert_new(account, AptKind::Repo, r.name.clone(), &r)?;
         Ok(repo_info(&r))
     }
 
     pub fn list_repos(&self, account: &AccountId) -> Res<Vec<RepoInfo>> {
-        self.store
-            .apt_list(account, AptKind::Repo)?
+        Ok(self
+            .decoded::<Repo>(account, AptKind::Repo, "repository")?
             .iter()
-            .map(|(_, b)| decode::<Repo>("repository", b).map(|r| repo_info(&r)))
-            .collect()
+            .map(repo_info)
+            .collect())
     }
 
     pub fn describe_repo(&self, account: &AccountId, name: &str) -> Res<RepoInfo> {
@@ -704,11 +725,11 @@ impl AptService {
     }
 
     pub fn list_snapshots(&self, account: &AccountId) -> Res<Vec<SnapshotInfo>> {
-        self.store
-            .apt_list(account, AptKind::Snapshot)?
+        Ok(self
+            .decoded::<Snapshot>(account, AptKind::Snapshot, "snapshot")?
             .iter()
-            .map(|(_, b)| decode::<Snapshot>("snapshot", b).map(|s| snapshot_info(&s)))
-            .collect()
+            .map(snapshot_info)
+            .collect())
     }
 
     pub fn describe_snapshot(
@@ -846,11 +867,7 @@ impl AptService {
     }
 
     pub fn list_keys(&self, account: &AccountId) -> Res<Vec<SigningKeyInfo>> {
-        self.store
-            .apt_list(account, AptKind::SigningKey)?
-            .iter()
-            .map(|(_, b)| decode("signing key", b))
-            .collect()
+        self.decoded(account, AptKind::SigningKey, "signing key")
     }
 
     fn key_info(&self, account: &AccountId, name: &str) -> Res<SigningKeyInfo> {
@@ -1246,22 +1263,16 @@ impl AptService {
             updated_at: String::new(),
             unsatisfied: Vec::new(),
         };
-        self.apply(
-            account,
-            AptChange {
-                put: vec![(AptKind::Mirror, m.name.clone(), encode(&m), Expect::Absent)],
-                ..Default::default()
-            },
-        )?;
+        self.insert_new(account, AptKind::Mirror, m.name.clone(), &m)?;
         Ok(mirror_info(&m))
     }
 
     pub fn list_mirrors(&self, account: &AccountId) -> Res<Vec<MirrorInfo>> {
-        self.store
-            .apt_list(account, AptKind::Mirror)?
+        Ok(self
+            .decoded::<Mirror>(account, AptKind::Mirror, "mirror")?
             .iter()
-            .map(|(_, b)| decode::<Mirror>("mirror", b).map(|m| mirror_info(&m)))
-            .collect()
+            .map(mirror_info)
+            .collect())
     }
 
     pub fn describe_mirror(&self, account: &AccountId, name: &str) -> Res<MirrorInfo> {
