@@ -252,13 +252,13 @@ fn bench_spindle(work: &Path, debs: &Path, extra: &Path, args: &Args) -> Figures
         let report = publisher.publish(&options, &comps, Some(&key)).unwrap();
         let d = t.elapsed();
         println!(
-            "    publish: {} wall, {} CPU = plan {} sign {} write {} | pool links {} indexes written {}",
+            "    publish: {} wall, {} CPU = plan {} sign {} write {} | pool paths added {} indexes written {}",
             secs(d),
             secs(cpu_time() - cpu0),
             secs(report.plan_time),
             secs(report.sign_time),
             secs(report.write_time),
-            report.pool_files_linked,
+            report.pool_files_added,
             report.indexes_written
         );
         d

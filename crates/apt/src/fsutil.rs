@@ -38,26 +38,6 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32, sync: bool) -> i
     result
 }
 
-/// Writes `data` to a temporary sibling of `path` and returns its name, without renaming.
-pub(crate) fn write_temp(path: &Path, data: &[u8], sync: bool) -> io::Result<PathBuf> {
-    let tmp = temp_sibling(path);
-    let result = (|| {
-        let mut f = create_with_mode(&tmp, 0o644)?;
-        f.write_all(data)?;
-        if sync {
-            f.sync_data()?;
-        }
-        Ok(())
-    })();
-    match result {
-        Ok(()) => Ok(tmp),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
 pub(crate) fn create_with_mode(path: &Path, mode: u32) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()

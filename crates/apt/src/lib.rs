@@ -46,6 +46,7 @@
 pub mod catalog;
 mod fsutil;
 pub mod mirror;
+pub mod pack;
 pub mod package;
 pub mod pool;
 pub mod publish;

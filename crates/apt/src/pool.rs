@@ -1,22 +1,25 @@
-//! The content-addressed package pool: each .deb is stored once, at `ab/cdef…` under the
-//! pool root, named by the SHA-256 of its bytes.
+//! The content-addressed package pool: each .deb is stored once, found by the SHA-256 of its
+//! bytes. The bytes live in pack files under `packs/` (see [`crate::pack`]); pools written
+//! before packs existed keep their loose files at `ab/cdef…`, which are still read and
+//! cleaned up.
 //!
 //! Adding is idempotent and all-or-nothing per batch: every .deb of a batch is read and
 //! checked (container, control fields, unsafe `data.tar` entries, key conflicts against the
-//! catalog and within the batch) before any file is written. Files are written to temporary
-//! names, flushed with one `syncfs`, then renamed into place, so a crash leaves either no file
-//! or a complete one, never a truncated file under a content address.
+//! catalog and within the batch) before any of it becomes visible. Bytes are appended to a
+//! pack while they are checked; the batch's index records are written only after the pack is
+//! flushed, so a crash or an error leaves no record of incomplete content.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use spindle_deb::reader::{read_deb, validate_data_entries, EntryKind, ReadError, UnsafeEntry};
 
 use crate::catalog::KnownPackages;
-use crate::fsutil;
+use crate::pack::{self, Packs, Slice, Staged};
 use crate::package::{PackageError, PackageKey, PackageRef};
 
 /// Why a package could not be added to (or found in) the pool.
@@ -79,22 +82,29 @@ pub struct Added {
     pub written: bool,
 }
 
-/// A pool directory.
+/// A pool directory. Clones share the same packs and index, so one `Pool` opened by the
+/// daemon serves every thread.
 #[derive(Debug, Clone)]
 pub struct Pool {
     root: PathBuf,
     sync: bool,
+    packs: Arc<Packs>,
 }
 
 impl Pool {
     /// Opens (creating if needed) a pool rooted at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Pool, PoolError> {
         let root = root.into();
-        fs::create_dir_all(&root).map_err(|source| PoolError::Write {
-            path: root.clone(),
+        let packs_dir = root.join("packs");
+        let packs = Packs::open(&packs_dir).map_err(|source| PoolError::Write {
+            path: packs_dir,
             source,
         })?;
-        Ok(Pool { root, sync: true })
+        Ok(Pool {
+            root,
+            sync: true,
+            packs: Arc::new(packs),
+        })
     }
 
     /// Whether adds flush to disk before returning (default true). Turning it off trades
@@ -107,22 +117,78 @@ impl Pool {
         &self.root
     }
 
-    /// Where the file with this SHA-256 lives (whether or not it exists).
-    pub fn path_of(&self, sha256: &str) -> Result<PathBuf, PoolError> {
-        if sha256.len() != 64
-            || !sha256
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return Err(PoolError::BadAddress {
-                sha256: sha256.to_string(),
-            });
-        }
-        Ok(self.root.join(&sha256[..2]).join(&sha256[2..]))
+    fn address(sha256: &str) -> Result<[u8; 32], PoolError> {
+        pack::parse_sha256(sha256).ok_or_else(|| PoolError::BadAddress {
+            sha256: sha256.to_string(),
+        })
+    }
+
+    /// Where a pool from before packs kept the file with this SHA-256.
+    fn loose_path(&self, sha256: &str) -> PathBuf {
+        self.root.join(&sha256[..2]).join(&sha256[2..])
     }
 
     pub fn contains(&self, sha256: &str) -> bool {
-        self.path_of(sha256).map(|p| p.is_file()).unwrap_or(false)
+        Self::address(sha256).is_ok_and(|a| self.packs.contains(&a))
+            || (Self::address(sha256).is_ok() && self.loose_path(sha256).is_file())
+    }
+
+    /// Opens the bytes stored under `sha256` (`None` if the pool does not have them); what
+    /// the daemon streams to apt clients.
+    pub fn open_slice(&self, sha256: &str) -> Result<Option<Slice>, PoolError> {
+        let address = Self::address(sha256)?;
+        let read_err = |path: PathBuf| move |source| PoolError::ReadFile { path, source };
+        if let Some(slice) = self
+            .packs
+            .open_slice(&address)
+            .map_err(read_err(self.root.join("packs")))?
+        {
+            return Ok(Some(slice));
+        }
+        let loose = self.loose_path(sha256);
+        match fs::File::open(&loose) {
+            Ok(file) => {
+                let len = file.metadata().map_err(read_err(loose.clone()))?.len();
+                Ok(Some(Slice {
+                    file,
+                    offset: 0,
+                    len,
+                }))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(PoolError::ReadFile {
+                path: loose,
+                source,
+            }),
+        }
+    }
+
+    /// The bytes stored under `sha256`, if the pool has them.
+    pub fn read(&self, sha256: &str) -> Result<Option<Vec<u8>>, PoolError> {
+        let Some(slice) = self.open_slice(sha256)? else {
+            return Ok(None);
+        };
+        slice
+            .read_all()
+            .map(Some)
+            .map_err(|source| PoolError::ReadFile {
+                path: self.root.join("packs"),
+                source,
+            })
+    }
+
+    /// Every address the pool holds.
+    pub fn addresses(&self) -> Result<Vec<String>, PoolError> {
+        let mut all: Vec<String> = self.packs.addresses().iter().map(hex::encode).collect();
+        all.extend(
+            self.loose_files()?
+                .into_iter()
+                .map(|(sha, _)| sha)
+                .filter(|sha| !sha.starts_with('.')),
+        );
+        all.sort();
+        all.dedup();
+        Ok(all)
     }
 
     /// Reads and checks a .deb without touching the disk.
@@ -158,8 +224,8 @@ impl Pool {
     }
 
     /// Adds the .deb files at `paths` with the guarantees of [`Pool::add_batch`], without
-    /// holding their bytes: each worker reads a file, inspects it and writes it to a
-    /// temporary pool name, so only the package records stay in memory.
+    /// holding their bytes: each worker reads a file, inspects it and appends it to a pack,
+    /// so only the package records stay in memory.
     pub fn add_files(
         &self,
         paths: &[PathBuf],
@@ -176,45 +242,55 @@ impl Pool {
     }
 
     /// The one add pipeline: worker threads (one per core, at most 4) each load a .deb,
-    /// inspect it and write it to a temporary pool name, so loading, checking and writing
-    /// overlap. Keys are checked once everything is staged; the whole set is made durable
-    /// with two `syncfs` calls (data, then renames) instead of two per file. Any error
-    /// removes the temporary files and leaves the pool as it was.
+    /// inspect it and append it to a pack, so loading, checking and writing overlap. Keys
+    /// are checked once everything is staged; the whole batch then becomes durable and
+    /// visible with two flushes (the pack, then the index records). Any error gives the
+    /// pack space back and leaves the pool as it was.
     fn add_staged<'a>(
         &self,
         count: usize,
         known: &impl KnownPackages,
         load: impl Fn(usize) -> Result<Cow<'a, [u8]>, PoolError> + Sync,
     ) -> Result<Vec<Added>, PoolError> {
-        type Staged = (PackageRef, Option<PathBuf>);
+        type Staging = (PackageRef, Option<Staged>);
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4)
             .min(count.max(1));
-        let stage = |index: usize| -> Result<Staged, PoolError> {
+        // Content already staged by this batch is not written twice.
+        let staging = std::sync::Mutex::new(HashSet::new());
+        let stage = |index: usize| -> Result<Staging, PoolError> {
             let bytes = load(index)?;
             let package = inspect_at(index, &bytes)?;
-            let dest = self.path_of(package.sha256())?;
-            if dest.is_file() {
+            let address = Self::address(package.sha256())?;
+            let first = staging
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(address);
+            if !first || self.contains(package.sha256()) {
                 return Ok((package, None));
             }
-            let tmp = write_temp_in_fanout(&self.root, &dest, &bytes)
-                .map_err(|source| PoolError::Write { path: dest, source })?;
-            Ok((package, Some(tmp)))
+            let staged = self
+                .packs
+                .stage(address, &bytes)
+                .map_err(|source| PoolError::Write {
+                    path: self.root.join("packs"),
+                    source,
+                })?;
+            Ok((package, Some(staged)))
         };
-        let remove_temps = |staged: &[Staged]| {
-            for tmp in staged.iter().filter_map(|(_, t)| t.as_ref()) {
-                let _ = fs::remove_file(tmp);
-            }
+        let abandon = |staged: &[Staging]| {
+            let written: Vec<Staged> = staged.iter().filter_map(|(_, s)| s.clone()).collect();
+            self.packs.abandon(&written);
         };
-        let mut staged: Vec<Staged> = Vec::with_capacity(count);
+        let mut staged: Vec<Staging> = Vec::with_capacity(count);
         // Rounds of at most 1,000 files bound the workers' short-lived garbage.
         let rounds: Vec<usize> = (0..count).step_by(1000).collect();
         for first in rounds {
             let part = first..(first + 1000).min(count);
             let per = part.len().div_ceil(threads).max(1);
             let stage = &stage;
-            let results: Vec<(Vec<Staged>, Option<PoolError>)> = std::thread::scope(|s| {
+            let results: Vec<(Vec<Staging>, Option<PoolError>)> = std::thread::scope(|s| {
                 let handles: Vec<_> = part
                     .clone()
                     .step_by(per)
@@ -247,7 +323,7 @@ impl Pool {
                 failure = failure.or(err);
             }
             if let Some(e) = failure {
-                remove_temps(&staged);
+                abandon(&staged);
                 return Err(e);
             }
         }
@@ -258,7 +334,7 @@ impl Pool {
                 .sha256_of(package.key())
                 .or_else(|| in_batch.get(package.key()).map(|s| s.to_string()));
             if let Some(existing) = existing.filter(|e| e != package.sha256()) {
-                remove_temps(&staged);
+                abandon(&staged);
                 return Err(PoolError::Conflict {
                     key: Box::new(package.key().clone()),
                     existing,
@@ -268,106 +344,88 @@ impl Pool {
             in_batch.insert(package.key(), package.sha256());
         }
         drop(in_batch);
-        let mut seen = HashSet::new();
         let mut pending = Vec::new();
         let mut added = Vec::with_capacity(staged.len());
-        for (package, tmp) in staged {
-            let written = match tmp {
-                // The same content twice in the set: keep the first temporary file.
-                Some(tmp) if !seen.insert(package.sha256().to_string()) => {
-                    let _ = fs::remove_file(tmp);
-                    false
-                }
-                Some(tmp) => {
-                    pending.push((tmp, self.path_of(package.sha256())?));
+        for (package, written) in staged {
+            let written = match written {
+                Some(w) => {
+                    pending.push(w);
                     true
                 }
                 None => false,
             };
             added.push(Added { package, written });
         }
-        self.commit(&pending)?;
+        if let Err(source) = self.packs.commit(&pending, self.sync) {
+            self.packs.abandon(&pending);
+            return Err(PoolError::Write {
+                path: self.root.join("packs"),
+                source,
+            });
+        }
         Ok(added)
     }
 
-    /// Makes the temporary files of `pending` durable, renames them to their pool names and
-    /// makes the renames durable; on error the remaining temporary files are removed.
-    fn commit(&self, pending: &[(PathBuf, PathBuf)]) -> Result<(), PoolError> {
-        let cleanup = |pending: &[(PathBuf, PathBuf)]| {
-            for (tmp, _) in pending {
-                let _ = fs::remove_file(tmp);
-            }
-        };
-        if pending.is_empty() {
-            return Ok(());
-        }
-        if self.sync {
-            if let Err(source) = syncfs(&self.root) {
-                cleanup(pending);
-                return Err(PoolError::Write {
-                    path: self.root.clone(),
-                    source,
-                });
-            }
-        }
-        let mut dirs = HashSet::new();
-        for (i, (tmp, path)) in pending.iter().enumerate() {
-            if let Err(source) = fs::rename(tmp, path) {
-                cleanup(&pending[i..]);
-                return Err(PoolError::Write {
-                    path: path.clone(),
-                    source,
-                });
-            }
-            if let Some(dir) = path.parent() {
-                dirs.insert(dir.to_path_buf());
-            }
-        }
-        // Make the renames durable: a few directory fsyncs, or one syncfs for a big batch.
-        if self.sync && dirs.len() > 16 {
-            syncfs(&self.root).map_err(|source| PoolError::Write {
-                path: self.root.clone(),
+    /// Removes the packages whose address is not in `referenced`, returning the removed
+    /// addresses: packs holding anything else (or bytes a failed add left) are rewritten,
+    /// loose files from before packs are deleted, and so are temporary files an interrupted
+    /// add of that era left. Adds must not run concurrently (the daemon excludes them).
+    pub fn cleanup(&self, referenced: &HashSet<String>) -> Result<Vec<String>, PoolError> {
+        let keep: HashSet<[u8; 32]> = referenced
+            .iter()
+            .filter_map(|s| pack::parse_sha256(s))
+            .collect();
+        let packs_dir = self.root.join("packs");
+        let mut removed: Vec<String> = self
+            .packs
+            .compact(&keep, self.sync)
+            .map_err(|source| PoolError::Write {
+                path: packs_dir,
                 source,
-            })?;
-        } else if self.sync {
-            for dir in dirs {
-                fsutil::sync_dir(&dir).map_err(|source| PoolError::Write { path: dir, source })?;
+            })?
+            .iter()
+            .map(hex::encode)
+            .collect();
+        for (sha, path) in self.loose_files()? {
+            if sha.starts_with('.') || !referenced.contains(&sha) {
+                fs::remove_file(&path).map_err(|source| PoolError::Write { path, source })?;
+                removed.push(sha);
             }
         }
-        Ok(())
+        removed.retain(|s| !s.starts_with('.'));
+        removed.sort();
+        removed.dedup();
+        Ok(removed)
     }
 
-    /// Removes pool files whose address is not in `referenced`, returning the removed
-    /// addresses. Temporary files left by an interrupted add are removed too.
-    pub fn cleanup(&self, referenced: &HashSet<String>) -> Result<Vec<String>, PoolError> {
-        let mut removed = Vec::new();
+    /// The loose files of a pool from before packs: (address, path). A temporary file left
+    /// by an interrupted add of that era is listed under its name, which starts with `.`.
+    fn loose_files(&self) -> Result<Vec<(String, PathBuf)>, PoolError> {
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| PoolError::Write { path, source }
+            move |source| PoolError::ReadFile { path, source }
         };
+        let mut out = Vec::new();
         for dir in fs::read_dir(&self.root).map_err(io_err(&self.root))? {
-            let dir = dir.map_err(io_err(&self.root))?.path();
-            if !dir.is_dir() {
+            let dir = dir.map_err(io_err(&self.root))?;
+            let prefix = dir.file_name().to_string_lossy().into_owned();
+            let fanout =
+                prefix.len() == 2 && pack::parse_sha256(&format!("{prefix:0<64}")).is_some();
+            if !fanout || !dir.path().is_dir() {
                 continue;
             }
-            let prefix = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            for file in fs::read_dir(&dir).map_err(io_err(&dir))? {
-                let file = file.map_err(io_err(&dir))?;
+            for file in fs::read_dir(dir.path()).map_err(io_err(&dir.path()))? {
+                let file = file.map_err(io_err(&dir.path()))?;
                 let name = file.file_name().to_string_lossy().into_owned();
-                let sha = format!("{prefix}{name}");
-                if name.starts_with('.') || !referenced.contains(&sha) {
-                    fs::remove_file(file.path()).map_err(io_err(&file.path()))?;
-                    if !name.starts_with('.') {
-                        removed.push(sha);
-                    }
-                }
+                let sha = if name.starts_with('.') {
+                    name
+                } else {
+                    format!("{prefix}{name}")
+                };
+                out.push((sha, file.path()));
             }
         }
-        removed.sort();
-        Ok(removed)
+        Ok(out)
     }
 }
 
@@ -398,29 +456,4 @@ fn inspect_at(index: usize, bytes: &[u8]) -> Result<PackageRef, PoolError> {
         .collect();
     PackageRef::new(info.control, info.digests, files)
         .map_err(|source| PoolError::Identity { index, source })
-}
-
-/// Writes `bytes` to a temporary sibling of `dest`, creating its fan-out directory only when
-/// it is missing (the common case costs no extra system call).
-fn write_temp_in_fanout(root: &Path, dest: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
-    match fsutil::write_temp(dest, bytes, false) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(dest.parent().unwrap_or(root))?;
-            fsutil::write_temp(dest, bytes, false)
-        }
-        other => other,
-    }
-}
-
-fn syncfs(path: &Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let dir = fs::File::open(path)?;
-    // SAFETY: `dir` is an open file descriptor for the duration of the call; syncfs only
-    // reads the descriptor.
-    let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }

@@ -166,7 +166,7 @@ fn signed_publish_is_verified_and_installed_by_apt() {
         assert!(release.contains(field), "Release lacks {field}:\n{release}");
     }
 
-    let server = HttpServer::start(&public);
+    let server = HttpServer::start_published(&public, &f.pool);
     let env = AptEnv::new(&f.dir.join("apt"), &sources_line(server.port, &keyring));
     let out = env.run("apt-get", &["update"]);
     let all = text(&out);
@@ -297,7 +297,7 @@ fn a_different_key_gives_no_pubkey() {
     let other =
         SigningKey::generate("Other <other@example.invalid>", KeyAlgorithm::Ed25519).unwrap();
     let keyring = f.write_keyring(&other, "other.gpg");
-    let server = HttpServer::start(&f.dir.join("public"));
+    let server = HttpServer::start_published(&f.dir.join("public"), &f.pool);
     let env = AptEnv::new(&f.dir.join("apt"), &sources_line(server.port, &keyring));
     let out = env.run("apt-get", &["update"]);
     let all = text(&out);
@@ -327,7 +327,7 @@ fn an_expired_valid_until_is_refused() {
     options.valid_for = Some(Duration::from_secs(86_400));
     f.publish_keys(snap.packages(), &options);
     let keyring = f.write_keyring(&f.key.clone(), "spindle.gpg");
-    let server = HttpServer::start(&f.dir.join("public"));
+    let server = HttpServer::start_published(&f.dir.join("public"), &f.pool);
     let env = AptEnv::new(&f.dir.join("apt"), &sources_line(server.port, &keyring));
     let out = env.run("apt-get", &["update"]);
     let all = text(&out);
@@ -369,7 +369,7 @@ fn updates_during_alternating_publishes_never_mismatch() {
     let options = f.options();
     f.publish_keys(a.packages(), &options);
     let keyring = f.write_keyring(&f.key.clone(), "spindle.gpg");
-    let server = HttpServer::start(&f.dir.join("public"));
+    let server = HttpServer::start_published(&f.dir.join("public"), &f.pool);
     let env = AptEnv::new(&f.dir.join("apt"), &sources_line(server.port, &keyring));
 
     let done = Arc::new(AtomicBool::new(false));

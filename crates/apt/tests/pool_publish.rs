@@ -2,18 +2,34 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::deb;
 use spindle_apt::pool::PoolError;
-use spindle_apt::publish::{self, CompressionOptions};
+use spindle_apt::publish::{self, CompressionOptions, PublishedFiles};
 use spindle_apt::{
     Catalog, CatalogError, ComponentInput, IndexCache, KeyAlgorithm, PackageRef, Pool,
     PublishOptions, Publisher, PublisherOptions, SigningKey,
 };
+
+/// Every file under `dir` with its size.
+fn sizes_under(dir: &Path) -> BTreeMap<String, u64> {
+    files_under(dir)
+        .into_iter()
+        .map(|f| {
+            let len = std::fs::metadata(dir.join(&f)).unwrap().len();
+            (f, len)
+        })
+        .collect()
+}
+
+/// What a client fetching `rel` from the published tree gets.
+fn served(files: &PublishedFiles, root: &Path, rel: &str) -> Option<Vec<u8>> {
+    Some(files.open(root, rel).unwrap()?.read_all().unwrap())
+}
 
 fn files_under(dir: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -40,10 +56,7 @@ fn pool_adds_are_idempotent_and_conflicts_are_refused() {
     let added = pool.add(&a, &catalog).unwrap();
     assert!(added.written);
     let sha = added.package.sha256().to_string();
-    assert_eq!(
-        std::fs::read(tmp.path().join("pool").join(&sha[..2]).join(&sha[2..])).unwrap(),
-        a
-    );
+    assert_eq!(pool.read(&sha).unwrap().unwrap(), a);
     catalog.insert(added.package.clone()).unwrap();
     let again = pool.add(&a, &catalog).unwrap();
     assert!(!again.written);
@@ -54,7 +67,7 @@ fn pool_adds_are_idempotent_and_conflicts_are_refused() {
 
     // Same name/version/arch, different content: refused before anything is written.
     let b = deb("hello", "1.0", "amd64", Some("libc6"));
-    let before = files_under(&tmp.path().join("pool"));
+    let before = sizes_under(&tmp.path().join("pool"));
     match pool.add(&b, &catalog) {
         Err(PoolError::Conflict { key, existing, .. }) => {
             assert_eq!(key.to_string(), "hello_1.0_amd64");
@@ -62,7 +75,7 @@ fn pool_adds_are_idempotent_and_conflicts_are_refused() {
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    assert_eq!(files_under(&tmp.path().join("pool")), before);
+    assert_eq!(sizes_under(&tmp.path().join("pool")), before);
     let b_ref = Pool::inspect(&b).unwrap();
     assert!(matches!(
         catalog.insert(b_ref),
@@ -76,7 +89,7 @@ fn pool_adds_are_idempotent_and_conflicts_are_refused() {
         .add_batch(&[c.as_slice(), truncated], &catalog)
         .unwrap_err();
     assert!(matches!(err, PoolError::Read { index: 1, .. }), "{err:?}");
-    assert_eq!(files_under(&tmp.path().join("pool")), before);
+    assert_eq!(sizes_under(&tmp.path().join("pool")), before);
     // Two different contents under one key within a batch.
     let err = pool
         .add_batch(&[a.as_slice(), b.as_slice()], &Catalog::new())
@@ -121,13 +134,22 @@ fn add_files_streams_from_disk_and_is_all_or_nothing() {
     assert_eq!(added.len(), 10);
     assert_eq!(added.iter().filter(|a| a.written).count(), 9);
     assert_eq!(added[9].package.sha256(), added[3].package.sha256());
+    let mut distinct_bytes = 0;
     for (a, p) in added.iter().zip(&paths) {
-        let stored = std::fs::read(pool.path_of(a.package.sha256()).unwrap()).unwrap();
+        let stored = pool.read(a.package.sha256()).unwrap().unwrap();
         assert_eq!(stored, std::fs::read(p).unwrap());
         catalog.insert(a.package.clone()).ok();
+        if a.written {
+            distinct_bytes += stored.len() as u64;
+        }
     }
-    let before = files_under(&tmp.path().join("pool"));
-    assert_eq!(before.len(), 9, "no temporary file is left: {before:?}");
+    assert_eq!(pool.addresses().unwrap().len(), 9);
+    let before = sizes_under(&tmp.path().join("pool"));
+    assert_eq!(
+        before.get("packs/00000001.pack"),
+        Some(&distinct_bytes),
+        "the pack holds each distinct file once: {before:?}"
+    );
 
     // A truncated file, a missing file, or a key bound to other content: nothing changes.
     let good = write("new.deb", &deb("fresh", "1.0", "amd64", None));
@@ -142,7 +164,11 @@ fn add_files_streams_from_disk_and_is_all_or_nothing() {
     let other = write("other.deb", &deb("pkg0", "1.0", "amd64", Some("changed")));
     let err = pool.add_files(&[good, other], &catalog).unwrap_err();
     assert!(matches!(err, PoolError::Conflict { .. }), "{err:?}");
-    assert_eq!(files_under(&tmp.path().join("pool")), before);
+    // The failed batches' bytes were given back: packs and index are as they were.
+    assert_eq!(sizes_under(&tmp.path().join("pool")), before);
+    assert_eq!(pool.addresses().unwrap().len(), 9);
+    let reopened = Pool::open(tmp.path().join("pool")).unwrap();
+    assert_eq!(reopened.addresses().unwrap(), pool.addresses().unwrap());
 }
 
 fn setup(n: usize) -> (tempfile::TempDir, Pool, Catalog, Vec<Arc<PackageRef>>) {
@@ -199,12 +225,17 @@ fn republish_is_incremental_and_keeps_the_previous_by_hash_files() {
     let first = publisher
         .publish(&options(), &comps(&refs), Some(&key))
         .unwrap();
-    assert_eq!(first.pool_files_linked, 60);
+    assert_eq!(first.pool_files_added, 60);
     let files1 = files_under(&root);
-    assert!(
-        files1.contains("pool/main/p/pkg001/pkg001_1.0_amd64.deb"),
-        "{files1:?}"
-    );
+    // Package files are served from the pool, not copied into the tree.
+    let files = PublishedFiles::new(pool.clone());
+    let pkg001 = "pool/main/p/pkg001/pkg001_1.0_amd64.deb";
+    assert!(!files1.iter().any(|f| f.starts_with("pool/")), "{files1:?}");
+    let want = pool.read(refs[1].sha256()).unwrap().unwrap();
+    assert_eq!(refs[1].key().to_string(), "pkg001_1.0_amd64");
+    assert_eq!(served(&files, &root, pkg001), Some(want));
+    assert_eq!(served(&files, &root, "pool/main/p/pkg001/nope.deb"), None);
+    assert_eq!(served(&files, &root, "pool/../dists/stable/Release"), None);
     assert!(
         files1.contains("dists/stable/InRelease") && files1.contains("dists/stable/Release.gpg")
     );
@@ -230,7 +261,7 @@ fn republish_is_incremental_and_keeps_the_previous_by_hash_files() {
     let same = publisher
         .publish(&options(), &comps(&refs), Some(&key))
         .unwrap();
-    assert_eq!((same.pool_files_linked, same.indexes_written), (0, 0));
+    assert_eq!((same.pool_files_added, same.indexes_written), (0, 0));
 
     // +1 package: one pool link, the four changed indexes.
     let extra = pool
@@ -240,8 +271,10 @@ fn republish_is_incremental_and_keeps_the_previous_by_hash_files() {
     let inc = publisher
         .publish(&options(), &comps(&refs), Some(&key))
         .unwrap();
-    assert_eq!(inc.pool_files_linked, 1);
+    assert_eq!(inc.pool_files_added, 1);
     assert_eq!(inc.indexes_written, 4, "{inc:?}");
+    let pkg0305 = "pool/main/p/pkg0305/pkg0305_1.0_amd64.deb";
+    assert!(served(&files, &root, pkg0305).is_some());
     let files2 = files_under(&root);
     // The previous publish's by-hash files are still there for clients holding the old
     // InRelease.
@@ -260,9 +293,10 @@ fn republish_is_incremental_and_keeps_the_previous_by_hash_files() {
     o.origin = Some("changed".into());
     publisher.publish(&o, &comps(&refs), Some(&key)).unwrap();
     let files3 = files_under(&root);
-    assert!(
-        !files3.contains("pool/main/p/pkg0305/pkg0305_1.0_amd64.deb"),
-        "retired pool file kept"
+    assert_eq!(
+        served(&files, &root, pkg0305),
+        None,
+        "a retired pool file is served after its grace"
     );
     for f in &by_hash1 {
         assert!(files3.contains(*f), "{f}: current file removed");
@@ -271,12 +305,10 @@ fn republish_is_incremental_and_keeps_the_previous_by_hash_files() {
     // A fresh Publisher (daemon restart) reads the state and still finds nothing to do.
     let mut restarted = Publisher::new(&root, pool, PublisherOptions::default());
     let r = restarted.publish(&o, &comps(&refs), Some(&key)).unwrap();
-    assert_eq!((r.pool_files_linked, r.indexes_written), (0, 0));
+    assert_eq!((r.pool_files_added, r.indexes_written), (0, 0));
     restarted.drop_publication("", "stable").unwrap();
     assert!(!root.join("dists/stable").exists());
-    assert!(!root
-        .join("pool/main/p/pkg001/pkg001_1.0_amd64.deb")
-        .exists());
+    assert_eq!(served(&files, &root, pkg001), None);
 }
 
 #[test]
@@ -365,8 +397,9 @@ fn publications_under_one_prefix_share_the_pool_safely() {
     b.distribution = "beta".into();
     publisher.publish(&a, &comps(refs.clone()), None).unwrap();
     publisher.publish(&b, &comps(refs.clone()), None).unwrap();
-    let shared = root.join("team/x/pool/main/p/pkg001/pkg001_1.0_amd64.deb");
-    assert!(shared.is_file());
+    let files = PublishedFiles::new(pool.clone());
+    let shared = "team/x/pool/main/p/pkg001/pkg001_1.0_amd64.deb";
+    assert!(served(&files, &root, shared).is_some());
     // Unsigned publishes have no InRelease.
     assert!(!root.join("team/x/dists/alpha/InRelease").exists());
     assert!(root.join("team/x/dists/alpha/Release").is_file());
@@ -395,9 +428,11 @@ fn publications_under_one_prefix_share_the_pool_safely() {
 
     // Dropping alpha keeps the files beta still serves.
     publisher.drop_publication("team/x", "alpha").unwrap();
-    assert!(shared.is_file(), "a shared pool file was removed");
+    assert!(
+        served(&files, &root, shared).is_some(),
+        "a shared pool file was removed"
+    );
     assert!(!root.join("team/x/dists/alpha").exists());
-    assert!(!root
-        .join("team/x/pool/main/c/clash/clash_1.0_amd64.deb")
-        .exists());
+    let clash = "team/x/pool/main/c/clash/clash_1.0_amd64.deb";
+    assert_eq!(served(&files, &root, clash), None);
 }

@@ -111,7 +111,7 @@ fn apt_installs_pinned_versions_from_a_signed_spindle_repo() {
     let work = tempfile::tempdir().unwrap();
     let mut repo = SpindleRepo::new(work.path());
     repo.publish("1.0");
-    let server = HttpServer::start(&work.path().join("public"));
+    let server = HttpServer::start_published(&work.path().join("public"), &repo.pool);
     let proj = work.path().join("proj");
     fs::create_dir_all(proj.join("keys")).unwrap();
     fs::write(

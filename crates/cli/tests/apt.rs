@@ -213,6 +213,57 @@ fn a_cli_publish_is_served_to_apt_get() {
     );
 }
 
+/// Published trees serve package files from the pool, so a cleanup must keep what a
+/// publication still serves even when no repository or snapshot names it any more.
+#[test]
+fn cleanup_keeps_what_a_publication_still_serves() {
+    if !have_apt("cleanup_keeps_what_a_publication_still_serves") {
+        return;
+    }
+    let s = setup();
+    let url = json(s.d.cli(&[
+        "-o",
+        "json",
+        "publish",
+        "repo",
+        "main",
+        "--distribution",
+        "edge",
+        "--sign-key",
+        "k1",
+    ]))["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(s.d.cli(&["snapshot", "drop", "s1"]));
+    ok(s.d.cli(&["repo", "remove", "main", "hello"]));
+    let (dry, listed) = cleanup_dry_run(&s.d);
+    assert_eq!(listed, ["hello_1.0_amd64"], "{dry}");
+    assert!(dry["pool_files"].as_array().unwrap().is_empty(), "{dry}");
+    ok(s.d.cli(&["db", "cleanup", "--apply"]));
+
+    let env = AptEnv::new(
+        &s.tmp.path().join("apt"),
+        &source_line(&s.keyring, &url, "edge"),
+    );
+    let out = env.run("apt-get", &["update"]);
+    assert!(
+        out.status.success() && !text(&out).contains("W:"),
+        "{}",
+        text(&out)
+    );
+    let out = env.run("apt-get", &["download", "hello"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(env.dir.join("download/hello_1.0_amd64.deb").is_file());
+
+    // Once nothing publishes it, its content goes too (libhello stays: `main` holds it).
+    ok(s.d.cli(&["publish", "drop", "edge"]));
+    let (dry, _) = cleanup_dry_run(&s.d);
+    let hello = std::fs::read(env.dir.join("download/hello_1.0_amd64.deb")).unwrap();
+    let sha = spindle_deb::digest::digest_bytes(&hello).sha256;
+    assert_eq!(dry["pool_files"], serde_json::json!([sha]), "{dry}");
+}
+
 #[test]
 fn a_private_publish_needs_its_read_token() {
     if !have_apt("a_private_publish_needs_its_read_token") {

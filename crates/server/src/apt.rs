@@ -4,11 +4,12 @@
 //! Where things live:
 //! * package records, repos, snapshots, publications and signing-key metadata: the store
 //!   (`apt_packages`, `apt_objects`), changed in one transaction per operation;
-//! * .deb files: one content-addressed pool, `DATA_DIR/apt/pool`, shared by all accounts
-//!   (each account binds its own keys to addresses, so accounts can't see each other's
-//!   packages);
+//! * .deb files: one content-addressed pool of pack files, `DATA_DIR/apt/pool/packs`,
+//!   shared by all accounts (each account binds its own keys to addresses, so accounts
+//!   can't see each other's packages);
 //! * published trees: `DATA_DIR/apt/public/<account id>/<prefix>/`, served at
-//!   `/apt/<account>/<prefix>/…`;
+//!   `/apt/<account>/<prefix>/…`; they hold the index files, and their `pool/` paths are
+//!   served from the pool through each publication's state file;
 //! * secret signing keys: `DATA_DIR/apt/keys/<account id>/<fingerprint>.key`, mode 0600.
 //!
 //! Every mutation of an account's apt state runs under that account's lock (accounts never
@@ -245,6 +246,8 @@ pub struct AptService {
     store: Arc<Store>,
     dir: PathBuf,
     pool: Pool,
+    /// Resolves requests for published trees (package files come from the pool).
+    published: spindle_apt::publish::PublishedFiles,
     base_url: String,
     /// Per-account locks around mutations, each holding the account's publisher (which
     /// caches rendered indexes between publishes).
@@ -270,6 +273,7 @@ impl AptService {
         Ok(Self {
             store,
             dir,
+            published: spindle_apt::publish::PublishedFiles::new(pool.clone()),
             pool,
             base_url: base_url.trim_end_matches('/').to_owned(),
             accounts: Mutex::new(HashMap::new()),
@@ -1180,6 +1184,18 @@ impl AptService {
         )
     }
 
+    /// What `account`'s published tree serves at `path` (index files from disk, package
+    /// files from the pool), or `None`.
+    pub fn open_published(
+        &self,
+        account: &AccountId,
+        path: &str,
+    ) -> Res<Option<spindle_apt::pack::Slice>> {
+        self.published
+            .open(&self.public_root(account), path)
+            .map_err(|e| AptError::Internal(chain(&e)))
+    }
+
     /// Whether a request for `prefix` of `account`'s tree may be served: `Ok(())` for a public
     /// prefix or a matching read token, `Err(realm)` otherwise.
     pub fn may_read(&self, account: &AccountId, prefix: &str, token: Option<&str>) -> Res<bool> {
@@ -1390,24 +1406,19 @@ impl AptService {
             }
         }
         packages.sort();
-        let mut pool_files = Vec::new();
-        let root = self.pool.root();
-        for dir in std::fs::read_dir(root)
-            .map_err(|e| AptError::Internal(format!("{}: {e}", root.display())))?
-        {
-            let Ok(dir) = dir else { continue };
-            let prefix = dir.file_name().to_string_lossy().into_owned();
-            let Ok(files) = std::fs::read_dir(dir.path()) else {
-                continue;
-            };
-            for f in files.flatten() {
-                let name = f.file_name().to_string_lossy().into_owned();
-                let sha = format!("{prefix}{name}");
-                if !name.starts_with('.') && !keep.contains(&sha) {
-                    pool_files.push(sha);
-                }
-            }
-        }
+        // Published trees serve package files from the pool: what a publication serves,
+        // now or in its grace period, stays even when no record names it any more.
+        let public = self.dir.join("public");
+        let published = spindle_apt::publish::referenced_pool_files(&public)
+            .map_err(|e| AptError::Internal(chain(&e)))?;
+        keep.extend(published);
+        let mut pool_files: Vec<String> = self
+            .pool
+            .addresses()
+            .map_err(|e| AptError::Internal(chain(&e)))?
+            .into_iter()
+            .filter(|sha| !keep.contains(sha))
+            .collect();
         pool_files.sort();
         if !dry_run {
             for (acct, keys) in forget {

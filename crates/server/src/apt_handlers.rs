@@ -558,12 +558,17 @@ pub async fn serve_published(
     let token = basic_password(&headers);
     let svc = app.apt.clone();
     let id = acct.id.clone();
-    let file = svc.public_root(&id).join(&path);
-    let allowed =
-        tokio::task::spawn_blocking(move || svc.may_read(&id, &prefix, token.as_deref())).await;
-    match allowed {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => {
+    let found = tokio::task::spawn_blocking(move || {
+        if !svc.may_read(&id, &prefix, token.as_deref())? {
+            return Ok(None);
+        }
+        svc.open_published(&id, &path).map(|f| Some(f.ok_or(())))
+    })
+    .await;
+    let slice = match found {
+        Ok(Ok(Some(Ok(slice)))) => slice,
+        Ok(Ok(Some(Err(())))) => return plain(StatusCode::NOT_FOUND, "not found\n"),
+        Ok(Ok(None)) => {
             return (
                 StatusCode::UNAUTHORIZED,
                 [
@@ -575,22 +580,24 @@ pub async fn serve_published(
                 .into_response()
         }
         _ => return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
+    };
+    // Stream the region: a .deb may be large. A file replaced while it is read keeps its
+    // old content for this reader (publishes rename, never rewrite in place; packs only
+    // grow, and compaction writes a new pack).
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut f = tokio::fs::File::from_std(slice.file);
+    if f.seek(std::io::SeekFrom::Start(slice.offset))
+        .await
+        .is_err()
+    {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
     }
-    // Stream the file: a .deb may be large. A file replaced while it is read keeps its old
-    // content for this reader (publishes rename, never rewrite in place).
-    let Ok(f) = tokio::fs::File::open(&file).await else {
-        return plain(StatusCode::NOT_FOUND, "not found\n");
-    };
-    let len = match f.metadata().await {
-        Ok(m) if m.is_file() => m.len(),
-        _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
-    };
-    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f));
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f.take(slice.len)));
     (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (header::CONTENT_LENGTH, len.to_string()),
+            (header::CONTENT_LENGTH, slice.len.to_string()),
         ],
         body,
     )

@@ -22,9 +22,11 @@
 //! is deterministic); the daemon should pass the current time.
 
 mod index;
+mod serve;
 mod write;
 
 pub use index::{CompressionOptions, IndexCache};
+pub use serve::{referenced_pool_files, PublishedFiles};
 pub use write::{PublishReport, Publisher, PublisherOptions};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,6 +72,8 @@ pub enum PublishError {
     },
     #[error("`{path}` is already published with other content by distribution `{other}` under the same prefix")]
     SharedPoolClash { path: String, other: String },
+    #[error("`{path}` cannot be published: its content (sha256 {sha256}) is not in the pool")]
+    MissingPoolFile { path: String, sha256: String },
     #[error("nothing to publish: no components")]
     NoComponents,
     #[error("nothing to publish: no architectures (no packages and none given)")]

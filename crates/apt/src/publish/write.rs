@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -41,7 +40,8 @@ impl Default for PublisherOptions {
 #[derive(Debug, Clone, Default)]
 pub struct PublishReport {
     pub generation: u64,
-    pub pool_files_linked: usize,
+    /// Pool paths this publish added (served from the pool, nothing is copied).
+    pub pool_files_added: usize,
     pub indexes_written: usize,
     pub files_removed: usize,
     pub plan_time: Duration,
@@ -54,20 +54,24 @@ pub struct PublishReport {
 /// What a publication's directory holds, persisted next to it in `.spindle/<dist>.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct State {
+pub(super) struct State {
     generation: u64,
     /// Pool path → sha256, of the current publish.
-    pool: BTreeMap<String, String>,
+    pub(super) pool: BTreeMap<String, String>,
     /// Canonical index path (relative to the publication) → sha256 of its content.
     indexes: BTreeMap<String, String>,
     /// by-hash paths referenced by the current publish.
     by_hash: BTreeSet<String>,
     /// Paths no longer referenced: (generation that dropped them, unix time).
     retired: BTreeMap<String, (u64, u64)>,
+    /// The content of the retired `pool/` paths, served until they expire.
+    #[serde(default)]
+    pub(super) retired_pool: BTreeMap<String, String>,
 }
 
-/// Publishes into a root directory (what the daemon serves over HTTP), linking package
-/// files from a [`Pool`]. Keep one for the daemon's lifetime: it caches rendered indexes
+/// Publishes into a root directory (what the daemon serves over HTTP). Package files are
+/// not copied: the state file names the content of each `pool/` path, and
+/// [`super::PublishedFiles`] serves it from the [`Pool`]. Keep one for the daemon's lifetime: it caches rendered indexes
 /// and the on-disk state of each publication. Publishes to the same publication must not
 /// run concurrently; an advisory lock (`.spindle/<dist>.lock`) enforces it across processes.
 #[derive(Debug)]
@@ -166,8 +170,9 @@ impl Publisher {
             ..PublishReport::default()
         };
 
-        // 1. Pool files. The pool/ tree is shared by the publications under one prefix, so
-        //    a path another publication serves with other content is refused.
+        // 1. Pool paths. The pool/ tree is shared by the publications under one prefix, so
+        //    a path another publication serves with other content is refused. The content
+        //    must be in the pool; the state written before the swap makes it servable.
         let mut others: Option<OtherPublications> = None;
         let mut new_pool = BTreeMap::new();
         for f in &plan.pool_files {
@@ -183,12 +188,13 @@ impl Publisher {
                         });
                     }
                 }
-                let dest = base.join(&f.path);
-                self.place_pool_file(&f.sha256, &dest)?;
-                if let Some(d) = dest.parent() {
-                    dirty_dirs.insert(d.to_path_buf());
+                if !self.pool.contains(&f.sha256) {
+                    return Err(PublishError::MissingPoolFile {
+                        path: f.path.clone(),
+                        sha256: f.sha256.clone(),
+                    });
                 }
-                report.pool_files_linked += 1;
+                report.pool_files_added += 1;
             }
             new_pool.insert(f.path.clone(), f.sha256.clone());
         }
@@ -229,9 +235,66 @@ impl Publisher {
             sync_dirs(&base, &dirty_dirs)?;
         }
 
-        // 3. Release, Release.gpg, InRelease.
-        fs::create_dir_all(&dist_dir).map_err(io_err(&dist_dir))?;
+        // 3. Retire what this publish no longer references; what has been retired for a
+        //    whole generation and the grace period expires. The new state is written before
+        //    the swap, so every pool path the new Release can lead to is already servable.
+        let mut retired = std::mem::take(&mut state.retired);
+        let mut retired_pool = std::mem::take(&mut state.retired_pool);
+        for (p, sha) in &state.pool {
+            if !new_pool.contains_key(p) {
+                retired_pool.entry(p.clone()).or_insert_with(|| sha.clone());
+            }
+        }
+        for p in state
+            .pool
+            .keys()
+            .chain(&state.by_hash)
+            .chain(state.indexes.keys())
+        {
+            if !new_pool.contains_key(p) && !new_by_hash.contains(p) && !new_indexes.contains_key(p)
+            {
+                retired.entry(p.clone()).or_insert((generation, now));
+            }
+        }
+        retired.retain(|p, _| {
+            !new_pool.contains_key(p) && !new_by_hash.contains(p) && !new_indexes.contains_key(p)
+        });
+        let others = match others {
+            Some(o) => o,
+            None => other_publications(&meta_dir, &plan.distribution)?,
+        };
+        let grace = self.options.grace.as_secs();
+        let mut keep = BTreeMap::new();
+        let mut expired_paths = Vec::new();
+        for (p, (gen, at)) in retired {
+            let expired = gen < generation && now.saturating_sub(at) >= grace;
+            if !expired {
+                keep.insert(p, (gen, at));
+            } else if !others.all.contains(&p) {
+                expired_paths.push(p);
+            }
+        }
+        retired_pool.retain(|p, _| keep.contains_key(p));
         let sync = self.options.sync;
+        let state = State {
+            generation,
+            pool: new_pool,
+            indexes: new_indexes,
+            by_hash: new_by_hash,
+            retired: keep,
+            retired_pool,
+        };
+        let json = serde_json::to_vec(&state).map_err(|source| PublishError::State {
+            path: state_path.clone(),
+            source,
+        })?;
+        fsutil::write_atomic(&state_path, &json, 0o644, sync).map_err(io_err(&state_path))?;
+        if sync {
+            fsutil::sync_dir(&meta_dir).map_err(io_err(&meta_dir))?;
+        }
+
+        // 4. Release, Release.gpg, InRelease: the swap.
+        fs::create_dir_all(&dist_dir).map_err(io_err(&dist_dir))?;
         let write = |name: &str, data: &[u8]| {
             let p = dist_dir.join(name);
             fsutil::write_atomic(&p, data, 0o644, sync).map_err(io_err(&p))
@@ -257,38 +320,8 @@ impl Publisher {
             fsutil::sync_dir(&dist_dir).map_err(io_err(&dist_dir))?;
         }
 
-        // 4. Retire what this publish no longer references; remove what has been retired
-        //    for a whole generation and the grace period.
-        let mut retired = std::mem::take(&mut state.retired);
-        for p in state
-            .pool
-            .keys()
-            .chain(&state.by_hash)
-            .chain(state.indexes.keys())
-        {
-            if !new_pool.contains_key(p) && !new_by_hash.contains(p) && !new_indexes.contains_key(p)
-            {
-                retired.entry(p.clone()).or_insert((generation, now));
-            }
-        }
-        retired.retain(|p, _| {
-            !new_pool.contains_key(p) && !new_by_hash.contains(p) && !new_indexes.contains_key(p)
-        });
-        let others = match others {
-            Some(o) => o,
-            None => other_publications(&meta_dir, &plan.distribution)?,
-        };
-        let grace = self.options.grace.as_secs();
-        let mut keep = BTreeMap::new();
-        for (p, (gen, at)) in retired {
-            let expired = gen < generation && now.saturating_sub(at) >= grace;
-            if !expired {
-                keep.insert(p, (gen, at));
-                continue;
-            }
-            if others.all.contains(&p) {
-                continue;
-            }
+        // 5. Remove the expired files (pool paths of old trees were files too).
+        for p in expired_paths {
             let path = base.join(&p);
             match fs::remove_file(&path) {
                 Ok(()) => report.files_removed += 1,
@@ -296,56 +329,9 @@ impl Publisher {
                 Err(e) => return Err(io_err(&path)(e)),
             }
         }
-        let state = State {
-            generation,
-            pool: new_pool,
-            indexes: new_indexes,
-            by_hash: new_by_hash,
-            retired: keep,
-        };
-        let json = serde_json::to_vec(&state).map_err(|source| PublishError::State {
-            path: state_path.clone(),
-            source,
-        })?;
-        fsutil::write_atomic(&state_path, &json, 0o644, sync).map_err(io_err(&state_path))?;
         self.states.insert(id, state);
         report.write_time = started.elapsed();
         Ok(report)
-    }
-
-    /// Hard-links (or, across devices, copies) a pool file to `dest`, atomically replacing
-    /// whatever was there.
-    fn place_pool_file(&self, sha256: &str, dest: &Path) -> Result<(), PublishError> {
-        let src = self
-            .pool
-            .path_of(sha256)
-            .map_err(|_| PublishError::Invalid {
-                what: "pool address",
-                value: sha256.to_string(),
-                reason: "not a SHA-256",
-            })?;
-        let src_meta = fs::metadata(&src).map_err(io_err(&src))?;
-        if let Ok(m) = fs::metadata(dest) {
-            if m.ino() == src_meta.ino() && m.dev() == src_meta.dev() {
-                return Ok(());
-            }
-        }
-        let dir = dest.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let tmp = fsutil::temp_sibling(dest);
-        match fs::hard_link(&src, &tmp) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                let data = fs::read(&src).map_err(io_err(&src))?;
-                let t = fsutil::write_temp(dest, &data, self.options.sync).map_err(io_err(dest))?;
-                fs::rename(&t, &tmp).map_err(io_err(&tmp))?;
-            }
-            Err(e) => return Err(io_err(&tmp)(e)),
-        }
-        fs::rename(&tmp, dest).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            io_err(dest)(e)
-        })
     }
 
     fn write_index(
@@ -446,7 +432,7 @@ impl Publisher {
     }
 }
 
-fn load_state(path: &Path) -> Result<State, PublishError> {
+pub(super) fn load_state(path: &Path) -> Result<State, PublishError> {
     match fs::read(path) {
         Ok(data) => serde_json::from_slice(&data).map_err(|source| PublishError::State {
             path: path.to_path_buf(),

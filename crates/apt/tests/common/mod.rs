@@ -59,8 +59,11 @@ pub fn deb(name: &str, version: &str, arch: &str, depends: Option<&str>) -> Vec<
     .bytes
 }
 
-/// A static file server on 127.0.0.1 (GET and HEAD, one request per connection), recording
-/// every requested path. Stops when dropped.
+/// What a test server answers for a request path (relative, without the leading `/`).
+type Lookup = Arc<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>;
+
+/// A file server on 127.0.0.1 (GET and HEAD, one request per connection), recording every
+/// requested path. Stops when dropped.
 pub struct HttpServer {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<String>>>,
@@ -69,20 +72,43 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
+    /// Serves the plain files under `root` (e.g. a tree another tool published).
     pub fn start(root: &Path) -> HttpServer {
+        let root = root.to_path_buf();
+        Self::start_with(Arc::new(move |rel: &str| {
+            let mut f = std::fs::File::open(root.join(rel))
+                .ok()
+                .filter(|f| f.metadata().map(|m| m.is_file()).unwrap_or(false))?;
+            let mut body = Vec::new();
+            f.read_to_end(&mut body).ok()?;
+            Some(body)
+        }))
+    }
+
+    /// Serves what Spindle published under `root`, package files coming from `pool`, the
+    /// way the daemon does.
+    pub fn start_published(root: &Path, pool: &spindle_apt::Pool) -> HttpServer {
+        let root = root.to_path_buf();
+        let files = spindle_apt::publish::PublishedFiles::new(pool.clone());
+        Self::start_with(Arc::new(move |rel: &str| {
+            files.open(&root, rel).unwrap()?.read_all().ok()
+        }))
+    }
+
+    fn start_with(lookup: Lookup) -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let (root, stop2, req2) = (root.to_path_buf(), stop.clone(), requests.clone());
+        let (stop2, req2) = (stop.clone(), requests.clone());
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (root, req) = (root.clone(), req2.clone());
-                std::thread::spawn(move || serve(conn, &root, &req));
+                let (lookup, req) = (lookup.clone(), req2.clone());
+                std::thread::spawn(move || serve(conn, &*lookup, &req));
             }
         });
         HttpServer {
@@ -108,7 +134,11 @@ impl Drop for HttpServer {
     }
 }
 
-fn serve(conn: TcpStream, root: &Path, requests: &Mutex<Vec<String>>) {
+fn serve(
+    conn: TcpStream,
+    lookup: &(dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync),
+    requests: &Mutex<Vec<String>>,
+) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     loop {
         let mut line = String::new();
@@ -128,17 +158,13 @@ fn serve(conn: TcpStream, root: &Path, requests: &Mutex<Vec<String>>) {
         requests.lock().unwrap().push(path.clone());
         let rel = path.split('?').next().unwrap_or("").trim_start_matches('/');
         let mut out = &conn;
-        let file = if rel.split('/').any(|p| p == "..") {
+        let body = if rel.split('/').any(|p| p == "..") {
             None
         } else {
-            std::fs::File::open(root.join(rel))
-                .ok()
-                .filter(|f| f.metadata().map(|m| m.is_file()).unwrap_or(false))
+            lookup(rel)
         };
-        match file {
-            Some(mut f) => {
-                let mut body = Vec::new();
-                f.read_to_end(&mut body).unwrap();
+        match body {
+            Some(body) => {
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: keep-alive\r\n\r\n",
                     body.len()
