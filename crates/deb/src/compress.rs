@@ -93,7 +93,7 @@ pub fn compress(compression: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
 pub fn decoder<'a, R: Read + 'a>(compression: Compression, r: R) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match compression {
         Compression::None => Box::new(r),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
+        Compression::Gzip => Box::new(crate::gz::GzReader::new(r)),
         Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(r)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
         Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(r)),

@@ -64,6 +64,7 @@ pub mod compress;
 pub mod control;
 pub mod digest;
 pub mod fields;
+mod gz;
 pub mod index;
 pub mod names;
 pub mod reader;

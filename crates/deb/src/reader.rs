@@ -327,9 +327,9 @@ fn read_control_tar(
     member: impl Read,
 ) -> Result<Vec<ControlMember>, ReadError> {
     let err = |e| member_error(member_name, e);
-    let mut archive = tar::Archive::new(decoder(compression, member).map_err(err)?);
+    let mut archive = tar::Archive::new(Forward::new(decoder(compression, member).map_err(err)?));
     let mut members = Vec::new();
-    for entry in archive.entries().map_err(err)? {
+    for entry in archive.entries_with_seek().map_err(err)? {
         let entry = entry.map_err(err)?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let name = raw.trim_start_matches("./").trim_end_matches('/');
@@ -363,9 +363,9 @@ fn read_data_tar(
     member: impl Read,
 ) -> Result<Vec<DataEntry>, ReadError> {
     let err = |e| member_error(member_name, e);
-    let mut archive = tar::Archive::new(decoder(compression, member).map_err(err)?);
+    let mut archive = tar::Archive::new(Forward::new(decoder(compression, member).map_err(err)?));
     let mut entries = Vec::new();
-    for entry in archive.entries().map_err(err)? {
+    for entry in archive.entries_with_seek().map_err(err)? {
         let mut entry = entry.map_err(err)?;
         let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let link = entry
@@ -428,6 +428,52 @@ fn read_data_tar(
 
 /// Reads the decompressor to its end, so a corrupt or truncated tail is noticed even after
 /// the tar end-of-archive marker.
+/// A stream the tar reader may "seek" forward in, by reading. Without a seekable stream the
+/// tar crate skips to each header through a fresh 32 KiB zeroed buffer, even when there is
+/// nothing to skip; for archives of a few small files that dominated reading them.
+struct Forward<R> {
+    inner: R,
+    pos: u64,
+}
+
+impl<R: Read> Forward<R> {
+    fn new(inner: R) -> Forward<R> {
+        Forward { inner, pos: 0 }
+    }
+}
+
+impl<R: Read> Read for Forward<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Read> io::Seek for Forward<R> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let io::SeekFrom::Current(delta) = to else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a compressed tar stream only skips forward",
+            ));
+        };
+        let want = u64::try_from(delta)
+            .map_err(|_| io::Error::new(io::ErrorKind::Unsupported, "cannot skip backwards"))?;
+        if want > 0 {
+            let got = io::copy(&mut (&mut self.inner).take(want), &mut io::sink())?;
+            self.pos += got;
+            if got < want {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "unexpected end of the tar stream",
+                ));
+            }
+        }
+        Ok(self.pos)
+    }
+}
+
 fn drain(member_name: &str, mut r: impl Read) -> Result<(), ReadError> {
     io::copy(&mut r, &mut io::sink())
         .map(|_| ())
