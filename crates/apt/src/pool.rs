@@ -89,6 +89,9 @@ pub struct Pool {
     root: PathBuf,
     sync: bool,
     packs: Arc<Packs>,
+    /// Whether loose files from before packs may exist (checked once, at open), so the
+    /// common case looks nothing up on disk.
+    loose: bool,
 }
 
 impl Pool {
@@ -100,11 +103,14 @@ impl Pool {
             path: packs_dir,
             source,
         })?;
-        Ok(Pool {
+        let mut pool = Pool {
             root,
             sync: true,
             packs: Arc::new(packs),
-        })
+            loose: true,
+        };
+        pool.loose = !pool.loose_files()?.is_empty();
+        Ok(pool)
     }
 
     /// Whether adds flush to disk before returning (default true). Turning it off trades
@@ -130,7 +136,7 @@ impl Pool {
 
     pub fn contains(&self, sha256: &str) -> bool {
         Self::address(sha256).is_ok_and(|a| self.packs.contains(&a))
-            || (Self::address(sha256).is_ok() && self.loose_path(sha256).is_file())
+            || (self.loose && Self::address(sha256).is_ok() && self.loose_path(sha256).is_file())
     }
 
     /// Opens the bytes stored under `sha256` (`None` if the pool does not have them); what

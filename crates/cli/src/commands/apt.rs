@@ -10,9 +10,10 @@ use std::path::PathBuf;
 
 /// About how many bytes, and at most how many .debs, one upload request carries. The daemon
 /// accepts up to 512 MiB, but it holds a batch's body and records at once, so smaller
-/// batches bound the memory of both ends; each batch costs the daemon two `syncfs`.
-const UPLOAD_BATCH: usize = 8 << 20;
-const UPLOAD_BATCH_DEBS: usize = 5000;
+/// batches bound the memory of both ends; each batch costs the daemon two flushes and a
+/// transaction.
+const UPLOAD_BATCH: usize = 4 << 20;
+const UPLOAD_BATCH_DEBS: usize = 2000;
 
 /// The files `repo add` uploads: each argument that is a directory stands for the `*.deb`
 /// files directly in it (sorted); every file must exist.
@@ -43,6 +44,40 @@ fn deb_files(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+/// Reads `files` into upload batches of about [`UPLOAD_BATCH`] bytes, sending each (or the
+/// first read error) to `tx`; stops early when the receiver goes away.
+fn read_batches(
+    files: &[PathBuf],
+    tx: std::sync::mpsc::SyncSender<Result<spindle_client::DebArchive>>,
+) {
+    let mut archive = spindle_client::DebArchive::new();
+    for (i, f) in files.iter().enumerate() {
+        let bytes = match std::fs::read(f) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tx.send(Err(anyhow::Error::new(e)
+                    .context(format!("cannot read `{}`", f.display()))));
+                return;
+            }
+        };
+        // The archive names only label the daemon's errors: the file name suffices.
+        let name = f.file_name().map_or_else(
+            || f.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        archive.push(&name, &bytes);
+        if archive.size() >= UPLOAD_BATCH
+            || archive.len() >= UPLOAD_BATCH_DEBS
+            || i + 1 == files.len()
+        {
+            let full = std::mem::replace(&mut archive, spindle_client::DebArchive::new());
+            if tx.send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -386,28 +421,20 @@ pub fn repo(cx: &Context, cmd: RepoCmd) -> Result<()> {
         RepoCmd::Add { repo, files } => {
             // Find and check every file before uploading any, so a typo changes nothing.
             let files = deb_files(&files)?;
-            // Batched uploads (tar archives of about UPLOAD_BATCH bytes, built as the files
-            // are read): each is added to the pool in one pass with one sync; the repo gets
-            // every key in one call at the end.
+            // Batched uploads (tar archives of about UPLOAD_BATCH bytes): each is added to
+            // the pool in one pass with one sync. A thread reads the next batch while the
+            // daemon adds the current one. The repo gets every key in one call at the end.
             let mut keys = Vec::with_capacity(files.len());
-            let mut archive = spindle_client::DebArchive::new();
-            for (i, f) in files.iter().enumerate() {
-                let bytes =
-                    std::fs::read(f).with_context(|| format!("cannot read `{}`", f.display()))?;
-                // The archive names only label the daemon's errors: the file name suffices.
-                let name = f.file_name().map_or_else(
-                    || f.display().to_string(),
-                    |n| n.to_string_lossy().into_owned(),
-                );
-                archive.push(&name, &bytes);
-                if archive.size() >= UPLOAD_BATCH
-                    || archive.len() >= UPLOAD_BATCH_DEBS
-                    || i + 1 == files.len()
-                {
+            std::thread::scope(|s| -> Result<()> {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                s.spawn(|| read_batches(&files, tx));
+                for batch in rx {
+                    let mut archive = batch?;
                     let added = c.upload_archive(&account, &mut archive).map_err(api_err)?;
                     keys.extend(added.into_iter().map(|p| p.key));
                 }
-            }
+                Ok(())
+            })?;
             let change = c
                 .add_to_repo(&account, &repo, &AddPackages { packages: keys })
                 .map_err(api_err)?;
