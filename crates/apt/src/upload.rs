@@ -1,7 +1,6 @@
 //! Many .debs in one upload: a tar archive of .deb files (what `tar cf - *.deb` writes, or
 //! `spindle_client`'s writer), read in place so the archive's bytes are the only copy held.
 
-use std::io::Read;
 use std::ops::Range;
 
 /// Why an upload archive cannot be read.
@@ -29,14 +28,15 @@ pub struct UploadEntry {
 /// Lists the .deb files of a tar archive held in memory, in archive order. Directory
 /// entries are skipped; links, devices and anything else are refused by name.
 pub fn debs_in_tar(body: &[u8]) -> Result<Vec<UploadEntry>, UploadError> {
-    let mut archive = tar::Archive::new(body);
+    // Seekable, so the reader moves past each entry's data instead of reading it.
+    let mut archive = tar::Archive::new(std::io::Cursor::new(body));
     let mut out = Vec::new();
     let entries = archive
-        .entries()
+        .entries_with_seek()
         .map_err(|source| UploadError::Archive { index: 0, source })?;
     for (index, entry) in entries.enumerate() {
         let archive_err = |source| UploadError::Archive { index, source };
-        let mut entry = entry.map_err(archive_err)?;
+        let entry = entry.map_err(archive_err)?;
         let name = entry
             .path()
             .map(|p| p.to_string_lossy().into_owned())
@@ -56,10 +56,7 @@ pub fn debs_in_tar(body: &[u8]) -> Result<Vec<UploadEntry>, UploadError> {
             );
             return Err(UploadError::Archive { index, source });
         }
-        // Skipping the data through the reader keeps the archive's position right; the
-        // bytes themselves are taken from `body` by range, without a copy.
-        std::io::copy(&mut (&mut entry).take(len as u64), &mut std::io::sink())
-            .map_err(archive_err)?;
+        // The bytes are taken from `body` by range, without a copy.
         out.push(UploadEntry {
             name,
             range: start..end,

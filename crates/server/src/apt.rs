@@ -534,10 +534,11 @@ impl AptService {
         let _gc = self.gc.read().unwrap_or_else(|p| p.into_inner());
         let lock = self.lock(account);
         let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let known = self.catalog(account)?;
         let mut parsed = Vec::with_capacity(keys.len());
         for k in keys {
             let key = PackageKey::parse(k).map_err(|e| invalid(&e))?;
-            if self.store.apt_package_sha(account, k)?.is_none() {
+            if known.sha256_of(&key).is_none() {
                 return Err(AptError::NotFound(format!(
                     "package `{k}` has not been uploaded to this account"
                 )));

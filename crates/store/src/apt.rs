@@ -207,28 +207,28 @@ impl Store {
         let now = fmt_time(now);
         self.write(|tx| {
             for p in &change.packages {
-                let existing: Option<String> = tx
+                // Insert first: a new key (the common case) costs one statement. A key that
+                // is already there must be bound to the same content.
+                let inserted = tx
+                    .prepare_cached(
+                        "INSERT INTO apt_packages(account_id, key, sha256, record, created) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (account_id, key) DO NOTHING",
+                    )?
+                    .execute([account.as_str(), &p.key, &p.sha256, &p.record, &now])?;
+                if inserted == 1 {
+                    continue;
+                }
+                let sha: String = tx
                     .prepare_cached(
                         "SELECT sha256 FROM apt_packages WHERE account_id = ?1 AND key = ?2",
                     )?
-                    .query_row([account.as_str(), &p.key], |r| r.get(0))
-                    .optional()?;
-                match existing {
-                    Some(sha) if sha == p.sha256 => {}
-                    Some(sha) => {
-                        return Err(StoreError::Conflict {
-                            what: format!(
-                                "package `{}` with other content (pool sha256 {sha}, new {})",
-                                p.key, p.sha256
-                            ),
-                        })
-                    }
-                    None => {
-                        tx.prepare_cached(
-                            "INSERT INTO apt_packages(account_id, key, sha256, record, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        )?
-                        .execute([account.as_str(), &p.key, &p.sha256, &p.record, &now])?;
-                    }
+                    .query_row([account.as_str(), &p.key], |r| r.get(0))?;
+                if sha != p.sha256 {
+                    return Err(StoreError::Conflict {
+                        what: format!(
+                            "package `{}` with other content (pool sha256 {sha}, new {})",
+                            p.key, p.sha256
+                        ),
+                    });
                 }
             }
             for key in &change.forget {

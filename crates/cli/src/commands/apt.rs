@@ -57,8 +57,9 @@ fn read_batches(
         let bytes = match std::fs::read(f) {
             Ok(b) => b,
             Err(e) => {
-                let _ = tx.send(Err(anyhow::Error::new(e)
-                    .context(format!("cannot read `{}`", f.display()))));
+                let _ = tx.send(Err(
+                    anyhow::Error::new(e).context(format!("cannot read `{}`", f.display()))
+                ));
                 return;
             }
         };
@@ -422,16 +423,31 @@ pub fn repo(cx: &Context, cmd: RepoCmd) -> Result<()> {
             // Find and check every file before uploading any, so a typo changes nothing.
             let files = deb_files(&files)?;
             // Batched uploads (tar archives of about UPLOAD_BATCH bytes): each is added to
-            // the pool in one pass with one sync. A thread reads the next batch while the
-            // daemon adds the current one. The repo gets every key in one call at the end.
+            // the pool in one pass with one sync. A thread reads batches ahead, and two are
+            // in flight, so the daemon checks one batch while it records the previous one.
+            // The repo gets every key, in file order, in one call at the end.
             let mut keys = Vec::with_capacity(files.len());
             std::thread::scope(|s| -> Result<()> {
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
                 s.spawn(|| read_batches(&files, tx));
+                let mut in_flight = std::collections::VecDeque::new();
+                let mut collect = |h: std::thread::ScopedJoinHandle<'_, Result<Vec<_>>>| {
+                    let added = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                    keys.extend(added.into_iter().map(|p: PackageInfo| p.key));
+                    Ok::<_, anyhow::Error>(())
+                };
                 for batch in rx {
                     let mut archive = batch?;
-                    let added = c.upload_archive(&account, &mut archive).map_err(api_err)?;
-                    keys.extend(added.into_iter().map(|p| p.key));
+                    let (c, account) = (&c, &account);
+                    in_flight.push_back(
+                        s.spawn(move || c.upload_archive(account, &mut archive).map_err(api_err)),
+                    );
+                    if in_flight.len() == 2 {
+                        collect(in_flight.pop_front().expect("two in flight"))?;
+                    }
+                }
+                while let Some(h) = in_flight.pop_front() {
+                    collect(h)?;
                 }
                 Ok(())
             })?;
