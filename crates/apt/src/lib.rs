@@ -19,9 +19,12 @@
 //! | parse and evaluate a package query | [`Query::parse`], [`Query::matches`] |
 //! | plan a publish (pure) | [`publish::plan`]`(&PublishOptions, &[ComponentInput], &mut IndexCache) -> PublishPlan` |
 //! | plan + sign + write a publish atomically | [`Publisher::publish`] |
+//! | what a published tree serves at a path (index files on disk, package files from the pool) | [`publish::PublishedFiles::open`] |
+//! | pool content publications still serve (for cleanup) | [`publish::referenced_pool_files`] |
 //! | remove a publication | [`Publisher::drop_publication`] |
 //! | signing keys: generate, export keyring / armor, save 0600, sign | [`SigningKey`] |
-//! | remove unreferenced pool files | [`Pool::cleanup`] |
+//! | remove unreferenced pool content (compacting packs) | [`Pool::cleanup`] |
+//! | read pool content | [`Pool::read`], [`Pool::open_slice`] |
 //! | mirror a remote repository: verify `InRelease`, check hashes, select, download | [`mirror::update`] over a [`mirror::Fetch`] |
 //!
 //! # Invariants
@@ -32,8 +35,8 @@
 //!   [`Publisher`] (writing published trees) and [`SigningKey`]'s load/save.
 //! * **One key, one content.** A `name_version_arch` key is bound to exactly one pool
 //!   SHA-256; adding other content under it is an error, never an overwrite.
-//! * **Readers never see mismatched hashes.** A publish writes pool files and by-hash
-//!   indexes before it swaps `Release`/`InRelease`/`Release.gpg` by atomic rename, and keeps
+//! * **Readers never see mismatched hashes.** A publish records its pool paths and writes
+//!   by-hash indexes before it swaps `Release`/`InRelease`/`Release.gpg` by atomic rename, and keeps
 //!   what the previous publish referenced for a grace period.
 //! * **Incremental.** Rendered paragraphs and compressed index chunks are cached per
 //!   publication, so a republish after a small change costs work proportional to the change.
