@@ -12,7 +12,7 @@
 //! | task | call |
 //! |---|---|
 //! | add .debs to the pool (idempotent, conflict-checked, all-or-nothing, one pass per file on worker threads, two `syncfs` per batch) | [`Pool::add_batch`]`(&[bytes], &known) -> Vec<`[`pool::Added`]`>`, [`Pool::add_files`]`(&[path], &known)`, [`Pool::add`] |
-//! | many .debs in one upload (a tar archive read in place) | [`upload::debs_in_tar`], [`upload::tar_of_debs`] |
+//! | many .debs in one upload (a tar archive read in place) | [`upload::debs_in_tar`] (the client writes them with `spindle_client::DebArchive`) |
 //! | remember packages by key, refuse conflicting content | [`Catalog::insert`] |
 //! | repos: add / search / remove by query / copy / move | [`Repo::add`], [`Repo::search`], [`Repo::remove`], [`repo::copy`], [`repo::move_packages`] |
 //! | snapshots: create / diff / merge / filter (with dependencies) | [`Snapshot::from_repo`], [`Snapshot::diff`], [`Snapshot::merge`], [`Snapshot::filter`] |
