@@ -311,17 +311,20 @@ impl AptService {
 
     /// The account's package records (cached; see `catalogs`).
     fn catalog(&self, account: &AccountId) -> Res<Arc<Catalog>> {
-        let generation = self.generation(account);
-        if let Some((g, c)) = self
-            .catalogs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(account)
-        {
-            if *g == generation {
-                return Ok(c.clone());
+        // The generation is read under the cache's lock, in the order `apply_records` takes
+        // them: read outside it, an upload committing in between made a current cache look
+        // stale, and the reload (of every record) was cached under the old generation, so
+        // the next upload could not update it and every later call reloaded again.
+        let generation = {
+            let cache = self.catalogs.lock().unwrap_or_else(|p| p.into_inner());
+            let generation = self.generation(account);
+            if let Some((g, c)) = cache.get(account) {
+                if *g == generation {
+                    return Ok(c.clone());
+                }
             }
-        }
+            generation
+        };
         let mut c = Catalog::new();
         for rec in self.store.apt_packages(account)? {
             let p: PackageRef = decode("package record", &rec)?;

@@ -14,6 +14,9 @@ use std::path::PathBuf;
 /// transaction.
 const UPLOAD_BATCH: usize = 4 << 20;
 const UPLOAD_BATCH_DEBS: usize = 2000;
+/// Upload requests `repo add` keeps open at once: with two, the daemon checks one batch
+/// (on all cores) while it records the other (on one).
+const UPLOADS_IN_FLIGHT: usize = 2;
 
 /// The files `repo add` uploads: each argument that is a directory stands for the `*.deb`
 /// files directly in it (sorted); every file must exist.
@@ -442,8 +445,8 @@ pub fn repo(cx: &Context, cmd: RepoCmd) -> Result<()> {
                     in_flight.push_back(
                         s.spawn(move || c.upload_archive(account, &mut archive).map_err(api_err)),
                     );
-                    if in_flight.len() == 2 {
-                        collect(in_flight.pop_front().expect("two in flight"))?;
+                    if in_flight.len() == UPLOADS_IN_FLIGHT {
+                        collect(in_flight.pop_front().expect("uploads in flight"))?;
                     }
                 }
                 while let Some(h) = in_flight.pop_front() {
