@@ -262,6 +262,38 @@ fn cleanup_keeps_what_a_publication_still_serves() {
     let hello = std::fs::read(env.dir.join("download/hello_1.0_amd64.deb")).unwrap();
     let sha = spindle_deb::digest::digest_bytes(&hello).sha256;
     assert_eq!(dry["pool_files"], serde_json::json!([sha]), "{dry}");
+
+    // Applying it rewrites the pack without hello; what stays is still served, intact.
+    ok(s.d.cli(&["db", "cleanup", "--apply"]));
+    let url = json(s.d.cli(&[
+        "-o",
+        "json",
+        "publish",
+        "repo",
+        "main",
+        "--distribution",
+        "again",
+        "--sign-key",
+        "k1",
+    ]))["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let env = AptEnv::new(
+        &s.tmp.path().join("apt-again"),
+        &source_line(&s.keyring, &url, "again"),
+    );
+    let out = env.run("apt-get", &["update"]);
+    assert!(
+        out.status.success() && !text(&out).contains("W:"),
+        "{}",
+        text(&out)
+    );
+    let out = env.run("apt-get", &["download", "libhello"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let served = std::fs::read(env.dir.join("download/libhello_1.0_amd64.deb")).unwrap();
+    let uploaded = std::fs::read(s.tmp.path().join("libhello_1.0_amd64.deb")).unwrap();
+    assert_eq!(served, uploaded);
 }
 
 #[test]
