@@ -296,6 +296,94 @@ fn cleanup_keeps_what_a_publication_still_serves() {
     assert_eq!(served, uploaded);
 }
 
+/// The daemon keeps decoded repositories and snapshots between requests; every way of
+/// changing one (add, copy and move from another repository, remove, drop and re-create)
+/// must reach the next `publish update`, which apt-get then sees.
+#[test]
+fn a_republish_follows_every_change_to_its_sources() {
+    if !have_apt("a_republish_follows_every_change_to_its_sources") {
+        return;
+    }
+    let s = setup();
+    let p = json(s.d.cli(&[
+        "-o",
+        "json",
+        "publish",
+        "repo",
+        "main",
+        "--distribution",
+        "edge",
+        "--sign-key",
+        "k1",
+    ]));
+    let url = p["url"].as_str().unwrap().to_owned();
+    let env = AptEnv::new(
+        &s.tmp.path().join("apt"),
+        &source_line(&s.keyring, &url, "edge"),
+    );
+    let candidate = |env: &AptEnv, package: &str| {
+        let out = env.run("apt-get", &["update"]);
+        assert!(
+            out.status.success() && !text(&out).contains("W:"),
+            "{}",
+            text(&out)
+        );
+        let policy = text(&env.run("apt-cache", &["policy", package]));
+        policy
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Candidate: "))
+            .unwrap_or("(none)")
+            .to_owned()
+    };
+    assert_eq!(candidate(&env, "hello"), "1.0");
+
+    let files = debs(
+        s.tmp.path(),
+        &[("hello", "2.0", None), ("extra", "1.0", None)],
+    );
+    ok(s.d.cli(&["repo", "add", "main", &files[0]]));
+    ok(s.d.cli(&["publish", "update", "edge"]));
+    assert_eq!(candidate(&env, "hello"), "2.0");
+
+    // Into main from another repository.
+    ok(s.d.cli(&["repo", "create", "other", "--architectures", "amd64"]));
+    ok(s.d.cli(&["repo", "add", "other", &files[1]]));
+    ok(s.d.cli(&["repo", "copy", "other", "main", "extra"]));
+    ok(s.d.cli(&["publish", "update", "edge"]));
+    assert_eq!(candidate(&env, "extra"), "1.0");
+    // Out of main into another repository.
+    ok(s.d.cli(&["repo", "move", "main", "other", "hello (>= 2.0)"]));
+    ok(s.d.cli(&["publish", "update", "edge"]));
+    assert_eq!(candidate(&env, "hello"), "1.0");
+    ok(s.d.cli(&["repo", "remove", "main", "extra"]));
+    ok(s.d.cli(&["publish", "update", "edge"]));
+    assert_eq!(candidate(&env, "extra"), "(none)");
+    let other = json(s.d.cli(&["-o", "json", "repo", "show", "other"]));
+    assert_eq!(other["packages"], 2, "{other}");
+
+    // A snapshot dropped and created again under its name has the new content.
+    let snap = json(s.d.cli(&["-o", "json", "snapshot", "show", "s1"]));
+    assert_eq!(snap["packages"], 2, "{snap}");
+    ok(s.d.cli(&["snapshot", "drop", "s1"]));
+    ok(s.d.cli(&["snapshot", "create", "s1", "from", "repo", "other"]));
+    ok(s.d.cli(&[
+        "publish",
+        "snapshot",
+        "s1",
+        "--distribution",
+        "snap",
+        "--sign-key",
+        "k1",
+    ]));
+    let env2 = AptEnv::new(
+        &s.tmp.path().join("apt-snap"),
+        &source_line(&s.keyring, &url, "snap"),
+    );
+    assert_eq!(candidate(&env2, "hello"), "2.0");
+    assert_eq!(candidate(&env2, "extra"), "1.0");
+    assert_eq!(candidate(&env2, "libhello"), "(none)");
+}
+
 #[test]
 fn a_private_publish_needs_its_read_token() {
     if !have_apt("a_private_publish_needs_its_read_token") {

@@ -241,6 +241,19 @@ fn encode<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("apt documents serialise")
 }
 
+/// The store kind of a cached document type.
+trait DocKind {
+    const KIND: AptKind;
+}
+
+impl DocKind for Repo {
+    const KIND: AptKind = AptKind::Repo;
+}
+
+impl DocKind for Snapshot {
+    const KIND: AptKind = AptKind::Snapshot;
+}
+
 /// The apt service of one daemon.
 pub struct AptService {
     store: Arc<Store>,
@@ -260,7 +273,23 @@ pub struct AptService {
     /// the account's generation after it commits, so a cached catalog is never stale.
     catalogs: Mutex<HashMap<AccountId, (u64, Arc<Catalog>)>>,
     generations: Mutex<HashMap<AccountId, u64>>,
+    /// Decoded repositories and snapshots, so a publish doesn't decode (and parse the keys
+    /// of) every package of its sources from JSON.
+    docs: Mutex<DocCache>,
 }
+
+/// Decoded repositories and snapshots by account and name. A write of a document removes
+/// its entry after the commit (in `apply_records`) and bumps the account's generation, so a
+/// reader that read the store before the commit can't put the old document back; a writer
+/// that has the new document in hand puts it in (`remember_repo`).
+#[derive(Default)]
+struct DocCache {
+    generation: HashMap<AccountId, u64>,
+    repos: Docs<Repo>,
+    snapshots: Docs<Snapshot>,
+}
+
+type Docs<T> = HashMap<(AccountId, String), Arc<T>>;
 
 impl AptService {
     pub fn open(store: Arc<Store>, data_dir: &Path, base_url: &str) -> Result<Self, String> {
@@ -280,6 +309,7 @@ impl AptService {
             gc: RwLock::new(()),
             catalogs: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
+            docs: Mutex::new(DocCache::default()),
         })
     }
 
@@ -338,18 +368,74 @@ impl AptService {
         Ok(c)
     }
 
-    fn repo(&self, account: &AccountId, name: &str) -> Res<Repo> {
-        decode(
-            "repository",
-            &self.store.apt_require(account, AptKind::Repo, name)?,
+    /// A repository, decoded (cached; see `DocCache`).
+    fn repo(&self, account: &AccountId, name: &str) -> Res<Arc<Repo>> {
+        self.cached_doc(
+            account,
+            name,
+            |d| &mut d.repos,
+            |body| {
+                let mut r: Repo = decode("repository", body)?;
+                r.packages = self.shared_keys(account, std::mem::take(&mut r.packages))?;
+                Ok(r)
+            },
         )
     }
 
-    fn snapshot(&self, account: &AccountId, name: &str) -> Res<Snapshot> {
-        decode(
-            "snapshot",
-            &self.store.apt_require(account, AptKind::Snapshot, name)?,
+    /// A snapshot, decoded (cached; see `DocCache`).
+    fn snapshot(&self, account: &AccountId, name: &str) -> Res<Arc<Snapshot>> {
+        self.cached_doc(
+            account,
+            name,
+            |d| &mut d.snapshots,
+            |body| decode("snapshot", body),
         )
+    }
+
+    /// The cached document `name` of the map `map` picks, or the stored one decoded with
+    /// `decode` (and cached unless a write of the account's documents happened meanwhile).
+    fn cached_doc<T: DocKind>(
+        &self,
+        account: &AccountId,
+        name: &str,
+        map: fn(&mut DocCache) -> &mut Docs<T>,
+        decode: impl FnOnce(&str) -> Res<T>,
+    ) -> Res<Arc<T>> {
+        let id = (account.clone(), name.to_owned());
+        let generation = {
+            let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(doc) = map(&mut docs).get(&id) {
+                return Ok(doc.clone());
+            }
+            docs.generation.get(account).copied().unwrap_or(0)
+        };
+        let doc = Arc::new(decode(&self.store.apt_require(account, T::KIND, name)?)?);
+        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        if docs.generation.get(account).copied().unwrap_or(0) == generation {
+            map(&mut docs).insert(id, doc.clone());
+        }
+        Ok(doc)
+    }
+
+    /// `keys` as clones of the catalog's own keys where it has them, so a cached repository
+    /// costs a pointer per package, not a second copy of every key.
+    fn shared_keys(
+        &self,
+        account: &AccountId,
+        keys: BTreeSet<PackageKey>,
+    ) -> Res<BTreeSet<PackageKey>> {
+        let catalog = self.catalog(account)?;
+        Ok(keys
+            .into_iter()
+            .map(|k| catalog.get(&k).map_or(k, |p| p.key().clone()))
+            .collect())
+    }
+
+    /// Puts a repository just written (by a caller holding the account's lock) in the cache.
+    fn remember_repo(&self, account: &AccountId, repo: Repo) {
+        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        docs.repos
+            .insert((account.clone(), repo.name.clone()), Arc::new(repo));
     }
 
     fn publications(&self, account: &AccountId) -> Res<Vec<Publication>> {
@@ -403,6 +489,25 @@ impl AptService {
         let out = self
             .store
             .apt_apply(account, &change, OffsetDateTime::now_utc());
+        let written = change
+            .put
+            .iter()
+            .map(|(kind, name, _, _)| (*kind, name))
+            .chain(change.delete.iter().map(|(kind, name)| (*kind, name)))
+            .filter(|(kind, _)| matches!(kind, AptKind::Repo | AptKind::Snapshot));
+        let mut written = written.peekable();
+        if written.peek().is_some() {
+            // After the commit (or its failure), like the catalog below.
+            let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+            *docs.generation.entry(account.clone()).or_insert(0) += 1;
+            for (kind, name) in written {
+                let id = (account.clone(), name.clone());
+                match kind {
+                    AptKind::Repo => drop(docs.repos.remove(&id)),
+                    _ => drop(docs.snapshots.remove(&id)),
+                }
+            }
+        }
         if records {
             // After the commit (or its failure): readers that loaded before now reload, unless
             // the catalog they would load is the cached one plus `added`.
@@ -497,7 +602,7 @@ impl AptService {
     }
 
     pub fn describe_repo(&self, account: &AccountId, name: &str) -> Res<RepoInfo> {
-        Ok(repo_info(&self.repo(account, name)?))
+        Ok(repo_info(&*self.repo(account, name)?))
     }
 
     pub fn search_repo(&self, account: &AccountId, name: &str, q: &str) -> Res<Vec<PackageInfo>> {
@@ -548,7 +653,7 @@ impl AptService {
             }
             parsed.push(key);
         }
-        let mut r = self.repo(account, name)?;
+        let mut r = Arc::unwrap_or_clone(self.repo(account, name)?);
         let report = r.add(&parsed).map_err(|e| invalid(&e))?;
         self.apply(
             account,
@@ -557,6 +662,7 @@ impl AptService {
                 ..Default::default()
             },
         )?;
+        self.remember_repo(account, r);
         Ok(RepoChange {
             added: report.added.iter().map(ToString::to_string).collect(),
             removed: Vec::new(),
@@ -568,7 +674,7 @@ impl AptService {
         let query = parse_query(q)?;
         let lock = self.lock(account);
         let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut r = self.repo(account, name)?;
+        let mut r = Arc::unwrap_or_clone(self.repo(account, name)?);
         let gone = r
             .remove(&query, &*self.catalog(account)?)
             .map_err(|e| AptError::Internal(chain(&e)))?;
@@ -579,6 +685,7 @@ impl AptService {
                 ..Default::default()
             },
         )?;
+        self.remember_repo(account, r);
         Ok(RepoChange {
             removed: gone.iter().map(ToString::to_string).collect(),
             ..Default::default()
@@ -601,8 +708,8 @@ impl AptService {
         }
         let lock = self.lock(account);
         let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut src = self.repo(account, from)?;
-        let mut dst = self.repo(account, &req.to)?;
+        let mut src = Arc::unwrap_or_clone(self.repo(account, from)?);
+        let mut dst = Arc::unwrap_or_clone(self.repo(account, &req.to)?);
         let catalog = self.catalog(account)?;
         let report = if mv {
             repo::move_packages(&mut src, &mut dst, &query, &catalog)
@@ -631,6 +738,10 @@ impl AptService {
                 ..Default::default()
             },
         )?;
+        self.remember_repo(account, dst);
+        if mv {
+            self.remember_repo(account, src);
+        }
         let moved: Vec<String> = if mv {
             report
                 .added
@@ -659,7 +770,7 @@ impl AptService {
                 name,
                 repo,
                 description,
-            } => Snapshot::from_repo(name, &self.repo(account, repo)?, description)
+            } => Snapshot::from_repo(name, &*self.repo(account, repo)?, description)
                 .map_err(|e| invalid(&e))?,
             CreateSnapshot::Merge {
                 name,
@@ -670,7 +781,7 @@ impl AptService {
                     .iter()
                     .map(|s| self.snapshot(account, s))
                     .collect::<Res<Vec<_>>>()?;
-                let refs: Vec<&Snapshot> = snaps.iter().collect();
+                let refs: Vec<&Snapshot> = snaps.iter().map(|s| &**s).collect();
                 let mode = if *latest {
                     MergeMode::LatestWins
                 } else {
@@ -771,7 +882,10 @@ impl AptService {
         old: &str,
         new: &str,
     ) -> Res<SnapshotDiffInfo> {
-        let d = Snapshot::diff(&self.snapshot(account, old)?, &self.snapshot(account, new)?);
+        let d = Snapshot::diff(
+            &*self.snapshot(account, old)?,
+            &*self.snapshot(account, new)?,
+        );
         Ok(SnapshotDiffInfo {
             added: d.added.iter().map(ToString::to_string).collect(),
             removed: d.removed.iter().map(ToString::to_string).collect(),
@@ -976,18 +1090,16 @@ impl AptService {
                     s.component
                 )));
             }
-            let keys: BTreeSet<PackageKey> = match s.kind.as_str() {
-                "repo" => self.repo(account, &s.name)?.packages,
-                "snapshot" => self.snapshot(account, &s.name)?.packages().clone(),
+            let resolved = match s.kind.as_str() {
+                "repo" => catalog.resolve(&self.repo(account, &s.name)?.packages),
+                "snapshot" => catalog.resolve(self.snapshot(account, &s.name)?.packages()),
                 other => {
                     return Err(AptError::Invalid(format!(
                         "source kind `{other}` is neither `repo` nor `snapshot`"
                     )))
                 }
             };
-            let packages = catalog
-                .resolve(&keys)
-                .map_err(|e| AptError::Internal(chain(&e)))?;
+            let packages = resolved.map_err(|e| AptError::Internal(chain(&e)))?;
             out.push(ComponentInput {
                 name: s.component.clone(),
                 packages,

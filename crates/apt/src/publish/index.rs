@@ -12,6 +12,11 @@
 //!   index and footer — the layout multi-threaded `xz -T` produces.
 //! * Digests of a whole file are resumed from the cached hasher state after the longest
 //!   unchanged prefix of chunks.
+//! * A chunk's identity hashes its members' pool addresses; the members of each chunk at
+//!   the last publish are remembered (as the shared records themselves), so an unchanged
+//!   chunk is recognised by comparing pointers and only changed chunks are hashed.
+//! * Cached buffers are trimmed to their length: the daemon keeps one cache per
+//!   publication for its lifetime.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -21,6 +26,8 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 use spindle_deb::digest::Hasher;
 use spindle_deb::FileDigests;
+
+use crate::package::PackageRef;
 
 /// An immutable byte buffer shared between the cache and plans.
 pub type Bytes = Arc<Vec<u8>>;
@@ -78,10 +85,19 @@ struct PrefixStates {
     digests: Option<FileDigests>,
 }
 
+/// The chunks of one index at the last publish: each chunk's id and members. Holding the
+/// records keeps their addresses from being reused by other records, so pointer equality
+/// means the same record.
+type ChunkMemo = Vec<(ChunkId, Vec<Arc<PackageRef>>)>;
+
 /// Caches reused across publishes. Keep one per publish target for the daemon's lifetime;
 /// a fresh cache gives identical output, only slower.
 #[derive(Default)]
 pub struct IndexCache {
+    /// Chunk members by (component, architecture), of the last publish and of the one
+    /// before it (while a publish is being planned).
+    memos: HashMap<(String, String), ChunkMemo>,
+    old_memos: HashMap<(String, String), ChunkMemo>,
     plain: HashMap<ChunkId, Bytes>,
     chunks: HashMap<(ChunkId, CompressionOptions), ChunkForms>,
     contents: HashMap<ChunkId, Bytes>,
@@ -110,10 +126,12 @@ impl IndexCache {
 
     pub(crate) fn begin(&mut self) {
         self.generation += 1;
+        self.old_memos = std::mem::take(&mut self.memos);
     }
 
     /// Drops entries not used by the last two publishes.
     pub(crate) fn evict(&mut self) {
+        self.old_memos.clear();
         let keep = self.generation.saturating_sub(1);
         let used = &self.plain_used;
         self.plain
@@ -129,20 +147,60 @@ impl IndexCache {
         self.contents_used.retain(|_, g| *g >= keep);
     }
 
+    /// The ids of the chunks of one index (`members`, each chunk in index order): reused
+    /// from the last publish for chunks with the same members, else hashed from the members'
+    /// pool addresses (which determine their paragraphs, given the component).
+    pub(crate) fn chunk_ids(
+        &mut self,
+        component: &str,
+        arch: &str,
+        chunks: &[&[&Arc<PackageRef>]],
+    ) -> Vec<ChunkId> {
+        let key = (component.to_string(), arch.to_string());
+        let mut old: Vec<Option<(ChunkId, Vec<Arc<PackageRef>>)>> = self
+            .old_memos
+            .remove(&key)
+            .unwrap_or_default()
+            .into_iter()
+            .map(Some)
+            .collect();
+        let by_first: HashMap<*const PackageRef, usize> = old
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((Arc::as_ptr(c.as_ref()?.1.first()?), i)))
+            .collect();
+        let mut memo = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let unchanged = chunk
+                .first()
+                .and_then(|p| by_first.get(&Arc::as_ptr(p)))
+                .filter(|&&i| {
+                    old[i].as_ref().is_some_and(|(_, m)| {
+                        m.len() == chunk.len()
+                            && m.iter().zip(chunk.iter()).all(|(a, b)| Arc::ptr_eq(a, b))
+                    })
+                })
+                .and_then(|&i| old[i].take());
+            memo.push(unchanged.unwrap_or_else(|| {
+                (
+                    chunk_id(component, chunk.iter().map(|p| p.sha256())),
+                    chunk.iter().map(|p| Arc::clone(p)).collect(),
+                )
+            }));
+        }
+        let ids = memo.iter().map(|(id, _)| *id).collect();
+        self.memos.insert(key, memo);
+        ids
+    }
+
     /// The uncompressed bytes of a chunk (its packages' paragraphs), rendered with `render`
     /// on a miss.
-    pub(crate) fn plain_chunk<E>(
-        &mut self,
-        id: ChunkId,
-        render: impl FnOnce() -> Result<Vec<u8>, E>,
-    ) -> Result<Bytes, E> {
+    pub(crate) fn plain_chunk(&mut self, id: ChunkId, render: impl FnOnce() -> Vec<u8>) -> Bytes {
         self.plain_used.insert(id, self.generation);
-        if let Some(b) = self.plain.get(&id) {
-            return Ok(b.clone());
-        }
-        let b = Arc::new(render()?);
-        self.plain.insert(id, b.clone());
-        Ok(b)
+        self.plain
+            .entry(id)
+            .or_insert_with(|| Arc::new(render()))
+            .clone()
     }
 
     /// Splits `items` (already in index order) into chunks with content-defined boundaries.
@@ -374,7 +432,10 @@ pub(crate) fn gzip(data: &[u8], level: u32) -> Vec<u8> {
         flate2::Compression::new(level.min(9)),
     );
     let _ = enc.write_all(data);
-    enc.finish().unwrap_or_default()
+    let mut out = enc.finish().unwrap_or_default();
+    // Cached for the daemon's lifetime: no spare capacity.
+    out.shrink_to_fit();
+    out
 }
 
 pub(crate) fn xz(data: &[u8], preset: u32) -> Vec<u8> {

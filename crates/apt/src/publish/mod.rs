@@ -34,8 +34,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use spindle_deb::index::packages_paragraph;
-use spindle_deb::names::validate_architecture;
+use spindle_deb::index::INDEX_FIELDS;
+use spindle_deb::names::{validate_architecture, validate_package_name};
 use spindle_deb::reader::canonical_file_name;
 use spindle_deb::FileDigests;
 
@@ -63,12 +63,6 @@ pub enum PublishError {
         path: String,
         first: Box<PackageKey>,
         second: Box<PackageKey>,
-    },
-    #[error("cannot render the index entry of `{key}`")]
-    Render {
-        key: Box<PackageKey>,
-        #[source]
-        source: spindle_deb::control::ControlError,
     },
     #[error("`{path}` is already published with other content by distribution `{other}` under the same prefix")]
     SharedPoolClash { path: String, other: String },
@@ -229,8 +223,14 @@ fn check_field_value(what: &'static str, value: &str) -> Result<(), PublishError
 
 /// The pool path of a package within a component, Debian style:
 /// `pool/<component>/<l or libX>/<source>/<name>_<version>_<arch>.deb`.
+///
+/// A `Source` field that is not a valid package name (it could hold `..` or `/`) is not
+/// used: the package's own name is, so a control file can't place a file outside `pool/`.
 pub fn pool_path(component: &str, package: &PackageRef) -> String {
-    let source = package.source_name();
+    let source = match package.source_name() {
+        s if validate_package_name(s).is_ok() => s,
+        _ => package.key().name(),
+    };
     let dir = if source.starts_with("lib") && source.len() > 3 {
         &source[..4]
     } else {
@@ -297,11 +297,12 @@ pub fn plan(
         }
     }
     if archs.is_empty() {
-        archs = components
+        let found: BTreeSet<&str> = components
             .iter()
-            .flat_map(|c| c.packages.iter().map(|p| p.key().arch().to_string()))
-            .filter(|a| a != "all")
+            .flat_map(|c| c.packages.iter().map(|p| p.key().arch()))
+            .filter(|a| *a != "all")
             .collect();
+        archs = found.into_iter().map(str::to_string).collect();
     }
     if archs.is_empty() {
         return Err(PublishError::NoArchitectures);
@@ -311,15 +312,13 @@ pub fn plan(
     cache.begin();
     let opts = options.compression;
     let mut pool_files = Vec::new();
-    let mut pool_seen: BTreeMap<String, (PackageKey, String)> = BTreeMap::new();
     let mut indexes = Vec::new();
     let mut counts = BTreeMap::new();
     for comp in components {
+        // Key order (callers usually pass it already, which the sort detects in one pass).
         let mut packages: Vec<&Arc<PackageRef>> = comp.packages.iter().collect();
         packages.sort_by(|a, b| a.key().cmp(b.key()));
         packages.dedup_by(|a, b| a.key() == b.key());
-        // Each package with its pool path.
-        let mut paragraphs: Vec<(&Arc<PackageRef>, String)> = Vec::with_capacity(packages.len());
         for p in &packages {
             let arch = p.key().arch();
             if arch != "all" && !archs.contains(arch) {
@@ -330,35 +329,17 @@ pub fn plan(
                     carried,
                 });
             }
-            let path = pool_path(&comp.name, p);
-            match pool_seen.get(&path) {
-                Some((other, sha)) if sha != p.sha256() => {
-                    return Err(PublishError::PoolPathClash {
-                        path,
-                        first: Box::new(other.clone()),
-                        second: Box::new(p.key().clone()),
-                    })
-                }
-                Some(_) => {}
-                None => {
-                    pool_seen.insert(path.clone(), (p.key().clone(), p.sha256().to_string()));
-                    pool_files.push(PlannedPoolFile {
-                        path: path.clone(),
-                        sha256: p.sha256().to_string(),
-                        size: p.size(),
-                    });
-                }
-            }
-            paragraphs.push((p, path));
         }
+        pool_files.extend(component_pool_files(&comp.name, &packages)?);
 
         for arch in &archs {
             // Index order: by name, then version; `all` packages are merged in.
-            let mut members: Vec<&(&Arc<PackageRef>, String)> = paragraphs
+            let mut members: Vec<&Arc<PackageRef>> = packages
                 .iter()
-                .filter(|(p, _)| p.key().arch() == arch || p.key().arch() == "all")
+                .copied()
+                .filter(|p| p.key().arch() == arch || p.key().arch() == "all")
                 .collect();
-            members.sort_by(|(a, _), (b, _)| {
+            members.sort_by(|a, b| {
                 a.key()
                     .name()
                     .cmp(b.key().name())
@@ -366,17 +347,19 @@ pub fn plan(
                     .then_with(|| a.key().arch().cmp(b.key().arch()))
             });
             counts.insert((comp.name.clone(), arch.clone()), members.len());
-            let chunks = IndexCache::split(&members, |(p, _)| p.key().name(), opts.chunk_target);
+            let chunks = IndexCache::split(&members, |p| p.key().name(), opts.chunk_target);
+            let ids = cache.chunk_ids(&comp.name, arch, &chunks);
             let plain: Vec<(ChunkId, Bytes)> = chunks
                 .iter()
-                .map(|chunk| {
-                    let id = chunk_id(&comp.name, chunk.iter().map(|(p, _)| p.sha256()));
-                    let bytes = cache.plain_chunk(id, || render_chunk(chunk))?;
-                    Ok((id, bytes))
+                .zip(&ids)
+                .map(|(chunk, id)| {
+                    (
+                        *id,
+                        cache.plain_chunk(*id, || render_chunk(&comp.name, chunk)),
+                    )
                 })
-                .collect::<Result<_, PublishError>>()?;
+                .collect();
             let forms = cache.compress_chunks(&plain, opts, options.threads);
-            let ids: Vec<ChunkId> = plain.iter().map(|(id, _)| *id).collect();
             let dir = format!("{}/binary-{arch}", comp.name);
 
             let mut add = |cache: &mut IndexCache, name: &str, parts: Vec<Bytes>, write: bool| {
@@ -476,6 +459,46 @@ pub fn plan(
     })
 }
 
+/// The pool files of one component's packages (in key order, without duplicate keys).
+///
+/// Two packages share a pool path only if they have the same name, architecture and
+/// version apart from the epoch (file names leave it out), so only packages with the same
+/// name and architecture — adjacent in key order — are compared.
+fn component_pool_files(
+    component: &str,
+    packages: &[&Arc<PackageRef>],
+) -> Result<Vec<PlannedPoolFile>, PublishError> {
+    let mut out: Vec<PlannedPoolFile> = Vec::with_capacity(packages.len());
+    let mut owners: Vec<&PackageKey> = Vec::with_capacity(packages.len());
+    let mut run_start = 0;
+    for (i, p) in packages.iter().enumerate() {
+        let path = pool_path(component, p);
+        if i > 0 {
+            let prev = packages[i - 1].key();
+            if prev.name() != p.key().name() || prev.arch() != p.key().arch() {
+                run_start = out.len();
+            }
+        }
+        if let Some(j) = (run_start..out.len()).find(|&j| out[j].path == path) {
+            if out[j].sha256 != p.sha256() {
+                return Err(PublishError::PoolPathClash {
+                    path,
+                    first: Box::new(owners[j].clone()),
+                    second: Box::new(p.key().clone()),
+                });
+            }
+            continue;
+        }
+        owners.push(p.key());
+        out.push(PlannedPoolFile {
+            path,
+            sha256: p.sha256().to_string(),
+            size: p.size(),
+        });
+    }
+    Ok(out)
+}
+
 /// Per-file chunk identities: the content chunk ids mixed with the file kind and the
 /// compression settings, so cached digests never outlive a settings change.
 fn file_ids(kind: &str, opts: &CompressionOptions, ids: &[ChunkId]) -> Vec<ChunkId> {
@@ -485,25 +508,49 @@ fn file_ids(kind: &str, opts: &CompressionOptions, ids: &[ChunkId]) -> Vec<Chunk
         .collect()
 }
 
-/// The `Packages` paragraphs of a chunk, each followed by a blank line.
-fn render_chunk(chunk: &[&(&Arc<PackageRef>, String)]) -> Result<Vec<u8>, PublishError> {
-    let mut out = String::with_capacity(chunk.len() * 1024);
-    for (p, path) in chunk {
-        let para = packages_paragraph(p.control(), path, p.digests()).map_err(|source| {
-            PublishError::Render {
-                key: Box::new(p.key().clone()),
-                source,
-            }
-        })?;
-        let _ = write!(out, "{para}");
-        out.push('\n');
+/// Appends a deb822 field the way [`spindle_deb::control::Paragraph`] renders one.
+fn push_field(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push(':');
+    if !value.is_empty() && !value.starts_with('\n') {
+        out.push(' ');
     }
-    Ok(out.into_bytes())
+    out.push_str(value);
+    out.push('\n');
 }
 
-fn contents_text(chunk: &[&(&Arc<PackageRef>, String)]) -> Vec<u8> {
+/// Appends a package's `Packages` paragraph and the blank line after it: the control fields
+/// in their order (without index fields a control file may carry), then `Filename`, `Size`
+/// and the digests — what [`spindle_deb::index::packages_paragraph`] builds, written
+/// straight from the record.
+fn push_packages_entry(out: &mut String, p: &PackageRef, filename: &str) {
+    for (name, value) in p.control().iter() {
+        if !INDEX_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+            push_field(out, name, value);
+        }
+    }
+    push_field(out, "Filename", filename);
+    push_field(out, "Size", &p.size().to_string());
+    push_field(out, "MD5sum", p.md5());
+    push_field(out, "SHA1", p.sha1());
+    push_field(out, "SHA256", p.sha256());
+    push_field(out, "SHA512", p.sha512());
+    out.push('\n');
+}
+
+/// The `Packages` paragraphs of a chunk, each followed by a blank line.
+fn render_chunk(component: &str, chunk: &[&Arc<PackageRef>]) -> Vec<u8> {
+    let mut out = String::with_capacity(chunk.len() * 768);
+    for p in chunk {
+        push_packages_entry(&mut out, p, &pool_path(component, p));
+    }
+    out.shrink_to_fit();
+    out.into_bytes()
+}
+
+fn contents_text(chunk: &[&Arc<PackageRef>]) -> Vec<u8> {
     let mut out = String::new();
-    for (p, _) in chunk {
+    for p in chunk {
         let section = p.control().get("Section").unwrap_or("misc");
         for f in p.files() {
             let _ = writeln!(out, "{f} {section}/{}", p.key().name());
@@ -594,3 +641,128 @@ pub(crate) const BY_HASH: [(&str, DigestPick); 4] = [
     ("SHA256", |d| &d.sha256),
     ("SHA512", |d| &d.sha512),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spindle_deb::control::parse_paragraph;
+    use spindle_deb::digest::digest_bytes;
+
+    fn package(control: &str, files: &[&str]) -> Arc<PackageRef> {
+        Arc::new(
+            PackageRef::new(
+                parse_paragraph(control).unwrap(),
+                digest_bytes(control.as_bytes()),
+                files.iter().map(|f| f.to_string()).collect(),
+            )
+            .unwrap(),
+        )
+    }
+
+    fn simple(name: &str, version: &str) -> Arc<PackageRef> {
+        package(
+            &format!(
+                "Package: {name}\nVersion: {version}\nArchitecture: amd64\nSection: utils\n\
+                 Description: {name}\n more about {name}\n"
+            ),
+            &[&format!("usr/bin/{name}")],
+        )
+    }
+
+    #[test]
+    fn packages_entries_are_what_spindle_deb_renders() {
+        for control in [
+            "Package: hello\nVersion: 1:1.0-1\nArchitecture: amd64\nDescription: hi\n there\n",
+            // Index fields in a control file are replaced, in any letter case.
+            "Package: hello\nSize: 12\nVersion: 1.0\nArchitecture: all\nsha256: x\nEmpty:\n\
+             Built-Using:\n a (= 1)\nMD5sum: y\n",
+        ] {
+            let p = package(control, &[]);
+            let mut ours = String::new();
+            push_packages_entry(&mut ours, &p, "pool/main/h/hello/hello_1.0_all.deb");
+            let theirs = spindle_deb::index::packages_paragraph(
+                &parse_paragraph(control).unwrap(),
+                "pool/main/h/hello/hello_1.0_all.deb",
+                &p.digests(),
+            )
+            .unwrap();
+            assert_eq!(ours, format!("{theirs}\n"));
+        }
+    }
+
+    #[test]
+    fn a_source_field_is_used_only_if_it_is_a_package_name() {
+        let path = |source: &str| {
+            let p = package(
+                &format!("Package: hello\nVersion: 1.0\nArchitecture: all\nSource: {source}\n"),
+                &[],
+            );
+            pool_path("main", &p)
+        };
+        assert_eq!(path("hi (1.0)"), "pool/main/h/hi/hello_1.0_all.deb");
+        assert_eq!(path("libhi"), "pool/main/libh/libhi/hello_1.0_all.deb");
+        for bad in ["../../../etc", "a/b", "é"] {
+            assert_eq!(path(bad), "pool/main/h/hello/hello_1.0_all.deb", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_warm_cache_plans_what_a_cold_one_does_after_any_change() {
+        let mut options = PublishOptions::new("stable");
+        options.date = std::time::UNIX_EPOCH;
+        options.compression.chunk_target = 3;
+        options.compression.xz_preset = Some(0);
+        let plan_of = |packages: &[Arc<PackageRef>], cache: &mut IndexCache| {
+            let comps = [ComponentInput {
+                name: "main".into(),
+                packages: packages.to_vec(),
+            }];
+            let p = plan(&options, &comps, cache).unwrap();
+            let files: Vec<(String, Vec<u8>)> = p
+                .indexes
+                .iter()
+                .map(|i| {
+                    (
+                        i.path.clone(),
+                        i.parts.iter().flat_map(|b| b.to_vec()).collect(),
+                    )
+                })
+                .collect();
+            (p.release, files)
+        };
+        let mut packages: Vec<Arc<PackageRef>> = (0..40)
+            .map(|i| simple(&format!("pkg{i:02}"), "1.0"))
+            .collect();
+        let mut cache = IndexCache::new();
+        let mut check = |packages: &[Arc<PackageRef>]| {
+            let warm = plan_of(packages, &mut cache);
+            let cold = plan_of(packages, &mut IndexCache::new());
+            assert_eq!(warm, cold);
+            let whole = &warm
+                .1
+                .iter()
+                .find(|(p, _)| p.ends_with("/Packages"))
+                .unwrap()
+                .1;
+            String::from_utf8(whole.clone()).unwrap()
+        };
+        check(&packages);
+        // Insert in the middle, at the start and at the end.
+        for (at, name) in [(20, "pkg19a"), (0, "pkg"), (42, "pkg99")] {
+            packages.insert(at, simple(name, "1.0"));
+            assert!(check(&packages).contains(&format!("Package: {name}\n")));
+        }
+        // Remove one; replace one by an equal record that is another allocation; replace one
+        // by a new version with the same key order position.
+        packages.remove(10);
+        check(&packages);
+        packages[5] = simple(packages[5].key().name(), "1.0");
+        check(&packages);
+        let name = packages[30].key().name().to_string();
+        packages[30] = simple(&name, "2.0");
+        assert!(check(&packages).contains(&format!("Package: {name}\nVersion: 2.0\n")));
+        // Input order does not matter.
+        packages.reverse();
+        check(&packages);
+    }
+}
