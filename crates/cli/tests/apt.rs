@@ -85,6 +85,29 @@ fn source_line(keyring: &Path, url: &str, dist: &str) -> String {
     format!("deb [signed-by={}] {url} {dist} main", keyring.display())
 }
 
+/// Publishes repo `main` as `dist`, signed with `k1`, returning the publication's URL.
+fn publish_main(d: &Daemon, dist: &str) -> String {
+    let p = json(d.cli(&[
+        "-o",
+        "json",
+        "publish",
+        "repo",
+        "main",
+        "--distribution",
+        dist,
+        "--sign-key",
+        "k1",
+    ]));
+    p["url"].as_str().unwrap().to_owned()
+}
+
+/// `apt-get update`, which must succeed without warnings.
+fn apt_update(env: &AptEnv) {
+    let out = env.run("apt-get", &["update"]);
+    let all = text(&out);
+    assert!(out.status.success() && !all.contains("W:"), "{all}");
+}
+
 #[test]
 fn a_cli_publish_is_served_to_apt_get() {
     if !have_apt("a_cli_publish_is_served_to_apt_get") {
@@ -221,20 +244,7 @@ fn cleanup_keeps_what_a_publication_still_serves() {
         return;
     }
     let s = setup();
-    let url = json(s.d.cli(&[
-        "-o",
-        "json",
-        "publish",
-        "repo",
-        "main",
-        "--distribution",
-        "edge",
-        "--sign-key",
-        "k1",
-    ]))["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let url = publish_main(&s.d, "edge");
     ok(s.d.cli(&["snapshot", "drop", "s1"]));
     ok(s.d.cli(&["repo", "remove", "main", "hello"]));
     let (dry, listed) = cleanup_dry_run(&s.d);
@@ -246,12 +256,7 @@ fn cleanup_keeps_what_a_publication_still_serves() {
         &s.tmp.path().join("apt"),
         &source_line(&s.keyring, &url, "edge"),
     );
-    let out = env.run("apt-get", &["update"]);
-    assert!(
-        out.status.success() && !text(&out).contains("W:"),
-        "{}",
-        text(&out)
-    );
+    apt_update(&env);
     let out = env.run("apt-get", &["download", "hello"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(env.dir.join("download/hello_1.0_amd64.deb").is_file());
@@ -265,30 +270,12 @@ fn cleanup_keeps_what_a_publication_still_serves() {
 
     // Applying it rewrites the pack without hello; what stays is still served, intact.
     ok(s.d.cli(&["db", "cleanup", "--apply"]));
-    let url = json(s.d.cli(&[
-        "-o",
-        "json",
-        "publish",
-        "repo",
-        "main",
-        "--distribution",
-        "again",
-        "--sign-key",
-        "k1",
-    ]))["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let url = publish_main(&s.d, "again");
     let env = AptEnv::new(
         &s.tmp.path().join("apt-again"),
         &source_line(&s.keyring, &url, "again"),
     );
-    let out = env.run("apt-get", &["update"]);
-    assert!(
-        out.status.success() && !text(&out).contains("W:"),
-        "{}",
-        text(&out)
-    );
+    apt_update(&env);
     let out = env.run("apt-get", &["download", "libhello"]);
     assert!(out.status.success(), "{}", text(&out));
     let served = std::fs::read(env.dir.join("download/libhello_1.0_amd64.deb")).unwrap();
@@ -305,29 +292,13 @@ fn a_republish_follows_every_change_to_its_sources() {
         return;
     }
     let s = setup();
-    let p = json(s.d.cli(&[
-        "-o",
-        "json",
-        "publish",
-        "repo",
-        "main",
-        "--distribution",
-        "edge",
-        "--sign-key",
-        "k1",
-    ]));
-    let url = p["url"].as_str().unwrap().to_owned();
+    let url = publish_main(&s.d, "edge");
     let env = AptEnv::new(
         &s.tmp.path().join("apt"),
         &source_line(&s.keyring, &url, "edge"),
     );
     let candidate = |env: &AptEnv, package: &str| {
-        let out = env.run("apt-get", &["update"]);
-        assert!(
-            out.status.success() && !text(&out).contains("W:"),
-            "{}",
-            text(&out)
-        );
+        apt_update(env);
         let policy = text(&env.run("apt-cache", &["policy", package]));
         policy
             .lines()
