@@ -27,6 +27,8 @@ mod stack_ops;
 mod stacks;
 
 pub use api::route_table;
+pub use stack_handlers::template_report_offline;
+pub use stacks::provisionable_types;
 pub use datadir::{DataDir, DataDirError, ServerInfo};
 pub use error::ServerError;
 
