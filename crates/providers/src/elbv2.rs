@@ -1818,7 +1818,10 @@ impl ElbProvider {
 }
 
 impl Provider for ElbProvider {
-    fn validate(&self, view: &spindle_template::ResourceView<'_>) -> Vec<spindle_template::Diagnostic> {
+    fn validate(
+        &self,
+        view: &spindle_template::ResourceView<'_>,
+    ) -> Vec<spindle_template::Diagnostic> {
         crate::rules::check(view)
     }
 

@@ -247,7 +247,10 @@ impl SubnetProvider {
 }
 
 impl Provider for SubnetProvider {
-    fn validate(&self, view: &spindle_template::ResourceView<'_>) -> Vec<spindle_template::Diagnostic> {
+    fn validate(
+        &self,
+        view: &spindle_template::ResourceView<'_>,
+    ) -> Vec<spindle_template::Diagnostic> {
         crate::rules::check(view)
     }
 

@@ -68,7 +68,9 @@ fn target_group(view: &ResourceView<'_>) -> Vec<Diagnostic> {
                     out.push(view.diag(
                         v.pos,
                         &format!("TargetGroupAttributes.{i}.Value"),
-                        format!("spindle.tenant.source must be header, host or path, not `{value}`"),
+                        format!(
+                            "spindle.tenant.source must be header, host or path, not `{value}`"
+                        ),
                     ));
                 }
             }
@@ -154,7 +156,12 @@ fn listener(view: &ResourceView<'_>) -> Vec<Diagnostic> {
         if !earlier(view, &other) || !same(lb, other.property("LoadBalancerArn")) {
             continue;
         }
-        if other.property("Port").and_then(Node::scalar_text).as_deref() == Some(port.as_str()) {
+        if other
+            .property("Port")
+            .and_then(Node::scalar_text)
+            .as_deref()
+            == Some(port.as_str())
+        {
             out.push(view.diag(
                 port_node.pos,
                 "Port",
@@ -258,9 +265,18 @@ mod tests {
     #[test]
     fn cidr_arithmetic() {
         let n = |s: &str| ipv4_net(&Node::string(Default::default(), s));
-        assert!(overlaps(n("10.0.0.0/16").unwrap(), n("10.0.5.0/24").unwrap()));
-        assert!(!overlaps(n("10.0.0.0/24").unwrap(), n("10.0.1.0/24").unwrap()));
-        assert!(overlaps(n("0.0.0.0/0").unwrap(), n("192.168.1.1/32").unwrap()));
+        assert!(overlaps(
+            n("10.0.0.0/16").unwrap(),
+            n("10.0.5.0/24").unwrap()
+        ));
+        assert!(!overlaps(
+            n("10.0.0.0/24").unwrap(),
+            n("10.0.1.0/24").unwrap()
+        ));
+        assert!(overlaps(
+            n("0.0.0.0/0").unwrap(),
+            n("192.168.1.1/32").unwrap()
+        ));
         assert_eq!(n("10.0.0.0/33"), None);
         assert_eq!(n("10.0.0/24"), None);
     }

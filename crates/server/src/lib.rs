@@ -27,10 +27,10 @@ mod stack_ops;
 mod stacks;
 
 pub use api::route_table;
-pub use stack_handlers::template_report_offline;
-pub use stacks::provisionable_types;
 pub use datadir::{DataDir, DataDirError, ServerInfo};
 pub use error::ServerError;
+pub use stack_handlers::template_report_offline;
+pub use stacks::provisionable_types;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -47,7 +47,11 @@ pub(crate) struct NestedUnreadable {
 impl std::fmt::Display for NestedUnreadable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let d = &self.diagnostic;
-        write!(f, "{}:{}:{}: {}: {}", d.file, d.line, d.column, d.path, d.message)
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            d.file, d.line, d.column, d.path, d.message
+        )
     }
 }
 
@@ -164,8 +168,7 @@ pub fn template(cx: &Context, cmd: TemplateCmd) -> Result<()> {
 fn validation_report(cx: &Context, file: &Path, offline: bool) -> Result<TemplateReport> {
     let req = read_template(file, &[])?;
     let daemon = !offline
-        && (cx.endpoint_was_given()
-            || (cx.anonymous().health().is_ok() && cx.client().is_ok()));
+        && (cx.endpoint_was_given() || (cx.anonymous().health().is_ok() && cx.client().is_ok()));
     if !daemon {
         return Ok(spindle_server::template_report_offline(&req));
     }
