@@ -866,3 +866,15 @@ fn the_subnet_provider_adds_its_rules_to_validation() {
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0].to_string(), "net.yaml:10:47: Resources.B.Properties.CidrBlock: provider-rule: CidrBlock 10.0.0.0/23 overlaps subnet A (10.0.0.0/24) in the same VPC");
 }
+
+#[test]
+fn every_metric_spindle_measures_passes_the_registry_schema() {
+    // The percentiles are Spindle's dialect (`spindle_template::props`): a metric the
+    // policy planner knows must never be refused before it gets there.
+    for (ns, name, stat, _) in spindle_autoscale::spec::CUSTOM_METRICS {
+        let src = format!("Resources:\n  P:\n    Type: AWS::AutoScaling::ScalingPolicy\n    Properties:\n      AutoScalingGroupName: g\n      PolicyType: TargetTrackingScaling\n      TargetTrackingConfiguration:\n        TargetValue: 1\n        CustomizedMetricSpecification: {{Namespace: {ns}, MetricName: {name}, Statistic: {stat}}}\n");
+        let t = parse(&src, "p.yaml").unwrap();
+        let d = spindle_template::validate::properties(&t);
+        assert!(d.is_empty(), "{ns} {name} {stat}: {d:?}");
+    }
+}

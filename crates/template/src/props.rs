@@ -23,6 +23,71 @@ const MAX_REF_HOPS: usize = 16;
 /// resource takes any properties besides `ServiceToken` (they go to its handler).
 const OPEN_TYPES: &[&str] = &["AWS::CloudFormation::CustomResource"];
 
+/// What Spindle accepts beyond the registry schema of a type.
+#[derive(Debug, Clone, Copy)]
+enum Relax {
+    /// A property the registry doesn't have; its provider checks it.
+    Property,
+    /// More values for an enum.
+    Values(&'static [&'static str]),
+    /// A lower minimum.
+    Minimum(f64),
+}
+
+/// Spindle's dialect: where the providers deliberately accept more than CloudFormation, the
+/// registry schema must not refuse it. `(type, property path without list indices, what)`.
+/// Keep in step with the providers (`spindle_autoscale::spec::CUSTOM_METRICS`, `SpindleAlarm`;
+/// the target group's health check timings and thresholds, down to 1 for fast local checks); a test
+/// in `spindle-providers` checks the metric table against this one.
+const DIALECT: &[(&str, &str, Relax)] = &[
+    (
+        "AWS::AutoScaling::ScalingPolicy",
+        "SpindleAlarm",
+        Relax::Property,
+    ),
+    (
+        "AWS::AutoScaling::ScalingPolicy",
+        "TargetTrackingConfiguration.CustomizedMetricSpecification.Statistic",
+        Relax::Values(&["p50", "p95", "p99"]),
+    ),
+    (
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        "HealthCheckIntervalSeconds",
+        Relax::Minimum(1.0),
+    ),
+    (
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        "HealthCheckTimeoutSeconds",
+        Relax::Minimum(1.0),
+    ),
+    (
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        "HealthyThresholdCount",
+        Relax::Minimum(1.0),
+    ),
+    (
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        "UnhealthyThresholdCount",
+        Relax::Minimum(1.0),
+    ),
+];
+
+/// The dialect's relaxation at `path` (`Resources.X.Properties.A.0.B`) of a resource of
+/// `type_name`, if any.
+fn relaxed(type_name: &str, path: &str) -> Option<Relax> {
+    // `Resources.<id>.Properties.` comes first; logical ids have no dots.
+    let rel = path.splitn(4, '.').nth(3)?;
+    let rel: Vec<&str> = rel
+        .split('.')
+        .filter(|s| !s.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    let rel = rel.join(".");
+    DIALECT
+        .iter()
+        .find(|(t, p, _)| *t == type_name && *p == rel)
+        .map(|(_, _, r)| *r)
+}
+
 /// Checks one resource's properties, if the registry knows its type.
 pub(crate) fn check_resource(sink: &mut Sink, r: &Resource, path: &str) {
     if OPEN_TYPES.contains(&r.type_name.as_str()) {
@@ -138,7 +203,10 @@ impl Checker<'_, '_> {
             });
             if let Some((_, sub)) = by_pattern {
                 self.node(v, sub, &kpath, hops + 1);
-            } else if closed && !k.name.starts_with("Fn::") {
+            } else if closed
+                && !k.name.starts_with("Fn::")
+                && !matches!(relaxed(self.type_name, &kpath), Some(Relax::Property))
+            {
                 let names = props.map(|p| p.keys().map(String::as_str).collect::<Vec<_>>());
                 let hint = names
                     .as_deref()
@@ -189,14 +257,19 @@ impl Checker<'_, '_> {
         let Some(text) = n.scalar_text() else { return };
         if let Some(values) = s.get("enum").and_then(J::as_array) {
             let fold = s.get("enumCaseInsensitive") == Some(&J::Bool(true));
-            let ok = values.iter().any(|v| {
-                let v = enum_text(v);
-                if fold {
-                    v.eq_ignore_ascii_case(&text)
-                } else {
-                    v == text
-                }
-            });
+            let extra = match relaxed(self.type_name, path) {
+                Some(Relax::Values(v)) => v,
+                _ => &[],
+            };
+            let ok = extra.contains(&text.as_str())
+                || values.iter().any(|v| {
+                    let v = enum_text(v);
+                    if fold {
+                        v.eq_ignore_ascii_case(&text)
+                    } else {
+                        v == text
+                    }
+                });
             if !ok {
                 let list: Vec<String> = values.iter().map(enum_text).collect();
                 let names: Vec<&str> = list.iter().map(String::as_str).collect();
@@ -252,7 +325,13 @@ impl Checker<'_, '_> {
         (min_key, max_key): (&str, &str),
         what: impl Fn(&str) -> String,
     ) {
-        let min = s.get(min_key).and_then(J::as_f64).filter(|m| value < *m);
+        let dialect_min = match relaxed(self.type_name, path) {
+            Some(Relax::Minimum(m)) if min_key == "minimum" => Some(m),
+            _ => None,
+        };
+        let min = dialect_min
+            .or_else(|| s.get(min_key).and_then(J::as_f64))
+            .filter(|m| value < *m);
         let max = s.get(max_key).and_then(J::as_f64).filter(|m| value > *m);
         let problem = match (min, max) {
             (Some(m), _) => format!("at least {m}"),

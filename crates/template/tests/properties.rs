@@ -76,7 +76,7 @@ fn enums_lengths_ranges_and_nested_definitions() {
     Type: AWS::ElasticLoadBalancingV2::TargetGroup
     Properties:
       Protocol: HTTPX
-      HealthCheckIntervalSeconds: 1
+      HealthyThresholdCount: 11
       HealthCheckPath: ""
       Matcher: { HttpCode: "200", Grpc: "0" }
       Targets:
@@ -87,7 +87,7 @@ fn enums_lengths_ranges_and_nested_definitions() {
 "#,
         expect![[r#"
             9:17 Resources.Tg.Properties.Protocol: Protocol must be one of GENEVE, HTTP, HTTPS, QUIC, TCP, TCP_QUIC, TCP_UDP, TLS, UDP, not `HTTPX`; did you mean `HTTP`?
-            10:35 Resources.Tg.Properties.HealthCheckIntervalSeconds: HealthCheckIntervalSeconds must be at least 5, is 1
+            10:30 Resources.Tg.Properties.HealthyThresholdCount: HealthyThresholdCount must be at most 10, is 11
             11:24 Resources.Tg.Properties.HealthCheckPath: HealthCheckPath must be at least 1 character(s) long, is 0
             12:35 Resources.Tg.Properties.Matcher.Grpc: unknown property `Grpc` for `Matcher`
             14:28 Resources.Tg.Properties.Targets.0.Port: Port must be at most 65535, is 70000
@@ -172,4 +172,44 @@ fn the_non_specific_tag_is_read_as_yaml_1_2_says() {
         r#"{Type: "String", Value: !Ref("AWS::AccountId"), Description: "12"}"#
     );
     assert!(validate(&t, &ValidateOptions::default()).is_empty());
+}
+
+#[test]
+fn spindles_dialect_is_accepted_and_nothing_beyond_it() {
+    // Percentile statistics, the inline alarm, and one-second health checks are Spindle's;
+    // a made-up statistic, the alarm on another type, and a zero interval are not.
+    check(
+        r#"  Latency:
+    Type: AWS::AutoScaling::ScalingPolicy
+    Properties:
+      AutoScalingGroupName: g
+      PolicyType: TargetTrackingScaling
+      TargetTrackingConfiguration:
+        TargetValue: 0.25
+        CustomizedMetricSpecification: {Namespace: AWS/ApplicationELB, MetricName: TargetResponseTime, Statistic: p95}
+  Step:
+    Type: AWS::AutoScaling::ScalingPolicy
+    Properties:
+      AutoScalingGroupName: g
+      PolicyType: StepScaling
+      SpindleAlarm: {Metric: ASGAverageCPUUtilization, ComparisonOperator: GreaterThanThreshold, Threshold: 80}
+  Bad:
+    Type: AWS::AutoScaling::ScalingPolicy
+    Properties:
+      AutoScalingGroupName: g
+      TargetTrackingConfiguration:
+        TargetValue: 1
+        CustomizedMetricSpecification: {Namespace: N, MetricName: M, Statistic: p42}
+  Fast:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties: {HealthCheckIntervalSeconds: 2, HealthCheckTimeoutSeconds: 1}
+  TooFast:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties: {HealthCheckIntervalSeconds: 0, SpindleAlarm: x}
+"#,
+        expect![[r#"
+            26:81 Resources.Bad.Properties.TargetTrackingConfiguration.CustomizedMetricSpecification.Statistic: Statistic must be one of Average, Maximum, Minimum, SampleCount, Sum, not `p42`
+            32:46 Resources.TooFast.Properties.HealthCheckIntervalSeconds: HealthCheckIntervalSeconds must be at least 1, is 0
+            32:49 Resources.TooFast.Properties.SpindleAlarm: unknown property `SpindleAlarm` for AWS::ElasticLoadBalancingV2::TargetGroup"#]],
+    );
 }
