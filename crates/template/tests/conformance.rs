@@ -72,13 +72,17 @@ impl ExternalResolver for Synthesized {
     }
 }
 
+/// `SPINDLE_CFN_CORPUS`, or `shared/corpus/cfn-templates` beside the checkout or any folder
+/// above it (a worktree sits deeper than the main checkout).
 fn corpus_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("SPINDLE_CFN_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/cfn-templates")
-        });
-    dir.is_dir().then_some(dir)
+    if let Some(dir) = std::env::var_os("SPINDLE_CFN_CORPUS") {
+        let dir = PathBuf::from(dir);
+        return dir.is_dir().then_some(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/corpus/cfn-templates"))
+        .find(|d| d.is_dir())
 }
 
 fn templates(dir: &Path, out: &mut Vec<PathBuf>) {
