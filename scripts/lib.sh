@@ -32,6 +32,10 @@ ensure_cargo() {
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
+  # scripts/test checks formatting and lints; a minimal rustup profile has neither tool.
+  if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    if command -v rustup >/dev/null 2>&1; then rustup component add rustfmt clippy; fi
+  fi
 }
 
 setup() {
