@@ -479,7 +479,7 @@ fn bad_network_input_fails_the_deploy_clearly_and_rolls_back_to_nothing() {
         // Overlapping subnets are a provider rule of validation: refused before any stack
         // exists. The rest is found by the provider while creating, and rolled back.
         if name == "overlap" {
-            assert!(all.contains("problem(s) in template"), "{all}");
+            assert!(all.contains("problem(s) in the template"), "{all}");
             let o = env.cli(&["stack", "describe", name]);
             assert!(!o.status.success(), "{name} exists: {}", stdout(&o));
         } else {
