@@ -864,7 +864,7 @@ fn the_subnet_provider_adds_its_rules_to_validation() {
     };
     let d = spindle_template::validate(&t, &opts);
     assert_eq!(d.len(), 1, "{d:?}");
-    assert_eq!(d[0].to_string(), "net.yaml:10:47: Resources.B.Properties.CidrBlock: provider-rule: CidrBlock 10.0.0.0/23 overlaps subnet A (10.0.0.0/24) in the same VPC");
+    assert_eq!(d[0].to_string(), "net.yaml:10:46: Resources.B.Properties.CidrBlock: provider-rule: CidrBlock 10.0.0.0/23 overlaps subnet A (10.0.0.0/24) in the same VPC");
 }
 
 #[test]
