@@ -212,8 +212,8 @@ mod tests {
         assert_eq!(
             got,
             [
-                "7:18 Resources.Tg.Properties.TargetGroupAttributes.0.Key: unknown Spindle target group attribute `spindle.tenant.headr`; did you mean `spindle.tenant.header`?",
-                "8:48 Resources.Tg.Properties.TargetGroupAttributes.1.Value: spindle.tenant.source must be header, host or path, not `cookie`",
+                "8:18 Resources.Tg.Properties.TargetGroupAttributes.0.Key: unknown Spindle target group attribute `spindle.tenant.headr`; did you mean `spindle.tenant.header`?",
+                "9:48 Resources.Tg.Properties.TargetGroupAttributes.1.Value: spindle.tenant.source must be header, host or path, not `cookie`",
             ]
         );
     }
@@ -241,7 +241,7 @@ mod tests {
 "#);
         assert_eq!(
             got,
-            ["15:47 Resources.C.Properties.CidrBlock: CidrBlock 10.0.0.128/25 overlaps subnet A (10.0.0.0/24) in the same VPC"]
+            ["16:49 Resources.C.Properties.CidrBlock: CidrBlock 10.0.0.128/25 overlaps subnet A (10.0.0.0/24) in the same VPC"]
         );
     }
 
@@ -258,7 +258,7 @@ mod tests {
         );
         assert_eq!(
             run(&src),
-            ["11:13 Resources.L2.Properties.Port: port 80 is already used by listener L1 on the same load balancer"]
+            ["17:13 Resources.L2.Properties.Port: port 80 is already used by listener L1 on the same load balancer"]
         );
     }
 
