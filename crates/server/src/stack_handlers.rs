@@ -71,6 +71,7 @@ pub(crate) fn validate_options<'a>(
         supported_type: Some(supported),
         max_body_bytes: spindle_template::template::quota::S3_BODY_BYTES,
         resource_rules: Some(rules),
+        registry_schemas: true,
     }
 }
 
