@@ -2,7 +2,7 @@
 //! with the pure planner in `spindle-project`, executes the steps through the API with a
 //! progress display, and prints where to go next. Idempotent: a second run does nothing.
 
-use crate::cli::UpArgs;
+use crate::cli::{DaemonArgs, UpArgs};
 use crate::commands::server::data_dir;
 use crate::commands::up_project;
 use crate::context::{api_err, hinted, Context};
@@ -50,16 +50,7 @@ struct UrlInfo {
 pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
     let started = Instant::now();
     let manifest = Manifest::load(&args.dir)?;
-    if !cx.endpoint_was_given() {
-        cx.set_endpoint(format!("http://{}", args.daemon.listen));
-    }
-    let daemon_started = ensure_daemon(cx, args)?;
-    if daemon_started {
-        cx.reload()?;
-        if !cx.endpoint_was_given() {
-            cx.set_endpoint(format!("http://{}", args.daemon.listen));
-        }
-    }
+    let daemon_started = connect(cx, &args.daemon)?;
     let client = cx.client()?;
     let existing: Vec<_> = client
         .list_accounts()
@@ -164,6 +155,21 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         println!("  Try:          spindle account list");
     }
     Ok(())
+}
+
+/// Points `cx` at the daemon `daemon` describes, starting one in the background if none
+/// answers, and at the profile holding that daemon's admin credential. Returns whether it
+/// started one. `spindle up` and `spindle devbox up DIR` both begin here.
+pub fn connect(cx: &mut Context, daemon: &DaemonArgs) -> Result<bool> {
+    if !cx.endpoint_was_given() {
+        cx.set_endpoint(format!("http://{}", daemon.listen));
+    }
+    let started = ensure_daemon(cx, daemon)?;
+    if started {
+        cx.reload()?;
+    }
+    use_daemons_profile(cx, &data_dir(daemon), started)?;
+    Ok(started)
 }
 
 /// Every output named `Url` or ending in `Url` of the manifest's stacks, in manifest order. A
@@ -331,19 +337,45 @@ fn spinner(msg: &str, hidden: bool) -> (ProgressBar, ProgressBar) {
     (step, detail)
 }
 
+/// Switches to the profile that holds the admin credential of the daemon on `data`, which
+/// its `server.json` names: the daemon never overwrites another installation's profile, so
+/// its credential may be under a name of its own. Done when this run started the daemon, or
+/// when the selected profile points elsewhere than this daemon.
+pub fn use_daemons_profile(cx: &mut Context, data: &Path, daemon_started: bool) -> Result<()> {
+    let Some(info) = spindle_server::DataDir::read_info(data) else {
+        return Ok(());
+    };
+    let Some(name) = info.admin_profile else {
+        return Ok(());
+    };
+    if name == cx.profile_name || info.endpoint != cx.endpoint() {
+        return Ok(());
+    }
+    if daemon_started || !cx.profile_points_at(&info.endpoint) {
+        if !cx.json() {
+            println!(
+                "  using profile [{name}]: it holds the admin credential of the daemon on {}",
+                data.display()
+            );
+        }
+        cx.set_profile(&name)?;
+    }
+    Ok(())
+}
+
 /// Makes sure a daemon answers at the context's endpoint, starting one in the background if
 /// not. Returns whether it started one.
-fn ensure_daemon(cx: &Context, args: &UpArgs) -> Result<bool> {
+fn ensure_daemon(cx: &Context, daemon: &DaemonArgs) -> Result<bool> {
     if cx.anonymous().health().is_ok() {
         return Ok(false);
     }
-    if cx.endpoint_was_given() && cx.endpoint() != format!("http://{}", args.daemon.listen) {
+    if cx.endpoint_was_given() && cx.endpoint() != format!("http://{}", daemon.listen) {
         return Err(hinted(
             format!("no Spindle daemon answers at {}", cx.endpoint()),
             "start it, or leave out --endpoint so `spindle up` starts one",
         ));
     }
-    let dir = data_dir(&args.daemon);
+    let dir = data_dir(daemon);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the data dir `{}`", dir.display()))?;
     let log_path = dir.join("spindle.log");
@@ -359,7 +391,7 @@ fn ensure_daemon(cx: &Context, args: &UpArgs) -> Result<bool> {
         .arg("--data-dir")
         .arg(&dir)
         .arg("--listen")
-        .arg(args.daemon.listen.to_string())
+        .arg(daemon.listen.to_string())
         .arg("--profile")
         .arg(&cx.profile_name)
         .arg("--credentials-file")
