@@ -113,6 +113,18 @@ pub trait Kernel: Send + Sync + 'static {
         argv: &[String],
         timeout: Duration,
     ) -> Result<Output, KernelError>;
+    /// Runs `argv` inside the namespaces of `pid` (and the given cgroups) on this process's own
+    /// stdin, stdout and stderr, with exactly `env`, and waits for it: an interactive shell
+    /// on the caller's terminal, so its TTY, window size and Ctrl-C are the terminal's. While
+    /// it runs, this process ignores SIGINT and SIGQUIT (they are for the command). Returns
+    /// the exit code, 128 + the signal's number if a signal ended it.
+    fn attach_in(
+        &self,
+        pid: u32,
+        cgroup_procs: &[PathBuf],
+        argv: &[String],
+        env: &[(String, String)],
+    ) -> Result<i32, KernelError>;
     /// Binds a TCP listener inside a network namespace (a socket keeps its namespace).
     fn tcp_listen_in(&self, netns: &str, addr: &str) -> Result<TcpListener, KernelError>;
     /// Runs a command inside an overlay of layer trees in fresh namespaces (image baking; see
@@ -519,35 +531,10 @@ impl Kernel for RealKernel {
         argv: &[String],
         timeout: Duration,
     ) -> Result<Output, KernelError> {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg("-t").arg(pid.to_string());
-        cmd.args(["-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w", "--"]);
-        cmd.args(argv);
+        let (mut cmd, _files) = nsenter(pid, cgroup_procs, argv)?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let files: Vec<fs::File> = cgroup_procs
-            .iter()
-            .map(|p| {
-                fs::OpenOptions::new()
-                    .write(true)
-                    .open(p)
-                    .map_err(|e| KernelError::io(format!("open {}", p.display()), e))
-            })
-            .collect::<Result<_, _>>()?;
-        let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
-        // SAFETY: between fork and exec the closure only calls write(2) on descriptors the parent
-        // keeps open, which is async-signal-safe; it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                for fd in &fds {
-                    if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
         let child = cmd
             .spawn()
             .map_err(|e| KernelError::io("spawn nsenter", e))?;
@@ -566,6 +553,48 @@ impl Kernel for RealKernel {
                 })
             }
         }
+    }
+
+    fn attach_in(
+        &self,
+        pid: u32,
+        cgroup_procs: &[PathBuf],
+        argv: &[String],
+        env: &[(String, String)],
+    ) -> Result<i32, KernelError> {
+        let (mut cmd, _files) = nsenter(pid, cgroup_procs, argv)?;
+        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        // SAFETY: signal(2) is async-signal-safe; the child gets the default dispositions back
+        // (ignored ones would survive exec), so Ctrl-C reaches the command.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        // SAFETY: signal(2) only changes this process's dispositions; they are put back below.
+        let (int, quit) = unsafe {
+            (
+                libc::signal(libc::SIGINT, libc::SIG_IGN),
+                libc::signal(libc::SIGQUIT, libc::SIG_IGN),
+            )
+        };
+        let status = cmd
+            .spawn()
+            .and_then(|mut c| c.wait())
+            .map_err(|e| KernelError::io("run nsenter", e));
+        // SAFETY: as above, restoring what was there before.
+        unsafe {
+            libc::signal(libc::SIGINT, int);
+            libc::signal(libc::SIGQUIT, quit);
+        }
+        let status = status?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(255))
     }
 
     fn run_in_tree(&self, spec: &TreeRun) -> Result<TreeExit, KernelError> {
@@ -591,6 +620,43 @@ impl Kernel for RealKernel {
         })?;
         in_netns(netns, move || TcpStream::connect_timeout(&sa, timeout))
     }
+}
+
+/// `nsenter` into every namespace of `pid`, its root and working directory, running `argv`;
+/// the child joins `cgroup_procs` before it execs. The returned files must stay open until the
+/// command is spawned.
+fn nsenter(
+    pid: u32,
+    cgroup_procs: &[PathBuf],
+    argv: &[String],
+) -> Result<(Command, Vec<fs::File>), KernelError> {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg("-t").arg(pid.to_string());
+    cmd.args(["-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w", "--"]);
+    cmd.args(argv);
+    let files: Vec<fs::File> = cgroup_procs
+        .iter()
+        .map(|p| {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .map_err(|e| KernelError::io(format!("open {}", p.display()), e))
+        })
+        .collect::<Result<_, _>>()?;
+    let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+    // SAFETY: between fork and exec the closure only calls write(2) on descriptors the parent
+    // keeps open, which is async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in &fds {
+                if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok((cmd, files))
 }
 
 /// Parses a `dst` of `ip -j route`: `default`, `a.b.c.d` or `a.b.c.d/n`.
@@ -793,6 +859,18 @@ impl Kernel for FakeKernel {
         _t: Duration,
     ) -> Result<Output, KernelError> {
         self.record(format!("exec in {pid}: {argv:?}"))?;
+        Err(KernelError::Injected(
+            "the fake kernel runs no processes".into(),
+        ))
+    }
+    fn attach_in(
+        &self,
+        pid: u32,
+        _c: &[PathBuf],
+        argv: &[String],
+        _env: &[(String, String)],
+    ) -> Result<i32, KernelError> {
+        self.record(format!("attach in {pid}: {argv:?}"))?;
         Err(KernelError::Injected(
             "the fake kernel runs no processes".into(),
         ))

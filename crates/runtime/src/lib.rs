@@ -35,6 +35,8 @@
 //! capabilities, unlike the instance's own processes, which lose CAP_SYS_ADMIN, CAP_NET_ADMIN
 //! and the other capabilities outside Docker's default set. The instance's console (stdout and
 //! stderr of init, user data and entrypoint) is in [`Runtime::console_output`].
+//! [`attach()`] runs an interactive command on the caller's own terminal inside an instance
+//! that [`Runtime::attach_target`] located (`spindle devbox shell`).
 //!
 //! ## Host directories
 //! [`LaunchSpec::mounts`] binds host directories read-write into an instance (the developer
@@ -53,6 +55,7 @@
 //! `busybox-static` for the test image. Kernel: overlayfs, veth, bridge, nf_tables with
 //! conntrack; cgroup v1 (cpu, memory, pids controllers) or v2.
 
+pub mod attach;
 pub mod bind;
 pub mod boot;
 pub mod cgroup;
@@ -66,6 +69,7 @@ pub mod kernel;
 pub mod net;
 pub mod sandbox;
 
+pub use attach::{attach, AttachError, AttachTarget};
 pub use bind::{BindError, BindMount};
 pub use cgroup::{instance_type, CgroupLayout, InstanceType, Limits, INSTANCE_TYPES};
 pub use cidr::{Ipam, Ipv4Net};

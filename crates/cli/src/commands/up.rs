@@ -31,7 +31,7 @@ struct UpReport {
 }
 
 #[derive(Serialize)]
-struct StepTime {
+pub struct StepTime {
     step: String,
     seconds: f64,
 }
@@ -73,56 +73,20 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         return Ok(());
     }
 
-    let data = data_dir(&args.daemon);
-    let bar = std::cell::RefCell::new(None::<ProgressBar>);
-    let say = |line: &str| {
-        if let Some(b) = bar.borrow().as_ref() {
-            b.set_message(line.to_owned());
-        }
-    };
-    let mut exec = up_project::Exec::new(
-        client,
-        &manifest,
-        data.join("up").join(&manifest.name),
-        data.join("bake"),
-        &say,
-    );
-    let mut done = Vec::new();
-    let mut times = Vec::new();
+    let steps: Vec<&Step> = plan.steps.iter().collect();
+    let ran = run_steps(cx, &manifest, &data_dir(&args.daemon), &steps)?;
     let mut up_to_date = plan.up_to_date.clone();
+    up_to_date.extend(ran.up_to_date);
     let json = cx.json();
-    for (i, step) in plan.steps.iter().enumerate() {
-        let (b, detail) = spinner(&format!("[{}/{}] {step}", i + 1, plan.steps.len()), json);
-        *bar.borrow_mut() = Some(detail);
-        let step_started = Instant::now();
-        let result = run_step(client, &mut exec, step);
-        if let Some(d) = bar.borrow_mut().take() {
-            d.finish_and_clear();
-        }
-        b.finish_and_clear();
-        times.push(StepTime {
-            step: step.to_string(),
-            seconds: step_started.elapsed().as_secs_f64(),
-        });
-        match result.with_context(|| format!("step `{step}` failed"))? {
-            StepResult::Done(what) => {
-                if !json {
-                    println!("  ✓ {what} ({:.1} s)", step_started.elapsed().as_secs_f64());
-                }
-                done.push(what);
-            }
-            StepResult::UpToDate(what) => up_to_date.push(what),
-        }
-    }
 
     let report = UpReport {
         project: manifest.name.clone(),
         endpoint: cx.endpoint(),
         daemon_started,
-        done,
+        done: ran.done,
         up_to_date,
         urls: urls(client, &manifest)?,
-        steps: times,
+        steps: ran.times,
         seconds: started.elapsed().as_secs_f64(),
     };
     if json {
@@ -170,6 +134,63 @@ pub fn connect(cx: &mut Context, daemon: &DaemonArgs) -> Result<bool> {
     }
     use_daemons_profile(cx, &data_dir(daemon), started)?;
     Ok(started)
+}
+
+/// What [`run_steps`] did.
+pub struct Ran {
+    pub done: Vec<String>,
+    pub up_to_date: Vec<String>,
+    pub times: Vec<StepTime>,
+}
+
+/// Runs plan steps in order through the API, each with a spinner and a progress line (hidden
+/// with `--output json`); the first failure stops the run. Packages, repo keyrings and the
+/// bake cache live in the data dir, so `spindle up` and `spindle devbox up DIR` share them.
+pub fn run_steps(cx: &Context, manifest: &Manifest, data: &Path, steps: &[&Step]) -> Result<Ran> {
+    let client = cx.client()?;
+    let bar = std::cell::RefCell::new(None::<ProgressBar>);
+    let say = |line: &str| {
+        if let Some(b) = bar.borrow().as_ref() {
+            b.set_message(line.to_owned());
+        }
+    };
+    let mut exec = up_project::Exec::new(
+        client,
+        manifest,
+        data.join("up").join(&manifest.name),
+        data.join("bake"),
+        &say,
+    );
+    let mut ran = Ran {
+        done: Vec::new(),
+        up_to_date: Vec::new(),
+        times: Vec::new(),
+    };
+    let json = cx.json();
+    for (i, step) in steps.iter().enumerate() {
+        let (b, detail) = spinner(&format!("[{}/{}] {step}", i + 1, steps.len()), json);
+        *bar.borrow_mut() = Some(detail);
+        let step_started = Instant::now();
+        let result = run_step(client, &mut exec, step);
+        if let Some(d) = bar.borrow_mut().take() {
+            d.finish_and_clear();
+        }
+        b.finish_and_clear();
+        ran.times.push(StepTime {
+            step: step.to_string(),
+            seconds: step_started.elapsed().as_secs_f64(),
+        });
+        match result.with_context(|| format!("step `{step}` failed"))? {
+            StepResult::Done(what) => {
+                if !json {
+                    println!("  ✓ {what} ({:.1} s)", step_started.elapsed().as_secs_f64());
+                }
+                ran.done.push(what);
+            }
+            StepResult::UpToDate(what) => ran.up_to_date.push(what),
+        }
+    }
+    Ok(ran)
 }
 
 /// Every output named `Url` or ending in `Url` of the manifest's stacks, in manifest order. A
