@@ -65,4 +65,6 @@ pub struct DevboxAttach {
     pub cgroup_procs: Vec<String>,
     /// Where the project directory is mounted in the box, if one is.
     pub mount_guest: Option<String>,
+    /// The seccomp profile the box's processes run under (`default`); the shell gets it too.
+    pub seccomp: String,
 }

@@ -5,9 +5,10 @@
 //! stdout and stderr ([`attach`]). No pseudo-terminal is relayed: the command's terminal is
 //! the user's, so its window size, Ctrl-C and job control are the terminal's own, and the
 //! command's exit code is what `attach` returns. Like [`crate::Runtime::exec`], the command
-//! runs with the caller's capabilities, not the instance's reduced set.
+//! is confined as the instance's own processes are (capabilities and seccomp filter).
 
 use crate::kernel::{Kernel, KernelError};
+use crate::seccomp::SeccompProfile;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -20,6 +21,8 @@ pub struct AttachTarget {
     pub pid_start: u64,
     /// The `cgroup.procs` files of the instance's cgroups (one on v2, one per controller on v1).
     pub cgroup_procs: Vec<PathBuf>,
+    /// The filter the instance's processes run under; the command gets the same.
+    pub seccomp: SeccompProfile,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +45,7 @@ pub fn attach(
     if kernel.process_start_time(target.pid) != Some(target.pid_start) {
         return Err(AttachError::Gone { pid: target.pid });
     }
-    Ok(kernel.attach_in(target.pid, &target.cgroup_procs, argv, env)?)
+    Ok(kernel.attach_in(target.pid, &target.cgroup_procs, argv, env, target.seccomp)?)
 }
 
 #[cfg(test)]
@@ -57,6 +60,7 @@ mod tests {
             pid: 4242,
             pid_start: 7,
             cgroup_procs: vec![],
+            seccomp: SeccompProfile::Default,
         };
         let e = attach(&k, &t, &["/bin/sh".into()], &[]).unwrap_err();
         assert_eq!(

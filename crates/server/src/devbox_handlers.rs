@@ -368,5 +368,6 @@ pub async fn attach(
             .map(|p| p.display().to_string())
             .collect(),
         mount_guest: i.mounts.first().map(|m| m.guest.clone()),
+        seccomp: t.seccomp.name().to_string(),
     }))
 }

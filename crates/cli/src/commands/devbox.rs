@@ -16,7 +16,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Subcommand;
 use spindle_model::api::ExecRequest;
 use spindle_model::devbox::{DevboxInfo, DevboxMount, PutDevbox};
-use spindle_runtime::{AttachTarget, BindMount, RealKernel};
+use spindle_runtime::{AttachTarget, BindMount, RealKernel, SeccompProfile};
 
 use crate::cli::{DaemonArgs, Global};
 use crate::commands::server::data_dir;
@@ -290,6 +290,12 @@ fn shell(
         pid: a.pid,
         pid_start: a.pid_start,
         cgroup_procs: a.cgroup_procs.iter().map(PathBuf::from).collect(),
+        seccomp: SeccompProfile::from_name(&a.seccomp).ok_or_else(|| {
+            anyhow!(
+                "the daemon names seccomp profile `{}`, which this spindle doesn't know",
+                a.seccomp
+            )
+        })?,
     };
     let env = shell_env(std::env::var("TERM").ok());
     let code = spindle_runtime::attach(&RealKernel, &target, &argv, &env)
