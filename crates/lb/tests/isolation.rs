@@ -10,8 +10,13 @@ use common::*;
 use spindle_lb::scheduler::SchedulerConfig;
 use spindle_lb::*;
 
+/// Both tests load the machine's cores and judge latency, so they take turns: run side by
+/// side, each one's load shows up in the other's latencies.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_tenant_does_not_hurt_the_others() {
+    let _turn = SERIAL.lock().await;
     // Two targets that each serve 4 requests at a time, 20 ms each: 400 req/s in all.
     let a = Backend::start_with("a", Mode::Good, Some((4, Duration::from_millis(20)))).await;
     let b = Backend::start_with("b", Mode::Good, Some((4, Duration::from_millis(20)))).await;
@@ -105,6 +110,7 @@ async fn a_flooding_tenant_does_not_hurt_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_limit_finds_a_backends_hidden_pool_of_four() {
+    let _turn = SERIAL.lock().await;
     // A backend with 4 workers at 16 ms and first-come-first-served queueing beyond them,
     // behind exactly what `spindle.tenant.header` alone sets up (an initial limit of 20).
     let a = Backend::start_with("a", Mode::Good, Some((4, Duration::from_millis(16)))).await;
