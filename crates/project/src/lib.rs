@@ -1,5 +1,5 @@
-//! A Spindle project directory: the manifest `spindle.toml` and the pure planner behind
-//! `spindle up`.
+//! A Spindle project directory: the manifest `spindle.toml` and the pure planners behind
+//! `spindle up` ([`plan`]) and `spindle down` ([`plan_down`]).
 //!
 //! Invariant: reading and planning are pure. [`Manifest::load`] only reads the file; [`plan`]
 //! compares the manifest with what the daemon reports and proposes steps without doing any.
@@ -12,9 +12,11 @@
 //! recorded in the daemon ([`Observed`]).
 
 mod digest;
+mod down;
 mod plan;
 
 pub use digest::{digest_paths, DigestError};
+pub use down::{plan_down, up_params, DownObserved, DownPlan, DownStep};
 pub use plan::{image_digest, plan, ImageState, Observed, PackageState, Plan, Step};
 
 use serde::Deserialize;
