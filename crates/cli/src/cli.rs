@@ -184,6 +184,10 @@ pub struct UpArgs {
     /// Show the plan without doing anything
     #[arg(long)]
     pub dry_run: bool,
+    /// How long to wait for each printed URL to serve (a healthy target behind its load
+    /// balancer); 0 prints the URLs without waiting
+    #[arg(long, value_name = "SECONDS", default_value_t = 180)]
+    pub wait: u64,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ mod stack_ops;
 mod stacks;
 mod up;
 mod up_project;
+mod up_wait;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
