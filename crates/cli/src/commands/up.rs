@@ -177,9 +177,12 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         }
     }
     let me = invocation();
+    // Twine's groups track 100 requests/s per instance (RequestsPerTarget): 150/s keeps dev's
+    // group at two instances, tenant-1's 5x spike at 20 s (270/s) takes it to its maximum of
+    // three, and the other tenants' latency shows whether the spike hurt them.
     let load_command = urls.iter().find(|u| u.lb.is_some() && u.group.is_some()).map(|u| {
         format!(
-            "{me} --account {} load {}/report --tenants 5 --rate 300/s --spike tenant-1:3x@20s --duration 60s --group {}",
+            "{me} --account {} load {}/report --tenants 5 --rate 150/s --spike tenant-1:5x@20s --duration 60s --group {}",
             u.account,
             u.url.trim_end_matches('/'),
             u.group.as_deref().unwrap_or_default()
