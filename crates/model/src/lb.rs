@@ -45,6 +45,10 @@ pub struct TargetGroupInfo {
     pub algorithm: String,
     /// How a request names its tenant (`header:X-Tenant-Id`, `host`, `path`), if isolated.
     pub tenant_key: Option<String>,
+    /// The health check as people read it (`GET /healthz on the traffic port, expecting 200,
+    /// every 5 s, …`); `None` when health checks are off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<String>,
 }
 
 /// One target and its health, like `describe-target-health`.

@@ -1218,6 +1218,17 @@ fn info(v: &View) -> LoadBalancerInfo {
                     TenantKey::HostSubdomain => "host".into(),
                     TenantKey::PathPrefix => "path".into(),
                 }),
+                health_check: tg.health_check.enabled.then(|| {
+                    let hc = &tg.health_check;
+                    format!(
+                        "GET {} on the traffic port, expecting {}, every {} s (timeout {} s; unhealthy after {} failures)",
+                        hc.path,
+                        hc.matcher,
+                        hc.interval.as_secs_f64(),
+                        hc.timeout.as_secs_f64(),
+                        hc.unhealthy_threshold
+                    )
+                }),
             })
             .collect(),
     }
