@@ -511,6 +511,8 @@ impl Kernel for TimingKernel {
         tcp_listen_in(netns: &str, addr: &str) -> Result<std::net::TcpListener, KernelError>;
         tcp_connect_in(netns: &str, addr: &str, timeout: Duration) -> Result<std::net::TcpStream, KernelError>;
         run_in_tree(spec: &spindle_runtime::TreeRun) -> Result<spindle_runtime::TreeExit, KernelError>;
+        userns_support(dir: &Path) -> Result<(), String>;
+        chown_tree(path: &Path, range: spindle_runtime::IdRange) -> Result<(), KernelError>;
     }
 }
 

@@ -130,6 +130,12 @@ pub trait Kernel: Send + Sync + 'static {
         env: &[(String, String)],
         seccomp: SeccompProfile,
     ) -> Result<i32, KernelError>;
+    /// Whether instances whose layers live under `dir` can run in user namespaces of their
+    /// own (idmapped mounts work there); the error says why not. See [`crate::userns`].
+    fn userns_support(&self, dir: &Path) -> Result<(), String>;
+    /// Gives a tree the engine wrote (an instance's fresh upper dir) to the root of a user
+    /// namespace with these ids.
+    fn chown_tree(&self, path: &Path, range: crate::userns::IdRange) -> Result<(), KernelError>;
     /// Binds a TCP listener inside a network namespace (a socket keeps its namespace).
     fn tcp_listen_in(&self, netns: &str, addr: &str) -> Result<TcpListener, KernelError>;
     /// Runs a command inside an overlay of layer trees in fresh namespaces (image baking; see
@@ -602,6 +608,15 @@ impl Kernel for RealKernel {
         crate::sandbox::run_real(spec)
     }
 
+    fn userns_support(&self, dir: &Path) -> Result<(), String> {
+        crate::userns::probe(dir)
+    }
+
+    fn chown_tree(&self, path: &Path, range: crate::userns::IdRange) -> Result<(), KernelError> {
+        crate::userns::chown_tree(path, range)
+            .map_err(|e| KernelError::io(format!("chown {} to {range}", path.display()), e))
+    }
+
     fn tcp_listen_in(&self, netns: &str, addr: &str) -> Result<TcpListener, KernelError> {
         let addr = addr.to_string();
         in_netns(netns, move || TcpListener::bind(addr))
@@ -672,10 +687,14 @@ fn enter(
         })
         .collect::<Result<_, _>>()?;
     let ns_fds: Vec<(i32, i32)> = ns_files.iter().map(|(f, k)| (f.as_raw_fd(), *k)).collect();
+    // The instance's own user namespace, if it has one, is joined last (joining the
+    // others needs the host's capabilities), and the command becomes its root.
+    let user_ns = own_user_namespace(pid)?;
+    let user_fd = user_ns.as_ref().map_or(-1, |f| f.as_raw_fd());
     let confine = crate::boot::Confinement::new(seccomp);
     // SAFETY: between fork and exec the closure makes raw system calls only (write, setns,
-    // clone, waitpid, close_range, prctl, seccomp, signal) on descriptors and data prepared above;
-    // it allocates nothing.
+    // setresuid/setresgid, clone, waitpid, close_range, prctl, seccomp, signal) on descriptors
+    // and data prepared above; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             for fd in &fds {
@@ -687,6 +706,12 @@ fn enter(
                 if libc::setns(*fd, *kind) != 0 {
                     return Err(io::Error::last_os_error());
                 }
+            }
+            if user_fd >= 0
+                && (libc::setns(user_fd, libc::CLONE_NEWUSER) != 0
+                    || crate::boot::become_ids(0, 0) != 0)
+            {
+                return Err(io::Error::last_os_error());
             }
             // Joining a pid namespace takes effect for children: fork once more. This
             // process only waits and passes the command's exit on; the command itself is
@@ -704,8 +729,22 @@ fn enter(
     let open = files
         .into_iter()
         .chain(ns_files.into_iter().map(|(f, _)| f))
+        .chain(user_ns)
         .collect();
     Ok((cmd, open))
+}
+
+/// `/proc/PID/ns/user` opened, when it is not this process's own user namespace.
+fn own_user_namespace(pid: u32) -> Result<Option<fs::File>, KernelError> {
+    use std::os::unix::fs::MetadataExt;
+    let path = format!("/proc/{pid}/ns/user");
+    let theirs = fs::File::open(&path).map_err(|e| KernelError::io(format!("open {path}"), e))?;
+    let ours = fs::metadata("/proc/self/ns/user")
+        .map_err(|e| KernelError::io("stat /proc/self/ns/user", e))?;
+    let meta = theirs
+        .metadata()
+        .map_err(|e| KernelError::io(format!("stat {path}"), e))?;
+    Ok((meta.ino() != ours.ino() || meta.dev() != ours.dev()).then_some(theirs))
 }
 
 /// Parses a `dst` of `ip -j route`: `default`, `a.b.c.d` or `a.b.c.d/n`.
@@ -899,6 +938,14 @@ impl Kernel for FakeKernel {
     }
     fn process_start_time(&self, _pid: u32) -> Option<u64> {
         None
+    }
+    /// Says yes, so the planners are tested with user namespaces (the probe is not a call
+    /// worth recording: it changes nothing).
+    fn userns_support(&self, _dir: &Path) -> Result<(), String> {
+        Ok(())
+    }
+    fn chown_tree(&self, path: &Path, range: crate::userns::IdRange) -> Result<(), KernelError> {
+        self.record(format!("chown -R {} {}", range.base, path.display()))
     }
     fn exec_in(
         &self,

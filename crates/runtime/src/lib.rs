@@ -39,7 +39,9 @@
 //!
 //! ## Confinement (instances hold untrusted code)
 //! Every process in an instance — init's children, user data, the entrypoint and whatever
-//! [`Runtime::exec`] runs — is root of the host's user namespace without CAP_SYS_ADMIN,
+//! [`Runtime::exec`] runs — is root of its own user namespace ([`userns`]: ids 0.. inside are
+//! an unprivileged host id range of its own, [`Instance::userns`]; image layers are mounted
+//! idmapped, so they stay shared) without CAP_SYS_ADMIN,
 //! CAP_NET_ADMIN, CAP_MKNOD or the other capabilities outside [`boot::KEPT_CAPS`], under the
 //! seccomp filter of [`seccomp`] with `no_new_privs` ([`Instance::seccomp`] names it), with
 //! runc's masked and read-only paths ([`boot::MASKED_FILES`], [`boot::MASKED_DIRS`],
@@ -78,6 +80,7 @@ pub mod kernel;
 pub mod net;
 pub mod sandbox;
 pub mod seccomp;
+pub mod userns;
 
 pub use attach::{attach, AttachError, AttachTarget};
 pub use bind::{BindError, BindMount};
@@ -92,3 +95,4 @@ pub use kernel::{FakeKernel, Kernel, KernelError, RealKernel};
 pub use net::{Peer, Protocol, SecurityGroup, SgRule};
 pub use sandbox::{TreeExit, TreeRun};
 pub use seccomp::SeccompProfile;
+pub use userns::IdRange;

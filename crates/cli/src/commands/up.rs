@@ -4,7 +4,7 @@
 
 use crate::cli::{DaemonArgs, UpArgs};
 use crate::commands::server::data_dir;
-use crate::commands::up_project;
+use crate::commands::{up_project, up_wait};
 use crate::context::{api_err, hinted, Context};
 use crate::output;
 use anyhow::{Context as _, Result};
@@ -23,8 +23,13 @@ struct UpReport {
     daemon_started: bool,
     done: Vec<String>,
     up_to_date: Vec<String>,
-    /// Where to send requests: every stack output named `Url` or `…Url`.
+    /// Where to send requests: every stack output named `Url` or `…Url`. Each URL that names
+    /// a load balancer served (a healthy target behind it, no server error) before it was
+    /// listed, unless `--wait 0`.
     urls: Vec<UrlInfo>,
+    /// A `spindle load` command that shows the first auto scaling group scale on its URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    load_command: Option<String>,
     /// How long each step took, in plan order.
     steps: Vec<StepTime>,
     seconds: f64,
@@ -45,6 +50,12 @@ struct UrlInfo {
     /// The load balancer's DNS name, when the output named one.
     #[serde(skip_serializing_if = "Option::is_none")]
     dns_name: Option<String>,
+    /// The load balancer the URL names (what `up` waits on).
+    #[serde(skip)]
+    lb: Option<spindle_model::lb::LoadBalancerInfo>,
+    /// The stack's auto scaling group, if it has one.
+    #[serde(skip)]
+    group: Option<String>,
 }
 
 pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
@@ -75,18 +86,73 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
 
     let steps: Vec<&Step> = plan.steps.iter().collect();
     let ran = run_steps(cx, &manifest, &data_dir(&args.daemon), &steps)?;
+    let (done, times) = (ran.done, ran.times);
     let mut up_to_date = plan.up_to_date.clone();
     up_to_date.extend(ran.up_to_date);
     let json = cx.json();
 
+    let urls = urls(client, &manifest)?;
+    if args.wait > 0 {
+        for u in &urls {
+            let Some(lb) = &u.lb else { continue };
+            let what = format!(
+                "waiting for {} in {} to serve at {}",
+                u.stack, u.account, u.url
+            );
+            let (b, detail) = spinner(&what, json);
+            let say = |line: &str| detail.set_message(line.to_owned());
+            let waited = Instant::now();
+            let r = up_wait::wait_until_serving(
+                client,
+                &u.account,
+                lb,
+                &u.url,
+                Duration::from_secs(args.wait),
+                &say,
+            );
+            detail.finish_and_clear();
+            b.finish_and_clear();
+            r.map_err(|e| {
+                hinted(
+                    e,
+                    format!(
+                        "`spindle --account {} lb health {}` shows the targets, `spindle --account {} instance logs ID` an instance's console; `--wait SECONDS` waits longer",
+                        u.account, lb.name, u.account
+                    ),
+                )
+            })?;
+            // After a run that did nothing, the URLs follow its one line directly.
+            if !json && !done.is_empty() {
+                println!(
+                    "  ✓ {} in {} serves ({:.1} s)",
+                    u.stack,
+                    u.account,
+                    waited.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+    let me = invocation();
+    // Twine's groups track 100 requests/s per instance (RequestsPerTarget): 150/s keeps dev's
+    // group at two instances, tenant-1's 5x spike at 20 s (270/s) takes it to its maximum of
+    // three, and the other tenants' latency shows whether the spike hurt them.
+    let load_command = urls.iter().find(|u| u.lb.is_some() && u.group.is_some()).map(|u| {
+        format!(
+            "{me} --account {} load {}/report --tenants 5 --rate 150/s --spike tenant-1:5x@20s --duration 60s --group {}",
+            u.account,
+            u.url.trim_end_matches('/'),
+            u.group.as_deref().unwrap_or_default()
+        )
+    });
     let report = UpReport {
         project: manifest.name.clone(),
         endpoint: cx.endpoint(),
         daemon_started,
-        done: ran.done,
+        done,
         up_to_date,
-        urls: urls(client, &manifest)?,
-        steps: ran.times,
+        urls,
+        load_command,
+        steps: times,
         seconds: started.elapsed().as_secs_f64(),
     };
     if json {
@@ -117,8 +183,39 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
             cx.profile_name
         );
         println!("  Try:          spindle account list");
+        if let Some(load) = &report.load_command {
+            println!();
+            println!("Watch it scale (a minute of load on loopback, one tenant spiking):");
+            println!("  {load}");
+        }
+        println!();
+        println!("Take it down: {me} down {}", args.dir.display());
     }
     Ok(())
+}
+
+/// How to type this `spindle` here: `spindle` when that is what `PATH` finds, else its path
+/// (relative to the working directory when under it, as `scripts/up` leaves it:
+/// `target/release/spindle`), so the commands `up` prints run as shown.
+fn invocation() -> String {
+    let Ok(exe) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "spindle".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p)
+            .find_map(|d| std::fs::canonicalize(d.join("spindle")).ok())
+            .is_some_and(|found| found == exe)
+    });
+    if on_path {
+        return "spindle".into();
+    }
+    let cwd = std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .unwrap_or_default();
+    match exe.strip_prefix(&cwd) {
+        Ok(rel) if !cwd.as_os_str().is_empty() => rel.display().to_string(),
+        _ => exe.display().to_string(),
+    }
 }
 
 /// Points `cx` at the daemon `daemon` describes, starting one in the background if none
@@ -206,6 +303,11 @@ fn urls(client: &spindle_client::Client, m: &Manifest) -> Result<Vec<UrlInfo>> {
         let lbs = client
             .list_load_balancers(s.account.as_str())
             .unwrap_or_default();
+        let group = d
+            .resources
+            .iter()
+            .find(|r| r.resource_type == "AWS::AutoScaling::AutoScalingGroup")
+            .map(|r| r.physical_id.clone());
         for o in d.outputs {
             if !(o.name.ends_with("Url") || o.name.ends_with("URL")) {
                 continue;
@@ -230,6 +332,8 @@ fn urls(client: &spindle_client::Client, m: &Manifest) -> Result<Vec<UrlInfo>> {
                 output: o.name,
                 url,
                 dns_name,
+                lb: lb.cloned(),
+                group: group.clone(),
             });
         }
     }
