@@ -167,6 +167,12 @@ pub struct ServerArgs {
     /// in [default: 60]
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub asg_scale_in_seconds: Option<u64>,
+    /// Don't serve: mint a new admin credential for the data dir and write it to the
+    /// credentials file (under --profile if that is free, else a name of its own), revoking
+    /// nothing. The way back in when the admin secret is lost. Run it on the daemon's host as
+    /// root (or the data dir's owner) with the daemon stopped
+    #[arg(long)]
+    pub new_admin_credential: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

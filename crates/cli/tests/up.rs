@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{stderr, stdout, Daemon, Sweep};
+use common::{copy_tree, stderr, stdout, Daemon, Sweep};
 use spindle_client::Client;
 use spindle_model::ParamName;
 use std::io::{Read, Write};
@@ -30,24 +30,6 @@ impl Drop for Stacks<'_> {
     fn drop(&mut self) {
         for account in ["prod", "dev"] {
             let _ = self.0.delete_stack(account, "twine-app");
-        }
-    }
-}
-
-/// Copies the example as a fresh clone has it: no build outputs.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if name == "dist" || name == "target" {
-            continue;
-        }
-        let (src, dst) = (e.path(), to.join(&name));
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
         }
     }
 }
@@ -155,15 +137,8 @@ fn get_root(url: &str, accept: &str, content_type: &str) -> String {
 
 #[test]
 fn up_from_the_repository_root_serves_the_landing_page_and_down_takes_it_all_away() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
+    if let Some(why) = common::cannot_bake_debian() {
         eprintln!("SKIPPED {}: {why}", module_path!());
-        return;
-    }
-    if let Err(why) = spindle_bake::debian::host_mirror("bookworm") {
-        eprintln!(
-            "SKIPPED {}: no Debian mirror for the base: {why}",
-            module_path!()
-        );
         return;
     }
     let prefix = format!("spup{}", std::process::id() % 100_000);

@@ -1549,6 +1549,27 @@ impl Runtime {
             .exec_in(pid, &procs, argv, timeout, rec.seccomp)?)
     }
 
+    /// Where a running instance is, for [`crate::attach()`] by a root process on this host.
+    pub fn attach_target(&self, id: &str) -> Result<crate::AttachTarget, RuntimeError> {
+        let rec = self.describe(id)?;
+        let bad = || RuntimeError::BadState {
+            id: id.into(),
+            state: rec.state,
+            action: "attach",
+        };
+        let pid = rec.pid.ok_or_else(bad)?;
+        let pid_start = rec
+            .pid_start
+            .or_else(|| self.inner.kernel.process_start_time(pid))
+            .ok_or_else(bad)?;
+        Ok(crate::AttachTarget {
+            pid,
+            pid_start,
+            cgroup_procs: self.inner.cgroups.procs_files(&self.inner.cfg.prefix, id),
+            seccomp: rec.seccomp,
+        })
+    }
+
     /// Terminates every instance and deletes every peering and VPC of this engine.
     pub fn destroy_all(&self, grace: Duration) -> Vec<RuntimeError> {
         let mut errors = Vec::new();

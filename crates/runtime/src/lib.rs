@@ -33,7 +33,9 @@
 //! Until the bastion and load balancer expose instances, [`Runtime::exec`] runs a command in a
 //! running instance's namespaces and cgroups, confined as the instance's own processes are.
 //! The instance's console (stdout and stderr of init, user data and entrypoint) is in
-//! [`Runtime::console_output`].
+//! [`Runtime::console_output`]. [`attach()`] runs an interactive command the same way, but on
+//! the caller's own terminal, inside an instance that [`Runtime::attach_target`] located
+//! (`spindle devbox shell`).
 //!
 //! ## Confinement (instances hold untrusted code)
 //! Every process in an instance — init's children, user data, the entrypoint and whatever
@@ -64,6 +66,7 @@
 //! `busybox-static` for the test image. Kernel: overlayfs, veth, bridge, nf_tables with
 //! conntrack; cgroup v1 (cpu, memory, pids controllers) or v2.
 
+pub mod attach;
 pub mod bind;
 pub mod boot;
 pub mod cgroup;
@@ -79,6 +82,7 @@ pub mod sandbox;
 pub mod seccomp;
 pub mod userns;
 
+pub use attach::{attach, AttachError, AttachTarget};
 pub use bind::{BindError, BindMount};
 pub use cgroup::{instance_type, CgroupLayout, InstanceType, Limits, INSTANCE_TYPES};
 pub use cidr::{Ipam, Ipv4Net};

@@ -2,7 +2,7 @@
 //! with the pure planner in `spindle-project`, executes the steps through the API with a
 //! progress display, and prints where to go next. Idempotent: a second run does nothing.
 
-use crate::cli::UpArgs;
+use crate::cli::{DaemonArgs, UpArgs};
 use crate::commands::server::data_dir;
 use crate::commands::{up_project, up_wait};
 use crate::context::{api_err, hinted, Context};
@@ -36,7 +36,7 @@ struct UpReport {
 }
 
 #[derive(Serialize)]
-struct StepTime {
+pub struct StepTime {
     step: String,
     seconds: f64,
 }
@@ -61,16 +61,7 @@ struct UrlInfo {
 pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
     let started = Instant::now();
     let manifest = Manifest::load(&args.dir)?;
-    if !cx.endpoint_was_given() {
-        cx.set_endpoint(format!("http://{}", args.daemon.listen));
-    }
-    let daemon_started = ensure_daemon(cx, args)?;
-    if daemon_started {
-        cx.reload()?;
-        if !cx.endpoint_was_given() {
-            cx.set_endpoint(format!("http://{}", args.daemon.listen));
-        }
-    }
+    let daemon_started = connect(cx, &args.daemon)?;
     let client = cx.client()?;
     let existing: Vec<_> = client
         .list_accounts()
@@ -93,47 +84,12 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         return Ok(());
     }
 
-    let data = data_dir(&args.daemon);
-    let bar = std::cell::RefCell::new(None::<ProgressBar>);
-    let say = |line: &str| {
-        if let Some(b) = bar.borrow().as_ref() {
-            b.set_message(line.to_owned());
-        }
-    };
-    let mut exec = up_project::Exec::new(
-        client,
-        &manifest,
-        data.join("up").join(&manifest.name),
-        data.join("bake"),
-        &say,
-    );
-    let mut done = Vec::new();
-    let mut times = Vec::new();
+    let steps: Vec<&Step> = plan.steps.iter().collect();
+    let ran = run_steps(cx, &manifest, &data_dir(&args.daemon), &steps)?;
+    let (done, times) = (ran.done, ran.times);
     let mut up_to_date = plan.up_to_date.clone();
+    up_to_date.extend(ran.up_to_date);
     let json = cx.json();
-    for (i, step) in plan.steps.iter().enumerate() {
-        let (b, detail) = spinner(&format!("[{}/{}] {step}", i + 1, plan.steps.len()), json);
-        *bar.borrow_mut() = Some(detail);
-        let step_started = Instant::now();
-        let result = run_step(client, &mut exec, step);
-        if let Some(d) = bar.borrow_mut().take() {
-            d.finish_and_clear();
-        }
-        b.finish_and_clear();
-        times.push(StepTime {
-            step: step.to_string(),
-            seconds: step_started.elapsed().as_secs_f64(),
-        });
-        match result.with_context(|| format!("step `{step}` failed"))? {
-            StepResult::Done(what) => {
-                if !json {
-                    println!("  ✓ {what} ({:.1} s)", step_started.elapsed().as_secs_f64());
-                }
-                done.push(what);
-            }
-            StepResult::UpToDate(what) => up_to_date.push(what),
-        }
-    }
 
     let urls = urls(client, &manifest)?;
     if args.wait > 0 {
@@ -260,6 +216,78 @@ fn invocation() -> String {
         Ok(rel) if !cwd.as_os_str().is_empty() => rel.display().to_string(),
         _ => exe.display().to_string(),
     }
+}
+
+/// Points `cx` at the daemon `daemon` describes, starting one in the background if none
+/// answers, and at the profile holding that daemon's admin credential. Returns whether it
+/// started one. `spindle up` and `spindle devbox up DIR` both begin here.
+pub fn connect(cx: &mut Context, daemon: &DaemonArgs) -> Result<bool> {
+    if !cx.endpoint_was_given() {
+        cx.set_endpoint(format!("http://{}", daemon.listen));
+    }
+    let started = ensure_daemon(cx, daemon)?;
+    if started {
+        cx.reload()?;
+    }
+    use_daemons_profile(cx, &data_dir(daemon), started)?;
+    Ok(started)
+}
+
+/// What [`run_steps`] did.
+pub struct Ran {
+    pub done: Vec<String>,
+    pub up_to_date: Vec<String>,
+    pub times: Vec<StepTime>,
+}
+
+/// Runs plan steps in order through the API, each with a spinner and a progress line (hidden
+/// with `--output json`); the first failure stops the run. Packages, repo keyrings and the
+/// bake cache live in the data dir, so `spindle up` and `spindle devbox up DIR` share them.
+pub fn run_steps(cx: &Context, manifest: &Manifest, data: &Path, steps: &[&Step]) -> Result<Ran> {
+    let client = cx.client()?;
+    let bar = std::cell::RefCell::new(None::<ProgressBar>);
+    let say = |line: &str| {
+        if let Some(b) = bar.borrow().as_ref() {
+            b.set_message(line.to_owned());
+        }
+    };
+    let mut exec = up_project::Exec::new(
+        client,
+        manifest,
+        data.join("up").join(&manifest.name),
+        data.join("bake"),
+        &say,
+    );
+    let mut ran = Ran {
+        done: Vec::new(),
+        up_to_date: Vec::new(),
+        times: Vec::new(),
+    };
+    let json = cx.json();
+    for (i, step) in steps.iter().enumerate() {
+        let (b, detail) = spinner(&format!("[{}/{}] {step}", i + 1, steps.len()), json);
+        *bar.borrow_mut() = Some(detail);
+        let step_started = Instant::now();
+        let result = run_step(client, &mut exec, step);
+        if let Some(d) = bar.borrow_mut().take() {
+            d.finish_and_clear();
+        }
+        b.finish_and_clear();
+        ran.times.push(StepTime {
+            step: step.to_string(),
+            seconds: step_started.elapsed().as_secs_f64(),
+        });
+        match result.with_context(|| format!("step `{step}` failed"))? {
+            StepResult::Done(what) => {
+                if !json {
+                    println!("  ✓ {what} ({:.1} s)", step_started.elapsed().as_secs_f64());
+                }
+                ran.done.push(what);
+            }
+            StepResult::UpToDate(what) => ran.up_to_date.push(what),
+        }
+    }
+    Ok(ran)
 }
 
 /// Every output named `Url` or ending in `Url` of the manifest's stacks, in manifest order. A
@@ -434,19 +462,45 @@ fn spinner(msg: &str, hidden: bool) -> (ProgressBar, ProgressBar) {
     (step, detail)
 }
 
+/// Switches to the profile that holds the admin credential of the daemon on `data`, which
+/// its `server.json` names: the daemon never overwrites another installation's profile, so
+/// its credential may be under a name of its own. Done when this run started the daemon, or
+/// when the selected profile points elsewhere than this daemon.
+pub fn use_daemons_profile(cx: &mut Context, data: &Path, daemon_started: bool) -> Result<()> {
+    let Some(info) = spindle_server::DataDir::read_info(data) else {
+        return Ok(());
+    };
+    let Some(name) = info.admin_profile else {
+        return Ok(());
+    };
+    if name == cx.profile_name || info.endpoint != cx.endpoint() {
+        return Ok(());
+    }
+    if daemon_started || !cx.profile_points_at(&info.endpoint) {
+        if !cx.json() {
+            println!(
+                "  using profile [{name}]: it holds the admin credential of the daemon on {}",
+                data.display()
+            );
+        }
+        cx.set_profile(&name)?;
+    }
+    Ok(())
+}
+
 /// Makes sure a daemon answers at the context's endpoint, starting one in the background if
 /// not. Returns whether it started one.
-fn ensure_daemon(cx: &Context, args: &UpArgs) -> Result<bool> {
+fn ensure_daemon(cx: &Context, daemon: &DaemonArgs) -> Result<bool> {
     if cx.anonymous().health().is_ok() {
         return Ok(false);
     }
-    if cx.endpoint_was_given() && cx.endpoint() != format!("http://{}", args.daemon.listen) {
+    if cx.endpoint_was_given() && cx.endpoint() != format!("http://{}", daemon.listen) {
         return Err(hinted(
             format!("no Spindle daemon answers at {}", cx.endpoint()),
             "start it, or leave out --endpoint so `spindle up` starts one",
         ));
     }
-    let dir = data_dir(&args.daemon);
+    let dir = data_dir(daemon);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the data dir `{}`", dir.display()))?;
     let log_path = dir.join("spindle.log");
@@ -462,7 +516,7 @@ fn ensure_daemon(cx: &Context, args: &UpArgs) -> Result<bool> {
         .arg("--data-dir")
         .arg(&dir)
         .arg("--listen")
-        .arg(args.daemon.listen.to_string())
+        .arg(daemon.listen.to_string())
         .arg("--profile")
         .arg(&cx.profile_name)
         .arg("--credentials-file")
