@@ -4,6 +4,7 @@
 #   bench/lb.sh                 throughput, hop latency and the isolation scenario
 #   ROUNDS=3 DURATION=10 bench/lb.sh
 #   SKIP_ISOLATION=1 bench/lb.sh     (or SKIP_THROUGHPUT=1 for the isolation scenario only)
+#   CALM_SECONDS=10 SPIKE_SECONDS=20 RATE=60 RATE_32=600 SKIP_THROUGHPUT=1 bench/lb.sh
 #
 # Needs haproxy and wrk (Debian: apt-get install -y haproxy wrk). HAProxy runs in the
 # foreground from a config in a temp dir and is stopped by its PID; nothing is installed as a
@@ -155,19 +156,45 @@ fi
 
 [ -n "${SKIP_ISOLATION:-}" ] && exit 0
 
-echo "== isolation: 2 targets x 8 slots x 10 ms (1600 req/s); tenants A-E, then A at 10x (1.7x capacity)"
-"$BIN/lb_backend" "127.0.0.1:$B1" 10 8 >/dev/null & PIDS+=($!)
-"$BIN/lb_backend" "127.0.0.1:$B2" 10 8 >/dev/null & PIDS+=($!)
-wait_port "$B1"; wait_port "$B2"
-for who in haproxy spindle; do
-    if [ "$who" = haproxy ]; then
-        start_haproxy leastconn 8 "$B1" "$B2"; port=$HA; pid=$HA_PID
-    else
-        "$BIN/lb_proxy" "127.0.0.1:$SP" "127.0.0.1:$B1,127.0.0.1:$B2" isolation >"$TMP/spindle.log" 2>&1 & pid=$!; PIDS+=("$pid")
-        wait_port "$SP"; until grep -q ready "$TMP/spindle.log"; do sleep 0.05; done
-        port=$SP
-    fi
-    echo "  -- through $who"
-    "$BIN/lb_tenants" "127.0.0.1:$port" "${PHASE_SECONDS:-10}" | sed 's/^/  /'
-    stop_pid "$pid"
-done
+# The isolation scenario: each backend is an app server with a hidden worker pool (WORKERS at
+# COST_MS each, first-come-first-served beyond it); tenants A-E send open-loop Poisson traffic
+# at RATE req/s each for CALM_SECONDS, then A sends ten times as much for SPIKE_SECONDS, with a
+# 2 s client timeout and latency counted from each request's scheduled time. Spindle runs with
+# exactly the defaults `spindle.tenant.header` alone gives a target group; HAProxy gets one
+# shared queue with `maxconn` set to the backends' pool size (it is told what Spindle has to
+# find out).
+isolation_run() { # WORKERS COST_MS RATE
+    local workers=$1 cost=$2 rate=$3
+    local cap
+    cap=$(awk -v w="$workers" -v c="$cost" 'BEGIN { printf "%.0f", 2 * w * 1000 / c }')
+    echo "== isolation: 2 backends x $workers workers x $cost ms ($cap req/s); A-E at $rate req/s, then A at 10x for ${SPIKE_SECONDS:-20} s"
+    "$BIN/lb_backend" "127.0.0.1:$B1" "$cost" "$workers" >/dev/null & B1_PID=$!; PIDS+=("$B1_PID")
+    "$BIN/lb_backend" "127.0.0.1:$B2" "$cost" "$workers" >/dev/null & B2_PID=$!; PIDS+=("$B2_PID")
+    wait_port "$B1"; wait_port "$B2"
+    for who in haproxy spindle; do
+        if [ "$who" = haproxy ]; then
+            start_haproxy leastconn "$workers" "$B1" "$B2"; port=$HA; pid=$HA_PID
+        else
+            "$BIN/lb_proxy" "127.0.0.1:$SP" "127.0.0.1:$B1,127.0.0.1:$B2" isolation >"$TMP/spindle.log" 2>&1 & pid=$!; PIDS+=("$pid")
+            wait_port "$SP"; until grep -q ready "$TMP/spindle.log"; do sleep 0.05; done
+            port=$SP
+        fi
+        echo "  -- through $who (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+        "$BIN/lb_tenants" "127.0.0.1:$port" "${CALM_SECONDS:-10}" "${SPIKE_SECONDS:-20}" "$rate" | tee "$TMP/$who.out" | sed 's/^/  /'
+        if [ "$who" = spindle ]; then
+            echo "  spindle's per-target limits at the end: $(grep limit "$TMP/spindle.log" | tail -2 | awk '{ printf "%s limit %s  ", $1, $3 }')"
+        fi
+        stop_pid "$pid"
+    done
+    awk '/^result:/ { r[FILENAME] = $0 } END {
+        for (f in r) { split(r[f], a, " "); if (f ~ /haproxy/) { hr = a[11]; hs = a[13] } else { sr = a[11]; ss = a[13] } }
+        printf "  B-E p99 spike/calm: spindle %s (target <= 1.2), haproxy %s; B-E success during the spike: spindle %s, haproxy %s\n", sr, hr, ss, hs
+    }' "$TMP/haproxy.out" "$TMP/spindle.out"
+    stop_pid "$B1_PID"; stop_pid "$B2_PID"
+}
+
+isolation_run 4 16 "${RATE:-60}"
+# The same with a pool of 32 at 2 ms (16 times the capacity): the limiter is not tuned to one
+# size. RATE_32 scales the load; the default keeps the generator within what a shared 2-core
+# machine can send, which is below this capacity (see the printed figure).
+isolation_run 32 2 "${RATE_32:-600}"

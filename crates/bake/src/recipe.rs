@@ -220,6 +220,9 @@ struct Reader<'a> {
     file: String,
     diags: Vec<Diag>,
     ctx: hcl::eval::Context<'static>,
+    /// Declared variables without a value: each is reported once where it is declared, so a
+    /// use of one is not reported again (as an undeclared variable).
+    unset: std::collections::BTreeSet<String>,
 }
 
 impl Reader<'_> {
@@ -252,6 +255,9 @@ impl Reader<'_> {
                     .unwrap_or_default()
                     .to_string();
                 let text = expr.to_string();
+                if self.unset.contains(&key) && text.contains(&format!("var.{key}")) {
+                    return None;
+                }
                 let msg = if !key.is_empty() && text.contains(&format!("var.{key}")) {
                     format!(
                         "unknown variable `var.{key}`; declare it with variable \"{key}\" {{ … }}"
@@ -430,6 +436,7 @@ pub fn parse(file: &str, dir: &Path, src: &str, inputs: &VarInputs) -> Result<Re
         file: file.to_string(),
         diags: Vec::new(),
         ctx: hcl::eval::Context::new(),
+        unset: Default::default(),
     };
     let body = match hcl::edit::parser::parse_body(src) {
         Ok(b) => b,
@@ -499,6 +506,7 @@ pub fn parse(file: &str, dir: &Path, src: &str, inputs: &VarInputs) -> Result<Re
                     file: fname.clone(),
                     diags: Vec::new(),
                     ctx: hcl::eval::Context::new(),
+                    unset: Default::default(),
                 };
                 for s in vb.iter() {
                     match s {
@@ -555,6 +563,7 @@ pub fn parse(file: &str, dir: &Path, src: &str, inputs: &VarInputs) -> Result<Re
                     span,
                     format!("variable `{k}` has no default and no value; pass -var {k}=VALUE"),
                 );
+                r.unset.insert(k.clone());
             }
         }
     }

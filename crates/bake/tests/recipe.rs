@@ -236,6 +236,13 @@ fn errors_name_line_and_column() {
              r.pkr.hcl:10:3: provisioner \"apt\": repo `ftp://h/r` is not an http:// or https:// URL\n\
              r.pkr.hcl:15:3: provisioner \"apt\": `keyring`, `distribution` and `component` go with `repo`",
         ),
+        // Issue 14: a declared variable without a value is reported once, as that, and its
+        // uses are not reported again as undeclared variables.
+        (
+            "variable \"repo_url\" {}\nvariable \"repo_keyring\" {}\nsource \"spindle\" \"a\" {\n  base = \"scratch\"\n}\nbuild {\n  sources = [\"source.spindle.a\"]\n  provisioner \"apt\" {\n    packages = [\"x\"]\n    repo = var.repo_url\n    keyring = \"${var.repo_keyring}\"\n  }\n}\n",
+            "r.pkr.hcl:2:1: variable `repo_keyring` has no default and no value; pass -var repo_keyring=VALUE\n\
+             r.pkr.hcl:1:1: variable `repo_url` has no default and no value; pass -var repo_url=VALUE",
+        ),
     ];
     for (src, want) in cases {
         check(src, want);

@@ -57,6 +57,8 @@ pub enum Command {
     Server(ServerArgs),
     /// Bring a project directory up: start the daemon if needed, then do every step that is out of date
     Up(UpArgs),
+    /// Take a project down: delete its stacks (reverse order); `--all` also its images, repos and records
+    Down(DownArgs),
     /// Show which account and credential this profile uses
     Whoami,
     /// Manage accounts and their access keys
@@ -165,6 +167,12 @@ pub struct ServerArgs {
     /// in [default: 60]
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub asg_scale_in_seconds: Option<u64>,
+    /// Don't serve: mint a new admin credential for the data dir and write it to the
+    /// credentials file (under --profile if that is free, else a name of its own), revoking
+    /// nothing. The way back in when the admin secret is lost. Run it on the daemon's host as
+    /// root (or the data dir's owner) with the daemon stopped
+    #[arg(long)]
+    pub new_admin_credential: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -182,6 +190,23 @@ pub struct UpArgs {
     /// Show the plan without doing anything
     #[arg(long)]
     pub dry_run: bool,
+    /// How long to wait for each printed URL to serve (a healthy target behind its load
+    /// balancer); 0 prints the URLs without waiting
+    #[arg(long, value_name = "SECONDS", default_value_t = 180)]
+    pub wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The project directory (holding spindle.toml)
+    pub dir: PathBuf,
+    /// Delete without asking (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Also remove the project's images, drop its publications, repos and signing keys, and
+    /// forget what `up` recorded (accounts are always kept)
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]

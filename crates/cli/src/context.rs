@@ -87,6 +87,19 @@ impl Context {
         Ok(())
     }
 
+    /// Selects another profile of the credentials file (keeping an `--endpoint` given).
+    pub fn set_profile(&mut self, name: &str) -> Result<()> {
+        self.profile_name = name.to_owned();
+        self.reload()
+    }
+
+    /// Whether the selected profile exists and names `endpoint` as its daemon.
+    pub fn profile_points_at(&self, endpoint: &str) -> bool {
+        self.profile
+            .as_ref()
+            .is_some_and(|p| p.endpoint.as_deref() == Some(endpoint))
+    }
+
     /// A client without credentials, for `/healthz`.
     pub fn anonymous(&self) -> Client {
         Client::new(&self.endpoint(), None)

@@ -64,7 +64,9 @@ fn setup() -> Setup {
     let added = ok(d.cli(&args));
     assert!(added.contains("2 added"), "{added}");
     ok(d.cli(&["snapshot", "create", "s1", "from", "repo", "main"]));
-    let keyring = tmp.path().join("k1.asc");
+    // A `.gpg` file gets a binary keyring, which is what apt's `signed-by=` reads from any name
+    // but `*.asc` (issue 14): every apt-get run below goes through it.
+    let keyring = tmp.path().join("k1.gpg");
     ok(d.cli(&["key", "export", "k1", "--file", keyring.to_str().unwrap()]));
     Setup { d, tmp, keyring }
 }
@@ -131,6 +133,21 @@ fn a_cli_publish_is_served_to_apt_get() {
     ]));
     let url = p["url"].as_str().unwrap().to_owned();
     assert!(url.contains("/apt/"), "{p}");
+    // The file name decides the format: `.gpg` binary, `.asc` (or --armor) armored.
+    let armor = b"-----BEGIN PGP PUBLIC KEY BLOCK-----";
+    let binary = std::fs::read(&s.keyring).unwrap();
+    assert!(
+        !binary.starts_with(armor) && binary[0] & 0x80 != 0,
+        "not an OpenPGP packet: {:?}",
+        &binary[..16.min(binary.len())]
+    );
+    for (name, flag) in [("k1.asc", None), ("k1-armored.gpg", Some("--armor"))] {
+        let f = s.tmp.path().join(name);
+        let mut args = vec!["key", "export", "k1", "--file", f.to_str().unwrap()];
+        args.extend(flag);
+        ok(s.d.cli(&args));
+        assert!(std::fs::read(&f).unwrap().starts_with(armor), "{name}");
+    }
 
     let env = AptEnv::new(
         &s.tmp.path().join("apt"),

@@ -51,6 +51,137 @@ fn processes_mounting(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// The terminal side of an interactive command: `spindle ARGS` as the session leader of a new
+/// pseudo-terminal (its controlling terminal, `rows`×`cols`), as a user's terminal runs it.
+struct Pty {
+    master: fs::File,
+    child: std::process::Child,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Pty {
+    fn spawn(d: &Daemon, args: &[&str], rows: u16, cols: u16) -> Pty {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        let (mut m, mut s) = (0, 0);
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two descriptors we then own; the name is not asked for.
+        let rc = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just returned by openpty and nothing else owns them.
+        let (master, slave) = unsafe { (fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        let mut cmd = std::process::Command::new(common::BIN);
+        cmd.args(["--endpoint", &d.endpoint, "--credentials-file"])
+            .arg(d.credentials_file())
+            .args(args)
+            .env("TERM", "dumb")
+            .env_remove("SPINDLE_PROFILE")
+            .env_remove("SPINDLE_ACCOUNT")
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        // SAFETY: setsid and ioctl are async-signal-safe and allocate nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        drop(cmd); // closes our copies of the slave, so reads end when the command does
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (mut r, out) = (master.try_clone().unwrap(), seen.clone());
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                out.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Pty {
+            master,
+            child,
+            seen,
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        use std::io::Write;
+        self.master.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Waits (up to `secs`) until the terminal has shown `want`.
+    fn expect(&self, want: &str, secs: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !self.seen.lock().unwrap().contains(want) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the terminal did not show {want:?} within {secs} s:\n{}",
+                self.seen.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn resize(&self, rows: u16, cols: u16) {
+        use std::os::fd::AsRawFd;
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer; the descriptor is ours.
+        let rc = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        assert_eq!(rc, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+    }
+
+    /// The command's exit code, waiting at most `secs`.
+    fn exit_code(&mut self, secs: u64) -> Option<i32> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("the shell did not exit:\n{}", self.seen.lock().unwrap());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn json(o: &std::process::Output) -> serde_json::Value {
     assert!(
         o.status.success(),
@@ -161,6 +292,52 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
     assert!(!o.status.success());
     assert!(
         common::stderr(&o).contains("code 3"),
+        "{}",
+        common::stderr(&o)
+    );
+
+    // An interactive shell on a terminal (issue 14): it starts in the project directory, sees
+    // the terminal's size and its changes, Ctrl-C interrupts the running command (not the
+    // shell), and the shell's exit code is the command's.
+    let mut pty = Pty::spawn(&d, &["devbox", "shell", "box"], 33, 101);
+    pty.send("stty size; echo in-$PWD-$((40+2))\n");
+    pty.expect("33 101", 20);
+    pty.expect("in-/project-42", 5);
+    pty.resize(40, 120);
+    pty.send("stty size; cat /project/from-host.txt\n");
+    pty.expect("40 120", 5);
+    pty.expect("written on the host", 5);
+    pty.send("sleep 60\n");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    pty.send("\x03");
+    pty.send("echo after-$((1+1))\n");
+    pty.expect("after-2", 10);
+    pty.send("exit 3\n");
+    assert_eq!(pty.exit_code(10), Some(3));
+    drop(pty);
+    // A command instead of the shell, on the same terminal; the box is still running.
+    let mut pty = Pty::spawn(
+        &d,
+        &[
+            "devbox",
+            "shell",
+            "box",
+            "--",
+            "sh",
+            "-c",
+            "test -t 0 && echo tty-yes; exit 7",
+        ],
+        24,
+        80,
+    );
+    pty.expect("tty-yes", 20);
+    assert_eq!(pty.exit_code(10), Some(7));
+    drop(pty);
+    // A box that doesn't exist is refused by name.
+    let o = d.cli(&["devbox", "shell", "nope"]);
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains("devbox `nope` not found"),
         "{}",
         common::stderr(&o)
     );
@@ -355,6 +532,12 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
     let scoped = json(&o);
     assert_eq!(scoped["change"], "created");
     assert!(scoped["devbox"]["mount"].is_null());
+    // Attaching is the installation admin's, even for a credential allowed `devbox:*`.
+    let refused = scoped_client
+        .attach_devbox("management", "scoped")
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("devbox:Attach"), "{refused}");
     let o = d.cli(&["--profile", "scoped", "devbox", "down", "scoped"]);
     assert!(o.status.success(), "{}", common::stderr(&o));
 
@@ -381,4 +564,103 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
     assert!(proj.path().join("from-box.txt").exists());
     let o = d.cli(&["devbox", "down", "box"]);
     assert!(common::stderr(&o).contains("devbox `box` not found"));
+}
+
+/// Issue 14: `spindle devbox up examples/twine` from the project, as `spindle up` would make
+/// the image (the package built and published to the project's repo, the recipe baked with
+/// `repo_url` and `repo_keyring`), with the project's root — not the recipe's folder — at
+/// /project. Bakes a Debian base: minutes on a cold cache (`SPINDLE_UP_TEST_BAKE_CACHE=DIR`
+/// keeps it between runs, as for the `up` test).
+#[test]
+fn devbox_up_from_the_twine_project_runs_its_image_with_the_project_mounted() {
+    if let Some(why) = common::cannot_bake_debian() {
+        eprintln!("SKIPPED {}: {why}", module_path!());
+        return;
+    }
+    let prefix = format!("spdbt{}", std::process::id() % 100_000);
+    let _sweep = Sweep(prefix.clone());
+    let d = Daemon::start_with_runtime(&prefix);
+    let work = tempfile::tempdir().unwrap();
+    let proj = work.path().join("twine");
+    common::copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/twine"),
+        &proj,
+    );
+    let proj_dir = fs::canonicalize(&proj).unwrap();
+    let data = d.data_dir();
+    if let Ok(cache) = std::env::var("SPINDLE_UP_TEST_BAKE_CACHE") {
+        fs::create_dir_all(&cache).unwrap();
+        std::os::unix::fs::symlink(&cache, data.join("bake")).unwrap();
+    }
+    let (proj_s, data_s) = (proj.to_str().unwrap(), data.to_str().unwrap());
+
+    // The recipe alone lacks the repository: each missing variable is reported once, as
+    // declared without a value (not also as undeclared).
+    let recipe = proj.join("images/twine.pkr.hcl");
+    let o = d.cli(&[
+        "devbox",
+        "up",
+        recipe.to_str().unwrap(),
+        "-cache-dir",
+        data_s,
+    ]);
+    let err = common::stderr(&o);
+    assert!(!o.status.success());
+    for var in ["repo_url", "repo_keyring"] {
+        let said = format!("variable `{var}` has no default and no value");
+        assert_eq!(err.matches(&said).count(), 1, "{err}");
+    }
+    assert!(!err.contains("declare it"), "{err}");
+
+    // From the project: the image `spindle up` bakes, in its account, the project mounted.
+    let up = || {
+        json(&d.cli(&[
+            "--output",
+            "json",
+            "devbox",
+            "up",
+            "--data-dir",
+            data_s,
+            proj_s,
+        ]))
+    };
+    let first = up();
+    assert_eq!(first["change"], "created", "{first}");
+    let b = &first["devbox"];
+    assert_eq!(b["name"], "twine");
+    assert_eq!(
+        b["mount"].as_str().unwrap(),
+        format!("{}:/project", proj_dir.display())
+    );
+    let admin = d.admin();
+    let latest = spindle_model::ParamName::parse("/spindle/images/twine/latest").unwrap();
+    assert_eq!(
+        admin.get_param("dev", &latest, false).unwrap().value,
+        b["image_id"].as_str().unwrap()
+    );
+    let o = d.cli(&[
+        "--account",
+        "dev",
+        "devbox",
+        "exec",
+        "twine",
+        "--",
+        "sh",
+        "-c",
+        "command -v twine && head -n 1 /project/spindle.toml && ls /project/images",
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let out = common::stdout(&o);
+    assert!(out.contains("/usr/bin/twine\n"), "{out}");
+    assert!(out.contains("# Twine: an HR and expenses web app"), "{out}");
+    assert!(out.contains("twine.pkr.hcl"), "{out}");
+
+    // Again: the image is reused (every step up to date) and the box left as it is.
+    let again = up();
+    assert_eq!(again["change"], "unchanged", "{again}");
+    assert_eq!(again["devbox"]["image_id"], b["image_id"]);
+
+    let o = d.cli(&["--account", "dev", "devbox", "down", "twine"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(our_netns(&prefix).is_empty(), "{:?}", our_netns(&prefix));
 }

@@ -204,6 +204,18 @@ fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothin
             .seccomp,
         "default"
     );
+    // ... and in a user namespace of its own: root inside is an unprivileged host id.
+    let map = admin
+        .describe_instance("management", &server.physical_id)
+        .unwrap()
+        .user_namespace
+        .expect("the instance has a user namespace");
+    assert!(map.starts_with("0 ") && map.ends_with(" 65536"), "{map}");
+    assert!(
+        common::stdout(&o).contains(&format!("user namespace: uid/gid map {map}")),
+        "{}",
+        common::stdout(&o)
+    );
     let port = d.endpoint.rsplit(':').next().unwrap().trim_end_matches('/');
     let api = format!("http://127.0.0.1:{port}/healthz");
     let host = std::process::Command::new("/bin/busybox")

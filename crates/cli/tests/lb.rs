@@ -305,6 +305,24 @@ fn a_load_balancer_in_front_of_real_instances() {
                 && s.totals.requests > 0),
         "per-tenant metrics: {m:?}"
     );
+    // Each target reports its adaptive limit; t1's flood waited in (or was refused from) its
+    // queue, and the table shows the same.
+    let targets: Vec<_> = m.iter().filter_map(|s| s.admission).collect();
+    eprintln!("admission: {targets:?}");
+    assert_eq!(targets.len(), 2, "per-target admission: {m:?}");
+    assert!(targets.iter().all(|a| a.limit >= 1), "{targets:?}");
+    assert!(
+        m.iter()
+            .any(|s| s.labels.get("tenant").map(String::as_str) == Some("t1")
+                && s.totals.queued + s.totals.refused > 0),
+        "t1 queued or refused: {m:?}"
+    );
+    let o = d.cli(&["lb", "metrics", "web"]);
+    let table = common::stdout(&o);
+    assert!(
+        table.contains("QUEUED") && table.contains("LIMIT") && table.contains("IN FLIGHT"),
+        "{table}"
+    );
 
     // Deregistering B drains it: long requests in flight finish, new ones go to A, none fail.
     let slow: Vec<_> = (0..4)

@@ -2,7 +2,9 @@
 //!
 //! `lb_proxy LISTEN TARGET[,TARGET...] [isolation]`: one HTTP listener forwarding everything
 //! to one target group. With `isolation`, tenants are named by `X-Tenant-Id` and share the
-//! targets through the tenant scheduler, with least outstanding requests.
+//! targets through the tenant schedulers with exactly the settings a target group gets from
+//! the `spindle.tenant.header` attribute alone (what users get); each second it prints every
+//! target's limit, in-flight and queued requests to stderr.
 
 use std::time::Duration;
 
@@ -45,15 +47,9 @@ fn main() -> anyhow::Result<()> {
             ..HealthCheckConfig::default()
         };
         if isolation {
-            tg.algorithm = Algorithm::LeastOutstandingRequests;
             tg.isolation = Some(IsolationConfig {
                 tenant_key: TenantKey::Header("x-tenant-id".into()),
-                scheduler: scheduler::SchedulerConfig {
-                    initial_limit: 8,
-                    max_queue_per_tenant: 32,
-                    queue_timeout: Duration::from_millis(500),
-                    ..Default::default()
-                },
+                scheduler: scheduler::SchedulerConfig::default(),
             });
         }
         let cfg = LbConfig {
@@ -87,8 +83,11 @@ fn main() -> anyhow::Result<()> {
         if isolation {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                if let Some((limit, in_flight)) = lb.tenant_limit("app") {
-                    eprintln!("limit {limit} in_flight {in_flight}");
+                for (target, g) in lb.target_loads("app").unwrap_or_default() {
+                    eprintln!(
+                        "{target} limit {} in_flight {} queued {} noload {:?}",
+                        g.limit, g.in_flight, g.queued, g.rtt_noload
+                    );
                 }
             }
         }

@@ -16,7 +16,8 @@ use crate::config::{self, Action, LbConfig, ListenerConfig, ListenerProtocol};
 use crate::error::{ApplyError, ConfigError};
 use crate::metrics::{Registry, SeriesSnapshot};
 use crate::proxy::{
-    self, AccessLog, ConnInfo, Gate, GroupRt, ListenerRt, RouteAction, RouteRule, Shared, State,
+    self, AccessLog, ConnInfo, Gate, GateLoad, GroupRt, ListenerRt, RouteAction, RouteRule, Shared,
+    State,
 };
 use crate::scheduler::Scheduler;
 use crate::target::{spawn_health_checks, DrainWatch, HealthState, TargetRt};
@@ -312,19 +313,25 @@ impl LoadBalancer {
                 };
                 targets.push(t);
             }
-            let gate = tg.isolation.as_ref().map(|iso| {
-                let reuse = prev
-                    .and_then(|p| p.gate.as_ref())
-                    .filter(|g| g.key == iso.tenant_key && g.config() == iso.scheduler)
-                    .cloned();
-                reuse.unwrap_or_else(|| {
-                    Arc::new(Gate::new(
-                        iso.tenant_key.clone(),
-                        Scheduler::new(iso.scheduler.clone()),
-                    ))
-                })
-            });
-            let group = GroupRt::new(tg.clone(), targets, gate);
+            // Each target keeps its scheduler (and the limit it learnt) across applies that
+            // leave the scheduler settings alone.
+            let gates = match &tg.isolation {
+                None => Vec::new(),
+                Some(iso) => targets
+                    .iter()
+                    .map(|t| {
+                        prev.and_then(|p| {
+                            let i = p.targets.iter().position(|pt| pt.addr == t.addr)?;
+                            p.gates.get(i).filter(|g| g.config() == iso.scheduler)
+                        })
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            Arc::new(Gate::new(Scheduler::new(iso.scheduler.clone())))
+                        })
+                    })
+                    .collect(),
+            };
+            let group = GroupRt::new(tg.clone(), targets, gates);
             if let Some(p) = prev {
                 let mut draining = group.draining.lock().unwrap_or_else(|e| e.into_inner());
                 // A target whose drain ended while this state was being built is left out
@@ -444,15 +451,30 @@ impl LoadBalancer {
             .map(|t| t.drain_watch())
     }
 
-    /// The concurrency limit and in-flight count of a target group's tenant scheduler.
+    /// The concurrency limits and in-flight counts of a target group's tenant schedulers,
+    /// summed over its registered targets; `None` without tenant isolation.
     pub fn tenant_limit(&self, target_group: &str) -> Option<(u32, u32)> {
+        let loads = self.target_loads(target_group)?;
+        Some(
+            loads
+                .iter()
+                .fold((0, 0), |(l, f), (_, g)| (l + g.limit, f + g.in_flight)),
+        )
+    }
+
+    /// Each registered target's admission (limit, in flight, queued) in a target group with
+    /// tenant isolation; `None` when the group has none.
+    pub fn target_loads(&self, target_group: &str) -> Option<Vec<(SocketAddr, GateLoad)>> {
         let state = self.shared.state.load();
-        state
-            .groups
-            .get(target_group)?
-            .gate
-            .as_ref()
-            .map(|g| g.limit_and_in_flight())
+        let g = state.groups.get(target_group)?;
+        g.cfg.isolation.as_ref()?;
+        Some(
+            g.targets
+                .iter()
+                .zip(&g.gates)
+                .map(|(t, gate)| (t.addr, gate.load()))
+                .collect(),
+        )
     }
 
     /// One completed second of a target group's traffic, over all its targets (those

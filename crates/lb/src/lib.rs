@@ -51,6 +51,6 @@ mod upstream;
 pub use config::*;
 pub use error::{ApplyError, ConfigError, Party, ProxyError};
 pub use lb::{LbOptions, LoadBalancer, TargetHealth};
-pub use proxy::{AccessLog, AccessLogEntry, BodyError};
+pub use proxy::{AccessLog, AccessLogEntry, BodyError, GateLoad};
 pub use target::{DrainWatch, HealthState, HealthTracker, NEW_TARGET_PROBE};
 pub use upstream::{BoxFuture, TcpConnector, UpstreamConnector};

@@ -56,6 +56,8 @@ pub struct Counts {
     pub bad_responses: u64,
     /// Requests refused by the tenant scheduler.
     pub refused: u64,
+    /// Requests that waited in a tenant queue before they were admitted (or refused there).
+    pub queued: u64,
     /// Most requests in flight at once during the period.
     pub max_in_flight: i64,
 }
@@ -224,6 +226,19 @@ impl Series {
         }
     }
 
+    /// A request starts waiting in a tenant queue.
+    pub fn note_queued(&self) {
+        self.note_queued_at(unix_now());
+    }
+
+    /// [`Series::note_queued`] at `now` (unix seconds), for deterministic tests.
+    pub fn note_queued_at(&self, now: u64) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.rotate(&mut inner, now);
+        inner.current.counts.queued += 1;
+        inner.totals.queued += 1;
+    }
+
     /// Requests in flight now.
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::Relaxed)
@@ -297,6 +312,7 @@ fn merged_second_at(series: &[Arc<Series>], at: u64, now: u64) -> Option<SecondS
         counts.connect_errors += c.connect_errors;
         counts.bad_responses += c.bad_responses;
         counts.refused += c.refused;
+        counts.queued += c.queued;
         counts.max_in_flight += c.max_in_flight.max(0);
         for (a, b) in hist.iter_mut().zip(h.iter()) {
             *a += b;

@@ -239,10 +239,9 @@ impl Body for ProxyBody {
     }
 }
 
-/// Per-tenant admission for one target group: the pure [`Scheduler`] plus the wakers of the
-/// requests waiting in it.
+/// Per-tenant admission to one target: the pure [`Scheduler`] plus the wakers of the requests
+/// waiting in it.
 pub(crate) struct Gate {
-    pub(crate) key: TenantKey,
     inner: Mutex<GateInner>,
 }
 
@@ -294,9 +293,8 @@ impl Drop for Waiting<'_> {
 }
 
 impl Gate {
-    pub(crate) fn new(key: TenantKey, sched: Scheduler) -> Self {
+    pub(crate) fn new(sched: Scheduler) -> Self {
         Gate {
-            key,
             inner: Mutex::new(GateInner {
                 sched,
                 waiters: HashMap::new(),
@@ -308,26 +306,36 @@ impl Gate {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The current concurrency limit and requests in flight.
-    pub(crate) fn limit_and_in_flight(&self) -> (u32, u32) {
+    /// The current concurrency limit, requests in flight and requests waiting.
+    pub(crate) fn load(&self) -> GateLoad {
         let g = self.lock();
-        (g.sched.limit(), g.sched.in_flight())
+        GateLoad {
+            limit: g.sched.limit(),
+            in_flight: g.sched.in_flight(),
+            queued: g.sched.queued(),
+            rtt_noload: g.sched.adaptive().rtt_noload(),
+        }
     }
 
     pub(crate) fn config(&self) -> crate::scheduler::SchedulerConfig {
         self.lock().sched.config().clone()
     }
 
-    async fn acquire(self: &Arc<Self>, tenant: &str) -> Result<Permit, (RejectReason, Duration)> {
+    /// Admits a request of `tenant`, waiting in its queue if need be; `on_queue` runs when it
+    /// has to wait.
+    async fn acquire(
+        self: &Arc<Self>,
+        tenant: &str,
+        on_queue: impl FnOnce(),
+    ) -> Result<Permit, (RejectReason, Duration)> {
         let (id, rx, timeout) = {
             let mut g = self.lock();
-            let started_in_flight = g.sched.in_flight();
             match g.sched.offer(tenant, Instant::now()) {
                 Decision::Admit => {
                     return Ok(Permit {
                         gate: self.clone(),
                         tenant: tenant.to_owned(),
-                        started_in_flight,
+                        started_in_flight: g.sched.in_flight(),
                     })
                 }
                 Decision::Reject {
@@ -335,6 +343,7 @@ impl Gate {
                     retry_after,
                 } => return Err((reason, retry_after)),
                 Decision::Queued(id) => {
+                    on_queue();
                     let (tx, rx) = oneshot::channel();
                     g.waiters.insert(id, tx);
                     (id, rx, g.sched.config().queue_timeout)
@@ -378,12 +387,26 @@ impl Gate {
     }
 }
 
+/// A snapshot of one target's admission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GateLoad {
+    /// The adaptive concurrency limit now in force.
+    pub limit: u32,
+    /// Requests admitted to the target and not finished.
+    pub in_flight: u32,
+    /// Requests waiting in the target's tenant queues.
+    pub queued: usize,
+    /// The no-load latency the limit measured, once it has.
+    pub rtt_noload: Option<Duration>,
+}
+
 /// A target group at run time.
 pub(crate) struct GroupRt {
     pub(crate) cfg: TargetGroupConfig,
     pub(crate) targets: Vec<Arc<TargetRt>>,
     pub(crate) draining: Mutex<Vec<Arc<TargetRt>>>,
-    pub(crate) gate: Option<Arc<Gate>>,
+    /// With tenant isolation, one gate per target, in the order of `targets`.
+    pub(crate) gates: Vec<Arc<Gate>>,
     rr: AtomicUsize,
     sticky_ids: Vec<u64>,
 }
@@ -401,7 +424,7 @@ impl GroupRt {
     pub(crate) fn new(
         cfg: TargetGroupConfig,
         targets: Vec<Arc<TargetRt>>,
-        gate: Option<Arc<Gate>>,
+        gates: Vec<Arc<Gate>>,
     ) -> Self {
         let sticky_ids = targets
             .iter()
@@ -411,7 +434,7 @@ impl GroupRt {
             cfg,
             targets,
             draining: Mutex::new(Vec::new()),
-            gate,
+            gates,
             rr: AtomicUsize::new(0),
             sticky_ids,
         }
@@ -431,6 +454,26 @@ impl GroupRt {
         }
         let start = self.rr.fetch_add(1, Ordering::Relaxed);
         let slow = self.cfg.slow_start;
+        if self.gates.len() == n {
+            // With a queue in front of each target, round robin would leave a request waiting
+            // behind a slow target while another has room: the least loaded relative to its
+            // limit goes first.
+            let mut best: Option<(f64, usize)> = None;
+            for k in 0..n {
+                let i = (start + k) % n;
+                if !self.targets[i].routable() {
+                    continue;
+                }
+                let g = self.gates[i].load();
+                let load = (g.in_flight as f64 + g.queued as f64 + 1.0)
+                    / f64::from(g.limit.max(1))
+                    / self.targets[i].slow_start_factor(slow);
+                if best.is_none_or(|(b, _)| load < b) {
+                    best = Some((load, i));
+                }
+            }
+            return best.map(|(_, i)| (i, &self.targets[i]));
+        }
         match self.cfg.algorithm {
             Algorithm::RoundRobin => {
                 let mut fallback = None;
@@ -665,6 +708,17 @@ fn tenant_of<B>(key: &TenantKey, req: &Request<B>) -> String {
         "-".into()
     } else {
         t
+    }
+}
+
+/// A target's count of a request that has not reached the [`RequestGuard`] yet.
+struct Claim(Option<Arc<TargetRt>>);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.end_request();
+        }
     }
 }
 
@@ -937,8 +991,8 @@ async fn forward(
         );
         return simple(StatusCode::PAYLOAD_TOO_LARGE, None);
     }
-    if let Some(gate) = &group.gate {
-        let tenant = tenant_of(&gate.key, &req);
+    let tenant = group.cfg.isolation.as_ref().map(|iso| {
+        let tenant = tenant_of(&iso.tenant_key, &req);
         let series = shared
             .registry
             .tenant_series(&shared.lb_name, &group.cfg.name, &tenant);
@@ -947,23 +1001,8 @@ async fn forward(
         if let Some(e) = guard.entry.as_mut() {
             e.tenant = Some(tenant.clone());
         }
-        match gate.acquire(&tenant).await {
-            Ok(p) => guard.permit = Some(p),
-            Err((reason, after)) => {
-                let err = ProxyError::TenantRefused {
-                    tenant,
-                    reason,
-                    retry_after: after,
-                };
-                guard.outcome = Outcome::Refused;
-                if let Some(e) = guard.entry.as_mut() {
-                    e.status = err.status().as_u16();
-                }
-                guard.error = Some(err.to_string());
-                return simple(err.status(), Some(retry_after(after)));
-            }
-        }
-    }
+        tenant
+    });
     let sticky = group
         .cfg
         .stickiness
@@ -990,6 +1029,39 @@ async fn forward(
         guard.error = Some(err.to_string());
         return simple(err.status(), None);
     };
+    if let (Some(tenant), Some(gate)) = (tenant, group.gates.get(idx)) {
+        // The target counts this request from the pick (so a drain waits for it) while it
+        // waits in the target's queue; whatever ends the wait, the count is given back.
+        let mut claim = Claim(Some(target.clone()));
+        let series = guard.tenant_series.clone();
+        let acquired = gate
+            .acquire(&tenant, || {
+                if let Some(s) = series {
+                    s.note_queued();
+                }
+            })
+            .await;
+        match acquired {
+            Ok(p) => {
+                claim.0 = None;
+                guard.permit = Some(p);
+            }
+            Err((reason, after)) => {
+                drop(claim);
+                let err = ProxyError::TenantRefused {
+                    tenant,
+                    reason,
+                    retry_after: after,
+                };
+                guard.outcome = Outcome::Refused;
+                if let Some(e) = guard.entry.as_mut() {
+                    e.status = err.status().as_u16();
+                }
+                guard.error = Some(err.to_string());
+                return simple(err.status(), Some(retry_after(after)));
+            }
+        }
+    }
     target.series.start();
     guard.target = Some(target.clone());
 
@@ -1162,7 +1234,7 @@ mod tests {
             let mut cfg = TargetGroupConfig::new("g", vec![old.addr, new.addr]);
             cfg.slow_start = Duration::from_secs(30);
             cfg.algorithm = algorithm;
-            let g = GroupRt::new(cfg, vec![old.clone(), new.clone()], None);
+            let g = GroupRt::new(cfg, vec![old.clone(), new.clone()], vec![]);
             let picks_new = (0..1000)
                 .filter(|_| g.pick(None).unwrap().1.addr == new.addr)
                 .count();
@@ -1180,7 +1252,7 @@ mod tests {
         let mut cfg = TargetGroupConfig::new("g", vec![old.addr, new.addr]);
         cfg.slow_start = Duration::from_secs(30);
         cfg.algorithm = Algorithm::LeastOutstandingRequests;
-        let g = GroupRt::new(cfg, vec![old.clone(), new.clone()], None);
+        let g = GroupRt::new(cfg, vec![old.clone(), new.clone()], vec![]);
         assert_eq!(g.pick(None).unwrap().1.addr, new.addr);
         old.in_flight.store(0, Ordering::Relaxed);
 
@@ -1188,7 +1260,7 @@ mod tests {
         let g = GroupRt::new(
             TargetGroupConfig::new("g", vec![]),
             vec![old.clone(), new.clone()],
-            None,
+            vec![],
         );
         assert!((0..100).all(|_| g.pick(None).unwrap().1.addr == old.addr));
     }

@@ -1,16 +1,16 @@
-//! The tenant scheduler: an adaptive concurrency limit shared by a target group, deficit round
-//! robin over per-tenant queues, per-tenant in-flight caps, bounded queues with deadlines and
-//! optional per-tenant token buckets.
+//! The tenant scheduler of one target: its adaptive concurrency limit, weighted deficit round
+//! robin over per-tenant queues, per-tenant in-flight caps, bounded queues with deadlines, fast
+//! refusal of a tenant over its share and optional per-tenant token buckets.
 //!
 //! Everything here is pure and deterministic: time is passed in, nothing sleeps, spawns or
 //! locks. The proxy wraps a [`Scheduler`] in a mutex and maps [`TicketId`]s to wakers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-/// Settings of the scheduler of one target group.
+/// Settings of the schedulers of one target group (each target has its own, with these).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SchedulerConfig {
     /// Concurrency limit to start from.
@@ -33,6 +33,9 @@ pub struct SchedulerConfig {
     pub quantum: u32,
     /// Optional rate limit per tenant.
     pub token_bucket: Option<TokenBucketConfig>,
+    /// Weights of tenants (lower-case names) in the round robin; others weigh 1. A tenant of
+    /// weight 3 sends three times the quantum per turn.
+    pub weights: BTreeMap<String, u32>,
 }
 
 impl Default for SchedulerConfig {
@@ -48,6 +51,7 @@ impl Default for SchedulerConfig {
             queue_timeout: Duration::from_secs(1),
             quantum: 1,
             token_bucket: None,
+            weights: BTreeMap::new(),
         }
     }
 }
@@ -70,6 +74,9 @@ impl SchedulerConfig {
             if !(tb.rate_per_sec > 0.0 && tb.rate_per_sec.is_finite()) || tb.burst == 0 {
                 return Err("token bucket needs a positive rate and burst".into());
             }
+        }
+        if let Some((t, _)) = self.weights.iter().find(|(_, w)| **w == 0) {
+            return Err(format!("the weight of tenant `{t}` must be at least 1"));
         }
         if self.max_in_flight_per_tenant == Some(0) {
             return Err("max_in_flight_per_tenant must be at least 1".into());
@@ -99,13 +106,18 @@ pub enum RejectReason {
     RateLimited,
     /// The request waited in its queue past the deadline (503).
     QueueTimeout,
+    /// The tenant is over its share: at the rate it is served, this request would wait past
+    /// the queue deadline (429, at once rather than after the wait).
+    OverShare,
 }
 
 impl RejectReason {
     /// The status the client gets.
     pub fn status(self) -> StatusCode {
         match self {
-            RejectReason::QueueFull | RejectReason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            RejectReason::QueueFull | RejectReason::RateLimited | RejectReason::OverShare => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             RejectReason::QueueTimeout => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -117,6 +129,7 @@ impl std::fmt::Display for RejectReason {
             RejectReason::QueueFull => "its queue is full",
             RejectReason::RateLimited => "it is over its request rate",
             RejectReason::QueueTimeout => "it waited in its queue past the deadline",
+            RejectReason::OverShare => "it is over its fair share of the target",
         })
     }
 }
@@ -153,91 +166,160 @@ pub enum Cancelled {
     NotQueued,
 }
 
-/// An adaptive concurrency limit in the spirit of Netflix's gradient limit: the limit follows
-/// `limit * min(1, tolerance * rtt_noload / rtt_recent)`, plus a little headroom while that
-/// ratio is 1, where `rtt_noload` is the
-/// lowest recent window average. When latency grows because targets queue, the limit shrinks
-/// towards the targets' real concurrency; when latency stays at its floor it grows.
+/// The adaptive concurrency limit of one target, Vegas style: it finds the target's knee, the
+/// concurrency beyond which requests only wait inside the target, from latency alone.
+///
+/// Per window of completed requests it measures the median latency and the average
+/// concurrency the requests met (counting themselves). The no-load latency is the lowest 10th
+/// percentile of single latencies over the last [`NOLOAD_WINDOWS`]: at a limit near the knee
+/// many requests find a free worker, so it stays measured while the target is busy, and it
+/// is forgotten in time, so a target that became slower for good is relearnt. By Little's law
+/// the target really serves `in_flight * expected / latency`
+/// requests at once (the knee), where `expected` is the no-load latency plus the tolerated
+/// queueing; the rest wait inside the target. Then:
+/// - more than `beta` waiting in two windows in a row: the limit moves to `knee + alpha`, at
+///   most by a factor [`MAX_DECREASE`] per window (one slow window is a blip, not a reason);
+/// - less than `alpha` waiting while the limit was reached: the limit grows, by one within
+///   [`NEAR_KNEE_WINDOWS`] of a cut or while some requests wait (the knee is close) and by
+///   `sqrt(limit)` otherwise, so it
+///   re-probes upward whenever the target can take more, quickly when far from any knee;
+/// - otherwise it stays (the band between alpha and beta keeps it from flapping).
+///
+/// A slow target only has a larger no-load latency: it is never held below `min`.
 #[derive(Clone, Debug)]
 pub struct AdaptiveLimit {
     limit: f64,
     min: f64,
     max: f64,
     tolerance: f64,
-    window_start: Option<Instant>,
-    window_sum: Duration,
-    window_count: u32,
-    window_max_in_flight: u32,
-    /// Averages of the most recent windows; their minimum is the no-load latency.
-    history: VecDeque<Duration>,
+    window: Window,
+    /// Low percentiles of single latencies of the most recent windows.
+    lows: VecDeque<Duration>,
+    /// The ratio of median to 10th percentile of the same windows: how much a typical answer
+    /// lags a fast one for reasons other than queueing (the target's own variance, threads
+    /// waiting for a core on a busy machine). Its minimum is tolerated as not queueing.
+    spreads: VecDeque<f64>,
+    /// Whether the previous window saw more than `beta` requests waiting.
+    over_before: bool,
+
+    /// Windows since the limit was last cut.
+    since_cut: u32,
+    /// The last window's average latency, for the admission's estimate of waiting times.
+    recent_rtt: Option<Duration>,
 }
 
-const WINDOW: Duration = Duration::from_millis(100);
-const WINDOW_MIN_SAMPLES: u32 = 8;
-const HISTORY: usize = 100;
-const SMOOTHING: f64 = 0.3;
+#[derive(Clone, Debug, Default)]
+struct Window {
+    start: Option<Instant>,
+    rtts: Vec<Duration>,
+    in_flight_sum: u64,
+    max_in_flight: u32,
+}
+
+/// A window closes after this long and [`WINDOW_MIN_SAMPLES`] samples.
+const WINDOW: Duration = Duration::from_millis(50);
+const WINDOW_MIN_SAMPLES: usize = 8;
+/// How many windows the no-load latency is remembered for (10 s at full rate, longer when
+/// answers are fewer); a target that became slower for good is relearnt after that.
+const NOLOAD_WINDOWS: usize = 200;
+/// Queueing inside the target that is always tolerated: scheduling noise on a busy machine is
+/// of this order, and it bounds what the others can lose to a flood at ~1 ms.
+const QUEUE_SLACK: Duration = Duration::from_millis(1);
+/// For this many windows after a cut the limit grows by one at a time.
+const NEAR_KNEE_WINDOWS: u32 = 40;
+/// The most the limit shrinks in one window.
+const MAX_DECREASE: f64 = 0.7;
 
 impl AdaptiveLimit {
-    /// A limit starting at `initial`.
+    /// A limit starting at `initial`, kept within `min..=max`; `tolerance` is the latency
+    /// ratio over the no-load latency that still counts as not queueing.
     pub fn new(initial: u32, min: u32, max: u32, tolerance: f64) -> Self {
         AdaptiveLimit {
             limit: initial as f64,
             min: min as f64,
             max: max as f64,
             tolerance,
-            window_start: None,
-            window_sum: Duration::ZERO,
-            window_count: 0,
-            window_max_in_flight: 0,
-            history: VecDeque::new(),
+            window: Window::default(),
+            lows: VecDeque::new(),
+            spreads: VecDeque::new(),
+            over_before: false,
+            since_cut: u32::MAX,
+            recent_rtt: None,
         }
     }
 
     /// The current limit.
     pub fn limit(&self) -> u32 {
-        self.limit.round() as u32
+        (self.limit.round() as u32).max(1)
     }
 
     /// The current no-load latency estimate.
     pub fn rtt_noload(&self) -> Option<Duration> {
-        self.history.iter().min().copied()
+        self.lows.iter().min().copied()
     }
 
-    /// Records one request's latency; `in_flight` is the count when it started.
+    /// The average latency of the last full window.
+    pub fn recent_rtt(&self) -> Option<Duration> {
+        self.recent_rtt
+    }
+
+    /// Records one request's latency; `in_flight` is the number of requests at the target when
+    /// it started, itself included.
     pub fn sample(&mut self, rtt: Duration, in_flight: u32, now: Instant) {
-        let start = *self.window_start.get_or_insert(now);
-        self.window_sum += rtt;
-        self.window_count += 1;
-        self.window_max_in_flight = self.window_max_in_flight.max(in_flight);
-        if now.duration_since(start) < WINDOW || self.window_count < WINDOW_MIN_SAMPLES {
+        let w = &mut self.window;
+        let start = *w.start.get_or_insert(now);
+        w.rtts.push(rtt);
+        w.in_flight_sum += u64::from(in_flight.max(1));
+        w.max_in_flight = w.max_in_flight.max(in_flight);
+        if now.saturating_duration_since(start) < WINDOW || w.rtts.len() < WINDOW_MIN_SAMPLES {
             return;
         }
-        let avg = self.window_sum / self.window_count;
-        let busy = self.window_max_in_flight as f64 >= self.limit / 2.0;
-        self.window_start = Some(now);
-        self.window_sum = Duration::ZERO;
-        self.window_count = 0;
-        self.window_max_in_flight = 0;
-        self.history.push_back(avg);
-        if self.history.len() > HISTORY {
-            self.history.pop_front();
+        let mut w = std::mem::take(&mut self.window);
+        w.start = None;
+        let n = w.rtts.len();
+        let avg = w.rtts.iter().sum::<Duration>() / n as u32;
+        let in_flight = w.in_flight_sum as f64 / n as f64;
+        // The no-load latency comes from the 10th percentile, not the minimum: one odd fast
+        // answer must not make every other request look queued. Queueing is judged on the
+        // median, not the mean: on a busy machine some answers are late because a thread
+        // waited for a core, and that tail is not requests waiting inside the target.
+        w.rtts.sort_unstable();
+        let low = w.rtts[n / 10];
+        let median = w.rtts[n / 2];
+        self.lows.push_back(low);
+        self.spreads
+            .push_back(median.as_secs_f64() / low.as_secs_f64().max(1e-9));
+        if self.lows.len() > NOLOAD_WINDOWS {
+            self.lows.pop_front();
+            self.spreads.pop_front();
         }
-        let noload = self.rtt_noload().unwrap_or(avg).as_secs_f64().max(1e-6);
-        let gradient = (self.tolerance * noload / avg.as_secs_f64().max(1e-6)).clamp(0.5, 1.0);
-        // Probe upwards only while latency is within tolerance; once targets queue, the
-        // gradient alone pulls the limit back to where they stop queueing.
-        let headroom = if gradient >= 1.0 {
-            self.limit.sqrt().min(4.0)
-        } else {
-            0.0
-        };
-        let mut target = self.limit * gradient + headroom;
-        if !busy {
-            // Targets that are not kept busy say nothing about how much more they could take.
-            target = target.min(self.limit);
+        self.recent_rtt = Some(avg);
+        let noload = self.rtt_noload().unwrap_or(avg).as_secs_f64();
+        let spread = self.spreads.iter().copied().fold(f64::INFINITY, f64::min);
+        let expected =
+            (noload * self.tolerance.max(spread)).max(noload + QUEUE_SLACK.as_secs_f64());
+        let knee = in_flight * (expected / median.as_secs_f64().max(1e-9)).min(1.0);
+        let waiting = in_flight - knee;
+        let beta = (0.1 * self.limit).max(1.0);
+        let alpha = beta / 3.0;
+        let over = waiting > beta;
+        if over && self.over_before {
+            let cut = (knee + alpha).max(self.limit * MAX_DECREASE).max(self.min);
+            if cut < self.limit {
+                self.limit = cut;
+                self.since_cut = 0;
+            }
+        } else if waiting < alpha && w.max_in_flight as f64 >= self.limit.floor() {
+            // Some waiting, or a recent cut, says the knee is near: one step at a time.
+            self.limit += if self.since_cut < NEAR_KNEE_WINDOWS || waiting > alpha / 4.0 {
+                1.0
+            } else {
+                self.limit.sqrt()
+            };
         }
-        self.limit =
-            (self.limit * (1.0 - SMOOTHING) + target * SMOOTHING).clamp(self.min, self.max);
+        self.since_cut = self.since_cut.saturating_add(1);
+        self.limit = self.limit.clamp(self.min, self.max);
+        self.over_before = over;
     }
 }
 
@@ -254,9 +336,10 @@ struct Tenant {
     queue: VecDeque<(TicketId, Instant)>,
     bucket: Option<TokenBucket>,
     in_active: bool,
+    weight: u32,
 }
 
-/// Deficit round robin over per-tenant queues under a shared adaptive limit.
+/// Weighted deficit round robin over per-tenant queues under one target's adaptive limit.
 #[derive(Debug)]
 pub struct Scheduler {
     cfg: SchedulerConfig,
@@ -319,6 +402,16 @@ impl Scheduler {
         self.tenants.get(tenant).map_or(0, |t| t.queue.len())
     }
 
+    /// Requests waiting, over all tenants.
+    pub fn queued(&self) -> usize {
+        self.tickets.len()
+    }
+
+    /// The adaptive limit's state (no-load latency and the like).
+    pub fn adaptive(&self) -> &AdaptiveLimit {
+        &self.limit
+    }
+
     /// Number of tenants the scheduler keeps state for.
     pub fn tenant_count(&self) -> usize {
         self.tenants.len()
@@ -333,6 +426,14 @@ impl Scheduler {
         let rate = self.cfg.token_bucket.clone();
         let cap = self.tenant_cap();
         let room = self.in_flight < self.limit();
+        let weight = self.cfg.weights.get(tenant).copied().unwrap_or(1).max(1);
+        let dispatch_rate = self.dispatch_rate();
+        let active_weights: u64 = self
+            .active
+            .iter()
+            .filter_map(|n| self.tenants.get(n))
+            .map(|t| u64::from(t.weight))
+            .sum();
         let t = self
             .tenants
             .entry(tenant.to_owned())
@@ -345,6 +446,7 @@ impl Scheduler {
                     last: now,
                 }),
                 in_active: false,
+                weight,
             });
         if let (Some(r), Some(b)) = (rate.as_ref(), t.bucket.as_mut()) {
             let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
@@ -366,10 +468,28 @@ impl Scheduler {
             self.in_flight += 1;
             return Decision::Admit;
         }
-        if t.queue.len() >= self.cfg.max_queue_per_tenant {
-            let retry_after = self.cfg.queue_timeout.max(Duration::from_secs(1));
+        let refusal = if t.queue.len() >= self.cfg.max_queue_per_tenant {
+            Some((
+                RejectReason::QueueFull,
+                self.cfg.queue_timeout.max(Duration::from_secs(1)),
+            ))
+        } else {
+            // The tenant's turn comes round at its weight's part of the target's dispatch
+            // rate while everyone now waiting stays backlogged. A request that would wait
+            // past the deadline is refused now rather than left to expire.
+            let weights = active_weights + if t.in_active { 0 } else { u64::from(weight) };
+            dispatch_rate
+                .map(|r| {
+                    let share = r * f64::from(weight) / weights.max(1) as f64;
+                    Duration::from_secs_f64((t.queue.len() as f64 + 1.0) / share)
+                })
+                .filter(|wait| *wait > self.cfg.queue_timeout)
+                .map(|wait| (RejectReason::OverShare, wait.max(Duration::from_secs(1))))
+        };
+        if let Some((reason, retry_after)) = refusal {
+            self.forget_idle(tenant);
             return Decision::Reject {
-                reason: RejectReason::QueueFull,
+                reason,
                 retry_after,
             };
         }
@@ -384,9 +504,17 @@ impl Scheduler {
         Decision::Queued(id)
     }
 
+    /// Requests the target finishes per second at the current limit, once the limit has
+    /// measured a latency.
+    fn dispatch_rate(&self) -> Option<f64> {
+        let rtt = self.limit.recent_rtt()?.as_secs_f64();
+        (self.cfg.adaptive && rtt > 0.0).then(|| f64::from(self.limit()) / rtt)
+    }
+
     /// A request of `tenant` finished. `latency` is its time to first response byte when the
     /// target answered, `None` when it failed before that (such requests do not teach the
-    /// limit anything). `started_in_flight` is [`Scheduler::in_flight`] when it was admitted.
+    /// limit anything). `started_in_flight` is [`Scheduler::in_flight`] right after it was
+    /// admitted (so it counts itself).
     pub fn complete(
         &mut self,
         tenant: &str,
@@ -457,7 +585,7 @@ impl Scheduler {
                 continue;
             }
             if t.deficit == 0 {
-                t.deficit = self.cfg.quantum;
+                t.deficit = self.cfg.quantum.saturating_mul(t.weight);
             }
             let (id, _) = t.queue.pop_front().expect("active tenants have a queue");
             self.tickets.remove(&id);
@@ -719,6 +847,100 @@ mod tests {
             s.complete(&name, None, 1, now);
         }
         assert_eq!(s.tenant_count(), 0);
+    }
+
+    #[test]
+    fn weights_give_a_tenant_more_turns() {
+        let now = Instant::now();
+        let mut s = Scheduler::new(SchedulerConfig {
+            weights: [("gold".to_string(), 3)].into(),
+            ..cfg(1)
+        });
+        assert_eq!(s.offer("x", now), Decision::Admit);
+        let gold: Vec<_> = (0..6).map(|_| ticket(s.offer("gold", now))).collect();
+        (0..6).for_each(|_| {
+            ticket(s.offer("tin", now));
+        });
+        let mut order = Vec::new();
+        let mut who = "x".to_string();
+        for _ in 0..8 {
+            let w = s.complete(&who, None, 1, now);
+            who = if gold.contains(&w.dispatched[0]) {
+                "gold".into()
+            } else {
+                "tin".into()
+            };
+            order.push(who.clone());
+        }
+        assert_eq!(
+            order,
+            ["gold", "gold", "gold", "tin", "gold", "gold", "gold", "tin"]
+        );
+    }
+
+    #[test]
+    fn zero_weight_is_refused() {
+        let c = SchedulerConfig {
+            weights: [("a".to_string(), 0)].into(),
+            ..SchedulerConfig::default()
+        };
+        assert!(c.check().unwrap_err().contains("`a`"));
+    }
+
+    /// A scheduler whose limit has learnt that its target answers in 10 ms at a limit of 4:
+    /// it dispatches 400 requests per second.
+    fn measured(queue_timeout: Duration) -> (Scheduler, Instant) {
+        let mut s = Scheduler::new(SchedulerConfig {
+            initial_limit: 4,
+            min_limit: 4,
+            max_limit: 4,
+            adaptive: true,
+            max_queue_per_tenant: 1000,
+            queue_timeout,
+            ..SchedulerConfig::default()
+        });
+        let mut now = Instant::now();
+        for _ in 0..20 {
+            assert_eq!(s.offer("warm", now), Decision::Admit);
+            now += Duration::from_millis(10);
+            s.complete("warm", Some(Duration::from_millis(10)), 1, now);
+        }
+        (s, now)
+    }
+
+    #[test]
+    fn a_tenant_over_its_share_is_refused_at_once() {
+        let (mut s, now) = measured(Duration::from_millis(101));
+        for _ in 0..4 {
+            assert_eq!(s.offer("flood", now), Decision::Admit);
+        }
+        // Alone, the flood is served at 400/s: 40 requests fit in the 101 ms deadline.
+        let mut queued = 0;
+        let refusal = loop {
+            match s.offer("flood", now) {
+                Decision::Queued(_) => queued += 1,
+                Decision::Reject {
+                    reason,
+                    retry_after,
+                } => break (reason, retry_after),
+                Decision::Admit => panic!("the limit is full"),
+            }
+        };
+        assert_eq!(queued, 40);
+        assert_eq!(refusal.0, RejectReason::OverShare);
+        assert_eq!(refusal.0.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(refusal.1 >= Duration::from_secs(1));
+        // Another tenant gets half the dispatches from now on: its first request waits about
+        // 5 ms, well within the deadline, so it queues.
+        ticket(s.offer("calm", now));
+        // The flood, now sharing, is refused for good until its queue drains.
+        assert!(matches!(
+            s.offer("flood", now),
+            Decision::Reject {
+                reason: RejectReason::OverShare,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -10,8 +10,13 @@ use common::*;
 use spindle_lb::scheduler::SchedulerConfig;
 use spindle_lb::*;
 
+/// Both tests load the machine's cores and judge latency, so they take turns: run side by
+/// side, each one's load shows up in the other's latencies.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_tenant_does_not_hurt_the_others() {
+    let _turn = SERIAL.lock().await;
     // Two targets that each serve 4 requests at a time, 20 ms each: 400 req/s in all.
     let a = Backend::start_with("a", Mode::Good, Some((4, Duration::from_millis(20)))).await;
     let b = Backend::start_with("b", Mode::Good, Some((4, Duration::from_millis(20)))).await;
@@ -101,4 +106,84 @@ async fn a_flooding_tenant_does_not_hurt_the_others() {
         .expect("a tenant series");
     assert_eq!(calm.totals.requests, 30);
     assert_eq!(calm.totals.refused, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_finds_a_backends_hidden_pool_of_four() {
+    let _turn = SERIAL.lock().await;
+    // A backend with 4 workers at 16 ms and first-come-first-served queueing beyond them,
+    // behind exactly what `spindle.tenant.header` alone sets up (an initial limit of 20).
+    let a = Backend::start_with("a", Mode::Good, Some((4, Duration::from_millis(16)))).await;
+    let mut tg = group("app", &[&a]);
+    tg.isolation = Some(IsolationConfig {
+        tenant_key: TenantKey::Header("x-tenant-id".into()),
+        scheduler: SchedulerConfig::default(),
+    });
+    let cfg = LbConfig {
+        listeners: vec![http_listener("app")],
+        target_groups: vec![tg],
+        client: ClientSettings::default(),
+    };
+    let (lb, addr) = start_lb(cfg).await;
+    wait_healthy(&lb, &[&a]).await;
+    assert_eq!(lb.target_loads("app").unwrap()[0].1.limit, 20);
+
+    // Three tenants, 24 loops in all: far more than 4 at a time. Each loop keeps its
+    // connection, so the load measures the backend rather than connection set-up on a busy
+    // test machine.
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU32::new(0));
+    let mut loops = Vec::new();
+    for i in 0..24 {
+        let (stop, served) = (stop.clone(), served.clone());
+        let tenant = ["t1", "t2", "t3"][i % 3];
+        loops.push(tokio::spawn(async move {
+            let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let io = hyper_util::rt::TokioIo::new(s);
+            let (mut tx, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            while !stop.load(Ordering::Relaxed) {
+                let req = http::Request::get("/")
+                    .header("host", "x")
+                    .header("x-tenant-id", tenant)
+                    .body(http_body_util::Empty::<bytes::Bytes>::new())
+                    .unwrap();
+                let resp = tx.send_request(req).await.unwrap();
+                let status = resp.status().as_u16();
+                http_body_util::BodyExt::collect(resp.into_body())
+                    .await
+                    .unwrap();
+                match status {
+                    200 => {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                    429 | 503 => tokio::time::sleep(Duration::from_millis(20)).await,
+                    other => panic!("unexpected status {other}"),
+                }
+            }
+        }));
+    }
+    // Convergence is expected within a second or two; the limit is read over the third.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut limits = Vec::new();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, g) = lb.target_loads("app").unwrap()[0];
+        limits.push(g.limit);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        l.await.unwrap();
+    }
+    let (_, g) = lb.target_loads("app").unwrap()[0];
+    eprintln!("limits {limits:?}, no-load latency {:?}", g.rtt_noload);
+    // The limit ends within [4, 6]: the median of the readings over the third second. A
+    // single reading may be one higher, while the limit probes upward for a window.
+    let mut sorted = limits.clone();
+    sorted.sort();
+    assert!(
+        (4..=6).contains(&sorted[sorted.len() / 2]) && limits.iter().all(|l| (4..=7).contains(l)),
+        "limits over the third second: {limits:?}"
+    );
+    assert!(served.load(Ordering::Relaxed) > 200);
 }

@@ -87,6 +87,7 @@ actions! {
     PutDevbox => "devbox:Up", false, true;
     DeleteDevbox => "devbox:Down", false, true;
     ExecDevbox => "devbox:Exec", false, true;
+    AttachDevbox => "devbox:Attach", true, true;
     ListAutoScalingGroups => "asg:List", false, false;
     DescribeAutoScalingGroup => "asg:Describe", false, false;
     DescribeScalingActivities => "asg:DescribeActivities", false, false;

@@ -527,6 +527,10 @@ pub struct InstanceInfo {
     /// default denials and io_uring, with `no_new_privs`) or `unconfined`.
     #[serde(default)]
     pub seccomp: String,
+    /// The host ids the instance's ids map onto (its own user namespace), as in `uid_map`:
+    /// `0 BASE COUNT`; `None` when it runs in the host's user namespace.
+    #[serde(default)]
+    pub user_namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -50,3 +50,21 @@ pub struct DevboxResult {
     pub change: String,
     pub devbox: DevboxInfo,
 }
+
+/// `POST /v1/accounts/{account}/devboxes/{name}/attach`: where a running box is on the
+/// daemon's host, so a root process there can run a command in it on its own terminal
+/// (`spindle devbox shell`). Admin credential, loopback clients only.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DevboxAttach {
+    pub instance_id: String,
+    /// The host pid of the box's init.
+    pub pid: u32,
+    /// Its start time in clock ticks since boot (guards against a reused pid).
+    pub pid_start: u64,
+    /// The host paths of the `cgroup.procs` files of the box's cgroups.
+    pub cgroup_procs: Vec<String>,
+    /// Where the project directory is mounted in the box, if one is.
+    pub mount_guest: Option<String>,
+    /// The seccomp profile the box's processes run under (`default`); the shell gets it too.
+    pub seccomp: String,
+}

@@ -45,6 +45,10 @@ pub struct TargetGroupInfo {
     pub algorithm: String,
     /// How a request names its tenant (`header:X-Tenant-Id`, `host`, `path`), if isolated.
     pub tenant_key: Option<String>,
+    /// The health check as people read it (`GET /healthz on the traffic port, expecting 200,
+    /// every 5 s, …`); `None` when health checks are off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<String>,
 }
 
 /// One target and its health, like `describe-target-health`.
@@ -72,7 +76,22 @@ pub struct LbCounts {
     pub bad_responses: u64,
     /// Refused by the tenant scheduler (429/503 with `Retry-After`).
     pub refused: u64,
+    /// Waited in a tenant queue before being admitted or refused. Requests admitted are
+    /// `requests - refused`.
+    #[serde(default)]
+    pub queued: u64,
     pub max_in_flight: i64,
+}
+
+/// A target's admission under tenant isolation, now.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LbAdmission {
+    /// The adaptive concurrency limit in force.
+    pub limit: u32,
+    /// Requests admitted to the target and not finished.
+    pub in_flight: u32,
+    /// Requests waiting in the target's tenant queues.
+    pub queued: u64,
 }
 
 /// One second of one series.
@@ -95,4 +114,7 @@ pub struct LbMetricSeries {
     /// Whole seconds, oldest first.
     pub seconds: Vec<LbSecond>,
     pub totals: LbCounts,
+    /// For a target of a group with tenant isolation: its limit, in-flight and queue now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<LbAdmission>,
 }

@@ -1,5 +1,5 @@
-//! A Spindle project directory: the manifest `spindle.toml` and the pure planner behind
-//! `spindle up`.
+//! A Spindle project directory: the manifest `spindle.toml` and the pure planners behind
+//! `spindle up` ([`plan`]) and `spindle down` ([`plan_down`]).
 //!
 //! Invariant: reading and planning are pure. [`Manifest::load`] only reads the file; [`plan`]
 //! compares the manifest with what the daemon reports and proposes steps without doing any.
@@ -12,9 +12,11 @@
 //! recorded in the daemon ([`Observed`]).
 
 mod digest;
+mod down;
 mod plan;
 
 pub use digest::{digest_paths, DigestError};
+pub use down::{plan_down, up_params, DownObserved, DownPlan, DownStep};
 pub use plan::{image_digest, plan, ImageState, Observed, PackageState, Plan, Step};
 
 use serde::Deserialize;
@@ -99,6 +101,40 @@ pub struct ImageSpec {
     pub repo: Option<String>,
     /// More `-var` values for the recipe.
     pub vars: BTreeMap<String, String>,
+}
+
+/// A package's build command as it is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildCommand {
+    /// A program named with a `/` is the project's, joined to the project directory; a bare
+    /// name is looked up in `PATH`.
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// The project directory.
+    pub cwd: PathBuf,
+}
+
+impl PackageSpec {
+    /// The build command run in `project_dir`, or `None` when the package has none.
+    ///
+    /// The program is joined to the project directory once, here, and run with that
+    /// directory as its working directory; with an absolute project directory (what
+    /// [`Manifest::load`] gives) the two can't compound, whatever the caller's working
+    /// directory. Issue #14: with a relative one they did (`examples/twine/app/build.sh` run
+    /// from inside `examples/twine`).
+    pub fn build_command(&self, project_dir: &Path) -> Option<BuildCommand> {
+        let (prog, args) = self.build.split_first()?;
+        let program = if prog.contains('/') {
+            project_dir.join(prog)
+        } else {
+            PathBuf::from(prog)
+        };
+        Some(BuildCommand {
+            program,
+            args: args.to_vec(),
+            cwd: project_dir.to_owned(),
+        })
+    }
 }
 
 impl ImageSpec {
@@ -215,17 +251,34 @@ pub fn line_col(text: &str, at: usize) -> (usize, usize) {
 
 impl Manifest {
     /// Reads `DIR/spindle.toml` (or the file itself, if `path` is one).
+    ///
+    /// The manifest's path is made canonical first (absolute, no `.` or `..`, symlinks
+    /// resolved), so every path resolved from it means the same file whatever directory a step
+    /// later runs in, and `spindle up examples/twine`, `spindle up /abs/examples/twine` and
+    /// `spindle up .` inside the project read the same manifest.
     pub fn load(path: &Path) -> Result<Self, ProjectError> {
         let file = if path.is_dir() {
             path.join(MANIFEST)
         } else {
             path.to_owned()
         };
+        let file = std::fs::canonicalize(&file).map_err(|source| ProjectError::Read {
+            path: file.clone(),
+            source,
+        })?;
         let text = std::fs::read_to_string(&file).map_err(|source| ProjectError::Read {
             path: file.clone(),
             source,
         })?;
         Self::parse(&file, &text)
+    }
+
+    /// The project directory: the manifest's.
+    pub fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
     }
 
     /// Parses and validates manifest text, reporting every mistake with its position.

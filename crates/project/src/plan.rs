@@ -247,10 +247,12 @@ pub fn plan(manifest: &Manifest, observed: &Observed) -> Plan {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::MANIFEST;
 
+    /// A project with a package, its repo and an image shared with prod. Shared with
+    /// `down`'s tests, which add stacks.
     const TEXT: &str = r#"
 [project]
 name = "t"
@@ -272,16 +274,23 @@ vars = { base = "debian:bookworm" }
 "#;
 
     fn project() -> (tempfile::TempDir, Manifest) {
+        project_with("")
+    }
+
+    /// The project of [`TEXT`] followed by `more` (`[[stacks]]` of template `s.yaml`), its
+    /// files written.
+    pub(crate) fn project_with(more: &str) -> (tempfile::TempDir, Manifest) {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("src")).unwrap();
         std::fs::create_dir_all(d.path().join("images")).unwrap();
-        std::fs::write(d.path().join("app.toml"), "").unwrap();
-        std::fs::write(d.path().join("images/app.pkr.hcl"), "").unwrap();
-        let m = Manifest::parse(&d.path().join(MANIFEST), TEXT).unwrap();
+        for f in ["app.toml", "images/app.pkr.hcl", "s.yaml"] {
+            std::fs::write(d.path().join(f), "").unwrap();
+        }
+        let m = Manifest::parse(&d.path().join(MANIFEST), &format!("{TEXT}{more}")).unwrap();
         (d, m)
     }
 
-    fn acct(s: &str) -> AccountName {
+    pub(crate) fn acct(s: &str) -> AccountName {
         AccountName::parse(s).unwrap()
     }
 

@@ -41,12 +41,13 @@
 //! | `spindle.target.timeout_seconds` | time a target has for its response head before 504 | 60 |
 //! | `spindle.tenant.header` | tenant isolation on, the tenant named by this header | off |
 //! | `spindle.tenant.source` | `header`, `host` (first label of the host) or `path` (first path segment) | `header` when a header is set |
-//! | `spindle.tenant.concurrency.initial` / `.min` / `.max` | the adaptive concurrency limit of the group | 20 / 2 / 1000 |
+//! | `spindle.tenant.concurrency.initial` / `.min` / `.max` | the adaptive concurrency limit of each target | 20 / 2 / 1000 |
 //! | `spindle.tenant.concurrency.adaptive` | `false` pins the limit at `initial` | `true` |
 //! | `spindle.tenant.max_in_flight` | requests one tenant may have in flight | none |
 //! | `spindle.tenant.queue.max` | requests one tenant may have waiting (then 429) | 64 |
 //! | `spindle.tenant.queue.timeout_ms` | longest wait in a tenant's queue (then 503) | 1000 |
 //! | `spindle.tenant.rate.per_second` + `spindle.tenant.rate.burst` | per-tenant token bucket | none |
+//! | `spindle.tenant.weight.<tenant>` | the tenant's weight in the round robin at each target (a whole number ≥ 1; tenant names are compared in lower case) | 1 |
 //!
 //! Other AWS attribute keys are accepted and have no effect; unknown `spindle.` keys are
 //! refused.
@@ -68,8 +69,8 @@ use spindle_lb::{
     UpstreamConnector,
 };
 use spindle_model::lb::{
-    LbCounts, LbMetricSeries, LbSecond, ListenerInfo, LoadBalancerInfo, TargetGroupInfo,
-    TargetHealthInfo,
+    LbAdmission, LbCounts, LbMetricSeries, LbSecond, ListenerInfo, LoadBalancerInfo,
+    TargetGroupInfo, TargetHealthInfo,
 };
 use spindle_runtime::Runtime;
 use spindle_stack::ssm::ParamStore;
@@ -794,6 +795,17 @@ impl Elb {
                 }
                 "spindle.tenant.rate.per_second" => rate.0 = Some(parse_num(TG_TYPE, k, v)?),
                 "spindle.tenant.rate.burst" => rate.1 = Some(parse_num(TG_TYPE, k, v)?),
+                other if other.starts_with("spindle.tenant.weight.") => {
+                    let tenant = &other["spindle.tenant.weight.".len()..];
+                    let weight: u32 = parse_num(TG_TYPE, k, v)?;
+                    if tenant.is_empty() || weight == 0 {
+                        return Err(invalid(
+                            TG_TYPE,
+                            format!("{k}: needs a tenant name and a weight of at least 1"),
+                        ));
+                    }
+                    iso.weights.insert(tenant.to_ascii_lowercase(), weight);
+                }
                 other if other.starts_with("spindle.") => {
                     return Err(invalid(
                         TG_TYPE,
@@ -940,7 +952,23 @@ impl Elb {
     /// The 1-second metrics of one load balancer, per target and per tenant.
     pub fn metrics(&self, account: &str, name: &str) -> Option<Vec<LbMetricSeries>> {
         let v = self.find(account, name)?;
-        Some(v.lb.metrics().into_iter().map(series).collect())
+        let mut loads = HashMap::new();
+        for g in v.compiled.targets.keys() {
+            for (addr, l) in v.lb.target_loads(g).unwrap_or_default() {
+                let a = LbAdmission {
+                    limit: l.limit,
+                    in_flight: l.in_flight,
+                    queued: l.queued as u64,
+                };
+                loads.insert((g.clone(), addr.to_string()), a);
+            }
+        }
+        Some(
+            v.lb.metrics()
+                .into_iter()
+                .map(|s| series(s, &loads))
+                .collect(),
+        )
     }
 
     /// Prometheus text of every running load balancer.
@@ -1121,13 +1149,23 @@ fn counts(c: &spindle_lb::metrics::Counts) -> LbCounts {
         connect_errors: c.connect_errors,
         bad_responses: c.bad_responses,
         refused: c.refused,
+        queued: c.queued,
         max_in_flight: c.max_in_flight,
     }
 }
 
-fn series(s: spindle_lb::metrics::SeriesSnapshot) -> LbMetricSeries {
+/// A metrics series with, for a target of an isolated group, its admission from `loads`.
+fn series(
+    s: spindle_lb::metrics::SeriesSnapshot,
+    loads: &HashMap<(String, String), LbAdmission>,
+) -> LbMetricSeries {
     let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+    let admission = match (s.labels.get("target_group"), s.labels.get("target")) {
+        (Some(g), Some(t)) => loads.get(&(g.clone(), t.clone())).copied(),
+        _ => None,
+    };
     LbMetricSeries {
+        admission,
         labels: s.labels,
         in_flight: s.in_flight,
         seconds: s
@@ -1197,6 +1235,17 @@ fn info(v: &View) -> LoadBalancerInfo {
                     TenantKey::Header(h) => format!("header:{h}"),
                     TenantKey::HostSubdomain => "host".into(),
                     TenantKey::PathPrefix => "path".into(),
+                }),
+                health_check: tg.health_check.enabled.then(|| {
+                    let hc = &tg.health_check;
+                    format!(
+                        "GET {} on the traffic port, expecting {}, every {} s (timeout {} s; unhealthy after {} failures)",
+                        hc.path,
+                        hc.matcher,
+                        hc.interval.as_secs_f64(),
+                        hc.timeout.as_secs_f64(),
+                        hc.unhealthy_threshold
+                    )
                 }),
             })
             .collect(),

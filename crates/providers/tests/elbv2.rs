@@ -132,6 +132,8 @@ Resources:
           Value: "1"
         - Key: spindle.tenant.header
           Value: X-Tenant-Id
+        - Key: spindle.tenant.weight.Gold
+          Value: "3"
   Http:
     Type: AWS::ElasticLoadBalancingV2::Listener
     Properties:
@@ -243,6 +245,26 @@ async fn deploys_updates_refuses_and_restores_load_balancers() {
             .any(|s| s.labels.contains_key("target") && s.totals.requests > 0),
         "per-target series: {metrics:?}"
     );
+    // Each target of the isolated group reports its admission: the default initial limit
+    // (the group is idle, so the limit has had no latency to move on), nothing in flight or
+    // waiting. Tenant series carry no admission.
+    let targets: Vec<_> = metrics
+        .iter()
+        .filter(|s| s.labels.contains_key("target"))
+        .collect();
+    assert_eq!(targets.len(), 2, "{metrics:?}");
+    for s in &targets {
+        let a = s
+            .admission
+            .expect("a target of an isolated group has admission");
+        assert_eq!((a.in_flight, a.queued), (0, 0), "{s:?}");
+        assert!((2..=1000).contains(&a.limit), "{s:?}");
+        assert_eq!(s.totals.queued, 0, "{s:?}");
+    }
+    assert!(metrics
+        .iter()
+        .filter(|s| !s.labels.contains_key("target"))
+        .all(|s| s.admission.is_none()));
 
     // An update changes the rule in place.
     let updated = good.replace("MessageBody: \"no\"", "MessageBody: \"nope\"");
@@ -375,6 +397,11 @@ Resources:
             "Key: stickiness.enabled, Value: \"false\"",
             "Key: spindle.tenant.max_in_flight, Value: \"4\"",
             "need spindle.tenant.header or spindle.tenant.source",
+        ),
+        (
+            "{Key: stickiness.enabled, Value: \"false\"}",
+            "{Key: spindle.tenant.header, Value: X-Tenant-Id}, {Key: spindle.tenant.weight.acme, Value: \"0\"}",
+            "spindle.tenant.weight.acme: needs a tenant name and a weight of at least 1",
         ),
         (
             "TargetType: ip",

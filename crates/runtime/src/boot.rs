@@ -18,11 +18,13 @@
 use std::ffi::{c_char, CString};
 use std::fmt::Write as _;
 use std::io;
+use std::os::fd::{BorrowedFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::kernel::KernelError;
 use crate::seccomp::{Insn, SeccompProfile};
+use crate::userns::IdRange;
 
 /// One step the init process performs, in order, after joining its network namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,19 @@ pub enum BootStep {
     ReadOnly {
         path: PathBuf,
     },
+    /// Mount `source` on `target` idmapped through the instance's user namespace (see
+    /// [`crate::userns`]); with its submounts when `recursive`.
+    IdmapBind {
+        source: PathBuf,
+        target: PathBuf,
+        recursive: bool,
+    },
+    /// Write a short value to a file that may be absent on this kernel (a sysctl of the
+    /// instance's network namespace, through the host's `/proc` before the pivot).
+    WriteFile {
+        path: PathBuf,
+        content: String,
+    },
     /// `pivot_root` into this directory, then detach the old root.
     PivotRoot {
         new_root: PathBuf,
@@ -92,6 +107,8 @@ pub struct BootPlan {
     pub drop_caps: Vec<u32>,
     /// The filter installed (with `no_new_privs`) after the capabilities are dropped.
     pub seccomp: SeccompProfile,
+    /// The host ids the instance's ids map onto; `None`: the host's user namespace.
+    pub userns: Option<IdRange>,
 }
 
 /// Inputs of [`plan_boot`].
@@ -118,6 +135,9 @@ pub struct BootSpec<'a> {
     /// mounts and before the pivot.
     pub mounts: Vec<crate::bind::BindMount>,
     pub seccomp: SeccompProfile,
+    /// A user namespace for the instance, and the directory where the idmapped layers get
+    /// their mount points (one numbered directory per layer).
+    pub userns: Option<(IdRange, PathBuf)>,
 }
 
 /// Capabilities an instance keeps (Docker's default set without CAP_MKNOD, as Podman's).
@@ -169,18 +189,14 @@ pub const READ_ONLY: &[&str] = &[
 ];
 
 const MS_NOSUID: u64 = libc::MS_NOSUID;
+/// `move_mount(2)`: the source is the descriptor itself.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const MS_NODEV: u64 = libc::MS_NODEV;
 const MS_NOEXEC: u64 = libc::MS_NOEXEC;
 
 /// Decides what the init process does. Pure, so it is tested without root.
 pub fn plan_boot(spec: &BootSpec<'_>) -> BootPlan {
     let r = &spec.rootfs;
-    let lower: Vec<String> = spec
-        .layers
-        .iter()
-        .rev()
-        .map(|p| p.display().to_string())
-        .collect();
     let mut steps = vec![
         // Nothing we mount may propagate back to the host.
         BootStep::Mount {
@@ -190,6 +206,55 @@ pub fn plan_boot(spec: &BootSpec<'_>) -> BootPlan {
             flags: libc::MS_REC | libc::MS_PRIVATE,
             data: None,
         },
+    ];
+    // With a user namespace the layers are mounted idmapped, each on a mount point of its
+    // own, and the overlay stacks those; the layer trees themselves stay shared and unchanged.
+    let layers: Vec<PathBuf> = match &spec.userns {
+        None => spec.layers.clone(),
+        Some((_, dir)) => {
+            steps.push(BootStep::Mkdir {
+                path: dir.clone(),
+                mode: 0o700,
+            });
+            spec.layers
+                .iter()
+                .enumerate()
+                .map(|(i, layer)| {
+                    let target = dir.join(i.to_string());
+                    steps.push(BootStep::Mkdir {
+                        path: target.clone(),
+                        mode: 0o755,
+                    });
+                    steps.push(BootStep::IdmapBind {
+                        source: layer.clone(),
+                        target: target.clone(),
+                        recursive: false,
+                    });
+                    target
+                })
+                .collect()
+        }
+    };
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
+    if spec.userns.is_some() {
+        // Root inside has no capability over the network namespace (the host's user
+        // namespace owns it): let anyone in it bind ports below 1024 and open ping sockets,
+        // as rootless Podman does.
+        for (sysctl, value) in [
+            ("ipv4/ip_unprivileged_port_start", "0"),
+            ("ipv4/ping_group_range", "0 2147483647"),
+        ] {
+            steps.push(BootStep::WriteFile {
+                path: Path::new("/proc/sys/net").join(sysctl),
+                content: value.into(),
+            });
+        }
+    }
+    steps.extend([
         // `nodev`: a device node in the instance's disk opens nothing (its own /dev is a
         // separate tmpfs with the few nodes init makes).
         BootStep::Mount {
@@ -237,7 +302,7 @@ pub fn plan_boot(spec: &BootSpec<'_>) -> BootPlan {
             flags: MS_NOSUID | MS_NOEXEC,
             data: Some("mode=755,size=1m".into()),
         },
-    ];
+    ]);
     for (name, major, minor) in [
         ("null", 1, 3),
         ("zero", 1, 5),
@@ -295,12 +360,21 @@ pub fn plan_boot(spec: &BootSpec<'_>) -> BootPlan {
                 mode: 0o755,
             });
         }
-        steps.push(BootStep::Mount {
-            source: Some(m.host.display().to_string()),
-            target: dir,
-            fstype: None,
-            flags: libc::MS_BIND | libc::MS_REC,
-            data: None,
+        // Idmapped with a user namespace, so the host's owners are the same ids inside.
+        steps.push(if spec.userns.is_some() {
+            BootStep::IdmapBind {
+                source: m.host.clone(),
+                target: dir,
+                recursive: true,
+            }
+        } else {
+            BootStep::Mount {
+                source: Some(m.host.display().to_string()),
+                target: dir,
+                fstype: None,
+                flags: libc::MS_BIND | libc::MS_REC,
+                data: None,
+            }
         });
     }
     steps.push(BootStep::PivotRoot {
@@ -324,6 +398,7 @@ pub fn plan_boot(spec: &BootSpec<'_>) -> BootPlan {
         gid: spec.gid,
         drop_caps: dropped_caps(),
         seccomp: spec.seccomp,
+        userns: spec.userns.as_ref().map(|(range, _)| *range),
     }
 }
 
@@ -369,6 +444,20 @@ impl BootPlan {
                     writeln!(s, "mask {} with an empty read-only tmpfs", path.display())
                 }
                 BootStep::ReadOnly { path } => writeln!(s, "read-only {}", path.display()),
+                BootStep::IdmapBind {
+                    source,
+                    target,
+                    recursive,
+                } => writeln!(
+                    s,
+                    "mount {} on {} idmapped{}",
+                    source.display(),
+                    target.display(),
+                    if *recursive { " recursively" } else { "" }
+                ),
+                BootStep::WriteFile { path, content } => {
+                    writeln!(s, "write {content:?} to {}", path.display())
+                }
                 BootStep::PivotRoot { new_root } => {
                     writeln!(s, "pivot_root {}", new_root.display())
                 }
@@ -376,6 +465,9 @@ impl BootPlan {
             };
         }
         let _ = writeln!(s, "wait for cgroups, unshare cgroup");
+        if let Some(range) = &self.userns {
+            let _ = writeln!(s, "join user namespace {range}, become its root");
+        }
         let _ = writeln!(s, "drop caps {:?}", self.drop_caps);
         let _ = writeln!(s, "seccomp {}", self.seccomp.name());
         if let Some(ud) = &self.user_data_argv {
@@ -422,6 +514,15 @@ enum CStep {
     ReadOnly {
         path: CString,
     },
+    /// Attach a detached idmapped tree (a descriptor `prepare` made) on `target`.
+    MoveMount {
+        tree: i32,
+        target: CString,
+    },
+    WriteFile {
+        path: CString,
+        content: CString,
+    },
     PivotRoot {
         new_root: CString,
     },
@@ -455,6 +556,10 @@ struct Prepared {
     log_fd: i32,
     null_fd: i32,
     status_fd: i32,
+    /// The instance's user namespace (-1: none), joined after the mounts.
+    userns_fd: i32,
+    /// Descriptors init keeps when it drops what it inherited, sorted.
+    keep: Vec<i32>,
     steps: Vec<CStep>,
     user_data: Option<(CString, CArgv)>,
     exec_path: CString,
@@ -605,11 +710,50 @@ fn prepare(plan: &BootPlan, fds: &mut Vec<i32>) -> Result<Prepared, KernelError>
         &plan.status_file,
         libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
     )?;
+    let userns = match plan.userns {
+        Some(range) => Some(
+            crate::userns::create(range)
+                .map_err(|e| KernelError::io(format!("create the user namespace {range}"), e))?,
+        ),
+        None => None,
+    };
+    let userns_fd = match userns {
+        Some(fd) => {
+            let raw = fd.into_raw_fd();
+            fds.push(raw);
+            raw
+        }
+        None => -1,
+    };
+    let mut keep = vec![status_fd, sync_r, netns_fd];
     let steps = plan
         .steps
         .iter()
         .map(|s| {
             Ok(match s {
+                BootStep::IdmapBind {
+                    source,
+                    target,
+                    recursive,
+                } => {
+                    // SAFETY: `userns_fd` is open until `close_all`; borrowed for this call.
+                    let ns = unsafe { BorrowedFd::borrow_raw(userns_fd) };
+                    let tree = crate::userns::idmapped_tree(source, &ns, *recursive)
+                        .map_err(|e| {
+                            KernelError::io(format!("idmapped mount of {}", source.display()), e)
+                        })?
+                        .into_raw_fd();
+                    fds.push(tree);
+                    keep.push(tree);
+                    CStep::MoveMount {
+                        tree,
+                        target: cpath(target)?,
+                    }
+                }
+                BootStep::WriteFile { path, content } => CStep::WriteFile {
+                    path: cpath(path)?,
+                    content: cstr(content)?,
+                },
                 BootStep::Mount {
                     source,
                     target,
@@ -645,6 +789,10 @@ fn prepare(plan: &BootPlan, fds: &mut Vec<i32>) -> Result<Prepared, KernelError>
             })
         })
         .collect::<Result<Vec<_>, KernelError>>()?;
+    if userns_fd >= 0 {
+        keep.push(userns_fd);
+    }
+    keep.sort_unstable();
     let user_data = match &plan.user_data_argv {
         Some(argv) => Some((cstr(&argv[0])?, CArgv::new(argv)?)),
         None => None,
@@ -657,6 +805,8 @@ fn prepare(plan: &BootPlan, fds: &mut Vec<i32>) -> Result<Prepared, KernelError>
         log_fd,
         null_fd,
         status_fd,
+        userns_fd,
+        keep,
         steps,
         user_data,
         exec_path: cstr(&plan.exec_path)?,
@@ -798,6 +948,25 @@ fn fail(step: &[u8], index: usize, status_fd: i32) -> ! {
     unsafe { libc::_exit(127) }
 }
 
+/// Drops supplementary groups and sets every uid and gid, with raw system calls: glibc's
+/// wrappers synchronize the change across the threads they believe exist (a lock that another
+/// daemon thread may have held when init was cloned, so init would wait forever). Nonzero on
+/// failure.
+pub(crate) fn become_ids(uid: u32, gid: u32) -> libc::c_long {
+    // SAFETY: integer arguments only (a null list for setgroups with size 0).
+    unsafe {
+        let r = libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>());
+        if r != 0 {
+            return r;
+        }
+        let r = libc::syscall(libc::SYS_setresgid, gid, gid, gid);
+        if r != 0 {
+            return r;
+        }
+        libc::syscall(libc::SYS_setresuid, uid, uid, uid)
+    }
+}
+
 fn opt_ptr(c: &Option<CString>) -> *const c_char {
     c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
 }
@@ -818,11 +987,11 @@ fn raw_fork() -> libc::c_long {
     }
 }
 
-/// Closes every descriptor from 3 up except those in `keep`, with raw system calls only.
-fn close_except(mut keep: [i32; 3]) {
-    keep.sort_unstable();
+/// Closes every descriptor from 3 up except those in `keep` (sorted), with raw system calls
+/// only.
+fn close_except(keep: &[i32]) {
     let mut low = 3;
-    for k in keep {
+    for &k in keep {
         if k >= low {
             close_range_raw(low, k - 1);
             low = k + 1;
@@ -883,7 +1052,7 @@ fn init_main(p: &Prepared) -> ! {
         // `nft` with pipes at this moment (the network is set up while init prepares its
         // root); init's copies would keep those pipes open and the commands waiting. Later
         // the data dir's lock, the API socket and the database would outlive a killed daemon.
-        close_except([sfd, p.sync_r, p.netns_fd]);
+        close_except(&p.keep);
         // The daemon may ignore SIGPIPE or block signals; the instance must start clean.
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -978,6 +1147,35 @@ fn init_main(p: &Prepared) -> ! {
                         fail(b"remount read-only", i, sfd);
                     }
                 }
+                CStep::MoveMount { tree, target } => {
+                    let rc = libc::syscall(
+                        libc::SYS_move_mount,
+                        *tree,
+                        c"".as_ptr(),
+                        libc::AT_FDCWD,
+                        target.as_ptr(),
+                        MOVE_MOUNT_F_EMPTY_PATH,
+                    );
+                    if rc != 0 {
+                        fail(b"attach idmapped mount", i, sfd);
+                    }
+                    libc::close(*tree);
+                }
+                CStep::WriteFile { path, content } => {
+                    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        if *libc::__errno_location() == libc::ENOENT {
+                            continue;
+                        }
+                        fail(b"open to write", i, sfd);
+                    }
+                    let bytes = content.as_bytes();
+                    let n = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+                    libc::close(fd);
+                    if n != bytes.len() as isize {
+                        fail(b"write", i, sfd);
+                    }
+                }
                 CStep::PivotRoot { new_root } => {
                     if libc::chdir(new_root.as_ptr()) != 0 {
                         fail(b"chdir new root", i, sfd);
@@ -1018,6 +1216,18 @@ fn init_main(p: &Prepared) -> ! {
         for fd in &p.cgroup_fds {
             libc::close(*fd);
         }
+        // Root of its own user namespace from here on: every capability init still has is
+        // the namespace's, over nothing the host's namespace owns (the mounts, the network).
+        // The bounding set is full again after the join, so the drop below comes after it.
+        if p.userns_fd >= 0 {
+            if libc::setns(p.userns_fd, libc::CLONE_NEWUSER) != 0 {
+                fail(b"join user namespace", 0, sfd);
+            }
+            if become_ids(0, 0) != 0 {
+                fail(b"become root of the user namespace", 0, sfd);
+            }
+            libc::close(p.userns_fd);
+        }
         // Only stdio and the status file are left now.
         close_from(3, sfd);
         // Init drops the capabilities and installs the filter on itself, so nothing in the
@@ -1049,12 +1259,9 @@ fn init_main(p: &Prepared) -> ! {
             if libc::chdir(p.workdir.as_ptr()) != 0 {
                 libc::chdir(c"/".as_ptr());
             }
-            if p.gid != 0 || p.uid != 0 {
-                libc::setgroups(0, std::ptr::null());
-                if libc::setgid(p.gid) != 0 || libc::setuid(p.uid) != 0 {
-                    write_all(2, b"spindle-init: cannot switch user\n");
-                    libc::_exit(126);
-                }
+            if (p.gid != 0 || p.uid != 0) && become_ids(p.uid, p.gid) != 0 {
+                write_all(2, b"spindle-init: cannot switch user\n");
+                libc::_exit(126);
             }
             libc::execve(
                 p.exec_path.as_ptr(),
@@ -1145,9 +1352,11 @@ mod tests {
                 guest: "/srv/project".into(),
             }],
             seccomp: SeccompProfile::Default,
+            userns: None,
         };
         let plan = plan_boot(&spec);
         let text = plan.describe();
+        assert!(!text.contains("idmapped") && !text.contains("user namespace"));
         assert!(text.contains(
             "mount overlay on /inst/rootfs type overlay flags 0x4 (lowerdir=/img/layers/bbb:/img/layers/aaa,upperdir=/inst/upper,workdir=/inst/work)"
         ), "{text}");
@@ -1192,5 +1401,56 @@ mod tests {
         }
         assert!(text.find("seccomp default").unwrap() > text.find("drop caps").unwrap());
         assert!(text.find("seccomp default").unwrap() < text.find("run user data").unwrap());
+    }
+
+    #[test]
+    fn with_a_user_namespace_layers_and_binds_are_idmapped_and_init_joins_before_the_drop() {
+        let range = IdRange {
+            base: crate::userns::ID_BASE,
+            count: crate::userns::IDS_PER_INSTANCE,
+        };
+        let spec = BootSpec {
+            hostname: "ip-10-200-1-2",
+            netns_path: "/run/netns/spxi1".into(),
+            cgroup_procs: vec![],
+            layers: vec!["/img/layers/aaa".into(), "/img/layers/bbb".into()],
+            upper: "/inst/upper".into(),
+            work: "/inst/work".into(),
+            rootfs: "/inst/rootfs".into(),
+            console_log: "/inst/console.log".into(),
+            status_file: "/inst/status".into(),
+            user_data_path: None,
+            exec_path: "/bin/busybox".into(),
+            argv: vec!["httpd".into()],
+            env: vec![],
+            workdir: "/".into(),
+            uid: 0,
+            gid: 0,
+            mounts: vec![crate::bind::BindMount {
+                host: "/home/dev/proj".into(),
+                guest: "/project".into(),
+            }],
+            seccomp: SeccompProfile::Default,
+            userns: Some((range, "/inst/lower".into())),
+        };
+        let plan = plan_boot(&spec);
+        assert_eq!(plan.userns, Some(range));
+        let text = plan.describe();
+        let at = |line: &str| text.find(line).unwrap_or_else(|| panic!("{line}\n{text}"));
+        // Each layer on its own idmapped mount point; the overlay stacks those, topmost first.
+        let lower0 = at("mount /img/layers/aaa on /inst/lower/0 idmapped\n");
+        let lower1 = at("mount /img/layers/bbb on /inst/lower/1 idmapped\n");
+        let overlay = at("mount overlay on /inst/rootfs type overlay flags 0x4 (lowerdir=/inst/lower/1:/inst/lower/0,upperdir=/inst/upper,workdir=/inst/work)");
+        assert!(at("mkdir /inst/lower/0 755") < lower0 && lower0 < lower1 && lower1 < overlay);
+        // The host directory keeps its owners inside: idmapped, with its submounts.
+        let bind = at("mount /home/dev/proj on /inst/rootfs/project idmapped recursively");
+        let pivot = at("pivot_root /inst/rootfs");
+        assert!(bind < pivot);
+        // Ports below 1024 and ping for the namespace's root, in the instance's netns.
+        assert!(at("write \"0\" to /proc/sys/net/ipv4/ip_unprivileged_port_start") < pivot);
+        at("write \"0 2147483647\" to /proc/sys/net/ipv4/ping_group_range");
+        // Joined after every mount, before the capabilities go (the join fills the set again).
+        let join = at("join user namespace 0-65535 -> host 1073741824-1073807359");
+        assert!(join > at("wait for cgroups") && join < at("drop caps"));
     }
 }

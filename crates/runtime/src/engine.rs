@@ -28,6 +28,7 @@ use crate::imds::{ImdsServer, Metadata};
 use crate::kernel::{Kernel, KernelError, WaitOutcome, NETNS_DIR};
 use crate::net::{self, NetError, SecurityGroup, SgRule};
 use crate::seccomp::SeccompProfile;
+use crate::userns::IdRange;
 use std::sync::Weak;
 
 mod usage;
@@ -62,6 +63,8 @@ pub enum RuntimeError {
     Bind(#[from] crate::bind::BindError),
     #[error("hostname `{0}` is invalid (letters, digits, `-` and `.`, at most 63 characters)")]
     BadHostname(String),
+    #[error("every host id range for user namespaces is taken ({0} instances exist)")]
+    NoIdRange(usize),
     #[error("instance `{0}` does not exist")]
     NoInstance(String),
     #[error("instance {id} is {state:?}; cannot {action}")]
@@ -175,6 +178,10 @@ pub struct Instance {
     /// which is what their next boot gets).
     #[serde(default)]
     pub seccomp: SeccompProfile,
+    /// The host ids its ids map onto (its own user namespace); `None`: the host's user
+    /// namespace (a filesystem without idmapped mounts, or a record from before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<IdRange>,
 }
 
 /// How long a terminated instance stays listed, as in EC2.
@@ -293,6 +300,8 @@ struct Inner {
     changed: Condvar,
     imds: Mutex<BTreeMap<String, ImdsServer>>,
     subscribers: Mutex<Vec<Sender<InstanceEvent>>>,
+    /// Whether new instances get user namespaces here (probed at open), or why not.
+    userns: Result<(), String>,
 }
 
 /// The runtime engine. Cheap to clone; all clones share state.
@@ -376,6 +385,7 @@ impl Runtime {
         fs::create_dir_all(&p).map_err(ioe("create", &p))?;
         let images = ImageStore::open(cfg.data_dir.join("images"))?;
         let cgroups = CgroupLayout::detect(kernel.as_ref(), &cfg.cgroup_root);
+        let userns = kernel.userns_support(images.root());
         let state_path = cfg.data_dir.join("state.json");
         let state: State = match fs::read(&state_path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| RuntimeError::Io {
@@ -402,6 +412,7 @@ impl Runtime {
                 changed: Condvar::new(),
                 imds: Mutex::new(BTreeMap::new()),
                 subscribers: Mutex::new(Vec::new()),
+                userns,
             }),
         };
         for v in rt.vpcs() {
@@ -436,6 +447,16 @@ impl Runtime {
 
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.cfg
+    }
+
+    /// Whether new instances get user namespaces of their own, or why not (see
+    /// [`crate::userns`]).
+    pub fn userns_support(&self) -> Result<(), &str> {
+        self.inner
+            .userns
+            .as_ref()
+            .map(|_| ())
+            .map_err(String::as_str)
     }
 
     pub fn cgroup_layout(&self) -> &CgroupLayout {
@@ -1067,6 +1088,18 @@ impl Runtime {
             .clone()
             .unwrap_or_else(|| format!("ip-{}", ip.to_string().replace('.', "-")));
         env.push(format!("HOSTNAME={hostname}"));
+        let userns = match &self.inner.userns {
+            Ok(()) => Some(
+                crate::userns::allocate(
+                    st.instances
+                        .values()
+                        .filter(|i| i.state != InstanceState::Terminated)
+                        .filter_map(|i| i.userns.as_ref()),
+                )
+                .ok_or(RuntimeError::NoIdRange(st.instances.len()))?,
+            ),
+            Err(_) => None,
+        };
         let workdir = if image.config.workdir.is_empty() {
             "/".to_string()
         } else {
@@ -1099,6 +1132,7 @@ impl Runtime {
             terminated_at: None,
             mounts: spec.mounts.clone(),
             seccomp: spec.seccomp,
+            userns,
         };
         // Membership is part of the rules of this and other instances: count the new one in.
         st.instances.insert(id.clone(), rec.clone());
@@ -1174,7 +1208,11 @@ impl Runtime {
             let p = dir.join("upper").join(&ud_path[1..]);
             fs::write(&p, ud).map_err(ioe("write", &p))?;
         }
+        // What is written above belongs to the instance's root.
         let k = self.inner.kernel.as_ref();
+        if let Some(range) = rec.userns {
+            k.chown_tree(&dir.join("upper"), range)?;
+        }
         let ns = self.netns_name(&rec.id);
         k.netns_create(&ns)?;
         let prefix_len = vpc.subnets[&rec.subnet_id].cidr.prefix();
@@ -1270,6 +1308,7 @@ impl Runtime {
             gid: rec.gid,
             mounts: rec.mounts.clone(),
             seccomp: rec.seccomp,
+            userns: rec.userns.map(|r| (r, dir.join("lower"))),
         };
         match self.inner.kernel.spawn_instance(&plan_boot(&spec), ready) {
             Ok(pid) => Ok(pid),
@@ -1508,6 +1547,27 @@ impl Runtime {
             .inner
             .kernel
             .exec_in(pid, &procs, argv, timeout, rec.seccomp)?)
+    }
+
+    /// Where a running instance is, for [`crate::attach()`] by a root process on this host.
+    pub fn attach_target(&self, id: &str) -> Result<crate::AttachTarget, RuntimeError> {
+        let rec = self.describe(id)?;
+        let bad = || RuntimeError::BadState {
+            id: id.into(),
+            state: rec.state,
+            action: "attach",
+        };
+        let pid = rec.pid.ok_or_else(bad)?;
+        let pid_start = rec
+            .pid_start
+            .or_else(|| self.inner.kernel.process_start_time(pid))
+            .ok_or_else(bad)?;
+        Ok(crate::AttachTarget {
+            pid,
+            pid_start,
+            cgroup_procs: self.inner.cgroups.procs_files(&self.inner.cfg.prefix, id),
+            seccomp: rec.seccomp,
+        })
     }
 
     /// Terminates every instance and deletes every peering and VPC of this engine.

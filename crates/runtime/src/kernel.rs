@@ -117,6 +117,25 @@ pub trait Kernel: Send + Sync + 'static {
         timeout: Duration,
         seccomp: SeccompProfile,
     ) -> Result<Output, KernelError>;
+    /// Runs `argv` as [`Kernel::exec_in`] does (namespaces, cgroups, confinement) but on this
+    /// process's own stdin, stdout and stderr, with exactly `env`, and waits for it: an
+    /// interactive shell on the caller's terminal, so its TTY, window size and Ctrl-C are the
+    /// terminal's. While it runs, this process ignores SIGINT and SIGQUIT (they are for the
+    /// command). Returns the exit code, 128 + the signal's number if a signal ended it.
+    fn attach_in(
+        &self,
+        pid: u32,
+        cgroup_procs: &[PathBuf],
+        argv: &[String],
+        env: &[(String, String)],
+        seccomp: SeccompProfile,
+    ) -> Result<i32, KernelError>;
+    /// Whether instances whose layers live under `dir` can run in user namespaces of their
+    /// own (idmapped mounts work there); the error says why not. See [`crate::userns`].
+    fn userns_support(&self, dir: &Path) -> Result<(), String>;
+    /// Gives a tree the engine wrote (an instance's fresh upper dir) to the root of a user
+    /// namespace with these ids.
+    fn chown_tree(&self, path: &Path, range: crate::userns::IdRange) -> Result<(), KernelError>;
     /// Binds a TCP listener inside a network namespace (a socket keeps its namespace).
     fn tcp_listen_in(&self, netns: &str, addr: &str) -> Result<TcpListener, KernelError>;
     /// Runs a command inside an overlay of layer trees in fresh namespaces (image baking; see
@@ -524,69 +543,11 @@ impl Kernel for RealKernel {
         timeout: Duration,
         seccomp: SeccompProfile,
     ) -> Result<Output, KernelError> {
-        let Some(program) = argv.first() else {
-            return Err(KernelError::io(
-                "exec",
-                io::Error::new(io::ErrorKind::InvalidInput, "empty argv"),
-            ));
-        };
-        let mut cmd = Command::new(program);
-        cmd.args(&argv[1..]);
+        let (mut cmd, _open) = enter(pid, cgroup_procs, argv, seccomp, false)?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let files: Vec<fs::File> = cgroup_procs
-            .iter()
-            .map(|p| {
-                fs::OpenOptions::new()
-                    .write(true)
-                    .open(p)
-                    .map_err(|e| KernelError::io(format!("open {}", p.display()), e))
-            })
-            .collect::<Result<_, _>>()?;
-        let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
-        // The instance's namespaces, in the order nsenter joins them (mount last).
-        let namespaces = [
-            ("cgroup", libc::CLONE_NEWCGROUP),
-            ("ipc", libc::CLONE_NEWIPC),
-            ("uts", libc::CLONE_NEWUTS),
-            ("net", libc::CLONE_NEWNET),
-            ("pid", libc::CLONE_NEWPID),
-            ("mnt", libc::CLONE_NEWNS),
-        ];
-        let ns_files: Vec<(fs::File, i32)> = namespaces
-            .iter()
-            .map(|(name, kind)| {
-                let path = format!("/proc/{pid}/ns/{name}");
-                fs::File::open(&path)
-                    .map(|f| (f, *kind))
-                    .map_err(|e| KernelError::io(format!("open {path}"), e))
-            })
-            .collect::<Result<_, _>>()?;
-        let ns_fds: Vec<(i32, i32)> = ns_files.iter().map(|(f, k)| (f.as_raw_fd(), *k)).collect();
-        let confine = crate::boot::Confinement::new(seccomp);
-        // SAFETY: between fork and exec the closure makes raw system calls only (write, setns,
-        // clone, waitpid, close_range, prctl, seccomp) on descriptors and data prepared above;
-        // it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                for fd in &fds {
-                    if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                for (fd, kind) in &ns_fds {
-                    if libc::setns(*fd, *kind) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                // Joining a pid namespace takes effect for children: fork once more. This
-                // process only waits and passes the command's exit on; the command itself is
-                // the child, inside the instance's pid namespace.
-                crate::boot::fork_into_pid_namespace()?;
-                confine.apply()
-            });
-        }
+        let program = &argv[0];
         let child = cmd
             .spawn()
             .map_err(|e| KernelError::io(format!("spawn {program} in instance"), e))?;
@@ -607,8 +568,53 @@ impl Kernel for RealKernel {
         }
     }
 
+    fn attach_in(
+        &self,
+        pid: u32,
+        cgroup_procs: &[PathBuf],
+        argv: &[String],
+        env: &[(String, String)],
+        seccomp: SeccompProfile,
+    ) -> Result<i32, KernelError> {
+        let (mut cmd, _open) = enter(pid, cgroup_procs, argv, seccomp, true)?;
+        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        // SAFETY: signal(2) only changes this process's dispositions; they are put back below.
+        // The forked child inherits "ignored", so the process that waits in the instance's pid
+        // namespace (see `enter`) survives a Ctrl-C meant for the command.
+        let (int, quit) = unsafe {
+            (
+                libc::signal(libc::SIGINT, libc::SIG_IGN),
+                libc::signal(libc::SIGQUIT, libc::SIG_IGN),
+            )
+        };
+        let status = cmd
+            .spawn()
+            .and_then(|mut c| c.wait())
+            .map_err(|e| KernelError::io(format!("run {} in instance", argv[0]), e));
+        // SAFETY: as above, restoring what was there before.
+        unsafe {
+            libc::signal(libc::SIGINT, int);
+            libc::signal(libc::SIGQUIT, quit);
+        }
+        let status = status?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(255))
+    }
+
     fn run_in_tree(&self, spec: &TreeRun) -> Result<TreeExit, KernelError> {
         crate::sandbox::run_real(spec)
+    }
+
+    fn userns_support(&self, dir: &Path) -> Result<(), String> {
+        crate::userns::probe(dir)
+    }
+
+    fn chown_tree(&self, path: &Path, range: crate::userns::IdRange) -> Result<(), KernelError> {
+        crate::userns::chown_tree(path, range)
+            .map_err(|e| KernelError::io(format!("chown {} to {range}", path.display()), e))
     }
 
     fn tcp_listen_in(&self, netns: &str, addr: &str) -> Result<TcpListener, KernelError> {
@@ -630,6 +636,115 @@ impl Kernel for RealKernel {
         })?;
         in_netns(netns, move || TcpStream::connect_timeout(&sa, timeout))
     }
+}
+
+/// A command that joins the instance of init `pid` before it execs `argv`: its cgroups, its
+/// namespaces (forking once more into the pid namespace, the waiting parent passing the exit
+/// on) and its confinement (capability bounding set and `seccomp` filter). With `interactive`
+/// the command gets SIGINT and SIGQUIT back to their defaults (its caller ignores them). The
+/// returned files must stay open until the command is spawned.
+fn enter(
+    pid: u32,
+    cgroup_procs: &[PathBuf],
+    argv: &[String],
+    seccomp: SeccompProfile,
+    interactive: bool,
+) -> Result<(Command, Vec<fs::File>), KernelError> {
+    let Some(program) = argv.first() else {
+        return Err(KernelError::io(
+            "exec",
+            io::Error::new(io::ErrorKind::InvalidInput, "empty argv"),
+        ));
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(&argv[1..]);
+    let files: Vec<fs::File> = cgroup_procs
+        .iter()
+        .map(|p| {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .map_err(|e| KernelError::io(format!("open {}", p.display()), e))
+        })
+        .collect::<Result<_, _>>()?;
+    let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+    // The instance's namespaces, in the order nsenter joins them (mount last).
+    let namespaces = [
+        ("cgroup", libc::CLONE_NEWCGROUP),
+        ("ipc", libc::CLONE_NEWIPC),
+        ("uts", libc::CLONE_NEWUTS),
+        ("net", libc::CLONE_NEWNET),
+        ("pid", libc::CLONE_NEWPID),
+        ("mnt", libc::CLONE_NEWNS),
+    ];
+    let ns_files: Vec<(fs::File, i32)> = namespaces
+        .iter()
+        .map(|(name, kind)| {
+            let path = format!("/proc/{pid}/ns/{name}");
+            fs::File::open(&path)
+                .map(|f| (f, *kind))
+                .map_err(|e| KernelError::io(format!("open {path}"), e))
+        })
+        .collect::<Result<_, _>>()?;
+    let ns_fds: Vec<(i32, i32)> = ns_files.iter().map(|(f, k)| (f.as_raw_fd(), *k)).collect();
+    // The instance's own user namespace, if it has one, is joined last (joining the
+    // others needs the host's capabilities), and the command becomes its root.
+    let user_ns = own_user_namespace(pid)?;
+    let user_fd = user_ns.as_ref().map_or(-1, |f| f.as_raw_fd());
+    let confine = crate::boot::Confinement::new(seccomp);
+    // SAFETY: between fork and exec the closure makes raw system calls only (write, setns,
+    // setresuid/setresgid, clone, waitpid, close_range, prctl, seccomp, signal) on descriptors
+    // and data prepared above; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in &fds {
+                if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            for (fd, kind) in &ns_fds {
+                if libc::setns(*fd, *kind) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if user_fd >= 0
+                && (libc::setns(user_fd, libc::CLONE_NEWUSER) != 0
+                    || crate::boot::become_ids(0, 0) != 0)
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // Joining a pid namespace takes effect for children: fork once more. This
+            // process only waits and passes the command's exit on; the command itself is
+            // the child, inside the instance's pid namespace.
+            crate::boot::fork_into_pid_namespace()?;
+            if interactive {
+                // Back to the defaults (ignored ones would survive exec): Ctrl-C is the
+                // command's.
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            }
+            confine.apply()
+        });
+    }
+    let open = files
+        .into_iter()
+        .chain(ns_files.into_iter().map(|(f, _)| f))
+        .chain(user_ns)
+        .collect();
+    Ok((cmd, open))
+}
+
+/// `/proc/PID/ns/user` opened, when it is not this process's own user namespace.
+fn own_user_namespace(pid: u32) -> Result<Option<fs::File>, KernelError> {
+    use std::os::unix::fs::MetadataExt;
+    let path = format!("/proc/{pid}/ns/user");
+    let theirs = fs::File::open(&path).map_err(|e| KernelError::io(format!("open {path}"), e))?;
+    let ours = fs::metadata("/proc/self/ns/user")
+        .map_err(|e| KernelError::io("stat /proc/self/ns/user", e))?;
+    let meta = theirs
+        .metadata()
+        .map_err(|e| KernelError::io(format!("stat {path}"), e))?;
+    Ok((meta.ino() != ours.ino() || meta.dev() != ours.dev()).then_some(theirs))
 }
 
 /// Parses a `dst` of `ip -j route`: `default`, `a.b.c.d` or `a.b.c.d/n`.
@@ -824,6 +939,14 @@ impl Kernel for FakeKernel {
     fn process_start_time(&self, _pid: u32) -> Option<u64> {
         None
     }
+    /// Says yes, so the planners are tested with user namespaces (the probe is not a call
+    /// worth recording: it changes nothing).
+    fn userns_support(&self, _dir: &Path) -> Result<(), String> {
+        Ok(())
+    }
+    fn chown_tree(&self, path: &Path, range: crate::userns::IdRange) -> Result<(), KernelError> {
+        self.record(format!("chown -R {} {}", range.base, path.display()))
+    }
     fn exec_in(
         &self,
         pid: u32,
@@ -836,6 +959,19 @@ impl Kernel for FakeKernel {
             "exec in {pid} (seccomp {}): {argv:?}",
             seccomp.name()
         ))?;
+        Err(KernelError::Injected(
+            "the fake kernel runs no processes".into(),
+        ))
+    }
+    fn attach_in(
+        &self,
+        pid: u32,
+        _c: &[PathBuf],
+        argv: &[String],
+        _env: &[(String, String)],
+        _seccomp: SeccompProfile,
+    ) -> Result<i32, KernelError> {
+        self.record(format!("attach in {pid}: {argv:?}"))?;
         Err(KernelError::Injected(
             "the fake kernel runs no processes".into(),
         ))

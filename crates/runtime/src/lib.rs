@@ -33,11 +33,15 @@
 //! Until the bastion and load balancer expose instances, [`Runtime::exec`] runs a command in a
 //! running instance's namespaces and cgroups, confined as the instance's own processes are.
 //! The instance's console (stdout and stderr of init, user data and entrypoint) is in
-//! [`Runtime::console_output`].
+//! [`Runtime::console_output`]. [`attach()`] runs an interactive command the same way, but on
+//! the caller's own terminal, inside an instance that [`Runtime::attach_target`] located
+//! (`spindle devbox shell`).
 //!
 //! ## Confinement (instances hold untrusted code)
 //! Every process in an instance — init's children, user data, the entrypoint and whatever
-//! [`Runtime::exec`] runs — is root of the host's user namespace without CAP_SYS_ADMIN,
+//! [`Runtime::exec`] runs — is root of its own user namespace ([`userns`]: ids 0.. inside are
+//! an unprivileged host id range of its own, [`Instance::userns`]; image layers are mounted
+//! idmapped, so they stay shared) without CAP_SYS_ADMIN,
 //! CAP_NET_ADMIN, CAP_MKNOD or the other capabilities outside [`boot::KEPT_CAPS`], under the
 //! seccomp filter of [`seccomp`] with `no_new_privs` ([`Instance::seccomp`] names it), with
 //! runc's masked and read-only paths ([`boot::MASKED_FILES`], [`boot::MASKED_DIRS`],
@@ -62,6 +66,7 @@
 //! `busybox-static` for the test image. Kernel: overlayfs, veth, bridge, nf_tables with
 //! conntrack; cgroup v1 (cpu, memory, pids controllers) or v2.
 
+pub mod attach;
 pub mod bind;
 pub mod boot;
 pub mod cgroup;
@@ -75,7 +80,9 @@ pub mod kernel;
 pub mod net;
 pub mod sandbox;
 pub mod seccomp;
+pub mod userns;
 
+pub use attach::{attach, AttachError, AttachTarget};
 pub use bind::{BindError, BindMount};
 pub use cgroup::{instance_type, CgroupLayout, InstanceType, Limits, INSTANCE_TYPES};
 pub use cidr::{Ipam, Ipv4Net};
@@ -88,3 +95,4 @@ pub use kernel::{FakeKernel, Kernel, KernelError, RealKernel};
 pub use net::{Peer, Protocol, SecurityGroup, SgRule};
 pub use sandbox::{TreeExit, TreeRun};
 pub use seccomp::SeccompProfile;
+pub use userns::IdRange;

@@ -48,6 +48,13 @@ impl SeccompProfile {
         }
     }
 
+    /// The profile [`SeccompProfile::name`] names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [SeccompProfile::Default, SeccompProfile::Unconfined]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+
     /// The BPF program for this profile; `None` when no filter is installed.
     pub fn program(self) -> Option<Vec<Insn>> {
         match self {

@@ -743,8 +743,10 @@ const BATTERY: &[(&str, &[&str])] = &[
     ("read_proc_keys", &["read 0", "ENOENT"]),
     ("read_proc_timer_list", &["read 0", "ENOENT"]),
     ("list_sys_firmware", &["entries 0", "ENOENT"]),
-    ("write_proc_sys_kernel", &["EROFS"]),
-    ("write_sysrq_trigger", &["EROFS", "ENOENT"]),
+    // Read-only binds; in a user namespace the host's root owns these files and the
+    // permission check refuses first (EACCES).
+    ("write_proc_sys_kernel", &["EROFS", "EACCES"]),
+    ("write_sysrq_trigger", &["EROFS", "EACCES", "ENOENT"]),
     ("clock_settime", &["EPERM"]),
     ("settimeofday", &["EPERM"]),
     ("reboot", &["EPERM"]),
@@ -966,4 +968,108 @@ fn escape_battery_from_inside_an_instance_names_each_errno() {
     assert_eq!(got.get("keyctl").map(String::as_str), Some("ok"));
     let status = exec(&open.id, "cat /proc/self/status");
     assert!(status.contains("Seccomp:\t0"), "{status}");
+}
+
+#[test]
+fn root_inside_is_an_unprivileged_host_id_range_of_its_own() {
+    require_root!();
+    let env = Env::new();
+    let rt = &env.rt;
+    if let Err(why) = rt.userns_support() {
+        eprintln!("SKIPPED user namespaces: {why}");
+        return;
+    }
+    let (_vpc, subnet) = env.vpc("uns", "10.200.128.0/20", "10.200.128.0/24");
+    let a = env.launch(&subnet, &[]);
+    let b = env.launch(&subnet, &[]);
+    let (ra, rb) = (a.userns.unwrap(), b.userns.unwrap());
+    assert_ne!(ra.base, rb.base, "each instance has a range of its own");
+    assert!(ra.base >= spindle_runtime::userns::ID_BASE && rb.base >= ra.base + ra.count);
+    let sh = |id: &str, cmd: &str| {
+        let out = rt
+            .exec(
+                id,
+                &["/bin/sh".into(), "-c".into(), cmd.into()],
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // Inside: root, mapped onto the range; the image's files are root's (idmapped layers);
+    // init, httpd and exec'd commands all run as that root.
+    let map = sh(&a.id, "cat /proc/self/uid_map /proc/self/gid_map");
+    let want = format!("0 {} {}", ra.base, ra.count);
+    for line in map.lines() {
+        assert_eq!(
+            line.split_whitespace().collect::<Vec<_>>().join(" "),
+            want,
+            "{map}"
+        );
+    }
+    assert_eq!(sh(&a.id, "id -u; id -g").trim(), "0\n0");
+    assert_eq!(
+        sh(
+            &a.id,
+            "stat -c '%u:%g' /bin/busybox /www/index.html /etc/hostname"
+        ),
+        "0:0\n0:0\n0:0\n"
+    );
+    for pid in ["1", "$(pidof httpd)"] {
+        let status = sh(&a.id, &format!("cat /proc/{pid}/status"));
+        let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert_eq!(
+            uid.split_whitespace().collect::<Vec<_>>(),
+            ["Uid:", "0", "0", "0", "0"],
+            "{pid}"
+        );
+    }
+    // Files made inside belong to the mapped ids on the host, in the instance's own disk;
+    // the shared layer the modified file came from is untouched.
+    sh(
+        &a.id,
+        "echo made > /made-by-root && echo x > /made-by-1000 && chown 1000:1000 /made-by-1000 \
+         && echo changed >> /www/index.html",
+    );
+    let upper = rt
+        .config()
+        .data_dir
+        .join("instances")
+        .join(&a.id)
+        .join("upper");
+    use std::os::unix::fs::MetadataExt;
+    let owner = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner(&upper.join("made-by-root")), (ra.base, ra.base));
+    assert_eq!(
+        owner(&upper.join("made-by-1000")),
+        (ra.base + 1000, ra.base + 1000)
+    );
+    assert_eq!(
+        owner(&upper.join("www/index.html")),
+        (ra.base, ra.base),
+        "copied up with its owner mapped"
+    );
+    let image = rt.images().inspect("busybox:test").unwrap();
+    for layer in rt.images().layer_dirs(&image) {
+        let page = layer.join("www/index.html");
+        if page.exists() {
+            assert_eq!(owner(&page), (0, 0));
+            assert!(!std::fs::read_to_string(&page).unwrap().contains("changed"));
+        }
+    }
+    // The other instance doesn't see it, and its root is another host id.
+    assert!(sh(&b.id, "ls /made-by-root 2>&1 || true").contains("No such"));
+    // httpd still binds port 80 as the namespace's root (the network namespace allows it).
+    assert!(sh(&a.id, "wget -qO- http://127.0.0.1/").contains("hello from spindle"));
+    // A terminated instance's range is handed out again.
+    rt.terminate(&a.id, Duration::from_secs(2)).unwrap();
+    let c = env.launch(&subnet, &[]);
+    assert_eq!(c.userns.unwrap().base, ra.base);
 }

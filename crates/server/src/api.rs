@@ -276,6 +276,7 @@ fn api_routes() -> Api {
         PUT "/v1/accounts/{account}/devboxes/{name}" PutDevbox => dbh::put;
         DELETE "/v1/accounts/{account}/devboxes/{name}" DeleteDevbox => dbh::delete;
         POST "/v1/accounts/{account}/devboxes/{name}/exec" ExecDevbox => dbh::exec;
+        POST "/v1/accounts/{account}/devboxes/{name}/attach" AttachDevbox => dbh::attach;
         GET "/v1/accounts/{account}/load-balancers" ListLoadBalancers => lbh::list;
         GET "/v1/accounts/{account}/load-balancers/{name}" DescribeLoadBalancer => lbh::describe;
         GET "/v1/accounts/{account}/load-balancers/{name}/targets" DescribeTargetHealth => lbh::targets;

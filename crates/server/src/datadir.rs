@@ -32,6 +32,10 @@ pub struct ServerInfo {
     pub pid: u32,
     pub endpoint: String,
     pub version: String,
+    /// The profile in the credentials file that holds this installation's admin credential
+    /// (not always the one asked for: another installation's profile is never overwritten).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_profile: Option<String>,
 }
 
 /// A locked data dir; the lock is held until this is dropped (or the process dies).

@@ -19,7 +19,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use spindle_model::api::{ExecRequest, ExecResult};
-use spindle_model::devbox::{DevboxInfo, DevboxResult, PutDevbox};
+use spindle_model::devbox::{DevboxAttach, DevboxInfo, DevboxResult, PutDevbox};
 use spindle_runtime::net::NetError;
 use spindle_runtime::{BindMount, Instance, InstanceState, LaunchSpec, Runtime, RuntimeError};
 use std::collections::BTreeMap;
@@ -335,5 +335,39 @@ pub async fn exec(
         exit_code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }))
+}
+
+/// Where the box runs on this host, for `spindle devbox shell`: the CLI, as root on this
+/// machine, joins the box's namespaces itself so that the shell runs on the user's own
+/// terminal. Only the admin credential may ask (the route is org-only), and only from
+/// loopback: the answer is about this host.
+pub async fn attach(
+    State(app): State<App>,
+    Path((account, name)): Path<(String, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    call: Call,
+) -> Res<Json<DevboxAttach>> {
+    let (rt, account_id) = scoped(&app, &call, &account, &name)?;
+    if !peer.ip().is_loopback() {
+        return Err(ApiError::bad_request(
+            "attach: a shell joins the box on the daemon's machine; connect over loopback".into(),
+        ));
+    }
+    let i = find(&rt, &account_id, &name).ok_or_else(|| missing(&name))?;
+    let t = rt
+        .attach_target(&i.id)
+        .map_err(|e| runtime_err(e).with_hint("`spindle devbox up` starts a stopped box"))?;
+    Ok(Json(DevboxAttach {
+        instance_id: i.id.clone(),
+        pid: t.pid,
+        pid_start: t.pid_start,
+        cgroup_procs: t
+            .cgroup_procs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        mount_guest: i.mounts.first().map(|m| m.guest.clone()),
+        seccomp: t.seccomp.name().to_string(),
     }))
 }

@@ -18,6 +18,8 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("no Spindle installation in `{}`: no daemon has started on this data dir", path.display())]
+    NoInstallation { path: PathBuf },
     #[error("cannot create the admin credential")]
     Bootstrap {
         #[source]

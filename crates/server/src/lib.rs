@@ -27,6 +27,7 @@ mod stack_ops;
 mod stacks;
 
 pub use api::route_table;
+pub use bootstrap::{new_admin_credential, NewAdminCredential};
 pub use datadir::{DataDir, DataDirError, ServerInfo};
 pub use error::ServerError;
 pub use stack_handlers::template_report_offline;
@@ -88,11 +89,12 @@ impl Server {
             source,
         })?;
         let endpoint = format!("http://{local_addr}");
-        bootstrap::ensure_admin(
+        let admin_profile = bootstrap::ensure_admin(
             &store,
             &config.credentials_file,
             &config.admin_profile,
             &endpoint,
+            data_dir.path(),
             boot,
         )?;
         let (runtime, ec2) = open_runtime(config, data_dir.path())?;
@@ -138,6 +140,7 @@ impl Server {
             pid: std::process::id(),
             endpoint: endpoint.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            admin_profile,
         })?;
         tracing::info!(%endpoint, data_dir = %config.data_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "spindle server listening");
         Ok(Self {

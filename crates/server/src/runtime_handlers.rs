@@ -347,6 +347,7 @@ fn instance_info(i: &spindle_runtime::Instance) -> InstanceInfo {
             .filter(|e| e.oom_killed)
             .map(|_| "Server.OutOfMemory".to_string()),
         seccomp: i.seccomp.name().to_string(),
+        user_namespace: i.userns.map(|r| r.map_line().trim_end().to_string()),
     }
 }
 

@@ -253,11 +253,17 @@ pub enum KeyCmd {
     },
     /// List signing keys
     List,
-    /// Print (or with --file, write) the public key, usable as apt's `signed-by=`
+    /// Print (or with --file, write) the public key, for apt's `signed-by=`. apt reads a
+    /// binary keyring from any file not named `*.asc` (so `twine.gpg` gets binary), and an
+    /// ASCII-armored key only from a `*.asc` file; printed keys are armored
     Export {
         name: String,
+        /// Write here: binary, unless the name ends in `.asc` or --armor is given
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Write ASCII armor whatever the file's name
+        #[arg(long)]
+        armor: bool,
     },
     /// Delete a signing key (refused while it signs a publication)
     Delete { name: String },
@@ -832,19 +838,28 @@ pub fn key(cx: &Context, cmd: KeyCmd) -> Result<()> {
                 .collect();
             output::table(&["NAME", "FINGERPRINT", "USER ID"], &rows);
         }
-        KeyCmd::Export { name, file } => {
+        KeyCmd::Export { name, file, armor } => {
             let k = c.export_signing_key(&account, &name).map_err(api_err)?;
             let armored = k.public_key.clone().unwrap_or_default();
             match file {
                 Some(f) => {
-                    std::fs::write(&f, &armored)
+                    let format = KeyFormat::for_file(&f, armor);
+                    let bytes = match format {
+                        KeyFormat::Armored => armored.into_bytes(),
+                        KeyFormat::Binary => {
+                            spindle_apt::mirror::binary_keyring(armored.as_bytes())
+                                .with_context(|| format!("signing key {name}"))?
+                        }
+                    };
+                    std::fs::write(&f, bytes)
                         .with_context(|| format!("cannot write `{}`", f.display()))?;
                     if cx.json() {
                         output::json(&k);
                     } else {
                         println!(
-                            "Wrote the public key of {name} to {} (use it as signed-by=).",
-                            f.display()
+                            "Wrote the public key of {name} to {} ({}; use it as signed-by=).",
+                            f.display(),
+                            format.describe()
                         );
                     }
                 }
@@ -860,6 +875,32 @@ pub fn key(cx: &Context, cmd: KeyCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// How `key export --file` writes a key: what apt's `signed-by=` expects of the file's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyFormat {
+    Binary,
+    Armored,
+}
+
+impl KeyFormat {
+    /// apt (gpgv) reads armor only from a file whose name ends in `.asc`; any other name must
+    /// hold a binary keyring, or apt reports `NO_PUBKEY`.
+    fn for_file(path: &std::path::Path, armor: bool) -> Self {
+        if armor || path.extension().is_some_and(|x| x == "asc") {
+            KeyFormat::Armored
+        } else {
+            KeyFormat::Binary
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            KeyFormat::Binary => "binary OpenPGP keyring",
+            KeyFormat::Armored => "ASCII-armored",
+        }
+    }
 }
 
 fn print_mirror(cx: &Context, m: &MirrorInfo) {
@@ -989,4 +1030,28 @@ pub fn db(cx: &Context, cmd: DbCmd) -> Result<()> {
         }
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeyFormat;
+    use std::path::Path;
+
+    #[test]
+    fn key_format_follows_the_file_name_apt_reads() {
+        for (file, armor, want) in [
+            ("twine.gpg", false, KeyFormat::Binary),
+            ("twine", false, KeyFormat::Binary),
+            ("/etc/apt/keyrings/twine.pgp", false, KeyFormat::Binary),
+            ("twine.asc", false, KeyFormat::Armored),
+            ("twine.gpg", true, KeyFormat::Armored),
+            ("twine.asc", true, KeyFormat::Armored),
+        ] {
+            assert_eq!(
+                KeyFormat::for_file(Path::new(file), armor),
+                want,
+                "{file} {armor}"
+            );
+        }
+    }
 }

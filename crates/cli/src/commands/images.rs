@@ -231,6 +231,13 @@ pub fn instance(cx: &Context, cmd: InstanceCmd) -> Result<()> {
             if !i.seccomp.is_empty() {
                 println!("seccomp profile: {}", i.seccomp);
             }
+            match &i.user_namespace {
+                Some(map) => println!(
+                    "user namespace: uid/gid map {map} (root inside is host id {})",
+                    map.split_whitespace().nth(1).unwrap_or("?")
+                ),
+                None => println!("user namespace: the host's (no idmapped mounts here)"),
+            }
         }
     };
     match cmd {

@@ -152,6 +152,8 @@ pub fn run(cx: &Context, cmd: LbCmd) -> Result<()> {
                         c.requests.to_string(),
                         (c.errors_5xx + c.timeouts + c.connect_errors + c.bad_responses)
                             .to_string(),
+                        c.requests.saturating_sub(c.refused).to_string(),
+                        c.queued.to_string(),
                         c.refused.to_string(),
                         c.max_in_flight.to_string(),
                         ms(p50),
@@ -177,6 +179,8 @@ pub fn run(cx: &Context, cmd: LbCmd) -> Result<()> {
                     "SECOND",
                     "REQUESTS",
                     "5XX",
+                    "ADMITTED",
+                    "QUEUED",
                     "REFUSED",
                     "MAX IN FLIGHT",
                     "P50 MS",
@@ -184,6 +188,28 @@ pub fn run(cx: &Context, cmd: LbCmd) -> Result<()> {
                 ],
                 &rows,
             );
+            // Under tenant isolation each target has its own adaptive limit and queues.
+            let admission: Vec<Vec<String>> = m
+                .iter()
+                .filter_map(|s| {
+                    let a = s.admission?;
+                    let label = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+                    Some(vec![
+                        label("target_group"),
+                        label("target"),
+                        a.limit.to_string(),
+                        a.in_flight.to_string(),
+                        a.queued.to_string(),
+                    ])
+                })
+                .collect();
+            if !admission.is_empty() {
+                println!();
+                output::table(
+                    &["TARGET GROUP", "TARGET", "LIMIT", "IN FLIGHT", "QUEUED"],
+                    &admission,
+                );
+            }
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ pub mod asg;
 mod audit;
 mod bake;
 pub mod devbox;
+mod down;
 mod images;
 mod lb;
 pub mod load;
@@ -16,6 +17,7 @@ mod stack_ops;
 mod stacks;
 mod up;
 mod up_project;
+mod up_wait;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
@@ -52,6 +54,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let mut cx = Context::new(&cli.global)?;
             match cmd {
                 Command::Up(args) => up::run(&mut cx, &args),
+                Command::Down(args) => down::run(&cx, &args),
                 Command::Whoami => accounts::whoami(&cx),
                 Command::Account(c) => accounts::account(&cx, c),
                 Command::Role(c) => accounts::role(&cx, c),

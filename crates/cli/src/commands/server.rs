@@ -24,6 +24,9 @@ pub fn data_dir(args: &DaemonArgs) -> PathBuf {
 }
 
 pub fn run(args: &ServerArgs, global: &Global) -> Result<()> {
+    if args.new_admin_credential {
+        return new_admin_credential(args, global);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPINDLE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -37,10 +40,7 @@ pub fn run(args: &ServerArgs, global: &Global) -> Result<()> {
     let config = ServerConfig {
         listen: args.daemon.listen,
         data_dir: data_dir(&args.daemon),
-        credentials_file: match &global.credentials_file {
-            Some(p) => p.clone(),
-            None => CredentialsFile::default_path()?,
-        },
+        credentials_file: credentials_file(global)?,
         admin_profile: global.profile.clone(),
         runtime_prefix: (!args.no_runtime).then(|| args.runtime_prefix.clone()),
         lb_address: args.lb_address,
@@ -70,5 +70,52 @@ pub fn run(args: &ServerArgs, global: &Global) -> Result<()> {
         let server = Server::bind(&config).await?;
         server.serve(spindle_server::shutdown_signal()).await
     })?;
+    Ok(())
+}
+
+fn credentials_file(global: &Global) -> Result<PathBuf> {
+    Ok(match &global.credentials_file {
+        Some(p) => p.clone(),
+        None => CredentialsFile::default_path()?,
+    })
+}
+
+/// `spindle server --new-admin-credential`: the documented way back in. Whoever may read the
+/// data dir can sign as the admin anyway (the database holds the derived keys), so the bar is
+/// the same: root, or the data dir's owner, on its host.
+fn new_admin_credential(args: &ServerArgs, global: &Global) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = data_dir(&args.daemon);
+    // A missing data dir is reported by the server crate as no installation.
+    let owner = match std::fs::metadata(&dir) {
+        Ok(meta) => Some(meta.uid()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read the data dir `{}`", dir.display()))
+        }
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 && owner.is_some_and(|uid| uid != euid) {
+        anyhow::bail!(
+            "--new-admin-credential: run it as root (or as the owner of `{}`) on the daemon's host",
+            dir.display()
+        );
+    }
+    let made =
+        spindle_server::new_admin_credential(&dir, &credentials_file(global)?, &global.profile)?;
+    println!(
+        "Wrote a new admin credential {} for {} to {} as profile [{}]; no other key was revoked.",
+        made.access_key_id,
+        dir.display(),
+        made.credentials_file.display(),
+        made.profile
+    );
+    if made.profile != global.profile {
+        println!(
+            "Profile [{}] holds another credential and was left as it was: use --profile {}.",
+            global.profile, made.profile
+        );
+    }
     Ok(())
 }

@@ -217,10 +217,11 @@ fn change_row(c: &StackChange) -> Vec<String> {
     ]
 }
 
-fn confirm(question: &str) -> Result<bool> {
+/// Asks `question` on the terminal; without one, refuses to `what` (`change a stack`).
+pub(crate) fn confirm(what: &str, question: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(hinted(
-            "refusing to change a stack without confirmation: stdin is not a terminal",
+            format!("refusing to {what} without confirmation: stdin is not a terminal"),
             "pass --yes",
         ));
     }
@@ -300,10 +301,13 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 return Ok(());
             }
             if !yes
-                && !confirm(&format!(
-                    "Deploy these {} change(s) to stack {name}?",
-                    plan.changes.len().max(1)
-                ))?
+                && !confirm(
+                    "change a stack",
+                    &format!(
+                        "Deploy these {} change(s) to stack {name}?",
+                        plan.changes.len().max(1)
+                    ),
+                )?
             {
                 return Err(hinted(
                     "not deployed",
@@ -512,7 +516,12 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
             }
         }
         StackCmd::Delete { name, yes } => {
-            if !yes && !confirm(&format!("Delete stack {name} and its resources?"))? {
+            if !yes
+                && !confirm(
+                    "change a stack",
+                    &format!("Delete stack {name} and its resources?"),
+                )?
+            {
                 return Err(hinted(
                     "not deleted",
                     "run again and answer y, or pass --yes",

@@ -2,9 +2,9 @@
 //! with the pure planner in `spindle-project`, executes the steps through the API with a
 //! progress display, and prints where to go next. Idempotent: a second run does nothing.
 
-use crate::cli::UpArgs;
+use crate::cli::{DaemonArgs, UpArgs};
 use crate::commands::server::data_dir;
-use crate::commands::up_project;
+use crate::commands::{up_project, up_wait};
 use crate::context::{api_err, hinted, Context};
 use crate::output;
 use anyhow::{Context as _, Result};
@@ -23,15 +23,20 @@ struct UpReport {
     daemon_started: bool,
     done: Vec<String>,
     up_to_date: Vec<String>,
-    /// Where to send requests: every stack output named `Url` or `…Url`.
+    /// Where to send requests: every stack output named `Url` or `…Url`. Each URL that names
+    /// a load balancer served (a healthy target behind it, no server error) before it was
+    /// listed, unless `--wait 0`.
     urls: Vec<UrlInfo>,
+    /// A `spindle load` command that shows the first auto scaling group scale on its URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    load_command: Option<String>,
     /// How long each step took, in plan order.
     steps: Vec<StepTime>,
     seconds: f64,
 }
 
 #[derive(Serialize)]
-struct StepTime {
+pub struct StepTime {
     step: String,
     seconds: f64,
 }
@@ -45,22 +50,19 @@ struct UrlInfo {
     /// The load balancer's DNS name, when the output named one.
     #[serde(skip_serializing_if = "Option::is_none")]
     dns_name: Option<String>,
+    /// The load balancer the URL names (what `up` waits on).
+    #[serde(skip)]
+    lb: Option<spindle_model::lb::LoadBalancerInfo>,
+    /// The stack's auto scaling group, if it has one.
+    #[serde(skip)]
+    group: Option<String>,
 }
 
 pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
     let started = Instant::now();
     let manifest = Manifest::load(&args.dir)?;
     check_templates(&manifest)?;
-    if !cx.endpoint_was_given() {
-        cx.set_endpoint(format!("http://{}", args.daemon.listen));
-    }
-    let daemon_started = ensure_daemon(cx, args)?;
-    if daemon_started {
-        cx.reload()?;
-        if !cx.endpoint_was_given() {
-            cx.set_endpoint(format!("http://{}", args.daemon.listen));
-        }
-    }
+    let daemon_started = connect(cx, &args.daemon)?;
     let client = cx.client()?;
     let existing: Vec<_> = client
         .list_accounts()
@@ -83,55 +85,74 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
         return Ok(());
     }
 
-    let data = data_dir(&args.daemon);
-    let bar = std::cell::RefCell::new(None::<ProgressBar>);
-    let say = |line: &str| {
-        if let Some(b) = bar.borrow().as_ref() {
-            b.set_message(line.to_owned());
-        }
-    };
-    let mut exec = up_project::Exec::new(
-        client,
-        &manifest,
-        data.join("up").join(&manifest.name),
-        data.join("bake"),
-        &say,
-    );
-    let mut done = Vec::new();
-    let mut times = Vec::new();
+    let steps: Vec<&Step> = plan.steps.iter().collect();
+    let ran = run_steps(cx, &manifest, &data_dir(&args.daemon), &steps)?;
+    let (done, times) = (ran.done, ran.times);
     let mut up_to_date = plan.up_to_date.clone();
+    up_to_date.extend(ran.up_to_date);
     let json = cx.json();
-    for (i, step) in plan.steps.iter().enumerate() {
-        let (b, detail) = spinner(&format!("[{}/{}] {step}", i + 1, plan.steps.len()), json);
-        *bar.borrow_mut() = Some(detail);
-        let step_started = Instant::now();
-        let result = run_step(client, &mut exec, step);
-        if let Some(d) = bar.borrow_mut().take() {
-            d.finish_and_clear();
-        }
-        b.finish_and_clear();
-        times.push(StepTime {
-            step: step.to_string(),
-            seconds: step_started.elapsed().as_secs_f64(),
-        });
-        match result.with_context(|| format!("step `{step}` failed"))? {
-            StepResult::Done(what) => {
-                if !json {
-                    println!("  ✓ {what} ({:.1} s)", step_started.elapsed().as_secs_f64());
-                }
-                done.push(what);
+
+    let urls = urls(client, &manifest)?;
+    if args.wait > 0 {
+        for u in &urls {
+            let Some(lb) = &u.lb else { continue };
+            let what = format!(
+                "waiting for {} in {} to serve at {}",
+                u.stack, u.account, u.url
+            );
+            let (b, detail) = spinner(&what, json);
+            let say = |line: &str| detail.set_message(line.to_owned());
+            let waited = Instant::now();
+            let r = up_wait::wait_until_serving(
+                client,
+                &u.account,
+                lb,
+                &u.url,
+                Duration::from_secs(args.wait),
+                &say,
+            );
+            detail.finish_and_clear();
+            b.finish_and_clear();
+            r.map_err(|e| {
+                hinted(
+                    e,
+                    format!(
+                        "`spindle --account {} lb health {}` shows the targets, `spindle --account {} instance logs ID` an instance's console; `--wait SECONDS` waits longer",
+                        u.account, lb.name, u.account
+                    ),
+                )
+            })?;
+            // After a run that did nothing, the URLs follow its one line directly.
+            if !json && !done.is_empty() {
+                println!(
+                    "  ✓ {} in {} serves ({:.1} s)",
+                    u.stack,
+                    u.account,
+                    waited.elapsed().as_secs_f64()
+                );
             }
-            StepResult::UpToDate(what) => up_to_date.push(what),
         }
     }
-
+    let me = invocation();
+    // Twine's groups track 100 requests/s per instance (RequestsPerTarget): 150/s keeps dev's
+    // group at two instances, tenant-1's 5x spike at 20 s (270/s) takes it to its maximum of
+    // three, and the other tenants' latency shows whether the spike hurt them.
+    let load_command = urls.iter().find(|u| u.lb.is_some() && u.group.is_some()).map(|u| {
+        format!(
+            "{me} --account {} load {}/report --tenants 5 --rate 150/s --spike tenant-1:5x@20s --duration 60s --group {}",
+            u.account,
+            u.url.trim_end_matches('/'),
+            u.group.as_deref().unwrap_or_default()
+        )
+    });
     let report = UpReport {
         project: manifest.name.clone(),
         endpoint: cx.endpoint(),
         daemon_started,
         done,
         up_to_date,
-        urls: urls(client, &manifest)?,
+        urls,
+        load_command,
         steps: times,
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -163,8 +184,111 @@ pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
             cx.profile_name
         );
         println!("  Try:          spindle account list");
+        if let Some(load) = &report.load_command {
+            println!();
+            println!("Watch it scale (a minute of load on loopback, one tenant spiking):");
+            println!("  {load}");
+        }
+        println!();
+        println!("Take it down: {me} down {}", args.dir.display());
     }
     Ok(())
+}
+
+/// How to type this `spindle` here: `spindle` when that is what `PATH` finds, else its path
+/// (relative to the working directory when under it, as `scripts/up` leaves it:
+/// `target/release/spindle`), so the commands `up` prints run as shown.
+fn invocation() -> String {
+    let Ok(exe) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "spindle".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p)
+            .find_map(|d| std::fs::canonicalize(d.join("spindle")).ok())
+            .is_some_and(|found| found == exe)
+    });
+    if on_path {
+        return "spindle".into();
+    }
+    let cwd = std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .unwrap_or_default();
+    match exe.strip_prefix(&cwd) {
+        Ok(rel) if !cwd.as_os_str().is_empty() => rel.display().to_string(),
+        _ => exe.display().to_string(),
+    }
+}
+
+/// Points `cx` at the daemon `daemon` describes, starting one in the background if none
+/// answers, and at the profile holding that daemon's admin credential. Returns whether it
+/// started one. `spindle up` and `spindle devbox up DIR` both begin here.
+pub fn connect(cx: &mut Context, daemon: &DaemonArgs) -> Result<bool> {
+    if !cx.endpoint_was_given() {
+        cx.set_endpoint(format!("http://{}", daemon.listen));
+    }
+    let started = ensure_daemon(cx, daemon)?;
+    if started {
+        cx.reload()?;
+    }
+    use_daemons_profile(cx, &data_dir(daemon), started)?;
+    Ok(started)
+}
+
+/// What [`run_steps`] did.
+pub struct Ran {
+    pub done: Vec<String>,
+    pub up_to_date: Vec<String>,
+    pub times: Vec<StepTime>,
+}
+
+/// Runs plan steps in order through the API, each with a spinner and a progress line (hidden
+/// with `--output json`); the first failure stops the run. Packages, repo keyrings and the
+/// bake cache live in the data dir, so `spindle up` and `spindle devbox up DIR` share them.
+pub fn run_steps(cx: &Context, manifest: &Manifest, data: &Path, steps: &[&Step]) -> Result<Ran> {
+    let client = cx.client()?;
+    let bar = std::cell::RefCell::new(None::<ProgressBar>);
+    let say = |line: &str| {
+        if let Some(b) = bar.borrow().as_ref() {
+            b.set_message(line.to_owned());
+        }
+    };
+    let mut exec = up_project::Exec::new(
+        client,
+        manifest,
+        data.join("up").join(&manifest.name),
+        data.join("bake"),
+        &say,
+    );
+    let mut ran = Ran {
+        done: Vec::new(),
+        up_to_date: Vec::new(),
+        times: Vec::new(),
+    };
+    let json = cx.json();
+    for (i, step) in steps.iter().enumerate() {
+        let (b, detail) = spinner(&format!("[{}/{}] {step}", i + 1, steps.len()), json);
+        *bar.borrow_mut() = Some(detail);
+        let step_started = Instant::now();
+        let result = run_step(client, &mut exec, step);
+        if let Some(d) = bar.borrow_mut().take() {
+            d.finish_and_clear();
+        }
+        b.finish_and_clear();
+        ran.times.push(StepTime {
+            step: step.to_string(),
+            seconds: step_started.elapsed().as_secs_f64(),
+        });
+        match result.with_context(|| format!("step `{step}` failed"))? {
+            StepResult::Done(what) => {
+                if !json {
+                    println!("  ✓ {what} ({:.1} s)", step_started.elapsed().as_secs_f64());
+                }
+                ran.done.push(what);
+            }
+            StepResult::UpToDate(what) => ran.up_to_date.push(what),
+        }
+    }
+    Ok(ran)
 }
 
 /// Every output named `Url` or ending in `Url` of the manifest's stacks, in manifest order. A
@@ -180,6 +304,11 @@ fn urls(client: &spindle_client::Client, m: &Manifest) -> Result<Vec<UrlInfo>> {
         let lbs = client
             .list_load_balancers(s.account.as_str())
             .unwrap_or_default();
+        let group = d
+            .resources
+            .iter()
+            .find(|r| r.resource_type == "AWS::AutoScaling::AutoScalingGroup")
+            .map(|r| r.physical_id.clone());
         for o in d.outputs {
             if !(o.name.ends_with("Url") || o.name.ends_with("URL")) {
                 continue;
@@ -204,6 +333,8 @@ fn urls(client: &spindle_client::Client, m: &Manifest) -> Result<Vec<UrlInfo>> {
                 output: o.name,
                 url,
                 dns_name,
+                lb: lb.cloned(),
+                group: group.clone(),
             });
         }
     }
@@ -355,19 +486,45 @@ fn spinner(msg: &str, hidden: bool) -> (ProgressBar, ProgressBar) {
     (step, detail)
 }
 
+/// Switches to the profile that holds the admin credential of the daemon on `data`, which
+/// its `server.json` names: the daemon never overwrites another installation's profile, so
+/// its credential may be under a name of its own. Done when this run started the daemon, or
+/// when the selected profile points elsewhere than this daemon.
+pub fn use_daemons_profile(cx: &mut Context, data: &Path, daemon_started: bool) -> Result<()> {
+    let Some(info) = spindle_server::DataDir::read_info(data) else {
+        return Ok(());
+    };
+    let Some(name) = info.admin_profile else {
+        return Ok(());
+    };
+    if name == cx.profile_name || info.endpoint != cx.endpoint() {
+        return Ok(());
+    }
+    if daemon_started || !cx.profile_points_at(&info.endpoint) {
+        if !cx.json() {
+            println!(
+                "  using profile [{name}]: it holds the admin credential of the daemon on {}",
+                data.display()
+            );
+        }
+        cx.set_profile(&name)?;
+    }
+    Ok(())
+}
+
 /// Makes sure a daemon answers at the context's endpoint, starting one in the background if
 /// not. Returns whether it started one.
-fn ensure_daemon(cx: &Context, args: &UpArgs) -> Result<bool> {
+fn ensure_daemon(cx: &Context, daemon: &DaemonArgs) -> Result<bool> {
     if cx.anonymous().health().is_ok() {
         return Ok(false);
     }
-    if cx.endpoint_was_given() && cx.endpoint() != format!("http://{}", args.daemon.listen) {
+    if cx.endpoint_was_given() && cx.endpoint() != format!("http://{}", daemon.listen) {
         return Err(hinted(
             format!("no Spindle daemon answers at {}", cx.endpoint()),
             "start it, or leave out --endpoint so `spindle up` starts one",
         ));
     }
-    let dir = data_dir(&args.daemon);
+    let dir = data_dir(daemon);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the data dir `{}`", dir.display()))?;
     let log_path = dir.join("spindle.log");
@@ -383,7 +540,7 @@ fn ensure_daemon(cx: &Context, args: &UpArgs) -> Result<bool> {
         .arg("--data-dir")
         .arg(&dir)
         .arg("--listen")
-        .arg(args.daemon.listen.to_string())
+        .arg(daemon.listen.to_string())
         .arg("--profile")
         .arg(&cx.profile_name)
         .arg("--credentials-file")

@@ -22,7 +22,7 @@ use spindle_project::{
 };
 use spindle_runtime::RealKernel;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 fn record_param(project: &str, kind: &str, name: &str) -> Result<ParamName> {
@@ -63,7 +63,7 @@ fn put_record(
 /// publications, the digests of every package's and image's inputs now, and the records of
 /// the last `up`. Accounts that don't exist yet are not asked about.
 pub fn observe(client: &Client, m: &Manifest, accounts: Vec<AccountName>) -> Result<Observed> {
-    let dir = m.path.parent().unwrap_or(Path::new("."));
+    let dir = m.dir();
     let mut o = Observed {
         accounts,
         ..Observed::default()
@@ -184,10 +184,6 @@ impl<'a> Exec<'a> {
         }
     }
 
-    fn dir(&self) -> &Path {
-        self.manifest.path.parent().unwrap_or(Path::new("."))
-    }
-
     pub fn create_signing_key(&self, account: &AccountName, name: &str) -> Result<String> {
         let k = self
             .client
@@ -224,26 +220,27 @@ impl<'a> Exec<'a> {
 
     /// Runs the package's build command (its output goes to a log), then builds the .deb.
     pub fn build_package(&mut self, p: &PackageSpec, inputs: &str) -> Result<String> {
-        if let Some((prog, args)) = p.build.split_first() {
+        if let Some(cmd) = p.build_command(self.manifest.dir()) {
             std::fs::create_dir_all(&self.work)
                 .with_context(|| format!("cannot create `{}`", self.work.display()))?;
             let log_path = self.work.join(format!("{}-build.log", p.name));
             let log = std::fs::File::create(&log_path)
                 .with_context(|| format!("cannot write `{}`", log_path.display()))?;
-            let prog_path = if prog.contains('/') {
-                self.dir().join(prog)
-            } else {
-                PathBuf::from(prog)
-            };
             (self.say)(&format!("running {}", p.build.join(" ")));
-            let status = Command::new(&prog_path)
-                .args(args)
-                .current_dir(self.dir())
+            let status = Command::new(&cmd.program)
+                .args(&cmd.args)
+                .current_dir(&cmd.cwd)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
                 .status()
-                .with_context(|| format!("cannot run `{}`", prog_path.display()))?;
+                .with_context(|| {
+                    format!(
+                        "cannot run `{}` in `{}`",
+                        cmd.program.display(),
+                        cmd.cwd.display()
+                    )
+                })?;
             if !status.success() {
                 let text = std::fs::read_to_string(&log_path).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(15).collect();

@@ -248,3 +248,32 @@ impl Drop for Sweep {
         }
     }
 }
+
+/// Copies a project as a fresh clone has it: no build outputs (`dist`, `target`).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == "dist" || name == "target" {
+            continue;
+        }
+        let (src, dst) = (e.path(), to.join(&name));
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// Why this host can't run a test that bakes a Debian base (as `spindle up` does), if it can't:
+/// a missing runtime prerequisite or no Debian mirror in its apt sources.
+pub fn cannot_bake_debian() -> Option<String> {
+    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
+        return Some(why.to_string());
+    }
+    spindle_bake::debian::host_mirror("bookworm")
+        .err()
+        .map(|why| format!("no Debian mirror for the base: {why}"))
+}

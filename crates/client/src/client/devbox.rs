@@ -2,7 +2,7 @@
 
 use super::{method, seg, Client, ClientError};
 use spindle_model::api::{ExecRequest, ExecResult};
-use spindle_model::devbox::{DevboxInfo, DevboxResult, PutDevbox};
+use spindle_model::devbox::{DevboxAttach, DevboxInfo, DevboxResult, PutDevbox};
 
 fn path(account: &str, name: &str, tail: &str) -> String {
     format!("/v1/accounts/{}/devboxes/{}{tail}", seg(account), seg(name))
@@ -37,5 +37,9 @@ impl Client {
         req: &ExecRequest,
     ) -> Result<ExecResult, ClientError> {
         self.call(method::POST, &path(account, name, "/exec"), Some(req))
+    }
+
+    pub fn attach_devbox(&self, account: &str, name: &str) -> Result<DevboxAttach, ClientError> {
+        self.call(method::POST, &path(account, name, "/attach"), None::<&()>)
     }
 }
