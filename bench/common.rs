@@ -85,3 +85,13 @@ pub fn admin(d: &Daemon, dir: &Path) -> Result<Client> {
         )),
     ))
 }
+
+/// The resident set size of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
+}

@@ -8,21 +8,12 @@
 mod common;
 
 use anyhow::{bail, Context, Result};
-use common::{ms, pct, start};
+use common::{ms, pct, rss_kib, start};
 use spindle_client::Client;
 use spindle_model::api::{CreateAccount, CreateKey};
 use spindle_model::AccountName;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-fn rss_kib(pid: u32) -> Result<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = s
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("VmRSS")?;
-    Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
-}
 
 fn main() -> Result<()> {
     let bin = PathBuf::from(

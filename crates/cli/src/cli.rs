@@ -366,8 +366,14 @@ pub enum PkgCmd {
 #[derive(Debug, Subcommand)]
 pub enum TemplateCmd {
     /// Report every problem in a template with its position, and the resource types Spindle
-    /// can't provision yet
-    Validate { file: PathBuf },
+    /// can't provision yet. Asks the daemon when one answers (or `--endpoint` is given);
+    /// without one, checks with the resource types this build provisions
+    Validate {
+        file: PathBuf,
+        /// Check without asking a daemon, even when one is running
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

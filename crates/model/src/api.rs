@@ -281,6 +281,20 @@ pub struct TemplateReport {
     pub unsupported_types: Vec<String>,
 }
 
+impl TemplateReport {
+    /// The report of a template that could not be read or checked at all.
+    pub fn invalid(diagnostics: Vec<TemplateDiagnostic>) -> Self {
+        TemplateReport {
+            valid: false,
+            diagnostics,
+            description: None,
+            parameters: Vec::new(),
+            resource_types: BTreeMap::new(),
+            unsupported_types: Vec::new(),
+        }
+    }
+}
+
 /// Create or update a stack: preview the change set, or execute it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields)]

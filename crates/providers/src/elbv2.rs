@@ -90,9 +90,27 @@ pub const ELBV2_TYPES: &[&str] = &[LB_TYPE, LISTENER_TYPE, RULE_TYPE, TG_TYPE];
 pub const ELBV2_STATE_FILE: &str = "elbv2-providers.json";
 
 const LB_TYPE: &str = "AWS::ElasticLoadBalancingV2::LoadBalancer";
-const LISTENER_TYPE: &str = "AWS::ElasticLoadBalancingV2::Listener";
+pub(crate) const LISTENER_TYPE: &str = "AWS::ElasticLoadBalancingV2::Listener";
 const RULE_TYPE: &str = "AWS::ElasticLoadBalancingV2::ListenerRule";
-const TG_TYPE: &str = "AWS::ElasticLoadBalancingV2::TargetGroup";
+pub(crate) const TG_TYPE: &str = "AWS::ElasticLoadBalancingV2::TargetGroup";
+
+/// The `spindle.*` target group attribute keys [`Elb`] implements (the table in the module
+/// documentation). Validation refuses any other `spindle.` key before a deploy starts;
+/// `spindle_attribute_list_matches_the_parser` checks this list against `target_group`.
+pub(crate) const SPINDLE_TG_ATTRIBUTES: &[&str] = &[
+    "spindle.target.timeout_seconds",
+    "spindle.tenant.header",
+    "spindle.tenant.source",
+    "spindle.tenant.concurrency.initial",
+    "spindle.tenant.concurrency.min",
+    "spindle.tenant.concurrency.max",
+    "spindle.tenant.concurrency.adaptive",
+    "spindle.tenant.max_in_flight",
+    "spindle.tenant.queue.max",
+    "spindle.tenant.queue.timeout_ms",
+    "spindle.tenant.rate.per_second",
+    "spindle.tenant.rate.burst",
+];
 
 /// The hosted zone id `DNSName` lives in (the DNS issue serves it).
 pub const HOSTED_ZONE_ID: &str = "ZSPINDLEELB0001";
@@ -1849,6 +1867,13 @@ impl ElbProvider {
 }
 
 impl Provider for ElbProvider {
+    fn validate(
+        &self,
+        view: &spindle_template::ResourceView<'_>,
+    ) -> Vec<spindle_template::Diagnostic> {
+        crate::rules::check(view)
+    }
+
     fn create<'a>(
         &'a self,
         req: CreateRequest<'a>,
@@ -1971,5 +1996,26 @@ impl Provider for ElbProvider {
                 attributes: self.attributes(&arn, rec, &recs),
             }))
         })
+    }
+}
+
+#[cfg(test)]
+mod attribute_list_tests {
+    /// Every key in [`super::SPINDLE_TG_ATTRIBUTES`] has its arm in `target_group`'s match,
+    /// and there is no arm for a key the list lacks.
+    #[test]
+    fn spindle_attribute_list_matches_the_parser() {
+        let src = include_str!("elbv2.rs");
+        let arms = src
+            .lines()
+            .filter(|l| l.trim_start().starts_with("\"spindle.") && l.contains("\" =>"))
+            .count();
+        for key in super::SPINDLE_TG_ATTRIBUTES {
+            assert!(
+                src.contains(&format!("\"{key}\" =>")),
+                "{key} has no arm in target_group"
+            );
+        }
+        assert_eq!(arms, super::SPINDLE_TG_ATTRIBUTES.len());
     }
 }

@@ -95,6 +95,7 @@ mod error;
 mod instance;
 mod network;
 mod props;
+pub mod rules;
 mod state;
 #[cfg(test)]
 mod tests;

@@ -247,6 +247,13 @@ impl SubnetProvider {
 }
 
 impl Provider for SubnetProvider {
+    fn validate(
+        &self,
+        view: &spindle_template::ResourceView<'_>,
+    ) -> Vec<spindle_template::Diagnostic> {
+        crate::rules::check(view)
+    }
+
     fn create<'a>(
         &'a self,
         req: CreateRequest<'a>,

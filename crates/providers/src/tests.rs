@@ -838,3 +838,43 @@ async fn drift_is_in_sync_after_a_deploy_and_sees_rules_changed_behind_the_stack
         .collect();
     assert!(others.is_empty(), "{others:?}");
 }
+
+#[test]
+fn ec2_registers_exactly_the_listed_types() {
+    let fx = fixture();
+    let mut want = crate::EC2_TYPES.to_vec();
+    want.sort_unstable();
+    assert_eq!(fx.engine.registry().types(), want);
+}
+
+#[test]
+fn the_subnet_provider_adds_its_rules_to_validation() {
+    // Through the registry, as the daemon validates: the provider's rules run after the
+    // registry schema passed.
+    let fx = fixture();
+    let src = "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties: {CidrBlock: 10.0.0.0/16}\n  A:\n    Type: AWS::EC2::Subnet\n    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.0.0/24}\n  B:\n    Type: AWS::EC2::Subnet\n    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.0.0/23}\n";
+    let t = parse(src, "net.yaml").unwrap();
+    let registry = fx.engine.registry();
+    let supported = |ty: &str| registry.supports(ty);
+    let rules = |v: &spindle_template::ResourceView<'_>| registry.validate(v);
+    let opts = spindle_template::ValidateOptions {
+        supported_type: Some(&supported),
+        resource_rules: Some(&rules),
+        ..Default::default()
+    };
+    let d = spindle_template::validate(&t, &opts);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].to_string(), "net.yaml:10:46: Resources.B.Properties.CidrBlock: provider-rule: CidrBlock 10.0.0.0/23 overlaps subnet A (10.0.0.0/24) in the same VPC");
+}
+
+#[test]
+fn every_metric_spindle_measures_passes_the_registry_schema() {
+    // The percentiles are Spindle's dialect (`spindle_template::props`): a metric the
+    // policy planner knows must never be refused before it gets there.
+    for (ns, name, stat, _) in spindle_autoscale::spec::CUSTOM_METRICS {
+        let src = format!("Resources:\n  P:\n    Type: AWS::AutoScaling::ScalingPolicy\n    Properties:\n      AutoScalingGroupName: g\n      PolicyType: TargetTrackingScaling\n      TargetTrackingConfiguration:\n        TargetValue: 1\n        CustomizedMetricSpecification: {{Namespace: {ns}, MetricName: {name}, Statistic: {stat}}}\n");
+        let t = parse(&src, "p.yaml").unwrap();
+        let d = spindle_template::validate::properties(&t);
+        assert!(d.is_empty(), "{ns} {name} {stat}: {d:?}");
+    }
+}

@@ -30,6 +30,8 @@ pub use api::route_table;
 pub use bootstrap::{new_admin_credential, NewAdminCredential};
 pub use datadir::{DataDir, DataDirError, ServerInfo};
 pub use error::ServerError;
+pub use stack_handlers::template_report_offline;
+pub use stacks::provisionable_types;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -12,7 +12,8 @@ use spindle_model::api::TemplateRequest;
 use spindle_model::api::*;
 use spindle_model::StackName;
 use spindle_stack::{DeployRequest, EngineError, StackStatus};
-use spindle_template::{Diagnostics, ValidateOptions};
+use spindle_template::validate::ResourceRules;
+use spindle_template::{Diagnostics, ResourceView, ValidateOptions};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -62,10 +63,15 @@ pub(crate) fn engine_error(e: EngineError) -> ApiError {
 
 /// Templates come from files, so the limit is the 1 MB AWS allows for a template uploaded
 /// through S3 (`aws cloudformation deploy --s3-bucket`), not the 51,200 bytes of an inline body.
-pub(crate) fn validate_options<'a>(supported: &'a dyn Fn(&str) -> bool) -> ValidateOptions<'a> {
+pub(crate) fn validate_options<'a>(
+    supported: &'a dyn Fn(&str) -> bool,
+    rules: &'a ResourceRules<'a>,
+) -> ValidateOptions<'a> {
     ValidateOptions {
         supported_type: Some(supported),
         max_body_bytes: spindle_template::template::quota::S3_BODY_BYTES,
+        resource_rules: Some(rules),
+        registry_schemas: true,
     }
 }
 
@@ -87,21 +93,25 @@ pub async fn validate_template(
     let req: TemplateRequest = call.json()?;
     let a = app.scope(&call, &account, format!("account/{account}/templates"))?;
     let engine = app.stacks.engine(&a.id);
-    let t = match spindle_template::parse(&req.template_body, &template_name(&req)) {
+    let registry = engine.registry();
+    let supported = |ty: &str| registry.supports(ty);
+    let rules = |v: &ResourceView<'_>| registry.validate(v);
+    Ok(Json(template_report(&req, &supported, &rules)))
+}
+
+/// What `template validate` reports for `req`, given which types can be provisioned and
+/// the providers' rules. The daemon answers with it, and `spindle template validate`
+/// computes it the same way without a daemon.
+pub fn template_report(
+    req: &TemplateRequest,
+    supported: &dyn Fn(&str) -> bool,
+    rules: &ResourceRules<'_>,
+) -> TemplateReport {
+    let t = match spindle_template::parse(&req.template_body, &template_name(req)) {
         Ok(t) => t,
-        Err(d) => {
-            return Ok(Json(TemplateReport {
-                valid: false,
-                diagnostics: d.iter().map(diagnostic).collect(),
-                description: None,
-                parameters: Vec::new(),
-                resource_types: BTreeMap::new(),
-                unsupported_types: Vec::new(),
-            }))
-        }
+        Err(d) => return TemplateReport::invalid(d.iter().map(diagnostic).collect()),
     };
-    let supported = |ty: &str| engine.registry().supports(ty);
-    let diags = spindle_template::validate(&t, &validate_options(&supported));
+    let diags = spindle_template::validate(&t, &validate_options(supported, rules));
     let mut resource_types = BTreeMap::new();
     for r in &t.resources {
         *resource_types.entry(r.type_name.clone()).or_insert(0u32) += 1;
@@ -111,7 +121,7 @@ pub async fn validate_template(
         .filter(|ty| !supported(ty))
         .cloned()
         .collect();
-    Ok(Json(TemplateReport {
+    TemplateReport {
         valid: diags.is_empty(),
         diagnostics: diags.iter().map(diagnostic).collect(),
         description: t.description.clone(),
@@ -132,7 +142,17 @@ pub async fn validate_template(
             .collect(),
         resource_types,
         unsupported_types,
-    }))
+    }
+}
+
+/// `spindle template validate` without a daemon: the same report, for the resource types a
+/// daemon of this build provisions ([`crate::stacks::provisionable_types`]) and with the
+/// rules their providers add (each provider's `validate` is `spindle_providers::rules::check`).
+pub fn template_report_offline(req: &TemplateRequest) -> TemplateReport {
+    let types = crate::stacks::provisionable_types();
+    let supported = |ty: &str| types.contains(ty);
+    let rules = |v: &ResourceView<'_>| spindle_providers::rules::check(v);
+    template_report(req, &supported, &rules)
 }
 
 /// A template planned for a stack, with the change set a deploy would execute.
@@ -154,7 +174,9 @@ pub(crate) fn plan_request(
     let t = spindle_template::parse(&req.template_body, &template_name(req))
         .map_err(|d| invalid_template(&d))?;
     let ext = External::new(app.store.clone(), account.clone(), engine);
-    let supported = |ty: &str| engine.registry().supports(ty);
+    let registry = engine.registry();
+    let supported = |ty: &str| registry.supports(ty);
+    let rules = |v: &ResourceView<'_>| registry.validate(v);
     let mut parameters = req.parameters.clone();
     if !req.use_previous_values.is_empty() {
         let v = engine.stack(name.as_str()).map_err(engine_error)?;
@@ -176,7 +198,7 @@ pub(crate) fn plan_request(
         parameters,
         context: spindle_template::Context::new(account.as_str(), REGION, name.as_str()),
         external: &ext,
-        validate: validate_options(&supported),
+        validate: validate_options(&supported, &rules),
     };
     let plan = spindle_template::plan(&t, &input).map_err(|d| invalid_template(&d))?;
     let cs = engine.change_set(&plan, &ext).map_err(engine_error)?;

@@ -231,6 +231,20 @@ impl ExternalResolver for External {
     }
 }
 
+/// Every resource type a daemon of this build registers in each account's engine
+/// ([`Stacks::engine`]) when it runs as root (without root, the EC2 and auto scaling types
+/// are off): the same lists the registering functions iterate. `spindle template validate`
+/// without a daemon checks templates against these.
+pub fn provisionable_types() -> BTreeSet<&'static str> {
+    spindle_stack::BUILTIN_TYPES
+        .iter()
+        .chain(spindle_providers::EC2_TYPES)
+        .chain(spindle_providers::ELBV2_TYPES)
+        .chain(spindle_providers::AUTOSCALING_TYPES)
+        .copied()
+        .collect()
+}
+
 /// The engines, one per account, created on first use.
 pub struct Stacks {
     store: Arc<Store>,

@@ -94,7 +94,7 @@ pub use journal::{
     events, Deployed, FileJournal, Journal, JournalError, MemoryJournal, Record, StackEvent,
     StackOutput, StackParameter, StackSettings, StackView,
 };
-pub use nested::register_builtins;
+pub use nested::{nested_stack_rules, register_builtins, BUILTIN_TYPES};
 pub use provider::{
     BoxFuture, CreateRequest, DeleteRequest, Provider, ProviderError, ProviderOutput,
     ProviderRegistry, ReadOutput, ReadRequest, ResourceCx, UpdateRequest,

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spindle_template::{
-    is_remote_url, nested_template_path, parse, plan, Context, PlanInput, ValidateOptions, Value,
+    is_remote_url, nested_template_path, parse, plan, Context, Diagnostic, PlanInput, ResourceView,
+    ValidateOptions, Value,
 };
 
 use crate::engine::{DeployRequest, EngineError};
@@ -137,11 +138,13 @@ fn plan_child(
     context.notification_arns = cx.context.notification_arns.clone();
     let registry = cx.engine.registry();
     let supported = |t: &str| registry.supports(t);
+    let rules = |v: &spindle_template::ResourceView<'_>| registry.validate(v);
     let input = PlanInput {
         parameters: parameters(p)?,
         context,
         validate: ValidateOptions {
             supported_type: Some(&supported),
+            resource_rules: Some(&rules),
             ..ValidateOptions::default()
         },
         ..PlanInput::default()
@@ -208,6 +211,10 @@ fn timeout_of(p: &BTreeMap<String, Value>) -> Option<Duration> {
 }
 
 impl Provider for NestedStackProvider {
+    fn validate(&self, view: &ResourceView<'_>) -> Vec<Diagnostic> {
+        nested_stack_rules(view)
+    }
+
     fn create<'a>(
         &'a self,
         req: CreateRequest<'a>,
@@ -298,6 +305,30 @@ impl Provider for NestedStackProvider {
     }
 }
 
+/// The nested stack provider's template rules: a literal remote `TemplateURL` (`s3://`,
+/// `https://`) can't be deployed, since nested templates are read from local paths.
+pub fn nested_stack_rules(view: &ResourceView<'_>) -> Vec<Diagnostic> {
+    let Some(url) = view.property("TemplateURL") else {
+        return Vec::new();
+    };
+    match url.as_str() {
+        Some(u) if is_remote_url(u) => vec![view.diag(
+            url.pos,
+            "TemplateURL",
+            format!("TemplateURL `{u}` is remote; Spindle reads nested templates from local paths (write the template's path relative to this file)"),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// The types [`register_builtins`] registers.
+pub const BUILTIN_TYPES: &[&str] = &[
+    "AWS::CloudFormation::Stack",
+    "AWS::CloudFormation::WaitConditionHandle",
+    "AWS::CloudFormation::WaitCondition",
+    "AWS::SSM::Parameter",
+];
+
 /// Registers the nested stack, wait condition and SSM parameter providers.
 pub fn register_builtins(
     registry: &mut crate::ProviderRegistry,
@@ -317,4 +348,19 @@ pub fn register_builtins(
             "AWS::SSM::Parameter",
             Arc::new(crate::ssm::SsmParameterProvider::new(params)),
         )
+}
+
+#[cfg(test)]
+mod registry_tests {
+    #[test]
+    fn builtin_types_are_what_register_builtins_registers() {
+        let mut registry = crate::ProviderRegistry::new();
+        super::register_builtins(
+            &mut registry,
+            std::sync::Arc::new(crate::ssm::MemoryParamStore::default()),
+        );
+        let mut want = super::BUILTIN_TYPES.to_vec();
+        want.sort_unstable();
+        assert_eq!(registry.types(), want);
+    }
 }

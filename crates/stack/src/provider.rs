@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use spindle_template::{Context, Value};
+use spindle_template::{Context, Diagnostic, ResourceView, Value};
 
 use crate::engine::Engine;
 
@@ -165,6 +165,14 @@ pub trait Provider: Send + Sync {
         })
     }
 
+    /// This provider's own rules for a resource as written in a template, run by
+    /// validation before anything is created, beside the registry-schema check. Report
+    /// every problem, each with its position ([`ResourceView::diag`]); look only at literal
+    /// values (anything computed is checked again at deploy). The default has no rules.
+    fn validate(&self, _view: &ResourceView<'_>) -> Vec<Diagnostic> {
+        Vec::new()
+    }
+
     /// How long one call for a resource with these properties may take; `None` uses the
     /// engine's default.
     fn timeout(&self, _properties: &BTreeMap<String, Value>) -> Option<Duration> {
@@ -206,6 +214,14 @@ impl ProviderRegistry {
     /// For [`spindle_template::ValidateOptions::supported_type`].
     pub fn supports(&self, type_name: &str) -> bool {
         self.providers.contains_key(type_name)
+    }
+
+    /// The rules of the provider of `view`'s type (none for an unregistered type): the
+    /// [`spindle_template::ValidateOptions::resource_rules`] hook.
+    pub fn validate(&self, view: &ResourceView<'_>) -> Vec<Diagnostic> {
+        self.get(view.type_name())
+            .map(|p| p.validate(view))
+            .unwrap_or_default()
     }
 
     /// Every registered type, sorted.

@@ -69,6 +69,11 @@ pub enum Category {
     Cycle,
     /// Evaluation failed (bad index, missing mapping key, unresolved import, ...).
     Evaluation,
+    /// A resource property disagrees with its type's registry schema: unknown, missing,
+    /// of the wrong type, or outside the allowed values.
+    Property,
+    /// A rule of the provider that would create the resource (`Provider::validate`).
+    ProviderRule,
 }
 
 impl Category {
@@ -88,6 +93,8 @@ impl Category {
             Category::Rule => "rule",
             Category::Cycle => "cycle",
             Category::Evaluation => "evaluation",
+            Category::Property => "property",
+            Category::ProviderRule => "provider-rule",
         }
     }
 }
@@ -140,6 +147,25 @@ impl Diagnostics {
     }
 }
 
+impl Diagnostic {
+    /// A diagnostic about `path` (a template path) at `pos` in `file`.
+    pub fn new(
+        category: Category,
+        file: &str,
+        pos: Pos,
+        path: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            category,
+            file: file.to_string(),
+            pos,
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
 /// A collector that stamps the file name on every diagnostic.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sink {
@@ -166,7 +192,7 @@ impl Sink {
 }
 
 /// Joins a template path and a key with a dot.
-pub(crate) fn join(path: &str, key: &str) -> String {
+pub fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {

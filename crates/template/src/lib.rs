@@ -7,9 +7,11 @@
 //!
 //! ## Entry points
 //! - [`parse`]: text → [`Template`] (reader + section shapes + quotas), or every problem.
-//! - [`validate()`]: static checks with positions and template paths, all at once; a
-//!   [`ValidateOptions::supported_type`] hook says which resource types this installation
-//!   can provision.
+//! - [`validate()`]: static checks with positions and template paths, all at once, including
+//!   every resource's `Properties` against its type's registry schema ([`PropertySchemas`],
+//!   bundled compressed, decoded per type on first use); a [`ValidateOptions::supported_type`]
+//!   hook says which resource types this installation can provision, and
+//!   [`ValidateOptions::resource_rules`] lets the providers add their own checks.
 //! - [`plan()`]: parameters + [`Context`] → [`Plan`] (evaluated conditions, resources with
 //!   plan-time values, outputs, dependency [`Graph`]). Runs `validate` first.
 //! - [`Plan::resolve_resource`] / [`Plan::resolve_outputs`]: apply time, with a
@@ -65,6 +67,8 @@ mod json;
 pub mod nested;
 pub mod params;
 pub mod plan;
+mod props;
+pub mod schema;
 mod synth;
 pub mod template;
 pub mod validate;
@@ -78,9 +82,11 @@ pub use graph::Graph;
 pub use nested::{is_remote_url, nested_refs, nested_template_path, NestedRef};
 pub use params::{ExternalResolver, NoExternal, ParamType};
 pub use plan::{plan, Plan, PlanInput, PlannedOutput, PlannedResource};
+pub use props::did_you_mean as suggest;
+pub use schema::PropertySchemas;
 pub use synth::synthetic_template;
 pub use template::Template;
-pub use validate::{validate, ValidateOptions};
+pub use validate::{validate, ResourceView, ValidateOptions};
 pub use value::Value;
 
 use diag::Sink;

@@ -3,7 +3,9 @@
 //! Reports every problem at once, each with file:line:column and template path: references
 //! to unknown parameters, resources and conditions; intrinsic arity and argument shapes;
 //! unsupported transforms, macros and modules; unsupported resource types (through a caller
-//! hook); quotas; and cycles among conditions and among resources.
+//! hook); every resource's `Properties` against its type's registry schema (`props.rs`);
+//! the providers' own rules (through a second hook); quotas; and cycles among conditions and
+//! among resources.
 
 use std::collections::HashSet;
 
@@ -12,7 +14,11 @@ use crate::diag::{join, Category, Diagnostic, Pos, Sink};
 use crate::eval::{parse_sub, SubPart, PSEUDO_PARAMETERS};
 use crate::foreach;
 use crate::graph::Graph;
-use crate::template::{quota, Template, LANGUAGE_EXTENSIONS};
+use crate::template::{quota, Resource, Template, LANGUAGE_EXTENSIONS};
+
+/// The caller's own checks of one resource (a provider's rules): every problem found, each
+/// with its position (see [`ResourceView::diag`]).
+pub type ResourceRules<'a> = dyn Fn(&ResourceView<'_>) -> Vec<Diagnostic> + 'a;
 
 /// Caller choices for validation.
 pub struct ValidateOptions<'a> {
@@ -21,6 +27,13 @@ pub struct ValidateOptions<'a> {
     /// The body-size quota to enforce: [`quota::BODY_BYTES`] for a direct upload,
     /// [`quota::S3_BODY_BYTES`] for a template read from an object store.
     pub max_body_bytes: usize,
+    /// Called for every resource whose type is supported (after the registry-schema check
+    /// of its properties); `None` adds no rules.
+    pub resource_rules: Option<&'a ResourceRules<'a>>,
+    /// Check every resource's `Properties` against the registry schema of its type (always,
+    /// except in tests of the engine whose fake providers serve real type names with
+    /// made-up properties, to keep those types' real replacement rules).
+    pub registry_schemas: bool,
 }
 
 impl Default for ValidateOptions<'_> {
@@ -28,6 +41,8 @@ impl Default for ValidateOptions<'_> {
         ValidateOptions {
             supported_type: None,
             max_body_bytes: quota::BODY_BYTES,
+            resource_rules: None,
+            registry_schemas: true,
         }
     }
 }
@@ -37,7 +52,68 @@ impl std::fmt::Debug for ValidateOptions<'_> {
         f.debug_struct("ValidateOptions")
             .field("supported_type", &self.supported_type.is_some())
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("resource_rules", &self.resource_rules.is_some())
+            .field("registry_schemas", &self.registry_schemas)
             .finish()
+    }
+}
+
+/// One resource as a provider's rules see it: its properties as written (with positions),
+/// and the whole template, for rules that compare resources (two subnets of one VPC, two
+/// listeners of one load balancer).
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceView<'a> {
+    pub template: &'a Template,
+    pub resource: &'a Resource,
+}
+
+impl<'a> ResourceView<'a> {
+    pub fn logical_id(&self) -> &'a str {
+        &self.resource.name
+    }
+
+    pub fn type_name(&self) -> &'a str {
+        &self.resource.type_name
+    }
+
+    /// The `Properties` node, if the resource has one.
+    pub fn properties(&self) -> Option<&'a Node> {
+        self.resource.properties.as_ref()
+    }
+
+    /// A property's value as written; `None` when absent.
+    pub fn property(&self, name: &str) -> Option<&'a Node> {
+        self.properties()?.get(name)
+    }
+
+    /// The template path of a property (`rel` is dotted, relative to `Properties`).
+    pub fn path(&self, rel: &str) -> String {
+        join(
+            &join(&join("Resources", &self.resource.name), "Properties"),
+            rel,
+        )
+    }
+
+    /// A provider-rule diagnostic at `pos` about the property at `rel`.
+    pub fn diag(&self, pos: Pos, rel: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(
+            Category::ProviderRule,
+            &self.template.file,
+            pos,
+            &self.path(rel),
+            message,
+        )
+    }
+
+    /// The other resources of the template with `type_name`, in template order.
+    pub fn siblings(&self, type_name: &'a str) -> impl Iterator<Item = ResourceView<'a>> + 'a {
+        let me = self.resource.name.as_str();
+        let template = self.template;
+        template
+            .resources
+            .iter()
+            .filter(move |r| r.type_name == type_name && r.name != me)
+            .map(move |resource| ResourceView { template, resource })
     }
 }
 
@@ -119,6 +195,19 @@ pub fn validate(t: &Template, opts: &ValidateOptions<'_>) -> Vec<Diagnostic> {
     for r in &t.resources {
         let p = join("Resources", &r.name);
         c.resource_type(r.type_name.as_str(), r.type_pos, &join(&p, "Type"), opts);
+        if opts.registry_schemas {
+            crate::props::check_resource(&mut c.sink, r, &p);
+        }
+        // Provider rules run for the types the caller can provision, beside the schema's
+        // findings (they read literal values by shape, so a wrong shape is skipped, not
+        // misread), so one run reports both kinds of mistakes.
+        let supported = opts.supported_type.is_none_or(|f| f(&r.type_name));
+        if let Some(rules) = opts.resource_rules.filter(|_| supported) {
+            c.sink.diags.extend(rules(&ResourceView {
+                template: t,
+                resource: r,
+            }));
+        }
         if let Some((cond, pos)) = &r.condition {
             c.condition_exists(cond, *pos, &join(&p, "Condition"));
         }
@@ -180,6 +269,16 @@ pub fn validate(t: &Template, opts: &ValidateOptions<'_>) -> Vec<Diagnostic> {
     c.condition_cycles();
     c.resource_cycles();
     c.sink.diags
+}
+
+/// Only the registry-schema check of every resource's `Properties` (part of [`validate`]):
+/// for benchmarks and for callers that validated the rest already.
+pub fn properties(t: &Template) -> Vec<Diagnostic> {
+    let mut sink = Sink::new(&t.file);
+    for r in &t.resources {
+        crate::props::check_resource(&mut sink, r, &join("Resources", &r.name));
+    }
+    sink.diags
 }
 
 impl Checker<'_> {

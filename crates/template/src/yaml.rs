@@ -170,7 +170,7 @@ impl<'a> Reader<'a> {
                     let key = match kev {
                         Event::Scalar(v, _, _, ktag) => {
                             if let Some(t) = ktag {
-                                if !is_core(&t, "str") {
+                                if !is_core(&t, "str") && !is_non_specific(&t) {
                                     self.sink.push(
                                         Category::Syntax,
                                         kpos,
@@ -240,6 +240,12 @@ impl<'a> Reader<'a> {
 
     /// Applies a tag to a node: `!Fn` tags become intrinsics, a few core tags are honoured.
     fn tagged(&mut self, tag: &Tag, pos: Pos, node: Node) -> Node {
+        if is_non_specific(tag) {
+            // YAML 1.2: the non-specific tag `!` makes a node a plain string, sequence or
+            // mapping by its kind, without resolving a scalar to a number or boolean (the
+            // readers build scalars handed to `tagged` as strings already).
+            return node;
+        }
         if tag.handle == "!" || (tag.handle.is_empty() && tag.suffix.starts_with('!')) {
             let name = tag.suffix.trim_start_matches('!');
             if let Some(func) = Func::from_tag(name) {
@@ -290,6 +296,11 @@ impl<'a> Reader<'a> {
             .push(Category::Syntax, pos, "", format!("unknown tag {tag}"));
         node
     }
+}
+
+/// The non-specific tag `!` (the scanner reports it as handle "" and suffix "!").
+fn is_non_specific(tag: &Tag) -> bool {
+    (tag.handle.is_empty() && tag.suffix == "!") || (tag.handle == "!" && tag.suffix.is_empty())
 }
 
 fn is_core(tag: &Tag, suffix: &str) -> bool {

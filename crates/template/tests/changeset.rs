@@ -88,6 +88,7 @@ Resources:
     Type: AWS::IAM::Role
     Properties:
       RoleName: web
+      AssumeRolePolicyDocument: {Statement: []}
       Description: !GetAtt Vpc.Arn
   Topic:
     Type: AWS::SNS::Topic

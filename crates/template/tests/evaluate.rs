@@ -1,4 +1,6 @@
 //! Validation and plan-time evaluation: every intrinsic, conditions, parameters, rules.
+//! Resources whose properties only exercise evaluation use `Custom::*` types, which have no
+//! registry schema; the registry-schema checks are tested in `properties.rs`.
 
 use expect_test::{expect, Expect};
 use spindle_template::{parse, plan, Context, ExternalResolver, PlanInput, ValidateOptions};
@@ -105,11 +107,11 @@ const HEAD: &str = "AWSTemplateFormatVersion: '2010-09-09'\n";
 fn pseudo_parameters() {
     check(
         &format!(
-            "{HEAD}Resources:\n  T:\n    Type: AWS::SNS::Topic\n    Properties:\n      A: !Ref AWS::AccountId\n      B: !Ref AWS::Region\n      C: !Ref AWS::StackName\n      D: !Ref AWS::StackId\n      E: !Ref AWS::Partition\n      F: !Ref AWS::URLSuffix\n      G: !Ref AWS::NotificationARNs\n      H: !Ref AWS::NoValue\n      I: [a, !Ref AWS::NoValue, b]\n"
+            "{HEAD}Resources:\n  T:\n    Type: Custom::Topic\n    Properties:\n      A: !Ref AWS::AccountId\n      B: !Ref AWS::Region\n      C: !Ref AWS::StackName\n      D: !Ref AWS::StackId\n      E: !Ref AWS::Partition\n      F: !Ref AWS::URLSuffix\n      G: !Ref AWS::NotificationARNs\n      H: !Ref AWS::NoValue\n      I: [a, !Ref AWS::NoValue, b]\n"
         ),
         &[],
         expect![[r#"
-            T AWS::SNS::Topic
+            T Custom::Topic
               A: "111122223333"
               B: "eu-west-1"
               C: "demo"
@@ -137,7 +139,7 @@ Resources:
     Properties:
       CidrBlock: 10.0.0.0/16
   T:
-    Type: AWS::SNS::Topic
+    Type: Custom::Topic
     Properties:
       Ref: !Ref Vpc
       GetAtt: !GetAtt Vpc.CidrBlock
@@ -170,7 +172,7 @@ Outputs:
             cond IsProd = true
             Vpc AWS::EC2::VPC
               CidrBlock: "10.0.0.0/16"
-            T AWS::SNS::Topic after [Vpc]
+            T Custom::Topic after [Vpc]
               AZsOther: ["us-east-2a","us-east-2b","us-east-2c"]
               Base64: "aGVsbG8sIHdvcmxk"
               Cidr: ["10.1.0.0/20","10.1.16.0/20","10.1.32.0/20"]
@@ -208,10 +210,10 @@ Conditions:
   NumberEq: !Equals [3, !Ref Size]
 Resources:
   ProdOnly:
-    Type: AWS::SNS::Topic
+    Type: Custom::Topic
     Condition: IsProd
   DevOnly:
-    Type: AWS::SNS::Topic
+    Type: Custom::Topic
     Condition: Both
     Properties:
       Name: !If [IsProd, !Ref ProdOnly, dev-topic]
@@ -234,7 +236,7 @@ Outputs:
             cond IsDev = true
             cond IsProd = false
             cond NumberEq = true
-            DevOnly AWS::SNS::Topic
+            DevOnly Custom::Topic
               Name: "dev-topic"
             skipped ProdOnly
             output D = "{{unknown:DevOnly.TopicName}}""#]],
@@ -245,7 +247,7 @@ Outputs:
 fn reference_to_a_resource_whose_condition_is_false() {
     check(
         &format!(
-            "{HEAD}Parameters:\n  On: {{Type: String, Default: 'false'}}\nConditions:\n  C: !Equals [!Ref On, 'true']\nResources:\n  A:\n    Type: AWS::SNS::Topic\n    Condition: C\n  B:\n    Type: AWS::SNS::Topic\n    DependsOn: A\n    Properties:\n      Name: !Ref A\n"
+            "{HEAD}Parameters:\n  On: {{Type: String, Default: 'false'}}\nConditions:\n  C: !Equals [!Ref On, 'true']\nResources:\n  A:\n    Type: Custom::Topic\n    Condition: C\n  B:\n    Type: Custom::Topic\n    DependsOn: A\n    Properties:\n      Name: !Ref A\n"
         ),
         &[],
         expect![[r#"
@@ -270,7 +272,7 @@ fn parameter_types_and_constraints() {
   Password: {{Type: String, NoEcho: true, MinLength: 8}}
 Resources:
   T:
-    Type: AWS::SNS::Topic
+    Type: Custom::Topic
     Properties:
       All: [!Ref Name, !Ref Count, !Ref Ports, !Ref Names, !Ref Vpc, !Ref Subnets, !Ref Key, !Ref Ami, !Ref Zones]
       Secret: !Sub 'pw=${{Password}}'
@@ -294,21 +296,21 @@ Outputs:
         &src,
         &good,
         expect![[r#"
-        param Ami = /ami/latest
-        param Count = 10
-        param Key = ops
-        param Name = abc
-        param Names = a,c
-        param Password = ****
-        param Ports = 80,443
-        param Subnets = subnet-1,subnet-2
-        param Vpc = vpc-1
-        param Zones = /app/zones
-        T AWS::SNS::Topic
-          All: ["abc","10",["80","443"],["a","c"],"vpc-1",["subnet-1","subnet-2"],"ops","ami-0abc",["z1","z2"]]
-          Plain: "abc"
-          Secret: ****
-        output Pw = ****"#]],
+            param Ami = /ami/latest
+            param Count = 10
+            param Key = ops
+            param Name = abc
+            param Names = a,c
+            param Password = ****
+            param Ports = 80,443
+            param Subnets = subnet-1,subnet-2
+            param Vpc = vpc-1
+            param Zones = /app/zones
+            T Custom::Topic
+              All: ["abc","10",["80","443"],["a","c"],"vpc-1",["subnet-1","subnet-2"],"ops","ami-0abc",["z1","z2"]]
+              Plain: "abc"
+              Secret: ****
+            output Pw = ****"#]],
     );
     let bad = [
         ("Name", "ABCDEFG"),
@@ -372,7 +374,7 @@ Rules:
         AssertDescription: all subnets must be in the VPC
       - Assert: !EachMemberIn [[small], [small, large]]
 Resources:
-  T: {{Type: AWS::SNS::Topic}}
+  T: {{Type: Custom::Topic}}
 "#
     );
     check(&src, &[("Subnets", "subnet-1,subnet-2")], expect!["t.yaml:15:17: Rules.SameVpc.Assertions.0: rule: rule `SameVpc` failed: all subnets must be in the VPC"]);
@@ -395,7 +397,7 @@ fn all_problems_at_once_with_positions_and_paths() {
   Loop2: !And [!Condition Loop1, !Condition C]
 Resources:
   Web:
-    Type: AWS::EC2::Instance
+    Type: Custom::Instance
     DependsOn: [Ghost]
     Condition: Missing
     Properties:
@@ -480,13 +482,13 @@ Resources:
     - Name
     - !Ref Names
     - Topic&{Name}:
-        Type: AWS::SNS::Topic
+        Type: Custom::Topic
         Properties:
           TopicName: !Sub 'topic-${Name}'
           Raw: !Ref Name
           Found: !FindInMap [M, !Ref Name, K, {DefaultValue: default}]
   Q:
-    Type: AWS::SQS::Queue
+    Type: Custom::Queue
     Properties:
       Count: !Length [1, 2, 3]
       CountParam: {Fn::Length: !Ref Names}
@@ -504,15 +506,15 @@ Outputs:
         &[],
         expect![[r#"
             param Names = a,b-c
-            Topica AWS::SNS::Topic
+            Topica Custom::Topic
               Found: "from-map"
               Raw: "a"
               TopicName: "topic-a"
-            Topicbc AWS::SNS::Topic
+            Topicbc Custom::Topic
               Found: "default"
               Raw: "b-c"
               TopicName: "topic-b-c"
-            Q AWS::SQS::Queue
+            Q Custom::Queue
               Count: 3
               CountParam: 2
               Json: "{\"a\":\"x\",\"b\":[1,true]}"
@@ -522,7 +524,7 @@ Outputs:
             output bcName = bc-Name"#]],
     );
     check(
-        "Resources:\n  Fn::ForEach::X:\n    - N\n    - [a]\n    - R${N}: {Type: AWS::SNS::Topic}\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      C: !Length [1]\n",
+        "Resources:\n  Fn::ForEach::X:\n    - N\n    - [a]\n    - R${N}: {Type: Custom::Topic}\n  Q:\n    Type: Custom::Queue\n    Properties:\n      C: !Length [1]\n",
         &[],
         expect![[r#"
             t.yaml:2:3: Resources.Fn::ForEach::X: intrinsic: Fn::ForEach needs `Transform: AWS::LanguageExtensions`
@@ -534,14 +536,14 @@ Outputs:
 fn shared_namespace_and_duplicate_exports() {
     check(
         &format!(
-            "{HEAD}Parameters:\n  Web: {{Type: String, Default: x}}\nResources:\n  Web:\n    Type: AWS::SNS::Topic\n  Other:\n    Type: AWS::SNS::Topic\nOutputs:\n  A:\n    Value: !Ref Other\n    Export: {{Name: !Sub '${{AWS::StackName}}-x'}}\n  B:\n    Value: !Ref Other\n    Export: {{Name: demo-x}}\n"
+            "{HEAD}Parameters:\n  Web: {{Type: String, Default: x}}\nResources:\n  Web:\n    Type: Custom::Topic\n  Other:\n    Type: Custom::Topic\nOutputs:\n  A:\n    Value: !Ref Other\n    Export: {{Name: !Sub '${{AWS::StackName}}-x'}}\n  B:\n    Value: !Ref Other\n    Export: {{Name: demo-x}}\n"
         ),
         &[],
         expect!["t.yaml:5:3: Resources.Web: structure: `Web` is declared both as a parameter and as a resource"],
     );
     check(
         &format!(
-            "{HEAD}Resources:\n  Other:\n    Type: AWS::SNS::Topic\nOutputs:\n  A:\n    Value: !Ref Other\n    Export: {{Name: !Sub '${{AWS::StackName}}-x'}}\n  B:\n    Value: !Ref Other\n    Export: {{Name: demo-x}}\n"
+            "{HEAD}Resources:\n  Other:\n    Type: Custom::Topic\nOutputs:\n  A:\n    Value: !Ref Other\n    Export: {{Name: !Sub '${{AWS::StackName}}-x'}}\n  B:\n    Value: !Ref Other\n    Export: {{Name: demo-x}}\n"
         ),
         &[],
         expect!["t.yaml:9:3: Outputs.B: structure: export name `demo-x` is also exported by output `A`"],
@@ -550,7 +552,7 @@ fn shared_namespace_and_duplicate_exports() {
 
 #[test]
 fn validate_alone_expands_loops_with_defaults() {
-    let src = "Transform: AWS::LanguageExtensions\nParameters:\n  Names: {Type: CommaDelimitedList}\nResources:\n  Fn::ForEach::T:\n    - N\n    - !Ref Names\n    - T${N}:\n        Type: AWS::SNS::Topic\n        Properties: {Name: !Ref N, Bad: !Ref Missing}\n";
+    let src = "Transform: AWS::LanguageExtensions\nParameters:\n  Names: {Type: CommaDelimitedList}\nResources:\n  Fn::ForEach::T:\n    - N\n    - !Ref Names\n    - T${N}:\n        Type: Custom::Topic\n        Properties: {Name: !Ref N, Bad: !Ref Missing}\n";
     let t = parse(src, "t.yaml").unwrap();
     let d: Vec<String> = spindle_template::validate(&t, &ValidateOptions::default())
         .iter()
@@ -564,11 +566,11 @@ fn validate_alone_expands_loops_with_defaults() {
 #[test]
 fn condition_key_outside_conditions_is_literal() {
     check(
-        &format!("{HEAD}Conditions:\n  C: !Equals [a, a]\nResources:\n  T:\n    Type: AWS::SNS::Topic\n    Properties:\n      Doc: {{Condition: NotACondition}}\n      Other: !If [C, {{Condition: C}}, x]\n"),
+        &format!("{HEAD}Conditions:\n  C: !Equals [a, a]\nResources:\n  T:\n    Type: Custom::Topic\n    Properties:\n      Doc: {{Condition: NotACondition}}\n      Other: !If [C, {{Condition: C}}, x]\n"),
         &[],
         expect![[r#"
             cond C = true
-            T AWS::SNS::Topic
+            T Custom::Topic
               Doc: {"Condition":"NotACondition"}
               Other: {"Condition":"C"}"#]],
     );

@@ -1,4 +1,6 @@
-//! No input makes the reader, validator or planner panic.
+//! No input makes the reader, validator or planner panic. The seed's resources with made-up
+//! properties use `Custom::*` types; `Tg` is a registry type, so mutations also reach the
+//! registry-schema checks.
 
 use proptest::prelude::*;
 use spindle_template::{parse, plan, synthetic_template, PlanInput};
@@ -28,16 +30,19 @@ Resources:
     - X
     - !Ref P
     - Q${X}:
-        Type: AWS::SQS::Queue
+        Type: Custom::Queue
         Properties: {Name: !Sub '${X}-${AWS::Region}', Len: {'Fn::Length': !Ref P}}
   V:
-    Type: AWS::EC2::VPC
+    Type: Custom::Vpc
     Condition: C
     Properties:
       CidrBlock: !Select [0, !Cidr [10.0.0.0/16, !Ref N, 8]]
       Tags: [{Key: k, Value: !If [D, !Ref AWS::NoValue, !FindInMap [M, a, k]]}]
       J: !ToJsonString {a: !GetAtt Qa.Arn}
       B: !Base64 {'Fn::Join': ['', [!Ref Qb, x]]}
+  Tg:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties: {Port: 80, Protocol: HTTP, Targets: [{Id: i-1, Port: !Ref N}], Matcher: {HttpCode: '200'}, Tags: [{Key: k, Value: v}]}
 Outputs:
   O: {Value: !Ref V, Export: {Name: !Sub '${AWS::StackName}-v'}}
 "#;
@@ -81,8 +86,8 @@ fn the_seed_itself_plans() {
     let t = parse(SEED, "seed").unwrap();
     let p = plan(&t, &PlanInput::default()).unwrap_or_else(|d| panic!("{d}"));
     let names: Vec<&str> = p.resources.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["Qa", "Qb", "V"]);
-    assert_eq!(p.graph.topo_order().unwrap(), ["Qa", "Qb", "V"]);
+    assert_eq!(names, ["Qa", "Qb", "V", "Tg"]);
+    assert_eq!(p.graph.topo_order().unwrap(), ["Qa", "Qb", "V", "Tg"]);
 }
 
 #[test]

@@ -6,7 +6,8 @@ use crate::output;
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use spindle_model::api::{
-    ContinueRollback, DeployResult, DeployStack, StackChange, TemplateRequest,
+    ContinueRollback, DeployResult, DeployStack, StackChange, TemplateDiagnostic, TemplateReport,
+    TemplateRequest,
 };
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -37,6 +38,25 @@ pub(crate) fn read_template(file: &Path, parameters: &[String]) -> Result<Templa
     })
 }
 
+/// A nested template the CLI could not read, with where its parent names it.
+#[derive(Debug)]
+pub(crate) struct NestedUnreadable {
+    diagnostic: TemplateDiagnostic,
+}
+
+impl std::fmt::Display for NestedUnreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = &self.diagnostic;
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            d.file, d.line, d.column, d.path, d.message
+        )
+    }
+}
+
+impl std::error::Error for NestedUnreadable {}
+
 /// Adds the local nested templates `body` (the text of `file`) names, recursively, keyed as
 /// the daemon looks them up, so the daemon never reads this machine's files. A template
 /// that doesn't parse is left to the daemon, which reports every problem at once.
@@ -53,15 +73,18 @@ pub(crate) fn bundle_nested(
         if out.contains_key(&r.resolved) {
             continue;
         }
-        let text = std::fs::read_to_string(&r.resolved).map_err(|e| {
-            anyhow::anyhow!(
-                "{name}:{}:{}: {}: nested template `{}` (TemplateURL `{}`) cannot be read: {e}",
-                r.pos.line,
-                r.pos.col,
-                r.path,
-                r.resolved,
-                r.url
-            )
+        let text = std::fs::read_to_string(&r.resolved).map_err(|e| NestedUnreadable {
+            diagnostic: TemplateDiagnostic {
+                file: name.clone(),
+                line: r.pos.line,
+                column: r.pos.col,
+                path: r.path.clone(),
+                category: "nested-template".into(),
+                message: format!(
+                    "nested template `{}` (TemplateURL `{}`) cannot be read: {e}",
+                    r.resolved, r.url
+                ),
+            },
         })?;
         out.insert(r.resolved.clone(), text.clone());
         bundle_nested(Path::new(&r.resolved), &text, out)?;
@@ -78,12 +101,28 @@ fn read_policy(file: &Option<std::path::PathBuf>) -> Result<Option<String>> {
 }
 
 pub fn template(cx: &Context, cmd: TemplateCmd) -> Result<()> {
-    let TemplateCmd::Validate { file } = cmd;
-    let req = read_template(&file, &[])?;
-    let report = cx
-        .client()?
-        .validate_template(&cx.account()?, &req)
-        .map_err(api_err)?;
+    let TemplateCmd::Validate { file, offline } = cmd;
+    let report = match validation_report(cx, &file, offline) {
+        Ok(r) => r,
+        Err(e) if cx.json() => {
+            // `-o json` prints JSON on every path: a failure to read or send the template
+            // is a report with `valid: false` too, positioned where it can be.
+            let diagnostic = match e.downcast_ref::<NestedUnreadable>() {
+                Some(n) => n.diagnostic.clone(),
+                None => TemplateDiagnostic {
+                    file: file.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    path: String::new(),
+                    category: "error".into(),
+                    message: format!("{e:#}"),
+                },
+            };
+            output::json(&TemplateReport::invalid(vec![diagnostic]));
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     if cx.json() {
         output::json(&report);
     } else {
@@ -121,6 +160,21 @@ pub fn template(cx: &Context, cmd: TemplateCmd) -> Result<()> {
             report.diagnostics.len()
         ))
     }
+}
+
+/// The daemon's report when there is one to ask (`--endpoint` given, or one answering at
+/// the profile's endpoint), else this build's own: the same checks, for the resource types
+/// a daemon of this build provisions.
+fn validation_report(cx: &Context, file: &Path, offline: bool) -> Result<TemplateReport> {
+    let req = read_template(file, &[])?;
+    let daemon = !offline
+        && (cx.endpoint_was_given() || (cx.anonymous().health().is_ok() && cx.client().is_ok()));
+    if !daemon {
+        return Ok(spindle_server::template_report_offline(&req));
+    }
+    cx.client()?
+        .validate_template(&cx.account()?, &req)
+        .map_err(api_err)
 }
 
 fn print_changes(name: &str, r: &DeployResult) {

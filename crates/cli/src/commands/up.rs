@@ -61,6 +61,7 @@ struct UrlInfo {
 pub fn run(cx: &mut Context, args: &UpArgs) -> Result<()> {
     let started = Instant::now();
     let manifest = Manifest::load(&args.dir)?;
+    check_templates(&manifest)?;
     let daemon_started = connect(cx, &args.daemon)?;
     let client = cx.client()?;
     let existing: Vec<_> = client
@@ -379,6 +380,29 @@ fn run_step(
         Step::BakeImage { spec, inputs } => exec.bake(spec, inputs).map(StepResult::Done),
         Step::DeployStack(spec) => deploy_stack(client, spec),
     }
+}
+
+/// Validates every stack template of the project, before anything is built or started, so
+/// every mistake is reported at once in seconds rather than after the build. The checks are
+/// the daemon's (`template validate` without a daemon), which runs them again at each preview.
+fn check_templates(m: &Manifest) -> Result<()> {
+    let mut problems = Vec::new();
+    for s in &m.stacks {
+        let req = crate::commands::stacks::read_template(&s.template, &[])?;
+        let report = spindle_server::template_report_offline(&req);
+        problems.extend(report.diagnostics.iter().map(|d| d.to_string()));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(hinted(
+        format!(
+            "{} problem(s) in the project's templates; nothing was started:\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        ),
+        "`spindle template validate FILE` checks one template",
+    ))
 }
 
 /// Previews the stack's change set and executes it when it is not empty.

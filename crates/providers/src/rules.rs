@@ -1,0 +1,283 @@
+//! The providers' own template rules, run by validation before anything is created
+//! (`Provider::validate`): what the registry schema can't say about Spindle.
+//!
+//! - Target groups: every `spindle.*` attribute key must be one Spindle knows (a typo would
+//!   otherwise only fail at deploy, one at a time), and `spindle.tenant.source` one of its
+//!   values.
+//! - Subnets: two subnets of the same VPC (the same `VpcId` as written) must not overlap.
+//! - Listeners: two listeners of the same load balancer must not share a port.
+//!
+//! Rules look only at literal values; anything computed is known at deploy time, where the
+//! provider checks it again. The functions are pure (a template in, diagnostics out), so
+//! `spindle template validate` runs the same rules without a daemon.
+
+use std::net::Ipv4Addr;
+
+use spindle_template::ast::{Node, NodeKind};
+use spindle_template::{Diagnostic, ResourceView};
+
+use crate::elbv2::{LISTENER_TYPE, SPINDLE_TG_ATTRIBUTES, TG_TYPE};
+
+const SUBNET_TYPE: &str = "AWS::EC2::Subnet";
+const NESTED_STACK_TYPE: &str = "AWS::CloudFormation::Stack";
+
+/// The rules of `view`'s type, whichever crate's provider implements it (the nested stack
+/// provider lives in `spindle-stack`); empty for a type without rules. Every provider with
+/// rules calls this from its `validate`, so a daemon and `template validate` without one
+/// report the same.
+pub fn check(view: &ResourceView<'_>) -> Vec<Diagnostic> {
+    match view.type_name() {
+        NESTED_STACK_TYPE => spindle_stack::nested_stack_rules(view),
+        TG_TYPE => target_group(view),
+        LISTENER_TYPE => listener(view),
+        SUBNET_TYPE => subnet(view),
+        _ => Vec::new(),
+    }
+}
+
+fn target_group(view: &ResourceView<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let Some(attrs) = view
+        .property("TargetGroupAttributes")
+        .and_then(Node::as_list)
+    else {
+        return out;
+    };
+    for (i, a) in attrs.iter().enumerate() {
+        let Some(key_node) = a.get("Key") else {
+            continue;
+        };
+        let Some(key) = key_node.as_str() else {
+            continue;
+        };
+        let rel = format!("TargetGroupAttributes.{i}.Key");
+        if key.starts_with("spindle.") && !SPINDLE_TG_ATTRIBUTES.contains(&key) {
+            let hint = spindle_template::suggest(key, SPINDLE_TG_ATTRIBUTES)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            out.push(view.diag(
+                key_node.pos,
+                &rel,
+                format!("unknown Spindle target group attribute `{key}`{hint}"),
+            ));
+        }
+        if key == "spindle.tenant.source" {
+            if let Some(v) = a.get("Value").filter(|v| v.as_str().is_some()) {
+                let value = v.as_str().unwrap_or_default();
+                if !matches!(value, "header" | "host" | "path") {
+                    out.push(view.diag(
+                        v.pos,
+                        &format!("TargetGroupAttributes.{i}.Value"),
+                        format!(
+                            "spindle.tenant.source must be header, host or path, not `{value}`"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `a.b.c.d/n` as (network, prefix length); `None` unless literal and well formed.
+fn ipv4_net(n: &Node) -> Option<(u32, u32)> {
+    let (ip, len) = n.as_str()?.split_once('/')?;
+    let ip: Ipv4Addr = ip.parse().ok()?;
+    let len: u32 = len.parse().ok().filter(|l| *l <= 32)?;
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    Some((u32::from(ip) & mask, len))
+}
+
+fn overlaps(a: (u32, u32), b: (u32, u32)) -> bool {
+    let len = a.1.min(b.1);
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    a.0 & mask == b.0 & mask
+}
+
+/// The same reference as written (`!Ref Vpc` and `{Ref: Vpc}` are the same node).
+fn same(a: Option<&Node>, b: Option<&Node>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => !matches!(a.kind, NodeKind::Null) && a.to_json() == b.to_json(),
+        _ => false,
+    }
+}
+
+/// Whether `other` comes before `view` in the template (each pair is reported once, on the
+/// later resource).
+fn earlier(view: &ResourceView<'_>, other: &ResourceView<'_>) -> bool {
+    other.resource.pos < view.resource.pos
+}
+
+fn subnet(view: &ResourceView<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let Some(cidr_node) = view.property("CidrBlock") else {
+        return out;
+    };
+    let Some(mine) = ipv4_net(cidr_node) else {
+        return out;
+    };
+    let vpc = view.property("VpcId");
+    for other in view.siblings(SUBNET_TYPE) {
+        if !earlier(view, &other) || !same(vpc, other.property("VpcId")) {
+            continue;
+        }
+        let Some(theirs) = other.property("CidrBlock").and_then(ipv4_net) else {
+            continue;
+        };
+        if overlaps(mine, theirs) {
+            out.push(view.diag(
+                cidr_node.pos,
+                "CidrBlock",
+                format!(
+                    "CidrBlock {} overlaps subnet {} ({}) in the same VPC",
+                    cidr_node.as_str().unwrap_or_default(),
+                    other.logical_id(),
+                    other
+                        .property("CidrBlock")
+                        .and_then(Node::as_str)
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    out
+}
+
+fn listener(view: &ResourceView<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let Some(port_node) = view.property("Port") else {
+        return out;
+    };
+    let Some(port) = port_node.scalar_text() else {
+        return out;
+    };
+    let lb = view.property("LoadBalancerArn");
+    for other in view.siblings(LISTENER_TYPE) {
+        if !earlier(view, &other) || !same(lb, other.property("LoadBalancerArn")) {
+            continue;
+        }
+        if other
+            .property("Port")
+            .and_then(Node::scalar_text)
+            .as_deref()
+            == Some(port.as_str())
+        {
+            out.push(view.diag(
+                port_node.pos,
+                "Port",
+                format!(
+                    "port {port} is already used by listener {} on the same load balancer",
+                    other.logical_id()
+                ),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spindle_template::{parse, validate, ValidateOptions};
+
+    /// Validates `resources` with these rules and renders `line:col path: message`.
+    fn run(resources: &str) -> Vec<String> {
+        let src = format!("Resources:\n{resources}");
+        let t = parse(&src, "t.yaml").unwrap_or_else(|d| panic!("{d}"));
+        let rules = |v: &ResourceView<'_>| check(v);
+        let opts = ValidateOptions {
+            resource_rules: Some(&rules),
+            ..ValidateOptions::default()
+        };
+        validate(&t, &opts)
+            .iter()
+            .map(|d| format!("{}:{} {}: {}", d.pos.line, d.pos.col, d.path, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn spindle_attribute_keys_are_checked_with_a_suggestion() {
+        let got = run(r#"  Tg:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties:
+      Port: 80
+      Protocol: HTTP
+      TargetGroupAttributes:
+        - { Key: spindle.tenant.headr, Value: X-Tenant-Id }
+        - { Key: spindle.tenant.source, Value: cookie }
+        - { Key: spindle.tenant.queue.max, Value: "8" }
+        - { Key: deregistration_delay.timeout_seconds, Value: "5" }
+        - { Key: !Sub "spindle.${AWS::Region}", Value: x }
+"#);
+        assert_eq!(
+            got,
+            [
+                "8:18 Resources.Tg.Properties.TargetGroupAttributes.0.Key: unknown Spindle target group attribute `spindle.tenant.headr`; did you mean `spindle.tenant.header`?",
+                "9:48 Resources.Tg.Properties.TargetGroupAttributes.1.Value: spindle.tenant.source must be header, host or path, not `cookie`",
+            ]
+        );
+    }
+
+    #[test]
+    fn overlapping_subnets_of_one_vpc() {
+        let got = run(r#"  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: { CidrBlock: 10.0.0.0/16 }
+  Other:
+    Type: AWS::EC2::VPC
+    Properties: { CidrBlock: 10.0.0.0/16 }
+  A:
+    Type: AWS::EC2::Subnet
+    Properties: { VpcId: !Ref Vpc, CidrBlock: 10.0.0.0/24 }
+  B:
+    Type: AWS::EC2::Subnet
+    Properties: { VpcId: !Ref Vpc, CidrBlock: 10.0.1.0/24 }
+  C:
+    Type: AWS::EC2::Subnet
+    Properties: { VpcId: {Ref: Vpc}, CidrBlock: 10.0.0.128/25 }
+  D:
+    Type: AWS::EC2::Subnet
+    Properties: { VpcId: !Ref Other, CidrBlock: 10.0.0.0/24 }
+"#);
+        assert_eq!(
+            got,
+            ["16:49 Resources.C.Properties.CidrBlock: CidrBlock 10.0.0.128/25 overlaps subnet A (10.0.0.0/24) in the same VPC"]
+        );
+    }
+
+    #[test]
+    fn a_port_twice_on_one_load_balancer() {
+        let listener = |lb: &str, port: u16| {
+            format!("    Type: AWS::ElasticLoadBalancingV2::Listener\n    Properties:\n      LoadBalancerArn: !Ref {lb}\n      Port: {port}\n      Protocol: HTTP\n      DefaultActions: [{{Type: fixed-response, FixedResponseConfig: {{StatusCode: \"200\"}}}}]\n")
+        };
+        let src = format!(
+            "  Lb:\n    Type: AWS::ElasticLoadBalancingV2::LoadBalancer\n  Lb2:\n    Type: AWS::ElasticLoadBalancingV2::LoadBalancer\n  L1:\n{}  L2:\n{}  L3:\n{}",
+            listener("Lb", 80),
+            listener("Lb", 80),
+            listener("Lb2", 80)
+        );
+        assert_eq!(
+            run(&src),
+            ["17:13 Resources.L2.Properties.Port: port 80 is already used by listener L1 on the same load balancer"]
+        );
+    }
+
+    #[test]
+    fn cidr_arithmetic() {
+        let n = |s: &str| ipv4_net(&Node::string(Default::default(), s));
+        assert!(overlaps(
+            n("10.0.0.0/16").unwrap(),
+            n("10.0.5.0/24").unwrap()
+        ));
+        assert!(!overlaps(
+            n("10.0.0.0/24").unwrap(),
+            n("10.0.1.0/24").unwrap()
+        ));
+        assert!(overlaps(
+            n("0.0.0.0/0").unwrap(),
+            n("192.168.1.1/32").unwrap()
+        ));
+        assert_eq!(n("10.0.0.0/33"), None);
+        assert_eq!(n("10.0.0/24"), None);
+    }
+}
