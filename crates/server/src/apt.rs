@@ -18,7 +18,11 @@
 //! undoes the tree of a new publication, or leaves the previous record of an existing one
 //! (whose tree is the newer, self-consistent one: the next publish reconciles).
 
-use spindle_apt::publish::PublishOptions;
+use spindle_apt::publish::{Completion, Pending, PublishOptions, SharedPublisher};
+use spindle_apt::records::{
+    self, check_key_unused, check_unpublished, package_info, publication_name, repo_info,
+    snapshot_info, Mirror, Publication, RuleError, SourceKind,
+};
 use spindle_apt::repo::{self, DepOptions, SnapshotSource};
 use spindle_apt::{
     Catalog, ComponentInput, KnownPackages, MergeMode, PackageKey, PackageRef, Pool, PoolError,
@@ -59,58 +63,6 @@ fn invalid(e: &dyn std::error::Error) -> AptError {
     AptError::Invalid(chain(e))
 }
 
-/// The stored form of a publication.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Publication {
-    prefix: String,
-    distribution: String,
-    sources: Vec<PublishSource>,
-    architectures: Vec<String>,
-    sign_key: String,
-    private: bool,
-    /// SHA-256 of the read token of a private publication.
-    token_sha256: Option<String>,
-    origin: Option<String>,
-    label: Option<String>,
-    valid_for_secs: Option<u64>,
-    generation: u64,
-    published_at: String,
-}
-
-/// The stored form of a mirror.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Mirror {
-    name: String,
-    url: String,
-    distribution: String,
-    components: Vec<String>,
-    architectures: Vec<String>,
-    filter: Option<String>,
-    with_deps: bool,
-    /// ASCII-armored public keys.
-    keyring: String,
-    packages: BTreeSet<PackageKey>,
-    updated_at: String,
-    unsatisfied: Vec<String>,
-}
-
-fn mirror_info(m: &Mirror) -> MirrorInfo {
-    MirrorInfo {
-        name: m.name.clone(),
-        url: m.url.clone(),
-        distribution: m.distribution.clone(),
-        components: m.components.clone(),
-        architectures: m.architectures.clone(),
-        filter: m.filter.clone(),
-        with_deps: m.with_deps,
-        packages: m.packages.len(),
-        updated_at: m.updated_at.clone(),
-        unsatisfied: m.unsatisfied.clone(),
-    }
-}
-
 /// Fetches a remote repository's files over HTTP (bounded in time and size).
 struct HttpFetch {
     base: String,
@@ -131,14 +83,6 @@ impl spindle_apt::mirror::Fetch for HttpFetch {
             return Err(format!("larger than {LIMIT} bytes"));
         }
         Ok(out)
-    }
-}
-
-fn publication_name(prefix: &str, dist: &str) -> String {
-    if prefix.is_empty() {
-        dist.to_owned()
-    } else {
-        format!("{prefix}/{dist}")
     }
 }
 
@@ -163,18 +107,6 @@ impl KnownPackages for Known<'_> {
     }
 }
 
-pub fn package_info(p: &PackageRef) -> PackageInfo {
-    let k = p.key();
-    PackageInfo {
-        key: k.to_string(),
-        name: k.name().to_owned(),
-        version: k.version_text().to_owned(),
-        architecture: k.arch().to_owned(),
-        sha256: p.sha256().to_owned(),
-        size: p.size(),
-    }
-}
-
 /// The stored form of a package record.
 fn package_record(p: &PackageRef) -> AptPackage {
     AptPackage {
@@ -184,52 +116,18 @@ fn package_record(p: &PackageRef) -> AptPackage {
     }
 }
 
-fn source_text(s: &SnapshotSource) -> String {
-    match s {
-        SnapshotSource::Repo { name } => format!("repo {name}"),
-        SnapshotSource::Merge { sources, latest } => format!(
-            "merge {}{}",
-            sources.join(", "),
-            if *latest { "" } else { " (all versions)" }
-        ),
-        SnapshotSource::Filter {
-            source,
-            query,
-            with_deps,
-        } => format!(
-            "filter {source}: {query}{}",
-            if *with_deps {
-                " (with dependencies)"
-            } else {
-                ""
-            }
-        ),
-        SnapshotSource::Mirror { name } => format!("mirror {name}"),
-    }
-}
-
-fn snapshot_info(s: &Snapshot) -> SnapshotInfo {
-    SnapshotInfo {
-        name: s.name().to_owned(),
-        description: s.description().to_owned(),
-        source: source_text(s.source()),
-        packages: s.packages().len(),
-        package_list: Vec::new(),
-        unsatisfied: Vec::new(),
-    }
-}
-
-fn repo_info(r: &Repo) -> RepoInfo {
-    RepoInfo {
-        name: r.name.clone(),
-        comment: r.comment.clone(),
-        architectures: r.architectures.iter().cloned().collect(),
-        packages: r.packages.len(),
-    }
-}
-
 fn parse_query(text: &str) -> Res<Query> {
-    Query::parse(text).map_err(|e| AptError::Invalid(format!("query `{text}`: {e}")))
+    records::parse_query(text).map_err(AptError::from)
+}
+
+impl From<RuleError> for AptError {
+    fn from(e: RuleError) -> AptError {
+        if e.is_conflict() {
+            AptError::Conflict(chain(&e))
+        } else {
+            AptError::Invalid(chain(&e))
+        }
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, body: &str) -> Res<T> {
@@ -263,8 +161,9 @@ pub struct AptService {
     published: spindle_apt::publish::PublishedFiles,
     base_url: String,
     /// Per-account locks around mutations, each holding the account's publisher (which
-    /// caches rendered indexes between publishes).
-    accounts: Mutex<HashMap<AccountId, Arc<Mutex<Publisher>>>>,
+    /// caches rendered indexes between publishes and finishes first publishes' `Contents`
+    /// and `Packages.xz` in the background).
+    accounts: Mutex<HashMap<AccountId, Arc<SharedPublisher>>>,
     /// Taken shared by uploads (pool file written before its record) and exclusively by
     /// cleanup, so cleanup never removes a file whose record is about to be written.
     gc: RwLock<()>,
@@ -313,11 +212,11 @@ impl AptService {
         })
     }
 
-    fn lock(&self, account: &AccountId) -> Arc<Mutex<Publisher>> {
+    fn lock(&self, account: &AccountId) -> Arc<SharedPublisher> {
         let mut m = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(account.clone())
             .or_insert_with(|| {
-                Arc::new(Mutex::new(Publisher::new(
+                Arc::new(SharedPublisher::new(Publisher::new(
                     self.public_root(account),
                     self.pool.clone(),
                     PublisherOptions {
@@ -616,18 +515,9 @@ impl AptService {
 
     pub fn drop_repo(&self, account: &AccountId, name: &str) -> Res<()> {
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         self.repo(account, name)?;
-        if let Some(p) = self
-            .publications(account)?
-            .iter()
-            .find(|p| p.sources.iter().any(|s| s.kind == "repo" && s.name == name))
-        {
-            return Err(AptError::Conflict(format!(
-                "repository `{name}` is published as `{}`; drop that publication first",
-                publication_name(&p.prefix, &p.distribution)
-            )));
-        }
+        check_unpublished(&self.publications(account)?, SourceKind::Repo, name)?;
         self.apply(
             account,
             AptChange {
@@ -641,7 +531,7 @@ impl AptService {
         // Cleanup must not forget a record between the check below and the repo's write.
         let _gc = self.gc.read().unwrap_or_else(|p| p.into_inner());
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         let known = self.catalog(account)?;
         let mut parsed = Vec::with_capacity(keys.len());
         for k in keys {
@@ -673,7 +563,7 @@ impl AptService {
     pub fn remove_from_repo(&self, account: &AccountId, name: &str, q: &str) -> Res<RepoChange> {
         let query = parse_query(q)?;
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         let mut r = Arc::unwrap_or_clone(self.repo(account, name)?);
         let gone = r
             .remove(&query, &*self.catalog(account)?)
@@ -707,7 +597,7 @@ impl AptService {
             )));
         }
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         let mut src = Arc::unwrap_or_clone(self.repo(account, from)?);
         let mut dst = Arc::unwrap_or_clone(self.repo(account, &req.to)?);
         let catalog = self.catalog(account)?;
@@ -763,7 +653,7 @@ impl AptService {
 
     pub fn create_snapshot(&self, account: &AccountId, req: &CreateSnapshot) -> Res<SnapshotInfo> {
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         let mut unsatisfied = Vec::new();
         let snap = match req {
             CreateSnapshot::Repo {
@@ -790,18 +680,13 @@ impl AptService {
                 Snapshot::merge(name, &refs, mode, "").map_err(|e| invalid(&e))?
             }
             CreateSnapshot::Mirror { name, mirror } => {
-                let m = self.mirror(account, mirror)?;
-                if m.updated_at.is_empty() {
-                    return Err(AptError::Invalid(format!(
-                        "mirror `{mirror}` has not been updated yet; run `spindle mirror update {mirror}`"
-                    )));
-                }
+                let packages = self.mirror(account, mirror)?.snapshot_packages()?;
                 Snapshot::from_packages(
                     name,
                     SnapshotSource::Mirror {
                         name: mirror.clone(),
                     },
-                    m.packages,
+                    packages,
                     "",
                 )
                 .map_err(|e| invalid(&e))?
@@ -899,18 +784,9 @@ impl AptService {
 
     pub fn drop_snapshot(&self, account: &AccountId, name: &str) -> Res<()> {
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         self.snapshot(account, name)?;
-        if let Some(p) = self.publications(account)?.iter().find(|p| {
-            p.sources
-                .iter()
-                .any(|s| s.kind == "snapshot" && s.name == name)
-        }) {
-            return Err(AptError::Conflict(format!(
-                "snapshot `{name}` is published as `{}`; switch or drop that publication first",
-                publication_name(&p.prefix, &p.distribution)
-            )));
-        }
+        check_unpublished(&self.publications(account)?, SourceKind::Snapshot, name)?;
         self.apply(
             account,
             AptChange {
@@ -940,7 +816,7 @@ impl AptService {
             format!("Spindle {account_name} {} <apt@spindle.invalid>", req.name)
         });
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         if self
             .store
             .apt_get(account, AptKind::SigningKey, &req.name)?
@@ -1017,18 +893,9 @@ impl AptService {
 
     pub fn delete_key(&self, account: &AccountId, name: &str) -> Res<()> {
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         let info = self.key_info(account, name)?;
-        if let Some(p) = self
-            .publications(account)?
-            .iter()
-            .find(|p| p.sign_key == name)
-        {
-            return Err(AptError::Conflict(format!(
-                "signing key `{name}` signs publication `{}`; drop it first",
-                publication_name(&p.prefix, &p.distribution)
-            )));
-        }
+        check_key_unused(&self.publications(account)?, name)?;
         self.apply(
             account,
             AptChange {
@@ -1080,23 +947,14 @@ impl AptService {
         account: &AccountId,
         sources: &[PublishSource],
     ) -> Res<Vec<ComponentInput>> {
+        let kinds = records::check_sources(sources)?;
         let catalog = self.catalog(account)?;
-        let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for s in sources {
-            if !seen.insert(s.component.as_str()) {
-                return Err(AptError::Invalid(format!(
-                    "component `{}` is given twice",
-                    s.component
-                )));
-            }
-            let resolved = match s.kind.as_str() {
-                "repo" => catalog.resolve(&self.repo(account, &s.name)?.packages),
-                "snapshot" => catalog.resolve(self.snapshot(account, &s.name)?.packages()),
-                other => {
-                    return Err(AptError::Invalid(format!(
-                        "source kind `{other}` is neither `repo` nor `snapshot`"
-                    )))
+        for (s, kind) in sources.iter().zip(kinds) {
+            let resolved = match kind {
+                SourceKind::Repo => catalog.resolve(&self.repo(account, &s.name)?.packages),
+                SourceKind::Snapshot => {
+                    catalog.resolve(self.snapshot(account, &s.name)?.packages())
                 }
             };
             let packages = resolved.map_err(|e| AptError::Internal(chain(&e)))?;
@@ -1105,30 +963,17 @@ impl AptService {
                 packages,
             });
         }
-        if out.is_empty() {
-            return Err(AptError::Invalid(
-                "nothing to publish: give at least one repo or snapshot".into(),
-            ));
-        }
         Ok(out)
     }
 
-    fn check_prefix(prefix: &str) -> Res<()> {
-        if prefix.split('/').any(|p| p == "dists" || p == "pool") {
-            return Err(AptError::Invalid(format!(
-                "invalid prefix `{prefix}`: its parts must not be `dists` or `pool`"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Publishes `p` (new or changed) and returns the generation written.
+    /// Publishes `p` (new or changed), setting the generation written, and returns what
+    /// the publish left for [`AptService::complete_later`].
     fn write_tree(
         &self,
         publisher: &mut Publisher,
         account: &AccountId,
         p: &mut Publication,
-    ) -> Res<()> {
+    ) -> Res<Option<Pending>> {
         let comps = self.components(account, &p.sources)?;
         let key = self.load_key(account, &p.sign_key)?;
         let mut o = PublishOptions::new(&p.distribution);
@@ -1138,6 +983,7 @@ impl AptService {
         o.label = p.label.clone();
         o.valid_for = p.valid_for_secs.map(Duration::from_secs);
         o.date = std::time::SystemTime::now();
+        o.defer_above = Some(spindle_apt::publish::DEFER_ABOVE);
         let report = publisher
             .publish(&o, &comps, Some(&key))
             .map_err(|e| match e {
@@ -1150,7 +996,30 @@ impl AptService {
         p.published_at = crate::app::now()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        Ok(())
+        Ok(report.pending)
+    }
+
+    /// Publishes the `Contents` and `Packages.xz` files a publish left out, in a second
+    /// `Release` swap on a background thread (see `SharedPublisher`).
+    fn complete_later(lock: &Arc<SharedPublisher>, pending: Option<Pending>) {
+        let Some(pending) = pending else { return };
+        let generation = pending.generation();
+        let spawned = lock.complete_later(pending, move |outcome| match outcome {
+            Ok(Completion::Done(r)) => tracing::debug!(
+                generation,
+                indexes = r.indexes_written,
+                "publish completed with Contents and Packages.xz"
+            ),
+            Ok(_) => tracing::debug!(generation, "publish completion superseded"),
+            Err(e) => tracing::warn!(
+                generation,
+                error = %chain(&e),
+                "completing a publish with Contents and Packages.xz failed; the next publish retries"
+            ),
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the publish completion thread");
+        }
     }
 
     pub fn create_publication(
@@ -1159,48 +1028,16 @@ impl AptService {
         account_name: &str,
         req: &CreatePublication,
     ) -> Res<PublicationInfo> {
-        let prefix = req.prefix.trim_matches('/').to_owned();
-        Self::check_prefix(&prefix)?;
-        let name = publication_name(&prefix, &req.distribution);
         let lock = self.lock(account);
-        let mut publisher = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let existing = self.publications(account)?;
-        if existing
-            .iter()
-            .any(|p| p.prefix == prefix && p.distribution == req.distribution)
-        {
-            return Err(AptError::Conflict(format!(
-                "publication `{name}` already exists; use `publish update` or `publish switch`"
-            )));
-        }
-        if let Some(other) = existing
-            .iter()
-            .find(|p| p.prefix == prefix && p.private != req.private)
-        {
-            return Err(AptError::Conflict(format!(
-                "prefix `{}` already holds {} publication `{}`; {} publications need their own prefix (they share its pool/)",
-                if prefix.is_empty() { "." } else { &prefix },
-                if other.private { "private" } else { "public" },
-                publication_name(&other.prefix, &other.distribution),
-                if req.private { "private" } else { "public" },
-            )));
-        }
+        let mut publisher = lock.lock();
         let token = req.private.then(|| hex::encode(rand::random::<[u8; 24]>()));
-        let mut p = Publication {
-            prefix: prefix.clone(),
-            distribution: req.distribution.clone(),
-            sources: req.sources.clone(),
-            architectures: req.architectures.clone(),
-            sign_key: req.sign_key.clone(),
-            private: req.private,
-            token_sha256: token.as_deref().map(|t| sha256_hex(t.as_bytes())),
-            origin: req.origin.clone(),
-            label: req.label.clone(),
-            valid_for_secs: req.valid_for_secs,
-            generation: 0,
-            published_at: String::new(),
-        };
-        self.write_tree(&mut publisher, account, &mut p)?;
+        let mut p = Publication::new(
+            req,
+            &self.publications(account)?,
+            token.as_deref().map(|t| sha256_hex(t.as_bytes())),
+        )?;
+        let (prefix, name) = (p.prefix.clone(), p.name());
+        let pending = self.write_tree(&mut publisher, account, &mut p)?;
         if let Err(e) = self.apply(
             account,
             AptChange {
@@ -1211,6 +1048,8 @@ impl AptService {
             let _ = publisher.drop_publication(&prefix, &req.distribution);
             return Err(e);
         }
+        drop(publisher);
+        Self::complete_later(&lock, pending);
         let mut info = self.publication_info(account_name, &p);
         info.read_token = token;
         Ok(info)
@@ -1236,54 +1075,27 @@ impl AptService {
         switch: Option<&[(String, String)]>,
     ) -> Res<PublicationInfo> {
         let lock = self.lock(account);
-        let mut publisher = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut publisher = lock.lock();
         let mut p = self.publication(account, r)?;
         if let Some(switch) = switch {
-            if switch.is_empty() {
-                return Err(AptError::Invalid(
-                    "switch to what? name component=snapshot pairs".into(),
-                ));
-            }
-            for (component, snapshot) in switch {
-                let Some(s) = p.sources.iter_mut().find(|s| &s.component == component) else {
-                    return Err(AptError::Invalid(format!(
-                        "publication `{}` has no component `{component}` (it has {})",
-                        publication_name(&p.prefix, &p.distribution),
-                        p.sources
-                            .iter()
-                            .map(|s| format!("`{}`", s.component))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                };
-                if s.kind != "snapshot" {
-                    return Err(AptError::Invalid(format!(
-                        "component `{component}` publishes repository `{}`, not a snapshot; use `publish update`",
-                        s.name
-                    )));
-                }
-                s.name = snapshot.clone();
-            }
+            p.switch(switch)?;
         }
-        self.write_tree(&mut publisher, account, &mut p)?;
+        let pending = self.write_tree(&mut publisher, account, &mut p)?;
         self.apply(
             account,
             AptChange {
-                put: vec![(
-                    AptKind::Publication,
-                    publication_name(&p.prefix, &p.distribution),
-                    encode(&p),
-                    Expect::Present,
-                )],
+                put: vec![(AptKind::Publication, p.name(), encode(&p), Expect::Present)],
                 ..Default::default()
             },
         )?;
+        drop(publisher);
+        Self::complete_later(&lock, pending);
         Ok(self.publication_info(account_name, &p))
     }
 
     pub fn drop_publication(&self, account: &AccountId, r: &PublicationRef) -> Res<()> {
         let lock = self.lock(account);
-        let mut publisher = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut publisher = lock.lock();
         let p = self.publication(account, r)?;
         publisher
             .drop_publication(&p.prefix, &p.distribution)
@@ -1291,10 +1103,7 @@ impl AptService {
         self.apply(
             account,
             AptChange {
-                delete: vec![(
-                    AptKind::Publication,
-                    publication_name(&p.prefix, &p.distribution),
-                )],
+                delete: vec![(AptKind::Publication, p.name())],
                 ..Default::default()
             },
         )
@@ -1340,75 +1149,21 @@ impl AptService {
     }
 
     pub fn create_mirror(&self, account: &AccountId, req: &CreateMirror) -> Res<MirrorInfo> {
-        repo::validate_name(&req.name).map_err(|e| invalid(&e))?;
-        let url = req.url.trim_end_matches('/').to_owned();
-        if !url.starts_with("http://") && !url.starts_with("https://") {
-            return Err(AptError::Invalid(format!(
-                "mirror URL `{}` must start with http:// or https://",
-                req.url
-            )));
-        }
-        if req.distribution.is_empty()
-            || req
-                .distribution
-                .split('/')
-                .any(|p| p.is_empty() || p == "..")
-        {
-            return Err(AptError::Invalid(format!(
-                "invalid distribution `{}`",
-                req.distribution
-            )));
-        }
-        let components = if req.components.is_empty() {
-            vec!["main".to_owned()]
-        } else {
-            req.components.clone()
-        };
-        let architectures = if req.architectures.is_empty() {
-            vec!["amd64".to_owned()]
-        } else {
-            req.architectures.clone()
-        };
-        for a in &architectures {
-            spindle_deb::names::validate_architecture(a)
-                .map_err(|e| AptError::Invalid(format!("architecture `{a}`: {e}")))?;
-        }
-        for c in &components {
-            if c.is_empty() || c.contains("..") || c.starts_with('/') {
-                return Err(AptError::Invalid(format!("invalid component `{c}`")));
-            }
-        }
-        if let Some(f) = &req.filter {
-            parse_query(f)?;
-        }
-        spindle_apt::mirror::parse_keyring(req.keyring.as_bytes()).map_err(|e| invalid(&e))?;
-        let m = Mirror {
-            name: req.name.clone(),
-            url,
-            distribution: req.distribution.clone(),
-            components,
-            architectures,
-            filter: req.filter.clone(),
-            with_deps: req.with_deps,
-            keyring: req.keyring.clone(),
-            packages: BTreeSet::new(),
-            updated_at: String::new(),
-            unsatisfied: Vec::new(),
-        };
+        let m = Mirror::new(req)?;
         self.insert_new(account, AptKind::Mirror, m.name.clone(), &m)?;
-        Ok(mirror_info(&m))
+        Ok(m.info())
     }
 
     pub fn list_mirrors(&self, account: &AccountId) -> Res<Vec<MirrorInfo>> {
         Ok(self
             .decoded::<Mirror>(account, AptKind::Mirror, "mirror")?
             .iter()
-            .map(mirror_info)
+            .map(Mirror::info)
             .collect())
     }
 
     pub fn describe_mirror(&self, account: &AccountId, name: &str) -> Res<MirrorInfo> {
-        Ok(mirror_info(&self.mirror(account, name)?))
+        Ok(self.mirror(account, name)?.info())
     }
 
     pub fn drop_mirror(&self, account: &AccountId, name: &str) -> Res<()> {
@@ -1458,7 +1213,7 @@ impl AptService {
                 other => AptError::Invalid(format!("mirror `{name}`: {}", chain(&other))),
             })?;
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         m.packages = update
             .packages
             .iter()
@@ -1479,7 +1234,7 @@ impl AptService {
         };
         let added = update.packages.into_iter().map(|a| a.package).collect();
         self.apply_records(account, change, added)?;
-        Ok(mirror_info(&m))
+        Ok(m.info())
     }
 
     // ---- housekeeping
