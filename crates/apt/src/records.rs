@@ -1,17 +1,22 @@
 //! The stored records the daemon keeps beside the engine's own values — publications and
 //! mirrors — and the rules about them: what a publication may be named and publish, what a
-//! switch may change, which records keep a repository, snapshot or key in use, and how a
-//! mirror request is checked. Pure: the daemon reads and writes the records (as JSON, in
+//! switch may change, who may read a private prefix, which records keep a repository,
+//! snapshot or key in use, how a mirror or repository request is checked, what a change
+//! reports, and what `db cleanup` may remove. Pure: the daemon reads and writes the records (as JSON, in
 //! these serde shapes) and maps [`RuleError`]s to its answers.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::{Duration, SystemTime};
 
-use spindle_model::apt::{CreateMirror, MirrorInfo, PackageInfo, PublishSource, RepoInfo};
-use spindle_model::apt::{CreatePublication, SnapshotInfo};
+use spindle_model::apt::{CreateMirror, CreateRepo, MirrorInfo, PackageInfo, PublishSource};
+use spindle_model::apt::{CreatePublication, PublicationInfo, RepoChange, RepoInfo};
+use spindle_model::apt::{SnapshotDiffInfo, SnapshotInfo};
 
 use crate::package::{PackageKey, PackageRef};
+use crate::publish::PublishOptions;
 use crate::query::Query;
-use crate::repo::{Repo, Snapshot, SnapshotSource};
+use crate::repo::{AddReport, Repo, Snapshot, SnapshotDiff, SnapshotSource};
+use crate::KnownPackages;
 
 /// Why a request breaks a rule about publications or mirrors.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +76,16 @@ pub enum RuleError {
     Name(#[from] crate::repo::RepoError),
     #[error("mirror `{0}` has not been updated yet; run `spindle mirror update {0}`")]
     MirrorNotUpdated(String),
+    #[error("source and destination are both `{0}`")]
+    SameRepo(String),
+    #[error("package key `{text}`")]
+    Key {
+        text: String,
+        #[source]
+        source: crate::package::PackageError,
+    },
+    #[error("package `{0}` has not been uploaded to this account")]
+    NotUploaded(String),
 }
 
 impl RuleError {
@@ -84,6 +99,11 @@ impl RuleError {
                 | RuleError::SnapshotPublished { .. }
                 | RuleError::KeyInUse { .. }
         )
+    }
+
+    /// Whether the request names something that does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RuleError::NotUploaded(_))
     }
 }
 
@@ -215,6 +235,42 @@ impl Publication {
         Ok(())
     }
 
+    /// What the API shows of it, with the URL `base_url` serves it at for `account_name`.
+    pub fn info(&self, base_url: &str, account_name: &str) -> PublicationInfo {
+        let mut url = format!("{base_url}/apt/{account_name}");
+        if !self.prefix.is_empty() {
+            url.push('/');
+            url.push_str(&self.prefix);
+        }
+        PublicationInfo {
+            prefix: self.prefix.clone(),
+            distribution: self.distribution.clone(),
+            sources: self.sources.clone(),
+            architectures: self.architectures.clone(),
+            sign_key: self.sign_key.clone(),
+            private: self.private,
+            generation: self.generation,
+            published_at: self.published_at.clone(),
+            url,
+            read_token: None,
+        }
+    }
+
+    /// The options its record asks for, dated `date`. A cold publish leaves `Packages.xz`
+    /// and `Contents` to a second swap in the background
+    /// ([`crate::publish::DEFER_ABOVE`]), so the call returns once apt can read the tree.
+    pub fn publish_options(&self, date: SystemTime) -> PublishOptions {
+        let mut o = PublishOptions::new(&self.distribution);
+        o.prefix = self.prefix.clone();
+        o.architectures = self.architectures.clone();
+        o.origin = self.origin.clone();
+        o.label = self.label.clone();
+        o.valid_for = self.valid_for_secs.map(Duration::from_secs);
+        o.date = date;
+        o.defer_above = Some(crate::publish::DEFER_ABOVE);
+        o
+    }
+
     /// Whether a component publishes the repository or snapshot `name`.
     pub fn publishes(&self, kind: SourceKind, name: &str) -> bool {
         let k = match kind {
@@ -223,6 +279,27 @@ impl Publication {
         };
         self.sources.iter().any(|s| s.kind == k && s.name == name)
     }
+}
+
+/// The digest a private publication keeps of its read token (never the token itself).
+pub fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Whether a request for `prefix` may be served: a prefix without private publications
+/// to anyone, a private one only with the read token of one of them.
+pub fn may_read(publications: &[Publication], prefix: &str, token: Option<&str>) -> bool {
+    let mut private = publications
+        .iter()
+        .filter(|p| p.prefix == prefix && p.private)
+        .peekable();
+    if private.peek().is_none() {
+        return true;
+    }
+    let Some(token) = token else { return false };
+    let digest = token_digest(token);
+    private.any(|p| p.token_sha256.as_deref() == Some(digest.as_str()))
 }
 
 /// The prefix of a publication must leave `dists/` and `pool/` to the tree itself.
@@ -357,6 +434,18 @@ impl Mirror {
         })
     }
 
+    /// Records a finished update: what it fetched, what stayed unsatisfied, and when.
+    pub fn record_update(
+        &mut self,
+        packages: impl IntoIterator<Item = PackageKey>,
+        unsatisfied: Vec<String>,
+        at: String,
+    ) {
+        self.packages = packages.into_iter().collect();
+        self.unsatisfied = unsatisfied;
+        self.updated_at = at;
+    }
+
     /// Its packages, for a snapshot; refused before its first update.
     pub fn snapshot_packages(&self) -> Result<BTreeSet<PackageKey>, RuleError> {
         if self.updated_at.is_empty() {
@@ -436,6 +525,156 @@ pub fn repo_info(r: &Repo) -> RepoInfo {
         architectures: r.architectures.iter().cloned().collect(),
         packages: r.packages.len(),
     }
+}
+
+/// A new, empty repository from a request, its architectures checked.
+pub fn new_repo(req: &CreateRepo) -> Result<Repo, RuleError> {
+    for a in &req.architectures {
+        spindle_deb::names::validate_architecture(a).map_err(|e| RuleError::Architecture {
+            arch: a.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    let archs: Vec<&str> = req.architectures.iter().map(String::as_str).collect();
+    let mut r = Repo::new(&req.name, &archs)?;
+    r.comment = req.comment.clone();
+    Ok(r)
+}
+
+/// Parses the keys a `repo add` names; each must be a package the account uploaded.
+pub fn known_keys(
+    keys: &[String],
+    known: &dyn KnownPackages,
+) -> Result<Vec<PackageKey>, RuleError> {
+    keys.iter()
+        .map(|k| {
+            let key = PackageKey::parse(k).map_err(|source| RuleError::Key {
+                text: k.clone(),
+                source,
+            })?;
+            match known.sha256_of(&key) {
+                Some(_) => Ok(key),
+                None => Err(RuleError::NotUploaded(k.clone())),
+            }
+        })
+        .collect()
+}
+
+/// A copy or move must name two repositories.
+pub fn check_copy(from: &str, to: &str) -> Result<(), RuleError> {
+    if from == to {
+        return Err(RuleError::SameRepo(from.to_owned()));
+    }
+    Ok(())
+}
+
+fn texts<'a>(keys: impl IntoIterator<Item = &'a PackageKey>) -> Vec<String> {
+    keys.into_iter().map(ToString::to_string).collect()
+}
+
+/// What a `repo add` or `repo copy` changed in the destination; a move also removed from
+/// its source everything it selected (added or already there).
+pub fn repo_change(report: &AddReport, moved: bool) -> RepoChange {
+    RepoChange {
+        added: texts(&report.added),
+        removed: if moved {
+            texts(report.added.iter().chain(&report.unchanged))
+        } else {
+            Vec::new()
+        },
+        unchanged: texts(&report.unchanged),
+    }
+}
+
+/// What a `repo remove` took out.
+pub fn repo_removal(gone: &[PackageKey]) -> RepoChange {
+    RepoChange {
+        removed: texts(gone),
+        ..Default::default()
+    }
+}
+
+pub fn snapshot_diff_info(d: &SnapshotDiff) -> SnapshotDiffInfo {
+    SnapshotDiffInfo {
+        added: texts(&d.added),
+        removed: texts(&d.removed),
+        changed: d
+            .changed
+            .iter()
+            .map(|(o, n)| format!("{o} -> {n}"))
+            .collect(),
+    }
+}
+
+/// How a filter's unsatisfied relations are reported: `package: relation`.
+pub fn unsatisfied_text(unsatisfied: &[(PackageKey, String)]) -> Vec<String> {
+    unsatisfied
+        .iter()
+        .map(|(k, rel)| format!("{k}: {rel}"))
+        .collect()
+}
+
+/// The package keys each account's repositories, snapshots and mirrors reference, which
+/// `db cleanup` keeps.
+#[derive(Debug, Default)]
+pub struct References {
+    by_account: HashMap<String, HashSet<String>>,
+}
+
+impl References {
+    pub fn add<'a>(&mut self, account: &str, keys: impl IntoIterator<Item = &'a PackageKey>) {
+        self.by_account
+            .entry(account.to_owned())
+            .or_default()
+            .extend(keys.into_iter().map(ToString::to_string));
+    }
+
+    fn contains(&self, account: &str, key: &str) -> bool {
+        self.by_account
+            .get(account)
+            .is_some_and(|r| r.contains(key))
+    }
+}
+
+/// What `db cleanup` removes, planned from the records before anything changes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CleanupPlan {
+    /// Unreferenced package record keys, by account id.
+    pub forget: BTreeMap<String, Vec<String>>,
+    /// `account/key` of each record in `forget`, sorted, for the report.
+    pub packages: Vec<String>,
+    /// Pool addresses to keep: referenced by a kept record or served by a publication.
+    pub keep: HashSet<String>,
+    /// Pool addresses nothing keeps, sorted.
+    pub pool_files: Vec<String>,
+}
+
+/// Plans a cleanup from every package record (`(account, key, sha256)`), what the records
+/// reference, the pool addresses published trees still serve (now or in their grace
+/// period: no record may name them any more) and the pool's addresses.
+pub fn plan_cleanup(
+    records: impl IntoIterator<Item = (String, String, String)>,
+    references: &References,
+    published: impl IntoIterator<Item = String>,
+    pool: impl IntoIterator<Item = String>,
+) -> CleanupPlan {
+    let mut plan = CleanupPlan::default();
+    for (account, key, sha) in records {
+        if references.contains(&account, &key) {
+            plan.keep.insert(sha);
+        } else {
+            plan.packages.push(format!("{account}/{key}"));
+            plan.forget.entry(account).or_default().push(key);
+        }
+    }
+    plan.packages.sort();
+    plan.keep.extend(published);
+    plan.pool_files = pool
+        .into_iter()
+        .filter(|sha| !plan.keep.contains(sha))
+        .collect();
+    plan.pool_files.sort();
+    plan
 }
 
 #[cfg(test)]
@@ -538,6 +777,73 @@ mod tests {
         assert_eq!(
             check_key_unused(&all, "k").unwrap_err().to_string(),
             "signing key `k` signs publication `stable`; drop it first"
+        );
+    }
+
+    #[test]
+    fn private_prefixes_need_a_token_of_one_of_their_publications() {
+        let mut a = Publication::new(&request("p", "stable", true), &[], None).unwrap();
+        a.token_sha256 = Some(token_digest("t1"));
+        let mut b = Publication::new(&request("p", "testing", true), &[], None).unwrap();
+        b.token_sha256 = Some(token_digest("t2"));
+        let open = Publication::new(&request("q", "stable", false), &[], None).unwrap();
+        let all = [a, b, open];
+        for (prefix, token, want) in [
+            ("p", None, false),
+            ("p", Some("t1"), true),
+            ("p", Some("t2"), true),
+            ("p", Some("t3"), false),
+            ("q", None, true),
+            ("elsewhere", None, true),
+        ] {
+            assert_eq!(may_read(&all, prefix, token), want, "{prefix} {token:?}");
+        }
+    }
+
+    #[test]
+    fn cleanup_keeps_what_a_record_or_a_publication_references() {
+        let key = |k: &str| PackageKey::parse(k).unwrap();
+        let mut refs = References::default();
+        refs.add("a1", &[key("hello_1.0_amd64")]);
+        refs.add("a2", &[key("libx_2.0_amd64")]);
+        let records = [
+            ("a1", "hello_1.0_amd64", "s1"),
+            ("a1", "libx_2.0_amd64", "s2"), // referenced only in the other account
+            ("a2", "libx_2.0_amd64", "s2"),
+            ("a2", "old_0.1_amd64", "s3"),
+            ("a2", "gone_0.1_amd64", "s4"),
+        ]
+        .map(|(a, k, s)| (a.to_owned(), k.to_owned(), s.to_owned()));
+        let pool = ["s1", "s2", "s3", "s4", "s5"].map(String::from);
+        let plan = plan_cleanup(records, &refs, ["s4".to_owned()], pool);
+        assert_eq!(
+            plan.packages,
+            ["a1/libx_2.0_amd64", "a2/gone_0.1_amd64", "a2/old_0.1_amd64"]
+        );
+        assert_eq!(plan.forget["a1"], ["libx_2.0_amd64"]);
+        assert_eq!(plan.forget["a2"], ["old_0.1_amd64", "gone_0.1_amd64"]);
+        assert_eq!(plan.pool_files, ["s3", "s5"]);
+        assert_eq!(
+            plan.keep,
+            ["s1", "s2", "s4"].map(String::from).into_iter().collect()
+        );
+    }
+
+    #[test]
+    fn a_move_reports_everything_it_selected_as_removed() {
+        let key = |k: &str| PackageKey::parse(k).unwrap();
+        let report = AddReport {
+            added: vec![key("aa_1.0_amd64")],
+            unchanged: vec![key("bb_1.0_amd64")],
+        };
+        assert_eq!(repo_change(&report, false).removed, Vec::<String>::new());
+        assert_eq!(
+            repo_change(&report, true).removed,
+            ["aa_1.0_amd64", "bb_1.0_amd64"]
+        );
+        assert_eq!(
+            check_copy("r", "r").unwrap_err().to_string(),
+            "source and destination are both `r`"
         );
     }
 }

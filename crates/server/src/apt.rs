@@ -18,7 +18,7 @@
 //! undoes the tree of a new publication, or leaves the previous record of an existing one
 //! (whose tree is the newer, self-consistent one: the next publish reconciles).
 
-use spindle_apt::publish::{Completion, Pending, PublishOptions, SharedPublisher};
+use spindle_apt::publish::{Completion, Pending, SharedPublisher};
 use spindle_apt::records::{
     self, check_key_unused, check_unpublished, package_info, publication_name, repo_info,
     snapshot_info, Mirror, Publication, RuleError, SourceKind,
@@ -31,7 +31,7 @@ use spindle_apt::{
 use spindle_model::apt::*;
 use spindle_model::AccountId;
 use spindle_store::{AptChange, AptKind, AptPackage, Expect, Store, StoreError};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -86,11 +86,6 @@ impl spindle_apt::mirror::Fetch for HttpFetch {
     }
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
-}
-
 /// Package conflicts checked against the account's records before the pool writes.
 struct Known<'a> {
     store: &'a Store,
@@ -122,7 +117,9 @@ fn parse_query(text: &str) -> Res<Query> {
 
 impl From<RuleError> for AptError {
     fn from(e: RuleError) -> AptError {
-        if e.is_conflict() {
+        if e.is_not_found() {
+            AptError::NotFound(chain(&e))
+        } else if e.is_conflict() {
             AptError::Conflict(chain(&e))
         } else {
             AptError::Invalid(chain(&e))
@@ -481,13 +478,7 @@ impl AptService {
     // ---- repos
 
     pub fn create_repo(&self, account: &AccountId, req: &CreateRepo) -> Res<RepoInfo> {
-        for a in &req.architectures {
-            spindle_deb::names::validate_architecture(a)
-                .map_err(|e| AptError::Invalid(format!("architecture `{a}`: {e}")))?;
-        }
-        let archs: Vec<&str> = req.architectures.iter().map(String::as_str).collect();
-        let mut r = Repo::new(&req.name, &archs).map_err(|e| invalid(&e))?;
-        r.comment = req.comment.clone();
+        let r = records::new_repo(req)?;
         self.insert_new(account, AptKind::Repo, r.name.clone(), &r)?;
         Ok(repo_info(&r))
     }
@@ -532,17 +523,7 @@ impl AptService {
         let _gc = self.gc.read().unwrap_or_else(|p| p.into_inner());
         let lock = self.lock(account);
         let _g = lock.lock();
-        let known = self.catalog(account)?;
-        let mut parsed = Vec::with_capacity(keys.len());
-        for k in keys {
-            let key = PackageKey::parse(k).map_err(|e| invalid(&e))?;
-            if known.sha256_of(&key).is_none() {
-                return Err(AptError::NotFound(format!(
-                    "package `{k}` has not been uploaded to this account"
-                )));
-            }
-            parsed.push(key);
-        }
+        let parsed = records::known_keys(keys, &*self.catalog(account)?)?;
         let mut r = Arc::unwrap_or_clone(self.repo(account, name)?);
         let report = r.add(&parsed).map_err(|e| invalid(&e))?;
         self.apply(
@@ -553,11 +534,7 @@ impl AptService {
             },
         )?;
         self.remember_repo(account, r);
-        Ok(RepoChange {
-            added: report.added.iter().map(ToString::to_string).collect(),
-            removed: Vec::new(),
-            unchanged: report.unchanged.iter().map(ToString::to_string).collect(),
-        })
+        Ok(records::repo_change(&report, false))
     }
 
     pub fn remove_from_repo(&self, account: &AccountId, name: &str, q: &str) -> Res<RepoChange> {
@@ -576,10 +553,7 @@ impl AptService {
             },
         )?;
         self.remember_repo(account, r);
-        Ok(RepoChange {
-            removed: gone.iter().map(ToString::to_string).collect(),
-            ..Default::default()
-        })
+        Ok(records::repo_removal(&gone))
     }
 
     /// Copies (or moves) packages matching a query between repositories.
@@ -591,11 +565,7 @@ impl AptService {
         mv: bool,
     ) -> Res<RepoChange> {
         let query = parse_query(&req.query)?;
-        if from == req.to {
-            return Err(AptError::Invalid(format!(
-                "source and destination are both `{from}`"
-            )));
-        }
+        records::check_copy(from, &req.to)?;
         let lock = self.lock(account);
         let _g = lock.lock();
         let mut src = Arc::unwrap_or_clone(self.repo(account, from)?);
@@ -632,21 +602,7 @@ impl AptService {
         if mv {
             self.remember_repo(account, src);
         }
-        let moved: Vec<String> = if mv {
-            report
-                .added
-                .iter()
-                .chain(&report.unchanged)
-                .map(ToString::to_string)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Ok(RepoChange {
-            added: report.added.iter().map(ToString::to_string).collect(),
-            removed: moved,
-            unchanged: report.unchanged.iter().map(ToString::to_string).collect(),
-        })
+        Ok(records::repo_change(&report, mv))
     }
 
     // ---- snapshots
@@ -703,11 +659,7 @@ impl AptService {
                 let f = src
                     .filter(name, &q, query, deps.as_ref(), &*self.catalog(account)?)
                     .map_err(|e| invalid(&e))?;
-                unsatisfied = f
-                    .unsatisfied
-                    .iter()
-                    .map(|(k, rel)| format!("{k}: {rel}"))
-                    .collect();
+                unsatisfied = records::unsatisfied_text(&f.unsatisfied);
                 f.snapshot
             }
         };
@@ -767,19 +719,10 @@ impl AptService {
         old: &str,
         new: &str,
     ) -> Res<SnapshotDiffInfo> {
-        let d = Snapshot::diff(
+        Ok(records::snapshot_diff_info(&Snapshot::diff(
             &*self.snapshot(account, old)?,
             &*self.snapshot(account, new)?,
-        );
-        Ok(SnapshotDiffInfo {
-            added: d.added.iter().map(ToString::to_string).collect(),
-            removed: d.removed.iter().map(ToString::to_string).collect(),
-            changed: d
-                .changed
-                .iter()
-                .map(|(o, n)| format!("{o} -> {n}"))
-                .collect(),
-        })
+        )))
     }
 
     pub fn drop_snapshot(&self, account: &AccountId, name: &str) -> Res<()> {
@@ -909,26 +852,6 @@ impl AptService {
 
     // ---- publishing
 
-    fn publication_info(&self, account_name: &str, p: &Publication) -> PublicationInfo {
-        let mut url = format!("{}/apt/{account_name}", self.base_url);
-        if !p.prefix.is_empty() {
-            url.push('/');
-            url.push_str(&p.prefix);
-        }
-        PublicationInfo {
-            prefix: p.prefix.clone(),
-            distribution: p.distribution.clone(),
-            sources: p.sources.clone(),
-            architectures: p.architectures.clone(),
-            sign_key: p.sign_key.clone(),
-            private: p.private,
-            generation: p.generation,
-            published_at: p.published_at.clone(),
-            url,
-            read_token: None,
-        }
-    }
-
     pub fn list_publications(
         &self,
         account: &AccountId,
@@ -937,7 +860,7 @@ impl AptService {
         Ok(self
             .publications(account)?
             .iter()
-            .map(|p| self.publication_info(account_name, p))
+            .map(|p| p.info(&self.base_url, account_name))
             .collect())
     }
 
@@ -976,14 +899,7 @@ impl AptService {
     ) -> Res<Option<Pending>> {
         let comps = self.components(account, &p.sources)?;
         let key = self.load_key(account, &p.sign_key)?;
-        let mut o = PublishOptions::new(&p.distribution);
-        o.prefix = p.prefix.clone();
-        o.architectures = p.architectures.clone();
-        o.origin = p.origin.clone();
-        o.label = p.label.clone();
-        o.valid_for = p.valid_for_secs.map(Duration::from_secs);
-        o.date = std::time::SystemTime::now();
-        o.defer_above = Some(spindle_apt::publish::DEFER_ABOVE);
+        let o = p.publish_options(std::time::SystemTime::now());
         let report = publisher
             .publish(&o, &comps, Some(&key))
             .map_err(|e| match e {
@@ -1034,7 +950,7 @@ impl AptService {
         let mut p = Publication::new(
             req,
             &self.publications(account)?,
-            token.as_deref().map(|t| sha256_hex(t.as_bytes())),
+            token.as_deref().map(records::token_digest),
         )?;
         let (prefix, name) = (p.prefix.clone(), p.name());
         let pending = self.write_tree(&mut publisher, account, &mut p)?;
@@ -1050,7 +966,7 @@ impl AptService {
         }
         drop(publisher);
         Self::complete_later(&lock, pending);
-        let mut info = self.publication_info(account_name, &p);
+        let mut info = p.info(&self.base_url, account_name);
         info.read_token = token;
         Ok(info)
     }
@@ -1090,7 +1006,7 @@ impl AptService {
         )?;
         drop(publisher);
         Self::complete_later(&lock, pending);
-        Ok(self.publication_info(account_name, &p))
+        Ok(p.info(&self.base_url, account_name))
     }
 
     pub fn drop_publication(&self, account: &AccountId, r: &PublicationRef) -> Res<()> {
@@ -1124,19 +1040,11 @@ impl AptService {
     /// Whether a request for `prefix` of `account`'s tree may be served: `Ok(())` for a public
     /// prefix or a matching read token, `Err(realm)` otherwise.
     pub fn may_read(&self, account: &AccountId, prefix: &str, token: Option<&str>) -> Res<bool> {
-        let private: Vec<Publication> = self
-            .publications(account)?
-            .into_iter()
-            .filter(|p| p.prefix == prefix && p.private)
-            .collect();
-        if private.is_empty() {
-            return Ok(true);
-        }
-        let Some(token) = token else { return Ok(false) };
-        let sha = sha256_hex(token.as_bytes());
-        Ok(private
-            .iter()
-            .any(|p| p.token_sha256.as_deref() == Some(sha.as_str())))
+        Ok(records::may_read(
+            &self.publications(account)?,
+            prefix,
+            token,
+        ))
     }
 
     // ---- mirrors
@@ -1214,15 +1122,13 @@ impl AptService {
             })?;
         let lock = self.lock(account);
         let _g = lock.lock();
-        m.packages = update
-            .packages
-            .iter()
-            .map(|a| a.package.key().clone())
-            .collect();
-        m.unsatisfied = update.unsatisfied;
-        m.updated_at = crate::app::now()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        m.record_update(
+            update.packages.iter().map(|a| a.package.key().clone()),
+            update.unsatisfied,
+            crate::app::now()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        );
         let change = AptChange {
             packages: update
                 .packages
@@ -1243,56 +1149,31 @@ impl AptService {
     /// no record references. With `dry_run`, only reports what it would remove.
     pub fn cleanup(&self, dry_run: bool) -> Res<CleanupReport> {
         let _gc = self.gc.write().unwrap_or_else(|p| p.into_inner());
-        let mut referenced: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut references = records::References::default();
         for (acct, _, body) in self.store.apt_list_all(AptKind::Repo)? {
             let r: Repo = decode("repository", &body)?;
-            referenced
-                .entry(acct.as_str().to_owned())
-                .or_default()
-                .extend(r.packages.iter().map(ToString::to_string));
+            references.add(acct.as_str(), &r.packages);
         }
         for (acct, _, body) in self.store.apt_list_all(AptKind::Snapshot)? {
             let s: Snapshot = decode("snapshot", &body)?;
-            referenced
-                .entry(acct.as_str().to_owned())
-                .or_default()
-                .extend(s.packages().iter().map(ToString::to_string));
+            references.add(acct.as_str(), s.packages());
         }
         for (acct, _, body) in self.store.apt_list_all(AptKind::Mirror)? {
             let m: Mirror = decode("mirror", &body)?;
-            referenced
-                .entry(acct.as_str().to_owned())
-                .or_default()
-                .extend(m.packages.iter().map(ToString::to_string));
+            references.add(acct.as_str(), &m.packages);
         }
-        let mut forget: HashMap<String, Vec<String>> = HashMap::new();
-        let mut keep = HashSet::new();
-        let mut packages = Vec::new();
-        for (acct, key, sha) in self.store.apt_all_packages()? {
-            if referenced.get(&acct).is_some_and(|r| r.contains(&key)) {
-                keep.insert(sha);
-            } else {
-                packages.push(format!("{acct}/{key}"));
-                forget.entry(acct).or_default().push(key);
-            }
-        }
-        packages.sort();
         // Published trees serve package files from the pool: what a publication serves,
         // now or in its grace period, stays even when no record names it any more.
-        let public = self.dir.join("public");
-        let published = spindle_apt::publish::referenced_pool_files(&public)
+        let published = spindle_apt::publish::referenced_pool_files(&self.dir.join("public"))
             .map_err(|e| AptError::Internal(chain(&e)))?;
-        keep.extend(published);
-        let mut pool_files: Vec<String> = self
+        let pool = self
             .pool
             .addresses()
-            .map_err(|e| AptError::Internal(chain(&e)))?
-            .into_iter()
-            .filter(|sha| !keep.contains(sha))
-            .collect();
-        pool_files.sort();
+            .map_err(|e| AptError::Internal(chain(&e)))?;
+        let plan =
+            records::plan_cleanup(self.store.apt_all_packages()?, &references, published, pool);
         if !dry_run {
-            for (acct, keys) in forget {
+            for (acct, keys) in plan.forget {
                 let id = AccountId::parse(&acct)
                     .map_err(|e| AptError::Internal(format!("account id `{acct}`: {e}")))?;
                 self.apply(
@@ -1304,13 +1185,13 @@ impl AptService {
                 )?;
             }
             self.pool
-                .cleanup(&keep)
+                .cleanup(&plan.keep)
                 .map_err(|e| AptError::Internal(chain(&e)))?;
         }
         Ok(CleanupReport {
             dry_run,
-            packages,
-            pool_files,
+            packages: plan.packages,
+            pool_files: plan.pool_files,
         })
     }
 }
