@@ -6,6 +6,11 @@
 //! Run as root: `bench/run instances [--launches N] [--idle M]` (defaults 20 and 200).
 //! Needs `iproute2`, `nftables`, `busybox-static`. Targets: launch -> 200 median < 50 ms,
 //! VPC create < 100 ms, 200 idle instances on a 2-core machine.
+//!
+//! Issue 22: each launch is measured with the seccomp filter (the default) and without it
+//! (`SeccompProfile::Unconfined`), alternating, in the same run; and a syscall-heavy loop
+//! (`dd bs=1`: one read and one write per byte) runs inside a filtered and an unfiltered
+//! instance in alternating rounds. Target: the loop loses at most 5 % to the filter.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -19,7 +24,7 @@ use spindle_runtime::boot::BootPlan;
 use spindle_runtime::kernel::WaitOutcome;
 use spindle_runtime::{
     build_busybox_rootfs, ImageConfig, Ipv4Net, Kernel, KernelError, LaunchSpec, Peer, RealKernel,
-    Runtime, RuntimeConfig, SgRule,
+    Runtime, RuntimeConfig, SeccompProfile, SgRule,
 };
 
 fn ms(d: Duration) -> f64 {
@@ -89,6 +94,7 @@ fn main() {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let ours = run(&rt, &kernel, dir.path(), n);
         peers(dir.path(), n, ours);
+        syscall_loop(&rt, n.min(10));
         if idle > 0 {
             run_idle(&rt, idle);
         }
@@ -153,21 +159,42 @@ fn run(rt: &Runtime, kernel: &TimingKernel, dir: &Path, n: usize) -> Duration {
         ..Default::default()
     };
     let (mut to_200, mut to_return, mut terminate) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unfiltered_200 = Vec::new();
     let mut launch_calls: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
-    for _ in 0..n {
+    for i in 0..2 * n {
+        // Alternate filtered and unfiltered launches, so load on the shared machine falls on
+        // both alike; the filtered ones are the figures below.
+        let filtered = i % 2 == 0;
+        let spec = LaunchSpec {
+            seccomp: if filtered {
+                SeccompProfile::Default
+            } else {
+                SeccompProfile::Unconfined
+            },
+            ..spec.clone()
+        };
         kernel.take();
         let t = Instant::now();
-        let inst = rt.launch(spec.clone()).expect("launch");
-        to_return.push(t.elapsed());
-        for (k, v) in kernel.take() {
-            launch_calls.entry(k).or_default().extend(v);
-        }
+        let inst = rt.launch(spec).expect("launch");
+        let returned = t.elapsed();
+        let calls = kernel.take();
         assert!(
             first_200(rt, &vpc.id, &format!("{}:80", inst.private_ip)),
             "no HTTP 200 from {}",
             inst.id
         );
-        to_200.push(t.elapsed());
+        let until_200 = t.elapsed();
+        if !filtered {
+            unfiltered_200.push(until_200);
+            rt.terminate(&inst.id, Duration::from_secs(2))
+                .expect("terminate");
+            continue;
+        }
+        to_return.push(returned);
+        for (k, v) in calls {
+            launch_calls.entry(k).or_default().extend(v);
+        }
+        to_200.push(until_200);
         let t = Instant::now();
         rt.terminate(&inst.id, Duration::from_secs(2))
             .expect("terminate");
@@ -183,11 +210,76 @@ fn run(rt: &Runtime, kernel: &TimingKernel, dir: &Path, n: usize) -> Duration {
     summary("VPC create", vpc_times);
     summary("launch() returns", to_return);
     let median = median(&to_200);
+    let unfiltered = self::median(&unfiltered_200);
     summary("launch -> first HTTP 200", to_200);
+    summary("  same, without seccomp (peer)", unfiltered_200);
+    println!(
+        "ratio launch -> 200 with / without the seccomp filter: {:.2}x",
+        median.as_secs_f64() / unfiltered.as_secs_f64()
+    );
     summary("terminate", terminate);
     print_breakdown(&launch_calls, n);
     println!("targets: launch -> 200 median < 50 ms; VPC create < 100 ms");
     median
+}
+
+/// A syscall-heavy loop inside a filtered and an unfiltered instance, in alternating rounds:
+/// busybox `dd` copying one byte at a time (a read and a write per byte), timed around `exec`
+/// (whose own cost, a few ms, is the same for both).
+fn syscall_loop(rt: &Runtime, rounds: usize) {
+    const BYTES: u32 = 400_000;
+    let subnet = rt
+        .create_subnet("vpc-bench", Some("subnet-loop"), "10.200.3.0/24")
+        .expect("subnet");
+    let launch = |seccomp| {
+        rt.launch(LaunchSpec {
+            image: "busybox:bench".into(),
+            instance_type: "t3.micro".into(),
+            subnet_id: subnet.clone(),
+            command: Some(vec!["sleep".into(), "100000".into()]),
+            seccomp,
+            ..Default::default()
+        })
+        .expect("launch")
+    };
+    let filtered = launch(SeccompProfile::Default);
+    let unfiltered = launch(SeccompProfile::Unconfined);
+    let argv: Vec<String> = format!("/bin/busybox dd if=/dev/zero of=/dev/null bs=1 count={BYTES}")
+        .split(' ')
+        .map(String::from)
+        .collect();
+    let time = |id: &str| {
+        let t = Instant::now();
+        let out = rt
+            .exec(id, &argv, Duration::from_secs(60))
+            .expect("exec dd");
+        assert!(out.status.success(), "dd failed: {out:?}");
+        t.elapsed()
+    };
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for r in 0..rounds.max(3) {
+        // Alternate which goes first, so neither always runs on a warmer cache.
+        if r % 2 == 0 {
+            with.push(time(&filtered.id));
+            without.push(time(&unfiltered.id));
+        } else {
+            without.push(time(&unfiltered.id));
+            with.push(time(&filtered.id));
+        }
+    }
+    let (m_with, m_without) = (median(&with), median(&without));
+    summary(&format!("dd bs=1 x{BYTES}, seccomp"), with);
+    summary(&format!("dd bs=1 x{BYTES}, no filter (peer)"), without);
+    println!(
+        "ratio syscall loop with / without the seccomp filter: {:.3}x (target <= 1.05x; {:.0} ns per call with, {:.0} without)",
+        m_with.as_secs_f64() / m_without.as_secs_f64(),
+        m_with.as_secs_f64() * 1e9 / (2.0 * f64::from(BYTES)),
+        m_without.as_secs_f64() * 1e9 / (2.0 * f64::from(BYTES)),
+    );
+    for i in [&filtered, &unfiltered] {
+        rt.terminate(&i.id, Duration::from_secs(2))
+            .expect("terminate");
+    }
 }
 
 fn median(v: &[Duration]) -> Duration {
@@ -414,7 +506,7 @@ impl Kernel for TimingKernel {
         signal(pid: u32, signal: i32) -> Result<(), KernelError>;
         wait_exit(pid: u32) -> Result<WaitOutcome, KernelError>;
         process_start_time(pid: u32) -> Option<u64>;
-        exec_in(pid: u32, cgroup_procs: &[PathBuf], argv: &[String], timeout: Duration) -> Result<std::process::Output, KernelError>;
+        exec_in(pid: u32, cgroup_procs: &[PathBuf], argv: &[String], timeout: Duration, seccomp: spindle_runtime::SeccompProfile) -> Result<std::process::Output, KernelError>;
         tcp_listen_in(netns: &str, addr: &str) -> Result<std::net::TcpListener, KernelError>;
         tcp_connect_in(netns: &str, addr: &str, timeout: Duration) -> Result<std::net::TcpStream, KernelError>;
         run_in_tree(spec: &spindle_runtime::TreeRun) -> Result<spindle_runtime::TreeExit, KernelError>;

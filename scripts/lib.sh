@@ -7,19 +7,29 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Installs the Debian packages in scripts/apt-packages.txt that are missing.
+# Installs the Debian packages in scripts/apt-packages.txt that are missing. Names ending in '?'
+# are optional: each is tried on its own, and one apt can't install is reported, not fatal.
 install_packages() {
-  local missing=()
-  local pkg
+  local missing=() optional=()
+  local pkg name
   while read -r pkg; do
     case "$pkg" in ''|'#'*) continue ;; esac
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    name=${pkg%\?}
+    dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" && continue
+    if [ "$name" != "$pkg" ]; then optional+=("$name"); else missing+=("$name"); fi
   done < "$spindle_root/scripts/apt-packages.txt"
+  if [ "${#missing[@]}" -gt 0 ] || [ "${#optional[@]}" -gt 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+  fi
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "Installing Debian packages: ${missing[*]}" >&2
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
   fi
+  for name in "${optional[@]}"; do
+    echo "Installing optional Debian package: $name" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$name" ||
+      echo "warning: optional package $name could not be installed; the tests that need it will say they skipped" >&2
+  done
 }
 
 # Makes cargo available: the machine's own, or a fresh rustup toolchain.
@@ -31,6 +41,10 @@ ensure_cargo() {
     echo "Installing the Rust toolchain with rustup" >&2
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
     export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  # scripts/test checks formatting and lints; a minimal rustup profile has neither tool.
+  if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    if command -v rustup >/dev/null 2>&1; then rustup component add rustfmt clippy; fi
   fi
 }
 

@@ -170,20 +170,54 @@ fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothin
         other => panic!("another account's instance must look missing: {other:?}"),
     }
     // busybox wget from inside the instance to its own httpd: traffic stays in its namespace.
-    let o = d.cli(&[
-        "instance",
-        "exec",
-        &server.physical_id,
-        "--",
-        "wget",
-        "-q",
-        "-O",
-        "-",
-        "http://127.0.0.1/",
-    ]);
+    let wget_inside = |url: &str| {
+        d.cli(&[
+            "instance",
+            "exec",
+            &server.physical_id,
+            "--",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            url,
+        ])
+    };
+    let o = wget_inside("http://127.0.0.1/");
     assert!(o.status.success(), "{}", common::stderr(&o));
     let o = d.cli(&["instance", "exec", &server.physical_id, "--", "hostname"]);
     assert_eq!(common::stdout(&o).trim(), list[0].hostname);
+
+    // Issue 22: the instance runs under the default seccomp profile, and the daemon's API is
+    // not on its network map: its 127.0.0.1 is its own loopback (ECONNREFUSED), while the
+    // same URL answers on the host.
+    let o = d.cli(&["instance", "describe", &server.physical_id]);
+    assert!(
+        common::stdout(&o).contains("seccomp profile: default"),
+        "{}",
+        common::stdout(&o)
+    );
+    assert_eq!(
+        admin
+            .describe_instance("management", &server.physical_id)
+            .unwrap()
+            .seccomp,
+        "default"
+    );
+    let port = d.endpoint.rsplit(':').next().unwrap().trim_end_matches('/');
+    let api = format!("http://127.0.0.1:{port}/healthz");
+    let host = std::process::Command::new("/bin/busybox")
+        .args(["wget", "-q", "-O", "-", &api])
+        .output()
+        .unwrap();
+    assert!(host.status.success(), "the API answers on the host");
+    let o = wget_inside(&api);
+    let err = common::stderr(&o);
+    eprintln!("daemon API from inside: {}", err.trim());
+    assert!(
+        !o.status.success() && err.contains("Connection refused"),
+        "the daemon's API must not answer inside (ECONNREFUSED expected): {err}"
+    );
 
     let del = admin.delete_stack("management", "web").unwrap();
     assert_eq!(del.status, "DELETE_COMPLETE");

@@ -509,6 +509,10 @@ pub struct InstanceInfo {
     /// EC2's `StateReason.Code` for the last stop: `Server.OutOfMemory` after an OOM kill.
     #[serde(default)]
     pub state_reason: Option<String>,
+    /// The seccomp profile every process in the instance runs under: `default` (Docker's
+    /// default denials and io_uring, with `no_new_privs`) or `unconfined`.
+    #[serde(default)]
+    pub seccomp: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

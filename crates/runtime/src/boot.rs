@@ -9,7 +9,8 @@
 //! and a read-only `/sys`, pivots into the root, sets the hostname, waits until the parent has
 //! moved it into the instance's cgroups (done in parallel: a v1 cgroup attach waits for an RCU
 //! grace period), unshares a cgroup namespace, drops dangerous capabilities from the bounding
-//! set, runs the user data and then the entrypoint. It stays on as a tiny init: it forwards SIGTERM/SIGINT to
+//! set, installs the instance's seccomp filter with `no_new_privs` ([`crate::seccomp`]), runs
+//! the user data and then the entrypoint. It stays on as a tiny init: it forwards SIGTERM/SIGINT to
 //! the entrypoint, reaps every orphan (no zombies), and when the entrypoint exits it writes
 //! `exit N` or `signal N` to the status file (a descriptor opened before the pivot) and exits.
 //! Its mounts live only in its private mount namespace, so they vanish with the instance.
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::kernel::KernelError;
+use crate::seccomp::{Insn, SeccompProfile};
 
 /// One step the init process performs, in order, after joining its network namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,14 @@ pub enum BootStep {
     },
     /// Hide a file by bind-mounting `/dev/null` over it, if it exists (this kernel may lack it).
     Mask {
+        path: PathBuf,
+    },
+    /// Hide a directory under an empty read-only tmpfs, if it exists.
+    MaskDir {
+        path: PathBuf,
+    },
+    /// Bind a tree onto itself and make that bind read-only, if it exists.
+    ReadOnly {
         path: PathBuf,
     },
     /// `pivot_root` into this directory, then detach the old root.
@@ -80,6 +90,8 @@ pub struct BootPlan {
     pub gid: u32,
     /// Capabilities removed from the bounding set before anything in the image runs.
     pub drop_caps: Vec<u32>,
+    /// The filter installed (with `no_new_privs`) after the capabilities are dropped.
+    pub seccomp: SeccompProfile,
 }
 
 /// Inputs of [`plan_boot`].
@@ -105,13 +117,56 @@ pub struct BootSpec<'a> {
     /// Host directories bound into the root (checked by [`crate::bind`]), after the system
     /// mounts and before the pivot.
     pub mounts: Vec<crate::bind::BindMount>,
+    pub seccomp: SeccompProfile,
 }
 
-/// Capabilities an instance keeps (Docker's default set). Everything else — notably
-/// CAP_SYS_ADMIN (mount, setns), CAP_NET_ADMIN (so an instance can't rewrite its security group
-/// rules, which live in its own network namespace), CAP_SYS_MODULE, CAP_SYS_PTRACE — is dropped.
-pub const KEPT_CAPS: &[u32] = &[0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
+/// Capabilities an instance keeps (Docker's default set without CAP_MKNOD, as Podman's).
+/// Everything else — notably CAP_SYS_ADMIN (mount, setns), CAP_NET_ADMIN (so an instance can't
+/// rewrite its security group rules, which live in its own network namespace), CAP_SYS_MODULE,
+/// CAP_SYS_PTRACE, CAP_SYS_RAWIO — is dropped. CAP_MKNOD goes too: Docker keeps it behind a
+/// device cgroup, and without one root could make a node for the host's disk and open it.
+pub const KEPT_CAPS: &[u32] = &[0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 29, 31];
 const CAP_LAST: u32 = 40;
+
+/// The capabilities an instance's processes lose from their bounding set (init's boot and
+/// `instance exec`).
+pub fn dropped_caps() -> Vec<u32> {
+    (0..=CAP_LAST).filter(|c| !KEPT_CAPS.contains(c)).collect()
+}
+
+/// Files under the instance's `/proc` hidden behind `/dev/null`, as runc's defaults: host
+/// memory (`kcore`), the kernel keyrings of every process, and timer and scheduler state that
+/// leak what other tenants run.
+pub const MASKED_FILES: &[&str] = &[
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+];
+
+/// Directories hidden under an empty read-only tmpfs, as runc's defaults (hardware and
+/// firmware interfaces of the host).
+pub const MASKED_DIRS: &[&str] = &[
+    "proc/acpi",
+    "proc/asound",
+    "proc/scsi",
+    "sys/firmware",
+    "sys/devices/virtual/powercap",
+];
+
+/// Trees made read-only, as runc's defaults. Root in an instance is uid 0 of the host's user
+/// namespace and writes to these check file permissions, not capabilities (`/proc/sys` holds
+/// the host's kernel settings; `/proc/irq` its interrupt routing).
+/// `sysrq-trigger` could reboot the host.
+pub const READ_ONLY: &[&str] = &[
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+    "proc/sys",
+    "proc/sysrq-trigger",
+];
 
 const MS_NOSUID: u64 = libc::MS_NOSUID;
 const MS_NODEV: u64 = libc::MS_NODEV;
@@ -135,11 +190,13 @@ pub fn plan_boot(spec: &BootSpec<'_>) -> BootPlan {
             flags: libc::MS_REC | libc::MS_PRIVATE,
             data: None,
         },
+        // `nodev`: a device node in the instance's disk opens nothing (its own /dev is a
+        // separate tmpfs with the few nodes init makes).
         BootStep::Mount {
             source: Some("overlay".into()),
             target: r.clone(),
             fstype: Some("overlay".into()),
-            flags: 0,
+            flags: MS_NODEV,
             data: Some(format!(
                 "lowerdir={},upperdir={},workdir={}",
                 lower.join(":"),
@@ -217,32 +274,16 @@ pub fn plan_boot(spec: &BootSpec<'_>) -> BootPlan {
         flags: MS_NOSUID | MS_NODEV,
         data: Some("mode=1777,size=16m".into()),
     });
-    // As in Docker: /proc/sys read-only and /proc/sysrq-trigger masked. Root in an instance is
-    // uid 0 of the host's user namespace, and writes to these files check file permissions
-    // only, not capabilities (sysrq-trigger could reboot the host).
-    let proc_sys = r.join("proc/sys");
-    steps.push(BootStep::Mount {
-        source: Some(proc_sys.display().to_string()),
-        target: proc_sys.clone(),
-        fstype: None,
-        flags: libc::MS_BIND | libc::MS_REC,
-        data: None,
-    });
-    steps.push(BootStep::Mount {
-        source: None,
-        target: proc_sys,
-        fstype: None,
-        flags: libc::MS_BIND
-            | libc::MS_REMOUNT
-            | libc::MS_RDONLY
-            | MS_NOSUID
-            | MS_NODEV
-            | MS_NOEXEC,
-        data: None,
-    });
-    steps.push(BootStep::Mask {
-        path: r.join("proc/sysrq-trigger"),
-    });
+    // As runc's defaults: parts of /proc read-only, host files and directories masked.
+    for p in READ_ONLY {
+        steps.push(BootStep::ReadOnly { path: r.join(p) });
+    }
+    for p in MASKED_FILES {
+        steps.push(BootStep::Mask { path: r.join(p) });
+    }
+    for p in MASKED_DIRS {
+        steps.push(BootStep::MaskDir { path: r.join(p) });
+    }
     for m in &spec.mounts {
         // The mount point is made in the overlay (so in the instance's own upper dir), one
         // component at a time; the root is already private, so the bind stays in here.
@@ -281,7 +322,8 @@ pub fn plan_boot(spec: &BootSpec<'_>) -> BootPlan {
         workdir: spec.workdir.clone(),
         uid: spec.uid,
         gid: spec.gid,
-        drop_caps: (0..=CAP_LAST).filter(|c| !KEPT_CAPS.contains(c)).collect(),
+        drop_caps: dropped_caps(),
+        seccomp: spec.seccomp,
     }
 }
 
@@ -323,6 +365,10 @@ impl BootPlan {
                     writeln!(s, "symlink {} -> {target}", link.display())
                 }
                 BootStep::Mask { path } => writeln!(s, "mask {} with /dev/null", path.display()),
+                BootStep::MaskDir { path } => {
+                    writeln!(s, "mask {} with an empty read-only tmpfs", path.display())
+                }
+                BootStep::ReadOnly { path } => writeln!(s, "read-only {}", path.display()),
                 BootStep::PivotRoot { new_root } => {
                     writeln!(s, "pivot_root {}", new_root.display())
                 }
@@ -331,6 +377,7 @@ impl BootPlan {
         }
         let _ = writeln!(s, "wait for cgroups, unshare cgroup");
         let _ = writeln!(s, "drop caps {:?}", self.drop_caps);
+        let _ = writeln!(s, "seccomp {}", self.seccomp.name());
         if let Some(ud) = &self.user_data_argv {
             let _ = writeln!(s, "run user data {ud:?}");
         }
@@ -367,6 +414,12 @@ enum CStep {
         link: CString,
     },
     Mask {
+        path: CString,
+    },
+    MaskDir {
+        path: CString,
+    },
+    ReadOnly {
         path: CString,
     },
     PivotRoot {
@@ -410,7 +463,82 @@ struct Prepared {
     workdir: CString,
     uid: u32,
     gid: u32,
+    confine: Confinement,
+}
+
+/// What every process of an instance runs under, prepared before a fork: the capabilities
+/// dropped from the bounding set and the seccomp program.
+pub(crate) struct Confinement {
     drop_caps: Vec<u32>,
+    seccomp: Option<Vec<Insn>>,
+}
+
+impl Confinement {
+    pub(crate) fn new(seccomp: SeccompProfile) -> Self {
+        Self {
+            drop_caps: dropped_caps(),
+            seccomp: seccomp.program(),
+        }
+    }
+
+    /// Drops the capabilities, then installs the filter with `no_new_privs`. Raw system
+    /// calls only, on the calling thread: for a freshly forked, single-threaded child.
+    pub(crate) fn apply(&self) -> io::Result<()> {
+        for cap in &self.drop_caps {
+            // SAFETY: prctl with integer arguments; EINVAL for capabilities this kernel
+            // doesn't know is fine.
+            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0) };
+        }
+        match &self.seccomp {
+            Some(prog) => crate::seccomp::install(prog),
+            None => Ok(()),
+        }
+    }
+}
+
+/// In a child that has just joined a pid namespace (which only its children enter): forks,
+/// and returns in the new child; the caller's process stays behind, closes every descriptor
+/// (so whoever reads the child's pipes sees their end when the child ends), waits for the
+/// child and exits with its status (128 + signal when killed). The child dies with it
+/// (`PR_SET_PDEATHSIG`), so killing the returned process on a timeout ends both.
+/// Raw system calls only: for use between fork and exec.
+pub(crate) fn fork_into_pid_namespace() -> io::Result<()> {
+    let child = raw_fork();
+    if child < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if child == 0 {
+        // SAFETY: prctl with integer arguments only.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        };
+        return Ok(());
+    }
+    close_range_raw(0, i32::MAX);
+    let mut st = 0;
+    loop {
+        // SAFETY: waiting for our own child; `st` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(child as libc::pid_t, &mut st, 0) };
+        // SAFETY: reading errno has no preconditions.
+        if r < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
+            continue;
+        }
+        let code = if r < 0 {
+            127
+        } else if libc::WIFSIGNALED(st) {
+            128 + libc::WTERMSIG(st)
+        } else {
+            libc::WEXITSTATUS(st)
+        };
+        // SAFETY: _exit ends this forked process without running any user-space cleanup.
+        unsafe { libc::_exit(code) }
+    }
 }
 
 fn cstr(s: &str) -> Result<CString, KernelError> {
@@ -508,6 +636,8 @@ fn prepare(plan: &BootPlan, fds: &mut Vec<i32>) -> Result<Prepared, KernelError>
                     link: cpath(link)?,
                 },
                 BootStep::Mask { path } => CStep::Mask { path: cpath(path)? },
+                BootStep::MaskDir { path } => CStep::MaskDir { path: cpath(path)? },
+                BootStep::ReadOnly { path } => CStep::ReadOnly { path: cpath(path)? },
                 BootStep::PivotRoot { new_root } => CStep::PivotRoot {
                     new_root: cpath(new_root)?,
                 },
@@ -535,7 +665,10 @@ fn prepare(plan: &BootPlan, fds: &mut Vec<i32>) -> Result<Prepared, KernelError>
         workdir: cstr(&plan.workdir)?,
         uid: plan.uid,
         gid: plan.gid,
-        drop_caps: plan.drop_caps.clone(),
+        confine: Confinement {
+            drop_caps: plan.drop_caps.clone(),
+            seccomp: plan.seccomp.program(),
+        },
     })
 }
 
@@ -808,6 +941,43 @@ fn init_main(p: &Prepared) -> ! {
                         fail(b"mask", i, sfd);
                     }
                 }
+                CStep::MaskDir { path } => {
+                    let rc = libc::mount(
+                        c"tmpfs".as_ptr(),
+                        path.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        libc::MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                        c"size=0,mode=555".as_ptr().cast(),
+                    );
+                    if rc != 0 && *libc::__errno_location() != libc::ENOENT {
+                        fail(b"mask directory", i, sfd);
+                    }
+                }
+                CStep::ReadOnly { path } => {
+                    let none = std::ptr::null();
+                    let rc = libc::mount(
+                        path.as_ptr(),
+                        path.as_ptr(),
+                        none,
+                        libc::MS_BIND | libc::MS_REC,
+                        none.cast(),
+                    );
+                    if rc != 0 {
+                        if *libc::__errno_location() == libc::ENOENT {
+                            continue;
+                        }
+                        fail(b"bind read-only", i, sfd);
+                    }
+                    let flags = libc::MS_BIND
+                        | libc::MS_REMOUNT
+                        | libc::MS_RDONLY
+                        | MS_NOSUID
+                        | MS_NODEV
+                        | MS_NOEXEC;
+                    if libc::mount(none, path.as_ptr(), none, flags, none.cast()) != 0 {
+                        fail(b"remount read-only", i, sfd);
+                    }
+                }
                 CStep::PivotRoot { new_root } => {
                     if libc::chdir(new_root.as_ptr()) != 0 {
                         fail(b"chdir new root", i, sfd);
@@ -844,16 +1014,18 @@ fn init_main(p: &Prepared) -> ! {
         if libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
             fail(b"unshare cgroup", 0, sfd);
         }
-        for cap in &p.drop_caps {
-            // EINVAL for capabilities this kernel doesn't know is fine.
-            libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0);
-        }
         libc::close(p.netns_fd);
         for fd in &p.cgroup_fds {
             libc::close(*fd);
         }
         // Only stdio and the status file are left now.
         close_from(3, sfd);
+        // Init drops the capabilities and installs the filter on itself, so nothing in the
+        // image ever runs without them; what init still does (fork, wait, kill, write,
+        // execve) is all allowed.
+        if p.confine.apply().is_err() {
+            fail(b"seccomp", 0, sfd);
+        }
         if let Some((path, argv)) = &p.user_data {
             let child = raw_fork();
             if child == 0 {
@@ -972,11 +1144,12 @@ mod tests {
                 host: "/home/dev/proj".into(),
                 guest: "/srv/project".into(),
             }],
+            seccomp: SeccompProfile::Default,
         };
         let plan = plan_boot(&spec);
         let text = plan.describe();
         assert!(text.contains(
-            "mount overlay on /inst/rootfs type overlay flags 0x0 (lowerdir=/img/layers/bbb:/img/layers/aaa,upperdir=/inst/upper,workdir=/inst/work)"
+            "mount overlay on /inst/rootfs type overlay flags 0x4 (lowerdir=/img/layers/bbb:/img/layers/aaa,upperdir=/inst/upper,workdir=/inst/work)"
         ), "{text}");
         assert!(text.starts_with("setns net /run/netns/spxi1\njoin cgroup"));
         assert!(text.contains("mknod /inst/rootfs/dev/null c 1 3"));
@@ -988,7 +1161,13 @@ mod tests {
         let bind = text
             .find("mount /home/dev/proj on /inst/rootfs/srv/project type none flags 0x5000")
             .unwrap();
-        assert!(bind < pivot && bind > text.find("mask /inst/rootfs/proc/sysrq-trigger").unwrap());
+        assert!(
+            bind < pivot
+                && bind
+                    > text
+                        .find("read-only /inst/rootfs/proc/sysrq-trigger")
+                        .unwrap()
+        );
         let srv = text.find("mkdir /inst/rootfs/srv 755").unwrap();
         assert!(srv < text.find("mkdir /inst/rootfs/srv/project 755").unwrap());
         assert!(
@@ -997,5 +1176,21 @@ mod tests {
         // CAP_SYS_ADMIN (21) and CAP_NET_ADMIN (12) are dropped; CAP_NET_BIND_SERVICE (10) kept.
         assert!(plan.drop_caps.contains(&21) && plan.drop_caps.contains(&12));
         assert!(!plan.drop_caps.contains(&10));
+        // runc's masked and read-only paths, before the pivot; the filter after the caps.
+        for line in [
+            "mask /inst/rootfs/proc/kcore with /dev/null",
+            "mask /inst/rootfs/proc/keys with /dev/null",
+            "mask /inst/rootfs/proc/timer_list with /dev/null",
+            "mask /inst/rootfs/sys/firmware with an empty read-only tmpfs",
+            "read-only /inst/rootfs/proc/sys",
+            "read-only /inst/rootfs/proc/irq",
+        ] {
+            assert!(
+                text.find(line).is_some_and(|at| at < pivot),
+                "{line}\n{text}"
+            );
+        }
+        assert!(text.find("seccomp default").unwrap() > text.find("drop caps").unwrap());
+        assert!(text.find("seccomp default").unwrap() < text.find("run user data").unwrap());
     }
 }

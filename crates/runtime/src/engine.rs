@@ -27,6 +27,7 @@ use crate::image::{Image, ImageError, ImageStore};
 use crate::imds::{ImdsServer, Metadata};
 use crate::kernel::{Kernel, KernelError, WaitOutcome, NETNS_DIR};
 use crate::net::{self, NetError, SecurityGroup, SgRule};
+use crate::seccomp::SeccompProfile;
 use std::sync::Weak;
 
 mod usage;
@@ -170,6 +171,10 @@ pub struct Instance {
     /// Host directories bound into the instance, on every boot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<BindMount>,
+    /// The seccomp filter of every process in it (records from before filters: the default,
+    /// which is what their next boot gets).
+    #[serde(default)]
+    pub seccomp: SeccompProfile,
 }
 
 /// How long a terminated instance stays listed, as in EC2.
@@ -197,6 +202,8 @@ pub struct LaunchSpec {
     /// Host directories to bind read-write (the developer box's project directory). The
     /// caller decides who may ask for one; [`BindMount::checked`] has checked the paths.
     pub mounts: Vec<BindMount>,
+    /// The seccomp filter (see [`crate::seccomp`]); the API only ever asks for the default.
+    pub seccomp: SeccompProfile,
 }
 
 /// Something happened to an instance.
@@ -1091,6 +1098,7 @@ impl Runtime {
             launched_at: now_secs(),
             terminated_at: None,
             mounts: spec.mounts.clone(),
+            seccomp: spec.seccomp,
         };
         // Membership is part of the rules of this and other instances: count the new one in.
         st.instances.insert(id.clone(), rec.clone());
@@ -1261,6 +1269,7 @@ impl Runtime {
             uid: rec.uid,
             gid: rec.gid,
             mounts: rec.mounts.clone(),
+            seccomp: rec.seccomp,
         };
         match self.inner.kernel.spawn_instance(&plan_boot(&spec), ready) {
             Ok(pid) => Ok(pid),
@@ -1495,7 +1504,10 @@ impl Runtime {
             action: "exec",
         })?;
         let procs = self.inner.cgroups.procs_files(&self.inner.cfg.prefix, id);
-        Ok(self.inner.kernel.exec_in(pid, &procs, argv, timeout)?)
+        Ok(self
+            .inner
+            .kernel
+            .exec_in(pid, &procs, argv, timeout, rec.seccomp)?)
     }
 
     /// Terminates every instance and deletes every peering and VPC of this engine.

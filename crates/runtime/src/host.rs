@@ -13,10 +13,7 @@ pub fn missing_prerequisites() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("not running as root".into());
     }
-    for (bin, pkg) in [
-        ("/usr/sbin/nft", "nftables"),
-        ("/usr/bin/nsenter", "util-linux"),
-    ] {
+    for (bin, pkg) in [("/usr/sbin/nft", "nftables")] {
         if !Path::new(bin).exists() {
             return Some(format!("{bin} missing (apt-get install {pkg})"));
         }

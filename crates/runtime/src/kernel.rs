@@ -1,4 +1,4 @@
-//! Every call into the kernel (and into `ip`/`nft`/`nsenter`) goes through [`Kernel`].
+//! Every call into the kernel (and into `ip`/`nft`) goes through [`Kernel`].
 //!
 //! [`RealKernel`] does the work; [`FakeKernel`] records each call as one line of text so that
 //! the planners (which mounts, which cgroup values, which nftables rules, which `ip` commands)
@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::boot::BootPlan;
 use crate::cidr::Ipv4Net;
 use crate::sandbox::{TreeExit, TreeRun};
+use crate::seccomp::SeccompProfile;
 
 /// Where `ip netns` keeps its named namespaces; we use the same place so `ip netns list` shows ours.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -105,13 +106,16 @@ pub trait Kernel: Send + Sync + 'static {
     fn wait_exit(&self, pid: u32) -> Result<WaitOutcome, KernelError>;
     /// The process's start time in clock ticks since boot (guards against pid reuse), if alive.
     fn process_start_time(&self, pid: u32) -> Option<u64>;
-    /// Runs `argv` inside the namespaces of `pid` (and the given cgroups) and waits for it.
+    /// Runs `argv` inside the namespaces of `pid` (and the given cgroups) and waits for it,
+    /// confined as the instance's own processes are: the same capability bounding set and
+    /// `seccomp` filter.
     fn exec_in(
         &self,
         pid: u32,
         cgroup_procs: &[PathBuf],
         argv: &[String],
         timeout: Duration,
+        seccomp: SeccompProfile,
     ) -> Result<Output, KernelError>;
     /// Binds a TCP listener inside a network namespace (a socket keeps its namespace).
     fn tcp_listen_in(&self, netns: &str, addr: &str) -> Result<TcpListener, KernelError>;
@@ -518,11 +522,16 @@ impl Kernel for RealKernel {
         cgroup_procs: &[PathBuf],
         argv: &[String],
         timeout: Duration,
+        seccomp: SeccompProfile,
     ) -> Result<Output, KernelError> {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg("-t").arg(pid.to_string());
-        cmd.args(["-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w", "--"]);
-        cmd.args(argv);
+        let Some(program) = argv.first() else {
+            return Err(KernelError::io(
+                "exec",
+                io::Error::new(io::ErrorKind::InvalidInput, "empty argv"),
+            ));
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(&argv[1..]);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -536,8 +545,29 @@ impl Kernel for RealKernel {
             })
             .collect::<Result<_, _>>()?;
         let fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
-        // SAFETY: between fork and exec the closure only calls write(2) on descriptors the parent
-        // keeps open, which is async-signal-safe; it allocates nothing.
+        // The instance's namespaces, in the order nsenter joins them (mount last).
+        let namespaces = [
+            ("cgroup", libc::CLONE_NEWCGROUP),
+            ("ipc", libc::CLONE_NEWIPC),
+            ("uts", libc::CLONE_NEWUTS),
+            ("net", libc::CLONE_NEWNET),
+            ("pid", libc::CLONE_NEWPID),
+            ("mnt", libc::CLONE_NEWNS),
+        ];
+        let ns_files: Vec<(fs::File, i32)> = namespaces
+            .iter()
+            .map(|(name, kind)| {
+                let path = format!("/proc/{pid}/ns/{name}");
+                fs::File::open(&path)
+                    .map(|f| (f, *kind))
+                    .map_err(|e| KernelError::io(format!("open {path}"), e))
+            })
+            .collect::<Result<_, _>>()?;
+        let ns_fds: Vec<(i32, i32)> = ns_files.iter().map(|(f, k)| (f.as_raw_fd(), *k)).collect();
+        let confine = crate::boot::Confinement::new(seccomp);
+        // SAFETY: between fork and exec the closure makes raw system calls only (write, setns,
+        // clone, waitpid, close_range, prctl, seccomp) on descriptors and data prepared above;
+        // it allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 for fd in &fds {
@@ -545,19 +575,28 @@ impl Kernel for RealKernel {
                         return Err(io::Error::last_os_error());
                     }
                 }
-                Ok(())
+                for (fd, kind) in &ns_fds {
+                    if libc::setns(*fd, *kind) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                // Joining a pid namespace takes effect for children: fork once more. This
+                // process only waits and passes the command's exit on; the command itself is
+                // the child, inside the instance's pid namespace.
+                crate::boot::fork_into_pid_namespace()?;
+                confine.apply()
             });
         }
         let child = cmd
             .spawn()
-            .map_err(|e| KernelError::io("spawn nsenter", e))?;
+            .map_err(|e| KernelError::io(format!("spawn {program} in instance"), e))?;
         let child_pid = child.id();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(child.wait_with_output());
         });
         match rx.recv_timeout(timeout) {
-            Ok(r) => r.map_err(|e| KernelError::io("wait for nsenter", e)),
+            Ok(r) => r.map_err(|e| KernelError::io(format!("wait for {program}"), e)),
             Err(_) => {
                 let _ = self.signal(child_pid, libc::SIGKILL);
                 Err(KernelError::Command {
@@ -791,8 +830,12 @@ impl Kernel for FakeKernel {
         _c: &[PathBuf],
         argv: &[String],
         _t: Duration,
+        seccomp: SeccompProfile,
     ) -> Result<Output, KernelError> {
-        self.record(format!("exec in {pid}: {argv:?}"))?;
+        self.record(format!(
+            "exec in {pid} (seccomp {}): {argv:?}",
+            seccomp.name()
+        ))?;
         Err(KernelError::Injected(
             "the fake kernel runs no processes".into(),
         ))

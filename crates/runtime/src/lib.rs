@@ -31,10 +31,19 @@
 //!
 //! ## Getting into an instance (for developers)
 //! Until the bastion and load balancer expose instances, [`Runtime::exec`] runs a command in a
-//! running instance's namespaces and cgroups (via `nsenter`); it runs with the operator's full
-//! capabilities, unlike the instance's own processes, which lose CAP_SYS_ADMIN, CAP_NET_ADMIN
-//! and the other capabilities outside Docker's default set. The instance's console (stdout and
-//! stderr of init, user data and entrypoint) is in [`Runtime::console_output`].
+//! running instance's namespaces and cgroups, confined as the instance's own processes are.
+//! The instance's console (stdout and stderr of init, user data and entrypoint) is in
+//! [`Runtime::console_output`].
+//!
+//! ## Confinement (instances hold untrusted code)
+//! Every process in an instance — init's children, user data, the entrypoint and whatever
+//! [`Runtime::exec`] runs — is root of the host's user namespace without CAP_SYS_ADMIN,
+//! CAP_NET_ADMIN, CAP_MKNOD or the other capabilities outside [`boot::KEPT_CAPS`], under the
+//! seccomp filter of [`seccomp`] with `no_new_privs` ([`Instance::seccomp`] names it), with
+//! runc's masked and read-only paths ([`boot::MASKED_FILES`], [`boot::MASKED_DIRS`],
+//! [`boot::READ_ONLY`]) and a `nodev` root. Its network namespace reaches only its VPC (and
+//! peered VPCs, and the metadata service): the host is not on its network map.
+//! `tests/root.rs` (`escape_battery_…`) tries the escapes from inside and names each errno.
 //!
 //! ## Host directories
 //! [`LaunchSpec::mounts`] binds host directories read-write into an instance (the developer
@@ -49,7 +58,7 @@
 //! each VPC router at 169.254.169.254 (see [`imds`]).
 //!
 //! ## Host requirements
-//! Root; Debian packages `iproute2` (`ip`), `nftables` (`nft`), `util-linux` (`nsenter`);
+//! Root; Debian packages `iproute2` (`ip`), `nftables` (`nft`);
 //! `busybox-static` for the test image. Kernel: overlayfs, veth, bridge, nf_tables with
 //! conntrack; cgroup v1 (cpu, memory, pids controllers) or v2.
 
@@ -65,6 +74,7 @@ pub mod imds;
 pub mod kernel;
 pub mod net;
 pub mod sandbox;
+pub mod seccomp;
 
 pub use bind::{BindError, BindMount};
 pub use cgroup::{instance_type, CgroupLayout, InstanceType, Limits, INSTANCE_TYPES};
@@ -77,3 +87,4 @@ pub use image::{build_busybox_rootfs, ExportFormat, Image, ImageConfig, ImageErr
 pub use kernel::{FakeKernel, Kernel, KernelError, RealKernel};
 pub use net::{Peer, Protocol, SecurityGroup, SgRule};
 pub use sandbox::{TreeExit, TreeRun};
+pub use seccomp::SeccompProfile;

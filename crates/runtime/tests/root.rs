@@ -24,6 +24,16 @@ macro_rules! require_root {
     };
 }
 
+/// The test images run busybox httpd on port 80, serving `/www`.
+fn httpd_image() -> ImageConfig {
+    ImageConfig {
+        cmd: ["httpd", "-f", "-p", "80", "-h", "/www"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    }
+}
+
 /// One engine with a unique prefix; destroys everything it made on drop and checks for leaks.
 struct Env {
     rt: Runtime,
@@ -48,19 +58,8 @@ impl Env {
         .unwrap();
         let tarball = dir.path().join("busybox.tar");
         build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX)).unwrap();
-        let cfg = ImageConfig {
-            cmd: vec![
-                "httpd".into(),
-                "-f".into(),
-                "-p".into(),
-                "80".into(),
-                "-h".into(),
-                "/www".into(),
-            ],
-            ..Default::default()
-        };
         rt.images()
-            .import(&tarball, cfg, Some("busybox:test"))
+            .import(&tarball, httpd_image(), Some("busybox:test"))
             .unwrap();
         Env {
             rt,
@@ -307,8 +306,8 @@ fn instance_boots_serves_http_runs_user_data_and_answers_metadata() {
         "{md}"
     );
     assert!(lines[3].contains("401"), "no token, no metadata: {md}");
-    // The instance can't rewrite its own firewall: CAP_NET_ADMIN is gone.
-    // (Checked on the instance's own processes; `exec` itself runs with the operator's caps.)
+    // The instance can't rewrite its own firewall: CAP_NET_ADMIN is gone (from the instance's
+    // own processes and, since issue 22, from what `exec` runs too).
     let bnd = run("grep CapBnd /proc/$(pidof httpd)/status");
     let mask = u64::from_str_radix(bnd.split_whitespace().nth(1).unwrap(), 16).unwrap();
     assert_eq!(mask & (1 << 12), 0, "CAP_NET_ADMIN must be dropped: {bnd}");
@@ -661,4 +660,310 @@ fn daemon_killed_with_sigkill_then_adopted() {
     assert_eq!(stopped.last_exit.unwrap().signal, Some(libc::SIGTERM));
     let errors = rt.destroy_all(Duration::from_secs(2));
     assert!(errors.is_empty(), "{errors:?}");
+}
+
+/// Compiles `escape_probe.c` with `gcc -static` into `dir`; `None` when gcc or a static libc
+/// is missing (the test then skips loudly).
+fn build_probe(dir: &Path) -> Option<std::path::PathBuf> {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/escape_probe.c");
+    let out = dir.join("probe");
+    let st = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(src)
+        .status()
+        .ok()?;
+    st.success().then_some(out)
+}
+
+/// The busybox test image with the probe at `/probe`, imported as `probe:test` (httpd as its
+/// command, so the instance stays up).
+fn import_probe_image(rt: &Runtime, dir: &Path, probe: &Path) {
+    let base = dir.join("busybox.tar");
+    build_busybox_rootfs(&base, Path::new(spindle_runtime::host::BUSYBOX)).unwrap();
+    let with_probe = dir.join("probe.tar");
+    let mut tb = tar::Builder::new(std::fs::File::create(&with_probe).unwrap());
+    let mut archive = tar::Archive::new(std::fs::File::open(&base).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let header = entry.header().clone();
+        let path = entry.path().unwrap().into_owned();
+        tb.append_data(&mut header.clone(), path, &mut entry)
+            .unwrap();
+    }
+    let bytes = std::fs::read(probe).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(bytes.len() as u64);
+    h.set_mode(0o755);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    tb.append_data(&mut h, "probe", bytes.as_slice()).unwrap();
+    tb.finish().unwrap();
+    drop(tb);
+    rt.images()
+        .import(&with_probe, httpd_image(), Some("probe:test"))
+        .unwrap();
+}
+
+/// Parses the probe's `NAME RESULT` lines.
+fn probe_results(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// What each escape attempt must get, from inside an instance as its root user.
+const BATTERY: &[(&str, &[&str])] = &[
+    ("mount_tmpfs", &["EPERM"]),
+    ("mount_block_device", &["EPERM"]),
+    ("fsopen", &["EPERM"]),
+    ("init_module", &["EPERM"]),
+    ("finit_module", &["EPERM"]),
+    ("unshare_user", &["EPERM"]),
+    ("unshare_user_mount", &["EPERM"]),
+    ("clone_newuser", &["EPERM"]),
+    ("keyctl", &["EPERM"]),
+    ("add_key", &["EPERM"]),
+    ("bpf", &["EPERM"]),
+    ("perf_event_open", &["EPERM"]),
+    ("io_uring_setup", &["EPERM"]),
+    ("userfaultfd", &["EPERM"]),
+    // The host's processes don't exist in the instance's pid namespace.
+    ("ptrace_host_process", &["ESRCH"]),
+    ("kill_host_process", &["ESRCH"]),
+    // No /dev/mem in the instance's /dev, and no CAP_MKNOD to make it or a host disk node.
+    ("open_dev_mem", &["ENOENT"]),
+    ("mknod_dev_mem", &["EPERM"]),
+    ("mknod_host_disk", &["EPERM"]),
+    // Masked with /dev/null, or an empty read-only tmpfs, where the kernel has them (ENOENT
+    // only when the host lacks the file too; see `HOST_PATHS`).
+    ("read_proc_kcore", &["read 0", "ENOENT"]),
+    ("read_proc_keys", &["read 0", "ENOENT"]),
+    ("read_proc_timer_list", &["read 0", "ENOENT"]),
+    ("list_sys_firmware", &["entries 0", "ENOENT"]),
+    ("write_proc_sys_kernel", &["EROFS"]),
+    ("write_sysrq_trigger", &["EROFS", "ENOENT"]),
+    ("clock_settime", &["EPERM"]),
+    ("settimeofday", &["EPERM"]),
+    ("reboot", &["EPERM"]),
+    ("setns", &["EPERM"]),
+];
+
+/// Attempts on host files that may be missing from this kernel: ENOENT counts only then.
+const HOST_PATHS: &[(&str, &str)] = &[
+    ("read_proc_kcore", "/proc/kcore"),
+    ("read_proc_keys", "/proc/keys"),
+    ("read_proc_timer_list", "/proc/timer_list"),
+    ("list_sys_firmware", "/sys/firmware"),
+    ("write_sysrq_trigger", "/proc/sysrq-trigger"),
+];
+
+/// Checks every battery line; prints what each attempt got.
+fn check_battery(who: &str, text: &str) {
+    let got = probe_results(text);
+    for (name, allowed) in BATTERY {
+        let r = got
+            .get(*name)
+            .unwrap_or_else(|| panic!("{who}: no result for {name}:\n{text}"));
+        eprintln!("{who}: {name} -> {r}");
+        if r == "ENOENT" {
+            if let Some((_, host)) = HOST_PATHS.iter().find(|(n, _)| n == name) {
+                assert!(
+                    !Path::new(host).exists(),
+                    "{who}: {host} exists on the host but not inside"
+                );
+            }
+        }
+        assert!(allowed.contains(&r.as_str()), "{who}: {name} got {r}");
+    }
+}
+
+/// The host's root block device (major, minor) from /proc/partitions.
+fn host_disk() -> (u32, u32) {
+    let parts = std::fs::read_to_string("/proc/partitions").unwrap();
+    parts
+        .lines()
+        .skip(2)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((f.first()?.parse().ok()?, f.get(1)?.parse().ok()?))
+        })
+        .next()
+        .unwrap_or((8, 0))
+}
+
+/// Issue 22: seccomp, masked paths, the capability set and the network map, attempted from
+/// inside an instance as its root user, through `exec` and from the instance's own user data.
+#[test]
+fn escape_battery_from_inside_an_instance_names_each_errno() {
+    require_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(probe) = build_probe(tmp.path()) else {
+        eprintln!("SKIPPED escape battery: `gcc -static` can't build the probe");
+        return;
+    };
+    let env = Env::new();
+    let rt = &env.rt;
+    import_probe_image(rt, tmp.path(), &probe);
+    let (_vpc_a, subnet_a) = env.vpc("esca", "10.200.96.0/20", "10.200.96.0/24");
+    let (vpc_b, subnet_b) = env.vpc("escb", "10.200.112.0/20", "10.200.112.0/24");
+    rt.put_security_group(
+        "sg-open",
+        &vpc_b,
+        vec![SgRule::tcp(80, Peer::Cidr("0.0.0.0/0".parse().unwrap()))],
+        None,
+    )
+    .unwrap();
+    let host_pid = std::process::id();
+    let (major, minor) = host_disk();
+    let battery_args = format!("battery {host_pid} {major} {minor}");
+    let launch = |subnet: &str, groups: &[&str], user_data: Option<String>, profile| {
+        rt.launch(LaunchSpec {
+            image: "probe:test".into(),
+            instance_type: "t3.micro".into(),
+            subnet_id: subnet.into(),
+            security_groups: groups.iter().map(|s| s.to_string()).collect(),
+            user_data,
+            seccomp: profile,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let inside = launch(
+        &subnet_a,
+        &[],
+        Some(format!("/probe {battery_args} > /www/battery.txt\n")),
+        spindle_runtime::SeccompProfile::Default,
+    );
+    let target = launch(
+        &subnet_b,
+        &["sg-open"],
+        None,
+        spindle_runtime::SeccompProfile::Default,
+    );
+    assert_eq!(inside.seccomp, spindle_runtime::SeccompProfile::Default);
+    let exec = |id: &str, cmd: &str| {
+        let out = rt
+            .exec(
+                id,
+                &["/bin/sh".into(), "-c".into(), cmd.into()],
+                Duration::from_secs(20),
+            )
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+
+    // Through `exec` (which joins the instance confined as its own processes are)...
+    check_battery("exec", &exec(&inside.id, &format!("/probe {battery_args}")));
+    // ...and from the user data, a child of the instance's init.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let from_user_data = loop {
+        let t = exec(&inside.id, "cat /www/battery.txt 2>/dev/null || true");
+        if t.contains("setns ") || Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    check_battery("user data", &from_user_data);
+    // Every process in there runs filtered, with no_new_privs, without CAP_MKNOD.
+    for pid in ["self", "$(pidof httpd)", "1"] {
+        let status = exec(&inside.id, &format!("cat /proc/{pid}/status"));
+        assert!(status.contains("Seccomp:\t2"), "{pid}: {status}");
+        assert!(status.contains("NoNewPrivs:\t1"), "{pid}: {status}");
+        let bnd = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+        let mask = u64::from_str_radix(bnd.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        assert_eq!(
+            mask & (1 << 27),
+            0,
+            "{pid}: CAP_MKNOD must be dropped: {bnd}"
+        );
+        assert_eq!(
+            mask & (1 << 21),
+            0,
+            "{pid}: CAP_SYS_ADMIN must be dropped: {bnd}"
+        );
+    }
+
+    // The network map: the host's loopback services and other addresses, and another VPC.
+    let loopback = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let anywhere = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    // Both answer from the host (so a failure inside is the instance's, not a dead listener).
+    for l in [&loopback, &anywhere] {
+        let port = l.local_addr().unwrap().port();
+        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        l.accept().unwrap();
+        l.set_nonblocking(true).unwrap();
+    }
+    let addrs = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .output()
+        .unwrap();
+    let mut targets = vec![
+        (
+            "host_loopback_listener".to_string(),
+            "127.0.0.1".to_string(),
+            loopback.local_addr().unwrap().port(),
+        ),
+        ("daemon_api_default_port".into(), "127.0.0.1".into(), 7420),
+    ];
+    for (i, ip) in String::from_utf8_lossy(&addrs.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3)?.split('/').next())
+        .filter(|ip| !ip.starts_with("127."))
+        .map(str::to_string)
+        .enumerate()
+        .take(4)
+    {
+        let port = anywhere.local_addr().unwrap().port();
+        targets.push((format!("host_address_{i}_{ip}"), ip, port));
+    }
+    // The other VPC's instance answers inside its own VPC.
+    let b_addr = format!("{}:80", target.private_ip);
+    assert_eq!(
+        get_from_vpc(rt, &vpc_b, &b_addr, "/").map(|r| r.0),
+        Some(200),
+        "the target serves in its own VPC"
+    );
+    targets.push((
+        "other_vpc_instance_without_peering".into(),
+        target.private_ip.to_string(),
+        80,
+    ));
+    for (name, ip, port) in &targets {
+        let got = exec(&inside.id, &format!("/probe connect {name} {ip} {port}"));
+        let r = probe_results(&got)
+            .remove(name.as_str())
+            .unwrap_or_default();
+        eprintln!("network: {name} ({ip}:{port}) -> {r}");
+        assert!(
+            ["ECONNREFUSED", "ETIMEDOUT", "ENETUNREACH", "EHOSTUNREACH"].contains(&r.as_str()),
+            "{name} ({ip}:{port}) must not be reachable from inside: {got}"
+        );
+    }
+    for l in [&loopback, &anywhere] {
+        assert!(
+            l.accept().is_err(),
+            "a connection from inside reached the host"
+        );
+    }
+
+    // Without the filter the same root user gets further: the battery is not vacuous.
+    let open = launch(
+        &subnet_a,
+        &[],
+        None,
+        spindle_runtime::SeccompProfile::Unconfined,
+    );
+    let got = probe_results(&exec(&open.id, &format!("/probe {battery_args}")));
+    eprintln!("unconfined: keyctl -> {:?}", got.get("keyctl"));
+    assert_eq!(got.get("keyctl").map(String::as_str), Some("ok"));
+    let status = exec(&open.id, "cat /proc/self/status");
+    assert!(status.contains("Seccomp:\t0"), "{status}");
 }

@@ -346,6 +346,7 @@ fn instance_info(i: &spindle_runtime::Instance) -> InstanceInfo {
             .as_ref()
             .filter(|e| e.oom_killed)
             .map(|_| "Server.OutOfMemory".to_string()),
+        seccomp: i.seccomp.name().to_string(),
     }
 }
 

@@ -228,6 +228,9 @@ pub fn instance(cx: &Context, cmd: InstanceCmd) -> Result<()> {
             if let Some(r) = &i.state_reason {
                 println!("state reason: {r}");
             }
+            if !i.seccomp.is_empty() {
+                println!("seccomp profile: {}", i.seccomp);
+            }
         }
     };
     match cmd {
