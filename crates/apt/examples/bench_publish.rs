@@ -11,8 +11,12 @@
 //! ```text
 //! cargo run --release -p spindle-apt --example bench_publish -- [--packages 20000] [--peers]
 //!     [--spindle BIN] [--engine] [--dir DIR] [--no-sync] [--xz-preset N | --no-xz]
-//!     [--gzip-level N]
+//!     [--no-contents] [--gzip-level N] [--runs N]
 //! ```
+//!
+//! Each tool runs `--runs` times (3 by default), alternating (the order rotates every run,
+//! so no tool always runs first or last on a machine whose load changes), and the table
+//! shows each figure's median with the load average before and after each run.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,6 +41,8 @@ struct Args {
     sync: bool,
     xz_preset: Option<u32>,
     gzip_level: u32,
+    contents: bool,
+    runs: usize,
 }
 
 fn parse_args() -> Args {
@@ -49,6 +55,8 @@ fn parse_args() -> Args {
         sync: true,
         xz_preset: Some(CompressionOptions::default().xz_preset.unwrap_or(6)),
         gzip_level: CompressionOptions::default().gzip_level,
+        runs: 3,
+        contents: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -64,6 +72,7 @@ fn parse_args() -> Args {
             "--spindle" => a.spindle = Some(it.next().map(PathBuf::from).expect("--spindle BIN")),
             "--no-sync" => a.sync = false,
             "--no-xz" => a.xz_preset = None,
+            "--no-contents" => a.contents = false,
             "--xz-preset" => a.xz_preset = it.next().and_then(|v| v.parse().ok()),
             "--gzip-level" => {
                 a.gzip_level = it
@@ -72,6 +81,13 @@ fn parse_args() -> Args {
                     .expect("--gzip-level N")
             }
             "--dir" => a.dir = it.next().map(PathBuf::from),
+            "--runs" => {
+                a.runs = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n| *n > 0)
+                    .expect("--runs N (at least 1)")
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -190,6 +206,8 @@ fn vm_hwm_kib() -> u64 {
 struct Figures {
     add: Duration,
     first_publish: Duration,
+    /// Until `Release` also lists `Contents` (Spindle builds it after the first swap).
+    complete: Option<Duration>,
     republish: Duration,
     rss_mib: f64,
 }
@@ -249,7 +267,13 @@ fn bench_spindle(work: &Path, debs: &Path, extra: &Path, args: &Args) -> Figures
     options.origin = Some("bench".into());
     options.compression.xz_preset = args.xz_preset;
     options.compression.gzip_level = args.gzip_level;
-    println!("    compression: {:?}", options.compression);
+    options.contents = args.contents;
+    // As the daemon does: xz and Contents of a cold publish go to a second swap.
+    options.defer_above = Some(spindle_apt::publish::DEFER_ABOVE);
+    println!(
+        "    compression: {:?}, contents: {}",
+        options.compression, options.contents
+    );
     let publish = |publisher: &mut Publisher, repo: &Repo, catalog: &Catalog| {
         let snap = Snapshot::from_repo("s", repo, "").unwrap();
         let packages = catalog.resolve(snap.packages()).unwrap();
@@ -261,6 +285,22 @@ fn bench_spindle(work: &Path, debs: &Path, extra: &Path, args: &Args) -> Figures
         let cpu0 = cpu_time();
         let report = publisher.publish(&options, &comps, Some(&key)).unwrap();
         let d = t.elapsed();
+        if let Some(pending) = &report.pending {
+            let t = Instant::now();
+            let cpu0 = cpu_time();
+            let done = publisher.complete(pending, &|| false).unwrap();
+            let spindle_apt::publish::Completion::Done(r) = done else {
+                panic!("completion did not finish: {done:?}")
+            };
+            println!(
+                "    completion (xz, Contents; second swap): {} wall, {} CPU = plan {} sign {} write {}",
+                secs(t.elapsed()),
+                secs(cpu_time() - cpu0),
+                secs(r.plan_time),
+                secs(r.sign_time),
+                secs(r.write_time),
+            );
+        }
         println!(
             "    publish: {} wall, {} CPU = plan {} sign {} write {} | pool paths added {} indexes written {}",
             secs(d),
@@ -304,6 +344,7 @@ fn bench_spindle(work: &Path, debs: &Path, extra: &Path, args: &Args) -> Figures
     Figures {
         add,
         first_publish,
+        complete: None,
         republish,
         rss_mib: vm_hwm_kib() as f64 / 1024.0,
     }
@@ -456,6 +497,7 @@ fn bench_spindle_cli(
     let (add, r1) = run(&mut cli(&["repo", "add", "bench", &debs]), &log)?;
     let after_add = process_hwm_mib(daemon.child.id());
     run(&mut cli(&["key", "create", "k"]), &log)?;
+    let t_first = Instant::now();
     let (first, r2) = run(
         &mut cli(&[
             "publish",
@@ -472,18 +514,26 @@ fn bench_spindle_cli(
         ]),
         &log,
     )?;
+    // The daemon publishes Contents and Packages.xz after the first swap, in the
+    // background: wait for the second swap, so the republish below measures the steady
+    // incremental path and the peak RSS includes the background step.
+    let published = data.join("apt/public");
+    let complete = wait_for_contents(&published, t_first, Duration::from_secs(120));
     let after_publish = process_hwm_mib(daemon.child.id());
     run(
         &mut cli(&["repo", "add", "bench", &extra.display().to_string()]),
         &log,
     )?;
     let (again, r3) = run(&mut cli(&["publish", "update", "stable"]), &log)?;
+    let _ = wait_for_contents(&published, Instant::now(), Duration::from_secs(120));
     let daemon_rss = process_hwm_mib(daemon.child.id());
     let cli_rss = r1.max(r2).max(r3);
     println!(
-        "    add {} | first publish {} | republish (+1) {}",
+        "    add {} | first publish {} (Contents and Packages.xz listed after {}) | republish \
+         (+1) {}",
         secs(add),
         secs(first),
+        complete.map_or("never".into(), secs),
         secs(again)
     );
     println!(
@@ -493,9 +543,42 @@ fn bench_spindle_cli(
     Ok(Figures {
         add,
         first_publish: first,
+        complete,
         republish: again,
         rss_mib: daemon_rss.max(cli_rss),
     })
+}
+
+/// Time from `since` until every `Release` under `root` lists a `Contents` file and no
+/// publish is still running, or `None` after `limit`.
+fn wait_for_contents(root: &Path, since: Instant, limit: Duration) -> Option<Duration> {
+    let releases = || -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for account in fs::read_dir(root).into_iter().flatten().flatten() {
+            for dist in fs::read_dir(account.path().join("dists"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                out.push(dist.path().join("Release"));
+            }
+        }
+        out
+    };
+    loop {
+        let all = releases();
+        if !all.is_empty()
+            && all.iter().all(|r| {
+                fs::read_to_string(r).is_ok_and(|t| t.contains("Contents-") && t.contains(".xz"))
+            })
+        {
+            return Some(since.elapsed());
+        }
+        if since.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn gpg_key(home: &Path) -> Option<String> {
@@ -604,6 +687,7 @@ fn bench_aptly(
     Ok(Figures {
         add,
         first_publish: first,
+        complete: None,
         republish: again,
         rss_mib: r1.max(r2).max(r3),
     })
@@ -651,9 +735,45 @@ fn bench_reprepro(
     Ok(Figures {
         add,
         first_publish: first,
+        complete: None,
         republish: again,
         rss_mib: r1.max(r2).max(r3),
     })
+}
+
+type Bench<'a> = Box<dyn Fn(&Path) -> Result<Figures, String> + 'a>;
+
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn median_f(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Removes what a previous run of any tool left in `work` (the generated .debs stay).
+fn clean(work: &Path) {
+    for sub in [
+        "spindle",
+        "spindle-cli",
+        "spindle-cli.log",
+        "aptly",
+        "reprepro",
+        "aptly.log",
+        "reprepro.log",
+    ] {
+        let p = work.join(sub);
+        let _ = fs::remove_dir_all(&p);
+        let _ = fs::remove_file(&p);
+    }
 }
 
 fn main() {
@@ -666,20 +786,8 @@ fn main() {
             tmp.path().to_path_buf()
         }
     };
-    for sub in [
-        "spindle",
-        "spindle-cli",
-        "spindle-cli.log",
-        "aptly",
-        "reprepro",
-        "gnupg",
-        "aptly.log",
-        "reprepro.log",
-    ] {
-        let p = work.join(sub);
-        let _ = fs::remove_dir_all(&p);
-        let _ = fs::remove_file(&p);
-    }
+    clean(&work);
+    let _ = fs::remove_dir_all(work.join("gnupg"));
     let debs = work.join("debs");
     let t = Instant::now();
     generate(&debs, args.packages);
@@ -691,75 +799,131 @@ fn main() {
         secs(t.elapsed())
     );
 
-    let mut rows: Vec<(&str, Result<Figures, String>)> = Vec::new();
+    let gnupg = work.join("gnupg");
+    let (debs, extra, gnupg) = (&debs, &extra, &gnupg);
+    let mut tools: Vec<(&str, Bench)> = Vec::new();
     if let Some(bin) = &args.spindle {
-        println!("spindle (CLI and daemon, {}):", bin.display());
-        rows.push(("spindle", bench_spindle_cli(&work, &debs, &extra, bin)));
+        tools.push((
+            "spindle",
+            Box::new(move |w: &Path| bench_spindle_cli(w, debs, extra, bin)),
+        ));
     }
     if args.engine || args.spindle.is_none() {
-        println!(
-            "spindle engine (library calls in this process, sync: {}):",
-            args.sync
-        );
         let name = if args.spindle.is_some() {
             "engine"
         } else {
             "spindle"
         };
-        rows.push((name, Ok(bench_spindle(&work, &debs, &extra, &args))));
+        let a = &args;
+        tools.push((
+            name,
+            Box::new(move |w: &Path| Ok(bench_spindle(w, debs, extra, a))),
+        ));
     }
-    let Ok(s) = rows[0].1.clone() else {
-        panic!("spindle failed: {:?}", rows[0].1);
-    };
     if args.peers {
-        let gnupg = work.join("gnupg");
-        match gpg_key(&gnupg) {
+        match gpg_key(gnupg) {
             None => println!("peers skipped: could not create a gpg key"),
             Some(key) => {
-                for (name, f) in [
-                    (
-                        "aptly",
-                        bench_aptly
-                            as fn(&Path, &Path, &Path, &Path, &str) -> Result<Figures, String>,
-                    ),
-                    ("reprepro", bench_reprepro),
-                ] {
-                    if have(name) {
-                        println!("{name}: running");
-                        rows.push((name, f(&work, &debs, &extra, &gnupg, &key)));
-                    } else {
+                for name in ["aptly", "reprepro"] {
+                    if !have(name) {
                         println!("{name}: not installed (apt-get install {name})");
+                        continue;
                     }
+                    let key = key.clone();
+                    let f: Bench = if name == "aptly" {
+                        Box::new(move |w: &Path| bench_aptly(w, debs, extra, gnupg, &key))
+                    } else {
+                        Box::new(move |w: &Path| bench_reprepro(w, debs, extra, gnupg, &key))
+                    };
+                    tools.push((name, f));
                 }
             }
         }
     }
+
+    let mut results: Vec<Vec<Figures>> = vec![Vec::new(); tools.len()];
+    for run in 0..args.runs {
+        for k in 0..tools.len() {
+            let i = (run + k) % tools.len();
+            let (name, f) = &tools[i];
+            clean(&work);
+            let before = load_average();
+            println!(
+                "run {}/{}: {name} (load average {before})",
+                run + 1,
+                args.runs
+            );
+            match f(&work) {
+                Ok(fig) => {
+                    println!(
+                        "    add {} | first publish {} | republish {} | peak RSS {:.1} MiB \
+                         (load average after {})",
+                        secs(fig.add),
+                        secs(fig.first_publish),
+                        secs(fig.republish),
+                        fig.rss_mib,
+                        load_average()
+                    );
+                    results[i].push(fig);
+                }
+                Err(e) if *name == "spindle" || *name == "engine" => {
+                    panic!("{name} failed: {e}")
+                }
+                Err(e) => println!("    {name} failed: {e}"),
+            }
+        }
+    }
+    clean(&work);
+
     println!();
     println!(
-        "{:<10} {:>10} {:>14} {:>16} {:>10}",
-        "", "add", "first publish", "republish (+1)", "peak RSS"
+        "medians of {} alternating runs (load average now {}):",
+        args.runs,
+        load_average()
     );
-    for (name, r) in &rows {
-        match r {
-            Ok(f) => println!(
-                "{:<10} {:>10} {:>14} {:>16} {:>7.1} MiB",
+    println!(
+        "{:<10} {:>10} {:>14} {:>18} {:>16} {:>10}",
+        "", "add", "first publish", "+Contents, xz", "republish (+1)", "peak RSS"
+    );
+    let medians: Vec<Option<Figures>> = results
+        .iter()
+        .map(|r| {
+            (!r.is_empty()).then(|| Figures {
+                add: median(r.iter().map(|f| f.add).collect()),
+                first_publish: median(r.iter().map(|f| f.first_publish).collect()),
+                complete: r
+                    .iter()
+                    .map(|f| f.complete)
+                    .collect::<Option<Vec<_>>>()
+                    .map(median),
+                republish: median(r.iter().map(|f| f.republish).collect()),
+                rss_mib: median_f(r.iter().map(|f| f.rss_mib).collect()),
+            })
+        })
+        .collect();
+    for ((name, _), m) in tools.iter().zip(&medians) {
+        match m {
+            Some(f) => println!(
+                "{:<10} {:>10} {:>14} {:>18} {:>16} {:>6.1} MiB",
                 name,
                 secs(f.add),
                 secs(f.first_publish),
+                f.complete.map_or("-".into(), secs),
                 secs(f.republish),
                 f.rss_mib
             ),
-            Err(e) => println!("{name:<10} failed: {e}"),
+            None => println!("{name:<10} failed in every run"),
         }
     }
-    for (name, r) in rows.iter().skip(1) {
+    let Some(s) = medians[0] else { return };
+    for ((name, _), m) in tools.iter().zip(&medians).skip(1) {
         if *name == "engine" {
             continue;
         }
-        if let Ok(p) = r {
+        if let Some(p) = m {
             let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
             println!(
-                "{name}/spindle: add {:.1}x, first publish {:.1}x, republish {:.1}x",
+                "{name}/spindle (medians): add {:.2}x, first publish {:.2}x, republish {:.2}x",
                 ratio(p.add, s.add),
                 ratio(p.first_publish, s.first_publish),
                 ratio(p.republish, s.republish)

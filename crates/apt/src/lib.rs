@@ -54,6 +54,7 @@ pub mod package;
 pub mod pool;
 pub mod publish;
 pub mod query;
+pub mod records;
 pub mod repo;
 pub mod sign;
 pub mod upload;

@@ -52,6 +52,17 @@ impl Fixture {
         }
     }
 
+    /// hello 1.0, which depends on libhello 1.0, and `fillers` more packages.
+    fn with_hello(fillers: usize) -> Fixture {
+        let mut f = Fixture::new(Duration::from_secs(3600));
+        f.add("libhello", "1.0", None);
+        f.add("hello", "1.0", Some("libhello (>= 1.0)"));
+        for i in 0..fillers {
+            f.add(&format!("filler{i:02}"), "0.1-1", None);
+        }
+        f
+    }
+
     fn add(&mut self, name: &str, version: &str, depends: Option<&str>) {
         let bytes = deb(name, version, "amd64", depends);
         let added = self.pool.add(&bytes, &self.catalog).unwrap();
@@ -93,6 +104,22 @@ impl Fixture {
     }
 }
 
+/// `apt-get update` succeeds without a warning or error, and hello's candidate is `version`.
+fn update_and_expect_hello(env: &AptEnv, version: &str) {
+    let out = env.run("apt-get", &["update"]);
+    let all = text(&out);
+    assert!(
+        out.status.success() && !all.contains("W:") && !all.contains("E:"),
+        "{all}"
+    );
+    let policy = env.run("apt-cache", &["policy", "hello"]);
+    assert!(
+        text(&policy).contains(&format!("Candidate: {version}")),
+        "{}",
+        text(&policy)
+    );
+}
+
 fn sources_line(port: u16, keyring: &std::path::Path) -> String {
     format!(
         "deb [signed-by={}] http://127.0.0.1:{port}/ stable main",
@@ -105,12 +132,7 @@ fn signed_publish_is_verified_and_installed_by_apt() {
     if !have_apt("signed_publish_is_verified_and_installed_by_apt") {
         return;
     }
-    let mut f = Fixture::new(Duration::from_secs(3600));
-    f.add("libhello", "1.0", None);
-    f.add("hello", "1.0", Some("libhello (>= 1.0)"));
-    for i in 0..30 {
-        f.add(&format!("filler{i:02}"), "0.1-1", None);
-    }
+    let mut f = Fixture::with_hello(30);
     let snap = Snapshot::from_repo("snap1", &f.repo, "").unwrap();
     let options = f.options();
     f.publish_keys(snap.packages(), &options);
@@ -201,18 +223,7 @@ fn signed_publish_is_verified_and_installed_by_apt() {
     f.add("hello", "2.0", Some("libhello (>= 1.0)"));
     let snap2 = Snapshot::from_repo("snap2", &f.repo, "").unwrap();
     f.publish_keys(snap2.packages(), &options);
-    let out = env.run("apt-get", &["update"]);
-    assert!(
-        out.status.success() && !text(&out).contains("W:"),
-        "{}",
-        text(&out)
-    );
-    let policy = env.run("apt-cache", &["policy", "hello"]);
-    assert!(
-        text(&policy).contains("Candidate: 2.0"),
-        "{}",
-        text(&policy)
-    );
+    update_and_expect_hello(&env, "2.0");
 
     // apt-get download verifies the file against the index.
     let out = env.run("apt-get", &["download", "hello"]);
@@ -413,4 +424,95 @@ fn updates_during_alternating_publishes_never_mismatch() {
         "only {n} publishes happened during {updates} updates"
     );
     eprintln!("{updates} apt-get updates during {n} publishes: no mismatch");
+}
+
+/// Issue 23: a publish that leaves `Packages.xz` and `Contents` for later is read by apt as
+/// it is; the second swap (same generation) adds them, and apt reads that too. A completion
+/// that was cancelled writes nothing, and one that a newer publish superseded writes nothing.
+#[test]
+fn contents_and_xz_follow_in_a_second_swap_that_apt_reads() {
+    if !have_apt("contents_and_xz_follow_in_a_second_swap_that_apt_reads") {
+        return;
+    }
+    use spindle_apt::publish::Completion;
+    let mut f = Fixture::with_hello(20);
+    let mut options = f.options();
+    options.defer_above = Some(0);
+    let publish = |f: &mut Fixture, options: &PublishOptions| {
+        let comps = [ComponentInput {
+            name: "main".into(),
+            packages: f.catalog.resolve(&f.repo.packages).unwrap(),
+        }];
+        let key = f.key.clone();
+        f.publisher.publish(options, &comps, Some(&key)).unwrap()
+    };
+    let report = publish(&mut f, &options);
+    let pending = report
+        .pending
+        .expect("a cold publish defers xz and Contents");
+    let dist = f.dir.join("public/dists/stable");
+    let release = || std::fs::read_to_string(dist.join("Release")).unwrap();
+    let first = release();
+    assert!(first.contains("main/binary-amd64/Packages.gz"), "{first}");
+    for absent in ["Packages.xz", "Contents-"] {
+        assert!(
+            !first.contains(absent),
+            "{absent} listed before the second swap:\n{first}"
+        );
+    }
+
+    let keyring = f.write_keyring(&f.key.clone(), "spindle.gpg");
+    let server = HttpServer::start_published(&f.dir.join("public"), &f.pool);
+    let env = AptEnv::new(&f.dir.join("apt"), &sources_line(server.port, &keyring));
+    update_and_expect_hello(&env, "1.0");
+
+    // Cancelled: nothing changes on disk.
+    let done = f.publisher.complete(&pending, &|| true).unwrap();
+    assert!(matches!(done, Completion::Cancelled), "{done:?}");
+    assert_eq!(release(), first);
+
+    // Completed: same generation, xz and Contents listed and matching their digests.
+    let done = f.publisher.complete(&pending, &|| false).unwrap();
+    let Completion::Done(r) = done else {
+        panic!("not completed: {done:?}")
+    };
+    assert_eq!(r.generation, report.generation);
+    let second = release();
+    for listed in ["main/binary-amd64/Packages.xz", "main/Contents-amd64.gz"] {
+        assert!(second.contains(listed), "{listed} not listed:\n{second}");
+    }
+    let plain = std::fs::read(dist.join("main/binary-amd64/Packages")).unwrap();
+    let out = Command::new("xz")
+        .arg("-dc")
+        .arg(dist.join("main/binary-amd64/Packages.xz"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stdout == plain,
+        "{}",
+        text(&out)
+    );
+    let contents = std::fs::read(dist.join("main/Contents-amd64.gz")).unwrap();
+    let sha = spindle_deb::digest::digest_bytes(&contents).sha256;
+    assert!(
+        second.contains(&format!("{sha} ")),
+        "Contents digest {sha} not in Release:\n{second}"
+    );
+    update_and_expect_hello(&env, "1.0");
+
+    // A newer publish supersedes an older completion, which then writes nothing.
+    f.add("hello", "2.0", Some("libhello (>= 1.0)"));
+    let newer = publish(&mut f, &options);
+    let before = release();
+    let done = f.publisher.complete(&pending, &|| false).unwrap();
+    assert!(matches!(done, Completion::Superseded), "{done:?}");
+    assert_eq!(release(), before);
+    if let Some(p) = newer.pending {
+        assert!(matches!(
+            f.publisher.complete(&p, &|| false).unwrap(),
+            Completion::Done(_)
+        ));
+    }
+    assert!(release().contains("main/Contents-amd64.gz"));
+    update_and_expect_hello(&env, "2.0");
 }

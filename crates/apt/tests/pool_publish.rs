@@ -436,3 +436,57 @@ fn publications_under_one_prefix_share_the_pool_safely() {
     let clash = "team/x/pool/main/c/clash/clash_1.0_amd64.deb";
     assert_eq!(served(&files, &root, clash), None);
 }
+
+/// Issue 23: a shared publisher completes a deferred publish on its own thread, and callers
+/// that take the lock meanwhile (which interrupts it) neither wait for the whole step nor
+/// stop it from finishing; the result is what a publish without deferral writes.
+#[test]
+fn a_background_completion_survives_interruptions_and_matches_a_full_publish() {
+    use spindle_apt::publish::{Completion, SharedPublisher};
+    let (tmp, pool, _catalog, refs) = setup(300);
+    let key = SigningKey::generate("T <t@example.invalid>", KeyAlgorithm::Ed25519).unwrap();
+    let comps = [ComponentInput {
+        name: "main".into(),
+        packages: refs.to_vec(),
+    }];
+    let mut o = options();
+    o.date = std::time::UNIX_EPOCH;
+    o.compression.xz_preset = Some(6);
+    let full = tmp.path().join("full");
+    Publisher::new(&full, pool.clone(), PublisherOptions::default())
+        .publish(&o, &comps, Some(&key))
+        .unwrap();
+
+    let root = tmp.path().join("deferred");
+    let shared = Arc::new(SharedPublisher::new(Publisher::new(
+        &root,
+        pool.clone(),
+        PublisherOptions::default(),
+    )));
+    o.defer_above = Some(publish::DEFER_ABOVE);
+    let report = shared.lock().publish(&o, &comps, Some(&key)).unwrap();
+    let pending = report.pending.expect("300 cold packages are deferred");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = shared
+        .complete_later(pending, move |outcome| tx.send(outcome).unwrap())
+        .unwrap();
+    for _ in 0..20 {
+        drop(shared.lock());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    handle.join().unwrap();
+    let outcome = rx.recv().unwrap().unwrap();
+    let Completion::Done(done) = outcome else {
+        panic!("not completed: {outcome:?}")
+    };
+    assert_eq!(done.generation, report.generation);
+    let release = |root: &Path| std::fs::read_to_string(root.join("dists/stable/Release")).unwrap();
+    assert_eq!(release(&root), release(&full));
+    for f in ["main/binary-amd64/Packages.xz", "main/Contents-amd64.gz"] {
+        assert_eq!(
+            std::fs::read(root.join("dists/stable").join(f)).unwrap(),
+            std::fs::read(full.join("dists/stable").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}

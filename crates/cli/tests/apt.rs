@@ -103,6 +103,43 @@ fn publish_main(d: &Daemon, dist: &str) -> String {
     p["url"].as_str().unwrap().to_owned()
 }
 
+/// Adds `n` generated packages, `bulk000`…, to repo `main`.
+fn add_bulk(s: &Setup, n: usize) {
+    let names: Vec<String> = (0..n).map(|i| format!("bulk{i:03}")).collect();
+    let owned: Vec<(&str, &str, Option<&str>)> =
+        names.iter().map(|n| (n.as_str(), "1.0", None)).collect();
+    let files = debs(s.tmp.path(), &owned);
+    let mut args = vec!["repo", "add", "main"];
+    args.extend(files.iter().map(String::as_str));
+    ok(s.d.cli(&args));
+}
+
+/// Points `env`'s apt at publication `stable` of `path` (`ACCOUNT/PREFIX`) on the daemon's
+/// current endpoint (a restarted daemon listens on a new port).
+fn point_apt_at(s: &Setup, env: &AptEnv, path: &str) {
+    let url = format!("{}/apt/{path}", s.d.endpoint);
+    std::fs::write(
+        env.dir.join("etc/sources.list"),
+        format!("{}\n", source_line(&s.keyring, &url, "stable")),
+    )
+    .unwrap();
+}
+
+/// Restarts the killed daemon, points apt at it, and checks that `apt-get update` verifies
+/// the tree without a warning or a hash mismatch and that `package` has a candidate.
+fn restart_and_verify(s: &mut Setup, env: &AptEnv, path: &str, package: &str, context: &str) {
+    s.d.spawn();
+    point_apt_at(s, env, path);
+    let out = env.run("apt-get", &["update"]);
+    let all = text(&out);
+    assert!(
+        out.status.success() && !all.contains("W:") && !all.contains("Hash Sum"),
+        "{context}: {all}"
+    );
+    let policy = env.run("apt-cache", &["policy", package]);
+    assert!(text(&policy).contains("Candidate:"), "{}", text(&policy));
+}
+
 /// `apt-get update`, which must succeed without warnings.
 fn apt_update(env: &AptEnv) {
     let out = env.run("apt-get", &["update"]);
@@ -756,13 +793,7 @@ fn kill_9_during_publish_leaves_a_verifiable_repository() {
         return;
     }
     let mut s = setup();
-    let specs: Vec<String> = (0..80).map(|i| format!("bulk{i:02}")).collect();
-    let owned: Vec<(&str, &str, Option<&str>)> =
-        specs.iter().map(|n| (n.as_str(), "1.0", None)).collect();
-    let files = debs(s.tmp.path(), &owned);
-    let mut args = vec!["repo", "add", "main"];
-    args.extend(files.iter().map(String::as_str));
-    ok(s.d.cli(&args));
+    add_bulk(&s, 80);
     ok(s.d.cli(&["snapshot", "create", "big", "from", "repo", "main"]));
     let p = json(s.d.cli(&[
         "-o",
@@ -798,22 +829,13 @@ fn kill_9_during_publish_leaves_a_verifiable_repository() {
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         s.d.kill9();
         let _ = cli.wait();
-        s.d.spawn();
-        // The restarted daemon listens on a new port: point apt at it.
-        let url = format!("{}/apt/{path}", s.d.endpoint);
-        std::fs::write(
-            env.dir.join("etc/sources.list"),
-            format!("{}\n", source_line(&s.keyring, &url, "stable")),
-        )
-        .unwrap();
-        let out = env.run("apt-get", &["update"]);
-        let all = text(&out);
-        assert!(
-            out.status.success() && !all.contains("W:") && !all.contains("Hash Sum"),
-            "round {round} (kill after {delay_ms} ms): {all}"
+        restart_and_verify(
+            &mut s,
+            &env,
+            &path,
+            "hello",
+            &format!("round {round} (kill after {delay_ms} ms)"),
         );
-        let policy = env.run("apt-cache", &["policy", "hello"]);
-        assert!(text(&policy).contains("Candidate:"), "{}", text(&policy));
         // The database is whole: reads work and the next publish goes through.
         let list = json(s.d.cli(&["-o", "json", "publish", "list"]));
         assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
@@ -825,6 +847,83 @@ fn kill_9_during_publish_leaves_a_verifiable_repository() {
             text(&out)
         );
     }
+}
+
+/// The `Release` files of the daemon's published trees, as on disk.
+fn releases(d: &Daemon) -> Vec<String> {
+    let mut out = Vec::new();
+    for account in std::fs::read_dir(d.data_dir().join("apt/public"))
+        .unwrap()
+        .flatten()
+    {
+        let r = account.path().join("dists/stable/Release");
+        if let Ok(t) = std::fs::read_to_string(r) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// Issue 23: a first publish of many packages returns after the `Release` swap that lists
+/// `Packages.gz`; `Contents` and `Packages.xz` follow in a second swap from a background
+/// thread. Killing the daemon (SIGKILL) at any point of that step leaves a tree apt
+/// verifies, and the step lands once the daemon is left alone.
+#[test]
+fn kill_9_during_the_background_contents_step_leaves_a_verifiable_repository() {
+    if !have_apt("kill_9_during_the_background_contents_step_leaves_a_verifiable_repository") {
+        return;
+    }
+    let mut s = setup();
+    // Enough packages that a cold publish defers (`spindle_apt::publish::DEFER_ABOVE`).
+    add_bulk(&s, 400);
+    let url = publish_main(&s.d, "stable");
+    let path = url.split_once("/apt/").unwrap().1.to_owned();
+    let env = AptEnv::new(&s.tmp.path().join("apt"), "");
+    let mut killed_before_second_swap = 0;
+    for (round, delay_ms) in [0u64, 10, 40, 100, 250].into_iter().enumerate() {
+        // Each restart starts with a cold cache, so each update defers again.
+        ok(s.d.cli(&["publish", "update", "stable"]));
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        s.d.kill9();
+        let listed = releases(&s.d);
+        assert_eq!(listed.len(), 1);
+        if !listed[0].contains("Contents-amd64.gz") {
+            killed_before_second_swap += 1;
+        }
+        restart_and_verify(
+            &mut s,
+            &env,
+            &path,
+            "bulk399",
+            &format!("round {round} (kill {delay_ms} ms after the publish returned)"),
+        );
+    }
+    assert!(
+        killed_before_second_swap > 0,
+        "no kill landed before the second swap"
+    );
+    // Left alone, the daemon lands the second swap, and apt reads it.
+    ok(s.d.cli(&["publish", "update", "stable"]));
+    let t = std::time::Instant::now();
+    while !releases(&s.d)[0].contains("Contents-amd64.gz") {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "Contents never listed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let release = &releases(&s.d)[0];
+    assert!(
+        release.contains("main/binary-amd64/Packages.xz"),
+        "{release}"
+    );
+    apt_update(&env);
+    let policy = env.run("apt-cache", &["policy", "bulk000"]);
+    assert!(
+        text(&policy).contains("Candidate: 1.0"),
+        "{}",
+        text(&policy)
+    );
 }
 
 /// Issue 3: a mirror of a reprepro-published repository (served on 127.0.0.1), snapshotted

@@ -18,7 +18,11 @@
 //! undoes the tree of a new publication, or leaves the previous record of an existing one
 //! (whose tree is the newer, self-consistent one: the next publish reconciles).
 
-use spindle_apt::publish::PublishOptions;
+use spindle_apt::publish::{Completion, Pending, SharedPublisher};
+use spindle_apt::records::{
+    self, check_key_unused, check_unpublished, package_info, publication_name, repo_info,
+    snapshot_info, Mirror, Publication, RuleError, SourceKind,
+};
 use spindle_apt::repo::{self, DepOptions, SnapshotSource};
 use spindle_apt::{
     Catalog, ComponentInput, KnownPackages, MergeMode, PackageKey, PackageRef, Pool, PoolError,
@@ -27,7 +31,7 @@ use spindle_apt::{
 use spindle_model::apt::*;
 use spindle_model::AccountId;
 use spindle_store::{AptChange, AptKind, AptPackage, Expect, Store, StoreError};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -59,58 +63,6 @@ fn invalid(e: &dyn std::error::Error) -> AptError {
     AptError::Invalid(chain(e))
 }
 
-/// The stored form of a publication.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Publication {
-    prefix: String,
-    distribution: String,
-    sources: Vec<PublishSource>,
-    architectures: Vec<String>,
-    sign_key: String,
-    private: bool,
-    /// SHA-256 of the read token of a private publication.
-    token_sha256: Option<String>,
-    origin: Option<String>,
-    label: Option<String>,
-    valid_for_secs: Option<u64>,
-    generation: u64,
-    published_at: String,
-}
-
-/// The stored form of a mirror.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Mirror {
-    name: String,
-    url: String,
-    distribution: String,
-    components: Vec<String>,
-    architectures: Vec<String>,
-    filter: Option<String>,
-    with_deps: bool,
-    /// ASCII-armored public keys.
-    keyring: String,
-    packages: BTreeSet<PackageKey>,
-    updated_at: String,
-    unsatisfied: Vec<String>,
-}
-
-fn mirror_info(m: &Mirror) -> MirrorInfo {
-    MirrorInfo {
-        name: m.name.clone(),
-        url: m.url.clone(),
-        distribution: m.distribution.clone(),
-        components: m.components.clone(),
-        architectures: m.architectures.clone(),
-        filter: m.filter.clone(),
-        with_deps: m.with_deps,
-        packages: m.packages.len(),
-        updated_at: m.updated_at.clone(),
-        unsatisfied: m.unsatisfied.clone(),
-    }
-}
-
 /// Fetches a remote repository's files over HTTP (bounded in time and size).
 struct HttpFetch {
     base: String,
@@ -134,19 +86,6 @@ impl spindle_apt::mirror::Fetch for HttpFetch {
     }
 }
 
-fn publication_name(prefix: &str, dist: &str) -> String {
-    if prefix.is_empty() {
-        dist.to_owned()
-    } else {
-        format!("{prefix}/{dist}")
-    }
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
-}
-
 /// Package conflicts checked against the account's records before the pool writes.
 struct Known<'a> {
     store: &'a Store,
@@ -163,18 +102,6 @@ impl KnownPackages for Known<'_> {
     }
 }
 
-pub fn package_info(p: &PackageRef) -> PackageInfo {
-    let k = p.key();
-    PackageInfo {
-        key: k.to_string(),
-        name: k.name().to_owned(),
-        version: k.version_text().to_owned(),
-        architecture: k.arch().to_owned(),
-        sha256: p.sha256().to_owned(),
-        size: p.size(),
-    }
-}
-
 /// The stored form of a package record.
 fn package_record(p: &PackageRef) -> AptPackage {
     AptPackage {
@@ -184,52 +111,20 @@ fn package_record(p: &PackageRef) -> AptPackage {
     }
 }
 
-fn source_text(s: &SnapshotSource) -> String {
-    match s {
-        SnapshotSource::Repo { name } => format!("repo {name}"),
-        SnapshotSource::Merge { sources, latest } => format!(
-            "merge {}{}",
-            sources.join(", "),
-            if *latest { "" } else { " (all versions)" }
-        ),
-        SnapshotSource::Filter {
-            source,
-            query,
-            with_deps,
-        } => format!(
-            "filter {source}: {query}{}",
-            if *with_deps {
-                " (with dependencies)"
-            } else {
-                ""
-            }
-        ),
-        SnapshotSource::Mirror { name } => format!("mirror {name}"),
-    }
-}
-
-fn snapshot_info(s: &Snapshot) -> SnapshotInfo {
-    SnapshotInfo {
-        name: s.name().to_owned(),
-        description: s.description().to_owned(),
-        source: source_text(s.source()),
-        packages: s.packages().len(),
-        package_list: Vec::new(),
-        unsatisfied: Vec::new(),
-    }
-}
-
-fn repo_info(r: &Repo) -> RepoInfo {
-    RepoInfo {
-        name: r.name.clone(),
-        comment: r.comment.clone(),
-        architectures: r.architectures.iter().cloned().collect(),
-        packages: r.packages.len(),
-    }
-}
-
 fn parse_query(text: &str) -> Res<Query> {
-    Query::parse(text).map_err(|e| AptError::Invalid(format!("query `{text}`: {e}")))
+    records::parse_query(text).map_err(AptError::from)
+}
+
+impl From<RuleError> for AptError {
+    fn from(e: RuleError) -> AptError {
+        if e.is_not_found() {
+            AptError::NotFound(chain(&e))
+        } else if e.is_conflict() {
+            AptError::Conflict(chain(&e))
+        } else {
+            AptError::Invalid(chain(&e))
+        }
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, body: &str) -> Res<T> {
@@ -263,8 +158,9 @@ pub struct AptService {
     published: spindle_apt::publish::PublishedFiles,
     base_url: String,
     /// Per-account locks around mutations, each holding the account's publisher (which
-    /// caches rendered indexes between publishes).
-    accounts: Mutex<HashMap<AccountId, Arc<Mutex<Publisher>>>>,
+    /// caches rendered indexes between publishes and finishes first publishes' `Contents`
+    /// and `Packages.xz` in the background).
+    accounts: Mutex<HashMap<AccountId, Arc<SharedPublisher>>>,
     /// Taken shared by uploads (pool file written before its record) and exclusively by
     /// cleanup, so cleanup never removes a file whose record is about to be written.
     gc: RwLock<()>,
@@ -313,11 +209,11 @@ impl AptService {
         })
     }
 
-    fn lock(&self, account: &AccountId) -> Arc<Mutex<Publisher>> {
+    fn lock(&self, account: &AccountId) -> Arc<SharedPublisher> {
         let mut m = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(account.clone())
             .or_insert_with(|| {
-                Arc::new(Mutex::new(Publisher::new(
+                Arc::new(SharedPublisher::new(Publisher::new(
                     self.public_root(account),
                     self.pool.clone(),
                     PublisherOptions {
@@ -582,13 +478,7 @@ impl AptService {
     // ---- repos
 
     pub fn create_repo(&self, account: &AccountId, req: &CreateRepo) -> Res<RepoInfo> {
-        for a in &req.architectures {
-            spindle_deb::names::validate_architecture(a)
-                .map_err(|e| AptError::Invalid(format!("architecture `{a}`: {e}")))?;
-        }
-        let archs: Vec<&str> = req.architectures.iter().map(String::as_str).collect();
-        let mut r = Repo::new(&req.name, &archs).map_err(|e| invalid(&e))?;
-        r.comment = req.comment.clone();
+        let r = records::new_repo(req)?;
         self.insert_new(account, AptKind::Repo, r.name.clone(), &r)?;
         Ok(repo_info(&r))
     }
@@ -616,18 +506,9 @@ impl AptService {
 
     pub fn drop_repo(&self, account: &AccountId, name: &str) -> Res<()> {
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         self.repo(account, name)?;
-        if let Some(p) = self
-            .publications(account)?
-            .iter()
-            .find(|p| p.sources.iter().any(|s| s.kind == "repo" && s.name == name))
-        {
-            return Err(AptError::Conflict(format!(
-                "repository `{name}` is published as `{}`; drop that publication first",
-                publication_name(&p.prefix, &p.distribution)
-            )));
-        }
+        check_unpublished(&self.publications(account)?, SourceKind::Repo, name)?;
         self.apply(
             account,
             AptChange {
@@ -641,18 +522,8 @@ impl AptService {
         // Cleanup must not forget a record between the check below and the repo's write.
         let _gc = self.gc.read().unwrap_or_else(|p| p.into_inner());
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let known = self.catalog(account)?;
-        let mut parsed = Vec::with_capacity(keys.len());
-        for k in keys {
-            let key = PackageKey::parse(k).map_err(|e| invalid(&e))?;
-            if known.sha256_of(&key).is_none() {
-                return Err(AptError::NotFound(format!(
-                    "package `{k}` has not been uploaded to this account"
-                )));
-            }
-            parsed.push(key);
-        }
+        let _g = lock.lock();
+        let parsed = records::known_keys(keys, &*self.catalog(account)?)?;
         let mut r = Arc::unwrap_or_clone(self.repo(account, name)?);
         let report = r.add(&parsed).map_err(|e| invalid(&e))?;
         self.apply(
@@ -663,17 +534,13 @@ impl AptService {
             },
         )?;
         self.remember_repo(account, r);
-        Ok(RepoChange {
-            added: report.added.iter().map(ToString::to_string).collect(),
-            removed: Vec::new(),
-            unchanged: report.unchanged.iter().map(ToString::to_string).collect(),
-        })
+        Ok(records::repo_change(&report, false))
     }
 
     pub fn remove_from_repo(&self, account: &AccountId, name: &str, q: &str) -> Res<RepoChange> {
         let query = parse_query(q)?;
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         let mut r = Arc::unwrap_or_clone(self.repo(account, name)?);
         let gone = r
             .remove(&query, &*self.catalog(account)?)
@@ -686,10 +553,7 @@ impl AptService {
             },
         )?;
         self.remember_repo(account, r);
-        Ok(RepoChange {
-            removed: gone.iter().map(ToString::to_string).collect(),
-            ..Default::default()
-        })
+        Ok(records::repo_removal(&gone))
     }
 
     /// Copies (or moves) packages matching a query between repositories.
@@ -701,13 +565,9 @@ impl AptService {
         mv: bool,
     ) -> Res<RepoChange> {
         let query = parse_query(&req.query)?;
-        if from == req.to {
-            return Err(AptError::Invalid(format!(
-                "source and destination are both `{from}`"
-            )));
-        }
+        records::check_copy(from, &req.to)?;
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         let mut src = Arc::unwrap_or_clone(self.repo(account, from)?);
         let mut dst = Arc::unwrap_or_clone(self.repo(account, &req.to)?);
         let catalog = self.catalog(account)?;
@@ -742,28 +602,14 @@ impl AptService {
         if mv {
             self.remember_repo(account, src);
         }
-        let moved: Vec<String> = if mv {
-            report
-                .added
-                .iter()
-                .chain(&report.unchanged)
-                .map(ToString::to_string)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Ok(RepoChange {
-            added: report.added.iter().map(ToString::to_string).collect(),
-            removed: moved,
-            unchanged: report.unchanged.iter().map(ToString::to_string).collect(),
-        })
+        Ok(records::repo_change(&report, mv))
     }
 
     // ---- snapshots
 
     pub fn create_snapshot(&self, account: &AccountId, req: &CreateSnapshot) -> Res<SnapshotInfo> {
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         let mut unsatisfied = Vec::new();
         let snap = match req {
             CreateSnapshot::Repo {
@@ -790,18 +636,13 @@ impl AptService {
                 Snapshot::merge(name, &refs, mode, "").map_err(|e| invalid(&e))?
             }
             CreateSnapshot::Mirror { name, mirror } => {
-                let m = self.mirror(account, mirror)?;
-                if m.updated_at.is_empty() {
-                    return Err(AptError::Invalid(format!(
-                        "mirror `{mirror}` has not been updated yet; run `spindle mirror update {mirror}`"
-                    )));
-                }
+                let packages = self.mirror(account, mirror)?.snapshot_packages()?;
                 Snapshot::from_packages(
                     name,
                     SnapshotSource::Mirror {
                         name: mirror.clone(),
                     },
-                    m.packages,
+                    packages,
                     "",
                 )
                 .map_err(|e| invalid(&e))?
@@ -818,11 +659,7 @@ impl AptService {
                 let f = src
                     .filter(name, &q, query, deps.as_ref(), &*self.catalog(account)?)
                     .map_err(|e| invalid(&e))?;
-                unsatisfied = f
-                    .unsatisfied
-                    .iter()
-                    .map(|(k, rel)| format!("{k}: {rel}"))
-                    .collect();
+                unsatisfied = records::unsatisfied_text(&f.unsatisfied);
                 f.snapshot
             }
         };
@@ -882,35 +719,17 @@ impl AptService {
         old: &str,
         new: &str,
     ) -> Res<SnapshotDiffInfo> {
-        let d = Snapshot::diff(
+        Ok(records::snapshot_diff_info(&Snapshot::diff(
             &*self.snapshot(account, old)?,
             &*self.snapshot(account, new)?,
-        );
-        Ok(SnapshotDiffInfo {
-            added: d.added.iter().map(ToString::to_string).collect(),
-            removed: d.removed.iter().map(ToString::to_string).collect(),
-            changed: d
-                .changed
-                .iter()
-                .map(|(o, n)| format!("{o} -> {n}"))
-                .collect(),
-        })
+        )))
     }
 
     pub fn drop_snapshot(&self, account: &AccountId, name: &str) -> Res<()> {
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         self.snapshot(account, name)?;
-        if let Some(p) = self.publications(account)?.iter().find(|p| {
-            p.sources
-                .iter()
-                .any(|s| s.kind == "snapshot" && s.name == name)
-        }) {
-            return Err(AptError::Conflict(format!(
-                "snapshot `{name}` is published as `{}`; switch or drop that publication first",
-                publication_name(&p.prefix, &p.distribution)
-            )));
-        }
+        check_unpublished(&self.publications(account)?, SourceKind::Snapshot, name)?;
         self.apply(
             account,
             AptChange {
@@ -940,7 +759,7 @@ impl AptService {
             format!("Spindle {account_name} {} <apt@spindle.invalid>", req.name)
         });
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         if self
             .store
             .apt_get(account, AptKind::SigningKey, &req.name)?
@@ -1017,18 +836,9 @@ impl AptService {
 
     pub fn delete_key(&self, account: &AccountId, name: &str) -> Res<()> {
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = lock.lock();
         let info = self.key_info(account, name)?;
-        if let Some(p) = self
-            .publications(account)?
-            .iter()
-            .find(|p| p.sign_key == name)
-        {
-            return Err(AptError::Conflict(format!(
-                "signing key `{name}` signs publication `{}`; drop it first",
-                publication_name(&p.prefix, &p.distribution)
-            )));
-        }
+        check_key_unused(&self.publications(account)?, name)?;
         self.apply(
             account,
             AptChange {
@@ -1042,26 +852,6 @@ impl AptService {
 
     // ---- publishing
 
-    fn publication_info(&self, account_name: &str, p: &Publication) -> PublicationInfo {
-        let mut url = format!("{}/apt/{account_name}", self.base_url);
-        if !p.prefix.is_empty() {
-            url.push('/');
-            url.push_str(&p.prefix);
-        }
-        PublicationInfo {
-            prefix: p.prefix.clone(),
-            distribution: p.distribution.clone(),
-            sources: p.sources.clone(),
-            architectures: p.architectures.clone(),
-            sign_key: p.sign_key.clone(),
-            private: p.private,
-            generation: p.generation,
-            published_at: p.published_at.clone(),
-            url,
-            read_token: None,
-        }
-    }
-
     pub fn list_publications(
         &self,
         account: &AccountId,
@@ -1070,7 +860,7 @@ impl AptService {
         Ok(self
             .publications(account)?
             .iter()
-            .map(|p| self.publication_info(account_name, p))
+            .map(|p| p.info(&self.base_url, account_name))
             .collect())
     }
 
@@ -1080,23 +870,14 @@ impl AptService {
         account: &AccountId,
         sources: &[PublishSource],
     ) -> Res<Vec<ComponentInput>> {
+        let kinds = records::check_sources(sources)?;
         let catalog = self.catalog(account)?;
-        let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for s in sources {
-            if !seen.insert(s.component.as_str()) {
-                return Err(AptError::Invalid(format!(
-                    "component `{}` is given twice",
-                    s.component
-                )));
-            }
-            let resolved = match s.kind.as_str() {
-                "repo" => catalog.resolve(&self.repo(account, &s.name)?.packages),
-                "snapshot" => catalog.resolve(self.snapshot(account, &s.name)?.packages()),
-                other => {
-                    return Err(AptError::Invalid(format!(
-                        "source kind `{other}` is neither `repo` nor `snapshot`"
-                    )))
+        for (s, kind) in sources.iter().zip(kinds) {
+            let resolved = match kind {
+                SourceKind::Repo => catalog.resolve(&self.repo(account, &s.name)?.packages),
+                SourceKind::Snapshot => {
+                    catalog.resolve(self.snapshot(account, &s.name)?.packages())
                 }
             };
             let packages = resolved.map_err(|e| AptError::Internal(chain(&e)))?;
@@ -1105,39 +886,20 @@ impl AptService {
                 packages,
             });
         }
-        if out.is_empty() {
-            return Err(AptError::Invalid(
-                "nothing to publish: give at least one repo or snapshot".into(),
-            ));
-        }
         Ok(out)
     }
 
-    fn check_prefix(prefix: &str) -> Res<()> {
-        if prefix.split('/').any(|p| p == "dists" || p == "pool") {
-            return Err(AptError::Invalid(format!(
-                "invalid prefix `{prefix}`: its parts must not be `dists` or `pool`"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Publishes `p` (new or changed) and returns the generation written.
+    /// Publishes `p` (new or changed), setting the generation written, and returns what
+    /// the publish left for [`AptService::complete_later`].
     fn write_tree(
         &self,
         publisher: &mut Publisher,
         account: &AccountId,
         p: &mut Publication,
-    ) -> Res<()> {
+    ) -> Res<Option<Pending>> {
         let comps = self.components(account, &p.sources)?;
         let key = self.load_key(account, &p.sign_key)?;
-        let mut o = PublishOptions::new(&p.distribution);
-        o.prefix = p.prefix.clone();
-        o.architectures = p.architectures.clone();
-        o.origin = p.origin.clone();
-        o.label = p.label.clone();
-        o.valid_for = p.valid_for_secs.map(Duration::from_secs);
-        o.date = std::time::SystemTime::now();
+        let o = p.publish_options(std::time::SystemTime::now());
         let report = publisher
             .publish(&o, &comps, Some(&key))
             .map_err(|e| match e {
@@ -1150,7 +912,30 @@ impl AptService {
         p.published_at = crate::app::now()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        Ok(())
+        Ok(report.pending)
+    }
+
+    /// Publishes the `Contents` and `Packages.xz` files a publish left out, in a second
+    /// `Release` swap on a background thread (see `SharedPublisher`).
+    fn complete_later(lock: &Arc<SharedPublisher>, pending: Option<Pending>) {
+        let Some(pending) = pending else { return };
+        let generation = pending.generation();
+        let spawned = lock.complete_later(pending, move |outcome| match outcome {
+            Ok(Completion::Done(r)) => tracing::debug!(
+                generation,
+                indexes = r.indexes_written,
+                "publish completed with Contents and Packages.xz"
+            ),
+            Ok(_) => tracing::debug!(generation, "publish completion superseded"),
+            Err(e) => tracing::warn!(
+                generation,
+                error = %chain(&e),
+                "completing a publish with Contents and Packages.xz failed; the next publish retries"
+            ),
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the publish completion thread");
+        }
     }
 
     pub fn create_publication(
@@ -1159,48 +944,16 @@ impl AptService {
         account_name: &str,
         req: &CreatePublication,
     ) -> Res<PublicationInfo> {
-        let prefix = req.prefix.trim_matches('/').to_owned();
-        Self::check_prefix(&prefix)?;
-        let name = publication_name(&prefix, &req.distribution);
         let lock = self.lock(account);
-        let mut publisher = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let existing = self.publications(account)?;
-        if existing
-            .iter()
-            .any(|p| p.prefix == prefix && p.distribution == req.distribution)
-        {
-            return Err(AptError::Conflict(format!(
-                "publication `{name}` already exists; use `publish update` or `publish switch`"
-            )));
-        }
-        if let Some(other) = existing
-            .iter()
-            .find(|p| p.prefix == prefix && p.private != req.private)
-        {
-            return Err(AptError::Conflict(format!(
-                "prefix `{}` already holds {} publication `{}`; {} publications need their own prefix (they share its pool/)",
-                if prefix.is_empty() { "." } else { &prefix },
-                if other.private { "private" } else { "public" },
-                publication_name(&other.prefix, &other.distribution),
-                if req.private { "private" } else { "public" },
-            )));
-        }
+        let mut publisher = lock.lock();
         let token = req.private.then(|| hex::encode(rand::random::<[u8; 24]>()));
-        let mut p = Publication {
-            prefix: prefix.clone(),
-            distribution: req.distribution.clone(),
-            sources: req.sources.clone(),
-            architectures: req.architectures.clone(),
-            sign_key: req.sign_key.clone(),
-            private: req.private,
-            token_sha256: token.as_deref().map(|t| sha256_hex(t.as_bytes())),
-            origin: req.origin.clone(),
-            label: req.label.clone(),
-            valid_for_secs: req.valid_for_secs,
-            generation: 0,
-            published_at: String::new(),
-        };
-        self.write_tree(&mut publisher, account, &mut p)?;
+        let mut p = Publication::new(
+            req,
+            &self.publications(account)?,
+            token.as_deref().map(records::token_digest),
+        )?;
+        let (prefix, name) = (p.prefix.clone(), p.name());
+        let pending = self.write_tree(&mut publisher, account, &mut p)?;
         if let Err(e) = self.apply(
             account,
             AptChange {
@@ -1211,7 +964,9 @@ impl AptService {
             let _ = publisher.drop_publication(&prefix, &req.distribution);
             return Err(e);
         }
-        let mut info = self.publication_info(account_name, &p);
+        drop(publisher);
+        Self::complete_later(&lock, pending);
+        let mut info = p.info(&self.base_url, account_name);
         info.read_token = token;
         Ok(info)
     }
@@ -1236,54 +991,27 @@ impl AptService {
         switch: Option<&[(String, String)]>,
     ) -> Res<PublicationInfo> {
         let lock = self.lock(account);
-        let mut publisher = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut publisher = lock.lock();
         let mut p = self.publication(account, r)?;
         if let Some(switch) = switch {
-            if switch.is_empty() {
-                return Err(AptError::Invalid(
-                    "switch to what? name component=snapshot pairs".into(),
-                ));
-            }
-            for (component, snapshot) in switch {
-                let Some(s) = p.sources.iter_mut().find(|s| &s.component == component) else {
-                    return Err(AptError::Invalid(format!(
-                        "publication `{}` has no component `{component}` (it has {})",
-                        publication_name(&p.prefix, &p.distribution),
-                        p.sources
-                            .iter()
-                            .map(|s| format!("`{}`", s.component))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                };
-                if s.kind != "snapshot" {
-                    return Err(AptError::Invalid(format!(
-                        "component `{component}` publishes repository `{}`, not a snapshot; use `publish update`",
-                        s.name
-                    )));
-                }
-                s.name = snapshot.clone();
-            }
+            p.switch(switch)?;
         }
-        self.write_tree(&mut publisher, account, &mut p)?;
+        let pending = self.write_tree(&mut publisher, account, &mut p)?;
         self.apply(
             account,
             AptChange {
-                put: vec![(
-                    AptKind::Publication,
-                    publication_name(&p.prefix, &p.distribution),
-                    encode(&p),
-                    Expect::Present,
-                )],
+                put: vec![(AptKind::Publication, p.name(), encode(&p), Expect::Present)],
                 ..Default::default()
             },
         )?;
-        Ok(self.publication_info(account_name, &p))
+        drop(publisher);
+        Self::complete_later(&lock, pending);
+        Ok(p.info(&self.base_url, account_name))
     }
 
     pub fn drop_publication(&self, account: &AccountId, r: &PublicationRef) -> Res<()> {
         let lock = self.lock(account);
-        let mut publisher = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut publisher = lock.lock();
         let p = self.publication(account, r)?;
         publisher
             .drop_publication(&p.prefix, &p.distribution)
@@ -1291,10 +1019,7 @@ impl AptService {
         self.apply(
             account,
             AptChange {
-                delete: vec![(
-                    AptKind::Publication,
-                    publication_name(&p.prefix, &p.distribution),
-                )],
+                delete: vec![(AptKind::Publication, p.name())],
                 ..Default::default()
             },
         )
@@ -1315,19 +1040,11 @@ impl AptService {
     /// Whether a request for `prefix` of `account`'s tree may be served: `Ok(())` for a public
     /// prefix or a matching read token, `Err(realm)` otherwise.
     pub fn may_read(&self, account: &AccountId, prefix: &str, token: Option<&str>) -> Res<bool> {
-        let private: Vec<Publication> = self
-            .publications(account)?
-            .into_iter()
-            .filter(|p| p.prefix == prefix && p.private)
-            .collect();
-        if private.is_empty() {
-            return Ok(true);
-        }
-        let Some(token) = token else { return Ok(false) };
-        let sha = sha256_hex(token.as_bytes());
-        Ok(private
-            .iter()
-            .any(|p| p.token_sha256.as_deref() == Some(sha.as_str())))
+        Ok(records::may_read(
+            &self.publications(account)?,
+            prefix,
+            token,
+        ))
     }
 
     // ---- mirrors
@@ -1340,75 +1057,21 @@ impl AptService {
     }
 
     pub fn create_mirror(&self, account: &AccountId, req: &CreateMirror) -> Res<MirrorInfo> {
-        repo::validate_name(&req.name).map_err(|e| invalid(&e))?;
-        let url = req.url.trim_end_matches('/').to_owned();
-        if !url.starts_with("http://") && !url.starts_with("https://") {
-            return Err(AptError::Invalid(format!(
-                "mirror URL `{}` must start with http:// or https://",
-                req.url
-            )));
-        }
-        if req.distribution.is_empty()
-            || req
-                .distribution
-                .split('/')
-                .any(|p| p.is_empty() || p == "..")
-        {
-            return Err(AptError::Invalid(format!(
-                "invalid distribution `{}`",
-                req.distribution
-            )));
-        }
-        let components = if req.components.is_empty() {
-            vec!["main".to_owned()]
-        } else {
-            req.components.clone()
-        };
-        let architectures = if req.architectures.is_empty() {
-            vec!["amd64".to_owned()]
-        } else {
-            req.architectures.clone()
-        };
-        for a in &architectures {
-            spindle_deb::names::validate_architecture(a)
-                .map_err(|e| AptError::Invalid(format!("architecture `{a}`: {e}")))?;
-        }
-        for c in &components {
-            if c.is_empty() || c.contains("..") || c.starts_with('/') {
-                return Err(AptError::Invalid(format!("invalid component `{c}`")));
-            }
-        }
-        if let Some(f) = &req.filter {
-            parse_query(f)?;
-        }
-        spindle_apt::mirror::parse_keyring(req.keyring.as_bytes()).map_err(|e| invalid(&e))?;
-        let m = Mirror {
-            name: req.name.clone(),
-            url,
-            distribution: req.distribution.clone(),
-            components,
-            architectures,
-            filter: req.filter.clone(),
-            with_deps: req.with_deps,
-            keyring: req.keyring.clone(),
-            packages: BTreeSet::new(),
-            updated_at: String::new(),
-            unsatisfied: Vec::new(),
-        };
+        let m = Mirror::new(req)?;
         self.insert_new(account, AptKind::Mirror, m.name.clone(), &m)?;
-        Ok(mirror_info(&m))
+        Ok(m.info())
     }
 
     pub fn list_mirrors(&self, account: &AccountId) -> Res<Vec<MirrorInfo>> {
         Ok(self
             .decoded::<Mirror>(account, AptKind::Mirror, "mirror")?
             .iter()
-            .map(mirror_info)
+            .map(Mirror::info)
             .collect())
     }
 
     pub fn describe_mirror(&self, account: &AccountId, name: &str) -> Res<MirrorInfo> {
-        Ok(mirror_info(&self.mirror(account, name)?))
+        Ok(self.mirror(account, name)?.info())
     }
 
     pub fn drop_mirror(&self, account: &AccountId, name: &str) -> Res<()> {
@@ -1458,16 +1121,14 @@ impl AptService {
                 other => AptError::Invalid(format!("mirror `{name}`: {}", chain(&other))),
             })?;
         let lock = self.lock(account);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
-        m.packages = update
-            .packages
-            .iter()
-            .map(|a| a.package.key().clone())
-            .collect();
-        m.unsatisfied = update.unsatisfied;
-        m.updated_at = crate::app::now()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let _g = lock.lock();
+        m.record_update(
+            update.packages.iter().map(|a| a.package.key().clone()),
+            update.unsatisfied,
+            crate::app::now()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        );
         let change = AptChange {
             packages: update
                 .packages
@@ -1479,7 +1140,7 @@ impl AptService {
         };
         let added = update.packages.into_iter().map(|a| a.package).collect();
         self.apply_records(account, change, added)?;
-        Ok(mirror_info(&m))
+        Ok(m.info())
     }
 
     // ---- housekeeping
@@ -1488,56 +1149,31 @@ impl AptService {
     /// no record references. With `dry_run`, only reports what it would remove.
     pub fn cleanup(&self, dry_run: bool) -> Res<CleanupReport> {
         let _gc = self.gc.write().unwrap_or_else(|p| p.into_inner());
-        let mut referenced: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut references = records::References::default();
         for (acct, _, body) in self.store.apt_list_all(AptKind::Repo)? {
             let r: Repo = decode("repository", &body)?;
-            referenced
-                .entry(acct.as_str().to_owned())
-                .or_default()
-                .extend(r.packages.iter().map(ToString::to_string));
+            references.add(acct.as_str(), &r.packages);
         }
         for (acct, _, body) in self.store.apt_list_all(AptKind::Snapshot)? {
             let s: Snapshot = decode("snapshot", &body)?;
-            referenced
-                .entry(acct.as_str().to_owned())
-                .or_default()
-                .extend(s.packages().iter().map(ToString::to_string));
+            references.add(acct.as_str(), s.packages());
         }
         for (acct, _, body) in self.store.apt_list_all(AptKind::Mirror)? {
             let m: Mirror = decode("mirror", &body)?;
-            referenced
-                .entry(acct.as_str().to_owned())
-                .or_default()
-                .extend(m.packages.iter().map(ToString::to_string));
+            references.add(acct.as_str(), &m.packages);
         }
-        let mut forget: HashMap<String, Vec<String>> = HashMap::new();
-        let mut keep = HashSet::new();
-        let mut packages = Vec::new();
-        for (acct, key, sha) in self.store.apt_all_packages()? {
-            if referenced.get(&acct).is_some_and(|r| r.contains(&key)) {
-                keep.insert(sha);
-            } else {
-                packages.push(format!("{acct}/{key}"));
-                forget.entry(acct).or_default().push(key);
-            }
-        }
-        packages.sort();
         // Published trees serve package files from the pool: what a publication serves,
         // now or in its grace period, stays even when no record names it any more.
-        let public = self.dir.join("public");
-        let published = spindle_apt::publish::referenced_pool_files(&public)
+        let published = spindle_apt::publish::referenced_pool_files(&self.dir.join("public"))
             .map_err(|e| AptError::Internal(chain(&e)))?;
-        keep.extend(published);
-        let mut pool_files: Vec<String> = self
+        let pool = self
             .pool
             .addresses()
-            .map_err(|e| AptError::Internal(chain(&e)))?
-            .into_iter()
-            .filter(|sha| !keep.contains(sha))
-            .collect();
-        pool_files.sort();
+            .map_err(|e| AptError::Internal(chain(&e)))?;
+        let plan =
+            records::plan_cleanup(self.store.apt_all_packages()?, &references, published, pool);
         if !dry_run {
-            for (acct, keys) in forget {
+            for (acct, keys) in plan.forget {
                 let id = AccountId::parse(&acct)
                     .map_err(|e| AptError::Internal(format!("account id `{acct}`: {e}")))?;
                 self.apply(
@@ -1549,13 +1185,13 @@ impl AptService {
                 )?;
             }
             self.pool
-                .cleanup(&keep)
+                .cleanup(&plan.keep)
                 .map_err(|e| AptError::Internal(chain(&e)))?;
         }
         Ok(CleanupReport {
             dry_run,
-            packages,
-            pool_files,
+            packages: plan.packages,
+            pool_files: plan.pool_files,
         })
     }
 }

@@ -56,6 +56,13 @@ impl Default for CompressionOptions {
     }
 }
 
+/// Asked between chunks of work that may be left for later: true means stop.
+pub type Cancel<'a> = &'a (dyn Fn() -> bool + Sync);
+
+/// Work stopped because its [`Cancel`] said so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cancelled;
+
 /// Identity of a chunk: SHA-256 over what determines its bytes.
 pub(crate) type ChunkId = [u8; 32];
 
@@ -99,13 +106,17 @@ pub struct IndexCache {
     memos: HashMap<(String, String), ChunkMemo>,
     old_memos: HashMap<(String, String), ChunkMemo>,
     plain: HashMap<ChunkId, Bytes>,
-    chunks: HashMap<(ChunkId, CompressionOptions), ChunkForms>,
+    /// Compressed chunks by (chunk, level or preset): gzip and xz apart, so a publish that
+    /// leaves `Packages.xz` to a later step still finds its gzip members here.
+    gz: HashMap<(ChunkId, u32), Bytes>,
+    xz: HashMap<(ChunkId, u32), XzBlocks>,
     contents: HashMap<ChunkId, Bytes>,
     prefixes: HashMap<String, PrefixStates>,
     generation: u64,
     /// Generation in which each cached entry was last used, to evict the rest.
     plain_used: HashMap<ChunkId, u64>,
-    chunk_used: HashMap<(ChunkId, CompressionOptions), u64>,
+    gz_used: HashMap<(ChunkId, u32), u64>,
+    xz_used: HashMap<(ChunkId, u32), u64>,
     contents_used: HashMap<ChunkId, u64>,
 }
 
@@ -113,7 +124,8 @@ impl std::fmt::Debug for IndexCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IndexCache")
             .field("plain", &self.plain.len())
-            .field("chunks", &self.chunks.len())
+            .field("gz", &self.gz.len())
+            .field("xz", &self.xz.len())
             .field("generation", &self.generation)
             .finish()
     }
@@ -137,10 +149,14 @@ impl IndexCache {
         self.plain
             .retain(|k, _| used.get(k).is_some_and(|g| *g >= keep));
         self.plain_used.retain(|_, g| *g >= keep);
-        let used = &self.chunk_used;
-        self.chunks
+        let used = &self.gz_used;
+        self.gz
             .retain(|k, _| used.get(k).is_some_and(|g| *g >= keep));
-        self.chunk_used.retain(|_, g| *g >= keep);
+        self.gz_used.retain(|_, g| *g >= keep);
+        let used = &self.xz_used;
+        self.xz
+            .retain(|k, _| used.get(k).is_some_and(|g| *g >= keep));
+        self.xz_used.retain(|_, g| *g >= keep);
         let used = &self.contents_used;
         self.contents
             .retain(|k, _| used.get(k).is_some_and(|g| *g >= keep));
@@ -223,31 +239,67 @@ impl IndexCache {
         out
     }
 
-    /// Compressed forms of the chunks whose plain bytes are given, compressing the missing
-    /// ones on up to `threads` threads.
+    /// How many packages the chunks that `cached` does not hold have: what building the
+    /// file from them would cost.
+    pub(crate) fn missing_members<T>(
+        chunks: &[&[T]],
+        ids: &[ChunkId],
+        cached: impl Fn(&ChunkId) -> bool,
+    ) -> usize {
+        chunks
+            .iter()
+            .zip(ids)
+            .filter(|(_, id)| !cached(id))
+            .map(|(c, _)| c.len())
+            .sum()
+    }
+
+    pub(crate) fn has_xz(&self, id: &ChunkId, preset: u32) -> bool {
+        self.xz.contains_key(&(*id, preset))
+    }
+
+    pub(crate) fn has_contents(&self, id: &ChunkId) -> bool {
+        self.contents.contains_key(id)
+    }
+
+    /// Compressed forms of the chunks whose plain bytes are given (xz only with a preset),
+    /// compressing the missing ones on up to `threads` threads. When `cancel` turns true the
+    /// workers stop after their current chunk; what they finished is kept for next time.
     pub(crate) fn compress_chunks(
         &mut self,
         chunks: &[(ChunkId, Bytes)],
-        opts: CompressionOptions,
+        gzip_level: u32,
+        xz_preset: Option<u32>,
         threads: usize,
-    ) -> Vec<ChunkForms> {
-        let missing: Vec<usize> = (0..chunks.len())
-            .filter(|&i| !self.chunks.contains_key(&(chunks[i].0, opts)))
+        cancel: Option<Cancel<'_>>,
+    ) -> Result<Vec<ChunkForms>, Cancelled> {
+        // (chunk, gzip wanted, xz preset wanted) of each chunk with something missing.
+        let missing: Vec<(usize, bool, Option<u32>)> = (0..chunks.len())
+            .filter_map(|i| {
+                let id = chunks[i].0;
+                let gz = !self.gz.contains_key(&(id, gzip_level));
+                let xz = xz_preset.filter(|p| !self.xz.contains_key(&(id, *p)));
+                (gz || xz.is_some()).then_some((i, gz, xz))
+            })
             .collect();
-        let results: Mutex<Vec<(usize, ChunkForms)>> = Mutex::new(Vec::new());
+        type Done = (usize, Option<Bytes>, Option<XzBlocks>);
+        let results: Mutex<Vec<Done>> = Mutex::new(Vec::new());
         let next = AtomicUsize::new(0);
         let work = || loop {
+            if cancel.is_some_and(|c| c()) {
+                break;
+            }
             let n = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&i) = missing.get(n) else { break };
-            let plain = &chunks[i].1;
-            let forms = ChunkForms {
-                gz: Arc::new(gzip(plain, opts.gzip_level)),
-                xz: opts.xz_preset.map(|p| split_xz_stream(&xz(plain, p))),
+            let Some(&(i, want_gz, want_xz)) = missing.get(n) else {
+                break;
             };
+            let plain = &chunks[i].1;
+            let gz = want_gz.then(|| Arc::new(gzip(plain, gzip_level)));
+            let xz = want_xz.map(|p| split_xz_stream(&xz(plain, p)));
             results
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push((i, forms));
+                .push((i, gz, xz));
         };
         let threads = threads.clamp(1, missing.len().max(1));
         if threads == 1 {
@@ -259,16 +311,33 @@ impl IndexCache {
                 }
             });
         }
-        for (i, forms) in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            self.chunks.insert((chunks[i].0, opts), forms);
+        for (i, gz, xz) in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            let id = chunks[i].0;
+            if let Some(gz) = gz {
+                self.gz.insert((id, gzip_level), gz);
+            }
+            if let (Some(xz), Some(p)) = (xz, xz_preset) {
+                self.xz.insert((id, p), xz);
+            }
         }
-        chunks
+        if cancel.is_some_and(|c| c()) {
+            return Err(Cancelled);
+        }
+        let generation = self.generation;
+        Ok(chunks
             .iter()
             .map(|(id, _)| {
-                self.chunk_used.insert((*id, opts), self.generation);
-                self.chunks[&(*id, opts)].clone()
+                self.gz_used.insert((*id, gzip_level), generation);
+                let xz = xz_preset.map(|p| {
+                    self.xz_used.insert((*id, p), generation);
+                    self.xz[&(*id, p)].clone()
+                });
+                ChunkForms {
+                    gz: self.gz[&(*id, gzip_level)].clone(),
+                    xz,
+                }
             })
-            .collect()
+            .collect())
     }
 
     /// A gzip-compressed `Contents` chunk, built with `render` on a miss.

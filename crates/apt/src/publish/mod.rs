@@ -21,13 +21,15 @@
 //! Callers set [`PublishOptions::date`] for each publish (it is an input so that planning
 //! is deterministic); the daemon should pass the current time.
 
+mod background;
 mod index;
 mod serve;
 mod write;
 
-pub use index::{CompressionOptions, IndexCache};
+pub use background::SharedPublisher;
+pub use index::{Cancel, CompressionOptions, IndexCache};
 pub use serve::{referenced_pool_files, PublishedFiles};
-pub use write::{PublishReport, Publisher, PublisherOptions};
+pub use write::{Completion, Pending, PublishReport, Publisher, PublisherOptions};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -40,7 +42,7 @@ use spindle_deb::reader::canonical_file_name;
 use spindle_deb::FileDigests;
 
 use crate::package::{PackageKey, PackageRef};
-use index::{chunk_id, Bytes, ChunkId};
+use index::{chunk_id, Bytes, Cancelled, ChunkId};
 
 /// Why a publish cannot be planned or applied.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,8 @@ pub enum PublishError {
     },
     #[error("signing the Release file failed")]
     Sign(#[source] crate::sign::SignError),
+    #[error("the publish was superseded by a newer one before it finished")]
+    Cancelled,
     #[error("publish state file `{path}` is corrupt")]
     State {
         path: std::path::PathBuf,
@@ -87,6 +91,11 @@ pub enum PublishError {
         source: serde_json::Error,
     },
 }
+
+/// A default for [`PublishOptions::defer_above`]: a republish after a small change builds
+/// its few changed chunks at once (tens of milliseconds), while a first publish of
+/// thousands of packages leaves xz and `Contents` (most of its CPU) to the background.
+pub const DEFER_ABOVE: usize = 128;
 
 /// What to publish and how to describe it in `Release`.
 #[derive(Debug, Clone)]
@@ -110,6 +119,11 @@ pub struct PublishOptions {
     pub but_automatic_upgrades: bool,
     /// Publish `Contents-ARCH.gz` per component.
     pub contents: bool,
+    /// Leave `Packages.xz` and `Contents-ARCH.gz` out of this publish when building one of
+    /// them means compressing chunks of more than this many packages (a first publish, or
+    /// the first after a restart): the plan says it is [`PublishPlan::deferred`], and
+    /// [`Publisher::complete`] adds them in a second swap. `None` builds everything now.
+    pub defer_above: Option<usize>,
     pub compression: CompressionOptions,
     /// Threads used to compress changed chunks.
     pub threads: usize,
@@ -131,6 +145,7 @@ impl PublishOptions {
             not_automatic: false,
             but_automatic_upgrades: false,
             contents: true,
+            defer_above: None,
             compression: CompressionOptions::default(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
@@ -177,6 +192,9 @@ pub struct PublishPlan {
     pub release: String,
     /// Packages by component and architecture (for reports).
     pub counts: BTreeMap<(String, String), usize>,
+    /// Some `Packages.xz` or `Contents` file was left out for a later, complete publish
+    /// (see [`PublishOptions::defer_above`]).
+    pub deferred: bool,
 }
 
 fn check_path_part(what: &'static str, value: &str, allow_slash: bool) -> Result<(), PublishError> {
@@ -258,6 +276,17 @@ pub fn plan(
     components: &[ComponentInput],
     cache: &mut IndexCache,
 ) -> Result<PublishPlan, PublishError> {
+    plan_with(options, components, cache, None)
+}
+
+/// [`plan`], stopping with [`PublishError::Cancelled`] between chunks once `cancel` says so
+/// (chunks compressed until then stay cached).
+pub(crate) fn plan_with(
+    options: &PublishOptions,
+    components: &[ComponentInput],
+    cache: &mut IndexCache,
+    cancel: Option<Cancel<'_>>,
+) -> Result<PublishPlan, PublishError> {
     check_path_part("distribution", &options.distribution, false)?;
     check_path_part("prefix", &options.prefix, true)?;
     if components.is_empty() {
@@ -314,6 +343,8 @@ pub fn plan(
     let mut pool_files = Vec::new();
     let mut indexes = Vec::new();
     let mut counts = BTreeMap::new();
+    let mut deferred = false;
+    let cancelled = || cancel.is_some_and(|c| c());
     for comp in components {
         // Key order (callers usually pass it already, which the sort detects in one pass).
         let mut packages: Vec<&Arc<PackageRef>> = comp.packages.iter().collect();
@@ -359,7 +390,16 @@ pub fn plan(
                     )
                 })
                 .collect();
-            let forms = cache.compress_chunks(&plain, opts, options.threads);
+            // An expensive xz is left for later; cheap gzip is always built now.
+            let xz_preset = opts.xz_preset.filter(|p| {
+                let missing = IndexCache::missing_members(&chunks, &ids, |id| cache.has_xz(id, *p));
+                let defer = options.defer_above.is_some_and(|n| missing > n);
+                deferred |= defer;
+                !defer
+            });
+            let forms = cache
+                .compress_chunks(&plain, opts.gzip_level, xz_preset, options.threads, cancel)
+                .map_err(|Cancelled| PublishError::Cancelled)?;
             let dir = format!("{}/binary-{arch}", comp.name);
 
             let mut add = |cache: &mut IndexCache, name: &str, parts: Vec<Bytes>, write: bool| {
@@ -386,7 +426,7 @@ pub fn plan(
                 forms.iter().map(|f| f.gz.clone()).collect(),
                 true,
             );
-            if let Some(preset) = opts.xz_preset {
+            if let Some(preset) = xz_preset {
                 let blocks: Vec<&index::XzBlocks> =
                     forms.iter().filter_map(|f| f.xz.as_ref()).collect();
                 let parts = index::assemble_xz(&blocks, preset);
@@ -425,15 +465,22 @@ pub fn plan(
                 by_hash: false,
             });
 
-            if options.contents {
-                let tagged = file_ids("Contents.gz", &opts, &ids);
-                let parts: Vec<Bytes> = chunks
-                    .iter()
-                    .zip(&tagged)
-                    .map(|(chunk, id)| {
-                        cache.contents_chunk(*id, opts.gzip_level, || contents_text(chunk))
-                    })
-                    .collect();
+            let tagged = file_ids("Contents.gz", &opts, &ids);
+            let contents_now = options.contents && {
+                let missing =
+                    IndexCache::missing_members(&chunks, &tagged, |id| cache.has_contents(id));
+                let defer = options.defer_above.is_some_and(|n| missing > n);
+                deferred |= defer;
+                !defer
+            };
+            if contents_now {
+                let mut parts: Vec<Bytes> = Vec::with_capacity(chunks.len());
+                for (chunk, id) in chunks.iter().zip(&tagged) {
+                    if cancelled() {
+                        return Err(PublishError::Cancelled);
+                    }
+                    parts.push(cache.contents_chunk(*id, opts.gzip_level, || contents_text(chunk)));
+                }
                 let path = format!("{}/Contents-{arch}.gz", comp.name);
                 let digests = cache.digests(&path, &tagged, &parts);
                 indexes.push(PlannedIndex {
@@ -456,6 +503,7 @@ pub fn plan(
         indexes,
         release,
         counts,
+        deferred,
     })
 }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    plan, ComponentInput, IndexCache, PlannedIndex, PublishError, PublishOptions, PublishPlan,
-    BY_HASH,
+    plan_with, Cancel, ComponentInput, IndexCache, PlannedIndex, PublishError, PublishOptions,
+    PublishPlan, BY_HASH,
 };
 use crate::fsutil;
 use crate::pool::Pool;
@@ -49,6 +49,35 @@ pub struct PublishReport {
     pub write_time: Duration,
     /// Packages per (component, architecture).
     pub counts: BTreeMap<(String, String), usize>,
+    /// What this publish left out (`Packages.xz`, `Contents`), for [`Publisher::complete`].
+    pub pending: Option<Pending>,
+}
+
+/// The rest of a publish that left its costly files for later: everything needed to plan
+/// it again in full, and the generation it completes.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    options: PublishOptions,
+    components: Vec<ComponentInput>,
+    key: Option<SigningKey>,
+    generation: u64,
+}
+
+impl Pending {
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+/// How [`Publisher::complete`] ended.
+#[derive(Debug)]
+pub enum Completion {
+    /// The full index set is published (a second `Release` swap, same generation).
+    Done(Box<PublishReport>),
+    /// A newer publish replaced the one to complete; that one completes itself.
+    Superseded,
+    /// `cancel` said stop; chunks compressed until then stay cached.
+    Cancelled,
 }
 
 /// What a publication's directory holds, persisted next to it in `.spindle/<dist>.json`.
@@ -120,11 +149,70 @@ impl Publisher {
                 options.distribution.clone(),
             ))
             .or_default();
-        let planned = plan(options, components, cache)?;
+        let planned = plan_with(options, components, cache, None)?;
         let plan_time = started.elapsed();
         let mut report = self.apply(&planned, key)?;
         report.plan_time = plan_time;
+        if planned.deferred {
+            let mut full = options.clone();
+            full.defer_above = None;
+            report.pending = Some(Pending {
+                options: full,
+                components: components.to_vec(),
+                key: key.cloned(),
+                generation: report.generation,
+            });
+        }
         Ok(report)
+    }
+
+    /// Publishes what `pending`'s publish left out, in a second atomic swap of the same
+    /// generation: the files apt already reads stay as they are, and `Release` gains
+    /// `Packages.xz` and `Contents`. Nothing is written if a newer publish of the same
+    /// publication happened meanwhile, or if `cancel` turns true while chunks are compressed
+    /// (call it between other work: it only holds `&mut self`).
+    pub fn complete(
+        &mut self,
+        pending: &Pending,
+        cancel: Cancel<'_>,
+    ) -> Result<Completion, PublishError> {
+        let options = &pending.options;
+        let id = (
+            options.prefix.trim_matches('/').to_string(),
+            options.distribution.clone(),
+        );
+        if self.current_generation(&id)? != pending.generation {
+            return Ok(Completion::Superseded);
+        }
+        let started = Instant::now();
+        let cache = self.caches.entry(id).or_default();
+        let planned = match plan_with(options, &pending.components, cache, Some(cancel)) {
+            Err(PublishError::Cancelled) => return Ok(Completion::Cancelled),
+            other => other?,
+        };
+        let plan_time = started.elapsed();
+        match self.apply_at(&planned, pending.key.as_ref(), Some(pending.generation))? {
+            Some(mut report) => {
+                report.plan_time = plan_time;
+                Ok(Completion::Done(Box::new(report)))
+            }
+            None => Ok(Completion::Superseded),
+        }
+    }
+
+    fn current_generation(&mut self, id: &(String, String)) -> Result<u64, PublishError> {
+        if let Some(s) = self.states.get(id) {
+            return Ok(s.generation);
+        }
+        let base = if id.0.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(&id.0)
+        };
+        let state = load_state(&base.join(".spindle").join(format!("{}.json", id.1)))?;
+        let generation = state.generation;
+        self.states.insert(id.clone(), state);
+        Ok(generation)
     }
 
     /// Writes a planned publish (see the module docs for the order).
@@ -133,6 +221,19 @@ impl Publisher {
         plan: &PublishPlan,
         key: Option<&SigningKey>,
     ) -> Result<PublishReport, PublishError> {
+        Ok(self
+            .apply_at(plan, key, None)?
+            .expect("a new generation is always written"))
+    }
+
+    /// [`Publisher::apply`] as a new generation (`complete: None`), or as a second swap of
+    /// generation `complete`, which is skipped (`None`) once the publication has moved on.
+    fn apply_at(
+        &mut self,
+        plan: &PublishPlan,
+        key: Option<&SigningKey>,
+        complete: Option<u64>,
+    ) -> Result<Option<PublishReport>, PublishError> {
         let sign_started = Instant::now();
         let signed = match key {
             Some(k) => Some((
@@ -158,10 +259,17 @@ impl Publisher {
             Some(s) => s,
             None => load_state(&state_path)?,
         };
+        let generation = match complete {
+            None => state.generation + 1,
+            Some(g) if g == state.generation => g,
+            Some(_) => {
+                self.states.insert(id, state);
+                return Ok(None);
+            }
+        };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let generation = state.generation + 1;
         let mut dirty_dirs: BTreeSet<PathBuf> = BTreeSet::new();
         let mut report = PublishReport {
             generation,
@@ -331,7 +439,7 @@ impl Publisher {
         }
         self.states.insert(id, state);
         report.write_time = started.elapsed();
-        Ok(report)
+        Ok(Some(report))
     }
 
     fn write_index(
