@@ -109,18 +109,16 @@ struct MountAttr {
 
 /// Makes a user namespace with `range` as its uid and gid map and returns a descriptor of it.
 /// A holder process is cloned into a new user namespace, the daemon writes its maps (as the
-/// host's root, so `setgroups` stays allowed inside), opens its namespace and lets it exit;
-/// the descriptor keeps the namespace alive.
+/// host's root, so `setgroups` stays allowed inside), opens its namespace and kills it; the
+/// descriptor keeps the namespace alive.
+///
+/// The holder first closes every descriptor it inherited: launches run in parallel, and a
+/// holder keeping another launch's pipe ends open would hold that launch up (two holders
+/// waiting on pipes the other kept open hung a scale-out for good).
 pub fn create(range: IdRange) -> io::Result<OwnedFd> {
-    let mut pipe = [0i32; 2];
-    // SAFETY: pipe2 writes two descriptors into the array.
-    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors are fresh and owned here from now on.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
-    // SAFETY: a raw clone without CLONE_VM is a fork; the child only makes the raw read and
-    // _exit calls below (no allocation, no locks), so the daemon's other threads don't matter.
+    // SAFETY: a raw clone without CLONE_VM is a fork; the child only makes the raw
+    // close_range and pause calls below (no allocation, no locks), so the daemon's other
+    // threads don't matter.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -132,13 +130,12 @@ pub fn create(range: IdRange) -> io::Result<OwnedFd> {
         )
     };
     if pid == 0 {
-        let mut b = 0u8;
-        // SAFETY: closing the child's copy of the write end, then reading into a live byte:
-        // the read returns at EOF once the parent closes its copy too.
+        // SAFETY: closing this process's own descriptors, then waiting for the SIGKILL.
         unsafe {
-            libc::close(w.as_raw_fd());
-            libc::read(r.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
-            libc::_exit(0);
+            libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+            loop {
+                libc::pause();
+            }
         }
     }
     if pid < 0 {
@@ -150,11 +147,13 @@ pub fn create(range: IdRange) -> io::Result<OwnedFd> {
         fs::write(format!("/proc/{pid}/gid_map"), &line)?;
         fs::File::open(format!("/proc/{pid}/ns/user")).map(OwnedFd::from)
     })();
-    drop(w);
-    drop(r);
     let mut status = 0;
-    // SAFETY: reaping the child cloned above; `status` is a valid out-pointer.
-    unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+    // SAFETY: killing and reaping the child cloned above (not yet reaped, so `pid` is still
+    // ours); `status` is a valid out-pointer.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        libc::waitpid(pid as libc::pid_t, &mut status, 0);
+    }
     result
 }
 

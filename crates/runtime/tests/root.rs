@@ -1072,4 +1072,35 @@ fn root_inside_is_an_unprivileged_host_id_range_of_its_own() {
     rt.terminate(&a.id, Duration::from_secs(2)).unwrap();
     let c = env.launch(&subnet, &[]);
     assert_eq!(c.userns.unwrap().base, ra.base);
+    // Two engines launching at the same time each make namespaces at once (a holder process
+    // that kept the other's pipe open once hung both launches for good).
+    let other = Env::new();
+    let (_vpc2, subnet2) = other.vpc("uns2", "10.200.144.0/20", "10.200.144.0/24");
+    let launched: Vec<spindle_runtime::Instance> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|n| {
+                let (e, sn) = if n % 2 == 0 {
+                    (&env, &subnet)
+                } else {
+                    (&other, &subnet2)
+                };
+                s.spawn(move || (n, e.launch(sn, &[])))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap().1).collect()
+    });
+    for i in &launched {
+        let out = if env.rt.describe(&i.id).is_ok() {
+            &env.rt
+        } else {
+            &other.rt
+        }
+        .exec(
+            &i.id,
+            &["/bin/sh".into(), "-c".into(), "id -u".into()],
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    }
 }
