@@ -848,6 +848,18 @@ fn ec2_registers_exactly_the_listed_types() {
 }
 
 #[test]
+fn autoscaling_registers_exactly_the_listed_types() {
+    // `provisionable_types()` (the offline `template validate`) trusts the list.
+    let fx = fixture();
+    let asg = crate::AutoScaling::new(fx.ec2.clone(), Default::default());
+    let mut registry = ProviderRegistry::new();
+    asg.register(&mut registry);
+    let mut want = crate::AUTOSCALING_TYPES.to_vec();
+    want.sort_unstable();
+    assert_eq!(registry.types(), want);
+}
+
+#[test]
 fn the_subnet_provider_adds_its_rules_to_validation() {
     // Through the registry, as the daemon validates: the provider's rules run after the
     // registry schema passed.
