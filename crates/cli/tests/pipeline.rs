@@ -41,7 +41,7 @@ fn valid_and_invalid_files_in_one_call() {
     assert!(!o.status.success());
     let out = stdout(&o);
     let want = [
-        format!("{b}:1:5: on: refused: `on.pull_request` is refused by Spindle"),
+        format!("{b}:1:5: on.pull_request: refused: `on.pull_request` is refused by Spindle"),
         format!("{b}:4:12: jobs.a.needs: graph: jobs need each other in a cycle: a → b → a"),
         format!(
             "{b}:7:15: jobs.a.steps[0].uses: refused: `uses: actions/setup-node@v4` is refused"

@@ -12,7 +12,7 @@
 //!   [`eval::Contexts::condition`]: `${{ }}` expressions with GitHub's coercions.
 //! - [`matrix::expand`]: `strategy.matrix` → combinations, GitHub's include/exclude rules.
 //! - [`graph::JobGraph::stages`]: the job graph ordered into stages.
-//! - [`cron::Cron::parse`]: schedules.
+//! - [`cron::Cron::parse`], for schedules.
 //! - [`keys::markdown`], [`actions::markdown`]: the tables docs/pipelines.md holds.
 //!
 //! ## Invariants
@@ -53,7 +53,7 @@ pub fn parse(src: &str, file: &str) -> Result<Workflow, Diagnostics> {
         Some(w) if sink.diags.is_empty() => Ok(w),
         _ => {
             let mut d = sink.diags;
-            d.sort_by(|a, b| a.pos.cmp(&b.pos));
+            d.sort_by_key(|a| a.pos);
             d.dedup();
             Err(Diagnostics(d))
         }
