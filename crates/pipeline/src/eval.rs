@@ -307,7 +307,7 @@ impl Contexts<'_> {
             }),
             "startswith" => Value::Bool(lower(0).starts_with(&lower(1))),
             "endswith" => Value::Bool(lower(0).ends_with(&lower(1))),
-            "format" => Value::String(format(&to_string(&arg(0)), &vals[1..])?),
+            "format" => Value::String(format(&to_string(&arg(0)), vals.get(1..).unwrap_or(&[]))?),
             "join" => {
                 let sep = if vals.len() > 1 {
                     to_string(&arg(1))

@@ -231,10 +231,14 @@ pub(crate) fn parse_number(text: &str) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
+/// Parentheses and `!` nested deeper than this are refused instead of risking the stack.
+const MAX_DEPTH: usize = 64;
+
 struct P {
     toks: Vec<(Tok, usize)>,
     i: usize,
     end: usize,
+    depth: usize,
 }
 
 impl P {
@@ -308,9 +312,19 @@ impl P {
     }
     fn unary(&mut self) -> Result<Expr, ExprError> {
         if self.eat("!") {
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            self.deeper()?;
+            let e = Expr::Not(Box::new(self.unary()?));
+            self.depth -= 1;
+            return Ok(e);
         }
         self.postfix()
+    }
+    fn deeper(&mut self) -> Result<(), ExprError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return err(self.at(), format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+        Ok(())
     }
     fn postfix(&mut self) -> Result<Expr, ExprError> {
         let mut e = self.primary()?;
@@ -337,7 +351,10 @@ impl P {
                 let idx = if self.eat("*") {
                     None
                 } else {
-                    Some(self.or()?)
+                    self.deeper()?;
+                    let i = self.or()?;
+                    self.depth -= 1;
+                    Some(i)
                 };
                 self.expect("]")?;
                 e = match idx {
@@ -359,8 +376,10 @@ impl P {
             Tok::Num(n) => Ok(Expr::Number(n)),
             Tok::Str(s) => Ok(Expr::String(s)),
             Tok::Punct("(") => {
+                self.deeper()?;
                 let e = self.or()?;
                 self.expect(")")?;
+                self.depth -= 1;
                 Ok(e)
             }
             Tok::Ident(name) => match name.as_str() {
@@ -368,6 +387,7 @@ impl P {
                 "true" => Ok(Expr::Bool(true)),
                 "false" => Ok(Expr::Bool(false)),
                 _ if self.eat("(") => {
+                    self.deeper()?;
                     let mut args = Vec::new();
                     if !self.eat(")") {
                         loop {
@@ -378,6 +398,7 @@ impl P {
                             self.expect(",")?;
                         }
                     }
+                    self.depth -= 1;
                     Ok(Expr::Call(name, args, at))
                 }
                 _ => Ok(Expr::Context(name, at)),
@@ -395,7 +416,12 @@ pub fn parse(text: &str, base: usize) -> Result<Expr, ExprError> {
     if toks.is_empty() {
         return err(base, "the expression is empty");
     }
-    let mut p = P { toks, i: 0, end };
+    let mut p = P {
+        toks,
+        i: 0,
+        end,
+        depth: 0,
+    };
     let e = p.or()?;
     if let Some(t) = p.peek() {
         return err(p.at(), format!("unexpected `{t}` after the expression"));
