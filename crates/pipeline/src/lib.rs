@@ -15,6 +15,30 @@
 //! - [`cron::Cron::parse`], for schedules.
 //! - [`keys::markdown`], [`actions::markdown`]: the tables docs/pipelines.md holds.
 //!
+//! ## Example
+//! ```
+//! use spindle_pipeline::{eval::Contexts, expr, parse, MatrixPlan};
+//!
+//! let src = "on: push\njobs:\n  build:\n    runs-on: debian-12\n    strategy:\n      matrix:\n\
+//!            \x20       arch: [amd64, arm64]\n    steps:\n      - run: make ARCH=${{ matrix.arch }}\n\
+//!            \x20 ship:\n    needs: build\n    runs-on: debian-12\n    steps:\n      - uses: spindle/publish@v1\n\
+//!            \x20       with: {repo: dev, packages: '*.deb'}\n";
+//! let wf = parse(src, "release.yml").expect("valid workflow");
+//! assert_eq!(wf.graph.stages().unwrap(), [["build"], ["ship"]]);
+//! let Some(MatrixPlan::Static { combinations }) = &wf.jobs[0].matrix else { panic!() };
+//! assert_eq!(combinations.len(), 2);
+//!
+//! // A mistake is reported with its position.
+//! let err = parse("on: push\njobs:\n  a:\n    runs-on: d\n    steps: [{run: x, shel: sh}]\n", "x.yml");
+//! assert_eq!(err.unwrap_err().0[0].to_string(),
+//!            "x.yml:5:22: jobs.a.steps[0].shel: unknown-key: unknown key `shel` under `jobs.<job_id>.steps[]`");
+//!
+//! // Expressions evaluate with GitHub's loose rules.
+//! let cx = Contexts::default();
+//! let e = expr::parse("'1' == 1 && contains('Hello', 'LL')", 0).unwrap();
+//! assert_eq!(cx.eval(&e).unwrap(), serde_json::json!(true));
+//! ```
+//!
 //! ## Invariants
 //! - One table ([`keys::KEYS`]) decides which keys exist and how far each is supported; the
 //!   docs are generated from it and a test fails when they differ.
