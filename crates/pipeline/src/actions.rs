@@ -6,6 +6,8 @@ pub struct Input {
     pub name: &'static str,
     pub required: bool,
     pub note: &'static str,
+    /// The only values allowed (checked unless the value is an expression); empty: any.
+    pub allowed: &'static [&'static str],
 }
 
 pub struct Builtin {
@@ -22,8 +24,21 @@ const fn i(name: &'static str, required: bool, note: &'static str) -> Input {
         name,
         required,
         note,
+        allowed: &[],
     }
 }
+
+/// An input that takes one of `allowed`.
+const fn one_of(name: &'static str, allowed: &'static [&'static str]) -> Input {
+    Input {
+        name,
+        required: false,
+        note: "",
+        allowed,
+    }
+}
+
+const BOOL: &[&str] = &["true", "false"];
 
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
@@ -37,9 +52,9 @@ pub const BUILTINS: &[Builtin] = &[
             ),
             i("path", false, "under the workspace"),
             i("fetch-depth", false, "0 for the whole history"),
-            i("clean", false, ""),
-            i("submodules", false, "`true`, `false` or `recursive`"),
-            i("lfs", false, "accepted; Spindle's remote has no LFS"),
+            one_of("clean", BOOL),
+            one_of("submodules", &["true", "false", "recursive"]),
+            one_of("lfs", BOOL),
             i(
                 "repository",
                 false,
@@ -55,9 +70,9 @@ pub const BUILTINS: &[Builtin] = &[
             i("path", true, "one path or glob per line"),
             i("key", true, ""),
             i("restore-keys", false, "prefixes, one per line"),
-            i("lookup-only", false, ""),
-            i("fail-on-cache-miss", false, ""),
-            i("enableCrossOsArchive", false, "accepted, no effect"),
+            one_of("lookup-only", BOOL),
+            one_of("fail-on-cache-miss", BOOL),
+            one_of("enableCrossOsArchive", BOOL),
         ],
         one_of: &[],
     },
@@ -67,11 +82,14 @@ pub const BUILTINS: &[Builtin] = &[
         inputs: &[
             i("name", false, "default `artifact`"),
             i("path", true, "one path or glob per line"),
-            i("if-no-files-found", false, "warn, error or ignore"),
+            one_of("if-no-files-found", &["warn", "error", "ignore"]),
             i("retention-days", false, ""),
-            i("compression-level", false, "0-9"),
-            i("overwrite", false, ""),
-            i("include-hidden-files", false, ""),
+            one_of(
+                "compression-level",
+                &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            ),
+            one_of("overwrite", BOOL),
+            one_of("include-hidden-files", BOOL),
         ],
         one_of: &[],
     },
@@ -82,7 +100,7 @@ pub const BUILTINS: &[Builtin] = &[
             i("name", false, "default: every artifact"),
             i("path", false, ""),
             i("pattern", false, ""),
-            i("merge-multiple", false, ""),
+            one_of("merge-multiple", BOOL),
         ],
         one_of: &[],
     },
@@ -150,7 +168,9 @@ pub fn markdown() -> String {
                 if i.required {
                     t.push_str(" (required)");
                 }
-                if !i.note.is_empty() {
+                if !i.allowed.is_empty() {
+                    t.push_str(&format!(": {}", i.allowed.join(" \\| ")));
+                } else if !i.note.is_empty() {
                     t.push_str(&format!(": {}", i.note));
                 }
                 t

@@ -425,7 +425,9 @@ impl Checker<'_> {
         };
         for j in jobs {
             for n in &j.needs {
-                if !g.needs.contains_key(n) {
+                // A job refused as a whole (a reusable-workflow call) still exists: its
+                // own error says why, and `needs` on it is not a second mistake.
+                if jobs_node.and_then(|j| j.get(n)).is_none() {
                     let pos = needs_node(&j.id).map_or(Pos::default(), |n| n.pos);
                     self.err(
                         Category::Graph,
@@ -1016,6 +1018,25 @@ impl Checker<'_> {
                         ),
                     );
                 }
+            }
+        }
+        for i in b.inputs.iter().filter(|i| !i.allowed.is_empty()) {
+            let (Some(v), Some(n)) = (with_map.get(i.name), with.and_then(|w| w.get(i.name)))
+            else {
+                continue;
+            };
+            if !v.contains("${{") && !i.allowed.contains(&v.as_str()) {
+                self.err(
+                    Category::Invalid,
+                    n.pos,
+                    &path_key(&wp, i.name),
+                    format!(
+                        "`{}` input `{}` is `{v}`: expected {}",
+                        b.name,
+                        i.name,
+                        i.allowed.join(", ")
+                    ),
+                );
             }
         }
         for i in b.inputs.iter().filter(|i| i.required) {

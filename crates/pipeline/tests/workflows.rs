@@ -249,7 +249,7 @@ fn dispatch_inputs_and_on_forms() {
 #[test]
 fn builtin_inputs_are_checked() {
     check(
-        "on: push\njobs:\n  a:\n    runs-on: d\n    steps:\n      - uses: spindle/deploy@v1\n        with: {stack: s, group: g}\n      - uses: spindle/deploy@v1\n      - uses: spindle/bake\n        with:\n          recipe: x.pkr.hcl\n          extra: 1\n      - uses: ./local\n      - uses: docker://debian\n      - run: x\n        with: {a: b}\n      - id: s\n        run: x\n      - id: s\n        run: y\n",
+        "on: push\njobs:\n  a:\n    runs-on: d\n    steps:\n      - uses: spindle/deploy@v1\n        with: {stack: s, group: g}\n      - uses: spindle/deploy@v1\n      - uses: spindle/bake\n        with:\n          recipe: x.pkr.hcl\n          extra: 1\n      - uses: ./local\n      - uses: docker://debian\n      - run: x\n        with: {a: b}\n      - id: s\n        run: x\n      - id: s\n        run: y\n      - uses: actions/upload-artifact@v4\n        with: {path: out, if-no-files-found: fail, compression-level: 6}\n      - uses: actions/checkout@v4\n        with: {submodules: '${{ inputs.sub }}', clean: 'no'}\n",
         expect![[r#"
             w.yml:7:15: jobs.a.steps[0].with: invalid: `spindle/deploy` needs exactly one of stack, group
             w.yml:8:15: jobs.a.steps[1].with: invalid: `spindle/deploy` needs exactly one of stack, group
@@ -258,6 +258,19 @@ fn builtin_inputs_are_checked() {
             w.yml:14:15: jobs.a.steps[4].uses: refused: `uses: docker://debian` is refused by Spindle: only the built-in actions run (actions/checkout, actions/cache, actions/upload-artifact, actions/download-artifact, spindle/pkg-build, spindle/publish, spindle/bake, spindle/deploy)
             w.yml:16:15: jobs.a.steps[5].with: invalid: `with` belongs to `uses` steps
             w.yml:19:13: jobs.a.steps[7].id: invalid: step id `s` is used twice (first at 17:13)
+            w.yml:22:46: jobs.a.steps[8].with.if-no-files-found: invalid: `actions/upload-artifact` input `if-no-files-found` is `fail`: expected warn, error, ignore
+            w.yml:24:56: jobs.a.steps[9].with.clean: invalid: `actions/checkout` input `clean` is `no`: expected true, false
+        "#]],
+    );
+}
+
+#[test]
+fn needs_on_a_refused_job_is_not_a_second_mistake() {
+    check(
+        "on: push\njobs:\n  call:\n    uses: org/repo/.github/workflows/x.yml@v1\n  after:\n    needs: [call, ghost]\n    runs-on: d\n    steps: [{run: x}]\n",
+        expect![[r#"
+            w.yml:4:5: jobs.call.uses: refused: `jobs.<job_id>.uses` is refused by Spindle: reusable workflows are not supported
+            w.yml:6:12: jobs.after.needs: graph: job `after` needs `ghost`, which is not a job of this workflow
         "#]],
     );
 }

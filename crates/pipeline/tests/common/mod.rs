@@ -29,7 +29,11 @@ pub fn check_section(name: &str, want: &str) {
         let mut new = doc[..start].to_string();
         new.push_str(want);
         new.push_str(&doc[end..]);
-        std::fs::write(&path, new).expect("docs/pipelines.md is writable");
+        // Several test binaries update sections; a rename keeps readers from seeing half a
+        // file (run UPDATE_EXPECT twice if two rewrites raced).
+        let tmp = path.with_extension(format!("md.{}", std::process::id()));
+        std::fs::write(&tmp, new).expect("docs/ is writable");
+        std::fs::rename(&tmp, &path).expect("docs/pipelines.md is replaceable");
         return;
     }
     panic!(
