@@ -12,7 +12,8 @@
 //!   [`eval::Contexts::condition`]: `${{ }}` expressions with GitHub's coercions.
 //! - [`matrix::expand`]: `strategy.matrix` → combinations, GitHub's include/exclude rules.
 //! - [`graph::JobGraph::stages`]: the job graph ordered into stages.
-//! - [`cron::Cron::parse`], for schedules.
+//! - [`cron::Cron::parse`], for schedules; [`model::PushFilter::matches`], for pushes
+//!   ([`filter`]: GitHub's filter patterns).
 //! - [`keys::markdown`], [`actions::markdown`]: the tables docs/pipelines.md holds.
 //!
 //! ## Example
@@ -50,6 +51,7 @@ pub mod cron;
 pub mod diag;
 pub mod eval;
 pub mod expr;
+pub mod filter;
 pub mod graph;
 pub mod keys;
 pub mod matrix;

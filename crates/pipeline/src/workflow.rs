@@ -543,10 +543,10 @@ impl Checker<'_> {
         ] {
             let ig = format!("{what}-ignore");
             if let Some(n) = b.get(what) {
-                *list = self.strings(n, &path_key(path, what));
+                *list = self.patterns(n, &path_key(path, what));
             }
             if let Some(n) = b.get(&ig) {
-                *ignore = self.strings(n, &path_key(path, &ig));
+                *ignore = self.patterns(n, &path_key(path, &ig));
                 if b.get(what).is_some() {
                     self.err(
                         Category::Invalid,
@@ -558,6 +558,21 @@ impl Checker<'_> {
             }
         }
         f
+    }
+
+    /// Filter patterns, each checked.
+    fn patterns(&mut self, node: &Node, path: &str) -> Vec<String> {
+        let list = self.strings(node, path);
+        let items: Vec<&Node> = match &node.kind {
+            Kind::List(items) => items.iter().collect(),
+            _ => vec![node],
+        };
+        for (p, n) in list.iter().zip(items) {
+            if let Err(e) = crate::filter::check(p) {
+                self.err(Category::Invalid, n.pos, path, e.to_string());
+            }
+        }
+        list
     }
 
     fn schedule(&mut self, b: &Node, path: &str) -> Vec<String> {
