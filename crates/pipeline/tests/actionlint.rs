@@ -148,6 +148,8 @@ fn spindle_and_actionlint_agree_on_the_curated_set() {
     };
     let dir = std::env::temp_dir().join(format!("spindle-actionlint-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // The corpus workflows Spindle accepts: actionlint must accept them too.
+    files.extend(corpus_accepted());
     let mut disagree = Vec::new();
     for (name, src, accepted) in &files {
         let f = dir.join(format!("{name}.yml"));
@@ -172,4 +174,38 @@ fn spindle_and_actionlint_agree_on_the_curated_set() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(disagree.is_empty(), "{}", disagree.join("\n"));
+}
+
+/// Every workflow of the starter-workflows corpus that Spindle accepts, as (name, text, true).
+fn corpus_accepted() -> Vec<(String, String, bool)> {
+    let Some(dir) = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/corpus/github-workflows"))
+        .find(|d| d.is_dir())
+    else {
+        println!("corpus not found: the curated set only");
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for sub in std::fs::read_dir(&dir).unwrap().flatten() {
+        let Ok(rd) = std::fs::read_dir(sub.path()) else {
+            continue;
+        };
+        for f in rd.flatten().map(|e| e.path()) {
+            let Ok(src) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            let name = format!(
+                "corpus-{}-{}",
+                sub.file_name().to_string_lossy(),
+                f.file_stem().unwrap().to_string_lossy()
+            );
+            if spindle_pipeline::parse(&src, &name).is_ok() {
+                out.push((name, src, true));
+            }
+        }
+    }
+    out.sort();
+    assert!(!out.is_empty(), "no corpus workflow is accepted any more");
+    out
 }
