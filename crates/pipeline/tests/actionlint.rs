@@ -5,6 +5,8 @@
 //! tests/planner.rs; here the accepted files' graphs and matrices are also checked by hand.
 //! Without actionlint the comparison says it skipped; Spindle's half still runs.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -178,34 +180,19 @@ fn spindle_and_actionlint_agree_on_the_curated_set() {
 
 /// Every workflow of the starter-workflows corpus that Spindle accepts, as (name, text, true).
 fn corpus_accepted() -> Vec<(String, String, bool)> {
-    let Some(dir) = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/corpus/github-workflows"))
-        .find(|d| d.is_dir())
-    else {
+    let Some(dir) = common::corpus_dir() else {
         println!("corpus not found: the curated set only");
         return Vec::new();
     };
     let mut out = Vec::new();
-    for sub in std::fs::read_dir(&dir).unwrap().flatten() {
-        let Ok(rd) = std::fs::read_dir(sub.path()) else {
-            continue;
-        };
-        for f in rd.flatten().map(|e| e.path()) {
-            let Ok(src) = std::fs::read_to_string(&f) else {
-                continue;
-            };
-            let name = format!(
-                "corpus-{}-{}",
-                sub.file_name().to_string_lossy(),
-                f.file_stem().unwrap().to_string_lossy()
-            );
-            if spindle_pipeline::parse(&src, &name).is_ok() {
-                out.push((name, src, true));
-            }
+    for f in common::workflows(&dir) {
+        let src = std::fs::read_to_string(&f).unwrap();
+        let rel = f.strip_prefix(&dir).unwrap().display().to_string();
+        let name = format!("corpus-{}", rel.replace(['/', '.'], "-"));
+        if spindle_pipeline::parse(&src, &name).is_ok() {
+            out.push((name, src, true));
         }
     }
-    out.sort();
     assert!(!out.is_empty(), "no corpus workflow is accepted any more");
     out
 }

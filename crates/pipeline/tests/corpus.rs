@@ -5,37 +5,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use spindle_pipeline::Category;
-
-/// `SPINDLE_WORKFLOW_CORPUS`, or `shared/corpus/github-workflows` beside the checkout or any
-/// folder above it (a worktree sits deeper than the main checkout).
-fn corpus_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("SPINDLE_WORKFLOW_CORPUS") {
-        let dir = PathBuf::from(dir);
-        return dir.is_dir().then_some(dir);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/corpus/github-workflows"))
-        .find(|d| d.is_dir())
-}
-
-fn workflows(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            workflows(&p, out);
-        } else if p.extension().is_some_and(|e| e == "yml" || e == "yaml") {
-            out.push(p);
-        }
-    }
-}
 
 /// What a diagnostic blames, for the table: the refused key or action, else its category.
 fn blame(d: &spindle_pipeline::Diagnostic) -> String {
@@ -61,12 +32,11 @@ fn quoted_or_message(d: &spindle_pipeline::Diagnostic) -> String {
 
 #[test]
 fn corpus_split() {
-    let Some(dir) = corpus_dir() else {
+    let Some(dir) = common::corpus_dir() else {
         println!("SKIPPED: workflow corpus not found (set SPINDLE_WORKFLOW_CORPUS)");
         return;
     };
-    let mut files = Vec::new();
-    workflows(&dir, &mut files);
+    let files = common::workflows(&dir);
     assert!(
         files.len() > 50,
         "corpus at {} has {} workflows",

@@ -1,31 +1,20 @@
 //! No input makes the reader panic: truncated and mutated workflows (the corpus when it is
 //! there, and a built-in sample always) are each accepted or refused with diagnostics.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 const SAMPLE: &str = "name: ci\non:\n  push:\n    branches: [main]\n  schedule:\n    - cron: '0 4 * * *'\njobs:\n  build:\n    runs-on: debian\n    strategy:\n      matrix:\n        v: [1, 2]\n        include: [{v: 3, x: y}]\n    steps:\n      - uses: actions/checkout@v4\n      - id: s\n        run: echo \"${{ format('{0}', matrix.v) }}\" && ${{ toJSON(github.event.*.x) }}\n        if: ${{ !cancelled() && (needs.a.result == 'success' || contains(github.ref, 'x')) }}\n  test:\n    needs: [build]\n    runs-on: debian\n    steps: [{run: 'true'}]\n";
 
 fn corpus_files() -> Vec<PathBuf> {
-    let Some(dir) = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/corpus/github-workflows"))
-        .find(|d| d.is_dir())
-    else {
-        println!("corpus not found: the built-in sample only");
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for sub in std::fs::read_dir(&dir).unwrap().flatten() {
-        if let Ok(rd) = std::fs::read_dir(sub.path()) {
-            out.extend(
-                rd.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "yml")),
-            );
+    match common::corpus_dir() {
+        Some(dir) => common::workflows(&dir),
+        None => {
+            println!("corpus not found: the built-in sample only");
+            Vec::new()
         }
     }
-    out.sort();
-    out
 }
 
 /// Each variant must come back as a workflow or as at least one diagnostic.

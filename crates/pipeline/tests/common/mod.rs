@@ -1,7 +1,44 @@
-//! Generated sections of docs/pipelines.md: between `<!-- generated:NAME -->` and
-//! `<!-- end:NAME -->`. A test compares them; `UPDATE_EXPECT=1` rewrites them.
+//! Shared by the test binaries: the workflow corpus, and the generated sections of
+//! docs/pipelines.md (between `<!-- generated:NAME -->` and `<!-- end:NAME -->`, compared by a
+//! test and rewritten with `UPDATE_EXPECT=1`).
+#![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// `SPINDLE_WORKFLOW_CORPUS`, or `shared/corpus/github-workflows` beside the checkout or any
+/// folder above it (a worktree sits deeper than the main checkout).
+pub fn corpus_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SPINDLE_WORKFLOW_CORPUS") {
+        let dir = PathBuf::from(dir);
+        return dir.is_dir().then_some(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/corpus/github-workflows"))
+        .find(|d| d.is_dir())
+}
+
+/// Every `.yml`/`.yaml` file under `dir`, sorted.
+pub fn workflows(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    collect(dir, &mut out);
+    out
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            collect(&p, out);
+        } else if p.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+            out.push(p);
+        }
+    }
+}
 
 pub fn docs_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/pipelines.md")
