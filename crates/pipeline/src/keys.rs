@@ -316,6 +316,42 @@ pub fn lookup(parent: &str, key: &str) -> Option<&'static KeyRule> {
     })
 }
 
+/// The known key under `parent` closest to a misspelt `key` (edit distance at most 2).
+pub fn suggest(parent: &str, key: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .filter_map(|r| {
+            let (head, last) = match r.path.rsplit_once('.') {
+                Some((h, l)) => (h, l),
+                None => ("", r.path),
+            };
+            (head == parent && !last.starts_with('<')).then_some(last)
+        })
+        .map(|name| (distance(name, key), name))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance over characters.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(cur)
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 /// Whether the table has rows below `pattern` (so its mapping's keys are checked).
 pub fn has_children(pattern: &str) -> bool {
     KEYS.iter().any(|r| {

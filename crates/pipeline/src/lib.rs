@@ -32,7 +32,7 @@
 //! // A mistake is reported with its position.
 //! let err = parse("on: push\njobs:\n  a:\n    runs-on: d\n    steps: [{run: x, shel: sh}]\n", "x.yml");
 //! assert_eq!(err.unwrap_err().0[0].to_string(),
-//!            "x.yml:5:22: jobs.a.steps[0].shel: unknown-key: unknown key `shel` under `jobs.<job_id>.steps[]`");
+//!            "x.yml:5:22: jobs.a.steps[0].shel: unknown-key: unknown key `shel` under `jobs.<job_id>.steps[]`; did you mean `shell`?");
 //!
 //! // Expressions evaluate with GitHub's loose rules.
 //! let cx = Contexts::default();

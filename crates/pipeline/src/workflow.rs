@@ -130,11 +130,14 @@ impl Checker<'_> {
                             } else {
                                 format!("under `{pattern}`")
                             };
+                            let hint = keys::suggest(pattern, &k.name)
+                                .map(|s| format!("; did you mean `{s}`?"))
+                                .unwrap_or_default();
                             self.err(
                                 Category::UnknownKey,
                                 k.pos,
                                 &child_path,
-                                format!("unknown key `{}` {under}", k.name),
+                                format!("unknown key `{}` {under}{hint}", k.name),
                             );
                         }
                         Some(r) if r.rating == Rating::Refused => {

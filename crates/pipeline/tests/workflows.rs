@@ -169,7 +169,7 @@ jobs:
             w.yml:19:11: jobs.a.steps[2].with: invalid: `actions/cache` needs the input `path`
             w.yml:19:11: jobs.a.steps[2].with: invalid: `actions/cache` needs the input `key`
             w.yml:22:13: jobs.b.if: expression: unknown context `unknown` (known: github, env, vars, secrets, inputs, matrix, needs, steps, job, runner)
-            w.yml:24:5: jobs.b.timeout-minute: unknown-key: unknown key `timeout-minute` under `jobs.<job_id>`
+            w.yml:24:5: jobs.b.timeout-minute: unknown-key: unknown key `timeout-minute` under `jobs.<job_id>`; did you mean `timeout-minutes`?
             w.yml:27:13: jobs.b.steps[0].if: expression: context `secrets` is not available here (available: github, env, vars, inputs, matrix, needs, steps, job, runner)
             w.yml:33:15: jobs.c.steps[0]: invalid: a step has `run` or `uses`, not both
         "#]],
