@@ -234,6 +234,9 @@ pub(crate) fn parse_number(text: &str) -> Option<f64> {
 /// Parentheses and `!` nested deeper than this are refused instead of risking the stack.
 const MAX_DEPTH: usize = 64;
 
+/// The most tokens one expression may have.
+const MAX_TOKENS: usize = 2048;
+
 struct P {
     toks: Vec<(Tok, usize)>,
     i: usize,
@@ -413,6 +416,14 @@ impl P {
 pub fn parse(text: &str, base: usize) -> Result<Expr, ExprError> {
     let toks = lex(text, base)?;
     let end = base + text.chars().count();
+    // Operator chains nest the tree one level per operator; a cap on tokens bounds the
+    // recursion of checking, evaluating and dropping it.
+    if toks.len() > MAX_TOKENS {
+        return err(
+            base,
+            format!("the expression has more than {MAX_TOKENS} tokens"),
+        );
+    }
     if toks.is_empty() {
         return err(base, "the expression is empty");
     }

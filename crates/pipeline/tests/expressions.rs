@@ -140,6 +140,15 @@ fn hash_files_hashes_the_digests_of_the_matches() {
 }
 
 #[test]
+fn long_operator_chains_are_refused_not_overflowed() {
+    let ok = vec!["1"; 1000].join(" || ");
+    assert!(expr::parse(&ok, 0).is_ok());
+    let long = vec!["1"; 5000].join(" || ");
+    let e = expr::parse(&long, 0).unwrap_err();
+    assert!(e.message.contains("more than 2048 tokens"), "{e}");
+}
+
+#[test]
 fn parse_errors_carry_offsets() {
     let e = expr::parse("github.x == ", 10).unwrap_err();
     assert_eq!(e.offset, 22);
