@@ -493,3 +493,30 @@ pub fn check(e: &Expr, allowed: &[&str], out: &mut Vec<ExprError>) {
         }
     }
 }
+
+/// Every `ctx.name` or `ctx['name']` the expression reads, for the contexts whose keys a
+/// workflow declares (`needs`, `steps`): (context, name, offset of the context).
+pub fn references(e: &Expr, out: &mut Vec<(String, String, usize)>) {
+    match e {
+        Expr::Prop(b, name) => {
+            if let Expr::Context(c, at) = b.as_ref() {
+                out.push((c.clone(), name.clone(), *at));
+            }
+            references(b, out);
+        }
+        Expr::Index(b, i) => {
+            if let (Expr::Context(c, at), Expr::String(name)) = (b.as_ref(), i.as_ref()) {
+                out.push((c.clone(), name.clone(), *at));
+            }
+            references(b, out);
+            references(i, out);
+        }
+        Expr::Star(b) | Expr::Not(b) => references(b, out),
+        Expr::Binary(_, a, b) => {
+            references(a, out);
+            references(b, out);
+        }
+        Expr::Call(_, args, _) => args.iter().for_each(|a| references(a, out)),
+        Expr::Null | Expr::Bool(_) | Expr::Number(_) | Expr::String(_) | Expr::Context(..) => {}
+    }
+}

@@ -72,6 +72,7 @@ pub fn parse(src: &str, file: &str) -> Result<Workflow, Diagnostics> {
         workflow::Checker {
             sink: &mut sink,
             src: &source,
+            scopes: Default::default(),
         }
         .workflow(&root)
     });

@@ -96,6 +96,32 @@ fn contexts_for(pattern: &str) -> &'static [&'static str] {
 pub(crate) struct Checker<'a> {
     pub sink: &'a mut Sink,
     pub src: &'a Source,
+    /// Per job id, the jobs it needs and its step ids, for checking `needs.x` and `steps.x`.
+    pub scopes: BTreeMap<String, (Vec<String>, Vec<String>)>,
+}
+
+/// Each job's `needs` and step ids as written, before any checking.
+fn scopes(root: &Node) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
+    let mut out = BTreeMap::new();
+    for (k, job) in root.get("jobs").and_then(Node::as_map).unwrap_or_default() {
+        let needs = match job.get("needs").map(|n| &n.kind) {
+            Some(Kind::String(s)) => vec![s.clone()],
+            Some(Kind::List(l)) => l
+                .iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let steps = match job.get("steps").map(|n| &n.kind) {
+            Some(Kind::List(l)) => l
+                .iter()
+                .filter_map(|s| s.get("id").and_then(Node::as_str).map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        };
+        out.insert(k.name.clone(), (needs, steps));
+    }
+    out
 }
 
 fn path_key(path: &str, key: &str) -> String {
@@ -256,9 +282,38 @@ impl Checker<'_> {
             Ok(e) => {
                 let mut errs = Vec::new();
                 expr::check(&e, allowed, &mut errs);
+                self.undeclared(&e, path, &mut errs);
                 for e in errs {
                     self.expr_error(node, value, path, e, bare);
                 }
+            }
+        }
+    }
+
+    /// `needs.x` naming a job this job does not need, `steps.x` naming no step of the job.
+    fn undeclared(&self, e: &expr::Expr, path: &str, errs: &mut Vec<ExprError>) {
+        let Some(job) = path
+            .strip_prefix("jobs.")
+            .map(|r| r.split(['.', '[']).next().unwrap_or(r))
+        else {
+            return;
+        };
+        let Some((needs, steps)) = self.scopes.get(job) else {
+            return;
+        };
+        let mut refs = Vec::new();
+        expr::references(e, &mut refs);
+        for (ctx, name, at) in refs {
+            let (known, what) = match ctx.as_str() {
+                "needs" => (needs, "job `{job}` does not need"),
+                "steps" => (steps, "job `{job}` has no step with id"),
+                _ => continue,
+            };
+            if !known.iter().any(|k| k.eq_ignore_ascii_case(&name)) {
+                errs.push(ExprError {
+                    offset: at,
+                    message: format!("{} `{name}`", what.replace("{job}", job)),
+                });
             }
         }
     }
@@ -373,6 +428,7 @@ impl Checker<'_> {
             self.invalid(root, "", "a mapping of workflow keys");
             return None;
         };
+        self.scopes = scopes(root);
         self.walk(root, "", "", true);
         let name = self.opt_text(root, "name", "");
         let run_name = self.opt_text(root, "run-name", "");

@@ -274,3 +274,15 @@ fn needs_on_a_refused_job_is_not_a_second_mistake() {
         "#]],
     );
 }
+
+#[test]
+fn needs_and_steps_in_expressions_must_be_declared() {
+    check(
+        "on: push\njobs:\n  a:\n    runs-on: d\n    outputs:\n      v: ${{ steps.ver.outputs.v }}\n    steps:\n      - id: version\n        run: x\n  b:\n    needs: a\n    if: needs.a.result == 'success' && needs.c.result\n    runs-on: d\n    steps:\n      - run: echo ${{ needs['A'].outputs.v }} ${{ steps.version.outputs.v }}\n",
+        expect![[r#"
+            w.yml:6:14: jobs.a.outputs.v: expression: job `a` has no step with id `ver`
+            w.yml:12:40: jobs.b.if: expression: job `b` does not need `c`
+            w.yml:15:51: jobs.b.steps[0].run: expression: job `b` has no step with id `version`
+        "#]],
+    );
+}
