@@ -95,6 +95,13 @@ const CASES: &[Case] = &[
         matrix: &[],
     },
     Case {
+        name: "needs-undeclared",
+        jobs: "jobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: x\n  b:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ needs.a.result }}\n",
+        accepted: false,
+        stages: &[],
+        matrix: &[],
+    },
+    Case {
         name: "run-and-uses",
         jobs: "jobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: x\n        uses: actions/checkout@v4\n",
         accepted: false,
