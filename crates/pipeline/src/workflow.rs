@@ -261,22 +261,22 @@ impl Checker<'_> {
                     );
                     continue;
                 }
-                self.one_expression(node, s, path, &text, offset, allowed, false);
+                self.one_expression((node, s, path), &text, offset, allowed, false);
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Parses and checks one expression, `text` at character `offset` of the string `value`
+    /// that `node` holds (`bare`: an `if:` written without `${{ }}`).
     fn one_expression(
         &mut self,
-        node: &Node,
-        value: &str,
-        path: &str,
+        at: (&Node, &str, &str),
         text: &str,
         offset: usize,
         allowed: &[&str],
         bare: bool,
     ) {
+        let (node, value, path) = at;
         match expr::parse(text, offset) {
             Err(e) => self.expr_error(node, value, path, e, bare),
             Ok(e) => {
@@ -331,7 +331,7 @@ impl Checker<'_> {
             match expr::split(&s) {
                 Ok(parts) if parts.len() == 1 => {
                     if let Some(Part::Expr { text, offset }) = parts.first() {
-                        self.one_expression(node, &s, path, text, *offset, allowed, false);
+                        self.one_expression((node, &s, path), text, *offset, allowed, false);
                     }
                     return;
                 }
@@ -347,7 +347,7 @@ impl Checker<'_> {
                 Err(e) => return self.expr_error(node, &s, path, e, false),
             }
         }
-        self.one_expression(node, &s, path, &s, 0, allowed, true);
+        self.one_expression((node, &s, path), &s, 0, allowed, true);
     }
 
     // ----- typed reading -----
