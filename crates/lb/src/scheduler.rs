@@ -169,7 +169,8 @@ pub enum Cancelled {
 /// The adaptive concurrency limit of one target, Vegas style: it finds the target's knee, the
 /// concurrency beyond which requests only wait inside the target, from latency alone.
 ///
-/// Per window of completed requests it measures the median latency and the average
+/// Per window of completed requests it measures the typical latency (the mean of the fastest
+/// 95%) and the average
 /// concurrency the requests met (counting themselves). The no-load latency is the lowest 10th
 /// percentile of single latencies over the last [`NOLOAD_WINDOWS`]: at a limit near the knee
 /// many requests find a free worker, so it stays measured while the target is busy, and it
@@ -185,6 +186,23 @@ pub enum Cancelled {
 ///   re-probes upward whenever the target can take more, quickly when far from any knee;
 /// - otherwise it stays (the band between alpha and beta keeps it from flapping).
 ///
+/// `beta` is a tenth of the limit but never more than half a request's worth of waiting
+/// below it: in a small pool one request over the knee waits a whole share of a service
+/// time (a quarter of it in a pool of 4), which is exactly the queueing that fairness can't
+/// reach, so it must count. A step up is a probe: when the window after it shows more than
+/// `beta` waiting, the step is undone at once (it was the knee, not a blip) and the next
+/// probe waits twice as many windows as the last, up to [`MAX_PROBE_WAIT`]; a probe the
+/// target takes clears the wait. So at a steady knee the limit spends one window in
+/// [`MAX_PROBE_WAIT`] above it, not every other one.
+///
+/// A target that is not kept busy (the limit never reached in a window) proves nothing
+/// about concurrency it was never given: the limit decays towards one over the highest
+/// concurrency of the last [`PEAK_WINDOWS`] windows that did not queue, by at most
+/// [`APP_LIMITED_DECAY`] a window. So when a flood arrives, the target gets what it has been
+/// seen to take, not the untested initial limit, and the others' requests don't queue inside
+/// it behind the flood's while the limit comes down; a bigger target is found again by the
+/// upward probes.
+///
 /// A slow target only has a larger no-load latency: it is never held below `min`.
 #[derive(Clone, Debug)]
 pub struct AdaptiveLimit {
@@ -195,7 +213,7 @@ pub struct AdaptiveLimit {
     window: Window,
     /// Low percentiles of single latencies of the most recent windows.
     lows: VecDeque<Duration>,
-    /// The ratio of median to 10th percentile of the same windows: how much a typical answer
+    /// The ratio of typical latency to 10th percentile of the same windows: how much a typical answer
     /// lags a fast one for reasons other than queueing (the target's own variance, threads
     /// waiting for a core on a busy machine). Its minimum is tolerated as not queueing.
     spreads: VecDeque<f64>,
@@ -204,6 +222,15 @@ pub struct AdaptiveLimit {
 
     /// Windows since the limit was last cut.
     since_cut: u32,
+    /// The limit before the last step up and the windows closed since, until
+    /// [`PROBE_WINDOWS`] windows have judged the step.
+    probe_from: Option<(f64, u32)>,
+    /// Windows to wait before the next step up (doubles with each step that was undone).
+    probe_wait: u32,
+    /// Windows since the last step up.
+    since_probe: u32,
+    /// The highest concurrency of each of the last windows that did not queue.
+    peaks: VecDeque<u32>,
     /// The last window's average latency, for the admission's estimate of waiting times.
     recent_rtt: Option<Duration>,
 }
@@ -229,6 +256,16 @@ const QUEUE_SLACK: Duration = Duration::from_millis(1);
 const NEAR_KNEE_WINDOWS: u32 = 40;
 /// The most the limit shrinks in one window.
 const MAX_DECREASE: f64 = 0.7;
+/// The longest wait between probes at a steady knee, in windows (about a second at full
+/// rate), so a target that grows is still found within a second or two.
+const MAX_PROBE_WAIT: u32 = 16;
+/// Windows that judge a step up: the first after it mostly holds answers to requests sent
+/// before it, so the second decides too.
+const PROBE_WINDOWS: u32 = 2;
+/// How many windows the concurrency a target took without queueing is remembered for.
+const PEAK_WINDOWS: usize = 20;
+/// The most the limit of a target that is not kept busy shrinks in one window.
+const APP_LIMITED_DECAY: f64 = 0.95;
 
 impl AdaptiveLimit {
     /// A limit starting at `initial`, kept within `min..=max`; `tolerance` is the latency
@@ -244,6 +281,10 @@ impl AdaptiveLimit {
             spreads: VecDeque::new(),
             over_before: false,
             since_cut: u32::MAX,
+            probe_from: None,
+            probe_wait: 0,
+            since_probe: 0,
+            peaks: VecDeque::new(),
             recent_rtt: None,
         }
     }
@@ -281,14 +322,18 @@ impl AdaptiveLimit {
         let in_flight = w.in_flight_sum as f64 / n as f64;
         // The no-load latency comes from the 10th percentile, not the minimum: one odd fast
         // answer must not make every other request look queued. Queueing is judged on the
-        // median, not the mean: on a busy machine some answers are late because a thread
-        // waited for a core, and that tail is not requests waiting inside the target.
+        // mean of the fastest 95%: on a busy machine some answers are late because a thread
+        // waited for a core, and that tail is not requests waiting inside the target. Not
+        // on the median: a small pool one over its knee often runs in step, so most answers
+        // find a worker at once and every fourth waits a whole service time, which the median
+        // never sees and the mean (Little's law) does.
         w.rtts.sort_unstable();
         let low = w.rtts[n / 10];
-        let median = w.rtts[n / 2];
+        let kept = (n - n / 20).max(1);
+        let typical = w.rtts[..kept].iter().sum::<Duration>() / kept as u32;
         self.lows.push_back(low);
         self.spreads
-            .push_back(median.as_secs_f64() / low.as_secs_f64().max(1e-9));
+            .push_back(typical.as_secs_f64() / low.as_secs_f64().max(1e-9));
         if self.lows.len() > NOLOAD_WINDOWS {
             self.lows.pop_front();
             self.spreads.pop_front();
@@ -298,26 +343,72 @@ impl AdaptiveLimit {
         let spread = self.spreads.iter().copied().fold(f64::INFINITY, f64::min);
         let expected =
             (noload * self.tolerance.max(spread)).max(noload + QUEUE_SLACK.as_secs_f64());
-        let knee = in_flight * (expected / median.as_secs_f64().max(1e-9)).min(1.0);
+        let knee = in_flight * (expected / typical.as_secs_f64().max(1e-9)).min(1.0);
         let waiting = in_flight - knee;
-        let beta = (0.1 * self.limit).max(1.0);
+        let beta = (0.1 * self.limit).max(0.5);
         let alpha = beta / 3.0;
         let over = waiting > beta;
-        if over && self.over_before {
-            let cut = (knee + alpha).max(self.limit * MAX_DECREASE).max(self.min);
+        self.since_cut = self.since_cut.saturating_add(1);
+        self.since_probe = self.since_probe.saturating_add(1);
+        if !over {
+            self.peaks.push_back(w.max_in_flight);
+            if self.peaks.len() > PEAK_WINDOWS {
+                self.peaks.pop_front();
+            }
+        }
+        let full = w.max_in_flight as f64 >= self.limit.floor();
+        if let Some((before, seen)) = self.probe_from.take() {
+            if over {
+                // The step went past the knee: undo it now, and probe less often, one step
+                // at a time.
+                self.limit = before;
+                self.since_cut = 0;
+                self.probe_wait = (self.probe_wait * 2).clamp(1, MAX_PROBE_WAIT);
+                self.since_probe = 0;
+                self.over_before = false;
+                return;
+            }
+            if seen + 1 < PROBE_WINDOWS {
+                self.probe_from = Some((before, seen + 1));
+                self.over_before = false;
+                return;
+            }
+            self.probe_wait = 0;
+        }
+        if over && self.over_before && self.since_cut > 1 {
+            // Whole steps down onto the knee: a limit left a fraction over it rounds up to a
+            // request queued inside the target for good, and then every answer waits, so the
+            // no-load latency is never seen again and the queueing looks like the target's
+            // own. The window right after a cut mostly holds answers to requests sent before
+            // it, so it can't judge the cut and is skipped.
+            let cut = (knee + alpha)
+                .max(self.limit * MAX_DECREASE)
+                .floor()
+                .max(self.min);
             if cut < self.limit {
                 self.limit = cut;
                 self.since_cut = 0;
+                self.probe_wait = self.probe_wait.max(1);
+                self.since_probe = 0;
             }
-        } else if waiting < alpha && w.max_in_flight as f64 >= self.limit.floor() {
+        } else if !full && !over {
+            let used = f64::from(self.peaks.iter().copied().max().unwrap_or(0)) + 1.0;
+            if used < self.limit {
+                self.limit = (self.limit * APP_LIMITED_DECAY).max(used);
+            }
+        } else if waiting < alpha && full && self.since_probe > self.probe_wait {
             // Some waiting, or a recent cut, says the knee is near: one step at a time.
-            self.limit += if self.since_cut < NEAR_KNEE_WINDOWS || waiting > alpha / 4.0 {
+            let step = if self.since_cut < NEAR_KNEE_WINDOWS || waiting > alpha / 4.0 {
                 1.0
             } else {
                 self.limit.sqrt()
             };
+            if self.limit + step <= self.max {
+                self.probe_from = Some((self.limit, 0));
+            }
+            self.limit += step;
+            self.since_probe = 0;
         }
-        self.since_cut = self.since_cut.saturating_add(1);
         self.limit = self.limit.clamp(self.min, self.max);
         self.over_before = over;
     }
