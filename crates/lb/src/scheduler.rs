@@ -166,34 +166,38 @@ pub enum Cancelled {
     NotQueued,
 }
 
-/// The adaptive concurrency limit of one target, Vegas style: it finds the target's knee, the
-/// concurrency beyond which requests only wait inside the target, from latency alone.
+/// The adaptive concurrency limit of one target: it finds the target's knee, the concurrency
+/// beyond which requests only wait inside the target, from latency alone. Far from the knee
+/// it works Vegas style, on an absolute estimate; near it, by steps of one judged against
+/// the windows just before them (a gradient), which a machine that is slow for everyone
+/// can't fake.
 ///
 /// Per window of completed requests it measures the typical latency (the mean of the fastest
-/// 95%) and the average
-/// concurrency the requests met (counting themselves). The no-load latency is the lowest 10th
-/// percentile of single latencies over the last [`NOLOAD_WINDOWS`]: at a limit near the knee
-/// many requests find a free worker, so it stays measured while the target is busy, and it
-/// is forgotten in time, so a target that became slower for good is relearnt. By Little's law
-/// the target really serves `in_flight * expected / latency`
-/// requests at once (the knee), where `expected` is the no-load latency plus the tolerated
-/// queueing; the rest wait inside the target. Then:
-/// - more than `beta` waiting in two windows in a row: the limit moves to `knee + alpha`, at
-///   most by a factor [`MAX_DECREASE`] per window (one slow window is a blip, not a reason);
-/// - less than `alpha` waiting while the limit was reached: the limit grows, by one within
-///   [`NEAR_KNEE_WINDOWS`] of a cut or while some requests wait (the knee is close) and by
-///   `sqrt(limit)` otherwise, so it
-///   re-probes upward whenever the target can take more, quickly when far from any knee;
-/// - otherwise it stays (the band between alpha and beta keeps it from flapping).
+/// 95%) and the average concurrency the requests met (counting themselves). The no-load
+/// latency is the lowest 10th percentile of single latencies over the last
+/// [`NOLOAD_WINDOWS`], so a target that became slower for good is relearnt. By Little's law
+/// the target really serves `in_flight * expected / typical` requests at once (the knee),
+/// where `expected` is the no-load latency plus the tolerated queueing; the rest wait inside
+/// the target. With `beta` a tenth of the limit, at least one request:
+/// - more than `2 * beta` waiting in two windows in a row (clear queueing, as when a flood
+///   meets an untested limit): the limit moves down to `knee + alpha` in whole requests, at
+///   most by a factor [`MAX_DECREASE`] and at least by one per cut, skipping the window
+///   after a cut (it mostly holds answers to requests sent before the cut); one slow window
+///   is a blip, not a reason;
+/// - less than `beta` waiting while the limit was reached: a step up (one within
+///   [`NEAR_KNEE_WINDOWS`] of a cut, `sqrt(limit)` far from any knee). The second window
+///   after it judges it: if the typical latency grew by more than half of what one more
+///   request over the knee adds (`1 / limit` of it), the step is undone and the next one
+///   waits twice as many windows as the last, up to [`MAX_PROBE_WAIT`] (about a second); a
+///   step the target takes clears the wait;
+/// - some waiting, too little to cut for, and no step for [`DOWN_PROBE_WAIT`] windows: a
+///   step down, kept only if the latency fell in both windows after it and by more than half
+///   of one request's share, else undone. This takes the last request out of a small pool's
+///   queue, which in a pool of 4 costs every answer a quarter of a service time and is
+///   exactly the queueing fairness can't reach.
 ///
-/// `beta` is a tenth of the limit but never more than half a request's worth of waiting
-/// below it: in a small pool one request over the knee waits a whole share of a service
-/// time (a quarter of it in a pool of 4), which is exactly the queueing that fairness can't
-/// reach, so it must count. A step up is a probe: when the window after it shows more than
-/// `beta` waiting, the step is undone at once (it was the knee, not a blip) and the next
-/// probe waits twice as many windows as the last, up to [`MAX_PROBE_WAIT`]; a probe the
-/// target takes clears the wait. So at a steady knee the limit spends one window in
-/// [`MAX_PROBE_WAIT`] above it, not every other one.
+/// Every step is judged against windows at the old limit only: the window after any change
+/// is no baseline.
 ///
 /// A target that is not kept busy (the limit never reached in a window) proves nothing
 /// about concurrency it was never given: the limit decays towards one over the highest
@@ -217,14 +221,17 @@ pub struct AdaptiveLimit {
     /// lags a fast one for reasons other than queueing (the target's own variance, threads
     /// waiting for a core on a busy machine). Its minimum is tolerated as not queueing.
     spreads: VecDeque<f64>,
-    /// Whether the previous window saw more than `beta` requests waiting.
+    /// Whether the previous window saw clear queueing.
     over_before: bool,
+    /// Whether the limit changed in the last window (the next one is no baseline).
+    settling: bool,
 
     /// Windows since the limit was last cut.
     since_cut: u32,
-    /// The limit before the last step up and the windows closed since, until
-    /// [`PROBE_WINDOWS`] windows have judged the step.
-    probe_from: Option<(f64, u32)>,
+    /// A step being judged, until [`PROBE_WINDOWS`] windows have closed after it.
+    probe: Option<Probe>,
+    /// The typical latency (seconds) of the last windows, the baseline a step is judged on.
+    typicals: VecDeque<f64>,
     /// Windows to wait before the next step up (doubles with each step that was undone).
     probe_wait: u32,
     /// Windows since the last step up.
@@ -233,6 +240,19 @@ pub struct AdaptiveLimit {
     peaks: VecDeque<u32>,
     /// The last window's average latency, for the admission's estimate of waiting times.
     recent_rtt: Option<Duration>,
+}
+
+/// A step of the limit by one (or more, far from any knee) that the next windows judge by how
+/// the typical latency moved, relative to the windows just before it: a machine that is slow
+/// for everyone moves both alike, a queue inside the target moves only with the limit.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    from: f64,
+    /// The typical latency before the step, seconds.
+    base: f64,
+    seen: u32,
+    /// Whether every window judged so far had a lower typical latency than `base`.
+    lower: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -259,9 +279,11 @@ const MAX_DECREASE: f64 = 0.7;
 /// The longest wait between probes at a steady knee, in windows (about a second at full
 /// rate), so a target that grows is still found within a second or two.
 const MAX_PROBE_WAIT: u32 = 16;
-/// Windows that judge a step up: the first after it mostly holds answers to requests sent
-/// before it, so the second decides too.
+/// Windows that judge a step: the first after it mostly holds answers to requests sent
+/// before it, so the second decides.
 const PROBE_WINDOWS: u32 = 2;
+/// Windows between steps down that test whether the limit is over the knee.
+const DOWN_PROBE_WAIT: u32 = 6;
 /// How many windows the concurrency a target took without queueing is remembered for.
 const PEAK_WINDOWS: usize = 20;
 /// The most the limit of a target that is not kept busy shrinks in one window.
@@ -280,8 +302,10 @@ impl AdaptiveLimit {
             lows: VecDeque::new(),
             spreads: VecDeque::new(),
             over_before: false,
+            settling: false,
             since_cut: u32::MAX,
-            probe_from: None,
+            probe: None,
+            typicals: VecDeque::new(),
             probe_wait: 0,
             since_probe: 0,
             peaks: VecDeque::new(),
@@ -345,9 +369,11 @@ impl AdaptiveLimit {
             (noload * self.tolerance.max(spread)).max(noload + QUEUE_SLACK.as_secs_f64());
         let knee = in_flight * (expected / typical.as_secs_f64().max(1e-9)).min(1.0);
         let waiting = in_flight - knee;
-        let beta = (0.1 * self.limit).max(0.5);
-        let alpha = beta / 3.0;
-        let over = waiting > beta;
+        let beta = (0.1 * self.limit).max(1.0);
+        // Cuts need clear queueing: near the knee, a machine that is slow for everyone looks
+        // like a little queueing too, and only a step judged against the windows just before
+        // it tells the two apart.
+        let over = waiting > 2.0 * beta;
         self.since_cut = self.since_cut.saturating_add(1);
         self.since_probe = self.since_probe.saturating_add(1);
         if !over {
@@ -356,39 +382,84 @@ impl AdaptiveLimit {
                 self.peaks.pop_front();
             }
         }
-        let full = w.max_in_flight as f64 >= self.limit.floor();
-        if let Some((before, seen)) = self.probe_from.take() {
-            if over {
-                // The step went past the knee: undo it now, and probe less often, one step
-                // at a time.
-                self.limit = before;
-                self.since_cut = 0;
-                self.probe_wait = (self.probe_wait * 2).clamp(1, MAX_PROBE_WAIT);
-                self.since_probe = 0;
-                self.over_before = false;
-                return;
+        let t = typical.as_secs_f64();
+        // The window after a change of the limit mixes answers from before and after it, so
+        // it is no baseline for judging the next step.
+        if std::mem::take(&mut self.settling) {
+            self.typicals.clear();
+        } else {
+            self.typicals.push_back(t);
+            if self.typicals.len() > PROBE_WINDOWS as usize {
+                self.typicals.pop_front();
             }
-            if seen + 1 < PROBE_WINDOWS {
-                self.probe_from = Some((before, seen + 1));
-                self.over_before = false;
-                return;
-            }
-            self.probe_wait = 0;
         }
-        if over && self.over_before && self.since_cut > 1 {
-            // Whole steps down onto the knee: a limit left a fraction over it rounds up to a
-            // request queued inside the target for good, and then every answer waits, so the
-            // no-load latency is never seen again and the queueing looks like the target's
-            // own. The window right after a cut mostly holds answers to requests sent before
-            // it, so it can't judge the cut and is skipped.
-            let cut = (knee + alpha)
-                .max(self.limit * MAX_DECREASE)
-                .floor()
-                .max(self.min);
-            if cut < self.limit {
-                self.limit = cut;
+        let base = (!self.typicals.is_empty())
+            .then(|| self.typicals.iter().sum::<f64>() / self.typicals.len() as f64);
+        let before = self.limit;
+        self.decide(t, base, w.max_in_flight, knee, waiting, over);
+        self.limit = self.limit.clamp(self.min, self.max);
+        self.over_before = over;
+        if self.limit != before {
+            self.settling = true;
+        }
+    }
+
+    /// Moves the limit after a window: `t` is its typical latency, `base` that of the
+    /// windows before it at the same limit.
+    fn decide(
+        &mut self,
+        t: f64,
+        base: Option<f64>,
+        max_in_flight: u32,
+        knee: f64,
+        waiting: f64,
+        over: bool,
+    ) {
+        let beta = (0.1 * self.limit).max(1.0);
+        let alpha = beta / 3.0;
+        let full = max_in_flight as f64 >= self.limit.floor();
+        if let Some(mut p) = self.probe.take() {
+            p.seen += 1;
+            // One request more over the knee makes every answer wait `1 / from` of a service
+            // time longer; half of that is the line between queueing and not.
+            let share = (self.limit - p.from).abs() / p.from;
+            if self.limit > p.from {
+                if p.seen >= PROBE_WINDOWS && t > p.base * (1.0 + 0.5 * share) {
+                    // The step up went past the knee: undo it now, and probe less often.
+                    self.limit = p.from;
+                    self.since_cut = 0;
+                    self.probe_wait = (self.probe_wait * 2).clamp(1, MAX_PROBE_WAIT);
+                    self.since_probe = 0;
+                } else if p.seen < PROBE_WINDOWS {
+                    self.probe = Some(p);
+                } else {
+                    self.probe_wait = 0;
+                }
+            } else if p.seen < PROBE_WINDOWS {
+                p.lower &= t < p.base;
+                self.probe = Some(p);
+            } else if p.lower && t < p.base * (1.0 - 0.5 * share) {
+                // The step down took waiting out of the target: it was over its knee.
                 self.since_cut = 0;
                 self.probe_wait = self.probe_wait.max(1);
+            } else {
+                self.limit = p.from;
+            }
+            return;
+        }
+        if over && self.over_before && self.since_cut > 1 {
+            // Whole steps down: a limit left a fraction over the knee rounds up to a
+            // request queued inside the target for good. The window right after a cut mostly
+            // holds answers to requests sent before it, so it can't judge the cut and is
+            // skipped.
+            let bound = (self.limit * MAX_DECREASE).ceil().min(self.limit - 1.0);
+            let cut = (knee + alpha).floor().max(bound).max(self.min);
+            if cut < self.limit {
+                // Something changed (a flood, a pause): what the probes learnt about the old
+                // knee no longer holds, so the next probe comes soon.
+                self.limit = cut;
+                self.since_cut = 0;
+                self.probe_wait = 1;
                 self.since_probe = 0;
             }
         } else if !full && !over {
@@ -396,7 +467,12 @@ impl AdaptiveLimit {
             if used < self.limit {
                 self.limit = (self.limit * APP_LIMITED_DECAY).max(used);
             }
-        } else if waiting < alpha && full && self.since_probe > self.probe_wait {
+        } else if let (true, true, true, Some(base)) = (
+            full,
+            waiting < beta,
+            self.since_probe > self.probe_wait.max(PROBE_WINDOWS),
+            base,
+        ) {
             // Some waiting, or a recent cut, says the knee is near: one step at a time.
             let step = if self.since_cut < NEAR_KNEE_WINDOWS || waiting > alpha / 4.0 {
                 1.0
@@ -404,13 +480,33 @@ impl AdaptiveLimit {
                 self.limit.sqrt()
             };
             if self.limit + step <= self.max {
-                self.probe_from = Some((self.limit, 0));
+                self.probe = Some(Probe {
+                    from: self.limit,
+                    base,
+                    seen: 0,
+                    lower: true,
+                });
             }
             self.limit += step;
             self.since_probe = 0;
+        } else if let (true, true, Some(base)) = (full, waiting > alpha, base) {
+            if self.since_probe <= DOWN_PROBE_WAIT
+                || self.since_cut <= DOWN_PROBE_WAIT
+                || self.limit - 1.0 < self.min
+            {
+                return;
+            }
+            // Some waiting, too little to cut for: one step down shows whether it is the
+            // target's queue (the latency falls) or its own pace (it doesn't).
+            self.probe = Some(Probe {
+                from: self.limit,
+                base,
+                seen: 0,
+                lower: true,
+            });
+            self.limit = (self.limit - 1.0).floor().max(self.min);
+            self.since_probe = 0;
         }
-        self.limit = self.limit.clamp(self.min, self.max);
-        self.over_before = over;
     }
 }
 
