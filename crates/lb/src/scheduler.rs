@@ -199,13 +199,10 @@ pub enum Cancelled {
 /// Every step is judged against windows at the old limit only: the window after any change
 /// is no baseline.
 ///
-/// A target that is not kept busy (the limit never reached in a window) proves nothing
-/// about concurrency it was never given: the limit decays towards one over the highest
-/// concurrency of the last [`PEAK_WINDOWS`] windows that did not queue, by at most
-/// [`APP_LIMITED_DECAY`] a window. So when a flood arrives, the target gets what it has been
-/// seen to take, not the untested initial limit, and the others' requests don't queue inside
-/// it behind the flood's while the limit comes down; a bigger target is found again by the
-/// upward probes.
+/// A cut is judged like a step down: when the latency did not follow the limit down, the
+/// waiting was not inside the target (a machine short of cores is slow at any limit; fewer
+/// requests at the target would only wait in Spindle's queues), so the cut is undone and
+/// cuts rest for [`CUT_HOLD_WINDOWS`].
 ///
 /// A slow target only has a larger no-load latency: it is never held below `min`.
 #[derive(Clone, Debug)]
@@ -236,8 +233,8 @@ pub struct AdaptiveLimit {
     probe_wait: u32,
     /// Windows since the last step up.
     since_probe: u32,
-    /// The highest concurrency of each of the last windows that did not queue.
-    peaks: VecDeque<u32>,
+    /// Windows for which cuts rest after one that the latency did not follow.
+    cut_hold: u32,
     /// The last window's average latency, for the admission's estimate of waiting times.
     recent_rtt: Option<Duration>,
 }
@@ -253,6 +250,11 @@ struct Probe {
     seen: u32,
     /// Whether every window judged so far had a lower typical latency than `base`.
     lower: bool,
+    /// Whether it is a cut on clear queueing (undone, it holds further cuts off).
+    cut: bool,
+    /// No verdict before this: requests sent after the step must have been answered, and
+    /// those that queued before it take up to the old latency to drain.
+    until: Instant,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -284,10 +286,8 @@ const MAX_PROBE_WAIT: u32 = 16;
 const PROBE_WINDOWS: u32 = 2;
 /// Windows between steps down that test whether the limit is over the knee.
 const DOWN_PROBE_WAIT: u32 = 6;
-/// How many windows the concurrency a target took without queueing is remembered for.
-const PEAK_WINDOWS: usize = 20;
-/// The most the limit of a target that is not kept busy shrinks in one window.
-const APP_LIMITED_DECAY: f64 = 0.95;
+/// How long cuts rest after one that the latency did not follow (about 2 s at full rate).
+const CUT_HOLD_WINDOWS: u32 = 40;
 
 impl AdaptiveLimit {
     /// A limit starting at `initial`, kept within `min..=max`; `tolerance` is the latency
@@ -308,7 +308,7 @@ impl AdaptiveLimit {
             typicals: VecDeque::new(),
             probe_wait: 0,
             since_probe: 0,
-            peaks: VecDeque::new(),
+            cut_hold: 0,
             recent_rtt: None,
         }
     }
@@ -376,12 +376,6 @@ impl AdaptiveLimit {
         let over = waiting > 2.0 * beta;
         self.since_cut = self.since_cut.saturating_add(1);
         self.since_probe = self.since_probe.saturating_add(1);
-        if !over {
-            self.peaks.push_back(w.max_in_flight);
-            if self.peaks.len() > PEAK_WINDOWS {
-                self.peaks.pop_front();
-            }
-        }
         let t = typical.as_secs_f64();
         // The window after a change of the limit mixes answers from before and after it, so
         // it is no baseline for judging the next step.
@@ -396,7 +390,7 @@ impl AdaptiveLimit {
         let base = (!self.typicals.is_empty())
             .then(|| self.typicals.iter().sum::<f64>() / self.typicals.len() as f64);
         let before = self.limit;
-        self.decide(t, base, w.max_in_flight, knee, waiting, over);
+        self.decide(now, t, base, w.max_in_flight, knee, waiting, over);
         self.limit = self.limit.clamp(self.min, self.max);
         self.over_before = over;
         if self.limit != before {
@@ -406,8 +400,10 @@ impl AdaptiveLimit {
 
     /// Moves the limit after a window: `t` is its typical latency, `base` that of the
     /// windows before it at the same limit.
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         &mut self,
+        now: Instant,
         t: f64,
         base: Option<f64>,
         max_in_flight: u32,
@@ -420,6 +416,9 @@ impl AdaptiveLimit {
         let full = max_in_flight as f64 >= self.limit.floor();
         if let Some(mut p) = self.probe.take() {
             p.seen += 1;
+            if now < p.until && p.seen >= PROBE_WINDOWS {
+                p.seen = PROBE_WINDOWS - 1;
+            }
             // One request more over the knee makes every answer wait `1 / from` of a service
             // time longer; half of that is the line between queueing and not.
             let share = (self.limit - p.from).abs() / p.from;
@@ -436,18 +435,29 @@ impl AdaptiveLimit {
                     self.probe_wait = 0;
                 }
             } else if p.seen < PROBE_WINDOWS {
+                // A cut from far over the knee shows only once what queued before it has
+                // drained; a step of one shows in both windows.
                 p.lower &= t < p.base;
                 self.probe = Some(p);
-            } else if p.lower && t < p.base * (1.0 - 0.5 * share) {
+            } else if (p.lower || p.cut)
+                && t < p.base * (1.0 - if p.cut { 0.25 } else { 0.5 } * share)
+            {
                 // The step down took waiting out of the target: it was over its knee.
                 self.since_cut = 0;
                 self.probe_wait = self.probe_wait.max(1);
             } else {
+                // The latency did not follow the limit down: it was not queueing inside the
+                // target (a machine short of cores is slow at any limit), so fewer requests
+                // would only wait in Spindle's queues instead. Cuts rest for a while.
                 self.limit = p.from;
+                if p.cut {
+                    self.cut_hold = CUT_HOLD_WINDOWS;
+                }
             }
             return;
         }
-        if over && self.over_before && self.since_cut > 1 {
+        self.cut_hold = self.cut_hold.saturating_sub(1);
+        if let (true, true, 0, Some(base)) = (over, self.over_before, self.cut_hold, base) {
             // Whole steps down: a limit left a fraction over the knee rounds up to a
             // request queued inside the target for good. The window right after a cut mostly
             // holds answers to requests sent before it, so it can't judge the cut and is
@@ -456,16 +466,20 @@ impl AdaptiveLimit {
             let cut = (knee + alpha).floor().max(bound).max(self.min);
             if cut < self.limit {
                 // Something changed (a flood, a pause): what the probes learnt about the old
-                // knee no longer holds, so the next probe comes soon.
+                // knee no longer holds, so the next probe comes soon. The cut itself is
+                // judged like a step down.
+                self.probe = Some(Probe {
+                    from: self.limit,
+                    base,
+                    seen: 0,
+                    lower: true,
+                    cut: true,
+                    until: now + Duration::from_secs_f64(2.0 * base),
+                });
                 self.limit = cut;
                 self.since_cut = 0;
                 self.probe_wait = 1;
                 self.since_probe = 0;
-            }
-        } else if !full && !over {
-            let used = f64::from(self.peaks.iter().copied().max().unwrap_or(0)) + 1.0;
-            if used < self.limit {
-                self.limit = (self.limit * APP_LIMITED_DECAY).max(used);
             }
         } else if let (true, true, true, Some(base)) = (
             full,
@@ -485,6 +499,8 @@ impl AdaptiveLimit {
                     base,
                     seen: 0,
                     lower: true,
+                    cut: false,
+                    until: now + Duration::from_secs_f64(base),
                 });
             }
             self.limit += step;
@@ -503,6 +519,8 @@ impl AdaptiveLimit {
                 base,
                 seen: 0,
                 lower: true,
+                cut: false,
+                until: now + Duration::from_secs_f64(base),
             });
             self.limit = (self.limit - 1.0).floor().max(self.min);
             self.since_probe = 0;
