@@ -181,9 +181,9 @@ pub enum Cancelled {
 /// the target. With `beta` a tenth of the limit, at least one request:
 /// - more than `2 * beta` waiting in two windows in a row (clear queueing, as when a flood
 ///   meets an untested limit): the limit moves down to `knee + alpha` in whole requests, at
-///   most by a factor [`MAX_DECREASE`] and at least by one per cut, skipping the window
-///   after a cut (it mostly holds answers to requests sent before the cut); one slow window
-///   is a blip, not a reason;
+///   most by a factor [`MAX_DECREASE`] and at least by one per cut; one slow window is a
+///   blip, not a reason. The next cut waits for this one's verdict (below), so coming down
+///   from 20 to a pool of 4 takes about a second;
 /// - less than `beta` waiting while the limit was reached: a step up (one within
 ///   [`NEAR_KNEE_WINDOWS`] of a cut, `sqrt(limit)` far from any knee). The second window
 ///   after it judges it: if the typical latency grew by more than half of what one more
@@ -214,8 +214,8 @@ pub struct AdaptiveLimit {
     window: Window,
     /// Low percentiles of single latencies of the most recent windows.
     lows: VecDeque<Duration>,
-    /// The ratio of typical latency to 10th percentile of the same windows: how much a typical answer
-    /// lags a fast one for reasons other than queueing (the target's own variance, threads
+    /// The ratio of typical latency to 10th percentile of the same windows: how much a
+    /// typical answer lags a fast one for reasons other than queueing (the target's own variance, threads
     /// waiting for a core on a busy machine). Its minimum is tolerated as not queueing.
     spreads: VecDeque<f64>,
     /// Whether the previous window saw clear queueing.
@@ -459,9 +459,7 @@ impl AdaptiveLimit {
         self.cut_hold = self.cut_hold.saturating_sub(1);
         if let (true, true, 0, Some(base)) = (over, self.over_before, self.cut_hold, base) {
             // Whole steps down: a limit left a fraction over the knee rounds up to a
-            // request queued inside the target for good. The window right after a cut mostly
-            // holds answers to requests sent before it, so it can't judge the cut and is
-            // skipped.
+            // request queued inside the target for good.
             let bound = (self.limit * MAX_DECREASE).ceil().min(self.limit - 1.0);
             let cut = (knee + alpha).floor().max(bound).max(self.min);
             if cut < self.limit {
