@@ -199,10 +199,12 @@ pub enum Cancelled {
 /// Every step is judged against windows at the old limit only: the window after any change
 /// is no baseline.
 ///
-/// A cut is judged like a step down: when the latency did not follow the limit down, the
-/// waiting was not inside the target (a machine short of cores is slow at any limit; fewer
-/// requests at the target would only wait in Spindle's queues), so the cut is undone and
-/// cuts rest for [`CUT_HOLD_WINDOWS`].
+/// A cut is judged on throughput, measured from the cut to its verdict against the last
+/// [`RATE_WINDOWS`] windows before it: a target that was its own bottleneck answers as many
+/// requests with fewer sent (the rest only queued inside it). When it answers fewer by more
+/// than half the cut's share, the waiting was not inside the target (a machine short of
+/// cores is slow at any limit; fewer requests at the target would only wait in Spindle's
+/// queues), so the cut is undone and cuts rest for [`CUT_HOLD_WINDOWS`].
 ///
 /// A slow target only has a larger no-load latency: it is never held below `min`.
 #[derive(Clone, Debug)]
@@ -227,14 +229,21 @@ pub struct AdaptiveLimit {
     since_cut: u32,
     /// A step being judged, until [`PROBE_WINDOWS`] windows have closed after it.
     probe: Option<Probe>,
-    /// The typical latency (seconds) of the last windows, the baseline a step is judged on.
-    typicals: VecDeque<f64>,
+    /// The typical latency (seconds) and the answers per second of the last windows, the
+    /// baseline a step is judged on.
+    typicals: VecDeque<(f64, f64)>,
     /// Windows to wait before the next step up (doubles with each step that was undone).
     probe_wait: u32,
     /// Windows since the last step up.
     since_probe: u32,
     /// Windows for which cuts rest after one that the latency did not follow.
     cut_hold: u32,
+    /// Answers counted so far, and when and at which count the limit last changed: the
+    /// throughput at a limit is measured over all of its time, not one bursty window.
+    answered: u64,
+    /// The time and count of answers at the close of the last [`RATE_WINDOWS`] windows at
+    /// the current limit.
+    marks: VecDeque<(Instant, u64)>,
     /// The last window's average latency, for the admission's estimate of waiting times.
     recent_rtt: Option<Duration>,
 }
@@ -247,6 +256,10 @@ struct Probe {
     from: f64,
     /// The typical latency before the step, seconds.
     base: f64,
+    /// Answers per second before the step.
+    base_rate: f64,
+    /// When the step was taken, and the count of answers then.
+    start: (Instant, u64),
     seen: u32,
     /// Whether every window judged so far had a lower typical latency than `base`.
     lower: bool,
@@ -288,6 +301,8 @@ const PROBE_WINDOWS: u32 = 2;
 const DOWN_PROBE_WAIT: u32 = 6;
 /// How long cuts rest after one that the latency did not follow (about 2 s at full rate).
 const CUT_HOLD_WINDOWS: u32 = 40;
+/// Windows the throughput before a cut is measured over.
+const RATE_WINDOWS: usize = 4;
 
 impl AdaptiveLimit {
     /// A limit starting at `initial`, kept within `min..=max`; `tolerance` is the latency
@@ -309,6 +324,8 @@ impl AdaptiveLimit {
             probe_wait: 0,
             since_probe: 0,
             cut_hold: 0,
+            answered: 0,
+            marks: VecDeque::new(),
             recent_rtt: None,
         }
     }
@@ -331,6 +348,7 @@ impl AdaptiveLimit {
     /// Records one request's latency; `in_flight` is the number of requests at the target when
     /// it started, itself included.
     pub fn sample(&mut self, rtt: Duration, in_flight: u32, now: Instant) {
+        self.answered += 1;
         let w = &mut self.window;
         let start = *w.start.get_or_insert(now);
         w.rtts.push(rtt);
@@ -377,35 +395,58 @@ impl AdaptiveLimit {
         self.since_cut = self.since_cut.saturating_add(1);
         self.since_probe = self.since_probe.saturating_add(1);
         let t = typical.as_secs_f64();
+        // Answers per second over the last windows at this limit (or since the step being
+        // judged): one window alone is too bursty to judge on.
+        let since = self
+            .probe
+            .map(|p| p.start)
+            .or_else(|| self.marks.front().copied())
+            .unwrap_or((start, self.answered - n as u64));
+        let rate = (self.answered - since.1) as f64
+            / now
+                .saturating_duration_since(since.0)
+                .as_secs_f64()
+                .max(1e-6);
         // The window after a change of the limit mixes answers from before and after it, so
         // it is no baseline for judging the next step.
         if std::mem::take(&mut self.settling) {
             self.typicals.clear();
         } else {
-            self.typicals.push_back(t);
+            self.typicals.push_back((t, rate));
             if self.typicals.len() > PROBE_WINDOWS as usize {
                 self.typicals.pop_front();
             }
         }
-        let base = (!self.typicals.is_empty())
-            .then(|| self.typicals.iter().sum::<f64>() / self.typicals.len() as f64);
+        let k = self.typicals.len() as f64;
+        let base = (!self.typicals.is_empty()).then(|| {
+            let (t, r) = self
+                .typicals
+                .iter()
+                .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+            (t / k, r / k)
+        });
         let before = self.limit;
-        self.decide(now, t, base, w.max_in_flight, knee, waiting, over);
+        self.decide(now, (t, rate), base, w.max_in_flight, knee, waiting, over);
         self.limit = self.limit.clamp(self.min, self.max);
         self.over_before = over;
         if self.limit != before {
             self.settling = true;
+            self.marks.clear();
+        }
+        self.marks.push_back((now, self.answered));
+        if self.marks.len() > RATE_WINDOWS {
+            self.marks.pop_front();
         }
     }
 
-    /// Moves the limit after a window: `t` is its typical latency, `base` that of the
-    /// windows before it at the same limit.
+    /// Moves the limit after a window: `(t, rate)` are its typical latency and answers per
+    /// second, `base` those of the windows before it at the same limit.
     #[allow(clippy::too_many_arguments)]
     fn decide(
         &mut self,
         now: Instant,
-        t: f64,
-        base: Option<f64>,
+        (t, rate): (f64, f64),
+        base: Option<(f64, f64)>,
         max_in_flight: u32,
         knee: f64,
         waiting: f64,
@@ -439,9 +480,15 @@ impl AdaptiveLimit {
                 // drained; a step of one shows in both windows.
                 p.lower &= t < p.base;
                 self.probe = Some(p);
-            } else if (p.lower || p.cut)
-                && t < p.base * (1.0 - if p.cut { 0.25 } else { 0.5 } * share)
-            {
+            } else if if p.cut {
+                // A cut is judged on throughput: a target that was the bottleneck answers as
+                // many requests with fewer sent (they only queued inside it), one slowed by
+                // something else answers fewer. Its latency is no guide here: it can still
+                // be rising from the flood that invited the cut.
+                rate >= p.base_rate * (1.0 - 0.5 * share)
+            } else {
+                p.lower && t < p.base * (1.0 - 0.5 * share)
+            } {
                 // The step down took waiting out of the target: it was over its knee.
                 self.since_cut = 0;
                 self.probe_wait = self.probe_wait.max(1);
@@ -468,11 +515,13 @@ impl AdaptiveLimit {
                 // judged like a step down.
                 self.probe = Some(Probe {
                     from: self.limit,
-                    base,
+                    base: base.0,
+                    base_rate: rate,
+                    start: (now, self.answered),
                     seen: 0,
                     lower: true,
                     cut: true,
-                    until: now + Duration::from_secs_f64(2.0 * base),
+                    until: now + Duration::from_secs_f64(2.0 * base.0),
                 });
                 self.limit = cut;
                 self.since_cut = 0;
@@ -494,11 +543,13 @@ impl AdaptiveLimit {
             if self.limit + step <= self.max {
                 self.probe = Some(Probe {
                     from: self.limit,
-                    base,
+                    base: base.0,
+                    base_rate: rate,
+                    start: (now, self.answered),
                     seen: 0,
                     lower: true,
                     cut: false,
-                    until: now + Duration::from_secs_f64(base),
+                    until: now + Duration::from_secs_f64(base.0),
                 });
             }
             self.limit += step;
@@ -514,11 +565,13 @@ impl AdaptiveLimit {
             // target's queue (the latency falls) or its own pace (it doesn't).
             self.probe = Some(Probe {
                 from: self.limit,
-                base,
+                base: base.0,
+                base_rate: rate,
+                start: (now, self.answered),
                 seen: 0,
                 lower: true,
                 cut: false,
-                until: now + Duration::from_secs_f64(base),
+                until: now + Duration::from_secs_f64(base.0),
             });
             self.limit = (self.limit - 1.0).floor().max(self.min);
             self.since_probe = 0;
