@@ -166,24 +166,45 @@ pub enum Cancelled {
     NotQueued,
 }
 
-/// The adaptive concurrency limit of one target, Vegas style: it finds the target's knee, the
-/// concurrency beyond which requests only wait inside the target, from latency alone.
+/// The adaptive concurrency limit of one target: it finds the target's knee, the concurrency
+/// beyond which requests only wait inside the target, from latency alone. Far from the knee
+/// it works Vegas style, on an absolute estimate; near it, by steps of one judged against
+/// the windows just before them (a gradient), which a machine that is slow for everyone
+/// can't fake.
 ///
-/// Per window of completed requests it measures the median latency and the average
-/// concurrency the requests met (counting themselves). The no-load latency is the lowest 10th
-/// percentile of single latencies over the last [`NOLOAD_WINDOWS`]: at a limit near the knee
-/// many requests find a free worker, so it stays measured while the target is busy, and it
-/// is forgotten in time, so a target that became slower for good is relearnt. By Little's law
-/// the target really serves `in_flight * expected / latency`
-/// requests at once (the knee), where `expected` is the no-load latency plus the tolerated
-/// queueing; the rest wait inside the target. Then:
-/// - more than `beta` waiting in two windows in a row: the limit moves to `knee + alpha`, at
-///   most by a factor [`MAX_DECREASE`] per window (one slow window is a blip, not a reason);
-/// - less than `alpha` waiting while the limit was reached: the limit grows, by one within
-///   [`NEAR_KNEE_WINDOWS`] of a cut or while some requests wait (the knee is close) and by
-///   `sqrt(limit)` otherwise, so it
-///   re-probes upward whenever the target can take more, quickly when far from any knee;
-/// - otherwise it stays (the band between alpha and beta keeps it from flapping).
+/// Per window of completed requests it measures the typical latency (the mean of the fastest
+/// 95%) and the average concurrency the requests met (counting themselves). The no-load
+/// latency is the lowest 10th percentile of single latencies over the last
+/// [`NOLOAD_WINDOWS`], so a target that became slower for good is relearnt. By Little's law
+/// the target really serves `in_flight * expected / typical` requests at once (the knee),
+/// where `expected` is the no-load latency plus the tolerated queueing; the rest wait inside
+/// the target. With `beta` a tenth of the limit, at least one request:
+/// - more than `2 * beta` waiting in two windows in a row (clear queueing, as when a flood
+///   meets an untested limit): the limit moves down to `knee + alpha` in whole requests, at
+///   most by a factor [`MAX_DECREASE`] and at least by one per cut; one slow window is a
+///   blip, not a reason. The next cut waits for this one's verdict (below), so coming down
+///   from 20 to a pool of 4 takes about a second;
+/// - less than `beta` waiting while the limit was reached: a step up (one within
+///   [`NEAR_KNEE_WINDOWS`] of a cut, `sqrt(limit)` far from any knee). The second window
+///   after it judges it: if the typical latency grew by more than half of what one more
+///   request over the knee adds (`1 / limit` of it), the step is undone and the next one
+///   waits twice as many windows as the last, up to [`MAX_PROBE_WAIT`] (about a second); a
+///   step the target takes clears the wait;
+/// - some waiting, too little to cut for, and no step for [`DOWN_PROBE_WAIT`] windows: a
+///   step down, kept only if the latency fell in both windows after it and by more than half
+///   of one request's share, else undone. This takes the last request out of a small pool's
+///   queue, which in a pool of 4 costs every answer a quarter of a service time and is
+///   exactly the queueing fairness can't reach.
+///
+/// Every step is judged against windows at the old limit only: the window after any change
+/// is no baseline.
+///
+/// A cut is judged on throughput, measured from the cut to its verdict against the last
+/// [`RATE_WINDOWS`] windows before it: a target that was its own bottleneck answers as many
+/// requests with fewer sent (the rest only queued inside it). When it answers fewer by more
+/// than half the cut's share, the waiting was not inside the target (a machine short of
+/// cores is slow at any limit; fewer requests at the target would only wait in Spindle's
+/// queues), so the cut is undone and cuts rest for [`CUT_HOLD_WINDOWS`].
 ///
 /// A slow target only has a larger no-load latency: it is never held below `min`.
 #[derive(Clone, Debug)]
@@ -195,17 +216,58 @@ pub struct AdaptiveLimit {
     window: Window,
     /// Low percentiles of single latencies of the most recent windows.
     lows: VecDeque<Duration>,
-    /// The ratio of median to 10th percentile of the same windows: how much a typical answer
-    /// lags a fast one for reasons other than queueing (the target's own variance, threads
+    /// The ratio of typical latency to 10th percentile of the same windows: how much a
+    /// typical answer lags a fast one for reasons other than queueing (the target's own variance, threads
     /// waiting for a core on a busy machine). Its minimum is tolerated as not queueing.
     spreads: VecDeque<f64>,
-    /// Whether the previous window saw more than `beta` requests waiting.
+    /// Whether the previous window saw clear queueing.
     over_before: bool,
+    /// Whether the limit changed in the last window (the next one is no baseline).
+    settling: bool,
 
     /// Windows since the limit was last cut.
     since_cut: u32,
+    /// A step being judged, until [`PROBE_WINDOWS`] windows have closed after it.
+    probe: Option<Probe>,
+    /// The typical latency (seconds) and the answers per second of the last windows, the
+    /// baseline a step is judged on.
+    typicals: VecDeque<(f64, f64)>,
+    /// Windows to wait before the next step up (doubles with each step that was undone).
+    probe_wait: u32,
+    /// Windows since the last step up.
+    since_probe: u32,
+    /// Windows for which cuts rest after one that the latency did not follow.
+    cut_hold: u32,
+    /// Answers counted so far, and when and at which count the limit last changed: the
+    /// throughput at a limit is measured over all of its time, not one bursty window.
+    answered: u64,
+    /// The time and count of answers at the close of the last [`RATE_WINDOWS`] windows at
+    /// the current limit.
+    marks: VecDeque<(Instant, u64)>,
     /// The last window's average latency, for the admission's estimate of waiting times.
     recent_rtt: Option<Duration>,
+}
+
+/// A step of the limit by one (or more, far from any knee) that the next windows judge by how
+/// the typical latency moved, relative to the windows just before it: a machine that is slow
+/// for everyone moves both alike, a queue inside the target moves only with the limit.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    from: f64,
+    /// The typical latency before the step, seconds.
+    base: f64,
+    /// Answers per second before the step.
+    base_rate: f64,
+    /// When the step was taken, and the count of answers then.
+    start: (Instant, u64),
+    seen: u32,
+    /// Whether every window judged so far had a lower typical latency than `base`.
+    lower: bool,
+    /// Whether it is a cut on clear queueing (undone, it holds further cuts off).
+    cut: bool,
+    /// No verdict before this: requests sent after the step must have been answered, and
+    /// those that queued before it take up to the old latency to drain.
+    until: Instant,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -229,6 +291,18 @@ const QUEUE_SLACK: Duration = Duration::from_millis(1);
 const NEAR_KNEE_WINDOWS: u32 = 40;
 /// The most the limit shrinks in one window.
 const MAX_DECREASE: f64 = 0.7;
+/// The longest wait between probes at a steady knee, in windows (about a second at full
+/// rate), so a target that grows is still found within a second or two.
+const MAX_PROBE_WAIT: u32 = 16;
+/// Windows that judge a step: the first after it mostly holds answers to requests sent
+/// before it, so the second decides.
+const PROBE_WINDOWS: u32 = 2;
+/// Windows between steps down that test whether the limit is over the knee.
+const DOWN_PROBE_WAIT: u32 = 6;
+/// How long cuts rest after one that the latency did not follow (about 2 s at full rate).
+const CUT_HOLD_WINDOWS: u32 = 40;
+/// Windows the throughput before a cut is measured over.
+const RATE_WINDOWS: usize = 4;
 
 impl AdaptiveLimit {
     /// A limit starting at `initial`, kept within `min..=max`; `tolerance` is the latency
@@ -243,7 +317,15 @@ impl AdaptiveLimit {
             lows: VecDeque::new(),
             spreads: VecDeque::new(),
             over_before: false,
+            settling: false,
             since_cut: u32::MAX,
+            probe: None,
+            typicals: VecDeque::new(),
+            probe_wait: 0,
+            since_probe: 0,
+            cut_hold: 0,
+            answered: 0,
+            marks: VecDeque::new(),
             recent_rtt: None,
         }
     }
@@ -266,6 +348,7 @@ impl AdaptiveLimit {
     /// Records one request's latency; `in_flight` is the number of requests at the target when
     /// it started, itself included.
     pub fn sample(&mut self, rtt: Duration, in_flight: u32, now: Instant) {
+        self.answered += 1;
         let w = &mut self.window;
         let start = *w.start.get_or_insert(now);
         w.rtts.push(rtt);
@@ -281,14 +364,18 @@ impl AdaptiveLimit {
         let in_flight = w.in_flight_sum as f64 / n as f64;
         // The no-load latency comes from the 10th percentile, not the minimum: one odd fast
         // answer must not make every other request look queued. Queueing is judged on the
-        // median, not the mean: on a busy machine some answers are late because a thread
-        // waited for a core, and that tail is not requests waiting inside the target.
+        // mean of the fastest 95%: on a busy machine some answers are late because a thread
+        // waited for a core, and that tail is not requests waiting inside the target. Not
+        // on the median: a small pool one over its knee often runs in step, so most answers
+        // find a worker at once and every fourth waits a whole service time, which the median
+        // never sees and the mean (Little's law) does.
         w.rtts.sort_unstable();
         let low = w.rtts[n / 10];
-        let median = w.rtts[n / 2];
+        let kept = (n - n / 20).max(1);
+        let typical = w.rtts[..kept].iter().sum::<Duration>() / kept as u32;
         self.lows.push_back(low);
         self.spreads
-            .push_back(median.as_secs_f64() / low.as_secs_f64().max(1e-9));
+            .push_back(typical.as_secs_f64() / low.as_secs_f64().max(1e-9));
         if self.lows.len() > NOLOAD_WINDOWS {
             self.lows.pop_front();
             self.spreads.pop_front();
@@ -298,28 +385,197 @@ impl AdaptiveLimit {
         let spread = self.spreads.iter().copied().fold(f64::INFINITY, f64::min);
         let expected =
             (noload * self.tolerance.max(spread)).max(noload + QUEUE_SLACK.as_secs_f64());
-        let knee = in_flight * (expected / median.as_secs_f64().max(1e-9)).min(1.0);
+        let knee = in_flight * (expected / typical.as_secs_f64().max(1e-9)).min(1.0);
         let waiting = in_flight - knee;
         let beta = (0.1 * self.limit).max(1.0);
+        // Cuts need clear queueing: near the knee, a machine that is slow for everyone looks
+        // like a little queueing too, and only a step judged against the windows just before
+        // it tells the two apart.
+        let over = waiting > 2.0 * beta;
+        self.since_cut = self.since_cut.saturating_add(1);
+        self.since_probe = self.since_probe.saturating_add(1);
+        let t = typical.as_secs_f64();
+        // Answers per second over the last windows at this limit (or since the step being
+        // judged): one window alone is too bursty to judge on.
+        let since = self
+            .probe
+            .map(|p| p.start)
+            .or_else(|| self.marks.front().copied())
+            .unwrap_or((start, self.answered - n as u64));
+        let rate = (self.answered - since.1) as f64
+            / now
+                .saturating_duration_since(since.0)
+                .as_secs_f64()
+                .max(1e-6);
+        // The window after a change of the limit mixes answers from before and after it, so
+        // it is no baseline for judging the next step.
+        if std::mem::take(&mut self.settling) {
+            self.typicals.clear();
+        } else {
+            self.typicals.push_back((t, rate));
+            if self.typicals.len() > PROBE_WINDOWS as usize {
+                self.typicals.pop_front();
+            }
+        }
+        let k = self.typicals.len() as f64;
+        let base = (!self.typicals.is_empty()).then(|| {
+            let (t, r) = self
+                .typicals
+                .iter()
+                .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+            (t / k, r / k)
+        });
+        let before = self.limit;
+        self.decide(now, (t, rate), base, w.max_in_flight, knee, waiting, over);
+        self.limit = self.limit.clamp(self.min, self.max);
+        self.over_before = over;
+        if self.limit != before {
+            self.settling = true;
+            self.marks.clear();
+        }
+        self.marks.push_back((now, self.answered));
+        if self.marks.len() > RATE_WINDOWS {
+            self.marks.pop_front();
+        }
+    }
+
+    /// Moves the limit after a window: `(t, rate)` are its typical latency and answers per
+    /// second, `base` those of the windows before it at the same limit.
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &mut self,
+        now: Instant,
+        (t, rate): (f64, f64),
+        base: Option<(f64, f64)>,
+        max_in_flight: u32,
+        knee: f64,
+        waiting: f64,
+        over: bool,
+    ) {
+        let beta = (0.1 * self.limit).max(1.0);
         let alpha = beta / 3.0;
-        let over = waiting > beta;
-        if over && self.over_before {
-            let cut = (knee + alpha).max(self.limit * MAX_DECREASE).max(self.min);
+        let full = max_in_flight as f64 >= self.limit.floor();
+        if let Some(mut p) = self.probe.take() {
+            p.seen += 1;
+            if now < p.until && p.seen >= PROBE_WINDOWS {
+                p.seen = PROBE_WINDOWS - 1;
+            }
+            // One request more over the knee makes every answer wait `1 / from` of a service
+            // time longer; half of that is the line between queueing and not.
+            let share = (self.limit - p.from).abs() / p.from;
+            if self.limit > p.from {
+                if p.seen >= PROBE_WINDOWS && t > p.base * (1.0 + 0.5 * share) {
+                    // The step up went past the knee: undo it now, and probe less often.
+                    self.limit = p.from;
+                    self.since_cut = 0;
+                    self.probe_wait = (self.probe_wait * 2).clamp(1, MAX_PROBE_WAIT);
+                    self.since_probe = 0;
+                } else if p.seen < PROBE_WINDOWS {
+                    self.probe = Some(p);
+                } else {
+                    self.probe_wait = 0;
+                }
+            } else if p.seen < PROBE_WINDOWS {
+                // A cut from far over the knee shows only once what queued before it has
+                // drained; a step of one shows in both windows.
+                p.lower &= t < p.base;
+                self.probe = Some(p);
+            } else if if p.cut {
+                // A cut is judged on throughput: a target that was the bottleneck answers as
+                // many requests with fewer sent (they only queued inside it), one slowed by
+                // something else answers fewer. Its latency is no guide here: it can still
+                // be rising from the flood that invited the cut.
+                rate >= p.base_rate * (1.0 - 0.5 * share)
+            } else {
+                p.lower && t < p.base * (1.0 - 0.5 * share)
+            } {
+                // The step down took waiting out of the target: it was over its knee.
+                self.since_cut = 0;
+                self.probe_wait = self.probe_wait.max(1);
+            } else {
+                // The latency did not follow the limit down: it was not queueing inside the
+                // target (a machine short of cores is slow at any limit), so fewer requests
+                // would only wait in Spindle's queues instead. Cuts rest for a while.
+                self.limit = p.from;
+                if p.cut {
+                    self.cut_hold = CUT_HOLD_WINDOWS;
+                }
+            }
+            return;
+        }
+        self.cut_hold = self.cut_hold.saturating_sub(1);
+        if let (true, true, 0, Some(base)) = (over, self.over_before, self.cut_hold, base) {
+            // Whole steps down: a limit left a fraction over the knee rounds up to a
+            // request queued inside the target for good.
+            let bound = (self.limit * MAX_DECREASE).ceil().min(self.limit - 1.0);
+            let cut = (knee + alpha).floor().max(bound).max(self.min);
             if cut < self.limit {
+                // Something changed (a flood, a pause): what the probes learnt about the old
+                // knee no longer holds, so the next probe comes soon. The cut itself is
+                // judged like a step down.
+                self.probe = Some(Probe {
+                    from: self.limit,
+                    base: base.0,
+                    base_rate: rate,
+                    start: (now, self.answered),
+                    seen: 0,
+                    lower: true,
+                    cut: true,
+                    until: now + Duration::from_secs_f64(2.0 * base.0),
+                });
                 self.limit = cut;
                 self.since_cut = 0;
+                self.probe_wait = 1;
+                self.since_probe = 0;
             }
-        } else if waiting < alpha && w.max_in_flight as f64 >= self.limit.floor() {
+        } else if let (true, true, true, Some(base)) = (
+            full,
+            waiting < beta,
+            self.since_probe > self.probe_wait.max(PROBE_WINDOWS),
+            base,
+        ) {
             // Some waiting, or a recent cut, says the knee is near: one step at a time.
-            self.limit += if self.since_cut < NEAR_KNEE_WINDOWS || waiting > alpha / 4.0 {
+            let step = if self.since_cut < NEAR_KNEE_WINDOWS || waiting > alpha / 4.0 {
                 1.0
             } else {
                 self.limit.sqrt()
             };
+            if self.limit + step <= self.max {
+                self.probe = Some(Probe {
+                    from: self.limit,
+                    base: base.0,
+                    base_rate: rate,
+                    start: (now, self.answered),
+                    seen: 0,
+                    lower: true,
+                    cut: false,
+                    until: now + Duration::from_secs_f64(base.0),
+                });
+            }
+            self.limit += step;
+            self.since_probe = 0;
+        } else if let (true, true, Some(base)) = (full, waiting > alpha, base) {
+            if self.since_probe <= DOWN_PROBE_WAIT
+                || self.since_cut <= DOWN_PROBE_WAIT
+                || self.limit - 1.0 < self.min
+            {
+                return;
+            }
+            // Some waiting, too little to cut for: one step down shows whether it is the
+            // target's queue (the latency falls) or its own pace (it doesn't).
+            self.probe = Some(Probe {
+                from: self.limit,
+                base: base.0,
+                base_rate: rate,
+                start: (now, self.answered),
+                seen: 0,
+                lower: true,
+                cut: false,
+                until: now + Duration::from_secs_f64(base.0),
+            });
+            self.limit = (self.limit - 1.0).floor().max(self.min);
+            self.since_probe = 0;
         }
-        self.since_cut = self.since_cut.saturating_add(1);
-        self.limit = self.limit.clamp(self.min, self.max);
-        self.over_before = over;
     }
 }
 

@@ -178,11 +178,11 @@ async fn the_limit_finds_a_backends_hidden_pool_of_four() {
     let (_, g) = lb.target_loads("app").unwrap()[0];
     eprintln!("limits {limits:?}, no-load latency {:?}", g.rtt_noload);
     // The limit ends within [4, 6]: the median of the readings over the third second. A
-    // single reading may be one higher, while the limit probes upward for a window.
+    // single reading may be one off, while a step up or down is judged for two windows.
     let mut sorted = limits.clone();
     sorted.sort();
     assert!(
-        (4..=6).contains(&sorted[sorted.len() / 2]) && limits.iter().all(|l| (4..=7).contains(l)),
+        (4..=6).contains(&sorted[sorted.len() / 2]) && limits.iter().all(|l| (3..=7).contains(l)),
         "limits over the third second: {limits:?}"
     );
     assert!(served.load(Ordering::Relaxed) > 200);
