@@ -117,7 +117,8 @@ pub(crate) enum Spec {
     LoadBalancer(LbSpec),
     Listener(ListenerSpec),
     Rule(RuleSpec),
-    TargetGroup(TgSpec),
+    /// Boxed: a target group's engine config is by far the largest spec.
+    TargetGroup(Box<TgSpec>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -189,7 +190,7 @@ impl Spec {
             Kind::LoadBalancer => LbSpec::parse(p, &mut e).map(Spec::LoadBalancer),
             Kind::Listener => ListenerSpec::parse(p, &mut e).map(Spec::Listener),
             Kind::ListenerRule => RuleSpec::parse(p, &mut e).map(Spec::Rule),
-            _ => TgSpec::parse(p, &mut e).map(Spec::TargetGroup),
+            _ => TgSpec::parse(p, &mut e).map(|t| Spec::TargetGroup(Box::new(t))),
         };
         e.finish(spec)
     }
