@@ -36,16 +36,21 @@ mod tests {
 
     #[test]
     fn the_owner_is_the_account_tag_else_the_stack_ids_account() {
-        let arn = "arn:aws:cloudformation:local:123456789012:stack/web/abc";
-        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+        const ARN: &str = "arn:aws:cloudformation:local:123456789012:stack/web/abc";
+        // (tags, the owner they say)
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            Option<&'static str>,
+        );
+        let cases: &[Case] = &[
             (&[(ACCOUNT_TAG, "210987654321")], Some("210987654321")),
             // The tag wins over the stack id: it is how ownership is recorded now.
             (
-                &[(ACCOUNT_TAG, "210987654321"), (STACK_ID_TAG, arn)],
+                &[(ACCOUNT_TAG, "210987654321"), (STACK_ID_TAG, ARN)],
                 Some("210987654321"),
             ),
             // An old stack instance: only the stack id.
-            (&[(STACK_ID_TAG, arn)], Some("123456789012")),
+            (&[(STACK_ID_TAG, ARN)], Some("123456789012")),
             (&[(ACCOUNT_TAG, "dev")], None),
             (
                 &[(STACK_ID_TAG, "arn:aws:s3:local:123456789012:bucket")],
