@@ -24,6 +24,7 @@ use spindle_autoscale::group::{Hook, HookResult, WarmPool};
 use spindle_autoscale::schedule::ScheduledAction;
 use spindle_autoscale::spec::{self, GroupProps, SpecError};
 use spindle_autoscale::{Action, Activity, Group, GroupSpec, Policy, Rules, Sample, Window};
+use spindle_model::AccountId;
 use spindle_runtime::{Instance, InstanceState};
 use spindle_stack::{
     BoxFuture, CreateRequest, DeleteRequest, Provider, ProviderError, ProviderOutput, ReadOutput,
@@ -468,8 +469,8 @@ impl AutoScaling {
     }
 
     /// Every group of `account`.
-    pub fn list(&self, account: &str) -> Vec<GroupInfo> {
-        let entries = self.account_entries(account);
+    pub fn list(&self, account: &AccountId) -> Vec<GroupInfo> {
+        let entries = self.account_entries(account.as_str());
         entries
             .iter()
             .map(|e| info(&e.lock().unwrap_or_else(|p| p.into_inner())))
@@ -477,18 +478,18 @@ impl AutoScaling {
     }
 
     /// One group.
-    pub fn describe(&self, account: &str, name: &str) -> Result<GroupInfo, String> {
-        self.with_group(account, name, |e| Ok(info(e)))
+    pub fn describe(&self, account: &AccountId, name: &str) -> Result<GroupInfo, String> {
+        self.with_group(account.as_str(), name, |e| Ok(info(e)))
     }
 
     /// A group's activities, oldest first.
-    pub fn activities(&self, account: &str, name: &str) -> Result<Vec<Activity>, String> {
-        self.with_group(account, name, |e| Ok(e.group.activities.clone()))
+    pub fn activities(&self, account: &AccountId, name: &str) -> Result<Vec<Activity>, String> {
+        self.with_group(account.as_str(), name, |e| Ok(e.group.activities.clone()))
     }
 
     /// `set-desired-capacity`.
-    pub fn set_desired(&self, account: &str, name: &str, n: u32) -> Result<(), String> {
-        self.with_group(account, name, |e| {
+    pub fn set_desired(&self, account: &AccountId, name: &str, n: u32) -> Result<(), String> {
+        self.with_group(account.as_str(), name, |e| {
             e.group.set_desired(n, now_unix(), "a user")
         })?;
         self.save();
@@ -496,8 +497,13 @@ impl AutoScaling {
     }
 
     /// `start-instance-refresh`.
-    pub fn start_refresh(&self, account: &str, name: &str, min_healthy: u32) -> Result<(), String> {
-        self.with_group(account, name, |e| {
+    pub fn start_refresh(
+        &self,
+        account: &AccountId,
+        name: &str,
+        min_healthy: u32,
+    ) -> Result<(), String> {
+        self.with_group(account.as_str(), name, |e| {
             e.group.start_refresh(min_healthy, now_unix())
         })
     }
@@ -505,13 +511,13 @@ impl AutoScaling {
     /// `complete-lifecycle-action`.
     pub fn complete_lifecycle_action(
         &self,
-        account: &str,
+        account: &AccountId,
         name: &str,
         instance: &str,
         hook: &str,
         result: HookResult,
     ) -> Result<(), String> {
-        let (actions, tgs) = self.with_group(account, name, |e| {
+        let (actions, tgs) = self.with_group(account.as_str(), name, |e| {
             let a = e
                 .group
                 .complete_lifecycle_action(instance, hook, result, now_unix())?;
