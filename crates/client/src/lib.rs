@@ -6,7 +6,9 @@
 
 mod apt;
 mod client;
-pub mod credentials;
+/// The credentials file's format lives in `spindle-credentials` (the daemon writes it too,
+/// without depending on the client); re-exported so programs using the client find it here.
+pub use spindle_credentials as credentials;
 
 pub use apt::DebArchive;
 pub use client::{Client, ClientError, DEFAULT_ENDPOINT};

@@ -130,6 +130,42 @@ string_id!(
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 );
 
+string_id!(
+    /// An instance id as the runtime makes it: `i-` and 1-17 lowercase letters or digits.
+    InstanceId,
+    "instance id",
+    "i- followed by 1-17 characters of a-z and 0-9",
+    |s| is_runtime_id("i", s)
+);
+
+string_id!(
+    /// An image id as the image store makes it: `ami-` and 1-17 lowercase letters or digits.
+    ImageId,
+    "image id",
+    "ami- followed by 1-17 characters of a-z and 0-9",
+    |s| is_runtime_id("ami", s)
+);
+
+string_id!(
+    /// A VPC id as the runtime makes it: `vpc-` and 1-17 lowercase letters or digits.
+    VpcId,
+    "VPC id",
+    "vpc- followed by 1-17 characters of a-z and 0-9",
+    |s| is_runtime_id("vpc", s)
+);
+
+/// `kind-` and 1-17 lowercase letters or digits: the shape of the runtime's ids (they name
+/// network namespaces and files, so nothing else is allowed).
+fn is_runtime_id(kind: &str, s: &str) -> bool {
+    s.strip_prefix(kind)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|r| {
+            (1..=17).contains(&r.len())
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}
+
 fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -231,6 +267,35 @@ mod tests {
             assert_eq!(AccessKeyId::parse(v).is_ok(), key, "key id {v:?}");
             assert_eq!(ParamName::parse(v).is_ok(), param, "param {v:?}");
         }
+    }
+
+    #[test]
+    fn runtime_ids_validate() {
+        let cases: &[(&str, bool, bool, bool)] = &[
+            // value, instance id, image id, VPC id
+            ("i-0123456789abcdef0", true, false, false),
+            ("i-a", true, false, false),
+            ("i-", false, false, false),
+            ("i-0123456789abcdef01", false, false, false),
+            ("i-ABC", false, false, false),
+            ("i-../x", false, false, false),
+            ("ami-0123456789abcdef0", false, true, false),
+            ("web:latest", false, false, false),
+            ("vpc-a", false, false, true),
+            ("vpc-0123456789abcdef0", false, false, true),
+            ("subnet-1", false, false, false),
+            ("", false, false, false),
+        ];
+        for &(v, inst, image, vpc) in cases {
+            assert_eq!(InstanceId::parse(v).is_ok(), inst, "instance id {v:?}");
+            assert_eq!(ImageId::parse(v).is_ok(), image, "image id {v:?}");
+            assert_eq!(VpcId::parse(v).is_ok(), vpc, "VPC id {v:?}");
+        }
+        let e = VpcId::parse("vpc-A").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "VPC id `vpc-A` is not valid: expected vpc- followed by 1-17 characters of a-z and 0-9"
+        );
     }
 
     #[test]

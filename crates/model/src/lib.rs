@@ -12,6 +12,11 @@ pub mod asg;
 pub mod devbox;
 pub mod ids;
 pub mod lb;
+pub mod owner;
 
 pub use action::Action;
-pub use ids::{AccessKeyId, AccountId, AccountName, IdError, ParamName, RoleName, StackName};
+pub use ids::{
+    AccessKeyId, AccountId, AccountName, IdError, ImageId, InstanceId, ParamName, RoleName,
+    StackName, VpcId,
+};
+pub use owner::{instance_owner, ACCOUNT_TAG, STACK_ID_TAG};

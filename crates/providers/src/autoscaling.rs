@@ -24,6 +24,7 @@ use spindle_autoscale::group::{Hook, HookResult, WarmPool};
 use spindle_autoscale::schedule::ScheduledAction;
 use spindle_autoscale::spec::{self, GroupProps, SpecError};
 use spindle_autoscale::{Action, Activity, Group, GroupSpec, Policy, Rules, Sample, Window};
+use spindle_model::AccountId;
 use spindle_runtime::{Instance, InstanceState};
 use spindle_stack::{
     BoxFuture, CreateRequest, DeleteRequest, Provider, ProviderError, ProviderOutput, ReadOutput,
@@ -32,16 +33,7 @@ use spindle_stack::{
 use spindle_template::Value;
 
 use crate::instance::version_number;
-use crate::{derived_id, Ec2, LaunchOverrides};
-
-/// The resource types [`AutoScaling::register`] registers.
-pub const AUTOSCALING_TYPES: &[&str] = &[
-    "AWS::AutoScaling::AutoScalingGroup",
-    "AWS::AutoScaling::ScalingPolicy",
-    "AWS::AutoScaling::ScheduledAction",
-    "AWS::AutoScaling::LifecycleHook",
-    "AWS::AutoScaling::WarmPool",
-];
+use crate::{derived_id, Ec2, Kind, LaunchOverrides};
 
 /// The tag naming an instance's group (as on AWS).
 pub const GROUP_TAG: &str = "aws:autoscaling:groupName";
@@ -103,7 +95,8 @@ enum Attachment {
 /// What the state file keeps of an attachment: enough to read it again.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct RawAttachment {
-    kind: String,
+    #[serde(with = "attachment_kind")]
+    kind: Kind,
     logical_id: String,
     props: Json,
 }
@@ -265,14 +258,8 @@ impl AutoScaling {
         let p = spec::group_props(&r.props).map_err(|e| e.to_string())?;
         let mut attachments = BTreeMap::new();
         for (id, a) in &r.attachments {
-            let kind = match a.kind.as_str() {
-                "policy" => Kind::Policy,
-                "scheduled" => Kind::Scheduled,
-                "hook" => Kind::Hook,
-                _ => Kind::WarmPool,
-            };
             let (_, att, _) =
-                read_attachment(kind, &a.logical_id, &a.props).map_err(|e| e.to_string())?;
+                read_attachment(a.kind, &a.logical_id, &a.props).map_err(|e| e.to_string())?;
             attachments.insert(id.clone(), att);
         }
         let spec = self.build_spec(&p, r.version, &attachments);
@@ -280,7 +267,7 @@ impl AutoScaling {
         for i in instances.iter().filter(|i| {
             i.state != InstanceState::Terminated
                 && i.tags.get(GROUP_TAG) == Some(&r.name)
-                && i.tags.get("spindle:account") == Some(&r.account)
+                && spindle_model::instance_owner(&i.tags).is_some_and(|o| o.as_str() == r.account)
         }) {
             group.members.push(spindle_autoscale::Member {
                 id: i.id.clone(),
@@ -364,17 +351,11 @@ impl AutoScaling {
         self.lb.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Registers every type in [`AUTOSCALING_TYPES`].
+    /// Registers every type in [`crate::AUTOSCALING_TYPES`].
     pub fn register(self: &Arc<Self>, registry: &mut spindle_stack::ProviderRegistry) {
-        for (t, kind) in [
-            (AUTOSCALING_TYPES[0], Kind::Group),
-            (AUTOSCALING_TYPES[1], Kind::Policy),
-            (AUTOSCALING_TYPES[2], Kind::Scheduled),
-            (AUTOSCALING_TYPES[3], Kind::Hook),
-            (AUTOSCALING_TYPES[4], Kind::WarmPool),
-        ] {
+        for kind in crate::kind::kinds_of(crate::Group::AutoScaling) {
             registry.register(
-                t,
+                kind.type_name(),
                 Arc::new(AsgProvider {
                     asg: self.clone(),
                     kind,
@@ -488,8 +469,8 @@ impl AutoScaling {
     }
 
     /// Every group of `account`.
-    pub fn list(&self, account: &str) -> Vec<GroupInfo> {
-        let entries = self.account_entries(account);
+    pub fn list(&self, account: &AccountId) -> Vec<GroupInfo> {
+        let entries = self.account_entries(account.as_str());
         entries
             .iter()
             .map(|e| info(&e.lock().unwrap_or_else(|p| p.into_inner())))
@@ -497,18 +478,18 @@ impl AutoScaling {
     }
 
     /// One group.
-    pub fn describe(&self, account: &str, name: &str) -> Result<GroupInfo, String> {
-        self.with_group(account, name, |e| Ok(info(e)))
+    pub fn describe(&self, account: &AccountId, name: &str) -> Result<GroupInfo, String> {
+        self.with_group(account.as_str(), name, |e| Ok(info(e)))
     }
 
     /// A group's activities, oldest first.
-    pub fn activities(&self, account: &str, name: &str) -> Result<Vec<Activity>, String> {
-        self.with_group(account, name, |e| Ok(e.group.activities.clone()))
+    pub fn activities(&self, account: &AccountId, name: &str) -> Result<Vec<Activity>, String> {
+        self.with_group(account.as_str(), name, |e| Ok(e.group.activities.clone()))
     }
 
     /// `set-desired-capacity`.
-    pub fn set_desired(&self, account: &str, name: &str, n: u32) -> Result<(), String> {
-        self.with_group(account, name, |e| {
+    pub fn set_desired(&self, account: &AccountId, name: &str, n: u32) -> Result<(), String> {
+        self.with_group(account.as_str(), name, |e| {
             e.group.set_desired(n, now_unix(), "a user")
         })?;
         self.save();
@@ -516,8 +497,13 @@ impl AutoScaling {
     }
 
     /// `start-instance-refresh`.
-    pub fn start_refresh(&self, account: &str, name: &str, min_healthy: u32) -> Result<(), String> {
-        self.with_group(account, name, |e| {
+    pub fn start_refresh(
+        &self,
+        account: &AccountId,
+        name: &str,
+        min_healthy: u32,
+    ) -> Result<(), String> {
+        self.with_group(account.as_str(), name, |e| {
             e.group.start_refresh(min_healthy, now_unix())
         })
     }
@@ -525,13 +511,13 @@ impl AutoScaling {
     /// `complete-lifecycle-action`.
     pub fn complete_lifecycle_action(
         &self,
-        account: &str,
+        account: &AccountId,
         name: &str,
         instance: &str,
         hook: &str,
         result: HookResult,
     ) -> Result<(), String> {
-        let (actions, tgs) = self.with_group(account, name, |e| {
+        let (actions, tgs) = self.with_group(account.as_str(), name, |e| {
             let a = e
                 .group
                 .complete_lifecycle_action(instance, hook, result, now_unix())?;
@@ -637,7 +623,7 @@ impl AutoScaling {
             {
                 let mut tags = BTreeMap::new();
                 tags.insert(GROUP_TAG.to_string(), e.group.name.clone());
-                tags.insert("spindle:account".to_string(), e.account.clone());
+                tags.insert(spindle_model::ACCOUNT_TAG.to_string(), e.account.clone());
                 tags.extend(e.stack_tags.clone());
                 let o = LaunchOverrides {
                     subnet_id: subnet.clone(),
@@ -916,7 +902,7 @@ fn read_attachment(
     j: &Json,
 ) -> Result<(String, Attachment, String), ProviderError> {
     Ok(match kind {
-        Kind::Policy => {
+        Kind::ScalingPolicy => {
             let x = spec::policy_props(j).map_err(spec_error)?;
             let name = logical_id.to_string();
             let a = if x.enabled {
@@ -926,12 +912,12 @@ fn read_attachment(
             };
             (x.group, a, name)
         }
-        Kind::Scheduled => {
+        Kind::ScheduledAction => {
             let (g, a) = spec::scheduled_props(j, logical_id).map_err(spec_error)?;
             let name = a.name.clone();
             (g, Attachment::Scheduled(a), name)
         }
-        Kind::Hook => {
+        Kind::LifecycleHook => {
             let (g, h) = spec::hook_props(j, logical_id).map_err(spec_error)?;
             let name = h.name.clone();
             (g, Attachment::Hook(h), name)
@@ -940,21 +926,38 @@ fn read_attachment(
             let (g, w) = spec::warm_pool_props(j).map_err(spec_error)?;
             (g, Attachment::WarmPool(w), "warmpool".into())
         }
-        Kind::Group => {
-            return Err(ProviderError::Failed(
-                "an auto scaling group is not an attachment".into(),
-            ))
+        other => {
+            return Err(ProviderError::Failed(format!(
+                "{other} is not an auto scaling group's attachment"
+            )))
         }
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Group,
-    Policy,
-    Scheduled,
-    Hook,
-    WarmPool,
+/// Attachment kinds as the state file spells them (`policy`, `scheduled`, `hook`,
+/// `warmpool`; anything else was read as a warm pool, and still is).
+mod attachment_kind {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::Kind;
+
+    pub fn serialize<S: Serializer>(kind: &Kind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match kind {
+            Kind::ScalingPolicy => "policy",
+            Kind::ScheduledAction => "scheduled",
+            Kind::LifecycleHook => "hook",
+            _ => "warmpool",
+        })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Kind, D::Error> {
+        Ok(match String::deserialize(d)?.as_str() {
+            "policy" => Kind::ScalingPolicy,
+            "scheduled" => Kind::ScheduledAction,
+            "hook" => Kind::LifecycleHook,
+            _ => Kind::WarmPool,
+        })
+    }
 }
 
 struct AsgProvider {
@@ -972,13 +975,7 @@ impl AsgProvider {
         let j = json(p);
         let (group, a, name) = read_attachment(self.kind, cx.logical_id, &j)?;
         let raw = RawAttachment {
-            kind: match self.kind {
-                Kind::Policy => "policy",
-                Kind::Scheduled => "scheduled",
-                Kind::Hook => "hook",
-                _ => "warmpool",
-            }
-            .into(),
+            kind: self.kind,
             logical_id: cx.logical_id.to_string(),
             props: j,
         };
@@ -987,9 +984,9 @@ impl AsgProvider {
             cx.context.region,
             cx.context.account_id,
             match self.kind {
-                Kind::Policy => "scalingPolicy",
-                Kind::Scheduled => "scheduledUpdateGroupAction",
-                Kind::Hook => "lifecycleHook",
+                Kind::ScalingPolicy => "scalingPolicy",
+                Kind::ScheduledAction => "scheduledUpdateGroupAction",
+                Kind::LifecycleHook => "lifecycleHook",
                 _ => "warmPool",
             },
             &derived_id("x", cx)[2..],
@@ -1005,14 +1002,14 @@ impl Provider for AsgProvider {
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
             let cx = req.cx;
-            if self.kind == Kind::Group {
+            if self.kind == Kind::AutoScalingGroup {
                 return self.asg.create_group(&cx, &req.properties);
             }
             let (group, id, a, raw) = self.attachment(&cx, &req.properties)?;
             self.asg
                 .attach(&cx.context.account_id, &group, &id, a, raw)?;
             let mut attributes = BTreeMap::new();
-            if self.kind == Kind::Policy {
+            if self.kind == Kind::ScalingPolicy {
                 attributes.insert("Arn".into(), Value::str(&id));
                 attributes.insert("PolicyName".into(), Value::str(cx.logical_id));
             }
@@ -1028,7 +1025,7 @@ impl Provider for AsgProvider {
         req: UpdateRequest<'a>,
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
-            if self.kind == Kind::Group {
+            if self.kind == Kind::AutoScalingGroup {
                 return self.asg.update_group(&req);
             }
             let cx = req.cx;
@@ -1046,7 +1043,7 @@ impl Provider for AsgProvider {
     fn delete<'a>(&'a self, req: DeleteRequest<'a>) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move {
             let account = req.cx.context.account_id.clone();
-            if self.kind == Kind::Group {
+            if self.kind == Kind::AutoScalingGroup {
                 let asg = self.asg.clone();
                 let name = req.physical_id.clone();
                 tokio::task::spawn_blocking(move || asg.delete_group(&account, &name))
@@ -1065,7 +1062,7 @@ impl Provider for AsgProvider {
     ) -> BoxFuture<'a, Result<Option<ReadOutput>, ProviderError>> {
         Box::pin(async move {
             let account = &req.cx.context.account_id;
-            if self.kind != Kind::Group {
+            if self.kind != Kind::AutoScalingGroup {
                 let found = req.physical_id.as_ref().is_some_and(|id| {
                     let g = self.asg.groups.lock().unwrap_or_else(|p| p.into_inner());
                     g.values().any(|e| {

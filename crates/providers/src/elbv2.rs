@@ -61,17 +61,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use spindle_lb::scheduler::{SchedulerConfig, TokenBucketConfig};
 use spindle_lb::{
-    Action, Algorithm, ApplyError, BoxFuture as LbFuture, Condition, HealthCheckConfig,
-    HealthState, IsolationConfig, LbConfig, LbOptions, ListenerConfig, ListenerProtocol,
-    LoadBalancer, RuleConfig, Stickiness, TargetGroupConfig, TcpConnector, TenantKey,
-    UpstreamConnector,
+    Action, ApplyError, BoxFuture as LbFuture, HealthState, LbConfig, LbOptions, ListenerConfig,
+    ListenerProtocol, LoadBalancer, RuleConfig, TargetGroupConfig, TcpConnector, UpstreamConnector,
 };
-use spindle_model::lb::{
-    LbAdmission, LbCounts, LbMetricSeries, LbSecond, ListenerInfo, LoadBalancerInfo,
-    TargetGroupInfo, TargetHealthInfo,
-};
+use spindle_model::AccountId;
 use spindle_runtime::Runtime;
 use spindle_stack::ssm::ParamStore;
 use spindle_stack::{
@@ -80,100 +74,17 @@ use spindle_stack::{
 };
 use spindle_template::Value;
 
-use crate::props::{Props, Shape};
-use crate::scoped_token;
+use crate::elbv2_spec::{shape, ActionSpec, CertSource, ListenerProto, Spec, TgSpec};
+use crate::props::Props;
+use crate::{scoped_token, Kind};
 
-/// The resource types [`Elb::register`] registers.
-pub const ELBV2_TYPES: &[&str] = &[LB_TYPE, LISTENER_TYPE, RULE_TYPE, TG_TYPE];
+mod queries;
 
 /// The file name of the providers' state, in the runtime's data directory.
 pub const ELBV2_STATE_FILE: &str = "elbv2-providers.json";
 
-const LB_TYPE: &str = "AWS::ElasticLoadBalancingV2::LoadBalancer";
-pub(crate) const LISTENER_TYPE: &str = "AWS::ElasticLoadBalancingV2::Listener";
-const RULE_TYPE: &str = "AWS::ElasticLoadBalancingV2::ListenerRule";
-pub(crate) const TG_TYPE: &str = "AWS::ElasticLoadBalancingV2::TargetGroup";
-
-/// The `spindle.*` target group attribute keys [`Elb`] implements (the table in the module
-/// documentation). Validation refuses any other `spindle.` key before a deploy starts;
-/// `spindle_attribute_list_matches_the_parser` checks this list against `target_group`.
-pub(crate) const SPINDLE_TG_ATTRIBUTES: &[&str] = &[
-    "spindle.target.timeout_seconds",
-    "spindle.tenant.header",
-    "spindle.tenant.source",
-    "spindle.tenant.concurrency.initial",
-    "spindle.tenant.concurrency.min",
-    "spindle.tenant.concurrency.max",
-    "spindle.tenant.concurrency.adaptive",
-    "spindle.tenant.max_in_flight",
-    "spindle.tenant.queue.max",
-    "spindle.tenant.queue.timeout_ms",
-    "spindle.tenant.rate.per_second",
-    "spindle.tenant.rate.burst",
-];
-
 /// The hosted zone id `DNSName` lives in (the DNS issue serves it).
 pub const HOSTED_ZONE_ID: &str = "ZSPINDLEELB0001";
-
-const LB_SHAPE: Shape = Shape {
-    type_name: LB_TYPE,
-    used: &["Name", "Type", "Subnets", "LoadBalancerAttributes"],
-    ignored: &["Scheme", "SecurityGroups", "IpAddressType", "Tags"],
-    hints: &[
-        ("SubnetMappings", "use Subnets"),
-        (
-            "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic",
-            "PrivateLink is not implemented",
-        ),
-    ],
-};
-
-const LISTENER_SHAPE: Shape = Shape {
-    type_name: LISTENER_TYPE,
-    used: &[
-        "LoadBalancerArn",
-        "Port",
-        "Protocol",
-        "Certificates",
-        "DefaultActions",
-    ],
-    ignored: &["SslPolicy", "ListenerAttributes"],
-    hints: &[
-        ("AlpnPolicy", "HTTPS listeners always offer h2 and http/1.1"),
-        ("MutualAuthentication", "mutual TLS is not implemented"),
-    ],
-};
-
-const RULE_SHAPE: Shape = Shape {
-    type_name: RULE_TYPE,
-    used: &["ListenerArn", "Priority", "Conditions", "Actions"],
-    ignored: &[],
-    hints: &[],
-};
-
-const TG_SHAPE: Shape = Shape {
-    type_name: TG_TYPE,
-    used: &[
-        "Name",
-        "Port",
-        "Protocol",
-        "VpcId",
-        "TargetType",
-        "Targets",
-        "HealthCheckEnabled",
-        "HealthCheckIntervalSeconds",
-        "HealthCheckTimeoutSeconds",
-        "HealthyThresholdCount",
-        "UnhealthyThresholdCount",
-        "HealthCheckPath",
-        "HealthCheckPort",
-        "HealthCheckProtocol",
-        "Matcher",
-        "TargetGroupAttributes",
-    ],
-    ignored: &["ProtocolVersion", "IpAddressType", "Tags"],
-    hints: &[],
-};
 
 /// How the daemon runs its load balancers.
 #[derive(Debug, Clone, Default)]
@@ -184,10 +95,14 @@ pub struct ElbOptions {
     pub io_threads: usize,
 }
 
-/// One resource's record: who made it and its properties (as JSON, re-read on every compile).
+/// One resource's record: its kind, who made it, its properties as given (what `read`
+/// reports) and, parsed from them once, their typed [`Spec`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Rec {
-    account: String,
+    /// Records written before kinds were stored have none; [`load_records`] reads it from
+    /// the ARN's resource type once, when they are loaded.
+    kind: Kind,
+    account: AccountId,
     region: String,
     stack: String,
     logical_id: String,
@@ -204,27 +119,89 @@ struct Rec {
     /// `Targets`), kept here so they survive a daemon restart.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     dynamic: BTreeSet<String>,
+    /// `props` parsed (at create and update, or when loaded); a loaded record whose
+    /// properties no longer parse keeps the refusal, reported when it is compiled.
+    #[serde(skip, default = "unparsed")]
+    spec: Result<Spec, String>,
+}
+
+fn unparsed() -> Result<Spec, String> {
+    Err("properties not parsed".into())
+}
+
+/// Stored properties as the provider reads them. Specs are parsed from this form (not from
+/// the request's map), so a loaded record and a new one with the same JSON are equal.
+fn props_of(json: &serde_json::Value) -> Props {
+    match Value::from_json(json) {
+        Value::Map(m) => m,
+        _ => Props::new(),
+    }
 }
 
 impl Rec {
     fn props(&self) -> Props {
-        match Value::from_json(&self.props) {
-            Value::Map(m) => m,
-            _ => Props::new(),
+        props_of(&self.props)
+    }
+
+    fn spec(&self) -> Result<&Spec, ProviderError> {
+        self.spec
+            .as_ref()
+            .map_err(|m| ProviderError::InvalidRequest(m.clone()))
+    }
+
+    /// The target group's spec (an error for a record of another kind).
+    fn target_group(&self) -> Result<&TgSpec, ProviderError> {
+        match self.spec()? {
+            Spec::TargetGroup(t) => Ok(t),
+            _ => Err(ProviderError::Failed(format!(
+                "{} is not a target group",
+                self.name
+            ))),
+        }
+    }
+
+    /// Whether this record names `arn`: as its parent, or as a target group it forwards to.
+    fn refers_to(&self, arn: &str) -> bool {
+        if self.parent.as_deref() == Some(arn) {
+            return true;
+        }
+        match &self.spec {
+            Ok(spec) => spec.target_groups().contains(&arn),
+            // A record whose properties no longer parse: what they say, as text.
+            Err(_) => self.props.to_string().contains(arn),
         }
     }
 }
 
-fn kind_of(arn: &str) -> &'static str {
-    if arn.contains(":loadbalancer/") {
-        LB_TYPE
-    } else if arn.contains(":listener-rule/") {
-        RULE_TYPE
-    } else if arn.contains(":listener/") {
-        LISTENER_TYPE
-    } else {
-        TG_TYPE
+/// The kind of a record written before kinds were stored, from its ARN's resource type
+/// (`…:loadbalancer/…`, `…:listener-rule/…`, `…:listener/…`, else a target group). Only
+/// [`load_records`] reads ARNs this way.
+fn legacy_kind(arn: &str) -> Kind {
+    let resource = arn.splitn(6, ':').nth(5).unwrap_or_default();
+    match resource.split('/').next() {
+        Some("loadbalancer") => Kind::LoadBalancer,
+        Some("listener-rule") => Kind::ListenerRule,
+        Some("listener") => Kind::Listener,
+        _ => Kind::TargetGroup,
     }
+}
+
+/// Reads the state file's records (old ones without a kind too) and parses each one's
+/// properties.
+fn load_records(bytes: &[u8]) -> Result<BTreeMap<String, Rec>, serde_json::Error> {
+    let raw: BTreeMap<String, serde_json::Value> = serde_json::from_slice(bytes)?;
+    let mut out = BTreeMap::new();
+    for (arn, mut v) in raw {
+        if let Some(m) = v.as_object_mut() {
+            if !m.contains_key("kind") {
+                m.insert("kind".into(), serde_json::to_value(legacy_kind(&arn))?);
+            }
+        }
+        let mut rec: Rec = serde_json::from_value(v)?;
+        rec.spec = Spec::parse(rec.kind, &rec.props());
+        out.insert(arn, rec);
+    }
+    Ok(out)
 }
 
 /// A load balancer the daemon runs, and what its last config was made of.
@@ -282,8 +259,8 @@ impl std::fmt::Debug for Elb {
 }
 
 /// Why an ELB operation failed, as the stack engine sees it.
-fn invalid(type_name: &'static str, msg: impl Into<String>) -> ProviderError {
-    ProviderError::InvalidRequest(format!("{type_name}: {}", msg.into()))
+fn invalid(kind: Kind, msg: impl Into<String>) -> ProviderError {
+    ProviderError::InvalidRequest(format!("{kind}: {}", msg.into()))
 }
 
 impl Elb {
@@ -300,7 +277,7 @@ impl Elb {
                     path: p.clone(),
                     message: e.to_string(),
                 })?;
-                serde_json::from_slice(&bytes).map_err(|e| crate::Ec2Error::State {
+                load_records(&bytes).map_err(|e| crate::Ec2Error::State {
                     path: p.clone(),
                     message: e.to_string(),
                 })?
@@ -325,14 +302,14 @@ impl Elb {
         let _ = self.params.set(params);
     }
 
-    /// Registers every type in [`ELBV2_TYPES`].
+    /// Registers every type in [`crate::ELBV2_TYPES`].
     pub fn register(self: &Arc<Self>, registry: &mut spindle_stack::ProviderRegistry) {
-        for t in ELBV2_TYPES {
+        for kind in crate::kind::kinds_of(crate::Group::Elbv2) {
             registry.register(
-                t,
+                kind.type_name(),
                 Arc::new(ElbProvider {
                     elb: self.clone(),
-                    type_name: t,
+                    kind,
                 }),
             );
         }
@@ -345,7 +322,7 @@ impl Elb {
         let arns: Vec<String> = st
             .recs
             .iter()
-            .filter(|(a, _)| kind_of(a) == LB_TYPE)
+            .filter(|(_, r)| r.kind == Kind::LoadBalancer)
             .map(|(a, _)| a.clone())
             .collect();
         for arn in arns {
@@ -496,15 +473,18 @@ impl Elb {
 
     /// The VPC of a load balancer's `Subnets`, when there is a runtime to ask.
     fn lb_vpc(&self, rec: &Rec) -> Result<Option<String>, ProviderError> {
-        let subnets = LB_SHAPE
-            .str_list(&rec.props(), "Subnets")
-            .map_err(ProviderError::from)?;
-        let (Some(rt), false) = (&self.runtime, subnets.is_empty()) else {
+        let Spec::LoadBalancer(spec) = rec.spec()? else {
+            return Err(ProviderError::Failed(format!(
+                "{} is not a load balancer",
+                rec.name
+            )));
+        };
+        let (Some(rt), false) = (&self.runtime, spec.subnets.is_empty()) else {
             return Ok(None);
         };
         let vpcs = rt.vpcs();
         let mut found: Option<String> = None;
-        for s in &subnets {
+        for s in &spec.subnets {
             let vpc = vpcs
                 .iter()
                 .find(|v| v.subnets.contains_key(s))
@@ -512,7 +492,7 @@ impl Elb {
                 .ok_or_else(|| ProviderError::NotFound(format!("subnet {s}")))?;
             if found.as_ref().is_some_and(|f| *f != vpc) {
                 return Err(invalid(
-                    LB_TYPE,
+                    Kind::LoadBalancer,
                     format!("Subnets must all be in one VPC; {s} is in {vpc}"),
                 ));
             }
@@ -521,53 +501,39 @@ impl Elb {
         Ok(found)
     }
 
-    fn certificate(&self, account: &str, p: &Props) -> Result<String, ProviderError> {
-        let certs = LISTENER_SHAPE
-            .map_list(p, "Certificates")
-            .map_err(ProviderError::from)?
-            .unwrap_or_default();
-        let Some(first) = certs.first() else {
-            return Err(invalid(
-                LISTENER_TYPE,
-                "an HTTPS listener needs Certificates with one CertificateArn",
-            ));
-        };
-        let arn = LISTENER_SHAPE
-            .req_str(first, "CertificateArn")
-            .map_err(ProviderError::from)?;
-        if let Some(path) = arn.strip_prefix("file:") {
-            return std::fs::read_to_string(path).map_err(|e| {
+    /// The PEM bundle of an HTTPS listener.
+    fn certificate(
+        &self,
+        account: &AccountId,
+        source: &CertSource,
+    ) -> Result<String, ProviderError> {
+        match source {
+            CertSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
                 invalid(
-                    LISTENER_TYPE,
+                    Kind::Listener,
                     format!("Certificates: cannot read `{path}`: {e}"),
                 )
-            });
+            }),
+            CertSource::Param(name) => {
+                let store = self.params.get().ok_or_else(|| {
+                    invalid(
+                        Kind::Listener,
+                        "Certificates: no parameter store on this daemon",
+                    )
+                })?;
+                match store.get(account, name) {
+                    Ok(Some(p)) => Ok(p.value),
+                    Ok(None) => Err(invalid(
+                        Kind::Listener,
+                        format!("Certificates: parameter `{name}` not found"),
+                    )),
+                    Err(e) => Err(ProviderError::Failed(e.to_string())),
+                }
+            }
         }
-        if let Some(name) = arn.strip_prefix("ssm:") {
-            let store = self.params.get().ok_or_else(|| {
-                invalid(
-                    LISTENER_TYPE,
-                    "Certificates: no parameter store on this daemon",
-                )
-            })?;
-            return match store.get(account, name) {
-                Ok(Some(p)) => Ok(p.value),
-                Ok(None) => Err(invalid(
-                    LISTENER_TYPE,
-                    format!("Certificates: parameter `{name}` not found"),
-                )),
-                Err(e) => Err(ProviderError::Failed(e.to_string())),
-            };
-        }
-        Err(invalid(
-            LISTENER_TYPE,
-            format!(
-                "CertificateArn `{arn}`: Spindle reads certificates from `file:/path/bundle.pem` or `ssm:/parameter/name` (a PEM with the chain and its key)"
-            ),
-        ))
     }
 
-    /// The whole config of one load balancer from the records.
+    /// The whole config of one load balancer from the records' specs.
     fn compile(
         &self,
         recs: &BTreeMap<String, Rec>,
@@ -576,7 +542,11 @@ impl Elb {
         strict: bool,
     ) -> Result<Compiled, ProviderError> {
         let lb = &recs[lb_arn];
-        let lb_props = lb.props();
+        let Spec::LoadBalancer(lb_spec) = lb.spec()? else {
+            return Err(ProviderError::Failed(format!(
+                "{lb_arn} is not a load balancer"
+            )));
+        };
         let address = self
             .opts
             .address
@@ -586,44 +556,47 @@ impl Elb {
         let mut groups: BTreeSet<String> = BTreeSet::new();
         for (l_arn, l) in recs
             .iter()
-            .filter(|(a, r)| kind_of(a) == LISTENER_TYPE && r.parent.as_deref() == Some(lb_arn))
+            .filter(|(_, r)| r.kind == Kind::Listener && r.parent.as_deref() == Some(lb_arn))
         {
-            let p = l.props();
-            let port = port_of(&LISTENER_SHAPE, &p, "Port")?;
-            let protocol = match LISTENER_SHAPE
-                .opt_str(&p, "Protocol")
-                .map_err(ProviderError::from)?
-                .as_deref()
-            {
-                None | Some("HTTP") => ListenerProtocol::Http,
-                Some("HTTPS") => {
-                    let pem = self.certificate(&l.account, &p)?;
+            let Spec::Listener(spec) = l.spec()? else {
+                continue;
+            };
+            let protocol = match &spec.protocol {
+                ListenerProto::Http => ListenerProtocol::Http,
+                ListenerProto::Https(source) => {
+                    let pem = self.certificate(&l.account, source)?;
                     ListenerProtocol::Https {
                         cert_pem: pem.clone(),
                         key_pem: pem,
                     }
                 }
-                Some(other) => {
-                    return Err(invalid(
-                        LISTENER_TYPE,
-                        format!("Protocol `{other}`: Spindle implements HTTP and HTTPS"),
-                    ))
-                }
             };
-            let default_action = action_of(
+            let default_action = action(
                 recs,
-                LISTENER_TYPE,
+                Kind::Listener,
                 &l.account,
-                &p,
-                "DefaultActions",
+                &spec.default_action,
                 &mut groups,
             )?;
             let mut rules = Vec::new();
             for (_, r) in recs
                 .iter()
-                .filter(|(a, r)| kind_of(a) == RULE_TYPE && r.parent.as_deref() == Some(l_arn))
+                .filter(|(_, r)| r.kind == Kind::ListenerRule && r.parent.as_deref() == Some(l_arn))
             {
-                rules.push(rule_of(recs, &r.account, &r.props(), &mut groups)?);
+                let Spec::Rule(rule) = r.spec()? else {
+                    continue;
+                };
+                rules.push(RuleConfig {
+                    priority: rule.priority,
+                    conditions: rule.conditions.clone(),
+                    action: action(
+                        recs,
+                        Kind::ListenerRule,
+                        &r.account,
+                        &rule.action,
+                        &mut groups,
+                    )?,
+                });
             }
             out.listeners.push((
                 l_arn.clone(),
@@ -632,12 +605,12 @@ impl Elb {
                 } else {
                     "HTTPS".into()
                 },
-                port,
+                spec.port,
                 rules.len(),
             ));
             out.config.listeners.push(ListenerConfig {
                 name: l_arn.clone(),
-                bind: SocketAddr::new(address, port),
+                bind: SocketAddr::new(address, spec.port),
                 protocol,
                 rules,
                 default_action,
@@ -651,12 +624,9 @@ impl Elb {
             out.config.target_groups.push(cfg);
         }
         // The idle timeout is the one load balancer attribute with an effect.
-        for (k, v) in attributes(&LB_SHAPE, &lb_props, "LoadBalancerAttributes")? {
-            if k == "idle_timeout.timeout_seconds" {
-                let secs = parse_num::<u64>(LB_TYPE, &k, &v)?;
-                out.config.client.idle_timeout = Duration::from_secs(secs.max(1));
-                out.config.client.header_read_timeout = Duration::from_secs(secs.max(1));
-            }
+        if let Some(secs) = lb_spec.idle_timeout {
+            out.config.client.idle_timeout = Duration::from_secs(secs.max(1));
+            out.config.client.header_read_timeout = Duration::from_secs(secs.max(1));
         }
         Ok(out)
     }
@@ -669,15 +639,13 @@ impl Elb {
         lb_vpc: Option<&str>,
         strict: bool,
     ) -> Result<(TargetGroupConfig, Vec<(String, u16, SocketAddr)>), ProviderError> {
-        let s = &TG_SHAPE;
-        let p = tg.props();
-        let e = ProviderError::from;
-        let port = port_of(s, &p, "Port")?;
-        let vpc = s.opt_str(&p, "VpcId").map_err(e)?;
-        if let (Some(v), Some(l)) = (&vpc, lb_vpc) {
+        let spec = tg.target_group()?;
+        let port = spec.port;
+        let vpc = spec.vpc_id.as_deref();
+        if let (Some(v), Some(l)) = (vpc, lb_vpc) {
             if v != l {
                 return Err(invalid(
-                    TG_TYPE,
+                    Kind::TargetGroup,
                     format!(
                         "target group {} is in {v} but its load balancer is in {l}",
                         tg.name
@@ -685,35 +653,17 @@ impl Elb {
                 ));
             }
         }
-        let ip_targets = match s.opt_str(&p, "TargetType").map_err(e)?.as_deref() {
-            None | Some("instance") => false,
-            Some("ip") => true,
-            Some(other) => {
-                return Err(invalid(
-                    TG_TYPE,
-                    format!("TargetType `{other}`: Spindle implements instance and ip"),
-                ))
-            }
-        };
         let mut resolved = Vec::new();
-        for t in s.map_list(&p, "Targets").map_err(e)?.unwrap_or_default() {
-            let id = s.req_str(t, "Id").map_err(e)?;
-            let tport = match s.opt_int(t, "Port").map_err(e)? {
-                None => port,
-                Some(n) => u16::try_from(n)
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| invalid(TG_TYPE, format!("Targets: port {n} out of range")))?,
-            };
-            let ip = if ip_targets {
+        for (id, tport) in &spec.targets {
+            let ip = if spec.ip_targets {
                 id.parse::<IpAddr>().map_err(|_| {
                     invalid(
-                        TG_TYPE,
+                        Kind::TargetGroup,
                         format!("Targets: `{id}` is not an IP address (TargetType is ip)"),
                     )
                 })?
             } else {
-                match self.instance_ip(&id, vpc.as_deref().or(lb_vpc)) {
+                match self.instance_ip(id, vpc.or(lb_vpc)) {
                     Ok(ip) => ip,
                     Err(err) if strict => return Err(err),
                     Err(err) => {
@@ -722,7 +672,7 @@ impl Elb {
                     }
                 }
             };
-            resolved.push((id, tport, SocketAddr::new(ip, tport)));
+            resolved.push((id.clone(), *tport, SocketAddr::new(ip, *tport)));
         }
         // Auto scaling's instances, on the group's port. One that no longer resolves (its
         // group terminated it while the daemon was down) is left out, never an error.
@@ -730,143 +680,23 @@ impl Elb {
             if resolved.iter().any(|(r, _, _)| r == id) {
                 continue;
             }
-            match self.instance_ip(id, vpc.as_deref().or(lb_vpc)) {
+            match self.instance_ip(id, vpc.or(lb_vpc)) {
                 Ok(ip) => resolved.push((id.clone(), port, SocketAddr::new(ip, port))),
                 Err(err) => {
                     tracing::warn!(target_group = %tg.name, error = %err, "registered instance left out")
                 }
             }
         }
-        let mut cfg = TargetGroupConfig::new(
-            tg.name.clone(),
-            resolved.iter().map(|(_, _, a)| *a).collect(),
-        );
-        cfg.health_check = health_check(&p)?;
-        let attrs = attributes(s, &p, "TargetGroupAttributes")?;
-        let mut sticky = (false, Duration::from_secs(86400));
-        let mut iso = SchedulerConfig::default();
-        let mut tenant_key: Option<TenantKey> = None;
-        let mut source: Option<String> = None;
-        let mut rate: (Option<f64>, Option<u32>) = (None, None);
-        for (k, v) in &attrs {
-            let secs = || parse_num::<u64>(TG_TYPE, k, v).map(Duration::from_secs);
-            match k.as_str() {
-                "deregistration_delay.timeout_seconds" => cfg.deregistration_delay = secs()?,
-                "slow_start.duration_seconds" => cfg.slow_start = secs()?,
-                "load_balancing.algorithm.type" => {
-                    cfg.algorithm = match v.as_str() {
-                        "round_robin" => Algorithm::RoundRobin,
-                        "least_outstanding_requests" => Algorithm::LeastOutstandingRequests,
-                        _ => {
-                            return Err(invalid(
-                                TG_TYPE,
-                                format!(
-                                    "{k}: `{v}` is not round_robin or least_outstanding_requests"
-                                ),
-                            ))
-                        }
-                    }
-                }
-                "stickiness.enabled" => sticky.0 = parse_bool(k, v)?,
-                "stickiness.type" if v != "lb_cookie" => {
-                    return Err(invalid(
-                        TG_TYPE,
-                        format!("{k}: Spindle implements lb_cookie, not `{v}`"),
-                    ));
-                }
-                "stickiness.lb_cookie.duration_seconds" => sticky.1 = secs()?,
-                "spindle.target.timeout_seconds" => {
-                    cfg.target_timeout = secs()?.max(Duration::from_millis(1))
-                }
-                "spindle.tenant.header" => tenant_key = Some(TenantKey::Header(v.clone())),
-                "spindle.tenant.source" => source = Some(v.clone()),
-                "spindle.tenant.concurrency.initial" => {
-                    iso.initial_limit = parse_num(TG_TYPE, k, v)?
-                }
-                "spindle.tenant.concurrency.min" => iso.min_limit = parse_num(TG_TYPE, k, v)?,
-                "spindle.tenant.concurrency.max" => iso.max_limit = parse_num(TG_TYPE, k, v)?,
-                "spindle.tenant.concurrency.adaptive" => iso.adaptive = parse_bool(k, v)?,
-                "spindle.tenant.max_in_flight" => {
-                    iso.max_in_flight_per_tenant = Some(parse_num(TG_TYPE, k, v)?)
-                }
-                "spindle.tenant.queue.max" => iso.max_queue_per_tenant = parse_num(TG_TYPE, k, v)?,
-                "spindle.tenant.queue.timeout_ms" => {
-                    iso.queue_timeout = Duration::from_millis(parse_num(TG_TYPE, k, v)?)
-                }
-                "spindle.tenant.rate.per_second" => rate.0 = Some(parse_num(TG_TYPE, k, v)?),
-                "spindle.tenant.rate.burst" => rate.1 = Some(parse_num(TG_TYPE, k, v)?),
-                other if other.starts_with("spindle.tenant.weight.") => {
-                    let tenant = &other["spindle.tenant.weight.".len()..];
-                    let weight: u32 = parse_num(TG_TYPE, k, v)?;
-                    if tenant.is_empty() || weight == 0 {
-                        return Err(invalid(
-                            TG_TYPE,
-                            format!("{k}: needs a tenant name and a weight of at least 1"),
-                        ));
-                    }
-                    iso.weights.insert(tenant.to_ascii_lowercase(), weight);
-                }
-                other if other.starts_with("spindle.") => {
-                    return Err(invalid(
-                        TG_TYPE,
-                        format!("TargetGroupAttributes: unknown Spindle attribute `{other}`"),
-                    ))
-                }
-                _ => {}
-            }
-        }
-        if sticky.0 {
-            cfg.stickiness = Some(Stickiness { duration: sticky.1 });
-        }
-        let key = match (source.as_deref(), tenant_key) {
-            (None, k) => k,
-            (Some("header"), Some(k)) => Some(k),
-            (Some("header"), None) => {
-                return Err(invalid(
-                    TG_TYPE,
-                    "spindle.tenant.source is header but spindle.tenant.header is not set",
-                ))
-            }
-            (Some("host"), _) => Some(TenantKey::HostSubdomain),
-            (Some("path"), _) => Some(TenantKey::PathPrefix),
-            (Some(other), _) => {
-                return Err(invalid(
-                    TG_TYPE,
-                    format!("spindle.tenant.source `{other}` is not header, host or path"),
-                ))
-            }
-        };
-        iso.token_bucket = match rate {
-            (None, None) => None,
-            (Some(r), b) => Some(TokenBucketConfig {
-                rate_per_sec: r,
-                burst: b.unwrap_or_else(|| (r.ceil() as u32).max(1)),
-            }),
-            (None, Some(_)) => {
-                return Err(invalid(
-                    TG_TYPE,
-                    "spindle.tenant.rate.burst needs spindle.tenant.rate.per_second",
-                ))
-            }
-        };
-        if let Some(k) = key {
-            cfg.isolation = Some(IsolationConfig {
-                tenant_key: k,
-                scheduler: iso,
-            });
-        } else if attrs.iter().any(|(k, _)| k.starts_with("spindle.tenant.")) {
-            return Err(invalid(
-                TG_TYPE,
-                "spindle.tenant.* settings need spindle.tenant.header or spindle.tenant.source",
-            ));
-        }
+        let mut cfg = spec.config.clone();
+        cfg.name = tg.name.clone();
+        cfg.targets = resolved.iter().map(|(_, _, a)| *a).collect();
         Ok((cfg, resolved))
     }
 
     fn instance_ip(&self, id: &str, vpc: Option<&str>) -> Result<IpAddr, ProviderError> {
         let Some(rt) = &self.runtime else {
             return Err(invalid(
-                TG_TYPE,
+                Kind::TargetGroup,
                 format!(
                     "target {id}: instance targets need the instance runtime (use TargetType: ip)"
                 ),
@@ -878,7 +708,7 @@ impl Elb {
         if let Some(v) = vpc {
             if inst.vpc_id != v {
                 return Err(invalid(
-                    TG_TYPE,
+                    Kind::TargetGroup,
                     format!(
                         "target {id} is in {} but the target group is in {v}",
                         inst.vpc_id
@@ -887,94 +717,6 @@ impl Elb {
             }
         }
         Ok(IpAddr::V4(inst.private_ip))
-    }
-
-    // ------------------------------------------------------------------ queries for the API
-
-    fn find(&self, account: &str, name: &str) -> Option<View> {
-        let view = self.view.lock().unwrap_or_else(|p| p.into_inner());
-        view.values()
-            .find(|v| v.rec.account == account && (v.rec.name == name || v.arn == name))
-            .cloned()
-    }
-
-    /// Every load balancer of `account`, by name.
-    pub fn list(&self, account: &str) -> Vec<LoadBalancerInfo> {
-        let mut views: Vec<View> = {
-            let view = self.view.lock().unwrap_or_else(|p| p.into_inner());
-            view.values()
-                .filter(|v| v.rec.account == account)
-                .cloned()
-                .collect()
-        };
-        views.sort_by(|a, b| a.rec.name.cmp(&b.rec.name));
-        views.iter().map(info).collect()
-    }
-
-    /// One load balancer by name or ARN.
-    pub fn describe(&self, account: &str, name: &str) -> Option<LoadBalancerInfo> {
-        self.find(account, name).map(|v| info(&v))
-    }
-
-    /// Registered targets of one load balancer's target groups with their health.
-    pub fn target_health(&self, account: &str, name: &str) -> Option<Vec<TargetHealthInfo>> {
-        let v = self.find(account, name)?;
-        let health = v.lb.target_health();
-        let mut out = Vec::new();
-        for h in health {
-            let registered = v
-                .compiled
-                .targets
-                .get(&h.target_group)
-                .and_then(|ts| ts.iter().find(|t| t.2 == h.target));
-            let (id, port) = match registered {
-                Some((id, port, _)) => (id.clone(), *port),
-                None => (h.target.ip().to_string(), h.target.port()),
-            };
-            out.push(TargetHealthInfo {
-                target_group: h.target_group,
-                id,
-                port,
-                address: h.target.to_string(),
-                state: match h.state {
-                    HealthState::Initial => "initial",
-                    HealthState::Healthy => "healthy",
-                    HealthState::Unhealthy => "unhealthy",
-                    HealthState::Draining => "draining",
-                }
-                .into(),
-                in_flight: h.in_flight,
-            });
-        }
-        Some(out)
-    }
-
-    /// The 1-second metrics of one load balancer, per target and per tenant.
-    pub fn metrics(&self, account: &str, name: &str) -> Option<Vec<LbMetricSeries>> {
-        let v = self.find(account, name)?;
-        let mut loads = HashMap::new();
-        for g in v.compiled.targets.keys() {
-            for (addr, l) in v.lb.target_loads(g).unwrap_or_default() {
-                let a = LbAdmission {
-                    limit: l.limit,
-                    in_flight: l.in_flight,
-                    queued: l.queued as u64,
-                };
-                loads.insert((g.clone(), addr.to_string()), a);
-            }
-        }
-        Some(
-            v.lb.metrics()
-                .into_iter()
-                .map(|s| series(s, &loads))
-                .collect(),
-        )
-    }
-
-    /// Prometheus text of every running load balancer.
-    pub fn prometheus(&self) -> String {
-        let view = self.view.lock().unwrap_or_else(|p| p.into_inner());
-        view.values().map(|v| v.lb.prometheus()).collect()
     }
 }
 
@@ -1029,12 +771,10 @@ impl Elb {
             for a in tg_arns {
                 let r = recs
                     .get_mut(a)
-                    .filter(|_| a.contains(":targetgroup/"))
+                    .filter(|r| r.kind == Kind::TargetGroup)
                     .ok_or_else(|| ProviderError::NotFound(format!("target group {a}")))?;
-                let vpc = TG_SHAPE
-                    .opt_str(&r.props(), "VpcId")
-                    .map_err(ProviderError::from)?;
-                self.instance_ip(instance_id, vpc.as_deref())?;
+                let vpc = r.target_group()?.vpc_id.as_deref();
+                self.instance_ip(instance_id, vpc)?;
                 r.dynamic.insert(instance_id.to_string());
             }
             Ok(())
@@ -1140,472 +880,71 @@ impl Elb {
     }
 }
 
-fn counts(c: &spindle_lb::metrics::Counts) -> LbCounts {
-    LbCounts {
-        requests: c.requests,
-        errors_4xx: c.errors_4xx,
-        errors_5xx: c.errors_5xx,
-        timeouts: c.timeouts,
-        connect_errors: c.connect_errors,
-        bad_responses: c.bad_responses,
-        refused: c.refused,
-        queued: c.queued,
-        max_in_flight: c.max_in_flight,
-    }
-}
-
-/// A metrics series with, for a target of an isolated group, its admission from `loads`.
-fn series(
-    s: spindle_lb::metrics::SeriesSnapshot,
-    loads: &HashMap<(String, String), LbAdmission>,
-) -> LbMetricSeries {
-    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
-    let admission = match (s.labels.get("target_group"), s.labels.get("target")) {
-        (Some(g), Some(t)) => loads.get(&(g.clone(), t.clone())).copied(),
-        _ => None,
-    };
-    LbMetricSeries {
-        admission,
-        labels: s.labels,
-        in_flight: s.in_flight,
-        seconds: s
-            .seconds
-            .iter()
-            .map(|x| LbSecond {
-                unix_second: x.unix_second,
-                counts: counts(&x.counts),
-                p50_ms: ms(x.p50),
-                p95_ms: ms(x.p95),
-                p99_ms: ms(x.p99),
-            })
-            .collect(),
-        totals: counts(&s.totals),
-    }
-}
-
-fn info(v: &View) -> LoadBalancerInfo {
-    let lb = &v.lb;
-    LoadBalancerInfo {
-        name: v.rec.name.clone(),
-        arn: v.arn.clone(),
-        dns_name: dns_name(&v.rec.name, &v.arn, &v.rec.region),
-        address: v
-            .rec
-            .address
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "127.0.0.1".into()),
-        vpc_id: v.vpc_id.clone(),
-        stack: v.rec.stack.clone(),
-        logical_id: v.rec.logical_id.clone(),
-        listeners: v
-            .compiled
-            .listeners
-            .iter()
-            .map(|(arn, protocol, port, rules)| ListenerInfo {
-                arn: arn.clone(),
-                protocol: protocol.clone(),
-                port: *port,
-                address: lb
-                    .listener_addr(arn)
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-                rules: *rules,
-            })
-            .collect(),
-        target_groups: v
-            .compiled
-            .config
-            .target_groups
-            .iter()
-            .map(|tg| TargetGroupInfo {
-                name: tg.name.clone(),
-                arn: v
-                    .compiled
-                    .group_arns
-                    .get(&tg.name)
-                    .cloned()
-                    .unwrap_or_default(),
-                port: tg.targets.first().map(|a| a.port()).unwrap_or(0),
-                algorithm: match tg.algorithm {
-                    Algorithm::RoundRobin => "round_robin",
-                    Algorithm::LeastOutstandingRequests => "least_outstanding_requests",
-                }
-                .into(),
-                tenant_key: tg.isolation.as_ref().map(|i| match &i.tenant_key {
-                    TenantKey::Header(h) => format!("header:{h}"),
-                    TenantKey::HostSubdomain => "host".into(),
-                    TenantKey::PathPrefix => "path".into(),
-                }),
-                health_check: tg.health_check.enabled.then(|| {
-                    let hc = &tg.health_check;
-                    format!(
-                        "GET {} on the traffic port, expecting {}, every {} s (timeout {} s; unhealthy after {} failures)",
-                        hc.path,
-                        hc.matcher,
-                        hc.interval.as_secs_f64(),
-                        hc.timeout.as_secs_f64(),
-                        hc.unhealthy_threshold
-                    )
-                }),
-            })
-            .collect(),
-    }
-}
-
 /// For each load balancer, every record its config is compiled from (to find which load
 /// balancers a change touches).
 fn lbs_touching(recs: &BTreeMap<String, Rec>) -> BTreeMap<String, Vec<(String, Rec)>> {
     let mut out: BTreeMap<String, Vec<(String, Rec)>> = BTreeMap::new();
     for (arn, r) in recs {
-        if kind_of(arn) != LB_TYPE {
+        if r.kind != Kind::LoadBalancer {
             continue;
         }
         let mut parts = vec![(arn.clone(), r.clone())];
         for (l_arn, l) in recs
             .iter()
-            .filter(|(a, l)| kind_of(a) == LISTENER_TYPE && l.parent.as_deref() == Some(arn))
+            .filter(|(_, l)| l.kind == Kind::Listener && l.parent.as_deref() == Some(arn))
         {
             parts.push((l_arn.clone(), l.clone()));
             for (r_arn, rr) in recs
                 .iter()
-                .filter(|(a, x)| kind_of(a) == RULE_TYPE && x.parent.as_deref() == Some(l_arn))
+                .filter(|(_, x)| x.kind == Kind::ListenerRule && x.parent.as_deref() == Some(l_arn))
             {
                 parts.push((r_arn.clone(), rr.clone()));
             }
         }
-        // Target groups named anywhere in those records.
-        let text: String = parts.iter().map(|(_, p)| p.props.to_string()).collect();
-        for (tg_arn, tg) in recs.iter().filter(|(a, _)| kind_of(a) == TG_TYPE) {
-            if text.contains(tg_arn.as_str()) {
-                parts.push((tg_arn.clone(), tg.clone()));
-            }
-        }
+        // Target groups the listeners and rules forward to.
+        let groups: Vec<(String, Rec)> = recs
+            .iter()
+            .filter(|(a, g)| {
+                g.kind == Kind::TargetGroup && parts.iter().any(|(_, p)| p.refers_to(a))
+            })
+            .map(|(a, g)| (a.clone(), g.clone()))
+            .collect();
+        parts.extend(groups);
         out.insert(arn.clone(), parts);
     }
     out
 }
 
-fn port_of(s: &Shape, p: &Props, key: &str) -> Result<u16, ProviderError> {
-    let n = s
-        .opt_int(p, key)
-        .map_err(ProviderError::from)?
-        .ok_or_else(|| invalid(s.type_name, format!("{key} is required")))?;
-    u16::try_from(n)
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| invalid(s.type_name, format!("{key} {n} is not a port (1-65535)")))
-}
-
-fn parse_num<T: std::str::FromStr>(
-    type_name: &'static str,
-    k: &str,
-    v: &str,
-) -> Result<T, ProviderError> {
-    v.trim().parse().map_err(|_| {
-        invalid(
-            type_name,
-            format!("attribute {k}: `{v}` is not a valid number"),
-        )
-    })
-}
-
-fn parse_bool(k: &str, v: &str) -> Result<bool, ProviderError> {
-    match v {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(invalid(
-            TG_TYPE,
-            format!("attribute {k}: `{v}` is not true or false"),
-        )),
-    }
-}
-
-/// `[{Key, Value}]` attribute lists.
-fn attributes(s: &Shape, p: &Props, key: &str) -> Result<Vec<(String, String)>, ProviderError> {
-    let mut out = Vec::new();
-    for a in s
-        .map_list(p, key)
-        .map_err(ProviderError::from)?
-        .unwrap_or_default()
-    {
-        let k = s.req_str(a, "Key").map_err(ProviderError::from)?;
-        let v = s
-            .opt_str(a, "Value")
-            .map_err(ProviderError::from)?
-            .unwrap_or_default();
-        out.push((k, v));
-    }
-    Ok(out)
-}
-
-fn health_check(p: &Props) -> Result<HealthCheckConfig, ProviderError> {
-    let s = &TG_SHAPE;
-    let e = ProviderError::from;
-    let mut hc = HealthCheckConfig::default();
-    if let Some(v) = s.opt_str(p, "HealthCheckEnabled").map_err(e)? {
-        hc.enabled = parse_bool("HealthCheckEnabled", &v)?;
-    }
-    let secs = |k: &str| -> Result<Option<u64>, ProviderError> {
-        s.opt_int(p, k)
-            .map_err(ProviderError::from)?
-            .map(|n| {
-                u64::try_from(n)
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| invalid(TG_TYPE, format!("{k} must be at least 1, got {n}")))
-            })
-            .transpose()
-    };
-    if let Some(n) = secs("HealthCheckIntervalSeconds")? {
-        hc.interval = Duration::from_secs(n);
-    }
-    if let Some(n) = secs("HealthCheckTimeoutSeconds")? {
-        hc.timeout = Duration::from_secs(n);
-    }
-    if let Some(n) = secs("HealthyThresholdCount")? {
-        hc.healthy_threshold = n as u32;
-    }
-    if let Some(n) = secs("UnhealthyThresholdCount")? {
-        hc.unhealthy_threshold = n as u32;
-    }
-    if hc.enabled && hc.timeout >= hc.interval {
-        return Err(invalid(
-            TG_TYPE,
-            format!(
-                "HealthCheckTimeoutSeconds ({}) must be less than HealthCheckIntervalSeconds ({})",
-                hc.timeout.as_secs(),
-                hc.interval.as_secs()
-            ),
-        ));
-    }
-    if let Some(path) = s.opt_str(p, "HealthCheckPath").map_err(e)? {
-        hc.path = path;
-    }
-    match s.opt_str(p, "HealthCheckPort").map_err(e)?.as_deref() {
-        None | Some("traffic-port") => {}
-        Some(other) if s.opt_str(p, "Port").ok().flatten().as_deref() == Some(other) => {}
-        Some(other) => {
-            return Err(invalid(
-                TG_TYPE,
-                format!("HealthCheckPort `{other}`: Spindle checks the traffic port only"),
-            ))
-        }
-    }
-    match s.opt_str(p, "HealthCheckProtocol").map_err(e)?.as_deref() {
-        None | Some("HTTP") => {}
-        Some(other) => {
-            return Err(invalid(
-                TG_TYPE,
-                format!("HealthCheckProtocol `{other}`: Spindle checks over HTTP"),
-            ))
-        }
-    }
-    match s.opt_str(p, "Protocol").map_err(e)?.as_deref() {
-        None | Some("HTTP") => {}
-        Some(other) => {
-            return Err(invalid(
-                TG_TYPE,
-                format!("Protocol `{other}`: Spindle forwards to targets over HTTP"),
-            ))
-        }
-    }
-    if let Some(Value::Map(m)) = p.get("Matcher") {
-        if let Some(code) = s.opt_str(m, "HttpCode").map_err(e)? {
-            hc.matcher = code;
-        }
-        if m.contains_key("GrpcCode") {
-            return Err(invalid(
-                TG_TYPE,
-                "Matcher.GrpcCode: gRPC is not implemented",
-            ));
-        }
-    }
-    spindle_lb::Matcher::parse(&hc.matcher)
-        .map_err(|r| invalid(TG_TYPE, format!("Matcher.HttpCode: {r}")))?;
-    Ok(hc)
-}
-
 /// A target group ARN named by an action must exist in the same account.
 fn group_name(
     recs: &BTreeMap<String, Rec>,
-    type_name: &'static str,
-    account: &str,
+    kind: Kind,
+    account: &AccountId,
     arn: &str,
     groups: &mut BTreeSet<String>,
 ) -> Result<String, ProviderError> {
     match recs.get(arn) {
-        Some(r) if kind_of(arn) == TG_TYPE && r.account == account => {
+        Some(r) if r.kind == Kind::TargetGroup && &r.account == account => {
             groups.insert(arn.to_string());
             Ok(r.name.clone())
         }
-        _ => Err(invalid(type_name, format!("target group {arn} not found"))),
+        _ => Err(invalid(kind, format!("target group {arn} not found"))),
     }
 }
 
-/// A listener's `DefaultActions` or a rule's `Actions`: exactly one action.
-fn action_of(
+/// The engine's action for a listener's or rule's action spec.
+fn action(
     recs: &BTreeMap<String, Rec>,
-    type_name: &'static str,
-    account: &str,
-    p: &Props,
-    key: &str,
+    kind: Kind,
+    account: &AccountId,
+    spec: &ActionSpec,
     groups: &mut BTreeSet<String>,
 ) -> Result<Action, ProviderError> {
-    let s = Shape {
-        type_name,
-        used: &[],
-        ignored: &[],
-        hints: &[],
-    };
-    let e = ProviderError::from;
-    let actions = s.map_list(p, key).map_err(e)?.unwrap_or_default();
-    let [a] = actions.as_slice() else {
-        return Err(invalid(
-            type_name,
-            format!(
-                "{key} must hold exactly one action (Spindle does not chain actions), got {}",
-                actions.len()
-            ),
-        ));
-    };
-    let map = |k: &str| match a.get(k) {
-        Some(Value::Map(m)) => Some(m),
-        _ => None,
-    };
-    match s.req_str(a, "Type").map_err(e)?.as_str() {
-        "forward" => {
-            let mut arns = Vec::new();
-            if let Some(arn) = s.opt_str(a, "TargetGroupArn").map_err(e)? {
-                arns.push(arn);
-            }
-            if let Some(fc) = map("ForwardConfig") {
-                for t in s
-                    .map_list(fc, "TargetGroups")
-                    .map_err(e)?
-                    .unwrap_or_default()
-                {
-                    let arn = s.req_str(t, "TargetGroupArn").map_err(e)?;
-                    if !arns.contains(&arn) {
-                        arns.push(arn);
-                    }
-                }
-            }
-            let [arn] = arns.as_slice() else {
-                return Err(invalid(
-                    type_name,
-                    "a forward action needs exactly one target group (weighted groups are not implemented)",
-                ));
-            };
-            Ok(Action::Forward {
-                target_group: group_name(recs, type_name, account, arn, groups)?,
-            })
-        }
-        "fixed-response" => {
-            let fc = map("FixedResponseConfig")
-                .ok_or_else(|| invalid(type_name, "fixed-response needs FixedResponseConfig"))?;
-            let status = s.req_str(fc, "StatusCode").map_err(e)?;
-            Ok(Action::FixedResponse {
-                status: status.parse().map_err(|_| {
-                    invalid(
-                        type_name,
-                        format!("StatusCode `{status}` is not a status code"),
-                    )
-                })?,
-                content_type: s
-                    .opt_str(fc, "ContentType")
-                    .map_err(e)?
-                    .unwrap_or_else(|| "text/plain".into()),
-                body: s.opt_str(fc, "MessageBody").map_err(e)?.unwrap_or_default(),
-            })
-        }
-        "redirect" => {
-            let rc = map("RedirectConfig")
-                .ok_or_else(|| invalid(type_name, "redirect needs RedirectConfig"))?;
-            let code = s.req_str(rc, "StatusCode").map_err(e)?;
-            let status = match code.as_str() {
-                "HTTP_301" => 301,
-                "HTTP_302" => 302,
-                _ => {
-                    return Err(invalid(
-                        type_name,
-                        format!("RedirectConfig.StatusCode `{code}` is not HTTP_301 or HTTP_302"),
-                    ))
-                }
-            };
-            let o = |k: &str| s.opt_str(rc, k).map_err(ProviderError::from);
-            Ok(Action::Redirect {
-                protocol: o("Protocol")?,
-                host: o("Host")?,
-                port: o("Port")?,
-                path: o("Path")?,
-                query: o("Query")?,
-                status,
-            })
-        }
-        other => Err(invalid(
-            type_name,
-            format!(
-                "action type `{other}`: Spindle implements forward, fixed-response and redirect"
-            ),
-        )),
-    }
-}
-
-fn rule_of(
-    recs: &BTreeMap<String, Rec>,
-    account: &str,
-    p: &Props,
-    groups: &mut BTreeSet<String>,
-) -> Result<RuleConfig, ProviderError> {
-    let s = &RULE_SHAPE;
-    let e = ProviderError::from;
-    let prio = s
-        .opt_int(p, "Priority")
-        .map_err(e)?
-        .ok_or_else(|| invalid(RULE_TYPE, "Priority is required"))?;
-    let priority = u32::try_from(prio)
-        .ok()
-        .filter(|n| (1..=50000).contains(n))
-        .ok_or_else(|| invalid(RULE_TYPE, format!("Priority {prio} is not in 1-50000")))?;
-    let mut conditions = Vec::new();
-    for c in s.map_list(p, "Conditions").map_err(e)?.unwrap_or_default() {
-        let field = s.req_str(c, "Field").map_err(e)?;
-        let nested = |k: &str| match c.get(k) {
-            Some(Value::Map(m)) => s.str_list(m, "Values").map_err(ProviderError::from),
-            _ => Ok(Vec::new()),
-        };
-        let mut values = s.str_list(c, "Values").map_err(e)?;
-        match field.as_str() {
-            "host-header" => {
-                values.extend(nested("HostHeaderConfig")?);
-                conditions.push(Condition::HostHeader(values));
-            }
-            "path-pattern" => {
-                values.extend(nested("PathPatternConfig")?);
-                conditions.push(Condition::PathPattern(values));
-            }
-            other => {
-                return Err(invalid(
-                    RULE_TYPE,
-                    format!(
-                    "condition field `{other}`: Spindle implements host-header and path-pattern"
-                ),
-                ))
-            }
-        }
-    }
-    if conditions.iter().any(|c| match c {
-        Condition::HostHeader(v) | Condition::PathPattern(v) => v.is_empty(),
-    }) {
-        return Err(invalid(
-            RULE_TYPE,
-            "every condition needs at least one value",
-        ));
-    }
-    Ok(RuleConfig {
-        priority,
-        conditions,
-        action: action_of(recs, RULE_TYPE, account, p, "Actions", groups)?,
+    Ok(match spec {
+        ActionSpec::Forward { target_group } => Action::Forward {
+            target_group: group_name(recs, kind, account, target_group, groups)?,
+        },
+        ActionSpec::Other(a) => a.clone(),
     })
 }
 
@@ -1620,7 +959,7 @@ fn hex16(d: &[u8; 32]) -> String {
 }
 
 /// A valid ELB name: 1–32 alphanumerics and hyphens, not starting or ending with a hyphen.
-fn check_name(type_name: &'static str, name: &str) -> Result<(), ProviderError> {
+fn check_name(kind: Kind, name: &str) -> Result<(), ProviderError> {
     let ok = !name.is_empty()
         && name.len() <= 32
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -1631,26 +970,17 @@ fn check_name(type_name: &'static str, name: &str) -> Result<(), ProviderError> 
         Ok(())
     } else {
         Err(invalid(
-            type_name,
+            kind,
             format!("Name `{name}` must be 1-32 letters, digits and hyphens, not starting or ending with a hyphen"),
         ))
     }
 }
 
 /// The given `Name`, or one made like CloudFormation does: part of the logical id and a hash.
-fn name_for(
-    type_name: &'static str,
-    p: &Props,
-    cx: &ResourceCx<'_>,
-) -> Result<String, ProviderError> {
-    let given = Shape {
-        type_name,
-        used: &[],
-        ignored: &[],
-        hints: &[],
-    }
-    .opt_str(p, "Name")
-    .map_err(ProviderError::from)?;
+fn name_for(kind: Kind, p: &Props, cx: &ResourceCx<'_>) -> Result<String, ProviderError> {
+    let given = shape(kind)
+        .opt_str(p, "Name")
+        .map_err(ProviderError::from)?;
     let name = match given {
         Some(n) => n,
         None => {
@@ -1664,7 +994,7 @@ fn name_for(
             format!("{logical}-{}", &h[..12])
         }
     };
-    check_name(type_name, &name)?;
+    check_name(kind, &name)?;
     Ok(name)
 }
 
@@ -1727,82 +1057,76 @@ impl UpstreamConnector for VpcConnector {
 
 struct ElbProvider {
     elb: Arc<Elb>,
-    type_name: &'static str,
+    kind: Kind,
 }
 
 impl ElbProvider {
-    fn shape(&self) -> &'static Shape {
-        match self.type_name {
-            LB_TYPE => &LB_SHAPE,
-            LISTENER_TYPE => &LISTENER_SHAPE,
-            RULE_TYPE => &RULE_SHAPE,
-            _ => &TG_SHAPE,
-        }
-    }
-
-    /// The ARN and record a create with these properties makes (deterministic per token).
+    /// The ARN and record a create with these properties makes (deterministic per token);
+    /// the properties are parsed here, once, into the record's spec.
     fn plan(
         &self,
         cx: &ResourceCx<'_>,
         p: &Props,
         recs: &BTreeMap<String, Rec>,
     ) -> Result<(String, Rec), ProviderError> {
-        let s = self.shape();
-        s.check(p).map_err(ProviderError::from)?;
-        let d = hex16(&digest(self.type_name, cx));
+        let props = Value::Map(p.clone()).to_json();
+        let spec =
+            Spec::parse(self.kind, &props_of(&props)).map_err(ProviderError::InvalidRequest)?;
+        let d = hex16(&digest(self.kind.type_name(), cx));
         let mut rec = Rec {
-            account: cx.context.account_id.clone(),
+            kind: self.kind,
+            account: cx.account()?,
             region: cx.context.region.clone(),
             stack: cx.stack_name.to_string(),
             logical_id: cx.logical_id.to_string(),
             name: String::new(),
             parent: None,
             address: None,
-            props: Value::Map(p.clone()).to_json(),
+            props,
             dynamic: BTreeSet::new(),
+            spec: Ok(spec.clone()),
         };
-        let arn = match self.type_name {
-            LB_TYPE => {
-                if let Some(t) = s.opt_str(p, "Type").map_err(ProviderError::from)? {
-                    if t != "application" {
-                        return Err(invalid(
-                            LB_TYPE,
-                            format!("Type `{t}`: Spindle implements application load balancers"),
-                        ));
-                    }
-                }
-                rec.name = name_for(LB_TYPE, p, cx)?;
+        // The parent must be a record of the parent's kind in the same account.
+        let parent = |arn: &str, kind: Kind| {
+            recs.get(arn)
+                .is_some_and(|r| r.kind == kind && r.account == rec.account)
+        };
+        let arn = match spec {
+            Spec::LoadBalancer(_) => {
+                rec.name = name_for(self.kind, p, cx)?;
                 let arn = format!("{}loadbalancer/app/{}/{d}", arn_prefix(cx), rec.name);
                 rec.address = Some(derived_address(&arn));
                 arn
             }
-            TG_TYPE => {
-                rec.name = name_for(TG_TYPE, p, cx)?;
+            Spec::TargetGroup(_) => {
+                rec.name = name_for(self.kind, p, cx)?;
                 format!("{}targetgroup/{}/{d}", arn_prefix(cx), rec.name)
             }
-            LISTENER_TYPE => {
-                let lb = s
-                    .req_str(p, "LoadBalancerArn")
-                    .map_err(ProviderError::from)?;
+            Spec::Listener(l) => {
+                let lb = l.load_balancer;
                 let tail = lb
                     .split_once(":loadbalancer/")
                     .map(|x| x.1)
-                    .filter(|_| recs.get(&lb).is_some_and(|r| r.account == rec.account))
+                    .filter(|_| parent(&lb, Kind::LoadBalancer))
                     .ok_or_else(|| {
-                        invalid(LISTENER_TYPE, format!("load balancer {lb} not found"))
+                        invalid(Kind::Listener, format!("load balancer {lb} not found"))
                     })?;
-                rec.parent = Some(lb.clone());
-                format!("{}listener/{tail}/{d}", arn_prefix(cx))
+                let arn = format!("{}listener/{tail}/{d}", arn_prefix(cx));
+                rec.parent = Some(lb);
+                arn
             }
-            _ => {
-                let l = s.req_str(p, "ListenerArn").map_err(ProviderError::from)?;
+            Spec::Rule(r) => {
+                let l = r.listener;
                 let tail = l
                     .split_once(":listener/")
                     .map(|x| x.1)
-                    .filter(|_| recs.get(&l).is_some_and(|r| r.account == rec.account))
-                    .ok_or_else(|| invalid(RULE_TYPE, format!("listener {l} not found")))?;
-                rec.parent = Some(l.clone());
-                format!("{}listener-rule/{tail}/{d}", arn_prefix(cx))
+                    .filter(|_| parent(&l, Kind::Listener))
+                    .ok_or_else(|| {
+                        invalid(Kind::ListenerRule, format!("listener {l} not found"))
+                    })?;
+                let arn = format!("{}listener-rule/{tail}/{d}", arn_prefix(cx));
+                rec.parent = Some(l);
+                arn
             }
         };
         Ok((arn, rec))
@@ -1815,8 +1139,8 @@ impl ElbProvider {
         recs: &BTreeMap<String, Rec>,
     ) -> BTreeMap<String, Value> {
         let mut a = BTreeMap::new();
-        match self.type_name {
-            LB_TYPE => {
+        match self.kind {
+            Kind::LoadBalancer => {
                 a.insert("LoadBalancerArn".into(), Value::str(arn));
                 a.insert(
                     "DNSName".into(),
@@ -1832,18 +1156,19 @@ impl ElbProvider {
                     ),
                 );
                 a.insert("CanonicalHostedZoneID".into(), Value::str(HOSTED_ZONE_ID));
-                let sgs = LB_SHAPE
-                    .str_list(&rec.props(), "SecurityGroups")
-                    .unwrap_or_default();
+                let sgs = match &rec.spec {
+                    Ok(Spec::LoadBalancer(l)) => l.security_groups.clone(),
+                    _ => Vec::new(),
+                };
                 a.insert(
                     "SecurityGroups".into(),
                     Value::List(sgs.into_iter().map(Value::String).collect()),
                 );
             }
-            LISTENER_TYPE => {
+            Kind::Listener => {
                 a.insert("ListenerArn".into(), Value::str(arn));
             }
-            RULE_TYPE => {
+            Kind::ListenerRule => {
                 a.insert("RuleArn".into(), Value::str(arn));
                 a.insert("IsDefault".into(), Value::Bool(false));
             }
@@ -1890,16 +1215,14 @@ impl Provider for ElbProvider {
                 if recs.contains_key(&arn) {
                     return Err(ProviderError::AlreadyExists(arn));
                 }
-                if matches!(self.type_name, LB_TYPE | TG_TYPE)
-                    && recs.iter().any(|(a, r)| {
-                        kind_of(a) == self.type_name
-                            && r.account == rec.account
-                            && r.name == rec.name
+                if matches!(self.kind, Kind::LoadBalancer | Kind::TargetGroup)
+                    && recs.values().any(|r| {
+                        r.kind == self.kind && r.account == rec.account && r.name == rec.name
                     })
                 {
                     return Err(ProviderError::AlreadyExists(format!(
                         "{} named {}",
-                        self.type_name, rec.name
+                        self.kind, rec.name
                     )));
                 }
                 let (a, r) = (arn.clone(), rec.clone());
@@ -1924,18 +1247,18 @@ impl Provider for ElbProvider {
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
             let arn = req.physical_id.clone();
-            self.shape()
-                .check(&req.properties)
-                .map_err(ProviderError::from)?;
             let props = Value::Map(req.properties.clone()).to_json();
+            let spec =
+                Spec::parse(self.kind, &props_of(&props)).map_err(ProviderError::InvalidRequest)?;
             let a = arn.clone();
-            let type_name = self.type_name;
+            let kind = self.kind;
             self.elb
                 .transact(move |recs| {
                     let r = recs
                         .get_mut(&a)
-                        .ok_or_else(|| ProviderError::NotFound(format!("{type_name} {a}")))?;
+                        .ok_or_else(|| ProviderError::NotFound(format!("{kind} {a}")))?;
                     r.props = props;
+                    r.spec = Ok(spec);
                     Ok(())
                 })
                 .await?;
@@ -1951,20 +1274,16 @@ impl Provider for ElbProvider {
     fn delete<'a>(&'a self, req: DeleteRequest<'a>) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move {
             let arn = req.physical_id.clone();
-            let type_name = self.type_name;
+            let kind = self.kind;
             self.elb
                 .transact(move |recs| {
                     if !recs.contains_key(&arn) {
                         return Ok(());
                     }
-                    let used_by = recs.iter().find(|(a, r)| {
-                        *a != &arn
-                            && (r.parent.as_deref() == Some(arn.as_str())
-                                || r.props.to_string().contains(arn.as_str()))
-                    });
+                    let used_by = recs.iter().find(|(a, r)| *a != &arn && r.refers_to(&arn));
                     if let Some((other, _)) = used_by {
                         return Err(ProviderError::Failed(format!(
-                            "{type_name} {arn} is in use by {other}"
+                            "{kind} {arn} is in use by {other}"
                         )));
                     }
                     recs.remove(&arn);
@@ -2000,22 +1319,93 @@ impl Provider for ElbProvider {
 }
 
 #[cfg(test)]
-mod attribute_list_tests {
-    /// Every key in [`super::SPINDLE_TG_ATTRIBUTES`] has its arm in `target_group`'s match,
-    /// and there is no arm for a key the list lacks.
+mod tests {
+    use super::*;
+
+    const P: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:";
+
+    /// A state file as the daemon wrote it before records carried their kind.
+    fn old_state() -> String {
+        let rec = |name: &str, parent: Option<String>, props: serde_json::Value| {
+            serde_json::json!({
+                "account": "123456789012", "region": "us-east-1", "stack": "web",
+                "logical_id": name, "name": name, "parent": parent, "address": null,
+                "props": props,
+            })
+        };
+        let (lb, l, r, tg) = (
+            format!("{P}loadbalancer/app/web/a1"),
+            format!("{P}listener/app/web/a1/b2"),
+            format!("{P}listener-rule/app/web/a1/b2/c3"),
+            format!("{P}targetgroup/tg/d4"),
+        );
+        let forward = serde_json::json!([{"Type": "forward", "TargetGroupArn": tg}]);
+        let mut tg_rec = rec(
+            "tg",
+            None,
+            serde_json::json!({"Port": "8080", "Protocol": "TCP"}),
+        );
+        tg_rec["dynamic"] = serde_json::json!(["i-1"]);
+        serde_json::json!({
+            lb.clone(): rec("web", None, serde_json::json!({"Name": "web"})),
+            l.clone(): rec("Http", Some(lb.clone()), serde_json::json!({
+                "LoadBalancerArn": lb, "Port": 80, "DefaultActions": forward})),
+            r: rec("Rule", Some(l.clone()), serde_json::json!({
+                "ListenerArn": l, "Priority": 1, "Actions": forward,
+                "Conditions": [{"Field": "path-pattern", "Values": ["/x"]}]})),
+            tg: tg_rec,
+        })
+        .to_string()
+    }
+
     #[test]
-    fn spindle_attribute_list_matches_the_parser() {
-        let src = include_str!("elbv2.rs");
-        let arms = src
-            .lines()
-            .filter(|l| l.trim_start().starts_with("\"spindle.") && l.contains("\" =>"))
-            .count();
-        for key in super::SPINDLE_TG_ATTRIBUTES {
-            assert!(
-                src.contains(&format!("\"{key}\" =>")),
-                "{key} has no arm in target_group"
-            );
+    fn records_written_before_kinds_load_with_their_kind_and_spec() {
+        let recs = load_records(old_state().as_bytes()).unwrap();
+        let kinds: Vec<(&str, Kind)> = recs
+            .iter()
+            .map(|(a, r)| (a.strip_prefix(P).unwrap(), r.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("listener-rule/app/web/a1/b2/c3", Kind::ListenerRule),
+                ("listener/app/web/a1/b2", Kind::Listener),
+                ("loadbalancer/app/web/a1", Kind::LoadBalancer),
+                ("targetgroup/tg/d4", Kind::TargetGroup),
+            ]
+        );
+        let tg = format!("{P}targetgroup/tg/d4");
+        let listener = &recs[&format!("{P}listener/app/web/a1/b2")];
+        assert!(matches!(&listener.spec, Ok(Spec::Listener(l)) if l.port == 80));
+        assert!(
+            listener.refers_to(&tg),
+            "the listener forwards to the group"
+        );
+        assert!(!recs[&format!("{P}loadbalancer/app/web/a1")].refers_to(&tg));
+        // A record whose properties no longer parse still loads, keeping the refusal for
+        // when its load balancer is compiled.
+        let group = &recs[&tg];
+        assert_eq!(group.dynamic.iter().collect::<Vec<_>>(), ["i-1"]);
+        assert_eq!(
+            group.spec.as_ref().unwrap_err(),
+            "AWS::ElasticLoadBalancingV2::TargetGroup: Protocol: Protocol `TCP`: Spindle forwards to targets over HTTP"
+        );
+        // Saved again, the records carry their kind and load the same.
+        let saved = serde_json::to_vec(&recs).unwrap();
+        assert!(String::from_utf8_lossy(&saved)
+            .contains(r#""kind":"AWS::ElasticLoadBalancingV2::ListenerRule""#));
+        assert_eq!(load_records(&saved).unwrap(), recs);
+    }
+
+    #[test]
+    fn legacy_kinds_come_from_the_arns_resource_type() {
+        for (arn, kind) in [
+            ("loadbalancer/app/x/1", Kind::LoadBalancer),
+            ("listener/app/x/1/2", Kind::Listener),
+            ("listener-rule/app/x/1/2/3", Kind::ListenerRule),
+            ("targetgroup/x/1", Kind::TargetGroup),
+        ] {
+            assert_eq!(legacy_kind(&format!("{P}{arn}")), kind, "{arn}");
         }
-        assert_eq!(arms, super::SPINDLE_TG_ATTRIBUTES.len());
     }
 }

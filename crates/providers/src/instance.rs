@@ -394,17 +394,19 @@ impl Provider for InstanceProvider {
         Box::pin(async move {
             let cx = req.cx;
             let mut spec = self.ec2.instance_spec(&req.properties)?;
-            self.ec2
-                .check_image_owner(&cx.context.account_id, &spec.image)?;
+            let account = cx.account()?;
+            self.ec2.check_image_owner(&account, &spec.image)?;
             let tag = derived_id("token", &cx);
             spec.tags
                 .insert("aws:cloudformation:stack-name".into(), cx.stack_name.into());
             spec.tags
                 .insert("aws:cloudformation:logical-id".into(), cx.logical_id.into());
             spec.tags.insert(
-                "aws:cloudformation:stack-id".into(),
+                spindle_model::STACK_ID_TAG.into(),
                 cx.context.stack_id.clone(),
             );
+            spec.tags
+                .insert(spindle_model::ACCOUNT_TAG.into(), account.to_string());
             spec.tags.insert(TOKEN_TAG.into(), tag.clone());
             let inst = self
                 .ec2
@@ -612,9 +614,9 @@ impl LaunchTemplateProvider {
     }
 
     /// The template data's `ImageId`, if any, must be the stack's account's.
-    fn check_image(&self, cx: &ResourceCx<'_>, data: &Props) -> Result<(), Ec2Error> {
+    fn check_image(&self, cx: &ResourceCx<'_>, data: &Props) -> Result<(), ProviderError> {
         match data.get("ImageId").and_then(|v| v.as_str()) {
-            Some(image) => self.ec2.check_image_owner(&cx.context.account_id, image),
+            Some(image) => Ok(self.ec2.check_image_owner(&cx.account()?, image)?),
             None => Ok(()),
         }
     }

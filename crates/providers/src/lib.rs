@@ -91,8 +91,10 @@
 mod autoscaling;
 mod elb_autoscaling;
 mod elbv2;
+mod elbv2_spec;
 mod error;
 mod instance;
+mod kind;
 mod network;
 mod props;
 pub mod rules;
@@ -105,34 +107,23 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
+use spindle_model::{AccountId, ImageId};
 use spindle_runtime::Runtime;
 use spindle_stack::{Provider, ProviderRegistry, ResourceCx};
 
 pub use autoscaling::{
-    AutoScaling, CgroupOnly, GroupInfo, InstanceInfo, LbSecond, LoadBalancing, AUTOSCALING_TYPES,
-    GROUP_TAG,
+    AutoScaling, CgroupOnly, GroupInfo, InstanceInfo, LbSecond, LoadBalancing, GROUP_TAG,
 };
 pub use elb_autoscaling::ElbAutoScaling;
-pub use elbv2::{Elb, ElbOptions, Registration, ELBV2_STATE_FILE, ELBV2_TYPES, HOSTED_ZONE_ID};
+pub use elbv2::{Elb, ElbOptions, Registration, ELBV2_STATE_FILE, HOSTED_ZONE_ID};
 pub use error::Ec2Error;
 pub use instance::{InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG};
+pub use kind::{Group, Kind, AUTOSCALING_TYPES, EC2_TYPES, ELBV2_TYPES};
 pub use network::{
     PeeringProvider, SecurityGroupProvider, SecurityGroupRuleProvider, SubnetProvider, VpcProvider,
 };
 
 use state::Store;
-
-/// The resource types [`register_ec2`] registers.
-pub const EC2_TYPES: &[&str] = &[
-    "AWS::EC2::VPC",
-    "AWS::EC2::Subnet",
-    "AWS::EC2::SecurityGroup",
-    "AWS::EC2::SecurityGroupIngress",
-    "AWS::EC2::SecurityGroupEgress",
-    "AWS::EC2::VPCPeeringConnection",
-    "AWS::EC2::Instance",
-    "AWS::EC2::LaunchTemplate",
-];
 
 /// The file name of the providers' state, in the runtime's data directory.
 pub const STATE_FILE: &str = "ec2-providers.json";
@@ -145,9 +136,9 @@ pub struct Ec2 {
     image_owners: std::sync::OnceLock<ImageOwners>,
 }
 
-/// Whether an account (by id) owns an image (by `ami-…` id): the daemon answers from its
-/// `images` table. Images are owned per account while the image store is the installation's.
-pub type ImageOwners = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+/// Whether an account owns an image: the daemon answers from its `images` table. Images are
+/// owned per account while the image store is the installation's.
+pub type ImageOwners = Arc<dyn Fn(&AccountId, &ImageId) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for Ec2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -190,14 +181,19 @@ impl Ec2 {
 
     /// Refuses `image` (an id or a `name:tag`) unless `account` owns it. An image the store
     /// doesn't know is left to the runtime, which names it when it launches.
-    pub(crate) fn check_image_owner(&self, account: &str, image: &str) -> Result<(), Ec2Error> {
+    pub(crate) fn check_image_owner(
+        &self,
+        account: &AccountId,
+        image: &str,
+    ) -> Result<(), Ec2Error> {
         let Some(owns) = self.image_owners.get() else {
             return Ok(());
         };
         let Ok(id) = self.runtime.images().resolve(image) else {
             return Ok(());
         };
-        if owns(account, &id) {
+        // The store makes only ids of this shape; anything else is no image an account owns.
+        if ImageId::parse(&id).is_ok_and(|id| owns(account, &id)) {
             return Ok(());
         }
         Err(Ec2Error::Invalid {
@@ -210,37 +206,30 @@ impl Ec2 {
 
     /// Registers every type in [`EC2_TYPES`].
     pub fn register(self: &Arc<Self>, registry: &mut ProviderRegistry) {
-        let p = |x: Arc<dyn Provider>| x;
-        registry
-            .register("AWS::EC2::VPC", p(Arc::new(VpcProvider::new(self.clone()))))
-            .register(
-                "AWS::EC2::Subnet",
-                p(Arc::new(SubnetProvider::new(self.clone()))),
-            )
-            .register(
-                "AWS::EC2::SecurityGroup",
-                p(Arc::new(SecurityGroupProvider::new(self.clone()))),
-            )
-            .register(
-                "AWS::EC2::SecurityGroupIngress",
-                p(Arc::new(SecurityGroupRuleProvider::ingress(self.clone()))),
-            )
-            .register(
-                "AWS::EC2::SecurityGroupEgress",
-                p(Arc::new(SecurityGroupRuleProvider::egress(self.clone()))),
-            )
-            .register(
-                "AWS::EC2::VPCPeeringConnection",
-                p(Arc::new(PeeringProvider::new(self.clone()))),
-            )
-            .register(
-                "AWS::EC2::Instance",
-                p(Arc::new(InstanceProvider::new(self.clone()))),
-            )
-            .register(
-                "AWS::EC2::LaunchTemplate",
-                p(Arc::new(LaunchTemplateProvider::new(self.clone()))),
-            );
+        for kind in kind::kinds_of(Group::Ec2) {
+            let e = self.clone();
+            let provider: Arc<dyn Provider> = match kind {
+                Kind::Vpc => Arc::new(VpcProvider::new(e)),
+                Kind::Subnet => Arc::new(SubnetProvider::new(e)),
+                Kind::SecurityGroup => Arc::new(SecurityGroupProvider::new(e)),
+                Kind::SecurityGroupIngress => Arc::new(SecurityGroupRuleProvider::ingress(e)),
+                Kind::SecurityGroupEgress => Arc::new(SecurityGroupRuleProvider::egress(e)),
+                Kind::VpcPeeringConnection => Arc::new(PeeringProvider::new(e)),
+                Kind::Instance => Arc::new(InstanceProvider::new(e)),
+                Kind::LaunchTemplate => Arc::new(LaunchTemplateProvider::new(e)),
+                // Registered by their own groups.
+                Kind::LoadBalancer
+                | Kind::Listener
+                | Kind::ListenerRule
+                | Kind::TargetGroup
+                | Kind::AutoScalingGroup
+                | Kind::ScalingPolicy
+                | Kind::ScheduledAction
+                | Kind::LifecycleHook
+                | Kind::WarmPool => continue,
+            };
+            registry.register(kind.type_name(), provider);
+        }
     }
 
     pub fn runtime(&self) -> &Runtime {

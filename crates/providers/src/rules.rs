@@ -16,9 +16,10 @@ use std::net::Ipv4Addr;
 use spindle_template::ast::{Node, NodeKind};
 use spindle_template::{Diagnostic, ResourceView};
 
-use crate::elbv2::{LISTENER_TYPE, SPINDLE_TG_ATTRIBUTES, TG_TYPE};
+use crate::elbv2_spec::SPINDLE_TG_ATTRIBUTES;
+use crate::Kind;
 
-const SUBNET_TYPE: &str = "AWS::EC2::Subnet";
+/// The one type with rules that isn't this crate's [`Kind`]: the stack engine's own.
 const NESTED_STACK_TYPE: &str = "AWS::CloudFormation::Stack";
 
 /// The rules of `view`'s type, whichever crate's provider implements it (the nested stack
@@ -26,11 +27,11 @@ const NESTED_STACK_TYPE: &str = "AWS::CloudFormation::Stack";
 /// rules calls this from its `validate`, so a daemon and `template validate` without one
 /// report the same.
 pub fn check(view: &ResourceView<'_>) -> Vec<Diagnostic> {
-    match view.type_name() {
-        NESTED_STACK_TYPE => spindle_stack::nested_stack_rules(view),
-        TG_TYPE => target_group(view),
-        LISTENER_TYPE => listener(view),
-        SUBNET_TYPE => subnet(view),
+    match Kind::from_type_name(view.type_name()) {
+        Some(Kind::TargetGroup) => target_group(view),
+        Some(Kind::Listener) => listener(view),
+        Some(Kind::Subnet) => subnet(view),
+        None if view.type_name() == NESTED_STACK_TYPE => spindle_stack::nested_stack_rules(view),
         _ => Vec::new(),
     }
 }
@@ -117,7 +118,7 @@ fn subnet(view: &ResourceView<'_>) -> Vec<Diagnostic> {
         return out;
     };
     let vpc = view.property("VpcId");
-    for other in view.siblings(SUBNET_TYPE) {
+    for other in view.siblings(Kind::Subnet.type_name()) {
         if !earlier(view, &other) || !same(vpc, other.property("VpcId")) {
             continue;
         }
@@ -152,7 +153,7 @@ fn listener(view: &ResourceView<'_>) -> Vec<Diagnostic> {
         return out;
     };
     let lb = view.property("LoadBalancerArn");
-    for other in view.siblings(LISTENER_TYPE) {
+    for other in view.siblings(Kind::Listener.type_name()) {
         if !earlier(view, &other) || !same(lb, other.property("LoadBalancerArn")) {
             continue;
         }

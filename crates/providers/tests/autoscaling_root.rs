@@ -235,7 +235,7 @@ fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instanc
         ..Rules::default()
     };
     let state = env._dir.path().join("autoscaling.json");
-    let account = ACCOUNT;
+    let account = &spindle_model::AccountId::parse(ACCOUNT).unwrap();
     let d = Deployed::new(&env, rules.clone(), &state, TEMPLATE, "web");
     let (asg, ec2) = (d.asg.clone(), d.ec2.clone());
     let lb = Arc::new(RecordingLb::default());
@@ -411,7 +411,7 @@ fn warm_pool_instances_wait_paused_and_join_at_once() {
     let env = Env::new();
     let rt = env.rt.clone();
     let state = env._dir.path().join("autoscaling.json");
-    let account = ACCOUNT;
+    let account = &spindle_model::AccountId::parse(ACCOUNT).unwrap();
     let d = Deployed::new(&env, Rules::default(), &state, WARM_TEMPLATE, "warm");
     let asg = d.asg.clone();
     let tick = ticker(asg.clone());

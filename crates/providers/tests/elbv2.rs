@@ -17,6 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ACCOUNT: &str = "123456789012";
 
+fn account() -> spindle_model::AccountId {
+    spindle_model::AccountId::parse(ACCOUNT).unwrap()
+}
+
 /// A backend answering every request with its name (and `/health` with 200).
 async fn backend(name: &'static str) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let sock = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -189,7 +193,7 @@ async fn deploys_updates_refuses_and_restores_load_balancers() {
     let reason = format!("{out:?}");
     assert!(reason.contains("HealthCheckTimeoutSeconds"), "{reason}");
     assert!(
-        elb.list(ACCOUNT).is_empty(),
+        elb.list(&account()).is_empty(),
         "a failed create leaves nothing"
     );
 
@@ -223,7 +227,7 @@ async fn deploys_updates_refuses_and_restores_load_balancers() {
     assert_eq!(seen.len(), 2, "both targets answer: {seen:?}");
     assert_eq!(get(port, "x", "/admin/x").await, (403, "no".into()));
 
-    let lbs = elb.list(ACCOUNT);
+    let lbs = elb.list(&account());
     assert_eq!(lbs.len(), 1);
     assert_eq!(lbs[0].name, "web");
     assert_eq!(lbs[0].listeners[0].port, port);
@@ -231,14 +235,18 @@ async fn deploys_updates_refuses_and_restores_load_balancers() {
         lbs[0].target_groups[0].tenant_key.as_deref(),
         Some("header:X-Tenant-Id")
     );
-    let health = elb.target_health(ACCOUNT, "web").unwrap();
+    let health = elb.target_health(&account(), "web").unwrap();
     assert_eq!(health.len(), 2);
     assert!(health.iter().all(|h| h.state == "healthy"), "{health:?}");
     assert!(
-        elb.target_health("999999999999", "web").is_none(),
+        elb.target_health(
+            &spindle_model::AccountId::parse("999999999999").unwrap(),
+            "web"
+        )
+        .is_none(),
         "scoped by account"
     );
-    let metrics = elb.metrics(ACCOUNT, "web").unwrap();
+    let metrics = elb.metrics(&account(), "web").unwrap();
     assert!(
         metrics
             .iter()
@@ -309,7 +317,7 @@ async fn deploys_updates_refuses_and_restores_load_balancers() {
         "{out:?}"
     );
     assert_eq!(get(port, "x", "/admin/x").await, (403, "nope".into()));
-    assert_eq!(elb.describe(ACCOUNT, "web").unwrap().listeners.len(), 1);
+    assert_eq!(elb.describe(&account(), "web").unwrap().listeners.len(), 1);
 
     // A new daemon over (a copy of) the state file restores the load balancer; this one
     // binds 127.0.0.2 so the first keeps running.
@@ -322,8 +330,8 @@ async fn deploys_updates_refuses_and_restores_load_balancers() {
     let elb2 = Elb::open(None, Some(copy), other).unwrap();
     elb2.restore().await;
     assert_eq!(
-        elb2.describe(ACCOUNT, "web").unwrap().arn,
-        elb.describe(ACCOUNT, "web").unwrap().arn
+        elb2.describe(&account(), "web").unwrap().arn,
+        elb.describe(&account(), "web").unwrap().arn
     );
     let mut ok = false;
     for _ in 0..100 {
@@ -339,7 +347,7 @@ async fn deploys_updates_refuses_and_restores_load_balancers() {
     // Deleting the stack stops the listener and forgets the records.
     let out = engine.delete_stack("web").await.unwrap();
     assert_eq!(out.status, StackStatus::DeleteComplete, "{out:?}");
-    assert!(elb.list(ACCOUNT).is_empty());
+    assert!(elb.list(&account()).is_empty());
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(get(port, "x", "/").await.0, 0, "listener closed");
     let saved = std::fs::read_to_string(&state).unwrap();
@@ -469,14 +477,17 @@ Resources:
         if let Err(d) = plan(&template, &plan_input()) {
             let text = d.to_string();
             assert!(text.contains(expect), "{to}: expected `{expect}` in {text}");
-            assert!(elb.list(ACCOUNT).is_empty(), "{to}: nothing created");
+            assert!(elb.list(&account()).is_empty(), "{to}: nothing created");
             continue;
         }
         let out = deploy(&engine, &src).await;
         let text = format!("{out:?}");
         assert_eq!(out.status, StackStatus::RollbackComplete, "{to}: {text}");
         assert!(text.contains(expect), "{to}: expected `{expect}` in {text}");
-        assert!(elb.list(ACCOUNT).is_empty(), "{to}: nothing left running");
+        assert!(
+            elb.list(&account()).is_empty(),
+            "{to}: nothing left running"
+        );
         engine.delete_stack("web").await.unwrap();
     }
     // The base template itself deploys.
@@ -507,7 +518,7 @@ async fn https_certificates_come_from_a_file_or_a_parameter() {
     std::fs::write(&file, &bundle).unwrap();
     params
         .put(
-            ACCOUNT,
+            &account(),
             &PutParam {
                 name: "/web/tls",
                 kind: "SecureString",
@@ -540,7 +551,7 @@ async fn https_certificates_come_from_a_file_or_a_parameter() {
     );
     let out = deploy(&engine, &src).await;
     assert_eq!(out.status, StackStatus::CreateComplete, "{out:?}");
-    let lb = &elb.list(ACCOUNT)[0];
+    let lb = &elb.list(&account())[0];
     let mut ports: Vec<(String, u16)> = lb
         .listeners
         .iter()

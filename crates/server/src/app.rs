@@ -44,11 +44,10 @@ impl App {
     ) -> Self {
         if let Some(e) = &ec2 {
             let store = store.clone();
-            e.set_image_owners(Arc::new(move |account: &str, image: &str| {
-                spindle_model::AccountId::parse(account)
-                    .ok()
-                    .and_then(|a| store.account_images(&a).ok())
-                    .is_some_and(|owned| owned.iter().any(|i| i == image))
+            e.set_image_owners(Arc::new(move |account, image| {
+                store
+                    .account_images(account)
+                    .is_ok_and(|owned| owned.iter().any(|i| i == image.as_str()))
             }));
         }
         // Groups are kept next to the runtime's state, so a restarted daemon finds them.

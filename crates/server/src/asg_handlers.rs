@@ -11,6 +11,7 @@ use spindle_model::asg::{
     AutoScalingGroupInfo, AutoScalingInstance, CompleteLifecycleAction, ScalingActivity,
     SetDesiredCapacity, StartInstanceRefresh,
 };
+use spindle_model::AccountId;
 use spindle_providers::{AutoScaling, GroupInfo};
 use std::sync::Arc;
 
@@ -63,13 +64,13 @@ fn refused(message: String) -> ApiError {
 }
 
 /// Scopes a call on group `name` and returns the account id and auto scaling.
-fn scoped(app: &App, call: &Call, account: &str, name: &str) -> Res<(String, Arc<AutoScaling>)> {
+fn scoped(app: &App, call: &Call, account: &str, name: &str) -> Res<(AccountId, Arc<AutoScaling>)> {
     let a = app.scope(
         call,
         account,
         format!("account/{account}/autoscaling-groups/{name}"),
     )?;
-    Ok((a.id.as_str().to_string(), asg(app)?))
+    Ok((a.id, asg(app)?))
 }
 
 pub async fn list_groups(
@@ -83,12 +84,7 @@ pub async fn list_groups(
         format!("account/{account}/autoscaling-groups"),
     )?;
     let asg = asg(&app)?;
-    Ok(Json(
-        asg.list(a.id.as_str())
-            .into_iter()
-            .map(group_info)
-            .collect(),
-    ))
+    Ok(Json(asg.list(&a.id).into_iter().map(group_info).collect()))
 }
 
 pub async fn describe_group(

@@ -9,7 +9,7 @@
 
 use crate::datadir::DataDir;
 use crate::ServerError;
-use spindle_client::{CredentialsFile, Profile};
+use spindle_credentials::{CredentialsFile, Profile};
 use spindle_model::{AccessKeyId, AccountId, AccountName};
 use spindle_store::{NewKey, Store};
 use std::io::IsTerminal;

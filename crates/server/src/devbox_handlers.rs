@@ -31,8 +31,8 @@ type Res<T> = Result<T, ApiError>;
 
 /// The tag naming the box an instance is.
 pub const DEVBOX_TAG: &str = "spindle:devbox";
-/// The tag naming the account that owns the box.
-pub const ACCOUNT_TAG: &str = "spindle:account";
+// The tag naming the account that owns the box, as every instance's owner is recorded.
+use spindle_model::ACCOUNT_TAG;
 
 /// One box operation at a time, so two `up`s of one name can't both launch.
 static OPS: Mutex<()> = Mutex::new(());

@@ -20,7 +20,7 @@ pub async fn list(
     call: Call,
 ) -> Res<Json<Vec<LoadBalancerInfo>>> {
     let a = app.scope(&call, &account, format!("account/{account}/load-balancers"))?;
-    Ok(Json(app.elb.list(a.id.as_str())))
+    Ok(Json(app.elb.list(&a.id)))
 }
 
 pub async fn describe(
@@ -34,7 +34,7 @@ pub async fn describe(
         format!("account/{account}/load-balancers/{name}"),
     )?;
     app.elb
-        .describe(a.id.as_str(), &name)
+        .describe(&a.id, &name)
         .map(Json)
         .ok_or_else(|| not_found(&name))
 }
@@ -50,7 +50,7 @@ pub async fn targets(
         format!("account/{account}/load-balancers/{name}"),
     )?;
     app.elb
-        .target_health(a.id.as_str(), &name)
+        .target_health(&a.id, &name)
         .map(Json)
         .ok_or_else(|| not_found(&name))
 }
@@ -66,7 +66,7 @@ pub async fn metrics(
         format!("account/{account}/load-balancers/{name}"),
     )?;
     app.elb
-        .metrics(a.id.as_str(), &name)
+        .metrics(&a.id, &name)
         .map(Json)
         .ok_or_else(|| not_found(&name))
 }

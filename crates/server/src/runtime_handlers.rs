@@ -138,7 +138,8 @@ fn image_users(
         .filter(|i| i.image_id == image && i.state != spindle_runtime::InstanceState::Terminated)
         .collect();
     let devbox = |i: &spindle_runtime::Instance| {
-        use crate::devbox_handlers::{ACCOUNT_TAG, DEVBOX_TAG};
+        use crate::devbox_handlers::DEVBOX_TAG;
+        use spindle_model::ACCOUNT_TAG;
         (i.tags.get(ACCOUNT_TAG).map(String::as_str) == Some(account))
             .then(|| i.tags.get(DEVBOX_TAG))
             .flatten()
@@ -147,7 +148,7 @@ fn image_users(
     let mut users: Vec<String> = live
         .iter()
         .filter_map(|i| {
-            if owner(i) == Some(account) {
+            if owner(i).is_some_and(|o| o.as_str() == account) {
                 Some(format!("instance {}", i.id))
             } else {
                 devbox(i)
@@ -311,12 +312,13 @@ pub async fn fix_doctor(State(app): State<App>, call: Call) -> Res<Json<DoctorRe
 
 // ---- instances
 
-/// The account an instance belongs to: the one in its stack id
-/// (`arn:aws:cloudformation:REGION:ACCOUNT:stack/NAME/ID`).
-fn owner(i: &spindle_runtime::Instance) -> Option<&str> {
-    i.tags
-        .get("aws:cloudformation:stack-id")
-        .and_then(|arn| arn.split(':').nth(4))
+/// The account an instance of the instance API belongs to ([`spindle_model::instance_owner`]).
+/// Devboxes are owned the same way but answered by the devbox API, not as instances.
+fn owner(i: &spindle_runtime::Instance) -> Option<spindle_model::AccountId> {
+    if i.tags.contains_key(crate::devbox_handlers::DEVBOX_TAG) {
+        return None;
+    }
+    spindle_model::instance_owner(&i.tags)
 }
 
 /// AWS's name of an instance state (`running`, `shutting-down`, …).
@@ -359,7 +361,7 @@ fn instance(
 ) -> Res<(Arc<spindle_runtime::Runtime>, spindle_runtime::Instance)> {
     let rt = runtime(app)?;
     match rt.describe(id) {
-        Ok(i) if owner(&i) == Some(account.as_str()) => Ok((rt, i)),
+        Ok(i) if owner(&i).as_ref() == Some(account) => Ok((rt, i)),
         _ => Err(ApiError::not_found(format!("instance `{id}` not found"))
             .with_hint("`spindle instance list` shows the account's instances")),
     }
@@ -375,7 +377,7 @@ pub async fn list_instances(
     Ok(Json(
         rt.list()
             .iter()
-            .filter(|i| owner(i) == Some(a.id.as_str()))
+            .filter(|i| owner(i).as_ref() == Some(&a.id))
             .map(instance_info)
             .collect(),
     ))

@@ -113,18 +113,17 @@ struct SqlParamStore {
     store: Arc<Store>,
 }
 
-fn ids(account: &str, name: &str) -> Result<(AccountId, ParamName), ParamStoreError> {
-    let a = AccountId::parse(account).map_err(|e| ParamStoreError::Backend(e.to_string()))?;
-    let n = ParamName::parse(name).map_err(|e| ParamStoreError::Backend(e.to_string()))?;
-    Ok((a, n))
+/// A template's parameter name, checked as `spindle param` checks it.
+fn param_name(name: &str) -> Result<ParamName, ParamStoreError> {
+    ParamName::parse(name).map_err(|e| ParamStoreError::Backend(e.to_string()))
 }
 
 impl ParamStore for SqlParamStore {
-    fn get(&self, account: &str, name: &str) -> Result<Option<StoredParam>, ParamStoreError> {
-        let (a, n) = ids(account, name)?;
+    fn get(&self, account: &AccountId, name: &str) -> Result<Option<StoredParam>, ParamStoreError> {
+        let n = param_name(name)?;
         let found = self
             .store
-            .get_param_with_token(&a, &n)
+            .get_param_with_token(account, &n)
             .map_err(|e| ParamStoreError::Backend(e.to_string()))?;
         Ok(found.map(|(p, token)| StoredParam {
             name: p.name.to_string(),
@@ -138,14 +137,14 @@ impl ParamStore for SqlParamStore {
 
     fn put(
         &self,
-        account: &str,
+        account: &AccountId,
         param: &PutParam<'_>,
         overwrite: bool,
     ) -> Result<i64, ParamStoreError> {
-        let (a, n) = ids(account, param.name)?;
+        let n = param_name(param.name)?;
         self.store
             .put_param(
-                &a,
+                account,
                 &n,
                 param.kind,
                 param.value,
@@ -162,9 +161,9 @@ impl ParamStore for SqlParamStore {
             })
     }
 
-    fn delete(&self, account: &str, name: &str) -> Result<bool, ParamStoreError> {
-        let (a, n) = ids(account, name)?;
-        match self.store.delete_param(&a, &n) {
+    fn delete(&self, account: &AccountId, name: &str) -> Result<bool, ParamStoreError> {
+        let n = param_name(name)?;
+        match self.store.delete_param(account, &n) {
             Ok(()) => Ok(true),
             Err(spindle_store::StoreError::NotFound { .. }) => Ok(false),
             Err(e) => Err(ParamStoreError::Backend(e.to_string())),

@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use spindle_model::AccountId;
 use spindle_template::{Context, Diagnostic, ResourceView, Value};
 
 use crate::engine::Engine;
@@ -36,6 +37,17 @@ pub struct ResourceCx<'a> {
     pub template_file: &'a str,
     /// Account, region and stack identity (pseudo parameters).
     pub context: &'a Context,
+}
+
+impl ResourceCx<'_> {
+    /// The stack's account as a typed id: the one place below the daemon where the
+    /// context's pseudo-parameter string (`AWS::AccountId`) becomes an [`AccountId`]. The
+    /// daemon runs each account's stacks with that account's id, so only a made-up context
+    /// fails here.
+    pub fn account(&self) -> Result<AccountId, ProviderError> {
+        AccountId::parse(&self.context.account_id)
+            .map_err(|e| ProviderError::Failed(format!("the stack's account: {e}")))
+    }
 }
 
 impl std::fmt::Debug for ResourceCx<'_> {

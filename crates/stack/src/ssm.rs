@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use spindle_model::AccountId;
 use spindle_template::Value;
 
 use crate::provider::{
@@ -46,16 +47,16 @@ pub enum ParamStoreError {
 
 /// The parameter store of one installation, scoped by account.
 pub trait ParamStore: Send + Sync {
-    fn get(&self, account: &str, name: &str) -> Result<Option<StoredParam>, ParamStoreError>;
+    fn get(&self, account: &AccountId, name: &str) -> Result<Option<StoredParam>, ParamStoreError>;
     /// Creates or (with `overwrite`) replaces a parameter; returns the new version.
     fn put(
         &self,
-        account: &str,
+        account: &AccountId,
         param: &PutParam<'_>,
         overwrite: bool,
     ) -> Result<i64, ParamStoreError>;
     /// Removes a parameter; `Ok(false)` when there was none.
-    fn delete(&self, account: &str, name: &str) -> Result<bool, ParamStoreError>;
+    fn delete(&self, account: &AccountId, name: &str) -> Result<bool, ParamStoreError>;
 }
 
 /// A parameter store in memory.
@@ -86,14 +87,14 @@ fn lock_err() -> ParamStoreError {
 }
 
 impl ParamStore for MemoryParamStore {
-    fn get(&self, account: &str, name: &str) -> Result<Option<StoredParam>, ParamStoreError> {
+    fn get(&self, account: &AccountId, name: &str) -> Result<Option<StoredParam>, ParamStoreError> {
         let p = self.params.lock().map_err(|_| lock_err())?;
         Ok(p.get(&(account.to_string(), name.to_string())).cloned())
     }
 
     fn put(
         &self,
-        account: &str,
+        account: &AccountId,
         param: &PutParam<'_>,
         overwrite: bool,
     ) -> Result<i64, ParamStoreError> {
@@ -122,7 +123,7 @@ impl ParamStore for MemoryParamStore {
         Ok(version)
     }
 
-    fn delete(&self, account: &str, name: &str) -> Result<bool, ParamStoreError> {
+    fn delete(&self, account: &AccountId, name: &str) -> Result<bool, ParamStoreError> {
         let mut p = self.params.lock().map_err(|_| lock_err())?;
         Ok(p.remove(&(account.to_string(), name.to_string())).is_some())
     }
@@ -275,7 +276,7 @@ impl Provider for SsmParameterProvider {
         Box::pin(async move {
             let cx = req.cx;
             let d = desired(&cx, &req.properties, None)?;
-            let account = &cx.context.account_id;
+            let account = &cx.account()?;
             if let Some(existing) = self.store.get(account, &d.name).map_err(store_err)? {
                 if existing.token.as_deref() == Some(cx.token) {
                     // This very call ran before a crash: the parameter is ours.
@@ -305,7 +306,7 @@ impl Provider for SsmParameterProvider {
         Box::pin(async move {
             let cx = req.cx;
             let d = desired(&cx, &req.properties, Some(&req.physical_id))?;
-            let account = &cx.context.account_id;
+            let account = &cx.account()?;
             let put = PutParam {
                 name: &d.name,
                 kind: &d.kind,
@@ -321,7 +322,7 @@ impl Provider for SsmParameterProvider {
     fn delete<'a>(&'a self, req: DeleteRequest<'a>) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move {
             self.store
-                .delete(&req.cx.context.account_id, &req.physical_id)
+                .delete(&req.cx.account()?, &req.physical_id)
                 .map_err(store_err)?;
             Ok(())
         })
@@ -340,11 +341,7 @@ impl Provider for SsmParameterProvider {
                     string_prop(&req.properties, "Name")?.unwrap_or_else(|| generated_name(&cx))
                 }
             };
-            let Some(p) = self
-                .store
-                .get(&cx.context.account_id, &name)
-                .map_err(store_err)?
-            else {
+            let Some(p) = self.store.get(&cx.account()?, &name).map_err(store_err)? else {
                 return Ok(None);
             };
             if by_token && p.token.as_deref() != Some(cx.token) {

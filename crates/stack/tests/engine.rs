@@ -789,7 +789,7 @@ async fn ssm_parameters_create_update_replace_delete() {
     let e = w.engine();
     let o = deploy(&e, v1, "p").await;
     assert_eq!(o.status, StackStatus::CreateComplete, "{o:?}");
-    let acct = "123456789012";
+    let acct = &spindle_model::AccountId::parse("123456789012").unwrap();
     let db = w.store.get(acct, "/app/db").unwrap().unwrap();
     assert_eq!(
         (db.value.as_str(), db.version, db.description.as_str()),
@@ -836,9 +836,10 @@ async fn ssm_parameter_errors_are_named() {
         .reason
         .unwrap()
         .contains("Resource S failed: CREATE_FAILED: invalid request: Type SecureString"));
+    let acct = &spindle_model::AccountId::parse("123456789012").unwrap();
     w.store
         .put(
-            "123456789012",
+            acct,
             &PutParam {
                 name: "/taken",
                 kind: "String",
@@ -856,14 +857,7 @@ async fn ssm_parameter_errors_are_named() {
         Some("Resource T failed: CREATE_FAILED: parameter /taken already exists")
     );
     // The user's parameter is untouched by the rollback.
-    assert_eq!(
-        w.store
-            .get("123456789012", "/taken")
-            .unwrap()
-            .unwrap()
-            .value,
-        "mine"
-    );
+    assert_eq!(w.store.get(acct, "/taken").unwrap().unwrap().value, "mine");
 }
 
 #[tokio::test]
@@ -891,7 +885,7 @@ async fn drift_detects_changed_and_deleted_parameters() {
     let w = World::new();
     let e = w.engine();
     deploy(&e, src, "d").await;
-    let acct = "123456789012";
+    let acct = &spindle_model::AccountId::parse("123456789012").unwrap();
     w.store
         .put(
             acct,
@@ -1053,7 +1047,7 @@ async fn nested_stack_create_update_delete() {
         .await
         .unwrap();
     assert_eq!(o.status, StackStatus::CreateComplete, "{o:?}");
-    let acct = "123456789012";
+    let acct = &spindle_model::AccountId::parse("123456789012").unwrap();
     assert_eq!(
         w.store.get(acct, "/parent/use").unwrap().unwrap().value,
         "/a/child"

@@ -13,6 +13,10 @@ use spindle_template::{parse, plan, Context, Plan, PlanInput};
 
 const ACCT: &str = "123456789012";
 
+fn acct() -> spindle_model::AccountId {
+    spindle_model::AccountId::parse(ACCT).unwrap()
+}
+
 fn world() -> (Engine, Arc<MemoryParamStore>, Arc<MemoryJournal>) {
     let store = Arc::new(MemoryParamStore::new());
     let journal = Arc::new(MemoryJournal::new());
@@ -58,7 +62,7 @@ async fn termination_protection_refuses_delete_until_disabled() {
         e.stack("app").unwrap().status,
         Some(StackStatus::CreateComplete)
     );
-    assert!(store.get(ACCT, "/db").unwrap().is_some());
+    assert!(store.get(&acct(), "/db").unwrap().is_some());
     // No event for a settings change.
     let events = e.events("app").unwrap();
     assert!(events.iter().all(|ev| ev.status != "SETTINGS_UPDATED"));
@@ -114,8 +118,8 @@ async fn stack_policy_blocks_updates_to_protected_resources_before_any_call() {
         seq,
         "nothing was journaled"
     );
-    assert_eq!(store.get(ACCT, "/web").unwrap().unwrap().value, "w1");
-    assert!(store.get(ACCT, "/db2").unwrap().is_none());
+    assert_eq!(store.get(&acct(), "/web").unwrap().unwrap().value, "w1");
+    assert!(store.get(&acct(), "/db2").unwrap().is_none());
 
     // Unprotected resources still update.
     let o = e
@@ -123,7 +127,7 @@ async fn stack_policy_blocks_updates_to_protected_resources_before_any_call() {
         .await
         .unwrap();
     assert_eq!(o.status, StackStatus::UpdateComplete);
-    assert_eq!(store.get(ACCT, "/web").unwrap().unwrap().value, "w2");
+    assert_eq!(store.get(&acct(), "/web").unwrap().unwrap().value, "w2");
 
     // A temporary override lets this one update through, and leaves the policy in place.
     let mut req = DeployRequest::new(plan_of(&params("/db2", "w2"), "app"));
@@ -137,7 +141,7 @@ async fn stack_policy_blocks_updates_to_protected_resources_before_any_call() {
         e.deploy(req).await.unwrap().status,
         StackStatus::UpdateComplete
     );
-    assert!(store.get(ACCT, "/db2").unwrap().is_some());
+    assert!(store.get(&acct(), "/db2").unwrap().is_some());
     assert_eq!(
         e.stack("app").unwrap().settings.policy.as_deref(),
         Some(PROTECT_DB)
@@ -221,7 +225,7 @@ async fn exports_in_use_cannot_be_removed_changed_or_deleted() {
     );
     deploy_with_imports(&e, IMPORTER, "app").await.unwrap();
     assert_eq!(
-        store.get(ACCT, "/app/url").unwrap().unwrap().value,
+        store.get(&acct(), "/app/url").unwrap().unwrap().value,
         "http://a"
     );
     assert_eq!(e.importers("net-url", ""), vec!["app".to_string()]);
@@ -264,7 +268,7 @@ async fn exports_in_use_cannot_be_removed_changed_or_deleted() {
             .contains("in use by stack app"),
         "{o:?}"
     );
-    assert_eq!(store.get(ACCT, "/x").unwrap().unwrap().value, "http://a");
+    assert_eq!(store.get(&acct(), "/x").unwrap().unwrap().value, "http://a");
     let err = e.delete_stack("net").await.unwrap_err();
     assert!(err.to_string().contains("imported by stack `app`"), "{err}");
 
@@ -288,7 +292,7 @@ async fn a_change_set_that_reverts_drift() {
     // Someone changes /web behind the stack's back.
     store
         .put(
-            ACCT,
+            &acct(),
             &spindle_stack::ssm::PutParam {
                 name: "/web",
                 kind: "String",
@@ -323,7 +327,7 @@ async fn a_change_set_that_reverts_drift() {
     req.revert_drift = true;
     let o = e.deploy(req).await.unwrap();
     assert_eq!(o.status, StackStatus::UpdateComplete, "{o:?}");
-    assert_eq!(store.get(ACCT, "/web").unwrap().unwrap().value, "w1");
+    assert_eq!(store.get(&acct(), "/web").unwrap().unwrap().value, "w1");
     assert!(e
         .drift("app")
         .await
