@@ -41,13 +41,16 @@ pub fn authorize(grant: Grant<'_>, action: Action) -> Decision {
             "{action} is forbidden in this account by deny rule `{rule}`"
         ));
     }
+    // An admin-granted action is held only by its exact name, never through a wildcard.
+    let held = |p: &String| {
+        if action.admin_granted() {
+            p == action.as_str()
+        } else {
+            pattern_matches(p, action.as_str())
+        }
+    };
     // A principal can always ask who it is, as with sts:GetCallerIdentity.
-    if action == Action::WhoAmI
-        || grant
-            .allow
-            .iter()
-            .any(|p| pattern_matches(p, action.as_str()))
-    {
+    if action == Action::WhoAmI || grant.allow.iter().any(held) {
         Decision::Allow
     } else {
         Decision::Deny(format!(
@@ -66,6 +69,9 @@ mod tests {
         let params = vec!["param:*".to_string()];
         let none: Vec<String> = vec![];
         let deny_put = vec!["param:Put".to_string()];
+        let inst_all = vec!["instance:*".to_string()];
+        let seccomp = vec!["instance:UseSeccompProfile".to_string()];
+        let deny_inst = vec!["instance:*".to_string()];
         let g = |admin, allow, deny| Grant { admin, allow, deny };
         let cases: Vec<(Grant<'_>, Action, bool)> = vec![
             (g(true, &none, &deny_put), Action::CreateAccount, true),
@@ -78,6 +84,16 @@ mod tests {
             (g(false, &params, &none), Action::CreateKey, false),
             (g(false, &none, &none), Action::WhoAmI, true),
             (g(false, &none, &none), Action::ListParams, false),
+            // Admin-granted: the exact name only, deny rules still apply, admin always.
+            (g(false, &all, &none), Action::UseSeccompProfile, false),
+            (g(false, &inst_all, &none), Action::UseSeccompProfile, false),
+            (g(false, &seccomp, &none), Action::UseSeccompProfile, true),
+            (
+                g(false, &seccomp, &deny_inst),
+                Action::UseSeccompProfile,
+                false,
+            ),
+            (g(true, &none, &deny_inst), Action::UseSeccompProfile, true),
         ];
         for (grant, action, want) in cases {
             assert_eq!(

@@ -442,6 +442,7 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
                     guest: "/project".into(),
                 }),
                 instance_type: None,
+                seccomp_profile: None,
             },
         )
         .unwrap_err()
@@ -506,12 +507,34 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
                     guest: "/project".into(),
                 }),
                 instance_type: None,
+                seccomp_profile: None,
             },
         )
         .unwrap_err()
         .to_string();
     assert!(
         refused.contains("mount: a host bind mount") && refused.contains("admin credential"),
+        "{refused}"
+    );
+    // Issue 22: a wider seccomp profile needs the admin-granted grant, which a scoped
+    // credential (allowed `devbox:*`) doesn't hold.
+    let refused = scoped_client
+        .put_devbox(
+            "management",
+            "scoped",
+            &PutDevbox {
+                image: image_one.clone(),
+                mount: None,
+                instance_type: None,
+                seccomp_profile: Some("devbox".into()),
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(
+            "seccomp_profile: the `devbox` profile needs the grant `instance:UseSeccompProfile`"
+        ),
         "{refused}"
     );
     assert_eq!(our_netns(&prefix).len(), 2, "the refusals launched nothing");

@@ -82,6 +82,7 @@ actions! {
     StopInstance => "instance:Stop", false, true;
     StartInstance => "instance:Start", false, true;
     TerminateInstance => "instance:Terminate", false, true;
+    UseSeccompProfile => "instance:UseSeccompProfile", false, false;
     ListDevboxes => "devbox:List", false, false;
     DescribeDevbox => "devbox:Describe", false, false;
     PutDevbox => "devbox:Up", false, true;
@@ -130,6 +131,19 @@ actions! {
     DescribeMirror => "mirror:Describe", false, false;
     UpdateMirror => "mirror:Update", false, true;
     DropMirror => "mirror:Drop", false, true;
+}
+
+impl Action {
+    /// Actions a credential holds only by an allow pattern naming the action exactly (`*`
+    /// and `service:*` don't carry them), which only the installation's admin credential can
+    /// put in a key's or role's grants. They are no API call of their own: a provider
+    /// checks them when a template asks for something wider than the default, such as a
+    /// wider seccomp profile for an instance. Deny rules apply to them as to any action.
+    pub const ADMIN_GRANTED: &'static [Action] = &[Action::UseSeccompProfile];
+
+    pub fn admin_granted(self) -> bool {
+        Action::ADMIN_GRANTED.contains(&self)
+    }
 }
 
 impl std::fmt::Display for Action {
@@ -221,5 +235,7 @@ mod tests {
         assert!(pattern_is_known("*"));
         assert!(!pattern_is_known("nosuch:*"));
         assert!(!pattern_is_known("param"));
+        assert!(Action::UseSeccompProfile.admin_granted());
+        assert!(!Action::TerminateInstance.admin_granted());
     }
 }

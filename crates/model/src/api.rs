@@ -524,7 +524,9 @@ pub struct InstanceInfo {
     #[serde(default)]
     pub state_reason: Option<String>,
     /// The seccomp profile every process in the instance runs under: `default` (Docker's
-    /// default denials and io_uring, with `no_new_privs`) or `unconfined`.
+    /// default denials and io_uring, with `no_new_privs`), `devbox` (the default plus nested
+    /// namespaces and mounts, asked for by the `spindle:seccomp-profile` tag with the grant
+    /// `instance:UseSeccompProfile`) or `unconfined`.
     #[serde(default)]
     pub seccomp: String,
     /// The host ids the instance's ids map onto (its own user namespace), as in `uid_map`:

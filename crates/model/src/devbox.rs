@@ -24,6 +24,11 @@ pub struct PutDevbox {
     /// Instance type [default: t3.medium].
     #[serde(default)]
     pub instance_type: Option<String>,
+    /// A seccomp profile wider than the default (`devbox`: nested user namespaces and
+    /// mounts, for tools such as `unshare -Urm` or rootless Podman); needs the grant
+    /// `instance:UseSeccompProfile`, as the `spindle:seccomp-profile` tag of a template does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile: Option<String>,
 }
 
 /// A developer box as `spindle devbox list` shows it.
@@ -65,6 +70,7 @@ pub struct DevboxAttach {
     pub cgroup_procs: Vec<String>,
     /// Where the project directory is mounted in the box, if one is.
     pub mount_guest: Option<String>,
-    /// The seccomp profile the box's processes run under (`default`); the shell gets it too.
+    /// The seccomp profile the box's processes run under (`default`, or `devbox` when asked
+    /// for); the shell gets it too.
     pub seccomp: String,
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use spindle_runtime::{Instance, InstanceState, LaunchSpec};
+use spindle_runtime::{Instance, InstanceState, LaunchSpec, SeccompProfile};
 use spindle_stack::{
     BoxFuture, CreateRequest, DeleteRequest, Provider, ProviderError, ProviderOutput, ReadOutput,
     ReadRequest, ResourceCx, UpdateRequest,
@@ -16,6 +16,7 @@ use spindle_template::Value;
 use crate::error::Ec2Error;
 use crate::network::is_not_found;
 use crate::props::{base64_decode, observed, str_list_value, tags_value, Props, Shape};
+use crate::rules::{missing_grant, requestable_names, requestable_profile, SECCOMP_PROFILE_TAG};
 use crate::state::LaunchTemplateRecord;
 use crate::{derived_id, scoped_token, Ec2};
 
@@ -115,6 +116,51 @@ struct Inputs {
     security_groups: Option<Vec<String>>,
     user_data: Option<String>,
     tags: BTreeMap<String, String>,
+}
+
+/// Takes the [`SECCOMP_PROFILE_TAG`] out of an instance's tags (it is a setting, not a tag
+/// the instance keeps) and returns the profile it names; the default without one.
+fn take_profile(
+    shape: &Shape,
+    tags: &mut BTreeMap<String, String>,
+) -> Result<SeccompProfile, Ec2Error> {
+    match tags.remove(SECCOMP_PROFILE_TAG) {
+        None => Ok(SeccompProfile::Default),
+        Some(name) => requestable_profile(&name).ok_or_else(|| {
+            shape.invalid(format!(
+                "tag {SECCOMP_PROFILE_TAG} `{name}` is not a seccomp profile an instance can ask for (expected one of: {})",
+                requestable_names()
+            ))
+        }),
+    }
+}
+
+/// Refuses a profile wider than the default unless the operation's caller holds the grant
+/// (`Context::grants`, filled in by the daemon from the caller's grants and the account's
+/// deny rules).
+fn check_profile_grant(
+    shape: &Shape,
+    cx: &ResourceCx<'_>,
+    profile: SeccompProfile,
+) -> Result<(), Ec2Error> {
+    if profile == SeccompProfile::Default
+        || cx
+            .context
+            .grants
+            .iter()
+            .any(|g| g == crate::rules::SECCOMP_PROFILE_GRANT)
+    {
+        return Ok(());
+    }
+    Err(shape.invalid(missing_grant(&format!(
+        "the `{}` seccomp profile",
+        profile.name()
+    ))))
+}
+
+/// The profile a launch template's data asks for.
+fn data_profile(data: &Props) -> Result<SeccompProfile, Ec2Error> {
+    take_profile(&LAUNCH_TEMPLATE_DATA, &mut data_inputs(data)?.tags)
 }
 
 fn decode_user_data(shape: &Shape, text: &str) -> Result<String, Ec2Error> {
@@ -258,6 +304,7 @@ impl Ec2 {
         }
         i.tags.extend(overrides.tags.clone());
         let s = &LAUNCH_TEMPLATE_DATA;
+        let seccomp = take_profile(s, &mut i.tags)?;
         Ok(LaunchSpec {
             image: i
                 .image
@@ -269,6 +316,7 @@ impl Ec2 {
             security_groups: i.security_groups.unwrap_or_default(),
             user_data: i.user_data,
             tags: i.tags,
+            seccomp,
             ..Default::default()
         })
     }
@@ -302,7 +350,8 @@ impl Ec2 {
             }
             Some(v) => return Err(s.invalid(format!("LaunchTemplate must be a map, got {v}"))),
         };
-        let i = own_inputs(p, base)?;
+        let mut i = own_inputs(p, base)?;
+        let seccomp = take_profile(s, &mut i.tags)?;
         Ok(LaunchSpec {
             image: i.image.ok_or_else(|| s.invalid("ImageId is required"))?,
             instance_type: i.instance_type.ok_or_else(|| {
@@ -314,6 +363,7 @@ impl Ec2 {
             security_groups: i.security_groups.unwrap_or_default(),
             user_data: i.user_data,
             tags: i.tags,
+            seccomp,
             ..Default::default()
         })
     }
@@ -387,6 +437,13 @@ impl InstanceProvider {
 }
 
 impl Provider for InstanceProvider {
+    fn validate(
+        &self,
+        view: &spindle_template::ResourceView<'_>,
+    ) -> Vec<spindle_template::Diagnostic> {
+        crate::rules::check(view)
+    }
+
     fn create<'a>(
         &'a self,
         req: CreateRequest<'a>,
@@ -394,6 +451,7 @@ impl Provider for InstanceProvider {
         Box::pin(async move {
             let cx = req.cx;
             let mut spec = self.ec2.instance_spec(&req.properties)?;
+            check_profile_grant(&INSTANCE, &cx, spec.seccomp)?;
             let account = cx.account()?;
             self.ec2.check_image_owner(&account, &spec.image)?;
             let tag = derived_id("token", &cx);
@@ -439,6 +497,16 @@ impl Provider for InstanceProvider {
                 .ec2
                 .run(&scoped_token(&req.cx), move |e| {
                     let inst = e.runtime.describe(&id)?;
+                    if inst.seccomp != spec.seccomp {
+                        return Err(Ec2Error::Update {
+                            type_name: INSTANCE.type_name,
+                            properties: format!("Tags ({SECCOMP_PROFILE_TAG})"),
+                            why: format!(
+                                "instance {id} runs under the `{}` seccomp profile, fixed at launch; replace it instead (for example under a new logical id)",
+                                inst.seccomp.name()
+                            ),
+                        });
+                    }
                     if tags_changed {
                         let mut t = e.store.lock();
                         t.instance_tags.insert(id.clone(), spec.tags);
@@ -623,6 +691,13 @@ impl LaunchTemplateProvider {
 }
 
 impl Provider for LaunchTemplateProvider {
+    fn validate(
+        &self,
+        view: &spindle_template::ResourceView<'_>,
+    ) -> Vec<spindle_template::Diagnostic> {
+        crate::rules::check(view)
+    }
+
     fn create<'a>(
         &'a self,
         req: CreateRequest<'a>,
@@ -630,6 +705,7 @@ impl Provider for LaunchTemplateProvider {
         Box::pin(async move {
             let (name, data) = template_spec(&req.cx, &req.properties)?;
             self.check_image(&req.cx, &data)?;
+            check_profile_grant(&LAUNCH_TEMPLATE, &req.cx, data_profile(&data)?)?;
             let id = derived_id("lt", &req.cx);
             let out = self
                 .ec2
@@ -669,6 +745,10 @@ impl Provider for LaunchTemplateProvider {
                 &["LaunchTemplateData"],
                 "a launch template's name is fixed",
             )?;
+            let profile = data_profile(&data)?;
+            // A profile an earlier version was granted stays granted for this template, so
+            // a rollback to that version needs no grant from whoever deployed the update.
+            let granted = check_profile_grant(&LAUNCH_TEMPLATE, &req.cx, profile);
             let id = req.physical_id.clone();
             let out = self
                 .ec2
@@ -678,6 +758,15 @@ impl Provider for LaunchTemplateProvider {
                         .launch_templates
                         .get_mut(&id)
                         .ok_or_else(|| Ec2Error::LaunchTemplateNotFound(id.clone()))?;
+                    if let Err(refused) = granted {
+                        let before = rec.versions.iter().any(|v| match Value::from_json(v) {
+                            Value::Map(m) => data_profile(&m).ok() == Some(profile),
+                            _ => false,
+                        });
+                        if !before {
+                            return Err(refused);
+                        }
+                    }
                     let j = data_json(&data);
                     // A retried update finds its version already there.
                     if rec.versions.last() != Some(&j) {

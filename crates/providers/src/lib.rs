@@ -39,14 +39,51 @@
 //! | SecurityGroup | `GroupDescription`, `VpcId` (required: no default VPC), `SecurityGroupIngress`, `SecurityGroupEgress` | `GroupName`, `Tags` | rules with `CidrIpv6`, prefix lists, group names |
 //! | SecurityGroupIngress / Egress | `GroupId`, `IpProtocol` (`tcp`, `udp`, `icmp`, `-1` or their numbers), `FromPort`, `ToPort`, `CidrIp`, `SourceSecurityGroupId` / `DestinationSecurityGroupId` | `Description`, `SourceSecurityGroupOwnerId` | `GroupName`, `SourceSecurityGroupName`, `CidrIpv6`, prefix lists |
 //! | VPCPeeringConnection | `VpcId`, `PeerVpcId`, `PeerOwnerId` / `PeerRegion` when they are the stack's own | `PeerRoleArn`, `Tags` | another account or region |
-//! | Instance | `ImageId`, `InstanceType` (required; see the runtime's type table), `SubnetId` (required), `SecurityGroupIds`, `UserData`, `Tags`, `LaunchTemplate` | `AvailabilityZone`, `KeyName`, `Monitoring`, `IamInstanceProfile`, `BlockDeviceMappings`, `EbsOptimized`, `MetadataOptions`, … | `NetworkInterfaces`, `PrivateIpAddress`, `SecurityGroups`, `Volumes`, IPv6 |
-//! | LaunchTemplate | `LaunchTemplateName`, `LaunchTemplateData` (`ImageId`, `InstanceType`, `UserData`, `SecurityGroupIds`, instance `TagSpecifications`) | `TagSpecifications`, `VersionDescription`; in the data `KeyName`, `Monitoring`, … | in the data `NetworkInterfaces`, `SecurityGroups`, `InstanceMarketOptions` |
+//! | Instance | `ImageId`, `InstanceType` (required; see the runtime's type table), `SubnetId` (required), `SecurityGroupIds`, `UserData`, `Tags` (`spindle:seccomp-profile`: below), `LaunchTemplate` | `AvailabilityZone`, `KeyName`, `Monitoring`, `IamInstanceProfile`, `BlockDeviceMappings`, `EbsOptimized`, `MetadataOptions`, … | `NetworkInterfaces`, `PrivateIpAddress`, `SecurityGroups`, `Volumes`, IPv6 |
+//! | LaunchTemplate | `LaunchTemplateName`, `LaunchTemplateData` (`ImageId`, `InstanceType`, `UserData`, `SecurityGroupIds`, instance `TagSpecifications`, `spindle:seccomp-profile` among them) | `TagSpecifications`, `VersionDescription`; in the data `KeyName`, `Monitoring`, … | in the data `NetworkInterfaces`, `SecurityGroups`, `InstanceMarketOptions` |
 //!
 //! Which property changes force a replacement comes from the template crate's bundled
 //! registry schemas; an update that reaches a provider but needs a change the runtime
 //! cannot make in place (an instance's `InstanceType`, `UserData` or `SecurityGroupIds`)
 //! fails with a message saying so. An instance's `Tags` update is recorded by the provider
 //! (and reported by `read`); the metadata service keeps showing the launch-time tags.
+//!
+//! ## A wider seccomp profile (Spindle's extension)
+//! Every instance runs under the runtime's `default` seccomp profile. An instance that needs
+//! more — a developer VM whose tools make namespaces of their own and mount in them
+//! (`unshare -Urm`, rootless Podman, bubblewrap) — asks for a named profile with a tag, so
+//! the template stays valid CloudFormation and an auto scaling group's instances inherit it
+//! from their launch template:
+//!
+//! ```yaml
+//! Box:
+//!   Type: AWS::EC2::Instance
+//!   Properties:
+//!     Tags: [{Key: spindle:seccomp-profile, Value: devbox}]
+//! Lt:
+//!   Type: AWS::EC2::LaunchTemplate
+//!   Properties:
+//!     LaunchTemplateData:
+//!       TagSpecifications:
+//!         - ResourceType: instance
+//!           Tags: [{Key: spindle:seccomp-profile, Value: devbox}]
+//! ```
+//!
+//! Values: `default`, and `devbox` (`spindle_runtime::SeccompProfile::Devbox`: the default
+//! plus `unshare`, `setns`, namespace flags to `clone`, `clone3`, `mount` and the new mount
+//! API; `unconfined` can't be asked for). Anything but `default` needs the grant
+//! `instance:UseSeccompProfile`, an *admin-granted* action: a credential holds it only if its
+//! allow list names it exactly (`*` and `instance:*` don't carry it), only the installation's
+//! admin credential can put it there (`spindle --account dev account keys create --allow '*'
+//! --allow instance:UseSeccompProfile`, or a role's `--allow`), and the account's deny rules apply
+//! as to any action. Validation refuses a template that asks without the grant (naming the
+//! tag's position and the grant; a computed value needs the grant too), every deploy path
+//! runs it (`template validate`, deploy and change sets, `spindle up`), and the providers
+//! check again at create from the operation's `Context::grants` (nested stacks inherit the
+//! caller's; crash recovery has none, so a create it retries fails and rolls back). A launch
+//! template update keeps a profile an earlier version of the same template was granted. The
+//! tag is a setting, not a tag the instance keeps; `spindle instance describe` shows the
+//! profile, and changing it on an existing instance is refused (replace the instance).
 //!
 //! `UserData` is base64 as in CloudFormation (`Fn::Base64`) and is decoded before launch;
 //! `ImageId` is an `ami-…` id or a `name:tag` alias of the runtime's image store. ICMP rules

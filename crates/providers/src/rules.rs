@@ -6,6 +6,9 @@
 //!   values.
 //! - Subnets: two subnets of the same VPC (the same `VpcId` as written) must not overlap.
 //! - Listeners: two listeners of the same load balancer must not share a port.
+//! - Instances and launch templates: a [`SECCOMP_PROFILE_TAG`] must name a profile Spindle
+//!   has; and ([`grants`], which needs the caller, so the daemon adds it beside the
+//!   providers' rules) asking for one wider than the default needs [`SECCOMP_PROFILE_GRANT`].
 //!
 //! Rules look only at literal values; anything computed is known at deploy time, where the
 //! provider checks it again. The functions are pure (a template in, diagnostics out), so
@@ -16,8 +19,35 @@ use std::net::Ipv4Addr;
 use spindle_template::ast::{Node, NodeKind};
 use spindle_template::{Diagnostic, ResourceView};
 
+use spindle_runtime::SeccompProfile;
+
 use crate::elbv2_spec::SPINDLE_TG_ATTRIBUTES;
 use crate::Kind;
+
+/// The instance tag that asks for a seccomp profile other than the default: on an
+/// `AWS::EC2::Instance`'s `Tags`, or in a launch template's `TagSpecifications` for
+/// `ResourceType: instance` (so an auto scaling group's instances get it too). Its value is
+/// a profile name ([`SeccompProfile::REQUESTABLE`], or `default`).
+pub const SECCOMP_PROFILE_TAG: &str = "spindle:seccomp-profile";
+
+/// The grant a caller needs to ask for a wider profile; admin-granted (only the exact name
+/// carries it, and only the installation's admin credential can give it).
+pub const SECCOMP_PROFILE_GRANT: &str = "instance:UseSeccompProfile";
+
+/// The profile a tag value names, if a template may ask for it.
+pub fn requestable_profile(name: &str) -> Option<SeccompProfile> {
+    SeccompProfile::from_name(name)
+        .filter(|p| *p == SeccompProfile::Default || SeccompProfile::REQUESTABLE.contains(p))
+}
+
+/// The names a tag value may take, for messages.
+pub fn requestable_names() -> String {
+    std::iter::once(SeccompProfile::Default)
+        .chain(SeccompProfile::REQUESTABLE.iter().copied())
+        .map(|p| p.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The one type with rules that isn't this crate's [`Kind`]: the stack engine's own.
 const NESTED_STACK_TYPE: &str = "AWS::CloudFormation::Stack";
@@ -31,9 +61,100 @@ pub fn check(view: &ResourceView<'_>) -> Vec<Diagnostic> {
         Some(Kind::TargetGroup) => target_group(view),
         Some(Kind::Listener) => listener(view),
         Some(Kind::Subnet) => subnet(view),
+        Some(Kind::Instance | Kind::LaunchTemplate) => seccomp_profile_names(view),
         None if view.type_name() == NESTED_STACK_TYPE => spindle_stack::nested_stack_rules(view),
         _ => Vec::new(),
     }
+}
+
+/// Every [`SECCOMP_PROFILE_TAG`] of an instance or a launch template's instance tags: the
+/// `Value` node and its path relative to `Properties`. A key that isn't literal is not one.
+fn seccomp_profile_tags<'a>(view: &ResourceView<'a>) -> Vec<(&'a Node, String)> {
+    let tag_lists: Vec<(&'a Node, String)> = match Kind::from_type_name(view.type_name()) {
+        Some(Kind::Instance) => view
+            .property("Tags")
+            .map(|t| (t, "Tags".to_string()))
+            .into_iter()
+            .collect(),
+        Some(Kind::LaunchTemplate) => view
+            .property("LaunchTemplateData")
+            .and_then(|d| d.get("TagSpecifications"))
+            .and_then(Node::as_list)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .filter(|(_, spec)| spec.get("ResourceType").and_then(Node::as_str) == Some("instance"))
+            .filter_map(|(i, spec)| {
+                let tags = spec.get("Tags")?;
+                Some((
+                    tags,
+                    format!("LaunchTemplateData.TagSpecifications.{i}.Tags"),
+                ))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for (list, rel) in tag_lists {
+        for (i, tag) in list.as_list().unwrap_or_default().iter().enumerate() {
+            if tag.get("Key").and_then(Node::as_str) != Some(SECCOMP_PROFILE_TAG) {
+                continue;
+            }
+            if let Some(v) = tag.get("Value") {
+                out.push((v, format!("{rel}.{i}.Value")));
+            }
+        }
+    }
+    out
+}
+
+fn seccomp_profile_names(view: &ResourceView<'_>) -> Vec<Diagnostic> {
+    seccomp_profile_tags(view)
+        .into_iter()
+        .filter_map(|(v, rel)| {
+            let name = v.as_str()?;
+            requestable_profile(name).is_none().then(|| {
+                view.diag(
+                    v.pos,
+                    &rel,
+                    format!(
+                        "{SECCOMP_PROFILE_TAG} `{name}` is not a seccomp profile an instance can ask for (expected one of: {})",
+                        requestable_names()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The rules that depend on the caller's admin-granted actions (`grants`, as
+/// `Context::grants`): a [`SECCOMP_PROFILE_TAG`] other than a literal `default` needs
+/// [`SECCOMP_PROFILE_GRANT`]. A computed value needs it too, since it may name a wider
+/// profile.
+pub fn grants(view: &ResourceView<'_>, grants: &[String]) -> Vec<Diagnostic> {
+    if grants.iter().any(|g| g == SECCOMP_PROFILE_GRANT) {
+        return Vec::new();
+    }
+    seccomp_profile_tags(view)
+        .into_iter()
+        .filter(|(v, _)| v.as_str() != Some(SeccompProfile::Default.name()))
+        .map(|(v, rel)| {
+            let what = match v.as_str() {
+                Some(name) => format!("the `{name}` seccomp profile"),
+                None => "a seccomp profile computed at deploy time".to_string(),
+            };
+            view.diag(v.pos, &rel, missing_grant(&what))
+        })
+        .collect()
+}
+
+/// The refusal when a caller asks for `what` (a wider profile) without the grant.
+pub fn missing_grant(what: &str) -> String {
+    format!(
+        "{SECCOMP_PROFILE_TAG} asks for {what}, which needs the grant `{SECCOMP_PROFILE_GRANT}`; \
+         the caller doesn't hold it (only the installation's admin credential can grant it, \
+         naming it exactly in a key's or role's allow list, and the account's deny rules apply)"
+    )
 }
 
 fn target_group(view: &ResourceView<'_>) -> Vec<Diagnostic> {
@@ -260,6 +381,81 @@ mod tests {
         assert_eq!(
             run(&src),
             ["17:13 Resources.L2.Properties.Port: port 80 is already used by listener L1 on the same load balancer"]
+        );
+    }
+
+    const INSTANCE_AND_TEMPLATE: &str = r#"  I:
+    Type: AWS::EC2::Instance
+    Properties:
+      ImageId: ami-1
+      Tags:
+        - { Key: Name, Value: box }
+        - { Key: spindle:seccomp-profile, Value: devbox }
+  Unknown:
+    Type: AWS::EC2::Instance
+    Properties:
+      Tags: [{ Key: spindle:seccomp-profile, Value: unconfined }]
+  Plain:
+    Type: AWS::EC2::Instance
+    Properties:
+      Tags: [{ Key: spindle:seccomp-profile, Value: default }]
+  Lt:
+    Type: AWS::EC2::LaunchTemplate
+    Properties:
+      LaunchTemplateData:
+        TagSpecifications:
+          - ResourceType: volume
+            Tags: [{ Key: spindle:seccomp-profile, Value: devbox }]
+          - ResourceType: instance
+            Tags: [{ Key: spindle:seccomp-profile, Value: !Ref AWS::Region }]
+"#;
+
+    #[test]
+    fn a_seccomp_profile_tag_must_name_a_requestable_profile() {
+        assert_eq!(
+            run(INSTANCE_AND_TEMPLATE),
+            ["12:53 Resources.Unknown.Properties.Tags.0.Value: spindle:seccomp-profile `unconfined` is not a seccomp profile an instance can ask for (expected one of: default, devbox)"]
+        );
+    }
+
+    #[test]
+    fn a_wider_seccomp_profile_needs_the_grant_even_when_computed() {
+        let src = format!("Resources:\n{INSTANCE_AND_TEMPLATE}");
+        let t = parse(&src, "t.yaml").unwrap();
+        let render = |held: &[String]| -> Vec<String> {
+            let rules = |v: &ResourceView<'_>| grants(v, held);
+            let opts = ValidateOptions {
+                resource_rules: Some(&rules),
+                ..ValidateOptions::default()
+            };
+            validate(&t, &opts)
+                .iter()
+                .map(|d| format!("{}:{} {}", d.pos.line, d.pos.col, d.path))
+                .collect()
+        };
+        assert_eq!(
+            render(&[]),
+            [
+                "8:50 Resources.I.Properties.Tags.1.Value",
+                "12:53 Resources.Unknown.Properties.Tags.0.Value",
+                "25:59 Resources.Lt.Properties.LaunchTemplateData.TagSpecifications.1.Tags.0.Value",
+            ]
+        );
+        assert!(render(&[SECCOMP_PROFILE_GRANT.to_string()]).is_empty());
+        assert!(
+            render(&["instance:*".to_string()]).len() == 3,
+            "only the exact grant"
+        );
+        let t = parse(&src, "t.yaml").unwrap();
+        let view = ResourceView {
+            template: &t,
+            resource: &t.resources[0],
+        };
+        let msg = &grants(&view, &[])[0].message;
+        assert!(msg.contains("`devbox` seccomp profile"), "{msg}");
+        assert!(
+            msg.contains("needs the grant `instance:UseSeccompProfile`"),
+            "{msg}"
         );
     }
 

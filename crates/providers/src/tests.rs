@@ -39,6 +39,7 @@ fn fixture() -> Fx {
     let kernel = Arc::new(FakeKernel::new().with_routes(&["192.0.2.0/24"]));
     let mut cfg = RuntimeConfig::new(dir.path().join("data"), "spxp");
     cfg.cgroup_root = dir.path().join("cg");
+    cfg.host_dir = dir.path().join("host");
     let rt = Runtime::open(cfg, kernel).unwrap();
     // An image whose busybox is a stub: the fake kernel runs nothing.
     let bb = dir.path().join("busybox");
@@ -67,9 +68,16 @@ fn fixture() -> Fx {
 }
 
 async fn deploy(fx: &Fx, stack: &str, src: &str) -> OperationOutcome {
+    deploy_granted(fx, stack, src, &[]).await
+}
+
+/// A deploy by a caller holding `grants` (as `Context::grants`, which the daemon fills in).
+async fn deploy_granted(fx: &Fx, stack: &str, src: &str, grants: &[&str]) -> OperationOutcome {
     let template = parse(src, "stack.yaml").unwrap();
+    let mut context = Context::new(ACCOUNT, REGION, stack);
+    context.grants = grants.iter().map(|g| g.to_string()).collect();
     let input = PlanInput {
-        context: Context::new(ACCOUNT, REGION, stack),
+        context,
         ..PlanInput::default()
     };
     let planned = plan(&template, &input).unwrap();
@@ -889,4 +897,75 @@ fn every_metric_spindle_measures_passes_the_registry_schema() {
         let d = spindle_template::validate::properties(&t);
         assert!(d.is_empty(), "{ns} {name} {stat}: {d:?}");
     }
+}
+
+/// Issue 22: `spindle:seccomp-profile` on an instance or a launch template's instance tags
+/// asks for a wider profile, only with the grant. Without it the create fails naming the tag
+/// and the grant (values computed at deploy meet only this check); with it the instance, and
+/// every launch from the template (auto scaling), runs under the profile, and the tag is a
+/// setting, not one of the instance's tags.
+#[tokio::test]
+async fn a_wider_seccomp_profile_needs_the_grant_at_deploy() {
+    let fx = fixture();
+    let devbox = WITH_TEMPLATE.replace(
+        "Tags: [{Key: Role, Value: api}]",
+        "Tags: [{Key: Role, Value: api}, {Key: spindle:seccomp-profile, Value: !Sub \"${Profile}\"}]",
+    );
+    let src = format!("Parameters:\n  Profile: {{Type: String, Default: devbox}}\n{devbox}");
+    let out = deploy(&fx, "dbx", &src).await;
+    assert_eq!(
+        out.status,
+        StackStatus::RollbackComplete,
+        "{:?}",
+        out.reason
+    );
+    let reason = fx.engine.stack("dbx").unwrap().first_failure.unwrap();
+    assert!(
+        reason.contains("spindle:seccomp-profile asks for the `devbox` seccomp profile, which needs the grant `instance:UseSeccompProfile`"),
+        "{reason}"
+    );
+    assert!(fx.rt.list().is_empty());
+    // A wildcard grant is not the grant.
+    let out = deploy_granted(&fx, "dbx2", &src, &["instance:*"]).await;
+    assert_ne!(out.status, StackStatus::CreateComplete);
+
+    let out = deploy_granted(&fx, "ok", &src, &[crate::rules::SECCOMP_PROFILE_GRANT]).await;
+    assert_eq!(out.status, StackStatus::CreateComplete, "{:?}", out.reason);
+    let server = fx.rt.describe(&physical(&fx, "ok", "Server")).unwrap();
+    assert_eq!(server.seccomp, spindle_runtime::SeccompProfile::Devbox);
+    assert_eq!(server.tags["Role"], "api");
+    assert!(!server.tags.contains_key("spindle:seccomp-profile"));
+    let lt = physical(&fx, "ok", "Lt");
+    let o = LaunchOverrides {
+        subnet_id: physical(&fx, "ok", "Subnet"),
+        ..Default::default()
+    };
+    let spec = fx.ec2.launch_spec_from_template(&lt, None, &o).unwrap();
+    assert_eq!(spec.seccomp, spindle_runtime::SeccompProfile::Devbox);
+    // No drift from the tag turned setting.
+    let drift = fx.engine.drift("ok").await.unwrap();
+    assert!(
+        drift
+            .iter()
+            .all(|d| d.status != spindle_stack::DriftStatus::Modified),
+        "{drift:?}"
+    );
+    // An unknown or unrequestable name fails the create, named.
+    let bad = deploy_granted(
+        &fx,
+        "bad",
+        &src.replace("Default: devbox", "Default: unconfined"),
+        &[crate::rules::SECCOMP_PROFILE_GRANT],
+    )
+    .await;
+    assert_eq!(bad.status, StackStatus::RollbackComplete);
+    let reason = fx.engine.stack("bad").unwrap().first_failure.unwrap();
+    assert!(
+        reason.contains("tag spindle:seccomp-profile `unconfined` is not a seccomp profile an instance can ask for (expected one of: default, devbox)"),
+        "{reason}"
+    );
+    assert_eq!(
+        fx.engine.delete_stack("ok").await.unwrap().status,
+        StackStatus::DeleteComplete
+    );
 }

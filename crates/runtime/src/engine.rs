@@ -63,8 +63,10 @@ pub enum RuntimeError {
     Bind(#[from] crate::bind::BindError),
     #[error("hostname `{0}` is invalid (letters, digits, `-` and `.`, at most 63 characters)")]
     BadHostname(String),
-    #[error("every host id range for user namespaces is taken ({0} instances exist)")]
-    NoIdRange(usize),
+    #[error("every host id range for user namespaces is taken (the host's table is `{0}`)")]
+    NoIdRange(PathBuf),
+    #[error("the host-wide table of user-namespace ranges")]
+    HostIds(#[from] crate::hostids::HostIdsError),
     #[error("instance `{0}` does not exist")]
     NoInstance(String),
     #[error("instance {id} is {state:?}; cannot {action}")]
@@ -105,6 +107,9 @@ pub struct RuntimeConfig {
     /// `<prefix>` directory), which is how `doctor` finds leaks.
     pub prefix: String,
     pub cgroup_root: PathBuf,
+    /// Holds the host-wide table of user-namespace ranges every engine on the host shares
+    /// ([`crate::hostids`]); `SPINDLE_HOST_DIR`, else `/var/lib/spindle-host`.
+    pub host_dir: PathBuf,
 }
 
 impl RuntimeConfig {
@@ -113,6 +118,7 @@ impl RuntimeConfig {
             data_dir: data_dir.into(),
             prefix: prefix.into(),
             cgroup_root: "/sys/fs/cgroup".into(),
+            host_dir: crate::hostids::default_host_dir(),
         }
     }
 }
@@ -209,7 +215,9 @@ pub struct LaunchSpec {
     /// Host directories to bind read-write (the developer box's project directory). The
     /// caller decides who may ask for one; [`BindMount::checked`] has checked the paths.
     pub mounts: Vec<BindMount>,
-    /// The seccomp filter (see [`crate::seccomp`]); the API only ever asks for the default.
+    /// The seccomp filter (see [`crate::seccomp`]). Callers decide who may ask for a wider
+    /// one (the daemon: a caller holding `instance:UseSeccompProfile`); the API never asks
+    /// for `unconfined`.
     pub seccomp: SeccompProfile,
 }
 
@@ -302,6 +310,9 @@ struct Inner {
     subscribers: Mutex<Vec<Sender<InstanceEvent>>>,
     /// Whether new instances get user namespaces here (probed at open), or why not.
     userns: Result<(), String>,
+    /// The host-wide range table, and this engine's name in it (its canonical data dir).
+    host_ids: crate::hostids::HostIds,
+    owner: PathBuf,
 }
 
 /// The runtime engine. Cheap to clone; all clones share state.
@@ -383,6 +394,8 @@ impl Runtime {
         }
         let p = cfg.data_dir.join("instances");
         fs::create_dir_all(&p).map_err(ioe("create", &p))?;
+        let owner = fs::canonicalize(&cfg.data_dir).map_err(ioe("resolve", &cfg.data_dir))?;
+        let host_ids = crate::hostids::HostIds::new(&cfg.host_dir);
         let images = ImageStore::open(cfg.data_dir.join("images"))?;
         let cgroups = CgroupLayout::detect(kernel.as_ref(), &cfg.cgroup_root);
         let userns = kernel.userns_support(images.root());
@@ -413,13 +426,36 @@ impl Runtime {
                 imds: Mutex::new(BTreeMap::new()),
                 subscribers: Mutex::new(Vec::new()),
                 userns,
+                host_ids,
+                owner,
             }),
         };
+        rt.reconcile_ranges()?;
         for v in rt.vpcs() {
             rt.start_imds(&v);
         }
         rt.adopt();
         Ok(rt)
+    }
+
+    /// Makes the host table's entries for this data dir those of its live instances (see
+    /// [`crate::hostids`]).
+    fn reconcile_ranges(&self) -> Result<(), RuntimeError> {
+        let live: Vec<(String, IdRange)> = self
+            .lock()
+            .live()
+            .filter_map(|i| Some((i.id.clone(), i.userns?)))
+            .collect();
+        let owner = &self.inner.owner;
+        self.inner.host_ids.update(|t| t.reconcile(owner, &live))?;
+        Ok(())
+    }
+
+    /// Gives `id`'s range back to the host table (best effort: a failure leaves the entry
+    /// for the next reconcile at open).
+    fn free_range(&self, id: &str) {
+        let owner = &self.inner.owner;
+        let _ = self.inner.host_ids.update(|t| t.free(owner, id));
     }
 
     fn adopt(&self) {
@@ -1089,15 +1125,30 @@ impl Runtime {
             .unwrap_or_else(|| format!("ip-{}", ip.to_string().replace('.', "-")));
         env.push(format!("HOSTNAME={hostname}"));
         let userns = match &self.inner.userns {
-            Ok(()) => Some(
-                crate::userns::allocate(
-                    st.instances
-                        .values()
-                        .filter(|i| i.state != InstanceState::Terminated)
-                        .filter_map(|i| i.userns.as_ref()),
-                )
-                .ok_or(RuntimeError::NoIdRange(st.instances.len()))?,
-            ),
+            Ok(()) => {
+                let owner = &self.inner.owner;
+                let range = match self.inner.host_ids.update(|t| {
+                    t.forget_missing(|dir| dir.join("instances").is_dir());
+                    t.allocate(owner, &id)
+                }) {
+                    Ok(Some(r)) => Ok(r),
+                    Ok(None) => Err(RuntimeError::NoIdRange(self.inner.host_ids.path())),
+                    Err(e) => Err(RuntimeError::from(e)),
+                };
+                match range {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        if let Some(ipam) = st
+                            .vpcs
+                            .get_mut(&vpc.id)
+                            .and_then(|v| v.subnets.get_mut(&spec.subnet_id))
+                        {
+                            let _ = ipam.free(ip);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
             Err(_) => None,
         };
         let workdir = if image.config.workdir.is_empty() {
@@ -1159,6 +1210,9 @@ impl Runtime {
                     let _ = ipam.free(ip);
                 }
                 self.release(&rec);
+                if rec.userns.is_some() {
+                    self.free_range(&id);
+                }
                 Err(e)
             }
         }
@@ -1486,6 +1540,9 @@ impl Runtime {
         {
             let _ = ipam.free(rec.private_ip);
         }
+        if rec.userns.is_some() {
+            self.free_range(id);
+        }
         let now = now_secs();
         let r = st.instances.get_mut(id).expect("present");
         r.state = InstanceState::Terminated;
@@ -1744,6 +1801,7 @@ mod tests {
         let kernel = Arc::new(FakeKernel::new().with_routes(&["192.0.2.0/24", "10.9.0.0/16"]));
         let mut cfg = RuntimeConfig::new(dir.path().join("data"), "spxt");
         cfg.cgroup_root = dir.path().join("cg");
+        cfg.host_dir = dir.path().join("host");
         let rt = Runtime::open(cfg, kernel.clone()).unwrap();
         // A tiny image: /bin/busybox with a /bin/sh symlink.
         let mut tb = tar::Builder::new(Vec::new());
@@ -2058,6 +2116,73 @@ mod tests {
         assert_eq!(d.state, InstanceState::Stopped);
         assert!(d.last_exit.unwrap().reason.contains("daemon restart"));
         assert_eq!(again.vpcs().len(), 1);
+    }
+
+    /// Two engines (data dirs) on one host table: distinct ranges, a terminated instance's
+    /// range reused by the other, stale entries reconciled away when an engine opens.
+    #[test]
+    fn ranges_come_from_the_host_table_shared_by_data_dirs() {
+        let f = fixture();
+        let host = f.rt.config().host_dir.clone();
+        let mut cfg = RuntimeConfig::new(f._dir.path().join("data2"), "spxu");
+        cfg.cgroup_root = f._dir.path().join("cg2");
+        cfg.host_dir = host.clone();
+        let other = Runtime::open(cfg, f.kernel.clone()).unwrap();
+        let image = ImageConfig {
+            cmd: vec!["sh".into()],
+            min_memory_mib: 100,
+            ..Default::default()
+        };
+        other
+            .images()
+            .import(&f._dir.path().join("rootfs.tar"), image, Some("tiny:1"))
+            .unwrap();
+        for rt in [&f.rt, &other] {
+            rt.create_vpc(Some("vpc-a"), "10.200.0.0/20").unwrap();
+            rt.create_subnet("vpc-a", Some("subnet-1"), "10.200.1.0/24")
+                .unwrap();
+        }
+        let a1 = f.rt.launch(spec("subnet-1")).unwrap();
+        let b1 = other.launch(spec("subnet-1")).unwrap();
+        let a2 = f.rt.launch(spec("subnet-1")).unwrap();
+        let bases: Vec<u32> = [&a1, &b1, &a2]
+            .iter()
+            .map(|i| i.userns.unwrap().base)
+            .collect();
+        let slot = |n: u32| IdRange::slot(n).base;
+        assert_eq!(bases, vec![slot(0), slot(1), slot(2)]);
+        f.rt.terminate(&a1.id, Duration::from_secs(2)).unwrap();
+        let b2 = other.launch(spec("subnet-1")).unwrap();
+        assert_eq!(b2.userns.unwrap().base, slot(0), "freed, then reused");
+        let table = crate::hostids::HostIds::new(&host);
+        let owners = table
+            .update(|t| {
+                t.entries
+                    .iter()
+                    .map(|e| (e.instance.clone(), e.base))
+                    .collect::<BTreeMap<_, _>>()
+            })
+            .unwrap();
+        let want: BTreeMap<String, u32> = [(&b1, 1), (&a2, 2), (&b2, 0)]
+            .into_iter()
+            .map(|(i, n)| (i.id.clone(), slot(n)))
+            .collect();
+        assert_eq!(owners, want);
+        // A crash between the table and the state file leaves an entry for an instance the
+        // data dir doesn't have; the engine frees it when it opens.
+        let me = fs::canonicalize(f.rt.config().data_dir.clone()).unwrap();
+        table.update(|t| t.allocate(&me, "i-lost")).unwrap();
+        let cfg = f.rt.config().clone();
+        drop(Runtime::open(cfg, f.kernel.clone()).unwrap());
+        let left = table
+            .update(|t| t.entries.iter().any(|e| e.instance == "i-lost"))
+            .unwrap();
+        assert!(!left, "reconciled at open");
+        // A data dir that is gone loses its entries at the next allocation anywhere.
+        drop(other);
+        fs::remove_dir_all(f._dir.path().join("data2")).unwrap();
+        let a3 = f.rt.launch(spec("subnet-1")).unwrap();
+        assert_eq!(a3.userns.unwrap().base, slot(0));
     }
 
     #[test]

@@ -40,10 +40,12 @@
 //! ## Confinement (instances hold untrusted code)
 //! Every process in an instance — init's children, user data, the entrypoint and whatever
 //! [`Runtime::exec`] runs — is root of its own user namespace ([`userns`]: ids 0.. inside are
-//! an unprivileged host id range of its own, [`Instance::userns`]; image layers are mounted
-//! idmapped, so they stay shared) without CAP_SYS_ADMIN,
+//! an unprivileged host id range of its own, [`Instance::userns`], from the table every
+//! engine on the host shares, [`hostids`]; image layers are mounted idmapped, so they stay
+//! shared) without CAP_SYS_ADMIN,
 //! CAP_NET_ADMIN, CAP_MKNOD or the other capabilities outside [`boot::KEPT_CAPS`], under the
-//! seccomp filter of [`seccomp`] with `no_new_privs` ([`Instance::seccomp`] names it), with
+//! seccomp filter of [`seccomp`] with `no_new_privs` ([`Instance::seccomp`] names it: the
+//! default, or `devbox` with nested namespaces and mounts when the caller asks), with
 //! runc's masked and read-only paths ([`boot::MASKED_FILES`], [`boot::MASKED_DIRS`],
 //! [`boot::READ_ONLY`]) and a `nodev` root. Its network namespace reaches only its VPC (and
 //! peered VPCs, and the metadata service): the host is not on its network map.
@@ -74,6 +76,7 @@ pub mod cidr;
 pub mod doctor;
 pub mod engine;
 pub mod host;
+pub mod hostids;
 pub mod image;
 pub mod imds;
 pub mod kernel;

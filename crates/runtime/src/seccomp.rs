@@ -35,32 +35,79 @@ pub enum SeccompProfile {
     /// Docker's default denials and io_uring; see the module docs.
     #[default]
     Default,
+    /// The default minus what nested containers need: `unshare`, `setns`, `clone` with
+    /// namespace flags, `clone3`, `mount`, `umount2`, `pivot_root` and the new mount API
+    /// ([`DEVBOX_ALLOWS`]). A developer VM's tools (rootless Podman, bubblewrap, `unshare -Urm`)
+    /// make user namespaces of their own and mount in them. The instance's own mount and
+    /// network namespaces still belong to the host's user namespace, so these calls change
+    /// nothing outside a namespace the caller made; the rest of the default's denials
+    /// (keyrings, bpf, perf, io_uring, modules, the clock) stay. Templates ask for it with the
+    /// `spindle:seccomp-profile` tag, which needs an admin grant (see `spindle-providers`).
+    Devbox,
     /// No filter (and no `no_new_privs`). Only the engine's callers can ask for it (the
     /// benchmark's peer); the API offers no way to.
     Unconfined,
 }
 
+/// The calls [`SeccompProfile::Devbox`] lets through that the default refuses.
+pub const DEVBOX_ALLOWS: &[&str] = &[
+    "SYS_unshare",
+    "SYS_setns",
+    "SYS_clone",
+    "SYS_clone3",
+    "SYS_mount",
+    "SYS_umount2",
+    "SYS_pivot_root",
+    "SYS_open_tree",
+    "SYS_move_mount",
+    "SYS_fsopen",
+    "SYS_fsconfig",
+    "SYS_fsmount",
+    "SYS_fspick",
+    "SYS_mount_setattr",
+];
+
 impl SeccompProfile {
     pub fn name(self) -> &'static str {
         match self {
             SeccompProfile::Default => "default",
+            SeccompProfile::Devbox => "devbox",
             SeccompProfile::Unconfined => "unconfined",
         }
     }
 
     /// The profile [`SeccompProfile::name`] names.
     pub fn from_name(name: &str) -> Option<Self> {
-        [SeccompProfile::Default, SeccompProfile::Unconfined]
-            .into_iter()
-            .find(|p| p.name() == name)
+        [
+            SeccompProfile::Default,
+            SeccompProfile::Devbox,
+            SeccompProfile::Unconfined,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
+    }
+
+    /// The profiles a template may name (wider than the default: each needs a grant);
+    /// `unconfined` is not one of them.
+    pub const REQUESTABLE: &'static [SeccompProfile] = &[SeccompProfile::Devbox];
+
+    /// The calls this profile refuses, sorted by number; `None` when no filter is installed.
+    pub fn rules(self) -> Option<Vec<Rule>> {
+        match self {
+            SeccompProfile::Default => Some(rules()),
+            SeccompProfile::Devbox => Some(
+                rules()
+                    .into_iter()
+                    .filter(|r| !DEVBOX_ALLOWS.contains(&r.0))
+                    .collect(),
+            ),
+            SeccompProfile::Unconfined => None,
+        }
     }
 
     /// The BPF program for this profile; `None` when no filter is installed.
     pub fn program(self) -> Option<Vec<Insn>> {
-        match self {
-            SeccompProfile::Default => Some(default_program()),
-            SeccompProfile::Unconfined => None,
-        }
+        self.rules().map(|r| program(&r))
     }
 }
 
@@ -281,6 +328,10 @@ fn search(a: &mut Asm, rules: &[Rule], targets: &[usize; 3], allow: usize) {
         Deny::NamespaceFlags => targets[1],
         Deny::NoSys => targets[2],
     };
+    if rules.is_empty() {
+        a.op(BPF_JMP_JA, 0, To::Label(allow), To::Next);
+        return;
+    }
     if rules.len() <= 3 {
         for (i, r) in rules.iter().enumerate() {
             let miss = if i + 1 == rules.len() {
@@ -305,7 +356,8 @@ fn search(a: &mut Asm, rules: &[Rule], targets: &[usize; 3], allow: usize) {
     search(a, &rules[mid..], targets, allow);
 }
 
-fn default_program() -> Vec<Insn> {
+/// The filter refusing `rules` (sorted by number) as each says, allowing everything else.
+fn program(rules: &[Rule]) -> Vec<Insn> {
     let mut a = Asm {
         code: Vec::new(),
         labels: Vec::new(),
@@ -317,7 +369,7 @@ fn default_program() -> Vec<Insn> {
     if cfg!(target_arch = "x86_64") {
         a.op(BPF_JMP_JGE_K, X32_SYSCALL_BIT, To::Label(eperm), To::Next);
     }
-    search(&mut a, &rules(), &[eperm, clone, enosys], allow);
+    search(&mut a, rules, &[eperm, clone, enosys], allow);
     a.bind(clone);
     a.op(BPF_LD_W_ABS, DATA_ARG0_LO, To::Next, To::Next);
     a.op(
@@ -446,6 +498,50 @@ pub(crate) mod tests {
             (libc::CLONE_NEWNET as u64, RET_EPERM),
         ] {
             assert_eq!(run(&prog, nr, AUDIT_ARCH, flags), want, "flags {flags:#x}");
+        }
+    }
+
+    #[test]
+    fn devbox_allows_nested_namespaces_and_mounts_and_refuses_the_rest_as_the_default() {
+        let default = SeccompProfile::Default.program().unwrap();
+        let devbox = SeccompProfile::Devbox.program().unwrap();
+        assert!(devbox.len() < default.len());
+        for &(name, nr, _, _) in &rules() {
+            let got = run(&devbox, nr, AUDIT_ARCH, libc::CLONE_NEWUSER as u64);
+            if DEVBOX_ALLOWS.contains(&name) {
+                assert_eq!(got, RET_ALLOW, "{name}");
+                assert_ne!(
+                    run(&default, nr, AUDIT_ARCH, libc::CLONE_NEWUSER as u64),
+                    RET_ALLOW,
+                    "{name} is wider than the default"
+                );
+            } else {
+                assert_eq!(got, run(&default, nr, AUDIT_ARCH, 0), "{name}");
+                assert_eq!(got, RET_EPERM, "{name}");
+            }
+        }
+        // Every name in the list is a call the default refuses (no typo allows nothing).
+        for name in DEVBOX_ALLOWS {
+            assert!(rules().iter().any(|r| r.0 == *name), "{name}");
+        }
+        // Calls neither profile knows stay allowed, other architectures killed.
+        assert_eq!(run(&devbox, libc::SYS_getpid, AUDIT_ARCH, 0), RET_ALLOW);
+        assert_eq!(run(&devbox, 20, 0x4000_0003, 0), RET_KILL_PROCESS);
+        assert_eq!(
+            SeccompProfile::from_name("devbox"),
+            Some(SeccompProfile::Devbox)
+        );
+        assert_eq!(SeccompProfile::REQUESTABLE, &[SeccompProfile::Devbox]);
+    }
+
+    #[test]
+    fn an_empty_rule_list_allows_everything() {
+        let prog = program(&[]);
+        for nr in [0, libc::SYS_clone, libc::SYS_keyctl] {
+            assert_eq!(
+                run(&prog, nr, AUDIT_ARCH, libc::CLONE_NEWUSER as u64),
+                RET_ALLOW
+            );
         }
     }
 

@@ -1,8 +1,8 @@
 //! User namespaces: root in an instance is an unprivileged id range on the host.
 //!
 //! Every instance gets its own range of [`IDS_PER_INSTANCE`] host ids (like an `/etc/subuid`
-//! entry), recorded on its [`crate::Instance`] and handed out again only once the instance is
-//! gone. Id 0 inside is `base` outside, so a process that breaks out of every other wall is
+//! entry), recorded on its [`crate::Instance`] and in the host-wide table every engine on the
+//! host shares ([`crate::hostids`]), and handed out again only once the instance is gone. Id 0 inside is `base` outside, so a process that breaks out of every other wall is
 //! still nobody on the host, and a file root creates inside is owned by `base` on the host.
 //!
 //! The ranges start at [`ID_BASE`], far above the ids `useradd` and `/etc/subuid` hand out
@@ -46,6 +46,14 @@ pub struct IdRange {
 }
 
 impl IdRange {
+    /// The `n`th range of [`IDS_PER_INSTANCE`] ids from [`ID_BASE`].
+    pub fn slot(n: u32) -> IdRange {
+        IdRange {
+            base: ID_BASE + n * IDS_PER_INSTANCE,
+            count: IDS_PER_INSTANCE,
+        }
+    }
+
     /// The line written to `uid_map` and `gid_map`.
     pub fn map_line(&self) -> String {
         format!("0 {} {}\n", self.base, self.count)
@@ -68,29 +76,6 @@ impl IdRange {
     fn end(&self) -> u64 {
         self.base as u64 + self.count as u64
     }
-}
-
-/// The lowest free range, given the ranges of instances that still exist. `None` when all
-/// [`SLOTS`] are taken.
-pub fn allocate<'a>(used: impl IntoIterator<Item = &'a IdRange>) -> Option<IdRange> {
-    let mut taken: Vec<u32> = used
-        .into_iter()
-        .filter(|r| r.base >= ID_BASE)
-        .map(|r| (r.base - ID_BASE) / IDS_PER_INSTANCE)
-        .collect();
-    taken.sort_unstable();
-    taken.dedup();
-    let mut slot = 0;
-    for t in taken {
-        if t != slot {
-            break;
-        }
-        slot += 1;
-    }
-    (slot < SLOTS).then(|| IdRange {
-        base: ID_BASE + slot * IDS_PER_INSTANCE,
-        count: IDS_PER_INSTANCE,
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,29 +212,11 @@ mod tests {
     use super::*;
 
     fn r(slot: u32) -> IdRange {
-        IdRange {
-            base: ID_BASE + slot * IDS_PER_INSTANCE,
-            count: IDS_PER_INSTANCE,
-        }
+        IdRange::slot(slot)
     }
 
     #[test]
-    fn allocates_the_lowest_free_range_and_reuses_freed_ones() {
-        let cases: &[(&[u32], Option<u32>)] = &[
-            (&[], Some(0)),
-            (&[0], Some(1)),
-            (&[0, 1, 2], Some(3)),
-            (&[1, 2], Some(0)),
-            (&[0, 2], Some(1)),
-            (&[2, 0, 0], Some(1)),
-        ];
-        for (used, want) in cases {
-            let used: Vec<IdRange> = used.iter().map(|s| r(*s)).collect();
-            assert_eq!(allocate(&used), want.map(r), "used {used:?}");
-        }
-        let full: Vec<IdRange> = (0..SLOTS).map(r).collect();
-        assert_eq!(allocate(&full), None);
-        // The last range stays below 2^31.
+    fn the_last_range_stays_below_2_to_the_31() {
         assert!(r(SLOTS - 1).end() <= 1 << 31);
     }
 

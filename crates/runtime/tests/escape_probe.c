@@ -5,6 +5,8 @@
  *
  *   probe battery HOST_PID DISK_MAJOR DISK_MINOR
  *   probe connect NAME IPV4 PORT
+ *   probe nested      (what a developer VM's tools do: a user and mount namespace of their
+ *                      own, root mapped in it, a tmpfs mounted there)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -175,6 +177,40 @@ static int inside_instance(void) {
     return n > 0 && strcmp(comm, "spindle-init\n") == 0;
 }
 
+static int write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY);
+    if (fd < 0) return -1;
+    long n = write(fd, text, strlen(text));
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return n < 0 ? -1 : 0;
+}
+
+/* `unshare -Urm` and a mount, step by step; each step reported, the first failure ends it. */
+static int nested(void) {
+    long rc = unshare(CLONE_NEWUSER | CLONE_NEWNS);
+    report("nested_unshare", rc);
+    if (rc < 0) return 0;
+    rc = write_file("/proc/self/setgroups", "deny");
+    if (rc == 0) rc = write_file("/proc/self/uid_map", "0 0 1");
+    if (rc == 0) rc = write_file("/proc/self/gid_map", "0 0 1");
+    report("nested_map_root", rc);
+    if (rc < 0) return 0;
+    struct stat before, after;
+    stat("/tmp", &before);
+    rc = mount("none", "/tmp", "tmpfs", 0, NULL);
+    report("nested_mount_tmpfs", rc);
+    if (rc == 0) {
+        /* A new filesystem is on /tmp now: another device. */
+        errno = EINVAL;
+        report("nested_tmpfs_is_mounted",
+               stat("/tmp", &after) == 0 && after.st_dev != before.st_dev ? 0 : -1);
+        report("nested_umount", umount2("/tmp", 0));
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (!inside_instance()) {
         fprintf(stderr, "probe: not inside a Spindle instance (pid 1 is not spindle-init)\n");
@@ -184,6 +220,8 @@ int main(int argc, char **argv) {
         return battery(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && strcmp(argv[1], "connect") == 0)
         return connect_to(argv[2], argv[3], atoi(argv[4]));
-    fprintf(stderr, "usage: probe battery HOST_PID MAJOR MINOR | connect NAME IP PORT\n");
+    if (argc == 2 && strcmp(argv[1], "nested") == 0)
+        return nested();
+    fprintf(stderr, "usage: probe battery HOST_PID MAJOR MINOR | connect NAME IP PORT | nested\n");
     return 2;
 }

@@ -45,17 +45,23 @@ static N: AtomicU32 = AtomicU32::new(0);
 
 impl Env {
     fn new() -> Env {
+        Env::with_host_dir(None)
+    }
+
+    /// An engine whose host-wide range table is in `host_dir` (tests that count on which
+    /// range comes next share a private table; `None`: the host's own, as daemons do).
+    fn with_host_dir(host_dir: Option<&Path>) -> Env {
         let prefix = format!(
             "spx{}{}",
             std::process::id() % 100_000,
             N.fetch_add(1, Ordering::Relaxed)
         );
         let dir = tempfile::tempdir().unwrap();
-        let rt = Runtime::open(
-            RuntimeConfig::new(dir.path().join("data"), &prefix),
-            Arc::new(RealKernel),
-        )
-        .unwrap();
+        let mut cfg = RuntimeConfig::new(dir.path().join("data"), &prefix);
+        if let Some(h) = host_dir {
+            cfg.host_dir = h.to_path_buf();
+        }
+        let rt = Runtime::open(cfg, Arc::new(RealKernel)).unwrap();
         let tarball = dir.path().join("busybox.tar");
         build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX)).unwrap();
         rt.images()
@@ -706,6 +712,18 @@ fn import_probe_image(rt: &Runtime, dir: &Path, probe: &Path) {
         .unwrap();
 }
 
+/// An engine with the probe image, the probe built in `tmp`; `None` (the test `what` says
+/// it is skipped) when `gcc -static` can't build it.
+fn probe_env(tmp: &Path, what: &str) -> Option<Env> {
+    let Some(probe) = build_probe(tmp) else {
+        eprintln!("SKIPPED {what}: `gcc -static` can't build the probe");
+        return None;
+    };
+    let env = Env::new();
+    import_probe_image(&env.rt, tmp, &probe);
+    Some(env)
+}
+
 /// Parses the probe's `NAME RESULT` lines.
 fn probe_results(text: &str) -> std::collections::BTreeMap<String, String> {
     text.lines()
@@ -802,13 +820,10 @@ fn host_disk() -> (u32, u32) {
 fn escape_battery_from_inside_an_instance_names_each_errno() {
     require_root!();
     let tmp = tempfile::tempdir().unwrap();
-    let Some(probe) = build_probe(tmp.path()) else {
-        eprintln!("SKIPPED escape battery: `gcc -static` can't build the probe");
+    let Some(env) = probe_env(tmp.path(), "escape battery") else {
         return;
     };
-    let env = Env::new();
     let rt = &env.rt;
-    import_probe_image(rt, tmp.path(), &probe);
     let (_vpc_a, subnet_a) = env.vpc("esca", "10.200.96.0/20", "10.200.96.0/24");
     let (vpc_b, subnet_b) = env.vpc("escb", "10.200.112.0/20", "10.200.112.0/24");
     rt.put_security_group(
@@ -973,7 +988,9 @@ fn escape_battery_from_inside_an_instance_names_each_errno() {
 #[test]
 fn root_inside_is_an_unprivileged_host_id_range_of_its_own() {
     require_root!();
-    let env = Env::new();
+    // A table of this test's own, so which range comes next is known.
+    let host = tempfile::tempdir().unwrap();
+    let env = Env::with_host_dir(Some(host.path()));
     let rt = &env.rt;
     if let Err(why) = rt.userns_support() {
         eprintln!("SKIPPED user namespaces: {why}");
@@ -1072,9 +1089,10 @@ fn root_inside_is_an_unprivileged_host_id_range_of_its_own() {
     rt.terminate(&a.id, Duration::from_secs(2)).unwrap();
     let c = env.launch(&subnet, &[]);
     assert_eq!(c.userns.unwrap().base, ra.base);
-    // Two engines launching at the same time each make namespaces at once (a holder process
-    // that kept the other's pipe open once hung both launches for good).
-    let other = Env::new();
+    // Two engines (two data dirs) launching at the same time each make namespaces at once (a
+    // holder process that kept the other's pipe open once hung both launches for good), and
+    // take their ranges from the one host table: no two instances share host ids.
+    let other = Env::with_host_dir(Some(host.path()));
     let (_vpc2, subnet2) = other.vpc("uns2", "10.200.144.0/20", "10.200.144.0/24");
     let launched: Vec<spindle_runtime::Instance> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..6)
@@ -1102,5 +1120,129 @@ fn root_inside_is_an_unprivileged_host_id_range_of_its_own() {
         )
         .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    }
+    let mut ranges: Vec<spindle_runtime::IdRange> = launched
+        .iter()
+        .chain([&b, &c])
+        .map(|i| i.userns.unwrap())
+        .collect();
+    ranges.sort_by_key(|r| r.base);
+    for w in ranges.windows(2) {
+        assert!(
+            w[0].base + w[0].count <= w[1].base,
+            "overlapping ranges across two data dirs: {ranges:?}"
+        );
+    }
+    let table = spindle_runtime::hostids::HostIds::new(host.path());
+    let dirs = table
+        .update(|t| {
+            t.entries
+                .iter()
+                .map(|e| e.data_dir.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+        })
+        .unwrap();
+    assert_eq!(dirs.len(), 2, "both data dirs hold entries: {dirs:?}");
+    drop(other);
+    drop(env);
+    let left = table.update(|t| t.entries.len()).unwrap();
+    assert_eq!(left, 0, "terminated instances give their ranges back");
+}
+
+/// Issue 22: the `devbox` profile lets a developer VM's tools make a user and mount namespace
+/// of their own and mount in it (`unshare -Urm`, rootless containers); the default refuses
+/// the first step. Both instances run the same probe as their root user, through `exec`.
+#[test]
+fn devbox_profile_allows_nested_namespaces_and_mounts_the_default_refuses() {
+    require_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(env) = probe_env(tmp.path(), "devbox profile") else {
+        return;
+    };
+    let rt = &env.rt;
+    let (_vpc, subnet) = env.vpc("dbx", "10.200.160.0/20", "10.200.160.0/24");
+    let run = |profile| {
+        let i = rt
+            .launch(LaunchSpec {
+                image: "probe:test".into(),
+                instance_type: "t3.micro".into(),
+                subnet_id: subnet.clone(),
+                seccomp: profile,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(rt.describe(&i.id).unwrap().seccomp, profile);
+        let out = rt
+            .exec(
+                &i.id,
+                &["/probe".into(), "nested".into()],
+                Duration::from_secs(20),
+            )
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        eprintln!("{}: {text}", profile.name());
+        let status = rt
+            .exec(
+                &i.id,
+                &["cat".into(), "/proc/self/status".into()],
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        let status = String::from_utf8_lossy(&status.stdout).to_string();
+        assert!(status.contains("Seccomp:\t2"), "{profile:?} is filtered");
+        assert!(status.contains("NoNewPrivs:\t1"), "{profile:?}");
+        let (major, minor) = host_disk();
+        let battery = rt
+            .exec(
+                &i.id,
+                &[
+                    "/probe".into(),
+                    "battery".into(),
+                    std::process::id().to_string(),
+                    major.to_string(),
+                    minor.to_string(),
+                ],
+                Duration::from_secs(20),
+            )
+            .unwrap();
+        let battery = probe_results(&String::from_utf8_lossy(&battery.stdout));
+        (probe_results(&text), battery)
+    };
+    let (default, _) = run(spindle_runtime::SeccompProfile::Default);
+    assert_eq!(
+        default.get("nested_unshare").map(String::as_str),
+        Some("EPERM")
+    );
+    assert!(!default.contains_key("nested_mount_tmpfs"));
+    let (devbox, battery) = run(spindle_runtime::SeccompProfile::Devbox);
+    // Wider, not open: the instance's own mounts still belong to the host (EPERM by
+    // capability now), and what the default refuses beyond namespaces stays refused.
+    for name in [
+        "mount_tmpfs",
+        "keyctl",
+        "bpf",
+        "perf_event_open",
+        "io_uring_setup",
+        "init_module",
+        "clock_settime",
+    ] {
+        assert_eq!(
+            battery.get(name).map(String::as_str),
+            Some("EPERM"),
+            "devbox: {name}"
+        );
+    }
+    for step in [
+        "nested_unshare",
+        "nested_map_root",
+        "nested_mount_tmpfs",
+        "nested_tmpfs_is_mounted",
+        "nested_umount",
+    ] {
+        assert_eq!(
+            devbox.get(step).map(String::as_str),
+            Some("ok"),
+            "devbox: {step}: {devbox:?}"
+        );
     }
 }

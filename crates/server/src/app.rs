@@ -107,6 +107,33 @@ impl App {
 
     /// Checks the call's action in `acct` (already known to be in scope).
     pub fn check(&self, call: &Call, acct: &Account) -> Result<(), ApiError> {
+        match self.decide(call, acct, call.action)? {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => Err(ApiError::access_denied(reason)),
+        }
+    }
+
+    /// The admin-granted actions (`Action::ADMIN_GRANTED`) the caller holds in `acct`, as
+    /// its grants and the account's deny rules decide: what a deploy passes to providers
+    /// in `Context::grants`.
+    pub fn admin_grants(&self, call: &Call, acct: &Account) -> Result<Vec<String>, ApiError> {
+        let mut held = Vec::new();
+        for a in spindle_model::Action::ADMIN_GRANTED {
+            if self.decide(call, acct, *a)? == Decision::Allow {
+                held.push(a.as_str().to_string());
+            }
+        }
+        Ok(held)
+    }
+
+    /// Whether the caller may do `action` in `acct`: its grants minus the account's deny
+    /// rules (the admin credential ignores them).
+    fn decide(
+        &self,
+        call: &Call,
+        acct: &Account,
+        action: spindle_model::Action,
+    ) -> Result<Decision, ApiError> {
         let deny: Vec<String> = if call.caller.admin {
             Vec::new()
         } else {
@@ -121,10 +148,7 @@ impl App {
             allow: &call.caller.allow,
             deny: &deny,
         };
-        match authorize(grant, call.action) {
-            Decision::Allow => Ok(()),
-            Decision::Deny(reason) => Err(ApiError::access_denied(reason)),
-        }
+        Ok(authorize(grant, action))
     }
 
     /// For actions that name no account (creating accounts, assuming roles): checks the action

@@ -21,7 +21,9 @@ use axum::Json;
 use spindle_model::api::{ExecRequest, ExecResult};
 use spindle_model::devbox::{DevboxAttach, DevboxInfo, DevboxResult, PutDevbox};
 use spindle_runtime::net::NetError;
-use spindle_runtime::{BindMount, Instance, InstanceState, LaunchSpec, Runtime, RuntimeError};
+use spindle_runtime::{
+    BindMount, Instance, InstanceState, LaunchSpec, Runtime, RuntimeError, SeccompProfile,
+};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -179,13 +181,14 @@ pub async fn put(
             )
         }
     };
+    let seccomp = seccomp_profile(&app, &call, &a, req.seccomp_profile.as_deref())?;
     let rt = runtime(&app)?;
     let image = owned_image(&app, &rt, &a.id, &req.image)?;
     let itype = req.instance_type.unwrap_or_else(|| "t3.medium".into());
     let account_id = a.id.as_str().to_string();
     let res = blocking("up", move || {
         let _one = OPS.lock().unwrap_or_else(|p| p.into_inner());
-        up(&rt, &account_id, &name, &image, mount, &itype)
+        up(&rt, &account_id, &name, &image, mount, &itype, seccomp)
     })
     .await?;
     let status = if res.change == "created" {
@@ -194,6 +197,39 @@ pub async fn put(
         StatusCode::OK
     };
     Ok((status, Json(res)))
+}
+
+/// The profile `seccomp_profile` names (the default when absent); a wider one only if the
+/// caller holds the grant, as for the `spindle:seccomp-profile` tag of a template.
+fn seccomp_profile(
+    app: &App,
+    call: &Call,
+    account: &spindle_model::api::Account,
+    name: Option<&str>,
+) -> Res<SeccompProfile> {
+    use spindle_providers::rules::{requestable_names, requestable_profile, SECCOMP_PROFILE_GRANT};
+    let Some(name) = name else {
+        return Ok(SeccompProfile::Default);
+    };
+    let profile = requestable_profile(name).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "seccomp_profile: `{name}` is not a seccomp profile a box can ask for (expected one of: {})",
+            requestable_names()
+        ))
+    })?;
+    if profile != SeccompProfile::Default
+        && !app
+            .admin_grants(call, account)?
+            .iter()
+            .any(|g| g == SECCOMP_PROFILE_GRANT)
+    {
+        return Err(ApiError::access_denied(format!(
+            "seccomp_profile: the `{name}` profile needs the grant `{SECCOMP_PROFILE_GRANT}`, which this credential ({}) doesn't hold",
+            call.caller.arn
+        ))
+        .with_hint("only the installation's admin credential can grant it (`--allow instance:UseSeccompProfile` on a key or role)"));
+    }
+    Ok(profile)
 }
 
 /// Creates, starts, replaces or leaves the box. A replacement launches the new instance in the
@@ -205,11 +241,16 @@ fn up(
     image: &spindle_runtime::Image,
     mount: Option<BindMount>,
     itype: &str,
+    seccomp: SeccompProfile,
 ) -> Res<DevboxResult> {
     let mounts: Vec<BindMount> = mount.into_iter().collect();
     let old = find(rt, account, name);
     if let Some(old) = &old {
-        if old.image_id == image.id && old.mounts == mounts && old.instance_type == itype {
+        if old.image_id == image.id
+            && old.mounts == mounts
+            && old.instance_type == itype
+            && old.seccomp == seccomp
+        {
             let (change, i) = match old.state {
                 InstanceState::Stopped => ("started", rt.start(&old.id).map_err(runtime_err)?),
                 _ => ("unchanged", old.clone()),
@@ -242,6 +283,7 @@ fn up(
         tags,
         command,
         mounts,
+        seccomp,
         ..Default::default()
     });
     let new = match launched {

@@ -118,6 +118,13 @@ fn check_grants(call: &Call, allow: &[String]) -> Res<()> {
             )));
         }
         let c = &call.caller;
+        if !c.admin
+            && spindle_model::Action::parse(p).is_some_and(spindle_model::Action::admin_granted)
+        {
+            return Err(ApiError::access_denied(format!(
+                "can't grant `{p}`: only the installation's admin credential can grant it"
+            )));
+        }
         if !c.admin && !c.allow.iter().any(|a| a == "*" || a == p) {
             return Err(ApiError::access_denied(format!(
                 "can't grant `{p}`: a credential can only grant patterns it holds itself"

@@ -94,9 +94,21 @@ pub async fn validate_template(
     let a = app.scope(&call, &account, format!("account/{account}/templates"))?;
     let engine = app.stacks.engine(&a.id);
     let registry = engine.registry();
+    let grants = app.admin_grants(&call, &a)?;
     let supported = |ty: &str| registry.supports(ty);
-    let rules = |v: &ResourceView<'_>| registry.validate(v);
+    let rules = |v: &ResourceView<'_>| with_grant_rules(registry.validate(v), v, &grants);
     Ok(Json(template_report(&req, &supported, &rules)))
+}
+
+/// The providers' rules plus those about grants the caller doesn't hold (such as a wider
+/// seccomp profile), which need the caller and so can't be a provider's own.
+fn with_grant_rules(
+    mut diags: Vec<spindle_template::Diagnostic>,
+    view: &ResourceView<'_>,
+    grants: &[String],
+) -> Vec<spindle_template::Diagnostic> {
+    diags.extend(spindle_providers::rules::grants(view, grants));
+    diags
 }
 
 /// What `template validate` reports for `req`, given which types can be provisioned and
@@ -164,19 +176,22 @@ pub(crate) struct Planned {
 }
 
 /// Reads, validates and plans `req` for stack `name`, and computes the change set.
+/// `grants` are the admin-granted actions the caller holds ([`App::admin_grants`]):
+/// checked by validation here and passed to providers in the plan's context.
 pub(crate) fn plan_request(
     app: &App,
     account: &spindle_model::AccountId,
     engine: &spindle_stack::Engine,
     name: &StackName,
     req: &TemplateRequest,
+    grants: Vec<String>,
 ) -> Res<Planned> {
     let t = spindle_template::parse(&req.template_body, &template_name(req))
         .map_err(|d| invalid_template(&d))?;
     let ext = External::new(app.store.clone(), account.clone(), engine);
     let registry = engine.registry();
     let supported = |ty: &str| registry.supports(ty);
-    let rules = |v: &ResourceView<'_>| registry.validate(v);
+    let rules = |v: &ResourceView<'_>| with_grant_rules(registry.validate(v), v, &grants);
     let mut parameters = req.parameters.clone();
     if !req.use_previous_values.is_empty() {
         let v = engine.stack(name.as_str()).map_err(engine_error)?;
@@ -194,9 +209,11 @@ pub(crate) fn plan_request(
             parameters.insert(k.clone(), previous);
         }
     }
+    let mut context = spindle_template::Context::new(account.as_str(), REGION, name.as_str());
+    context.grants = grants.clone();
     let input = spindle_template::PlanInput {
         parameters,
-        context: spindle_template::Context::new(account.as_str(), REGION, name.as_str()),
+        context,
         external: &ext,
         validate: validate_options(&supported, &rules),
     };
@@ -258,7 +275,14 @@ pub async fn deploy_stack(
         cs,
         imports,
         outputs_changed,
-    } = plan_request(&app, &a.id, &engine, &name, &req.template)?;
+    } = plan_request(
+        &app,
+        &a.id,
+        &engine,
+        &name,
+        &req.template,
+        app.admin_grants(&call, &a)?,
+    )?;
     let cs = if req.revert_drift {
         let ext = External::new(app.store.clone(), a.id.clone(), &engine);
         engine

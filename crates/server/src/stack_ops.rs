@@ -162,7 +162,9 @@ pub async fn create_change_set(
     let name = stack_name(&stack)?;
     change_set_name(&cs_name)?;
     let engine = app.stacks.engine(&a.id);
-    let Planned { plan, cs, .. } = plan_request(&app, &a.id, &engine, &name, &req.template)?;
+    let grants = app.admin_grants(&call, &a)?;
+    let Planned { plan, cs, .. } =
+        plan_request(&app, &a.id, &engine, &name, &req.template, grants)?;
     let (changes, hash) = change_set(&cs);
     let updated = stack_updated_ms(&app, &a.id, &stack)?;
     // NoEcho values are kept sealed, like in the journal.
@@ -265,7 +267,14 @@ pub async fn execute_change_set(
     let engine = app.stacks.engine(&a.id);
     let Planned {
         plan, cs, imports, ..
-    } = plan_request(&app, &a.id, &engine, &name, &stored.template)?;
+    } = plan_request(
+        &app,
+        &a.id,
+        &engine,
+        &name,
+        &stored.template,
+        app.admin_grants(&call, &a)?,
+    )?;
     let (changes, hash) = change_set(&cs);
     if hash != stored.hash {
         return Err(obsolete(format!(

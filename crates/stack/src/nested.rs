@@ -136,6 +136,8 @@ fn plan_child(
     let template = parse(&src, &file).map_err(|d| ProviderError::InvalidRequest(d.to_string()))?;
     let mut context = Context::new(&cx.context.account_id, &cx.context.region, name);
     context.notification_arns = cx.context.notification_arns.clone();
+    // A nested stack is the same caller's operation.
+    context.grants = cx.context.grants.clone();
     let registry = cx.engine.registry();
     let supported = |t: &str| registry.supports(t);
     let rules = |v: &spindle_template::ResourceView<'_>| registry.validate(v);

@@ -26,6 +26,10 @@ pub struct Context {
     pub notification_arns: Vec<String>,
     /// What `Fn::GetAZs` returns for this region.
     pub availability_zones: Vec<String>,
+    /// Grants the operation's caller holds that providers check themselves (such as
+    /// `instance:UseSeccompProfile`); empty unless the daemon fills it in. Not a pseudo
+    /// parameter, and not journaled: crash recovery runs with none.
+    pub grants: Vec<String>,
 }
 
 impl Context {
@@ -54,6 +58,7 @@ impl Context {
             url_suffix: url_suffix.to_string(),
             notification_arns: Vec::new(),
             availability_zones: zones_of(region),
+            grants: Vec::new(),
         }
     }
 }

@@ -49,6 +49,11 @@ pub enum DevboxCmd {
         /// Instance type [default: t3.medium]
         #[arg(long)]
         instance_type: Option<String>,
+        /// Run the box under a wider seccomp profile: `devbox` lets tools in it make user
+        /// namespaces and mount in them (`unshare -Urm`, rootless Podman); needs the grant
+        /// `instance:UseSeccompProfile`
+        #[arg(long, value_name = "PROFILE")]
+        seccomp_profile: Option<String>,
         /// The project's data dir and daemon (as for `spindle up`)
         #[command(flatten)]
         daemon: DaemonArgs,
@@ -204,6 +209,7 @@ pub fn run(cmd: DevboxCmd, g: &Global) -> Result<()> {
         mount: flag,
         no_mount,
         instance_type,
+        seccomp_profile,
         daemon,
         args,
     } = cmd
@@ -213,6 +219,7 @@ pub fn run(cmd: DevboxCmd, g: &Global) -> Result<()> {
             flag: flag.as_deref(),
             no_mount,
             instance_type,
+            seccomp_profile,
         };
         return match args.first().and_then(|a| project_dir(a)) {
             Some(dir) => up_project(g, &daemon, o, &dir, &args[1..]),
@@ -332,6 +339,7 @@ struct UpOptions<'a> {
     flag: Option<&'a str>,
     no_mount: bool,
     instance_type: Option<String>,
+    seccomp_profile: Option<String>,
 }
 
 impl UpOptions<'_> {
@@ -384,7 +392,15 @@ fn up(g: &Global, o: UpOptions<'_>, args: &[String]) -> Result<()> {
     let name = o
         .name
         .unwrap_or_else(|| default_name(r["image_name"].as_str().unwrap_or_default()));
-    put(&cx, &cx.account()?, &name, image, mount, o.instance_type)
+    put(
+        &cx,
+        &cx.account()?,
+        &name,
+        image,
+        mount,
+        o.instance_type,
+        o.seccomp_profile,
+    )
 }
 
 /// `devbox up DIR [IMAGE]`: the image as `spindle up` makes it, the project's root mounted.
@@ -453,7 +469,15 @@ fn up_project(
         .with_context(|| format!("the image {} that `spindle up` bakes", spec.name))?
         .value;
     let name = o.name.unwrap_or_else(|| default_name(&spec.name));
-    put(&cx, &account, &name, image, mount, o.instance_type)
+    put(
+        &cx,
+        &account,
+        &name,
+        image,
+        mount,
+        o.instance_type,
+        o.seccomp_profile,
+    )
 }
 
 /// Asks the daemon to run `image` as the box and shows what it did.
@@ -464,6 +488,7 @@ fn put(
     image: String,
     mount: Option<BindMount>,
     instance_type: Option<String>,
+    seccomp_profile: Option<String>,
 ) -> Result<()> {
     let res = cx
         .client()?
@@ -477,6 +502,7 @@ fn put(
                     guest: m.guest,
                 }),
                 instance_type,
+                seccomp_profile,
             },
         )
         .map_err(api_err)?;
