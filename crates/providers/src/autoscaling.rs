@@ -24,7 +24,7 @@ use spindle_autoscale::group::{Hook, HookResult, WarmPool};
 use spindle_autoscale::schedule::ScheduledAction;
 use spindle_autoscale::spec::{self, GroupProps, SpecError};
 use spindle_autoscale::{Action, Activity, Group, GroupSpec, Policy, Rules, Sample, Window};
-use spindle_runtime::{Instance, InstanceState};
+use spindle_runtime::{FileDoc, Instance, InstanceState, StateDoc};
 use spindle_stack::{
     BoxFuture, CreateRequest, DeleteRequest, Provider, ProviderError, ProviderOutput, ReadOutput,
     ReadRequest, ResourceCx, UpdateRequest,
@@ -170,8 +170,8 @@ pub struct AutoScaling {
     lb: RwLock<Arc<dyn LoadBalancing>>,
     groups: Mutex<BTreeMap<String, Arc<Mutex<Entry>>>>,
     rules: Rules,
-    state_file: Option<std::path::PathBuf>,
-    /// Serializes writes of the state file.
+    state: Option<Arc<dyn StateDoc>>,
+    /// Serializes writes of the state document.
     save_lock: Mutex<()>,
 }
 
@@ -209,7 +209,7 @@ impl AutoScaling {
             lb: RwLock::new(Arc::new(CgroupOnly)),
             groups: Mutex::new(BTreeMap::new()),
             rules,
-            state_file: None,
+            state: None,
             save_lock: Mutex::new(()),
         })
     }
@@ -223,19 +223,25 @@ impl AutoScaling {
         rules: Rules,
         state_file: std::path::PathBuf,
     ) -> Result<Arc<Self>, String> {
-        let records: Vec<Record> = match std::fs::read(&state_file) {
-            Ok(b) => {
-                serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", state_file.display()))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(format!("{}: {e}", state_file.display())),
+        Self::open_with(ec2, rules, FileDoc::arc(state_file))
+    }
+
+    /// Like [`AutoScaling::open`], with the groups kept in `doc` (the daemon's store).
+    pub fn open_with(
+        ec2: Arc<Ec2>,
+        rules: Rules,
+        doc: Arc<dyn StateDoc>,
+    ) -> Result<Arc<Self>, String> {
+        let records: Vec<Record> = match doc.load().map_err(|e| e.to_string())? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", doc.name()))?,
+            None => Vec::new(),
         };
         let me = AutoScaling {
             ec2,
             lb: RwLock::new(Arc::new(CgroupOnly)),
             groups: Mutex::new(BTreeMap::new()),
             rules,
-            state_file: Some(state_file),
+            state: Some(doc),
             save_lock: Mutex::new(()),
         };
         let now = now_unix();
@@ -317,9 +323,9 @@ impl AutoScaling {
         Ok((key(&r.account, &r.name), e))
     }
 
-    /// Writes every group to the state file (when there is one).
+    /// Writes every group to the state document (when there is one).
     fn save(&self) {
-        let Some(path) = &self.state_file else { return };
+        let Some(doc) = &self.state else { return };
         let _guard = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
         let entries: Vec<Arc<Mutex<Entry>>> = self
             .groups
@@ -345,13 +351,11 @@ impl AutoScaling {
                 }
             })
             .collect();
-        let tmp = path.with_extension("json.tmp");
-        let r = serde_json::to_vec_pretty(&records)
+        let r = serde_json::to_vec(&records)
             .map_err(|e| e.to_string())
-            .and_then(|b| std::fs::write(&tmp, b).map_err(|e| e.to_string()))
-            .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+            .and_then(|b| doc.save(&b).map_err(|e| e.to_string()));
         if let Err(err) = r {
-            tracing::error!(path = %path.display(), error = %err, "could not save the auto scaling groups");
+            tracing::error!(doc = %doc.name(), error = %err, "could not save the auto scaling groups");
         }
     }
 
