@@ -600,6 +600,22 @@ fn sigkill_at_many_points_of_a_deploy_and_its_rollback_leaves_doctor_clean() {
     let r = d.admin().deploy_stack(ACCOUNT, "crash", &deploy).unwrap();
     assert_eq!(r.status.as_deref(), Some("ROLLBACK_COMPLETE"), "{r:?}");
     let whole = start.elapsed();
+    // The rollback came after every resource but the wait condition was created.
+    let events = d.admin().stack_events(ACCOUNT, "crash").unwrap();
+    let created = |id: &str| {
+        events
+            .iter()
+            .any(|e| e.logical_id == id && e.status == "CREATE_COMPLETE")
+    };
+    for id in ["Vpc", "Subnet", "Asg", "Lb", "Http", "Group"] {
+        assert!(created(id), "{id} was not created: {events:?}");
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e.logical_id == "Never" && e.status == "CREATE_FAILED"),
+        "{events:?}"
+    );
     clean(&d, "after an uninterrupted rollback");
     d.admin().delete_stack(ACCOUNT, "crash").unwrap();
     const KILLS: u32 = 10;

@@ -136,6 +136,8 @@ struct Entry {
     attachments: BTreeMap<String, Attachment>,
     /// Last CPU reading per instance: cumulative usage and when it was read.
     cpu: HashMap<String, (Duration, Instant)>,
+    /// Set while the group is deleted: a tick that already holds the entry leaves it alone.
+    deleted: bool,
 }
 
 /// A group as `spindle asg describe` shows it.
@@ -319,6 +321,7 @@ impl AutoScaling {
             window,
             attachments,
             cpu: HashMap::new(),
+            deleted: false,
         };
         Ok((key(&r.account, &r.name), e))
     }
@@ -558,6 +561,9 @@ impl AutoScaling {
         let mut changed = false;
         for e in entries {
             let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+            if e.deleted {
+                continue;
+            }
             let before = (e.group.desired, e.group.spec.min, e.group.spec.max);
             self.tick_group(&mut e, lb.as_ref(), now);
             changed |= before != (e.group.desired, e.group.spec.min, e.group.spec.max);
@@ -761,6 +767,7 @@ impl AutoScaling {
             props: p,
             attachments: BTreeMap::new(),
             cpu: HashMap::new(),
+            deleted: false,
         };
         let out = group_output(&entry);
         self.groups
@@ -796,21 +803,28 @@ impl AutoScaling {
         .inspect(|_| self.save())
     }
 
+    /// Terminates the group's instances, then drops its record: a daemon killed in between
+    /// finds the group again at its next start (with the instances still running adopted),
+    /// and the stack's recovery deletes it again; dropping the record first left instances
+    /// no group owned, which kept the subnet from being deleted.
     fn delete_group(&self, account: &str, name: &str) {
-        let e = self
-            .groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key(account, name));
-        let Some(e) = e else { return };
-        self.save();
-        let e = e.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = self.entry(account, name) else {
+            return;
+        };
+        let mut e = entry.lock().unwrap_or_else(|p| p.into_inner());
+        e.deleted = true;
         let lb = self.lb();
         for m in &e.group.members {
             let _ = lb.deregister(&e.props.target_groups, &m.id);
             let _ = self.ec2.runtime.set_paused(&m.id, false);
             let _ = self.ec2.runtime.terminate(&m.id, TERMINATE_GRACE);
         }
+        drop(e);
+        self.groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key(account, name));
+        self.save();
     }
 
     fn attach(
