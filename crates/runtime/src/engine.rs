@@ -298,6 +298,17 @@ impl State {
         m
     }
 
+    /// Gives an address back to its subnet (if both still exist).
+    fn free_ip(&mut self, subnet: &str, ip: Ipv4Addr) {
+        if let Some(ipam) = self
+            .vpcs
+            .values_mut()
+            .find_map(|v| v.subnets.get_mut(subnet))
+        {
+            let _ = ipam.free(ip);
+        }
+    }
+
     fn find_subnet(&self, subnet: &str) -> Option<&Vpc> {
         self.vpcs.values().find(|v| v.subnets.contains_key(subnet))
     }
@@ -453,13 +464,7 @@ impl Runtime {
                 &self.instance_dir(&id),
             );
             if let Intent::Instance { subnet, ip, .. } = intent {
-                if let Some(ipam) = st
-                    .vpcs
-                    .values_mut()
-                    .find_map(|v| v.subnets.get_mut(&subnet))
-                {
-                    let _ = ipam.free(ip);
-                }
+                st.free_ip(&subnet, ip);
             }
         }
         self.save(&st)
@@ -1200,13 +1205,7 @@ impl Runtime {
         );
         if let Err(e) = self.save(&st) {
             st.intents.remove(&id);
-            if let Some(ipam) = st
-                .vpcs
-                .get_mut(&vpc.id)
-                .and_then(|v| v.subnets.get_mut(&spec.subnet_id))
-            {
-                let _ = ipam.free(ip);
-            }
+            st.free_ip(&spec.subnet_id, ip);
             return Err(e);
         }
         // Membership is part of the rules of this and other instances: count the new one in.
@@ -1227,13 +1226,7 @@ impl Runtime {
             }
             Err(e) => {
                 st.instances.remove(&id);
-                if let Some(ipam) = st
-                    .vpcs
-                    .get_mut(&vpc.id)
-                    .and_then(|v| v.subnets.get_mut(&spec.subnet_id))
-                {
-                    let _ = ipam.free(ip);
-                }
+                st.free_ip(&spec.subnet_id, ip);
                 self.release(&rec);
                 let _ = self.save(&st);
                 Err(e)
