@@ -446,7 +446,11 @@ fn an_instance_refresh_under_constant_load_fails_no_request() {
     // daemon the restored load balancer routes to them again.
     let now = in_service(&d);
     d.kill9();
-    let state = std::fs::read_to_string(d.data_dir().join("elbv2-providers.json")).unwrap();
+    let state = spindle_store::Store::open(&d.data_dir().join("state.db"))
+        .unwrap()
+        .engine_state("elbv2-providers")
+        .unwrap()
+        .expect("the ELBv2 providers' document is in state.db");
     for id in &now {
         assert!(state.contains(id.as_str()), "{id} not kept: {state}");
     }
@@ -459,4 +463,177 @@ fn an_instance_refresh_under_constant_load_fails_no_request() {
     let codes: Vec<u16> = (0..20).map(|_| get(addr, "/cgi-bin/work").0).collect();
     assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
     d.admin().delete_stack(ACCOUNT, "web").unwrap();
+}
+
+/// Issue #15: a data dir as a daemon before the state store left it (the engines' documents
+/// in JSON files beside a schema-4 `state.db`) is migrated on the first start, and the
+/// stack, its instances, load balancer and group keep working. The instances must be
+/// running, so the data dir is made here: deployed with this build, then the documents put
+/// back in the files and shape the old daemon wrote (pretty JSON of the engines' own serde
+/// types, unchanged) and the schema rewound to version 4. Files captured from `main` itself
+/// are checked by `spindle-server`'s `the_state_files_of_a_v4_data_dir_open_in_todays_engines`.
+#[test]
+fn a_data_dir_from_before_the_state_store_is_migrated_and_keeps_serving() {
+    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
+        eprintln!("SKIPPED {}: {why}", module_path!());
+        return;
+    }
+    let prefix = format!("sam{}", std::process::id() % 1_000_000);
+    let _sweep = common::Sweep(prefix.clone());
+    let (mut d, addr) = setup(&prefix, "10.238.0.0/20", &[]);
+    wait_for("a healthy target", Duration::from_secs(20), || {
+        healthy(&d).len() == 1
+    });
+    assert_eq!(get(addr, "/cgi-bin/work").0, 200);
+    let members = in_service(&d);
+    d.stop();
+
+    let data = d.data_dir();
+    let db = data.join("state.db");
+    let files = [
+        ("runtime", "runtime/state.json"),
+        ("ec2-providers", "runtime/ec2-providers.json"),
+        ("elbv2-providers", "elbv2-providers.json"),
+        ("autoscaling", "runtime/autoscaling.json"),
+    ];
+    {
+        let store = spindle_store::Store::open(&db).unwrap();
+        for (name, file) in files {
+            let body = store.engine_state(name).unwrap().expect(name);
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            std::fs::write(data.join(file), serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        }
+    }
+    spindle_store::migrations::rewind(&db, 4).unwrap();
+
+    d.spawn();
+    for (name, file) in files {
+        assert!(!data.join(file).exists(), "{file} is still there");
+        assert!(data.join(format!("{file}.migrated")).exists(), "{file}");
+        let store = spindle_store::Store::open(&db).unwrap();
+        assert!(store.engine_state(name).unwrap().is_some(), "{name}");
+    }
+    let admin = d.admin();
+    let s = admin.describe_stack(ACCOUNT, "web").unwrap();
+    assert_eq!(s.status, "CREATE_COMPLETE", "{s:?}");
+    // The group adopted its running instance, which the restored load balancer serves.
+    assert_eq!(in_service(&d), members);
+    wait_for("the target healthy again", Duration::from_secs(20), || {
+        healthy(&d) == members
+    });
+    assert_eq!(get(addr, "/cgi-bin/work").0, 200);
+    // The group still acts: it launches one more instance and registers it (it may scale
+    // in again soon after, there being no load).
+    let o = d.cli(&["asg", "set-desired", "web", "2"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    wait_for("a second target", Duration::from_secs(30), || {
+        targets(&d).keys().any(|id| !members.contains(id))
+    });
+    assert!(admin.doctor(false).unwrap().leaks.is_empty());
+    admin.delete_stack(ACCOUNT, "web").unwrap();
+    let r = admin.doctor(false).unwrap();
+    assert!(r.leaks.is_empty(), "{r:?}");
+}
+
+/// Issue #15, "no kernel object without a record": the daemon is killed with SIGKILL at
+/// evenly spread moments of a deploy of the VPC + group + load balancer template that ends in
+/// a rollback (a wait condition nobody signals times out after the group is up), restarted,
+/// and each time, once recovery has brought the stack to a stable status, `spindle doctor`
+/// finds nothing the records don't account for; nor after the stack is deleted.
+#[test]
+fn sigkill_at_many_points_of_a_deploy_and_its_rollback_leaves_doctor_clean() {
+    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
+        eprintln!("SKIPPED {}: {why}", module_path!());
+        return;
+    }
+    const FAILS: &str = r#"
+  Handle:
+    Type: AWS::CloudFormation::WaitConditionHandle
+  Never:
+    Type: AWS::CloudFormation::WaitCondition
+    DependsOn: Asg
+    Properties: {Handle: !Ref Handle, Timeout: "1"}
+"#;
+    let prefix = format!("sak{}", std::process::id() % 1_000_000);
+    let _sweep = common::Sweep(prefix.clone());
+    // `setup` deploys the group that works; the stack under test is `crash`, beside it.
+    let (mut d, _) = setup(&prefix, "10.239.0.0/20", &[]);
+    d.admin().delete_stack(ACCOUNT, "web").unwrap();
+    let body = format!("{TEMPLATE}{FAILS}").replace("Name: web", "Name: crash");
+    let body = body.replace("AutoScalingGroupName: web", "AutoScalingGroupName: crash");
+    let deploy = DeployStack {
+        template: TemplateRequest {
+            template_body: body,
+            template_name: Some("crash.yaml".into()),
+            parameters: vec![("Cidr".to_string(), "10.239.0.0/20".to_string())]
+                .into_iter()
+                .collect(),
+            nested_templates: Default::default(),
+            use_previous_values: Default::default(),
+        },
+        ..DeployStack::default()
+    };
+    let stable = |d: &Daemon| -> String {
+        let mut status = String::new();
+        wait_for("a stable stack", Duration::from_secs(90), || {
+            match d.admin().describe_stack(ACCOUNT, "crash") {
+                Ok(s) if !s.in_progress && !s.status.ends_with("_IN_PROGRESS") => {
+                    status = s.status;
+                    true
+                }
+                Ok(_) => false,
+                // Deleted (a killed delete finished by recovery).
+                Err(_) => {
+                    status = "GONE".into();
+                    true
+                }
+            }
+        });
+        status
+    };
+    let clean = |d: &Daemon, when: &str| {
+        let r = d.admin().doctor(false).unwrap();
+        assert!(r.leaks.is_empty(), "{when}: {r:?}");
+    };
+    // One uninterrupted run measures the whole deploy and rollback.
+    let start = Instant::now();
+    let r = d.admin().deploy_stack(ACCOUNT, "crash", &deploy).unwrap();
+    assert_eq!(r.status.as_deref(), Some("ROLLBACK_COMPLETE"), "{r:?}");
+    let whole = start.elapsed();
+    // The rollback came after every resource but the wait condition was created.
+    let events = d.admin().stack_events(ACCOUNT, "crash").unwrap();
+    let created = |id: &str| {
+        events
+            .iter()
+            .any(|e| e.logical_id == id && e.status == "CREATE_COMPLETE")
+    };
+    for id in ["Vpc", "Subnet", "Asg", "Lb", "Http", "Group"] {
+        assert!(created(id), "{id} was not created: {events:?}");
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e.logical_id == "Never" && e.status == "CREATE_FAILED"),
+        "{events:?}"
+    );
+    clean(&d, "after an uninterrupted rollback");
+    d.admin().delete_stack(ACCOUNT, "crash").unwrap();
+    const KILLS: u32 = 10;
+    for k in 1..=KILLS {
+        let at = whole.mul_f64(f64::from(k) / f64::from(KILLS + 1));
+        let (admin, dep) = (d.admin(), deploy.clone());
+        // The call fails when the daemon dies under it; what it left is what's checked.
+        let call = std::thread::spawn(move || drop(admin.deploy_stack(ACCOUNT, "crash", &dep)));
+        std::thread::sleep(at);
+        d.kill9();
+        call.join().unwrap();
+        d.spawn();
+        let status = stable(&d);
+        eprintln!("kill {k} at {at:?} of {whole:?}: stack {status}");
+        clean(&d, &format!("kill {k} at {at:?}, stack {status}"));
+        if status != "GONE" {
+            d.admin().delete_stack(ACCOUNT, "crash").unwrap();
+        }
+        clean(&d, &format!("kill {k}, after the delete"));
+    }
 }

@@ -25,7 +25,7 @@ use spindle_autoscale::schedule::ScheduledAction;
 use spindle_autoscale::spec::{self, GroupProps, SpecError};
 use spindle_autoscale::{Action, Activity, Group, GroupSpec, Policy, Rules, Sample, Window};
 use spindle_model::AccountId;
-use spindle_runtime::{Instance, InstanceState};
+use spindle_runtime::{FileDoc, Instance, InstanceState, StateDoc};
 use spindle_stack::{
     BoxFuture, CreateRequest, DeleteRequest, Provider, ProviderError, ProviderOutput, ReadOutput,
     ReadRequest, ResourceCx, UpdateRequest,
@@ -129,6 +129,8 @@ struct Entry {
     attachments: BTreeMap<String, Attachment>,
     /// Last CPU reading per instance: cumulative usage and when it was read.
     cpu: HashMap<String, (Duration, Instant)>,
+    /// Set while the group is deleted: a tick that already holds the entry leaves it alone.
+    deleted: bool,
 }
 
 /// A group as `spindle asg describe` shows it.
@@ -163,8 +165,8 @@ pub struct AutoScaling {
     lb: RwLock<Arc<dyn LoadBalancing>>,
     groups: Mutex<BTreeMap<String, Arc<Mutex<Entry>>>>,
     rules: Rules,
-    state_file: Option<std::path::PathBuf>,
-    /// Serializes writes of the state file.
+    state: Option<Arc<dyn StateDoc>>,
+    /// Serializes writes of the state document.
     save_lock: Mutex<()>,
 }
 
@@ -202,7 +204,7 @@ impl AutoScaling {
             lb: RwLock::new(Arc::new(CgroupOnly)),
             groups: Mutex::new(BTreeMap::new()),
             rules,
-            state_file: None,
+            state: None,
             save_lock: Mutex::new(()),
         })
     }
@@ -216,19 +218,25 @@ impl AutoScaling {
         rules: Rules,
         state_file: std::path::PathBuf,
     ) -> Result<Arc<Self>, String> {
-        let records: Vec<Record> = match std::fs::read(&state_file) {
-            Ok(b) => {
-                serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", state_file.display()))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(format!("{}: {e}", state_file.display())),
+        Self::open_with(ec2, rules, FileDoc::arc(state_file))
+    }
+
+    /// Like [`AutoScaling::open`], with the groups kept in `doc` (the daemon's store).
+    pub fn open_with(
+        ec2: Arc<Ec2>,
+        rules: Rules,
+        doc: Arc<dyn StateDoc>,
+    ) -> Result<Arc<Self>, String> {
+        let records: Vec<Record> = match doc.load().map_err(|e| e.to_string())? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", doc.name()))?,
+            None => Vec::new(),
         };
         let me = AutoScaling {
             ec2,
             lb: RwLock::new(Arc::new(CgroupOnly)),
             groups: Mutex::new(BTreeMap::new()),
             rules,
-            state_file: Some(state_file),
+            state: Some(doc),
             save_lock: Mutex::new(()),
         };
         let now = now_unix();
@@ -300,13 +308,14 @@ impl AutoScaling {
             window,
             attachments,
             cpu: HashMap::new(),
+            deleted: false,
         };
         Ok((key(&r.account, &r.name), e))
     }
 
-    /// Writes every group to the state file (when there is one).
+    /// Writes every group to the state document (when there is one).
     fn save(&self) {
-        let Some(path) = &self.state_file else { return };
+        let Some(doc) = &self.state else { return };
         let _guard = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
         let entries: Vec<Arc<Mutex<Entry>>> = self
             .groups
@@ -332,13 +341,11 @@ impl AutoScaling {
                 }
             })
             .collect();
-        let tmp = path.with_extension("json.tmp");
-        let r = serde_json::to_vec_pretty(&records)
+        let r = serde_json::to_vec(&records)
             .map_err(|e| e.to_string())
-            .and_then(|b| std::fs::write(&tmp, b).map_err(|e| e.to_string()))
-            .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+            .and_then(|b| doc.save(&b).map_err(|e| e.to_string()));
         if let Err(err) = r {
-            tracing::error!(path = %path.display(), error = %err, "could not save the auto scaling groups");
+            tracing::error!(doc = %doc.name(), error = %err, "could not save the auto scaling groups");
         }
     }
 
@@ -540,6 +547,9 @@ impl AutoScaling {
         let mut changed = false;
         for e in entries {
             let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
+            if e.deleted {
+                continue;
+            }
             let before = (e.group.desired, e.group.spec.min, e.group.spec.max);
             self.tick_group(&mut e, lb.as_ref(), now);
             changed |= before != (e.group.desired, e.group.spec.min, e.group.spec.max);
@@ -743,6 +753,7 @@ impl AutoScaling {
             props: p,
             attachments: BTreeMap::new(),
             cpu: HashMap::new(),
+            deleted: false,
         };
         let out = group_output(&entry);
         self.groups
@@ -778,21 +789,28 @@ impl AutoScaling {
         .inspect(|_| self.save())
     }
 
+    /// Terminates the group's instances, then drops its record: a daemon killed in between
+    /// finds the group again at its next start (with the instances still running adopted),
+    /// and the stack's recovery deletes it again; dropping the record first left instances
+    /// no group owned, which kept the subnet from being deleted.
     fn delete_group(&self, account: &str, name: &str) {
-        let e = self
-            .groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key(account, name));
-        let Some(e) = e else { return };
-        self.save();
-        let e = e.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = self.entry(account, name) else {
+            return;
+        };
+        let mut e = entry.lock().unwrap_or_else(|p| p.into_inner());
+        e.deleted = true;
         let lb = self.lb();
         for m in &e.group.members {
             let _ = lb.deregister(&e.props.target_groups, &m.id);
             let _ = self.ec2.runtime.set_paused(&m.id, false);
             let _ = self.ec2.runtime.terminate(&m.id, TERMINATE_GRACE);
         }
+        drop(e);
+        self.groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key(account, name));
+        self.save();
     }
 
     fn attach(

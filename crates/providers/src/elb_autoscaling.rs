@@ -18,8 +18,8 @@
 //! - **second**: requests, target 5xx responses and p50/p95/p99 of the whole group in one
 //!   completed second (latency histograms summed over its targets).
 //!
-//! **Restarts.** Registered instances are kept in the target group's record in
-//! `elbv2-providers.json` (`dynamic`), so the load balancers restored at daemon start
+//! **Restarts.** Registered instances are kept in the target group's record (`dynamic`, in
+//! the `elbv2-providers` state document), so the load balancers restored at daemon start
 //! already route to them; an instance that no longer exists is left out.
 
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! `AWS::ElasticLoadBalancingV2::{LoadBalancer, Listener, ListenerRule, TargetGroup}` on the
 //! load balancer engine (`spindle-lb`).
 //!
-//! Each provider call changes one record of [`Elb`]'s small state (persisted like the EC2
-//! providers' state, in `elbv2-providers.json`), then compiles every load balancer the change
+//! Each provider call changes one record of [`Elb`]'s small state (saved like the EC2
+//! providers' state, as one document: `elbv2-providers` in the daemon's store), then compiles every load balancer the change
 //! touches into a whole [`LbConfig`] and applies it with the next generation. If an apply or
 //! the save fails, the load balancers already changed get their previous config back and the
 //! record is left as it was, so a failed call changes nothing.
@@ -66,7 +66,7 @@ use spindle_lb::{
     ListenerProtocol, LoadBalancer, RuleConfig, TargetGroupConfig, TcpConnector, UpstreamConnector,
 };
 use spindle_model::AccountId;
-use spindle_runtime::Runtime;
+use spindle_runtime::{FileDoc, Runtime, StateDoc};
 use spindle_stack::ssm::ParamStore;
 use spindle_stack::{
     BoxFuture, CreateRequest, DeleteRequest, Provider, ProviderError, ProviderOutput, ReadOutput,
@@ -232,7 +232,7 @@ struct State {
 /// The ELBv2 providers' shared state: records, running load balancers, the runtime.
 pub struct Elb {
     runtime: Option<Runtime>,
-    path: Option<PathBuf>,
+    doc: Option<Arc<dyn StateDoc>>,
     opts: ElbOptions,
     params: OnceLock<Arc<dyn ParamStore>>,
     state: tokio::sync::Mutex<State>,
@@ -253,7 +253,7 @@ struct View {
 impl std::fmt::Debug for Elb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Elb")
-            .field("path", &self.path)
+            .field("doc", &self.doc)
             .finish_non_exhaustive()
     }
 }
@@ -264,29 +264,34 @@ fn invalid(kind: Kind, msg: impl Into<String>) -> ProviderError {
 }
 
 impl Elb {
-    /// Opens the providers' state (`None`: in memory only). Load balancers start running
+    /// Opens the providers' state file (`None`: in memory only). Load balancers start running
     /// only with [`Elb::restore`], which needs a Tokio runtime.
     pub fn open(
         runtime: Option<Runtime>,
         state_file: Option<PathBuf>,
         opts: ElbOptions,
     ) -> Result<Arc<Self>, crate::Ec2Error> {
-        let recs = match &state_file {
-            Some(p) if p.exists() => {
-                let bytes = std::fs::read(p).map_err(|e| crate::Ec2Error::State {
-                    path: p.clone(),
-                    message: e.to_string(),
-                })?;
-                load_records(&bytes).map_err(|e| crate::Ec2Error::State {
-                    path: p.clone(),
-                    message: e.to_string(),
-                })?
-            }
-            _ => BTreeMap::new(),
+        Self::open_with(runtime, state_file.map(FileDoc::arc), opts)
+    }
+
+    /// Like [`Elb::open`], with the state kept in `doc` (the daemon's store).
+    pub fn open_with(
+        runtime: Option<Runtime>,
+        doc: Option<Arc<dyn StateDoc>>,
+        opts: ElbOptions,
+    ) -> Result<Arc<Self>, crate::Ec2Error> {
+        let recs = match &doc {
+            Some(d) => match d.load()? {
+                Some(bytes) => {
+                    load_records(&bytes).map_err(|e| spindle_runtime::DocError::new(d.name(), e))?
+                }
+                None => BTreeMap::new(),
+            },
+            None => BTreeMap::new(),
         };
         Ok(Arc::new(Elb {
             runtime,
-            path: state_file,
+            doc,
             opts,
             params: OnceLock::new(),
             state: tokio::sync::Mutex::new(State {
@@ -335,16 +340,14 @@ impl Elb {
     }
 
     fn save(&self, recs: &BTreeMap<String, Rec>) -> Result<(), ProviderError> {
-        let Some(p) = &self.path else {
+        let Some(d) = &self.doc else {
             return Ok(());
         };
         let fail = |e: &dyn std::fmt::Display| {
-            ProviderError::Failed(format!("ELBv2 provider state {}: {e}", p.display()))
+            ProviderError::Failed(format!("ELBv2 provider state {}: {e}", d.name()))
         };
-        let tmp = p.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(recs).map_err(|e| fail(&e))?;
-        std::fs::write(&tmp, bytes).map_err(|e| fail(&e))?;
-        std::fs::rename(&tmp, p).map_err(|e| fail(&e))
+        let bytes = serde_json::to_vec(recs).map_err(|e| fail(&e))?;
+        d.save(&bytes).map_err(|e| fail(&e.message))
     }
 
     /// Changes the records with `change`, re-applies every load balancer in `affected` (and
@@ -717,6 +720,12 @@ impl Elb {
             }
         }
         Ok(IpAddr::V4(inst.private_ip))
+    }
+
+    /// The ARN of every record (load balancers, listeners, rules, target groups), running or
+    /// not. Not for async callers (it blocks on the state lock).
+    pub fn record_arns(&self) -> Vec<String> {
+        self.state.blocking_lock().recs.keys().cloned().collect()
     }
 }
 

@@ -1,7 +1,5 @@
 //! The crate's typed errors and their mapping onto the stack engine's [`ProviderError`].
 
-use std::path::PathBuf;
-
 use spindle_runtime::{ImageError, RuntimeError};
 use spindle_stack::ProviderError;
 
@@ -38,9 +36,9 @@ pub enum Ec2Error {
     /// The runtime engine refused or failed.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    /// The providers' own state file could not be read or written.
-    #[error("EC2 provider state {path}: {message}")]
-    State { path: PathBuf, message: String },
+    /// The providers' own state document could not be read or written.
+    #[error("EC2 provider state")]
+    State(#[from] spindle_runtime::DocError),
     /// The worker thread running a runtime call panicked or was cancelled.
     #[error("EC2 provider worker failed: {0}")]
     Worker(String),

@@ -10,8 +10,8 @@
 //! ## Entry points
 //! - [`register_ec2`]: registers every EC2 type below on a [`ProviderRegistry`] over one
 //!   [`Runtime`], keeping the providers' small state file next to the runtime's
-//!   (`<data_dir>/ec2-providers.json`). [`Ec2::open`] + [`Ec2::register`] to choose the
-//!   state file (or none, for tests).
+//!   (`<data_dir>/ec2-providers.json`). [`Ec2::open`] (a file or none, for tests) or
+//!   [`Ec2::open_with`] (a [`StateDoc`]: the daemon's store) + [`Ec2::register`] to choose.
 //! - [`Ec2::launch_spec_from_template`] / [`Ec2::launch_from_template`]: launch an instance
 //!   from a stored `AWS::EC2::LaunchTemplate` version (for auto scaling groups).
 //! - [`EC2_TYPES`]: the resource types registered.
@@ -145,7 +145,7 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use spindle_model::{AccountId, ImageId};
-use spindle_runtime::Runtime;
+use spindle_runtime::{FileDoc, Runtime, StateDoc};
 use spindle_stack::{Provider, ProviderRegistry, ResourceCx};
 
 pub use autoscaling::{
@@ -198,11 +198,19 @@ pub fn register_ec2(
 }
 
 impl Ec2 {
-    /// Opens the providers' state (`None`: in memory only, for tests).
+    /// Opens the providers' state file (`None`: in memory only, for tests).
     pub fn open(runtime: Runtime, state_file: Option<PathBuf>) -> Result<Arc<Self>, Ec2Error> {
+        Self::open_with(runtime, state_file.map(FileDoc::arc))
+    }
+
+    /// Opens the providers' state kept in `doc` (the daemon's store; `None`: in memory only).
+    pub fn open_with(
+        runtime: Runtime,
+        doc: Option<Arc<dyn StateDoc>>,
+    ) -> Result<Arc<Self>, Ec2Error> {
         Ok(Arc::new(Ec2 {
             runtime,
-            store: Store::open(state_file)?,
+            store: Store::open(doc)?,
             locks: Mutex::new(HashMap::new()),
             image_owners: std::sync::OnceLock::new(),
         }))

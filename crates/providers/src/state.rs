@@ -1,5 +1,6 @@
-//! The providers' own small state: what the runtime does not record. Persisted as one JSON
-//! file (written to a temporary file and renamed), so it survives a daemon restart.
+//! The providers' own small state: what the runtime does not record. Saved whole after every
+//! change as one JSON document ([`StateDoc`]: a row of the daemon's SQLite store, replaced in
+//! one transaction), so it survives a daemon restart.
 //!
 //! - Security group rule sources: a group's effective rules are its inline rules (from the
 //!   `AWS::EC2::SecurityGroup` resource) plus standalone rules (`AWS::EC2::SecurityGroupIngress`
@@ -9,12 +10,10 @@
 //! - Instance tags changed by an update (the runtime keeps launch-time tags only).
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use spindle_runtime::{SecurityGroup, SgRule};
+use spindle_runtime::{DocError, SecurityGroup, SgRule, StateDoc};
 
 use crate::error::Ec2Error;
 
@@ -107,25 +106,24 @@ pub(crate) struct Tables {
     pub instance_tags: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// The tables behind a mutex, saved to `path` (none: memory only).
+/// The tables behind a mutex, saved to `doc` (none: memory only).
 #[derive(Debug)]
 pub(crate) struct Store {
-    path: Option<PathBuf>,
+    doc: Option<Arc<dyn StateDoc>>,
     tables: Mutex<Tables>,
 }
 
 impl Store {
-    pub fn open(path: Option<PathBuf>) -> Result<Self, Ec2Error> {
-        let tables = match &path {
+    pub fn open(doc: Option<Arc<dyn StateDoc>>) -> Result<Self, Ec2Error> {
+        let tables = match &doc {
             None => Tables::default(),
-            Some(p) => match fs::read(p) {
-                Ok(b) => serde_json::from_slice(&b).map_err(|e| state_err(p, e))?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Tables::default(),
-                Err(e) => return Err(state_err(p, e)),
+            Some(d) => match d.load()? {
+                Some(b) => serde_json::from_slice(&b).map_err(|e| DocError::new(d.name(), e))?,
+                None => Tables::default(),
             },
         };
         Ok(Store {
-            path,
+            doc,
             tables: Mutex::new(tables),
         })
     }
@@ -137,19 +135,10 @@ impl Store {
     }
 
     pub fn save(&self, t: &Tables) -> Result<(), Ec2Error> {
-        let Some(p) = &self.path else {
+        let Some(d) = &self.doc else {
             return Ok(());
         };
-        let tmp = p.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(t).map_err(|e| state_err(p, e))?;
-        fs::write(&tmp, bytes).map_err(|e| state_err(&tmp, e))?;
-        fs::rename(&tmp, p).map_err(|e| state_err(p, e))
-    }
-}
-
-fn state_err(p: &Path, e: impl std::fmt::Display) -> Ec2Error {
-    Ec2Error::State {
-        path: p.to_path_buf(),
-        message: e.to_string(),
+        let bytes = serde_json::to_vec(t).map_err(|e| DocError::new(d.name(), e))?;
+        Ok(d.save(&bytes)?)
     }
 }

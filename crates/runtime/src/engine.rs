@@ -1,6 +1,7 @@
 //! The engine the daemon composes: [`Runtime`] owns the image store, VPCs, subnets, security
-//! groups, peerings and instances of one name prefix, persists them in `state.json` under its
-//! data directory, and adopts running instances when reopened.
+//! groups, peerings and instances of one name prefix, saves them whole after every change in
+//! a [`StateDoc`] (the daemon's SQLite store; `state.json` in its data directory by default),
+//! and adopts running instances when reopened.
 //!
 //! Multi-step operations (VPC create, launch, peering) undo what they did when a step fails,
 //! so a failed request leaves nothing half-created.
@@ -23,8 +24,10 @@ use crate::bind::{check_guest_in_layers, BindMount};
 use crate::boot::{plan_boot, BootSpec};
 use crate::cgroup::{instance_type, CgroupError, CgroupLayout, Limits};
 use crate::cidr::{CidrError, Ipam, Ipv4Net};
+use crate::durable::{DocError, FileDoc, StateDoc};
 use crate::image::{Image, ImageError, ImageStore};
 use crate::imds::{ImdsServer, Metadata};
+use crate::intent::Intent;
 use crate::kernel::{Kernel, KernelError, WaitOutcome, NETNS_DIR};
 use crate::net::{self, NetError, SecurityGroup, SgRule};
 use crate::seccomp::SeccompProfile;
@@ -46,6 +49,8 @@ pub enum RuntimeError {
     Cgroup(#[from] CgroupError),
     #[error("kernel call failed")]
     Kernel(#[from] KernelError),
+    #[error("the runtime's state could not be read or saved")]
+    State(#[source] DocError),
     #[error("image {image} has neither an entrypoint nor a cmd, and the launch gave no command")]
     NoCommand { image: String },
     #[error("image {image}: entrypoint `{program}` does not exist in the image")]
@@ -101,7 +106,8 @@ fn ioe<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Runtim
 /// Where the engine keeps its files and how it names what it creates.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// Holds `images/`, `instances/` and `state.json`.
+    /// Holds `images/` and `instances/` (and `state.json`, unless the state document is
+    /// given to [`Runtime::open_with`]).
     pub data_dir: PathBuf,
     /// Every namespace and cgroup the engine creates is named `<prefix>-…` (cgroups live in a
     /// `<prefix>` directory), which is how `doctor` finds leaks.
@@ -257,6 +263,12 @@ struct State {
     groups: BTreeMap<String, SecurityGroup>,
     instances: BTreeMap<String, Instance>,
     next_peer_index: u32,
+    /// Kernel objects being created, by the id of what they are for: saved before the first
+    /// object exists and removed in the same save that records the finished VPC or instance
+    /// (or after a failure is undone). [`Runtime::open`] undoes every intent it finds, so a
+    /// crash mid-create leaves no namespace or cgroup that no record accounts for.
+    #[serde(default)]
+    intents: BTreeMap<String, Intent>,
 }
 
 impl State {
@@ -294,6 +306,17 @@ impl State {
         m
     }
 
+    /// Gives an address back to its subnet (if both still exist).
+    fn free_ip(&mut self, subnet: &str, ip: Ipv4Addr) {
+        if let Some(ipam) = self
+            .vpcs
+            .values_mut()
+            .find_map(|v| v.subnets.get_mut(subnet))
+        {
+            let _ = ipam.free(ip);
+        }
+    }
+
     fn find_subnet(&self, subnet: &str) -> Option<&Vpc> {
         self.vpcs.values().find(|v| v.subnets.contains_key(subnet))
     }
@@ -305,6 +328,8 @@ struct Inner {
     images: ImageStore,
     cgroups: CgroupLayout,
     state: Mutex<State>,
+    /// Where `state` is saved after every change.
+    doc: Arc<dyn StateDoc>,
     changed: Condvar,
     imds: Mutex<BTreeMap<String, ImdsServer>>,
     subscribers: Mutex<Vec<Sender<InstanceEvent>>>,
@@ -382,7 +407,18 @@ fn valid_hostname(h: &str) -> bool {
 impl Runtime {
     /// Opens the engine: loads its state, adopts instances whose init is still running, and
     /// marks the others stopped (their exit as recorded by init, if it got to write it).
+    /// Its state is the JSON file `state.json` in the data directory.
     pub fn open(cfg: RuntimeConfig, kernel: Arc<dyn Kernel>) -> Result<Self, RuntimeError> {
+        let doc = FileDoc::arc(cfg.data_dir.join("state.json"));
+        Self::open_with(cfg, kernel, doc)
+    }
+
+    /// Like [`Runtime::open`], with the state kept in `doc` (the daemon's SQLite store).
+    pub fn open_with(
+        cfg: RuntimeConfig,
+        kernel: Arc<dyn Kernel>,
+        doc: Arc<dyn StateDoc>,
+    ) -> Result<Self, RuntimeError> {
         if cfg.prefix.is_empty()
             || cfg.prefix.len() > 10
             || !cfg
@@ -399,21 +435,10 @@ impl Runtime {
         let images = ImageStore::open(cfg.data_dir.join("images"))?;
         let cgroups = CgroupLayout::detect(kernel.as_ref(), &cfg.cgroup_root);
         let userns = kernel.userns_support(images.root());
-        let state_path = cfg.data_dir.join("state.json");
-        let state: State = match fs::read(&state_path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| RuntimeError::Io {
-                op: "parse",
-                path: state_path.clone(),
-                err: e.into(),
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => State::default(),
-            Err(e) => {
-                return Err(RuntimeError::Io {
-                    op: "read",
-                    path: state_path,
-                    err: e,
-                })
-            }
+        let state: State = match doc.load().map_err(RuntimeError::State)? {
+            Some(b) => serde_json::from_slice(&b)
+                .map_err(|e| RuntimeError::State(DocError::new(doc.name(), e)))?,
+            None => State::default(),
         };
         let rt = Runtime {
             inner: Arc::new(Inner {
@@ -422,6 +447,7 @@ impl Runtime {
                 images,
                 cgroups,
                 state: Mutex::new(state),
+                doc,
                 changed: Condvar::new(),
                 imds: Mutex::new(BTreeMap::new()),
                 subscribers: Mutex::new(Vec::new()),
@@ -430,6 +456,7 @@ impl Runtime {
                 owner,
             }),
         };
+        rt.undo_intents()?;
         rt.reconcile_ranges()?;
         for v in rt.vpcs() {
             rt.start_imds(&v);
@@ -456,6 +483,27 @@ impl Runtime {
     fn free_range(&self, id: &str) {
         let owner = &self.inner.owner;
         let _ = self.inner.host_ids.update(|t| t.free(owner, id));
+    }
+
+    /// Removes what creates a killed engine left half done (see [`State::intents`]).
+    fn undo_intents(&self) -> Result<(), RuntimeError> {
+        let mut st = self.lock();
+        if st.intents.is_empty() {
+            return Ok(());
+        }
+        for (id, intent) in std::mem::take(&mut st.intents) {
+            intent.undo(
+                self.inner.kernel.as_ref(),
+                &self.inner.cgroups,
+                &self.inner.cfg.prefix,
+                &id,
+                &self.instance_dir(&id),
+            );
+            if let Intent::Instance { subnet, ip, .. } = intent {
+                st.free_ip(&subnet, ip);
+            }
+        }
+        self.save(&st)
     }
 
     fn adopt(&self) {
@@ -532,8 +580,18 @@ impl Runtime {
             return Err(NetError::Exists { kind: "VPC", id }.into());
         }
         let netns = self.netns_name(&id);
-        k.netns_create(&netns)?;
+        st.intents.insert(
+            id.clone(),
+            Intent::Vpc {
+                netns: netns.clone(),
+            },
+        );
+        if let Err(e) = self.save(&st) {
+            st.intents.remove(&id);
+            return Err(e);
+        }
         let res = (|| -> Result<(), RuntimeError> {
+            k.netns_create(&netns)?;
             k.ip_batch(Some(&netns), &net::router_setup(&[]))?;
             k.sysctl(&netns, "net.ipv4.ip_forward", "1")?;
             k.nft_apply(Some(&netns), &net::router_rules(cidr, &[]))?;
@@ -541,8 +599,11 @@ impl Runtime {
         })();
         if let Err(e) = res {
             let _ = k.netns_delete(&netns);
+            st.intents.remove(&id);
+            let _ = self.save(&st);
             return Err(e);
         }
+        st.intents.remove(&id);
         let vpc = Vpc {
             id: id.clone(),
             cidr,
@@ -1185,9 +1246,23 @@ impl Runtime {
             seccomp: spec.seccomp,
             userns,
         };
+        st.intents.insert(
+            id.clone(),
+            Intent::Instance {
+                netns: self.netns_name(&id),
+                subnet: spec.subnet_id.clone(),
+                ip,
+            },
+        );
+        if let Err(e) = self.save(&st) {
+            st.intents.remove(&id);
+            st.free_ip(&spec.subnet_id, ip);
+            return Err(e);
+        }
         // Membership is part of the rules of this and other instances: count the new one in.
         st.instances.insert(id.clone(), rec.clone());
         let res = self.provision(&st, &rec, &image, &vpc);
+        st.intents.remove(&id);
         match res {
             Ok(pid) => {
                 rec.pid = Some(pid);
@@ -1202,17 +1277,12 @@ impl Runtime {
             }
             Err(e) => {
                 st.instances.remove(&id);
-                if let Some(ipam) = st
-                    .vpcs
-                    .get_mut(&vpc.id)
-                    .and_then(|v| v.subnets.get_mut(&spec.subnet_id))
-                {
-                    let _ = ipam.free(ip);
-                }
+                st.free_ip(&spec.subnet_id, ip);
                 self.release(&rec);
                 if rec.userns.is_some() {
                     self.free_range(&id);
                 }
+                let _ = self.save(&st);
                 Err(e)
             }
         }
@@ -1670,6 +1740,10 @@ impl Runtime {
                 known.cgroups.insert(i.id.clone());
             }
         }
+        // A create under way has its intent on record; what it makes is accounted for.
+        for (id, intent) in &st.intents {
+            intent.known(id, &mut known);
+        }
         drop(st);
         crate::doctor::doctor(
             self.inner.kernel.as_ref(),
@@ -1681,14 +1755,7 @@ impl Runtime {
     }
 
     fn save(&self, st: &State) -> Result<(), RuntimeError> {
-        let p = self.inner.cfg.data_dir.join("state.json");
-        let tmp = p.with_extension("json.tmp");
-        fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(st).expect("state serializes"),
-        )
-        .map_err(ioe("write", &tmp))?;
-        fs::rename(&tmp, &p).map_err(ioe("rename", &p))
+        self.inner.save(st).map_err(RuntimeError::State)
     }
 }
 
@@ -1732,6 +1799,11 @@ fn parse_status(text: &str, waited: WaitOutcome, oom: bool) -> ExitInfo {
 }
 
 impl Inner {
+    fn save(&self, st: &State) -> Result<(), DocError> {
+        let body = serde_json::to_vec(st).expect("state serializes");
+        self.doc.save(&body)
+    }
+
     fn on_exit(&self, id: &str, pid: u32, outcome: WaitOutcome) {
         let mut st = self.state.lock().unwrap();
         let Some(rec) = st.instances.get_mut(id) else {
@@ -1755,16 +1827,9 @@ impl Inner {
         let rec = rec.clone();
         self.cgroups
             .remove(self.kernel.as_ref(), &self.cfg.prefix, id);
-        let p = self.cfg.data_dir.join("state.json");
-        let tmp = p.with_extension("json.tmp");
-        if fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(&*st).expect("state serializes"),
-        )
-        .is_ok()
-        {
-            let _ = fs::rename(&tmp, &p);
-        }
+        // An exit seen here is seen again at the next open (init's status file and the dead
+        // pid say the same), so a failed save loses nothing.
+        let _ = self.save(&st);
         drop(st);
         self.changed.notify_all();
         self.notify(&rec);
@@ -2278,5 +2343,68 @@ mod tests {
             parse_status("", WaitOutcome::Status(libc::SIGKILL), false).signal,
             Some(9)
         );
+    }
+
+    /// Every body saved, in order (the last one is what `load` returns).
+    #[derive(Debug, Default)]
+    struct Saves(Mutex<Vec<Vec<u8>>>);
+
+    impl StateDoc for Saves {
+        fn name(&self) -> String {
+            "saves".into()
+        }
+        fn load(&self) -> Result<Option<Vec<u8>>, DocError> {
+            Ok(self.0.lock().unwrap().last().cloned())
+        }
+        fn save(&self, body: &[u8]) -> Result<(), DocError> {
+            self.0.lock().unwrap().push(body.to_vec());
+            Ok(())
+        }
+    }
+
+    /// Issue #15: a daemon killed between an intent and its record leaves a namespace (and
+    /// for an instance cgroups and a process) that no record names. Every state saved while
+    /// a create was under way names its intent, and opening the engine on it removes what
+    /// the intent covers and clears it.
+    #[test]
+    fn every_intent_a_killed_create_left_is_undone_at_the_next_open() {
+        let f = fixture();
+        let cfg = f.rt.config().clone();
+        let saves = Arc::new(Saves::default());
+        let rt = Runtime::open_with(cfg.clone(), f.kernel.clone(), saves.clone()).unwrap();
+        rt.create_vpc(Some("vpc-a"), "10.200.0.0/20").unwrap();
+        rt.create_subnet("vpc-a", Some("subnet-1"), "10.200.1.0/24")
+            .unwrap();
+        let i = rt.launch(spec("subnet-1")).unwrap();
+        let bodies = saves.0.lock().unwrap().clone();
+        let states: Vec<State> = bodies
+            .iter()
+            .map(|b| serde_json::from_slice(b).unwrap())
+            .collect();
+        let pending: Vec<&State> = states.iter().filter(|s| !s.intents.is_empty()).collect();
+        let want = [
+            ("vpc-a".to_string(), "spxt-vpc-a".to_string()),
+            (i.id.clone(), format!("spxt-{}", i.id)),
+        ];
+        assert_eq!(pending.len(), want.len(), "{pending:?}");
+        assert!(states.last().unwrap().intents.is_empty());
+        for (st, (id, netns)) in pending.iter().zip(&want) {
+            assert_eq!(st.intents.keys().collect::<Vec<_>>(), vec![id]);
+            // The intent is saved before the create is recorded.
+            assert!(!st.vpcs.contains_key(id) && !st.instances.contains_key(id));
+            let body = serde_json::to_vec(st).unwrap();
+            let doc = Arc::new(Saves::default());
+            doc.save(&body).unwrap();
+            f.kernel.take_calls();
+            let again = Runtime::open_with(cfg.clone(), f.kernel.clone(), doc.clone()).unwrap();
+            let calls = f.kernel.take_calls();
+            assert!(
+                calls.contains(&format!("netns del {netns}")),
+                "{id}: {calls:?}"
+            );
+            let after: State = serde_json::from_slice(&doc.load().unwrap().unwrap()).unwrap();
+            assert!(after.intents.is_empty(), "{id}");
+            drop(again);
+        }
     }
 }

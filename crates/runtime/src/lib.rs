@@ -74,11 +74,13 @@ pub mod boot;
 pub mod cgroup;
 pub mod cidr;
 pub mod doctor;
+pub mod durable;
 pub mod engine;
 pub mod host;
 pub mod hostids;
 pub mod image;
 pub mod imds;
+mod intent;
 pub mod kernel;
 pub mod net;
 pub mod sandbox;
@@ -89,6 +91,7 @@ pub use attach::{attach, AttachError, AttachTarget};
 pub use bind::{BindError, BindMount};
 pub use cgroup::{instance_type, CgroupLayout, InstanceType, Limits, INSTANCE_TYPES};
 pub use cidr::{Ipam, Ipv4Net};
+pub use durable::{DocError, FileDoc, MemoryDoc, StateDoc};
 pub use engine::{
     ExitInfo, Instance, InstanceEvent, InstanceState, LaunchSpec, Peering, Runtime, RuntimeConfig,
     RuntimeError, Vpc,

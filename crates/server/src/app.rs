@@ -50,14 +50,14 @@ impl App {
                     .is_ok_and(|owned| owned.iter().any(|i| i == image.as_str()))
             }));
         }
-        // Groups are kept next to the runtime's state, so a restarted daemon finds them.
+        // Groups are kept in the store, so a restarted daemon finds them.
         let autoscaling = ec2.as_ref().map(|e| {
-            let file = e.runtime().config().data_dir.join("autoscaling.json");
+            let doc = crate::engine_state::SqlDoc::arc(&store, crate::engine_state::AUTOSCALING);
             let mut rules = spindle_autoscale::Rules::default();
             if let Some(s) = asg_scale_in_seconds {
                 rules.scale_in_seconds = s;
             }
-            spindle_providers::AutoScaling::open(e.clone(), rules.clone(), file).unwrap_or_else(
+            spindle_providers::AutoScaling::open_with(e.clone(), rules.clone(), doc).unwrap_or_else(
                 |err| {
                     tracing::error!(error = %err, "auto scaling state unreadable; starting without groups");
                     spindle_providers::AutoScaling::new(e.clone(), rules)

@@ -1,6 +1,12 @@
 //! The audit layer: wraps every API route, and records each mutating call and each call that
-//! failed, after the response is known. Handlers only add detail (target, target account) to
-//! the [`AuditCtx`] their request carries; they cannot skip the record.
+//! failed. Handlers only add detail (target, target account) to the [`AuditCtx`] their request
+//! carries; they cannot skip the record.
+//!
+//! A mutating call runs in a [`spindle_store::AuditScope`]: the first store transaction it
+//! commits on its own task carries its pending audit record, so the change and a record of it
+//! commit together. When the response is known the final record (result and status) replaces
+//! the pending one in one transaction; a daemon killed in between finishes the pending record
+//! at its next start (`Store::finish_pending_audit`).
 
 use crate::api::ErrorCode;
 use crate::app::App;
@@ -9,7 +15,7 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use spindle_model::AccountId;
-use spindle_store::AuditRecord;
+use spindle_store::{AuditRecord, AuditScope};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -58,7 +64,16 @@ pub async fn layer(State(app): State<App>, mut req: Request, next: Next) -> Resp
     });
     req.extensions_mut().insert(ctx.clone());
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let mut resp = next.run(req).await;
+    let mut resp = if method == Method::GET {
+        next.run(req).await
+    } else {
+        let (ctx, request_id) = (ctx.clone(), request_id.clone());
+        let scope = AuditScope::new(move || {
+            let info = ctx.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            record(info, request_id.clone(), "ok", 0, None)
+        });
+        scope.run(next.run(req)).await
+    };
     let status = resp.status().as_u16();
     if let Ok(v) = request_id.parse() {
         resp.headers_mut().insert("x-request-id", v);
@@ -74,20 +89,8 @@ pub async fn layer(State(app): State<App>, mut req: Request, next: Next) -> Resp
             _ if status == 401 || status == 403 => "denied",
             _ => "error",
         };
-        let rec = AuditRecord {
-            time: crate::app::now(),
-            request_id,
-            access_key_id: info.access_key_id,
-            principal: info.principal,
-            account_id: info.account_id,
-            target_account_id: info.target_account_id,
-            action: info.action,
-            target: info.target,
-            result,
-            status,
-            error_code: code.map(|c| c.code),
-        };
-        match app.store.append_audit(&rec) {
+        let rec = record(info, request_id, result, status, code.map(|c| c.code));
+        match app.store.append_audit_final(&rec) {
             Ok(()) => app.metrics.audit_record(result),
             Err(e) => {
                 tracing::error!(error = %e, request_id = %rec.request_id, "cannot write the audit record")
@@ -95,4 +98,26 @@ pub async fn layer(State(app): State<App>, mut req: Request, next: Next) -> Resp
         }
     }
     resp
+}
+
+fn record(
+    info: AuditInfo,
+    request_id: String,
+    result: &'static str,
+    status: u16,
+    error_code: Option<String>,
+) -> AuditRecord {
+    AuditRecord {
+        time: crate::app::now(),
+        request_id,
+        access_key_id: info.access_key_id,
+        principal: info.principal,
+        account_id: info.account_id,
+        target_account_id: info.target_account_id,
+        action: info.action,
+        target: info.target,
+        result,
+        status,
+        error_code,
+    }
 }

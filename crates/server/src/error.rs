@@ -30,6 +30,8 @@ pub enum ServerError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("cannot move the state file `{}` into the state database: {detail}", path.display())]
+    StateImport { path: PathBuf, detail: String },
     #[error("cannot open the apt repository store: {detail}")]
     Apt { detail: String },
     #[error("the HTTP server failed")]

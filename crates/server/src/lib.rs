@@ -16,6 +16,7 @@ mod auth;
 mod bootstrap;
 mod datadir;
 mod devbox_handlers;
+mod engine_state;
 mod error;
 mod handlers;
 mod lb_handlers;
@@ -97,10 +98,25 @@ impl Server {
             data_dir.path(),
             boot,
         )?;
-        let (runtime, ec2) = open_runtime(config, data_dir.path())?;
-        let elb = spindle_providers::Elb::open(
+        // Calls whose change committed but whose response a killed daemon never sent.
+        let finished = store
+            .finish_pending_audit()
+            .map_err(|source| ServerError::Store {
+                path: data_dir.db_path(),
+                source,
+            })?;
+        if finished > 0 {
+            tracing::warn!(
+                records = finished,
+                "audit records of calls interrupted by a stop finished"
+            );
+        }
+        // The JSON state files of a daemon before schema version 5 move into state.db first.
+        engine_state::import_json_files(&store, data_dir.path())?;
+        let (runtime, ec2) = open_runtime(config, data_dir.path(), &store)?;
+        let elb = spindle_providers::Elb::open_with(
             runtime.as_ref().map(|r| r.as_ref().clone()),
-            Some(data_dir.path().join(spindle_providers::ELBV2_STATE_FILE)),
+            Some(engine_state::SqlDoc::arc(&store, engine_state::ELBV2)),
             spindle_providers::ElbOptions {
                 address: config.lb_address,
                 io_threads: 2,
@@ -186,6 +202,7 @@ impl Server {
 fn open_runtime(
     config: &ServerConfig,
     data_dir: &std::path::Path,
+    store: &Arc<spindle_store::Store>,
 ) -> Result<
     (
         Option<Arc<spindle_runtime::Runtime>>,
@@ -204,18 +221,21 @@ fn open_runtime(
         return Ok((None, None));
     }
     let dir = data_dir.join("runtime");
-    let rt = spindle_runtime::Runtime::open(
+    let rt = spindle_runtime::Runtime::open_with(
         spindle_runtime::RuntimeConfig::new(&dir, prefix),
         Arc::new(spindle_runtime::RealKernel),
+        engine_state::SqlDoc::arc(store, engine_state::RUNTIME),
     )
     .map_err(|e| ServerError::Runtime {
         source: Box::new(e),
     })?;
-    let ec2 =
-        spindle_providers::Ec2::open(rt.clone(), Some(dir.join(spindle_providers::STATE_FILE)))
-            .map_err(|e| ServerError::Runtime {
-                source: Box::new(e),
-            })?;
+    let ec2 = spindle_providers::Ec2::open_with(
+        rt.clone(),
+        Some(engine_state::SqlDoc::arc(store, engine_state::EC2)),
+    )
+    .map_err(|e| ServerError::Runtime {
+        source: Box::new(e),
+    })?;
     Ok((Some(Arc::new(rt)), Some(ec2)))
 }
 

@@ -65,33 +65,39 @@ fn event(r: &Row<'_>) -> rusqlite::Result<AuditEvent> {
     })
 }
 
-fn unix_ms(t: OffsetDateTime) -> i64 {
+pub(crate) fn unix_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+pub(crate) fn insert_audit(
+    tx: &rusqlite::Transaction<'_>,
+    rec: &AuditRecord,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO audit(time_ms, request_id, access_key_id, principal, account_id, target_account_id,
+                   action, target, result, status, error_code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(rusqlite::params![
+        unix_ms(rec.time),
+        rec.request_id,
+        rec.access_key_id,
+        rec.principal,
+        rec.account_id.as_ref().map(|a| a.as_str()),
+        rec.target_account_id.as_ref().map(|a| a.as_str()),
+        rec.action,
+        rec.target,
+        rec.result,
+        rec.status,
+        rec.error_code,
+    ])?;
+    Ok(())
+}
+
 impl Store {
+    /// Appends one record (outside any [`crate::AuditScope`]: the record is not a mutation).
     pub fn append_audit(&self, rec: &AuditRecord) -> Result<(), StoreError> {
-        self.write(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO audit(time_ms, request_id, access_key_id, principal, account_id, target_account_id,
-                                   action, target, result, status, error_code)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?
-            .execute(rusqlite::params![
-                unix_ms(rec.time),
-                rec.request_id,
-                rec.access_key_id,
-                rec.principal,
-                rec.account_id.as_ref().map(|a| a.as_str()),
-                rec.target_account_id.as_ref().map(|a| a.as_str()),
-                rec.action,
-                rec.target,
-                rec.result,
-                rec.status,
-                rec.error_code,
-            ])?;
-            Ok(())
-        })
+        self.write_unscoped(|tx| insert_audit(tx, rec))
     }
 
     /// Records in order of `seq`, oldest first, at most `filter.limit`.

@@ -10,7 +10,9 @@
 mod accounts;
 mod apt;
 mod audit;
+mod audit_scope;
 mod change_sets;
+mod engine_state;
 mod error;
 mod journal;
 mod keys;
@@ -20,6 +22,7 @@ mod roles;
 
 pub use apt::{AptChange, AptKind, AptPackage, Expect};
 pub use audit::{AuditFilter, AuditRecord};
+pub use audit_scope::{AuditScope, Scoped};
 pub use error::StoreError;
 pub use keys::{KeyRecord, NewKey};
 
@@ -112,15 +115,39 @@ impl Store {
         out
     }
 
-    /// Runs `f` in one write transaction: all of it commits, or none of it does.
+    /// Runs `f` in one write transaction: all of it commits, or none of it does. Inside a
+    /// request's [`AuditScope`] the first such transaction also carries the request's pending
+    /// audit record.
     fn write<T>(
         &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transact(true, f)
+    }
+
+    /// [`Store::write`] outside the audit scope: for the audit records themselves.
+    fn write_unscoped<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transact(false, f)
+    }
+
+    fn transact<T>(
+        &self,
+        scoped: bool,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
+        let scope = if scoped {
+            audit_scope::pending_in(&tx)?
+        } else {
+            None
+        };
         tx.commit()?;
+        audit_scope::committed(scope);
         Ok(out)
     }
 

@@ -133,6 +133,32 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, kind, name)
     ) STRICT;
     "#,
+    // 5: the engines' own state (the runtime's VPCs and instances, the EC2, ELBv2 and auto
+    // scaling providers' records), one JSON document per engine in the engine's serde shape,
+    // replaced whole in one transaction. Until this version each was a JSON file in the data
+    // dir; the daemon imports those on its first start (`import_engine_state`).
+    r#"
+    CREATE TABLE engine_state (
+        name TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        updated TEXT NOT NULL
+    ) STRICT;
+    "#,
+    // 6: a mutating call's audit record as known when its change commits, in the same
+    // transaction; the final record replaces it once the response is known, and a restart
+    // finishes what a killed daemon left here (`audit_scope.rs`).
+    r#"
+    CREATE TABLE audit_pending (
+        request_id TEXT PRIMARY KEY,
+        time_ms INTEGER NOT NULL,
+        access_key_id TEXT,
+        principal TEXT,
+        account_id TEXT,
+        target_account_id TEXT,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -168,6 +194,33 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Undoes the steps after `version` that can be undone (the ones that only add tables), so
+/// tests can make the database an older Spindle left. Refuses any other step.
+#[doc(hidden)]
+pub fn rewind(path: &Path, version: i64) -> Result<(), StoreError> {
+    const UNDO: &[(i64, &str)] = &[
+        (5, "DROP TABLE engine_state;"),
+        (6, "DROP TABLE audit_pending;"),
+    ];
+    let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tx = conn.transaction()?;
+    for step in (version + 1..=found).rev() {
+        let Some((_, sql)) = UNDO.iter().find(|(v, _)| *v == step) else {
+            return Err(StoreError::Corrupt {
+                detail: format!("schema step {step} can't be undone"),
+            });
+        };
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", version)?;
+    tx.commit()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +245,26 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("newer than this build"), "{err}");
+    }
+
+    #[test]
+    fn rewinds_to_version_4_and_migrates_up_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(crate::Store::open(&path).unwrap());
+        rewind(&path, 4).unwrap();
+        let c = Connection::open(&path).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 4);
+        assert!(c.prepare("SELECT * FROM engine_state").is_err());
+        drop(c);
+        let s = crate::Store::open(&path).unwrap();
+        assert_eq!(s.engine_state("runtime").unwrap(), None);
+        assert!(
+            rewind(&path, 3).is_err(),
+            "step 4 adds apt tables that hold data"
+        );
     }
 }
