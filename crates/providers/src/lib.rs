@@ -128,6 +128,7 @@
 mod autoscaling;
 mod elb_autoscaling;
 mod elbv2;
+mod ec2_spec;
 mod elbv2_spec;
 mod error;
 mod instance;
