@@ -545,7 +545,9 @@ impl LaunchData {
         let specs = e.take(path, s.map_list(data, "TagSpecifications"));
         for (i, spec) in specs.flatten().unwrap_or_default().into_iter().enumerate() {
             let here = at(path, &format!("TagSpecifications[{i}]"));
-            if e.take(&here, s.opt_str(spec, "ResourceType")).flatten().as_deref()
+            if e.take(&here, s.opt_str(spec, "ResourceType"))
+                .flatten()
+                .as_deref()
                 == Some("instance")
             {
                 match (e.take(&here, s.tags(spec, "Tags")), tags.as_mut()) {
@@ -600,7 +602,8 @@ impl LaunchData {
 }
 
 fn decode_user_data(text: &str) -> Result<String, &'static str> {
-    let bytes = base64_decode(text).ok_or("UserData must be base64 (wrap the script in Fn::Base64)")?;
+    let bytes =
+        base64_decode(text).ok_or("UserData must be base64 (wrap the script in Fn::Base64)")?;
     String::from_utf8(bytes).map_err(|_| "UserData must decode to UTF-8 text")
 }
 
@@ -732,9 +735,7 @@ impl LaunchTemplateSpec {
             }
         }
         let spec = match (name, data, raw) {
-            (Some(name), Some(data), Some(raw)) => {
-                Some(LaunchTemplateSpec { name, data, raw })
-            }
+            (Some(name), Some(data), Some(raw)) => Some(LaunchTemplateSpec { name, data, raw }),
             _ => None,
         };
         e.finish(spec)

@@ -116,11 +116,7 @@ impl Ec2 {
 
     /// The parsed `LaunchTemplateData` of a stored template version (`None`, `$Default`,
     /// `$Latest` or a number), by `lt-…` id or name.
-    fn template_data(
-        &self,
-        template: &str,
-        version: Option<&str>,
-    ) -> Result<LaunchData, Ec2Error> {
+    fn template_data(&self, template: &str, version: Option<&str>) -> Result<LaunchData, Ec2Error> {
         let t = self.store.lock();
         let rec = t
             .launch_templates
@@ -401,9 +397,9 @@ impl Provider for InstanceProvider {
                             .ok()
                             .and_then(|s| e.instance_spec(&s).ok())
                             .map(|mut s| {
-                            s.image = e.runtime.images().resolve(&s.image).unwrap_or(s.image);
-                            s
-                        });
+                                s.image = e.runtime.images().resolve(&s.image).unwrap_or(s.image);
+                                s
+                            });
                         (i, tags, want)
                     }))
                 })
@@ -548,7 +544,8 @@ impl Provider for LaunchTemplateProvider {
                     if t.launch_templates.values().any(|r| r.name == name) {
                         return Err(Ec2Error::LaunchTemplateExists(name));
                     }
-                    let rec = LaunchTemplateRecord::new(id.clone(), name, data_json(&spec), spec.data);
+                    let rec =
+                        LaunchTemplateRecord::new(id.clone(), name, data_json(&spec), spec.data);
                     let out = template_output(&rec);
                     t.launch_templates.insert(id, rec);
                     e.store.save(&t)?;

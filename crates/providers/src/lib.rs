@@ -126,9 +126,9 @@
 //! ```
 
 mod autoscaling;
+mod ec2_spec;
 mod elb_autoscaling;
 mod elbv2;
-mod ec2_spec;
 mod elbv2_spec;
 mod error;
 mod instance;

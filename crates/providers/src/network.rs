@@ -240,7 +240,13 @@ impl Provider for SubnetProvider {
                     })
                 })
                 .await?;
-            Ok(subnet_output(&req.cx, spec.availability_zone, &id, &vpc, cidr))
+            Ok(subnet_output(
+                &req.cx,
+                spec.availability_zone,
+                &id,
+                &vpc,
+                cidr,
+            ))
         })
     }
 
@@ -712,7 +718,11 @@ impl PeeringProvider {
 }
 
 fn peering_spec(cx: &ResourceCx<'_>, p: &Props) -> Result<PeeringSpec, ProviderError> {
-    parse(PeeringSpec::parse(p, &cx.context.account_id, &cx.context.region))
+    parse(PeeringSpec::parse(
+        p,
+        &cx.context.account_id,
+        &cx.context.region,
+    ))
 }
 
 impl Provider for PeeringProvider {
