@@ -7,7 +7,6 @@
 //! target group ARN names a group of the same account, a target instance's address, a
 //! certificate's contents — is resolved when the load balancer is compiled.
 
-use std::fmt::Display;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -18,8 +17,7 @@ use spindle_lb::{
 };
 use spindle_template::Value;
 
-use crate::error::Ec2Error;
-use crate::props::{Props, Shape};
+use crate::props::{Problems, Props, Shape};
 use crate::Kind;
 
 /// The `spindle.*` target group attribute keys [`TgSpec::parse`] implements (the table in
@@ -205,63 +203,6 @@ impl Spec {
         match action {
             ActionSpec::Forward { target_group } => vec![target_group.as_str()],
             ActionSpec::Other(_) => Vec::new(),
-        }
-    }
-}
-
-/// Every problem found while parsing one resource, each with its property path.
-pub(crate) struct Problems {
-    kind: Kind,
-    list: Vec<String>,
-}
-
-impl Problems {
-    fn new(kind: Kind) -> Self {
-        Problems {
-            kind,
-            list: Vec::new(),
-        }
-    }
-
-    /// A problem at `path` (empty: the message names the property itself).
-    fn add(&mut self, path: impl Display, message: impl Display) {
-        let path = path.to_string();
-        if path.is_empty() {
-            self.list.push(message.to_string());
-        } else {
-            self.list.push(format!("{path}: {message}"));
-        }
-    }
-
-    /// A problem the shape's readers found (their messages name the property).
-    fn ec2(&mut self, path: impl Display, e: Ec2Error) {
-        let message = match e {
-            Ec2Error::Invalid { message, .. } => message,
-            Ec2Error::Unsupported { property, hint, .. } => {
-                format!("property {property} is not supported by Spindle{hint}")
-            }
-            other => other.to_string(),
-        };
-        self.add(path, message);
-    }
-
-    /// The value of `r`, or `None` after recording its problem.
-    fn take<T>(&mut self, path: impl Display, r: Result<T, Ec2Error>) -> Option<T> {
-        r.map_err(|e| self.ec2(path, e)).ok()
-    }
-
-    fn finish<T>(self, v: Option<T>) -> Result<T, String> {
-        match v {
-            Some(v) if self.list.is_empty() => Ok(v),
-            _ => Err(format!(
-                "{}: {}",
-                self.kind.type_name(),
-                if self.list.is_empty() {
-                    "invalid properties".to_string()
-                } else {
-                    self.list.join("; ")
-                }
-            )),
         }
     }
 }
@@ -646,7 +587,7 @@ impl TgSpec {
 
 fn health_check(p: &Props, e: &mut Problems) -> Option<HealthCheckConfig> {
     let s = &TG_SHAPE;
-    let problems = e.list.len();
+    let problems = e.count();
     let mut hc = HealthCheckConfig::default();
     if let Some(Some(v)) = e.take("", s.opt_str(p, "HealthCheckEnabled")) {
         match parse_bool("HealthCheckEnabled", &v) {
@@ -732,12 +673,12 @@ fn health_check(p: &Props, e: &mut Problems) -> Option<HealthCheckConfig> {
     if let Err(r) = spindle_lb::Matcher::parse(&hc.matcher) {
         e.add("Matcher.HttpCode", r);
     }
-    (e.list.len() == problems).then_some(hc)
+    (e.count() == problems).then_some(hc)
 }
 
 /// `TargetGroupAttributes` into `cfg`; `None` if any was refused.
 fn settings(p: &Props, cfg: &mut TargetGroupConfig, e: &mut Problems) -> Option<()> {
-    let problems = e.list.len();
+    let problems = e.count();
     let attrs = attributes(&TG_SHAPE, p, "TargetGroupAttributes", e);
     let mut sticky = (false, Duration::from_secs(86400));
     let mut iso = SchedulerConfig::default();
@@ -808,7 +749,7 @@ fn settings(p: &Props, cfg: &mut TargetGroupConfig, e: &mut Problems) -> Option<
             "spindle.tenant.* settings need spindle.tenant.header or spindle.tenant.source",
         );
     }
-    (e.list.len() == problems).then_some(())
+    (e.count() == problems).then_some(())
 }
 
 /// One target group attribute into the settings being built.

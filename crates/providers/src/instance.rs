@@ -13,10 +13,14 @@ use spindle_stack::{
 };
 use spindle_template::Value;
 
+use crate::ec2_spec::{
+    check_template_name, take_profile, InstanceSpec, LaunchData, LaunchTemplateSpec, INSTANCE,
+    LAUNCH_TEMPLATE, LAUNCH_TEMPLATE_DATA,
+};
 use crate::error::Ec2Error;
-use crate::network::is_not_found;
-use crate::props::{base64_decode, observed, str_list_value, tags_value, Props, Shape};
-use crate::rules::{missing_grant, requestable_names, requestable_profile, SECCOMP_PROFILE_TAG};
+use crate::network::{is_not_found, parse};
+use crate::props::{observed, str_list_value, tags_value, Props, Shape};
+use crate::rules::{missing_grant, SECCOMP_PROFILE_TAG};
 use crate::state::LaunchTemplateRecord;
 use crate::{derived_id, scoped_token, Ec2};
 
@@ -25,115 +29,6 @@ pub const TOKEN_TAG: &str = "spindle:token";
 
 /// How long an instance gets between SIGTERM and SIGKILL when its resource is deleted.
 const TERMINATE_GRACE: Duration = Duration::from_secs(10);
-
-const INSTANCE: Shape = Shape {
-    type_name: "AWS::EC2::Instance",
-    used: &[
-        "ImageId",
-        "InstanceType",
-        "SubnetId",
-        "SecurityGroupIds",
-        "UserData",
-        "Tags",
-        "LaunchTemplate",
-    ],
-    ignored: &[
-        "AvailabilityZone",
-        "BlockDeviceMappings",
-        "CreditSpecification",
-        "DisableApiTermination",
-        "EbsOptimized",
-        "IamInstanceProfile",
-        "InstanceInitiatedShutdownBehavior",
-        "KeyName",
-        "MetadataOptions",
-        "Monitoring",
-        "PrivateDnsNameOptions",
-        "PropagateTagsToVolumeOnCreation",
-        "SourceDestCheck",
-        "Tenancy",
-    ],
-    hints: &[
-        ("NetworkInterfaces", "use SubnetId and SecurityGroupIds"),
-        (
-            "PrivateIpAddress",
-            "addresses are assigned by the subnet's address pool",
-        ),
-        (
-            "SecurityGroups",
-            "use SecurityGroupIds (there is no default VPC)",
-        ),
-        ("Volumes", "EBS volumes are not implemented"),
-        ("Ipv6Addresses", "IPv6 is not implemented"),
-        ("Ipv6AddressCount", "IPv6 is not implemented"),
-    ],
-};
-
-const LAUNCH_TEMPLATE: Shape = Shape {
-    type_name: "AWS::EC2::LaunchTemplate",
-    used: &["LaunchTemplateName", "LaunchTemplateData"],
-    ignored: &["TagSpecifications", "VersionDescription"],
-    hints: &[],
-};
-
-/// The keys of `LaunchTemplateData`.
-const LAUNCH_TEMPLATE_DATA: Shape = Shape {
-    type_name: "AWS::EC2::LaunchTemplate",
-    used: &[
-        "ImageId",
-        "InstanceType",
-        "UserData",
-        "SecurityGroupIds",
-        "TagSpecifications",
-    ],
-    ignored: &[
-        "BlockDeviceMappings",
-        "CreditSpecification",
-        "DisableApiTermination",
-        "EbsOptimized",
-        "IamInstanceProfile",
-        "InstanceInitiatedShutdownBehavior",
-        "KeyName",
-        "MetadataOptions",
-        "Monitoring",
-        "PrivateDnsNameOptions",
-    ],
-    hints: &[
-        (
-            "NetworkInterfaces",
-            "give the subnet at launch (the instance's SubnetId or the group's VPCZoneIdentifier) and use SecurityGroupIds",
-        ),
-        ("SecurityGroups", "use SecurityGroupIds"),
-        ("InstanceMarketOptions", "spot instances are not implemented"),
-    ],
-};
-
-/// What an instance is launched with, from its properties over its launch template's data.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Inputs {
-    image: Option<String>,
-    instance_type: Option<String>,
-    security_groups: Option<Vec<String>>,
-    user_data: Option<String>,
-    tags: BTreeMap<String, String>,
-}
-
-/// Takes the [`SECCOMP_PROFILE_TAG`] out of an instance's tags (it is a setting, not a tag
-/// the instance keeps) and returns the profile it names; the default without one.
-fn take_profile(
-    shape: &Shape,
-    tags: &mut BTreeMap<String, String>,
-) -> Result<SeccompProfile, Ec2Error> {
-    match tags.remove(SECCOMP_PROFILE_TAG) {
-        None => Ok(SeccompProfile::Default),
-        Some(name) => requestable_profile(&name).ok_or_else(|| {
-            shape.invalid(format!(
-                "tag {SECCOMP_PROFILE_TAG} `{name}` is not a seccomp profile an instance can ask for (expected one of: {})",
-                requestable_names()
-            ))
-        }),
-    }
-}
 
 /// Refuses a profile wider than the default unless the operation's caller holds the grant
 /// (`Context::grants`, filled in by the daemon from the caller's grants and the account's
@@ -156,63 +51,6 @@ fn check_profile_grant(
         "the `{}` seccomp profile",
         profile.name()
     ))))
-}
-
-/// The profile a launch template's data asks for.
-fn data_profile(data: &Props) -> Result<SeccompProfile, Ec2Error> {
-    take_profile(&LAUNCH_TEMPLATE_DATA, &mut data_inputs(data)?.tags)
-}
-
-fn decode_user_data(shape: &Shape, text: &str) -> Result<String, Ec2Error> {
-    let bytes = base64_decode(text)
-        .ok_or_else(|| shape.invalid("UserData must be base64 (wrap the script in Fn::Base64)"))?;
-    String::from_utf8(bytes).map_err(|_| shape.invalid("UserData must decode to UTF-8 text"))
-}
-
-/// Reads `LaunchTemplateData` (checked strictly).
-fn data_inputs(data: &Props) -> Result<Inputs, Ec2Error> {
-    let s = &LAUNCH_TEMPLATE_DATA;
-    s.check(data)?;
-    let mut tags = BTreeMap::new();
-    for spec in s.map_list(data, "TagSpecifications")?.unwrap_or_default() {
-        if s.opt_str(spec, "ResourceType")?.as_deref() == Some("instance") {
-            tags.extend(s.tags(spec, "Tags")?);
-        }
-    }
-    Ok(Inputs {
-        image: s.opt_str(data, "ImageId")?,
-        instance_type: s.opt_str(data, "InstanceType")?,
-        security_groups: data
-            .contains_key("SecurityGroupIds")
-            .then(|| s.str_list(data, "SecurityGroupIds"))
-            .transpose()?,
-        user_data: s
-            .opt_str(data, "UserData")?
-            .map(|u| decode_user_data(s, &u))
-            .transpose()?,
-        tags,
-    })
-}
-
-/// The instance's own properties over `base` (its launch template's data).
-fn own_inputs(p: &Props, base: Inputs) -> Result<Inputs, Ec2Error> {
-    let s = &INSTANCE;
-    let mut tags = base.tags;
-    tags.extend(s.tags(p, "Tags")?);
-    Ok(Inputs {
-        image: s.opt_str(p, "ImageId")?.or(base.image),
-        instance_type: s.opt_str(p, "InstanceType")?.or(base.instance_type),
-        security_groups: if p.contains_key("SecurityGroupIds") {
-            Some(s.str_list(p, "SecurityGroupIds")?)
-        } else {
-            base.security_groups
-        },
-        user_data: match s.opt_str(p, "UserData")? {
-            Some(u) => Some(decode_user_data(s, &u)?),
-            None => base.user_data,
-        },
-        tags,
-    })
 }
 
 pub(crate) fn version_number(
@@ -255,8 +93,12 @@ impl Ec2 {
         let t = self.store.lock();
         let mut out = Vec::new();
         for rec in t.launch_templates.values() {
-            for (i, v) in rec.versions.iter().enumerate() {
-                let named = v.get("ImageId").and_then(|x| x.as_str());
+            for (i, v) in rec.parsed.iter().enumerate() {
+                // A version that no longer parses still names its image in its JSON.
+                let named = match v {
+                    Ok(d) => d.image.as_deref(),
+                    Err(_) => rec.versions[i].get("ImageId").and_then(|x| x.as_str()),
+                };
                 if named.is_some_and(|n| {
                     n == image_id
                         || self
@@ -272,9 +114,9 @@ impl Ec2 {
         out
     }
 
-    /// The `LaunchTemplateData` of a stored template version (`None`, `$Default`,
+    /// The parsed `LaunchTemplateData` of a stored template version (`None`, `$Default`,
     /// `$Latest` or a number), by `lt-…` id or name.
-    fn template_data(&self, template: &str, version: Option<&str>) -> Result<Props, Ec2Error> {
+    fn template_data(&self, template: &str, version: Option<&str>) -> Result<LaunchData, Ec2Error> {
         let t = self.store.lock();
         let rec = t
             .launch_templates
@@ -282,10 +124,7 @@ impl Ec2 {
             .or_else(|| t.launch_templates.values().find(|r| r.name == template))
             .ok_or_else(|| Ec2Error::LaunchTemplateNotFound(template.to_string()))?;
         let n = version_number(rec, version)?;
-        match Value::from_json(&rec.versions[n as usize - 1]) {
-            Value::Map(m) => Ok(m),
-            _ => Ok(Props::new()),
-        }
+        rec.data(n).cloned()
     }
 
     /// The [`LaunchSpec`] for an instance of a stored launch template version.
@@ -295,7 +134,7 @@ impl Ec2 {
         version: Option<&str>,
         overrides: &LaunchOverrides,
     ) -> Result<LaunchSpec, Ec2Error> {
-        let mut i = data_inputs(&self.template_data(template, version)?)?;
+        let mut i = self.template_data(template, version)?;
         if let Some(g) = &overrides.security_group_ids {
             i.security_groups = Some(g.clone());
         }
@@ -332,34 +171,22 @@ impl Ec2 {
         Ok(self.runtime.launch(spec)?)
     }
 
-    /// The launch spec of an `AWS::EC2::Instance` resource (without its reserved tags).
-    fn instance_spec(&self, p: &Props) -> Result<LaunchSpec, Ec2Error> {
+    /// The launch spec of an `AWS::EC2::Instance` resource (without its reserved tags): its
+    /// own properties over its launch template's data.
+    fn instance_spec(&self, p: &InstanceSpec) -> Result<LaunchSpec, Ec2Error> {
         let s = &INSTANCE;
-        s.check(p)?;
-        let base = match p.get("LaunchTemplate") {
-            None | Some(Value::Null | Value::NoValue) => Inputs::default(),
-            Some(Value::Map(lt)) => {
-                let template = match s.opt_str(lt, "LaunchTemplateId")? {
-                    Some(id) => id,
-                    None => s.opt_str(lt, "LaunchTemplateName")?.ok_or_else(|| {
-                        s.invalid("LaunchTemplate needs LaunchTemplateId or LaunchTemplateName")
-                    })?,
-                };
-                let version = s.opt_str(lt, "Version")?;
-                data_inputs(&self.template_data(&template, version.as_deref())?)?
-            }
-            Some(v) => return Err(s.invalid(format!("LaunchTemplate must be a map, got {v}"))),
+        let base = match &p.template {
+            None => LaunchData::default(),
+            Some(t) => self.template_data(&t.template, t.version.as_deref())?,
         };
-        let mut i = own_inputs(p, base)?;
+        let mut i = base.overlay(&p.own);
         let seccomp = take_profile(s, &mut i.tags)?;
         Ok(LaunchSpec {
             image: i.image.ok_or_else(|| s.invalid("ImageId is required"))?,
             instance_type: i.instance_type.ok_or_else(|| {
                 s.invalid("InstanceType is required (Spindle has no default instance type)")
             })?,
-            subnet_id: s
-                .opt_str(p, "SubnetId")?
-                .ok_or_else(|| s.invalid("SubnetId is required (Spindle has no default VPC)"))?,
+            subnet_id: p.subnet.clone(),
             security_groups: i.security_groups.unwrap_or_default(),
             user_data: i.user_data,
             tags: i.tags,
@@ -450,7 +277,9 @@ impl Provider for InstanceProvider {
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
             let cx = req.cx;
-            let mut spec = self.ec2.instance_spec(&req.properties)?;
+            let mut spec = self
+                .ec2
+                .instance_spec(&parse(InstanceSpec::parse(&req.properties))?)?;
             check_profile_grant(&INSTANCE, &cx, spec.seccomp)?;
             let account = cx.account()?;
             self.ec2.check_image_owner(&account, &spec.image)?;
@@ -484,7 +313,9 @@ impl Provider for InstanceProvider {
         req: UpdateRequest<'a>,
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
-            let spec = self.ec2.instance_spec(&req.properties)?;
+            let spec = self
+                .ec2
+                .instance_spec(&parse(InstanceSpec::parse(&req.properties))?)?;
             INSTANCE.check_update(
                 &req.changed,
                 &["Tags"],
@@ -562,10 +393,13 @@ impl Provider for InstanceProvider {
                         let tags = e.store.lock().instance_tags.get(&i.id).cloned();
                         // The launch spec the properties ask for, to tell `name:tag` from
                         // the `ami-…` it resolved to and template-supplied values from drift.
-                        let want = e.instance_spec(&expected).ok().map(|mut s| {
-                            s.image = e.runtime.images().resolve(&s.image).unwrap_or(s.image);
-                            s
-                        });
+                        let want = InstanceSpec::parse(&expected)
+                            .ok()
+                            .and_then(|s| e.instance_spec(&s).ok())
+                            .map(|mut s| {
+                                s.image = e.runtime.images().resolve(&s.image).unwrap_or(s.image);
+                                s
+                            });
                         (i, tags, want)
                     }))
                 })
@@ -629,44 +463,37 @@ fn template_output(rec: &LaunchTemplateRecord) -> ProviderOutput {
     }
 }
 
-/// `(name, data)` of a `LaunchTemplate` resource; the data is checked now so that a bad
+/// `(name, spec)` of a `LaunchTemplate` resource; the data is parsed now so that a bad
 /// template fails at its own create, not at the first launch.
-fn template_spec(cx: &ResourceCx<'_>, p: &Props) -> Result<(String, Props), Ec2Error> {
-    let s = &LAUNCH_TEMPLATE;
-    s.check(p)?;
-    let data = match p.get("LaunchTemplateData") {
-        Some(Value::Map(m)) => m.clone(),
-        Some(v) => return Err(s.invalid(format!("LaunchTemplateData must be a map, got {v}"))),
-        None => return Err(s.invalid("LaunchTemplateData is required")),
-    };
-    data_inputs(&data)?;
-    let name = match s.opt_str(p, "LaunchTemplateName")? {
-        Some(n) => n,
+fn template_spec(
+    cx: &ResourceCx<'_>,
+    p: &Props,
+) -> Result<(String, LaunchTemplateSpec), ProviderError> {
+    let spec = parse(LaunchTemplateSpec::parse(p))?;
+    let name = match &spec.name {
+        Some(n) => n.clone(),
         None => {
             let id = derived_id("lt", cx);
-            format!(
+            let name = format!(
                 "{}-{}-{}",
                 cx.stack_name,
                 cx.logical_id,
                 &id["lt-".len().."lt-".len() + 8]
-            )
+            );
+            check_template_name(&name).map_err(|m| LAUNCH_TEMPLATE.invalid(m))?;
+            name
         }
     };
-    if name.len() < 3
-        || name.len() > 128
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "()./_-".contains(c))
-    {
-        return Err(s.invalid(format!(
-            "LaunchTemplateName `{name}` must be 3 to 128 characters of letters, digits and ( ) . / _ -"
-        )));
-    }
-    Ok((name, data))
+    Ok((name, spec))
 }
 
-fn data_json(data: &Props) -> serde_json::Value {
-    Value::Map(data.clone()).to_json()
+fn data_json(spec: &LaunchTemplateSpec) -> serde_json::Value {
+    Value::Map(spec.raw.clone()).to_json()
+}
+
+/// The seccomp profile a launch template's data asks for (checked when it was parsed).
+fn data_profile(data: &LaunchData) -> Result<SeccompProfile, Ec2Error> {
+    data.profile().map_err(|m| LAUNCH_TEMPLATE_DATA.invalid(m))
 }
 
 /// `AWS::EC2::LaunchTemplate`: stored launch parameters with numbered versions. Updating
@@ -682,8 +509,8 @@ impl LaunchTemplateProvider {
     }
 
     /// The template data's `ImageId`, if any, must be the stack's account's.
-    fn check_image(&self, cx: &ResourceCx<'_>, data: &Props) -> Result<(), ProviderError> {
-        match data.get("ImageId").and_then(|v| v.as_str()) {
+    fn check_image(&self, cx: &ResourceCx<'_>, data: &LaunchData) -> Result<(), ProviderError> {
+        match &data.image {
             Some(image) => Ok(self.ec2.check_image_owner(&cx.account()?, image)?),
             None => Ok(()),
         }
@@ -703,9 +530,9 @@ impl Provider for LaunchTemplateProvider {
         req: CreateRequest<'a>,
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
-            let (name, data) = template_spec(&req.cx, &req.properties)?;
-            self.check_image(&req.cx, &data)?;
-            check_profile_grant(&LAUNCH_TEMPLATE, &req.cx, data_profile(&data)?)?;
+            let (name, spec) = template_spec(&req.cx, &req.properties)?;
+            self.check_image(&req.cx, &spec.data)?;
+            check_profile_grant(&LAUNCH_TEMPLATE, &req.cx, data_profile(&spec.data)?)?;
             let id = derived_id("lt", &req.cx);
             let out = self
                 .ec2
@@ -717,12 +544,8 @@ impl Provider for LaunchTemplateProvider {
                     if t.launch_templates.values().any(|r| r.name == name) {
                         return Err(Ec2Error::LaunchTemplateExists(name));
                     }
-                    let rec = LaunchTemplateRecord {
-                        id: id.clone(),
-                        name,
-                        versions: vec![data_json(&data)],
-                        default_version: 1,
-                    };
+                    let rec =
+                        LaunchTemplateRecord::new(id.clone(), name, data_json(&spec), spec.data);
                     let out = template_output(&rec);
                     t.launch_templates.insert(id, rec);
                     e.store.save(&t)?;
@@ -738,14 +561,14 @@ impl Provider for LaunchTemplateProvider {
         req: UpdateRequest<'a>,
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
-            let (_, data) = template_spec(&req.cx, &req.properties)?;
-            self.check_image(&req.cx, &data)?;
+            let (_, spec) = template_spec(&req.cx, &req.properties)?;
+            self.check_image(&req.cx, &spec.data)?;
             LAUNCH_TEMPLATE.check_update(
                 &req.changed,
                 &["LaunchTemplateData"],
                 "a launch template's name is fixed",
             )?;
-            let profile = data_profile(&data)?;
+            let profile = data_profile(&spec.data)?;
             // A profile an earlier version was granted stays granted for this template, so
             // a rollback to that version needs no grant from whoever deployed the update.
             let granted = check_profile_grant(&LAUNCH_TEMPLATE, &req.cx, profile);
@@ -759,20 +582,15 @@ impl Provider for LaunchTemplateProvider {
                         .get_mut(&id)
                         .ok_or_else(|| Ec2Error::LaunchTemplateNotFound(id.clone()))?;
                     if let Err(refused) = granted {
-                        let before = rec.versions.iter().any(|v| match Value::from_json(v) {
-                            Value::Map(m) => data_profile(&m).ok() == Some(profile),
-                            _ => false,
-                        });
+                        let before = rec
+                            .parsed
+                            .iter()
+                            .any(|v| v.as_ref().is_ok_and(|d| d.profile() == Ok(profile)));
                         if !before {
                             return Err(refused);
                         }
                     }
-                    let j = data_json(&data);
-                    // A retried update finds its version already there.
-                    if rec.versions.last() != Some(&j) {
-                        rec.versions.push(j);
-                    }
-                    rec.default_version = rec.versions.len() as u32;
+                    rec.push(data_json(&spec), spec.data);
                     let out = template_output(rec);
                     e.store.save(&t)?;
                     Ok(out)

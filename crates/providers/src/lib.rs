@@ -126,6 +126,7 @@
 //! ```
 
 mod autoscaling;
+mod ec2_spec;
 mod elb_autoscaling;
 mod elbv2;
 mod elbv2_spec;

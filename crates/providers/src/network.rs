@@ -12,6 +12,10 @@ use spindle_stack::{
 };
 use spindle_template::Value;
 
+use crate::ec2_spec::{
+    GroupSpec, PeeringSpec, RuleSpec, SubnetSpec, VpcSpec, EGRESS, INGRESS, PEERING,
+    SECURITY_GROUP, SUBNET, VPC,
+};
 use crate::error::Ec2Error;
 use crate::props::{observed, same_cidr, Props, Shape};
 use crate::state::{ExtraRule, GroupRules};
@@ -30,6 +34,12 @@ fn gone_ok(r: Result<(), RuntimeError>) -> Result<(), Ec2Error> {
         Err(e) if is_not_found(&e) => Ok(()),
         other => Ok(other?),
     }
+}
+
+/// A spec's parse result as the provider's answer: every problem at once, as an invalid
+/// request.
+pub(crate) fn parse<T>(r: Result<T, String>) -> Result<T, ProviderError> {
+    r.map_err(ProviderError::InvalidRequest)
 }
 
 fn attrs(pairs: &[(&str, String)]) -> BTreeMap<String, Value> {
@@ -57,27 +67,6 @@ fn read_target(req: &ReadRequest<'_>, kind: &str) -> (String, String) {
 }
 
 // ------------------------------------------------------------------------------------ VPC
-
-const VPC: Shape = Shape {
-    type_name: "AWS::EC2::VPC",
-    used: &["CidrBlock"],
-    ignored: &[
-        "EnableDnsHostnames",
-        "EnableDnsSupport",
-        "InstanceTenancy",
-        "Tags",
-    ],
-    hints: &[
-        (
-            "Ipv4IpamPoolId",
-            "give the VPC a CidrBlock (IPAM pools are not implemented)",
-        ),
-        (
-            "Ipv4NetmaskLength",
-            "give the VPC a CidrBlock (IPAM pools are not implemented)",
-        ),
-    ],
-};
 
 fn vpc_output(v: &Vpc) -> ProviderOutput {
     ProviderOutput {
@@ -108,8 +97,7 @@ impl Provider for VpcProvider {
         req: CreateRequest<'a>,
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
-            VPC.check(&req.properties)?;
-            let cidr = VPC.req_str(&req.properties, "CidrBlock")?;
+            let cidr = parse(VpcSpec::parse(&req.properties))?.cidr.to_string();
             let id = derived_id("vpc", &req.cx);
             let out = self
                 .ec2
@@ -129,7 +117,7 @@ impl Provider for VpcProvider {
         req: UpdateRequest<'a>,
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
-            VPC.check(&req.properties)?;
+            parse(VpcSpec::parse(&req.properties))?;
             VPC.check_update(&req.changed, &[], "a VPC's CIDR is fixed")?;
             let id = req.physical_id.clone();
             let v = find_vpc(&self.ec2, &id)
@@ -179,29 +167,6 @@ impl Provider for VpcProvider {
 
 // --------------------------------------------------------------------------------- Subnet
 
-const SUBNET: Shape = Shape {
-    type_name: "AWS::EC2::Subnet",
-    used: &["VpcId", "CidrBlock"],
-    ignored: &[
-        "AvailabilityZone",
-        "AvailabilityZoneId",
-        "MapPublicIpOnLaunch",
-        "EnableDns64",
-        "PrivateDnsNameOptionsOnLaunch",
-        "Tags",
-    ],
-    hints: &[
-        ("Ipv6CidrBlock", "IPv6 is not implemented"),
-        ("Ipv6Native", "IPv6 is not implemented"),
-        ("AssignIpv6AddressOnCreation", "IPv6 is not implemented"),
-        (
-            "Ipv4IpamPoolId",
-            "give the subnet a CidrBlock (IPAM pools are not implemented)",
-        ),
-        ("OutpostArn", "Outposts are not implemented"),
-    ],
-};
-
 /// (vpc id, cidr) of a subnet.
 fn find_subnet(ec2: &Ec2, id: &str) -> Option<(String, Ipv4Net)> {
     ec2.runtime
@@ -212,15 +177,12 @@ fn find_subnet(ec2: &Ec2, id: &str) -> Option<(String, Ipv4Net)> {
 
 fn subnet_output(
     cx: &ResourceCx<'_>,
-    p: &Props,
+    az: Option<String>,
     id: &str,
     vpc: &str,
     cidr: Ipv4Net,
 ) -> ProviderOutput {
-    let az = SUBNET
-        .opt_str(p, "AvailabilityZone")
-        .ok()
-        .flatten()
+    let az = az
         .or_else(|| cx.context.availability_zones.first().cloned())
         .unwrap_or_else(|| format!("{}a", cx.context.region));
     ProviderOutput {
@@ -259,10 +221,8 @@ impl Provider for SubnetProvider {
         req: CreateRequest<'a>,
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
-            let p = &req.properties;
-            SUBNET.check(p)?;
-            let vpc = SUBNET.req_str(p, "VpcId")?;
-            let cidr = SUBNET.req_str(p, "CidrBlock")?;
+            let spec = parse(SubnetSpec::parse(&req.properties))?;
+            let (vpc, cidr) = (spec.vpc, spec.cidr.to_string());
             let id = derived_id("subnet", &req.cx);
             let sid = id.clone();
             let (vpc, cidr) = self
@@ -280,7 +240,13 @@ impl Provider for SubnetProvider {
                     })
                 })
                 .await?;
-            Ok(subnet_output(&req.cx, p, &id, &vpc, cidr))
+            Ok(subnet_output(
+                &req.cx,
+                spec.availability_zone,
+                &id,
+                &vpc,
+                cidr,
+            ))
         })
     }
 
@@ -289,13 +255,13 @@ impl Provider for SubnetProvider {
         req: UpdateRequest<'a>,
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
-            SUBNET.check(&req.properties)?;
+            let spec = parse(SubnetSpec::parse(&req.properties))?;
             SUBNET.check_update(&req.changed, &[], "a subnet's VPC and CIDR are fixed")?;
             let (vpc, cidr) = find_subnet(&self.ec2, &req.physical_id)
                 .ok_or_else(|| ProviderError::NotFound(format!("subnet {}", req.physical_id)))?;
             Ok(subnet_output(
                 &req.cx,
-                &req.properties,
+                spec.availability_zone,
                 &req.physical_id,
                 &vpc,
                 cidr,
@@ -335,123 +301,16 @@ impl Provider for SubnetProvider {
                         ("CidrBlock", Value::str(cidr.to_string()), agree),
                     ],
                 );
-                read_output(subnet_output(&req.cx, &req.properties, &id, &vpc, cidr), p)
+                let az = SubnetSpec::parse(&req.properties)
+                    .ok()
+                    .and_then(|s| s.availability_zone);
+                read_output(subnet_output(&req.cx, az, &id, &vpc, cidr), p)
             }))
         })
     }
 }
 
 // -------------------------------------------------------------------------- security groups
-
-const SECURITY_GROUP: Shape = Shape {
-    type_name: "AWS::EC2::SecurityGroup",
-    used: &[
-        "GroupDescription",
-        "VpcId",
-        "SecurityGroupIngress",
-        "SecurityGroupEgress",
-    ],
-    ignored: &["GroupName", "Tags"],
-    hints: &[],
-};
-
-const INGRESS: Shape = Shape {
-    type_name: "AWS::EC2::SecurityGroupIngress",
-    used: &[
-        "GroupId",
-        "IpProtocol",
-        "FromPort",
-        "ToPort",
-        "CidrIp",
-        "SourceSecurityGroupId",
-    ],
-    ignored: &["Description", "SourceSecurityGroupOwnerId"],
-    hints: &[
-        ("GroupName", "use GroupId"),
-        ("SourceSecurityGroupName", "use SourceSecurityGroupId"),
-        ("CidrIpv6", "IPv6 is not implemented"),
-        ("SourcePrefixListId", "prefix lists are not implemented"),
-    ],
-};
-
-const EGRESS: Shape = Shape {
-    type_name: "AWS::EC2::SecurityGroupEgress",
-    used: &[
-        "GroupId",
-        "IpProtocol",
-        "FromPort",
-        "ToPort",
-        "CidrIp",
-        "DestinationSecurityGroupId",
-    ],
-    ignored: &["Description"],
-    hints: &[
-        ("CidrIpv6", "IPv6 is not implemented"),
-        (
-            "DestinationPrefixListId",
-            "prefix lists are not implemented",
-        ),
-    ],
-};
-
-/// One CloudFormation rule (`SecurityGroupIngress` item or standalone resource) as an
-/// [`SgRule`]. `shape` names the type in errors and says which keys are allowed.
-pub(crate) fn parse_rule(shape: &Shape, m: &Props, egress: bool) -> Result<SgRule, Ec2Error> {
-    shape.check(m)?;
-    let proto = shape.req_str(m, "IpProtocol")?;
-    let protocol = match proto.to_ascii_lowercase().as_str() {
-        "tcp" | "6" => Protocol::Tcp,
-        "udp" | "17" => Protocol::Udp,
-        "icmp" | "1" => Protocol::Icmp,
-        "-1" | "all" => Protocol::All,
-        other => {
-            return Err(shape.invalid(format!(
-                "IpProtocol {other} is not supported (tcp, udp, icmp or -1)"
-            )))
-        }
-    };
-    let (from_port, to_port) = match protocol {
-        Protocol::Tcp | Protocol::Udp => {
-            let port = |key: &str, all: u16| -> Result<u16, Ec2Error> {
-                match shape.opt_int(m, key)? {
-                    None => Err(shape.invalid(format!("{key} is required for IpProtocol {proto}"))),
-                    Some(-1) => Ok(all),
-                    Some(n) => u16::try_from(n)
-                        .map_err(|_| shape.invalid(format!("{key} {n} is not a port"))),
-                }
-            };
-            (port("FromPort", 0)?, port("ToPort", 65535)?)
-        }
-        // ICMP type and code are not filtered on; the rule allows all of ICMP.
-        Protocol::Icmp | Protocol::All => (0, 0),
-    };
-    let cidr = shape.opt_str(m, "CidrIp")?;
-    let group_key = if egress {
-        "DestinationSecurityGroupId"
-    } else {
-        "SourceSecurityGroupId"
-    };
-    let group = shape.opt_str(m, group_key)?;
-    let peer = match (cidr, group) {
-        (Some(c), None) => Peer::Cidr(
-            c.parse::<Ipv4Net>()
-                .map_err(|e| shape.invalid(format!("CidrIp {c}: {e}")))?,
-        ),
-        (None, Some(g)) => Peer::Group(g),
-        (Some(_), Some(_)) => {
-            return Err(shape.invalid(format!("a rule takes CidrIp or {group_key}, not both")))
-        }
-        (None, None) => return Err(shape.invalid(format!("a rule needs CidrIp or {group_key}"))),
-    };
-    let rule = SgRule {
-        protocol,
-        from_port,
-        to_port,
-        peer,
-    };
-    rule.validate().map_err(|e| shape.invalid(e.to_string()))?;
-    Ok(rule)
-}
 
 /// The rule as CloudFormation writes it (for `read`).
 fn rule_value(r: &SgRule, egress: bool) -> Value {
@@ -473,68 +332,6 @@ fn rule_value(r: &SgRule, egress: bool) -> Value {
         Peer::Group(g) => m.insert("SourceSecurityGroupId".into(), Value::str(g)),
     };
     Value::Map(m)
-}
-
-/// The rule item shape inside a `SecurityGroup` resource, for errors and key checks.
-const INLINE_INGRESS: Shape = Shape {
-    type_name: "AWS::EC2::SecurityGroup",
-    used: &[
-        "IpProtocol",
-        "FromPort",
-        "ToPort",
-        "CidrIp",
-        "SourceSecurityGroupId",
-    ],
-    ignored: &["Description", "SourceSecurityGroupOwnerId"],
-    hints: INGRESS.hints,
-};
-
-const INLINE_EGRESS: Shape = Shape {
-    type_name: "AWS::EC2::SecurityGroup",
-    used: &[
-        "IpProtocol",
-        "FromPort",
-        "ToPort",
-        "CidrIp",
-        "DestinationSecurityGroupId",
-    ],
-    ignored: &["Description"],
-    hints: EGRESS.hints,
-};
-
-/// A `SecurityGroup` resource's VPC and inline rules.
-struct GroupSpec {
-    vpc: String,
-    ingress: Vec<SgRule>,
-    /// `None`: the default allow-all egress.
-    egress: Option<Vec<SgRule>>,
-}
-
-fn group_spec(p: &Props) -> Result<GroupSpec, Ec2Error> {
-    SECURITY_GROUP.check(p)?;
-    SECURITY_GROUP.req_str(p, "GroupDescription")?;
-    let vpc = SECURITY_GROUP
-        .opt_str(p, "VpcId")?
-        .ok_or_else(|| SECURITY_GROUP.invalid("VpcId is required (Spindle has no default VPC)"))?;
-    let ingress = SECURITY_GROUP
-        .map_list(p, "SecurityGroupIngress")?
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| parse_rule(&INLINE_INGRESS, m, false))
-        .collect::<Result<Vec<_>, _>>()?;
-    let egress = SECURITY_GROUP
-        .map_list(p, "SecurityGroupEgress")?
-        .map(|l| {
-            l.into_iter()
-                .map(|m| parse_rule(&INLINE_EGRESS, m, true))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?;
-    Ok(GroupSpec {
-        vpc,
-        ingress,
-        egress,
-    })
 }
 
 fn group_output(id: &str, vpc: &str) -> ProviderOutput {
@@ -588,7 +385,7 @@ impl Provider for SecurityGroupProvider {
                 vpc,
                 ingress,
                 egress,
-            } = group_spec(&req.properties)?;
+            } = parse(GroupSpec::parse(&req.properties))?;
             let id = derived_id("sg", &req.cx);
             let out = self
                 .ec2
@@ -623,7 +420,7 @@ impl Provider for SecurityGroupProvider {
                 vpc,
                 ingress,
                 egress,
-            } = group_spec(&req.properties)?;
+            } = parse(GroupSpec::parse(&req.properties))?;
             SECURITY_GROUP.check_update(
                 &req.changed,
                 &["SecurityGroupIngress", "SecurityGroupEgress"],
@@ -697,7 +494,7 @@ impl Provider for SecurityGroupProvider {
             Ok(found.map(|(g, rules)| {
                 // What the group would hold if nothing drifted: the expected inline rules
                 // plus the standalone ones.
-                let want = group_spec(&req.properties).ok().map(|s| {
+                let want = GroupSpec::parse(&req.properties).ok().map(|s| {
                     GroupRules {
                         vpc_id: s.vpc,
                         ingress: s.ingress,
@@ -766,12 +563,8 @@ impl SecurityGroupRuleProvider {
         }
     }
 
-    fn spec(&self, p: &Props) -> Result<(String, SgRule), Ec2Error> {
-        let shape = self.shape();
-        let group = shape.req_str(p, "GroupId")?;
-        let mut rule_props = p.clone();
-        rule_props.remove("GroupId");
-        Ok((group, parse_rule(shape, &rule_props, self.egress)?))
+    fn spec(&self, p: &Props) -> Result<RuleSpec, ProviderError> {
+        parse(RuleSpec::parse(p, self.egress))
     }
 }
 
@@ -796,7 +589,7 @@ impl Provider for SecurityGroupRuleProvider {
         req: CreateRequest<'a>,
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
-            let (group, rule) = self.spec(&req.properties)?;
+            let RuleSpec { group, rule } = self.spec(&req.properties)?;
             let id = derived_id("sgr", &req.cx);
             let egress = self.egress;
             let out = self
@@ -888,7 +681,7 @@ impl Provider for SecurityGroupRuleProvider {
                 let mut p = req.properties.clone();
                 let agree = self
                     .spec(&req.properties)
-                    .is_ok_and(|(g, r)| g == group && r == rule);
+                    .is_ok_and(|s| s.group == group && s.rule == rule);
                 if !agree {
                     if let Value::Map(m) = rule_value(&rule, egress) {
                         p.extend(m);
@@ -902,13 +695,6 @@ impl Provider for SecurityGroupRuleProvider {
 }
 
 // -------------------------------------------------------------------------------- peering
-
-const PEERING: Shape = Shape {
-    type_name: "AWS::EC2::VPCPeeringConnection",
-    used: &["VpcId", "PeerVpcId", "PeerOwnerId", "PeerRegion"],
-    ignored: &["PeerRoleArn", "Tags"],
-    hints: &[],
-};
 
 fn peering_output(id: &str) -> ProviderOutput {
     ProviderOutput {
@@ -931,29 +717,12 @@ impl PeeringProvider {
     }
 }
 
-fn peering_spec(cx: &ResourceCx<'_>, p: &Props) -> Result<(String, String), Ec2Error> {
-    PEERING.check(p)?;
-    let vpc = PEERING.req_str(p, "VpcId")?;
-    let peer = PEERING.req_str(p, "PeerVpcId")?;
-    if let Some(owner) = PEERING.opt_str(p, "PeerOwnerId")? {
-        if owner != cx.context.account_id {
-            return Err(Ec2Error::unsupported(
-                PEERING.type_name,
-                "PeerOwnerId",
-                "peering across accounts is not implemented",
-            ));
-        }
-    }
-    if let Some(region) = PEERING.opt_str(p, "PeerRegion")? {
-        if region != cx.context.region {
-            return Err(Ec2Error::unsupported(
-                PEERING.type_name,
-                "PeerRegion",
-                "peering across regions is not implemented",
-            ));
-        }
-    }
-    Ok((vpc, peer))
+fn peering_spec(cx: &ResourceCx<'_>, p: &Props) -> Result<PeeringSpec, ProviderError> {
+    parse(PeeringSpec::parse(
+        p,
+        &cx.context.account_id,
+        &cx.context.region,
+    ))
 }
 
 impl Provider for PeeringProvider {
@@ -962,7 +731,7 @@ impl Provider for PeeringProvider {
         req: CreateRequest<'a>,
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
-            let (vpc, peer) = peering_spec(&req.cx, &req.properties)?;
+            let PeeringSpec { vpc, peer } = peering_spec(&req.cx, &req.properties)?;
             let id = derived_id("pcx", &req.cx);
             let out = self
                 .ec2

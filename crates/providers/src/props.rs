@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use std::fmt::Display;
+
 use spindle_template::Value;
 
 use crate::error::Ec2Error;
+use crate::Kind;
 
 pub(crate) type Props = BTreeMap<String, Value>;
 
@@ -144,6 +147,68 @@ impl Shape {
                 .parse::<i64>()
                 .map(Some)
                 .map_err(|_| self.invalid(format!("{key} must be an integer, got {s}"))),
+        }
+    }
+}
+
+/// Every problem found while parsing one resource, each with its property path.
+pub(crate) struct Problems {
+    kind: Kind,
+    list: Vec<String>,
+}
+
+impl Problems {
+    pub fn new(kind: Kind) -> Self {
+        Problems {
+            kind,
+            list: Vec::new(),
+        }
+    }
+
+    /// A problem at `path` (empty: the message names the property itself).
+    pub fn add(&mut self, path: impl Display, message: impl Display) {
+        let path = path.to_string();
+        if path.is_empty() {
+            self.list.push(message.to_string());
+        } else {
+            self.list.push(format!("{path}: {message}"));
+        }
+    }
+
+    /// A problem the shape's readers found (their messages name the property).
+    pub fn ec2(&mut self, path: impl Display, e: Ec2Error) {
+        let message = match e {
+            Ec2Error::Invalid { message, .. } => message,
+            Ec2Error::Unsupported { property, hint, .. } => {
+                format!("property {property} is not supported by Spindle{hint}")
+            }
+            other => other.to_string(),
+        };
+        self.add(path, message);
+    }
+
+    /// How many problems are recorded so far.
+    pub fn count(&self) -> usize {
+        self.list.len()
+    }
+
+    /// The value of `r`, or `None` after recording its problem.
+    pub fn take<T>(&mut self, path: impl Display, r: Result<T, Ec2Error>) -> Option<T> {
+        r.map_err(|e| self.ec2(path, e)).ok()
+    }
+
+    pub fn finish<T>(self, v: Option<T>) -> Result<T, String> {
+        match v {
+            Some(v) if self.list.is_empty() => Ok(v),
+            _ => Err(format!(
+                "{}: {}",
+                self.kind.type_name(),
+                if self.list.is_empty() {
+                    "invalid properties".to_string()
+                } else {
+                    self.list.join("; ")
+                }
+            )),
         }
     }
 }

@@ -6,7 +6,8 @@
 //!   `AWS::EC2::SecurityGroup` resource) plus standalone rules (`AWS::EC2::SecurityGroupIngress`
 //!   / `Egress` resources, keyed by their `sgr-…` id). Updating either side re-puts the
 //!   union, so updating a group's inline rules never drops a standalone rule.
-//! - Launch templates (stored data only) and their versions.
+//! - Launch templates (stored data only) and their versions, each kept parsed beside its
+//!   JSON ([`LaunchTemplateRecord::parsed`]).
 //! - Instance tags changed by an update (the runtime keeps launch-time tags only).
 
 use std::collections::BTreeMap;
@@ -15,7 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use spindle_runtime::{DocError, SecurityGroup, SgRule, StateDoc};
 
+use crate::ec2_spec::{stored_version, LaunchData};
 use crate::error::Ec2Error;
+use crate::Kind;
 
 /// Where a group's rules come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +97,52 @@ pub(crate) struct LaunchTemplateRecord {
     /// Version `n` is `versions[n - 1]` (`LaunchTemplateData` as JSON).
     pub versions: Vec<serde_json::Value>,
     pub default_version: u32,
+    /// `versions` parsed, one for one: made when a version is added and when the record is
+    /// loaded, so launching reads typed fields. A stored version that no longer parses keeps
+    /// its problems, reported when something launches from it.
+    #[serde(skip)]
+    pub parsed: Vec<Result<LaunchData, String>>,
+}
+
+impl LaunchTemplateRecord {
+    pub fn new(id: String, name: String, raw: serde_json::Value, data: LaunchData) -> Self {
+        LaunchTemplateRecord {
+            id,
+            name,
+            versions: vec![raw],
+            default_version: 1,
+            parsed: vec![Ok(data)],
+        }
+    }
+
+    /// Adds a version and makes it the default; a retried update finds its version there.
+    pub fn push(&mut self, raw: serde_json::Value, data: LaunchData) {
+        if self.versions.last() != Some(&raw) {
+            self.versions.push(raw);
+            self.parsed.push(Ok(data));
+        }
+        self.default_version = self.versions.len() as u32;
+    }
+
+    /// Parses the stored versions again (after a load).
+    fn reparse(&mut self) {
+        self.parsed = self.versions.iter().map(stored_version).collect();
+    }
+
+    /// The parsed data of version `n` (1-based, in range).
+    pub fn data(&self, n: u32) -> Result<&LaunchData, Ec2Error> {
+        match self.parsed.get(n as usize - 1) {
+            Some(Ok(d)) => Ok(d),
+            Some(Err(m)) => Err(Ec2Error::invalid(
+                Kind::LaunchTemplate.type_name(),
+                format!("stored version {n} of launch template {}: {m}", self.id),
+            )),
+            None => Err(Ec2Error::LaunchTemplateNotFound(format!(
+                "{} version {n}",
+                self.id
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -115,13 +164,16 @@ pub(crate) struct Store {
 
 impl Store {
     pub fn open(doc: Option<Arc<dyn StateDoc>>) -> Result<Self, Ec2Error> {
-        let tables = match &doc {
+        let mut tables: Tables = match &doc {
             None => Tables::default(),
             Some(d) => match d.load()? {
                 Some(b) => serde_json::from_slice(&b).map_err(|e| DocError::new(d.name(), e))?,
                 None => Tables::default(),
             },
         };
+        for rec in tables.launch_templates.values_mut() {
+            rec.reparse();
+        }
         Ok(Store {
             doc,
             tables: Mutex::new(tables),

@@ -969,3 +969,85 @@ async fn a_wider_seccomp_profile_needs_the_grant_at_deploy() {
         StackStatus::DeleteComplete
     );
 }
+
+/// A state document as the code before typed specs wrote it: launch template versions are
+/// `LaunchTemplateData` JSON. Loading parses them; launching reads the parsed data; a
+/// version that no longer parses names its problem when something launches from it.
+#[test]
+fn old_launch_template_records_load_and_launch_from_their_parsed_data() {
+    use spindle_runtime::{MemoryDoc, SeccompProfile};
+    let fx = fixture();
+    let doc = MemoryDoc::arc();
+    let old = serde_json::json!({
+        "groups": {},
+        "launch_templates": {
+            "lt-0123456789abcdef0": {
+                "id": "lt-0123456789abcdef0",
+                "name": "web",
+                "versions": [
+                    {"ImageId": "web:1", "InstanceType": "t3.micro",
+                     "UserData": "aGkK", "SecurityGroupIds": ["sg-1"],
+                     "TagSpecifications": [{"ResourceType": "instance", "Tags": [
+                         {"Key": "role", "Value": "web"},
+                         {"Key": "spindle:seccomp-profile", "Value": "devbox"}]}]},
+                    {"ImageId": "web:1", "InstanceType": "t3.micro", "Placement": {}}
+                ],
+                "default_version": 1
+            }
+        },
+        "instance_tags": {}
+    });
+    doc.save(&serde_json::to_vec(&old).unwrap()).unwrap();
+    let ec2 = Ec2::open_with(fx.rt.clone(), Some(doc.clone())).unwrap();
+    let overrides = LaunchOverrides {
+        subnet_id: "subnet-1".into(),
+        ..Default::default()
+    };
+    let spec = ec2
+        .launch_spec_from_template("web", None, &overrides)
+        .unwrap();
+    assert_eq!(
+        (
+            spec.image.as_str(),
+            spec.instance_type.as_str(),
+            spec.user_data.as_deref(),
+            spec.security_groups.clone(),
+            spec.seccomp,
+        ),
+        (
+            "web:1",
+            "t3.micro",
+            Some("hi\n"),
+            vec!["sg-1".to_string()],
+            SeccompProfile::Devbox
+        )
+    );
+    assert_eq!(
+        spec.tags,
+        BTreeMap::from([("role".to_string(), "web".to_string())]),
+        "the profile tag is a setting, not a tag the instance keeps"
+    );
+    let err = ec2
+        .launch_spec_from_template("lt-0123456789abcdef0", Some("2"), &overrides)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("stored version 2 of launch template lt-0123456789abcdef0")
+            && err.contains("property Placement is not supported by Spindle"),
+        "{err}"
+    );
+    assert_eq!(
+        ec2.launch_templates_using(&fx.rt.images().resolve("web:1").unwrap()),
+        [
+            "launch template web version 1",
+            "launch template web version 2"
+        ]
+    );
+    // Saving writes the same format back: the parsed data is not stored.
+    let saved: serde_json::Value = {
+        let t = ec2.store.lock();
+        ec2.store.save(&t).unwrap();
+        serde_json::from_slice(&doc.load().unwrap().unwrap()).unwrap()
+    };
+    assert_eq!(saved, old);
+}
