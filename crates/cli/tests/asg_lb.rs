@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::Daemon;
+use common::{Daemon, BIN};
 use spindle_model::api::*;
 use spindle_model::asg::AutoScalingGroupInfo;
 use spindle_model::lb::{LoadBalancerInfo, TargetHealthInfo};
@@ -117,9 +117,9 @@ Resources:
 
 /// A daemon with the busybox httpd image and the stack deployed; the listener's address.
 fn setup(prefix: &str, cidr: &str, params: &[(&str, &str)]) -> (Daemon, SocketAddr) {
-    let d = Daemon::start_with_runtime_args(prefix, &["--asg-scale-in-seconds", "5"]);
+    let d = Daemon::start_with_runtime_args(BIN, prefix, &["--asg-scale-in-seconds", "5"]);
     let admin = d.admin();
-    let tarball = d.dir.path().join("busybox.tar");
+    let tarball = d.root().join("busybox.tar");
     spindle_runtime::build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX))
         .unwrap();
     admin
