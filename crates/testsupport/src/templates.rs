@@ -42,6 +42,15 @@ mod tests {
     }
 
     #[test]
+    fn every_template_parses() {
+        for (name, body) in ALL {
+            if let Err(d) = spindle_template::parse(body, name) {
+                panic!("{name}: {d}");
+            }
+        }
+    }
+
+    #[test]
     fn the_web_template_names_every_parameter_it_documents() {
         for p in [
             "Cidr",
