@@ -81,8 +81,7 @@ fn deploy(d: &Daemon, params: &[(&str, &str)]) -> DeployResult {
 
 #[test]
 fn a_stack_group_fills_grows_refreshes_and_explains_itself() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("sasg{}", std::process::id() % 100_000);

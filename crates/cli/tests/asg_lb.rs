@@ -215,8 +215,7 @@ fn kill9(prefix: &str, id: &str) -> usize {
 
 #[test]
 fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_failure() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("sal{}", std::process::id() % 1_000_000);
@@ -318,8 +317,7 @@ fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_fai
 
 #[test]
 fn an_instance_refresh_under_constant_load_fails_no_request() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("sar{}", std::process::id() % 1_000_000);
@@ -386,8 +384,7 @@ fn an_instance_refresh_under_constant_load_fails_no_request() {
 /// are checked by `spindle-server`'s `the_state_files_of_a_v4_data_dir_open_in_todays_engines`.
 #[test]
 fn a_data_dir_from_before_the_state_store_is_migrated_and_keeps_serving() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("sam{}", std::process::id() % 1_000_000);
@@ -454,8 +451,7 @@ fn a_data_dir_from_before_the_state_store_is_migrated_and_keeps_serving() {
 /// finds nothing the records don't account for; nor after the stack is deleted.
 #[test]
 fn sigkill_at_many_points_of_a_deploy_and_its_rollback_leaves_doctor_clean() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     const FAILS: &str = r#"

@@ -194,8 +194,7 @@ fn json(o: &std::process::Output) -> serde_json::Value {
 
 #[test]
 fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cleanly() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     // The runtime prefix allows only a-z and 0-9: `spdbx` stands for this area's `sp-dbx-`.

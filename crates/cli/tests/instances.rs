@@ -41,8 +41,7 @@ Outputs:
 
 #[test]
 fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothing() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("sc{}", std::process::id() % 100_000_000);

@@ -161,8 +161,7 @@ fn exec(d: &Daemon, id: &str, cmd: &[&str]) {
 
 #[test]
 fn a_load_balancer_in_front_of_real_instances() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("lbt{}", std::process::id() % 10_000_000);

@@ -25,8 +25,7 @@ struct Env {
 impl Env {
     /// `None` (after printing why) when this host can't run instances.
     fn new(letter: char) -> Option<Env> {
-        if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-            eprintln!("SKIPPED: {why}");
+        if !common::root_tests_can_run(module_path!()) {
             return None;
         }
         let prefix = format!("srt{letter}{}", std::process::id() % 100_000);

@@ -64,8 +64,7 @@ fn key(admin_or_key: &Client, allow: &[&str]) -> Result<Credentials, ClientError
 
 #[test]
 fn a_wider_seccomp_profile_needs_the_admin_granted_grant() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED: {why}");
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("ssg{}", std::process::id() % 100_000);
