@@ -44,94 +44,9 @@ const PER_INSTANCE: f64 = 20.0;
 /// The base rate of (a): half of one instance's target.
 const BASE_RATE: f64 = 10.0;
 
-/// `Cidr` and `Name` differ per stack; `WARM_POOL` is appended for the warm-pool group.
-const TEMPLATE: &str = r#"
-Parameters:
-  Cidr: {Type: String}
-  Name: {Type: String}
-Resources:
-  Vpc:
-    Type: AWS::EC2::VPC
-    Properties: {CidrBlock: !Ref Cidr}
-  Subnet:
-    Type: AWS::EC2::Subnet
-    Properties:
-      VpcId: !Ref Vpc
-      CidrBlock: !Select [1, !Cidr [!Ref Cidr, 4, 8]]
-  Web:
-    Type: AWS::EC2::SecurityGroup
-    Properties:
-      GroupDescription: http
-      VpcId: !Ref Vpc
-      SecurityGroupIngress:
-        - {IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: 0.0.0.0/0}
-  Template:
-    Type: AWS::EC2::LaunchTemplate
-    Properties:
-      LaunchTemplateData:
-        ImageId: busybox:web
-        InstanceType: t3.micro
-        SecurityGroupIds: [!GetAtt Web.GroupId]
-        UserData:
-          Fn::Base64: |
-            #!/bin/sh
-            mkdir -p /www/cgi-bin
-            echo ok > /www/health.txt
-            printf '#!/bin/sh\nsleep 0.05\nprintf "Content-Type: text/plain\\r\\n\\r\\n"\nhostname\n' > /www/cgi-bin/work
-            chmod +x /www/cgi-bin/work
-  Group:
-    Type: AWS::ElasticLoadBalancingV2::TargetGroup
-    Properties:
-      Name: !Ref Name
-      Port: 80
-      Protocol: HTTP
-      VpcId: !Ref Vpc
-      HealthCheckPath: /health.txt
-      HealthCheckIntervalSeconds: 2
-      HealthCheckTimeoutSeconds: 1
-      HealthyThresholdCount: 2
-      UnhealthyThresholdCount: 2
-      TargetGroupAttributes:
-        - {Key: deregistration_delay.timeout_seconds, Value: "2"}
-  Lb:
-    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
-    Properties:
-      Name: !Ref Name
-      Subnets: [!Ref Subnet]
-  Http:
-    Type: AWS::ElasticLoadBalancingV2::Listener
-    Properties:
-      LoadBalancerArn: !Ref Lb
-      Port: 80
-      Protocol: HTTP
-      DefaultActions:
-        - {Type: forward, TargetGroupArn: !Ref Group}
-  Asg:
-    Type: AWS::AutoScaling::AutoScalingGroup
-    Properties:
-      AutoScalingGroupName: !Ref Name
-      MinSize: 1
-      MaxSize: 6
-      DesiredCapacity: 1
-      LaunchTemplate:
-        LaunchTemplateId: !Ref Template
-        Version: !GetAtt Template.LatestVersionNumber
-      VPCZoneIdentifier: [!Ref Subnet]
-      TargetGroupARNs: [!Ref Group]
-      HealthCheckType: ELB
-      HealthCheckGracePeriod: 5
-      DefaultInstanceWarmup: 1
-  Tracking:
-    Type: AWS::AutoScaling::ScalingPolicy
-    Properties:
-      AutoScalingGroupName: !Ref Asg
-      PolicyType: TargetTrackingScaling
-      TargetTrackingConfiguration:
-        # 20 requests per second per instance.
-        TargetValue: 1200
-        PredefinedMetricSpecification:
-          PredefinedMetricType: ALBRequestCountPerTarget
-"#;
+/// `spindle_testsupport::templates::WEB_ASG`, with `Cidr` and `Name` per stack, room for six
+/// instances and a 2 s deregistration delay; `WARM_POOL` is appended for the warm-pool group.
+const PARAMETERS: &[(&str, &str)] = &[("Max", "6"), ("DeregistrationDelay", "2")];
 
 const WARM_POOL: &str = r#"
   Pool:
@@ -333,7 +248,7 @@ impl Bench {
     }
 
     fn deploy(&self, name: &str, cidr: &str, warm_pool: bool) -> Result<SocketAddr> {
-        let mut body = TEMPLATE.to_string();
+        let mut body = spindle_testsupport::templates::WEB_ASG.to_string();
         if warm_pool {
             body.push_str(WARM_POOL);
         }
@@ -343,6 +258,7 @@ impl Bench {
                 template_name: Some(format!("{name}.yaml")),
                 parameters: [("Cidr", cidr), ("Name", name)]
                     .into_iter()
+                    .chain(PARAMETERS.iter().copied())
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
                 nested_templates: Default::default(),

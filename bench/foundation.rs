@@ -45,7 +45,7 @@ fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (d, _) = start(&bin, dir.path())?;
     std::thread::sleep(Duration::from_secs(1));
-    let rss_fresh = rss_kib(d.child.id())?;
+    let rss_fresh = rss_kib(d.pid().context("daemon pid")?)?;
     let admin = common::admin(&d, dir.path())?;
     admin.create_account(&CreateAccount {
         name: AccountName::parse("dev")?,
@@ -68,7 +68,7 @@ fn main() -> Result<()> {
     }
     lat.sort();
     std::thread::sleep(Duration::from_secs(2));
-    let rss = rss_kib(d.child.id())?;
+    let rss = rss_kib(d.pid().context("daemon pid")?)?;
 
     println!(
         "foundation benchmark ({} starts each, {READS} reads; binary {})",

@@ -14,7 +14,7 @@
 #[path = "common.rs"]
 mod common;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use common::{ms, pct, rss_kib, start};
 use spindle_model::api::{DeployStack, TemplateRequest};
 use spindle_template::{Context, PlanInput, ValidateOptions};
@@ -125,7 +125,7 @@ fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (d, _) = start(&bin, dir.path())?;
     let admin = common::admin(&d, dir.path())?;
-    let rss_idle = rss_kib(d.child.id())?;
+    let rss_idle = rss_kib(d.pid().context("daemon pid")?)?;
     let report = admin.validate_template(
         "management",
         &TemplateRequest {
@@ -137,7 +137,7 @@ fn main() -> Result<()> {
     if report.diagnostics.iter().any(|d| d.category == "property") {
         bail!("the daemon finds property errors in the synthetic template");
     }
-    let rss_validated = rss_kib(d.child.id())?;
+    let rss_validated = rss_kib(d.pid().context("daemon pid")?)?;
     let mut creates = Vec::new();
     let mut updates = Vec::new();
     for round in 0..5 {

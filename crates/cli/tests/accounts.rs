@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{client_for, Daemon};
+use common::{client_for, Daemon, BIN};
 use spindle_client::ClientError;
 use spindle_model::api::*;
 use spindle_model::{AccountName, ParamName, RoleName};
@@ -33,7 +33,7 @@ fn answer(
 
 #[test]
 fn accounts_are_isolated_roles_expire_and_everything_is_audited_and_persists() {
-    let mut d = Daemon::start();
+    let mut d = Daemon::start(BIN);
     let admin = d.admin();
     let dev = admin
         .create_account(&CreateAccount {
@@ -335,7 +335,7 @@ fn accounts_are_isolated_roles_expire_and_everything_is_audited_and_persists() {
 
 /// Raw HTTP, so the test controls every byte the signature covers.
 mod raw {
-    use super::common::Daemon;
+    use super::common::{Daemon, BIN};
     use spindle_auth::{derive_signing_key, sign, RequestParts};
     use spindle_client::CredentialsFile;
     use spindle_model::api::ErrorBody;
@@ -399,7 +399,7 @@ mod raw {
 
     #[test]
     fn tampered_stale_replayed_and_unsigned_requests_are_refused() {
-        let d = Daemon::start();
+        let d = Daemon::start(BIN);
         let s = Signer::new(&d);
         let now = OffsetDateTime::now_utc();
         let body = br#"{"name":"dev"}"#;

@@ -8,7 +8,7 @@ mod aptc;
 mod common;
 
 use aptc::{deb, have_apt, text, AptEnv};
-use common::{stderr, stdout, Daemon};
+use common::{stderr, stdout, Daemon, BIN};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -48,7 +48,7 @@ struct Setup {
 
 /// A daemon with key `k1`, repo `main` holding hello 1.0 and libhello 1.0, and snapshot `s1`.
 fn setup() -> Setup {
-    let d = Daemon::start();
+    let d = Daemon::start(BIN);
     let tmp = tempfile::tempdir().unwrap();
     ok(d.cli(&["key", "create", "k1"]));
     ok(d.cli(&["repo", "create", "main", "--architectures", "amd64"]));
@@ -501,7 +501,7 @@ fn a_private_publish_needs_its_read_token() {
 /// Bad input through the API gets a clear error and changes nothing.
 #[test]
 fn bad_input_is_refused_and_changes_nothing() {
-    let d = Daemon::start();
+    let d = Daemon::start(BIN);
     let tmp = tempfile::tempdir().unwrap();
     ok(d.cli(&["repo", "create", "main", "--architectures", "amd64"]));
     let good = debs(tmp.path(), &[("hello", "1.0", None)]);
@@ -614,7 +614,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 /// batch each refuse the whole request, naming the entry), and re-adding is idempotent.
 #[test]
 fn a_batch_upload_adds_many_debs_all_or_none() {
-    let d = Daemon::start();
+    let d = Daemon::start(BIN);
     let tmp = tempfile::tempdir().unwrap();
     ok(d.cli(&["repo", "create", "main", "--architectures", "amd64"]));
     let dir = tmp.path().join("debs");
@@ -942,7 +942,7 @@ fn a_mirror_of_a_reprepro_repository_installs_with_apt_get() {
         eprintln!("SKIPPED a_mirror_of_a_reprepro_repository_installs_with_apt_get: reprepro is not installed (apt-get install reprepro)");
         return;
     }
-    let d = Daemon::start();
+    let d = Daemon::start(BIN);
     let tmp = tempfile::tempdir().unwrap();
     // The upstream: reprepro's repository, its Release clearsigned by the upstream's key.
     let up = tmp.path().join("upstream");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Daemon;
+use common::{Daemon, BIN};
 use spindle_model::api::*;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -81,15 +81,14 @@ fn deploy(d: &Daemon, params: &[(&str, &str)]) -> DeployResult {
 
 #[test]
 fn a_stack_group_fills_grows_refreshes_and_explains_itself() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("sasg{}", std::process::id() % 100_000);
     let _sweep = common::Sweep(prefix.clone());
-    let d = Daemon::start_with_runtime(&prefix);
+    let d = Daemon::start_with_runtime(BIN, &prefix);
     let admin = d.admin();
-    let tarball = d.dir.path().join("busybox.tar");
+    let tarball = d.root().join("busybox.tar");
     spindle_runtime::build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX))
         .unwrap();
     admin

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::Daemon;
+use common::{Daemon, BIN};
 use spindle_model::api::*;
 use spindle_model::asg::AutoScalingGroupInfo;
 use spindle_model::lb::{LoadBalancerInfo, TargetHealthInfo};
@@ -24,102 +24,14 @@ use std::time::{Duration, Instant};
 
 const ACCOUNT: &str = "management";
 
-/// `Cidr`, `Min`, `Max` and `Desired` differ per test.
-const TEMPLATE: &str = r#"
-Parameters:
-  Cidr: {Type: String}
-  Min: {Type: Number, Default: 1}
-  Max: {Type: Number, Default: 3}
-  Desired: {Type: Number, Default: 1}
-Resources:
-  Vpc:
-    Type: AWS::EC2::VPC
-    Properties: {CidrBlock: !Ref Cidr}
-  Subnet:
-    Type: AWS::EC2::Subnet
-    Properties:
-      VpcId: !Ref Vpc
-      CidrBlock: !Select [1, !Cidr [!Ref Cidr, 4, 8]]
-  Web:
-    Type: AWS::EC2::SecurityGroup
-    Properties:
-      GroupDescription: http
-      VpcId: !Ref Vpc
-      SecurityGroupIngress:
-        - {IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: 0.0.0.0/0}
-  Template:
-    Type: AWS::EC2::LaunchTemplate
-    Properties:
-      LaunchTemplateData:
-        ImageId: busybox:web
-        InstanceType: t3.micro
-        SecurityGroupIds: [!GetAtt Web.GroupId]
-        UserData:
-          Fn::Base64: |
-            #!/bin/sh
-            mkdir -p /www/cgi-bin
-            echo ok > /www/health.txt
-            printf '#!/bin/sh\nsleep 0.05\nprintf "Content-Type: text/plain\\r\\n\\r\\n"\nhostname\n' > /www/cgi-bin/work
-            chmod +x /www/cgi-bin/work
-  Group:
-    Type: AWS::ElasticLoadBalancingV2::TargetGroup
-    Properties:
-      Name: web
-      Port: 80
-      Protocol: HTTP
-      VpcId: !Ref Vpc
-      HealthCheckPath: /health.txt
-      HealthCheckIntervalSeconds: 2
-      HealthCheckTimeoutSeconds: 1
-      HealthyThresholdCount: 2
-      UnhealthyThresholdCount: 2
-      TargetGroupAttributes:
-        - {Key: deregistration_delay.timeout_seconds, Value: "10"}
-  Lb:
-    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
-    Properties:
-      Name: web
-      Subnets: [!Ref Subnet]
-  Http:
-    Type: AWS::ElasticLoadBalancingV2::Listener
-    Properties:
-      LoadBalancerArn: !Ref Lb
-      Port: 80
-      Protocol: HTTP
-      DefaultActions:
-        - {Type: forward, TargetGroupArn: !Ref Group}
-  Asg:
-    Type: AWS::AutoScaling::AutoScalingGroup
-    Properties:
-      AutoScalingGroupName: web
-      MinSize: !Ref Min
-      MaxSize: !Ref Max
-      DesiredCapacity: !Ref Desired
-      LaunchTemplate:
-        LaunchTemplateId: !Ref Template
-        Version: !GetAtt Template.LatestVersionNumber
-      VPCZoneIdentifier: [!Ref Subnet]
-      TargetGroupARNs: [!Ref Group]
-      HealthCheckType: ELB
-      HealthCheckGracePeriod: 5
-      DefaultInstanceWarmup: 1
-  Tracking:
-    Type: AWS::AutoScaling::ScalingPolicy
-    Properties:
-      AutoScalingGroupName: !Ref Asg
-      PolicyType: TargetTrackingScaling
-      TargetTrackingConfiguration:
-        # 20 requests per second per instance.
-        TargetValue: 1200
-        PredefinedMetricSpecification:
-          PredefinedMetricType: ALBRequestCountPerTarget
-"#;
+/// The web-in-a-VPC group; `Cidr`, `Min`, `Max` and `Desired` differ per test.
+const TEMPLATE: &str = spindle_testsupport::templates::WEB_ASG;
 
 /// A daemon with the busybox httpd image and the stack deployed; the listener's address.
 fn setup(prefix: &str, cidr: &str, params: &[(&str, &str)]) -> (Daemon, SocketAddr) {
-    let d = Daemon::start_with_runtime_args(prefix, &["--asg-scale-in-seconds", "5"]);
+    let d = Daemon::start_with_runtime_args(BIN, prefix, &["--asg-scale-in-seconds", "5"]);
     let admin = d.admin();
-    let tarball = d.dir.path().join("busybox.tar");
+    let tarball = d.root().join("busybox.tar");
     spindle_runtime::build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX))
         .unwrap();
     admin
@@ -303,8 +215,7 @@ fn kill9(prefix: &str, id: &str) -> usize {
 
 #[test]
 fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_failure() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("sal{}", std::process::id() % 1_000_000);
@@ -406,8 +317,7 @@ fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_fai
 
 #[test]
 fn an_instance_refresh_under_constant_load_fails_no_request() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("sar{}", std::process::id() % 1_000_000);
@@ -474,8 +384,7 @@ fn an_instance_refresh_under_constant_load_fails_no_request() {
 /// are checked by `spindle-server`'s `the_state_files_of_a_v4_data_dir_open_in_todays_engines`.
 #[test]
 fn a_data_dir_from_before_the_state_store_is_migrated_and_keeps_serving() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("sam{}", std::process::id() % 1_000_000);
@@ -542,8 +451,7 @@ fn a_data_dir_from_before_the_state_store_is_migrated_and_keeps_serving() {
 /// finds nothing the records don't account for; nor after the stack is deleted.
 #[test]
 fn sigkill_at_many_points_of_a_deploy_and_its_rollback_leaves_doctor_clean() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     const FAILS: &str = r#"
@@ -559,13 +467,13 @@ fn sigkill_at_many_points_of_a_deploy_and_its_rollback_leaves_doctor_clean() {
     // `setup` deploys the group that works; the stack under test is `crash`, beside it.
     let (mut d, _) = setup(&prefix, "10.239.0.0/20", &[]);
     d.admin().delete_stack(ACCOUNT, "web").unwrap();
-    let body = format!("{TEMPLATE}{FAILS}").replace("Name: web", "Name: crash");
-    let body = body.replace("AutoScalingGroupName: web", "AutoScalingGroupName: crash");
+    let body = format!("{TEMPLATE}{FAILS}");
     let deploy = DeployStack {
         template: TemplateRequest {
             template_body: body,
             template_name: Some("crash.yaml".into()),
-            parameters: vec![("Cidr".to_string(), "10.239.0.0/20".to_string())]
+            parameters: [("Cidr", "10.239.0.0/20"), ("Name", "crash")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
                 .into_iter()
                 .collect(),
             nested_templates: Default::default(),

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Daemon;
+use common::{Daemon, BIN};
 use spindle_model::api::*;
 use spindle_model::ParamName;
 use std::fs;
@@ -58,18 +58,17 @@ Resources:
 
 #[test]
 fn bake_imports_publishes_and_a_stack_boots_the_image() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("bk{}", std::process::id() % 100_000_000);
     let _sweep = common::Sweep(prefix.clone());
-    let d = Daemon::start_with_runtime(&prefix);
+    let d = Daemon::start_with_runtime(BIN, &prefix);
     let admin = d.admin();
     let proj = tempfile::tempdir().unwrap();
     common::busybox_project(proj.path(), "web.pkr.hcl", RECIPE);
     let recipe = proj.path().join("web.pkr.hcl");
-    let cache = d.dir.path().join("bake");
+    let cache = d.root().join("bake");
     let bake = |extra: &[&str]| {
         let mut args = vec![
             "--output",

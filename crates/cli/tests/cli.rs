@@ -157,7 +157,7 @@ fn bad_manifest_is_one_positioned_line() {
 
 #[test]
 fn daemon_refuses_a_shared_data_dir_and_a_newer_schema() {
-    let mut d = Daemon::start();
+    let mut d = Daemon::start(BIN);
     let o = d.server_command().output().unwrap();
     assert!(!o.status.success());
     let pid = d.child.as_ref().unwrap().id();
@@ -194,7 +194,7 @@ fn daemon_refuses_a_shared_data_dir_and_a_newer_schema() {
 
 #[test]
 fn cli_errors_json_and_completions() {
-    let d = Daemon::start();
+    let d = Daemon::start(BIN);
     let o = d.cli(&["account", "describe", "nosuch"]);
     assert!(!o.status.success());
     assert_eq!(stderr(&o), "error: account `nosuch` not found\nhint: `spindle account list` shows the accounts your credential can see\n");

@@ -95,7 +95,7 @@ fn cli(creds: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn a_second_installation_leaves_the_first_ones_profile_working() {
-    let mut first = Daemon::start();
+    let mut first = Daemon::start(BIN);
     let creds = first.credentials_file();
     let first_key = CredentialsFile::load(&creds).unwrap().profiles["default"].clone();
 

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::Daemon;
+use common::{Daemon, BIN};
 use spindle_model::devbox::{DevboxMount, PutDevbox};
 use spindle_runtime::host::{our_netns, Sweep};
 use std::fs;
@@ -194,20 +194,19 @@ fn json(o: &std::process::Output) -> serde_json::Value {
 
 #[test]
 fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cleanly() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     // The runtime prefix allows only a-z and 0-9: `spdbx` stands for this area's `sp-dbx-`.
     let prefix = format!("spdbx{}", std::process::id() % 100_000);
     let _sweep = Sweep(prefix.clone());
-    let mut d = Daemon::start_with_runtime(&prefix);
+    let mut d = Daemon::start_with_runtime(BIN, &prefix);
     let admin = d.admin();
     let proj = tempfile::tempdir().unwrap();
     common::busybox_project(proj.path(), "box.pkr.hcl", RECIPE);
     let proj_dir = fs::canonicalize(proj.path()).unwrap();
     let recipe = proj.path().join("box.pkr.hcl");
-    let cache = d.dir.path().join("bake");
+    let cache = d.root().join("bake");
     let recipe_s = recipe.to_str().unwrap();
     let cache_s = cache.to_str().unwrap();
     let up = |d: &Daemon, extra: &[&str]| {
@@ -602,7 +601,7 @@ fn devbox_up_from_the_twine_project_runs_its_image_with_the_project_mounted() {
     }
     let prefix = format!("spdbt{}", std::process::id() % 100_000);
     let _sweep = Sweep(prefix.clone());
-    let d = Daemon::start_with_runtime(&prefix);
+    let d = Daemon::start_with_runtime(BIN, &prefix);
     let work = tempfile::tempdir().unwrap();
     let proj = work.path().join("twine");
     common::copy_tree(

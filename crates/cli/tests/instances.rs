@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{client_for, Daemon};
+use common::{client_for, Daemon, BIN};
 use spindle_model::api::*;
 use spindle_model::AccountName;
 use std::path::Path;
@@ -41,16 +41,15 @@ Outputs:
 
 #[test]
 fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothing() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("sc{}", std::process::id() % 100_000_000);
     let _sweep = spindle_runtime::host::Sweep(prefix.clone());
-    let d = Daemon::start_with_runtime(&prefix);
+    let d = Daemon::start_with_runtime(BIN, &prefix);
     let admin = d.admin();
 
-    let tarball = d.dir.path().join("busybox.tar");
+    let tarball = d.root().join("busybox.tar");
     spindle_runtime::build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX))
         .unwrap();
     let cmd = ["httpd", "-f", "-p", "80", "-h", "/www"]

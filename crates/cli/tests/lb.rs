@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::Daemon;
+use common::{Daemon, BIN};
 use spindle_model::api::*;
 use spindle_model::lb::{LoadBalancerInfo, TargetHealthInfo};
 use std::collections::BTreeMap;
@@ -161,15 +161,14 @@ fn exec(d: &Daemon, id: &str, cmd: &[&str]) {
 
 #[test]
 fn a_load_balancer_in_front_of_real_instances() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("lbt{}", std::process::id() % 10_000_000);
     let _sweep = common::Sweep(prefix.clone());
-    let d = Daemon::start_with_runtime(&prefix);
+    let d = Daemon::start_with_runtime(BIN, &prefix);
     let admin = d.admin();
-    let tarball = d.dir.path().join("busybox.tar");
+    let tarball = d.root().join("busybox.tar");
     spindle_runtime::build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX))
         .unwrap();
     admin
@@ -406,7 +405,7 @@ fn backend() -> u16 {
 /// account, and the load balancer coming back after a daemon restart.
 #[test]
 fn load_balancers_through_the_api_survive_a_restart() {
-    let mut d = Daemon::start();
+    let mut d = Daemon::start(BIN);
     let target = backend();
     let port = common::free_port();
     let template = format!(

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{stderr, stdout, Daemon};
+use common::{stderr, stdout, Daemon, BIN};
 use spindle_model::api::InstanceInfo;
 use spindle_runtime::host::{our_netns, Sweep};
 use std::collections::BTreeMap;
@@ -25,19 +25,18 @@ struct Env {
 impl Env {
     /// `None` (after printing why) when this host can't run instances.
     fn new(letter: char) -> Option<Env> {
-        if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-            eprintln!("SKIPPED: {why}");
+        if !common::root_tests_can_run(module_path!()) {
             return None;
         }
         let prefix = format!("srt{letter}{}", std::process::id() % 100_000);
         let sweep = Sweep(prefix.clone());
-        let d = Daemon::start_with_runtime(&prefix);
+        let d = Daemon::start_with_runtime(BIN, &prefix);
         let env = Env {
             d,
             prefix,
             _sweep: sweep,
         };
-        let tarball = env.d.dir.path().join("busybox.tar");
+        let tarball = env.d.root().join("busybox.tar");
         spindle_runtime::build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX))
             .unwrap();
         let t = tarball.to_str().unwrap();
@@ -81,7 +80,7 @@ impl Env {
 
     /// `spindle stack deploy NAME FILE --yes` of `body`.
     fn deploy(&self, name: &str, body: &str) -> String {
-        let path = self.d.dir.path().join(format!("{name}.yaml"));
+        let path = self.d.root().join(format!("{name}.yaml"));
         std::fs::write(&path, body).unwrap();
         self.ok(&["stack", "deploy", name, path.to_str().unwrap(), "--yes"])
     }
@@ -320,7 +319,7 @@ fn kill_instance(prefix: &str, id: &str) -> Vec<i32> {
 fn a_memory_limit_is_enforced_and_the_oom_kill_shows_on_the_instance() {
     let Some(env) = Env::new('m') else { return };
     // The same rootfs as an image that allocates ~200 MB; t3.nano gives 64 MiB.
-    let tarball = env.d.dir.path().join("busybox.tar");
+    let tarball = env.d.root().join("busybox.tar");
     env.ok(&[
         "image",
         "import",
@@ -396,7 +395,7 @@ fn images_are_inspected_tagged_exported_and_removed_only_when_unused() {
     );
 
     // Export in each format; a second export to the same path is refused.
-    let dir = env.d.dir.path();
+    let dir = env.d.root();
     for (name, format) in [
         ("root.tar", "rootfs"),
         ("layout", "oci"),
@@ -470,7 +469,7 @@ fn images_are_inspected_tagged_exported_and_removed_only_when_unused() {
 fn bad_network_input_fails_the_deploy_clearly_and_rolls_back_to_nothing() {
     let Some(env) = Env::new('b') else { return };
     let deploy_fails = |name: &str, body: &str, want: &str| {
-        let path = env.d.dir.path().join(format!("{name}.yaml"));
+        let path = env.d.root().join(format!("{name}.yaml"));
         std::fs::write(&path, body).unwrap();
         let o = env.cli(&["stack", "deploy", name, path.to_str().unwrap(), "--yes"]);
         let all = format!("{}{}", stdout(&o), stderr(&o));

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{client_for, Daemon};
+use common::{client_for, Daemon, BIN};
 use spindle_client::{Client, ClientError};
 use spindle_model::api::*;
 use spindle_model::AccountName;
@@ -64,13 +64,12 @@ fn key(admin_or_key: &Client, allow: &[&str]) -> Result<Credentials, ClientError
 
 #[test]
 fn a_wider_seccomp_profile_needs_the_admin_granted_grant() {
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED: {why}");
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("ssg{}", std::process::id() % 100_000);
     let _sweep = spindle_runtime::host::Sweep(prefix.clone());
-    let d = Daemon::start_with_runtime(&prefix);
+    let d = Daemon::start_with_runtime(BIN, &prefix);
     let admin = d.admin();
     admin
         .create_account(&CreateAccount {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{stderr, stdout, Daemon};
+use common::{stderr, stdout, Daemon, BIN};
 use spindle_model::api::*;
 use std::path::Path;
 
@@ -37,8 +37,8 @@ Resources:
 
 #[test]
 fn named_change_sets_create_describe_execute_and_go_stale() {
-    let d = Daemon::start();
-    let f = write(d.dir.path(), "app.yaml", PARAMS);
+    let d = Daemon::start(BIN);
+    let f = write(d.root(), "app.yaml", PARAMS);
     // A change set for a stack that doesn't exist yet: CREATE, every resource added.
     let v = json(&d.cli(&[
         "-o",
@@ -202,17 +202,17 @@ fn named_change_sets_create_describe_execute_and_go_stale() {
 
 #[test]
 fn termination_protection_and_stack_policy() {
-    let d = Daemon::start();
-    let f = write(d.dir.path(), "app.yaml", PARAMS);
+    let d = Daemon::start(BIN);
+    let f = write(d.root(), "app.yaml", PARAMS);
     let policy = write(
-        d.dir.path(),
+        d.root(),
         "policy.json",
         r#"{"Statement":[
           {"Effect":"Allow","Action":"Update:*","Principal":"*","Resource":"*"},
           {"Effect":"Deny","Action":"Update:*","Principal":"*","Resource":"LogicalResourceId/Db"}]}"#,
     );
     let open = write(
-        d.dir.path(),
+        d.root(),
         "open.json",
         r#"{"Statement":[{"Effect":"Allow","Action":"Update:*","Principal":"*","Resource":"*"}]}"#,
     );
@@ -289,7 +289,7 @@ fn termination_protection_and_stack_policy() {
 
     // A malformed policy names the field.
     let bad = write(
-        d.dir.path(),
+        d.root(),
         "bad.json",
         r#"{"Statement":[{"Effect":"Perhaps"}]}"#,
     );
@@ -327,9 +327,9 @@ Resources:
 
 #[test]
 fn exports_and_imports_across_stacks() {
-    let d = Daemon::start();
-    let net = write(d.dir.path(), "net.yaml", NET);
-    let app = write(d.dir.path(), "app.yaml", APP);
+    let d = Daemon::start(BIN);
+    let net = write(d.root(), "net.yaml", NET);
+    let app = write(d.root(), "app.yaml", APP);
     let o = d.cli(&["stack", "deploy", "app", &app, "--yes"]);
     assert!(!o.status.success());
     assert!(
@@ -359,7 +359,7 @@ fn exports_and_imports_across_stacks() {
 
     // Removing the export, changing it, or deleting the exporter: refused, naming `app`.
     let removed = write(
-        d.dir.path(),
+        d.root(),
         "net2.yaml",
         &NET.replace("    Export: {Name: !Sub '${AWS::StackName}-url'}\n", ""),
     );
@@ -371,7 +371,7 @@ fn exports_and_imports_across_stacks() {
         stderr(&o)
     );
     let changed = write(
-        d.dir.path(),
+        d.root(),
         "net3.yaml",
         &NET.replace("http://net", "http://other"),
     );
@@ -397,8 +397,8 @@ fn exports_and_imports_across_stacks() {
 
 #[test]
 fn nested_templates_are_bundled_by_the_cli() {
-    let d = Daemon::start();
-    let dir = d.dir.path().join("stacks");
+    let d = Daemon::start(BIN);
+    let dir = d.root().join("stacks");
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     write(
         &dir,
@@ -461,7 +461,7 @@ fn nested_templates_are_bundled_by_the_cli() {
 /// and deploys with the real values.
 #[test]
 fn no_echo_values_are_sealed_at_rest_and_masked_everywhere() {
-    let mut d = Daemon::start();
+    let mut d = Daemon::start(BIN);
     const SECRET: &str = "hunter2-s3cret-value";
     let body = "\
 Parameters:
@@ -478,7 +478,7 @@ Outputs:
   Token:
     Value: !Sub 'x-${Secret}'
 ";
-    let f = write(d.dir.path(), "app.yaml", body);
+    let f = write(d.root(), "app.yaml", body);
     let secret_arg = format!("Secret={SECRET}");
     let o = d.cli(&["stack", "deploy", "app", &f, "-p", &secret_arg, "--yes"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -585,7 +585,7 @@ Outputs:
         stderr(&o)
     );
     let changed = write(
-        d.dir.path(),
+        d.root(),
         "app2.yaml",
         &body.replace("Value: plain", "Value: plain2"),
     );

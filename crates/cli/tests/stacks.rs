@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client_for, stderr, stdout, Daemon};
+use common::{client_for, stderr, stdout, Daemon, BIN};
 use spindle_client::ClientError;
 use spindle_model::api::*;
 use spindle_model::{AccountName, ParamName};
@@ -60,7 +60,7 @@ fn param(c: &spindle_client::Client, account: &str, name: &str) -> Option<String
 
 #[test]
 fn validate_reports_every_problem_with_positions() {
-    let d = Daemon::start();
+    let d = Daemon::start(BIN);
     let admin = d.admin();
     let body = "Resources:\n  Net:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: 10.0.0.0/16\n  P:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Type: String\n      Value: !Ref Nope\n";
     let r = admin
@@ -91,7 +91,7 @@ fn validate_reports_every_problem_with_positions() {
     );
 
     // The CLI prints the same lines and fails.
-    let f = d.dir.path().join("t.yaml");
+    let f = d.root().join("t.yaml");
     std::fs::write(&f, body).unwrap();
     let o = d.cli(&["template", "validate", f.to_str().unwrap()]);
     assert!(!o.status.success());
@@ -109,7 +109,7 @@ fn validate_reports_every_problem_with_positions() {
 
 #[test]
 fn deploy_update_rollback_isolation_and_restart() {
-    let mut d = Daemon::start();
+    let mut d = Daemon::start(BIN);
     let admin = d.admin();
     for n in ["dev", "prod"] {
         admin
@@ -261,8 +261,8 @@ fn deploy_update_rollback_isolation_and_restart() {
 
 #[test]
 fn cli_deploy_shows_the_change_set_and_needs_yes_without_a_terminal() {
-    let d = Daemon::start();
-    let f = d.dir.path().join("app.yaml");
+    let d = Daemon::start(BIN);
+    let f = d.root().join("app.yaml");
     std::fs::write(&f, APP).unwrap();
     let path = f.to_str().unwrap();
     let o = d.cli(&["stack", "deploy", "app", path, "-p", "Env=dev"]);
@@ -377,7 +377,7 @@ fn cli_deploy_shows_the_change_set_and_needs_yes_without_a_terminal() {
 /// the stack ends in a stable status and none of its parameters is left behind.
 #[test]
 fn a_killed_deploy_is_recovered_on_restart() {
-    let mut d = Daemon::start();
+    let mut d = Daemon::start(BIN);
     let admin = d.admin();
     let mut body = String::from("Resources:\n");
     let mut names = Vec::new();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Daemon;
+use common::{Daemon, BIN};
 use spindle_model::api::TemplateRequest;
 use std::path::Path;
 
@@ -19,9 +19,9 @@ fn app_template_is_valid() {
     let prefix = format!("stw{}", std::process::id() % 100_000);
     let root = spindle_runtime::host::missing_prerequisites().is_none();
     let d = if root {
-        Daemon::start_with_runtime(&prefix)
+        Daemon::start_with_runtime(BIN, &prefix)
     } else {
-        Daemon::start()
+        Daemon::start(BIN)
     };
     let body = std::fs::read_to_string(example("stacks/app.yaml")).unwrap();
     let req = TemplateRequest {

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{copy_tree, stderr, stdout, Daemon, Sweep};
+use common::{copy_tree, stderr, stdout, Daemon, Sweep, BIN};
 use spindle_client::Client;
 use spindle_model::ParamName;
 use std::io::{Read, Write};
@@ -143,7 +143,7 @@ fn up_from_the_repository_root_serves_the_landing_page_and_down_takes_it_all_awa
     }
     let prefix = format!("spup{}", std::process::id() % 100_000);
     let _sweep = Sweep(prefix.clone());
-    let d = Daemon::start_with_runtime(&prefix);
+    let d = Daemon::start_with_runtime(BIN, &prefix);
     let admin = d.admin();
     let _stacks = Stacks(&admin);
 
@@ -511,13 +511,12 @@ fn up_from_the_repository_root_serves_the_landing_page_and_down_takes_it_all_awa
 fn an_account_boots_only_images_it_owns() {
     use spindle_model::api::{CreateAccount, DeployStack, ImportImage, TemplateRequest};
     use spindle_model::AccountName;
-    if let Some(why) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {why}", module_path!());
+    if !common::root_tests_can_run(module_path!()) {
         return;
     }
     let prefix = format!("spuo{}", std::process::id() % 100_000);
     let _sweep = Sweep(prefix.clone());
-    let d = Daemon::start_with_runtime(&prefix);
+    let d = Daemon::start_with_runtime(BIN, &prefix);
     let admin = d.admin();
     for name in ["dev", "prod"] {
         admin
@@ -527,7 +526,7 @@ fn an_account_boots_only_images_it_owns() {
             })
             .unwrap();
     }
-    let tarball = d.dir.path().join("busybox.tar");
+    let tarball = d.root().join("busybox.tar");
     spindle_runtime::build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX))
         .unwrap();
     let import = |account: &str, tag: Option<&str>| {
@@ -584,7 +583,7 @@ fn an_account_boots_only_images_it_owns() {
 /// with `up`, and `--all` also drops the repo and what `up` recorded.
 #[test]
 fn every_path_form_builds_and_down_undoes_up() {
-    let d = Daemon::start();
+    let d = Daemon::start(BIN);
     let admin = d.admin();
     let work = tempfile::tempdir().unwrap();
     let work = work.path().canonicalize().unwrap();

@@ -96,13 +96,13 @@ fn the_template_of_issue_15_fails_with_three_positioned_diagnostics_offline() {
 
 #[test]
 fn with_and_without_a_daemon_the_diagnostics_are_the_same() {
-    let d = Daemon::start();
+    let d = Daemon::start(BIN);
     for (name, body) in [("no-root.yaml", NO_ROOT), ("issue15.yaml", ISSUE_15)] {
-        let f = d.dir.path().join(name);
+        let f = d.root().join(name);
         std::fs::write(&f, body).unwrap();
         let f = f.to_str().unwrap();
         let with = d.cli(&["-o", "json", "template", "validate", f]);
-        let without = offline(d.dir.path(), &["-o", "json", "template", "validate", f]);
+        let without = offline(d.root(), &["-o", "json", "template", "validate", f]);
         assert!(!with.status.success() && !without.status.success());
         let (with, without) = (json(&with), json(&without));
         assert_eq!(with["valid"], false);
@@ -142,8 +142,8 @@ fn with_and_without_a_daemon_the_diagnostics_are_the_same() {
 
 #[test]
 fn stack_deploy_refuses_the_template_before_creating_anything() {
-    let d = Daemon::start();
-    let f = d.dir.path().join("bad.yaml");
+    let d = Daemon::start(BIN);
+    let f = d.root().join("bad.yaml");
     std::fs::write(&f, ISSUE_15).unwrap();
     let o = d.cli(&["stack", "deploy", "issue15", f.to_str().unwrap(), "--yes"]);
     assert!(!o.status.success());

@@ -1,172 +1,18 @@
-//! A real daemon for integration tests: the built `spindle` binary on a temporary data dir and
-//! a random loopback port, stopped by its own PID when the test ends, pass or fail.
+//! What the CLI's integration tests share beyond `spindle-testsupport`: the daemon fixture
+//! and the root-test guard come from there; the CLI-only helpers stay here.
 
 #![allow(dead_code)]
 
-use spindle_client::{Client, CredentialsFile};
+use spindle_client::Client;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_spindle");
 
-pub struct Daemon {
-    pub dir: tempfile::TempDir,
-    /// Set to run the instance runtime with this prefix.
-    pub runtime_prefix: Option<String>,
-    pub child: Option<Child>,
-    pub endpoint: String,
-    /// More `spindle server` arguments.
-    pub server_args: Vec<String>,
-}
-
-impl Daemon {
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    pub fn credentials_file(&self) -> PathBuf {
-        self.dir.path().join("credentials")
-    }
-
-    /// Starts a daemon on a fresh data dir.
-    pub fn start() -> Self {
-        Self::start_inner(None)
-    }
-
-    /// Starts a daemon that runs instances, naming what it creates with `prefix`.
-    pub fn start_with_runtime(prefix: &str) -> Self {
-        Self::start_inner(Some(prefix.to_owned()))
-    }
-
-    /// Like [`Daemon::start_with_runtime`], with more `spindle server` arguments.
-    pub fn start_with_runtime_args(prefix: &str, args: &[&str]) -> Self {
-        Self::start_args(Some(prefix.to_owned()), args)
-    }
-
-    fn start_inner(runtime_prefix: Option<String>) -> Self {
-        Self::start_args(runtime_prefix, &[])
-    }
-
-    fn start_args(runtime_prefix: Option<String>, args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut d = Self {
-            dir,
-            child: None,
-            endpoint: String::new(),
-            runtime_prefix,
-            server_args: args.iter().map(|a| a.to_string()).collect(),
-        };
-        d.spawn();
-        d
-    }
-
-    /// `spindle server` on this data dir and credentials file, on a random port.
-    pub fn server_command(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(self.data_dir())
-            .arg("--credentials-file")
-            .arg(self.credentials_file());
-        match &self.runtime_prefix {
-            Some(p) => c.args(["--runtime-prefix", p]),
-            // Most tests need no instances; without the runtime they touch nothing on the host.
-            None => c.arg("--no-runtime"),
-        };
-        c.args(&self.server_args);
-        c
-    }
-
-    /// Starts the binary on this data dir and waits until `/healthz` answers.
-    pub fn spawn(&mut self) {
-        let _ = std::fs::remove_file(self.data_dir().join("server.json"));
-        let child = self
-            .server_command()
-            .env("SPINDLE_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(info) = std::fs::read(self.data_dir().join("server.json")) {
-                let v: serde_json::Value = serde_json::from_slice(&info).unwrap();
-                self.endpoint = v["endpoint"].as_str().unwrap().to_owned();
-                if Client::new(&self.endpoint, None).health().is_ok() {
-                    return;
-                }
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("daemon exited early: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "daemon did not start within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Stops the daemon with SIGTERM (graceful) and returns its exit status code.
-    pub fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        // SAFETY: kill with a PID we spawned and have not yet reaped.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                return s.code();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Kills the daemon with SIGKILL, as a crash would.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    /// A client with the admin credential the first start wrote.
-    pub fn admin(&self) -> Client {
-        let f = CredentialsFile::load(&self.credentials_file()).unwrap();
-        let p = &f.profiles["default"];
-        Client::new(
-            &self.endpoint,
-            Some((
-                p.access_key_id.clone().unwrap(),
-                p.secret_access_key.as_deref().unwrap(),
-            )),
-        )
-    }
-
-    /// Runs the CLI against this daemon with its credentials file.
-    pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(["--endpoint", &self.endpoint, "--credentials-file"])
-            .arg(self.credentials_file())
-            .args(args)
-            .env_remove("SPINDLE_PROFILE")
-            .env_remove("SPINDLE_ACCOUNT")
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+// Each test binary uses its own subset.
+#[allow(unused_imports)]
+pub use spindle_testsupport::{root_tests_can_run, Daemon, Sweep};
 
 pub fn client_for(endpoint: &str, c: &spindle_model::api::Credentials) -> Client {
     Client::new(
@@ -230,23 +76,6 @@ pub fn busybox_project(dir: &Path, name: &str, recipe: &str) {
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
     std::fs::write(dir.join(name), recipe).unwrap();
-}
-
-/// Removes whatever the runtime left under a test's prefix (namespaces, veths, nftables
-/// tables, cgroups), pass or fail: declare it before the daemon, so it drops after it.
-pub struct Sweep(pub String);
-
-impl Drop for Sweep {
-    fn drop(&mut self) {
-        use spindle_runtime::doctor::{doctor, Known};
-        use spindle_runtime::{CgroupLayout, Kernel, RealKernel};
-        let k = RealKernel;
-        let layout = CgroupLayout::detect(&k as &dyn Kernel, Path::new("/sys/fs/cgroup"));
-        let r = doctor(&k, &layout, &self.0, &Known::default(), true);
-        if !r.unfixed.is_empty() {
-            eprintln!("cleanup of {} left {:?}", self.0, r.unfixed);
-        }
-    }
 }
 
 /// Copies a project as a fresh clone has it: no build outputs (`dist`, `target`).
