@@ -437,8 +437,14 @@ fn success_effects(
 
 /// Retires every resource the stack points at (for a stack delete or a create rollback).
 fn retire_all(state: &StackState) -> Vec<Effect> {
+    retire_unless(state, |_| false)
+}
+
+/// Retires (and unsets) every resource the stack points at whose logical id `keep` refuses:
+/// those an update or an update rollback no longer has.
+fn retire_unless(state: &StackState, keep: impl Fn(&str) -> bool) -> Vec<Effect> {
     let mut effects = Vec::new();
-    for (l, r) in &state.resources {
+    for (l, r) in state.resources.iter().filter(|(l, _)| !keep(l)) {
         effects.push(Effect::Retire(Retired {
             logical_id: l.clone(),
             resource: r.clone(),
@@ -974,18 +980,9 @@ impl Engine {
                 })?;
             } else {
                 let mut effects = vec![Effect::Outputs { outputs }, new_imports, new_parameters];
-                for (l, r) in &op.view.deployed.state.resources {
-                    if plan.resource(l).is_none() {
-                        effects.push(Effect::Retire(Retired {
-                            logical_id: l.clone(),
-                            resource: r.clone(),
-                            retain: r.deletion_policy == "Retain",
-                        }));
-                        effects.push(Effect::Unset {
-                            logical_id: l.clone(),
-                        });
-                    }
-                }
+                effects.extend(retire_unless(&op.view.deployed.state, |l| {
+                    plan.resource(l).is_some()
+                }));
                 op.write(Entry::Status {
                     status: StackStatus::UpdateCompleteCleanupInProgress,
                     reason: None,

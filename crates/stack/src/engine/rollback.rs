@@ -187,19 +187,9 @@ impl Engine {
                 effects: Vec::new(),
             });
         }
-        let mut effects = Vec::new();
-        for (l, r) in &op.view.deployed.state.resources {
-            if !target.state.resources.contains_key(l) {
-                effects.push(Effect::Retire(Retired {
-                    logical_id: l.clone(),
-                    resource: r.clone(),
-                    retain: r.deletion_policy == "Retain",
-                }));
-                effects.push(Effect::Unset {
-                    logical_id: l.clone(),
-                });
-            }
-        }
+        let mut effects = retire_unless(&op.view.deployed.state, |l| {
+            target.state.resources.contains_key(l)
+        });
         effects.push(Effect::Outputs {
             outputs: target.outputs.clone(),
         });
