@@ -536,6 +536,26 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
         ),
         "{refused}"
     );
+    // A profile name the daemon doesn't know is refused by name, before any grant check.
+    let refused = scoped_client
+        .put_devbox(
+            "management",
+            "scoped",
+            &PutDevbox {
+                image: image_one.clone(),
+                mount: None,
+                instance_type: None,
+                seccomp_profile: Some("unconfined".into()),
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(
+            "seccomp_profile: `unconfined` is not a seccomp profile a box can ask for (expected one of: default, devbox)"
+        ),
+        "{refused}"
+    );
     assert_eq!(our_netns(&prefix).len(), 2, "the refusals launched nothing");
     let o = d.cli(&[
         "--profile",
