@@ -66,11 +66,38 @@ pub fn run(args: &ServerArgs, global: &Global) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(async {
+    let served = rt.block_on(async {
         let server = Server::bind(&config).await?;
         server.serve(spindle_server::shutdown_signal()).await
-    })?;
+    });
+    shut_down(rt);
+    served?;
     Ok(())
+}
+
+/// How long the daemon waits, once it stopped serving, for work it handed to blocking threads
+/// (an instance's stop, a health probe) before it exits anyway. Everything it stores is
+/// committed in transactions and intents, so what is cut short is finished or undone at the
+/// next start, as after a crash.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Drops the tasks still spawned and waits for blocking work, at most [`SHUTDOWN_GRACE`]; says
+/// so in the log when that took long, so a slow exit is visible instead of a silent wait.
+fn shut_down(rt: tokio::runtime::Runtime) {
+    let started = std::time::Instant::now();
+    rt.shutdown_timeout(SHUTDOWN_GRACE);
+    let took = started.elapsed();
+    if took >= SHUTDOWN_GRACE {
+        tracing::warn!(
+            waited_ms = took.as_millis() as u64,
+            "background work still running at exit was abandoned; the next start finishes or undoes it"
+        );
+    } else if took >= std::time::Duration::from_secs(1) {
+        tracing::info!(
+            waited_ms = took.as_millis() as u64,
+            "background work finished"
+        );
+    }
 }
 
 fn credentials_file(global: &Global) -> Result<PathBuf> {
