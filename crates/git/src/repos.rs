@@ -114,6 +114,13 @@ fn nul_list(out: &[u8]) -> Vec<String> {
 }
 
 impl Repos {
+    /// The repositories under `root`, touching nothing: what [`Repos::open`] prepared.
+    pub fn at(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+
     /// Opens the root (creating it, mode 0700) and removes what an interrupted create or drop
     /// left: directories named `.tmp-*` and `.drop-*`.
     pub fn open(root: &Path) -> Result<Self, GitError> {
