@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 
 /// `git` with no user or system configuration and no prompt.
 fn git(dir: &Path, args: &[&str]) -> Output {
+    git_env(dir, args, &[])
+}
+
+fn git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new("git")
         .current_dir(dir)
         .env_clear()
@@ -25,6 +29,7 @@ fn git(dir: &Path, args: &[&str]) -> Output {
         .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .envs(env.iter().copied())
         .args(args)
         .output()
         .unwrap()
@@ -56,11 +61,18 @@ const CI: &str = "name: CI\non:\n  push:\n    branches: [main]\njobs:\n  build:\
 const BAD: &str = "on: push\njobs:\n  a:\n    runs-on: d\n    steps: [{run: x, shel: sh}]\n";
 const TAGS_ONLY: &str = "on:\n  push:\n    tags: ['v*']\njobs:\n  a:\n    runs-on: d\n    steps:\n      - run: echo tag\n";
 
+/// `spindle --account dev ARGS -o json`, its output parsed.
+fn dev_json<T: serde::de::DeserializeOwned>(d: &Daemon, args: &[&str]) -> T {
+    let mut all = vec!["--account", "dev"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    serde_json::from_slice(&ok(d.cli(&all)).stdout).unwrap()
+}
+
 fn runs(d: &Daemon, want: usize) -> Vec<PipelineRun> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let o = ok(d.cli(&["--account", "dev", "pipeline", "runs", "app", "-o", "json"]));
-        let list: Vec<PipelineRun> = serde_json::from_slice(&o.stdout).unwrap();
+        let list: Vec<PipelineRun> = dev_json(d, &["pipeline", "runs", "app"]);
         if list.len() >= want || Instant::now() > deadline {
             return list;
         }
@@ -96,8 +108,7 @@ fn push_clone_back_grants_secrets_and_the_runs_a_push_records() {
     let outsider = key("prod", &["git:*"]);
 
     // Create: names are checked, a second create of a name is refused.
-    let o = ok(d.cli(&["--account", "dev", "git", "create", "app", "-o", "json"]));
-    let repo: GitRepo = serde_json::from_slice(&o.stdout).unwrap();
+    let repo: GitRepo = dev_json(&d, &["git", "create", "app"]);
     assert!(
         repo.clone_url.ends_with("/git/dev/app.git"),
         "{}",
@@ -198,8 +209,7 @@ fn push_clone_back_grants_secrets_and_the_runs_a_push_records() {
         &work,
         &["push", "-q", &with_key(&repo.clone_url, &pusher), "main"],
     ));
-    let o = ok(d.cli(&["--account", "dev", "git", "list", "-o", "json"]));
-    let list: Vec<GitRepo> = serde_json::from_slice(&o.stdout).unwrap();
+    let list: Vec<GitRepo> = dev_json(&d, &["git", "list"]);
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].refs["refs/heads/main"], head);
 
@@ -239,16 +249,7 @@ fn push_clone_back_grants_secrets_and_the_runs_a_push_records() {
         .unwrap();
     assert_eq!(bad.status, RunStatus::Failure);
     assert!(bad.finished.is_some());
-    let o = ok(d.cli(&[
-        "--account",
-        "dev",
-        "pipeline",
-        "logs",
-        &bad.id.to_string(),
-        "-o",
-        "json",
-    ]));
-    let bad: PipelineRun = serde_json::from_slice(&o.stdout).unwrap();
+    let bad: PipelineRun = dev_json(&d, &["pipeline", "logs", &bad.id.to_string()]);
     assert_eq!(bad.diagnostics.len(), 1, "{:?}", bad.diagnostics);
     assert!(
         bad.diagnostics[0]
@@ -256,18 +257,10 @@ fn push_clone_back_grants_secrets_and_the_runs_a_push_records() {
         "{:?}",
         bad.diagnostics
     );
-    let o = ok(d.cli(&[
-        "--account",
-        "dev",
-        "pipeline",
-        "logs",
-        &ci.id.to_string(),
-        "--job",
-        "build",
-        "-o",
-        "json",
-    ]));
-    let ci: PipelineRun = serde_json::from_slice(&o.stdout).unwrap();
+    let ci: PipelineRun = dev_json(
+        &d,
+        &["pipeline", "logs", &ci.id.to_string(), "--job", "build"],
+    );
     assert_eq!(ci.jobs.len(), 1);
     let names: Vec<&str> = ci.jobs[0].steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["Run echo building", "Test"]);
@@ -320,14 +313,58 @@ fn push_clone_back_grants_secrets_and_the_runs_a_push_records() {
 
     // Drop: gone from the list, and git finds nothing there.
     ok(d.cli(&["--account", "dev", "git", "drop", "app"]));
-    let o = ok(d.cli(&["--account", "dev", "git", "list", "-o", "json"]));
-    assert_eq!(stdout(&o).trim(), "[]");
+    let list: Vec<GitRepo> = dev_json(&d, &["git", "list"]);
+    assert!(list.is_empty());
     let o = git(
         tmp.path(),
         &["ls-remote", &with_key(&repo.clone_url, &pusher)],
     );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+}
+
+#[test]
+fn gzip_request_bodies_pass_through_and_a_push_without_workflows_records_nothing() {
+    let d = Daemon::start(BIN);
+    let admin = d.admin();
+    admin
+        .create_account(&CreateAccount {
+            name: AccountName::parse("dev").unwrap(),
+            description: String::new(),
+        })
+        .unwrap();
+    let key = admin.create_key("dev", &CreateKey::default()).unwrap();
+    let repo: GitRepo = dev_json(&d, &["git", "create", "lib"]);
+    let url = with_key(&repo.clone_url, &key);
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    ok(git(&work, &["init", "-q", "-b", "main"]));
+    // Forty commits, each tagged: a clone then wants forty objects, a request body over the
+    // 1 KiB above which git gzips it.
+    for i in 0..40 {
+        std::fs::write(work.join("n"), i.to_string()).unwrap();
+        ok(git(&work, &["add", "n"]));
+        ok(git(&work, &["commit", "-qm", &format!("c{i}")]));
+        ok(git(&work, &["tag", &format!("t{i}")]));
+    }
+    ok(git(&work, &["push", "-q", &url, "main", "--tags"]));
+    let back = tmp.path().join("back");
+    let o = ok(git_env(
+        tmp.path(),
+        &["clone", "--no-single-branch", &url, back.to_str().unwrap()],
+        &[("GIT_TRACE_CURL", "1"), ("GIT_TRACE_CURL_NO_DATA", "1")],
+    ));
+    assert!(
+        stderr(&o).contains("Content-Encoding: gzip"),
+        "the clone sent no gzip body: {}",
+        stderr(&o)
+    );
+    let tags = String::from_utf8(ok(git(&back, &["tag", "-l"])).stdout).unwrap();
+    assert_eq!(tags.lines().count(), 40);
+    assert_eq!(std::fs::read_to_string(back.join("n")).unwrap(), "39");
+    let runs: Vec<PipelineRun> = dev_json(&d, &["pipeline", "runs"]);
+    assert!(runs.is_empty(), "{runs:#?}");
 }
 
 fn b64(s: &str) -> String {

@@ -144,7 +144,10 @@ mod tests {
 
     #[test]
     fn heads_parse_with_status_headers_and_body_offset() {
-        let cases: &[(&[u8], Option<(u16, usize, usize)>)] = &[
+        // Input → (status, number of headers, where the body starts), or `None` while the
+        // head is incomplete.
+        type Case<'a> = (&'a [u8], Option<(u16, usize, usize)>);
+        let cases: &[Case<'_>] = &[
             (b"Content-Type: text/plain\r\n\r\nbody", Some((200, 1, 28))),
             (
                 b"Status: 403 Forbidden\nContent-Type: x\n\nno",

@@ -23,7 +23,7 @@
 pub mod cgi;
 mod repos;
 
-pub use repos::{ref_updates, RefUpdate, RepoInfo, Repos, ZERO_OID};
+pub use repos::{ref_updates, RefUpdate, RepoInfo, Repos, WorkflowFile, ZERO_OID};
 
 use std::path::PathBuf;
 

@@ -31,6 +31,9 @@ pub struct RefUpdate {
     pub new: String,
 }
 
+/// A workflow file's path and its text, or why it couldn't be read.
+pub type WorkflowFile = (String, Result<String, String>);
+
 /// What changed between two listings of a repository's refs, in ref order.
 pub fn ref_updates(
     before: &BTreeMap<String, String>,
@@ -283,10 +286,7 @@ impl Repos {
 
     /// The workflow files of `commit`: every `.github/workflows/*.yml` and `*.yaml`, by path,
     /// with its text (an error text for one that is too big or not UTF-8).
-    pub fn workflow_files(
-        repo: &Path,
-        commit: &str,
-    ) -> Result<Vec<(String, Result<String, String>)>, GitError> {
+    pub fn workflow_files(repo: &Path, commit: &str) -> Result<Vec<WorkflowFile>, GitError> {
         let out = run(
             Some(repo),
             &[

@@ -130,6 +130,20 @@ impl Server {
         })?;
         let apt = apt::AptService::open(store.clone(), data_dir.path(), &endpoint)
             .map_err(|detail| ServerError::Apt { detail })?;
+        // Pipeline runs a stopped daemon left running can't finish: say so.
+        let interrupted =
+            store
+                .interrupt_running_runs(app::now())
+                .map_err(|source| ServerError::Store {
+                    path: data_dir.db_path(),
+                    source,
+                })?;
+        if interrupted > 0 {
+            tracing::warn!(
+                runs = interrupted,
+                "pipeline runs interrupted by a stop marked cancelled"
+            );
+        }
         // Git repositories: what an interrupted create or drop left is removed first.
         spindle_git::Repos::open(&data_dir.path().join("git")).map_err(|e| ServerError::Git {
             detail: api::error_chain(&e),

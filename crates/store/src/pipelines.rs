@@ -32,6 +32,24 @@ pub struct NewJob {
     pub steps: Vec<String>,
 }
 
+/// A row whose status changes.
+#[derive(Debug, Clone, Copy)]
+enum Row<'a> {
+    Run(i64),
+    Job(i64, &'a str),
+    Step(i64, &'a str, u32),
+}
+
+impl std::fmt::Display for Row<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Row::Run(r) => write!(f, "pipeline run {r}"),
+            Row::Job(r, j) => write!(f, "job `{j}` of pipeline run {r}"),
+            Row::Step(r, j, i) => write!(f, "step {i} of job `{j}` of pipeline run {r}"),
+        }
+    }
+}
+
 fn status_of(s: String) -> rusqlite::Result<RunStatus> {
     RunStatus::parse(&s).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -172,16 +190,7 @@ impl Store {
         status: RunStatus,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let now = fmt_time(now);
-        let (started, finished) = stamps(status, &now);
-        self.write_unscoped(|tx| {
-            let n = tx.execute(
-                "UPDATE pipeline_runs SET status = ?2, started = COALESCE(started, ?3), \
-                 finished = ?4 WHERE id = ?1",
-                params![run, status.as_str(), started, finished],
-            )?;
-            crate::expect_changed(n, || format!("pipeline run {run}"))
-        })
+        self.set_status(Row::Run(run), status, None, now)
     }
 
     pub fn set_job_status(
@@ -191,16 +200,7 @@ impl Store {
         status: RunStatus,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let now = fmt_time(now);
-        let (started, finished) = stamps(status, &now);
-        self.write_unscoped(|tx| {
-            let n = tx.execute(
-                "UPDATE pipeline_jobs SET status = ?3, started = COALESCE(started, ?4), \
-                 finished = ?5 WHERE run_id = ?1 AND job = ?2",
-                params![run, job, status.as_str(), started, finished],
-            )?;
-            crate::expect_changed(n, || format!("job `{job}` of pipeline run {run}"))
-        })
+        self.set_status(Row::Job(run, job), status, None, now)
     }
 
     /// Moves a step to `status`, with its exit code once it ended.
@@ -213,24 +213,72 @@ impl Store {
         exit_code: Option<i32>,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        self.set_status(Row::Step(run, job, index), status, exit_code, now)
+    }
+
+    /// Sets a run's, job's or step's status: started when it begins (kept if set), finished
+    /// when it ends.
+    fn set_status(
+        &self,
+        row: Row<'_>,
+        status: RunStatus,
+        exit_code: Option<i32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let now = fmt_time(now);
         let (started, finished) = stamps(status, &now);
+        let (table, key, run, job, index) = match row {
+            Row::Run(r) => ("pipeline_runs", "id = ?5", r, None, None),
+            Row::Job(r, j) => (
+                "pipeline_jobs",
+                "run_id = ?5 AND job = ?6",
+                r,
+                Some(j),
+                None,
+            ),
+            Row::Step(r, j, i) => (
+                "pipeline_steps",
+                "run_id = ?5 AND job = ?6 AND idx = ?7",
+                r,
+                Some(j),
+                Some(i),
+            ),
+        };
+        // Only steps have an exit code; elsewhere `?4` is bound and unused.
+        let exit = if index.is_some() {
+            ", exit_code = COALESCE(?4, exit_code)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE {table} SET status = ?1, started = COALESCE(started, ?2), finished = ?3{exit} \
+             WHERE {key}"
+        );
         self.write_unscoped(|tx| {
-            let n = tx.execute(
-                "UPDATE pipeline_steps SET status = ?4, exit_code = COALESCE(?5, exit_code), \
-                 started = COALESCE(started, ?6), finished = ?7 \
-                 WHERE run_id = ?1 AND job = ?2 AND idx = ?3",
-                params![
-                    run,
-                    job,
-                    index,
+            let mut st = tx.prepare_cached(&sql)?;
+            let n = match (job, index) {
+                (None, _) => {
+                    st.execute(params![status.as_str(), started, finished, exit_code, run])?
+                }
+                (Some(j), None) => st.execute(params![
                     status.as_str(),
-                    exit_code,
                     started,
-                    finished
-                ],
-            )?;
-            crate::expect_changed(n, || format!("step {index} of job `{job}` of run {run}"))
+                    finished,
+                    exit_code,
+                    run,
+                    j
+                ])?,
+                (Some(j), Some(i)) => st.execute(params![
+                    status.as_str(),
+                    started,
+                    finished,
+                    exit_code,
+                    run,
+                    j,
+                    i
+                ])?,
+            };
+            crate::expect_changed(n, || row.to_string())
         })
     }
 
@@ -251,28 +299,31 @@ impl Store {
         })
     }
 
-    /// Ends what a stopped daemon left running or queued: those runs, jobs and steps become
-    /// `cancelled` (a run that was never started is not resumed yet). Returns how many runs.
-    pub fn cancel_unfinished_runs(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+    /// Ends what a stopped daemon left running: runs, jobs and steps `in_progress` become
+    /// `cancelled`; the steps and jobs of such a run that hadn't started become `skipped`.
+    /// Queued runs are left for a runner to start. Returns how many runs.
+    pub fn interrupt_running_runs(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let now = fmt_time(now);
         self.write_unscoped(|tx| {
-            let open = "status IN ('queued', 'in_progress')";
-            tx.execute(
-                &format!(
-                    "UPDATE pipeline_steps SET status = 'cancelled', finished = ?1 WHERE {open}"
-                ),
-                [&now],
-            )?;
-            tx.execute(
-                &format!(
-                    "UPDATE pipeline_jobs SET status = 'cancelled', finished = ?1 WHERE {open}"
-                ),
-                [&now],
-            )?;
+            let running = "run_id IN (SELECT id FROM pipeline_runs WHERE status = 'in_progress')";
+            for table in ["pipeline_steps", "pipeline_jobs"] {
+                tx.execute(
+                    &format!(
+                        "UPDATE {table} SET status = 'cancelled', finished = ?1 \
+                         WHERE status = 'in_progress' AND {running}"
+                    ),
+                    [&now],
+                )?;
+                tx.execute(
+                    &format!(
+                        "UPDATE {table} SET status = 'skipped', finished = ?1 \
+                         WHERE status = 'queued' AND {running}"
+                    ),
+                    [&now],
+                )?;
+            }
             Ok(tx.execute(
-                &format!(
-                    "UPDATE pipeline_runs SET status = 'cancelled', finished = ?1 WHERE {open}"
-                ),
+                "UPDATE pipeline_runs SET status = 'cancelled', finished = ?1 WHERE status = 'in_progress'",
                 [&now],
             )?)
         })
@@ -394,12 +445,21 @@ mod tests {
         assert!(step.started.is_some() && step.finished.is_some());
         assert!(run.started.is_some() && run.finished.is_none());
 
-        // A restart ends what was left open, and leaves finished rows alone.
-        assert_eq!(s.cancel_unfinished_runs(now()).unwrap(), 1);
+        // A restart ends what was left running, and leaves finished rows and queued runs
+        // alone.
+        let queued = s
+            .insert_run(&new_run(&dev.id, RunStatus::Queued, &[]), now())
+            .unwrap();
+        assert_eq!(s.interrupt_running_runs(now()).unwrap(), 1);
         let run = s.get_run(&dev.id, id).unwrap().unwrap();
         assert_eq!(run.status, RunStatus::Cancelled);
+        assert_eq!(run.jobs[0].status, RunStatus::Cancelled);
         assert_eq!(run.jobs[0].steps[0].status, RunStatus::Success);
-        assert_eq!(run.jobs[0].steps[1].status, RunStatus::Cancelled);
+        assert_eq!(run.jobs[0].steps[1].status, RunStatus::Skipped);
+        assert_eq!(run.jobs[1].status, RunStatus::Skipped);
+        let q = s.get_run(&dev.id, queued).unwrap().unwrap();
+        assert_eq!(q.status, RunStatus::Queued);
+        assert!(q.jobs.iter().all(|j| j.status == RunStatus::Queued));
     }
 
     #[test]
