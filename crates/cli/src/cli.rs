@@ -80,9 +80,12 @@ pub enum Command {
     /// Validate CloudFormation templates
     #[command(subcommand)]
     Template(TemplateCmd),
-    /// Build pipelines: GitHub Actions workflows (today: checked offline)
+    /// Build pipelines: GitHub Actions workflows checked offline, and the runs pushes start
     #[command(subcommand)]
     Pipeline(PipelineCmd),
+    /// Host git repositories: `git push` to them starts their workflows
+    #[command(subcommand)]
+    Git(crate::commands::git::GitCmd),
     /// Deploy and inspect stacks from CloudFormation templates
     #[command(subcommand)]
     Stack(StackCmd),
@@ -387,6 +390,27 @@ pub enum PipelineCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// List the runs pushes started, newest first (only REPO's when given)
+    Runs {
+        repo: Option<String>,
+        /// At most this many
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Show a run's jobs and steps with each step's status and log
+    Logs {
+        run: i64,
+        /// Only this job
+        #[arg(long)]
+        job: Option<String>,
+    },
+}
+
+impl PipelineCmd {
+    /// Whether the command needs no daemon.
+    pub fn offline(&self) -> bool {
+        matches!(self, PipelineCmd::Validate { .. })
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -131,6 +131,13 @@ actions! {
     DescribeMirror => "mirror:Describe", false, false;
     UpdateMirror => "mirror:Update", false, true;
     DropMirror => "mirror:Drop", false, true;
+    CreateGitRepository => "git:CreateRepository", false, true;
+    ListGitRepositories => "git:ListRepositories", false, false;
+    DeleteGitRepository => "git:DeleteRepository", false, true;
+    GitPull => "git:Pull", false, false;
+    GitPush => "git:Push", false, true;
+    ListPipelineRuns => "pipeline:ListRuns", false, false;
+    DescribePipelineRun => "pipeline:DescribeRun", false, false;
 }
 
 impl Action {
@@ -164,7 +171,7 @@ pub fn pattern_matches(pattern: &str, action: &str) -> bool {
 pub const SERVICES: &[&str] = &[
     "sts", "account", "key", "role", "deny", "audit", "param", "stack", "template", "instance",
     "image", "vpc", "lb", "asg", "repo", "snapshot", "publish", "mirror", "pkg", "bake", "devbox",
-    "pipeline", "dns", "bastion", "doctor", "signkey", "db",
+    "pipeline", "dns", "bastion", "doctor", "signkey", "db", "git",
 ];
 
 /// Whether `pattern` is `*` or names a known service (its part before `:` matches one): used to

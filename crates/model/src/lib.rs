@@ -13,6 +13,7 @@ pub mod devbox;
 pub mod ids;
 pub mod lb;
 pub mod owner;
+pub mod pipeline;
 
 pub use action::Action;
 pub use ids::{

@@ -56,6 +56,8 @@ pub mod graph;
 pub mod keys;
 pub mod matrix;
 pub mod model;
+pub mod schedule;
+pub mod trigger;
 mod workflow;
 pub mod yaml;
 

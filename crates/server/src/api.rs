@@ -6,6 +6,7 @@ use crate::apt_handlers as aph;
 use crate::asg_handlers as ah;
 use crate::audit::RequestId;
 use crate::devbox_handlers as dbh;
+use crate::git_handlers as gh;
 use crate::handlers as h;
 use crate::lb_handlers as lbh;
 use crate::runtime_handlers as rh;
@@ -79,6 +80,9 @@ impl ApiError {
             "InternalError",
             message.to_owned(),
         )
+    }
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -320,6 +324,11 @@ fn api_routes() -> Api {
         GET "/v1/accounts/{account}/mirrors/{mirror}" DescribeMirror => aph::describe_mirror;
         DELETE "/v1/accounts/{account}/mirrors/{mirror}" DropMirror => aph::drop_mirror;
         POST "/v1/accounts/{account}/mirrors/{mirror}/update" UpdateMirror => aph::update_mirror;
+        GET "/v1/accounts/{account}/git-repos" ListGitRepositories => gh::list_repos;
+        POST "/v1/accounts/{account}/git-repos" CreateGitRepository => gh::create_repo;
+        DELETE "/v1/accounts/{account}/git-repos/{repo}" DeleteGitRepository => gh::drop_repo;
+        GET "/v1/accounts/{account}/pipeline-runs" ListPipelineRuns => gh::list_runs;
+        GET "/v1/accounts/{account}/pipeline-runs/{run}" DescribePipelineRun => gh::describe_run;
     )
 }
 
@@ -344,6 +353,16 @@ pub fn route_table() -> Vec<RouteSpec> {
             path: APT_FILES,
             action: None,
         },
+        RouteSpec {
+            method: Method::GET,
+            path: crate::git_http::GIT_ROUTE,
+            action: None,
+        },
+        RouteSpec {
+            method: Method::POST,
+            path: crate::git_http::GIT_ROUTE,
+            action: None,
+        },
     ];
     t.extend(api_routes().table);
     t
@@ -360,6 +379,10 @@ pub fn router(app: App) -> Router {
         .route("/healthz", axum::routing::get(h::healthz))
         .route("/metrics", axum::routing::get(h::metrics))
         .route(APT_FILES, axum::routing::get(aph::serve_published))
+        .route(
+            crate::git_http::GIT_ROUTE,
+            axum::routing::get(crate::git_http::serve).post(crate::git_http::serve),
+        )
         .fallback(fallback)
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -27,6 +27,8 @@ pub struct App {
     pub autoscaling: Option<Arc<spindle_providers::AutoScaling>>,
     /// Apt repositories, snapshots and publications.
     pub apt: Arc<crate::apt::AptService>,
+    /// Hosted git repositories and the pipeline runs their pushes start.
+    pub git: Arc<crate::git::GitService>,
 }
 
 impl App {
@@ -65,6 +67,7 @@ impl App {
             )
         });
         Self {
+            git: Arc::new(crate::git::GitService::new(&store, endpoint)),
             apt,
             stacks: Arc::new(
                 crate::stacks::Stacks::new(store.clone(), endpoint, ec2.clone(), elb.clone())
@@ -134,7 +137,18 @@ impl App {
         acct: &Account,
         action: spindle_model::Action,
     ) -> Result<Decision, ApiError> {
-        let deny: Vec<String> = if call.caller.admin {
+        self.decide_for(&call.caller, acct, action)
+    }
+
+    /// [`App::decide`] for a caller authenticated some other way than a signed API call (git's
+    /// HTTP basic auth).
+    pub(crate) fn decide_for(
+        &self,
+        caller: &crate::auth::Caller,
+        acct: &Account,
+        action: spindle_model::Action,
+    ) -> Result<Decision, ApiError> {
+        let deny: Vec<String> = if caller.admin {
             Vec::new()
         } else {
             self.store
@@ -144,8 +158,8 @@ impl App {
                 .collect()
         };
         let grant = Grant {
-            admin: call.caller.admin,
-            allow: &call.caller.allow,
+            admin: caller.admin,
+            allow: &caller.allow,
             deny: &deny,
         };
         Ok(authorize(grant, action))

@@ -522,14 +522,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 
 /// The password of an HTTP basic `Authorization` header.
 fn basic_password(headers: &HeaderMap) -> Option<String> {
-    use base64::Engine;
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let b64 = v.strip_prefix("Basic ")?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    Some(text.split_once(':')?.1.to_owned())
+    crate::auth::basic_credentials(headers).map(|(_, password)| password)
 }
 
 /// `GET /apt/{account}/{path}`: a file of a published tree. Public prefixes answer anyone;

@@ -149,11 +149,7 @@ impl App {
         header: &AuthHeader,
         req: &RequestParts<'_>,
     ) -> Result<Caller, ApiError> {
-        let invalid = || {
-            self.metrics.auth_failure("InvalidAccessKeyId");
-            ApiError::unauthenticated("InvalidAccessKeyId", format!("access key {} is not valid", header.access_key_id))
-                .with_hint("it may have been revoked or may have expired; create a new one with `spindle account keys create`")
-        };
+        let invalid = || self.invalid_key(&header.access_key_id);
         let key = self
             .store
             .get_key(&header.access_key_id)?
@@ -168,6 +164,24 @@ impl App {
             .unwrap_or_else(|p| p.into_inner())
             .check_and_record(header, now)
             .map_err(|e| self.auth_failed(e))?;
+        self.caller_for_key(key, now)
+    }
+
+    /// The answer for a key that doesn't exist, is revoked or belongs to a deleted account.
+    pub(crate) fn invalid_key(&self, id: &AccessKeyId) -> ApiError {
+        self.metrics.auth_failure("InvalidAccessKeyId");
+        ApiError::unauthenticated("InvalidAccessKeyId", format!("access key {id} is not valid"))
+            .with_hint("it may have been revoked or may have expired; create a new one with `spindle account keys create`")
+    }
+
+    /// The principal of a key whose secret or signature has been checked: refused if revoked
+    /// or expired.
+    pub(crate) fn caller_for_key(
+        &self,
+        key: spindle_store::KeyRecord,
+        now: OffsetDateTime,
+    ) -> Result<Caller, ApiError> {
+        let invalid = || self.invalid_key(&key.id);
         if !key.active {
             return Err(invalid());
         }
@@ -200,5 +214,47 @@ impl App {
             allow: key.allow,
             arn,
         })
+    }
+}
+
+/// The user and password of an HTTP basic `Authorization` header (git's and apt's clients).
+pub(crate) fn basic_credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let b64 = v.strip_prefix("Basic ")?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_read_from_the_header() {
+        use base64::Engine as _;
+        let mut h = axum::http::HeaderMap::new();
+        assert_eq!(basic_credentials(&h), None);
+        let v = base64::engine::general_purpose::STANDARD.encode("AKIA1:se:cret");
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            format!("Basic {v}").parse().unwrap(),
+        );
+        assert_eq!(
+            basic_credentials(&h),
+            Some(("AKIA1".into(), "se:cret".into()))
+        );
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            "Basic !!".parse().unwrap(),
+        );
+        assert_eq!(basic_credentials(&h), None);
     }
 }

@@ -34,6 +34,8 @@ pub enum ServerError {
     StateImport { path: PathBuf, detail: String },
     #[error("cannot open the apt repository store: {detail}")]
     Apt { detail: String },
+    #[error("cannot open the git repositories: {detail}")]
+    Git { detail: String },
     #[error("the HTTP server failed")]
     Serve {
         #[source]

@@ -18,6 +18,9 @@ mod datadir;
 mod devbox_handlers;
 mod engine_state;
 mod error;
+mod git;
+mod git_handlers;
+mod git_http;
 mod handlers;
 mod lb_handlers;
 mod metrics;
@@ -127,6 +130,24 @@ impl Server {
         })?;
         let apt = apt::AptService::open(store.clone(), data_dir.path(), &endpoint)
             .map_err(|detail| ServerError::Apt { detail })?;
+        // Pipeline runs a stopped daemon left running can't finish: say so.
+        let interrupted =
+            store
+                .interrupt_running_runs(app::now())
+                .map_err(|source| ServerError::Store {
+                    path: data_dir.db_path(),
+                    source,
+                })?;
+        if interrupted > 0 {
+            tracing::warn!(
+                runs = interrupted,
+                "pipeline runs interrupted by a stop marked cancelled"
+            );
+        }
+        // Git repositories: what an interrupted create or drop left is removed first.
+        spindle_git::Repos::open(&data_dir.path().join("git")).map_err(|e| ServerError::Git {
+            detail: api::error_chain(&e),
+        })?;
         let app = app::App::new(
             store,
             boot,

@@ -18,6 +18,7 @@ mod journal;
 mod keys;
 pub mod migrations;
 mod params;
+mod pipelines;
 mod roles;
 
 pub use apt::{AptChange, AptKind, AptPackage, Expect};
@@ -25,6 +26,7 @@ pub use audit::{AuditFilter, AuditRecord};
 pub use audit_scope::{AuditScope, Scoped};
 pub use error::StoreError;
 pub use keys::{KeyRecord, NewKey};
+pub use pipelines::{NewJob, NewRun};
 
 use rusqlite::{Connection, OpenFlags, Transaction};
 use std::path::{Path, PathBuf};

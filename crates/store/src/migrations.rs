@@ -159,6 +159,50 @@ pub const MIGRATIONS: &[&str] = &[
         target TEXT NOT NULL
     ) STRICT;
     "#,
+    // 7: build pipeline runs (issue #17): one row per run of a workflow file, its jobs and
+    // their steps with each step's log.
+    r#"
+    CREATE TABLE pipeline_runs (
+        id INTEGER PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        repo TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        name TEXT,
+        event TEXT NOT NULL,
+        git_ref TEXT NOT NULL,
+        commit_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        diagnostics TEXT NOT NULL,
+        created TEXT NOT NULL,
+        started TEXT,
+        finished TEXT
+    ) STRICT;
+    CREATE INDEX pipeline_runs_repo ON pipeline_runs(account_id, repo, id);
+    CREATE TABLE pipeline_jobs (
+        run_id INTEGER NOT NULL REFERENCES pipeline_runs(id) ON DELETE CASCADE,
+        job TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        runs_on TEXT NOT NULL,
+        needs TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started TEXT,
+        finished TEXT,
+        PRIMARY KEY (run_id, job)
+    ) STRICT;
+    CREATE TABLE pipeline_steps (
+        run_id INTEGER NOT NULL,
+        job TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        started TEXT,
+        finished TEXT,
+        log TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, job, idx),
+        FOREIGN KEY (run_id, job) REFERENCES pipeline_jobs(run_id, job) ON DELETE CASCADE
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -201,6 +245,10 @@ pub fn rewind(path: &Path, version: i64) -> Result<(), StoreError> {
     const UNDO: &[(i64, &str)] = &[
         (5, "DROP TABLE engine_state;"),
         (6, "DROP TABLE audit_pending;"),
+        (
+            7,
+            "DROP TABLE pipeline_steps; DROP TABLE pipeline_jobs; DROP TABLE pipeline_runs;",
+        ),
     ];
     let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
         path: path.to_owned(),

@@ -7,6 +7,7 @@ mod audit;
 mod bake;
 pub mod devbox;
 mod down;
+pub mod git;
 mod images;
 mod lb;
 pub mod load;
@@ -38,7 +39,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Pkg(c) => pkg::run(c, cli.global.output),
-        Command::Pipeline(c) => pipeline::run(c, cli.global.output),
+        Command::Pipeline(c) if c.offline() => pipeline::run(c, cli.global.output),
         Command::Bake(c) => bake::run(c, &cli.global),
         Command::Devbox(c) => devbox::run(c, &cli.global),
         Command::Load(args) => {
@@ -77,10 +78,17 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Key(c) => apt::key(&cx, c),
                 Command::Db(c) => apt::db(&cx, c),
                 Command::Mirror(c) => apt::mirror(&cx, c),
+                Command::Git(c) => git::run(&cx, c),
+                Command::Pipeline(crate::cli::PipelineCmd::Runs { repo, limit }) => {
+                    git::runs(&cx, repo.as_deref(), limit)
+                }
+                Command::Pipeline(crate::cli::PipelineCmd::Logs { run, job }) => {
+                    git::logs(&cx, run, job.as_deref())
+                }
                 Command::Server(_)
                 | Command::Completions { .. }
                 | Command::Pkg(_)
-                | Command::Pipeline(_)
+                | Command::Pipeline(crate::cli::PipelineCmd::Validate { .. })
                 | Command::Bake(_)
                 | Command::Devbox(_)
                 | Command::Load(_) => {

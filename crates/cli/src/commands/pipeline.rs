@@ -139,7 +139,9 @@ fn summary(f: &FileReport) -> String {
 }
 
 pub fn run(cmd: PipelineCmd, format: OutputFormat) -> Result<()> {
-    let PipelineCmd::Validate { files } = cmd;
+    let PipelineCmd::Validate { files } = cmd else {
+        unreachable!("only the offline commands come here (PipelineCmd::offline)")
+    };
     let reports: Vec<FileReport> = files.iter().map(|f| check(f)).collect();
     let problems: usize = reports.iter().map(|r| r.diagnostics.len()).sum();
     let bad = reports.iter().filter(|r| !r.valid).count();

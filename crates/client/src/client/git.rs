@@ -1,0 +1,59 @@
+//! Git repository and pipeline run calls (`/v1/accounts/{account}/git-repos`,
+//! `/pipeline-runs`).
+
+use super::{method, seg, Client, ClientError};
+use spindle_model::pipeline::{CreateGitRepo, GitRepo, PipelineRun};
+
+impl Client {
+    pub fn create_git_repo(&self, account: &str, name: &str) -> Result<GitRepo, ClientError> {
+        self.call(
+            method::POST,
+            &format!("/v1/accounts/{}/git-repos", seg(account)),
+            Some(&CreateGitRepo {
+                name: name.to_owned(),
+            }),
+        )
+    }
+
+    pub fn list_git_repos(&self, account: &str) -> Result<Vec<GitRepo>, ClientError> {
+        self.get(&format!("/v1/accounts/{}/git-repos", seg(account)))
+    }
+
+    pub fn drop_git_repo(&self, account: &str, name: &str) -> Result<(), ClientError> {
+        self.call(
+            method::DELETE,
+            &format!("/v1/accounts/{}/git-repos/{}", seg(account), seg(name)),
+            None::<&()>,
+        )
+    }
+
+    /// Newest first; only `repo`'s when given.
+    pub fn list_pipeline_runs(
+        &self,
+        account: &str,
+        repo: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<PipelineRun>, ClientError> {
+        let mut q = Vec::new();
+        if let Some(r) = repo {
+            q.push(format!("repo={}", seg(r)));
+        }
+        if let Some(l) = limit {
+            q.push(format!("limit={l}"));
+        }
+        let q = if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", q.join("&"))
+        };
+        self.get(&format!("/v1/accounts/{}/pipeline-runs{q}", seg(account)))
+    }
+
+    /// One run with its jobs, steps and logs.
+    pub fn pipeline_run(&self, account: &str, run: i64) -> Result<PipelineRun, ClientError> {
+        self.get(&format!(
+            "/v1/accounts/{}/pipeline-runs/{run}",
+            seg(account)
+        ))
+    }
+}
