@@ -159,6 +159,14 @@ pub const MIGRATIONS: &[&str] = &[
         target TEXT NOT NULL
     ) STRICT;
     "#,
+    // 7: the secrets of AWS-compatible access keys, sealed by the daemon (SigV4 needs the
+    // secret itself, so a derived key is not enough); the key's row stays in access_keys.
+    r#"
+    CREATE TABLE aws_secrets (
+        key_id TEXT PRIMARY KEY REFERENCES access_keys(id) ON DELETE CASCADE,
+        sealed TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -201,6 +209,7 @@ pub fn rewind(path: &Path, version: i64) -> Result<(), StoreError> {
     const UNDO: &[(i64, &str)] = &[
         (5, "DROP TABLE engine_state;"),
         (6, "DROP TABLE audit_pending;"),
+        (7, "DROP TABLE aws_secrets;"),
     ];
     let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
         path: path.to_owned(),
