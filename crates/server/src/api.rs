@@ -80,6 +80,15 @@ impl ApiError {
             message.to_owned(),
         )
     }
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self

@@ -27,6 +27,10 @@ pub struct App {
     pub autoscaling: Option<Arc<spindle_providers::AutoScaling>>,
     /// Apt repositories, snapshots and publications.
     pub apt: Arc<crate::apt::AptService>,
+    /// Seals the secrets of AWS-compatible keys (`aws-secrets.key`); set by `Server::bind`.
+    pub aws_secrets: Option<Arc<crate::sealer::Sealer>>,
+    /// The AWS-compatible endpoint's URL, when it listens; set by `Server::bind`.
+    pub aws_endpoint: Option<String>,
 }
 
 impl App {
@@ -65,6 +69,8 @@ impl App {
             )
         });
         Self {
+            aws_secrets: None,
+            aws_endpoint: None,
             apt,
             stacks: Arc::new(
                 crate::stacks::Stacks::new(store.clone(), endpoint, ec2.clone(), elb.clone())

@@ -51,6 +51,16 @@ pub struct Call {
 }
 
 impl Call {
+    /// A call authenticated another way (the AWS endpoint's SigV4, `crate::aws`).
+    pub(crate) fn new(caller: Caller, action: Action, body: Bytes, ctx: AuditCtx) -> Self {
+        Call {
+            caller,
+            action,
+            body,
+            ctx,
+        }
+    }
+
     pub fn set_target(&self, target: String) {
         self.ctx.update(|a| a.target = target);
     }
@@ -168,6 +178,21 @@ impl App {
             .unwrap_or_else(|p| p.into_inner())
             .check_and_record(header, now)
             .map_err(|e| self.auth_failed(e))?;
+        self.principal(key, now)
+    }
+
+    /// The principal of a key whose signature has been verified: refused if revoked or
+    /// expired.
+    pub(crate) fn principal(
+        &self,
+        key: spindle_store::KeyRecord,
+        now: OffsetDateTime,
+    ) -> Result<Caller, ApiError> {
+        let invalid = || {
+            self.metrics.auth_failure("InvalidAccessKeyId");
+            ApiError::unauthenticated("InvalidAccessKeyId", format!("access key {} is not valid", key.id))
+                .with_hint("it may have been revoked or may have expired; create a new one with `spindle account keys create`")
+        };
         if !key.active {
             return Err(invalid());
         }
