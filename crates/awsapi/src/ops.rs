@@ -87,6 +87,15 @@ operations! {
     "cloudformation" ValidateTemplate => ValidateTemplate;
     "cloudformation" DescribeStacks => DescribeStack;
     "cloudformation" ListStacks => ListStacks;
+    "cloudformation" CreateStack => DeployStack;
+    "cloudformation" UpdateStack => DeployStack;
+    "cloudformation" DeleteStack => DeleteStack;
+    "cloudformation" CreateChangeSet => CreateChangeSet;
+    "cloudformation" DescribeChangeSet => DescribeChangeSet;
+    "cloudformation" ExecuteChangeSet => ExecuteChangeSet;
+    "cloudformation" DeleteChangeSet => DeleteChangeSet;
+    "cloudformation" ListChangeSets => ListChangeSets;
+    "cloudformation" GetTemplateSummary => DescribeStack;
 }
 
 /// The service a credential scope names, if Spindle answers it.

@@ -79,6 +79,22 @@ impl AwsHome {
         Ok(serde_json::from_str(&out).unwrap_or_else(|e| panic!("aws {args:?}: {e}: {out}")))
     }
 
+    /// `aws ARGS` whose output is text; (success, stdout + stderr).
+    fn aws_text(&self, args: &[&str]) -> (bool, String) {
+        let mut c = Command::new(self.venv.join("bin/aws"));
+        c.args(args);
+        self.env(&mut c);
+        let o = c.output().unwrap();
+        (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    }
+
     /// Runs a boto3 script with this home; its stdout parsed as JSON.
     fn boto3(&self, script: &str, env: &[(&str, &str)]) -> serde_json::Value {
         let mut c = Command::new(self.venv.join("bin/python"));
@@ -351,6 +367,64 @@ fn the_aws_cli_and_boto3_work_against_spindle_and_refusals_are_shaped_and_audite
     assert_eq!(
         listed["StackSummaries"][0]["StackName"], "flags",
         "{listed}"
+    );
+
+    // `aws cloudformation deploy`: a change set, then its execution; create, update, no-op.
+    let deploy = |env: &str, extra: &[&str]| {
+        let started = std::time::Instant::now();
+        let mut args = vec![
+            "cloudformation",
+            "deploy",
+            "--stack-name",
+            "cli",
+            "--template-file",
+            t.to_str().unwrap(),
+            "--parameter-overrides",
+        ];
+        let env_arg = format!("Env={env}");
+        args.push(&env_arg);
+        args.extend_from_slice(extra);
+        let r = home.aws_text(&args);
+        eprintln!(
+            "aws cloudformation deploy Env={env}: {:?}",
+            started.elapsed()
+        );
+        r
+    };
+    let (done, out) = deploy("cli", &[]);
+    assert!(done, "{out}");
+    let flag = |name: &str| home.aws(&["ssm", "get-parameter", "--name", name]);
+    assert_eq!(flag("/cli/flag").unwrap()["Parameter"]["Value"], "on");
+    let (done, out) = deploy("cli2", &[]);
+    assert!(done, "{out}");
+    let s = home
+        .aws(&["cloudformation", "describe-stacks", "--stack-name", "cli"])
+        .unwrap();
+    assert_eq!(s["Stacks"][0]["StackStatus"], "UPDATE_COMPLETE", "{s}");
+    assert_eq!(flag("/cli2/flag").unwrap()["Parameter"]["Value"], "on");
+    assert!(
+        flag("/cli/flag").is_err(),
+        "the update replaced the parameter"
+    );
+    let (done, out) = deploy("cli2", &["--no-fail-on-empty-changeset"]);
+    assert!(done && out.contains("No changes to deploy"), "{out}");
+    let changes = home
+        .aws(&["cloudformation", "list-change-sets", "--stack-name", "cli"])
+        .unwrap();
+    assert_eq!(
+        changes["Summaries"].as_array().map(Vec::len),
+        Some(1),
+        "{changes}"
+    );
+    home.aws(&["cloudformation", "delete-stack", "--stack-name", "cli"])
+        .unwrap();
+    let (_, err) = home
+        .aws(&["cloudformation", "describe-stacks", "--stack-name", "cli"])
+        .unwrap_err();
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(
+        flag("/cli2/flag").is_err(),
+        "deleting the stack removed its parameter"
     );
 
     // Refusals, through boto3: each in its protocol's shape, each audited.

@@ -61,6 +61,17 @@ impl Call {
         }
     }
 
+    /// The same caller and audit record doing `action` with a REST request `body`: how the
+    /// AWS endpoint reuses a REST handler for an operation.
+    pub(crate) fn derive(&self, action: Action, body: Bytes) -> Self {
+        Call {
+            caller: self.caller.clone(),
+            action,
+            body,
+            ctx: self.ctx.clone(),
+        }
+    }
+
     pub fn set_target(&self, target: String) {
         self.ctx.update(|a| a.target = target);
     }

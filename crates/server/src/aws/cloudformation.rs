@@ -10,10 +10,34 @@ use spindle_model::AccountId;
 use spindle_stack::StackView;
 use spindle_template::ResourceView;
 
-pub fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult {
+pub async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult {
     let account = input.caller().account.id.clone();
     match op.name {
+        "CreateStack" | "UpdateStack" | "DeleteStack" | "CreateChangeSet" | "DescribeChangeSet"
+        | "ExecuteChangeSet" | "DeleteChangeSet" | "ListChangeSets" => {
+            super::cfn_deploy::dispatch(app, op, input).await
+        }
         "ValidateTemplate" => validate(app, op, input),
+        "GetTemplateSummary" => match input.param("StackName") {
+            // A deployed stack: the parameters it was deployed with.
+            Some(n) => {
+                input.set_target(op, n);
+                let v = view(app, &account, stack_name_of(n))?;
+                let params = v
+                    .deployed
+                    .parameters
+                    .iter()
+                    .map(|(k, p)| {
+                        Value::fields([
+                            ("ParameterKey", Some(Value::Str(k.clone()))),
+                            ("NoEcho", Some(Value::Bool(p.no_echo))),
+                        ])
+                    })
+                    .collect();
+                Ok(Value::fields([("Parameters", Some(Value::List(params)))]))
+            }
+            None => validate(app, op, input),
+        },
         "DescribeStacks" => {
             let name = input.param("StackName");
             input.set_target(op, name.unwrap_or("*"));
@@ -108,7 +132,7 @@ fn validate(app: &App, op: &'static Operation, input: &Input) -> AwsResult {
 }
 
 /// A stack id (its ARN) names the stack by its last segment but one; accept either form.
-fn stack_name_of(s: &str) -> &str {
+pub(super) fn stack_name_of(s: &str) -> &str {
     if s.starts_with("arn:") {
         s.rsplit('/').nth(1).unwrap_or(s)
     } else {
@@ -116,7 +140,7 @@ fn stack_name_of(s: &str) -> &str {
     }
 }
 
-fn stack_id(account: &AccountId, name: &str) -> String {
+pub(super) fn stack_id(account: &AccountId, name: &str) -> String {
     format!("arn:aws:cloudformation:us-east-1:{account}:stack/{name}/spindle")
 }
 
@@ -131,7 +155,7 @@ fn updated(v: &StackView) -> time::OffsetDateTime {
 
 /// The stack as the account sees it; CloudFormation's waiters read "does not exist" from a
 /// `ValidationError`.
-fn view(app: &App, account: &AccountId, name: &str) -> Result<StackView, AwsError> {
+pub(super) fn view(app: &App, account: &AccountId, name: &str) -> Result<StackView, AwsError> {
     let v = app
         .stacks
         .engine(account)

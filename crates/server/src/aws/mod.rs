@@ -6,6 +6,7 @@
 //!
 //! Every call acts in the key's own account, as in AWS.
 
+mod cfn_deploy;
 mod cloudformation;
 mod ssm;
 
@@ -91,6 +92,11 @@ impl Input {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    pub fn required(&self, name: &str) -> Result<&str, AwsError> {
+        self.param(name)
+            .ok_or_else(|| AwsError::validation(format!("{name}: a value is required")))
     }
 
     /// A JSON member that must be a string.
@@ -276,7 +282,7 @@ async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult
             ]))
         }
         ("ssm", _) => ssm::dispatch(app, op, input),
-        ("cloudformation", _) => cloudformation::dispatch(app, op, input),
+        ("cloudformation", _) => cloudformation::dispatch(app, op, input).await,
         _ => Err(AwsError::new(
             ErrorKind::NotImplemented,
             format!("{}:{} is not implemented by Spindle", op.service, op.name),
