@@ -96,6 +96,9 @@ operations! {
     "cloudformation" DeleteChangeSet => DeleteChangeSet;
     "cloudformation" ListChangeSets => ListChangeSets;
     "cloudformation" GetTemplateSummary => DescribeStack;
+    "cloudformation" DescribeStackEvents => DescribeStack;
+    "cloudformation" DescribeStackResources => DescribeStack;
+    "cloudformation" ListStackResources => DescribeStack;
 }
 
 /// The service a credential scope names, if Spindle answers it.

@@ -395,6 +395,35 @@ fn the_aws_cli_and_boto3_work_against_spindle_and_refusals_are_shaped_and_audite
     assert!(done, "{out}");
     let flag = |name: &str| home.aws(&["ssm", "get-parameter", "--name", name]);
     assert_eq!(flag("/cli/flag").unwrap()["Parameter"]["Value"], "on");
+    let events = home
+        .aws(&[
+            "cloudformation",
+            "describe-stack-events",
+            "--stack-name",
+            "cli",
+        ])
+        .unwrap();
+    let first = &events["StackEvents"][0];
+    assert_eq!(
+        (&first["LogicalResourceId"], &first["ResourceStatus"]),
+        (
+            &serde_json::json!("cli"),
+            &serde_json::json!("CREATE_COMPLETE")
+        ),
+        "newest first: {events}"
+    );
+    for (cmd, member) in [
+        ("list-stack-resources", "StackResourceSummaries"),
+        ("describe-stack-resources", "StackResources"),
+    ] {
+        let r = home
+            .aws(&["cloudformation", cmd, "--stack-name", "cli"])
+            .unwrap();
+        let flag = &r[member][0];
+        assert_eq!(flag["LogicalResourceId"], "Flag", "{r}");
+        assert_eq!(flag["PhysicalResourceId"], "/cli/flag", "{r}");
+        assert_eq!(flag["ResourceType"], "AWS::SSM::Parameter", "{r}");
+    }
     let (done, out) = deploy("cli2", &[]);
     assert!(done, "{out}");
     let s = home

@@ -48,6 +48,89 @@ pub async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsRe
             let stacks = views.iter().map(|v| stack(&account, v)).collect();
             Ok(Value::fields([("Stacks", Some(Value::List(stacks)))]))
         }
+        "DescribeStackEvents" => {
+            let name = stack_name_of(input.required("StackName")?);
+            input.set_target(op, name);
+            let v = view(app, &account, name)?;
+            let events = app
+                .stacks
+                .engine(&account)
+                .events(name)
+                .map_err(|e| AwsError::from(engine_error(e)))?;
+            let id = stack_id(&account, name);
+            // Newest first, as CloudFormation lists them.
+            let items = events
+                .into_iter()
+                .rev()
+                .map(|e| {
+                    Value::fields([
+                        ("StackId", Some(Value::Str(id.clone()))),
+                        ("EventId", Some(Value::Str(format!("{}-{}", v.name, e.seq)))),
+                        ("StackName", Some(Value::Str(v.name.clone()))),
+                        ("LogicalResourceId", Some(Value::Str(e.logical_id))),
+                        ("PhysicalResourceId", e.physical_id.map(Value::Str)),
+                        ("ResourceType", Some(Value::Str(e.type_name))),
+                        ("Timestamp", Some(Value::Time(ms(e.timestamp_ms)))),
+                        ("ResourceStatus", Some(Value::Str(e.status))),
+                        ("ResourceStatusReason", e.reason.map(Value::Str)),
+                    ])
+                })
+                .collect();
+            Ok(Value::fields([("StackEvents", Some(Value::List(items)))]))
+        }
+        "DescribeStackResources" | "ListStackResources" => {
+            let name = stack_name_of(input.required("StackName")?);
+            input.set_target(op, name);
+            let v = view(app, &account, name)?;
+            // A resource's status is the stack's last operation's outcome for it.
+            let resource_status = if v
+                .status
+                .map(|s| s.to_string())
+                .is_some_and(|s| s.starts_with("UPDATE"))
+            {
+                "UPDATE_COMPLETE"
+            } else {
+                "CREATE_COMPLETE"
+            };
+            let items = v
+                .deployed
+                .state
+                .resources
+                .iter()
+                .map(|(logical, r)| {
+                    let mut fields = vec![
+                        ("LogicalResourceId".to_owned(), Value::Str(logical.clone())),
+                        (
+                            "PhysicalResourceId".to_owned(),
+                            Value::Str(r.physical_id.clone()),
+                        ),
+                        ("ResourceType".to_owned(), Value::Str(r.type_name.clone())),
+                        ("ResourceStatus".to_owned(), Value::str(resource_status)),
+                    ];
+                    let when = ("Timestamp", "LastUpdatedTimestamp");
+                    if op.name == "DescribeStackResources" {
+                        fields.insert(0, ("StackName".to_owned(), Value::Str(v.name.clone())));
+                        fields.insert(
+                            0,
+                            (
+                                "StackId".to_owned(),
+                                Value::Str(stack_id(&account, &v.name)),
+                            ),
+                        );
+                        fields.push((when.0.to_owned(), Value::Time(updated(&v))));
+                    } else {
+                        fields.push((when.1.to_owned(), Value::Time(updated(&v))));
+                    }
+                    Value::Struct(fields)
+                })
+                .collect();
+            let member = if op.name == "DescribeStackResources" {
+                "StackResources"
+            } else {
+                "StackResourceSummaries"
+            };
+            Ok(Value::fields([(member, Some(Value::List(items)))]))
+        }
         "ListStacks" => {
             input.set_target(op, "*");
             let filter: Vec<&str> = input
@@ -149,7 +232,11 @@ fn status(v: &StackView) -> String {
 }
 
 fn updated(v: &StackView) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(v.last_updated_ms) * 1_000_000)
+    ms(v.last_updated_ms)
+}
+
+fn ms(ms: u64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
