@@ -99,6 +99,10 @@ operations! {
     "cloudformation" DescribeStackEvents => DescribeStack;
     "cloudformation" DescribeStackResources => DescribeStack;
     "cloudformation" ListStackResources => DescribeStack;
+    "elasticloadbalancing" DescribeLoadBalancers => ListLoadBalancers;
+    "elasticloadbalancing" DescribeListeners => DescribeLoadBalancer;
+    "elasticloadbalancing" DescribeTargetGroups => DescribeLoadBalancer;
+    "elasticloadbalancing" DescribeTargetHealth => DescribeTargetHealth;
 }
 
 /// The service a credential scope names, if Spindle answers it.

@@ -585,3 +585,165 @@ out = {
 assert client("ssm", *ro).get_parameter(Name="/app/db")["Parameter"]["Value"] == "v2"
 print(json.dumps(out))
 "#;
+
+/// An HTTP backend on loopback answering 200 to anything, for the load balancer's health
+/// checks; it lives as long as the test process.
+fn backend() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                use std::io::{BufRead, BufReader, Write};
+                let mut r = BufReader::new(&s);
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let _ = (&s).write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn elbv2_describe_calls_show_the_load_balancer_spindle_runs_and_its_real_target_health() {
+    let venv = match venv() {
+        Ok(v) => v,
+        Err(why) => {
+            eprintln!("skipped: {}: {why}", module_path!());
+            return;
+        }
+    };
+    let d = Daemon::start(BIN);
+    d.admin()
+        .create_account(&CreateAccount {
+            name: AccountName::parse("dev").unwrap(),
+            description: String::new(),
+        })
+        .unwrap();
+    let home = AwsHome {
+        dir: tempfile::tempdir().unwrap(),
+        venv,
+    };
+    ok(&home.spindle(
+        &d,
+        &[
+            "--account",
+            "dev",
+            "account",
+            "keys",
+            "create",
+            "--save-aws-profile",
+            "dev",
+        ],
+    ));
+    let (target, port) = (backend(), common::free_port());
+    let t = home.dir.path().join("lb.yaml");
+    std::fs::write(
+        &t,
+        format!(
+            "Resources:
+  Lb:
+    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
+    Properties: {{Name: web}}
+  Tg:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties:
+      Name: web-tg
+      Port: {target}
+      TargetType: ip
+      HealthCheckIntervalSeconds: 2
+      HealthCheckTimeoutSeconds: 1
+      HealthyThresholdCount: 1
+      Targets: [{{Id: 127.0.0.1}}]
+  Http:
+    Type: AWS::ElasticLoadBalancingV2::Listener
+    Properties:
+      LoadBalancerArn: !Ref Lb
+      Port: {port}
+      DefaultActions: [{{Type: forward, TargetGroupArn: !Ref Tg}}]
+"
+        ),
+    )
+    .unwrap();
+    let (done, out) = home.aws_text(&[
+        "cloudformation",
+        "deploy",
+        "--stack-name",
+        "web",
+        "--template-file",
+        t.to_str().unwrap(),
+    ]);
+    if !done {
+        let events = home.aws_text(&[
+            "cloudformation",
+            "describe-stack-events",
+            "--stack-name",
+            "web",
+        ]);
+        panic!("{out}\n{}", events.1);
+    }
+    let lbs = home
+        .aws(&["elbv2", "describe-load-balancers", "--names", "web"])
+        .unwrap();
+    let lb = &lbs["LoadBalancers"][0];
+    assert_eq!(lb["LoadBalancerName"], "web", "{lbs}");
+    let lb_arn = lb["LoadBalancerArn"].as_str().unwrap().to_owned();
+    let listeners = home
+        .aws(&[
+            "elbv2",
+            "describe-listeners",
+            "--load-balancer-arn",
+            &lb_arn,
+        ])
+        .unwrap();
+    assert_eq!(listeners["Listeners"][0]["Port"], port, "{listeners}");
+    let tgs = home
+        .aws(&[
+            "elbv2",
+            "describe-target-groups",
+            "--load-balancer-arn",
+            &lb_arn,
+        ])
+        .unwrap();
+    let tg_arn = tgs["TargetGroups"][0]["TargetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(tgs["TargetGroups"][0]["Port"], target, "{tgs}");
+    // The health checks run for real: the target turns healthy within a few intervals.
+    let mut state = String::new();
+    for _ in 0..40 {
+        let h = home
+            .aws(&[
+                "elbv2",
+                "describe-target-health",
+                "--target-group-arn",
+                &tg_arn,
+            ])
+            .unwrap();
+        assert_eq!(
+            h["TargetHealthDescriptions"][0]["Target"]["Id"], "127.0.0.1",
+            "{h}"
+        );
+        state = h["TargetHealthDescriptions"][0]["TargetHealth"]["State"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if state == "healthy" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(state, "healthy");
+    let (_, err) = home
+        .aws(&["elbv2", "describe-load-balancers", "--names", "nope"])
+        .unwrap_err();
+    assert!(err.contains("LoadBalancerNotFound"), "{err}");
+    home.aws(&["cloudformation", "delete-stack", "--stack-name", "web"])
+        .unwrap();
+    let lbs = home.aws(&["elbv2", "describe-load-balancers"]).unwrap();
+    assert_eq!(lbs["LoadBalancers"], serde_json::json!([]), "{lbs}");
+}
