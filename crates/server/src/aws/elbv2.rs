@@ -92,9 +92,7 @@ pub fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult {
                         ("Port", Some(Value::Int(i64::from(tg.port)))),
                         (
                             "LoadBalancerArns",
-                            Some(Value::List(
-                                lbs.into_iter().map(|a| Value::str(a)).collect(),
-                            )),
+                            Some(Value::List(lbs.into_iter().map(Value::str).collect())),
                         ),
                     ])
                 })
