@@ -747,3 +747,181 @@ fn elbv2_describe_calls_show_the_load_balancer_spindle_runs_and_its_real_target_
     let lbs = home.aws(&["elbv2", "describe-load-balancers"]).unwrap();
     assert_eq!(lbs["LoadBalancers"], serde_json::json!([]), "{lbs}");
 }
+
+/// Operations the conformance run doesn't call, each with where it is covered instead.
+const NOT_IN_CONFORMANCE: &[(&str, &str)] = &[(
+    "elasticloadbalancing.DescribeTargetHealth",
+    "needs a running target group: elbv2_describe_calls_... checks it",
+)];
+
+#[test]
+fn replies_of_every_implemented_operation_conform_to_botocores_models() {
+    let venv = match venv() {
+        Ok(v) => v,
+        Err(why) => {
+            eprintln!("skipped: {}: {why}", module_path!());
+            return;
+        }
+    };
+    let d = Daemon::start(BIN);
+    d.admin()
+        .create_account(&CreateAccount {
+            name: AccountName::parse("dev").unwrap(),
+            description: String::new(),
+        })
+        .unwrap();
+    let home = AwsHome {
+        dir: tempfile::tempdir().unwrap(),
+        venv,
+    };
+    ok(&home.spindle(
+        &d,
+        &[
+            "--account",
+            "dev",
+            "account",
+            "keys",
+            "create",
+            "--save-aws-profile",
+            "dev",
+        ],
+    ));
+    let ops: Vec<String> = spindle_awsapi::OPERATIONS
+        .iter()
+        .map(|o| format!("{}.{}", o.service, o.name))
+        .collect();
+    let r = home.boto3(
+        CONFORMANCE,
+        &[
+            ("OPS", &serde_json::to_string(&ops).unwrap()),
+            ("TEMPLATE", TEMPLATE),
+        ],
+    );
+    assert_eq!(
+        r["unknown"],
+        serde_json::json!([]),
+        "operations botocore's models don't have"
+    );
+    assert_eq!(
+        r["problems"],
+        serde_json::json!([]),
+        "replies that break the models"
+    );
+    let checked: Vec<&str> = r["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for op in &ops {
+        let skipped = NOT_IN_CONFORMANCE.iter().any(|(o, _)| o == op);
+        assert_eq!(
+            checked.contains(&op.as_str()),
+            !skipped,
+            "{op}: called by the conformance run ({checked:?})"
+        );
+    }
+}
+
+/// Calls each implemented operation through boto3 (whose parsers reject malformed XML and
+/// JSON) and checks the parsed reply against the operation's output shape in botocore's
+/// model: every required member present, every member of its modelled type.
+const CONFORMANCE: &str = r#"
+import datetime, json, os
+import boto3, botocore.session
+
+ops = json.loads(os.environ["OPS"])
+template = os.environ["TEMPLATE"]
+session = botocore.session.get_session()
+# botocore names clients and models by their own names, not the signing scope's.
+model_name = lambda scope: {"elasticloadbalancing": "elbv2"}.get(scope, scope)
+clients = {}
+def client(svc):
+    if svc not in clients:
+        clients[svc] = boto3.client(model_name(svc))
+    return clients[svc]
+
+problems, checked = [], []
+unknown = [o for o in ops if o.split(".")[1] not in session.get_service_model(model_name(o.split(".")[0])).operation_names]
+
+def check(shape, value, path):
+    t = shape.type_name
+    if t == "structure":
+        if not isinstance(value, dict):
+            return problems.append(f"{path}: expected a structure, got {value!r}")
+        for req in shape.required_members:
+            if req not in value:
+                problems.append(f"{path}.{req}: required by the model, missing")
+        for name, v in value.items():
+            if name == "ResponseMetadata":
+                continue
+            if name not in shape.members:
+                problems.append(f"{path}.{name}: not a member in the model")
+                continue
+            check(shape.members[name], v, f"{path}.{name}")
+    elif t == "list":
+        if not isinstance(value, list):
+            return problems.append(f"{path}: expected a list, got {value!r}")
+        for i, v in enumerate(value):
+            check(shape.member, v, f"{path}[{i}]")
+    elif t == "map":
+        if not isinstance(value, dict):
+            problems.append(f"{path}: expected a map, got {value!r}")
+    elif t == "string":
+        if not isinstance(value, str):
+            problems.append(f"{path}: expected a string, got {value!r}")
+        elif shape.enum and value not in shape.enum:
+            problems.append(f"{path}: `{value}` is not one of the model's values")
+    elif t in ("integer", "long"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            problems.append(f"{path}: expected an integer, got {value!r}")
+    elif t == "boolean":
+        if not isinstance(value, bool):
+            problems.append(f"{path}: expected a boolean, got {value!r}")
+    elif t == "timestamp":
+        if not isinstance(value, datetime.datetime):
+            problems.append(f"{path}: expected a timestamp, got {value!r}")
+
+def call(op, **params):
+    svc, name = op.split(".")
+    model = session.get_service_model(model_name(svc)).operation_model(name)
+    method = botocore.xform_name(name)
+    try:
+        reply = getattr(client(svc), method)(**params)
+    except Exception as e:
+        problems.append(f"{op}: {e}")
+        return None
+    if model.output_shape is not None:
+        check(model.output_shape, reply, op)
+    checked.append(op)
+    return reply
+
+p = lambda env: [{"ParameterKey": "Env", "ParameterValue": env}]
+cf = "cloudformation."
+call(cf + "CreateStack", StackName="conf", TemplateBody=template, Parameters=p("conf"))
+call(cf + "DescribeStacks", StackName="conf")
+call(cf + "ListStacks")
+call(cf + "GetTemplateSummary", StackName="conf")
+call(cf + "DescribeStackEvents", StackName="conf")
+call(cf + "DescribeStackResources", StackName="conf")
+call(cf + "ListStackResources", StackName="conf")
+call(cf + "ValidateTemplate", TemplateBody=template)
+call(cf + "CreateChangeSet", StackName="conf", ChangeSetName="cs1", TemplateBody=template, Parameters=p("conf2"), ChangeSetType="UPDATE")
+call(cf + "DescribeChangeSet", StackName="conf", ChangeSetName="cs1")
+call(cf + "ListChangeSets", StackName="conf")
+call(cf + "DeleteChangeSet", StackName="conf", ChangeSetName="cs1")
+cs = client("cloudformation").create_change_set(StackName="conf", ChangeSetName="cs2", TemplateBody=template, Parameters=p("conf3"), ChangeSetType="UPDATE")
+call(cf + "ExecuteChangeSet", ChangeSetName=cs["Id"])
+call(cf + "UpdateStack", StackName="conf", TemplateBody=template, Parameters=p("conf4"))
+call("ssm.PutParameter", Name="/x/b", Value="v", Type="String", Overwrite=True)
+call("ssm.GetParameter", Name="/conf4/flag")
+call("ssm.GetParameters", Names=["/conf4/flag", "/nope"])
+call("ssm.GetParametersByPath", Path="/conf4")
+call("ssm.DeleteParameter", Name="/x/b")
+call("sts.GetCallerIdentity")
+call("elasticloadbalancing.DescribeLoadBalancers")
+call("elasticloadbalancing.DescribeTargetGroups")
+call("elasticloadbalancing.DescribeListeners", ListenerArns=["arn:aws:elasticloadbalancing:us-east-1:000000000000:listener/app/none/0/0"])
+call(cf + "DeleteStack", StackName="conf")
+print(json.dumps({"unknown": unknown, "problems": problems, "checked": checked}))
+"#;
