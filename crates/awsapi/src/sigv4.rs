@@ -265,34 +265,38 @@ pub fn verify(
             reason: "SignedHeaders must include `host`".into(),
         });
     }
-    let payload = payload_hash(signed, req)?;
-    let canonical = canonical_request(
-        req,
-        &signed.signed_headers,
-        &payload,
-        signed.expires.is_some(),
-    );
-    let to_sign = string_to_sign(&signed.amz_date, &signed.scope, &canonical);
     let key = signing_key(secret, &signed.scope);
     let sent = hex::decode(&signed.signature).map_err(|_| SigV4Error::Mismatch)?;
-    let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
-    mac.update(to_sign.as_bytes());
-    // `verify_slice` compares in constant time.
-    mac.verify_slice(&sent).map_err(|_| SigV4Error::Mismatch)?;
-    Ok(())
+    for payload in payload_hashes(signed, req)? {
+        let canonical = canonical_request(
+            req,
+            &signed.signed_headers,
+            &payload,
+            signed.expires.is_some(),
+        );
+        let to_sign = string_to_sign(&signed.amz_date, &signed.scope, &canonical);
+        let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
+        mac.update(to_sign.as_bytes());
+        // `verify_slice` compares in constant time.
+        if mac.verify_slice(&sent).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(SigV4Error::Mismatch)
 }
 
-/// The hashed payload line of the canonical request: `x-amz-content-sha256` when sent (it must
-/// match the body unless it is `UNSIGNED-PAYLOAD`), `UNSIGNED-PAYLOAD` for a presigned request
-/// without it, else the body's SHA-256.
-fn payload_hash(signed: &Signed, req: &Request<'_>) -> Result<String, SigV4Error> {
+/// The hashed payload lines the signature may cover: `x-amz-content-sha256` when sent (it
+/// must match the body unless it is `UNSIGNED-PAYLOAD`), else the body's SHA-256; a presigned
+/// request without the header may also have signed `UNSIGNED-PAYLOAD` (S3's form; botocore
+/// signs other services' presigned URLs over the empty body's hash).
+fn payload_hashes(signed: &Signed, req: &Request<'_>) -> Result<Vec<String>, SigV4Error> {
     let body = hex::encode(Sha256::digest(req.body));
     match req.header("x-amz-content-sha256") {
-        Some(UNSIGNED_PAYLOAD) => Ok(UNSIGNED_PAYLOAD.to_owned()),
-        Some(h) if h.eq_ignore_ascii_case(&body) => Ok(body),
+        Some(UNSIGNED_PAYLOAD) => Ok(vec![UNSIGNED_PAYLOAD.to_owned()]),
+        Some(h) if h.eq_ignore_ascii_case(&body) => Ok(vec![body]),
         Some(h) => Err(SigV4Error::PayloadHash { sent: h.to_owned() }),
-        None if signed.expires.is_some() => Ok(UNSIGNED_PAYLOAD.to_owned()),
-        None => Ok(body),
+        None if signed.expires.is_some() => Ok(vec![body, UNSIGNED_PAYLOAD.to_owned()]),
+        None => Ok(vec![body]),
     }
 }
 

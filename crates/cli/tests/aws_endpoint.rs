@@ -509,6 +509,20 @@ fn the_aws_cli_and_boto3_work_against_spindle_and_refusals_are_shaped_and_audite
         assert_eq!(rec.result, *result, "{case}: {rec:?}");
         assert_eq!(rec.error_code.as_deref(), Some(*code), "{case}: {rec:?}");
     }
+    let presigned = results["presigned"]["body"].as_str().unwrap();
+    assert!(
+        presigned.contains(&format!("<Account>{}</Account>", ids["dev"])),
+        "{presigned}"
+    );
+    let tampered = &results["presigned_tampered"];
+    assert_eq!(tampered["status"], 403, "{tampered}");
+    assert!(
+        tampered["body"]
+            .as_str()
+            .unwrap()
+            .contains("<Code>SignatureDoesNotMatch</Code>"),
+        "{tampered}"
+    );
     assert!(results["not_implemented_json"]["message"]
         .as_str()
         .unwrap()
@@ -581,6 +595,20 @@ out = {
     "not_implemented_json": outcome(lambda: client("ssm", *dev).describe_parameters()),
     "not_implemented_query": outcome(lambda: client("cloudformation", *dev).list_stack_sets()),
 }
+# A presigned URL (the query-string form of SigV4). botocore signs a query API's URL with
+# the operation's method, POST, over an empty body.
+import urllib.request, urllib.error
+url = client("sts", *dev).generate_presigned_url("get_caller_identity", ExpiresIn=60)
+post = lambda u: urllib.request.urlopen(urllib.request.Request(u, data=b"", method="POST"))
+try:
+    out["presigned"] = {"body": post(url).read().decode()}
+except urllib.error.HTTPError as e:
+    out["presigned"] = {"body": f"HTTP {e.code}: {e.read().decode()}"}
+try:
+    post(url.replace("X-Amz-Expires=60", "X-Amz-Expires=61"))
+    out["presigned_tampered"] = {"code": None}
+except urllib.error.HTTPError as e:
+    out["presigned_tampered"] = {"status": e.code, "body": e.read().decode()}
 # The read-only key may read.
 assert client("ssm", *ro).get_parameter(Name="/app/db")["Parameter"]["Value"] == "v2"
 print(json.dumps(out))
