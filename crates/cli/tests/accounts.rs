@@ -163,6 +163,7 @@ fn accounts_are_isolated_roles_expire_and_everything_is_audited_and_persists() {
             &CreateKey {
                 allow: vec!["param:Get".into(), "param:List".into()],
                 description: "ro".into(),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -185,6 +186,7 @@ fn accounts_are_isolated_roles_expire_and_everything_is_audited_and_persists() {
         &CreateKey {
             allow: vec!["nosuch:*".into()],
             description: String::new(),
+            ..Default::default()
         },
     ));
     assert_eq!(e.0, 400, "{e:?}");

@@ -58,6 +58,7 @@ fn key(admin_or_key: &Client, allow: &[&str]) -> Result<Credentials, ClientError
         &CreateKey {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             description: String::new(),
+            ..Default::default()
         },
     )
 }

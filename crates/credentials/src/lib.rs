@@ -8,6 +8,8 @@
 //! endpoint = http://127.0.0.1:7420
 //! ```
 
+pub mod aws;
+
 use spindle_model::AccessKeyId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -178,6 +180,21 @@ impl CredentialsFile {
     /// Writes the file atomically (temporary file, then rename) with mode 0600, creating its
     /// directory with mode 0700.
     pub fn save(&self, path: &Path) -> Result<(), CredentialsError> {
+        write_private(path, &self.render())
+    }
+
+    /// Loads `path`, sets `name` to `profile`, and saves it back.
+    pub fn upsert(path: &Path, name: &str, profile: Profile) -> Result<(), CredentialsError> {
+        let mut f = Self::load(path)?;
+        f.profiles.insert(name.to_owned(), profile);
+        f.save(path)
+    }
+}
+
+/// Writes `text` to `path` atomically (temporary file, then rename) with mode 0600, creating
+/// its directory with mode 0700.
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), CredentialsError> {
+    {
         use std::io::Write;
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let werr = |source| CredentialsError::Write {
@@ -199,17 +216,10 @@ impl CredentialsFile {
             .mode(0o600)
             .open(&tmp)
             .map_err(werr)?;
-        f.write_all(self.render().as_bytes())
+        f.write_all(text.as_bytes())
             .and_then(|_| f.sync_all())
             .map_err(werr)?;
         std::fs::rename(&tmp, path).map_err(werr)
-    }
-
-    /// Loads `path`, sets `name` to `profile`, and saves it back.
-    pub fn upsert(path: &Path, name: &str, profile: Profile) -> Result<(), CredentialsError> {
-        let mut f = Self::load(path)?;
-        f.profiles.insert(name.to_owned(), profile);
-        f.save(path)
     }
 }
 

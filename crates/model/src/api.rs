@@ -84,6 +84,10 @@ pub struct CreateKey {
     pub allow: Vec<String>,
     #[serde(default)]
     pub description: String,
+    /// An AWS-compatible key: the daemon also keeps its secret, sealed, so that the AWS
+    /// endpoint can verify SigV4 signatures (which need the secret itself).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub aws: bool,
 }
 
 /// A key's id and secret: returned once, when the key is created or a role is assumed.
@@ -96,6 +100,10 @@ pub struct Credentials {
     /// Set for short-lived credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiration: Option<String>,
+    /// For an AWS-compatible key: the daemon's AWS endpoint (`http://127.0.0.1:4566`), when
+    /// it listens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

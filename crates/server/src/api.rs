@@ -81,6 +81,12 @@ impl ApiError {
             message.to_owned(),
         )
     }
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
     pub fn status(&self) -> StatusCode {
         self.status
     }

@@ -29,6 +29,10 @@ pub struct App {
     pub apt: Arc<crate::apt::AptService>,
     /// Hosted git repositories and the pipeline runs their pushes start.
     pub git: Arc<crate::git::GitService>,
+    /// Seals the secrets of AWS-compatible keys (`aws-secrets.key`); set by `Server::bind`.
+    pub aws_secrets: Option<Arc<crate::sealer::Sealer>>,
+    /// The AWS-compatible endpoint's URL, when it listens; set by `Server::bind`.
+    pub aws_endpoint: Option<String>,
 }
 
 impl App {
@@ -68,6 +72,8 @@ impl App {
         });
         Self {
             git: Arc::new(crate::git::GitService::new(&store, endpoint)),
+            aws_secrets: None,
+            aws_endpoint: None,
             apt,
             stacks: Arc::new(
                 crate::stacks::Stacks::new(store.clone(), endpoint, ec2.clone(), elb.clone())

@@ -51,6 +51,27 @@ pub struct Call {
 }
 
 impl Call {
+    /// A call authenticated another way (the AWS endpoint's SigV4, `crate::aws`).
+    pub(crate) fn new(caller: Caller, action: Action, body: Bytes, ctx: AuditCtx) -> Self {
+        Call {
+            caller,
+            action,
+            body,
+            ctx,
+        }
+    }
+
+    /// The same caller and audit record doing `action` with a REST request `body`: how the
+    /// AWS endpoint reuses a REST handler for an operation.
+    pub(crate) fn derive(&self, action: Action, body: Bytes) -> Self {
+        Call {
+            caller: self.caller.clone(),
+            action,
+            body,
+            ctx: self.ctx.clone(),
+        }
+    }
+
     pub fn set_target(&self, target: String) {
         self.ctx.update(|a| a.target = target);
     }

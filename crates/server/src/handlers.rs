@@ -163,6 +163,7 @@ pub async fn create_key(
         &req.description,
         None,
         &call.caller.key_id,
+        req.aws,
     )
     .await?;
     call.set_target(format!("account/{account}/keys/{}", creds.access_key_id));
@@ -177,6 +178,7 @@ struct Session<'a> {
 }
 
 /// Generates a key and its secret, stores the derived signing key, returns the secret once.
+/// An `aws` key also keeps its secret, sealed, for SigV4 (`crate::aws`).
 async fn issue_key(
     app: &App,
     a: &Account,
@@ -184,6 +186,7 @@ async fn issue_key(
     description: &str,
     session: Option<Session<'_>>,
     source: &AccessKeyId,
+    aws: bool,
 ) -> Res<Credentials> {
     let (id, secret) = {
         let mut rng = rand::thread_rng();
@@ -197,21 +200,27 @@ async fn issue_key(
     let key = tokio::task::spawn_blocking(move || spindle_auth::derive_signing_key(&id2, &secret2))
         .await
         .map_err(|_| ApiError::internal("key derivation failed"))?;
-    app.store.insert_key(
-        &NewKey {
-            id: &id,
-            account_id: &a.id,
-            signing_key: &key.0,
-            admin: false,
-            allow,
-            description,
-            expires_unix: session.as_ref().map(|s| s.expires_unix),
-            role_name: session.as_ref().map(|s| s.role.as_str()),
-            session_name: session.as_ref().map(|s| s.name),
-            source_key_id: Some(source),
-        },
-        now(),
-    )?;
+    let new_key = NewKey {
+        id: &id,
+        account_id: &a.id,
+        signing_key: &key.0,
+        admin: false,
+        allow,
+        description,
+        expires_unix: session.as_ref().map(|s| s.expires_unix),
+        role_name: session.as_ref().map(|s| s.role.as_str()),
+        session_name: session.as_ref().map(|s| s.name),
+        source_key_id: Some(source),
+    };
+    if aws {
+        let sealer = app.aws_secrets.as_ref().ok_or_else(|| {
+            ApiError::internal("this daemon has no sealing key for AWS-compatible secrets")
+        })?;
+        app.store
+            .insert_aws_key(&new_key, &sealer.seal_str(&secret), now())?;
+    } else {
+        app.store.insert_key(&new_key, now())?;
+    }
     let expiration = session.map(|s| {
         time::OffsetDateTime::from_unix_timestamp(s.expires_unix)
             .ok()
@@ -227,6 +236,7 @@ async fn issue_key(
         account_id: a.id.clone(),
         account_name: a.name.clone(),
         expiration,
+        aws_endpoint: if aws { app.aws_endpoint.clone() } else { None },
     })
 }
 
@@ -416,6 +426,7 @@ pub async fn assume_role(State(app): State<App>, call: Call) -> Res<Json<Credent
         &format!("session of role {}", role.name),
         Some(session),
         &call.caller.key_id,
+        false,
     )
     .await?;
     Ok(Json(creds))

@@ -13,6 +13,7 @@ mod apt_handlers;
 mod asg_handlers;
 mod audit;
 mod auth;
+mod aws;
 mod bootstrap;
 mod datadir;
 mod devbox_handlers;
@@ -59,11 +60,17 @@ pub struct ServerConfig {
     /// Auto scaling's scale-in stabilization ([`spindle_autoscale::Rules::scale_in_seconds`]);
     /// `None`: the default (60 s).
     pub asg_scale_in_seconds: Option<u64>,
+    /// The AWS-compatible endpoint's address (`crate::aws`); `None` turns it off.
+    pub aws_listen: Option<SocketAddr>,
+    /// Whether failing to bind `aws_listen` stops the start (an address the user asked for)
+    /// or only warns (the default address, which another daemon on this host may hold).
+    pub aws_listen_required: bool,
 }
 
 /// A daemon that holds its data dir and has bound its socket, ready to serve.
 pub struct Server {
     listener: tokio::net::TcpListener,
+    aws_listener: Option<tokio::net::TcpListener>,
     app: app::App,
     _data_dir: DataDir,
     local_addr: SocketAddr,
@@ -148,7 +155,7 @@ impl Server {
         spindle_git::Repos::open(&data_dir.path().join("git")).map_err(|e| ServerError::Git {
             detail: api::error_chain(&e),
         })?;
-        let app = app::App::new(
+        let mut app = app::App::new(
             store,
             boot,
             &endpoint,
@@ -158,6 +165,18 @@ impl Server {
             Arc::new(apt),
             config.asg_scale_in_seconds,
         );
+        let aws_secrets = data_dir.path().join("aws-secrets.key");
+        app.aws_secrets = Some(Arc::new(sealer::Sealer::open(&aws_secrets).map_err(
+            |e| ServerError::Bootstrap {
+                source: Box::new(e),
+            },
+        )?));
+        let aws_listener = bind_aws(config).await?;
+        let aws_endpoint = aws_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| format!("http://{a}"));
+        app.aws_endpoint = aws_endpoint.clone();
         // Auto scaling groups register their instances with the target groups, drain them
         // before terminating them and scale on the load balancers' 1-second metrics.
         if let Some(asg) = &app.autoscaling {
@@ -178,10 +197,12 @@ impl Server {
             endpoint: endpoint.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             admin_profile,
+            aws_endpoint,
         })?;
         tracing::info!(%endpoint, data_dir = %config.data_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "spindle server listening");
         Ok(Self {
             listener,
+            aws_listener,
             app,
             _data_dir: data_dir,
             local_addr,
@@ -202,19 +223,52 @@ impl Server {
             .autoscaling
             .clone()
             .map(asg_handlers::spawn_controller);
+        // One shutdown for both listeners: the AWS endpoint stops when the API does.
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let aws = self.aws_listener.map(|l| {
+            let router = aws::router(self.app.clone());
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(l, router).with_graceful_shutdown(stop).await {
+                    tracing::error!(error = %e, "the AWS-compatible endpoint failed");
+                }
+            })
+        });
         let router = api::router(self.app);
-        axum::serve(
+        let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServerError::Serve { source })?;
+        .await;
+        let _ = stop_tx.send(true);
+        if let Some(task) = aws {
+            let _ = task.await;
+        }
+        served.map_err(|source| ServerError::Serve { source })?;
         if let Some(c) = controller {
             c.abort();
         }
         tracing::info!("spindle server stopped");
         Ok(())
+    }
+}
+
+/// Binds the AWS-compatible endpoint's listener. The default address may be held by another
+/// daemon on this host: then the endpoint is off, with a warning.
+async fn bind_aws(config: &ServerConfig) -> Result<Option<tokio::net::TcpListener>, ServerError> {
+    let Some(addr) = config.aws_listen else {
+        return Ok(None);
+    };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(Some(l)),
+        Err(source) if config.aws_listen_required => Err(ServerError::Bind { addr, source }),
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "the AWS-compatible endpoint is off: its default address is taken (pass --aws-listen ADDR)");
+            Ok(None)
+        }
     }
 }
 

@@ -102,7 +102,7 @@ pub async fn validate_template(
 
 /// The providers' rules plus those about grants the caller doesn't hold (such as a wider
 /// seccomp profile), which need the caller and so can't be a provider's own.
-fn with_grant_rules(
+pub(crate) fn with_grant_rules(
     mut diags: Vec<spindle_template::Diagnostic>,
     view: &ResourceView<'_>,
     grants: &[String],

@@ -70,30 +70,38 @@ fn access_key(r: &Row<'_>) -> rusqlite::Result<AccessKey> {
     })
 }
 
+/// Inserts a key in `tx`: [`Store::insert_key`], and the AWS-compatible keys of `aws_keys.rs`
+/// with their sealed secret in the same transaction.
+pub(crate) fn insert_key_in(
+    tx: &rusqlite::Transaction<'_>,
+    k: &NewKey<'_>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO access_keys(id, account_id, signing_key, status, created, allow, description, admin,
+                                 expires_unix, role_name, session_name, source_key_id)
+         VALUES (?1, ?2, ?3, 'Active', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        rusqlite::params![
+            k.id.as_str(),
+            k.account_id.as_str(),
+            &k.signing_key[..],
+            fmt_time(now),
+            json_list(k.allow),
+            k.description,
+            k.admin,
+            k.expires_unix,
+            k.role_name,
+            k.session_name,
+            k.source_key_id.map(|s| s.as_str()),
+        ],
+    )
+    .map_err(conflict(|| format!("access key {}", k.id)))?;
+    Ok(())
+}
+
 impl Store {
     pub fn insert_key(&self, k: &NewKey<'_>, now: OffsetDateTime) -> Result<(), StoreError> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO access_keys(id, account_id, signing_key, status, created, allow, description, admin,
-                                         expires_unix, role_name, session_name, source_key_id)
-                 VALUES (?1, ?2, ?3, 'Active', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                rusqlite::params![
-                    k.id.as_str(),
-                    k.account_id.as_str(),
-                    &k.signing_key[..],
-                    fmt_time(now),
-                    json_list(k.allow),
-                    k.description,
-                    k.admin,
-                    k.expires_unix,
-                    k.role_name,
-                    k.session_name,
-                    k.source_key_id.map(|s| s.as_str()),
-                ],
-            )
-            .map_err(conflict(|| format!("access key {}", k.id)))?;
-            Ok(())
-        })
+        self.write(|tx| insert_key_in(tx, k, now))
     }
 
     /// The credential for an access key id, active or not.

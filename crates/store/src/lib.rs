@@ -11,6 +11,7 @@ mod accounts;
 mod apt;
 mod audit;
 mod audit_scope;
+mod aws_keys;
 mod change_sets;
 mod engine_state;
 mod error;

@@ -203,6 +203,14 @@ pub const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (run_id, job) REFERENCES pipeline_jobs(run_id, job) ON DELETE CASCADE
     ) STRICT;
     "#,
+    // 8: the secrets of AWS-compatible access keys, sealed by the daemon (SigV4 needs the
+    // secret itself, so a derived key is not enough); the key's row stays in access_keys.
+    r#"
+    CREATE TABLE aws_secrets (
+        key_id TEXT PRIMARY KEY REFERENCES access_keys(id) ON DELETE CASCADE,
+        sealed TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -249,6 +257,7 @@ pub fn rewind(path: &Path, version: i64) -> Result<(), StoreError> {
             7,
             "DROP TABLE pipeline_steps; DROP TABLE pipeline_jobs; DROP TABLE pipeline_runs;",
         ),
+        (8, "DROP TABLE aws_secrets;"),
     ];
     let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
         path: path.to_owned(),

@@ -158,10 +158,12 @@ impl Daemon {
         self.child.as_ref().map(Child::id)
     }
 
-    /// `spindle server` on this data dir and credentials file, on a random port.
+    /// `spindle server` on this data dir and credentials file, on a random port (and the AWS
+    /// endpoint on another).
     pub fn server_command(&self) -> Command {
         let mut c = Command::new(&self.bin);
-        c.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        c.args(["server", "--listen", "127.0.0.1:0"])
+            .args(["--aws-listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.data_dir())
             .arg("--credentials-file")
             .arg(self.credentials_file());
@@ -308,6 +310,15 @@ impl Drop for Daemon {
     }
 }
 
+impl Daemon {
+    /// The AWS-compatible endpoint (`http://127.0.0.1:PORT`) from the daemon's `server.json`.
+    pub fn aws_endpoint(&self) -> Option<String> {
+        let bytes = std::fs::read(self.data_dir().join("server.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        v.get("aws_endpoint")?.as_str().map(str::to_owned)
+    }
+}
+
 /// The `endpoint` of a daemon's `server.json`.
 fn endpoint_of(info: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(info).ok()?;
@@ -367,7 +378,7 @@ mod tests {
                 .server_command()
                 .get_args()
                 .map(|a| a.to_string_lossy().into_owned())
-                .skip(7)
+                .skip(9)
                 .collect();
             let mut expected: Vec<String> = want.iter().map(|s| s.to_string()).collect();
             expected.push("--x".into());

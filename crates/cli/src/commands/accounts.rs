@@ -119,12 +119,25 @@ fn keys(cx: &Context, cmd: KeysCmd) -> Result<()> {
             allow,
             description,
             save_profile,
+            aws,
+            save_aws_profile,
         } => {
+            let aws = aws || save_aws_profile.is_some();
             let creds = c
-                .create_key(&account, &CreateKey { allow, description })
+                .create_key(
+                    &account,
+                    &CreateKey {
+                        allow,
+                        description,
+                        aws,
+                    },
+                )
                 .map_err(api_err)?;
             if let Some(p) = &save_profile {
                 cx.save_profile(p, &creds)?;
+            }
+            if let Some(p) = &save_aws_profile {
+                save_aws(cx, p, &creds)?;
             }
             print_credentials(cx, &creds, save_profile.as_deref());
         }
@@ -158,6 +171,37 @@ fn keys(cx: &Context, cmd: KeysCmd) -> Result<()> {
                 println!("Revoked {id}.");
             }
         }
+    }
+    Ok(())
+}
+
+/// Writes an AWS-compatible key to the `aws` CLI's files, with the daemon's AWS endpoint.
+fn save_aws(cx: &Context, profile: &str, creds: &Credentials) -> Result<()> {
+    use spindle_client::credentials::aws;
+    let endpoint = creds.aws_endpoint.as_deref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "the daemon's AWS-compatible endpoint is off (start it with `spindle server --aws-listen ADDR`); the key {} was created but not saved as an aws profile",
+            creds.access_key_id
+        )
+    })?;
+    let (credentials, config) = aws::default_paths()?;
+    aws::save(
+        &credentials,
+        &config,
+        &aws::AwsProfile {
+            name: profile,
+            access_key_id: creds.access_key_id.as_str(),
+            secret_access_key: &creds.secret_access_key,
+            region: "us-east-1",
+            endpoint_url: endpoint,
+        },
+    )?;
+    if !cx.json() {
+        eprintln!(
+            "Saved as aws profile `{profile}` in {} and {} (endpoint_url {endpoint}).",
+            credentials.display(),
+            config.display()
+        );
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `spindle server`: the daemon in the foreground.
 
-use crate::cli::{DaemonArgs, Global, LogFormat, ServerArgs};
+use crate::cli::{AwsListen, DaemonArgs, Global, LogFormat, ServerArgs};
 use anyhow::{Context as _, Result};
 use spindle_client::CredentialsFile;
 use spindle_server::{Server, ServerConfig};
@@ -45,6 +45,12 @@ pub fn run(args: &ServerArgs, global: &Global) -> Result<()> {
         runtime_prefix: (!args.no_runtime).then(|| args.runtime_prefix.clone()),
         lb_address: args.lb_address,
         asg_scale_in_seconds: args.asg_scale_in_seconds,
+        aws_listen: match args.aws_listen {
+            None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 4566))),
+            Some(AwsListen::Off) => None,
+            Some(AwsListen::At(a)) => Some(a),
+        },
+        aws_listen_required: args.aws_listen.is_some(),
     };
     // Key derivation allocates 19 MiB at a time. A fixed mmap threshold makes glibc hand such
     // blocks back to the kernel when freed, instead of keeping them in the heap, so an idle
