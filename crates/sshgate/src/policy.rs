@@ -74,7 +74,7 @@ pub fn check(cert: &Certificate, expect: &Expect<'_>) -> Result<(), Refusal> {
         .signature_key()
         .fingerprint(HashAlg::Sha256)
         .to_string();
-    if !expect.trusted_cas.iter().any(|t| *t == ca) {
+    if !expect.trusted_cas.contains(&ca) {
         return Err(Refusal::UnknownCa(ca));
     }
     if cert.verify_signature().is_err() {
