@@ -74,6 +74,8 @@ pub enum Command {
     Deny(DenyCmd),
     /// Read the audit log: every change and every refused call
     Audit(AuditArgs),
+    /// SSH through the account's bastion: `ssh cert`, `ssh config`, `ssh INSTANCE [-- CMD]`
+    Ssh(crate::commands::ssh::SshArgs),
     /// Manage the parameter store (like SSM Parameter Store)
     #[command(subcommand)]
     Param(ParamCmd),
@@ -170,6 +172,14 @@ pub struct ServerArgs {
     /// in [default: 60]
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub asg_scale_in_seconds: Option<u64>,
+    /// Where the SSH bastion (the jump host for `ssh -J`) listens; `off` runs none
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:2222",
+        env = "SPINDLE_SSH_LISTEN"
+    )]
+    pub ssh_listen: String,
     /// Don't serve: mint a new admin credential for the data dir and write it to the
     /// credentials file (under --profile if that is free, else a name of its own), revoking
     /// nothing. The way back in when the admin secret is lost. Run it on the daemon's host as

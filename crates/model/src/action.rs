@@ -131,6 +131,9 @@ actions! {
     DescribeMirror => "mirror:Describe", false, false;
     UpdateMirror => "mirror:Update", false, true;
     DropMirror => "mirror:Drop", false, true;
+    SignSshCertificate => "bastion:SignCertificate", false, true;
+    DescribeBastion => "bastion:Describe", false, false;
+    BastionConnect => "bastion:Connect", false, false;
 }
 
 impl Action {

@@ -13,6 +13,7 @@ pub mod devbox;
 pub mod ids;
 pub mod lb;
 pub mod owner;
+pub mod ssh;
 
 pub use action::Action;
 pub use ids::{

@@ -320,6 +320,8 @@ fn api_routes() -> Api {
         GET "/v1/accounts/{account}/mirrors/{mirror}" DescribeMirror => aph::describe_mirror;
         DELETE "/v1/accounts/{account}/mirrors/{mirror}" DropMirror => aph::drop_mirror;
         POST "/v1/accounts/{account}/mirrors/{mirror}/update" UpdateMirror => aph::update_mirror;
+        GET "/v1/accounts/{account}/ssh" DescribeBastion => crate::bastion::describe;
+        POST "/v1/accounts/{account}/ssh/certificates" SignSshCertificate => crate::bastion::sign_certificate;
     )
 }
 

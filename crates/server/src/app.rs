@@ -27,6 +27,8 @@ pub struct App {
     pub autoscaling: Option<Arc<spindle_providers::AutoScaling>>,
     /// Apt repositories, snapshots and publications.
     pub apt: Arc<crate::apt::AptService>,
+    /// The SSH bastion: accounts' CAs and the jump host.
+    pub bastion: Arc<crate::bastion::Bastion>,
 }
 
 impl App {
@@ -64,12 +66,19 @@ impl App {
                 },
             )
         });
+        let stacks = Arc::new(
+            crate::stacks::Stacks::new(store.clone(), endpoint, ec2.clone(), elb.clone())
+                .with_autoscaling(autoscaling.clone()),
+        );
+        let bastion = Arc::new(crate::bastion::Bastion::open(
+            store.clone(),
+            stacks.sealer.clone(),
+            runtime.clone(),
+        ));
         Self {
             apt,
-            stacks: Arc::new(
-                crate::stacks::Stacks::new(store.clone(), endpoint, ec2.clone(), elb.clone())
-                    .with_autoscaling(autoscaling.clone()),
-            ),
+            bastion,
+            stacks,
             elb,
             autoscaling,
             runtime,

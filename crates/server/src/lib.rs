@@ -13,6 +13,7 @@ mod apt_handlers;
 mod asg_handlers;
 mod audit;
 mod auth;
+mod bastion;
 mod bootstrap;
 mod datadir;
 mod devbox_handlers;
@@ -56,6 +57,8 @@ pub struct ServerConfig {
     /// Auto scaling's scale-in stabilization ([`spindle_autoscale::Rules::scale_in_seconds`]);
     /// `None`: the default (60 s).
     pub asg_scale_in_seconds: Option<u64>,
+    /// Where the SSH bastion's jump host listens (`127.0.0.1:2222` from the CLI); `None`: off.
+    pub ssh_listen: Option<String>,
 }
 
 /// A daemon that holds its data dir and has bound its socket, ready to serve.
@@ -145,6 +148,9 @@ impl Server {
                 tokio::runtime::Handle::current(),
             ));
         }
+        if let Some(addr) = &config.ssh_listen {
+            app.bastion.start_gate(addr).await;
+        }
         // Load balancers come back before stack recovery, which may change them.
         elb.restore().await;
         // Finish what a previous daemon left in progress, in the background: a stack that
@@ -181,6 +187,7 @@ impl Server {
             .autoscaling
             .clone()
             .map(asg_handlers::spawn_controller);
+        let bastion = self.app.bastion.clone();
         let router = api::router(self.app);
         axum::serve(
             self.listener,
@@ -192,6 +199,7 @@ impl Server {
         if let Some(c) = controller {
             c.abort();
         }
+        bastion.stop_gate();
         tracing::info!("spindle server stopped");
         Ok(())
     }

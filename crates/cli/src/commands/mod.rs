@@ -14,6 +14,7 @@ mod params;
 mod pipeline;
 mod pkg;
 pub mod server;
+pub mod ssh;
 mod stack_ops;
 mod stacks;
 mod up;
@@ -77,6 +78,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Key(c) => apt::key(&cx, c),
                 Command::Db(c) => apt::db(&cx, c),
                 Command::Mirror(c) => apt::mirror(&cx, c),
+                Command::Ssh(a) => ssh::run(&cx, a),
                 Command::Server(_)
                 | Command::Completions { .. }
                 | Command::Pkg(_)

@@ -45,6 +45,7 @@ pub fn run(args: &ServerArgs, global: &Global) -> Result<()> {
         runtime_prefix: (!args.no_runtime).then(|| args.runtime_prefix.clone()),
         lb_address: args.lb_address,
         asg_scale_in_seconds: args.asg_scale_in_seconds,
+        ssh_listen: (args.ssh_listen != "off").then(|| args.ssh_listen.clone()),
     };
     // Key derivation allocates 19 MiB at a time. A fixed mmap threshold makes glibc hand such
     // blocks back to the kernel when freed, instead of keeping them in the heap, so an idle
