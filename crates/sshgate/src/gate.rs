@@ -312,15 +312,16 @@ impl russh::server::Handler for Conn {
                 });
                 Ok(false)
             }
-            Ok(mut upstream) => {
+            Ok(upstream) => {
                 let backend = self.backend.clone();
                 tokio::spawn(async move {
-                    let mut down = channel.into_stream();
-                    let (up, dn, reason) =
-                        match tokio::io::copy_bidirectional(&mut down, &mut upstream).await {
-                            Ok((up, dn)) => (up, dn, "ok".to_string()),
-                            Err(e) => (0, 0, format!("ok: ended by {e}")),
-                        };
+                    let (cr, cw) = tokio::io::split(channel.into_stream());
+                    let (ur, uw) = upstream.into_split();
+                    let ((up, e1), (dn, e2)) = tokio::join!(pump(cr, uw), pump(ur, cw));
+                    let reason = match e1.or(e2) {
+                        None => "ok".to_string(),
+                        Some(e) => format!("ok: ended by {e}"),
+                    };
                     backend.record(Attempt {
                         allowed: true,
                         reason,
@@ -334,4 +335,29 @@ impl russh::server::Handler for Conn {
             }
         }
     }
+}
+
+/// Copies `from` to `to` until EOF or an error, then shuts `to` down; returns the bytes
+/// copied (counted even when the copy ends in an error) and the error.
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+) -> (u64, Option<std::io::Error>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    let err = loop {
+        match from.read(&mut buf).await {
+            Ok(0) => break None,
+            Ok(n) => {
+                if let Err(e) = to.write_all(&buf[..n]).await {
+                    break Some(e);
+                }
+                total += n as u64;
+            }
+            Err(e) => break Some(e),
+        }
+    };
+    let _ = to.shutdown().await;
+    (total, err)
 }
