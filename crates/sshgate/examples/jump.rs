@@ -54,7 +54,10 @@ async fn main() {
     let dir = PathBuf::from(dir);
     let ca = UserCa::generate();
     let public = std::fs::read_to_string(dir.join("id.pub")).expect("DIR/id.pub");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let cert = ca
         .sign(&CertRequest {
             public_key: &public,
@@ -71,7 +74,9 @@ async fn main() {
     let backend = Arc::new(Loopback {
         ca: ca.fingerprint(),
     });
-    let gate = Gate::start("127.0.0.1:0", host, backend).await.expect("listen");
+    let gate = Gate::start("127.0.0.1:0", host, backend)
+        .await
+        .expect("listen");
     std::fs::write(dir.join("gate.port"), gate.local_addr.port().to_string()).unwrap();
     std::future::pending::<()>().await;
 }

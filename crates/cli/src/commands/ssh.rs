@@ -68,11 +68,19 @@ fn identity(given: Option<PathBuf>) -> Result<PathBuf> {
 
 /// Where `spindle ssh cert` writes the certificate and the bastion's known_hosts line.
 fn cert_path(account: &str) -> Result<PathBuf> {
-    Ok(ssh_dir()?.join(format!("spindle-{account}-cert.pub")))
+    Ok(cert_in(&ssh_dir()?, account))
 }
 
 fn known_hosts_path(account: &str) -> Result<PathBuf> {
-    Ok(ssh_dir()?.join(format!("spindle-{account}-known_hosts")))
+    Ok(known_hosts_in(&ssh_dir()?, account))
+}
+
+fn cert_in(dir: &Path, account: &str) -> PathBuf {
+    dir.join(format!("spindle-{account}-cert.pub"))
+}
+
+fn known_hosts_in(dir: &Path, account: &str) -> PathBuf {
+    dir.join(format!("spindle-{account}-known_hosts"))
 }
 
 /// `host:port` → the `[host]:port` form known_hosts uses (plain `host` for port 22).
@@ -131,7 +139,7 @@ fn sign(
 }
 
 /// The `~/.ssh/config` block for `account`'s bastion.
-fn config_block(account: &str, info: &BastionInfo, key: &Path) -> Result<String> {
+fn config_block(account: &str, info: &BastionInfo, key: &Path, dir: &Path) -> Result<String> {
     let addr = info.address.as_deref().ok_or_else(|| {
         hinted(
             "the daemon runs no SSH bastion",
@@ -139,8 +147,8 @@ fn config_block(account: &str, info: &BastionInfo, key: &Path) -> Result<String>
         )
     })?;
     let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "22"));
-    let cert = cert_path(account)?;
-    let known = known_hosts_path(account)?;
+    let cert = cert_in(dir, account);
+    let known = known_hosts_in(dir, account);
     Ok(format!(
         "# Spindle SSH bastion for account {account} (CA {fp}).\n\
          # `spindle ssh cert` refreshes {cert}.\n\
@@ -195,7 +203,7 @@ pub fn run(cx: &Context, args: SshArgs) -> Result<()> {
         Some(SshCmd::Config { identity: id }) => {
             let key = identity(id)?;
             let info = cx.client()?.describe_bastion(&account).map_err(api_err)?;
-            print!("{}", config_block(&account, &info, &key)?);
+            print!("{}", config_block(&account, &info, &key, &ssh_dir()?)?);
             Ok(())
         }
         None => {
@@ -266,9 +274,8 @@ mod tests {
             address: Some("127.0.0.1:2222".into()),
             host_public_key: Some("ssh-ed25519 BBBB".into()),
         };
-        std::env::set_var("HOME", "/home/u");
-        let block =
-            config_block("123456789012", &info, Path::new("/home/u/.ssh/id_ed25519")).unwrap();
+        let dir = Path::new("/home/u/.ssh");
+        let block = config_block("123456789012", &info, &dir.join("id_ed25519"), dir).unwrap();
         for want in [
             "Host spindle-bastion-123456789012\n",
             "    HostName 127.0.0.1\n    Port 2222\n",
@@ -282,6 +289,6 @@ mod tests {
             address: None,
             ..info
         };
-        assert!(config_block("1", &off, Path::new("k")).is_err());
+        assert!(config_block("1", &off, Path::new("k"), dir).is_err());
     }
 }
