@@ -369,7 +369,7 @@ mod tests {
                 .server_command()
                 .get_args()
                 .map(|a| a.to_string_lossy().into_owned())
-                .skip(7)
+                .skip(9)
                 .collect();
             let mut expected: Vec<String> = want.iter().map(|s| s.to_string()).collect();
             expected.push("--x".into());
