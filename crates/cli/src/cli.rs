@@ -322,6 +322,10 @@ pub struct AuditArgs {
     /// At most this many records
     #[arg(long, default_value_t = 1000)]
     pub limit: u32,
+    /// Only the records of this service among them (`ssh` for the bastion's logins and
+    /// connections, or a service such as `stack`, `key`)
+    #[arg(long)]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -314,6 +314,22 @@ fn ssh_cert_signs_with_the_accounts_sealed_ca_and_the_bastion_checks_grants_per_
         e.target
     );
 
+    // `spindle audit --kind ssh` shows the bastion's records only.
+    let o = d.cli(&["audit", "--kind", "ssh", "--output", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown: Vec<AuditEvent> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(
+        shown.iter().all(|e| e.action.starts_with("bastion:")),
+        "{shown:#?}"
+    );
+    assert!(
+        shown.iter().any(|e| e
+            .error_code
+            .as_deref()
+            .is_some_and(|c| c.starts_with("wrong-principal:"))),
+        "{shown:#?}"
+    );
+
     // Signing is audited as a mutating call.
     let signed = d
         .admin()
