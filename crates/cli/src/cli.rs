@@ -74,6 +74,8 @@ pub enum Command {
     Deny(DenyCmd),
     /// Read the audit log: every change and every refused call
     Audit(AuditArgs),
+    /// SSH through the account's bastion: `ssh cert`, `ssh config`, `ssh INSTANCE [-- CMD]`
+    Ssh(crate::commands::ssh::SshArgs),
     /// Manage the parameter store (like SSM Parameter Store)
     #[command(subcommand)]
     Param(ParamCmd),
@@ -177,6 +179,14 @@ pub struct ServerArgs {
     /// with a warning if another process holds it]
     #[arg(long, value_name = "ADDR|off", value_parser = parse_aws_listen)]
     pub aws_listen: Option<AwsListen>,
+    /// Where the SSH bastion (the jump host for `ssh -J`) listens; `off` runs none
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:2222",
+        env = "SPINDLE_SSH_LISTEN"
+    )]
+    pub ssh_listen: String,
     /// Don't serve: mint a new admin credential for the data dir and write it to the
     /// credentials file (under --profile if that is free, else a name of its own), revoking
     /// nothing. The way back in when the admin secret is lost. Run it on the daemon's host as
@@ -327,6 +337,10 @@ pub struct AuditArgs {
     /// At most this many records
     #[arg(long, default_value_t = 1000)]
     pub limit: u32,
+    /// Only the records of this service among them (`ssh` for the bastion's logins and
+    /// connections, or a service such as `stack`, `key`)
+    #[arg(long)]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -631,6 +631,7 @@ impl Client {
 mod asg;
 mod devbox;
 mod git;
+mod ssh;
 
 pub(crate) mod method {
     pub const GET: &str = "GET";

@@ -138,6 +138,9 @@ actions! {
     GitPush => "git:Push", false, true;
     ListPipelineRuns => "pipeline:ListRuns", false, false;
     DescribePipelineRun => "pipeline:DescribeRun", false, false;
+    SignSshCertificate => "bastion:SignCertificate", false, true;
+    DescribeBastion => "bastion:Describe", false, false;
+    BastionConnect => "bastion:Connect", false, false;
 }
 
 impl Action {

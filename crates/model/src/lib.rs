@@ -14,6 +14,7 @@ pub mod ids;
 pub mod lb;
 pub mod owner;
 pub mod pipeline;
+pub mod ssh;
 
 pub use action::Action;
 pub use ids::{

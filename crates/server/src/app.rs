@@ -33,6 +33,8 @@ pub struct App {
     pub aws_secrets: Option<Arc<crate::sealer::Sealer>>,
     /// The AWS-compatible endpoint's URL, when it listens; set by `Server::bind`.
     pub aws_endpoint: Option<String>,
+    /// The SSH bastion: accounts' CAs and the jump host.
+    pub bastion: Arc<crate::bastion::Bastion>,
 }
 
 impl App {
@@ -70,15 +72,22 @@ impl App {
                 },
             )
         });
+        let stacks = Arc::new(
+            crate::stacks::Stacks::new(store.clone(), endpoint, ec2.clone(), elb.clone())
+                .with_autoscaling(autoscaling.clone()),
+        );
+        let bastion = Arc::new(crate::bastion::Bastion::open(
+            store.clone(),
+            stacks.sealer.clone(),
+            runtime.clone(),
+        ));
         Self {
             git: Arc::new(crate::git::GitService::new(&store, endpoint)),
             aws_secrets: None,
             aws_endpoint: None,
             apt,
-            stacks: Arc::new(
-                crate::stacks::Stacks::new(store.clone(), endpoint, ec2.clone(), elb.clone())
-                    .with_autoscaling(autoscaling.clone()),
-            ),
+            bastion,
+            stacks,
             elb,
             autoscaling,
             runtime,

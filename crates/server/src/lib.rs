@@ -14,6 +14,7 @@ mod asg_handlers;
 mod audit;
 mod auth;
 mod aws;
+mod bastion;
 mod bootstrap;
 mod datadir;
 mod devbox_handlers;
@@ -65,6 +66,8 @@ pub struct ServerConfig {
     /// Whether failing to bind `aws_listen` stops the start (an address the user asked for)
     /// or only warns (the default address, which another daemon on this host may hold).
     pub aws_listen_required: bool,
+    /// Where the SSH bastion's jump host listens (`127.0.0.1:2222` from the CLI); `None`: off.
+    pub ssh_listen: Option<String>,
 }
 
 /// A daemon that holds its data dir and has bound its socket, ready to serve.
@@ -185,6 +188,9 @@ impl Server {
                 tokio::runtime::Handle::current(),
             ));
         }
+        if let Some(addr) = &config.ssh_listen {
+            app.bastion.start_gate(addr).await;
+        }
         // Load balancers come back before stack recovery, which may change them.
         elb.restore().await;
         // Finish what a previous daemon left in progress, in the background: a stack that
@@ -236,6 +242,7 @@ impl Server {
                 }
             })
         });
+        let bastion = self.app.bastion.clone();
         let router = api::router(self.app);
         let served = axum::serve(
             self.listener,
@@ -251,6 +258,7 @@ impl Server {
         if let Some(c) = controller {
             c.abort();
         }
+        bastion.stop_gate();
         tracing::info!("spindle server stopped");
         Ok(())
     }

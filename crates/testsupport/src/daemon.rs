@@ -166,7 +166,9 @@ impl Daemon {
             .args(["--aws-listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.data_dir())
             .arg("--credentials-file")
-            .arg(self.credentials_file());
+            .arg(self.credentials_file())
+            // The SSH bastion on a port of its own, so daemons side by side don't compete.
+            .args(["--ssh-listen", "127.0.0.1:0"]);
         match &self.options.runtime {
             Runtime::Off => {
                 c.arg("--no-runtime");

@@ -16,10 +16,19 @@ pub fn run(cx: &Context, a: &AuditArgs) -> Result<()> {
             Some(t.format(&time::format_description::well_known::Rfc3339)?)
         }
     };
-    let events = cx
+    let mut events = cx
         .client()?
         .audit(cx.account_flag(), since.as_deref(), None, Some(a.limit))
         .map_err(api_err)?;
+    if let Some(kind) = &a.kind {
+        // `ssh` is the bastion's service; its actions are `bastion:…`.
+        let service = if kind == "ssh" {
+            "bastion"
+        } else {
+            kind.as_str()
+        };
+        events.retain(|e| e.action.split(':').next() == Some(service));
+    }
     if cx.json() {
         output::json(&events);
         return Ok(());

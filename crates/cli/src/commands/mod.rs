@@ -15,6 +15,7 @@ mod params;
 mod pipeline;
 mod pkg;
 pub mod server;
+pub mod ssh;
 mod stack_ops;
 mod stacks;
 mod up;
@@ -85,6 +86,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Pipeline(crate::cli::PipelineCmd::Logs { run, job }) => {
                     git::logs(&cx, run, job.as_deref())
                 }
+                Command::Ssh(a) => ssh::run(&cx, a),
                 Command::Server(_)
                 | Command::Completions { .. }
                 | Command::Pkg(_)

@@ -51,6 +51,7 @@ pub fn run(args: &ServerArgs, global: &Global) -> Result<()> {
             Some(AwsListen::At(a)) => Some(a),
         },
         aws_listen_required: args.aws_listen.is_some(),
+        ssh_listen: (args.ssh_listen != "off").then(|| args.ssh_listen.clone()),
     };
     // Key derivation allocates 19 MiB at a time. A fixed mmap threshold makes glibc hand such
     // blocks back to the kernel when freed, instead of keeping them in the heap, so an idle
