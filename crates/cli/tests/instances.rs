@@ -39,6 +39,7 @@ Outputs:
   Ip: {Value: !GetAtt Server.PrivateIp}
 "#;
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothing() {
     if !common::root_tests_can_run(module_path!()) {

@@ -159,6 +159,7 @@ fn exec(d: &Daemon, id: &str, cmd: &[&str]) {
     assert!(o.status.success(), "{}", common::stderr(&o));
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn a_load_balancer_in_front_of_real_instances() {
     if !common::root_tests_can_run(module_path!()) {

@@ -238,6 +238,7 @@ fn tar_names(path: &Path) -> Vec<String> {
     names
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn rootfs_export_merges_layers_whiteouts_and_opaque_dirs() {
     // Whiteouts are 0/0 character devices and opaque marks are trusted xattrs: root only.
