@@ -493,6 +493,7 @@ impl Kernel for TimingKernel {
         sysctl(netns: &str, key: &str, value: &str) -> Result<(), KernelError>;
         host_routes() -> Result<Vec<Ipv4Net>, KernelError>;
         host_links() -> Result<Vec<String>, KernelError>;
+        netns_links(netns: &str) -> Result<Vec<String>, KernelError>;
         link_delete(name: &str) -> Result<(), KernelError>;
         bridge_port_up(netns: &str, bridge: &str, port: &str) -> Result<(), KernelError>;
         cgroup_create(dir: &Path) -> Result<(), KernelError>;

@@ -31,7 +31,7 @@ use crate::image::{ImageError, ImageStore};
 use crate::imds::ImdsServer;
 use crate::intent::Intent;
 use crate::kernel::{Kernel, KernelError, WaitOutcome};
-use crate::net::{NetError, SecurityGroup};
+use crate::net::{self, NetError, SecurityGroup};
 use crate::seccomp::SeccompProfile;
 use crate::userns::IdRange;
 
@@ -504,8 +504,19 @@ impl Runtime {
                 &id,
                 &self.instance_dir(&id),
             );
-            if let Intent::Instance { subnet, ip, .. } = intent {
-                st.free_ip(&subnet, ip);
+            match intent {
+                Intent::Instance { subnet, ip, .. } => st.free_ip(&subnet, ip),
+                // The routers may have been given the link's wider policy: back to the
+                // peerings on record (best effort, as the rest of an undo).
+                Intent::Peering { a, b, .. } => {
+                    for vpc in [a, b] {
+                        if let Some(v) = st.vpcs.get(&vpc) {
+                            let rules = net::router_rules(v.cidr, &st.peers_of(&vpc));
+                            let _ = self.inner.kernel.nft_apply(Some(&v.netns), &rules);
+                        }
+                    }
+                }
+                Intent::Vpc { .. } => {}
             }
         }
         self.save(&st)

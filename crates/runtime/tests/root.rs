@@ -357,6 +357,24 @@ fn peering_connects_bastion_both_ways_but_is_not_transitive() {
     let b = env.launch(&bastion_sn, &["sg-bastion"]);
     let pd = rt.create_peering(Some("pcx-bd"), &bastion, &dev).unwrap();
     let pp = rt.create_peering(Some("pcx-bp"), &bastion, &prod).unwrap();
+    // Doctor reads the real links inside the routers: both peering links are on record, and
+    // one made behind the engine's back is a leak its fix removes (issue #15).
+    assert!(rt.doctor(false).is_clean(), "{:?}", rt.doctor(false));
+    let ns = |id: &str| rt.vpcs().into_iter().find(|v| v.id == id).unwrap().netns;
+    let (bastion_ns, dev_ns) = (ns(&bastion), ns(&dev));
+    RealKernel
+        .ip_batch(
+            Some(&bastion_ns),
+            &format!("link add x900 type veth peer name x900 netns {dev_ns}\n"),
+        )
+        .unwrap();
+    let names: Vec<String> = rt.doctor(false).leaks.into_iter().map(|l| l.name).collect();
+    assert_eq!(
+        names,
+        [format!("{bastion_ns}/x900"), format!("{dev_ns}/x900")]
+    );
+    assert!(rt.doctor(true).unfixed.is_empty());
+    assert!(rt.doctor(false).is_clean(), "{:?}", rt.doctor(false));
     let w = Duration::from_secs(5);
     let at = |i: &spindle_runtime::Instance| format!("{}:80", i.private_ip);
     assert_eq!(

@@ -240,6 +240,18 @@ impl Runtime {
         };
         for v in st.vpcs.values() {
             known.netns.insert(v.netns.clone());
+            known.peering_links.entry(v.netns.clone()).or_default();
+        }
+        for p in st.peerings.values() {
+            for vpc in [&p.a, &p.b] {
+                if let Some(v) = st.vpcs.get(vpc) {
+                    known
+                        .peering_links
+                        .entry(v.netns.clone())
+                        .or_default()
+                        .insert(format!("x{}", p.index));
+                }
+            }
         }
         for i in st.live() {
             known.netns.insert(self.netns_name(&i.id));

@@ -1,6 +1,7 @@
 //! Peering links between two VPC routers: a veth pair, a route each way, and each router's
 //! forwarding policy widened to the peer's CIDR.
 
+use crate::intent::Intent;
 use crate::net::{self, NetError};
 
 use super::{check_id, new_id, Peering, Runtime, RuntimeError};
@@ -72,11 +73,32 @@ impl Runtime {
         let index = st.next_peer_index;
         let (_, a_ip, b_ip) = net::peering_link(index);
         let link = format!("x{index}");
+        // On record before the link exists: a kill from here on leaves an intent that the
+        // next open undoes (see `crate::intent`).
+        st.intents.insert(
+            id.clone(),
+            Intent::Peering {
+                a: a.into(),
+                b: b.into(),
+                a_netns: va.netns.clone(),
+                b_netns: vb.netns.clone(),
+                link: link.clone(),
+            },
+        );
+        if let Err(e) = self.save(&st) {
+            st.intents.remove(&id);
+            return Err(e);
+        }
         let k = &self.inner.kernel;
-        k.ip_batch(
+        if let Err(e) = k.ip_batch(
             Some(&va.netns),
             &net::peering_setup(&link, &vb.netns, a_ip, vb.cidr, b_ip),
-        )?;
+        ) {
+            let _ = k.ip_batch(Some(&va.netns), &format!("link del {link}\n"));
+            st.intents.remove(&id);
+            let _ = self.save(&st);
+            return Err(e.into());
+        }
         let p = Peering {
             id: id.clone(),
             a: a.into(),
@@ -110,8 +132,11 @@ impl Runtime {
                 Some(&vb.netns),
                 &net::router_rules(vb.cidr, &st.peers_of(b)),
             );
+            st.intents.remove(&id);
+            let _ = self.save(&st);
             return Err(e);
         }
+        st.intents.remove(&id);
         st.next_peer_index += 1;
         self.save(&st)?;
         Ok(p)

@@ -556,3 +556,77 @@ fn every_intent_a_killed_create_left_is_undone_at_the_next_open() {
         drop(again);
     }
 }
+
+/// Issue #15: a peering saves its intent before the link exists; a state saved while it was
+/// under way makes the next open delete the link (and put the routers' policy back), and
+/// `doctor` counts the links of peerings and of peering intents as known, and finds one
+/// that no record names.
+#[test]
+fn a_peering_killed_midway_is_undone_at_the_next_open_and_doctor_finds_stray_links() {
+    let f = fixture();
+    let cfg = f.rt.config().clone();
+    let saves = Arc::new(Saves::default());
+    let rt = Runtime::open_with(cfg.clone(), f.kernel.clone(), saves.clone()).unwrap();
+    rt.create_vpc(Some("vpc-a"), "10.200.0.0/20").unwrap();
+    rt.create_vpc(Some("vpc-b"), "10.201.0.0/20").unwrap();
+    let before = saves.0.lock().unwrap().len();
+    let p = rt.create_peering(Some("pcx-1"), "vpc-a", "vpc-b").unwrap();
+    assert!(rt.doctor(false).is_clean(), "{:?}", rt.doctor(false).leaks);
+    let (a_links, b_links) = (
+        f.kernel.netns_links("spxt-vpc-a").unwrap(),
+        f.kernel.netns_links("spxt-vpc-b").unwrap(),
+    );
+    assert_eq!(
+        (a_links, b_links),
+        (vec!["x0".to_string()], vec!["x0".to_string()])
+    );
+
+    let states: Vec<State> = saves.0.lock().unwrap()[before..]
+        .iter()
+        .map(|b| serde_json::from_slice(b).unwrap())
+        .collect();
+    // One save with the intent and without the peering, then the peering without it.
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert_eq!(states[0].intents.keys().collect::<Vec<_>>(), vec!["pcx-1"]);
+    assert!(states[0].peerings.is_empty());
+    assert!(states[1].intents.is_empty() && states[1].peerings.contains_key("pcx-1"));
+    drop(rt);
+
+    // The daemon killed after the intent's save: the link exists, the record does not.
+    let doc = Arc::new(Saves::default());
+    doc.save(&serde_json::to_vec(&states[0]).unwrap()).unwrap();
+    f.kernel.take_calls();
+    let again = Runtime::open_with(cfg.clone(), f.kernel.clone(), doc.clone()).unwrap();
+    let calls = f.kernel.take_calls();
+    assert!(
+        calls.contains(&format!("ip -n spxt-vpc-a link del x{}", p.index)),
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().any(|c| c.starts_with("nft (in spxt-vpc-b):")),
+        "{calls:?}"
+    );
+    assert!(f.kernel.netns_links("spxt-vpc-b").unwrap().is_empty());
+    let after: State = serde_json::from_slice(&doc.load().unwrap().unwrap()).unwrap();
+    assert!(after.intents.is_empty() && after.peerings.is_empty());
+    assert!(again.doctor(false).is_clean());
+    // The index is free again: the same peering is made anew.
+    let p2 = again.create_peering(None, "vpc-a", "vpc-b").unwrap();
+    assert_eq!(p2.index, p.index);
+
+    // A link no peering names (made behind the engine's back) is a leak, and fix removes it.
+    f.kernel
+        .ip_batch(
+            Some("spxt-vpc-a"),
+            "link add x7 type veth peer name x7 netns spxt-vpc-b\n",
+        )
+        .unwrap();
+    let report = again.doctor(false);
+    let names: Vec<&str> = report.leaks.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, vec!["spxt-vpc-a/x7", "spxt-vpc-b/x7"]);
+    // Deleting one end removes the pair, so the fix meets only the first.
+    let fixed = again.doctor(true);
+    assert!(fixed.unfixed.is_empty(), "{:?}", fixed.unfixed);
+    assert!(f.kernel.netns_links("spxt-vpc-a").unwrap() == vec!["x0".to_string()]);
+    assert!(again.doctor(false).is_clean());
+}
