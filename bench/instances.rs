@@ -66,11 +66,8 @@ fn first_200(rt: &Runtime, vpc: &str, addr: &str) -> bool {
 }
 
 fn main() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !Path::new("/bin/busybox").exists() {
-        println!(
-            "SKIPPED launch_bench: needs root and /bin/busybox (apt-get install busybox-static)"
-        );
+    // The one root gate; it prints `skipped: launch_bench: <reason>` when it says no.
+    if !spindle_testsupport::root_tests_can_run("launch_bench") {
         return;
     }
     // `bench/run` passes the spindle binary first; this benchmark drives the engine directly.
