@@ -66,11 +66,8 @@ fn first_200(rt: &Runtime, vpc: &str, addr: &str) -> bool {
 }
 
 fn main() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !Path::new("/bin/busybox").exists() {
-        println!(
-            "SKIPPED launch_bench: needs root and /bin/busybox (apt-get install busybox-static)"
-        );
+    // The one root gate; it prints `skipped: launch_bench: <reason>` when it says no.
+    if !spindle_testsupport::root_tests_can_run("launch_bench") {
         return;
     }
     // `bench/run` passes the spindle binary first; this benchmark drives the engine directly.
@@ -493,6 +490,7 @@ impl Kernel for TimingKernel {
         sysctl(netns: &str, key: &str, value: &str) -> Result<(), KernelError>;
         host_routes() -> Result<Vec<Ipv4Net>, KernelError>;
         host_links() -> Result<Vec<String>, KernelError>;
+        netns_links(netns: &str) -> Result<Vec<String>, KernelError>;
         link_delete(name: &str) -> Result<(), KernelError>;
         bridge_port_up(netns: &str, bridge: &str, port: &str) -> Result<(), KernelError>;
         cgroup_create(dir: &Path) -> Result<(), KernelError>;

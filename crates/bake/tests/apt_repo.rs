@@ -99,6 +99,7 @@ build {{
     )
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn apt_installs_pinned_versions_from_a_signed_spindle_repo() {
     let mirror = match common::root_and_mirror() {

@@ -27,6 +27,7 @@ build {
 }
 "#;
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn bakes_a_debian_minbase_image_with_a_working_dpkg_and_apt() {
     if let Err(reason) = common::root_and_mirror() {
@@ -126,6 +127,7 @@ build {
 /// Two bootstraps from empty bake dirs give the same base layer, byte for byte: the logs and
 /// caches an install writes about its own run are left out, and `/etc/shadow` is dated by
 /// `SOURCE_DATE_EPOCH`, not by the clock. (Two cold bootstraps take about 75 s here.)
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn two_cold_bootstraps_give_the_same_base_digest() {
     if let Err(reason) = common::root_and_mirror() {

@@ -120,6 +120,7 @@ fn boot(disk: &Path, kernel: &Path, initrd: &Path, limit: Duration) -> (bool, St
     (booted, log)
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn qcow2_disk_passes_qemu_img_check_and_boots_to_the_marker() {
     if let Some(reason) = skip_reason() {

@@ -134,6 +134,7 @@ fn count(dir: PathBuf) -> usize {
     fs::read_dir(dir).unwrap().count()
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn rebake_after_last_step_change_reuses_every_earlier_layer() {
     require_root!();
@@ -197,6 +198,7 @@ fn rebake_after_last_step_change_reuses_every_earlier_layer() {
     assert_eq!(names, ["etc/", "etc/.wh.base", "etc/motd"]);
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn failed_step_reports_exit_code_and_log_and_caches_nothing() {
     require_root!();
@@ -265,6 +267,7 @@ fn tool(argv: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn outputs_pass_skopeo_and_umoci_and_import_back() {
     require_root!();
@@ -353,6 +356,7 @@ fn outputs_pass_skopeo_and_umoci_and_import_back() {
     assert_eq!(imported.layers, baked.image.layers);
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn warm_starts_the_app_requests_urls_and_bakes_what_it_wrote() {
     require_root!();

@@ -79,6 +79,7 @@ fn deploy(d: &Daemon, params: &[(&str, &str)]) -> DeployResult {
         .unwrap()
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn a_stack_group_fills_grows_refreshes_and_explains_itself() {
     if !common::root_tests_can_run(module_path!()) {

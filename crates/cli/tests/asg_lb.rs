@@ -213,6 +213,7 @@ fn kill9(prefix: &str, id: &str) -> usize {
     pids.len()
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_failure() {
     if !common::root_tests_can_run(module_path!()) {
@@ -315,6 +316,7 @@ fn scales_out_on_requests_replaces_a_killed_instance_and_scales_in_without_a_fai
     d.admin().delete_stack(ACCOUNT, "web").unwrap();
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn an_instance_refresh_under_constant_load_fails_no_request() {
     if !common::root_tests_can_run(module_path!()) {
@@ -382,6 +384,7 @@ fn an_instance_refresh_under_constant_load_fails_no_request() {
 /// back in the files and shape the old daemon wrote (pretty JSON of the engines' own serde
 /// types, unchanged) and the schema rewound to version 4. Files captured from `main` itself
 /// are checked by `spindle-server`'s `the_state_files_of_a_v4_data_dir_open_in_todays_engines`.
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn a_data_dir_from_before_the_state_store_is_migrated_and_keeps_serving() {
     if !common::root_tests_can_run(module_path!()) {
@@ -449,6 +452,7 @@ fn a_data_dir_from_before_the_state_store_is_migrated_and_keeps_serving() {
 /// a rollback (a wait condition nobody signals times out after the group is up), restarted,
 /// and each time, once recovery has brought the stack to a stable status, `spindle doctor`
 /// finds nothing the records don't account for; nor after the stack is deleted.
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn sigkill_at_many_points_of_a_deploy_and_its_rollback_leaves_doctor_clean() {
     if !common::root_tests_can_run(module_path!()) {

@@ -56,6 +56,7 @@ Resources:
       SubnetId: !Ref Subnet
 "#;
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn bake_imports_publishes_and_a_stack_boots_the_image() {
     if !common::root_tests_can_run(module_path!()) {

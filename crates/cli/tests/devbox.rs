@@ -192,6 +192,7 @@ fn json(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(&common::stdout(o)).unwrap()
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cleanly() {
     if !common::root_tests_can_run(module_path!()) {
@@ -613,6 +614,7 @@ fn devbox_mounts_the_project_both_ways_replaces_on_a_new_image_and_goes_down_cle
 /// `repo_url` and `repo_keyring`), with the project's root — not the recipe's folder — at
 /// /project. Bakes a Debian base: minutes on a cold cache (`SPINDLE_UP_TEST_BAKE_CACHE=DIR`
 /// keeps it between runs, as for the `up` test).
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn devbox_up_from_the_twine_project_runs_its_image_with_the_project_mounted() {
     if let Some(why) = common::cannot_bake_debian() {

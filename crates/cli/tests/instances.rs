@@ -9,36 +9,9 @@ use spindle_model::api::*;
 use spindle_model::AccountName;
 use std::path::Path;
 
-const TEMPLATE: &str = r#"
-Parameters:
-  Cidr: {Type: String, Default: 10.214.0.0/20}
-Resources:
-  Vpc:
-    Type: AWS::EC2::VPC
-    Properties: {CidrBlock: !Ref Cidr}
-  Subnet:
-    Type: AWS::EC2::Subnet
-    Properties:
-      VpcId: !Ref Vpc
-      CidrBlock: !Select [1, !Cidr [!Ref Cidr, 4, 8]]
-  Web:
-    Type: AWS::EC2::SecurityGroup
-    Properties:
-      GroupDescription: http from inside the VPC
-      VpcId: !Ref Vpc
-      SecurityGroupIngress:
-        - {IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: !Ref Cidr}
-  Server:
-    Type: AWS::EC2::Instance
-    Properties:
-      ImageId: busybox:web
-      InstanceType: t3.micro
-      SubnetId: !Ref Subnet
-      SecurityGroupIds: [!GetAtt Web.GroupId]
-Outputs:
-  Ip: {Value: !GetAtt Server.PrivateIp}
-"#;
+use spindle_testsupport::templates::WEB_INSTANCE as TEMPLATE;
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn a_stack_boots_an_instance_from_an_imported_image_and_its_delete_leaves_nothing() {
     if !common::root_tests_can_run(module_path!()) {

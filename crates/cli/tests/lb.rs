@@ -20,88 +20,7 @@ use std::time::{Duration, Instant};
 
 const ACCOUNT: &str = "management";
 
-const TEMPLATE: &str = r#"
-Parameters:
-  Cidr: {Type: String, Default: 10.231.0.0/20}
-Resources:
-  Vpc:
-    Type: AWS::EC2::VPC
-    Properties: {CidrBlock: !Ref Cidr}
-  Subnet:
-    Type: AWS::EC2::Subnet
-    Properties:
-      VpcId: !Ref Vpc
-      CidrBlock: !Select [1, !Cidr [!Ref Cidr, 4, 8]]
-  Web:
-    Type: AWS::EC2::SecurityGroup
-    Properties:
-      GroupDescription: http
-      VpcId: !Ref Vpc
-      SecurityGroupIngress:
-        - {IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: 0.0.0.0/0}
-  LaunchTemplate:
-    Type: AWS::EC2::LaunchTemplate
-    Properties:
-      LaunchTemplateData:
-        ImageId: busybox:web
-        InstanceType: t3.micro
-        SecurityGroupIds: [!GetAtt Web.GroupId]
-        UserData:
-          Fn::Base64: |
-            #!/bin/sh
-            mkdir -p /www/cgi-bin
-            hostname > /www/who.txt
-            echo ok > /www/health.txt
-            printf '#!/bin/sh\nsleep 3\nprintf "Content-Type: text/plain\\r\\n\\r\\n"\nhostname\n' > /www/cgi-bin/slow
-            printf '#!/bin/sh\nsleep 0.05\nprintf "Content-Type: text/plain\\r\\n\\r\\nok\\n"\n' > /www/cgi-bin/work
-            chmod +x /www/cgi-bin/slow /www/cgi-bin/work
-  A:
-    Type: AWS::EC2::Instance
-    Properties:
-      SubnetId: !Ref Subnet
-      LaunchTemplate: {LaunchTemplateId: !Ref LaunchTemplate}
-  B:
-    Type: AWS::EC2::Instance
-    Properties:
-      SubnetId: !Ref Subnet
-      LaunchTemplate: {LaunchTemplateId: !Ref LaunchTemplate}
-  Group:
-    Type: AWS::ElasticLoadBalancingV2::TargetGroup
-    Properties:
-      Name: web
-      Port: 80
-      Protocol: HTTP
-      VpcId: !Ref Vpc
-      HealthCheckPath: /health.txt
-      HealthCheckIntervalSeconds: 2
-      HealthCheckTimeoutSeconds: 1
-      HealthyThresholdCount: 2
-      UnhealthyThresholdCount: 2
-      Targets:
-        - Id: !Ref A
-        - Id: !Ref B
-      TargetGroupAttributes:
-        - {Key: deregistration_delay.timeout_seconds, Value: "30"}
-        - {Key: spindle.tenant.header, Value: X-Tenant-Id}
-        - {Key: spindle.tenant.queue.timeout_ms, Value: "5000"}
-        - {Key: spindle.tenant.queue.max, Value: "32"}
-        - {Key: spindle.tenant.concurrency.min, Value: "8"}
-  Lb:
-    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
-    Properties:
-      Name: web
-      Subnets: [!Ref Subnet]
-  Http:
-    Type: AWS::ElasticLoadBalancingV2::Listener
-    Properties:
-      LoadBalancerArn: !Ref Lb
-      Port: 80
-      Protocol: HTTP
-      DefaultActions:
-        - {Type: forward, TargetGroupArn: !Ref Group}
-Outputs:
-  Dns: {Value: !GetAtt Lb.DNSName}
-"#;
+use spindle_testsupport::templates::WEB_PAIR_LB as TEMPLATE;
 
 /// One request with `Connection: close`: the status code (0 when the connection failed) and
 /// the body.
@@ -159,6 +78,7 @@ fn exec(d: &Daemon, id: &str, cmd: &[&str]) {
     assert!(o.status.success(), "{}", common::stderr(&o));
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn a_load_balancer_in_front_of_real_instances() {
     if !common::root_tests_can_run(module_path!()) {

@@ -231,6 +231,7 @@ fn via(ns: &str, cidr: &str) -> String {
         .to_string()
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn peering_is_non_transitive_a_stack_update_opens_a_port_and_a_killed_daemon_adopts_instances() {
     let Some(mut env) = Env::new('a') else { return };
@@ -315,6 +316,7 @@ fn kill_instance(prefix: &str, id: &str) -> Vec<i32> {
     pids
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn a_memory_limit_is_enforced_and_the_oom_kill_shows_on_the_instance() {
     let Some(env) = Env::new('m') else { return };
@@ -369,6 +371,7 @@ Outputs:
     env.assert_nothing_left();
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn images_are_inspected_tagged_exported_and_removed_only_when_unused() {
     let Some(env) = Env::new('i') else { return };
@@ -465,6 +468,7 @@ fn images_are_inspected_tagged_exported_and_removed_only_when_unused() {
     env.assert_nothing_left();
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn bad_network_input_fails_the_deploy_clearly_and_rolls_back_to_nothing() {
     let Some(env) = Env::new('b') else { return };

@@ -63,6 +63,7 @@ fn key(admin_or_key: &Client, allow: &[&str]) -> Result<Credentials, ClientError
     )
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn a_wider_seccomp_profile_needs_the_admin_granted_grant() {
     if !common::root_tests_can_run(module_path!()) {

@@ -135,6 +135,7 @@ fn get_root(url: &str, accept: &str, content_type: &str) -> String {
     r
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn up_from_the_repository_root_serves_the_landing_page_and_down_takes_it_all_away() {
     if let Some(why) = common::cannot_bake_debian() {
@@ -507,6 +508,7 @@ fn up_from_the_repository_root_serves_the_landing_page_and_down_takes_it_all_awa
 
 /// Images are owned per account: an account's stack may boot only images it owns, so dev's
 /// image is refused in prod until it is imported there too (what `share_with` does).
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn an_account_boots_only_images_it_owns() {
     use spindle_model::api::{CreateAccount, DeployStack, ImportImage, TemplateRequest};

@@ -266,9 +266,7 @@ impl VpcSpec {
     pub fn parse(p: &Props) -> Result<VpcSpec, String> {
         let s = &VPC;
         let mut e = Problems::new(Kind::Vpc);
-        if let Err(err) = s.check(p) {
-            e.ec2("", err);
-        }
+        e.unknown("", s, p);
         let spec = cidr(s, p, "CidrBlock", true, &mut e).map(|cidr| VpcSpec { cidr });
         e.finish(spec)
     }
@@ -286,9 +284,7 @@ impl SubnetSpec {
     pub fn parse(p: &Props) -> Result<SubnetSpec, String> {
         let s = &SUBNET;
         let mut e = Problems::new(Kind::Subnet);
-        if let Err(err) = s.check(p) {
-            e.ec2("", err);
-        }
+        e.unknown("", s, p);
         let vpc = e.take("", s.req_str(p, "VpcId"));
         let cidr = cidr(s, p, "CidrBlock", true, &mut e);
         let az = e.take("", s.opt_str(p, "AvailabilityZone"));
@@ -307,9 +303,7 @@ impl SubnetSpec {
 /// One CloudFormation rule (a `SecurityGroupIngress` item or a standalone resource) as an
 /// [`SgRule`]; its problems are recorded at `path`.
 fn rule(shape: &Shape, m: &Props, egress: bool, path: &str, e: &mut Problems) -> Option<SgRule> {
-    if let Err(err) = shape.check(m) {
-        e.ec2(path, err);
-    }
+    e.unknown(path, shape, m);
     let proto = e.take(path, shape.req_str(m, "IpProtocol"))?;
     let protocol = match proto.to_ascii_lowercase().as_str() {
         "tcp" | "6" => Protocol::Tcp,
@@ -421,9 +415,7 @@ impl GroupSpec {
     pub fn parse(p: &Props) -> Result<GroupSpec, String> {
         let s = &SECURITY_GROUP;
         let mut e = Problems::new(Kind::SecurityGroup);
-        if let Err(err) = s.check(p) {
-            e.ec2("", err);
-        }
+        e.unknown("", s, p);
         let description = e.take("", s.req_str(p, "GroupDescription"));
         let vpc = match e.take("", s.opt_str(p, "VpcId")) {
             Some(None) => {
@@ -482,9 +474,7 @@ impl PeeringSpec {
     pub fn parse(p: &Props, account: &str, region: &str) -> Result<PeeringSpec, String> {
         let s = &PEERING;
         let mut e = Problems::new(Kind::VpcPeeringConnection);
-        if let Err(err) = s.check(p) {
-            e.ec2("", err);
-        }
+        e.unknown("", s, p);
         let vpc = e.take("", s.req_str(p, "VpcId"));
         let peer = e.take("", s.req_str(p, "PeerVpcId"));
         for (key, own, what) in [
@@ -538,9 +528,7 @@ impl LaunchData {
     /// Parses `LaunchTemplateData` (checked strictly); problems are recorded at `path`.
     pub fn parse_template_data(data: &Props, path: &str, e: &mut Problems) -> Option<LaunchData> {
         let s = &LAUNCH_TEMPLATE_DATA;
-        if let Err(err) = s.check(data) {
-            e.ec2(path, err);
-        }
+        e.unknown(path, s, data);
         let mut tags = Some(BTreeMap::new());
         let specs = e.take(path, s.map_list(data, "TagSpecifications"));
         for (i, spec) in specs.flatten().unwrap_or_default().into_iter().enumerate() {
@@ -650,9 +638,7 @@ impl InstanceSpec {
     pub fn parse(p: &Props) -> Result<InstanceSpec, String> {
         let s = &INSTANCE;
         let mut e = Problems::new(Kind::Instance);
-        if let Err(err) = s.check(p) {
-            e.ec2("", err);
-        }
+        e.unknown("", s, p);
         let template = match p.get("LaunchTemplate") {
             None | Some(Value::Null | Value::NoValue) => Some(None),
             Some(Value::Map(lt)) => {
@@ -711,9 +697,7 @@ impl LaunchTemplateSpec {
     pub fn parse(p: &Props) -> Result<LaunchTemplateSpec, String> {
         let s = &LAUNCH_TEMPLATE;
         let mut e = Problems::new(Kind::LaunchTemplate);
-        if let Err(err) = s.check(p) {
-            e.ec2("", err);
-        }
+        e.unknown("", s, p);
         let raw = match p.get("LaunchTemplateData") {
             Some(Value::Map(m)) => Some(m.clone()),
             Some(v) => {

@@ -181,9 +181,7 @@ impl Spec {
     /// message of a [`ProviderError::InvalidRequest`]).
     pub fn parse(kind: Kind, p: &Props) -> Result<Spec, String> {
         let mut e = Problems::new(kind);
-        if let Err(err) = shape(kind).check(p) {
-            e.ec2("", err);
-        }
+        e.unknown("", shape(kind), p);
         let spec = match kind {
             Kind::LoadBalancer => LbSpec::parse(p, &mut e).map(Spec::LoadBalancer),
             Kind::Listener => ListenerSpec::parse(p, &mut e).map(Spec::Listener),

@@ -24,23 +24,25 @@ pub(crate) struct Shape {
 }
 
 impl Shape {
-    pub fn check(&self, p: &Props) -> Result<(), Ec2Error> {
-        for k in p.keys() {
-            if matches!(p[k], Value::Null | Value::NoValue) {
-                continue;
-            }
-            if self.used.contains(&k.as_str()) || self.ignored.contains(&k.as_str()) {
-                continue;
-            }
-            let hint = self
-                .hints
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, h)| *h)
-                .unwrap_or("");
-            return Err(Ec2Error::unsupported(self.type_name, k, hint));
-        }
-        Ok(())
+    /// Every property of `p` the shape neither uses nor ignores, each refused with its hint,
+    /// or else the closest known name ("did you mean"); empty when all are known. Null and
+    /// `AWS::NoValue` properties count as absent.
+    pub fn check(&self, p: &Props) -> Vec<Ec2Error> {
+        let known: Vec<&str> = self.used.iter().chain(self.ignored).copied().collect();
+        p.iter()
+            .filter(|(_, v)| !matches!(v, Value::Null | Value::NoValue))
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !known.contains(k))
+            .map(|k| {
+                let hint = match self.hints.iter().find(|(n, _)| *n == k) {
+                    Some((_, h)) => h.to_string(),
+                    None => spindle_template::suggest(k, &known)
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .unwrap_or_default(),
+                };
+                Ec2Error::unsupported(self.type_name, k, &hint)
+            })
+            .collect()
     }
 
     /// Checks that every changed property can change in place: it is one of `in_place` or
@@ -187,6 +189,14 @@ impl Problems {
         self.add(path, message);
     }
 
+    /// Every unknown property of the map `p` at `path` (see [`Shape::check`]).
+    pub fn unknown(&mut self, path: impl Display, shape: &Shape, p: &Props) {
+        let path = path.to_string();
+        for err in shape.check(p) {
+            self.ec2(&path, err);
+        }
+    }
+
     /// How many problems are recorded so far.
     pub fn count(&self) -> usize {
         self.list.len()
@@ -291,6 +301,72 @@ pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A shape of two used, one ignored and one hinted property.
+    const TOY: Shape = Shape {
+        type_name: "AWS::Toy::Thing",
+        used: &["CidrBlock", "VpcId"],
+        ignored: &["Tags"],
+        hints: &[("Ipv6CidrBlock", "IPv6 is not implemented")],
+    };
+
+    fn props(keys: &[&str]) -> Props {
+        keys.iter()
+            .map(|k| (k.to_string(), Value::str("x")))
+            .collect()
+    }
+
+    /// Issue #15: the check names every unknown property of a map, not only the first, each
+    /// with its hint or the closest known name.
+    #[test]
+    fn issue_15_shape_check_names_every_unknown_property() {
+        let cases: &[(&[&str], &[&str])] = &[
+            (&["CidrBlock", "VpcId", "Tags"], &[]),
+            (
+                &["CidrBlok", "VpcID", "Colour", "Ipv6CidrBlock", "Tags"],
+                &[
+                    "AWS::Toy::Thing: property CidrBlok is not supported by Spindle; did you mean `CidrBlock`?",
+                    "AWS::Toy::Thing: property Colour is not supported by Spindle",
+                    "AWS::Toy::Thing: property Ipv6CidrBlock is not supported by Spindle; IPv6 is not implemented",
+                    "AWS::Toy::Thing: property VpcID is not supported by Spindle; did you mean `VpcId`?",
+                ],
+            ),
+            // An ignored name is suggested too: it is a name the template may mean.
+            (
+                &["Tag"],
+                &["AWS::Toy::Thing: property Tag is not supported by Spindle; did you mean `Tags`?"],
+            ),
+        ];
+        for (keys, want) in cases {
+            let got: Vec<String> = TOY
+                .check(&props(keys))
+                .iter()
+                .map(|e| e.to_string())
+                .collect();
+            assert_eq!(got, *want, "for {keys:?}");
+        }
+        // Null and AWS::NoValue are absent, whatever their name.
+        let mut p = props(&["VpcId"]);
+        p.insert("Bogus".into(), Value::NoValue);
+        p.insert("Other".into(), Value::Null);
+        assert!(TOY.check(&p).is_empty());
+    }
+
+    #[test]
+    fn problems_record_every_unknown_property_at_its_path() {
+        let mut e = Problems::new(Kind::Vpc);
+        e.unknown(
+            "SecurityGroupIngress[1]",
+            &TOY,
+            &props(&["CidrBlok", "Colour", "VpcId"]),
+        );
+        assert_eq!(
+            e.finish(None::<()>).unwrap_err(),
+            "AWS::EC2::VPC: SecurityGroupIngress[1]: property CidrBlok is not supported by \
+             Spindle; did you mean `CidrBlock`?; SecurityGroupIngress[1]: property Colour is not \
+             supported by Spindle"
+        );
+    }
 
     #[test]
     fn base64_round_trips_cloudformation_encoding() {

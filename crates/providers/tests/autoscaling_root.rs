@@ -221,10 +221,10 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn group_scales_out_under_cpu_load_scales_in_after_and_replaces_a_killed_instance() {
-    if let Some(reason) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {reason}", module_path!());
+    if !spindle_testsupport::root_tests_can_run(module_path!()) {
         return;
     }
     let env = Env::new();
@@ -402,10 +402,10 @@ fn proc_state(pid: u32) -> char {
         .unwrap_or('?')
 }
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn warm_pool_instances_wait_paused_and_join_at_once() {
-    if let Some(reason) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {reason}", module_path!());
+    if !spindle_testsupport::root_tests_can_run(module_path!()) {
         return;
     }
     let env = Env::new();

@@ -152,10 +152,10 @@ Outputs:
   Ip: {Value: !GetAtt Server.PrivateIp}
 "#;
 
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
 fn a_template_deploys_a_reachable_web_server_and_its_delete_leaves_nothing() {
-    if let Some(reason) = spindle_runtime::host::missing_prerequisites() {
-        eprintln!("SKIPPED {}: {reason}", module_path!());
+    if !spindle_testsupport::root_tests_can_run(module_path!()) {
         return;
     }
     let env = Env::new();

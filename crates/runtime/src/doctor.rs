@@ -1,7 +1,7 @@
 //! Finding and removing leaks: anything named with an engine's prefix that its state doesn't
 //! account for (after a crash, a killed test, or a bug).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::cgroup::CgroupLayout;
@@ -17,6 +17,9 @@ pub struct Known {
     /// An open engine keeps its `<prefix>` cgroup parent directories for its next instance,
     /// so they are never a leak; without an engine (a sweep after a test) an empty parent is.
     pub engine_open: bool,
+    /// Peering links (`x<index>`) expected inside VPC router namespaces, by namespace; every
+    /// namespace listed (an empty set too) is searched for peering links no record names.
+    pub peering_links: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Kinds of leaked resource.
@@ -156,6 +159,25 @@ pub fn doctor(
             );
         }
     }
+    // A peering link lives inside two router namespaces the engine knows, so only an open
+    // engine can tell one that no peering (or peering intent) names.
+    for (ns, expected) in &known.peering_links {
+        for link in kernel.netns_links(ns).unwrap_or_default() {
+            if is_peering_link(&link) && !expected.contains(&link) {
+                found(
+                    Leak {
+                        kind: LeakKind::Link,
+                        name: format!("{ns}/{link}"),
+                    },
+                    &|| {
+                        kernel
+                            .ip_batch(Some(ns), &format!("link del {link}\n"))
+                            .map_err(|e| e.to_string())
+                    },
+                );
+            }
+        }
+    }
     for table in kernel.nft_tables(None).unwrap_or_default() {
         if table
             .split(' ')
@@ -178,6 +200,12 @@ pub fn doctor(
     }
     report.leaks.sort();
     report
+}
+
+/// Peering links are named `x<index>` (see [`crate::net::peering_link`]).
+fn is_peering_link(name: &str) -> bool {
+    name.strip_prefix('x')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

@@ -5,36 +5,13 @@
 use std::path::Path;
 
 /// The static busybox the test images are built from (`apt-get install busybox-static`).
-pub const BUSYBOX: &str = "/bin/busybox";
+pub const BUSYBOX: &str = spindle_rootgate::BUSYBOX;
 
-/// Why real instances can't run here, or `None` when they can.
+/// Why real instances can't run here, or `None` when they can: not root with
+/// CAP_SYS_ADMIN and CAP_NET_ADMIN, or a missing tool (the same answer the build scripts use
+/// to mark root-only tests ignored, see `spindle-rootgate`).
 pub fn missing_prerequisites() -> Option<String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not running as root".into());
-    }
-    for (bin, pkg) in [("/usr/sbin/nft", "nftables")] {
-        if !Path::new(bin).exists() {
-            return Some(format!("{bin} missing (apt-get install {pkg})"));
-        }
-    }
-    if !std::process::Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Some("`ip` missing (apt-get install iproute2)".into());
-    }
-    let static_bb = std::process::Command::new("file")
-        .arg(BUSYBOX)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("statically linked"));
-    if !Path::new(BUSYBOX).exists() || static_bb.is_ok_and(|s| !s) {
-        return Some(format!(
-            "{BUSYBOX} is missing or not static (apt-get install busybox-static)"
-        ));
-    }
-    None
+    spindle_rootgate::missing_prerequisites()
 }
 
 /// The network namespaces named `<prefix>-…` (`ip netns list`, filtered).

@@ -1,7 +1,7 @@
 //! Intents: what a create under way may have made on the host, on record before the first
 //! kernel object exists.
 //!
-//! A VPC create or an instance launch saves its intent in the engine's state, then creates
+//! A VPC create, an instance launch or a peering saves its intent in the engine's state, then creates
 //! namespaces, links, nftables tables, cgroups and processes, then saves the finished record
 //! without the intent (on failure it undoes what it made and drops the intent). A daemon
 //! killed in between leaves the intent in the saved state, and [`crate::Runtime::open`]
@@ -27,6 +27,15 @@ pub(crate) enum Intent {
         netns: String,
         subnet: String,
         ip: std::net::Ipv4Addr,
+    },
+    /// A peering link between the routers of VPCs `a` and `b`: the veth pair `link`, one end
+    /// in each router namespace (deleting one end removes both, and its routes with it).
+    Peering {
+        a: String,
+        b: String,
+        a_netns: String,
+        b_netns: String,
+        link: String,
     },
 }
 
@@ -63,6 +72,9 @@ impl Intent {
                 }
                 let _ = std::fs::remove_dir_all(instance_dir);
             }
+            Intent::Peering { a_netns, link, .. } => {
+                let _ = kernel.ip_batch(Some(a_netns), &format!("link del {link}\n"));
+            }
         }
     }
 
@@ -75,6 +87,20 @@ impl Intent {
             Intent::Instance { netns, .. } => {
                 known.netns.insert(netns.clone());
                 known.cgroups.insert(id.to_owned());
+            }
+            Intent::Peering {
+                a_netns,
+                b_netns,
+                link,
+                ..
+            } => {
+                for ns in [a_netns, b_netns] {
+                    known
+                        .peering_links
+                        .entry(ns.clone())
+                        .or_default()
+                        .insert(link.clone());
+                }
             }
         }
     }

@@ -73,6 +73,8 @@ pub trait Kernel: Send + Sync + 'static {
     fn host_routes(&self) -> Result<Vec<Ipv4Net>, KernelError>;
     /// Interface names in the host's namespace.
     fn host_links(&self) -> Result<Vec<String>, KernelError>;
+    /// Interface names inside a named network namespace.
+    fn netns_links(&self, netns: &str) -> Result<Vec<String>, KernelError>;
     fn link_delete(&self, name: &str) -> Result<(), KernelError>;
     /// Inside `netns`: makes link `port` a port of bridge `bridge` and sets it up (two ioctls,
     /// no process start: this is on the launch's critical path).
@@ -260,6 +262,14 @@ fn run_in_netns(
     }
 }
 
+/// Interface names from `ip -o link show`: `2: x0@if3: <...>` gives `x0`.
+fn parse_link_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
+
 /// The kernel as it is. Requires root (CAP_SYS_ADMIN, CAP_NET_ADMIN).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealKernel;
@@ -382,6 +392,13 @@ impl Kernel for RealKernel {
 
     fn host_links(&self) -> Result<Vec<String>, KernelError> {
         Ok(self.list_dir(Path::new("/sys/class/net")))
+    }
+
+    fn netns_links(&self, netns: &str) -> Result<Vec<String>, KernelError> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["-o", "link", "show"]);
+        let out = run_in_netns(Some(netns), cmd, format!("ip -n {netns} -o link show"), "")?;
+        Ok(parse_link_names(&String::from_utf8_lossy(&out.stdout)))
     }
 
     fn link_delete(&self, name: &str) -> Result<(), KernelError> {
@@ -770,6 +787,36 @@ struct FakeState {
     fail_on: Option<String>,
     next_pid: u32,
     killed: BTreeSet<u32>,
+    /// Veth ends `ip_batch` added inside named namespaces, with each end's peer, so
+    /// `netns_links` answers as the kernel would.
+    links: BTreeSet<(String, String)>,
+    veth_peers: std::collections::BTreeMap<(String, String), (String, String)>,
+}
+
+impl FakeState {
+    /// Follows `link add X type veth peer name Y netns N` and `link del X` in `ns`.
+    fn track_link(&mut self, ns: &str, line: &str) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["link", "add", name, "type", "veth", "peer", "name", peer, "netns", peer_ns, ..] => {
+                let a = (ns.to_string(), name.to_string());
+                let b = (peer_ns.to_string(), peer.to_string());
+                self.links.insert(a.clone());
+                self.links.insert(b.clone());
+                self.veth_peers.insert(a.clone(), b.clone());
+                self.veth_peers.insert(b, a);
+            }
+            ["link", "del", name] => {
+                let a = (ns.to_string(), name.to_string());
+                self.links.remove(&a);
+                if let Some(b) = self.veth_peers.remove(&a) {
+                    self.links.remove(&b);
+                    self.veth_peers.remove(&b);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A kernel that records calls instead of making them.
@@ -841,6 +888,9 @@ impl Kernel for FakeKernel {
         let ns = netns.map(|n| format!(" -n {n}")).unwrap_or_default();
         for line in script.lines().filter(|l| !l.trim().is_empty()) {
             self.record(format!("ip{ns} {line}"))?;
+            if let Some(n) = netns {
+                self.state.lock().unwrap().track_link(n, line);
+            }
         }
         Ok(())
     }
@@ -862,6 +912,15 @@ impl Kernel for FakeKernel {
     }
     fn host_links(&self) -> Result<Vec<String>, KernelError> {
         Ok(vec!["lo".into(), "eth0".into()])
+    }
+    fn netns_links(&self, netns: &str) -> Result<Vec<String>, KernelError> {
+        let st = self.state.lock().unwrap();
+        Ok(st
+            .links
+            .iter()
+            .filter(|(ns, _)| ns == netns)
+            .map(|(_, name)| name.clone())
+            .collect())
     }
     fn bridge_port_up(&self, netns: &str, bridge: &str, port: &str) -> Result<(), KernelError> {
         self.record(format!("ip -n {netns} link set {port} master {bridge} up"))
@@ -1000,6 +1059,15 @@ impl Kernel for FakeKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_names_from_ip_o_link_show() {
+        let text = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n\
+                    2: br0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500\n\
+                    7: x0@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 link-netns spindle-vpc-b\n";
+        assert_eq!(parse_link_names(text), ["lo", "br0", "x0"]);
+        assert!(parse_link_names("").is_empty());
+    }
 
     #[test]
     fn route_dst_parsing_skips_default() {

@@ -1,4 +1,4 @@
-//! The web-in-a-VPC templates, one copy under `templates/`, compiled in so a test needs no
+//! The web-in-a-VPC templates, one copy each under `templates/`, compiled in so a test needs no
 //! path to them.
 
 use std::path::{Path, PathBuf};
@@ -10,8 +10,22 @@ use std::path::{Path, PathBuf};
 /// (1/3/1), `DeregistrationDelay` (`"10"` seconds).
 pub const WEB_ASG: &str = include_str!("../templates/web-asg.yaml");
 
+/// `templates/web-instance.yaml`: a VPC, a subnet, a security group for port 80 from the VPC
+/// and one `busybox:web` instance; output `Ip`. Parameter: `Cidr` (`10.214.0.0/20`).
+pub const WEB_INSTANCE: &str = include_str!("../templates/web-instance.yaml");
+
+/// `templates/web-pair-lb.yaml`: two `busybox:web` instances from one launch template (user
+/// data writing `/who.txt`, `/health.txt`, `/cgi-bin/slow` and `/cgi-bin/work`) in a target
+/// group with fast health checks and tenant fairness attributes, behind a load balancer's
+/// HTTP listener; output `Dns`. Parameter: `Cidr` (`10.231.0.0/20`).
+pub const WEB_PAIR_LB: &str = include_str!("../templates/web-pair-lb.yaml");
+
 /// Every template of this crate, by file name.
-pub const ALL: &[(&str, &str)] = &[("web-asg.yaml", WEB_ASG)];
+pub const ALL: &[(&str, &str)] = &[
+    ("web-asg.yaml", WEB_ASG),
+    ("web-instance.yaml", WEB_INSTANCE),
+    ("web-pair-lb.yaml", WEB_PAIR_LB),
+];
 
 /// Writes every template into `dir` (created if missing) and returns the path of each, in the
 /// order of [`ALL`], for tests that hand the CLI a file.
