@@ -630,6 +630,7 @@ impl Client {
 
 mod asg;
 mod devbox;
+mod dns;
 
 pub(crate) mod method {
     pub const GET: &str = "GET";

@@ -191,3 +191,41 @@ fn negative(zone: &CompiledZone, resp: &mut Message, code: ResponseCode) -> Resp
     resp.add_name_server(soa);
     code
 }
+
+/// What [`respond`] answers for `name` and `rtype`, decoded: the response code, whether it is
+/// authoritative, and the answer and authority records in presentation form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tested {
+    pub rcode: String,
+    pub authoritative: bool,
+    pub answers: Vec<String>,
+    pub authority: Vec<String>,
+}
+
+/// Asks the snapshot as a client over TCP would (no size limit), for `spindle dns test`.
+pub fn test_answer(snap: &Snapshot, name: &str, rtype: &str) -> Result<Tested, String> {
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::Name;
+    let t: WireType = rtype
+        .to_ascii_uppercase()
+        .parse()
+        .map_err(|_| format!("unknown record type `{rtype}`"))?;
+    let qname = Name::from_ascii(if name.ends_with('.') {
+        name.to_owned()
+    } else {
+        format!("{name}.")
+    })
+    .map_err(|e| format!("`{name}` is not a domain name: {e}"))?;
+    let mut q = Message::new();
+    q.set_id(1).add_query(Query::query(qname, t));
+    let req = q.to_vec().map_err(|e| e.to_string())?;
+    let bytes = respond(snap, &req, Transport::Tcp).ok_or("no answer")?;
+    let m = Message::from_vec(&bytes).map_err(|e| e.to_string())?;
+    let text = |rs: &[Record]| rs.iter().map(|r| r.to_string()).collect();
+    Ok(Tested {
+        rcode: format!("{:?}", m.response_code()).to_ascii_uppercase(),
+        authoritative: m.authoritative(),
+        answers: text(m.answers()),
+        authority: text(m.name_servers()),
+    })
+}

@@ -21,7 +21,7 @@ mod change;
 mod server;
 mod zone;
 
-pub use answer::{respond, Transport, SERVER_UDP_PAYLOAD};
+pub use answer::{respond, test_answer, Tested, Transport, SERVER_UDP_PAYLOAD};
 pub use catalog::{Catalog, CompiledZone, Persist, Snapshot};
 pub use change::{plan, Action, Change, Problem, MAX_TTL};
 pub use hickory_proto;

@@ -131,6 +131,9 @@ actions! {
     DescribeMirror => "mirror:Describe", false, false;
     UpdateMirror => "mirror:Update", false, true;
     DropMirror => "mirror:Drop", false, true;
+    ListHostedZones => "dns:ListHostedZones", false, false;
+    ListRecordSets => "dns:ListResourceRecordSets", false, false;
+    TestDnsAnswer => "dns:TestDNSAnswer", false, false;
 }
 
 impl Action {

@@ -27,6 +27,8 @@ pub struct App {
     pub autoscaling: Option<Arc<spindle_providers::AutoScaling>>,
     /// Apt repositories, snapshots and publications.
     pub apt: Arc<crate::apt::AptService>,
+    /// The hosted zones (`AWS::Route53::*` resources), served by the DNS server.
+    pub route53: Arc<spindle_providers::Route53>,
 }
 
 impl App {
@@ -41,6 +43,7 @@ impl App {
         elb: Arc<spindle_providers::Elb>,
         apt: Arc<crate::apt::AptService>,
         asg_scale_in_seconds: Option<u64>,
+        route53: Arc<spindle_providers::Route53>,
     ) -> Self {
         if let Some(e) = &ec2 {
             let store = store.clone();
@@ -68,8 +71,10 @@ impl App {
             apt,
             stacks: Arc::new(
                 crate::stacks::Stacks::new(store.clone(), endpoint, ec2.clone(), elb.clone())
-                    .with_autoscaling(autoscaling.clone()),
+                    .with_autoscaling(autoscaling.clone())
+                    .with_route53(route53.clone()),
             ),
+            route53,
             elb,
             autoscaling,
             runtime,

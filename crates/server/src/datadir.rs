@@ -36,6 +36,9 @@ pub struct ServerInfo {
     /// (not always the one asked for: another installation's profile is never overwritten).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_profile: Option<String>,
+    /// The address the DNS server answers on (UDP and TCP), when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<String>,
 }
 
 /// A locked data dir; the lock is held until this is dropped (or the process dies).

@@ -34,6 +34,17 @@ pub enum ServerError {
     StateImport { path: PathBuf, detail: String },
     #[error("cannot open the apt repository store: {detail}")]
     Apt { detail: String },
+    #[error("cannot serve DNS on {addr} (choose another with --dns-listen, or --no-dns)")]
+    DnsBind {
+        addr: SocketAddr,
+        #[source]
+        source: spindle_dns::DnsError,
+    },
+    #[error("cannot open the hosted zones")]
+    Dns {
+        #[source]
+        source: spindle_stack::ProviderError,
+    },
     #[error("the HTTP server failed")]
     Serve {
         #[source]

@@ -16,6 +16,8 @@ mod auth;
 mod bootstrap;
 mod datadir;
 mod devbox_handlers;
+mod dns;
+mod dns_handlers;
 mod engine_state;
 mod error;
 mod handlers;
@@ -56,6 +58,11 @@ pub struct ServerConfig {
     /// Auto scaling's scale-in stabilization ([`spindle_autoscale::Rules::scale_in_seconds`]);
     /// `None`: the default (60 s).
     pub asg_scale_in_seconds: Option<u64>,
+    /// Serve the public hosted zones here (UDP and TCP); `None`: no DNS server.
+    pub dns_listen: Option<SocketAddr>,
+    /// A DNS address that can't be bound is logged and skipped (the default address) rather
+    /// than stopping the start (an address asked for).
+    pub dns_optional: bool,
 }
 
 /// A daemon that holds its data dir and has bound its socket, ready to serve.
@@ -64,6 +71,7 @@ pub struct Server {
     app: app::App,
     _data_dir: DataDir,
     local_addr: SocketAddr,
+    dns: Option<spindle_dns::Bound>,
 }
 
 impl Server {
@@ -125,6 +133,8 @@ impl Server {
         .map_err(|e| ServerError::Runtime {
             source: Box::new(e),
         })?;
+        let route53 = dns::open(&store, &elb)?;
+        let dns = dns::bind(config).await?;
         let apt = apt::AptService::open(store.clone(), data_dir.path(), &endpoint)
             .map_err(|detail| ServerError::Apt { detail })?;
         let app = app::App::new(
@@ -136,6 +146,7 @@ impl Server {
             elb.clone(),
             Arc::new(apt),
             config.asg_scale_in_seconds,
+            route53,
         );
         // Auto scaling groups register their instances with the target groups, drain them
         // before terminating them and scale on the load balancers' 1-second metrics.
@@ -157,6 +168,7 @@ impl Server {
             endpoint: endpoint.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             admin_profile,
+            dns: dns.as_ref().map(|d| d.local_addr().to_string()),
         })?;
         tracing::info!(%endpoint, data_dir = %config.data_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "spindle server listening");
         Ok(Self {
@@ -164,6 +176,7 @@ impl Server {
             app,
             _data_dir: data_dir,
             local_addr,
+            dns,
         })
     }
 
@@ -181,6 +194,8 @@ impl Server {
             .autoscaling
             .clone()
             .map(asg_handlers::spawn_controller);
+        // The DNS server's tasks stop when this is dropped, after the API has stopped.
+        let _dns = self.dns.map(|d| d.serve(self.app.route53.catalog()));
         let router = api::router(self.app);
         axum::serve(
             self.listener,

@@ -158,13 +158,27 @@ impl Daemon {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The address the daemon's DNS server answers on (from its `server.json`), while it runs.
+    pub fn dns_addr(&self) -> Option<std::net::SocketAddr> {
+        let info = std::fs::read(self.data_dir().join("server.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&info).ok()?;
+        v["dns"].as_str()?.parse().ok()
+    }
+
     /// `spindle server` on this data dir and credentials file, on a random port.
     pub fn server_command(&self) -> Command {
         let mut c = Command::new(&self.bin);
-        c.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(self.data_dir())
-            .arg("--credentials-file")
-            .arg(self.credentials_file());
+        c.args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--dns-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(self.data_dir())
+        .arg("--credentials-file")
+        .arg(self.credentials_file());
         match &self.options.runtime {
             Runtime::Off => {
                 c.arg("--no-runtime");

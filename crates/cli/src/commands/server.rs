@@ -45,6 +45,11 @@ pub fn run(args: &ServerArgs, global: &Global) -> Result<()> {
         runtime_prefix: (!args.no_runtime).then(|| args.runtime_prefix.clone()),
         lb_address: args.lb_address,
         asg_scale_in_seconds: args.asg_scale_in_seconds,
+        dns_listen: (!args.no_dns).then(|| {
+            args.dns_listen
+                .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 5353)))
+        }),
+        dns_optional: args.dns_listen.is_none(),
     };
     // Key derivation allocates 19 MiB at a time. A fixed mmap threshold makes glibc hand such
     // blocks back to the kernel when freed, instead of keeping them in the heap, so an idle
