@@ -7,6 +7,7 @@ mod common;
 use common::{Daemon, BIN};
 use spindle_model::api::*;
 use spindle_model::lb::LoadBalancerInfo;
+use spindle_model::AccountName;
 use std::process::Command;
 
 const ACCOUNT: &str = "management";
@@ -183,4 +184,65 @@ fn stack_zones_are_served_to_dig_refuse_bad_batches_whole_and_survive_a_restart(
     let o = d.cli(&["stack", "delete", "dns", "--yes"]);
     assert!(o.status.success(), "{}", common::stderr(&o));
     assert!(dig(&d, &["api.twine.test", "A"]).contains("status: REFUSED"));
+}
+
+/// The `dns` account owns `twine.test` and grants `dev` the names below `dev.twine.test`:
+/// dev's stack may write there and nowhere else in the zone, and the refusal is audited.
+#[test]
+fn another_account_writes_into_a_zone_only_through_the_owners_grant_and_refusals_are_audited() {
+    if dig_missing("another_account_writes_into_a_zone_only_through_the_owners_grant") {
+        return;
+    }
+    let d = Daemon::start(BIN);
+    let admin = d.admin();
+    for name in ["dns", "dev"] {
+        admin
+            .create_account(&CreateAccount {
+                name: AccountName::parse(name).unwrap(),
+                description: String::new(),
+            })
+            .unwrap();
+    }
+    let zone = r#"
+Resources:
+  Zone:
+    Type: AWS::Route53::HostedZone
+    Properties:
+      Name: twine.test
+      HostedZoneTags: [{Key: "spindle:grant:dev", Value: "*.dev.twine.test"}]
+"#;
+    let r = deploy(&d, "dns", "zone", zone);
+    assert_eq!(r.status.as_deref(), Some("CREATE_COMPLETE"), "{r:?}");
+    let record = |name: &str| {
+        format!(
+            "Resources:\n  R:\n    Type: AWS::Route53::RecordSet\n    Properties: {{HostedZoneName: twine.test, Name: {name}, Type: A, TTL: 60, ResourceRecords: [127.0.0.9]}}\n"
+        )
+    };
+    let r = deploy(&d, "dev", "granted", &record("api.dev.twine.test"));
+    assert_eq!(r.status.as_deref(), Some("CREATE_COMPLETE"), "{r:?}");
+    assert_eq!(short(&d, "api.dev.twine.test", "A"), "127.0.0.9");
+
+    let r = deploy(&d, "dev", "outside", &record("www.twine.test"));
+    assert_ne!(r.status.as_deref(), Some("CREATE_COMPLETE"), "{r:?}");
+    let ev = common::stdout(&d.cli(&["--account", "dev", "stack", "events", "outside"]));
+    assert!(
+        ev.contains("may not write `www.twine.test` into hosted zone `twine.test`"),
+        "{ev}"
+    );
+    assert!(dig(&d, &["www.twine.test", "A"]).contains("status: NXDOMAIN"));
+    let audit = admin.audit(Some("dns"), None, None, Some(500)).unwrap();
+    let denied: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "dns:ChangeResourceRecordSets")
+        .collect();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0].result, "denied");
+    assert!(
+        denied[0].target.ends_with("/records/www.twine.test"),
+        "{:?}",
+        denied[0]
+    );
+    // The zone is the dns account's: dev lists none.
+    let o = d.cli(&["--account", "dev", "dns", "zones", "--output", "json"]);
+    assert_eq!(common::stdout(&o).trim(), "[]");
 }

@@ -27,7 +27,8 @@ pub use change::{plan, Action, Change, Problem, MAX_TTL};
 pub use hickory_proto;
 pub use server::{bind, Bound, DnsHandle};
 pub use zone::{
-    canonical_name, in_zone, parse_value, Alias, RecordSet, RecordType, SoaFields, ZoneData,
+    canonical_name, in_zone, name_matches, parse_value, Alias, RecordSet, RecordType, SoaFields,
+    ZoneData, ZoneGrant,
 };
 
 use std::net::SocketAddr;

@@ -159,6 +159,23 @@ pub struct Alias {
     pub hosted_zone_id: String,
 }
 
+/// A zone owner's grant: `account` (a name or id) may write records whose names match one
+/// of `names` (`api.dev.twine.test`, or `*.dev.twine.test` for every name below it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneGrant {
+    pub account: String,
+    pub names: Vec<String>,
+}
+
+/// Whether canonical `name` matches a grant's `pattern`: the name itself, or with a leading
+/// `*.`, any name strictly below the rest.
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(base) => name != base && in_zone(name, base),
+        None => pattern == name,
+    }
+}
+
 /// One record set: a name, a type, a TTL and its values in presentation form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordSet {
@@ -381,6 +398,9 @@ pub struct ZoneData {
     pub vpcs: Vec<String>,
     pub serial: u32,
     pub soa: SoaFields,
+    /// Names other accounts may write records for (the owner's explicit grants).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<ZoneGrant>,
     /// Every record set but the SOA, by (name, type).
     #[serde(with = "rrsets_as_list")]
     pub rrsets: BTreeMap<(String, RecordType), RecordSet>,
@@ -430,6 +450,7 @@ impl ZoneData {
             private: false,
             vpcs: Vec::new(),
             serial: 1,
+            grants: Vec::new(),
             rrsets,
         })
     }
@@ -515,6 +536,20 @@ mod tests {
         for (t, v, want) in bad {
             let e = parse_value(t, v).unwrap_err();
             assert!(e.contains(want), "{t} {v}: {e}");
+        }
+    }
+
+    #[test]
+    fn grant_patterns_match_the_name_or_what_is_below_it() {
+        for (p, n, want) in [
+            ("*.dev.twine.test", "api.dev.twine.test", true),
+            ("*.dev.twine.test", "a.b.dev.twine.test", true),
+            ("*.dev.twine.test", "dev.twine.test", false),
+            ("*.dev.twine.test", "xdev.twine.test", false),
+            ("dev.twine.test", "dev.twine.test", true),
+            ("dev.twine.test", "api.dev.twine.test", false),
+        ] {
+            assert_eq!(name_matches(p, n), want, "{p} {n}");
         }
     }
 

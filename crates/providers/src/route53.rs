@@ -3,7 +3,7 @@
 //!
 //! | Type | `Ref` | `Fn::GetAtt` | Changes in place |
 //! |---|---|---|---|
-//! | `HostedZone` | its id (`Z…`) | `Id`, `NameServers` | `HostedZoneConfig`, `VPCs` |
+//! | `HostedZone` | its id (`Z…`) | `Id`, `NameServers` | `HostedZoneConfig`, `VPCs`, `HostedZoneTags` |
 //! | `RecordSet` | the record's name | — | everything (a new name, type or zone is a delete and a create in one batch) |
 //! | `RecordSetGroup` | a derived id | — | `RecordSets` (one batch: sets no longer listed are deleted) |
 //!
@@ -15,8 +15,9 @@
 //! load balancer's address (resolved when the record is written; an A alias needs an IPv4
 //! address). **Zones of other accounts.** The account that creates a hosted zone owns it;
 //! another account may write a record into it only if [`ZoneAccess::may_write`] says so (the
-//! daemon asks the owner's grants), and a refusal is reported to [`ZoneAccess::refused`]
-//! (the daemon's audit log). A private zone (`VPCs` given) is recorded but not served on the
+//! daemon matches the zone's grants: `HostedZoneTags` keyed `spindle:grant:ACCOUNT`, the
+//! value the names, `*.dev.twine.test` for all below it), and a refusal is reported to
+//! [`ZoneAccess::refused`] (the daemon's audit log). A private zone (`VPCs` given) is recorded but not served on the
 //! public address. Not built yet: routing policies and health checks (refused by name).
 
 use std::collections::BTreeMap;
@@ -312,6 +313,7 @@ impl Route53Provider {
         let account = cx.account()?;
         let mut z = ZoneData::new(&id, &spec.name, account.as_str()).map_err(invalid)?;
         z.comment = spec.comment;
+        z.grants = spec.grants;
         z.private = !spec.vpcs.is_empty();
         z.vpcs = spec.vpcs;
         self.r53
@@ -445,6 +447,7 @@ impl Provider for Route53Provider {
                 .catalog
                 .update_zone(&req.physical_id, &|b| self.r53.save(b), |z| {
                     z.comment = spec.comment.clone();
+                    z.grants = spec.grants.clone();
                     z.private = !spec.vpcs.is_empty();
                     z.vpcs = spec.vpcs.clone();
                 })

@@ -52,7 +52,13 @@ pub(crate) struct ZoneSpec {
     pub name: String,
     pub comment: String,
     pub vpcs: Vec<String>,
+    /// From `HostedZoneTags` keyed `spindle:grant:ACCOUNT`.
+    pub grants: Vec<spindle_dns::ZoneGrant>,
 }
+
+/// The tag key prefix of a zone's grants (Spindle's extension; the value is the names,
+/// separated by spaces or commas).
+pub(crate) const GRANT_TAG: &str = "spindle:grant:";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RecordSetSpec {
@@ -105,8 +111,8 @@ impl ZoneSpec {
             &mut problems,
             "",
             p,
-            &["Name", "HostedZoneConfig", "VPCs"],
-            &["HostedZoneTags"],
+            &["Name", "HostedZoneConfig", "VPCs", "HostedZoneTags"],
+            &[],
         );
         let name = problems
             .take("", s.req_str(p, "Name"))
@@ -138,10 +144,60 @@ impl ZoneSpec {
                 vpcs.push(id);
             }
         }
+        let mut grants = Vec::new();
+        let tags = problems
+            .take("", s.map_list(p, "HostedZoneTags"))
+            .flatten()
+            .unwrap_or_default();
+        for (i, t) in tags.into_iter().enumerate() {
+            let at = format!("HostedZoneTags[{i}]");
+            let (Some(key), value) = (
+                problems.take(&at, s.req_str(t, "Key")),
+                problems
+                    .take(&at, s.opt_str(t, "Value"))
+                    .flatten()
+                    .unwrap_or_default(),
+            ) else {
+                continue;
+            };
+            let Some(account) = key.strip_prefix(GRANT_TAG) else {
+                continue;
+            };
+            let mut names = Vec::new();
+            for pat in value.split([' ', ',']).filter(|x| !x.is_empty()) {
+                match canonical_name(pat) {
+                    Ok(n)
+                        if name.as_ref().is_some_and(|z| {
+                            spindle_dns::in_zone(n.trim_start_matches("*."), z)
+                        }) =>
+                    {
+                        names.push(n)
+                    }
+                    Ok(n) => {
+                        problems.add(format!("{at}.Value"), format!("`{n}` is not in the zone"))
+                    }
+                    Err(e) => problems.add(format!("{at}.Value"), e),
+                }
+            }
+            if account.is_empty() || names.is_empty() {
+                problems.add(
+                    &at,
+                    format!(
+                        "a grant is `{GRANT_TAG}ACCOUNT` with the names it may write as its value"
+                    ),
+                );
+                continue;
+            }
+            grants.push(spindle_dns::ZoneGrant {
+                account: account.to_owned(),
+                names,
+            });
+        }
         problems.finish(name.map(|name| ZoneSpec {
             name,
             comment,
             vpcs,
+            grants,
         }))
     }
 }
