@@ -105,6 +105,9 @@ pub enum Command {
     /// Inspect load balancers (stacks create them), their targets, health and metrics
     #[command(subcommand)]
     Lb(LbCmd),
+    /// Inspect hosted zones (stacks create them) and ask the DNS server for a name
+    #[command(subcommand)]
+    Dns(crate::commands::dns::DnsCmd),
     /// Find (and with --fix remove) namespaces, mounts, veths and cgroups no instance or VPC
     /// accounts for (admin only)
     Doctor {
@@ -187,6 +190,13 @@ pub struct ServerArgs {
         env = "SPINDLE_SSH_LISTEN"
     )]
     pub ssh_listen: String,
+    /// Serve the public hosted zones on this address, UDP and TCP (port 0: a free one)
+    /// [default: 127.0.0.1:5353, skipped with an error in the log if taken]
+    #[arg(long, env = "SPINDLE_DNS_LISTEN", value_name = "ADDR")]
+    pub dns_listen: Option<std::net::SocketAddr>,
+    /// Run without the DNS server (hosted zones are still kept)
+    #[arg(long, conflicts_with = "dns_listen")]
+    pub no_dns: bool,
     /// Don't serve: mint a new admin credential for the data dir and write it to the
     /// credentials file (under --profile if that is free, else a name of its own), revoking
     /// nothing. The way back in when the admin secret is lost. Run it on the daemon's host as

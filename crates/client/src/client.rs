@@ -632,6 +632,7 @@ mod asg;
 mod devbox;
 mod git;
 mod ssh;
+mod dns;
 
 pub(crate) mod method {
     pub const GET: &str = "GET";

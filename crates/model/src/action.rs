@@ -141,6 +141,9 @@ actions! {
     SignSshCertificate => "bastion:SignCertificate", false, true;
     DescribeBastion => "bastion:Describe", false, false;
     BastionConnect => "bastion:Connect", false, false;
+    ListHostedZones => "dns:ListHostedZones", false, false;
+    ListRecordSets => "dns:ListResourceRecordSets", false, false;
+    TestDnsAnswer => "dns:TestDNSAnswer", false, false;
 }
 
 impl Action {

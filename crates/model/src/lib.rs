@@ -10,6 +10,7 @@ pub mod api;
 pub mod apt;
 pub mod asg;
 pub mod devbox;
+pub mod dns;
 pub mod ids;
 pub mod lb;
 pub mod owner;

@@ -78,6 +78,7 @@ use crate::elbv2_spec::{shape, ActionSpec, CertSource, ListenerProto, Spec, TgSp
 use crate::props::Props;
 use crate::{scoped_token, Kind};
 
+mod dns_alias;
 mod queries;
 
 /// The file name of the providers' state, in the runtime's data directory.

@@ -13,6 +13,8 @@ pub enum Group {
     Elbv2,
     /// [`crate::AutoScaling::register`], over the runtime and the load balancers.
     AutoScaling,
+    /// [`crate::Route53::register`], over the DNS engine.
+    Route53,
 }
 
 macro_rules! kinds {
@@ -71,6 +73,9 @@ kinds! {
     ScheduledAction = "AWS::AutoScaling::ScheduledAction", AutoScaling;
     LifecycleHook = "AWS::AutoScaling::LifecycleHook", AutoScaling;
     WarmPool = "AWS::AutoScaling::WarmPool", AutoScaling;
+    HostedZone = "AWS::Route53::HostedZone", Route53;
+    RecordSet = "AWS::Route53::RecordSet", Route53;
+    RecordSetGroup = "AWS::Route53::RecordSetGroup", Route53;
 }
 
 impl std::fmt::Display for Kind {
@@ -102,6 +107,8 @@ pub const EC2_TYPES: &[&str] = &names::<8>(Group::Ec2);
 pub const ELBV2_TYPES: &[&str] = &names::<4>(Group::Elbv2);
 /// The resource types [`crate::AutoScaling::register`] registers.
 pub const AUTOSCALING_TYPES: &[&str] = &names::<5>(Group::AutoScaling);
+/// The resource types [`crate::Route53::register`] registers.
+pub const ROUTE53_TYPES: &[&str] = &names::<3>(Group::Route53);
 
 /// The kinds of one group, in registration order.
 pub(crate) fn kinds_of(group: Group) -> impl Iterator<Item = Kind> {
@@ -137,6 +144,7 @@ mod tests {
             .iter()
             .chain(ELBV2_TYPES)
             .chain(AUTOSCALING_TYPES)
+            .chain(ROUTE53_TYPES)
             .copied()
             .collect();
         assert_eq!(all.len(), Kind::ALL.len());
@@ -147,6 +155,7 @@ mod tests {
             (Group::Ec2, EC2_TYPES),
             (Group::Elbv2, ELBV2_TYPES),
             (Group::AutoScaling, AUTOSCALING_TYPES),
+            (Group::Route53, ROUTE53_TYPES),
         ] {
             let from_kinds: Vec<&str> = kinds_of(group).map(Kind::type_name).collect();
             assert_eq!(from_kinds, list, "{group:?}");

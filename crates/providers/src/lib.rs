@@ -135,6 +135,8 @@ mod instance;
 mod kind;
 mod network;
 mod props;
+mod route53;
+mod route53_spec;
 pub mod rules;
 mod state;
 #[cfg(test)]
@@ -156,10 +158,11 @@ pub use elb_autoscaling::ElbAutoScaling;
 pub use elbv2::{Elb, ElbOptions, Registration, ELBV2_STATE_FILE, HOSTED_ZONE_ID};
 pub use error::Ec2Error;
 pub use instance::{InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG};
-pub use kind::{Group, Kind, AUTOSCALING_TYPES, EC2_TYPES, ELBV2_TYPES};
+pub use kind::{Group, Kind, AUTOSCALING_TYPES, EC2_TYPES, ELBV2_TYPES, ROUTE53_TYPES};
 pub use network::{
     PeeringProvider, SecurityGroupProvider, SecurityGroupRuleProvider, SubnetProvider, VpcProvider,
 };
+pub use route53::{Route53, ZoneAccess, ROUTE53_DOC};
 
 use state::Store;
 
@@ -272,7 +275,10 @@ impl Ec2 {
                 | Kind::ScalingPolicy
                 | Kind::ScheduledAction
                 | Kind::LifecycleHook
-                | Kind::WarmPool => continue,
+                | Kind::WarmPool
+                | Kind::HostedZone
+                | Kind::RecordSet
+                | Kind::RecordSetGroup => continue,
             };
             registry.register(kind.type_name(), provider);
         }

@@ -7,6 +7,7 @@ use crate::asg_handlers as ah;
 use crate::audit::RequestId;
 use crate::devbox_handlers as dbh;
 use crate::git_handlers as gh;
+use crate::dns_handlers as dnsh;
 use crate::handlers as h;
 use crate::lb_handlers as lbh;
 use crate::runtime_handlers as rh;
@@ -291,6 +292,9 @@ fn api_routes() -> Api {
         GET "/v1/accounts/{account}/load-balancers/{name}" DescribeLoadBalancer => lbh::describe;
         GET "/v1/accounts/{account}/load-balancers/{name}/targets" DescribeTargetHealth => lbh::targets;
         GET "/v1/accounts/{account}/load-balancers/{name}/metrics" ReadLoadBalancerMetrics => lbh::metrics;
+        GET "/v1/accounts/{account}/dns/zones" ListHostedZones => dnsh::zones;
+        GET "/v1/accounts/{account}/dns/zones/{zone}/records" ListRecordSets => dnsh::records;
+        GET "/v1/accounts/{account}/dns/test" TestDnsAnswer => dnsh::test;
         GET "/v1/accounts/{account}/autoscaling-groups" ListAutoScalingGroups => ah::list_groups;
         GET "/v1/accounts/{account}/autoscaling-groups/{name}" DescribeAutoScalingGroup => ah::describe_group;
         GET "/v1/accounts/{account}/autoscaling-groups/{name}/activities" DescribeScalingActivities => ah::group_activities;

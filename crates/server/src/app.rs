@@ -35,6 +35,8 @@ pub struct App {
     pub aws_endpoint: Option<String>,
     /// The SSH bastion: accounts' CAs and the jump host.
     pub bastion: Arc<crate::bastion::Bastion>,
+    /// The hosted zones (`AWS::Route53::*` resources), served by the DNS server.
+    pub route53: Arc<spindle_providers::Route53>,
 }
 
 impl App {
@@ -49,6 +51,7 @@ impl App {
         elb: Arc<spindle_providers::Elb>,
         apt: Arc<crate::apt::AptService>,
         asg_scale_in_seconds: Option<u64>,
+        route53: Arc<spindle_providers::Route53>,
     ) -> Self {
         if let Some(e) = &ec2 {
             let store = store.clone();
@@ -74,7 +77,8 @@ impl App {
         });
         let stacks = Arc::new(
             crate::stacks::Stacks::new(store.clone(), endpoint, ec2.clone(), elb.clone())
-                .with_autoscaling(autoscaling.clone()),
+                .with_autoscaling(autoscaling.clone())
+                .with_route53(route53.clone()),
         );
         let bastion = Arc::new(crate::bastion::Bastion::open(
             store.clone(),
@@ -88,6 +92,7 @@ impl App {
             apt,
             bastion,
             stacks,
+            route53,
             elb,
             autoscaling,
             runtime,

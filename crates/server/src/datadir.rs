@@ -39,6 +39,9 @@ pub struct ServerInfo {
     /// The AWS-compatible endpoint (`http://ADDR`), when it listens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_endpoint: Option<String>,
+    /// The address the DNS server answers on (UDP and TCP), when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<String>,
 }
 
 /// A locked data dir; the lock is held until this is dropped (or the process dies).

@@ -30,6 +30,8 @@ pub const EC2: &str = "ec2-providers";
 pub const ELBV2: &str = "elbv2-providers";
 /// The auto scaling groups and their attachments.
 pub const AUTOSCALING: &str = "autoscaling";
+/// The hosted zones and their record sets (`spindle_providers::Route53`).
+pub const ROUTE53: &str = spindle_providers::ROUTE53_DOC;
 
 /// Each document and the file (under the data dir) it lived in before.
 pub const LEGACY_FILES: [(&str, &str); 4] = [

@@ -36,6 +36,17 @@ pub enum ServerError {
     Apt { detail: String },
     #[error("cannot open the git repositories: {detail}")]
     Git { detail: String },
+    #[error("cannot serve DNS on {addr} (choose another with --dns-listen, or --no-dns)")]
+    DnsBind {
+        addr: SocketAddr,
+        #[source]
+        source: spindle_dns::DnsError,
+    },
+    #[error("cannot open the hosted zones")]
+    Dns {
+        #[source]
+        source: spindle_stack::ProviderError,
+    },
     #[error("the HTTP server failed")]
     Serve {
         #[source]

@@ -18,6 +18,8 @@ mod bastion;
 mod bootstrap;
 mod datadir;
 mod devbox_handlers;
+mod dns;
+mod dns_handlers;
 mod engine_state;
 mod error;
 mod git;
@@ -68,6 +70,11 @@ pub struct ServerConfig {
     pub aws_listen_required: bool,
     /// Where the SSH bastion's jump host listens (`127.0.0.1:2222` from the CLI); `None`: off.
     pub ssh_listen: Option<String>,
+    /// Serve the public hosted zones here (UDP and TCP); `None`: no DNS server.
+    pub dns_listen: Option<SocketAddr>,
+    /// A DNS address that can't be bound is logged and skipped (the default address) rather
+    /// than stopping the start (an address asked for).
+    pub dns_optional: bool,
 }
 
 /// A daemon that holds its data dir and has bound its socket, ready to serve.
@@ -77,6 +84,7 @@ pub struct Server {
     app: app::App,
     _data_dir: DataDir,
     local_addr: SocketAddr,
+    dns: Option<spindle_dns::Bound>,
 }
 
 impl Server {
@@ -138,6 +146,8 @@ impl Server {
         .map_err(|e| ServerError::Runtime {
             source: Box::new(e),
         })?;
+        let route53 = dns::open(&store, &elb)?;
+        let dns = dns::bind(config).await?;
         let apt = apt::AptService::open(store.clone(), data_dir.path(), &endpoint)
             .map_err(|detail| ServerError::Apt { detail })?;
         // Pipeline runs a stopped daemon left running can't finish: say so.
@@ -167,6 +177,7 @@ impl Server {
             elb.clone(),
             Arc::new(apt),
             config.asg_scale_in_seconds,
+            route53,
         );
         let aws_secrets = data_dir.path().join("aws-secrets.key");
         app.aws_secrets = Some(Arc::new(sealer::Sealer::open(&aws_secrets).map_err(
@@ -204,6 +215,7 @@ impl Server {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             admin_profile,
             aws_endpoint,
+            dns: dns.as_ref().map(|d| d.local_addr().to_string()),
         })?;
         tracing::info!(%endpoint, data_dir = %config.data_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "spindle server listening");
         Ok(Self {
@@ -212,6 +224,7 @@ impl Server {
             app,
             _data_dir: data_dir,
             local_addr,
+            dns,
         })
     }
 
@@ -243,6 +256,8 @@ impl Server {
             })
         });
         let bastion = self.app.bastion.clone();
+        // The DNS server's tasks stop when this is dropped, after the API has stopped.
+        let _dns = self.dns.map(|d| d.serve(self.app.route53.catalog()));
         let router = api::router(self.app);
         let served = axum::serve(
             self.listener,

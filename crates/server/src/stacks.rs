@@ -240,6 +240,7 @@ pub fn provisionable_types() -> BTreeSet<&'static str> {
         .chain(spindle_providers::EC2_TYPES)
         .chain(spindle_providers::ELBV2_TYPES)
         .chain(spindle_providers::AUTOSCALING_TYPES)
+        .chain(spindle_providers::ROUTE53_TYPES)
         .copied()
         .collect()
 }
@@ -255,12 +256,19 @@ pub struct Stacks {
     ec2: Option<Arc<spindle_providers::Ec2>>,
     elb: Arc<spindle_providers::Elb>,
     autoscaling: Option<Arc<spindle_providers::AutoScaling>>,
+    route53: Option<Arc<spindle_providers::Route53>>,
 }
 
 impl Stacks {
     /// Registers the `AWS::AutoScaling::*` providers in every account's engine.
     pub fn with_autoscaling(mut self, a: Option<Arc<spindle_providers::AutoScaling>>) -> Self {
         self.autoscaling = a;
+        self
+    }
+
+    /// Registers the `AWS::Route53::*` providers in every account's engine.
+    pub fn with_route53(mut self, r: Arc<spindle_providers::Route53>) -> Self {
+        self.route53 = Some(r);
         self
     }
 
@@ -287,6 +295,7 @@ impl Stacks {
             ec2,
             elb,
             autoscaling: None,
+            route53: None,
             params,
             store,
             engines: Mutex::new(HashMap::new()),
@@ -307,6 +316,9 @@ impl Stacks {
                 self.elb.register(&mut registry);
                 if let Some(a) = &self.autoscaling {
                     a.register(&mut registry);
+                }
+                if let Some(r) = &self.route53 {
+                    r.register(&mut registry);
                 }
                 let journal = Arc::new(SqlJournal {
                     store: self.store.clone(),

@@ -158,12 +158,19 @@ impl Daemon {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The address the daemon's DNS server answers on (from its `server.json`), while it runs.
+    pub fn dns_addr(&self) -> Option<std::net::SocketAddr> {
+        let info = std::fs::read(self.data_dir().join("server.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&info).ok()?;
+        v["dns"].as_str()?.parse().ok()
+    }
+
     /// `spindle server` on this data dir and credentials file, on a random port (and the AWS
-    /// endpoint on another).
+    /// endpoint and the DNS server on others).
     pub fn server_command(&self) -> Command {
         let mut c = Command::new(&self.bin);
         c.args(["server", "--listen", "127.0.0.1:0"])
-            .args(["--aws-listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--aws-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.data_dir())
             .arg("--credentials-file")
             .arg(self.credentials_file())
@@ -380,7 +387,7 @@ mod tests {
                 .server_command()
                 .get_args()
                 .map(|a| a.to_string_lossy().into_owned())
-                .skip(9)
+                .skip(13)
                 .collect();
             let mut expected: Vec<String> = want.iter().map(|s| s.to_string()).collect();
             expected.push("--x".into());

@@ -6,6 +6,7 @@ pub mod asg;
 mod audit;
 mod bake;
 pub mod devbox;
+pub mod dns;
 mod down;
 pub mod git;
 mod images;
@@ -69,6 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Template(c) => stacks::template(&cx, c),
                 Command::Stack(c) => stacks::stack(&cx, c),
                 Command::Asg(c) => asg::run(&cx, c),
+                Command::Dns(c) => dns::run(&cx, c),
                 Command::Image(c) => images::image(&cx, c),
                 Command::Instance(c) => images::instance(&cx, c),
                 Command::Lb(c) => lb::run(&cx, c),

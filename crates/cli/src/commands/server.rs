@@ -52,6 +52,11 @@ pub fn run(args: &ServerArgs, global: &Global) -> Result<()> {
         },
         aws_listen_required: args.aws_listen.is_some(),
         ssh_listen: (args.ssh_listen != "off").then(|| args.ssh_listen.clone()),
+        dns_listen: (!args.no_dns).then(|| {
+            args.dns_listen
+                .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 5353)))
+        }),
+        dns_optional: args.dns_listen.is_none(),
     };
     // Key derivation allocates 19 MiB at a time. A fixed mmap threshold makes glibc hand such
     // blocks back to the kernel when freed, instead of keeping them in the heap, so an idle

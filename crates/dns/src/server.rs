@@ -1,0 +1,145 @@
+//! The I/O edge: one UDP socket and one TCP listener on the same address, answering from the
+//! catalog's current snapshot through [`crate::answer::respond`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::JoinHandle;
+
+use crate::answer::{respond, Transport};
+use crate::catalog::Catalog;
+use crate::DnsError;
+
+/// How long a TCP connection may sit idle between queries.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// UDP receive tasks sharing the socket.
+const UDP_TASKS: usize = 2;
+
+/// The bound sockets, not serving yet.
+pub struct Bound {
+    udp: UdpSocket,
+    tcp: TcpListener,
+    addr: SocketAddr,
+}
+
+/// Binds UDP and TCP on `addr`. Port 0 picks one free port for both.
+pub async fn bind(addr: SocketAddr) -> Result<Bound, DnsError> {
+    let err = |source| DnsError::Bind { addr, source };
+    // With port 0 the kernel picks the UDP port; TCP on the same number may be taken, so try
+    // a few picks before giving up.
+    let tries = if addr.port() == 0 { 20 } else { 1 };
+    let mut last = None;
+    for _ in 0..tries {
+        let udp = UdpSocket::bind(addr).await.map_err(err)?;
+        let local = udp.local_addr().map_err(err)?;
+        match TcpListener::bind(local).await {
+            Ok(tcp) => {
+                return Ok(Bound {
+                    udp,
+                    tcp,
+                    addr: local,
+                })
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(err(last.unwrap_or_else(|| std::io::Error::other("no port"))))
+}
+
+impl Bound {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Starts answering on the current runtime. The tasks stop when the handle is dropped.
+    pub fn serve(self, catalog: Arc<Catalog>) -> DnsHandle {
+        let udp = Arc::new(self.udp);
+        let mut tasks = Vec::new();
+        for _ in 0..UDP_TASKS {
+            let (udp, catalog) = (udp.clone(), catalog.clone());
+            tasks.push(tokio::spawn(async move { udp_loop(&udp, &catalog).await }));
+        }
+        let tcp = self.tcp;
+        tasks.push(tokio::spawn(async move { tcp_loop(tcp, catalog).await }));
+        tracing::info!(addr = %self.addr, "dns server listening (udp and tcp)");
+        DnsHandle {
+            tasks,
+            addr: self.addr,
+        }
+    }
+}
+
+/// The running server; dropping it stops it.
+pub struct DnsHandle {
+    tasks: Vec<JoinHandle<()>>,
+    addr: SocketAddr,
+}
+
+impl DnsHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for DnsHandle {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn udp_loop(sock: &UdpSocket, catalog: &Catalog) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, peer) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                // ICMP errors from earlier sends surface here on Linux; keep serving.
+                tracing::debug!(error = %e, "dns udp receive");
+                continue;
+            }
+        };
+        if let Some(out) = respond(&catalog.snapshot(), &buf[..n], Transport::Udp) {
+            let _ = sock.send_to(&out, peer).await;
+        }
+    }
+}
+
+async fn tcp_loop(listener: TcpListener, catalog: Arc<Catalog>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let catalog = catalog.clone();
+        tokio::spawn(async move {
+            let _ = tcp_conn(stream, &catalog).await;
+        });
+    }
+}
+
+async fn tcp_conn(mut s: TcpStream, catalog: &Catalog) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(TCP_IDLE, s.read_exact(&mut len)).await {
+            Ok(Ok(_)) => {}
+            _ => return Ok(()),
+        }
+        buf.resize(u16::from_be_bytes(len) as usize, 0);
+        tokio::time::timeout(TCP_IDLE, s.read_exact(&mut buf))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        let Some(out) = respond(&catalog.snapshot(), &buf, Transport::Tcp) else {
+            return Ok(());
+        };
+        let mut framed = Vec::with_capacity(out.len() + 2);
+        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&out);
+        s.write_all(&framed).await?;
+    }
+}
