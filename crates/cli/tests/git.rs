@@ -99,6 +99,7 @@ fn push_clone_back_grants_secrets_and_the_runs_a_push_records() {
                 &CreateKey {
                     allow: allow.iter().map(|s| s.to_string()).collect(),
                     description: String::new(),
+                    aws: false,
                 },
             )
             .unwrap()

@@ -242,6 +242,7 @@ fn ssh_cert_signs_with_the_accounts_sealed_ca_and_the_bastion_checks_grants_per_
             &CreateKey {
                 allow: vec!["bastion:SignCertificate".into()],
                 description: String::new(),
+                aws: false,
             },
         )
         .unwrap();
@@ -251,6 +252,7 @@ fn ssh_cert_signs_with_the_accounts_sealed_ca_and_the_bastion_checks_grants_per_
             &CreateKey {
                 allow: vec!["bastion:*".into()],
                 description: String::new(),
+                aws: false,
             },
         )
         .unwrap();

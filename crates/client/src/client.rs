@@ -630,9 +630,9 @@ impl Client {
 
 mod asg;
 mod devbox;
+mod dns;
 mod git;
 mod ssh;
-mod dns;
 
 pub(crate) mod method {
     pub const GET: &str = "GET";

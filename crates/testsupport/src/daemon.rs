@@ -170,7 +170,13 @@ impl Daemon {
     pub fn server_command(&self) -> Command {
         let mut c = Command::new(&self.bin);
         c.args(["server", "--listen", "127.0.0.1:0"])
-            .args(["--aws-listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "--aws-listen",
+                "127.0.0.1:0",
+                "--dns-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(self.data_dir())
             .arg("--credentials-file")
             .arg(self.credentials_file())
