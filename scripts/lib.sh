@@ -9,7 +9,24 @@ as_root() {
 
 # Installs the Debian packages in scripts/apt-packages.txt that are missing. Names ending in '?'
 # are optional: each is tried on its own, and one apt can't install is reported, not fatal.
+# Some of them are servers the tests and benchmarks run themselves (sshd, Knot, HAProxy):
+# installing them must not start them as system services (an sshd on :22, a DNS server on :53),
+# so where the machine has no policy-rc.d, one that forbids starting services stands in while
+# apt runs (what Debian's container images ship), and is removed after.
 install_packages() {
+  local policy=/usr/sbin/policy-rc.d placed=no
+  if [ ! -e "$policy" ]; then
+    as_root sh -c "printf '#!/bin/sh\\n# placed by Spindle scripts/lib.sh while it installs packages\\nexit 101\\n' > $policy && chmod 755 $policy" &&
+      placed=yes
+  fi
+  # (errexit does not apply inside a function called with ||: each failure returns on its own.)
+  local status=0
+  install_listed_packages || status=$?
+  if [ "$placed" = yes ]; then as_root rm -f "$policy"; fi
+  return "$status"
+}
+
+install_listed_packages() {
   local missing=() optional=()
   local pkg name
   while read -r pkg; do
@@ -19,11 +36,11 @@ install_packages() {
     if [ "$name" != "$pkg" ]; then optional+=("$name"); else missing+=("$name"); fi
   done < "$spindle_root/scripts/apt-packages.txt"
   if [ "${#missing[@]}" -gt 0 ] || [ "${#optional[@]}" -gt 0 ]; then
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update || return 1
   fi
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "Installing Debian packages: ${missing[*]}" >&2
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" || return 1
   fi
   for name in "${optional[@]}"; do
     echo "Installing optional Debian package: $name" >&2
