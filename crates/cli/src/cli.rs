@@ -180,16 +180,17 @@ pub struct ServerArgs {
     pub asg_scale_in_seconds: Option<u64>,
     /// The AWS-compatible endpoint's address, or `off` [default: 127.0.0.1:4566, skipped
     /// with a warning if another process holds it]
-    #[arg(long, value_name = "ADDR|off", value_parser = parse_aws_listen)]
-    pub aws_listen: Option<AwsListen>,
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_listen)]
+    pub aws_listen: Option<Listen>,
     /// Where the SSH bastion (the jump host for `ssh -J`) listens; `off` runs none
     #[arg(
         long,
-        value_name = "ADDR",
+        value_name = "ADDR|off",
         default_value = "127.0.0.1:2222",
-        env = "SPINDLE_SSH_LISTEN"
+        env = "SPINDLE_SSH_LISTEN",
+        value_parser = parse_listen
     )]
-    pub ssh_listen: String,
+    pub ssh_listen: Listen,
     /// Serve the public hosted zones on this address, UDP and TCP (port 0: a free one)
     /// [default: 127.0.0.1:5353, skipped with an error in the log if taken]
     #[arg(long, env = "SPINDLE_DNS_LISTEN", value_name = "ADDR")]
@@ -670,18 +671,18 @@ pub enum InstanceCmd {
     Terminate { id: String },
 }
 
-/// `--aws-listen`: an address, or `off`.
+/// `--aws-listen` and `--ssh-listen`: an address, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AwsListen {
+pub enum Listen {
     Off,
     At(std::net::SocketAddr),
 }
 
-fn parse_aws_listen(s: &str) -> Result<AwsListen, String> {
+fn parse_listen(s: &str) -> Result<Listen, String> {
     if s == "off" {
-        return Ok(AwsListen::Off);
+        return Ok(Listen::Off);
     }
     s.parse()
-        .map(AwsListen::At)
-        .map_err(|_| format!("expected an address such as 127.0.0.1:4566, or `off`; got `{s}`"))
+        .map(Listen::At)
+        .map_err(|_| format!("expected IP:PORT such as 127.0.0.1:4566, or `off`; got `{s}`"))
 }

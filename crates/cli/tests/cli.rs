@@ -323,3 +323,39 @@ fn pkg_build_is_reproducible_and_dpkg_reads_it() {
     let e = stderr(&o);
     assert!(e.contains(&format!("{}:2:8:", bad.display())), "{e}");
 }
+
+/// The daemon's listener flags refuse a bad value before anything starts: exit 2 with the flag
+/// and the value named, and no data dir made.
+#[test]
+fn server_listen_flags_refuse_bad_values_before_starting() {
+    let cases: &[(&str, &str)] = &[
+        ("--ssh-listen", "nonsense"),
+        ("--ssh-listen", "127.0.0.1"),
+        ("--aws-listen", "localhost:4566"),
+        ("--aws-listen", "127.0.0.1:99999"),
+        ("--dns-listen", "off-ish"),
+    ];
+    for (flag, value) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let o = std::process::Command::new(BIN)
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                flag,
+                value,
+                "--data-dir",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(
+            err.contains(flag) && err.contains(value),
+            "{flag} {value}: {err}"
+        );
+        assert!(!data.exists(), "{flag} {value}: the data dir was made");
+    }
+}

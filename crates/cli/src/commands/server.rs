@@ -1,6 +1,6 @@
 //! `spindle server`: the daemon in the foreground.
 
-use crate::cli::{AwsListen, DaemonArgs, Global, LogFormat, ServerArgs};
+use crate::cli::{DaemonArgs, Global, Listen, LogFormat, ServerArgs};
 use anyhow::{Context as _, Result};
 use spindle_client::CredentialsFile;
 use spindle_server::{Server, ServerConfig};
@@ -47,11 +47,14 @@ pub fn run(args: &ServerArgs, global: &Global) -> Result<()> {
         asg_scale_in_seconds: args.asg_scale_in_seconds,
         aws_listen: match args.aws_listen {
             None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 4566))),
-            Some(AwsListen::Off) => None,
-            Some(AwsListen::At(a)) => Some(a),
+            Some(Listen::Off) => None,
+            Some(Listen::At(a)) => Some(a),
         },
         aws_listen_required: args.aws_listen.is_some(),
-        ssh_listen: (args.ssh_listen != "off").then(|| args.ssh_listen.clone()),
+        ssh_listen: match args.ssh_listen {
+            Listen::Off => None,
+            Listen::At(a) => Some(a.to_string()),
+        },
         dns_listen: (!args.no_dns).then(|| {
             args.dns_listen
                 .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 5353)))
