@@ -84,7 +84,7 @@ impl Drop for Env {
 /// One HTTP/1.0 GET on a connected stream: (status, body).
 fn http_get(mut s: std::net::TcpStream, path: &str) -> std::io::Result<(u16, String)> {
     s.set_read_timeout(Some(Duration::from_secs(3)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n")?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
     let status = resp

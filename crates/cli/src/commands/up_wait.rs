@@ -95,18 +95,34 @@ pub fn http_status(url: &str) -> Result<u16, String> {
         .map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
-    write!(
-        s,
+    // One write: `write!` on an unbuffered stream sends each piece of the format as its own
+    // segment, and a server that reads once would see only "GET ".
+    let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: spindle-up\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("send: {e}"))?;
-    let mut head = [0u8; 64];
-    let n = s.read(&mut head).map_err(|e| format!("read: {e}"))?;
-    let line = String::from_utf8_lossy(&head[..n]);
+    );
+    s.write_all(request.as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let head = read_status_line(&mut s).map_err(|e| format!("read: {e}"))?;
+    let line = String::from_utf8_lossy(&head);
     line.split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| format!("not an HTTP answer: {line:?}"))
+}
+
+/// Reads up to the end of the first line (or 256 bytes, or the end of the stream): one `read`
+/// may return less than a line.
+fn read_status_line(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(64);
+    let mut buf = [0u8; 64];
+    while !head.contains(&b'\n') && head.len() < 256 {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Ok(head)
 }
 
 /// Polls until `lb` has a healthy target in every group and `url` answers below 500, calling
@@ -270,9 +286,14 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let server = std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
+            let mut got = Vec::new();
             let mut buf = [0u8; 512];
-            let n = s.read(&mut buf).unwrap();
-            assert!(buf[..n].starts_with(b"GET /x HTTP/1.1\r\n"));
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "the request ended early: {got:?}");
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert!(got.starts_with(b"GET /x HTTP/1.1\r\n"), "{got:?}");
             s.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
                 .unwrap();
         });
