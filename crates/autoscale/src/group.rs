@@ -229,6 +229,29 @@ pub struct Refresh {
     pub to_replace: u32,
 }
 
+/// Instance refreshes kept per group, newest last (`DescribeInstanceRefreshes` reads them).
+pub const REFRESH_HISTORY_LIMIT: usize = 50;
+
+/// How an instance refresh stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshStatus {
+    InProgress,
+    Successful,
+}
+
+/// One instance refresh of the group, running or finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshRecord {
+    /// Unique within the group: a UUID-shaped string from the group's name, the start time
+    /// and a sequence number, so the planner stays free of randomness.
+    pub id: String,
+    pub status: RefreshStatus,
+    pub started_at: u64,
+    pub ended_at: Option<u64>,
+    pub min_healthy_percentage: u32,
+    pub to_replace: u32,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct PendingLaunch {
     request: u64,
@@ -246,6 +269,8 @@ pub struct Group {
     pub members: Vec<Member>,
     pub activities: Vec<Activity>,
     pub refresh: Option<Refresh>,
+    /// Refreshes started, newest last (at most [`REFRESH_HISTORY_LIMIT`]).
+    pub refreshes: Vec<RefreshRecord>,
     pub last_activity: Option<u64>,
     pub policy_last: BTreeMap<String, u64>,
     launching: Vec<PendingLaunch>,
@@ -258,6 +283,29 @@ pub struct Group {
 /// Activities kept per group (the oldest are dropped).
 pub const ACTIVITY_LIMIT: usize = 1000;
 
+/// A refresh id: `gggggggg-tttt-tttt-ssss-ssssssssssss` from a hash of the group's name (g), the
+/// start time (t) and the sequence number (s), shaped like AWS's UUIDs.
+fn refresh_id(group: &str, now: u64, seq: u64) -> String {
+    let g = group.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!(
+        "{g:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        (now >> 16) & 0xffff,
+        now & 0xffff,
+        (seq >> 48) & 0xffff,
+        seq & 0xffff_ffff_ffff
+    )
+}
+
+/// The sequence number back from a [`refresh_id`].
+fn refresh_seq(id: &str) -> u64 {
+    id.rsplit('-')
+        .next()
+        .and_then(|s| u64::from_str_radix(s, 16).ok())
+        .unwrap_or(0)
+}
+
 impl Group {
     /// A new group at `desired` (the caller has validated it lies in `[min, max]`).
     pub fn new(name: &str, spec: GroupSpec, desired: u32) -> Group {
@@ -268,6 +316,7 @@ impl Group {
             members: Vec::new(),
             activities: Vec::new(),
             refresh: None,
+            refreshes: Vec::new(),
             last_activity: None,
             policy_last: BTreeMap::new(),
             launching: Vec::new(),
@@ -362,6 +411,19 @@ impl Group {
             min_healthy_percentage,
             to_replace: n,
         });
+        let seq = self.refreshes.last().map_or(1, |r| refresh_seq(&r.id) + 1);
+        self.refreshes.push(RefreshRecord {
+            id: refresh_id(&self.name, now, seq),
+            status: RefreshStatus::InProgress,
+            started_at: now,
+            ended_at: None,
+            min_healthy_percentage,
+            to_replace: n,
+        });
+        if self.refreshes.len() > REFRESH_HISTORY_LIMIT {
+            let n = self.refreshes.len() - REFRESH_HISTORY_LIMIT;
+            self.refreshes.drain(..n);
+        }
         self.activity(now, format!("Instance refresh: replacing {n} instances, at least {min_healthy_percentage}% healthy"), "an instance refresh was started".into(), ActivityStatus::InProgress);
         Ok(())
     }
@@ -863,6 +925,14 @@ impl Group {
                 let took = now - r.started_at;
                 let n = r.to_replace;
                 self.refresh = None;
+                if let Some(rec) = self
+                    .refreshes
+                    .last_mut()
+                    .filter(|r| r.status == RefreshStatus::InProgress)
+                {
+                    rec.status = RefreshStatus::Successful;
+                    rec.ended_at = Some(now);
+                }
                 self.activity(
                     now,
                     format!("Instance refresh: replaced {n} instances"),

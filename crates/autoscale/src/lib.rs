@@ -26,6 +26,8 @@ pub mod policy;
 pub mod schedule;
 pub mod spec;
 
-pub use group::{Action, Activity, ActivityStatus, Group, GroupSpec, Member, State};
+pub use group::{
+    Action, Activity, ActivityStatus, Group, GroupSpec, Member, RefreshRecord, RefreshStatus, State,
+};
 pub use metrics::{Sample, Window};
 pub use policy::{decide, Decision, Metric, Policy, Rules};

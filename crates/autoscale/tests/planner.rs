@@ -8,7 +8,7 @@ use spindle_autoscale::group::{
     HealthCheckType, Hook, HookResult, PoolState, TerminationPolicy, Transition, WarmPool,
 };
 use spindle_autoscale::schedule::{parse_time, Cron, ScheduledAction};
-use spindle_autoscale::{Action, ActivityStatus, Window};
+use spindle_autoscale::{Action, ActivityStatus, RefreshStatus, Window};
 
 use sim::{spec, Sim};
 
@@ -185,6 +185,20 @@ fn instance_refresh_never_drops_below_desired() {
     );
     assert_eq!(max_members, 6, "batches of desired − 50% = 2 above desired");
     assert!(s.group.refresh.is_none());
+    // The history keeps the one refresh, finished; a second one gets its own id.
+    let first = s.group.refreshes.clone();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].status, RefreshStatus::Successful);
+    assert_eq!(first[0].to_replace, 4);
+    assert!(first[0].ended_at.is_some_and(|e| e > first[0].started_at));
+    s.group.start_refresh(100, s.now).unwrap();
+    let second = &s.group.refreshes[1];
+    assert_eq!(second.status, RefreshStatus::InProgress);
+    assert_eq!(second.ended_at, None);
+    assert_ne!(second.id, first[0].id);
+    assert_eq!(second.id.len(), 36, "UUID-shaped: {}", second.id);
+    s.steps(20);
+    assert_eq!(s.group.refreshes[1].status, RefreshStatus::Successful);
     assert!(s
         .group
         .members

@@ -103,6 +103,16 @@ operations! {
     "elasticloadbalancing" DescribeListeners => DescribeLoadBalancer;
     "elasticloadbalancing" DescribeTargetGroups => DescribeLoadBalancer;
     "elasticloadbalancing" DescribeTargetHealth => DescribeTargetHealth;
+    "autoscaling" DescribeAutoScalingGroups => ListAutoScalingGroups;
+    "autoscaling" DescribeScalingActivities => DescribeScalingActivities;
+    "autoscaling" SetDesiredCapacity => SetDesiredCapacity;
+    "autoscaling" StartInstanceRefresh => StartInstanceRefresh;
+    "autoscaling" DescribeInstanceRefreshes => DescribeAutoScalingGroup;
+    "autoscaling" CompleteLifecycleAction => CompleteLifecycleAction;
+    "ec2" DescribeInstances => ListInstances;
+    "ec2" StopInstances => StopInstance;
+    "ec2" StartInstances => StartInstance;
+    "ec2" TerminateInstances => TerminateInstance;
 }
 
 /// The service a credential scope names, if Spindle answers it.

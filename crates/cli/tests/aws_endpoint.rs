@@ -124,6 +124,34 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Account `dev`, and a home whose `dev` profile holds a key of it, made the way a user does
+/// (`spindle account keys create --save-aws-profile dev`).
+fn dev_home(d: &Daemon, venv: PathBuf) -> AwsHome {
+    d.admin()
+        .create_account(&CreateAccount {
+            name: AccountName::parse("dev").unwrap(),
+            description: String::new(),
+        })
+        .unwrap();
+    let home = AwsHome {
+        dir: tempfile::tempdir().unwrap(),
+        venv,
+    };
+    ok(&home.spindle(
+        d,
+        &[
+            "--account",
+            "dev",
+            "account",
+            "keys",
+            "create",
+            "--save-aws-profile",
+            "dev",
+        ],
+    ));
+    home
+}
+
 /// A key made with `keys create --aws -o json`, as (id, secret).
 fn aws_key(home: &AwsHome, d: &Daemon, account: &str, extra: &[&str]) -> (String, String) {
     let mut args = vec![
@@ -645,28 +673,7 @@ fn elbv2_describe_calls_show_the_load_balancer_spindle_runs_and_its_real_target_
         }
     };
     let d = Daemon::start(BIN);
-    d.admin()
-        .create_account(&CreateAccount {
-            name: AccountName::parse("dev").unwrap(),
-            description: String::new(),
-        })
-        .unwrap();
-    let home = AwsHome {
-        dir: tempfile::tempdir().unwrap(),
-        venv,
-    };
-    ok(&home.spindle(
-        &d,
-        &[
-            "--account",
-            "dev",
-            "account",
-            "keys",
-            "create",
-            "--save-aws-profile",
-            "dev",
-        ],
-    ));
+    let home = dev_home(&d, venv);
     let (target, port) = (backend(), common::free_port());
     let t = home.dir.path().join("lb.yaml");
     std::fs::write(
@@ -777,10 +784,36 @@ fn elbv2_describe_calls_show_the_load_balancer_spindle_runs_and_its_real_target_
 }
 
 /// Operations the conformance run doesn't call, each with where it is covered instead.
-const NOT_IN_CONFORMANCE: &[(&str, &str)] = &[(
-    "elasticloadbalancing.DescribeTargetHealth",
-    "needs a running target group: elbv2_describe_calls_... checks it",
-)];
+const NOT_IN_CONFORMANCE: &[(&str, &str)] = &[
+    (
+        "elasticloadbalancing.DescribeTargetHealth",
+        "needs a running target group: elbv2_describe_calls_... checks it",
+    ),
+    (
+        "autoscaling.SetDesiredCapacity",
+        "needs a running group: aws_asg.rs checks it as root",
+    ),
+    (
+        "autoscaling.StartInstanceRefresh",
+        "needs a running group: aws_asg.rs checks it as root",
+    ),
+    (
+        "autoscaling.CompleteLifecycleAction",
+        "needs a group with a lifecycle hook: the REST API's test covers the engine",
+    ),
+    (
+        "ec2.StopInstances",
+        "needs a running instance: aws_asg.rs checks it as root",
+    ),
+    (
+        "ec2.StartInstances",
+        "needs a running instance: aws_asg.rs checks it as root",
+    ),
+    (
+        "ec2.TerminateInstances",
+        "needs a running instance: aws_asg.rs checks it as root",
+    ),
+];
 
 #[test]
 fn replies_of_every_implemented_operation_conform_to_botocores_models() {
@@ -792,28 +825,7 @@ fn replies_of_every_implemented_operation_conform_to_botocores_models() {
         }
     };
     let d = Daemon::start(BIN);
-    d.admin()
-        .create_account(&CreateAccount {
-            name: AccountName::parse("dev").unwrap(),
-            description: String::new(),
-        })
-        .unwrap();
-    let home = AwsHome {
-        dir: tempfile::tempdir().unwrap(),
-        venv,
-    };
-    ok(&home.spindle(
-        &d,
-        &[
-            "--account",
-            "dev",
-            "account",
-            "keys",
-            "create",
-            "--save-aws-profile",
-            "dev",
-        ],
-    ));
+    let home = dev_home(&d, venv);
     let ops: Vec<String> = spindle_awsapi::OPERATIONS
         .iter()
         .map(|o| format!("{}.{}", o.service, o.name))
@@ -950,6 +962,387 @@ call("sts.GetCallerIdentity")
 call("elasticloadbalancing.DescribeLoadBalancers")
 call("elasticloadbalancing.DescribeTargetGroups")
 call("elasticloadbalancing.DescribeListeners", ListenerArns=["arn:aws:elasticloadbalancing:us-east-1:000000000000:listener/app/none/0/0"])
+# Without the instance runtime there are no groups or instances: the lists are empty, and
+# their shape is still the model's (aws_asg.rs checks full replies as root).
+call("autoscaling.DescribeAutoScalingGroups", MaxRecords=10)
+call("autoscaling.DescribeScalingActivities")
+call("autoscaling.DescribeInstanceRefreshes", AutoScalingGroupName="none")
+call("ec2.DescribeInstances", Filters=[{"Name": "instance-state-name", "Values": ["running"]}])
 call(cf + "DeleteStack", StackName="conf")
 print(json.dumps({"unknown": unknown, "problems": problems, "checked": checked}))
 "#;
+
+const ASG_TEMPLATE: &str = "Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {CidrBlock: 10.216.0.0/20}
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.216.1.0/24}
+  Template:
+    Type: AWS::EC2::LaunchTemplate
+    Properties:
+      LaunchTemplateData: {ImageId: 'busybox:idle', InstanceType: t3.nano}
+  Group:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      AutoScalingGroupName: aws-asg
+      MinSize: '1'
+      MaxSize: '3'
+      DesiredCapacity: '2'
+      LaunchTemplate:
+        LaunchTemplateId: !Ref Template
+        Version: !GetAtt Template.LatestVersionNumber
+      VPCZoneIdentifier: [!Ref Subnet]
+  Solo:
+    Type: AWS::EC2::Instance
+    Properties: {ImageId: 'busybox:idle', InstanceType: t3.nano, SubnetId: !Ref Subnet}
+";
+
+/// As root, with instances: the real `aws` CLI deploys an auto scaling group, then drives and
+/// reads it and its instances through the Auto Scaling and EC2 calls: real lifecycle states,
+/// desired capacity, an instance refresh to `Successful`, activities, filters and pages of
+/// `describe-instances`, stop/start/terminate, and the errors a script would branch on.
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
+#[test]
+fn the_aws_cli_drives_a_running_auto_scaling_group_and_its_instances() {
+    if !common::root_tests_can_run(module_path!()) {
+        return;
+    }
+    let venv = match venv() {
+        Ok(v) => v,
+        Err(why) => {
+            eprintln!("skipped: {}: {why}", module_path!());
+            return;
+        }
+    };
+    let prefix = format!("saws{}", std::process::id() % 100_000);
+    let _sweep = common::Sweep(prefix.clone());
+    let d = Daemon::start_with_runtime(BIN, &prefix);
+    let home = dev_home(&d, venv);
+    let tarball = d.root().join("busybox.tar");
+    spindle_runtime::build_busybox_rootfs(
+        &tarball,
+        std::path::Path::new(spindle_runtime::host::BUSYBOX),
+    )
+    .unwrap();
+    d.admin()
+        .import_image(
+            "dev",
+            &ImportImage {
+                path: tarball.display().to_string(),
+                tag: Some("busybox:idle".into()),
+                entrypoint: vec![],
+                cmd: vec!["sleep".into(), "3600".into()],
+            },
+        )
+        .unwrap();
+    let t = home.dir.path().join("asg.yaml");
+    std::fs::write(&t, ASG_TEMPLATE).unwrap();
+    let (done, out) = home.aws_text(&[
+        "cloudformation",
+        "deploy",
+        "--stack-name",
+        "asg",
+        "--template-file",
+        t.to_str().unwrap(),
+    ]);
+    assert!(done, "{out}");
+
+    let group = |home: &AwsHome| {
+        let g = home
+            .aws(&[
+                "autoscaling",
+                "describe-auto-scaling-groups",
+                "--auto-scaling-group-names",
+                "aws-asg",
+            ])
+            .unwrap();
+        g["AutoScalingGroups"][0].clone()
+    };
+    let in_service = |g: &serde_json::Value| -> Vec<String> {
+        g["Instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["LifecycleState"] == "InService")
+            .map(|i| i["InstanceId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
+        for _ in 0..120 {
+            if f() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        panic!("timed out waiting for {what}");
+    };
+    wait("2 instances in service", &mut || {
+        in_service(&group(&home)).len() == 2
+    });
+    let g = group(&home);
+    assert_eq!(g["DesiredCapacity"], 2, "{g}");
+    assert_eq!(g["MinSize"], 1);
+    assert_eq!(g["HealthCheckType"], "EC2");
+    assert!(
+        g["Instances"][0]["HealthStatus"] == "Healthy",
+        "{}",
+        g["Instances"]
+    );
+
+    // EC2 sees the same instances, running, with the group's tag; filters narrow them.
+    let first = in_service(&g)[0].clone();
+    let r = home
+        .aws(&[
+            "ec2",
+            "describe-instances",
+            "--filters",
+            "Name=tag:aws:autoscaling:groupName,Values=aws-asg",
+            "Name=instance-state-name,Values=running",
+        ])
+        .unwrap();
+    let ids: Vec<&str> = r["Reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["Instances"][0]["InstanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{r}");
+    assert!(ids.contains(&first.as_str()), "{r}");
+    let one = &r["Reservations"][0]["Instances"][0];
+    assert_eq!(one["State"]["Name"], "running", "{one}");
+    assert_eq!(one["State"]["Code"], 16);
+    assert!(one["PrivateIpAddress"]
+        .as_str()
+        .unwrap()
+        .starts_with("10.216.1."));
+    // Pages of one (the CLI follows NextToken) give the same two instances.
+    let paged = home
+        .aws(&[
+            "ec2",
+            "describe-instances",
+            "--page-size",
+            "5",
+            "--filters",
+            "Name=tag-key,Values=aws:autoscaling:groupName",
+        ])
+        .unwrap();
+    assert_eq!(paged["Reservations"].as_array().unwrap().len(), 2);
+    let groups_paged = home
+        .aws(&[
+            "autoscaling",
+            "describe-auto-scaling-groups",
+            "--page-size",
+            "1",
+        ])
+        .unwrap();
+    assert_eq!(
+        groups_paged["AutoScalingGroups"].as_array().unwrap().len(),
+        1
+    );
+    let (_, err) = home
+        .aws(&[
+            "ec2",
+            "describe-instances",
+            "--filters",
+            "Name=availability-zone,Values=x",
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("availability-zone") && err.contains("not a filter Spindle applies"),
+        "{err}"
+    );
+    let (_, err) = home
+        .aws(&[
+            "ec2",
+            "describe-instances",
+            "--instance-ids",
+            "i-00000000deadbeef",
+        ])
+        .unwrap_err();
+    assert!(err.contains("InvalidInstanceID.NotFound"), "{err}");
+
+    // Desired capacity: out of range is a ValidationError; in range grows the group.
+    let (_, err) = home
+        .aws(&[
+            "autoscaling",
+            "set-desired-capacity",
+            "--auto-scaling-group-name",
+            "aws-asg",
+            "--desired-capacity",
+            "9",
+        ])
+        .unwrap_err();
+    assert!(
+        err.contains("ValidationError") && err.contains("outside MinSize 1 .. MaxSize 3"),
+        "{err}"
+    );
+    home.aws(&[
+        "autoscaling",
+        "set-desired-capacity",
+        "--auto-scaling-group-name",
+        "aws-asg",
+        "--desired-capacity",
+        "3",
+    ])
+    .unwrap();
+    wait("3 instances in service", &mut || {
+        in_service(&group(&home)).len() == 3
+    });
+
+    // An instance refresh replaces every instance and reports Successful at 100 %.
+    let before = in_service(&group(&home));
+    let started = home
+        .aws(&[
+            "autoscaling",
+            "start-instance-refresh",
+            "--auto-scaling-group-name",
+            "aws-asg",
+            "--preferences",
+            "MinHealthyPercentage=100",
+        ])
+        .unwrap();
+    let id = started["InstanceRefreshId"].as_str().unwrap().to_owned();
+    let (_, err) = home
+        .aws(&[
+            "autoscaling",
+            "start-instance-refresh",
+            "--auto-scaling-group-name",
+            "aws-asg",
+        ])
+        .unwrap_err();
+    assert!(err.contains("InstanceRefreshInProgress"), "{err}");
+    let (_, err) = home
+        .aws(&[
+            "autoscaling",
+            "start-instance-refresh",
+            "--auto-scaling-group-name",
+            "aws-asg",
+            "--preferences",
+            "SkipMatching=true",
+        ])
+        .unwrap_err();
+    assert!(err.contains("Preferences.SkipMatching"), "{err}");
+    let mut last = serde_json::Value::Null;
+    wait("the refresh to succeed", &mut || {
+        last = home
+            .aws(&[
+                "autoscaling",
+                "describe-instance-refreshes",
+                "--auto-scaling-group-name",
+                "aws-asg",
+            ])
+            .unwrap();
+        last["InstanceRefreshes"][0]["Status"] == "Successful"
+    });
+    let r = &last["InstanceRefreshes"][0];
+    assert_eq!(r["InstanceRefreshId"], id.as_str(), "{last}");
+    assert_eq!(r["PercentageComplete"], 100, "{last}");
+    assert!(r.get("EndTime").is_some(), "{last}");
+    let after = in_service(&group(&home));
+    assert_eq!(after.len(), 3);
+    assert!(
+        after.iter().all(|i| !before.contains(i)),
+        "every instance was replaced: {before:?} → {after:?}"
+    );
+    let acts = home
+        .aws(&[
+            "autoscaling",
+            "describe-scaling-activities",
+            "--auto-scaling-group-name",
+            "aws-asg",
+        ])
+        .unwrap();
+    let descriptions: Vec<&str> = acts["Activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["Description"].as_str().unwrap())
+        .collect();
+    assert!(
+        descriptions[0].starts_with("Instance refresh: replaced 3 instances")
+            || descriptions
+                .iter()
+                .any(|d| d.starts_with("Instance refresh: replaced 3")),
+        "{descriptions:?}"
+    );
+    assert!(
+        descriptions
+            .iter()
+            .any(|d| d.contains("Launching a new instance")),
+        "{descriptions:?}"
+    );
+    // Pages of two, followed by the CLI through NextToken, give the same list in order.
+    let paged = home
+        .aws(&[
+            "autoscaling",
+            "describe-scaling-activities",
+            "--auto-scaling-group-name",
+            "aws-asg",
+            "--page-size",
+            "2",
+        ])
+        .unwrap();
+    assert!(descriptions.len() > 2, "{descriptions:?}");
+    assert_eq!(paged["Activities"], acts["Activities"]);
+
+    // Stop and start the stack's own instance through EC2 (a group would replace a stopped
+    // member, as on AWS); terminate a member, and the group replaces it.
+    let solo = home
+        .aws(&[
+            "cloudformation",
+            "describe-stack-resources",
+            "--stack-name",
+            "asg",
+            "--logical-resource-id",
+            "Solo",
+        ])
+        .unwrap();
+    let solo = solo["StackResources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["LogicalResourceId"] == "Solo")
+        .unwrap()["PhysicalResourceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stopped = home
+        .aws(&["ec2", "stop-instances", "--instance-ids", &solo])
+        .unwrap();
+    assert_eq!(
+        stopped["StoppingInstances"][0]["PreviousState"]["Name"], "running",
+        "{stopped}"
+    );
+    assert_eq!(
+        stopped["StoppingInstances"][0]["CurrentState"]["Name"], "stopped",
+        "{stopped}"
+    );
+    let started = home
+        .aws(&["ec2", "start-instances", "--instance-ids", &solo])
+        .unwrap();
+    let victim = after[0].clone();
+    assert_eq!(
+        started["StartingInstances"][0]["CurrentState"]["Name"], "running",
+        "{started}"
+    );
+    let gone = home
+        .aws(&["ec2", "terminate-instances", "--instance-ids", &victim])
+        .unwrap();
+    assert_eq!(
+        gone["TerminatingInstances"][0]["CurrentState"]["Name"], "terminated",
+        "{gone}"
+    );
+    wait("the group to replace the terminated instance", &mut || {
+        let now = in_service(&group(&home));
+        now.len() == 3 && !now.contains(&victim)
+    });
+
+    home.aws(&["cloudformation", "delete-stack", "--stack-name", "asg"])
+        .unwrap();
+    let g = home
+        .aws(&["autoscaling", "describe-auto-scaling-groups"])
+        .unwrap();
+    assert_eq!(g["AutoScalingGroups"], serde_json::json!([]), "{g}");
+}

@@ -113,9 +113,14 @@ struct Record {
     version: u32,
     desired: u32,
     attachments: BTreeMap<String, RawAttachment>,
+    /// Unix seconds the group was created; 0 in state written before it was kept.
+    #[serde(default)]
+    created_at: u64,
 }
 
 struct Entry {
+    /// Unix seconds the group was created (`CreatedTime`).
+    created_at: u64,
     raw_props: Json,
     raw_attachments: BTreeMap<String, RawAttachment>,
     account: String,
@@ -146,6 +151,28 @@ pub struct GroupInfo {
     pub instances: Vec<InstanceInfo>,
     pub refresh: Option<String>,
     pub policies: Vec<String>,
+    /// `EC2` or `ELB`.
+    pub health_check_type: &'static str,
+    pub health_check_grace_period: u64,
+    pub subnets: Vec<String>,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Instance refreshes, newest last (kept in memory: a daemon restart forgets them).
+    pub refreshes: Vec<RefreshInfo>,
+}
+
+/// One instance refresh, as `DescribeInstanceRefreshes` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RefreshInfo {
+    pub id: String,
+    /// `InProgress` or `Successful`.
+    pub status: &'static str,
+    pub started_at: u64,
+    pub ended_at: Option<u64>,
+    pub min_healthy_percentage: u32,
+    pub percentage_complete: u32,
+    /// Instances still to replace.
+    pub instances_to_update: u32,
 }
 
 /// One instance of a group.
@@ -297,6 +324,8 @@ impl AutoScaling {
                 + 5,
         );
         let e = Entry {
+            // State from before creation times were kept: the load is the earliest known.
+            created_at: if r.created_at == 0 { now } else { r.created_at },
             raw_props: r.props,
             raw_attachments: r.attachments,
             account: r.account.clone(),
@@ -338,6 +367,7 @@ impl AutoScaling {
                     version: e.group.spec.version,
                     desired: e.group.desired,
                     attachments: e.raw_attachments.clone(),
+                    created_at: e.created_at,
                 }
             })
             .collect();
@@ -503,15 +533,20 @@ impl AutoScaling {
         Ok(())
     }
 
-    /// `start-instance-refresh`.
+    /// `start-instance-refresh`; the new refresh's id.
     pub fn start_refresh(
         &self,
         account: &AccountId,
         name: &str,
         min_healthy: u32,
-    ) -> Result<(), String> {
+    ) -> Result<String, String> {
         self.with_group(account.as_str(), name, |e| {
-            e.group.start_refresh(min_healthy, now_unix())
+            e.group.start_refresh(min_healthy, now_unix())?;
+            Ok(e.group
+                .refreshes
+                .last()
+                .map(|r| r.id.clone())
+                .unwrap_or_default())
         })
     }
 
@@ -737,6 +772,7 @@ impl AutoScaling {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let entry = Entry {
+            created_at: now_unix(),
             raw_props: json(props),
             raw_attachments: BTreeMap::new(),
             account: account.clone(),
@@ -881,6 +917,36 @@ fn info(e: &Entry) -> GroupInfo {
             )
         }),
         policies: g.spec.policies.iter().map(|(n, _)| n.clone()).collect(),
+        health_check_type: match g.spec.health_check_type {
+            spindle_autoscale::group::HealthCheckType::Ec2 => "EC2",
+            spindle_autoscale::group::HealthCheckType::Elb => "ELB",
+        },
+        health_check_grace_period: g.spec.grace_period,
+        subnets: g.spec.subnets.clone(),
+        created_at: e.created_at,
+        refreshes: g.refreshes.iter().map(|r| refresh_info(g, r)).collect(),
+    }
+}
+
+/// A refresh's progress: the share of the instances it set out to replace that are replaced.
+fn refresh_info(g: &Group, r: &spindle_autoscale::RefreshRecord) -> RefreshInfo {
+    let running = r.status == spindle_autoscale::RefreshStatus::InProgress;
+    let left = if running {
+        g.members.iter().filter(|m| m.outdated).count() as u32
+    } else {
+        0
+    };
+    let done = r.to_replace.saturating_sub(left);
+    RefreshInfo {
+        id: r.id.clone(),
+        status: if running { "InProgress" } else { "Successful" },
+        started_at: r.started_at,
+        ended_at: r.ended_at,
+        min_healthy_percentage: r.min_healthy_percentage,
+        percentage_complete: (done * 100)
+            .checked_div(r.to_replace)
+            .unwrap_or(if running { 0 } else { 100 }),
+        instances_to_update: left,
     }
 }
 

@@ -196,7 +196,7 @@ impl Ec2 {
     }
 }
 
-fn private_dns_name(hostname: &str, region: &str) -> String {
+pub fn private_dns_name(hostname: &str, region: &str) -> String {
     if region == "us-east-1" {
         format!("{hostname}.ec2.internal")
     } else {

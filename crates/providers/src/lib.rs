@@ -152,12 +152,15 @@ use spindle_runtime::{FileDoc, Runtime, StateDoc};
 use spindle_stack::{Provider, ProviderRegistry, ResourceCx};
 
 pub use autoscaling::{
-    AutoScaling, CgroupOnly, GroupInfo, InstanceInfo, LbSecond, LoadBalancing, GROUP_TAG,
+    AutoScaling, CgroupOnly, GroupInfo, InstanceInfo, LbSecond, LoadBalancing, RefreshInfo,
+    GROUP_TAG,
 };
 pub use elb_autoscaling::ElbAutoScaling;
 pub use elbv2::{Elb, ElbOptions, Registration, ELBV2_STATE_FILE, HOSTED_ZONE_ID};
 pub use error::Ec2Error;
-pub use instance::{InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG};
+pub use instance::{
+    private_dns_name, InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG,
+};
 pub use kind::{Group, Kind, AUTOSCALING_TYPES, EC2_TYPES, ELBV2_TYPES, ROUTE53_TYPES};
 pub use network::{
     PeeringProvider, SecurityGroupProvider, SecurityGroupRuleProvider, SubnetProvider, VpcProvider,

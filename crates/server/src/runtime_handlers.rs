@@ -314,7 +314,7 @@ pub async fn fix_doctor(State(app): State<App>, call: Call) -> Res<Json<DoctorRe
 
 /// The account an instance of the instance API belongs to ([`spindle_model::instance_owner`]).
 /// Devboxes are owned the same way but answered by the devbox API, not as instances.
-fn owner(i: &spindle_runtime::Instance) -> Option<spindle_model::AccountId> {
+pub(crate) fn owner(i: &spindle_runtime::Instance) -> Option<spindle_model::AccountId> {
     if i.tags.contains_key(crate::devbox_handlers::DEVBOX_TAG) {
         return None;
     }

@@ -12,8 +12,8 @@ pub fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult {
     let all = app.elb.list(&account);
     match op.name {
         "DescribeLoadBalancers" => {
-            let names = members(input, "Names");
-            let arns = members(input, "LoadBalancerArns");
+            let names = input.members("Names");
+            let arns = input.members("LoadBalancerArns");
             input.set_target(op, &[names.clone(), arns.clone()].concat().join(","));
             let picked: Vec<&LoadBalancerInfo> = all
                 .iter()
@@ -36,7 +36,7 @@ pub fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult {
         }
         "DescribeListeners" => {
             let lb_arn = input.param("LoadBalancerArn");
-            let arns = members(input, "ListenerArns");
+            let arns = input.members("ListenerArns");
             input.set_target(op, lb_arn.unwrap_or("*"));
             if lb_arn.is_none() && arns.is_empty() {
                 return Err(AwsError::validation(
@@ -65,8 +65,8 @@ pub fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult {
         }
         "DescribeTargetGroups" => {
             let lb_arn = input.param("LoadBalancerArn");
-            let names = members(input, "Names");
-            let arns = members(input, "TargetGroupArns");
+            let names = input.members("Names");
+            let arns = input.members("TargetGroupArns");
             input.set_target(op, lb_arn.unwrap_or("*"));
             let mut items: Vec<(&TargetGroupInfo, Vec<&str>)> = Vec::new();
             for lb in all.iter().filter(|lb| lb_arn.is_none_or(|a| a == lb.arn)) {
@@ -153,22 +153,6 @@ pub fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult {
             ),
         )),
     }
-}
-
-/// `Name.member.N` values, in order.
-fn members<'a>(input: &'a Input, name: &str) -> Vec<&'a str> {
-    let prefix = format!("{name}.member.");
-    let mut v: Vec<(u32, &str)> = input
-        .params
-        .iter()
-        .filter_map(|(k, val)| {
-            k.strip_prefix(&prefix)
-                .and_then(|n| n.parse().ok())
-                .map(|n| (n, val.as_str()))
-        })
-        .collect();
-    v.sort();
-    v.into_iter().map(|(_, s)| s).collect()
 }
 
 fn lb_not_found(message: &str) -> AwsError {

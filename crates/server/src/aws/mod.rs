@@ -6,9 +6,12 @@
 //!
 //! Every call acts in the key's own account, as in AWS.
 
+mod autoscaling;
 mod cfn_deploy;
 mod cloudformation;
+mod ec2;
 mod elbv2;
+mod page;
 mod ssm;
 
 use crate::api::{ApiError, ErrorCode};
@@ -124,6 +127,38 @@ impl Input {
                 "{name}: expected a boolean, got {other}"
             ))),
         }
+    }
+
+    /// A query list's values (`Name.member.N`), in order.
+    pub fn members(&self, name: &str) -> Vec<&str> {
+        self.indexed(&format!("{name}.member."))
+    }
+
+    /// The values of parameters `PREFIX1`, `PREFIX2`, … in numeric order (EC2 lists are
+    /// `Name.N`, the other query lists `Name.member.N`).
+    pub fn indexed(&self, prefix: &str) -> Vec<&str> {
+        let mut v: Vec<(u32, &str)> = self
+            .params
+            .iter()
+            .filter_map(|(k, val)| {
+                k.strip_prefix(prefix)
+                    .and_then(|n| n.parse().ok())
+                    .map(|n| (n, val.as_str()))
+            })
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// An optional integer parameter.
+    pub fn int(&self, name: &str) -> Result<Option<i64>, AwsError> {
+        self.param(name)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    AwsError::validation(format!("{name}: expected an integer, got `{v}`"))
+                })
+            })
+            .transpose()
     }
 
     pub fn caller(&self) -> &Caller {
@@ -285,6 +320,8 @@ async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult
         ("ssm", _) => ssm::dispatch(app, op, input),
         ("cloudformation", _) => cloudformation::dispatch(app, op, input).await,
         ("elasticloadbalancing", _) => elbv2::dispatch(app, op, input),
+        ("autoscaling", _) => autoscaling::dispatch(app, op, input).await,
+        ("ec2", _) => ec2::dispatch(app, op, input).await,
         _ => Err(AwsError::new(
             ErrorKind::NotImplemented,
             format!("{}:{} is not implemented by Spindle", op.service, op.name),
