@@ -79,6 +79,7 @@ macro_rules! operations {
 
 operations! {
     "sts" GetCallerIdentity => WhoAmI;
+    "sts" AssumeRole => AssumeRole;
     "ssm" GetParameter => GetParam;
     "ssm" GetParameters => GetParam;
     "ssm" GetParametersByPath => ListParams;

@@ -403,6 +403,40 @@ pub fn sign(
     )
 }
 
+/// The session token sent with a request: the `X-Amz-Security-Token` header, or the query
+/// parameter of that name in the presigned form.
+pub fn session_token(req: &Request<'_>) -> Option<String> {
+    req.header("x-amz-security-token")
+        .map(str::to_owned)
+        .or_else(|| {
+            query_pairs(req.query)
+                .into_iter()
+                .find(|(k, _)| k == "X-Amz-Security-Token")
+                .map(|(_, v)| v)
+        })
+}
+
+/// The session token of temporary credentials: an HMAC of the key id under its secret, so the
+/// daemon checks it with the secret it already unseals and stores nothing more. A token is
+/// worthless without the secret it was made from.
+pub fn session_token_for(access_key_id: &str, secret: &str) -> String {
+    hex::encode(hmac(
+        secret.as_bytes(),
+        format!("spindle-session-token:{access_key_id}").as_bytes(),
+    ))
+}
+
+/// Whether `sent` is the session token of `access_key_id` (compared in constant time).
+pub fn session_token_matches(access_key_id: &str, secret: &str, sent: &str) -> bool {
+    let want = session_token_for(access_key_id, secret);
+    want.len() == sent.len()
+        && want
+            .bytes()
+            .zip(sent.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(data);

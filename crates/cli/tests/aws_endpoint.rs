@@ -25,6 +25,13 @@ fn venv() -> Result<PathBuf, String> {
     Ok(v)
 }
 
+/// The venv, or `None` after saying the test skipped and why.
+fn venv_or_skip(test: &str) -> Option<PathBuf> {
+    venv()
+        .map_err(|why| eprintln!("skipped: {test}: {why}"))
+        .ok()
+}
+
 /// The test's own `aws` configuration directory.
 struct AwsHome {
     dir: tempfile::TempDir,
@@ -77,6 +84,14 @@ impl AwsHome {
             return Ok(serde_json::Value::Null);
         }
         Ok(serde_json::from_str(&out).unwrap_or_else(|e| panic!("aws {args:?}: {e}: {out}")))
+    }
+
+    /// `aws ARGS` fails, and its error says each of `wants`.
+    fn refused(&self, args: &[&str], wants: &[&str]) {
+        let (_, err) = self.aws(args).unwrap_err();
+        for w in wants {
+            assert!(err.contains(w), "aws {args:?}: `{w}` not in: {err}");
+        }
     }
 
     /// `aws ARGS` whose output is text; (success, stdout + stderr).
@@ -190,12 +205,8 @@ Resources:
 
 #[test]
 fn the_aws_cli_and_boto3_work_against_spindle_and_refusals_are_shaped_and_audited() {
-    let venv = match venv() {
-        Ok(v) => v,
-        Err(why) => {
-            eprintln!("skipped: {}: {why}", module_path!());
-            return;
-        }
+    let Some(venv) = venv_or_skip(module_path!()) else {
+        return;
     };
     let d = Daemon::start(BIN);
     let aws_endpoint = d
@@ -316,10 +327,10 @@ fn the_aws_cli_and_boto3_work_against_spindle_and_refusals_are_shaped_and_audite
     );
     home.aws(&["ssm", "delete-parameter", "--name", "/app/x/a"])
         .unwrap();
-    let (_, err) = home
-        .aws(&["ssm", "get-parameter", "--name", "/app/x/a"])
-        .unwrap_err();
-    assert!(err.contains("ParameterNotFound"), "{err}");
+    home.refused(
+        &["ssm", "get-parameter", "--name", "/app/x/a"],
+        &["ParameterNotFound"],
+    );
 
     // CloudFormation: validate-template reads the template as `spindle template validate`.
     let t = home.dir.path().join("t.yaml");
@@ -342,26 +353,20 @@ fn the_aws_cli_and_boto3_work_against_spindle_and_refusals_are_shaped_and_audite
         "Resources:\n  X:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Nme: x\n",
     )
     .unwrap();
-    let (_, err) = home
-        .aws(&[
+    home.refused(
+        &[
             "cloudformation",
             "validate-template",
             "--template-body",
             &format!("file://{}", bad.display()),
-        ])
-        .unwrap_err();
-    assert!(
-        err.contains("ValidationError") && err.contains("Nme"),
-        "{err}"
+        ],
+        &["ValidationError", "Nme"],
     );
     let stacks = home.aws(&["cloudformation", "describe-stacks"]).unwrap();
     assert_eq!(stacks["Stacks"], serde_json::json!([]), "{stacks}");
-    let (_, err) = home
-        .aws(&["cloudformation", "describe-stacks", "--stack-name", "nope"])
-        .unwrap_err();
-    assert!(
-        err.contains("ValidationError") && err.contains("Stack with id nope does not exist"),
-        "{err}"
+    home.refused(
+        &["cloudformation", "describe-stacks", "--stack-name", "nope"],
+        &["ValidationError", "Stack with id nope does not exist"],
     );
     // A stack deployed with spindle shows through the aws CLI.
     ok(&home.spindle(
@@ -475,10 +480,10 @@ fn the_aws_cli_and_boto3_work_against_spindle_and_refusals_are_shaped_and_audite
     );
     home.aws(&["cloudformation", "delete-stack", "--stack-name", "cli"])
         .unwrap();
-    let (_, err) = home
-        .aws(&["cloudformation", "describe-stacks", "--stack-name", "cli"])
-        .unwrap_err();
-    assert!(err.contains("does not exist"), "{err}");
+    home.refused(
+        &["cloudformation", "describe-stacks", "--stack-name", "cli"],
+        &["does not exist"],
+    );
     assert!(
         flag("/cli2/flag").is_err(),
         "deleting the stack removed its parameter"
@@ -665,12 +670,8 @@ fn backend() -> u16 {
 
 #[test]
 fn elbv2_describe_calls_show_the_load_balancer_spindle_runs_and_its_real_target_health() {
-    let venv = match venv() {
-        Ok(v) => v,
-        Err(why) => {
-            eprintln!("skipped: {}: {why}", module_path!());
-            return;
-        }
+    let Some(venv) = venv_or_skip(module_path!()) else {
+        return;
     };
     let d = Daemon::start(BIN);
     let home = dev_home(&d, venv);
@@ -773,10 +774,10 @@ fn elbv2_describe_calls_show_the_load_balancer_spindle_runs_and_its_real_target_
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
     assert_eq!(state, "healthy");
-    let (_, err) = home
-        .aws(&["elbv2", "describe-load-balancers", "--names", "nope"])
-        .unwrap_err();
-    assert!(err.contains("LoadBalancerNotFound"), "{err}");
+    home.refused(
+        &["elbv2", "describe-load-balancers", "--names", "nope"],
+        &["LoadBalancerNotFound"],
+    );
     home.aws(&["cloudformation", "delete-stack", "--stack-name", "web"])
         .unwrap();
     let lbs = home.aws(&["elbv2", "describe-load-balancers"]).unwrap();
@@ -817,15 +818,26 @@ const NOT_IN_CONFORMANCE: &[(&str, &str)] = &[
 
 #[test]
 fn replies_of_every_implemented_operation_conform_to_botocores_models() {
-    let venv = match venv() {
-        Ok(v) => v,
-        Err(why) => {
-            eprintln!("skipped: {}: {why}", module_path!());
-            return;
-        }
+    let Some(venv) = venv_or_skip(module_path!()) else {
+        return;
     };
     let d = Daemon::start(BIN);
     let home = dev_home(&d, venv);
+    // A role the conformance run assumes (dev trusting itself).
+    ok(&home.spindle(
+        &d,
+        &[
+            "--account",
+            "dev",
+            "role",
+            "create",
+            "self",
+            "--trust",
+            "dev",
+            "--allow",
+            "*",
+        ],
+    ));
     let ops: Vec<String> = spindle_awsapi::OPERATIONS
         .iter()
         .map(|o| format!("{}.{}", o.service, o.name))
@@ -959,6 +971,7 @@ call("ssm.GetParameters", Names=["/conf4/flag", "/nope"])
 call("ssm.GetParametersByPath", Path="/conf4")
 call("ssm.DeleteParameter", Name="/x/b")
 call("sts.GetCallerIdentity")
+call("sts.AssumeRole", RoleArn="arn:aws:iam::dev:role/self", RoleSessionName="conf")
 call("elasticloadbalancing.DescribeLoadBalancers")
 call("elasticloadbalancing.DescribeTargetGroups")
 call("elasticloadbalancing.DescribeListeners", ListenerArns=["arn:aws:elasticloadbalancing:us-east-1:000000000000:listener/app/none/0/0"])
@@ -1009,12 +1022,8 @@ fn the_aws_cli_drives_a_running_auto_scaling_group_and_its_instances() {
     if !common::root_tests_can_run(module_path!()) {
         return;
     }
-    let venv = match venv() {
-        Ok(v) => v,
-        Err(why) => {
-            eprintln!("skipped: {}: {why}", module_path!());
-            return;
-        }
+    let Some(venv) = venv_or_skip(module_path!()) else {
+        return;
     };
     let prefix = format!("saws{}", std::process::id() % 100_000);
     let _sweep = common::Sweep(prefix.clone());
@@ -1141,42 +1150,36 @@ fn the_aws_cli_drives_a_running_auto_scaling_group_and_its_instances() {
         groups_paged["AutoScalingGroups"].as_array().unwrap().len(),
         1
     );
-    let (_, err) = home
-        .aws(&[
+    home.refused(
+        &[
             "ec2",
             "describe-instances",
             "--filters",
             "Name=availability-zone,Values=x",
-        ])
-        .unwrap_err();
-    assert!(
-        err.contains("availability-zone") && err.contains("not a filter Spindle applies"),
-        "{err}"
+        ],
+        &["availability-zone", "not a filter Spindle applies"],
     );
-    let (_, err) = home
-        .aws(&[
+    home.refused(
+        &[
             "ec2",
             "describe-instances",
             "--instance-ids",
             "i-00000000deadbeef",
-        ])
-        .unwrap_err();
-    assert!(err.contains("InvalidInstanceID.NotFound"), "{err}");
+        ],
+        &["InvalidInstanceID.NotFound"],
+    );
 
     // Desired capacity: out of range is a ValidationError; in range grows the group.
-    let (_, err) = home
-        .aws(&[
+    home.refused(
+        &[
             "autoscaling",
             "set-desired-capacity",
             "--auto-scaling-group-name",
             "aws-asg",
             "--desired-capacity",
             "9",
-        ])
-        .unwrap_err();
-    assert!(
-        err.contains("ValidationError") && err.contains("outside MinSize 1 .. MaxSize 3"),
-        "{err}"
+        ],
+        &["ValidationError", "outside MinSize 1 .. MaxSize 3"],
     );
     home.aws(&[
         "autoscaling",
@@ -1193,37 +1196,35 @@ fn the_aws_cli_drives_a_running_auto_scaling_group_and_its_instances() {
 
     // An instance refresh replaces every instance and reports Successful at 100 %.
     let before = in_service(&group(&home));
-    let started = home
-        .aws(&[
-            "autoscaling",
-            "start-instance-refresh",
-            "--auto-scaling-group-name",
-            "aws-asg",
-            "--preferences",
-            "MinHealthyPercentage=100",
-        ])
-        .unwrap();
-    let id = started["InstanceRefreshId"].as_str().unwrap().to_owned();
-    let (_, err) = home
-        .aws(&[
-            "autoscaling",
-            "start-instance-refresh",
-            "--auto-scaling-group-name",
-            "aws-asg",
-        ])
-        .unwrap_err();
-    assert!(err.contains("InstanceRefreshInProgress"), "{err}");
-    let (_, err) = home
-        .aws(&[
+    home.refused(
+        &[
             "autoscaling",
             "start-instance-refresh",
             "--auto-scaling-group-name",
             "aws-asg",
             "--preferences",
             "SkipMatching=true",
-        ])
-        .unwrap_err();
-    assert!(err.contains("Preferences.SkipMatching"), "{err}");
+        ],
+        &["Preferences.SkipMatching"],
+    );
+    // Two starts a moment apart (one process: the CLI's start-up would let a quick refresh
+    // finish in between): the second finds the first in progress.
+    let started = home.boto3(
+        r#"
+import json, boto3, botocore.exceptions
+asg = boto3.client("autoscaling")
+first = asg.start_instance_refresh(AutoScalingGroupName="aws-asg", Preferences={"MinHealthyPercentage": 100})
+try:
+    asg.start_instance_refresh(AutoScalingGroupName="aws-asg")
+    second = None
+except botocore.exceptions.ClientError as e:
+    second = e.response["Error"]["Code"]
+print(json.dumps({"id": first["InstanceRefreshId"], "second": second}))
+"#,
+        &[],
+    );
+    assert_eq!(started["second"], "InstanceRefreshInProgress", "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
     let mut last = serde_json::Value::Null;
     wait("the refresh to succeed", &mut || {
         last = home
@@ -1346,3 +1347,142 @@ fn the_aws_cli_drives_a_running_auto_scaling_group_and_its_instances() {
         .unwrap();
     assert_eq!(g["AutoScalingGroups"], serde_json::json!([]), "{g}");
 }
+
+/// `sts assume-role` from the real CLI gives temporary credentials of the role's account that
+/// boto3 uses as they come (key, secret and session token); the session has the role's grants
+/// only, needs its own token, and a role that doesn't trust the caller is refused.
+#[test]
+fn sts_assume_role_gives_session_credentials_that_boto3_uses_as_they_come() {
+    let Some(venv) = venv_or_skip(module_path!()) else {
+        return;
+    };
+    let d = Daemon::start(BIN);
+    let home = dev_home(&d, venv);
+    let prod = d
+        .admin()
+        .create_account(&CreateAccount {
+            name: AccountName::parse("prod").unwrap(),
+            description: String::new(),
+        })
+        .unwrap();
+    ok(&home.spindle(
+        &d,
+        &[
+            "--account",
+            "prod",
+            "role",
+            "create",
+            "deployer",
+            "--trust",
+            "dev",
+            "--allow",
+            "param:*",
+            "--allow",
+            "sts:GetCallerIdentity",
+        ],
+    ));
+    ok(&home.spindle(
+        &d,
+        &[
+            "--account",
+            "prod",
+            "role",
+            "create",
+            "private",
+            "--trust",
+            "prod",
+            "--allow",
+            "*",
+        ],
+    ));
+    home.refused(
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            "arn:aws:iam::prod:role/private",
+            "--role-session-name",
+            "ci-1",
+        ],
+        &["AccessDenied"],
+    );
+    home.refused(
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            "arn:aws:iam::prod:user/deployer",
+            "--role-session-name",
+            "ci-1",
+        ],
+        &["ValidationError", "is not a role ARN"],
+    );
+    let creds = home
+        .aws(&[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &format!("arn:aws:iam::{}:role/deployer", prod.id),
+            "--role-session-name",
+            "ci-1",
+            "--duration-seconds",
+            "900",
+        ])
+        .unwrap();
+    let c = &creds["Credentials"];
+    assert!(
+        c["AccessKeyId"].as_str().unwrap().starts_with("ASIA"),
+        "{creds}"
+    );
+    assert!(
+        creds["AssumedRoleUser"]["Arn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":assumed-role/deployer/ci-1"),
+        "{creds}"
+    );
+    let r = home.boto3(
+        ASSUMED,
+        &[("CREDS", &c.to_string()), ("PROD", prod.id.as_str())],
+    );
+    assert_eq!(r["account"], prod.id.as_str(), "{r}");
+    assert!(
+        r["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with("assumed-role/deployer/ci-1"),
+        "{r}"
+    );
+    assert_eq!(r["param"], "v", "{r}");
+    assert_eq!(r["stacks"], "AccessDenied", "{r}");
+    assert_eq!(r["no_token"], "InvalidClientTokenId", "{r}");
+    assert_eq!(r["wrong_token"], "InvalidClientTokenId", "{r}");
+    // The dev key itself never sends a token; one added is refused.
+    assert_eq!(r["long_term_with_token"], "InvalidClientTokenId", "{r}");
+}
+
+const ASSUMED: &str = r#"
+import json, os
+import boto3, botocore.exceptions
+
+c = json.loads(os.environ["CREDS"])
+def client(svc, token=c["SessionToken"], key=c["AccessKeyId"], secret=c["SecretAccessKey"]):
+    return boto3.client(svc, aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token)
+def code(f):
+    try:
+        f()
+        return None
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+out = {}
+me = client("sts").get_caller_identity()
+out["account"], out["arn"] = me["Account"], me["Arn"]
+client("ssm").put_parameter(Name="/app/flag", Value="v", Type="String")
+out["param"] = client("ssm").get_parameter(Name="/app/flag")["Parameter"]["Value"]
+out["stacks"] = code(lambda: client("cloudformation").list_stacks())
+out["no_token"] = code(lambda: client("sts", token=None).get_caller_identity())
+out["wrong_token"] = code(lambda: client("sts", token="0" * 64).get_caller_identity())
+dev = boto3.session.Session().get_credentials()
+out["long_term_with_token"] = code(lambda: client("sts", token="0" * 64, key=dev.access_key, secret=dev.secret_key).get_caller_identity())
+print(json.dumps(out))
+"#;

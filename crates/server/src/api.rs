@@ -95,6 +95,10 @@ impl ApiError {
         self.hint = Some(hint.into());
         self
     }
+    /// Whether the error refuses the caller (audited as `denied`), whatever its code.
+    pub fn is_denial(&self) -> bool {
+        self.denied || self.code == "AccessDenied"
+    }
     pub fn denied(mut self) -> Self {
         self.denied = true;
         self

@@ -347,7 +347,18 @@ pub async fn delete_role(
 
 pub async fn assume_role(State(app): State<App>, call: Call) -> Res<Json<Credentials>> {
     let req: AssumeRole = call.json()?;
-    app.check_own(&call, format!("role/{}", req.role))?;
+    Ok(Json(assume(&app, &call, &req, false).await?))
+}
+
+/// Assumes `req.role` for the caller: the session's credentials (an AWS-compatible key when
+/// `aws`, for the AWS endpoint's `sts:AssumeRole`).
+pub(crate) async fn assume(
+    app: &App,
+    call: &Call,
+    req: &AssumeRole,
+    aws: bool,
+) -> Res<Credentials> {
+    app.check_own(call, format!("role/{}", req.role))?;
     let not_found = || {
         ApiError::not_found(format!(
             "role `{}` not found, or it does not trust this account",
@@ -419,17 +430,16 @@ pub async fn assume_role(State(app): State<App>, call: Call) -> Res<Json<Credent
         name: &session_name,
         expires_unix,
     };
-    let creds = issue_key(
-        &app,
+    issue_key(
+        app,
         &target,
         &role.allow,
         &format!("session of role {}", role.name),
         Some(session),
         &call.caller.key_id,
-        false,
+        aws,
     )
-    .await?;
-    Ok(Json(creds))
+    .await
 }
 
 // ---- deny rules

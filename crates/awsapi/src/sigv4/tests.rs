@@ -278,3 +278,41 @@ fn paths_are_normalized_and_encoded_again() {
         assert_eq!(c.lines().nth(1), Some(want), "{path}");
     }
 }
+
+#[test]
+fn session_tokens_come_from_the_header_or_the_presigned_query_and_bind_key_and_secret() {
+    let headers = h(&[("X-Amz-Security-Token", "tok")]);
+    let req = Request {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &headers,
+        body: b"",
+    };
+    assert_eq!(session_token(&req).as_deref(), Some("tok"));
+    let req = Request {
+        method: "GET",
+        path: "/",
+        query: "Action=GetCallerIdentity&X-Amz-Security-Token=a%2Bb",
+        headers: &[],
+        body: b"",
+    };
+    assert_eq!(session_token(&req).as_deref(), Some("a+b"));
+    let req = Request { query: "", ..req };
+    assert_eq!(session_token(&req), None);
+
+    let t = session_token_for("ASIAEXAMPLE", "secret");
+    assert_eq!(t.len(), 64);
+    assert!(session_token_matches("ASIAEXAMPLE", "secret", &t));
+    for (key, secret, sent) in [
+        ("ASIAOTHER", "secret", t.as_str()),
+        ("ASIAEXAMPLE", "other", t.as_str()),
+        ("ASIAEXAMPLE", "secret", &t[..63]),
+        ("ASIAEXAMPLE", "secret", ""),
+    ] {
+        assert!(
+            !session_token_matches(key, secret, sent),
+            "{key} {secret} {sent}"
+        );
+    }
+}

@@ -13,6 +13,7 @@ mod ec2;
 mod elbv2;
 mod page;
 mod ssm;
+mod sts;
 
 use crate::api::{ApiError, ErrorCode};
 use crate::app::App;
@@ -49,7 +50,7 @@ impl AwsError {
 impl From<ApiError> for AwsError {
     fn from(e: ApiError) -> Self {
         let kind = match e.code() {
-            "AccessDenied" => ErrorKind::AccessDenied,
+            _ if e.is_denial() => ErrorKind::AccessDenied,
             "InvalidAccessKeyId" => ErrorKind::InvalidKey,
             "ExpiredToken" => ErrorKind::Service {
                 code: "ExpiredToken",
@@ -317,6 +318,7 @@ async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult
                 ("Arn", Some(Value::str(c.arn.clone()))),
             ]))
         }
+        ("sts", "AssumeRole") => sts::assume_role(app, op, input).await,
         ("ssm", _) => ssm::dispatch(app, op, input),
         ("cloudformation", _) => cloudformation::dispatch(app, op, input).await,
         ("elasticloadbalancing", _) => elbv2::dispatch(app, op, input),
@@ -366,6 +368,27 @@ fn authenticate(
         app.metrics.auth_failure("aws-signature");
         sig_error(e)
     })?;
+    // Temporary credentials (a role session) are valid only with their session token, and a
+    // long-term key never sends one, as on AWS.
+    let token = sigv4::session_token(req);
+    let token_problem = match (&key.role_name, token) {
+        (Some(_), Some(t)) if sigv4::session_token_matches(&signed.access_key_id, &secret, &t) => {
+            None
+        }
+        (Some(_), Some(_)) => Some("the session token does not belong to these credentials"),
+        (Some(_), None) => {
+            Some("temporary credentials need their session token (X-Amz-Security-Token)")
+        }
+        (None, Some(_)) => Some("a session token was sent with a long-term access key"),
+        (None, None) => None,
+    };
+    if let Some(why) = token_problem {
+        app.metrics.auth_failure("InvalidClientTokenId");
+        return Err(AwsError::new(
+            ErrorKind::InvalidKey,
+            format!("the security token included in the request is invalid: {why}"),
+        ));
+    }
     Ok(app.caller_for_key(key, now)?)
 }
 
