@@ -100,6 +100,8 @@ operations! {
     "cloudformation" DescribeStackEvents => DescribeStack;
     "cloudformation" DescribeStackResources => DescribeStack;
     "cloudformation" ListStackResources => DescribeStack;
+    "cloudformation" ListExports => ListExports;
+    "cloudformation" UpdateTerminationProtection => UpdateTerminationProtection;
     "elasticloadbalancing" DescribeLoadBalancers => ListLoadBalancers;
     "elasticloadbalancing" DescribeListeners => DescribeLoadBalancer;
     "elasticloadbalancing" DescribeTargetGroups => DescribeLoadBalancer;

@@ -880,7 +880,7 @@ fn replies_of_every_implemented_operation_conform_to_botocores_models() {
 /// model: every required member present, every member of its modelled type.
 const CONFORMANCE: &str = r#"
 import datetime, json, os
-import boto3, botocore.session
+import boto3, botocore.exceptions, botocore.session
 
 ops = json.loads(os.environ["OPS"])
 template = os.environ["TEMPLATE"]
@@ -981,6 +981,14 @@ call("autoscaling.DescribeAutoScalingGroups", MaxRecords=10)
 call("autoscaling.DescribeScalingActivities")
 call("autoscaling.DescribeInstanceRefreshes", AutoScalingGroupName="none")
 call("ec2.DescribeInstances", Filters=[{"Name": "instance-state-name", "Values": ["running"]}])
+call(cf + "ListExports")
+call(cf + "UpdateTerminationProtection", StackName="conf", EnableTerminationProtection=True)
+try:
+    client("cloudformation").delete_stack(StackName="conf")
+    problems.append("DeleteStack of a stack with termination protection succeeded")
+except botocore.exceptions.ClientError:
+    pass
+client("cloudformation").update_termination_protection(StackName="conf", EnableTerminationProtection=False)
 call(cf + "DeleteStack", StackName="conf")
 print(json.dumps({"unknown": unknown, "problems": problems, "checked": checked}))
 "#;

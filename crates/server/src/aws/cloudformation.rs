@@ -18,6 +18,65 @@ pub async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsRe
             super::cfn_deploy::dispatch(app, op, input).await
         }
         "ValidateTemplate" => validate(app, op, input),
+        "ListExports" => {
+            input.set_target(op, "*");
+            let exports = app
+                .stacks
+                .engine(&account)
+                .exports()
+                .map_err(|e| AwsError::from(engine_error(e)))?;
+            let (exports, next) = super::page::page(
+                exports,
+                |(name, _, _)| name.as_str(),
+                None,
+                // AWS pages exports 100 at a time, with no size parameter.
+                100,
+                input.param("NextToken"),
+                "NextToken",
+            )?;
+            let items = exports
+                .into_iter()
+                .map(|(name, stack, o)| {
+                    Value::fields([
+                        (
+                            "ExportingStackId",
+                            Some(Value::Str(stack_id(&account, &stack))),
+                        ),
+                        ("Name", Some(Value::Str(name))),
+                        (
+                            "Value",
+                            Some(Value::Str(output_text(&o.value, o.sensitive))),
+                        ),
+                    ])
+                })
+                .collect();
+            Ok(Value::fields([
+                ("Exports", Some(Value::List(items))),
+                ("NextToken", next.map(Value::Str)),
+            ]))
+        }
+        "UpdateTerminationProtection" => {
+            let name = stack_name_of(input.required("StackName")?);
+            input.set_target(op, name);
+            let enabled = match input.required("EnableTerminationProtection")? {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(AwsError::validation(format!(
+                        "EnableTerminationProtection: expected true or false, got `{other}`"
+                    )))
+                }
+            };
+            view(app, &account, name)?;
+            app.stacks
+                .engine(&account)
+                .update_settings(name, |s| s.termination_protection = enabled)
+                .map_err(|e| AwsError::from(engine_error(e)))?;
+            Ok(Value::fields([(
+                "StackId",
+                Some(Value::Str(stack_id(&account, name))),
+            )]))
+        }
         "GetTemplateSummary" => match input.param("StackName") {
             // A deployed stack: the parameters it was deployed with.
             Some(n) => {
