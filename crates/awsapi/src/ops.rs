@@ -116,6 +116,10 @@ operations! {
     "ec2" StopInstances => StopInstance;
     "ec2" StartInstances => StartInstance;
     "ec2" TerminateInstances => TerminateInstance;
+    "ec2" DescribeVpcs => ListInstances;
+    "ec2" DescribeSubnets => ListInstances;
+    "ec2" DescribeSecurityGroups => ListInstances;
+    "ec2" DescribeImages => ListImages;
 }
 
 /// The service a credential scope names, if Spindle answers it.

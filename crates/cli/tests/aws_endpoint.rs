@@ -981,6 +981,10 @@ call("autoscaling.DescribeAutoScalingGroups", MaxRecords=10)
 call("autoscaling.DescribeScalingActivities")
 call("autoscaling.DescribeInstanceRefreshes", AutoScalingGroupName="none")
 call("ec2.DescribeInstances", Filters=[{"Name": "instance-state-name", "Values": ["running"]}])
+call("ec2.DescribeVpcs")
+call("ec2.DescribeSubnets")
+call("ec2.DescribeSecurityGroups")
+call("ec2.DescribeImages", Owners=["self"])
 call(cf + "ListExports")
 call(cf + "UpdateTerminationProtection", StackName="conf", EnableTerminationProtection=True)
 try:
@@ -1015,6 +1019,13 @@ const ASG_TEMPLATE: &str = "Resources:
         LaunchTemplateId: !Ref Template
         Version: !GetAtt Template.LatestVersionNumber
       VPCZoneIdentifier: [!Ref Subnet]
+  Web:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      GroupDescription: http
+      VpcId: !Ref Vpc
+      SecurityGroupIngress:
+        - {IpProtocol: tcp, FromPort: 80, ToPort: 80, CidrIp: 10.216.0.0/20}
   Solo:
     Type: AWS::EC2::Instance
     Properties: {ImageId: 'busybox:idle', InstanceType: t3.nano, SubnetId: !Ref Subnet}
@@ -1106,6 +1117,42 @@ fn the_aws_cli_drives_a_running_auto_scaling_group_and_its_instances() {
         g["Instances"][0]["HealthStatus"] == "Healthy",
         "{}",
         g["Instances"]
+    );
+
+    // The stack's network and the account's images, as EC2 describes them.
+    let vpcs = home.aws(&["ec2", "describe-vpcs"]).unwrap();
+    assert_eq!(vpcs["Vpcs"].as_array().unwrap().len(), 1, "{vpcs}");
+    assert_eq!(vpcs["Vpcs"][0]["CidrBlock"], "10.216.0.0/20", "{vpcs}");
+    let vpc = vpcs["Vpcs"][0]["VpcId"].as_str().unwrap().to_owned();
+    let subnets = home.aws(&["ec2", "describe-subnets"]).unwrap();
+    assert_eq!(
+        subnets["Subnets"][0]["CidrBlock"], "10.216.1.0/24",
+        "{subnets}"
+    );
+    assert_eq!(subnets["Subnets"][0]["VpcId"], vpc.as_str(), "{subnets}");
+    let sgs = home.aws(&["ec2", "describe-security-groups"]).unwrap();
+    let web = &sgs["SecurityGroups"][0];
+    assert_eq!(web["VpcId"], vpc.as_str(), "{sgs}");
+    assert_eq!(web["IpPermissions"][0]["FromPort"], 80, "{sgs}");
+    assert_eq!(
+        web["IpPermissions"][0]["IpRanges"][0]["CidrIp"], "10.216.0.0/20",
+        "{sgs}"
+    );
+    let images = home
+        .aws(&["ec2", "describe-images", "--owners", "self"])
+        .unwrap();
+    assert_eq!(images["Images"][0]["Name"], "busybox:idle", "{images}");
+    assert!(images["Images"][0]["ImageId"]
+        .as_str()
+        .unwrap()
+        .starts_with("ami-"));
+    home.refused(
+        &["ec2", "describe-vpcs", "--vpc-ids", "vpc-00000000"],
+        &["InvalidVpcID.NotFound"],
+    );
+    home.refused(
+        &["ec2", "describe-images", "--image-ids", "ami-00000000"],
+        &["InvalidAMIID.NotFound"],
     );
 
     // EC2 sees the same instances, running, with the group's tag; filters narrow them.

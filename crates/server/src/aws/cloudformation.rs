@@ -315,7 +315,7 @@ pub(super) fn view(app: &App, account: &AccountId, name: &str) -> Result<StackVi
     Ok(v)
 }
 
-fn live_views(app: &App, account: &AccountId) -> Result<Vec<StackView>, AwsError> {
+pub(super) fn live_views(app: &App, account: &AccountId) -> Result<Vec<StackView>, AwsError> {
     let engine = app.stacks.engine(account);
     let names = engine
         .journal()

@@ -10,6 +10,7 @@ mod autoscaling;
 mod cfn_deploy;
 mod cloudformation;
 mod ec2;
+mod ec2_network;
 mod elbv2;
 mod page;
 mod ssm;
@@ -323,6 +324,10 @@ async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult
         ("cloudformation", _) => cloudformation::dispatch(app, op, input).await,
         ("elasticloadbalancing", _) => elbv2::dispatch(app, op, input),
         ("autoscaling", _) => autoscaling::dispatch(app, op, input).await,
+        (
+            "ec2",
+            "DescribeVpcs" | "DescribeSubnets" | "DescribeSecurityGroups" | "DescribeImages",
+        ) => ec2_network::dispatch(app, op, input),
         ("ec2", _) => ec2::dispatch(app, op, input).await,
         _ => Err(AwsError::new(
             ErrorKind::NotImplemented,
