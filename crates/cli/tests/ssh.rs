@@ -344,12 +344,13 @@ fn ssh_cert_signs_with_the_accounts_sealed_ca_and_the_bastion_checks_grants_per_
 }
 
 /// A VPC with an instance (busybox httpd on 8080 serving `/etc`) whose group admits port 22
-/// and 8080 only from the connect endpoint's group; the endpoint itself only when the
-/// parameter `Endpoint` is `yes`.
+/// and 8080 from the connect endpoint's group (and 8080 from `AppFrom`); the endpoint itself
+/// only when the parameter `Endpoint` is `yes`.
 const VPC_TEMPLATE: &str = r#"
 Parameters:
   Cidr: {Type: String, Default: 10.215.0.0/20}
   Endpoint: {Type: String, Default: "yes", AllowedValues: ["yes", "no"]}
+  AppFrom: {Type: String, Default: 192.0.2.0/32}
 Conditions:
   HasEndpoint: !Equals [!Ref Endpoint, "yes"]
 Resources:
@@ -374,6 +375,7 @@ Resources:
       SecurityGroupIngress:
         - {IpProtocol: tcp, FromPort: 22, ToPort: 22, SourceSecurityGroupId: !GetAtt EndpointSg.GroupId}
         - {IpProtocol: tcp, FromPort: 8080, ToPort: 8080, SourceSecurityGroupId: !GetAtt EndpointSg.GroupId}
+        - {IpProtocol: tcp, FromPort: 8080, ToPort: 8080, CidrIp: !Ref AppFrom}
   Eice:
     Type: AWS::EC2::InstanceConnectEndpoint
     Condition: HasEndpoint
@@ -390,6 +392,15 @@ Resources:
       SecurityGroupIds: [!GetAtt Ssh.GroupId]
 Outputs:
   Ip: {Value: !GetAtt Box.PrivateIp}
+"#;
+
+/// Peers two VPCs of the account.
+const PEERING_TEMPLATE: &str = r#"
+Parameters: {A: {Type: String}, B: {Type: String}}
+Resources:
+  Peer:
+    Type: AWS::EC2::VPCPeeringConnection
+    Properties: {VpcId: !Ref A, PeerVpcId: !Ref B}
 "#;
 
 /// What a direct connection from the host to `addr` reads within two seconds ("" when it
@@ -532,7 +543,9 @@ fn http_get_local(port: u16, path: &str) -> String {
 /// file both ways; `ssh -L` through the bastion forwards a port to the instance's app; a
 /// target in a VPC no endpoint reaches (prod, while the endpoint is in dev and nothing is
 /// peered) is refused and audited with the reason, as is every target while the account has
-/// no endpoint at all (no implicit default). Sessions are audited with their bytes.
+/// no endpoint at all (no implicit default); once a bastion VPC with an endpoint is peered
+/// with prod, prod's app port (admitted from the bastion's CIDR) is reached through it.
+/// Sessions are audited with their bytes.
 #[test]
 #[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 fn ssh_jumps_through_the_connect_endpoint_into_a_vpc_the_host_cannot_route_to() {
@@ -572,7 +585,12 @@ fn ssh_jumps_through_the_connect_endpoint_into_a_vpc_the_host_cannot_route_to() 
     let cert = home.join(format!(".ssh/spindle-{acct}-cert.pub"));
 
     // prod first, without an endpoint: the account has none, so nothing is reachable.
-    let prod = deploy_vpc(&d, &acct, "prod", &["Cidr=10.216.0.0/20", "Endpoint=no"]);
+    let prod = deploy_vpc(
+        &d,
+        &acct,
+        "prod",
+        &["Cidr=10.216.0.0/20", "Endpoint=no", "AppFrom=10.217.0.0/20"],
+    );
     let prod_target = format!("{}:22", prod.private_ip);
     let (ok, _) = ssh_w(&addr, &key, &cert, &prod_target);
     assert!(!ok, "reached prod without any endpoint");
@@ -716,12 +734,37 @@ fn ssh_jumps_through_the_connect_endpoint_into_a_vpc_the_host_cannot_route_to() 
         "the reason names prod's VPC: {e:?}"
     );
 
+    // A bastion VPC with its own endpoint, peered with prod: prod's app port (which admits
+    // the bastion VPC's CIDR) is now reached from the bastion's endpoint, the only one whose
+    // router forwards to prod. (`ssh -W` to an HTTP port fails the SSH handshake; the
+    // channel's record is what counts.)
+    let bastion = deploy_vpc(&d, &acct, "bastion", &["Cidr=10.217.0.0/20"]);
+    let peer = d.root().join("peer.yaml");
+    std::fs::write(&peer, PEERING_TEMPLATE).unwrap();
+    let a = format!("A={}", bastion.vpc_id);
+    let b = format!("B={}", prod.vpc_id);
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "peer",
+        peer.to_str().unwrap(),
+        "--yes",
+        "--parameter",
+        &a,
+        "--parameter",
+        &b,
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let prod_app = format!("{}:8080", prod.private_ip);
+    let _ = ssh_w(&addr, &key, &cert, &prod_app);
+    connect_record_where(&d, "ok", |e| e.target.starts_with(&prod_app));
+
     // `spindle ssh INSTANCE -- CMD` wraps the user's ssh: the bastion resolves the id.
     let o = cli_home(&d, &home, &["ssh", &dev.id, "--", "echo", "by-id"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(stdout(&o), "by-id\n");
 
-    for name in ["dev", "prod"] {
+    for name in ["peer", "bastion", "dev", "prod"] {
         let o = d.cli(&["stack", "delete", name, "--yes"]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
