@@ -343,9 +343,16 @@ fn ssh_cert_signs_with_the_accounts_sealed_ca_and_the_bastion_checks_grants_per_
     assert!(signed >= 4, "{signed} signing records");
 }
 
+/// A VPC with an instance (busybox httpd on 8080 serving `/etc`) whose group admits port 22
+/// and 8080 from the connect endpoint's group (and 8080 from `AppFrom`); the endpoint itself
+/// only when the parameter `Endpoint` is `yes`.
 const VPC_TEMPLATE: &str = r#"
 Parameters:
   Cidr: {Type: String, Default: 10.215.0.0/20}
+  Endpoint: {Type: String, Default: "yes", AllowedValues: ["yes", "no"]}
+  AppFrom: {Type: String, Default: 192.0.2.0/32}
+Conditions:
+  HasEndpoint: !Equals [!Ref Endpoint, "yes"]
 Resources:
   Vpc:
     Type: AWS::EC2::VPC
@@ -355,13 +362,27 @@ Resources:
     Properties:
       VpcId: !Ref Vpc
       CidrBlock: !Select [1, !Cidr [!Ref Cidr, 4, 8]]
+  EndpointSg:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      GroupDescription: where the bastion's connections start
+      VpcId: !Ref Vpc
   Ssh:
     Type: AWS::EC2::SecurityGroup
     Properties:
-      GroupDescription: ssh from inside the VPC (where the bastion opens its connections)
+      GroupDescription: ssh and the app's port from the connect endpoint only
       VpcId: !Ref Vpc
       SecurityGroupIngress:
-        - {IpProtocol: tcp, FromPort: 22, ToPort: 22, CidrIp: !Ref Cidr}
+        - {IpProtocol: tcp, FromPort: 22, ToPort: 22, SourceSecurityGroupId: !GetAtt EndpointSg.GroupId}
+        - {IpProtocol: tcp, FromPort: 8080, ToPort: 8080, SourceSecurityGroupId: !GetAtt EndpointSg.GroupId}
+        - {IpProtocol: tcp, FromPort: 8080, ToPort: 8080, CidrIp: !Ref AppFrom}
+  Eice:
+    Type: AWS::EC2::InstanceConnectEndpoint
+    Condition: HasEndpoint
+    Properties:
+      SubnetId: !Ref Subnet
+      SecurityGroupIds: [!GetAtt EndpointSg.GroupId]
+      PreserveClientIp: false
   Box:
     Type: AWS::EC2::Instance
     Properties:
@@ -369,6 +390,17 @@ Resources:
       InstanceType: t3.micro
       SubnetId: !Ref Subnet
       SecurityGroupIds: [!GetAtt Ssh.GroupId]
+Outputs:
+  Ip: {Value: !GetAtt Box.PrivateIp}
+"#;
+
+/// Peers two VPCs of the account.
+const PEERING_TEMPLATE: &str = r#"
+Parameters: {A: {Type: String}, B: {Type: String}}
+Resources:
+  Peer:
+    Type: AWS::EC2::VPCPeeringConnection
+    Properties: {VpcId: !Ref A, PeerVpcId: !Ref B}
 "#;
 
 /// What a direct connection from the host to `addr` reads within two seconds ("" when it
@@ -396,13 +428,127 @@ impl Drop for Started {
     }
 }
 
-/// Issue #18's main acceptance point, as root: Debian's sshd listening on an instance's
-/// address inside the instance's network namespace, trusting the account's CA; the host has
-/// no route to it; `ssh -J` (from `spindle ssh config`) and `spindle ssh INSTANCE -- CMD`
-/// reach it through the bastion, which opens the connection inside the VPC; the session is
-/// audited with its bytes.
+/// Deploys `VPC_TEMPLATE` as `name` with these parameters; the stack's one instance.
+fn deploy_vpc(d: &Daemon, acct: &str, name: &str, params: &[&str]) -> InstanceInfo {
+    let tpl = d.root().join("vpc.yaml");
+    std::fs::write(&tpl, VPC_TEMPLATE).unwrap();
+    let mut args = vec!["stack", "deploy", name, tpl.to_str().unwrap(), "--yes"];
+    for p in params {
+        args.extend(["--parameter", p]);
+    }
+    let o = d.cli(&args);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    d.admin()
+        .list_instances(acct)
+        .unwrap()
+        .into_iter()
+        .find(|i| {
+            i.tags
+                .get("aws:cloudformation:stack-name")
+                .map(String::as_str)
+                == Some(name)
+        })
+        .expect("the stack's instance")
+}
+
+/// Debian's sshd on `ip:22` inside the instance's network namespace (the host's files),
+/// trusting `ca_line` for users, with the built-in SFTP server for `scp`.
+fn start_sshd(dir: &Path, netns: &str, ip: &str, ca_line: &str) -> Started {
+    std::fs::create_dir_all(dir).unwrap();
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(dir.join("host"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(dir.join("ca.pub"), format!("{ca_line}\n")).unwrap();
+    std::fs::write(
+        dir.join("sshd_config"),
+        format!(
+            "ListenAddress {ip}:22\nHostKey {h}\nTrustedUserCAKeys {c}\nAuthorizedKeysFile none\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+             PidFile none\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n\
+             Subsystem sftp internal-sftp\n",
+            h = dir.join("host").display(),
+            c = dir.join("ca.pub").display(),
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    Started(
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{netns}"))
+            .args(["/usr/sbin/sshd", "-D", "-e", "-f"])
+            .arg(dir.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// An OpenSSH client command (`ssh` or `scp`) with the config block `cfg` and its own
+/// known_hosts for the instances.
+fn openssh(program: &str, cfg: &Path, known: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.arg("-F")
+        .arg(cfg)
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+        ])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known.display()))
+        .stdin(Stdio::null());
+    c
+}
+
+/// A loopback port nothing listens on (for `ssh -L`).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` from `127.0.0.1:port`, bounded tries while the forward comes up.
+fn http_get_local(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut last = String::new();
+    for _ in 0..40 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let req = format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
+            if s.write_all(req.as_bytes()).is_ok() {
+                let mut body = String::new();
+                let _ = s.read_to_string(&mut body);
+                if body.starts_with("HTTP/1") {
+                    return body;
+                }
+                last = body;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("no answer through the forward on 127.0.0.1:{port}: {last:?}");
+}
+
+/// Issue #18's acceptance points, as root, with Debian's OpenSSH client and server: an
+/// instance in a VPC the host can't route to, whose group admits only the connect endpoint's
+/// group. `ssh -J` (from `spindle ssh config`) and `spindle ssh INSTANCE -- CMD` reach its
+/// sshd through the bastion, which opens the connection from the endpoint; `scp` copies a
+/// file both ways; `ssh -L` through the bastion forwards a port to the instance's app; a
+/// target in a VPC no endpoint reaches (prod, while the endpoint is in dev and nothing is
+/// peered) is refused and audited with the reason, as is every target while the account has
+/// no endpoint at all (no implicit default); once a bastion VPC with an endpoint is peered
+/// with prod, prod's app port (admitted from the bastion's CIDR) is reached through it.
+/// Sessions are audited with their bytes.
 #[test]
-fn ssh_jumps_through_the_bastion_into_a_vpc_the_host_cannot_route_to() {
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
+fn ssh_jumps_through_the_connect_endpoint_into_a_vpc_the_host_cannot_route_to() {
     if !common::root_tests_can_run(module_path!()) || !have_openssh() {
         return;
     }
@@ -416,97 +562,70 @@ fn ssh_jumps_through_the_bastion_into_a_vpc_the_host_cannot_route_to() {
     let tarball = d.root().join("busybox.tar");
     spindle_runtime::build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX))
         .unwrap();
-    let import = d.cli(&[
+    let mut import = vec![
         "image",
         "import",
         tarball.to_str().unwrap(),
         "--tag",
         "busybox:web",
-        "--cmd",
-        "sleep",
-        "--cmd",
-        "3600",
-    ]);
-    assert!(import.status.success(), "{}", stderr(&import));
-    let tpl = d.root().join("vpc.yaml");
-    std::fs::write(&tpl, VPC_TEMPLATE).unwrap();
-    let o = d.cli(&["stack", "deploy", "sshvpc", tpl.to_str().unwrap(), "--yes"]);
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    ];
+    for c in ["httpd", "-f", "-p", "8080", "-h", "/etc"] {
+        import.extend(["--cmd", c]);
+    }
+    let o = d.cli(&import);
+    assert!(o.status.success(), "{}", stderr(&o));
     let acct = d.admin().whoami().unwrap().account_id.to_string();
-    let inst = d
-        .admin()
-        .list_instances(&acct)
-        .unwrap()
-        .into_iter()
-        .next()
-        .expect("one instance");
-    let ip = inst.private_ip.clone();
-
-    // sshd in the instance's network namespace, trusting the account's CA.
     let home = d.root().join("home");
     let key = home.join(".ssh/id_ed25519");
     keygen(&key);
-    let info = d.admin().describe_bastion(&acct).unwrap();
-    let srv = d.root().join("sshd");
-    std::fs::create_dir_all(&srv).unwrap();
-    let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(srv.join("host"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::write(srv.join("ca.pub"), format!("{}\n", info.ca_public_key)).unwrap();
-    std::fs::write(
-        srv.join("sshd_config"),
-        format!(
-            "ListenAddress {ip}:22\nHostKey {h}\nTrustedUserCAKeys {c}\nAuthorizedKeysFile none\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-             PidFile none\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n",
-            h = srv.join("host").display(),
-            c = srv.join("ca.pub").display(),
-        ),
-    )
-    .unwrap();
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    let _sshd = Started(
-        Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{prefix}-{}", inst.id))
-            .args(["/usr/sbin/sshd", "-D", "-e", "-f"])
-            .arg(srv.join("sshd_config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-
     let o = cli_home(&d, &home, &["ssh", "cert", "--ttl", "10m"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let info = d.admin().describe_bastion(&acct).unwrap();
+    let addr = info.address.clone().unwrap();
+    let cert = home.join(format!(".ssh/spindle-{acct}-cert.pub"));
+
+    // prod first, without an endpoint: the account has none, so nothing is reachable.
+    let prod = deploy_vpc(
+        &d,
+        &acct,
+        "prod",
+        &["Cidr=10.216.0.0/20", "Endpoint=no", "AppFrom=10.217.0.0/20"],
+    );
+    let prod_target = format!("{}:22", prod.private_ip);
+    let (ok, _) = ssh_w(&addr, &key, &cert, &prod_target);
+    assert!(!ok, "reached prod without any endpoint");
+    let e = connect_record_where(&d, "no-endpoint", |e| e.target.starts_with(&prod_target));
+    assert_eq!(e.result, "denied");
+    assert!(
+        e.error_code
+            .as_deref()
+            .unwrap()
+            .contains("the account has no AWS::EC2::InstanceConnectEndpoint"),
+        "{e:?}"
+    );
+
+    // dev, with an endpoint; sshd in its instance.
+    let dev = deploy_vpc(&d, &acct, "dev", &["Cidr=10.215.0.0/20"]);
+    let ip = dev.private_ip.clone();
+    let _sshd = start_sshd(
+        &d.root().join("sshd"),
+        &format!("{prefix}-{}", dev.id),
+        &ip,
+        &info.ca_public_key,
+    );
     let o = cli_home(&d, &home, &["ssh", "config"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let cfg = home.join("ssh_config");
     std::fs::write(&cfg, stdout(&o)).unwrap();
+    let known = home.join("instances_known_hosts");
 
     // `ssh -J` through the config block; sshd may need a moment to listen (bounded tries).
     let mut last = String::new();
     let mut reached = false;
     for _ in 0..20 {
-        let out = Command::new("ssh")
-            .arg("-F")
-            .arg(&cfg)
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=accept-new",
-            ])
-            .arg("-o")
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                home.join("instances_known_hosts").display()
-            ))
+        let out = openssh("ssh", &cfg, &known)
             .arg(format!("root@{ip}"))
             .args(["echo", "through-the-bastion"])
-            .stdin(Stdio::null())
             .output()
             .unwrap();
         if out.status.success() && stdout(&out) == "through-the-bastion\n" {
@@ -524,8 +643,7 @@ fn ssh_jumps_through_the_bastion_into_a_vpc_the_host_cannot_route_to() {
         !direct_banner(&format!("{ip}:22")).starts_with("SSH-2.0-OpenSSH"),
         "the host reached the instance's sshd directly"
     );
-    let e = connect_record(&d, "ok");
-    assert_eq!(e.result, "ok");
+    let e = connect_record_where(&d, "ok", |e| e.target.starts_with(&format!("{ip}:22")));
     assert!(
         e.target.starts_with(&format!("{ip}:22 from 127.0.0.1:")),
         "{}",
@@ -537,11 +655,117 @@ fn ssh_jumps_through_the_bastion_into_a_vpc_the_host_cannot_route_to() {
         e.target
     );
 
+    // scp both ways through the jump host (sshd runs on the host's files, in the
+    // instance's network namespace).
+    let files = d.root().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let up = files.join("up.txt");
+    let payload: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(&up, &payload).unwrap();
+    let remote = files.join("remote.txt");
+    let o = openssh("scp", &cfg, &known)
+        .arg(&up)
+        .arg(format!("root@{ip}:{}", remote.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "scp up: {}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&remote).unwrap(), payload);
+    std::fs::write(&remote, "written on the instance's side\n").unwrap();
+    let down = files.join("down.txt");
+    let o = openssh("scp", &cfg, &known)
+        .arg(format!("root@{ip}:{}", remote.display()))
+        .arg(&down)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "scp down: {}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&down).unwrap(),
+        "written on the instance's side\n"
+    );
+
+    // `ssh -L` through the jump host itself to the instance's app port (8080, admitted only
+    // from the endpoint's group): the page is the instance's own /etc/hosts.
+    let lport = free_port();
+    let (bhost, bport) = addr.rsplit_once(':').unwrap();
+    let _forward = Started(
+        Command::new("ssh")
+            .args(["-F", "/dev/null", "-N", "-o", "BatchMode=yes"])
+            .args(["-o", "IdentitiesOnly=yes", "-o", "ExitOnForwardFailure=yes"])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .arg("-i")
+            .arg(&key)
+            .arg("-o")
+            .arg(format!("CertificateFile={}", cert.display()))
+            .arg("-L")
+            .arg(format!("127.0.0.1:{lport}:{ip}:8080"))
+            .args(["-p", bport])
+            .arg(format!("root@{bhost}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let page = http_get_local(lport, "/hosts");
+    assert!(
+        page.starts_with("HTTP/1.") && page.contains(" 200 "),
+        "{page}"
+    );
+    assert!(page.contains(&ip), "not the instance's /etc/hosts: {page}");
+    connect_record_where(&d, "ok", |e| e.target.starts_with(&format!("{ip}:8080")));
+
+    // dev → prod: the endpoint is in dev, prod is not peered with it: refused, audited.
+    let (ok, _) = ssh_w(&addr, &key, &cert, &prod_target);
+    assert!(!ok, "reached prod through dev's endpoint");
+    let e = connect_record_where(&d, "no-endpoint", |e| {
+        e.target.starts_with(&prod_target)
+            && e.error_code
+                .as_deref()
+                .is_some_and(|c| c.contains("no InstanceConnectEndpoint reaches"))
+    });
+    assert_eq!(e.result, "denied");
+    assert!(
+        e.error_code.as_deref().unwrap().contains(&prod.vpc_id),
+        "the reason names prod's VPC: {e:?}"
+    );
+
+    // A bastion VPC with its own endpoint, peered with prod: prod's app port (which admits
+    // the bastion VPC's CIDR) is now reached from the bastion's endpoint, the only one whose
+    // router forwards to prod. (`ssh -W` to an HTTP port fails the SSH handshake; the
+    // channel's record is what counts.)
+    let bastion = deploy_vpc(&d, &acct, "bastion", &["Cidr=10.217.0.0/20"]);
+    let peer = d.root().join("peer.yaml");
+    std::fs::write(&peer, PEERING_TEMPLATE).unwrap();
+    let a = format!("A={}", bastion.vpc_id);
+    let b = format!("B={}", prod.vpc_id);
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "peer",
+        peer.to_str().unwrap(),
+        "--yes",
+        "--parameter",
+        &a,
+        "--parameter",
+        &b,
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let prod_app = format!("{}:8080", prod.private_ip);
+    let _ = ssh_w(&addr, &key, &cert, &prod_app);
+    connect_record_where(&d, "ok", |e| e.target.starts_with(&prod_app));
+
     // `spindle ssh INSTANCE -- CMD` wraps the user's ssh: the bastion resolves the id.
-    let o = cli_home(&d, &home, &["ssh", &inst.id, "--", "echo", "by-id"]);
+    let o = cli_home(&d, &home, &["ssh", &dev.id, "--", "echo", "by-id"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(stdout(&o), "by-id\n");
 
-    let o = d.cli(&["stack", "delete", "sshvpc", "--yes"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    for name in ["peer", "bastion", "dev", "prod"] {
+        let o = d.cli(&["stack", "delete", name, "--yes"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
 }

@@ -64,6 +64,7 @@ kinds! {
     VpcPeeringConnection = "AWS::EC2::VPCPeeringConnection", Ec2;
     Instance = "AWS::EC2::Instance", Ec2;
     LaunchTemplate = "AWS::EC2::LaunchTemplate", Ec2;
+    InstanceConnectEndpoint = "AWS::EC2::InstanceConnectEndpoint", Ec2;
     LoadBalancer = "AWS::ElasticLoadBalancingV2::LoadBalancer", Elbv2;
     Listener = "AWS::ElasticLoadBalancingV2::Listener", Elbv2;
     ListenerRule = "AWS::ElasticLoadBalancingV2::ListenerRule", Elbv2;
@@ -102,7 +103,7 @@ const fn names<const N: usize>(group: Group) -> [&'static str; N] {
 }
 
 /// The resource types [`crate::Ec2::register`] registers.
-pub const EC2_TYPES: &[&str] = &names::<8>(Group::Ec2);
+pub const EC2_TYPES: &[&str] = &names::<9>(Group::Ec2);
 /// The resource types [`crate::Elb::register`] registers.
 pub const ELBV2_TYPES: &[&str] = &names::<4>(Group::Elbv2);
 /// The resource types [`crate::AutoScaling::register`] registers.

@@ -26,6 +26,7 @@
 //! | `AWS::EC2::VPCPeeringConnection` | `pcx-…` | `Id` | `Tags` |
 //! | `AWS::EC2::Instance` | `i-…` | `InstanceId`, `PrivateIp`, `PrivateDnsName`, `AvailabilityZone`, `VpcId`, `SubnetId` | `Tags` and ignored properties |
 //! | `AWS::EC2::LaunchTemplate` | `lt-…` | `LaunchTemplateId`, `LatestVersionNumber`, `DefaultVersionNumber` | `LaunchTemplateData` (a new version, made the default) |
+//! | `AWS::EC2::InstanceConnectEndpoint` | `eice-…` | `Id`, `InstanceConnectEndpointArn`, `VpcId`, `SubnetId`, `OwnerId`, `State`, `SecurityGroupIds`, `NetworkInterfaceIds` | `Tags` |
 //!
 //! Every type checks its properties strictly: the properties it implements, a list it
 //! accepts and ignores, and a clear
@@ -41,6 +42,7 @@
 //! | VPCPeeringConnection | `VpcId`, `PeerVpcId`, `PeerOwnerId` / `PeerRegion` when they are the stack's own | `PeerRoleArn`, `Tags` | another account or region |
 //! | Instance | `ImageId`, `InstanceType` (required; see the runtime's type table), `SubnetId` (required), `SecurityGroupIds`, `UserData`, `Tags` (`spindle:seccomp-profile`: below), `LaunchTemplate` | `AvailabilityZone`, `KeyName`, `Monitoring`, `IamInstanceProfile`, `BlockDeviceMappings`, `EbsOptimized`, `MetadataOptions`, … | `NetworkInterfaces`, `PrivateIpAddress`, `SecurityGroups`, `Volumes`, IPv6 |
 //! | LaunchTemplate | `LaunchTemplateName`, `LaunchTemplateData` (`ImageId`, `InstanceType`, `UserData`, `SecurityGroupIds`, instance `TagSpecifications`, `spindle:seccomp-profile` among them) | `TagSpecifications`, `VersionDescription`; in the data `KeyName`, `Monitoring`, … | in the data `NetworkInterfaces`, `SecurityGroups`, `InstanceMarketOptions` |
+//! | InstanceConnectEndpoint (`connect_endpoint.rs`: an address in the subnet, held by the VPC's router and a member of its groups, where the SSH bastion's connections start) | `SubnetId`, `SecurityGroupIds`, `PreserveClientIp` (`false` only), `Tags` | `ClientToken` | `PreserveClientIp: true` (the bastion's clients are on the host's loopback) |
 //!
 //! Which property changes force a replacement comes from the template crate's bundled
 //! registry schemas; an update that reaches a provider but needs a change the runtime
@@ -126,6 +128,7 @@
 //! ```
 
 mod autoscaling;
+mod connect_endpoint;
 mod ec2_spec;
 mod elb_autoscaling;
 mod elbv2;
@@ -155,6 +158,7 @@ pub use autoscaling::{
     AutoScaling, CgroupOnly, GroupInfo, InstanceInfo, LbSecond, LoadBalancing, RefreshInfo,
     GROUP_TAG,
 };
+pub use connect_endpoint::ConnectEndpointProvider;
 pub use elb_autoscaling::ElbAutoScaling;
 pub use elbv2::{Elb, ElbOptions, Registration, ELBV2_STATE_FILE, HOSTED_ZONE_ID};
 pub use error::Ec2Error;
@@ -269,6 +273,7 @@ impl Ec2 {
                 Kind::VpcPeeringConnection => Arc::new(PeeringProvider::new(e)),
                 Kind::Instance => Arc::new(InstanceProvider::new(e)),
                 Kind::LaunchTemplate => Arc::new(LaunchTemplateProvider::new(e)),
+                Kind::InstanceConnectEndpoint => Arc::new(ConnectEndpointProvider::new(e)),
                 // Registered by their own groups.
                 Kind::LoadBalancer
                 | Kind::Listener

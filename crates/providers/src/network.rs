@@ -59,7 +59,7 @@ fn read_output(out: ProviderOutput, properties: Props) -> ReadOutput {
 
 /// The physical id a `read` looks for, and the token lock key it waits on when it looks
 /// by token.
-fn read_target(req: &ReadRequest<'_>, kind: &str) -> (String, String) {
+pub(crate) fn read_target(req: &ReadRequest<'_>, kind: &str) -> (String, String) {
     match &req.physical_id {
         Some(p) => (p.clone(), format!("read/{p}")),
         None => (derived_id(kind, &req.cx), scoped_token(&req.cx)),

@@ -1051,3 +1051,87 @@ fn old_launch_template_records_load_and_launch_from_their_parsed_data() {
     };
     assert_eq!(saved, old);
 }
+
+const ENDPOINT_STACK: &str = r##"
+Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties: {CidrBlock: 10.60.0.0/16}
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.60.1.0/24}
+  EndpointSg:
+    Type: AWS::EC2::SecurityGroup
+    Properties: {GroupDescription: the endpoint, VpcId: !Ref Vpc}
+  Eice:
+    Type: AWS::EC2::InstanceConnectEndpoint
+    Properties:
+      SubnetId: !Ref Subnet
+      SecurityGroupIds: [!GetAtt EndpointSg.GroupId]
+      Tags: [{Key: Name, Value: bastion}]
+Outputs:
+  Id: {Value: !Ref Eice}
+  Arn: {Value: !GetAtt Eice.InstanceConnectEndpointArn}
+  Vpc: {Value: !GetAtt Eice.VpcId}
+"##;
+
+#[tokio::test]
+async fn an_instance_connect_endpoint_is_made_in_its_subnet_owned_by_the_stacks_account() {
+    let fx = fixture();
+    let out = deploy(&fx, "eice", ENDPOINT_STACK).await;
+    assert_eq!(out.status, StackStatus::CreateComplete, "{:?}", out.reason);
+    let id = physical(&fx, "eice", "Eice");
+    assert!(id.starts_with("eice-") && id.len() == 22, "{id}");
+    assert_eq!(output(&fx, "eice", "Id"), id);
+    assert_eq!(
+        output(&fx, "eice", "Arn"),
+        format!("arn:aws:ec2:{REGION}:{ACCOUNT}:instance-connect-endpoint/{id}")
+    );
+    let vpc = physical(&fx, "eice", "Vpc");
+    assert_eq!(output(&fx, "eice", "Vpc"), vpc);
+    let eps = fx.rt.endpoints();
+    assert_eq!(eps.len(), 1);
+    assert_eq!(eps[0].id, id);
+    assert_eq!(eps[0].ip.to_string(), "10.60.1.2");
+    assert_eq!(
+        eps[0].security_groups,
+        vec![physical(&fx, "eice", "EndpointSg")]
+    );
+    assert_eq!(eps[0].tags[spindle_model::ACCOUNT_TAG], ACCOUNT);
+    assert_eq!(eps[0].tags["Name"], "bastion");
+
+    // Direct calls: idempotent per token, and read finds it by token.
+    let t = "AWS::EC2::InstanceConnectEndpoint";
+    let subnet = physical(&fx, "eice", "Subnet");
+    let a = create(&fx, t, "ep-1", serde_json::json!({"SubnetId": subnet}))
+        .await
+        .unwrap();
+    let b = create(&fx, t, "ep-1", serde_json::json!({"SubnetId": subnet}))
+        .await
+        .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(fx.rt.endpoints().len(), 2);
+    assert_eq!(read_by_token(&fx, t, "ep-1").await, Some(a.clone()));
+    assert_eq!(read_by_token(&fx, t, "ep-2").await, None);
+    delete(&fx, t, &a).await;
+    delete(&fx, t, &a).await;
+    assert!(read_by_id(&fx, t, &a).await.is_none());
+
+    // PreserveClientIp: true is refused with the reason, before anything is made.
+    let bad = ENDPOINT_STACK.replace(
+        "Tags: [{Key: Name, Value: bastion}]",
+        "PreserveClientIp: true",
+    );
+    let out = deploy(&fx, "eice2", &bad).await;
+    assert_ne!(out.status, StackStatus::CreateComplete);
+    assert!(
+        format!("{:?}", out.reason).contains("PreserveClientIp: true is not supported"),
+        "{:?}",
+        out.reason
+    );
+    assert_eq!(fx.rt.endpoints().len(), 1);
+
+    let out = fx.engine.delete_stack("eice").await.unwrap();
+    assert_eq!(out.status, StackStatus::DeleteComplete, "{:?}", out.reason);
+    assert!(fx.rt.endpoints().is_empty());
+}

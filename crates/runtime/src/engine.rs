@@ -35,6 +35,9 @@ use crate::net::{self, NetError, SecurityGroup};
 use crate::seccomp::SeccompProfile;
 use crate::userns::IdRange;
 
+pub use endpoint::Endpoint;
+
+mod endpoint;
 mod launch;
 mod lifecycle;
 mod network;
@@ -274,6 +277,9 @@ struct State {
     /// crash mid-create leaves no namespace or cgroup that no record accounts for.
     #[serde(default)]
     intents: BTreeMap<String, Intent>,
+    /// Connect endpoints by id ([`endpoint`]).
+    #[serde(default)]
+    endpoints: BTreeMap<String, Endpoint>,
 }
 
 impl State {
@@ -304,6 +310,11 @@ impl State {
         for i in self.live() {
             for g in &i.security_groups {
                 m.entry(g.clone()).or_default().push(i.private_ip);
+            }
+        }
+        for e in self.endpoints.values() {
+            for g in &e.security_groups {
+                m.entry(g.clone()).or_default().push(e.ip);
             }
         }
         // Stable rule text regardless of instance id order.

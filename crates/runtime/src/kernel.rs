@@ -150,6 +150,25 @@ pub trait Kernel: Send + Sync + 'static {
         addr: &str,
         timeout: Duration,
     ) -> Result<TcpStream, KernelError>;
+    /// Connects a TCP socket from inside a network namespace, bound first to `source` (an
+    /// address of that namespace), so the peer sees `source`.
+    fn tcp_connect_in_from(
+        &self,
+        netns: &str,
+        source: std::net::Ipv4Addr,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<TcpStream, KernelError>;
+}
+
+/// `addr` as a socket address, or an error naming it.
+fn socket_addr(addr: &str) -> Result<std::net::SocketAddr, KernelError> {
+    addr.parse().map_err(|e| {
+        KernelError::io(
+            format!("parse {addr}"),
+            io::Error::new(io::ErrorKind::InvalidInput, e),
+        )
+    })
 }
 
 /// An `ifreq` naming `name` (at most IFNAMSIZ - 1 bytes).
@@ -645,13 +664,24 @@ impl Kernel for RealKernel {
         addr: &str,
         timeout: Duration,
     ) -> Result<TcpStream, KernelError> {
-        let sa: std::net::SocketAddr = addr.parse().map_err(|e| {
-            KernelError::io(
-                format!("parse {addr}"),
-                io::Error::new(io::ErrorKind::InvalidInput, e),
-            )
-        })?;
+        let sa = socket_addr(addr)?;
         in_netns(netns, move || TcpStream::connect_timeout(&sa, timeout))
+    }
+    fn tcp_connect_in_from(
+        &self,
+        netns: &str,
+        source: std::net::Ipv4Addr,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<TcpStream, KernelError> {
+        let sa = socket_addr(addr)?;
+        in_netns(netns, move || {
+            use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+            let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+            s.bind(&SockAddr::from(std::net::SocketAddr::from((source, 0))))?;
+            s.connect_timeout(&SockAddr::from(sa), timeout)?;
+            Ok(TcpStream::from(s))
+        })
     }
 }
 
@@ -1050,6 +1080,18 @@ impl Kernel for FakeKernel {
         _t: Duration,
     ) -> Result<TcpStream, KernelError> {
         self.record(format!("connect (in {netns}) {addr}"))?;
+        Err(KernelError::Injected(
+            "the fake kernel has no network".into(),
+        ))
+    }
+    fn tcp_connect_in_from(
+        &self,
+        netns: &str,
+        source: std::net::Ipv4Addr,
+        addr: &str,
+        _t: Duration,
+    ) -> Result<TcpStream, KernelError> {
+        self.record(format!("connect (in {netns}) from {source} {addr}"))?;
         Err(KernelError::Injected(
             "the fake kernel has no network".into(),
         ))

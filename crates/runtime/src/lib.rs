@@ -93,8 +93,8 @@ pub use cgroup::{instance_type, CgroupLayout, InstanceType, Limits, INSTANCE_TYP
 pub use cidr::{Ipam, Ipv4Net};
 pub use durable::{DocError, FileDoc, MemoryDoc, StateDoc};
 pub use engine::{
-    ExitInfo, Instance, InstanceEvent, InstanceState, LaunchSpec, Peering, Runtime, RuntimeConfig,
-    RuntimeError, Vpc,
+    Endpoint, ExitInfo, Instance, InstanceEvent, InstanceState, LaunchSpec, Peering, Runtime,
+    RuntimeConfig, RuntimeError, Vpc,
 };
 pub use image::{build_busybox_rootfs, ExportFormat, Image, ImageConfig, ImageError, ImageStore};
 pub use kernel::{FakeKernel, Kernel, KernelError, RealKernel};

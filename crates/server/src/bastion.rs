@@ -17,7 +17,9 @@ use spindle_model::api::Account;
 use spindle_model::ssh::{BastionInfo, SignSshCertRequest, SignSshCertResponse};
 use spindle_model::{AccessKeyId, AccountId, Action};
 use spindle_sshgate::ssh_key::{Algorithm, PrivateKey};
-use spindle_sshgate::{Attempt, Backend, BoxFuture, CertRequest, Gate, Identity, UserCa};
+use spindle_sshgate::{
+    Attempt, Backend, BoxFuture, CertRequest, EndpointView, Gate, Identity, UserCa,
+};
 use spindle_store::AuditRecord;
 use spindle_store::Store;
 use std::collections::BTreeMap;
@@ -333,6 +335,28 @@ impl GateBackend {
     }
 }
 
+/// The account's connect endpoint that reaches `vpc` ([`spindle_sshgate::choose`]); the
+/// refusal names why none does.
+fn endpoint_for(
+    rt: &spindle_runtime::Runtime,
+    account: &AccountId,
+    vpc: &str,
+) -> Result<String, String> {
+    let views: Vec<EndpointView> = rt
+        .endpoints()
+        .into_iter()
+        .filter(|e| spindle_model::instance_owner(&e.tags).as_ref() == Some(account))
+        .map(|e| EndpointView {
+            reaches: rt.endpoint_reach(&e.id).unwrap_or_default(),
+            id: e.id,
+            vpc: e.vpc_id,
+        })
+        .collect();
+    spindle_sshgate::choose(vpc, &views)
+        .map(|e| e.id.clone())
+        .map_err(|e| e.to_string())
+}
+
 impl Backend for GateBackend {
     fn authority(&self, ca_fingerprint: &str) -> Option<String> {
         let keys = self.0.keys.lock().unwrap();
@@ -352,10 +376,12 @@ impl Backend for GateBackend {
             let (account, _) = self.permitted(who)?;
             let (ip, vpc) = self.target(&account, host)?;
             let rt = self.0.runtime.clone().ok_or("no-runtime")?;
+            let endpoint = endpoint_for(&rt, &account, &vpc)?;
             let addr = format!("{ip}:{port}");
-            // A thread joins the VPC's namespace to open the socket; the socket keeps it.
+            // A thread joins the endpoint's VPC namespace to open the socket from the
+            // endpoint's address; the socket keeps the namespace.
             let std = tokio::task::spawn_blocking(move || {
-                rt.connect_from_vpc(&vpc, &addr, Duration::from_secs(10))
+                rt.connect_from_endpoint(&endpoint, &addr, Duration::from_secs(10))
             })
             .await
             .map_err(|e| format!("connect: {e}"))?

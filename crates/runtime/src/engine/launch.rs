@@ -133,20 +133,7 @@ impl Runtime {
                 id: spec.subnet_id.clone(),
             })?
             .clone();
-        for g in &spec.security_groups {
-            let sg = st.groups.get(g).ok_or_else(|| NetError::NotFound {
-                kind: "security group",
-                id: g.clone(),
-            })?;
-            if sg.vpc_id != vpc.id {
-                return Err(NetError::WrongVpc {
-                    sg: g.clone(),
-                    sg_vpc: sg.vpc_id.clone(),
-                    vpc: vpc.id.clone(),
-                }
-                .into());
-            }
-        }
+        st.check_groups(&spec.security_groups, &vpc.id)?;
         let id = new_id("i", &self.inner.cfg.prefix);
         let vpc_mut = st.vpcs.get_mut(&vpc.id).expect("found above");
         let ipam = vpc_mut

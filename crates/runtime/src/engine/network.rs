@@ -88,6 +88,12 @@ impl Runtime {
                     .filter(|p| p.a == id || p.b == id)
                     .map(|p| p.id.clone()),
             )
+            .chain(
+                st.endpoints
+                    .values()
+                    .filter(|e| e.vpc_id == id)
+                    .map(|e| e.id.clone()),
+            )
             .collect();
         if !users.is_empty() {
             return Err(NetError::InUse {
@@ -168,6 +174,12 @@ impl Runtime {
             .live()
             .filter(|i| i.subnet_id == id)
             .map(|i| i.id.clone())
+            .chain(
+                st.endpoints
+                    .values()
+                    .filter(|e| e.subnet_id == id)
+                    .map(|e| e.id.clone()),
+            )
             .collect();
         if !users.is_empty() {
             return Err(NetError::InUse {
@@ -255,6 +267,12 @@ impl Runtime {
             .live()
             .filter(|i| i.security_groups.iter().any(|g| g == id))
             .map(|i| i.id.clone())
+            .chain(
+                st.endpoints
+                    .values()
+                    .filter(|e| e.security_groups.iter().any(|g| g == id))
+                    .map(|e| e.id.clone()),
+            )
             .collect();
         if !users.is_empty() {
             return Err(NetError::InUse {

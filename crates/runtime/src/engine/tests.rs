@@ -630,3 +630,123 @@ fn a_peering_killed_midway_is_undone_at_the_next_open_and_doctor_finds_stray_lin
     assert!(f.kernel.netns_links("spxt-vpc-a").unwrap() == vec!["x0".to_string()]);
     assert!(again.doctor(false).is_clean());
 }
+
+#[test]
+fn an_endpoint_holds_an_address_that_its_groups_rules_admit_and_reaches_direct_peers_only() {
+    let f = fixture();
+    for (vpc, cidr, subnet, scidr) in [
+        ("vpc-bast", "10.210.0.0/20", "subnet-b", "10.210.1.0/24"),
+        ("vpc-dev", "10.211.0.0/20", "subnet-d", "10.211.1.0/24"),
+        ("vpc-prod", "10.212.0.0/20", "subnet-p", "10.212.1.0/24"),
+    ] {
+        f.rt.create_vpc(Some(vpc), cidr).unwrap();
+        f.rt.create_subnet(vpc, Some(subnet), scidr).unwrap();
+    }
+    f.rt.put_security_group("sg-eice", "vpc-dev", vec![], None)
+        .unwrap();
+    f.rt.put_security_group(
+        "sg-ssh",
+        "vpc-dev",
+        vec![SgRule::tcp(22, Peer::Group("sg-eice".into()))],
+        None,
+    )
+    .unwrap();
+    f.rt.put_security_group("sg-other", "vpc-prod", vec![], None)
+        .unwrap();
+    let i =
+        f.rt.launch(LaunchSpec {
+            security_groups: vec!["sg-ssh".into()],
+            ..spec("subnet-d")
+        })
+        .unwrap();
+    f.kernel.take_calls();
+
+    // Bad input: a group of another VPC, a missing subnet, a bad id; nothing is kept.
+    let e =
+        f.rt.create_endpoint("eice-1", "subnet-d", &["sg-other".into()], BTreeMap::new())
+            .unwrap_err();
+    assert!(e.to_string().contains("sg-other"), "{e}");
+    let e =
+        f.rt.create_endpoint("eice-1", "subnet-x", &[], BTreeMap::new())
+            .unwrap_err();
+    assert!(e.to_string().contains("subnet-x"), "{e}");
+    assert!(f
+        .rt
+        .create_endpoint("EICE", "subnet-d", &[], BTreeMap::new())
+        .is_err());
+    assert!(f.rt.endpoints().is_empty());
+
+    let ep =
+        f.rt.create_endpoint("eice-1", "subnet-d", &["sg-eice".into()], BTreeMap::new())
+            .unwrap();
+    assert_eq!(ep.ip.to_string(), "10.211.1.3", "the next free address");
+    let calls = f.kernel.take_calls().join("\n");
+    assert!(
+        calls.contains("ip -n spxt-vpc-dev addr add 10.211.1.3/32 dev br0"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains(&format!("nft (in spxt-{}):", i.id))
+            && calls.contains("ip saddr { 10.211.1.3 } tcp dport 22 accept"),
+        "the instance's rule naming the endpoint's group admits its address: {calls}"
+    );
+    // Idempotent per id and subnet.
+    assert_eq!(
+        f.rt.create_endpoint("eice-1", "subnet-d", &["sg-eice".into()], BTreeMap::new())
+            .unwrap(),
+        ep
+    );
+    // Its subnet, VPC and groups are in use while it exists.
+    for e in [
+        f.rt.delete_subnet("subnet-d").unwrap_err(),
+        f.rt.delete_security_group("sg-eice").unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("still used by"), "{e}");
+    }
+
+    // Reach: its own VPC, then a direct peer; never a peer's peer.
+    assert_eq!(f.rt.endpoint_reach("eice-1").unwrap(), vec!["vpc-dev"]);
+    f.rt.create_peering(Some("pcx-1"), "vpc-bast", "vpc-dev")
+        .unwrap();
+    f.rt.create_peering(Some("pcx-2"), "vpc-bast", "vpc-prod")
+        .unwrap();
+    assert_eq!(
+        f.rt.endpoint_reach("eice-1").unwrap(),
+        vec!["vpc-dev", "vpc-bast"]
+    );
+
+    // Connections start from its address in its VPC's router.
+    f.kernel.take_calls();
+    assert!(f
+        .rt
+        .connect_from_endpoint("eice-1", "10.211.1.2:22", Duration::from_secs(1))
+        .is_err());
+    assert!(f
+        .kernel
+        .take_calls()
+        .contains(&"connect (in spxt-vpc-dev) from 10.211.1.3 10.211.1.2:22".to_string()));
+
+    // A failed address add leaves nothing behind.
+    f.kernel.fail_on("addr add 10.211.1.4/32");
+    assert!(f
+        .rt
+        .create_endpoint("eice-2", "subnet-d", &[], BTreeMap::new())
+        .is_err());
+    f.kernel.fail_on("never-matches");
+    assert_eq!(f.rt.endpoints().len(), 1);
+
+    // Delete: the address leaves the bridge and the group's rule loses it.
+    f.kernel.take_calls();
+    f.rt.delete_endpoint("eice-1").unwrap();
+    let calls = f.kernel.take_calls().join("\n");
+    assert!(
+        calls.contains("ip -n spxt-vpc-dev addr del 10.211.1.3/32 dev br0"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("# sg-ssh: group sg-eice has no members yet"),
+        "{calls}"
+    );
+    assert!(f.rt.endpoints().is_empty());
+    assert!(f.rt.delete_endpoint("eice-1").is_err());
+}
