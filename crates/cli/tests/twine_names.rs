@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Daemon, BIN};
-use spindle_model::api::*;
+use spindle_model::api::CreateAccount;
 use spindle_model::lb::LoadBalancerInfo;
 use spindle_model::AccountName;
 use std::path::Path;
@@ -24,26 +24,8 @@ fn example(path: &str) -> String {
 }
 
 fn deploy(d: &Daemon, account: &str, stack: &str, body: &str, params: &[(&str, &str)]) {
-    let r = d
-        .admin()
-        .deploy_stack(
-            account,
-            stack,
-            &DeployStack {
-                template: TemplateRequest {
-                    template_body: body.to_owned(),
-                    template_name: Some(format!("{stack}.yaml")),
-                    parameters: params
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                    nested_templates: Default::default(),
-                    use_previous_values: Default::default(),
-                },
-                ..DeployStack::default()
-            },
-        )
-        .unwrap();
+    let req = common::deploy_request(&format!("{stack}.yaml"), body, params);
+    let r = d.admin().deploy_stack(account, stack, &req).unwrap();
     assert_eq!(r.status.as_deref(), Some("CREATE_COMPLETE"), "{r:?}");
 }
 
@@ -108,13 +90,10 @@ fn the_twine_zone_answers_each_environments_load_balancer_name() {
 
     let addr = d.dns_addr().expect("the daemon serves DNS");
     let dig = |name: &str| {
-        let o = Command::new("dig")
-            .arg(format!("@{}", addr.ip()))
-            .args(["-p", &addr.port().to_string(), "+time=2", "+tries=1"])
-            .args([name, "A", "+short"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+        common::dig_at(addr, &[name, "A", "+short"])
+            .unwrap()
+            .trim()
+            .to_owned()
     };
     for (account, name) in [("dev", "dev.twine.test"), ("prod", "twine.test")] {
         let lb: LoadBalancerInfo = admin.load_balancer(account, "twine", "").unwrap();

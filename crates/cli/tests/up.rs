@@ -225,12 +225,7 @@ fn up_from_the_repository_root_serves_the_landing_page_and_down_takes_it_all_awa
     // balancer's address (Debian's dig, when installed).
     if let Some(dns) = d.dns_addr() {
         for (name, account) in [("dev.twine.test", "dev"), ("twine.test", "prod")] {
-            let o = std::process::Command::new("dig")
-                .arg(format!("@{}", dns.ip()))
-                .args(["-p", &dns.port().to_string(), "+time=2", "+tries=1"])
-                .args([name, "A", "+short"])
-                .output();
-            let Ok(o) = o else {
+            let Some(answer) = common::dig_at(dns, &[name, "A", "+short"]) else {
                 eprintln!("skipped the dig of {name}: `dig` is not installed (bind9-dnsutils)");
                 continue;
             };
@@ -240,7 +235,7 @@ fn up_from_the_repository_root_serves_the_landing_page_and_down_takes_it_all_awa
                 .next()
                 .unwrap()
                 .to_owned();
-            assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), host, "{name}");
+            assert_eq!(answer.trim(), host, "{name}");
         }
     }
     // The command is typed as this binary is found from the root: by its path, as

@@ -119,26 +119,17 @@ impl Env {
         status(&self.dig_in(id, server, &[name, "A", "+noall", "+comments"]))
     }
 
-    fn public_status(&self, name: &str) -> String {
+    fn public_dig(&self, name: &str, how: &str) -> String {
         let addr = self.d.dns_addr().expect("the daemon serves DNS");
-        let o = Command::new("dig")
-            .arg(format!("@{}", addr.ip()))
-            .args(["-p", &addr.port().to_string(), "+time=2", "+tries=1"])
-            .args([name, "A", "+noall", "+comments"])
-            .output()
-            .unwrap();
-        status(&String::from_utf8_lossy(&o.stdout))
+        common::dig_at(addr, &[name, "A", how]).unwrap()
+    }
+
+    fn public_status(&self, name: &str) -> String {
+        status(&self.public_dig(name, "+comments"))
     }
 
     fn public_short(&self, name: &str) -> String {
-        let addr = self.d.dns_addr().expect("the daemon serves DNS");
-        let o = Command::new("dig")
-            .arg(format!("@{}", addr.ip()))
-            .args(["-p", &addr.port().to_string(), "+time=2", "+tries=1"])
-            .args([name, "A", "+short"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+        self.public_dig(name, "+short").trim().to_owned()
     }
 }
 
