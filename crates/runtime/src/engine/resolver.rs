@@ -84,12 +84,41 @@ impl Runtime {
         let Some(hook) = self.inner.resolver.lock().unwrap().clone() else {
             return Ok(());
         };
+        if !vpc.dns_support || self.resolver_running(&vpc.id) {
+            return Ok(());
+        }
+        let addr = resolver_address(vpc.cidr);
+        {
+            let mut st = self.lock();
+            // A VPC made before the resolver existed may have given its address away.
+            if let Some(i) = st
+                .live()
+                .find(|i| i.vpc_id == vpc.id && i.private_ip == addr)
+            {
+                return Err(RuntimeError::Resolver {
+                    vpc: vpc.id.clone(),
+                    detail: format!(
+                        "instance {} holds {addr}; terminate it, then set DNS support again",
+                        i.id
+                    ),
+                });
+            }
+            // And its subnets don't reserve it yet.
+            let mut changed = false;
+            if let Some(v) = st.vpcs.get_mut(&vpc.id) {
+                for subnet in v.subnets.values_mut() {
+                    changed |= subnet.reserve(addr);
+                }
+            }
+            if changed {
+                self.save(&st)?;
+            }
+        }
         let mut running = self.inner.resolvers.lock().unwrap();
-        if !vpc.dns_support || running.contains_key(&vpc.id) {
+        if running.contains_key(&vpc.id) {
             return Ok(());
         }
         let k = &self.inner.kernel;
-        let addr = resolver_address(vpc.cidr);
         // `replace` is idempotent: the address may be there from before a restart.
         k.ip_batch(
             Some(&vpc.netns),

@@ -697,11 +697,50 @@ fn each_vpc_gets_a_resolver_at_base_plus_two_that_dns_support_turns_off_and_a_re
     assert!(again.resolver_running("vpc-b"));
     again.delete_vpc("vpc-b").unwrap();
     assert_eq!(*hook2.serving.lock().unwrap(), ["vpc-a"]);
+    // A VPC whose subnet gave base + 2 to an instance before the resolver existed: the
+    // resolver refuses to take it, saying who holds it; a free one is reserved when it starts.
+    again.create_vpc(Some("vpc-c"), "10.202.0.0/20").unwrap();
+    again
+        .create_subnet("vpc-c", Some("subnet-c"), "10.202.0.0/24")
+        .unwrap();
+    again
+        .lock()
+        .vpcs
+        .get_mut("vpc-c")
+        .unwrap()
+        .subnets
+        .get_mut("subnet-c")
+        .unwrap()
+        .free("10.202.0.2".parse().unwrap())
+        .unwrap();
+    again.set_dns_support("vpc-c", false).unwrap();
+    let held = again.launch(spec("subnet-c")).unwrap();
+    assert_eq!(held.private_ip.to_string(), "10.202.0.2");
+    let e = again
+        .set_dns_support("vpc-c", true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("instance {} holds 10.202.0.2", held.id)),
+        "{e}"
+    );
+    again
+        .terminate(&held.id, Duration::from_millis(10))
+        .unwrap();
+    again.set_dns_support("vpc-c", true).unwrap();
+    assert_ne!(
+        again
+            .launch(spec("subnet-c"))
+            .unwrap()
+            .private_ip
+            .to_string(),
+        "10.202.0.2"
+    );
     // A hook that fails is reported per VPC, not fatal.
     f.kernel.fail_on("udp bind");
     let errs = Runtime::open(f.rt.config().clone(), f.kernel.clone())
         .unwrap()
         .set_vpc_resolver(Arc::new(Recorder::default()));
-    assert_eq!(errs.len(), 1, "{errs:?}");
-    assert_eq!(errs[0].0, "vpc-a");
+    let failed: Vec<&str> = errs.iter().map(|(v, _)| v.as_str()).collect();
+    assert_eq!(failed, ["vpc-a", "vpc-c"], "{errs:?}");
 }
