@@ -2,11 +2,13 @@
 # Benchmarks Spindle's DNS engine against Knot DNS on loopback, in the same run: dnsperf
 # against the same zone of RECORDS A records (default 10,000), queries/s and average latency,
 # rounds alternating between the two servers so a noisy machine hurts both alike; then the
+# latency percentiles (p50, p99) of both at one fixed offered rate (LAT_RATE q/s, default
+# 20,000, from dnsperf -v's per-answer latencies, the same rounds alternating); then the
 # time for a change batch of BATCH records (default 1,000) to be answered over UDP, and the
 # engine's RSS for the zone.
 #
 #   bench/dns.sh
-#   ROUNDS=3 DURATION=10 CLIENTS=4 bench/dns.sh
+#   ROUNDS=3 DURATION=10 CLIENTS=4 LAT_RATE=20000 LAT_DURATION=5 bench/dns.sh
 #
 # Needs dnsperf and knot (Debian: apt-get install -y dnsperf knot). knotd runs in the
 # foreground from a config in a temp dir and is stopped by its PID; nothing runs as a service.
@@ -21,6 +23,8 @@ ROUNDS=${ROUNDS:-3}
 CLIENTS=${CLIENTS:-4}
 RECORDS=${RECORDS:-10000}
 BATCH=${BATCH:-1000}
+LAT_RATE=${LAT_RATE:-20000}
+LAT_DURATION=${LAT_DURATION:-5}
 ZONE=bench.test
 
 for tool in dnsperf knotd; do
@@ -119,6 +123,28 @@ done
 median() { printf "%s\n" "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 ms=$(median "${SQ[@]}") mk=$(median "${KQ[@]}")
 printf "median queries/s: spindle %.0f, knot %.0f, ratio spindle/knot %.2f\n" "$ms" "$mk" "$(awk -v a="$ms" -v b="$mk" 'BEGIN { print a / b }')"
+
+# run_latency PORT -> "p50_ms p99_ms answers": dnsperf -v prints each answer as
+# `> RCODE NAME TYPE SECONDS`; at a fixed offered rate (-Q) both servers get the same load.
+run_latency() {
+    dnsperf -s 127.0.0.1 -p "$1" -d "$TMP/queries" -l "$LAT_DURATION" -c "$CLIENTS" -T 2 -Q "$LAT_RATE" -v 2>/dev/null |
+        awk '$1 == ">" { print $NF * 1000 }' | sort -g |
+        awk 'function at(p,  i) { i = int(NR * p); if (i < NR * p) i++; if (i < 1) i = 1; return a[i] }
+             { a[NR] = $1 }
+             END { if (NR == 0) print "nan nan 0"; else printf "%.3f %.3f %d\n", at(0.50), at(0.99), NR }'
+}
+
+declare -a SP99 KP99
+for r in $(seq 1 "$ROUNDS"); do
+    read -r s50 s99 sn < <(run_latency "$SP")
+    read -r k50 k99 kn < <(run_latency "$KP")
+    printf "latency round %d at %d q/s: spindle p50 %s ms p99 %s ms (%s answers) | knot p50 %s ms p99 %s ms (%s answers)\n" \
+        "$r" "$LAT_RATE" "$s50" "$s99" "$sn" "$k50" "$k99" "$kn"
+    SP99+=("$s99") KP99+=("$k99")
+done
+s99=$(median "${SP99[@]}") k99=$(median "${KP99[@]}")
+printf "median p99 at %d q/s: spindle %s ms, knot %s ms, ratio spindle/knot %.2f (lower is better)\n" \
+    "$LAT_RATE" "$s99" "$k99" "$(awk -v a="$s99" -v b="$k99" 'BEGIN { print (b > 0 ? a / b : 0) }')"
 
 echo "batch $BATCH" >&9
 for _ in $(seq 1 600); do grep -q '^batch_live_ms' "$TMP/spindle.out" && break; sleep 0.1; done

@@ -507,6 +507,7 @@ impl Kernel for TimingKernel {
         exec_in(pid: u32, cgroup_procs: &[PathBuf], argv: &[String], timeout: Duration, seccomp: spindle_runtime::SeccompProfile) -> Result<std::process::Output, KernelError>;
         attach_in(pid: u32, cgroup_procs: &[PathBuf], argv: &[String], env: &[(String, String)], seccomp: spindle_runtime::SeccompProfile) -> Result<i32, KernelError>;
         tcp_listen_in(netns: &str, addr: &str) -> Result<std::net::TcpListener, KernelError>;
+        udp_bind_in(netns: &str, addr: &str) -> Result<std::net::UdpSocket, KernelError>;
         tcp_connect_in(netns: &str, addr: &str, timeout: Duration) -> Result<std::net::TcpStream, KernelError>;
         tcp_connect_in_from(netns: &str, source: std::net::Ipv4Addr, addr: &str, timeout: Duration) -> Result<std::net::TcpStream, KernelError>;
         run_in_tree(spec: &spindle_runtime::TreeRun) -> Result<spindle_runtime::TreeExit, KernelError>;

@@ -61,21 +61,12 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 }
 
 fn deploy(d: &Daemon, params: &[(&str, &str)]) -> DeployResult {
-    let deploy = DeployStack {
-        template: TemplateRequest {
-            template_body: TEMPLATE.into(),
-            template_name: Some("asg.yaml".into()),
-            parameters: params
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            nested_templates: Default::default(),
-            use_previous_values: Default::default(),
-        },
-        ..DeployStack::default()
-    };
     d.admin()
-        .deploy_stack("management", "asg", &deploy)
+        .deploy_stack(
+            "management",
+            "asg",
+            &common::deploy_request("asg.yaml", TEMPLATE, params),
+        )
         .unwrap()
 }
 

@@ -193,6 +193,7 @@ fn up_from_the_repository_root_serves_the_landing_page_and_down_takes_it_all_awa
             "built package twine (twine_0.1.0-1_amd64.deb",
             "published repo twine (1 package(s) new)",
             "baked image twine = ami-",
+            "deployed stack twine-dns in dns: CREATE_COMPLETE",
             "deployed stack twine-app in dev: CREATE_COMPLETE",
             "deployed stack twine-app in prod: CREATE_COMPLETE",
         ],
@@ -220,6 +221,23 @@ fn up_from_the_repository_root_serves_the_landing_page_and_down_takes_it_all_awa
     };
     let dev_url = url_of("dev");
     assert_ne!(dev_url, url_of("prod"));
+    // The names the app stacks published in the dns account's zone answer each load
+    // balancer's address (Debian's dig, when installed).
+    if let Some(dns) = d.dns_addr() {
+        for (name, account) in [("dev.twine.test", "dev"), ("twine.test", "prod")] {
+            let Some(answer) = common::dig_at(dns, &[name, "A", "+short"]) else {
+                eprintln!("skipped the dig of {name}: `dig` is not installed (bind9-dnsutils)");
+                continue;
+            };
+            let host = url_of(account)
+                .trim_start_matches("http://")
+                .split([':', '/'])
+                .next()
+                .unwrap()
+                .to_owned();
+            assert_eq!(answer.trim(), host, "{name}");
+        }
+    }
     // The command is typed as this binary is found from the root: by its path, as
     // `scripts/up` leaves it.
     let bin = Path::new(common::BIN).canonicalize().unwrap();
@@ -301,6 +319,7 @@ fn up_from_the_repository_root_serves_the_landing_page_and_down_takes_it_all_awa
         "package twine",
         "image twine",
         "publication twine/stable in dev",
+        "stack twine-dns in dns",
         "stack twine-app in dev",
         "stack twine-app in prod",
     ] {
@@ -398,7 +417,7 @@ fn up_from_the_repository_root_serves_the_landing_page_and_down_takes_it_all_awa
     );
     assert_eq!(admin.list_stacks("dev").unwrap().len(), 2);
 
-    // Down, from the repository root: the four stacks in reverse order; repo, package and
+    // Down, from the repository root: the five stacks in reverse order; repo, package and
     // image stay. Nothing of the app is left running, and nothing leaked.
     let (ok, out, err) = run(
         &root,
@@ -411,6 +430,7 @@ fn up_from_the_repository_root_serves_the_landing_page_and_down_takes_it_all_awa
         [
             "delete stack twine-app in prod (UPDATE_COMPLETE)",
             "delete stack twine-app in dev (UPDATE_COMPLETE)",
+            "delete stack twine-dns in dns (CREATE_COMPLETE)",
             "delete stack twine-config in prod (CREATE_COMPLETE)",
             "delete stack twine-config in dev (CREATE_COMPLETE)",
         ],

@@ -1,6 +1,7 @@
 //! Answering one query from a [`Snapshot`]: pure, bytes in and bytes out.
 //!
-//! Authoritative answers only: a name outside every served zone is REFUSED. A name that
+//! Authoritative answers only: a name outside every zone the asker sees ([`View`]) is
+//! REFUSED; a private zone is seen only by the resolvers of the VPCs it is associated with. A name that
 //! doesn't exist is NXDOMAIN and one that exists without the asked type is NODATA (NOERROR,
 //! empty answer), both with the zone's SOA in the authority section for negative caching
 //! (its TTL the SOA's minimum, RFC 2308). CNAMEs are followed within the zone; wildcards
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType as WireType};
 
-use crate::catalog::{CompiledZone, Snapshot};
+use crate::catalog::{CompiledZone, Snapshot, View};
 use crate::zone::{in_zone, parent, RecordType};
 
 /// The UDP payload size this server offers in its OPT record (the DNS flag day's figure).
@@ -27,9 +28,19 @@ pub enum Transport {
     Tcp,
 }
 
-/// The answer to the query in `req`, or `None` for something not to answer at all (not a
-/// query, or too short to carry an id).
+/// The public listener's answer to the query in `req` (see [`respond_in`]).
 pub fn respond(snap: &Snapshot, req: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    respond_in(snap, &View::Public, req, transport)
+}
+
+/// The answer to the query in `req` as `view` sees the zones, or `None` for something not to
+/// answer at all (not a query, or too short to carry an id).
+pub fn respond_in(
+    snap: &Snapshot,
+    view: &View,
+    req: &[u8],
+    transport: Transport,
+) -> Option<Vec<u8>> {
     let query = match Message::from_vec(req) {
         Ok(m) => m,
         Err(_) if req.len() >= 12 && req[2] & 0x80 == 0 => {
@@ -68,7 +79,7 @@ pub fn respond(snap: &Snapshot, req: &[u8], transport: Transport) -> Option<Vec<
     } else if query.queries().len() != 1 {
         ResponseCode::FormErr
     } else {
-        lookup(snap, &query, &mut resp)
+        lookup(snap, view, &query, &mut resp)
     };
     resp.set_response_code(code);
     encode(resp, limit)
@@ -86,7 +97,7 @@ fn encode(mut resp: Message, limit: usize) -> Option<Vec<u8>> {
     resp.to_vec().ok()
 }
 
-fn lookup(snap: &Snapshot, query: &Message, resp: &mut Message) -> ResponseCode {
+fn lookup(snap: &Snapshot, view: &View, query: &Message, resp: &mut Message) -> ResponseCode {
     let q = &query.queries()[0];
     if q.query_class() != DNSClass::IN && q.query_class() != DNSClass::ANY {
         return ResponseCode::Refused;
@@ -97,7 +108,7 @@ fn lookup(snap: &Snapshot, query: &Message, resp: &mut Message) -> ResponseCode 
     }
     let qname = q.name().to_ascii().to_ascii_lowercase();
     let mut name = qname.trim_end_matches('.').to_owned();
-    let Some(zone) = snap.zone_for(&name) else {
+    let Some(zone) = snap.zone_in(view, &name) else {
         return ResponseCode::Refused;
     };
     resp.set_authoritative(true);
@@ -202,8 +213,19 @@ pub struct Tested {
     pub authority: Vec<String>,
 }
 
-/// Asks the snapshot as a client over TCP would (no size limit), for `spindle dns test`.
+/// Asks the snapshot as a client of the public listener over TCP would (no size limit), for
+/// `spindle dns test`.
 pub fn test_answer(snap: &Snapshot, name: &str, rtype: &str) -> Result<Tested, String> {
+    test_answer_in(snap, &View::Public, name, rtype)
+}
+
+/// [`test_answer`] as `view` sees the zones.
+pub fn test_answer_in(
+    snap: &Snapshot,
+    view: &View,
+    name: &str,
+    rtype: &str,
+) -> Result<Tested, String> {
     use hickory_proto::op::Query;
     use hickory_proto::rr::Name;
     let t: WireType = rtype
@@ -219,7 +241,7 @@ pub fn test_answer(snap: &Snapshot, name: &str, rtype: &str) -> Result<Tested, S
     let mut q = Message::new();
     q.set_id(1).add_query(Query::query(qname, t));
     let req = q.to_vec().map_err(|e| e.to_string())?;
-    let bytes = respond(snap, &req, Transport::Tcp).ok_or("no answer")?;
+    let bytes = respond_in(snap, view, &req, Transport::Tcp).ok_or("no answer")?;
     let m = Message::from_vec(&bytes).map_err(|e| e.to_string())?;
     let text = |rs: &[Record]| rs.iter().map(|r| r.to_string()).collect();
     Ok(Tested {

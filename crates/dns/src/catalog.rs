@@ -115,13 +115,25 @@ fn empty_non_terminals(nodes: &HashMap<String, Node>, zone: &str) -> HashSet<Str
     out
 }
 
+/// Who is asking, which decides the zones that answer: the public listener sees public zones
+/// only; a VPC's resolver sees the private zones associated with that VPC first, then the
+/// public ones.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum View {
+    Public,
+    /// The resolver of the VPC with this id.
+    Vpc(String),
+}
+
 /// Every served zone, as one immutable value.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// By zone id.
     pub zones: BTreeMap<String, Arc<CompiledZone>>,
-    /// Public zones by name (private ones are recorded but not served here).
+    /// Public zones by name (private ones are never answered on the public listener).
     by_name: HashMap<String, Arc<CompiledZone>>,
+    /// Private zones by associated VPC id, then by name.
+    private: HashMap<String, HashMap<String, Arc<CompiledZone>>>,
 }
 
 impl Snapshot {
@@ -131,25 +143,72 @@ impl Snapshot {
             .filter(|z| !z.data.private)
             .map(|z| (z.data.name.clone(), z.clone()))
             .collect();
-        Snapshot { zones, by_name }
+        let mut private: HashMap<String, HashMap<String, Arc<CompiledZone>>> = HashMap::new();
+        for z in zones.values().filter(|z| z.data.private) {
+            for vpc in &z.data.vpcs {
+                private
+                    .entry(vpc.clone())
+                    .or_default()
+                    .entry(z.data.name.clone())
+                    .or_insert_with(|| z.clone());
+            }
+        }
+        Snapshot {
+            zones,
+            by_name,
+            private,
+        }
     }
 
-    /// The most specific served zone holding `name` (canonical).
+    /// The most specific public zone holding `name` (canonical).
     pub fn zone_for(&self, name: &str) -> Option<&Arc<CompiledZone>> {
-        let mut n = Some(name);
-        while let Some(cur) = n {
-            if let Some(z) = self.by_name.get(cur) {
+        most_specific(&self.by_name, name)
+    }
+
+    /// The zone that answers `name` (canonical) for `view`. Inside a VPC, as Route 53
+    /// Resolver does, the most specific private zone associated with the VPC wins whenever
+    /// one holds the name, even if a public zone is more specific, and a name missing from
+    /// that private zone is NXDOMAIN there (split horizon: the public zone of the same name
+    /// is not consulted).
+    pub fn zone_in(&self, view: &View, name: &str) -> Option<&Arc<CompiledZone>> {
+        if let View::Vpc(vpc) = view {
+            if let Some(z) = self.private.get(vpc).and_then(|m| most_specific(m, name)) {
                 return Some(z);
             }
-            n = parent(cur);
         }
-        None
+        self.zone_for(name)
     }
 
     /// A zone by id.
     pub fn zone(&self, id: &str) -> Option<&ZoneData> {
         self.zones.get(id).map(|z| &z.data)
     }
+}
+
+fn most_specific<'s>(
+    by_name: &'s HashMap<String, Arc<CompiledZone>>,
+    name: &str,
+) -> Option<&'s Arc<CompiledZone>> {
+    let mut n = Some(name);
+    while let Some(cur) = n {
+        if let Some(z) = by_name.get(cur) {
+            return Some(z);
+        }
+        n = parent(cur);
+    }
+    None
+}
+
+/// A zone that `zone` may not coexist with: a public zone of the same name (one name, one
+/// public zone) or a private zone of the same name associated with one of the same VPCs
+/// (Route 53's `ConflictingDomainExists`). A private and a public zone of one name coexist.
+fn conflicts(zones: &BTreeMap<String, Arc<CompiledZone>>, zone: &ZoneData) -> bool {
+    zones.values().any(|z| {
+        z.data.id != zone.id
+            && z.data.name == zone.name
+            && z.data.private == zone.private
+            && (!zone.private || z.data.vpcs.iter().any(|v| zone.vpcs.contains(v)))
+    })
 }
 
 /// What the catalog stores: every zone's data.
@@ -201,11 +260,7 @@ impl Catalog {
                     name: zone.name.clone(),
                 });
             }
-            if !zone.private
-                && zones
-                    .values()
-                    .any(|z| !z.data.private && z.data.name == zone.name)
-            {
+            if conflicts(zones, &zone) {
                 return Err(DnsError::ZoneExists {
                     name: zone.name.clone(),
                 });
@@ -229,6 +284,9 @@ impl Catalog {
                 .data
                 .clone();
             f(&mut data);
+            if conflicts(zones, &data) {
+                return Err(DnsError::ZoneExists { name: data.name });
+            }
             zones.insert(id.to_owned(), Arc::new(CompiledZone::compile(data)?));
             Ok(())
         })

@@ -21,8 +21,10 @@ mod change;
 mod server;
 mod zone;
 
-pub use answer::{respond, test_answer, Tested, Transport, SERVER_UDP_PAYLOAD};
-pub use catalog::{Catalog, CompiledZone, Persist, Snapshot};
+pub use answer::{
+    respond, respond_in, test_answer, test_answer_in, Tested, Transport, SERVER_UDP_PAYLOAD,
+};
+pub use catalog::{Catalog, CompiledZone, Persist, Snapshot, View};
 pub use change::{plan, Action, Change, Problem, MAX_TTL};
 pub use hickory_proto;
 pub use server::{bind, Bound, DnsHandle};
@@ -43,7 +45,7 @@ pub enum DnsError {
     },
     #[error("no hosted zone `{id}`")]
     NoSuchZone { id: String },
-    #[error("a hosted zone named `{name}` is already served")]
+    #[error("a hosted zone named `{name}` is already served (publicly, or privately to one of the same VPCs)")]
     ZoneExists { name: String },
     #[error("zone `{zone}` holds a record that doesn't compile: {detail}")]
     Corrupt { zone: String, detail: String },

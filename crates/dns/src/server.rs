@@ -9,8 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
-use crate::answer::{respond, Transport};
-use crate::catalog::Catalog;
+use crate::answer::{respond_in, Transport};
+use crate::catalog::{Catalog, View};
 use crate::DnsError;
 
 /// How long a TCP connection may sit idle between queries.
@@ -23,6 +23,7 @@ pub struct Bound {
     udp: UdpSocket,
     tcp: TcpListener,
     addr: SocketAddr,
+    view: View,
 }
 
 /// Binds UDP and TCP on `addr`. Port 0 picks one free port for both.
@@ -41,6 +42,7 @@ pub async fn bind(addr: SocketAddr) -> Result<Bound, DnsError> {
                     udp,
                     tcp,
                     addr: local,
+                    view: View::Public,
                 })
             }
             Err(e) => last = Some(e),
@@ -50,6 +52,27 @@ pub async fn bind(addr: SocketAddr) -> Result<Bound, DnsError> {
 }
 
 impl Bound {
+    /// Sockets someone else bound (a VPC's resolver address, bound inside the VPC's router
+    /// namespace), answering as `view` sees the zones. Must be called on a tokio runtime.
+    pub fn from_std(
+        udp: std::net::UdpSocket,
+        tcp: std::net::TcpListener,
+        view: View,
+    ) -> Result<Bound, DnsError> {
+        let addr = udp
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let err = |source| DnsError::Bind { addr, source };
+        udp.set_nonblocking(true).map_err(err)?;
+        tcp.set_nonblocking(true).map_err(err)?;
+        Ok(Bound {
+            udp: UdpSocket::from_std(udp).map_err(err)?,
+            tcp: TcpListener::from_std(tcp).map_err(err)?,
+            addr,
+            view,
+        })
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
@@ -57,14 +80,19 @@ impl Bound {
     /// Starts answering on the current runtime. The tasks stop when the handle is dropped.
     pub fn serve(self, catalog: Arc<Catalog>) -> DnsHandle {
         let udp = Arc::new(self.udp);
+        let view = Arc::new(self.view);
         let mut tasks = Vec::new();
         for _ in 0..UDP_TASKS {
-            let (udp, catalog) = (udp.clone(), catalog.clone());
-            tasks.push(tokio::spawn(async move { udp_loop(&udp, &catalog).await }));
+            let (udp, catalog, view) = (udp.clone(), catalog.clone(), view.clone());
+            tasks.push(tokio::spawn(async move {
+                udp_loop(&udp, &catalog, &view).await
+            }));
         }
         let tcp = self.tcp;
-        tasks.push(tokio::spawn(async move { tcp_loop(tcp, catalog).await }));
-        tracing::info!(addr = %self.addr, "dns server listening (udp and tcp)");
+        tracing::info!(addr = %self.addr, view = ?view, "dns server listening (udp and tcp)");
+        tasks.push(tokio::spawn(
+            async move { tcp_loop(tcp, catalog, view).await },
+        ));
         DnsHandle {
             tasks,
             addr: self.addr,
@@ -92,7 +120,7 @@ impl Drop for DnsHandle {
     }
 }
 
-async fn udp_loop(sock: &UdpSocket, catalog: &Catalog) {
+async fn udp_loop(sock: &UdpSocket, catalog: &Catalog, view: &View) {
     let mut buf = vec![0u8; 4096];
     loop {
         let (n, peer) = match sock.recv_from(&mut buf).await {
@@ -103,26 +131,26 @@ async fn udp_loop(sock: &UdpSocket, catalog: &Catalog) {
                 continue;
             }
         };
-        if let Some(out) = respond(&catalog.snapshot(), &buf[..n], Transport::Udp) {
+        if let Some(out) = respond_in(&catalog.snapshot(), view, &buf[..n], Transport::Udp) {
             let _ = sock.send_to(&out, peer).await;
         }
     }
 }
 
-async fn tcp_loop(listener: TcpListener, catalog: Arc<Catalog>) {
+async fn tcp_loop(listener: TcpListener, catalog: Arc<Catalog>, view: Arc<View>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let catalog = catalog.clone();
+        let (catalog, view) = (catalog.clone(), view.clone());
         tokio::spawn(async move {
-            let _ = tcp_conn(stream, &catalog).await;
+            let _ = tcp_conn(stream, &catalog, &view).await;
         });
     }
 }
 
-async fn tcp_conn(mut s: TcpStream, catalog: &Catalog) -> std::io::Result<()> {
+async fn tcp_conn(mut s: TcpStream, catalog: &Catalog, view: &View) -> std::io::Result<()> {
     let mut buf = Vec::new();
     loop {
         let mut len = [0u8; 2];
@@ -134,7 +162,7 @@ async fn tcp_conn(mut s: TcpStream, catalog: &Catalog) -> std::io::Result<()> {
         tokio::time::timeout(TCP_IDLE, s.read_exact(&mut buf))
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-        let Some(out) = respond(&catalog.snapshot(), &buf, Transport::Tcp) else {
+        let Some(out) = respond_in(&catalog.snapshot(), view, &buf, Transport::Tcp) else {
             return Ok(());
         };
         let mut framed = Vec::with_capacity(out.len() + 2);

@@ -22,13 +22,8 @@ use crate::Kind;
 
 pub(crate) const VPC: Shape = Shape {
     type_name: Kind::Vpc.type_name(),
-    used: &["CidrBlock"],
-    ignored: &[
-        "EnableDnsHostnames",
-        "EnableDnsSupport",
-        "InstanceTenancy",
-        "Tags",
-    ],
+    used: &["CidrBlock", "EnableDnsSupport"],
+    ignored: &["EnableDnsHostnames", "InstanceTenancy", "Tags"],
     hints: &[
         (
             "Ipv4IpamPoolId",
@@ -260,6 +255,8 @@ fn cidr(s: &Shape, p: &Props, key: &str, required: bool, e: &mut Problems) -> Op
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct VpcSpec {
     pub cidr: Ipv4Net,
+    /// `EnableDnsSupport` (default true): the resolver at the CIDR's base + 2 answers.
+    pub dns_support: bool,
 }
 
 impl VpcSpec {
@@ -267,7 +264,11 @@ impl VpcSpec {
         let s = &VPC;
         let mut e = Problems::new(Kind::Vpc);
         e.unknown("", s, p);
-        let spec = cidr(s, p, "CidrBlock", true, &mut e).map(|cidr| VpcSpec { cidr });
+        let dns_support = e
+            .take("", s.opt_bool(p, "EnableDnsSupport"))
+            .flatten()
+            .unwrap_or(true);
+        let spec = cidr(s, p, "CidrBlock", true, &mut e).map(|cidr| VpcSpec { cidr, dns_support });
         e.finish(spec)
     }
 }

@@ -97,15 +97,21 @@ impl Provider for VpcProvider {
         req: CreateRequest<'a>,
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
-            let cidr = parse(VpcSpec::parse(&req.properties))?.cidr.to_string();
+            let spec = parse(VpcSpec::parse(&req.properties))?;
+            let cidr = spec.cidr.to_string();
             let id = derived_id("vpc", &req.cx);
             let out = self
                 .ec2
                 .run(&scoped_token(&req.cx), move |e| {
-                    if let Some(v) = find_vpc(e, &id) {
-                        return Ok(vpc_output(&v));
+                    let v = match find_vpc(e, &id) {
+                        Some(v) => v,
+                        None => e.runtime.create_vpc(Some(&id), &cidr)?,
+                    };
+                    // A new VPC's resolver starts with it (`EnableDnsSupport` defaults to true).
+                    if !spec.dns_support {
+                        e.runtime.set_dns_support(&v.id, false)?;
                     }
-                    Ok(vpc_output(&e.runtime.create_vpc(Some(&id), &cidr)?))
+                    Ok(vpc_output(&v))
                 })
                 .await?;
             Ok(out)
@@ -117,11 +123,18 @@ impl Provider for VpcProvider {
         req: UpdateRequest<'a>,
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
-            parse(VpcSpec::parse(&req.properties))?;
-            VPC.check_update(&req.changed, &[], "a VPC's CIDR is fixed")?;
+            let spec = parse(VpcSpec::parse(&req.properties))?;
+            VPC.check_update(&req.changed, &["EnableDnsSupport"], "a VPC's CIDR is fixed")?;
             let id = req.physical_id.clone();
             let v = find_vpc(&self.ec2, &id)
                 .ok_or_else(|| ProviderError::NotFound(format!("VPC {id}")))?;
+            if req.changed.iter().any(|k| k == "EnableDnsSupport") {
+                self.ec2
+                    .run(&scoped_token(&req.cx), move |e| {
+                        Ok(e.runtime.set_dns_support(&id, spec.dns_support)?)
+                    })
+                    .await?;
+            }
             Ok(vpc_output(&v))
         })
     }

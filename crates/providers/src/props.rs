@@ -82,6 +82,20 @@ impl Shape {
         }
     }
 
+    /// A boolean (`true`, or the strings `"true"`/`"false"` a parameter gives); absent is
+    /// `None`.
+    pub fn opt_bool(&self, p: &Props, key: &str) -> Result<Option<bool>, Ec2Error> {
+        match p.get(key) {
+            None | Some(Value::Null | Value::NoValue) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => match v.scalar_string().as_deref() {
+                Some("true") => Ok(Some(true)),
+                Some("false") => Ok(Some(false)),
+                _ => Err(self.invalid(format!("{key} must be true or false, got {v}"))),
+            },
+        }
+    }
+
     pub fn req_str(&self, p: &Props, key: &str) -> Result<String, Ec2Error> {
         self.opt_str(p, key)?
             .filter(|s| !s.is_empty())

@@ -140,7 +140,23 @@ impl ZoneSpec {
                 &["VPCId", "VPCRegion"],
                 &[],
             );
-            if let Some(id) = problems.take(format!("VPCs[{i}]"), s.req_str(v, "VPCId")) {
+            // Both are required, as in CloudFormation; Spindle has one region, so any
+            // region name is accepted.
+            problems.take(format!("VPCs[{i}]"), s.req_str(v, "VPCRegion"));
+            let Some(id) = problems.take(format!("VPCs[{i}]"), s.req_str(v, "VPCId")) else {
+                continue;
+            };
+            if !id.starts_with("vpc-") {
+                problems.add(
+                    format!("VPCs[{i}].VPCId"),
+                    format!("`{id}` is not a VPC id (vpc-…)"),
+                );
+            } else if vpcs.contains(&id) {
+                problems.add(
+                    format!("VPCs[{i}].VPCId"),
+                    format!("{id} is associated twice"),
+                );
+            } else {
                 vpcs.push(id);
             }
         }
@@ -478,6 +494,26 @@ mod tests {
             (z.name.as_str(), z.comment.as_str(), z.vpcs.len()),
             ("twine.test", "main", 1)
         );
+        let e = ZoneSpec::parse(&props(
+            serde_json::json!({"Name": "corp.internal", "VPCs": [
+                {"VPCId": "vpc-1", "VPCRegion": "us-east-1"},
+                {"VPCId": "vpc-1", "VPCRegion": "us-east-1"},
+                {"VPCId": "subnet-2", "VPCRegion": "us-east-1"},
+                {"VPCId": "vpc-3"},
+                {"VPCRegion": "us-east-1", "Zone": "a"}
+            ]}),
+        ))
+        .unwrap_err();
+        for want in [
+            "VPCs[1].VPCId: vpc-1 is associated twice",
+            "VPCs[2].VPCId: `subnet-2` is not a VPC id",
+            "VPCs[3]: VPCRegion is required",
+            "VPCs[4]: VPCId is required",
+            "VPCs[4].Zone: not supported by Spindle",
+        ] {
+            assert!(e.contains(want), "`{want}` missing from {e}");
+        }
+        assert!(!e.contains("VPCs[0]"), "{e}");
         let e = ZoneSpec::parse(&props(
             serde_json::json!({"Name": "a..b", "QueryLoggingConfig": {}}),
         ))

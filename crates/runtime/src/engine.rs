@@ -42,6 +42,9 @@ mod launch;
 mod lifecycle;
 mod network;
 mod peering;
+mod resolver;
+
+pub use resolver::{resolver_address, VpcResolver};
 mod usage;
 
 /// Errors of engine operations.
@@ -82,6 +85,8 @@ pub enum RuntimeError {
     HostIds(#[from] crate::hostids::HostIdsError),
     #[error("instance `{0}` does not exist")]
     NoInstance(String),
+    #[error("the DNS resolver of VPC {vpc} could not start: {detail}")]
+    Resolver { vpc: String, detail: String },
     #[error("instance {id} is {state:?}; cannot {action}")]
     BadState {
         id: String,
@@ -252,6 +257,13 @@ pub struct Vpc {
     pub netns: String,
     pub subnets: BTreeMap<String, Ipam>,
     next_port: u32,
+    /// `EnableDnsSupport`: whether the resolver at base + 2 answers (see `engine/resolver.rs`).
+    #[serde(default = "dns_support_default")]
+    pub dns_support: bool,
+}
+
+fn dns_support_default() -> bool {
+    true
 }
 
 /// A peering connection between two VPC routers.
@@ -348,6 +360,9 @@ struct Inner {
     doc: Arc<dyn StateDoc>,
     changed: Condvar,
     imds: Mutex<BTreeMap<String, ImdsServer>>,
+    /// The daemon's DNS resolver hook, and each VPC's running resolver (its guard).
+    resolver: Mutex<Option<Arc<dyn resolver::VpcResolver>>>,
+    resolvers: Mutex<BTreeMap<String, Box<dyn Send>>>,
     subscribers: Mutex<Vec<Sender<InstanceEvent>>>,
     /// Whether new instances get user namespaces here (probed at open), or why not.
     userns: Result<(), String>,
@@ -466,6 +481,8 @@ impl Runtime {
                 doc,
                 changed: Condvar::new(),
                 imds: Mutex::new(BTreeMap::new()),
+                resolver: Mutex::new(None),
+                resolvers: Mutex::new(BTreeMap::new()),
                 subscribers: Mutex::new(Vec::new()),
                 userns,
                 host_ids,

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -140,6 +140,8 @@ pub trait Kernel: Send + Sync + 'static {
     fn chown_tree(&self, path: &Path, range: crate::userns::IdRange) -> Result<(), KernelError>;
     /// Binds a TCP listener inside a network namespace (a socket keeps its namespace).
     fn tcp_listen_in(&self, netns: &str, addr: &str) -> Result<TcpListener, KernelError>;
+    /// Binds a UDP socket inside a network namespace (it stays there for its life).
+    fn udp_bind_in(&self, netns: &str, addr: &str) -> Result<UdpSocket, KernelError>;
     /// Runs a command inside an overlay of layer trees in fresh namespaces (image baking; see
     /// [`crate::sandbox`]) and waits for it.
     fn run_in_tree(&self, spec: &TreeRun) -> Result<TreeExit, KernelError>;
@@ -658,6 +660,11 @@ impl Kernel for RealKernel {
         in_netns(netns, move || TcpListener::bind(addr))
     }
 
+    fn udp_bind_in(&self, netns: &str, addr: &str) -> Result<UdpSocket, KernelError> {
+        let addr = addr.to_string();
+        in_netns(netns, move || UdpSocket::bind(addr))
+    }
+
     fn tcp_connect_in(
         &self,
         netns: &str,
@@ -1072,6 +1079,10 @@ impl Kernel for FakeKernel {
     fn tcp_listen_in(&self, netns: &str, addr: &str) -> Result<TcpListener, KernelError> {
         self.record(format!("listen (in {netns}) {addr}"))?;
         TcpListener::bind("127.0.0.1:0").map_err(|e| KernelError::io("bind", e))
+    }
+    fn udp_bind_in(&self, netns: &str, addr: &str) -> Result<UdpSocket, KernelError> {
+        self.record(format!("udp bind (in {netns}) {addr}"))?;
+        UdpSocket::bind("127.0.0.1:0").map_err(|e| KernelError::io("bind", e))
     }
     fn tcp_connect_in(
         &self,

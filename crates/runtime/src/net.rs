@@ -262,6 +262,7 @@ pub fn peering_finish(link: &str, b_ip: Ipv4Addr, a_cidr: Ipv4Net, a_ip: Ipv4Add
 pub fn instance_rules(
     groups: &[&SecurityGroup],
     members: &BTreeMap<String, Vec<Ipv4Addr>>,
+    resolver: Option<Ipv4Addr>,
 ) -> String {
     let mut s = format!("table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n");
     s.push_str("  chain input {\n    type filter hook input priority 0; policy drop;\n    iif lo accept\n    ct state established,related accept\n    ct state invalid drop\n");
@@ -272,6 +273,13 @@ pub fn instance_rules(
     }
     let policy = if groups.is_empty() { "accept" } else { "drop" };
     let _ = write!(s, "  }}\n  chain output {{\n    type filter hook output priority 0; policy {policy};\n    oif lo accept\n    ct state established,related accept\n    ip daddr 169.254.169.254 tcp dport 80 accept\n");
+    // As in AWS, security groups don't filter the VPC's resolver.
+    if let Some(r) = resolver {
+        let _ = writeln!(
+            s,
+            "    ip daddr {r} udp dport 53 accept\n    ip daddr {r} tcp dport 53 accept"
+        );
+    }
     for g in groups {
         for r in &g.egress {
             rule_line(&mut s, r, "daddr", members, &g.id);
@@ -414,7 +422,7 @@ table inet spindle {
                 "10.200.32.3".parse().unwrap(),
             ],
         );
-        let text = instance_rules(&[&web], &members);
+        let text = instance_rules(&[&web], &members, None);
         let expected = "table inet spindle
 delete table inet spindle
 table inet spindle {

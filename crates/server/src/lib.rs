@@ -33,6 +33,7 @@ mod sealer;
 mod stack_handlers;
 mod stack_ops;
 mod stacks;
+mod vpc_dns;
 
 pub use api::route_table;
 pub use bootstrap::{new_admin_credential, NewAdminCredential};
@@ -147,6 +148,9 @@ impl Server {
             source: Box::new(e),
         })?;
         let route53 = dns::open(&store, &elb)?;
+        if let Some(rt) = &runtime {
+            vpc_dns::start(rt, route53.catalog());
+        }
         let dns = dns::bind(config).await?;
         let apt = apt::AptService::open(store.clone(), data_dir.path(), &endpoint)
             .map_err(|detail| ServerError::Apt { detail })?;

@@ -106,3 +106,36 @@ pub fn cannot_bake_debian() -> Option<String> {
         .err()
         .map(|why| format!("no Debian mirror for the base: {why}"))
 }
+
+/// A stack deploy of `body` (named `file` for messages) with `params`.
+pub fn deploy_request(
+    file: &str,
+    body: &str,
+    params: &[(&str, &str)],
+) -> spindle_model::api::DeployStack {
+    spindle_model::api::DeployStack {
+        template: spindle_model::api::TemplateRequest {
+            template_body: body.to_owned(),
+            template_name: Some(file.to_owned()),
+            parameters: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            nested_templates: Default::default(),
+            use_previous_values: Default::default(),
+        },
+        ..Default::default()
+    }
+}
+
+/// Debian's `dig` (bind9-dnsutils) asking `server` (one try, 2 s), its output; `None` when
+/// `dig` is not installed.
+pub fn dig_at(server: std::net::SocketAddr, args: &[&str]) -> Option<String> {
+    let o = std::process::Command::new("dig")
+        .arg(format!("@{}", server.ip()))
+        .args(["-p", &server.port().to_string(), "+time=2", "+tries=1"])
+        .args(args)
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&o.stdout).into_owned())
+}

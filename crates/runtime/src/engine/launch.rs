@@ -283,8 +283,11 @@ impl Runtime {
                     rec.private_ip, rec.hostname
                 ),
             ),
-            // The VPC router address; a DNS service may answer there later.
-            ("upper/etc/resolv.conf", format!("nameserver {gw}\n")),
+            // The VPC's resolver at its base + 2 (see `resolver.rs`), as AWS's DHCP options set.
+            (
+                "upper/etc/resolv.conf",
+                format!("nameserver {}\n", super::resolver_address(vpc.cidr)),
+            ),
         ];
         for (name, content) in files {
             let p = dir.join(name);
@@ -308,7 +311,8 @@ impl Runtime {
             .iter()
             .filter_map(|g| st.groups.get(g))
             .collect();
-        let rules = net::instance_rules(&own, &st.members());
+        let rules =
+            net::instance_rules(&own, &st.members(), Some(super::resolver_address(vpc.cidr)));
         // The links, the firewall, the cgroups and init's root are independent: set them up
         // in parallel (each `ip`/`nft` run is a process start). Init waits for the network
         // (`ready`) before it runs anything from the image.

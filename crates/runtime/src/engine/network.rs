@@ -58,11 +58,16 @@ impl Runtime {
             netns,
             subnets: BTreeMap::new(),
             next_port: 0,
+            dns_support: true,
         };
         st.vpcs.insert(id, vpc.clone());
         self.save(&st)?;
         drop(st);
         self.start_imds(&vpc);
+        // Like the metadata service, a resolver that can't start leaves the VPC usable.
+        if let Err(e) = self.start_resolver(&vpc) {
+            tracing::warn!(vpc = %vpc.id, error = %e, "no DNS resolver in this VPC");
+        }
         Ok(vpc)
     }
 
@@ -104,6 +109,7 @@ impl Runtime {
             .into());
         }
         let server = self.inner.imds.lock().unwrap().remove(id);
+        self.stop_resolver(id);
         self.inner.kernel.netns_delete(&vpc.netns)?;
         st.vpcs.remove(id);
         st.groups.retain(|_, g| g.vpc_id != id);
@@ -158,7 +164,9 @@ impl Runtime {
             }
             .into());
         }
-        let ipam = Ipam::new(cidr)?;
+        let mut ipam = Ipam::new(cidr)?;
+        // The VPC's resolver address is the router's, never an instance's.
+        ipam.reserve(super::resolver_address(vpc.cidr));
         self.inner.kernel.ip_batch(
             Some(&vpc.netns),
             &format!("addr add {}/{} dev br0\n", ipam.gateway(), cidr.prefix()),
@@ -318,9 +326,13 @@ impl Runtime {
                         .any(|r| matches!(&r.peer, net::Peer::Group(x) if groups.contains(x)))
                 });
             if affected {
+                let resolver = st
+                    .vpcs
+                    .get(&inst.vpc_id)
+                    .map(|v| super::resolver_address(v.cidr));
                 self.inner.kernel.nft_apply(
                     Some(&self.netns_name(&inst.id)),
-                    &net::instance_rules(&own, &addrs),
+                    &net::instance_rules(&own, &addrs, resolver),
                 )?;
             }
         }

@@ -750,3 +750,117 @@ fn an_endpoint_holds_an_address_that_its_groups_rules_admit_and_reaches_direct_p
     assert!(f.rt.endpoints().is_empty());
     assert!(f.rt.delete_endpoint("eice-1").is_err());
 }
+
+/// A resolver hook that records which VPCs it serves; each guard counts down when dropped.
+#[derive(Default)]
+struct Recorder {
+    serving: Arc<Mutex<Vec<String>>>,
+}
+
+struct Serving(String, Arc<Mutex<Vec<String>>>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.1.lock().unwrap().retain(|v| v != &self.0);
+    }
+}
+
+impl VpcResolver for Recorder {
+    fn serve(
+        &self,
+        vpc_id: &str,
+        _udp: std::net::UdpSocket,
+        _tcp: std::net::TcpListener,
+    ) -> Result<Box<dyn Send>, String> {
+        self.serving.lock().unwrap().push(vpc_id.to_owned());
+        Ok(Box::new(Serving(vpc_id.to_owned(), self.serving.clone())))
+    }
+}
+
+#[test]
+fn each_vpc_gets_a_resolver_at_base_plus_two_that_dns_support_turns_off_and_a_reopen_restores() {
+    let f = fixture();
+    f.rt.create_vpc(Some("vpc-a"), "10.200.0.0/20").unwrap();
+    let hook = Arc::new(Recorder::default());
+    // Registering the hook starts the VPCs made before it (a restarted daemon's case).
+    assert!(f.rt.set_vpc_resolver(hook.clone()).is_empty());
+    f.rt.create_vpc(Some("vpc-b"), "10.201.0.0/20").unwrap();
+    assert_eq!(*hook.serving.lock().unwrap(), ["vpc-a", "vpc-b"]);
+    let calls = f.kernel.take_calls();
+    for want in [
+        "ip -n spxt-vpc-a addr replace 10.200.0.2/32 dev lo",
+        "udp bind (in spxt-vpc-a) 10.200.0.2:53",
+        "listen (in spxt-vpc-a) 10.200.0.2:53",
+        "udp bind (in spxt-vpc-b) 10.201.0.2:53",
+    ] {
+        assert!(
+            calls.iter().any(|c| c.contains(want)),
+            "`{want}` not in {calls:#?}"
+        );
+    }
+    // The subnet holding base + 2 never hands it to an instance.
+    f.rt.create_subnet("vpc-a", Some("subnet-1"), "10.200.0.0/24")
+        .unwrap();
+    let i = f.rt.launch(spec("subnet-1")).unwrap();
+    assert_eq!(i.private_ip.to_string(), "10.200.0.3");
+    let conf = fs::read_to_string(f.rt.instance_dir(&i.id).join("upper/etc/resolv.conf")).unwrap();
+    assert_eq!(conf, "nameserver 10.200.0.2\n");
+    // Off closes it, and stays off across a reopen; deleting a VPC stops its resolver.
+    f.rt.set_dns_support("vpc-b", false).unwrap();
+    assert!(!f.rt.resolver_running("vpc-b"));
+    assert_eq!(*hook.serving.lock().unwrap(), ["vpc-a"]);
+    let again = Runtime::open(f.rt.config().clone(), f.kernel.clone()).unwrap();
+    let hook2 = Arc::new(Recorder::default());
+    again.set_vpc_resolver(hook2.clone());
+    assert_eq!(*hook2.serving.lock().unwrap(), ["vpc-a"]);
+    again.set_dns_support("vpc-b", true).unwrap();
+    assert!(again.resolver_running("vpc-b"));
+    again.delete_vpc("vpc-b").unwrap();
+    assert_eq!(*hook2.serving.lock().unwrap(), ["vpc-a"]);
+    // A VPC whose subnet gave base + 2 to an instance before the resolver existed: the
+    // resolver refuses to take it, saying who holds it; a free one is reserved when it starts.
+    again.create_vpc(Some("vpc-c"), "10.202.0.0/20").unwrap();
+    again
+        .create_subnet("vpc-c", Some("subnet-c"), "10.202.0.0/24")
+        .unwrap();
+    again
+        .lock()
+        .vpcs
+        .get_mut("vpc-c")
+        .unwrap()
+        .subnets
+        .get_mut("subnet-c")
+        .unwrap()
+        .free("10.202.0.2".parse().unwrap())
+        .unwrap();
+    again.set_dns_support("vpc-c", false).unwrap();
+    let held = again.launch(spec("subnet-c")).unwrap();
+    assert_eq!(held.private_ip.to_string(), "10.202.0.2");
+    let e = again
+        .set_dns_support("vpc-c", true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("instance {} holds 10.202.0.2", held.id)),
+        "{e}"
+    );
+    again
+        .terminate(&held.id, Duration::from_millis(10))
+        .unwrap();
+    again.set_dns_support("vpc-c", true).unwrap();
+    assert_ne!(
+        again
+            .launch(spec("subnet-c"))
+            .unwrap()
+            .private_ip
+            .to_string(),
+        "10.202.0.2"
+    );
+    // A hook that fails is reported per VPC, not fatal.
+    f.kernel.fail_on("udp bind");
+    let errs = Runtime::open(f.rt.config().clone(), f.kernel.clone())
+        .unwrap()
+        .set_vpc_resolver(Arc::new(Recorder::default()));
+    let failed: Vec<&str> = errs.iter().map(|(v, _)| v.as_str()).collect();
+    assert_eq!(failed, ["vpc-a", "vpc-c"], "{errs:?}");
+}
