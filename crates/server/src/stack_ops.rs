@@ -284,6 +284,7 @@ pub async fn execute_change_set(
     let mut dr = DeployRequest::new(plan);
     dr.change_set = Some(cs);
     dr.disable_rollback = req.disable_rollback;
+    dr.allow_data_loss = req.allow_data_loss;
     dr.imports = imports;
     dr.nested_templates = Some(nested_bundle(&stored.template));
     let outcome = run_deploy(&app, &a.id, engine, dr).await?;
@@ -296,6 +297,7 @@ pub async fn execute_change_set(
         change_set_hash: hash,
         executed: true,
         outputs_changed: false,
+        data_loss: Vec::new(),
         status: Some(outcome.status.to_string()),
         reason: outcome.reason,
     }))
