@@ -66,6 +66,30 @@ pub(crate) fn resolve_properties(
     Ok(out)
 }
 
+type Props = BTreeMap<String, Value>;
+
+/// A call's properties and previous properties with dynamic references resolved (as written
+/// without `refs`). A delete gets them as written when they no longer resolve: what they
+/// named may be gone, and that must not keep a resource from being deleted.
+pub(crate) fn for_call(
+    refs: Option<&std::sync::Arc<dyn References>>,
+    context: &Context,
+    (properties, previous): (&Props, &Props),
+    delete: bool,
+    revealed: &mut Revealed,
+) -> Result<(Props, Props), ProviderError> {
+    let Some(refs) = refs else {
+        return Ok((properties.clone(), previous.clone()));
+    };
+    let now = match resolve_properties(&**refs, context, properties, revealed) {
+        Err(_) if delete => properties.clone(),
+        other => other?,
+    };
+    let before = resolve_properties(&**refs, context, previous, revealed)
+        .unwrap_or_else(|_| previous.clone());
+    Ok((now, before))
+}
+
 /// The reference as AWS writes it (for scrubbing; the exact spelling in the template may
 /// differ in optional parts, which is fine: it names the same thing).
 fn reference_text(r: &DynRef) -> String {

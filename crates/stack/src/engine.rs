@@ -1251,16 +1251,21 @@ impl Engine {
             let provider = call.provider.clone();
             let limit = call.timeout;
             let mut revealed = Vec::new();
-            let (properties, previous_properties) =
-                match self.call_properties(&names.context, &call, &mut revealed) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        return CallDone {
-                            call,
-                            result: Err(CallError::Provider(e)),
-                        }
+            let (properties, previous_properties) = match crate::dynrefs::for_call(
+                self.references.get(),
+                &names.context,
+                (&call.properties, &call.previous_properties),
+                call.step == Step::Delete,
+                &mut revealed,
+            ) {
+                Ok(p) => p,
+                Err(e) => {
+                    return CallDone {
+                        call,
+                        result: Err(CallError::Provider(e)),
                     }
-                };
+                }
+            };
             let result = if is_create(call.step) {
                 let fut = provider.create(CreateRequest {
                     cx,
@@ -1347,29 +1352,6 @@ impl Engine {
             });
             CallDone { call, result }
         })
-    }
-
-    /// A call's properties and previous properties with dynamic references resolved. A
-    /// delete gets them as written when they no longer resolve (what they named may be gone).
-    fn call_properties(
-        &self,
-        context: &spindle_template::Context,
-        call: &Call,
-        revealed: &mut crate::dynrefs::Revealed,
-    ) -> Result<(BTreeMap<String, Value>, BTreeMap<String, Value>), ProviderError> {
-        let Some(refs) = self.references.get() else {
-            return Ok((call.properties.clone(), call.previous_properties.clone()));
-        };
-        let resolve = |p: &BTreeMap<String, Value>, revealed: &mut crate::dynrefs::Revealed| {
-            crate::dynrefs::resolve_properties(&**refs, context, p, revealed)
-        };
-        let properties = match resolve(&call.properties, revealed) {
-            Err(_) if call.step == Step::Delete => call.properties.clone(),
-            other => other?,
-        };
-        let previous = resolve(&call.previous_properties, revealed)
-            .unwrap_or_else(|_| call.previous_properties.clone());
-        Ok((properties, previous))
     }
 
     /// Stages a call's outcome. Returns whether it succeeded.
