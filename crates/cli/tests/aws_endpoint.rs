@@ -783,6 +783,94 @@ const NOT_IN_CONFORMANCE: &[(&str, &str)] = &[(
 )];
 
 #[test]
+fn secrets_through_the_aws_cli_are_the_ones_spindle_secret_sees() {
+    let venv = match venv() {
+        Ok(v) => v,
+        Err(why) => {
+            eprintln!("skipped: {}: {why}", module_path!());
+            return;
+        }
+    };
+    let d = Daemon::start(BIN);
+    d.admin()
+        .create_account(&CreateAccount {
+            name: AccountName::parse("dev").unwrap(),
+            description: String::new(),
+        })
+        .unwrap();
+    let home = AwsHome {
+        dir: tempfile::tempdir().unwrap(),
+        venv,
+    };
+    ok(&home.spindle(
+        &d,
+        &[
+            "--account",
+            "dev",
+            "account",
+            "keys",
+            "create",
+            "--save-aws-profile",
+            "dev",
+        ],
+    ));
+    let sm = |args: &[&str]| {
+        let mut a = vec!["secretsmanager"];
+        a.extend_from_slice(args);
+        home.aws(&a)
+    };
+    let made = sm(&[
+        "create-secret",
+        "--name",
+        "app/api-key",
+        "--secret-string",
+        "first",
+    ])
+    .unwrap();
+    let arn = made["ARN"].as_str().unwrap().to_owned();
+    assert!(arn.contains(":secret:app/api-key-"), "{made}");
+    sm(&[
+        "put-secret-value",
+        "--secret-id",
+        &arn,
+        "--secret-string",
+        "second",
+    ])
+    .unwrap();
+    let got = sm(&["get-secret-value", "--secret-id", "app/api-key"]).unwrap();
+    assert_eq!(got["SecretString"], "second");
+    assert_eq!(got["VersionStages"], serde_json::json!(["AWSCURRENT"]));
+    let prev = sm(&[
+        "get-secret-value",
+        "--secret-id",
+        "app/api-key",
+        "--version-stage",
+        "AWSPREVIOUS",
+    ])
+    .unwrap();
+    assert_eq!(prev["SecretString"], "first");
+    let list = sm(&["list-secrets"]).unwrap();
+    assert_eq!(list["SecretList"][0]["ARN"], arn.as_str());
+    assert!(!list.to_string().contains("second"), "{list}");
+    let (code, err) = sm(&["get-secret-value", "--secret-id", "nope"]).unwrap_err();
+    assert_ne!(code, 0);
+    assert!(err.contains("ResourceNotFoundException"), "{err}");
+    // The same secret through spindle.
+    let o = home.spindle(
+        &d,
+        &[
+            "--account",
+            "dev",
+            "secret",
+            "get",
+            "app/api-key",
+            "--value",
+        ],
+    );
+    assert_eq!(ok(&o).trim(), "second");
+}
+
+#[test]
 fn replies_of_every_implemented_operation_conform_to_botocores_models() {
     let venv = match venv() {
         Ok(v) => v,
@@ -946,6 +1034,11 @@ call("ssm.GetParameter", Name="/conf4/flag")
 call("ssm.GetParameters", Names=["/conf4/flag", "/nope"])
 call("ssm.GetParametersByPath", Path="/conf4")
 call("ssm.DeleteParameter", Name="/x/b")
+call("secretsmanager.CreateSecret", Name="conf/db", SecretString='{"username":"admin","password":"s3cret-conf"}', Description="conformance")
+call("secretsmanager.PutSecretValue", SecretId="conf/db", SecretString='{"username":"admin","password":"s3cret-two"}')
+call("secretsmanager.GetSecretValue", SecretId="conf/db", VersionStage="AWSPREVIOUS")
+call("secretsmanager.DescribeSecret", SecretId="conf/db")
+call("secretsmanager.ListSecrets")
 call("sts.GetCallerIdentity")
 call("elasticloadbalancing.DescribeLoadBalancers")
 call("elasticloadbalancing.DescribeTargetGroups")

@@ -255,6 +255,23 @@ fn a_generated_secret_and_dynamic_references_leave_no_value_in_the_data_dir() {
             .len()
             == 1
     );
+    // A named change set says so too, and its execute is refused the same way.
+    let cs = json(d.cli(&[
+        "-o",
+        "json",
+        "stack",
+        "changeset",
+        "create",
+        "rename",
+        "app",
+        rpath,
+    ]));
+    assert_eq!(cs["data_loss"], preview["data_loss"], "{cs}");
+    let o = d.cli(&["stack", "changeset", "describe", "rename", "app"]);
+    assert!(stdout(&o).contains("DATA LOSS: `Master`"), "{}", stdout(&o));
+    let o = d.cli(&["stack", "changeset", "execute", "rename", "app"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("would lose data"), "{}", stderr(&o));
     let o = d.cli(&[
         "stack",
         "deploy",

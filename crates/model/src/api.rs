@@ -638,6 +638,10 @@ pub struct ChangeSetInfo {
     pub parameters: BTreeMap<String, String>,
     pub changes: Vec<StackChange>,
     pub change_set_hash: String,
+    /// Stateful resources executing it would replace or delete: execute needs
+    /// `allow_data_loss`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_loss: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]

@@ -26,6 +26,9 @@ fn show(cs: &ChangeSetInfo) {
     } else {
         print_change_table(&cs.changes);
     }
+    for loss in &cs.data_loss {
+        println!("DATA LOSS: {loss}");
+    }
 }
 
 pub fn changeset(cx: &Context, c: &Client, account: &str, cmd: ChangesetCmd) -> Result<()> {

@@ -9,6 +9,7 @@
 mod cfn_deploy;
 mod cloudformation;
 mod elbv2;
+mod secretsmanager;
 mod ssm;
 
 use crate::api::{ApiError, ErrorCode};
@@ -283,6 +284,7 @@ async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult
             ]))
         }
         ("ssm", _) => ssm::dispatch(app, op, input),
+        ("secretsmanager", _) => secretsmanager::dispatch(app, op, input),
         ("cloudformation", _) => cloudformation::dispatch(app, op, input).await,
         ("elasticloadbalancing", _) => elbv2::dispatch(app, op, input),
         _ => Err(AwsError::new(
