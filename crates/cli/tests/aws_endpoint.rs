@@ -144,6 +144,42 @@ fn aws_key(home: &AwsHome, d: &Daemon, account: &str, extra: &[&str]) -> (String
     )
 }
 
+/// A daemon with account `dev` and an aws profile `dev` for it, saved the way a user would;
+/// `None` (having said `skipped`) without the aws CLI.
+fn dev_daemon() -> Option<(Daemon, AwsHome)> {
+    let venv = match venv() {
+        Ok(v) => v,
+        Err(why) => {
+            eprintln!("skipped: {}: {why}", module_path!());
+            return None;
+        }
+    };
+    let d = Daemon::start(BIN);
+    d.admin()
+        .create_account(&CreateAccount {
+            name: AccountName::parse("dev").unwrap(),
+            description: String::new(),
+        })
+        .unwrap();
+    let home = AwsHome {
+        dir: tempfile::tempdir().unwrap(),
+        venv,
+    };
+    ok(&home.spindle(
+        &d,
+        &[
+            "--account",
+            "dev",
+            "account",
+            "keys",
+            "create",
+            "--save-aws-profile",
+            "dev",
+        ],
+    ));
+    Some((d, home))
+}
+
 const TEMPLATE: &str = "AWSTemplateFormatVersion: '2010-09-09'
 Description: a parameter and its name
 Parameters:
@@ -637,36 +673,9 @@ fn backend() -> u16 {
 
 #[test]
 fn elbv2_describe_calls_show_the_load_balancer_spindle_runs_and_its_real_target_health() {
-    let venv = match venv() {
-        Ok(v) => v,
-        Err(why) => {
-            eprintln!("skipped: {}: {why}", module_path!());
-            return;
-        }
+    let Some((_d, home)) = dev_daemon() else {
+        return;
     };
-    let d = Daemon::start(BIN);
-    d.admin()
-        .create_account(&CreateAccount {
-            name: AccountName::parse("dev").unwrap(),
-            description: String::new(),
-        })
-        .unwrap();
-    let home = AwsHome {
-        dir: tempfile::tempdir().unwrap(),
-        venv,
-    };
-    ok(&home.spindle(
-        &d,
-        &[
-            "--account",
-            "dev",
-            "account",
-            "keys",
-            "create",
-            "--save-aws-profile",
-            "dev",
-        ],
-    ));
     let (target, port) = (backend(), common::free_port());
     let t = home.dir.path().join("lb.yaml");
     std::fs::write(
@@ -784,36 +793,9 @@ const NOT_IN_CONFORMANCE: &[(&str, &str)] = &[(
 
 #[test]
 fn secrets_through_the_aws_cli_are_the_ones_spindle_secret_sees() {
-    let venv = match venv() {
-        Ok(v) => v,
-        Err(why) => {
-            eprintln!("skipped: {}: {why}", module_path!());
-            return;
-        }
+    let Some((d, home)) = dev_daemon() else {
+        return;
     };
-    let d = Daemon::start(BIN);
-    d.admin()
-        .create_account(&CreateAccount {
-            name: AccountName::parse("dev").unwrap(),
-            description: String::new(),
-        })
-        .unwrap();
-    let home = AwsHome {
-        dir: tempfile::tempdir().unwrap(),
-        venv,
-    };
-    ok(&home.spindle(
-        &d,
-        &[
-            "--account",
-            "dev",
-            "account",
-            "keys",
-            "create",
-            "--save-aws-profile",
-            "dev",
-        ],
-    ));
     let sm = |args: &[&str]| {
         let mut a = vec!["secretsmanager"];
         a.extend_from_slice(args);
@@ -872,36 +854,9 @@ fn secrets_through_the_aws_cli_are_the_ones_spindle_secret_sees() {
 
 #[test]
 fn replies_of_every_implemented_operation_conform_to_botocores_models() {
-    let venv = match venv() {
-        Ok(v) => v,
-        Err(why) => {
-            eprintln!("skipped: {}: {why}", module_path!());
-            return;
-        }
+    let Some((_d, home)) = dev_daemon() else {
+        return;
     };
-    let d = Daemon::start(BIN);
-    d.admin()
-        .create_account(&CreateAccount {
-            name: AccountName::parse("dev").unwrap(),
-            description: String::new(),
-        })
-        .unwrap();
-    let home = AwsHome {
-        dir: tempfile::tempdir().unwrap(),
-        venv,
-    };
-    ok(&home.spindle(
-        &d,
-        &[
-            "--account",
-            "dev",
-            "account",
-            "keys",
-            "create",
-            "--save-aws-profile",
-            "dev",
-        ],
-    ));
     let ops: Vec<String> = spindle_awsapi::OPERATIONS
         .iter()
         .map(|o| format!("{}.{}", o.service, o.name))
