@@ -289,6 +289,29 @@ fn a_generated_secret_and_dynamic_references_leave_no_value_in_the_data_dir() {
         .collect();
     assert_eq!(names, ["app/db-main"]);
 
+    // A target attachment names the field of a target type this installation lacks.
+    let attach = d.root().join("attach.yaml");
+    std::fs::write(
+        &attach,
+        "Resources:\n  S:\n    Type: AWS::SecretsManager::Secret\n    Properties: {Name: att/db}\n  A:\n    Type: AWS::SecretsManager::SecretTargetAttachment\n    Properties:\n      SecretId: !Ref S\n      TargetId: db-1\n      TargetType: AWS::RDS::DBInstance\n",
+    )
+    .unwrap();
+    let o = d.cli(&[
+        "stack",
+        "deploy",
+        "attach",
+        attach.to_str().unwrap(),
+        "--yes",
+    ]);
+    assert!(!o.status.success());
+    let events = d.cli(&["-o", "json", "stack", "events", "attach"]);
+    assert!(
+        stdout(&events).contains("TargetType: unsupported target type `AWS::RDS::DBInstance`"),
+        "{}{}",
+        stderr(&o),
+        stdout(&events)
+    );
+
     // Deleting the stack deletes the secret: refused, then allowed.
     let o = d.cli(&["stack", "delete", "app", "--yes"]);
     assert!(!o.status.success());
