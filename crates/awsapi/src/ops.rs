@@ -58,6 +58,11 @@ pub const SERVICES: &[Service] = &[
         protocol: Protocol::Ec2,
         namespace: "http://ec2.amazonaws.com/doc/2016-11-15/",
     },
+    Service {
+        scope_name: "secretsmanager",
+        protocol: Protocol::Json11,
+        namespace: "secretsmanager",
+    },
 ];
 
 /// One implemented operation.
@@ -120,6 +125,11 @@ operations! {
     "ec2" DescribeSubnets => ListInstances;
     "ec2" DescribeSecurityGroups => ListInstances;
     "ec2" DescribeImages => ListImages;
+    "secretsmanager" GetSecretValue => GetSecretValue;
+    "secretsmanager" DescribeSecret => DescribeSecret;
+    "secretsmanager" ListSecrets => ListSecrets;
+    "secretsmanager" CreateSecret => PutSecretValue;
+    "secretsmanager" PutSecretValue => PutSecretValue;
 }
 
 /// The service a credential scope names, if Spindle answers it.

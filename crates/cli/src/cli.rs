@@ -79,6 +79,9 @@ pub enum Command {
     /// Manage the parameter store (like SSM Parameter Store)
     #[command(subcommand)]
     Param(ParamCmd),
+    /// Manage secrets (like AWS Secrets Manager): list, get, put, rotate
+    #[command(subcommand)]
+    Secret(crate::commands::secret::SecretCmd),
     /// Validate CloudFormation templates
     #[command(subcommand)]
     Template(TemplateCmd),
@@ -484,6 +487,10 @@ pub enum StackCmd {
         /// Also update resources that drifted (see `stack drift`) back to the template
         #[arg(long)]
         revert_drift: bool,
+        /// Go ahead although a stateful resource (database, cache, search domain, volume,
+        /// secret) is replaced or deleted and its data lost
+        #[arg(long)]
+        allow_data_loss: bool,
     },
     /// Create, review, execute and delete named change sets
     #[command(subcommand)]
@@ -532,6 +539,10 @@ pub enum StackCmd {
         /// Delete without asking
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Go ahead although a stateful resource (database, cache, search domain, volume,
+        /// secret) is replaced or deleted and its data lost
+        #[arg(long)]
+        allow_data_loss: bool,
     },
 }
 
@@ -588,6 +599,10 @@ pub enum ChangesetCmd {
         stack: String,
         #[arg(long)]
         disable_rollback: bool,
+        /// Go ahead although a stateful resource (database, cache, search domain, volume,
+        /// secret) is replaced or deleted and its data lost
+        #[arg(long)]
+        allow_data_loss: bool,
     },
     /// Delete a change set
     Delete { name: String, stack: String },

@@ -817,6 +817,69 @@ const NOT_IN_CONFORMANCE: &[(&str, &str)] = &[
 ];
 
 #[test]
+fn secrets_through_the_aws_cli_are_the_ones_spindle_secret_sees() {
+    let Some(venv) = venv_or_skip(module_path!()) else {
+        return;
+    };
+    let d = Daemon::start(BIN);
+    let home = dev_home(&d, venv);
+    let sm = |args: &[&str]| {
+        let mut a = vec!["secretsmanager"];
+        a.extend_from_slice(args);
+        home.aws(&a)
+    };
+    let made = sm(&[
+        "create-secret",
+        "--name",
+        "app/api-key",
+        "--secret-string",
+        "first",
+    ])
+    .unwrap();
+    let arn = made["ARN"].as_str().unwrap().to_owned();
+    assert!(arn.contains(":secret:app/api-key-"), "{made}");
+    sm(&[
+        "put-secret-value",
+        "--secret-id",
+        &arn,
+        "--secret-string",
+        "second",
+    ])
+    .unwrap();
+    let got = sm(&["get-secret-value", "--secret-id", "app/api-key"]).unwrap();
+    assert_eq!(got["SecretString"], "second");
+    assert_eq!(got["VersionStages"], serde_json::json!(["AWSCURRENT"]));
+    let prev = sm(&[
+        "get-secret-value",
+        "--secret-id",
+        "app/api-key",
+        "--version-stage",
+        "AWSPREVIOUS",
+    ])
+    .unwrap();
+    assert_eq!(prev["SecretString"], "first");
+    let list = sm(&["list-secrets"]).unwrap();
+    assert_eq!(list["SecretList"][0]["ARN"], arn.as_str());
+    assert!(!list.to_string().contains("second"), "{list}");
+    let (code, err) = sm(&["get-secret-value", "--secret-id", "nope"]).unwrap_err();
+    assert_ne!(code, 0);
+    assert!(err.contains("ResourceNotFoundException"), "{err}");
+    // The same secret through spindle.
+    let o = home.spindle(
+        &d,
+        &[
+            "--account",
+            "dev",
+            "secret",
+            "get",
+            "app/api-key",
+            "--value",
+        ],
+    );
+    assert_eq!(ok(&o).trim(), "second");
+}
+
+#[test]
 fn replies_of_every_implemented_operation_conform_to_botocores_models() {
     let Some(venv) = venv_or_skip(module_path!()) else {
         return;
@@ -985,6 +1048,11 @@ call("ec2.DescribeVpcs")
 call("ec2.DescribeSubnets")
 call("ec2.DescribeSecurityGroups")
 call("ec2.DescribeImages", Owners=["self"])
+call("secretsmanager.CreateSecret", Name="conf/db", SecretString='{"username":"admin","password":"s3cret-conf"}', Description="conformance")
+call("secretsmanager.PutSecretValue", SecretId="conf/db", SecretString='{"username":"admin","password":"s3cret-two"}')
+call("secretsmanager.GetSecretValue", SecretId="conf/db", VersionStage="AWSPREVIOUS")
+call("secretsmanager.DescribeSecret", SecretId="conf/db")
+call("secretsmanager.ListSecrets")
 call(cf + "ListExports")
 call(cf + "UpdateTerminationProtection", StackName="conf", EnableTerminationProtection=True)
 try:

@@ -144,6 +144,11 @@ actions! {
     ListHostedZones => "dns:ListHostedZones", false, false;
     ListRecordSets => "dns:ListResourceRecordSets", false, false;
     TestDnsAnswer => "dns:TestDNSAnswer", false, false;
+    ListSecrets => "secret:List", false, false;
+    DescribeSecret => "secret:Describe", false, false;
+    GetSecretValue => "secret:GetValue", false, false;
+    PutSecretValue => "secret:PutValue", false, true;
+    RotateSecret => "secret:Rotate", false, true;
 }
 
 impl Action {
@@ -177,7 +182,7 @@ pub fn pattern_matches(pattern: &str, action: &str) -> bool {
 pub const SERVICES: &[&str] = &[
     "sts", "account", "key", "role", "deny", "audit", "param", "stack", "template", "instance",
     "image", "vpc", "lb", "asg", "repo", "snapshot", "publish", "mirror", "pkg", "bake", "devbox",
-    "pipeline", "dns", "bastion", "doctor", "signkey", "db", "git",
+    "pipeline", "dns", "bastion", "doctor", "signkey", "db", "git", "secret",
 ];
 
 /// Whether `pattern` is `*` or names a known service (its part before `:` matches one): used to

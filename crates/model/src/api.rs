@@ -331,6 +331,10 @@ pub struct DeployStack {
     /// (their providers' read differs from the record).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub revert_drift: bool,
+    /// Go ahead although a stateful resource (a database, a volume, a secret) is replaced
+    /// or deleted; refused otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_data_loss: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -370,6 +374,10 @@ pub struct DeployResult {
     /// still updates the stack.
     #[serde(default)]
     pub outputs_changed: bool,
+    /// Stateful resources this change set replaces or deletes, each with why: executing it
+    /// needs `allow_data_loss`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_loss: Vec<String>,
     /// The stack's status after executing (`CREATE_COMPLETE`, `UPDATE_ROLLBACK_COMPLETE`, …).
     pub status: Option<String>,
     pub reason: Option<String>,
@@ -630,6 +638,10 @@ pub struct ChangeSetInfo {
     pub parameters: BTreeMap<String, String>,
     pub changes: Vec<StackChange>,
     pub change_set_hash: String,
+    /// Stateful resources executing it would replace or delete: execute needs
+    /// `allow_data_loss`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_loss: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -637,6 +649,18 @@ pub struct ChangeSetInfo {
 pub struct ExecuteChangeSet {
     #[serde(default)]
     pub disable_rollback: bool,
+    /// Go ahead although a stateful resource is replaced or deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_data_loss: bool,
+}
+
+/// `DELETE …/stacks/{stack}` query.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteStackQuery {
+    /// Delete although the stack has stateful resources (their data is lost).
+    #[serde(default)]
+    pub allow_data_loss: bool,
 }
 
 /// An output some stack of the account exports (`Outputs.X.Export.Name`).

@@ -15,6 +15,8 @@ pub enum Group {
     AutoScaling,
     /// [`crate::Route53::register`], over the DNS engine.
     Route53,
+    /// [`crate::SecretsManager::register`], over the secrets engine.
+    SecretsManager,
 }
 
 macro_rules! kinds {
@@ -77,6 +79,8 @@ kinds! {
     HostedZone = "AWS::Route53::HostedZone", Route53;
     RecordSet = "AWS::Route53::RecordSet", Route53;
     RecordSetGroup = "AWS::Route53::RecordSetGroup", Route53;
+    Secret = "AWS::SecretsManager::Secret", SecretsManager;
+    SecretTargetAttachment = "AWS::SecretsManager::SecretTargetAttachment", SecretsManager;
 }
 
 impl std::fmt::Display for Kind {
@@ -110,6 +114,8 @@ pub const ELBV2_TYPES: &[&str] = &names::<4>(Group::Elbv2);
 pub const AUTOSCALING_TYPES: &[&str] = &names::<5>(Group::AutoScaling);
 /// The resource types [`crate::Route53::register`] registers.
 pub const ROUTE53_TYPES: &[&str] = &names::<3>(Group::Route53);
+/// The resource types [`crate::SecretsManager::register`] registers.
+pub const SECRETSMANAGER_TYPES: &[&str] = &names::<2>(Group::SecretsManager);
 
 /// The kinds of one group, in registration order.
 pub(crate) fn kinds_of(group: Group) -> impl Iterator<Item = Kind> {
@@ -146,6 +152,7 @@ mod tests {
             .chain(ELBV2_TYPES)
             .chain(AUTOSCALING_TYPES)
             .chain(ROUTE53_TYPES)
+            .chain(SECRETSMANAGER_TYPES)
             .copied()
             .collect();
         assert_eq!(all.len(), Kind::ALL.len());
@@ -157,6 +164,7 @@ mod tests {
             (Group::Elbv2, ELBV2_TYPES),
             (Group::AutoScaling, AUTOSCALING_TYPES),
             (Group::Route53, ROUTE53_TYPES),
+            (Group::SecretsManager, SECRETSMANAGER_TYPES),
         ] {
             let from_kinds: Vec<&str> = kinds_of(group).map(Kind::type_name).collect();
             assert_eq!(from_kinds, list, "{group:?}");

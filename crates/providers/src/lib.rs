@@ -141,6 +141,7 @@ mod props;
 mod route53;
 mod route53_spec;
 pub mod rules;
+mod secretsmanager;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -165,11 +166,14 @@ pub use error::Ec2Error;
 pub use instance::{
     private_dns_name, InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG,
 };
-pub use kind::{Group, Kind, AUTOSCALING_TYPES, EC2_TYPES, ELBV2_TYPES, ROUTE53_TYPES};
+pub use kind::{
+    Group, Kind, AUTOSCALING_TYPES, EC2_TYPES, ELBV2_TYPES, ROUTE53_TYPES, SECRETSMANAGER_TYPES,
+};
 pub use network::{
     PeeringProvider, SecurityGroupProvider, SecurityGroupRuleProvider, SubnetProvider, VpcProvider,
 };
 pub use route53::{Route53, ZoneAccess, ROUTE53_DOC};
+pub use secretsmanager::{SecretTargets, SecretsManager};
 
 use state::Store;
 
@@ -286,7 +290,9 @@ impl Ec2 {
                 | Kind::WarmPool
                 | Kind::HostedZone
                 | Kind::RecordSet
-                | Kind::RecordSetGroup => continue,
+                | Kind::RecordSetGroup
+                | Kind::Secret
+                | Kind::SecretTargetAttachment => continue,
             };
             registry.register(kind.type_name(), provider);
         }

@@ -257,6 +257,11 @@ fn api_routes() -> Api {
         GET "/v1/accounts/{account}/params/{name}" GetParam => h::get_param;
         PUT "/v1/accounts/{account}/params/{name}" PutParam => h::put_param;
         DELETE "/v1/accounts/{account}/params/{name}" DeleteParam => h::delete_param;
+        GET "/v1/accounts/{account}/secrets" ListSecrets => crate::secrets::list_secrets;
+        GET "/v1/accounts/{account}/secrets/{name}" DescribeSecret => crate::secrets::describe_secret;
+        GET "/v1/accounts/{account}/secrets/{name}/value" GetSecretValue => crate::secrets::get_secret_value;
+        PUT "/v1/accounts/{account}/secrets/{name}/value" PutSecretValue => crate::secrets::put_secret_value;
+        POST "/v1/accounts/{account}/secrets/{name}/rotate" RotateSecret => crate::secrets::rotate_secret;
         POST "/v1/accounts/{account}/templates/validate" ValidateTemplate => sh::validate_template;
         GET "/v1/accounts/{account}/stacks" ListStacks => sh::list_stacks;
         GET "/v1/accounts/{account}/stacks/{stack}" DescribeStack => sh::describe_stack;

@@ -30,6 +30,7 @@ mod lb_handlers;
 mod metrics;
 mod runtime_handlers;
 mod sealer;
+mod secrets;
 mod stack_handlers;
 mod stack_ops;
 mod stacks;

@@ -5,7 +5,7 @@ use crate::api::ApiError;
 use crate::app::App;
 use crate::auth::Call;
 use crate::stacks::{change_set, diagnostic, External, REGION};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use spindle_model::api::TemplateRequest;
@@ -53,6 +53,8 @@ pub(crate) fn engine_error(e: EngineError) -> ApiError {
                 "pass a temporary policy for this update (`--stack-policy-during-update FILE`) or change the stack policy",
             )
         }
+        EngineError::DataLoss { .. } => ApiError::new(StatusCode::CONFLICT, "DataLoss", msg)
+            .with_hint("review what is lost; pass --allow-data-loss to go ahead"),
         EngineError::ChangeSet { diags, .. } => invalid_template(&diags),
         other => {
             tracing::error!(error = %other, "stack engine failure");
@@ -96,7 +98,12 @@ pub async fn validate_template(
     let registry = engine.registry();
     let grants = app.admin_grants(&call, &a)?;
     let supported = |ty: &str| registry.supports(ty);
-    let rules = |v: &ResourceView<'_>| with_grant_rules(registry.validate(v), v, &grants);
+    let refs = app.stacks.references();
+    let rules = |v: &ResourceView<'_>| {
+        let mut d = with_grant_rules(registry.validate(v), v, &grants);
+        d.extend(crate::secrets::reference_rules(&*refs, &a.id, v));
+        d
+    };
     Ok(Json(template_report(&req, &supported, &rules)))
 }
 
@@ -191,7 +198,12 @@ pub(crate) fn plan_request(
     let ext = External::new(app.store.clone(), account.clone(), engine);
     let registry = engine.registry();
     let supported = |ty: &str| registry.supports(ty);
-    let rules = |v: &ResourceView<'_>| with_grant_rules(registry.validate(v), v, &grants);
+    let refs = app.stacks.references();
+    let rules = |v: &ResourceView<'_>| {
+        let mut d = with_grant_rules(registry.validate(v), v, &grants);
+        d.extend(crate::secrets::reference_rules(&*refs, account, v));
+        d
+    };
     let mut parameters = req.parameters.clone();
     if !req.use_previous_values.is_empty() {
         let v = engine.stack(name.as_str()).map_err(engine_error)?;
@@ -305,6 +317,13 @@ pub async fn deploy_stack(
             .and_then(|v| v.status)
             .map(|s| s.to_string()),
         reason: current.as_ref().and_then(|v| v.reason.clone()),
+        data_loss: current
+            .as_ref()
+            .map(|v| spindle_stack::dataloss::of_change_set(&cs, &v.deployed.state, &plan))
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     };
     let settings_change = current.as_ref().is_some_and(|v| {
         req.termination_protection
@@ -334,6 +353,7 @@ pub async fn deploy_stack(
     dr.imports = imports;
     dr.nested_templates = Some(nested_bundle(&req.template));
     dr.revert_drift = req.revert_drift;
+    dr.allow_data_loss = req.allow_data_loss;
     let outcome = run_deploy(&app, &a.id, engine, dr).await?;
     result.executed = true;
     result.status = Some(outcome.status.to_string());
@@ -489,6 +509,7 @@ pub async fn stack_events(
 pub async fn delete_stack(
     State(app): State<App>,
     Path((account, stack)): Path<(String, String)>,
+    Query(q): Query<DeleteStackQuery>,
     call: Call,
 ) -> Res<Json<StackOperationResult>> {
     let a = app.scope(&call, &account, format!("account/{account}/stacks/{stack}"))?;
@@ -496,10 +517,11 @@ pub async fn delete_stack(
     let engine = app.stacks.engine(&a.id);
     let name = stack.clone();
     // As with deploy: a disconnecting client must not cancel the operation half-way.
-    let o = tokio::spawn(async move { engine.delete_stack(&name).await })
-        .await
-        .map_err(|e| ApiError::internal(&format!("stack operation task failed: {e}")))?
-        .map_err(engine_error)?;
+    let o =
+        tokio::spawn(async move { engine.delete_stack_allowing(&name, q.allow_data_loss).await })
+            .await
+            .map_err(|e| ApiError::internal(&format!("stack operation task failed: {e}")))?
+            .map_err(engine_error)?;
     if o.status == StackStatus::DeleteComplete {
         // Change sets of a deleted stack would execute against nothing.
         if let Err(e) = app.store.delete_change_sets(&a.id, &stack, None) {

@@ -76,6 +76,9 @@ struct StoredChangeSet {
     changes: Vec<StackChange>,
     /// Parameter values as shown (NoEcho masked).
     shown_parameters: BTreeMap<String, String>,
+    /// What executing it would lose (`spindle_stack::dataloss`), as shown.
+    #[serde(default)]
+    data_loss: Vec<String>,
 }
 
 fn now_ms() -> u64 {
@@ -127,6 +130,7 @@ fn info(
         parameters: c.shown_parameters,
         changes: c.changes,
         change_set_hash: c.hash,
+        data_loss: c.data_loss,
     })
 }
 
@@ -166,6 +170,15 @@ pub async fn create_change_set(
     let Planned { plan, cs, .. } =
         plan_request(&app, &a.id, &engine, &name, &req.template, grants)?;
     let (changes, hash) = change_set(&cs);
+    let data_loss = engine
+        .stack(name.as_str())
+        .ok()
+        .filter(|v| v.exists())
+        .map(|v| spindle_stack::dataloss::of_change_set(&cs, &v.deployed.state, &plan))
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let updated = stack_updated_ms(&app, &a.id, &stack)?;
     // NoEcho values are kept sealed, like in the journal.
     let mut template = req.template;
@@ -190,6 +203,7 @@ pub async fn create_change_set(
         change_set_type: if updated == 0 { "CREATE" } else { "UPDATE" }.to_owned(),
         hash,
         changes,
+        data_loss,
     };
     let body = serde_json::to_string(&stored)
         .map_err(|e| ApiError::internal(&format!("cannot store the change set: {e}")))?;
@@ -284,6 +298,7 @@ pub async fn execute_change_set(
     let mut dr = DeployRequest::new(plan);
     dr.change_set = Some(cs);
     dr.disable_rollback = req.disable_rollback;
+    dr.allow_data_loss = req.allow_data_loss;
     dr.imports = imports;
     dr.nested_templates = Some(nested_bundle(&stored.template));
     let outcome = run_deploy(&app, &a.id, engine, dr).await?;
@@ -296,6 +311,7 @@ pub async fn execute_change_set(
         change_set_hash: hash,
         executed: true,
         outputs_changed: false,
+        data_loss: Vec::new(),
         status: Some(outcome.status.to_string()),
         reason: outcome.reason,
     }))

@@ -257,6 +257,8 @@ pub struct Stacks {
     elb: Arc<spindle_providers::Elb>,
     autoscaling: Option<Arc<spindle_providers::AutoScaling>>,
     route53: Option<Arc<spindle_providers::Route53>>,
+    /// Secrets Manager (`None` without the sealing key).
+    pub secrets: Option<Arc<spindle_providers::SecretsManager>>,
 }
 
 impl Stacks {
@@ -290,7 +292,9 @@ impl Stacks {
                 None
             }
         };
+        let secrets = sealer.clone().and_then(|s| crate::secrets::open(&store, s));
         Self {
+            secrets,
             sealer,
             ec2,
             elb,
@@ -320,6 +324,9 @@ impl Stacks {
                 if let Some(r) = &self.route53 {
                     r.register(&mut registry);
                 }
+                if let Some(s) = &self.secrets {
+                    s.register(&mut registry);
+                }
                 let journal = Arc::new(SqlJournal {
                     store: self.store.clone(),
                     account: account.clone(),
@@ -329,9 +336,19 @@ impl Stacks {
                     wait_url_base: self.wait_url_base.clone(),
                     ..EngineOptions::default()
                 };
-                Arc::new(Engine::new(journal, registry, options))
+                let engine = Engine::new(journal, registry, options);
+                engine.set_references(self.references());
+                Arc::new(engine)
             })
             .clone()
+    }
+
+    /// Dynamic references from the secrets and the parameter store.
+    pub fn references(&self) -> Arc<crate::secrets::DaemonReferences> {
+        Arc::new(crate::secrets::DaemonReferences {
+            secrets: self.secrets.clone(),
+            store: self.store.clone(),
+        })
     }
 
     /// Finishes every operation a previous daemon left in progress (crash recovery), the

@@ -106,6 +106,11 @@ pub enum EngineError {
         export: String,
         exporter: String,
     },
+    #[error("stack `{stack}`: refused because it would lose data ({}); allow data loss (`--allow-data-loss`) to go ahead", crate::dataloss::describe(.losses))]
+    DataLoss {
+        stack: String,
+        losses: Vec<crate::dataloss::DataLoss>,
+    },
     #[error("no updates are to be performed on stack `{stack}`")]
     NoChanges { stack: String },
     #[error("stack `{stack}` changed since the change set was created; create it again")]
@@ -181,6 +186,9 @@ pub struct DeployRequest {
     /// the stack recorded, back to the template's values (a change set that reverts
     /// drift). The change set shown must be [`Engine::change_set_reverting_drift`]'s.
     pub revert_drift: bool,
+    /// Go ahead even if a stateful resource is replaced or deleted
+    /// ([`crate::dataloss`]); refused otherwise.
+    pub allow_data_loss: bool,
 }
 
 impl DeployRequest {
@@ -197,6 +205,7 @@ impl DeployRequest {
             imports: Vec::new(),
             nested_templates: None,
             revert_drift: false,
+            allow_data_loss: false,
         }
     }
 }
@@ -212,6 +221,8 @@ pub struct Engine {
     events: broadcast::Sender<Record>,
     /// The nested templates of each running deploy that was sent some, by stack.
     bundles: Mutex<HashMap<String, Arc<BTreeMap<String, String>>>>,
+    /// Resolves dynamic references just before each provider call.
+    references: std::sync::OnceLock<Arc<dyn crate::dynrefs::References>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -614,7 +625,14 @@ impl Engine {
             views: Mutex::new(HashMap::new()),
             events,
             bundles: Mutex::new(HashMap::new()),
+            references: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Dynamic references in properties resolve through `refs` (without it they reach
+    /// providers as written).
+    pub fn set_references(&self, refs: Arc<dyn crate::dynrefs::References>) {
+        let _ = self.references.set(refs);
     }
 
     pub fn registry(&self) -> &ProviderRegistry {
@@ -868,6 +886,15 @@ impl Engine {
                         denied,
                     });
                 }
+            }
+        }
+        if !req.allow_data_loss {
+            let losses = crate::dataloss::of_change_set(&cs, &view.deployed.state, plan);
+            if !losses.is_empty() {
+                return Err(EngineError::DataLoss {
+                    stack: name,
+                    losses,
+                });
             }
         }
         self.check_exports(&name, &view, plan)?;
@@ -1223,10 +1250,26 @@ impl Engine {
             };
             let provider = call.provider.clone();
             let limit = call.timeout;
+            let mut revealed = Vec::new();
+            let (properties, previous_properties) = match crate::dynrefs::for_call(
+                self.references.get(),
+                &names.context,
+                (&call.properties, &call.previous_properties),
+                call.step == Step::Delete,
+                &mut revealed,
+            ) {
+                Ok(p) => p,
+                Err(e) => {
+                    return CallDone {
+                        call,
+                        result: Err(CallError::Provider(e)),
+                    }
+                }
+            };
             let result = if is_create(call.step) {
                 let fut = provider.create(CreateRequest {
                     cx,
-                    properties: call.properties.clone(),
+                    properties: properties.clone(),
                 });
                 match tokio::time::timeout(limit, fut).await {
                     Ok(Ok(out)) => match call.signals {
@@ -1251,7 +1294,7 @@ impl Engine {
                             .read(ReadRequest {
                                 cx,
                                 physical_id: None,
-                                properties: call.properties.clone(),
+                                properties: properties.clone(),
                             })
                             .await;
                         Err(CallError::Timeout {
@@ -1261,11 +1304,19 @@ impl Engine {
                     }
                 }
             } else if call.step == Step::Delete {
-                let fut = provider.delete(DeleteRequest {
+                let req = DeleteRequest {
                     cx,
                     physical_id: call.physical_id.clone().unwrap_or_default(),
-                    properties: call.properties.clone(),
-                });
+                    properties,
+                };
+                let fut = async {
+                    if crate::dataloss::is_stateful(&call.type_name) {
+                        if let Some(snapshot) = provider.final_snapshot(&req).await? {
+                            tracing::info!(stack = %names.stack, resource = %call.logical_id, %snapshot, "final snapshot taken before delete");
+                        }
+                    }
+                    provider.delete(req).await
+                };
                 match tokio::time::timeout(limit, fut).await {
                     Ok(r) => r
                         .map(|()| ProviderOutput {
@@ -1282,8 +1333,8 @@ impl Engine {
                 let fut = provider.update(UpdateRequest {
                     cx,
                     physical_id: call.physical_id.clone().unwrap_or_default(),
-                    properties: call.properties.clone(),
-                    previous_properties: call.previous_properties.clone(),
+                    properties,
+                    previous_properties,
                     changed: changed_properties(&call.previous_properties, &call.properties),
                     previous_attributes: call.previous_attributes.clone(),
                 });
@@ -1295,6 +1346,10 @@ impl Engine {
                     }),
                 }
             };
+            let result = result.map(|mut out| {
+                crate::dynrefs::scrub(&mut out.attributes, &revealed);
+                out
+            });
             CallDone { call, result }
         })
     }

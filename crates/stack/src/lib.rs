@@ -77,7 +77,9 @@
 //! assert_eq!(engine.stack("app").unwrap().deployed.state.resources["P"].physical_id, "/app/url");
 //! ```
 
+pub mod dataloss;
 pub mod drift;
+pub mod dynrefs;
 pub mod engine;
 pub mod journal;
 pub mod nested;
@@ -88,7 +90,9 @@ pub mod status;
 pub mod testing;
 pub mod wait;
 
+pub use dataloss::{DataLoss, STATEFUL_TYPES};
 pub use drift::{DriftStatus, ResourceDrift};
+pub use dynrefs::References;
 pub use engine::{DeployRequest, Engine, EngineError, EngineOptions, OperationOutcome};
 pub use journal::{
     events, Deployed, FileJournal, Journal, JournalError, MemoryJournal, Record, StackEvent,

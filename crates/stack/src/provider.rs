@@ -185,6 +185,18 @@ pub trait Provider: Send + Sync {
         Vec::new()
     }
 
+    /// Called before the engine deletes a resource of a stateful type
+    /// ([`crate::dataloss::STATEFUL_TYPES`]: a replacement's old resource, a removed one, a
+    /// stack delete), whatever its policies say: a provider that can keep the data takes a
+    /// final snapshot and returns its name, which the engine logs with the delete. An error
+    /// fails the delete, so nothing is deleted without its snapshot. The default takes none.
+    fn final_snapshot<'a>(
+        &'a self,
+        _req: &'a DeleteRequest<'a>,
+    ) -> BoxFuture<'a, Result<Option<String>, ProviderError>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// How long one call for a resource with these properties may take; `None` uses the
     /// engine's default.
     fn timeout(&self, _properties: &BTreeMap<String, Value>) -> Option<Duration> {

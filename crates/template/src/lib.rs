@@ -60,6 +60,7 @@ pub mod ast;
 pub mod changeset;
 pub mod cidr;
 pub mod diag;
+pub mod dynref;
 pub mod eval;
 mod foreach;
 pub mod graph;

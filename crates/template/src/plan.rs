@@ -162,6 +162,10 @@ fn string_attr(ev: &Evaluator<'_>, n: &Option<Node>, path: &str) -> String {
     }
 }
 
+/// Properties that hold a secret value whatever they were computed from: sealed in the
+/// journal and masked in every rendering, as if they came from a `NoEcho` parameter.
+pub const ALWAYS_SENSITIVE: &[(&str, &str)] = &[("AWS::SecretsManager::Secret", "SecretString")];
+
 /// Evaluates one resource's properties and attributes.
 fn evaluate_resource(ev: &Evaluator<'_>, t: &Template, r: &Resource) -> PlannedResource {
     let path = join("Resources", &r.name);
@@ -205,6 +209,11 @@ fn evaluate_resource(ev: &Evaluator<'_>, t: &Template, r: &Resource) -> PlannedR
                     ),
                 ),
             }
+        }
+    }
+    for (type_name, prop) in ALWAYS_SENSITIVE {
+        if r.type_name == *type_name && properties.contains_key(*prop) {
+            sensitive.insert(prop.to_string());
         }
     }
     for (d, pos) in &r.depends_on {

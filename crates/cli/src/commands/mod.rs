@@ -15,6 +15,7 @@ pub mod load;
 mod params;
 mod pipeline;
 mod pkg;
+pub mod secret;
 pub mod server;
 pub mod ssh;
 mod stack_ops;
@@ -67,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Deny(c) => accounts::deny(&cx, c),
                 Command::Audit(a) => audit::run(&cx, &a),
                 Command::Param(c) => params::run(&cx, c),
+                Command::Secret(c) => secret::run(&cx, c),
                 Command::Template(c) => stacks::template(&cx, c),
                 Command::Stack(c) => stacks::stack(&cx, c),
                 Command::Asg(c) => asg::run(&cx, c),

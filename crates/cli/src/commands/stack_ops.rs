@@ -26,6 +26,9 @@ fn show(cs: &ChangeSetInfo) {
     } else {
         print_change_table(&cs.changes);
     }
+    for loss in &cs.data_loss {
+        println!("DATA LOSS: {loss}");
+    }
 }
 
 pub fn changeset(cx: &Context, c: &Client, account: &str, cmd: ChangesetCmd) -> Result<()> {
@@ -98,13 +101,17 @@ pub fn changeset(cx: &Context, c: &Client, account: &str, cmd: ChangesetCmd) -> 
             name,
             stack,
             disable_rollback,
+            allow_data_loss,
         } => {
             let r = c
                 .execute_change_set(
                     account,
                     &stack,
                     &name,
-                    &ExecuteChangeSet { disable_rollback },
+                    &ExecuteChangeSet {
+                        disable_rollback,
+                        allow_data_loss,
+                    },
                 )
                 .map_err(api_err)?;
             let status = r.status.clone().unwrap_or_default();

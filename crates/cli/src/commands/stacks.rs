@@ -183,6 +183,9 @@ fn print_changes(name: &str, r: &DeployResult) {
     }
     println!("Change set {} for stack {name}:", r.change_set_hash);
     print_change_table(&r.changes);
+    for loss in &r.data_loss {
+        println!("DATA LOSS: {loss}");
+    }
 }
 
 /// The change table and, per property, before → after.
@@ -262,6 +265,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
             stack_policy,
             stack_policy_during_update,
             revert_drift,
+            allow_data_loss,
         } => {
             let mut template = read_template(&file, &parameters)?;
             template.use_previous_values = use_previous;
@@ -274,6 +278,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 stack_policy: read_policy(&stack_policy)?,
                 stack_policy_during_update: read_policy(&stack_policy_during_update)?,
                 revert_drift,
+                allow_data_loss,
             };
             let plan = c.deploy_stack(&account, &name, &req).map_err(api_err)?;
             let settings = req.termination_protection.is_some() || req.stack_policy.is_some();
@@ -299,6 +304,12 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                     output::json(&plan);
                 }
                 return Ok(());
+            }
+            if !plan.data_loss.is_empty() && !allow_data_loss {
+                return Err(hinted(
+                    format!("not deployed: data loss: {}", plan.data_loss.join("; ")),
+                    "pass --allow-data-loss to go ahead",
+                ));
             }
             if !yes
                 && !confirm(
@@ -515,7 +526,11 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 ));
             }
         }
-        StackCmd::Delete { name, yes } => {
+        StackCmd::Delete {
+            name,
+            yes,
+            allow_data_loss,
+        } => {
             if !yes
                 && !confirm(
                     "change a stack",
@@ -528,7 +543,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 ));
             }
             let bar = spinner(format!("deleting stack {name}"));
-            let r = c.delete_stack(&account, &name);
+            let r = c.delete_stack_allowing(&account, &name, allow_data_loss);
             bar.finish_and_clear();
             let r = r.map_err(api_err)?;
             if cx.json() {

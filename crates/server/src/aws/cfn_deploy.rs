@@ -61,6 +61,8 @@ pub async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsRe
                     .param("StackPolicyDuringUpdateBody")
                     .map(str::to_owned),
                 revert_drift: false,
+                // AWS has no such switch: a data-losing change is refused on this endpoint.
+                allow_data_loss: false,
             };
             let call = derive(input, Action::DeployStack, &req)?;
             let r = sh::deploy_stack(State(app.clone()), Path((acct, stack.clone())), call)
@@ -83,9 +85,14 @@ pub async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsRe
             }
             let call = derive(input, Action::DeleteStack, &())?;
             // The stack's final status is for DescribeStacks to show.
-            let _ = sh::delete_stack(State(app.clone()), Path((acct, stack.clone())), call)
-                .await
-                .map_err(|e| stack_error(e, &stack))?;
+            let _ = sh::delete_stack(
+                State(app.clone()),
+                Path((acct, stack.clone())),
+                axum::extract::Query(Default::default()),
+                call,
+            )
+            .await
+            .map_err(|e| stack_error(e, &stack))?;
             Ok(Value::Struct(Vec::new()))
         }
         "CreateChangeSet" => {
@@ -163,6 +170,7 @@ pub async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsRe
             input.set_target(op, &format!("{stack}/{name}"));
             let req = ExecuteChangeSet {
                 disable_rollback: input.param("DisableRollback") == Some("true"),
+                allow_data_loss: false,
             };
             let call = derive(input, Action::ExecuteChangeSet, &req)?;
             // Its outcome (a rollback too) shows in DescribeStacks, where the CLI's waiter looks.

@@ -13,6 +13,7 @@ mod ec2;
 mod ec2_network;
 mod elbv2;
 mod page;
+mod secretsmanager;
 mod ssm;
 mod sts;
 
@@ -321,6 +322,7 @@ async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult
         }
         ("sts", "AssumeRole") => sts::assume_role(app, op, input).await,
         ("ssm", _) => ssm::dispatch(app, op, input),
+        ("secretsmanager", _) => secretsmanager::dispatch(app, op, input),
         ("cloudformation", _) => cloudformation::dispatch(app, op, input).await,
         ("elasticloadbalancing", _) => elbv2::dispatch(app, op, input),
         ("autoscaling", _) => autoscaling::dispatch(app, op, input).await,

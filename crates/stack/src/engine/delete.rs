@@ -128,7 +128,18 @@ impl Engine {
     }
 
     /// Deletes a stack: every resource, dependents first; `Retain` ones are kept.
+    /// Deletes a stack; refused ([`EngineError::DataLoss`]) if that deletes a stateful
+    /// resource ([`crate::dataloss`]).
     pub async fn delete_stack(&self, name: &str) -> Result<OperationOutcome, EngineError> {
+        self.delete_stack_allowing(name, false).await
+    }
+
+    /// Deletes a stack, losing the data of its stateful resources only if `allow_data_loss`.
+    pub async fn delete_stack_allowing(
+        &self,
+        name: &str,
+        allow_data_loss: bool,
+    ) -> Result<OperationOutcome, EngineError> {
         let _guard = self.lock(name)?;
         let mut view = self.stack(name)?;
         if view.in_progress {
@@ -154,6 +165,15 @@ impl Engine {
             return Err(EngineError::TerminationProtected {
                 stack: name.to_string(),
             });
+        }
+        if !allow_data_loss {
+            let losses = crate::dataloss::of_stack_delete(&view.deployed.state);
+            if !losses.is_empty() {
+                return Err(EngineError::DataLoss {
+                    stack: name.to_string(),
+                    losses,
+                });
+            }
         }
         for o in &view.deployed.outputs {
             if let Some(export) = &o.export_name {
