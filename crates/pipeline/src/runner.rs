@@ -155,7 +155,6 @@ pub enum StepPlan {
 pub struct JobScope<'a> {
     run: &'a RunInfo,
     job: &'a Job,
-    workflow_env: &'a BTreeMap<String, String>,
     needs: Map<String, Value>,
     /// The job's `env:`, evaluated once when the job starts.
     job_env: BTreeMap<String, String>,
@@ -173,7 +172,7 @@ impl<'a> JobScope<'a> {
     /// Fails when the job's `env:` can't be evaluated.
     pub fn new(
         run: &'a RunInfo,
-        workflow_env: &'a BTreeMap<String, String>,
+        workflow_env: &BTreeMap<String, String>,
         job: &'a Job,
         needs: &BTreeMap<String, JobResult>,
     ) -> Result<Self, String> {
@@ -190,7 +189,6 @@ impl<'a> JobScope<'a> {
         let mut scope = JobScope {
             run,
             job,
-            workflow_env,
             needs,
             job_env: BTreeMap::new(),
             added_env: BTreeMap::new(),
@@ -621,6 +619,24 @@ pub fn shell_argv(shell: Option<&str>, path: &str) -> Vec<String> {
         Some("python") => v(&["python3", path]),
         Some(_) => v(&["sh", "-e", path]),
     }
+}
+
+/// What the executor runs for a step's `argv`: standard error joined to standard output (one
+/// log, lines in the order they were written), in `workdir`; a missing directory fails the
+/// step with the shell's message.
+pub fn exec_argv(argv: &[String], workdir: &str) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "/bin/sh",
+        "-c",
+        "exec 2>&1; cd \"$1\" || exit 1; shift; exec \"$@\"",
+        "sh",
+        workdir,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(argv.iter().cloned());
+    v
 }
 
 /// Keeps at most [`LOG_LIMIT`] bytes of a log (on a character boundary), noting the cut.

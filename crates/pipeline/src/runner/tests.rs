@@ -38,6 +38,10 @@ fn shells_are_called_as_github_calls_them() {
     ] {
         assert_eq!(shell_argv(shell, "/s").join(" "), want, "{shell:?}");
     }
+    let wrapped = exec_argv(&shell_argv(Some("sh"), "/s"), "/w d");
+    assert_eq!(wrapped[..2], ["/bin/sh", "-c"]);
+    assert!(wrapped[2].starts_with("exec 2>&1;"));
+    assert_eq!(wrapped[3..], ["sh", "/w d", "sh", "-e", "/s"]);
     let default = shell_argv(None, "/s");
     assert_eq!(default[0], "/bin/sh");
     assert!(default[2].contains("exec bash -e") && default[2].contains("exec sh -e"));
