@@ -67,6 +67,33 @@ jobs:
       - run: echo \"got ${{ needs.make.outputs.version }}\"
 ";
 
+const MANUAL: &str = "name: manual
+on:
+  workflow_dispatch:
+    inputs:
+      who:
+        required: true
+      loud:
+        type: boolean
+        default: false
+jobs:
+  greet:
+    runs-on: busybox:ci
+    steps:
+      - run: echo \"hello ${{ inputs.who }} loud=${{ inputs.loud }} by ${{ github.event_name }}\"
+      - run: sleep 1; echo done
+";
+
+const SLOW: &str = "name: slow
+on: workflow_dispatch
+jobs:
+  wait:
+    runs-on: busybox:ci
+    steps:
+      - run: echo started; sleep 120
+      - run: echo never
+";
+
 /// `DATA` is replaced with the daemon's data directory: a job looks for another job's
 /// workspace where it is on the host.
 const ESCAPE: &str = "name: escape
@@ -182,6 +209,8 @@ fn a_push_runs_each_job_in_a_fresh_sandbox_with_logs_outputs_and_escapes_refused
         ("echo.yml", ECHO.to_string()),
         ("fail.yml", FAIL.to_string()),
         ("outputs.yml", OUTPUTS.to_string()),
+        ("manual.yml", MANUAL.to_string()),
+        ("slow.yml", SLOW.to_string()),
         (
             "escape.yml",
             ESCAPE.replace("DATA", &data.display().to_string()),
@@ -313,5 +342,109 @@ fn a_push_runs_each_job_in_a_fresh_sandbox_with_logs_outputs_and_escapes_refused
     assert!(
         !netns.lines().any(|l| l.contains(&prefix)),
         "namespaces left: {netns}"
+    );
+
+    // Dispatch: inputs checked against the workflow's, the run followed with `logs -f`.
+    let dev = |args: &[&str]| {
+        let mut all = vec!["--account", "dev", "pipeline"];
+        all.extend_from_slice(args);
+        d.cli(&all)
+    };
+    let o = dev(&["dispatch", "app", "manual.yml", "-f", "bogus=1"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("input `bogus` is not declared (declared: who, loud)")
+            && stderr(&o).contains("input `who` is required"),
+        "{}",
+        stderr(&o)
+    );
+    let o = dev(&["dispatch", "app", "echo.yml"]);
+    assert!(
+        stderr(&o).contains("has no `on.workflow_dispatch`"),
+        "{}",
+        stderr(&o)
+    );
+    let run: PipelineRun = dev_json(
+        &d,
+        &[
+            "pipeline",
+            "dispatch",
+            "app",
+            "manual.yml",
+            "-f",
+            "who=ada",
+            "--ref",
+            "main",
+        ],
+    );
+    assert_eq!(
+        (run.event.as_str(), run.git_ref.as_str()),
+        ("workflow_dispatch", "refs/heads/main")
+    );
+    let o = dev(&["logs", "-f", &run.id.to_string()]);
+    let text = common::stdout(&o);
+    assert!(o.status.success(), "{text}\n{}", stderr(&o));
+    let want = [
+        "[greet 1] hello ada loud=false by workflow_dispatch",
+        "[greet 1] Run echo \"hello ${{ inputs.who }} loud=${{ inputs.loud }} by ${{ github.event_name }}\": success, exit 0",
+        "[greet 2] done",
+        "[greet 2] Run sleep 1; echo done: success, exit 0",
+    ];
+    for w in want {
+        assert_eq!(
+            text.lines().filter(|l| *l == w).count(),
+            1,
+            "`{w}` once in:\n{text}"
+        );
+    }
+    assert!(
+        text.ends_with(&format!("run {}: success\n", run.id)),
+        "{text}"
+    );
+
+    // Cancel: the running step ends, the next doesn't start, the sandbox goes.
+    let slow: PipelineRun = dev_json(&d, &["pipeline", "dispatch", "app", "slow.yml"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r: PipelineRun = dev_json(&d, &["pipeline", "logs", &slow.id.to_string()]);
+        // Logs are stored when a step ends, so wait for its status.
+        if r.jobs[0].steps[0].status == RunStatus::InProgress {
+            std::thread::sleep(Duration::from_millis(500));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow step never started: {r:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let asked = Instant::now();
+    ok(dev(&["cancel", &slow.id.to_string()]));
+    let r = loop {
+        let r: PipelineRun = dev_json(&d, &["pipeline", "logs", &slow.id.to_string()]);
+        if r.status.is_final() {
+            break r;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(30),
+            "cancel took too long: {r:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(r.status, RunStatus::Cancelled, "{r:#?}");
+    assert_eq!(r.jobs[0].steps[0].status, RunStatus::Cancelled);
+    assert_eq!(r.jobs[0].steps[1].status, RunStatus::Skipped);
+    let o = dev(&["cancel", &slow.id.to_string()]);
+    assert!(
+        stderr(&o).contains("already ended: cancelled"),
+        "{}",
+        stderr(&o)
+    );
+    let left: Vec<_> = std::fs::read_dir(&jobs_dir)
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "job directories left after cancel: {left:?}"
     );
 }

@@ -28,6 +28,7 @@ mod git_http;
 mod handlers;
 mod lb_handlers;
 mod metrics;
+mod pipeline_handlers;
 mod pipeline_runner;
 mod runtime_handlers;
 mod sealer;

@@ -388,7 +388,12 @@ fn prepare(app: &App, run: PipelineRun, ctl: Arc<RunCtl>) -> Result<(RunEnv, Wor
         event: run.event.clone(),
         git_ref: run.git_ref.clone(),
         sha: run.commit.clone(),
-        inputs: Default::default(),
+        inputs: app
+            .store
+            .run_inputs(run.id)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
     };
     let env = RunEnv {
         store: app.store.clone(),

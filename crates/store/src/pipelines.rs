@@ -21,6 +21,8 @@ pub struct NewRun<'a> {
     pub status: RunStatus,
     pub diagnostics: &'a [String],
     pub jobs: Vec<NewJob>,
+    /// A `workflow_dispatch` run's inputs, a JSON object (`{}` for other events).
+    pub inputs: &'a str,
 }
 
 #[derive(Debug, Clone)]
@@ -104,8 +106,8 @@ impl Store {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO pipeline_runs(account_id, repo, workflow, name, event, git_ref, \
-                 commit_id, status, diagnostics, created, finished) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 commit_id, status, diagnostics, created, finished, inputs) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     run.account.as_str(),
                     run.repo,
@@ -118,6 +120,7 @@ impl Store {
                     json_list(run.diagnostics),
                     now,
                     finished,
+                    run.inputs,
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -299,6 +302,21 @@ impl Store {
         })
     }
 
+    /// A run's `workflow_dispatch` inputs, the JSON object they were recorded as.
+    pub fn run_inputs(&self, run: i64) -> Result<String, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT inputs FROM pipeline_runs WHERE id = ?1",
+                [run],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("pipeline run {run}"),
+            })
+        })
+    }
+
     /// Every queued run, oldest first, with its account: what the executor starts.
     pub fn queued_runs(&self) -> Result<Vec<PipelineRun>, StoreError> {
         self.read(|c| {
@@ -441,6 +459,7 @@ mod tests {
             commit: "c0ffee",
             status,
             diagnostics: diags,
+            inputs: "{}",
             jobs: vec![
                 NewJob {
                     id: "build".into(),
@@ -531,6 +550,13 @@ mod tests {
             .unwrap();
         let ids: Vec<i64> = s.queued_runs().unwrap().iter().map(|r| r.id).collect();
         assert_eq!(ids, [a, b]);
+        let mut with_inputs = new_run(&dev.id, RunStatus::Queued, &[]);
+        with_inputs.inputs = r#"{"env":"prod"}"#;
+        let c = s.insert_run(&with_inputs, now()).unwrap();
+        assert_eq!(s.run_inputs(c).unwrap(), r#"{"env":"prod"}"#);
+        assert_eq!(s.run_inputs(a).unwrap(), "{}");
+        s.end_run(c, RunStatus::Cancelled, "cancelled", now())
+            .unwrap();
 
         s.set_run_status(a, RunStatus::InProgress, now()).unwrap();
         s.set_job_status(a, "build", RunStatus::InProgress, now())
