@@ -115,13 +115,7 @@ pub async fn cancel(
     call: Call,
 ) -> Res<Json<PipelineRun>> {
     let acct = app.scope(&call, &account, format!("pipeline-runs/{run}"))?;
-    let missing = || {
-        ApiError::not_found(format!(
-            "pipeline run `{run}` not found in account {}",
-            acct.name
-        ))
-        .with_hint("`spindle pipeline runs` lists the account's runs")
-    };
+    let missing = || crate::git_handlers::run_missing(&run, &acct);
     let id: i64 = run.parse().map_err(|_| missing())?;
     let found = app.store.get_run(&acct.id, id)?.ok_or_else(missing)?;
     if found.status.is_final() {
