@@ -361,7 +361,7 @@ impl<'a> JobScope<'a> {
                     Some(t) => match self.with(&env, |cx| cx.interpolate(t)) {
                         Ok(v) => {
                             let n = eval::to_number(&v);
-                            if !(n > 0.0) {
+                            if n.is_nan() || n <= 0.0 {
                                 return StepPlan::Fail {
                                     reason: format!(
                                         "{}: expected a positive number of minutes, got `{}`",

@@ -149,7 +149,7 @@ macro_rules! rules {
 /// What [`SeccompProfile::Offline`] adds to the default.
 pub const SOCKET_RULE: Rule = (
     "SYS_socket",
-    libc::SYS_socket as i64,
+    libc::SYS_socket,
     Deny::NotUnix,
     "network sockets, for a pipeline job without the network grant",
 );
