@@ -221,7 +221,8 @@ async fn execute(app: App, run: PipelineRun, ctl: Arc<RunCtl>) {
             .unwrap_or_else(|e| Err(format!("the run's task failed: {e}")))
     };
     let (env, wf) = match prepared {
-        Ok(x) => x,
+        Ok(Some(x)) => x,
+        Ok(None) => return,
         Err(reason) => {
             tracing::warn!(run = id, %reason, "pipeline run cannot start");
             let _ = tokio::task::spawn_blocking(move || {
@@ -344,7 +345,12 @@ async fn execute(app: App, run: PipelineRun, ctl: Arc<RunCtl>) {
 }
 
 /// The run's workflow (re-read from the commit, as pushed) and what its jobs share.
-fn prepare(app: &App, run: PipelineRun, ctl: Arc<RunCtl>) -> Result<(RunEnv, Workflow), String> {
+/// `None` when the run is no longer queued (it was cancelled meanwhile).
+fn prepare(
+    app: &App,
+    run: PipelineRun,
+    ctl: Arc<RunCtl>,
+) -> Result<Option<(RunEnv, Workflow)>, String> {
     let rt = app.runtime.clone().ok_or_else(|| {
         "pipeline jobs run in instances, and the instance runtime is off on this daemon \
          (run `spindle server` as root, without --no-runtime)"
@@ -378,9 +384,13 @@ fn prepare(app: &App, run: PipelineRun, ctl: Arc<RunCtl>) -> Result<(RunEnv, Wor
             .collect::<Vec<_>>()
             .join("; ")
     })?;
-    app.store
-        .set_run_status(run.id, RunStatus::InProgress, now())
+    let claimed = app
+        .store
+        .claim_run(run.id, now())
         .map_err(|e| crate::api::error_chain(&e))?;
+    if !claimed {
+        return Ok(None);
+    }
     let info = RunInfo {
         run_id: run.id,
         repository: format!("{account_name}/{}", run.repo),
@@ -405,7 +415,7 @@ fn prepare(app: &App, run: PipelineRun, ctl: Arc<RunCtl>) -> Result<(RunEnv, Wor
         ctl,
         run,
     };
-    Ok((env, wf))
+    Ok(Some((env, wf)))
 }
 
 /// Marks a job that won't run, and its steps.

@@ -317,6 +317,19 @@ impl Store {
         })
     }
 
+    /// Moves a queued run to `in_progress`; `false` (and nothing changed) when it is no longer
+    /// queued, e.g. cancelled between being listed and being started.
+    pub fn claim_run(&self, run: i64, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let now = fmt_time(now);
+        self.write_unscoped(|tx| {
+            Ok(tx.execute(
+                "UPDATE pipeline_runs SET status = 'in_progress', started = COALESCE(started, ?2) \
+                 WHERE id = ?1 AND status = 'queued'",
+                params![run, now],
+            )? == 1)
+        })
+    }
+
     /// Every queued run, oldest first, with its account: what the executor starts.
     pub fn queued_runs(&self) -> Result<Vec<PipelineRun>, StoreError> {
         self.read(|c| {
@@ -557,6 +570,12 @@ mod tests {
         assert_eq!(s.run_inputs(a).unwrap(), "{}");
         s.end_run(c, RunStatus::Cancelled, "cancelled", now())
             .unwrap();
+        assert!(
+            !s.claim_run(c, now()).unwrap(),
+            "an ended run is not started"
+        );
+        assert!(s.claim_run(b, now()).unwrap());
+        assert!(!s.claim_run(b, now()).unwrap(), "only once");
 
         s.set_run_status(a, RunStatus::InProgress, now()).unwrap();
         s.set_job_status(a, "build", RunStatus::InProgress, now())
@@ -575,7 +594,7 @@ mod tests {
         assert_eq!(states, [RunStatus::Success, RunStatus::Cancelled]);
         assert_eq!(run.jobs[0].status, RunStatus::Cancelled);
         assert_eq!(run.jobs[1].status, RunStatus::Skipped);
-        assert_eq!(s.queued_runs().unwrap().len(), 1);
+        assert!(s.queued_runs().unwrap().is_empty(), "b was claimed, a and c ended");
         assert!(s.end_run(999, RunStatus::Failure, "x", now()).is_err());
     }
 
