@@ -756,8 +756,19 @@ impl Sandbox {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(inst.id.clone());
+        let booted = rt
+            .wait_booted(&inst.id, Duration::from_secs(30))
+            .map_err(|e| format!("job instance boot: {}", crate::api::error_chain(&e)))?;
+        if !booted {
+            return Err("job instance boot: its init did not start its command within 30 s".into());
+        }
         // `/tmp` is the one writable place outside the workspace, whatever the image made it.
-        let setup = ["/bin/sh", "-c", "mkdir -p /tmp && chmod 1777 /tmp"].map(String::from);
+        let setup = [
+            "/bin/sh",
+            "-c",
+            "mkdir -p /tmp && { ! command -v chmod >/dev/null || chmod 1777 /tmp; }",
+        ]
+        .map(String::from);
         let out = rt
             .exec(&inst.id, &setup, Duration::from_secs(30))
             .map_err(|e| format!("job instance setup: {}", crate::api::error_chain(&e)))?;

@@ -594,7 +594,10 @@ mod tests {
         assert_eq!(states, [RunStatus::Success, RunStatus::Cancelled]);
         assert_eq!(run.jobs[0].status, RunStatus::Cancelled);
         assert_eq!(run.jobs[1].status, RunStatus::Skipped);
-        assert!(s.queued_runs().unwrap().is_empty(), "b was claimed, a and c ended");
+        assert!(
+            s.queued_runs().unwrap().is_empty(),
+            "b was claimed, a and c ended"
+        );
         assert!(s.end_run(999, RunStatus::Failure, "x", now()).is_err());
     }
 

@@ -192,6 +192,33 @@ impl Runtime {
         Ok((pid, procs, rec.seccomp))
     }
 
+    /// Waits at most `timeout` until the instance's init has moved into its own root (its
+    /// `/proc/PID/root` is no longer this process's): [`Runtime::launch`] returns while init
+    /// still sets up its root, and a command run in it before then would see the host's.
+    /// `false` when the time ran out.
+    pub fn wait_booted(&self, id: &str, timeout: Duration) -> Result<bool, RuntimeError> {
+        let rec = self.describe(id)?;
+        let pid = rec.pid.ok_or(RuntimeError::BadState {
+            id: id.into(),
+            state: rec.state,
+            action: "exec",
+        })?;
+        use std::os::unix::fs::MetadataExt;
+        let root = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+        let ours = root("/proc/self/root/");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let theirs = root(&format!("/proc/{pid}/root/"));
+            if theirs.is_some() && theirs != ours {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Runs a command inside a running instance as [`Runtime::exec`] does, as `user` (not
     /// the instance's root) with exactly its environment: a pipeline step.
     pub fn exec_as(
