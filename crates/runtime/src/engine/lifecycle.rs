@@ -197,12 +197,7 @@ impl Runtime {
     /// still sets up its root, and a command run in it before then would see the host's.
     /// `false` when the time ran out.
     pub fn wait_booted(&self, id: &str, timeout: Duration) -> Result<bool, RuntimeError> {
-        let rec = self.describe(id)?;
-        let pid = rec.pid.ok_or(RuntimeError::BadState {
-            id: id.into(),
-            state: rec.state,
-            action: "exec",
-        })?;
+        let (pid, _, _) = self.exec_target(id)?;
         use std::os::unix::fs::MetadataExt;
         let root = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
         let ours = root("/proc/self/root/");
