@@ -506,6 +506,7 @@ impl Kernel for TimingKernel {
         process_start_time(pid: u32) -> Option<u64>;
         exec_in(pid: u32, cgroup_procs: &[PathBuf], argv: &[String], timeout: Duration, seccomp: spindle_runtime::SeccompProfile) -> Result<std::process::Output, KernelError>;
         attach_in(pid: u32, cgroup_procs: &[PathBuf], argv: &[String], env: &[(String, String)], seccomp: spindle_runtime::SeccompProfile) -> Result<i32, KernelError>;
+        exec_in_as(pid: u32, cgroup_procs: &[PathBuf], argv: &[String], user: &spindle_runtime::ExecUser, timeout: Duration, seccomp: spindle_runtime::SeccompProfile) -> Result<std::process::Output, KernelError>;
         tcp_listen_in(netns: &str, addr: &str) -> Result<std::net::TcpListener, KernelError>;
         udp_bind_in(netns: &str, addr: &str) -> Result<std::net::UdpSocket, KernelError>;
         tcp_connect_in(netns: &str, addr: &str, timeout: Duration) -> Result<std::net::TcpStream, KernelError>;

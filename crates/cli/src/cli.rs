@@ -443,7 +443,23 @@ pub enum PipelineCmd {
         /// Only this job
         #[arg(long)]
         job: Option<String>,
+        /// Keep showing new log text and status changes until the run ends (polls)
+        #[arg(short = 'f', long)]
+        follow: bool,
     },
+    /// Start a workflow_dispatch run of WORKFLOW (a file under .github/workflows/) in REPO
+    Dispatch {
+        repo: String,
+        workflow: String,
+        /// Branch, tag or full ref (default: main)
+        #[arg(long = "ref")]
+        git_ref: Option<String>,
+        /// An input, KEY=VALUE (repeatable)
+        #[arg(short = 'f', long = "field", value_name = "KEY=VALUE")]
+        fields: Vec<String>,
+    },
+    /// Cancel a queued or running run
+    Cancel { run: i64 },
 }
 
 impl PipelineCmd {

@@ -3,71 +3,15 @@
 
 mod common;
 
-use common::{stderr, stdout, Daemon, BIN};
+use common::{dev_json, git, git_env, ok, stderr, with_key, Daemon, BIN};
 use spindle_model::api::{CreateAccount, CreateKey, Credentials};
 use spindle_model::pipeline::{GitRepo, PipelineRun, RunStatus};
 use spindle_model::AccountName;
-use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-/// `git` with no user or system configuration and no prompt.
-fn git(dir: &Path, args: &[&str]) -> Output {
-    git_env(dir, args, &[])
-}
-
-fn git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new("git")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .envs(env.iter().copied())
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
-    o
-}
-
-/// The clone URL with `key`'s id and secret as basic credentials.
-fn with_key(url: &str, key: &Credentials) -> String {
-    let secret: String = key
-        .secret_access_key
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    url.replacen(
-        "http://",
-        &format!("http://{}:{secret}@", key.access_key_id),
-        1,
-    )
-}
 
 const CI: &str = "name: CI\non:\n  push:\n    branches: [main]\njobs:\n  build:\n    runs-on: debian-12\n    steps:\n      - run: echo building\n      - name: Test\n        run: echo testing\n  ship:\n    needs: build\n    runs-on: debian-12\n    steps:\n      - run: echo shipping\n";
 const BAD: &str = "on: push\njobs:\n  a:\n    runs-on: d\n    steps: [{run: x, shel: sh}]\n";
 const TAGS_ONLY: &str = "on:\n  push:\n    tags: ['v*']\njobs:\n  a:\n    runs-on: d\n    steps:\n      - run: echo tag\n";
-
-/// `spindle --account dev ARGS -o json`, its output parsed.
-fn dev_json<T: serde::de::DeserializeOwned>(d: &Daemon, args: &[&str]) -> T {
-    let mut all = vec!["--account", "dev"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-o", "json"]);
-    serde_json::from_slice(&ok(d.cli(&all)).stdout).unwrap()
-}
 
 fn runs(d: &Daemon, want: usize) -> Vec<PipelineRun> {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -138,6 +138,8 @@ actions! {
     GitPush => "git:Push", false, true;
     ListPipelineRuns => "pipeline:ListRuns", false, false;
     DescribePipelineRun => "pipeline:DescribeRun", false, false;
+    DispatchPipelineRun => "pipeline:Dispatch", false, true;
+    CancelPipelineRun => "pipeline:CancelRun", false, true;
     SignSshCertificate => "bastion:SignCertificate", false, true;
     DescribeBastion => "bastion:Describe", false, false;
     BastionConnect => "bastion:Connect", false, false;

@@ -151,3 +151,16 @@ mod tests {
         assert!(!RunStatus::Queued.is_final() && RunStatus::Skipped.is_final());
     }
 }
+
+/// `POST /v1/accounts/{account}/git-repos/{repo}/dispatches`: a `workflow_dispatch` run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchRun {
+    /// The workflow file: its path in the repository or its name under `.github/workflows/`.
+    pub workflow: String,
+    /// A branch, tag or full ref; the repository's `HEAD` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+}

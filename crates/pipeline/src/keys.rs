@@ -271,6 +271,11 @@ pub const KEYS: &[KeyRule] = &[
         R,
         "reusable workflows are not supported",
     ),
+    k(
+        "jobs.<job_id>.x-spindle-network",
+        S,
+        "Spindle's own: `true` lets the job's steps open network sockets; without it only Unix sockets work",
+    ),
     k("jobs.<job_id>.steps", S, ""),
     k("jobs.<job_id>.steps[].id", S, ""),
     k("jobs.<job_id>.steps[].name", S, ""),

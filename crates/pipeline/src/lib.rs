@@ -56,6 +56,7 @@ pub mod graph;
 pub mod keys;
 pub mod matrix;
 pub mod model;
+pub mod runner;
 pub mod schedule;
 pub mod trigger;
 mod workflow;

@@ -81,6 +81,9 @@ pub struct Job {
     pub services: BTreeMap<String, Service>,
     pub environment: Option<String>,
     pub steps: Vec<Step>,
+    /// `x-spindle-network: true`: the job's steps may open network sockets (see
+    /// [`crate::runner`]); without it only Unix sockets work.
+    pub network: bool,
 }
 
 /// A matrix known when the file is read, or one that an expression computes at run time.

@@ -1,7 +1,11 @@
 //! Which workflows a push starts: the pure decision the daemon makes after a push, from the
 //! workflow files at the pushed commit, the ref and the paths the push changed.
 
-use crate::model::{Step, StepAction, Workflow};
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::model::{DispatchInput, Step, StepAction, Workflow};
 
 /// One workflow file's outcome for a push.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +52,77 @@ pub fn push(
         }
     }
     out
+}
+
+/// The `inputs` of a `workflow_dispatch` run: `given` (`-f key=value`) checked against the
+/// declared inputs, defaults filled in, typed as GitHub types them (`boolean` → true/false,
+/// `number` → a number, others strings). Every problem at once.
+pub fn dispatch_inputs(
+    declared: &[DispatchInput],
+    given: &BTreeMap<String, String>,
+) -> Result<Map<String, Value>, Vec<String>> {
+    let mut out = Map::new();
+    let mut errs = Vec::new();
+    for k in given.keys() {
+        if !declared.iter().any(|d| d.id == *k) {
+            let known: Vec<&str> = declared.iter().map(|d| d.id.as_str()).collect();
+            errs.push(format!(
+                "input `{k}` is not declared (declared: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+    }
+    for d in declared {
+        let value = match (given.get(&d.id), &d.default) {
+            (Some(v), _) => Value::String(v.clone()),
+            (None, Some(def)) => def.clone(),
+            (None, None) if d.required => {
+                errs.push(format!("input `{}` is required", d.id));
+                continue;
+            }
+            (None, None) => Value::String(String::new()),
+        };
+        let text = crate::eval::to_string(&value);
+        let typed = match d.kind.as_str() {
+            "boolean" => match text.as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => {
+                    errs.push(format!(
+                        "input `{}`: expected true or false, got `{text}`",
+                        d.id
+                    ));
+                    continue;
+                }
+            },
+            "number" => match text.trim().parse::<f64>() {
+                Ok(n) => crate::eval::number(n),
+                Err(_) => {
+                    errs.push(format!("input `{}`: expected a number, got `{text}`", d.id));
+                    continue;
+                }
+            },
+            "choice" if !d.options.contains(&text) => {
+                errs.push(format!(
+                    "input `{}`: `{text}` is not one of {}",
+                    d.id,
+                    d.options.join(", ")
+                ));
+                continue;
+            }
+            _ => Value::String(text),
+        };
+        out.insert(d.id.clone(), typed);
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs)
+    }
 }
 
 /// A step's name as GitHub shows it: its `name:`, else `Run <first line of the script>` or
@@ -125,6 +200,44 @@ mod tests {
                 "w.yml".to_string(),
                 Triggered::Invalid(vec!["w.yml: not UTF-8 text".into()])
             )]
+        );
+    }
+
+    #[test]
+    fn dispatch_inputs_are_checked_typed_and_defaulted() {
+        let wf = crate::parse(
+            "on:\n  workflow_dispatch:\n    inputs:\n      env:\n        type: choice\n        options: [dev, prod]\n        default: dev\n      dry:\n        type: boolean\n        default: true\n      n:\n        type: number\n        required: true\n      note:\n        type: string\njobs:\n  a:\n    runs-on: d\n    steps: [{run: x}]\n",
+            "w.yml",
+        )
+        .unwrap();
+        let decl = wf.on.dispatch.unwrap();
+        let given = |v: &[(&str, &str)]| -> BTreeMap<String, String> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let ok = dispatch_inputs(&decl, &given(&[("n", "3"), ("env", "prod")])).unwrap();
+        assert_eq!(
+            Value::Object(ok),
+            serde_json::json!({"env": "prod", "dry": true, "n": 3, "note": ""})
+        );
+        let errs = dispatch_inputs(
+            &decl,
+            &given(&[("env", "staging"), ("dry", "maybe"), ("bogus", "1")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "input `bogus` is not declared (declared: env, dry, n, note)",
+                "input `env`: `staging` is not one of dev, prod",
+                "input `dry`: expected true or false, got `maybe`",
+                "input `n` is required",
+            ]
+        );
+        assert_eq!(
+            dispatch_inputs(&[], &given(&[("x", "1")])).unwrap_err(),
+            ["input `x` is not declared (declared: none)"]
         );
     }
 

@@ -771,6 +771,19 @@ impl Checker<'_> {
         Some(s)
     }
 
+    /// `x-spindle-network`: a plain boolean, since the sandbox is set up before any
+    /// expression could be evaluated.
+    fn network(&mut self, node: Option<&Node>, path: &str) -> bool {
+        match node.map(|n| (n, &n.kind)) {
+            None => false,
+            Some((_, Kind::Bool(b))) => *b,
+            Some((n, _)) => {
+                self.invalid(n, &format!("{path}.x-spindle-network"), "true or false");
+                false
+            }
+        }
+    }
+
     fn concurrency(&mut self, node: &Node, path: &str) -> Option<Concurrency> {
         match &node.kind {
             Kind::Map(_) => {
@@ -924,6 +937,7 @@ impl Checker<'_> {
             services,
             environment,
             steps,
+            network: self.network(node.get("x-spindle-network"), &path),
             id,
         })
     }

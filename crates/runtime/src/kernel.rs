@@ -132,6 +132,18 @@ pub trait Kernel: Send + Sync + 'static {
         env: &[(String, String)],
         seccomp: SeccompProfile,
     ) -> Result<i32, KernelError>;
+    /// Runs `argv` as [`Kernel::exec_in`] does, but as `user.uid`/`user.gid` with no
+    /// supplementary groups (so with no capabilities) and exactly `user.env`: a pipeline
+    /// step, which must not run as the instance's root.
+    fn exec_in_as(
+        &self,
+        pid: u32,
+        cgroup_procs: &[PathBuf],
+        argv: &[String],
+        user: &ExecUser,
+        timeout: Duration,
+        seccomp: SeccompProfile,
+    ) -> Result<Output, KernelError>;
     /// Whether instances whose layers live under `dir` can run in user namespaces of their
     /// own (idmapped mounts work there); the error says why not. See [`crate::userns`].
     fn userns_support(&self, dir: &Path) -> Result<(), String>;
@@ -171,6 +183,45 @@ fn socket_addr(addr: &str) -> Result<std::net::SocketAddr, KernelError> {
             io::Error::new(io::ErrorKind::InvalidInput, e),
         )
     })
+}
+
+/// Who [`Kernel::exec_in_as`] runs a command as, and with which environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub env: Vec<(String, String)>,
+}
+
+/// Spawns `cmd` (prepared by [`enter`]) with its output captured and waits at most `timeout`
+/// for it, killing it then.
+fn output_within(
+    kernel: &RealKernel,
+    mut cmd: Command,
+    program: &str,
+    timeout: Duration,
+) -> Result<Output, KernelError> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .map_err(|e| KernelError::io(format!("spawn {program} in instance"), e))?;
+    let child_pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(r) => r.map_err(|e| KernelError::io(format!("wait for {program}"), e)),
+        Err(_) => {
+            let _ = kernel.signal(child_pid, libc::SIGKILL);
+            Err(KernelError::Command {
+                cmd: format!("exec {program}"),
+                stderr: format!("timed out after {timeout:?}"),
+            })
+        }
+    }
 }
 
 /// An `ifreq` naming `name` (at most IFNAMSIZ - 1 bytes).
@@ -581,29 +632,23 @@ impl Kernel for RealKernel {
         timeout: Duration,
         seccomp: SeccompProfile,
     ) -> Result<Output, KernelError> {
-        let (mut cmd, _open) = enter(pid, cgroup_procs, argv, seccomp, false)?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let program = &argv[0];
-        let child = cmd
-            .spawn()
-            .map_err(|e| KernelError::io(format!("spawn {program} in instance"), e))?;
-        let child_pid = child.id();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait_with_output());
-        });
-        match rx.recv_timeout(timeout) {
-            Ok(r) => r.map_err(|e| KernelError::io(format!("wait for {program}"), e)),
-            Err(_) => {
-                let _ = self.signal(child_pid, libc::SIGKILL);
-                Err(KernelError::Command {
-                    cmd: format!("exec {argv:?}"),
-                    stderr: format!("timed out after {timeout:?}"),
-                })
-            }
-        }
+        let (cmd, _open) = enter(pid, cgroup_procs, argv, seccomp, false, None)?;
+        output_within(self, cmd, &argv[0], timeout)
+    }
+
+    fn exec_in_as(
+        &self,
+        pid: u32,
+        cgroup_procs: &[PathBuf],
+        argv: &[String],
+        user: &ExecUser,
+        timeout: Duration,
+        seccomp: SeccompProfile,
+    ) -> Result<Output, KernelError> {
+        let ids = Some((user.uid, user.gid));
+        let (mut cmd, _open) = enter(pid, cgroup_procs, argv, seccomp, false, ids)?;
+        cmd.env_clear().envs(user.env.iter().map(|(k, v)| (k, v)));
+        output_within(self, cmd, &argv[0], timeout)
     }
 
     fn attach_in(
@@ -614,7 +659,7 @@ impl Kernel for RealKernel {
         env: &[(String, String)],
         seccomp: SeccompProfile,
     ) -> Result<i32, KernelError> {
-        let (mut cmd, _open) = enter(pid, cgroup_procs, argv, seccomp, true)?;
+        let (mut cmd, _open) = enter(pid, cgroup_procs, argv, seccomp, true, None)?;
         cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
         // SAFETY: signal(2) only changes this process's dispositions; they are put back below.
         // The forked child inherits "ignored", so the process that waits in the instance's pid
@@ -703,6 +748,7 @@ fn enter(
     argv: &[String],
     seccomp: SeccompProfile,
     interactive: bool,
+    ids: Option<(u32, u32)>,
 ) -> Result<(Command, Vec<fs::File>), KernelError> {
     let Some(program) = argv.first() else {
         return Err(KernelError::io(
@@ -777,7 +823,15 @@ fn enter(
                 libc::signal(libc::SIGINT, libc::SIG_DFL);
                 libc::signal(libc::SIGQUIT, libc::SIG_DFL);
             }
-            confine.apply()
+            confine.apply()?;
+            // After the bounding set is cut (which needs root's capabilities): a non-zero
+            // uid leaves the command with no capabilities at all.
+            if let Some((uid, gid)) = ids {
+                if crate::boot::become_ids(uid, gid) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
         });
     }
     let open = files
@@ -1053,6 +1107,25 @@ impl Kernel for FakeKernel {
     ) -> Result<Output, KernelError> {
         self.record(format!(
             "exec in {pid} (seccomp {}): {argv:?}",
+            seccomp.name()
+        ))?;
+        Err(KernelError::Injected(
+            "the fake kernel runs no processes".into(),
+        ))
+    }
+    fn exec_in_as(
+        &self,
+        pid: u32,
+        _c: &[PathBuf],
+        argv: &[String],
+        user: &ExecUser,
+        _t: Duration,
+        seccomp: SeccompProfile,
+    ) -> Result<Output, KernelError> {
+        self.record(format!(
+            "exec in {pid} as {}:{} (seccomp {}): {argv:?}",
+            user.uid,
+            user.gid,
             seccomp.name()
         ))?;
         Err(KernelError::Injected(

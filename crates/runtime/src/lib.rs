@@ -98,7 +98,7 @@ pub use engine::{
     RuntimeConfig, RuntimeError, Vpc,
 };
 pub use image::{build_busybox_rootfs, ExportFormat, Image, ImageConfig, ImageError, ImageStore};
-pub use kernel::{FakeKernel, Kernel, KernelError, RealKernel};
+pub use kernel::{ExecUser, FakeKernel, Kernel, KernelError, RealKernel};
 pub use net::{Peer, Protocol, SecurityGroup, SgRule};
 pub use sandbox::{TreeExit, TreeRun};
 pub use seccomp::SeccompProfile;

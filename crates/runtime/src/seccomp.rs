@@ -44,6 +44,11 @@ pub enum SeccompProfile {
     /// (keyrings, bpf, perf, io_uring, modules, the clock) stay. Templates ask for it with the
     /// `spindle:seccomp-profile` tag, which needs an admin grant (see `spindle-providers`).
     Devbox,
+    /// The default plus no network: `socket` is refused (`EPERM`) for every address family
+    /// but `AF_UNIX`, so nothing reaches an address, loopback included. Pipeline jobs run
+    /// under it unless their workflow grants the network (`x-spindle-network: true`). Only
+    /// the engine's callers ask for it; templates can't name it.
+    Offline,
     /// No filter (and no `no_new_privs`). Only the engine's callers can ask for it (the
     /// benchmark's peer); the API offers no way to.
     Unconfined,
@@ -72,6 +77,7 @@ impl SeccompProfile {
         match self {
             SeccompProfile::Default => "default",
             SeccompProfile::Devbox => "devbox",
+            SeccompProfile::Offline => "offline",
             SeccompProfile::Unconfined => "unconfined",
         }
     }
@@ -81,6 +87,7 @@ impl SeccompProfile {
         [
             SeccompProfile::Default,
             SeccompProfile::Devbox,
+            SeccompProfile::Offline,
             SeccompProfile::Unconfined,
         ]
         .into_iter()
@@ -101,6 +108,12 @@ impl SeccompProfile {
                     .filter(|r| !DEVBOX_ALLOWS.contains(&r.0))
                     .collect(),
             ),
+            SeccompProfile::Offline => {
+                let mut all = rules();
+                all.push(SOCKET_RULE);
+                all.sort_by_key(|r| r.1);
+                Some(all)
+            }
             SeccompProfile::Unconfined => None,
         }
     }
@@ -120,6 +133,8 @@ pub enum Deny {
     NamespaceFlags,
     /// `ENOSYS`, so the C library falls back to a call the filter can check.
     NoSys,
+    /// `EPERM` unless the first argument (`socket`'s address family) is `AF_UNIX`.
+    NotUnix,
 }
 
 /// Refused system calls: name, number on this architecture, how, and why.
@@ -130,6 +145,14 @@ macro_rules! rules {
         &[$( (stringify!($name), libc::$name as i64, Deny::$deny, $why) ),*]
     };
 }
+
+/// What [`SeccompProfile::Offline`] adds to the default.
+pub const SOCKET_RULE: Rule = (
+    "SYS_socket",
+    libc::SYS_socket,
+    Deny::NotUnix,
+    "network sockets, for a pipeline job without the network grant",
+);
 
 /// Refused on every supported architecture.
 #[rustfmt::skip]
@@ -322,11 +345,12 @@ impl Asm {
 }
 
 /// Emits a search over `rules` (sorted); the call number is in the accumulator.
-fn search(a: &mut Asm, rules: &[Rule], targets: &[usize; 3], allow: usize) {
+fn search(a: &mut Asm, rules: &[Rule], targets: &[usize; 4], allow: usize) {
     let target = |d: Deny| match d {
         Deny::Always => targets[0],
         Deny::NamespaceFlags => targets[1],
         Deny::NoSys => targets[2],
+        Deny::NotUnix => targets[3],
     };
     if rules.is_empty() {
         a.op(BPF_JMP_JA, 0, To::Label(allow), To::Next);
@@ -362,14 +386,26 @@ fn program(rules: &[Rule]) -> Vec<Insn> {
         code: Vec::new(),
         labels: Vec::new(),
     };
-    let [allow, eperm, clone, enosys, kill] = [(); 5].map(|()| a.label());
+    let [allow, eperm, clone, enosys, kill, socket] = [(); 6].map(|()| a.label());
     a.op(BPF_LD_W_ABS, DATA_ARCH, To::Next, To::Next);
     a.op(BPF_JMP_JEQ_K, AUDIT_ARCH, To::Next, To::Label(kill));
     a.op(BPF_LD_W_ABS, DATA_NR, To::Next, To::Next);
     if cfg!(target_arch = "x86_64") {
         a.op(BPF_JMP_JGE_K, X32_SYSCALL_BIT, To::Label(eperm), To::Next);
     }
-    search(&mut a, rules, &[eperm, clone, enosys], allow);
+    search(&mut a, rules, &[eperm, clone, enosys, socket], allow);
+    if rules.iter().any(|r| r.2 == Deny::NotUnix) {
+        a.bind(socket);
+        a.op(BPF_LD_W_ABS, DATA_ARG0_LO, To::Next, To::Next);
+        a.op(
+            BPF_JMP_JEQ_K,
+            libc::AF_UNIX as u32,
+            To::Label(allow),
+            To::Label(eperm),
+        );
+    } else {
+        a.bind(socket);
+    }
     a.bind(clone);
     a.op(BPF_LD_W_ABS, DATA_ARG0_LO, To::Next, To::Next);
     a.op(
@@ -458,6 +494,41 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn offline_refuses_every_socket_family_but_unix_and_keeps_the_default() {
+        let prog = SeccompProfile::Offline.program().unwrap();
+        let nr = libc::SYS_socket;
+        assert_eq!(run(&prog, nr, AUDIT_ARCH, libc::AF_UNIX as u64), RET_ALLOW);
+        for family in [
+            libc::AF_INET,
+            libc::AF_INET6,
+            libc::AF_PACKET,
+            libc::AF_NETLINK,
+        ] {
+            assert_eq!(
+                run(&prog, nr, AUDIT_ARCH, family as u64),
+                RET_EPERM,
+                "{family}"
+            );
+        }
+        let default = SeccompProfile::Default.program().unwrap();
+        assert_eq!(
+            run(&default, nr, AUDIT_ARCH, libc::AF_INET as u64),
+            RET_ALLOW
+        );
+        for &(name, nr, deny, _) in &rules() {
+            if deny == Deny::Always {
+                assert_eq!(run(&prog, nr, AUDIT_ARCH, 0), RET_EPERM, "{name}");
+            }
+        }
+        assert_eq!(run(&prog, libc::SYS_connect, AUDIT_ARCH, 3), RET_ALLOW);
+        assert_eq!(
+            SeccompProfile::from_name("offline"),
+            Some(SeccompProfile::Offline)
+        );
+        assert!(!SeccompProfile::REQUESTABLE.contains(&SeccompProfile::Offline));
+    }
+
+    #[test]
     fn default_program_fits_and_is_small() {
         let prog = SeccompProfile::Default.program().unwrap();
         // The kernel takes at most 4096 instructions; a small program keeps calls cheap.
@@ -474,6 +545,7 @@ pub(crate) mod tests {
                 Deny::Always => RET_EPERM,
                 Deny::NamespaceFlags => RET_ALLOW,
                 Deny::NoSys => RET_ENOSYS,
+                Deny::NotUnix => unreachable!("not in the default profile"),
             };
             assert_eq!(run(&prog, nr, AUDIT_ARCH, 0), want, "{name}");
         }

@@ -348,6 +348,8 @@ fn api_routes() -> Api {
         DELETE "/v1/accounts/{account}/git-repos/{repo}" DeleteGitRepository => gh::drop_repo;
         GET "/v1/accounts/{account}/pipeline-runs" ListPipelineRuns => gh::list_runs;
         GET "/v1/accounts/{account}/pipeline-runs/{run}" DescribePipelineRun => gh::describe_run;
+        POST "/v1/accounts/{account}/git-repos/{repo}/dispatches" DispatchPipelineRun => crate::pipeline_handlers::dispatch;
+        POST "/v1/accounts/{account}/pipeline-runs/{run}/cancel" CancelPipelineRun => crate::pipeline_handlers::cancel;
         GET "/v1/accounts/{account}/ssh" DescribeBastion => crate::bastion::describe;
         POST "/v1/accounts/{account}/ssh/certificates" SignSshCertificate => crate::bastion::sign_certificate;
     )

@@ -313,7 +313,7 @@ fn up(
 }
 
 /// A VPC with one subnet covering it, on the first of [`CIDRS`] the host doesn't route.
-fn network(rt: &Runtime) -> Res<(String, String)> {
+pub(crate) fn network(rt: &Runtime) -> Res<(String, String)> {
     let mut last = None;
     for cidr in CIDRS {
         match rt.create_vpc(None, cidr) {

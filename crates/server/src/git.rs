@@ -161,6 +161,19 @@ pub fn on_push(
     runs
 }
 
+/// A workflow's jobs and step names, as a run records them.
+pub(crate) fn new_jobs(wf: &spindle_pipeline::Workflow) -> Vec<NewJob> {
+    wf.jobs
+        .iter()
+        .map(|j| NewJob {
+            id: j.id.clone(),
+            runs_on: j.runs_on.clone(),
+            needs: j.needs.clone(),
+            steps: j.steps.iter().map(trigger::step_name).collect(),
+        })
+        .collect()
+}
+
 fn runs_for_update(
     store: &Store,
     account: &AccountId,
@@ -178,20 +191,7 @@ fn runs_for_update(
     for (file, outcome) in trigger::push(&files, &u.name, &paths) {
         let (status, diagnostics, name, jobs) = match &outcome {
             Triggered::Invalid(d) => (RunStatus::Failure, d.clone(), None, Vec::new()),
-            Triggered::Run(wf) => (
-                RunStatus::Queued,
-                Vec::new(),
-                wf.name.clone(),
-                wf.jobs
-                    .iter()
-                    .map(|j| NewJob {
-                        id: j.id.clone(),
-                        runs_on: j.runs_on.clone(),
-                        needs: j.needs.clone(),
-                        steps: j.steps.iter().map(trigger::step_name).collect(),
-                    })
-                    .collect(),
-            ),
+            Triggered::Run(wf) => (RunStatus::Queued, Vec::new(), wf.name.clone(), new_jobs(wf)),
         };
         let id = store.insert_run(
             &NewRun {
@@ -205,6 +205,7 @@ fn runs_for_update(
                 status,
                 diagnostics: &diagnostics,
                 jobs,
+                inputs: "{}",
             },
             crate::app::now(),
         )?;

@@ -113,19 +113,22 @@ pub async fn list_runs(
     )?))
 }
 
+/// The answer for a run the account doesn't have.
+pub(crate) fn run_missing(run: &str, acct: &Account) -> ApiError {
+    ApiError::not_found(format!(
+        "pipeline run `{run}` not found in account {}",
+        acct.name
+    ))
+    .with_hint("`spindle pipeline runs` lists the account's runs")
+}
+
 pub async fn describe_run(
     State(app): State<App>,
     Path((account, run)): Path<(String, String)>,
     call: Call,
 ) -> Res<Json<PipelineRun>> {
     let acct = app.scope(&call, &account, format!("pipeline-runs/{run}"))?;
-    let missing = || {
-        ApiError::not_found(format!(
-            "pipeline run `{run}` not found in account {}",
-            acct.name
-        ))
-        .with_hint("`spindle pipeline runs` lists the account's runs")
-    };
+    let missing = || run_missing(&run, &acct);
     let id: i64 = run.parse().map_err(|_| missing())?;
     Ok(Json(app.store.get_run(&acct.id, id)?.ok_or_else(missing)?))
 }

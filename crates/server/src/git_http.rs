@@ -248,6 +248,7 @@ async fn handle(app: App, account: &str, path: &str, req: Request) -> Result<Res
         match started {
             Ok(runs) if !runs.is_empty() => {
                 tracing::info!(runs = ?runs, "push started pipeline runs");
+                crate::pipeline_runner::wake();
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = ?e, "cannot read the refs after a push"),

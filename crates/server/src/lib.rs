@@ -28,6 +28,8 @@ mod git_http;
 mod handlers;
 mod lb_handlers;
 mod metrics;
+mod pipeline_handlers;
+mod pipeline_runner;
 mod runtime_handlers;
 mod sealer;
 mod secrets;
@@ -261,6 +263,8 @@ impl Server {
             })
         });
         let bastion = self.app.bastion.clone();
+        let pipelines = pipeline_runner::spawn(self.app.clone());
+        let runtime = self.app.runtime.clone();
         // The DNS server's tasks stop when this is dropped, after the API has stopped.
         let _dns = self.dns.map(|d| d.serve(self.app.route53.catalog()));
         let router = api::router(self.app);
@@ -279,6 +283,9 @@ impl Server {
             c.abort();
         }
         bastion.stop_gate();
+        pipelines
+            .stop(runtime.as_deref(), std::time::Duration::from_secs(10))
+            .await;
         tracing::info!("spindle server stopped");
         Ok(())
     }

@@ -211,6 +211,10 @@ pub const MIGRATIONS: &[&str] = &[
         sealed TEXT NOT NULL
     ) STRICT;
     "#,
+    // 9: the inputs of a `workflow_dispatch` pipeline run (issue #17), as a JSON object.
+    r#"
+    ALTER TABLE pipeline_runs ADD COLUMN inputs TEXT NOT NULL DEFAULT '{}';
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -258,6 +262,7 @@ pub fn rewind(path: &Path, version: i64) -> Result<(), StoreError> {
             "DROP TABLE pipeline_steps; DROP TABLE pipeline_jobs; DROP TABLE pipeline_runs;",
         ),
         (8, "DROP TABLE aws_secrets;"),
+        (9, "ALTER TABLE pipeline_runs DROP COLUMN inputs;"),
     ];
     let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
         path: path.to_owned(),

@@ -21,6 +21,8 @@ pub struct NewRun<'a> {
     pub status: RunStatus,
     pub diagnostics: &'a [String],
     pub jobs: Vec<NewJob>,
+    /// A `workflow_dispatch` run's inputs, a JSON object (`{}` for other events).
+    pub inputs: &'a str,
 }
 
 #[derive(Debug, Clone)]
@@ -104,8 +106,8 @@ impl Store {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO pipeline_runs(account_id, repo, workflow, name, event, git_ref, \
-                 commit_id, status, diagnostics, created, finished) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 commit_id, status, diagnostics, created, finished, inputs) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     run.account.as_str(),
                     run.repo,
@@ -118,6 +120,7 @@ impl Store {
                     json_list(run.diagnostics),
                     now,
                     finished,
+                    run.inputs,
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -299,6 +302,89 @@ impl Store {
         })
     }
 
+    /// A run's `workflow_dispatch` inputs, the JSON object they were recorded as.
+    pub fn run_inputs(&self, run: i64) -> Result<String, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT inputs FROM pipeline_runs WHERE id = ?1",
+                [run],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("pipeline run {run}"),
+            })
+        })
+    }
+
+    /// Moves a queued run to `in_progress`; `false` (and nothing changed) when it is no longer
+    /// queued, e.g. cancelled between being listed and being started.
+    pub fn claim_run(&self, run: i64, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let now = fmt_time(now);
+        self.write_unscoped(|tx| {
+            Ok(tx.execute(
+                "UPDATE pipeline_runs SET status = 'in_progress', started = COALESCE(started, ?2) \
+                 WHERE id = ?1 AND status = 'queued'",
+                params![run, now],
+            )? == 1)
+        })
+    }
+
+    /// Every queued run, oldest first, with its account: what the executor starts.
+    pub fn queued_runs(&self) -> Result<Vec<PipelineRun>, StoreError> {
+        self.read(|c| {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE status = 'queued' ORDER BY id"
+            );
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map([], run_row)?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Ends a run that could not start or go on (no runtime, its workflow unreadable):
+    /// `status` with `reason` added to its diagnostics, and every job and step that had not
+    /// ended `skipped` (`cancelled` if it was running), in one transaction.
+    pub fn end_run(
+        &self,
+        run: i64,
+        status: RunStatus,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let now = fmt_time(now);
+        self.write_unscoped(|tx| {
+            let diags: String = tx
+                .query_row(
+                    "SELECT diagnostics FROM pipeline_runs WHERE id = ?1",
+                    [run],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("pipeline run {run}"),
+                })?;
+            let mut list = parse_json_list(&diags)?;
+            list.push(reason.to_string());
+            for table in ["pipeline_steps", "pipeline_jobs"] {
+                tx.execute(
+                    &format!(
+                        "UPDATE {table} SET status = CASE status WHEN 'in_progress' THEN 'cancelled' \
+                         ELSE 'skipped' END, finished = ?2 \
+                         WHERE run_id = ?1 AND status IN ('queued', 'in_progress')"
+                    ),
+                    params![run, now],
+                )?;
+            }
+            tx.execute(
+                "UPDATE pipeline_runs SET status = ?2, diagnostics = ?3, \
+                 started = COALESCE(started, ?4), finished = ?4 WHERE id = ?1",
+                params![run, status.as_str(), json_list(&list), now],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Ends what a stopped daemon left running: runs, jobs and steps `in_progress` become
     /// `cancelled`; the steps and jobs of such a run that hadn't started become `skipped`.
     /// Queued runs are left for a runner to start. Returns how many runs.
@@ -386,6 +472,7 @@ mod tests {
             commit: "c0ffee",
             status,
             diagnostics: diags,
+            inputs: "{}",
             jobs: vec![
                 NewJob {
                     id: "build".into(),
@@ -460,6 +547,58 @@ mod tests {
         let q = s.get_run(&dev.id, queued).unwrap().unwrap();
         assert_eq!(q.status, RunStatus::Queued);
         assert!(q.jobs.iter().all(|j| j.status == RunStatus::Queued));
+    }
+
+    #[test]
+    fn queued_runs_are_found_across_accounts_and_ended_whole_with_a_reason() {
+        let (_d, s) = open();
+        let (dev, prod) = dev_and_prod(&s);
+        let a = s
+            .insert_run(&new_run(&dev.id, RunStatus::Queued, &[]), now())
+            .unwrap();
+        let b = s
+            .insert_run(&new_run(&prod.id, RunStatus::Queued, &[]), now())
+            .unwrap();
+        s.insert_run(&new_run(&dev.id, RunStatus::Failure, &["x".into()]), now())
+            .unwrap();
+        let ids: Vec<i64> = s.queued_runs().unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(ids, [a, b]);
+        let mut with_inputs = new_run(&dev.id, RunStatus::Queued, &[]);
+        with_inputs.inputs = r#"{"env":"prod"}"#;
+        let c = s.insert_run(&with_inputs, now()).unwrap();
+        assert_eq!(s.run_inputs(c).unwrap(), r#"{"env":"prod"}"#);
+        assert_eq!(s.run_inputs(a).unwrap(), "{}");
+        s.end_run(c, RunStatus::Cancelled, "cancelled", now())
+            .unwrap();
+        assert!(
+            !s.claim_run(c, now()).unwrap(),
+            "an ended run is not started"
+        );
+        assert!(s.claim_run(b, now()).unwrap());
+        assert!(!s.claim_run(b, now()).unwrap(), "only once");
+
+        s.set_run_status(a, RunStatus::InProgress, now()).unwrap();
+        s.set_job_status(a, "build", RunStatus::InProgress, now())
+            .unwrap();
+        s.set_step_status(a, "build", 0, RunStatus::Success, Some(0), now())
+            .unwrap();
+        s.set_step_status(a, "build", 1, RunStatus::InProgress, None, now())
+            .unwrap();
+        s.end_run(a, RunStatus::Failure, "no runtime", now())
+            .unwrap();
+        let run = s.get_run(&dev.id, a).unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Failure);
+        assert_eq!(run.diagnostics, ["no runtime"]);
+        assert!(run.finished.is_some());
+        let states: Vec<RunStatus> = run.jobs[0].steps.iter().map(|st| st.status).collect();
+        assert_eq!(states, [RunStatus::Success, RunStatus::Cancelled]);
+        assert_eq!(run.jobs[0].status, RunStatus::Cancelled);
+        assert_eq!(run.jobs[1].status, RunStatus::Skipped);
+        assert!(
+            s.queued_runs().unwrap().is_empty(),
+            "b was claimed, a and c ended"
+        );
+        assert!(s.end_run(999, RunStatus::Failure, "x", now()).is_err());
     }
 
     #[test]

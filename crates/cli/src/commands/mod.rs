@@ -14,6 +14,7 @@ mod lb;
 pub mod load;
 mod params;
 mod pipeline;
+mod pipeline_ops;
 mod pkg;
 pub mod secret;
 pub mod server;
@@ -87,8 +88,21 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Pipeline(crate::cli::PipelineCmd::Runs { repo, limit }) => {
                     git::runs(&cx, repo.as_deref(), limit)
                 }
-                Command::Pipeline(crate::cli::PipelineCmd::Logs { run, job }) => {
-                    git::logs(&cx, run, job.as_deref())
+                Command::Pipeline(crate::cli::PipelineCmd::Logs { run, job, follow }) => {
+                    if follow {
+                        pipeline_ops::follow(&cx, run, job.as_deref())
+                    } else {
+                        git::logs(&cx, run, job.as_deref())
+                    }
+                }
+                Command::Pipeline(crate::cli::PipelineCmd::Dispatch {
+                    repo,
+                    workflow,
+                    git_ref,
+                    fields,
+                }) => pipeline_ops::dispatch(&cx, &repo, &workflow, git_ref, &fields),
+                Command::Pipeline(crate::cli::PipelineCmd::Cancel { run }) => {
+                    pipeline_ops::cancel(&cx, run)
                 }
                 Command::Ssh(a) => ssh::run(&cx, a),
                 Command::Server(_)

@@ -5,7 +5,7 @@
 
 use spindle_client::Client;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_spindle");
@@ -138,4 +138,61 @@ pub fn dig_at(server: std::net::SocketAddr, args: &[&str]) -> Option<String> {
         .output()
         .ok()?;
     Some(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// `git` with no user or system configuration and no prompt.
+pub fn git(dir: &Path, args: &[&str]) -> Output {
+    git_env(dir, args, &[])
+}
+
+pub fn git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new("git")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    o
+}
+
+/// The clone URL with `key`'s id and secret as basic credentials.
+pub fn with_key(url: &str, key: &spindle_model::api::Credentials) -> String {
+    let secret: String = key
+        .secret_access_key
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    url.replacen(
+        "http://",
+        &format!("http://{}:{secret}@", key.access_key_id),
+        1,
+    )
+}
+
+/// `spindle --account dev ARGS -o json`, its output parsed.
+pub fn dev_json<T: serde::de::DeserializeOwned>(
+    d: &spindle_testsupport::Daemon,
+    args: &[&str],
+) -> T {
+    let mut all = vec!["--account", "dev"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    serde_json::from_slice(&ok(d.cli(&all)).stdout).unwrap()
 }

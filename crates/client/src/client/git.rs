@@ -2,7 +2,7 @@
 //! `/pipeline-runs`).
 
 use super::{method, seg, Client, ClientError};
-use spindle_model::pipeline::{CreateGitRepo, GitRepo, PipelineRun};
+use spindle_model::pipeline::{CreateGitRepo, DispatchRun, GitRepo, PipelineRun};
 
 impl Client {
     pub fn create_git_repo(&self, account: &str, name: &str) -> Result<GitRepo, ClientError> {
@@ -55,5 +55,32 @@ impl Client {
             "/v1/accounts/{}/pipeline-runs/{run}",
             seg(account)
         ))
+    }
+
+    /// Starts a `workflow_dispatch` run of `repo`'s workflow.
+    pub fn dispatch_pipeline_run(
+        &self,
+        account: &str,
+        repo: &str,
+        req: &DispatchRun,
+    ) -> Result<PipelineRun, ClientError> {
+        self.call(
+            method::POST,
+            &format!(
+                "/v1/accounts/{}/git-repos/{}/dispatches",
+                seg(account),
+                seg(repo)
+            ),
+            Some(req),
+        )
+    }
+
+    /// Cancels a queued or running run.
+    pub fn cancel_pipeline_run(&self, account: &str, run: i64) -> Result<PipelineRun, ClientError> {
+        self.call(
+            method::POST,
+            &format!("/v1/accounts/{}/pipeline-runs/{run}/cancel", seg(account)),
+            None::<&()>,
+        )
     }
 }

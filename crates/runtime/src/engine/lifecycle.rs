@@ -170,6 +170,18 @@ impl Runtime {
         argv: &[String],
         timeout: Duration,
     ) -> Result<Output, RuntimeError> {
+        let (pid, procs, seccomp) = self.exec_target(id)?;
+        Ok(self
+            .inner
+            .kernel
+            .exec_in(pid, &procs, argv, timeout, seccomp)?)
+    }
+
+    /// A running instance's init pid, cgroup files and filter, for running a command in it.
+    fn exec_target(
+        &self,
+        id: &str,
+    ) -> Result<(u32, Vec<std::path::PathBuf>, crate::SeccompProfile), RuntimeError> {
         let rec = self.describe(id)?;
         let pid = rec.pid.ok_or(RuntimeError::BadState {
             id: id.into(),
@@ -177,10 +189,45 @@ impl Runtime {
             action: "exec",
         })?;
         let procs = self.inner.cgroups.procs_files(&self.inner.cfg.prefix, id);
+        Ok((pid, procs, rec.seccomp))
+    }
+
+    /// Waits at most `timeout` until the instance's init has moved into its own root (its
+    /// `/proc/PID/root` is no longer this process's): [`Runtime::launch`] returns while init
+    /// still sets up its root, and a command run in it before then would see the host's.
+    /// `false` when the time ran out.
+    pub fn wait_booted(&self, id: &str, timeout: Duration) -> Result<bool, RuntimeError> {
+        let (pid, _, _) = self.exec_target(id)?;
+        use std::os::unix::fs::MetadataExt;
+        let root = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+        let ours = root("/proc/self/root/");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let theirs = root(&format!("/proc/{pid}/root/"));
+            if theirs.is_some() && theirs != ours {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Runs a command inside a running instance as [`Runtime::exec`] does, as `user` (not
+    /// the instance's root) with exactly its environment: a pipeline step.
+    pub fn exec_as(
+        &self,
+        id: &str,
+        argv: &[String],
+        user: &crate::kernel::ExecUser,
+        timeout: Duration,
+    ) -> Result<Output, RuntimeError> {
+        let (pid, procs, seccomp) = self.exec_target(id)?;
         Ok(self
             .inner
             .kernel
-            .exec_in(pid, &procs, argv, timeout, rec.seccomp)?)
+            .exec_in_as(pid, &procs, argv, user, timeout, seccomp)?)
     }
 
     /// Where a running instance is, for [`crate::attach()`] by a root process on this host.
