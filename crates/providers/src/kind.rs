@@ -15,6 +15,8 @@ pub enum Group {
     AutoScaling,
     /// [`crate::Route53::register`], over the DNS engine.
     Route53,
+    /// [`crate::Rds::register`], over the runtime and `spindle-rds`.
+    Rds,
 }
 
 macro_rules! kinds {
@@ -76,6 +78,8 @@ kinds! {
     HostedZone = "AWS::Route53::HostedZone", Route53;
     RecordSet = "AWS::Route53::RecordSet", Route53;
     RecordSetGroup = "AWS::Route53::RecordSetGroup", Route53;
+    DbSubnetGroup = "AWS::RDS::DBSubnetGroup", Rds;
+    DbInstance = "AWS::RDS::DBInstance", Rds;
 }
 
 impl std::fmt::Display for Kind {
@@ -109,6 +113,8 @@ pub const ELBV2_TYPES: &[&str] = &names::<4>(Group::Elbv2);
 pub const AUTOSCALING_TYPES: &[&str] = &names::<5>(Group::AutoScaling);
 /// The resource types [`crate::Route53::register`] registers.
 pub const ROUTE53_TYPES: &[&str] = &names::<3>(Group::Route53);
+/// The resource types [`crate::Rds::register`] registers.
+pub const RDS_TYPES: &[&str] = &names::<2>(Group::Rds);
 
 /// The kinds of one group, in registration order.
 pub(crate) fn kinds_of(group: Group) -> impl Iterator<Item = Kind> {
@@ -145,6 +151,7 @@ mod tests {
             .chain(ELBV2_TYPES)
             .chain(AUTOSCALING_TYPES)
             .chain(ROUTE53_TYPES)
+            .chain(RDS_TYPES)
             .copied()
             .collect();
         assert_eq!(all.len(), Kind::ALL.len());
@@ -156,6 +163,7 @@ mod tests {
             (Group::Elbv2, ELBV2_TYPES),
             (Group::AutoScaling, AUTOSCALING_TYPES),
             (Group::Route53, ROUTE53_TYPES),
+            (Group::Rds, RDS_TYPES),
         ] {
             let from_kinds: Vec<&str> = kinds_of(group).map(Kind::type_name).collect();
             assert_eq!(from_kinds, list, "{group:?}");

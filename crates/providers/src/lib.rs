@@ -135,6 +135,8 @@ mod instance;
 mod kind;
 mod network;
 mod props;
+mod rds;
+mod rds_spec;
 mod route53;
 mod route53_spec;
 pub mod rules;
@@ -158,10 +160,13 @@ pub use elb_autoscaling::ElbAutoScaling;
 pub use elbv2::{Elb, ElbOptions, Registration, ELBV2_STATE_FILE, HOSTED_ZONE_ID};
 pub use error::Ec2Error;
 pub use instance::{InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG};
-pub use kind::{Group, Kind, AUTOSCALING_TYPES, EC2_TYPES, ELBV2_TYPES, ROUTE53_TYPES};
+pub use kind::{
+    Group, Kind, AUTOSCALING_TYPES, EC2_TYPES, ELBV2_TYPES, RDS_TYPES, ROUTE53_TYPES,
+};
 pub use network::{
     PeeringProvider, SecurityGroupProvider, SecurityGroupRuleProvider, SubnetProvider, VpcProvider,
 };
+pub use rds::{Rds, RDS_DOC};
 pub use route53::{Route53, ZoneAccess, ROUTE53_DOC};
 
 use state::Store;
@@ -278,7 +283,9 @@ impl Ec2 {
                 | Kind::WarmPool
                 | Kind::HostedZone
                 | Kind::RecordSet
-                | Kind::RecordSetGroup => continue,
+                | Kind::RecordSetGroup
+                | Kind::DbSubnetGroup
+                | Kind::DbInstance => continue,
             };
             registry.register(kind.type_name(), provider);
         }

@@ -28,6 +28,7 @@ mod git_http;
 mod handlers;
 mod lb_handlers;
 mod metrics;
+mod rds;
 mod runtime_handlers;
 mod sealer;
 mod stack_handlers;

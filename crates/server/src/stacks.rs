@@ -241,6 +241,7 @@ pub fn provisionable_types() -> BTreeSet<&'static str> {
         .chain(spindle_providers::ELBV2_TYPES)
         .chain(spindle_providers::AUTOSCALING_TYPES)
         .chain(spindle_providers::ROUTE53_TYPES)
+        .chain(spindle_providers::RDS_TYPES)
         .copied()
         .collect()
 }
@@ -257,12 +258,19 @@ pub struct Stacks {
     elb: Arc<spindle_providers::Elb>,
     autoscaling: Option<Arc<spindle_providers::AutoScaling>>,
     route53: Option<Arc<spindle_providers::Route53>>,
+    rds: Option<Arc<spindle_providers::Rds>>,
 }
 
 impl Stacks {
     /// Registers the `AWS::AutoScaling::*` providers in every account's engine.
     pub fn with_autoscaling(mut self, a: Option<Arc<spindle_providers::AutoScaling>>) -> Self {
         self.autoscaling = a;
+        self
+    }
+
+    /// Registers the `AWS::RDS::*` providers in every account's engine (as root only).
+    pub fn with_rds(mut self, r: Option<Arc<spindle_providers::Rds>>) -> Self {
+        self.rds = r;
         self
     }
 
@@ -296,6 +304,7 @@ impl Stacks {
             elb,
             autoscaling: None,
             route53: None,
+            rds: None,
             params,
             store,
             engines: Mutex::new(HashMap::new()),
@@ -318,6 +327,9 @@ impl Stacks {
                     a.register(&mut registry);
                 }
                 if let Some(r) = &self.route53 {
+                    r.register(&mut registry);
+                }
+                if let Some(r) = &self.rds {
                     r.register(&mut registry);
                 }
                 let journal = Arc::new(SqlJournal {
