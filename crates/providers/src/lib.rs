@@ -137,6 +137,8 @@ mod network;
 mod props;
 mod rds;
 mod rds_spec;
+#[cfg(test)]
+mod rds_tests;
 mod route53;
 mod route53_spec;
 pub mod rules;
