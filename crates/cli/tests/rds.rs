@@ -89,7 +89,17 @@ fn outputs(d: &Daemon, stack: &str) -> BTreeMap<String, String> {
 
 fn psql_once(netns: &str, host: &str, port: &str, sql: &str) -> Output {
     Command::new("ip")
-        .args(["netns", "exec", netns, "psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        .args([
+            "netns",
+            "exec",
+            netns,
+            "psql",
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ])
         .arg(format!(
             "host={host} port={port} user=app dbname=shop sslmode=disable connect_timeout=3"
         ))
@@ -114,8 +124,7 @@ fn psql(netns: &str, host: &str, port: &str, sql: &str) -> String {
 
 #[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
 #[test]
-fn a_postgres_db_instance_serves_psql_keeps_rows_across_a_restart_and_leaves_a_final_snapshot()
-{
+fn a_postgres_db_instance_serves_psql_keeps_rows_across_a_restart_and_leaves_a_final_snapshot() {
     if !common::root_tests_can_run(module_path!()) {
         return;
     }
@@ -179,7 +188,13 @@ fn a_postgres_db_instance_serves_psql_keeps_rows_across_a_restart_and_leaves_a_f
     ok(&d, &["instance", "stop", inst_id]);
     ok(&d, &["instance", "start", inst_id]);
     assert_eq!(
-        psql(&netns, host, port, "SELECT count(*), sum(amount) FROM expenses").trim(),
+        psql(
+            &netns,
+            host,
+            port,
+            "SELECT count(*), sum(amount) FROM expenses"
+        )
+        .trim(),
         "100|5050"
     );
 
@@ -230,7 +245,18 @@ fn a_postgres_db_instance_serves_psql_keeps_rows_across_a_restart_and_leaves_a_f
     // the instance keeps serving.
     let guard = d.root().join("guard.yaml");
     std::fs::write(&guard, template(true, 20, 65)).unwrap();
-    ok(&d, &["stack", "deploy", "guard", guard.to_str().unwrap(), "-p", &param, "--yes"]);
+    ok(
+        &d,
+        &[
+            "stack",
+            "deploy",
+            "guard",
+            guard.to_str().unwrap(),
+            "-p",
+            &param,
+            "--yes",
+        ],
+    );
     let g = outputs(&d, "guard");
     let del = d.cli(&["stack", "delete", "guard", "--yes"]);
     let text = format!("{}{}", stdout(&del), stderr(&del));
@@ -240,7 +266,10 @@ fn a_postgres_db_instance_serves_psql_keeps_rows_across_a_restart_and_leaves_a_f
         "the refusal names DeletionProtection: {text}"
     );
     let gns = format!("{prefix}-{}", g["Vpc"]);
-    assert_eq!(psql(&gns, &g["Address"], &g["Port"], "SELECT 1").trim(), "1");
+    assert_eq!(
+        psql(&gns, &g["Address"], &g["Port"], "SELECT 1").trim(),
+        "1"
+    );
     // Instances outlive their daemon by design: end this one before the daemon stops, so
     // the sweep finds no process left in its cgroups.
     let list: Vec<serde_json::Value> =

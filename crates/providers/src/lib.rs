@@ -162,9 +162,7 @@ pub use elb_autoscaling::ElbAutoScaling;
 pub use elbv2::{Elb, ElbOptions, Registration, ELBV2_STATE_FILE, HOSTED_ZONE_ID};
 pub use error::Ec2Error;
 pub use instance::{InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG};
-pub use kind::{
-    Group, Kind, AUTOSCALING_TYPES, EC2_TYPES, ELBV2_TYPES, RDS_TYPES, ROUTE53_TYPES,
-};
+pub use kind::{Group, Kind, AUTOSCALING_TYPES, EC2_TYPES, ELBV2_TYPES, RDS_TYPES, ROUTE53_TYPES};
 pub use network::{
     PeeringProvider, SecurityGroupProvider, SecurityGroupRuleProvider, SubnetProvider, VpcProvider,
 };

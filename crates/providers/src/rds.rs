@@ -205,7 +205,10 @@ fn default_identifier(cx: &ResourceCx<'_>) -> String {
 
 fn instance_output(cx: &ResourceCx<'_>, rec: &DbRecord) -> ProviderOutput {
     let mut attributes = BTreeMap::new();
-    attributes.insert("Endpoint.Address".into(), Value::String(rec.address.clone()));
+    attributes.insert(
+        "Endpoint.Address".into(),
+        Value::String(rec.address.clone()),
+    );
     attributes.insert("Endpoint.Port".into(), int_value(rec.port.into()));
     attributes.insert(
         "DBInstanceArn".into(),
@@ -249,7 +252,8 @@ impl RdsProvider {
         &self,
         req: &CreateRequest<'_>,
     ) -> Result<ProviderOutput, ProviderError> {
-        let spec = SubnetGroupSpec::parse(&req.properties).map_err(ProviderError::InvalidRequest)?;
+        let spec =
+            SubnetGroupSpec::parse(&req.properties).map_err(ProviderError::InvalidRequest)?;
         let account = req.cx.account()?.to_string();
         let name = spec
             .name
@@ -261,7 +265,9 @@ impl RdsProvider {
             let k = key(&account, &name);
             match st.subnet_groups.get(&k) {
                 Some(r) if r.token != token => {
-                    return Err(ProviderError::AlreadyExists(format!("DB subnet group {name}")))
+                    return Err(ProviderError::AlreadyExists(format!(
+                        "DB subnet group {name}"
+                    )))
                 }
                 _ => {}
             }
@@ -312,9 +318,18 @@ impl RdsProvider {
                 ))
             })?;
         let mut tags = BTreeMap::new();
-        tags.insert("aws:cloudformation:stack-name".into(), cx.stack_name.to_string());
-        tags.insert("aws:cloudformation:logical-id".into(), cx.logical_id.to_string());
-        tags.insert(spindle_model::STACK_ID_TAG.into(), cx.context.stack_id.clone());
+        tags.insert(
+            "aws:cloudformation:stack-name".into(),
+            cx.stack_name.to_string(),
+        );
+        tags.insert(
+            "aws:cloudformation:logical-id".into(),
+            cx.logical_id.to_string(),
+        );
+        tags.insert(
+            spindle_model::STACK_ID_TAG.into(),
+            cx.context.stack_id.clone(),
+        );
         tags.insert(spindle_model::ACCOUNT_TAG.into(), account.clone());
         tags.insert(TOKEN_TAG.into(), token.clone());
         tags.insert("spindle:rds-db-instance".into(), id.clone());
@@ -473,7 +488,10 @@ fn wait_ready(
             }
             Err(err) => return Err(err.to_string()),
         }
-        match e.runtime.connect_from_vpc(vpc, addr, Duration::from_secs(1)) {
+        match e
+            .runtime
+            .connect_from_vpc(vpc, addr, Duration::from_secs(1))
+        {
             Ok(mut s) => {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                 match probe::ask(&mut s, user, database) {
@@ -485,7 +503,10 @@ fn wait_ready(
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    Err(format!("not ready within {}s ({last})", READY_WITHIN.as_secs()))
+    Err(format!(
+        "not ready within {}s ({last})",
+        READY_WITHIN.as_secs()
+    ))
 }
 
 /// Shuts the server down fast, terminates the instance and keeps the volume as the final
@@ -670,4 +691,3 @@ impl Provider for RdsProvider {
         })
     }
 }
-

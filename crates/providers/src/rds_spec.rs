@@ -123,8 +123,7 @@ impl SubnetGroupSpec {
             let ok = n.len() <= 255
                 && !n.is_empty()
                 && n != "default"
-                && n
-                    .chars()
+                && n.chars()
                     .all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c));
             if !ok {
                 problems.add(
@@ -180,7 +179,10 @@ impl DbInstanceSpec {
                     .collect();
                 problems.add(
                     "DBInstanceClass",
-                    format!("`{c}` is not an instance class Spindle has; expected one of {}", names.join(", ")),
+                    format!(
+                        "`{c}` is not an instance class Spindle has; expected one of {}",
+                        names.join(", ")
+                    ),
                 );
                 None
             }
@@ -236,7 +238,9 @@ impl DbInstanceSpec {
                 None
             }
         };
-        let allocated_storage = match problems.take("", s.opt_int(p, "AllocatedStorage")).flatten()
+        let allocated_storage = match problems
+            .take("", s.opt_int(p, "AllocatedStorage"))
+            .flatten()
         {
             None => Some(20),
             Some(n) if (20..=65536).contains(&n) => Some(n as u32),
@@ -248,7 +252,9 @@ impl DbInstanceSpec {
                 None
             }
         };
-        let subnet_group = problems.take("", s.opt_str(p, "DBSubnetGroupName")).flatten();
+        let subnet_group = problems
+            .take("", s.opt_str(p, "DBSubnetGroupName"))
+            .flatten();
         if subnet_group.is_none() {
             problems.add(
                 "DBSubnetGroupName",
@@ -265,21 +271,33 @@ impl DbInstanceSpec {
             .take("", opt_bool(s, p, "DeletionProtection"))
             .flatten()
             .unwrap_or(false);
-        let spec = match (instance_type, master_user, password, port, allocated_storage, subnet_group) {
-            (Some(instance_type), Some(master_user), Some(password), Some(port), Some(allocated_storage), Some(subnet_group)) => {
-                Some(DbInstanceSpec {
-                    identifier,
-                    instance_type,
-                    master_user,
-                    password,
-                    db_name,
-                    port,
-                    allocated_storage,
-                    subnet_group: subnet_group.to_ascii_lowercase(),
-                    security_groups,
-                    deletion_protection,
-                })
-            }
+        let spec = match (
+            instance_type,
+            master_user,
+            password,
+            port,
+            allocated_storage,
+            subnet_group,
+        ) {
+            (
+                Some(instance_type),
+                Some(master_user),
+                Some(password),
+                Some(port),
+                Some(allocated_storage),
+                Some(subnet_group),
+            ) => Some(DbInstanceSpec {
+                identifier,
+                instance_type,
+                master_user,
+                password,
+                db_name,
+                port,
+                allocated_storage,
+                subnet_group: subnet_group.to_ascii_lowercase(),
+                security_groups,
+                deletion_protection,
+            }),
             _ => None,
         };
         problems.finish(spec)
@@ -377,9 +395,12 @@ mod tests {
 
     #[test]
     fn a_subnet_group_needs_subnets_and_a_description() {
-        let e = SubnetGroupSpec::parse(&props(&[("DBSubnetGroupName", s("default"))]))
-            .unwrap_err();
-        for want in ["not be `default`", "DBSubnetGroupDescription is required", "SubnetIds: at least one subnet"] {
+        let e = SubnetGroupSpec::parse(&props(&[("DBSubnetGroupName", s("default"))])).unwrap_err();
+        for want in [
+            "not be `default`",
+            "DBSubnetGroupDescription is required",
+            "SubnetIds: at least one subnet",
+        ] {
             assert!(e.contains(want), "missing {want:?} in {e}");
         }
         let ok = SubnetGroupSpec::parse(&props(&[
@@ -387,6 +408,12 @@ mod tests {
             ("SubnetIds", Value::List(vec![s("subnet-1"), s("subnet-2")])),
         ]))
         .unwrap();
-        assert_eq!(ok, SubnetGroupSpec { name: None, subnet_ids: vec!["subnet-1".into(), "subnet-2".into()] });
+        assert_eq!(
+            ok,
+            SubnetGroupSpec {
+                name: None,
+                subnet_ids: vec!["subnet-1".into(), "subnet-2".into()]
+            }
+        );
     }
 }

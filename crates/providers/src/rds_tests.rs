@@ -77,7 +77,12 @@ Outputs:
     let out = deploy(&fx, "ok", &good).await;
     assert_eq!(out.status, StackStatus::CreateComplete, "{:?}", out.reason);
     let v = fx.engine.stack("ok").unwrap();
-    let name = v.deployed.outputs.iter().find(|o| o.name == "Name").unwrap();
+    let name = v
+        .deployed
+        .outputs
+        .iter()
+        .find(|o| o.name == "Name")
+        .unwrap();
     assert_eq!(name.value.scalar_string().unwrap(), "app-db");
     let saved = String::from_utf8(fx.doc.load().unwrap().unwrap()).unwrap();
     assert!(saved.contains("\"app-db\""), "{saved}");

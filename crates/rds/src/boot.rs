@@ -104,7 +104,16 @@ mod tests {
         for ok in ["a", "app", "App_1", &"x".repeat(63)] {
             assert_eq!(check_identifier(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "1app", "_app", "app-db", "app db", "a'b", "a;b", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "1app",
+            "_app",
+            "app-db",
+            "app db",
+            "a'b",
+            "a;b",
+            &"x".repeat(64),
+        ] {
             let e = check_identifier(bad).unwrap_err();
             assert!(e.contains("must begin with a letter"), "{bad}: {e}");
         }
@@ -123,7 +132,11 @@ mod tests {
         ] {
             assert!(s.contains(want), "missing {want:?} in\n{s}");
         }
-        assert!(s.lines().last().unwrap().starts_with("exec runuser -u postgres"));
+        assert!(s
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("exec runuser -u postgres"));
         let mut none = boot();
         none.db_name = None;
         assert!(!none.script().contains("CREATE DATABASE"));

@@ -116,8 +116,13 @@ mod tests {
     #[test]
     fn the_shipped_recipe_parses_and_its_tag_follows_its_content() {
         let dir = tempfile::tempdir().unwrap();
-        let recipe = spindle_bake::parse("postgres.pkr.hcl", dir.path(), POSTGRES_RECIPE, &VarInputs::default())
-            .unwrap_or_else(|d| panic!("{d}"));
+        let recipe = spindle_bake::parse(
+            "postgres.pkr.hcl",
+            dir.path(),
+            POSTGRES_RECIPE,
+            &VarInputs::default(),
+        )
+        .unwrap_or_else(|d| panic!("{d}"));
         assert_eq!(recipe.builds.len(), 1);
         let tag = engine_tag(POSTGRES_RECIPE);
         assert!(tag.starts_with("spindle-rds-postgres:"), "{tag}");

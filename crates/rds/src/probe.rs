@@ -67,7 +67,10 @@ mod tests {
     #[test]
     fn the_startup_message_is_length_prefixed_protocol_3() {
         let m = startup_message("app", "db");
-        assert_eq!(u32::from_be_bytes(m[..4].try_into().unwrap()) as usize, m.len());
+        assert_eq!(
+            u32::from_be_bytes(m[..4].try_into().unwrap()) as usize,
+            m.len()
+        );
         assert_eq!(&m[4..8], &[0, 3, 0, 0]);
         assert_eq!(&m[8..], b"user\0app\0database\0db\0\0");
     }
@@ -80,7 +83,10 @@ mod tests {
                 b"E\0\0\0\x30SFATAL\0C57P03\0Mthe database system is starting up\0\0",
                 Reply::NotReady("the database system is starting up".into()),
             ),
-            (b"", Reply::NotReady("connection closed without a reply".into())),
+            (
+                b"",
+                Reply::NotReady("connection closed without a reply".into()),
+            ),
             (b"N", Reply::NotReady("unexpected reply type 'N'".into())),
         ];
         for (bytes, want) in cases {

@@ -107,7 +107,10 @@ mod tests {
         ];
         assert_eq!(base64(&salt), "W22ZaJ0SNY7soEsUEjb6gQ==");
         let v = verifier("pencil", &salt, 4096);
-        assert!(v.starts_with("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"), "{v}");
+        assert!(
+            v.starts_with("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"),
+            "{v}"
+        );
         let salted = hi(b"pencil", &salt, 4096);
         let server_key = hmac(&salted, b"Server Key");
         let auth = "n=user,r=rOprNGfwEbeRWgbNEkqO,\

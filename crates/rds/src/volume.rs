@@ -160,17 +160,29 @@ mod tests {
         let vol = v.ensure_volume("111111111111", "db1").unwrap();
         std::fs::write(vol.join("PG_VERSION"), "15\n").unwrap();
         assert_eq!(v.snapshots("111111111111").unwrap(), vec![]);
-        let got = v.snapshot_volume("111111111111", "db1", snap("db1-final")).unwrap();
+        let got = v
+            .snapshot_volume("111111111111", "db1", snap("db1-final"))
+            .unwrap();
         assert_eq!(got, Some(snap("db1-final")));
         assert!(!vol.exists(), "the volume moved");
-        let data = t.path().join("snapshots/111111111111/db1-final/data/PG_VERSION");
+        let data = t
+            .path()
+            .join("snapshots/111111111111/db1-final/data/PG_VERSION");
         assert_eq!(std::fs::read_to_string(data).unwrap(), "15\n");
-        assert_eq!(v.snapshots("111111111111").unwrap(), vec![snap("db1-final")]);
+        assert_eq!(
+            v.snapshots("111111111111").unwrap(),
+            vec![snap("db1-final")]
+        );
         assert_eq!(v.snapshots("222222222222").unwrap(), vec![], "per account");
         // Nothing left to snapshot; the same id again is refused.
-        assert_eq!(v.snapshot_volume("111111111111", "db1", snap("x")).unwrap(), None);
+        assert_eq!(
+            v.snapshot_volume("111111111111", "db1", snap("x")).unwrap(),
+            None
+        );
         v.ensure_volume("111111111111", "db1").unwrap();
-        let e = v.snapshot_volume("111111111111", "db1", snap("db1-final")).unwrap_err();
+        let e = v
+            .snapshot_volume("111111111111", "db1", snap("db1-final"))
+            .unwrap_err();
         assert!(e.to_string().contains("db1-final"), "{e}");
     }
 

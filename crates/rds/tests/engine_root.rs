@@ -42,7 +42,17 @@ fn wait_ready(rt: &Runtime, vpc: &str, addr: &str, user: &str, db: &str) -> Dura
 fn psql(netns: &str, addr: &str, password: &str, sql: &str) -> String {
     let (host, port) = addr.split_once(':').unwrap();
     let o = Command::new("ip")
-        .args(["netns", "exec", netns, "psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        .args([
+            "netns",
+            "exec",
+            netns,
+            "psql",
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ])
         .arg(format!(
             "host={host} port={port} user=app dbname=shop sslmode=disable connect_timeout=5"
         ))
@@ -96,13 +106,8 @@ fn postgres_boots_from_the_baked_image_and_keeps_its_rows_on_its_volume() {
     let subnet = rt.create_subnet(&vpc.id, None, "10.62.1.0/24").unwrap();
     let cidr: Ipv4Net = "10.62.0.0/16".parse().unwrap();
     let sg = "sg-0000000000000db01";
-    rt.put_security_group(
-        sg,
-        &vpc.id,
-        vec![SgRule::tcp(5432, Peer::Cidr(cidr))],
-        None,
-    )
-    .unwrap();
+    rt.put_security_group(sg, &vpc.id, vec![SgRule::tcp(5432, Peer::Cidr(cidr))], None)
+        .unwrap();
     let volumes = Volumes::new(dir.path().join("rds"));
     let volume = volumes.ensure_volume("123456789012", "db1").unwrap();
     let password = "correct-horse-battery";
@@ -120,9 +125,7 @@ fn postgres_boots_from_the_baked_image_and_keeps_its_rows_on_its_volume() {
             subnet_id: subnet.clone(),
             security_groups: vec![sg.into()],
             command: Some(boot.command()),
-            mounts: vec![
-                BindMount::checked(volume.to_str().unwrap(), boot::DATA_MOUNT).unwrap(),
-            ],
+            mounts: vec![BindMount::checked(volume.to_str().unwrap(), boot::DATA_MOUNT).unwrap()],
             ..Default::default()
         })
         .unwrap()
