@@ -93,21 +93,9 @@ fn opt_bool(s: &Shape, p: &Props, key: &str) -> Result<Option<bool>, crate::Ec2E
     }
 }
 
-/// AWS's rule for `DBInstanceIdentifier` (and a subnet group's name, which also takes `_`
-/// and `.`): a letter first, letters, digits and single hyphens, not ending in one, 1–63.
+/// AWS's rule for `DBInstanceIdentifier`: at most 63 characters.
 pub(crate) fn check_db_identifier(id: &str) -> Result<(), String> {
-    let ok = id.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && id.len() <= 63
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !id.ends_with('-')
-        && !id.contains("--");
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{id}` must begin with a letter and hold only letters, digits and single hyphens, not ending in one (at most 63)"
-        ))
-    }
+    spindle_rds::volume::check_aws_identifier(id, 63)
 }
 
 impl SubnetGroupSpec {

@@ -29,11 +29,11 @@ pub struct Volumes {
     root: PathBuf,
 }
 
-/// A snapshot identifier as AWS allows it: a letter, then letters, digits and single
-/// hyphens, at most 255, not ending in a hyphen.
-pub fn check_snapshot_id(id: &str) -> Result<(), String> {
+/// AWS's rule for DB instance and snapshot identifiers: a letter, then letters, digits and
+/// single hyphens, not ending in one, at most `max` characters.
+pub fn check_aws_identifier(id: &str, max: usize) -> Result<(), String> {
     let ok = id.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && id.len() <= 255
+        && id.len() <= max
         && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         && !id.ends_with('-')
         && !id.contains("--");
@@ -41,9 +41,14 @@ pub fn check_snapshot_id(id: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{id}` must begin with a letter and hold only letters, digits and single hyphens, not ending in one"
+            "`{id}` must begin with a letter and hold only letters, digits and single hyphens, not ending in one (at most {max})"
         ))
     }
+}
+
+/// A snapshot identifier (at most 255 characters).
+pub fn check_snapshot_id(id: &str) -> Result<(), String> {
+    check_aws_identifier(id, 255)
 }
 
 impl Volumes {
