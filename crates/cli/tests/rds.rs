@@ -18,6 +18,16 @@ const PASSWORD: &str = "s3cret-Horse-battery";
 
 /// The stack, its VPC `10.N.0.0/16`.
 fn template(protected: bool, storage: u32, n: u8) -> String {
+    let user = "MasterUsername: app\n      MasterUserPassword: !Ref DbPassword\n      DBName: shop";
+    template_with(protected, storage, n, user)
+}
+
+/// A stack whose DB instance restores snapshot `snap`.
+fn restore_template(n: u8, snap: &str) -> String {
+    template_with(false, 20, n, &format!("DBSnapshotIdentifier: {snap}"))
+}
+
+fn template_with(protected: bool, storage: u32, n: u8, source: &str) -> String {
     format!(
         r#"Parameters:
   DbPassword: {{Type: String, NoEcho: true}}
@@ -48,9 +58,7 @@ Resources:
       Engine: postgres
       DBInstanceClass: db.t3.micro
       AllocatedStorage: {storage}
-      MasterUsername: app
-      MasterUserPassword: !Ref DbPassword
-      DBName: shop
+      {source}
       DBSubnetGroupName: !Ref DbSubnets
       VPCSecurityGroups: [!Ref DbSg]
       DeletionProtection: {protected}
@@ -240,6 +248,36 @@ fn a_postgres_db_instance_serves_psql_keeps_rows_across_a_restart_and_leaves_a_f
             .exists(),
         "the volume moved into the snapshot"
     );
+
+    // The final snapshot restores into a new instance (DBSnapshotIdentifier) with the rows,
+    // the users and the password it had; the snapshot stays.
+    let restored = d.root().join("restored.yaml");
+    std::fs::write(&restored, restore_template(66, &names[0])).unwrap();
+    ok(
+        &d,
+        &[
+            "stack",
+            "deploy",
+            "restored",
+            restored.to_str().unwrap(),
+            "-p",
+            &param,
+            "--yes",
+        ],
+    );
+    let r = outputs(&d, "restored");
+    let rns = format!("{prefix}-{}", r["Vpc"]);
+    assert_eq!(
+        psql(
+            &rns,
+            &r["Address"],
+            &r["Port"],
+            "SELECT count(*), sum(amount) FROM expenses"
+        )
+        .trim(),
+        "100|5050"
+    );
+    assert!(snaps.join(&names[0]).join("data/PG_VERSION").is_file());
 
     // Another stack's protected instance: its delete is refused, naming the property, and
     // the instance keeps serving.

@@ -22,7 +22,10 @@
 //! (`Snapshot` is the default for a DB instance on AWS; `Retain` never calls the provider).
 //! **Replacement** (`DBName`, `Engine`, `MasterUsername`, `DBInstanceIdentifier`,
 //! `DBSubnetGroupName`) comes from the change-set schema table; the replaced instance's data
-//! goes to its final snapshot like any delete. **`AllocatedStorage`** is checked (20–65536
+//! goes to its final snapshot like any delete. **Restore:** `DBSnapshotIdentifier` names a
+//! snapshot of the account; the new instance's volume is a copy of it (the snapshot stays),
+//! with the snapshot's users, passwords and databases, so `MasterUsername`,
+//! `MasterUserPassword` and `DBName` are refused beside it. **`AllocatedStorage`** is checked (20–65536
 //! GiB, as AWS has it for PostgreSQL) and recorded; it is not enforced as a quota.
 
 use std::collections::BTreeMap;
@@ -32,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use spindle_rds::{boot, probe, scram, Bootstrap, Snapshot, Volumes};
+use spindle_rds::{boot, probe, scram, Bootstrap, Init, Snapshot, Volumes};
 use spindle_runtime::{BindMount, InstanceState, LaunchSpec, StateDoc};
 use spindle_stack::{
     BoxFuture, CreateRequest, DeleteRequest, Provider, ProviderError, ProviderOutput,
@@ -409,16 +412,36 @@ fn launch_db(
         tracing::info!(image = %image.id, seconds = s, "baked the PostgreSQL engine image");
     }
     let fresh = !rds.volumes.volume(account, id).exists();
-    let volume = rds.volumes.ensure_volume(account, id).map_err(failed)?;
     let undo_volume = || {
         if fresh {
             let _ = rds.volumes.remove_volume(account, id);
         }
     };
+    let (volume, init) = match &spec.snapshot {
+        Some(snap) => {
+            let v = rds
+                .volumes
+                .restore(account, snap, id)
+                .map_err(|err| match err {
+                    spindle_rds::RdsError::NoSnapshot(_)
+                    | spindle_rds::RdsError::VolumeExists(_) => {
+                        ProviderError::InvalidRequest(format!("AWS::RDS::DBInstance: {err}"))
+                    }
+                    other => failed(crate::error::full_message(&other)),
+                })?;
+            (v, None)
+        }
+        None => (
+            rds.volumes.ensure_volume(account, id).map_err(failed)?,
+            Some(Init {
+                master_user: spec.master_user.clone().unwrap_or_default(),
+                verifier: scram::new_verifier(spec.password.as_deref().unwrap_or_default()),
+                db_name: spec.db_name.clone(),
+            }),
+        ),
+    };
     let boot = Bootstrap {
-        master_user: spec.master_user.clone(),
-        verifier: scram::new_verifier(&spec.password),
-        db_name: spec.db_name.clone(),
+        init,
         port: spec.port,
         allow_cidr: vpc.cidr.to_string(),
     };
@@ -443,8 +466,11 @@ fn launch_db(
         }
     };
     let addr = format!("{}:{}", inst.private_ip, spec.port);
+    // Any role name gets an authentication request first (PostgreSQL answers a missing role
+    // with a mock exchange), so a restored instance is probed as `postgres`.
+    let user = spec.master_user.as_deref().unwrap_or("postgres");
     let database = spec.db_name.as_deref().unwrap_or("postgres");
-    if let Err(why) = wait_ready(e, &inst.id, &vpc.id, &addr, &spec.master_user, database) {
+    if let Err(why) = wait_ready(e, &inst.id, &vpc.id, &addr, user, database) {
         let console = rt.console_output(&inst.id).unwrap_or_default();
         let tail: Vec<&str> = console.lines().rev().take(15).collect();
         let _ = rt.terminate(&inst.id, Duration::from_secs(5));

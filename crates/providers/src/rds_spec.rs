@@ -33,6 +33,7 @@ pub(crate) const DB_INSTANCE: Shape = Shape {
         "VPCSecurityGroups",
         "DeletionProtection",
         "MultiAZ",
+        "DBSnapshotIdentifier",
     ],
     ignored: &[
         "Tags",
@@ -51,7 +52,6 @@ pub(crate) const DB_INSTANCE: Shape = Shape {
         "CACertificateIdentifier",
     ],
     hints: &[
-        ("DBSnapshotIdentifier", LATER),
         ("SourceDBInstanceIdentifier", LATER),
         ("RestoreTime", LATER),
         ("UseLatestRestorableTime", LATER),
@@ -74,8 +74,11 @@ pub(crate) struct DbInstanceSpec {
     pub identifier: Option<String>,
     /// The runtime's instance type (`DBInstanceClass` without `db.`).
     pub instance_type: String,
-    pub master_user: String,
-    pub password: String,
+    /// `None` only with `snapshot`: a restored instance keeps the snapshot's users.
+    pub master_user: Option<String>,
+    pub password: Option<String>,
+    /// `DBSnapshotIdentifier`: restore this snapshot's data.
+    pub snapshot: Option<String>,
     pub db_name: Option<String>,
     pub port: u16,
     pub allocated_storage: u32,
@@ -192,16 +195,41 @@ impl DbInstanceSpec {
                 "a password kept in Secrets Manager is not built yet; give MasterUserPassword (from a NoEcho parameter)",
             );
         }
-        let master_user = problems.take("", s.req_str(p, "MasterUsername"));
-        if let Some(u) = &master_user {
+        let snapshot = problems
+            .take("", s.opt_str(p, "DBSnapshotIdentifier"))
+            .flatten();
+        if let Some(Err(e)) = snapshot
+            .as_deref()
+            .map(spindle_rds::volume::check_snapshot_id)
+        {
+            problems.add("DBSnapshotIdentifier", e);
+        }
+        let (master_user, password) = if snapshot.is_some() {
+            for k in ["MasterUsername", "MasterUserPassword", "DBName"] {
+                if !matches!(p.get(k), None | Some(Value::Null | Value::NoValue)) {
+                    problems.add(
+                        k,
+                        "not with DBSnapshotIdentifier: a restored instance keeps the snapshot's users, passwords and databases",
+                    );
+                }
+            }
+            (Some(None), Some(None))
+        } else {
+            (
+                problems.take("", s.req_str(p, "MasterUsername")).map(Some),
+                problems
+                    .take("", s.req_str(p, "MasterUserPassword"))
+                    .map(Some),
+            )
+        };
+        if let Some(Some(u)) = &master_user {
             if let Err(e) = check_identifier(u) {
                 problems.add("MasterUsername", e);
             } else if RESERVED_USERS.contains(&u.to_ascii_lowercase().as_str()) {
                 problems.add("MasterUsername", format!("`{u}` is reserved by the engine"));
             }
         }
-        let password = problems.take("", s.req_str(p, "MasterUserPassword"));
-        if let Some(pw) = &password {
+        if let Some(Some(pw)) = &password {
             // AWS's rule: 8–128 printable ASCII characters other than `/`, `"`, `@` and space.
             let ok = (8..=128).contains(&pw.len())
                 && pw
@@ -276,6 +304,7 @@ impl DbInstanceSpec {
                 Some(subnet_group),
             ) => Some(DbInstanceSpec {
                 identifier,
+                snapshot,
                 instance_type,
                 master_user,
                 password,
@@ -348,7 +377,6 @@ mod tests {
             ("ManageMasterUserPassword", s("true")),
             ("MultiAZ", s("true")),
             ("EngineVersion", s("16.1")),
-            ("DBSnapshotIdentifier", s("snap")),
             ("DBInstanceIdentifier", s("db--1")),
         ] {
             p.insert(k.into(), v);
@@ -365,12 +393,33 @@ mod tests {
             "ManageMasterUserPassword: a password kept in Secrets Manager is not built yet",
             "MultiAZ: a standby instance is not built yet",
             "EngineVersion: `16.1`",
-            "property DBSnapshotIdentifier is not supported by Spindle; not built yet",
             "DBInstanceIdentifier: `db--1`",
         ] {
             assert!(e.contains(want), "missing {want:?} in {e}");
         }
         assert!(!e.contains("short"), "the password is never echoed: {e}");
+    }
+
+    #[test]
+    fn a_restore_names_its_snapshot_and_keeps_the_snapshots_users() {
+        let mut p = good();
+        p.insert("DBSnapshotIdentifier".into(), s("db1-final-7"));
+        let e = DbInstanceSpec::parse(&p).unwrap_err();
+        for k in ["MasterUsername", "MasterUserPassword", "DBName"] {
+            assert!(
+                e.contains(&format!("{k}: not with DBSnapshotIdentifier")),
+                "{k}: {e}"
+            );
+        }
+        for k in ["MasterUsername", "MasterUserPassword", "DBName"] {
+            p.remove(k);
+        }
+        let spec = DbInstanceSpec::parse(&p).unwrap();
+        assert_eq!(spec.snapshot.as_deref(), Some("db1-final-7"));
+        assert_eq!((spec.master_user, spec.password), (None, None));
+        p.insert("DBSnapshotIdentifier".into(), s("snap--1"));
+        let e = DbInstanceSpec::parse(&p).unwrap_err();
+        assert!(e.contains("DBSnapshotIdentifier: `snap--1`"), "{e}");
     }
 
     #[test]

@@ -26,13 +26,21 @@ pub fn check_identifier(value: &str) -> Result<(), String> {
 /// Names PostgreSQL keeps for itself; AWS refuses them as `MasterUsername` too.
 pub const RESERVED_USERS: &[&str] = &["postgres", "rdsadmin", "public", "current_user", "user"];
 
-/// The settings the script needs. Identifiers are checked by [`check_identifier`].
+/// What a first boot creates. Identifiers are checked by [`check_identifier`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bootstrap {
+pub struct Init {
     pub master_user: String,
     /// `SCRAM-SHA-256$…` (see [`crate::scram`]).
     pub verifier: String,
     pub db_name: Option<String>,
+}
+
+/// The settings the script needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bootstrap {
+    /// `None`: the volume holds a cluster already (a restored snapshot); a volume without
+    /// one then fails the boot rather than making an empty cluster.
+    pub init: Option<Init>,
     pub port: u16,
     /// Clients from here may log in with a password (the VPC's CIDR).
     pub allow_cidr: String,
@@ -46,19 +54,14 @@ impl Bootstrap {
 
     /// The script (see the module's documentation).
     pub fn script(&self) -> String {
-        let create_db = match &self.db_name {
-            Some(db) => format!("CREATE DATABASE {db} OWNER {};\n", self.master_user),
-            None => String::new(),
-        };
-        format!(
-            r#"set -eu
-PGDATA={DATA_MOUNT}
-BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-mkdir -p "$PGDATA" /run/postgresql
-chown postgres:postgres "$PGDATA" /run/postgresql
-chmod 700 "$PGDATA"
-if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  rm -rf "$PGDATA/.init"
+        let init = match &self.init {
+            Some(i) => {
+                let create_db = match &i.db_name {
+                    Some(db) => format!("CREATE DATABASE {db} OWNER {};\n", i.master_user),
+                    None => String::new(),
+                };
+                format!(
+                    r#"  rm -rf "$PGDATA/.init"
   mkdir "$PGDATA/.init" && chown postgres:postgres "$PGDATA/.init" && chmod 700 "$PGDATA/.init"
   runuser -u postgres -- "$BIN/initdb" -D "$PGDATA/.init" -U postgres -E UTF8 --no-locale --auth-local=peer --auth-host=scram-sha-256 >/dev/null
   runuser -u postgres -- "$BIN/postgres" --single -D "$PGDATA/.init" -c dynamic_shared_memory_type=mmap postgres >/dev/null <<'SQL'
@@ -68,7 +71,22 @@ CREATE ROLE {user} LOGIN CREATEDB CREATEROLE PASSWORD '{verifier}';
   # boot killed during initdb starts over rather than finding half a cluster.
   for f in "$PGDATA/.init"/* ; do mv "$f" "$PGDATA/"; done
   rmdir "$PGDATA/.init"
-fi
+"#,
+                    user = i.master_user,
+                    verifier = i.verifier,
+                )
+            }
+            None => "  echo \"the volume holds no cluster to restore\" >&2; exit 1\n".into(),
+        };
+        format!(
+            r#"set -eu
+PGDATA={DATA_MOUNT}
+BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+mkdir -p "$PGDATA" /run/postgresql
+chown postgres:postgres "$PGDATA" /run/postgresql
+chmod 700 "$PGDATA"
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+{init}fi
 cat > "$PGDATA/pg_hba.conf" <<'HBA'
 local all all peer
 host all all 127.0.0.1/32 scram-sha-256
@@ -77,8 +95,6 @@ HBA
 chown postgres:postgres "$PGDATA/pg_hba.conf"
 exec runuser -u postgres -- "$BIN/postgres" -D "$PGDATA" -c listen_addresses='*' -c port={port} -c password_encryption=scram-sha-256 -c unix_socket_directories=/run/postgresql -c dynamic_shared_memory_type=mmap
 "#,
-            user = self.master_user,
-            verifier = self.verifier,
             cidr = self.allow_cidr,
             port = self.port,
         )
@@ -91,9 +107,11 @@ mod tests {
 
     fn boot() -> Bootstrap {
         Bootstrap {
-            master_user: "app".into(),
-            verifier: "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5".into(),
-            db_name: Some("expenses".into()),
+            init: Some(Init {
+                master_user: "app".into(),
+                verifier: "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5".into(),
+                db_name: Some("expenses".into()),
+            }),
             port: 5433,
             allow_cidr: "10.40.0.0/16".into(),
         }
@@ -138,8 +156,13 @@ mod tests {
             .unwrap()
             .starts_with("exec runuser -u postgres"));
         let mut none = boot();
-        none.db_name = None;
+        none.init.as_mut().unwrap().db_name = None;
         assert!(!none.script().contains("CREATE DATABASE"));
         assert_eq!(none.command()[..2], ["/bin/sh", "-c"]);
+        let mut restored = boot();
+        restored.init = None;
+        let s = restored.script();
+        assert!(!s.contains("initdb") && !s.contains("CREATE ROLE"), "{s}");
+        assert!(s.contains("the volume holds no cluster to restore"), "{s}");
     }
 }

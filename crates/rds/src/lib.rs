@@ -24,7 +24,7 @@ pub mod volume;
 
 use std::path::{Path, PathBuf};
 
-pub use boot::Bootstrap;
+pub use boot::{Bootstrap, Init};
 pub use image::{ensure_postgres, EngineImage};
 pub use volume::{Snapshot, Volumes};
 
@@ -46,6 +46,12 @@ pub enum RdsError {
     },
     #[error("snapshot {0} already exists; choose another FinalDBSnapshotIdentifier")]
     SnapshotExists(String),
+    #[error("snapshot {0} not found (DBSnapshotIdentifier)")]
+    NoSnapshot(String),
+    #[error("DB instance {0} has a volume already; restore into a new DBInstanceIdentifier")]
+    VolumeExists(String),
+    #[error("cannot copy snapshot data `{0}`: {1}")]
+    Copy(String, String),
     #[error("unreadable record {0}")]
     BadRecord(String),
 }

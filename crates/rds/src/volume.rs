@@ -107,6 +107,40 @@ impl Volumes {
         Ok(Some(snap))
     }
 
+    /// Makes the volume of `db` a copy of snapshot `id`'s data (`cp -a` into a side
+    /// directory, then one rename), so a failed copy leaves no half volume. The volume must
+    /// not exist yet.
+    pub fn restore(&self, account: &str, id: &str, db: &str) -> Result<PathBuf, RdsError> {
+        let data = self.snapshot_dir(account, id).join("data");
+        if !data.is_dir() {
+            return Err(RdsError::NoSnapshot(id.to_string()));
+        }
+        let volume = self.volume(account, db);
+        if volume.exists() {
+            return Err(RdsError::VolumeExists(db.to_string()));
+        }
+        let parent = volume.parent().unwrap_or(&self.root).to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(|e| RdsError::io("create", &parent, e))?;
+        let side = parent.join(format!(".restore-{db}"));
+        let _ = std::fs::remove_dir_all(&side);
+        let out = std::process::Command::new("cp")
+            .arg("-a")
+            .arg("--reflink=auto")
+            .arg(&data)
+            .arg(&side)
+            .output()
+            .map_err(|e| RdsError::io("run cp for", &data, e))?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir_all(&side);
+            return Err(RdsError::Copy(
+                data.display().to_string(),
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        std::fs::rename(&side, &volume).map_err(|e| RdsError::io("rename", &side, e))?;
+        Ok(volume)
+    }
+
     /// Removes a volume and its data (a delete without a snapshot).
     pub fn remove_volume(&self, account: &str, db: &str) -> Result<(), RdsError> {
         let volume = self.volume(account, db);
@@ -189,6 +223,26 @@ mod tests {
             .snapshot_volume("111111111111", "db1", snap("db1-final"))
             .unwrap_err();
         assert!(e.to_string().contains("db1-final"), "{e}");
+    }
+
+    #[test]
+    fn a_restore_copies_a_snapshot_into_a_new_volume_and_keeps_the_snapshot() {
+        let t = tempfile::tempdir().unwrap();
+        let v = Volumes::new(t.path());
+        let vol = v.ensure_volume("111111111111", "db1").unwrap();
+        std::fs::write(vol.join("PG_VERSION"), "15\n").unwrap();
+        v.snapshot_volume("111111111111", "db1", snap("s1"))
+            .unwrap();
+        let e = v.restore("111111111111", "nosuch", "db2").unwrap_err();
+        assert!(e.to_string().contains("nosuch"), "{e}");
+        let got = v.restore("111111111111", "s1", "db2").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(got.join("PG_VERSION")).unwrap(),
+            "15\n"
+        );
+        assert_eq!(v.snapshots("111111111111").unwrap(), vec![snap("s1")]);
+        let e = v.restore("111111111111", "s1", "db2").unwrap_err();
+        assert!(e.to_string().contains("db2"), "{e}");
     }
 
     #[test]

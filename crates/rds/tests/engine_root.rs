@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spindle_rds::{boot, probe, scram, Bootstrap, Volumes};
+use spindle_rds::{boot, probe, scram, Bootstrap, Init, Volumes};
 use spindle_runtime::host::Sweep;
 use spindle_runtime::{
     BindMount, Ipv4Net, LaunchSpec, Peer, RealKernel, Runtime, RuntimeConfig, SgRule,
@@ -112,9 +112,11 @@ fn postgres_boots_from_the_baked_image_and_keeps_its_rows_on_its_volume() {
     let volume = volumes.ensure_volume("123456789012", "db1").unwrap();
     let password = "correct-horse-battery";
     let boot = Bootstrap {
-        master_user: "app".into(),
-        verifier: scram::new_verifier(password),
-        db_name: Some("shop".into()),
+        init: Some(Init {
+            master_user: "app".into(),
+            verifier: scram::new_verifier(password),
+            db_name: Some("shop".into()),
+        }),
         port: 5432,
         allow_cidr: "10.62.0.0/16".into(),
     };
