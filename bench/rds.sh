@@ -45,6 +45,9 @@ cleanup() {
         cli stack delete warm --yes >/dev/null 2>&1 || true
         kill "$DPID" 2>/dev/null || true
         wait "$DPID" 2>/dev/null || true
+        # The runtime keeps its prefix's parent cgroups once it made an instance; remove them
+        # (empty now) so the run leaves nothing behind.
+        find /sys/fs/cgroup -maxdepth 3 -type d -name "$PREFIX" -empty -delete 2>/dev/null || true
     fi
     rm -rf "$TMP"
 }
@@ -111,7 +114,7 @@ for r in $(seq 1 "$ROUNDS"); do
     mkdir "$d"; chown postgres:postgres "$d"
     port=$((25432 + r))
     t0=$(now)
-    runuser -u postgres -- "$PGBIN/initdb" -D "$d/data" -U postgres -E UTF8 --no-locale >/dev/null
+    runuser -u postgres -- "$PGBIN/initdb" -D "$d/data" -U postgres -E UTF8 --no-locale -A trust >/dev/null
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$d/data" -l "$d/log" -w \
         -o "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$d" start >/dev/null
     t1=$(now)
