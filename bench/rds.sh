@@ -47,7 +47,9 @@ cleanup() {
         wait "$DPID" 2>/dev/null || true
         # The runtime keeps its prefix's parent cgroups once it made an instance; remove them
         # (empty now) so the run leaves nothing behind.
-        find /sys/fs/cgroup -maxdepth 3 -type d -name "$PREFIX" -empty -delete 2>/dev/null || true
+        for c in $(find /sys/fs/cgroup -maxdepth 3 -type d -name "$PREFIX" 2>/dev/null); do
+            rmdir "$c" 2>/dev/null || true
+        done
     fi
     rm -rf "$TMP"
 }
