@@ -17,6 +17,8 @@ pub enum Group {
     Route53,
     /// [`crate::SecretsManager::register`], over the secrets engine.
     SecretsManager,
+    /// [`crate::Rds::register`], over the runtime and `spindle-rds`.
+    Rds,
 }
 
 macro_rules! kinds {
@@ -81,6 +83,8 @@ kinds! {
     RecordSetGroup = "AWS::Route53::RecordSetGroup", Route53;
     Secret = "AWS::SecretsManager::Secret", SecretsManager;
     SecretTargetAttachment = "AWS::SecretsManager::SecretTargetAttachment", SecretsManager;
+    DbSubnetGroup = "AWS::RDS::DBSubnetGroup", Rds;
+    DbInstance = "AWS::RDS::DBInstance", Rds;
 }
 
 impl std::fmt::Display for Kind {
@@ -116,6 +120,8 @@ pub const AUTOSCALING_TYPES: &[&str] = &names::<5>(Group::AutoScaling);
 pub const ROUTE53_TYPES: &[&str] = &names::<3>(Group::Route53);
 /// The resource types [`crate::SecretsManager::register`] registers.
 pub const SECRETSMANAGER_TYPES: &[&str] = &names::<2>(Group::SecretsManager);
+/// The resource types [`crate::Rds::register`] registers.
+pub const RDS_TYPES: &[&str] = &names::<2>(Group::Rds);
 
 /// The kinds of one group, in registration order.
 pub(crate) fn kinds_of(group: Group) -> impl Iterator<Item = Kind> {
@@ -153,6 +159,7 @@ mod tests {
             .chain(AUTOSCALING_TYPES)
             .chain(ROUTE53_TYPES)
             .chain(SECRETSMANAGER_TYPES)
+            .chain(RDS_TYPES)
             .copied()
             .collect();
         assert_eq!(all.len(), Kind::ALL.len());
@@ -165,6 +172,7 @@ mod tests {
             (Group::AutoScaling, AUTOSCALING_TYPES),
             (Group::Route53, ROUTE53_TYPES),
             (Group::SecretsManager, SECRETSMANAGER_TYPES),
+            (Group::Rds, RDS_TYPES),
         ] {
             let from_kinds: Vec<&str> = kinds_of(group).map(Kind::type_name).collect();
             assert_eq!(from_kinds, list, "{group:?}");

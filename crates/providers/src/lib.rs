@@ -138,6 +138,10 @@ mod instance;
 mod kind;
 mod network;
 mod props;
+mod rds;
+mod rds_spec;
+#[cfg(test)]
+mod rds_tests;
 mod route53;
 mod route53_spec;
 pub mod rules;
@@ -167,11 +171,13 @@ pub use instance::{
     private_dns_name, InstanceProvider, LaunchOverrides, LaunchTemplateProvider, TOKEN_TAG,
 };
 pub use kind::{
-    Group, Kind, AUTOSCALING_TYPES, EC2_TYPES, ELBV2_TYPES, ROUTE53_TYPES, SECRETSMANAGER_TYPES,
+    Group, Kind, AUTOSCALING_TYPES, EC2_TYPES, ELBV2_TYPES, RDS_TYPES, ROUTE53_TYPES,
+    SECRETSMANAGER_TYPES,
 };
 pub use network::{
     PeeringProvider, SecurityGroupProvider, SecurityGroupRuleProvider, SubnetProvider, VpcProvider,
 };
+pub use rds::{Rds, RDS_DOC};
 pub use route53::{Route53, ZoneAccess, ROUTE53_DOC};
 pub use secretsmanager::{SecretTargets, SecretsManager};
 
@@ -292,7 +298,9 @@ impl Ec2 {
                 | Kind::RecordSet
                 | Kind::RecordSetGroup
                 | Kind::Secret
-                | Kind::SecretTargetAttachment => continue,
+                | Kind::SecretTargetAttachment
+                | Kind::DbSubnetGroup
+                | Kind::DbInstance => continue,
             };
             registry.register(kind.type_name(), provider);
         }

@@ -78,7 +78,8 @@ impl App {
         let stacks = Arc::new(
             crate::stacks::Stacks::new(store.clone(), endpoint, ec2.clone(), elb.clone())
                 .with_autoscaling(autoscaling.clone())
-                .with_route53(route53.clone()),
+                .with_route53(route53.clone())
+                .with_rds(crate::rds::open(&store, ec2.as_ref())),
         );
         let bastion = Arc::new(crate::bastion::Bastion::open(
             store.clone(),

@@ -30,6 +30,7 @@ mod lb_handlers;
 mod metrics;
 mod pipeline_handlers;
 mod pipeline_runner;
+mod rds;
 mod runtime_handlers;
 mod sealer;
 mod secrets;

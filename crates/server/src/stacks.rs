@@ -241,6 +241,7 @@ pub fn provisionable_types() -> BTreeSet<&'static str> {
         .chain(spindle_providers::ELBV2_TYPES)
         .chain(spindle_providers::AUTOSCALING_TYPES)
         .chain(spindle_providers::ROUTE53_TYPES)
+        .chain(spindle_providers::RDS_TYPES)
         .copied()
         .collect()
 }
@@ -259,12 +260,19 @@ pub struct Stacks {
     route53: Option<Arc<spindle_providers::Route53>>,
     /// Secrets Manager (`None` without the sealing key).
     pub secrets: Option<Arc<spindle_providers::SecretsManager>>,
+    rds: Option<Arc<spindle_providers::Rds>>,
 }
 
 impl Stacks {
     /// Registers the `AWS::AutoScaling::*` providers in every account's engine.
     pub fn with_autoscaling(mut self, a: Option<Arc<spindle_providers::AutoScaling>>) -> Self {
         self.autoscaling = a;
+        self
+    }
+
+    /// Registers the `AWS::RDS::*` providers in every account's engine (as root only).
+    pub fn with_rds(mut self, r: Option<Arc<spindle_providers::Rds>>) -> Self {
+        self.rds = r;
         self
     }
 
@@ -300,6 +308,7 @@ impl Stacks {
             elb,
             autoscaling: None,
             route53: None,
+            rds: None,
             params,
             store,
             engines: Mutex::new(HashMap::new()),
@@ -326,6 +335,9 @@ impl Stacks {
                 }
                 if let Some(s) = &self.secrets {
                     s.register(&mut registry);
+                }
+                if let Some(r) = &self.rds {
+                    r.register(&mut registry);
                 }
                 let journal = Arc::new(SqlJournal {
                     store: self.store.clone(),

@@ -39,7 +39,15 @@ PREFIXES = (
     "AWS::Route53::",
     "AWS::SSM::",
 )
+# Properties Spindle replaces the resource for although the registry schema updates them in
+# place: a DB instance's Engine (postgres to mariadb is another server and another data
+# directory format; AWS too refuses to change an engine in place).
+EXTRA_CREATE_ONLY = {
+    "AWS::RDS::DBInstance": ("Engine",),
+}
 EXACT = {
+    "AWS::RDS::DBInstance",
+    "AWS::RDS::DBSubnetGroup",
     "AWS::IAM::Role",
     "AWS::IAM::Policy",
     "AWS::IAM::ManagedPolicy",
@@ -204,7 +212,10 @@ def main():
         if not (type_name.startswith(PREFIXES) or type_name in EXACT):
             continue
         table[type_name] = {
-            "createOnly": sorted({pointer_to_path(p) for p in schema.get("createOnlyProperties", [])}),
+            "createOnly": sorted(
+                {pointer_to_path(p) for p in schema.get("createOnlyProperties", [])}
+                | set(EXTRA_CREATE_ONLY.get(type_name, ()))
+            ),
             "readOnly": sorted({pointer_to_path(p) for p in schema.get("readOnlyProperties", [])}),
             "primaryIdentifier": [pointer_to_path(p) for p in schema.get("primaryIdentifier", [])],
         }
