@@ -75,7 +75,18 @@ impl std::fmt::Display for DataLoss {
 /// The losses of executing `cs` against `deployed` with the new `plan`.
 pub fn of_change_set(cs: &ChangeSet, deployed: &StackState, plan: &Plan) -> Vec<DataLoss> {
     let mut out = Vec::new();
-    for c in cs.changes.iter().filter(|c| is_stateful(&c.type_name)) {
+    for c in &cs.changes {
+        // A change of `Type` under the same logical id replaces the deployed resource: its
+        // old type is the one whose data goes.
+        let old_type = deployed
+            .resources
+            .get(&c.logical_id)
+            .map(|r| r.type_name.as_str());
+        let type_name = match old_type {
+            Some(t) if is_stateful(t) => t,
+            _ if is_stateful(&c.type_name) => c.type_name.as_str(),
+            _ => continue,
+        };
         let why = match c.action {
             Action::Add => continue,
             Action::Modify => {
@@ -115,7 +126,7 @@ pub fn of_change_set(cs: &ChangeSet, deployed: &StackState, plan: &Plan) -> Vec<
         };
         out.push(DataLoss {
             logical_id: c.logical_id.clone(),
-            type_name: c.type_name.clone(),
+            type_name: type_name.to_owned(),
             physical_id: c.physical_id.clone(),
             why,
         });
@@ -211,6 +222,14 @@ mod tests {
                 "removed from the template",
                 "Resources:\n  P:\n    Type: AWS::SSM::Parameter\n    Properties: {Name: p, Type: String, Value: v}\n".into(),
                 vec!["`S` (AWS::SecretsManager::Secret phys-S) is deleted: it was removed from the template"],
+            ),
+            (
+                "a change of Type under the same logical id replaces the stateful one",
+                SECRET.replace(
+                    "    Type: AWS::SecretsManager::Secret\n    Properties: {Name: a, Description: d}\n",
+                    "    Type: AWS::SSM::Parameter\n    Properties: {Name: a, Type: String, Value: v}\n",
+                ),
+                vec!["`S` (AWS::SecretsManager::Secret phys-S) is replaced because Type changed"],
             ),
             (
                 "a stateless resource replaced is no loss",
