@@ -119,13 +119,34 @@ pub(crate) fn scrub(attributes: &mut BTreeMap<String, Value>, revealed: &Reveale
     }
     for (k, v) in attributes.iter_mut() {
         let _ = dynref::visit_strings::<()>(v, k, &mut |_, s| {
-            for (value, text) in revealed {
-                if !value.is_empty() && s.contains(value.as_str()) {
-                    *s = s.replace(value.as_str(), text);
-                }
-            }
+            scrub_text(s, revealed);
             Ok(())
         });
+    }
+}
+
+/// Puts the reference text back wherever a resolved value appears in `s`.
+pub(crate) fn scrub_text(s: &mut String, revealed: &Revealed) {
+    for (value, text) in revealed {
+        if !value.is_empty() && s.contains(value.as_str()) {
+            *s = s.replace(value.as_str(), text);
+        }
+    }
+}
+
+/// A provider's error with resolved values put back to their references: its message goes to
+/// the stack's events and status reason, which never hold a resolved value.
+pub(crate) fn scrub_error(e: ProviderError, revealed: &Revealed) -> ProviderError {
+    let fix = |mut s: String| {
+        scrub_text(&mut s, revealed);
+        s
+    };
+    match e {
+        ProviderError::InvalidRequest(s) => ProviderError::InvalidRequest(fix(s)),
+        ProviderError::AlreadyExists(s) => ProviderError::AlreadyExists(fix(s)),
+        ProviderError::NotFound(s) => ProviderError::NotFound(fix(s)),
+        ProviderError::Failed(s) => ProviderError::Failed(fix(s)),
+        other @ ProviderError::NotSupported { .. } => other,
     }
 }
 
@@ -182,6 +203,18 @@ mod tests {
         assert_eq!(
             attrs["Echo"],
             Value::str("pw={{resolve:secretsmanager:db:SecretString:password::}}")
+        );
+
+        // A provider's refusal that echoes a resolved value says the reference instead.
+        let e = scrub_error(
+            ProviderError::InvalidRequest(
+                "MasterUsername `pw-password` must begin with a letter".into(),
+            ),
+            &revealed,
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid request: MasterUsername `{{resolve:secretsmanager:db:SecretString:password::}}` must begin with a letter"
         );
 
         let missing: BTreeMap<String, Value> = [(

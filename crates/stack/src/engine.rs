@@ -1346,10 +1346,16 @@ impl Engine {
                     }),
                 }
             };
-            let result = result.map(|mut out| {
-                crate::dynrefs::scrub(&mut out.attributes, &revealed);
-                out
-            });
+            let result = match result {
+                Ok(mut out) => {
+                    crate::dynrefs::scrub(&mut out.attributes, &revealed);
+                    Ok(out)
+                }
+                Err(CallError::Provider(e)) => Err(CallError::Provider(
+                    crate::dynrefs::scrub_error(e, &revealed),
+                )),
+                Err(other) => Err(other),
+            };
             CallDone { call, result }
         })
     }
