@@ -126,17 +126,33 @@ pub async fn cancel(
     }
     let rt = app.runtime.clone();
     let store = app.store.clone();
+    let account_id = acct.id.clone();
     tokio::task::spawn_blocking(move || -> Res<()> {
-        if !crate::pipeline_runner::cancel(rt.as_deref(), id) {
-            // Not picked up yet: it ends here, before anything of it ran.
-            store.end_run(
-                id,
-                RunStatus::Cancelled,
-                "cancelled before it started",
-                crate::app::now(),
-            )?;
+        // A run is either running (its controller cancels it), or still queued (it ends here,
+        // before anything of it ran); one claimed between the two checks is running by the
+        // time the controller is registered, so look again briefly.
+        for _ in 0..100 {
+            if crate::pipeline_runner::cancel(rt.as_deref(), id)
+                || store.end_queued_run(
+                    id,
+                    RunStatus::Cancelled,
+                    "cancelled before it started",
+                    crate::app::now(),
+                )?
+            {
+                return Ok(());
+            }
+            if store
+                .get_run(&account_id, id)?
+                .is_none_or(|r| r.status.is_final())
+            {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Ok(())
+        Err(ApiError::conflict(format!(
+            "pipeline run {id} is starting; cancel it again in a moment"
+        )))
     })
     .await
     .map_err(|_| ApiError::internal("the cancel task failed"))??;

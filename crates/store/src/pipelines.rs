@@ -351,19 +351,47 @@ impl Store {
         status: RunStatus,
         reason: &str,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        self.end_run_from(run, status, reason, now, &["queued", "in_progress"])
+    }
+
+    /// Ends a run that no runner has claimed yet: `false` (and nothing changed) when it is no
+    /// longer `queued`.
+    pub fn end_queued_run(
+        &self,
+        run: i64,
+        status: RunStatus,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.end_run_from(run, status, reason, now, &["queued"])
+    }
+
+    /// Ends `run` if its status is one of `from`, in one transaction (so a run that ended or
+    /// was claimed meanwhile is never overwritten); whether it did.
+    fn end_run_from(
+        &self,
+        run: i64,
+        status: RunStatus,
+        reason: &str,
+        now: OffsetDateTime,
+        from: &[&str],
+    ) -> Result<bool, StoreError> {
         let now = fmt_time(now);
         self.write_unscoped(|tx| {
-            let diags: String = tx
+            let (diags, current): (String, String) = tx
                 .query_row(
-                    "SELECT diagnostics FROM pipeline_runs WHERE id = ?1",
+                    "SELECT diagnostics, status FROM pipeline_runs WHERE id = ?1",
                     [run],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound {
                     what: format!("pipeline run {run}"),
                 })?;
+            if !from.contains(&current.as_str()) {
+                return Ok(false);
+            }
             let mut list = parse_json_list(&diags)?;
             list.push(reason.to_string());
             for table in ["pipeline_steps", "pipeline_jobs"] {
@@ -381,7 +409,7 @@ impl Store {
                  started = COALESCE(started, ?4), finished = ?4 WHERE id = ?1",
                 params![run, status.as_str(), json_list(&list), now],
             )?;
-            Ok(())
+            Ok(true)
         })
     }
 
@@ -599,6 +627,36 @@ mod tests {
             "b was claimed, a and c ended"
         );
         assert!(s.end_run(999, RunStatus::Failure, "x", now()).is_err());
+        // An ended run is never overwritten, and a claimed one is not "cancelled before it
+        // started".
+        assert!(!s.end_run(a, RunStatus::Success, "late", now()).unwrap());
+        let run = s.get_run(&dev.id, a).unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Failure);
+        assert_eq!(run.diagnostics, ["no runtime"]);
+        assert!(!s
+            .end_queued_run(
+                b,
+                RunStatus::Cancelled,
+                "cancelled before it started",
+                now()
+            )
+            .unwrap());
+        assert_eq!(
+            s.get_run(&prod.id, b).unwrap().unwrap().status,
+            RunStatus::InProgress
+        );
+        let d = s
+            .insert_run(&new_run(&dev.id, RunStatus::Queued, &[]), now())
+            .unwrap();
+        assert!(s
+            .end_queued_run(
+                d,
+                RunStatus::Cancelled,
+                "cancelled before it started",
+                now()
+            )
+            .unwrap());
+        assert!(!s.claim_run(d, now()).unwrap());
     }
 
     #[test]
