@@ -48,6 +48,9 @@ use crate::{derived_id, scoped_token, Ec2, Kind, TOKEN_TAG};
 
 /// The name of the providers' state document.
 pub const RDS_DOC: &str = "rds";
+/// The tag naming a DB instance's identifier on the instance that runs its engine. The
+/// instance API and EC2's calls leave such instances alone: the DB instance owns them.
+pub const DB_INSTANCE_TAG: &str = "spindle:rds-db-instance";
 
 /// How long a new DB instance may take to accept connections after its launch.
 const READY_WITHIN: Duration = Duration::from_secs(120);
@@ -335,7 +338,7 @@ impl RdsProvider {
         );
         tags.insert(spindle_model::ACCOUNT_TAG.into(), account.clone());
         tags.insert(TOKEN_TAG.into(), token.clone());
-        tags.insert("spindle:rds-db-instance".into(), id.clone());
+        tags.insert(DB_INSTANCE_TAG.into(), id.clone());
         let rds = self.rds.clone();
         let (acc, ident) = (account.clone(), id.clone());
         let rec = self

@@ -313,9 +313,16 @@ pub async fn fix_doctor(State(app): State<App>, call: Call) -> Res<Json<DoctorRe
 // ---- instances
 
 /// The account an instance of the instance API belongs to ([`spindle_model::instance_owner`]).
-/// Devboxes are owned the same way but answered by the devbox API, not as instances.
+/// Devboxes and pipeline jobs are owned the same way but belong to their own services: the
+/// instance API (and EC2's calls) neither show nor change them, so no one execs into a job
+/// as root or stops it under its run. (DB instances' engines stay visible: their volume
+/// outlives the instance, and a stop/start is how one restarts an engine today.)
 pub(crate) fn owner(i: &spindle_runtime::Instance) -> Option<spindle_model::AccountId> {
-    if i.tags.contains_key(crate::devbox_handlers::DEVBOX_TAG) {
+    let managed = [
+        crate::devbox_handlers::DEVBOX_TAG,
+        crate::pipeline_runner::JOB_TAG,
+    ];
+    if managed.iter().any(|t| i.tags.contains_key(*t)) {
         return None;
     }
     spindle_model::instance_owner(&i.tags)
