@@ -416,19 +416,19 @@ pub fn session_token(req: &Request<'_>) -> Option<String> {
         })
 }
 
-/// The session token of temporary credentials: an HMAC of the key id under its secret, so the
-/// daemon checks it with the secret it already unseals and stores nothing more. A token is
-/// worthless without the secret it was made from.
-pub fn session_token_for(access_key_id: &str, secret: &str) -> String {
+/// The session token of temporary credentials: an HMAC of the key id under a key only the
+/// daemon holds (`daemon_key`), so the daemon checks it without storing anything more, and
+/// whoever learns a session's key id and secret still can't make its token.
+pub fn session_token_for(access_key_id: &str, daemon_key: &[u8]) -> String {
     hex::encode(hmac(
-        secret.as_bytes(),
+        daemon_key,
         format!("spindle-session-token:{access_key_id}").as_bytes(),
     ))
 }
 
 /// Whether `sent` is the session token of `access_key_id` (compared in constant time).
-pub fn session_token_matches(access_key_id: &str, secret: &str, sent: &str) -> bool {
-    let want = session_token_for(access_key_id, secret);
+pub fn session_token_matches(access_key_id: &str, daemon_key: &[u8], sent: &str) -> bool {
+    let want = session_token_for(access_key_id, daemon_key);
     want.len() == sent.len()
         && want
             .bytes()

@@ -8,6 +8,7 @@
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
+use sha2::Digest;
 use spindle_template::Value;
 use std::io::Write;
 use std::path::Path;
@@ -30,6 +31,9 @@ pub enum SealError {
 
 pub struct Sealer {
     cipher: Aes256Gcm,
+    /// A second key derived from the sealing key, for MACs only the daemon can make (e.g. the
+    /// AWS endpoint's session tokens).
+    mac_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -65,7 +69,17 @@ impl Sealer {
         let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| SealError::KeyLength {
             path: path.display().to_string(),
         })?;
-        Ok(Sealer { cipher })
+        let mac_key = sha2::Sha256::new()
+            .chain_update(b"spindle-mac-key:")
+            .chain_update(&key)
+            .finalize()
+            .into();
+        Ok(Sealer { cipher, mac_key })
+    }
+
+    /// The MAC key derived from the sealing key (never the sealing key itself).
+    pub fn mac_key(&self) -> &[u8; 32] {
+        &self.mac_key
     }
 
     pub fn seal_str(&self, plain: &str) -> String {

@@ -379,7 +379,9 @@ fn authenticate(
     // long-term key never sends one, as on AWS.
     let token = sigv4::session_token(req);
     let token_problem = match (&key.role_name, token) {
-        (Some(_), Some(t)) if sigv4::session_token_matches(&signed.access_key_id, &secret, &t) => {
+        (Some(_), Some(t))
+            if sigv4::session_token_matches(&signed.access_key_id, sealer.mac_key(), &t) =>
+        {
             None
         }
         (Some(_), Some(_)) => Some("the session token does not belong to these credentials"),

@@ -1,7 +1,7 @@
 //! STS `AssumeRole` over Spindle's roles: the same trust, session limits and audit as
 //! `spindle assume`, answered with AWS-compatible temporary credentials (an `ASIA…` key whose
-//! secret is sealed like every AWS key's, and a session token derived from it) that boto3 and
-//! the CLI use as they come.
+//! secret is sealed like every AWS key's, and a session token: an HMAC of the key id under a
+//! key derived from the daemon's sealing key) that boto3 and the CLI use as they come.
 
 use super::{AwsError, AwsResult, Input};
 use crate::app::App;
@@ -50,6 +50,16 @@ pub async fn assume_role(app: &App, op: &'static Operation, input: &Input) -> Aw
         duration_seconds: duration,
         session_name: Some(session.to_owned()),
     };
+    let mac_key = app
+        .aws_secrets
+        .as_ref()
+        .ok_or_else(|| {
+            AwsError::new(
+                spindle_awsapi::ErrorKind::Internal,
+                "no sealing key for AWS secrets",
+            )
+        })?
+        .mac_key();
     let creds = crate::handlers::assume(app, &input.call, &req, true).await?;
     let key = creds.access_key_id.to_string();
     let expiration = creds
@@ -70,10 +80,7 @@ pub async fn assume_role(app: &App, op: &'static Operation, input: &Input) -> Aw
                 ),
                 (
                     "SessionToken",
-                    Some(Value::Str(sigv4::session_token_for(
-                        &key,
-                        &creds.secret_access_key,
-                    ))),
+                    Some(Value::Str(sigv4::session_token_for(&key, mac_key))),
                 ),
                 ("Expiration", Some(Value::Time(expiration))),
             ])),
