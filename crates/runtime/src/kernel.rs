@@ -830,6 +830,19 @@ fn enter(
                 if crate::boot::become_ids(uid, gid) != 0 {
                     return Err(io::Error::last_os_error());
                 }
+                // Changing credentials clears the parent-death signal set by
+                // `fork_into_pid_namespace`: set it again, so killing the waiter on a timeout
+                // still ends the command.
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
             }
             Ok(())
         });
