@@ -33,6 +33,8 @@ cleanup() {
     if [ -n "$DAEMON" ]; then
         kill "$DAEMON" 2>/dev/null || true
         wait "$DAEMON" 2>/dev/null || true
+        # The runtime keeps its prefix's (now empty) parent cgroups: remove them.
+        find /sys/fs/cgroup -maxdepth 3 -type d -name "${PREFIX:-none}" -exec rmdir {} + 2>/dev/null || true
     fi
     rm -rf "$TMP"
 }
