@@ -17,6 +17,28 @@ fn err(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, ErrorDetail) {
     }
 }
 
+/// Fails naming the first file under `dir` whose bytes contain `needle`.
+fn assert_no_file_holds(dir: &std::path::Path, needle: &[u8]) {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                files += 1;
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{} holds the secret in clear",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert!(files > 0, "nothing was read under {}", dir.display());
+}
+
 /// What a caller can compare between two answers: everything but the request id.
 fn answer(
     e: &(u16, ErrorDetail),
@@ -147,6 +169,8 @@ fn accounts_are_isolated_roles_expire_and_everything_is_audited_and_persists() {
         "****",
         "SecureString is masked by default"
     );
+    // Sealed at rest: no file of the data dir (state.db, its WAL, anything else) holds it.
+    assert_no_file_holds(&d.data_dir(), b"hunter2");
 
     // Org-level actions need the admin credential.
     let e = err(devc.create_account(&CreateAccount {

@@ -26,7 +26,8 @@ use crate::sealer::Sealer;
 
 type Res<T> = Result<T, ApiError>;
 
-struct SealWith(Arc<Sealer>);
+/// The daemon's sealer, as the secrets engine and the parameter store take it.
+pub(crate) struct SealWith(pub(crate) Arc<Sealer>);
 
 impl spindle_secrets::Seal for SealWith {
     fn seal(&self, plain: &str) -> String {
@@ -37,6 +38,17 @@ impl spindle_secrets::Seal for SealWith {
             Some(r) => r.map_err(|e| e.to_string()),
             None => Err("the stored value is not sealed".into()),
         }
+    }
+}
+
+impl spindle_store::ValueSeal for SealWith {
+    fn seal(&self, plain: &str) -> String {
+        self.0.seal_str(plain)
+    }
+    fn open(&self, stored: &str) -> Option<Result<String, String>> {
+        self.0
+            .unseal_str(stored)
+            .map(|r| r.map_err(|e| e.to_string()))
     }
 }
 

@@ -300,6 +300,17 @@ impl Stacks {
                 None
             }
         };
+        // The parameter store seals SecureString values with the same key.
+        if let Some(s) = &sealer {
+            match store.seal_params_with(Arc::new(crate::secrets::SealWith(s.clone()))) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    parameters = n,
+                    "SecureString values kept in clear are now sealed"
+                ),
+                Err(e) => tracing::error!(error = %e, "sealing SecureString parameters failed"),
+            }
+        }
         let secrets = sealer.clone().and_then(|s| crate::secrets::open(&store, s));
         Self {
             secrets,

@@ -27,6 +27,7 @@ pub use audit::{AuditFilter, AuditRecord};
 pub use audit_scope::{AuditScope, Scoped};
 pub use error::StoreError;
 pub use keys::{KeyRecord, NewKey};
+pub use params::ValueSeal;
 pub use pipelines::{NewJob, NewRun};
 
 use rusqlite::{Connection, OpenFlags, Transaction};
@@ -41,6 +42,8 @@ pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Seals `SecureString` parameter values (set by the daemon, see [`Store::seal_params_with`]).
+    param_seal: std::sync::OnceLock<std::sync::Arc<dyn ValueSeal>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -85,6 +88,7 @@ impl Store {
             path: path.to_owned(),
             writer: Mutex::new(writer),
             readers: Mutex::new(readers),
+            param_seal: std::sync::OnceLock::new(),
         })
     }
 
