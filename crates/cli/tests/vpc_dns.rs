@@ -2,7 +2,7 @@
 //! instances' network namespaces (`ip netns exec`) and busybox's `nslookup` run in an
 //! instance through `spindle instance exec` (which reads the instance's /etc/resolv.conf).
 //! Three VPCs: A with a private zone, B with a private twin of a public zone (split
-//! horizon), C with `EnableDnsSupport: false`. Traffic stays inside namespaces the test's
+//! horizon, and `EnableDnsHostnames` until the last update), C with `EnableDnsSupport: false`. Traffic stays inside namespaces the test's
 //! daemon made, and its public listener on 127.0.0.1. Skips (printing why) when not root or
 //! without `dig`.
 
@@ -146,8 +146,8 @@ fn status(dig_out: &str) -> String {
 /// on-link; its group's egress allows only HTTP, which must not block the resolver), VPC B
 /// (10.242.0.0/20, resolver through the gateway), VPC C (10.243.0.0/20, DNS support
 /// `c_dns`). Zones: private `corp.internal` in A; public `pubtest.test` with a private twin
-/// in B.
-fn template(c_dns: bool) -> String {
+/// in B. B answers its instances' host names while `b_hosts`.
+fn template(c_dns: bool, b_hosts: bool) -> String {
     format!(
         r#"Resources:
   A:
@@ -168,7 +168,7 @@ fn template(c_dns: bool) -> String {
     Properties: {{ImageId: "busybox:web", InstanceType: t3.micro, SubnetId: !Ref ASubnet, SecurityGroupIds: [!Ref ASg]}}
   B:
     Type: AWS::EC2::VPC
-    Properties: {{CidrBlock: 10.242.0.0/20}}
+    Properties: {{CidrBlock: 10.242.0.0/20, EnableDnsHostnames: {b_hosts}}}
   BSubnet:
     Type: AWS::EC2::Subnet
     Properties: {{VpcId: !Ref B, CidrBlock: 10.242.1.0/24}}
@@ -214,6 +214,7 @@ Outputs:
   ABox: {{Value: !Ref ABox}}
   AIp: {{Value: !GetAtt ABox.PrivateIp}}
   BBox: {{Value: !Ref BBox}}
+  BIp: {{Value: !GetAtt BBox.PrivateIp}}
   CBox: {{Value: !Ref CBox}}
 "#
     )
@@ -223,7 +224,7 @@ Outputs:
 #[test]
 fn each_vpc_resolver_answers_its_private_zones_and_the_public_ones_and_survives_a_restart() {
     let Some(mut env) = Env::new('v') else { return };
-    env.deploy("names", &template(false));
+    env.deploy("names", &template(false, true));
     let out = env.outputs("names");
     let (a, b, c) = (&out["ABox"], &out["BBox"], &out["CBox"]);
     // The resolver's address is never an instance's.
@@ -285,6 +286,17 @@ fn each_vpc_resolver_answers_its_private_zones_and_the_public_ones_and_survives_
     // Names outside every zone are not forwarded.
     assert_eq!(env.status_in(a, "10.241.0.2", "debian.org"), "REFUSED");
 
+    // EnableDnsHostnames in B: its addresses' names and pointers, not A's; none in A.
+    let b_ip = &out["BIp"];
+    let b_name = format!("ip-{}.ec2.internal", b_ip.replace('.', "-"));
+    assert_eq!(env.short_in(b, "10.242.0.2", &b_name), *b_ip);
+    let ptr = env.dig_in(b, "10.242.0.2", &["-x", b_ip, "+short"]);
+    assert_eq!(ptr.trim(), format!("{b_name}."));
+    let a_name = format!("ip-{}.ec2.internal", out["AIp"].replace('.', "-"));
+    assert_eq!(env.status_in(b, "10.242.0.2", &a_name), "NXDOMAIN");
+    assert_eq!(env.status_in(a, "10.241.0.2", &a_name), "REFUSED");
+    assert_eq!(env.public_status(&b_name), "REFUSED");
+
     // EnableDnsSupport: false: nothing answers at C's base + 2.
     assert_eq!(
         env.status_in(c, "10.243.0.2", "www.pubtest.test"),
@@ -306,9 +318,12 @@ fn each_vpc_resolver_answers_its_private_zones_and_the_public_ones_and_survives_
         env.status_in(c, "10.243.0.2", "www.pubtest.test"),
         "no answer"
     );
+    assert_eq!(env.short_in(b, "10.242.0.2", &b_name), *b_ip);
 
-    // Turning DNS support on is an in-place update.
-    env.deploy("names", &template(true));
+    // Turning DNS support on, and B's host names off, are in-place updates.
+    env.deploy("names", &template(true, false));
+    assert_eq!(env.outputs("names")["BBox"], *b, "B's instance stays");
+    assert_eq!(env.status_in(b, "10.242.0.2", &b_name), "REFUSED");
     assert_eq!(
         env.short_in(c, "10.243.0.2", "www.pubtest.test"),
         "127.0.0.9"

@@ -15,6 +15,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType as WireType};
 
 use crate::catalog::{CompiledZone, Snapshot, View};
+use crate::hostnames::{HostName, VpcHostnames};
 use crate::zone::{in_zone, parent, RecordType};
 
 /// The UDP payload size this server offers in its OPT record (the DNS flag day's figure).
@@ -38,6 +39,18 @@ pub fn respond(snap: &Snapshot, req: &[u8], transport: Transport) -> Option<Vec<
 pub fn respond_in(
     snap: &Snapshot,
     view: &View,
+    req: &[u8],
+    transport: Transport,
+) -> Option<Vec<u8>> {
+    respond_with(snap, view, None, req, transport)
+}
+
+/// [`respond_in`] for a VPC's resolver that also answers its instances' host names
+/// (`hostnames`, when the VPC has `EnableDnsHostnames`) for names no zone it sees holds.
+pub fn respond_with(
+    snap: &Snapshot,
+    view: &View,
+    hostnames: Option<&VpcHostnames>,
     req: &[u8],
     transport: Transport,
 ) -> Option<Vec<u8>> {
@@ -79,7 +92,7 @@ pub fn respond_in(
     } else if query.queries().len() != 1 {
         ResponseCode::FormErr
     } else {
-        lookup(snap, view, &query, &mut resp)
+        lookup(snap, view, hostnames, &query, &mut resp)
     };
     resp.set_response_code(code);
     encode(resp, limit)
@@ -97,7 +110,13 @@ fn encode(mut resp: Message, limit: usize) -> Option<Vec<u8>> {
     resp.to_vec().ok()
 }
 
-fn lookup(snap: &Snapshot, view: &View, query: &Message, resp: &mut Message) -> ResponseCode {
+fn lookup(
+    snap: &Snapshot,
+    view: &View,
+    hostnames: Option<&VpcHostnames>,
+    query: &Message,
+    resp: &mut Message,
+) -> ResponseCode {
     let q = &query.queries()[0];
     if q.query_class() != DNSClass::IN && q.query_class() != DNSClass::ANY {
         return ResponseCode::Refused;
@@ -108,7 +127,16 @@ fn lookup(snap: &Snapshot, view: &View, query: &Message, resp: &mut Message) -> 
     }
     let qname = q.name().to_ascii().to_ascii_lowercase();
     let mut name = qname.trim_end_matches('.').to_owned();
-    let Some(zone) = snap.zone_in(view, &name) else {
+    let zone = snap.zone_in(view, &name);
+    // Host names act as a zone of their own domain: a zone the VPC sees answers instead only
+    // if it is that domain or below it (the most specific zone wins, as in a VPC on AWS).
+    let host = hostnames.filter(|h| {
+        zone.is_none_or(|z| h.domain() != z.data.name && in_zone(h.domain(), &z.data.name))
+    });
+    if let Some(found) = host.and_then(|h| h.lookup(&name)) {
+        return host_name(found, q, resp);
+    }
+    let Some(zone) = zone else {
         return ResponseCode::Refused;
     };
     resp.set_authoritative(true);
@@ -160,6 +188,31 @@ fn lookup(snap: &Snapshot, view: &View, query: &Message, resp: &mut Message) -> 
         }
         name = target.to_owned();
     }
+    ResponseCode::NoError
+}
+
+/// How long resolvers may cache a host name (they follow the address, which never changes).
+const HOST_NAME_TTL: u32 = 60;
+
+/// The answer for an instance host name or its pointer: not authoritative (as AWS's resolver
+/// answers them), NXDOMAIN for a name of the domain that is no address of the VPC, NODATA for
+/// another type.
+fn host_name(found: HostName, q: &hickory_proto::op::Query, resp: &mut Message) -> ResponseCode {
+    use hickory_proto::rr::rdata::{A, PTR};
+    use hickory_proto::rr::Name;
+    let wanted = |t: WireType| q.query_type() == t || q.query_type() == WireType::ANY;
+    let data = match found {
+        HostName::Missing => return ResponseCode::NXDomain,
+        HostName::Address(ip) if wanted(WireType::A) => RData::A(A(ip)),
+        HostName::Pointer(target) if wanted(WireType::PTR) => {
+            match Name::from_ascii(format!("{target}.")) {
+                Ok(n) => RData::PTR(PTR(n)),
+                Err(_) => return ResponseCode::ServFail,
+            }
+        }
+        _ => return ResponseCode::NoError,
+    };
+    resp.add_answer(Record::from_rdata(q.name().clone(), HOST_NAME_TTL, data));
     ResponseCode::NoError
 }
 
@@ -226,6 +279,17 @@ pub fn test_answer_in(
     name: &str,
     rtype: &str,
 ) -> Result<Tested, String> {
+    test_answer_with(snap, view, None, name, rtype)
+}
+
+/// [`test_answer_in`] for a VPC resolver that answers `hostnames` too (see [`respond_with`]).
+pub fn test_answer_with(
+    snap: &Snapshot,
+    view: &View,
+    hostnames: Option<&VpcHostnames>,
+    name: &str,
+    rtype: &str,
+) -> Result<Tested, String> {
     use hickory_proto::op::Query;
     use hickory_proto::rr::Name;
     let t: WireType = rtype
@@ -241,7 +305,7 @@ pub fn test_answer_in(
     let mut q = Message::new();
     q.set_id(1).add_query(Query::query(qname, t));
     let req = q.to_vec().map_err(|e| e.to_string())?;
-    let bytes = respond_in(snap, view, &req, Transport::Tcp).ok_or("no answer")?;
+    let bytes = respond_with(snap, view, hostnames, &req, Transport::Tcp).ok_or("no answer")?;
     let m = Message::from_vec(&bytes).map_err(|e| e.to_string())?;
     let text = |rs: &[Record]| rs.iter().map(|r| r.to_string()).collect();
     Ok(Tested {

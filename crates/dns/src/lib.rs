@@ -4,7 +4,8 @@
 //! validated all-or-nothing with the position of every bad change (`change.rs`), answering
 //! one query from an immutable snapshot (`answer.rs`) — and two thin edges: the catalog that
 //! swaps whole snapshots in and hands each new state to the caller to save (`catalog.rs`),
-//! and the UDP/TCP server (`server.rs`).
+//! and the UDP/TCP server (`server.rs`). A VPC's resolver also answers its instances' host
+//! names, derived from the address (`hostnames.rs`).
 //!
 //! **Invariants.** A reader sees one snapshot for a whole answer, so no query sees half a
 //! batch; a zone's SOA serial rises by one with every applied batch; a refused batch or a
@@ -18,15 +19,18 @@
 mod answer;
 mod catalog;
 mod change;
+mod hostnames;
 mod server;
 mod zone;
 
 pub use answer::{
-    respond, respond_in, test_answer, test_answer_in, Tested, Transport, SERVER_UDP_PAYLOAD,
+    respond, respond_in, respond_with, test_answer, test_answer_in, test_answer_with, Tested,
+    Transport, SERVER_UDP_PAYLOAD,
 };
 pub use catalog::{Catalog, CompiledZone, Persist, Snapshot, View};
 pub use change::{plan, Action, Change, Problem, MAX_TTL};
 pub use hickory_proto;
+pub use hostnames::{HostName, HostnamesCell, VpcHostnames};
 pub use server::{bind, Bound, DnsHandle};
 pub use zone::{
     canonical_name, in_zone, name_matches, parse_value, Alias, RecordSet, RecordType, SoaFields,

@@ -9,8 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
-use crate::answer::{respond_in, Transport};
+use crate::answer::{respond_with, Transport};
 use crate::catalog::{Catalog, View};
+use crate::hostnames::HostnamesCell;
 use crate::DnsError;
 
 /// How long a TCP connection may sit idle between queries.
@@ -24,6 +25,7 @@ pub struct Bound {
     tcp: TcpListener,
     addr: SocketAddr,
     view: View,
+    hostnames: Option<HostnamesCell>,
 }
 
 /// Binds UDP and TCP on `addr`. Port 0 picks one free port for both.
@@ -43,6 +45,7 @@ pub async fn bind(addr: SocketAddr) -> Result<Bound, DnsError> {
                     tcp,
                     addr: local,
                     view: View::Public,
+                    hostnames: None,
                 })
             }
             Err(e) => last = Some(e),
@@ -70,7 +73,15 @@ impl Bound {
             tcp: TcpListener::from_std(tcp).map_err(err)?,
             addr,
             view,
+            hostnames: None,
         })
+    }
+
+    /// Also answers the host names of a VPC's instances, as `hostnames` holds them at each
+    /// query (see [`crate::VpcHostnames`]).
+    pub fn with_hostnames(mut self, hostnames: HostnamesCell) -> Bound {
+        self.hostnames = Some(hostnames);
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -80,18 +91,21 @@ impl Bound {
     /// Starts answering on the current runtime. The tasks stop when the handle is dropped.
     pub fn serve(self, catalog: Arc<Catalog>) -> DnsHandle {
         let udp = Arc::new(self.udp);
-        let view = Arc::new(self.view);
+        let asker = Arc::new(Asker {
+            view: self.view,
+            hostnames: self.hostnames,
+        });
         let mut tasks = Vec::new();
         for _ in 0..UDP_TASKS {
-            let (udp, catalog, view) = (udp.clone(), catalog.clone(), view.clone());
+            let (udp, catalog, asker) = (udp.clone(), catalog.clone(), asker.clone());
             tasks.push(tokio::spawn(async move {
-                udp_loop(&udp, &catalog, &view).await
+                udp_loop(&udp, &catalog, &asker).await
             }));
         }
         let tcp = self.tcp;
-        tracing::info!(addr = %self.addr, view = ?view, "dns server listening (udp and tcp)");
+        tracing::info!(addr = %self.addr, view = ?asker.view, "dns server listening (udp and tcp)");
         tasks.push(tokio::spawn(
-            async move { tcp_loop(tcp, catalog, view).await },
+            async move { tcp_loop(tcp, catalog, asker).await },
         ));
         DnsHandle {
             tasks,
@@ -120,7 +134,26 @@ impl Drop for DnsHandle {
     }
 }
 
-async fn udp_loop(sock: &UdpSocket, catalog: &Catalog, view: &View) {
+/// Who the sockets answer for: the view of the zones, and a VPC's host names.
+struct Asker {
+    view: View,
+    hostnames: Option<HostnamesCell>,
+}
+
+impl Asker {
+    fn respond(&self, catalog: &Catalog, req: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let hostnames = self.hostnames.as_ref().and_then(HostnamesCell::get);
+        respond_with(
+            &catalog.snapshot(),
+            &self.view,
+            hostnames.as_deref(),
+            req,
+            transport,
+        )
+    }
+}
+
+async fn udp_loop(sock: &UdpSocket, catalog: &Catalog, asker: &Asker) {
     let mut buf = vec![0u8; 4096];
     loop {
         let (n, peer) = match sock.recv_from(&mut buf).await {
@@ -131,26 +164,26 @@ async fn udp_loop(sock: &UdpSocket, catalog: &Catalog, view: &View) {
                 continue;
             }
         };
-        if let Some(out) = respond_in(&catalog.snapshot(), view, &buf[..n], Transport::Udp) {
+        if let Some(out) = asker.respond(catalog, &buf[..n], Transport::Udp) {
             let _ = sock.send_to(&out, peer).await;
         }
     }
 }
 
-async fn tcp_loop(listener: TcpListener, catalog: Arc<Catalog>, view: Arc<View>) {
+async fn tcp_loop(listener: TcpListener, catalog: Arc<Catalog>, asker: Arc<Asker>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let (catalog, view) = (catalog.clone(), view.clone());
+        let (catalog, asker) = (catalog.clone(), asker.clone());
         tokio::spawn(async move {
-            let _ = tcp_conn(stream, &catalog, &view).await;
+            let _ = tcp_conn(stream, &catalog, &asker).await;
         });
     }
 }
 
-async fn tcp_conn(mut s: TcpStream, catalog: &Catalog, view: &View) -> std::io::Result<()> {
+async fn tcp_conn(mut s: TcpStream, catalog: &Catalog, asker: &Asker) -> std::io::Result<()> {
     let mut buf = Vec::new();
     loop {
         let mut len = [0u8; 2];
@@ -162,7 +195,7 @@ async fn tcp_conn(mut s: TcpStream, catalog: &Catalog, view: &View) -> std::io::
         tokio::time::timeout(TCP_IDLE, s.read_exact(&mut buf))
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-        let Some(out) = respond_in(&catalog.snapshot(), view, &buf, Transport::Tcp) else {
+        let Some(out) = asker.respond(catalog, &buf, Transport::Tcp) else {
             return Ok(());
         };
         let mut framed = Vec::with_capacity(out.len() + 2);

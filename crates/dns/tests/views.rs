@@ -3,7 +3,8 @@
 //! table of (view, name, expected answer), checked through `test_answer_in`.
 
 use spindle_dns::{
-    test_answer_in, Action, Catalog, Change, DnsError, RecordSet, RecordType, View, ZoneData,
+    test_answer_in, test_answer_with, Action, Catalog, Change, DnsError, RecordSet, RecordType,
+    View, VpcHostnames, ZoneData,
 };
 
 fn ok(_: &[u8]) -> Result<(), String> {
@@ -161,4 +162,123 @@ fn a_private_zone_conflicts_only_with_its_own_name_in_a_shared_vpc() {
         ask(&c, &View::Vpc("vpc-a".into()), "www.corp.test"),
         "NOERROR 10.0.0.5"
     );
+}
+
+/// A VPC with `EnableDnsHostnames` answers its addresses' host names and pointers, not
+/// authoritatively; zones it sees still win, and without host names those names are REFUSED.
+#[test]
+fn host_names_answer_after_the_zones_a_vpc_sees() {
+    let c = catalog();
+    zone(
+        &c,
+        "ZEC2",
+        "ec2.internal",
+        &["vpc-b"],
+        &[("ip-10-0-0-5.ec2.internal", "10.9.9.1")],
+    );
+    let names = VpcHostnames::new("ec2.internal", "10.0.0.0".parse().unwrap(), 16).unwrap();
+    let vpc_a = View::Vpc("vpc-a".into());
+    let ask_with = |view: &View, h: Option<&VpcHostnames>, name: &str, t: &str| {
+        let r = test_answer_with(&c.snapshot(), view, h, name, t).unwrap();
+        let mut out = format!("{}{}", r.rcode, if r.authoritative { " aa" } else { "" });
+        for a in &r.answers {
+            out.push(' ');
+            out.push_str(a.split_whitespace().last().unwrap_or_default());
+        }
+        out
+    };
+    let table: &[(&View, Option<&VpcHostnames>, &str, &str, &str)] = &[
+        (
+            &vpc_a,
+            Some(&names),
+            "ip-10-0-0-5.ec2.internal",
+            "A",
+            "NOERROR 10.0.0.5",
+        ),
+        (
+            &vpc_a,
+            Some(&names),
+            "IP-10-0-3-4.EC2.INTERNAL.",
+            "A",
+            "NOERROR 10.0.3.4",
+        ),
+        (
+            &vpc_a,
+            Some(&names),
+            "ip-10-0-0-5.ec2.internal",
+            "AAAA",
+            "NOERROR",
+        ),
+        (
+            &vpc_a,
+            Some(&names),
+            "ip-10-1-0-5.ec2.internal",
+            "A",
+            "NXDOMAIN",
+        ),
+        (&vpc_a, Some(&names), "web.ec2.internal", "A", "NXDOMAIN"),
+        (
+            &vpc_a,
+            Some(&names),
+            "5.0.0.10.in-addr.arpa",
+            "PTR",
+            "NOERROR ip-10-0-0-5.ec2.internal.",
+        ),
+        (
+            &vpc_a,
+            Some(&names),
+            "5.0.1.11.in-addr.arpa",
+            "PTR",
+            "REFUSED",
+        ),
+        // Other names answer from zones as before; a zone of the host names' own domain (or
+        // below it) wins over them, a wider one (vpc-a's private `internal`) does not.
+        (
+            &vpc_a,
+            Some(&names),
+            "svc.internal",
+            "A",
+            "NOERROR aa 10.9.9.9",
+        ),
+        (
+            &vpc_a,
+            Some(&names),
+            "www.corp.test",
+            "A",
+            "NOERROR aa 10.0.0.5",
+        ),
+        (
+            &vpc_a,
+            Some(&names),
+            "app.pub.test",
+            "A",
+            "NOERROR aa 192.0.2.9",
+        ),
+        (
+            &View::Vpc("vpc-b".into()),
+            Some(&names),
+            "ip-10-0-0-5.ec2.internal",
+            "A",
+            "NOERROR aa 10.9.9.1",
+        ),
+        // Without host names (EnableDnsHostnames false, or the public listener): REFUSED.
+        (
+            &View::Vpc("vpc-c".into()),
+            None,
+            "ip-10-0-0-5.ec2.internal",
+            "A",
+            "REFUSED",
+        ),
+        (&vpc_a, None, "ip-10-0-0-5.ec2.internal", "A", "NXDOMAIN aa"),
+        (
+            &View::Public,
+            None,
+            "5.0.0.10.in-addr.arpa",
+            "PTR",
+            "REFUSED",
+        ),
+    ];
+    for (view, h, name, t, want) in table {
+        assert_eq!(&ask_with(view, *h, name, t), want, "{view:?} {name} {t}");
+    }
 }

@@ -22,8 +22,8 @@ use crate::Kind;
 
 pub(crate) const VPC: Shape = Shape {
     type_name: Kind::Vpc.type_name(),
-    used: &["CidrBlock", "EnableDnsSupport"],
-    ignored: &["EnableDnsHostnames", "InstanceTenancy", "Tags"],
+    used: &["CidrBlock", "EnableDnsHostnames", "EnableDnsSupport"],
+    ignored: &["InstanceTenancy", "Tags"],
     hints: &[
         (
             "Ipv4IpamPoolId",
@@ -257,6 +257,9 @@ pub(crate) struct VpcSpec {
     pub cidr: Ipv4Net,
     /// `EnableDnsSupport` (default true): the resolver at the CIDR's base + 2 answers.
     pub dns_support: bool,
+    /// `EnableDnsHostnames` (default false): the resolver answers the instances' host names
+    /// (`ip-A-B-C-D.ec2.internal` and their pointers); needs `EnableDnsSupport`.
+    pub dns_hostnames: bool,
 }
 
 impl VpcSpec {
@@ -268,7 +271,21 @@ impl VpcSpec {
             .take("", s.opt_bool(p, "EnableDnsSupport"))
             .flatten()
             .unwrap_or(true);
-        let spec = cidr(s, p, "CidrBlock", true, &mut e).map(|cidr| VpcSpec { cidr, dns_support });
+        let dns_hostnames = e
+            .take("", s.opt_bool(p, "EnableDnsHostnames"))
+            .flatten()
+            .unwrap_or(false);
+        if dns_hostnames && !dns_support {
+            e.add(
+                "EnableDnsHostnames",
+                "host names are answered by the VPC's resolver: they need EnableDnsSupport: true",
+            );
+        }
+        let spec = cidr(s, p, "CidrBlock", true, &mut e).map(|cidr| VpcSpec {
+            cidr,
+            dns_support,
+            dns_hostnames,
+        });
         e.finish(spec)
     }
 }

@@ -35,7 +35,7 @@
 //!
 //! | Type | Implemented | Accepted, no effect | Refused (examples) |
 //! |---|---|---|---|
-//! | VPC | `CidrBlock` | `EnableDnsHostnames`, `EnableDnsSupport`, `InstanceTenancy`, `Tags` | `Ipv4IpamPoolId`, `Ipv4NetmaskLength` |
+//! | VPC | `CidrBlock`, `EnableDnsHostnames`, `EnableDnsSupport` | `InstanceTenancy`, `Tags` | `Ipv4IpamPoolId`, `Ipv4NetmaskLength` |
 //! | Subnet | `VpcId`, `CidrBlock` | `AvailabilityZone`, `AvailabilityZoneId`, `MapPublicIpOnLaunch`, `EnableDns64`, `PrivateDnsNameOptionsOnLaunch`, `Tags` | IPv6, IPAM, `OutpostArn` |
 //! | SecurityGroup | `GroupDescription`, `VpcId` (required: no default VPC), `SecurityGroupIngress`, `SecurityGroupEgress` | `GroupName`, `Tags` | rules with `CidrIpv6`, prefix lists, group names |
 //! | SecurityGroupIngress / Egress | `GroupId`, `IpProtocol` (`tcp`, `udp`, `icmp`, `-1` or their numbers), `FromPort`, `ToPort`, `CidrIp`, `SourceSecurityGroupId` / `DestinationSecurityGroupId` | `Description`, `SourceSecurityGroupOwnerId` | `GroupName`, `SourceSecurityGroupName`, `CidrIpv6`, prefix lists |

@@ -111,6 +111,7 @@ impl Provider for VpcProvider {
                     if !spec.dns_support {
                         e.runtime.set_dns_support(&v.id, false)?;
                     }
+                    e.runtime.set_dns_hostnames(&v.id, spec.dns_hostnames)?;
                     Ok(vpc_output(&v))
                 })
                 .await?;
@@ -124,14 +125,24 @@ impl Provider for VpcProvider {
     ) -> BoxFuture<'a, Result<ProviderOutput, ProviderError>> {
         Box::pin(async move {
             let spec = parse(VpcSpec::parse(&req.properties))?;
-            VPC.check_update(&req.changed, &["EnableDnsSupport"], "a VPC's CIDR is fixed")?;
+            VPC.check_update(
+                &req.changed,
+                &["EnableDnsSupport", "EnableDnsHostnames"],
+                "a VPC's CIDR is fixed",
+            )?;
             let id = req.physical_id.clone();
             let v = find_vpc(&self.ec2, &id)
                 .ok_or_else(|| ProviderError::NotFound(format!("VPC {id}")))?;
-            if req.changed.iter().any(|k| k == "EnableDnsSupport") {
+            let dns = ["EnableDnsSupport", "EnableDnsHostnames"];
+            if req.changed.iter().any(|k| dns.contains(&k.as_str())) {
                 self.ec2
                     .run(&scoped_token(&req.cx), move |e| {
-                        Ok(e.runtime.set_dns_support(&id, spec.dns_support)?)
+                        // Host names off before support goes off, on after it comes back.
+                        if !spec.dns_hostnames {
+                            e.runtime.set_dns_hostnames(&id, false)?;
+                        }
+                        e.runtime.set_dns_support(&id, spec.dns_support)?;
+                        Ok(e.runtime.set_dns_hostnames(&id, spec.dns_hostnames)?)
                     })
                     .await?;
             }

@@ -44,7 +44,7 @@ mod network;
 mod peering;
 mod resolver;
 
-pub use resolver::{resolver_address, VpcResolver};
+pub use resolver::{resolver_address, ResolverVpc, VpcResolver};
 mod usage;
 
 /// Errors of engine operations.
@@ -260,6 +260,10 @@ pub struct Vpc {
     /// `EnableDnsSupport`: whether the resolver at base + 2 answers (see `engine/resolver.rs`).
     #[serde(default = "dns_support_default")]
     pub dns_support: bool,
+    /// `EnableDnsHostnames`: whether the resolver also answers the instances' host names
+    /// (`ip-A-B-C-D.<domain>` and their pointers). Off by default, as for a VPC on AWS.
+    #[serde(default)]
+    pub dns_hostnames: bool,
 }
 
 fn dns_support_default() -> bool {

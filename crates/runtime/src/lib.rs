@@ -92,7 +92,7 @@ pub use bind::{BindError, BindMount};
 pub use cgroup::{instance_type, CgroupLayout, InstanceType, Limits, INSTANCE_TYPES};
 pub use cidr::{Ipam, Ipv4Net};
 pub use durable::{DocError, FileDoc, MemoryDoc, StateDoc};
-pub use engine::{resolver_address, VpcResolver};
+pub use engine::{resolver_address, ResolverVpc, VpcResolver};
 pub use engine::{
     Endpoint, ExitInfo, Instance, InstanceEvent, InstanceState, LaunchSpec, Peering, Runtime,
     RuntimeConfig, RuntimeError, Vpc,

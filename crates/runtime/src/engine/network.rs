@@ -59,6 +59,7 @@ impl Runtime {
             subnets: BTreeMap::new(),
             next_port: 0,
             dns_support: true,
+            dns_hostnames: false,
         };
         st.vpcs.insert(id, vpc.clone());
         self.save(&st)?;

@@ -13,7 +13,9 @@
 //! binds again when it registers its hook ([`Runtime::set_vpc_resolver`]). A VPC's
 //! `EnableDnsSupport: false` ([`Runtime::set_dns_support`], saved with the VPC) closes its
 //! sockets: a query then gets ICMP port unreachable, as a VPC without DNS support answers
-//! nothing.
+//! nothing. `EnableDnsHostnames` ([`Runtime::set_dns_hostnames`], also saved) is handed to
+//! the hook with the CIDR, so the daemon answers the instances' host names; a change reaches
+//! a running resolver through [`VpcResolver::update`], with no restart of its sockets.
 
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::sync::Arc;
@@ -23,15 +25,37 @@ use crate::net::NetError;
 
 use super::{Runtime, RuntimeError, Vpc};
 
+/// What the daemon's side is told about the VPC whose resolver it serves.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolverVpc<'a> {
+    pub id: &'a str,
+    pub cidr: Ipv4Net,
+    /// `EnableDnsHostnames`: answer the instances' host names too.
+    pub hostnames: bool,
+}
+
+impl<'a> ResolverVpc<'a> {
+    fn of(vpc: &'a Vpc) -> Self {
+        ResolverVpc {
+            id: &vpc.id,
+            cidr: vpc.cidr,
+            hostnames: vpc.dns_hostnames,
+        }
+    }
+}
+
 /// The daemon's side: starts answering DNS for one VPC on sockets bound inside its router.
 pub trait VpcResolver: Send + Sync {
-    /// Serves `vpc_id`'s resolver on `udp` and `tcp` until the returned guard is dropped.
+    /// Serves `vpc`'s resolver on `udp` and `tcp` until the returned guard is dropped.
     fn serve(
         &self,
-        vpc_id: &str,
+        vpc: &ResolverVpc<'_>,
         udp: UdpSocket,
         tcp: TcpListener,
     ) -> Result<Box<dyn Send>, String>;
+
+    /// The settings of `vpc`, whose resolver this hook serves, changed.
+    fn update(&self, vpc: &ResolverVpc<'_>);
 }
 
 /// The resolver's address in a VPC: its CIDR's base + 2 (VPCs are /16 to /28).
@@ -53,24 +77,52 @@ impl Runtime {
 
     /// Turns a VPC's resolver on or off (`EnableDnsSupport`); saved with the VPC.
     pub fn set_dns_support(&self, vpc_id: &str, enabled: bool) -> Result<(), RuntimeError> {
-        let mut st = self.lock();
-        let vpc = st.vpcs.get_mut(vpc_id).ok_or_else(|| NetError::NotFound {
-            kind: "VPC",
-            id: vpc_id.into(),
-        })?;
-        let changed = vpc.dns_support != enabled;
-        vpc.dns_support = enabled;
-        let vpc = vpc.clone();
-        if changed {
-            self.save(&st)?;
-        }
-        drop(st);
+        let (vpc, _) = self.set_vpc_flag(vpc_id, enabled, |v| &mut v.dns_support)?;
         if enabled {
             self.start_resolver(&vpc)
         } else {
             self.stop_resolver(vpc_id);
             Ok(())
         }
+    }
+
+    /// Turns the instances' host names in a VPC's resolver on or off (`EnableDnsHostnames`);
+    /// saved with the VPC, and handed to the running resolver.
+    pub fn set_dns_hostnames(&self, vpc_id: &str, enabled: bool) -> Result<(), RuntimeError> {
+        let (vpc, changed) = self.set_vpc_flag(vpc_id, enabled, |v| &mut v.dns_hostnames)?;
+        if changed && self.resolver_running(vpc_id) {
+            if let Some(hook) = self.inner.resolver.lock().unwrap().clone() {
+                hook.update(&ResolverVpc::of(&vpc));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the VPC setting `flag` picks and saves it if it changed (undone in memory if the
+    /// save fails); returns the VPC and whether it changed.
+    fn set_vpc_flag(
+        &self,
+        vpc_id: &str,
+        enabled: bool,
+        flag: fn(&mut Vpc) -> &mut bool,
+    ) -> Result<(Vpc, bool), RuntimeError> {
+        let mut st = self.lock();
+        let vpc = st.vpcs.get_mut(vpc_id).ok_or_else(|| NetError::NotFound {
+            kind: "VPC",
+            id: vpc_id.into(),
+        })?;
+        let changed = *flag(vpc) != enabled;
+        *flag(vpc) = enabled;
+        let saved = vpc.clone();
+        if changed {
+            if let Err(e) = self.save(&st) {
+                if let Some(v) = st.vpcs.get_mut(vpc_id) {
+                    *flag(v) = !enabled;
+                }
+                return Err(e);
+            }
+        }
+        Ok((saved, changed))
     }
 
     /// Whether `vpc_id`'s resolver is answering now.
@@ -128,7 +180,7 @@ impl Runtime {
         let udp = k.udp_bind_in(&vpc.netns, &at)?;
         let tcp = k.tcp_listen_in(&vpc.netns, &at)?;
         let guard = hook
-            .serve(&vpc.id, udp, tcp)
+            .serve(&ResolverVpc::of(vpc), udp, tcp)
             .map_err(|detail| RuntimeError::Resolver {
                 vpc: vpc.id.clone(),
                 detail,

@@ -755,6 +755,15 @@ fn an_endpoint_holds_an_address_that_its_groups_rules_admit_and_reaches_direct_p
 #[derive(Default)]
 struct Recorder {
     serving: Arc<Mutex<Vec<String>>>,
+    /// (VPC, CIDR, host names) of each serve and update, in order.
+    told: Mutex<Vec<(String, String, bool)>>,
+}
+
+impl Recorder {
+    fn tell(&self, vpc: &ResolverVpc<'_>) {
+        let seen = (vpc.id.to_owned(), vpc.cidr.to_string(), vpc.hostnames);
+        self.told.lock().unwrap().push(seen);
+    }
 }
 
 struct Serving(String, Arc<Mutex<Vec<String>>>);
@@ -768,13 +777,46 @@ impl Drop for Serving {
 impl VpcResolver for Recorder {
     fn serve(
         &self,
-        vpc_id: &str,
+        vpc: &ResolverVpc<'_>,
         _udp: std::net::UdpSocket,
         _tcp: std::net::TcpListener,
     ) -> Result<Box<dyn Send>, String> {
-        self.serving.lock().unwrap().push(vpc_id.to_owned());
-        Ok(Box::new(Serving(vpc_id.to_owned(), self.serving.clone())))
+        self.tell(vpc);
+        self.serving.lock().unwrap().push(vpc.id.to_owned());
+        Ok(Box::new(Serving(vpc.id.to_owned(), self.serving.clone())))
     }
+
+    fn update(&self, vpc: &ResolverVpc<'_>) {
+        self.tell(vpc);
+    }
+}
+
+#[test]
+fn host_names_reach_the_resolver_at_start_on_change_and_after_a_reopen() {
+    let f = fixture();
+    let hook = Arc::new(Recorder::default());
+    f.rt.set_vpc_resolver(hook.clone());
+    f.rt.create_vpc(Some("vpc-h"), "10.203.0.0/20").unwrap();
+    f.rt.set_dns_hostnames("vpc-h", true).unwrap();
+    // Setting it again changes nothing and tells nobody.
+    f.rt.set_dns_hostnames("vpc-h", true).unwrap();
+    let told = |h: &Recorder| h.told.lock().unwrap().clone();
+    let seen = |on: bool| ("vpc-h".to_string(), "10.203.0.0/20".to_string(), on);
+    assert_eq!(told(&hook), [seen(false), seen(true)]);
+    // Saved: a reopened runtime serves it with host names on; a VPC with its resolver off
+    // keeps the setting for when it is turned on.
+    let again = Runtime::open(f.rt.config().clone(), f.kernel.clone()).unwrap();
+    let hook2 = Arc::new(Recorder::default());
+    again.set_vpc_resolver(hook2.clone());
+    assert_eq!(told(&hook2), [seen(true)]);
+    again.set_dns_support("vpc-h", false).unwrap();
+    again.set_dns_hostnames("vpc-h", false).unwrap();
+    again.set_dns_support("vpc-h", true).unwrap();
+    assert_eq!(told(&hook2), [seen(true), seen(false)]);
+    assert!(matches!(
+        again.set_dns_hostnames("vpc-nope", true),
+        Err(RuntimeError::Net(NetError::NotFound { .. }))
+    ));
 }
 
 #[test]
