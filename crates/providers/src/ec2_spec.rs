@@ -818,6 +818,17 @@ mod tests {
                 &["AWS::EC2::VPC: CidrBlock 10.0.0.0/33: "],
             ),
             (
+                "vpc",
+                json!({"CidrBlock": "10.0.0.0/16", "EnableDnsSupport": false,
+                       "EnableDnsHostnames": true}),
+                &["EnableDnsHostnames: host names are answered by the VPC's resolver: they need EnableDnsSupport: true"],
+            ),
+            (
+                "vpc",
+                json!({"CidrBlock": "10.0.0.0/16", "EnableDnsHostnames": "maybe"}),
+                &["EnableDnsHostnames must be true or false, got"],
+            ),
+            (
                 "subnet",
                 json!({"CidrBlock": "nope", "Ipv6Native": true}),
                 &[
