@@ -4,7 +4,7 @@
 //! | Type | `Ref` | `Fn::GetAtt` | Changes in place |
 //! |---|---|---|---|
 //! | `DBSubnetGroup` | its name (`DBSubnetGroupName`, lower-cased, or a derived one) | — | `SubnetIds`, `DBSubnetGroupDescription`, `Tags` |
-//! | `DBInstance` | `DBInstanceIdentifier` (lower-cased; derived from the stack and logical id when absent) | `Endpoint.Address`, `Endpoint.Port`, `DBInstanceArn`, `DbiResourceId`, `MasterUserSecret.SecretArn` | `DeletionProtection`, `AllocatedStorage` (a rise), `Tags` and the ignored properties |
+//! | `DBInstance` | `DBInstanceIdentifier` (lower-cased; derived from the stack and logical id when absent) | `Endpoint.Address`, `Endpoint.Port`, `DBInstanceArn`, `DbiResourceId`, `MasterUserSecret.SecretArn` | `DeletionProtection`, `AllocatedStorage` (a rise), `Tags`, `EngineVersion` (a minor change: only Debian's PostgreSQL 15 is accepted, and the engine is whatever 15.x Debian ships; a major version is refused by name, where AWS would upgrade in place with `AllowMajorVersionUpgrade`) and the ignored properties |
 //!
 //! A DB instance is a Spindle instance booted from the PostgreSQL engine image (baked on the
 //! first DB instance, see `spindle_rds::image`) in the first subnet of its subnet group, in
@@ -745,8 +745,8 @@ impl Provider for RdsProvider {
                     DB_INSTANCE
                         .check_update(
                             &req.changed,
-                            &["DeletionProtection", "AllocatedStorage", "Tags"],
-                            "Spindle changes a DB instance's DeletionProtection, AllocatedStorage and Tags in place; the others are not built yet",
+                            crate::rds_spec::IN_PLACE,
+                            "Spindle changes a DB instance's DeletionProtection, AllocatedStorage, Tags and EngineVersion (minor, within 15) in place; the others are not built yet",
                         )
                         .map_err(ProviderError::from)?;
                     let rec = self.rds.change(|st| {

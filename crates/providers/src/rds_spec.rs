@@ -61,6 +61,15 @@ pub(crate) const DB_INSTANCE: Shape = Shape {
     ],
 };
 
+/// What a DB instance changes in place. `EngineVersion`: the spec admits only Debian's
+/// major version, so a change is a minor one, which the running engine already is.
+pub(crate) const IN_PLACE: &[&str] = &[
+    "DeletionProtection",
+    "AllocatedStorage",
+    "Tags",
+    "EngineVersion",
+];
+
 /// The PostgreSQL major version Debian's `postgresql` is (bookworm: 15).
 pub(crate) const POSTGRES_MAJOR: &str = "15";
 
@@ -462,6 +471,27 @@ mod tests {
         let e = DbInstanceSpec::parse(&p).unwrap_err();
         assert!(
             e.contains("ManageMasterUserPassword: not with DBSnapshotIdentifier"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_minor_engine_version_change_is_in_place_and_a_major_is_refused() {
+        let why = "in place";
+        DB_INSTANCE
+            .check_update(&["EngineVersion".into()], IN_PLACE, why)
+            .unwrap();
+        let e = DB_INSTANCE
+            .check_update(&["EngineVersion".into(), "Port".into()], IN_PLACE, why)
+            .unwrap_err();
+        assert!(e.to_string().contains("Port"), "{e}");
+        let mut p = good();
+        p.insert("EngineVersion".into(), s("15.6"));
+        DbInstanceSpec::parse(&p).unwrap();
+        p.insert("EngineVersion".into(), s("16"));
+        let e = DbInstanceSpec::parse(&p).unwrap_err();
+        assert!(
+            e.contains("EngineVersion: `16`: Spindle runs Debian's PostgreSQL 15"),
             "{e}"
         );
     }
