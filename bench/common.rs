@@ -23,6 +23,7 @@ pub fn start_with(bin: &Path, dir: &Path, extra: &[&str]) -> Result<(Daemon, Dur
         runtime: Runtime::Default,
         args: extra.iter().map(|a| a.to_string()).collect(),
         stderr: false,
+        log_file: None,
         // The start is what foundation times, so look often.
         poll: Duration::from_micros(200),
     };

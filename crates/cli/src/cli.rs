@@ -82,6 +82,9 @@ pub enum Command {
     /// Manage secrets (like AWS Secrets Manager): list, get, put, rotate
     #[command(subcommand)]
     Secret(crate::commands::secret::SecretCmd),
+    /// DB instances and their snapshots (like Amazon RDS): instances, snapshot list|create|delete|restore
+    #[command(subcommand)]
+    Rds(crate::commands::rds::RdsCmd),
     /// Validate CloudFormation templates
     #[command(subcommand)]
     Template(TemplateCmd),
@@ -241,6 +244,10 @@ pub struct DownArgs {
     /// forget what `up` recorded (accounts are always kept)
     #[arg(long)]
     pub all: bool,
+    /// Delete stacks even when that deletes a database (each is kept in a named final
+    /// snapshot first); without it such a stack's delete is refused as data loss
+    #[arg(long)]
+    pub allow_data_loss: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -68,6 +68,7 @@ Outputs:
   Arn: {{Value: !GetAtt Db.DBInstanceArn}}
   Id: {{Value: !Ref Db}}
   Vpc: {{Value: !Ref Vpc}}
+  Sg: {{Value: !Ref DbSg}}
 "#
     )
 }
@@ -95,7 +96,7 @@ fn outputs(d: &Daemon, stack: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn psql_once(netns: &str, host: &str, port: &str, sql: &str) -> Output {
+fn psql_once_as(netns: &str, host: &str, port: &str, password: &str, sql: &str) -> Output {
     Command::new("ip")
         .args([
             "netns",
@@ -112,16 +113,20 @@ fn psql_once(netns: &str, host: &str, port: &str, sql: &str) -> Output {
             "host={host} port={port} user=app dbname=shop sslmode=disable connect_timeout=3"
         ))
         .args(["-c", sql])
-        .env("PGPASSWORD", PASSWORD)
+        .env("PGPASSWORD", password)
         .output()
         .expect("psql runs (postgresql-client)")
 }
 
 /// Runs `sql`, retrying for up to 60 s while the server starts (after a restart).
 fn psql(netns: &str, host: &str, port: &str, sql: &str) -> String {
+    psql_as(netns, host, port, PASSWORD, sql)
+}
+
+fn psql_as(netns: &str, host: &str, port: &str, password: &str, sql: &str) -> String {
     let t = Instant::now();
     loop {
-        let o = psql_once(netns, host, port, sql);
+        let o = psql_once_as(netns, host, port, password, sql);
         if o.status.success() {
             return String::from_utf8(o.stdout).unwrap();
         }
@@ -130,31 +135,38 @@ fn psql(netns: &str, host: &str, port: &str, sql: &str) -> String {
     }
 }
 
-#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
-#[test]
-fn a_postgres_db_instance_serves_psql_keeps_rows_across_a_restart_and_leaves_a_final_snapshot() {
-    if !common::root_tests_can_run(module_path!()) {
-        return;
+/// Whether this root test can run here (root, and Debian's psql), saying `skipped` when not;
+/// points every test daemon at one engine-image bake cache, which the daemons inherit.
+fn can_run(test: &str) -> bool {
+    if !common::root_tests_can_run(test) {
+        return false;
     }
     if Command::new("psql").arg("--version").output().is_err() {
-        eprintln!(
-            "skipped: {}: no psql (apt-get install postgresql-client)",
-            module_path!()
-        );
-        return;
+        eprintln!("skipped: {test}: no psql (apt-get install postgresql-client)");
+        return false;
     }
-    // The daemon inherits it: every test daemon boots the image from one bake cache.
     if std::env::var_os("SPINDLE_RDS_BAKE_DIR").is_none() {
         std::env::set_var(
             "SPINDLE_RDS_BAKE_DIR",
             std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rds-bake"),
         );
     }
+    true
+}
+
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
+#[test]
+fn a_postgres_db_instance_serves_psql_keeps_rows_across_a_restart_and_leaves_a_final_snapshot() {
+    if !can_run(module_path!()) {
+        return;
+    }
     let prefix = format!("srds{}", std::process::id() % 100_000);
     let _sweep = Sweep(prefix.clone());
     let d = Daemon::start_with_runtime(BIN, &prefix);
     let file = d.root().join("db.yaml");
-    std::fs::write(&file, template(true, 20, 64)).unwrap();
+    // Unprotected, so that its engine can be restarted through the instance API (which
+    // refuses to stop a protected DB's engine; the guard stack below checks that).
+    std::fs::write(&file, template(false, 20, 64)).unwrap();
     let param = format!("DbPassword={PASSWORD}");
     let f = file.to_str().unwrap();
     let t = Instant::now();
@@ -218,8 +230,7 @@ fn a_postgres_db_instance_serves_psql_keeps_rows_across_a_restart_and_leaves_a_f
         "files holding the password in clear"
     );
 
-    // Lifting DeletionProtection and growing the storage are updates in place: same
-    // endpoint, same rows.
+    // Growing the storage is an update in place: same endpoint, same rows.
     std::fs::write(&file, template(false, 30, 64)).unwrap();
     ok(&d, &["stack", "deploy", "db", f, "-p", &param, "--yes"]);
     assert_eq!(outputs(&d, "db")["Address"], *host);
@@ -304,6 +315,24 @@ fn a_postgres_db_instance_serves_psql_keeps_rows_across_a_restart_and_leaves_a_f
         ],
     );
     let g = outputs(&d, "guard");
+    let gns = format!("{prefix}-{}", g["Vpc"]);
+    // Its engine's instance can't be stopped or terminated through the instance API.
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&d, &["instance", "list", "--output", "json"])).unwrap();
+    let engine = list
+        .iter()
+        .find(|i| i["tags"]["spindle:rds-db-instance"] == g["Id"].as_str())
+        .unwrap_or_else(|| panic!("no instance of {} in {list:?}", g["Id"]));
+    let engine = engine["id"].as_str().unwrap().to_string();
+    for what in ["stop", "terminate"] {
+        let o = d.cli(&["instance", what, &engine]);
+        assert!(!o.status.success(), "{what} of a protected DB's engine");
+        assert!(
+            stderr(&o).contains("DeletionProtection"),
+            "{what}: {}",
+            stderr(&o)
+        );
+    }
     let del = d.cli(&["stack", "delete", "guard", "--yes", "--allow-data-loss"]);
     let text = format!("{}{}", stdout(&del), stderr(&del));
     assert!(!del.status.success(), "{text}");
@@ -311,13 +340,299 @@ fn a_postgres_db_instance_serves_psql_keeps_rows_across_a_restart_and_leaves_a_f
         text.contains("DeletionProtection enabled"),
         "the refusal names DeletionProtection: {text}"
     );
-    let gns = format!("{prefix}-{}", g["Vpc"]);
     assert_eq!(
         psql(&gns, &g["Address"], &g["Port"], "SELECT 1").trim(),
         "1"
     );
-    // Instances outlive their daemon by design: end this one before the daemon stops, so
-    // the sweep finds no process left in its cgroups.
+    // Instances outlive their daemon by design: end the others before the daemon stops.
+    // The protected engine can't be ended through the API (its stack is DELETE_FAILED,
+    // so its protection can't be lifted either): the prefix's sweep ends it.
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&d, &["instance", "list", "--output", "json"])).unwrap();
+    for i in list
+        .iter()
+        .filter(|i| i["state"] != "terminated" && i["id"] != engine.as_str())
+    {
+        ok(&d, &["instance", "terminate", i["id"].as_str().unwrap()]);
+    }
+}
+
+/// A stack whose DB instance keeps its master password in Secrets Manager
+/// (`ManageMasterUserPassword`), with a `SecretTargetAttachment` adding the connection
+/// details to that secret.
+fn managed_template(n: u8, db: &str) -> String {
+    let source =
+        format!("MasterUsername: app\n      ManageMasterUserPassword: true\n      DBName: {db}");
+    template_with(false, 20, n, &source).replace(
+        "Outputs:\n",
+        "  Attach:
+    Type: AWS::SecretsManager::SecretTargetAttachment
+    Properties:
+      SecretId: !GetAtt Db.MasterUserSecret.SecretArn
+      TargetId: !Ref Db
+      TargetType: AWS::RDS::DBInstance
+Outputs:
+  SecretArn: {Value: !GetAtt Db.MasterUserSecret.SecretArn}
+",
+    )
+}
+
+/// Every file under `dir` holding `needle` (fixed string), skipping directories named in
+/// `skip`.
+fn files_holding(dir: &std::path::Path, needle: &str, skip: &[&str]) -> String {
+    let mut c = Command::new("grep");
+    c.args(["-r", "-l", "-a", "-F"]);
+    for s in skip {
+        c.arg(format!("--exclude-dir={s}"));
+    }
+    let o = c.arg("--").arg(needle).arg(dir).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Issue #20's secret and data-loss acceptance, through the daemon as root: the master
+/// password is generated into the instance's own secret; psql logs in with what `spindle
+/// secret get` reads back; the password and the SCRAM verifier appear in no file of the
+/// data dir (but the cluster's own catalog), the daemon's log, any process's argv or the API's
+/// replies. A `DBName` change is refused as data loss; allowed, it replaces the instance and
+/// leaves a final snapshot that the deploy names and that a new stack restores, rows and all.
+#[cfg_attr(not(spindle_root_tests), ignore = "needs root (see crates/rootgate)")]
+#[test]
+fn a_managed_password_stays_secret_and_a_db_name_change_leaves_a_final_snapshot_that_restores() {
+    if !can_run(module_path!()) {
+        return;
+    }
+    let prefix = format!("srdm{}", std::process::id() % 100_000);
+    let _sweep = Sweep(prefix.clone());
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("daemon.log");
+    let d = common::Daemon::start_opts(
+        BIN,
+        spindle_testsupport::Options {
+            runtime: spindle_testsupport::Runtime::Prefix(prefix.clone()),
+            log_file: Some(log.clone()),
+            ..Default::default()
+        },
+    );
+    let file = d.root().join("managed.yaml");
+    std::fs::write(&file, managed_template(67, "shop")).unwrap();
+    let f = file.to_str().unwrap();
+    let param = "DbPassword=not-used-here";
+    ok(&d, &["stack", "deploy", "db", f, "-p", param, "--yes"]);
+    let out = outputs(&d, "db");
+    let (host, port, arn) = (&out["Address"], &out["Port"], &out["SecretArn"]);
+    assert!(arn.contains(":secret:rds-db-"), "{out:?}");
+    let value: serde_json::Value =
+        serde_json::from_str(ok(&d, &["secret", "get", arn, "--value"]).trim()).unwrap();
+    assert_eq!(value["username"], "app", "{value}");
+    assert_eq!(
+        value["host"],
+        host.as_str(),
+        "the attachment added the host"
+    );
+    assert_eq!(value["port"], 5432);
+    assert_eq!(value["engine"], "postgres");
+    assert_eq!(value["dbname"], "shop");
+    let password = value["password"].as_str().unwrap().to_string();
+    assert!(password.len() >= 20, "a generated password");
+    let netns = format!("{prefix}-{}", out["Vpc"]);
+    psql_as(
+        &netns,
+        host,
+        port,
+        &password,
+        "CREATE TABLE expenses (amount int); INSERT INTO expenses SELECT generate_series(1, 100)",
+    );
+
+    // Nowhere in clear: files, the log, argv, the API's replies.
+    // What every verifier of this password starts with (the salt and keys follow); the
+    // engine's binaries hold only the prefix without the iteration count.
+    let verifier = "SCRAM-SHA-256$4096:";
+    assert_eq!(files_holding(&d.data_dir(), &password, &[]), "");
+    assert_eq!(
+        files_holding(&d.data_dir(), verifier, &["volumes", "snapshots"]),
+        "",
+        "only the cluster's own catalog holds the verifier"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(!logged.is_empty(), "the daemon logs at info");
+    assert!(!logged.contains(&password) && !logged.contains(verifier));
+    assert_eq!(
+        spindle_testsupport::pids_whose_cmdline_holds(verifier),
+        Vec::<u32>::new()
+    );
+    let mut replies = String::new();
+    for args in [
+        &["stack", "describe", "db", "--output", "json"][..],
+        &["stack", "events", "db", "--output", "json"],
+        &["stack", "outputs", "db", "--output", "json"],
+        &["secret", "list", "--output", "json"],
+        &["secret", "get", arn, "--output", "json"],
+        &["instance", "list", "--output", "json"],
+    ] {
+        replies.push_str(&ok(&d, args));
+    }
+    assert!(replies.contains(arn.as_str()), "the replies were read");
+    assert!(
+        !replies.contains(&password),
+        "an API reply holds the password"
+    );
+    assert!(
+        !replies.contains(verifier),
+        "an API reply holds the verifier"
+    );
+
+    // `spindle rds`: the instance is listed; a manual snapshot stops the engine for the copy
+    // and starts it again; rows written after it are not in its restore; it can be deleted.
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&d, &["rds", "instances", "--output", "json"])).unwrap();
+    let db = list
+        .iter()
+        .find(|i| i["id"] == out["Id"].as_str())
+        .unwrap_or_else(|| panic!("{list:?}"));
+    assert_eq!(db["status"], "available", "{db}");
+    assert_eq!(db["master_user_secret"], arn.as_str(), "{db}");
+    assert_eq!(db["db_name"], "shop", "{db}");
+    let group = db["subnet_group"].as_str().unwrap().to_string();
+    ok(&d, &["rds", "snapshot", "create", &out["Id"], "manual-1"]);
+    psql_as(
+        &netns,
+        host,
+        port,
+        &password,
+        "INSERT INTO expenses SELECT generate_series(1, 50)",
+    );
+    let restored_manual = ok(
+        &d,
+        &[
+            "rds",
+            "snapshot",
+            "restore",
+            "manual-1",
+            "--stack",
+            "manual",
+            "--subnet-group",
+            &group,
+            "--security-group",
+            &out["Sg"],
+        ],
+    );
+    assert!(
+        restored_manual.contains("CREATE_COMPLETE"),
+        "{restored_manual}"
+    );
+    let m = outputs(&d, "manual");
+    assert_eq!(
+        psql_as(
+            &netns,
+            &m["Address"],
+            &m["Port"],
+            &password,
+            "SELECT count(*), sum(amount) FROM expenses"
+        )
+        .trim(),
+        "100|5050",
+        "the manual snapshot holds the rows before it"
+    );
+    let snaps: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&d, &["rds", "snapshot", "list", "--output", "json"])).unwrap();
+    assert!(
+        snaps
+            .iter()
+            .any(|s| s["id"] == "manual-1" && s["kind"] == "manual"),
+        "{snaps:?}"
+    );
+    ok(&d, &["rds", "snapshot", "delete", "manual-1", "--yes"]);
+    let snaps = ok(&d, &["rds", "snapshot", "list", "--output", "json"]);
+    assert!(!snaps.contains("manual-1"), "{snaps}");
+    let again = d.cli(&["rds", "snapshot", "delete", "manual-1", "--yes"]);
+    assert!(!again.status.success(), "a deleted snapshot is gone");
+
+    // A DBName change replaces the instance: refused as data loss, then done on purpose,
+    // leaving a named final snapshot.
+    std::fs::write(&file, managed_template(67, "store")).unwrap();
+    let refused = d.cli(&["stack", "deploy", "db", f, "-p", param, "--yes"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("data loss"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        psql_as(
+            &netns,
+            host,
+            port,
+            &password,
+            "SELECT count(*) FROM expenses"
+        )
+        .trim(),
+        "150",
+        "the refused change left the instance serving"
+    );
+    let done = ok(
+        &d,
+        &[
+            "stack",
+            "deploy",
+            "db",
+            f,
+            "-p",
+            param,
+            "--yes",
+            "--allow-data-loss",
+        ],
+    );
+    let line = done
+        .lines()
+        .find(|l| l.starts_with("Final snapshot "))
+        .unwrap_or_else(|| panic!("the deploy names its final snapshot:\n{done}"));
+    let snap = line.split_whitespace().nth(2).unwrap().to_string();
+    assert!(snap.contains("-final-"), "{line}");
+    let events = ok(&d, &["stack", "events", "db", "--output", "json"]);
+    assert!(
+        events.contains(&format!("final snapshot {snap} taken before the delete")),
+        "{events}"
+    );
+    let replaced = outputs(&d, "db");
+    assert_ne!(
+        replaced["SecretArn"], *arn,
+        "the new instance has its own secret"
+    );
+
+    // The snapshot restores into a new stack's instance, with the old password's users.
+    let restored = d.root().join("restored.yaml");
+    std::fs::write(&restored, restore_template(68, &snap)).unwrap();
+    ok(
+        &d,
+        &[
+            "stack",
+            "deploy",
+            "restored",
+            restored.to_str().unwrap(),
+            "-p",
+            param,
+            "--yes",
+        ],
+    );
+    let r = outputs(&d, "restored");
+    let rns = format!("{prefix}-{}", r["Vpc"]);
+    assert_eq!(
+        psql_as(
+            &rns,
+            &r["Address"],
+            &r["Port"],
+            &password,
+            "SELECT count(*), sum(amount) FROM expenses"
+        )
+        .trim(),
+        "150|6325"
+    );
+    for stack in ["restored", "manual", "db"] {
+        ok(
+            &d,
+            &["stack", "delete", stack, "--yes", "--allow-data-loss"],
+        );
+    }
     let list: Vec<serde_json::Value> =
         serde_json::from_str(&ok(&d, &["instance", "list", "--output", "json"])).unwrap();
     for i in list.iter().filter(|i| i["state"] != "terminated") {

@@ -632,6 +632,7 @@ mod asg;
 mod devbox;
 mod dns;
 mod git;
+mod rds;
 mod secret;
 mod ssh;
 

@@ -151,6 +151,10 @@ actions! {
     GetSecretValue => "secret:GetValue", false, false;
     PutSecretValue => "secret:PutValue", false, true;
     RotateSecret => "secret:Rotate", false, true;
+    ListDbInstances => "rds:DescribeDBInstances", false, false;
+    ListDbSnapshots => "rds:DescribeDBSnapshots", false, false;
+    CreateDbSnapshot => "rds:CreateDBSnapshot", false, true;
+    DeleteDbSnapshot => "rds:DeleteDBSnapshot", false, true;
 }
 
 impl Action {
@@ -184,7 +188,7 @@ pub fn pattern_matches(pattern: &str, action: &str) -> bool {
 pub const SERVICES: &[&str] = &[
     "sts", "account", "key", "role", "deny", "audit", "param", "stack", "template", "instance",
     "image", "vpc", "lb", "asg", "repo", "snapshot", "publish", "mirror", "pkg", "bake", "devbox",
-    "pipeline", "dns", "bastion", "doctor", "signkey", "db", "git", "secret",
+    "pipeline", "dns", "bastion", "doctor", "signkey", "db", "git", "secret", "rds",
 ];
 
 /// Whether `pattern` is `*` or names a known service (its part before `:` matches one): used to

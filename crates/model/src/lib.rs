@@ -15,6 +15,7 @@ pub mod ids;
 pub mod lb;
 pub mod owner;
 pub mod pipeline;
+pub mod rds;
 pub mod secret;
 pub mod ssh;
 

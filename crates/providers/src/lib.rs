@@ -139,6 +139,7 @@ mod kind;
 mod network;
 mod props;
 mod rds;
+mod rds_secret;
 mod rds_spec;
 #[cfg(test)]
 mod rds_tests;
@@ -177,7 +178,7 @@ pub use kind::{
 pub use network::{
     PeeringProvider, SecurityGroupProvider, SecurityGroupRuleProvider, SubnetProvider, VpcProvider,
 };
-pub use rds::{Rds, DB_INSTANCE_TAG, RDS_DOC};
+pub use rds::{Rds, RdsOpError, DB_INSTANCE_TAG, RDS_DOC};
 pub use route53::{Route53, ZoneAccess, ROUTE53_DOC};
 pub use secretsmanager::{SecretTargets, SecretsManager};
 

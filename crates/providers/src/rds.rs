@@ -4,7 +4,7 @@
 //! | Type | `Ref` | `Fn::GetAtt` | Changes in place |
 //! |---|---|---|---|
 //! | `DBSubnetGroup` | its name (`DBSubnetGroupName`, lower-cased, or a derived one) | — | `SubnetIds`, `DBSubnetGroupDescription`, `Tags` |
-//! | `DBInstance` | `DBInstanceIdentifier` (lower-cased; derived from the stack and logical id when absent) | `Endpoint.Address`, `Endpoint.Port`, `DBInstanceArn`, `DbiResourceId` | `DeletionProtection`, `AllocatedStorage` (a rise), `Tags` and the ignored properties |
+//! | `DBInstance` | `DBInstanceIdentifier` (lower-cased; derived from the stack and logical id when absent) | `Endpoint.Address`, `Endpoint.Port`, `DBInstanceArn`, `DbiResourceId`, `MasterUserSecret.SecretArn` | `DeletionProtection`, `AllocatedStorage` (a rise), `Tags`, `EngineVersion` (a minor change: only Debian's PostgreSQL 15 is accepted, and the engine is whatever 15.x Debian ships; a major version is refused by name, where AWS would upgrade in place with `AllowMajorVersionUpgrade`) and the ignored properties |
 //!
 //! A DB instance is a Spindle instance booted from the PostgreSQL engine image (baked on the
 //! first DB instance, see `spindle_rds::image`) in the first subnet of its subnet group, in
@@ -16,13 +16,24 @@
 //! `Port`. The create finishes only when the server answers a startup message with an
 //! authentication request (`spindle_rds::probe`), asked from the VPC's router.
 //!
-//! **Delete.** `DeletionProtection: true` refuses it. Otherwise the server is shut down
-//! (fast), the instance terminated and the volume moved whole into the final snapshot
-//! `ID-final-UNIXTIME` (`DATA_DIR/rds/snapshots/ACCOUNT/…`), whatever the `DeletionPolicy`
-//! (`Snapshot` is the default for a DB instance on AWS; `Retain` never calls the provider).
+//! **Delete.** `DeletionProtection: true` refuses it. Otherwise, in the engine's
+//! `final_snapshot` hook (before any delete of the instance: a replacement's old one, one
+//! removed from the template, one deleted with its stack), the server is shut down (fast),
+//! the instance terminated and the volume moved whole into the final snapshot
+//! `ID-final-XXXXXXXX` (eight hex digits of the operation's token: collision-free, and
+//! found again by a retried delete) under `DATA_DIR/rds/snapshots/ACCOUNT/…`, whatever the
+//! `DeletionPolicy` (`Snapshot` is the default for a DB instance on AWS; `Retain` never
+//! calls the provider). The delete's stack event names the snapshot.
 //! **Replacement** (`DBName`, `Engine`, `MasterUsername`, `DBInstanceIdentifier`,
-//! `DBSubnetGroupName`) comes from the change-set schema table; the replaced instance's data
-//! goes to its final snapshot like any delete. **Restore:** `DBSnapshotIdentifier` names a
+//! `DBSubnetGroupName`) comes from the change-set schema table; the data-loss guard refuses
+//! it without `--allow-data-loss`, and the replaced instance's data goes to its final
+//! snapshot like any delete.
+//!
+//! **`ManageMasterUserPassword: true`** (see `rds_secret`): the password is generated and
+//! kept in a Secrets Manager secret (`MasterUserSecret.SecretArn`); `MasterUserPassword` is
+//! then refused. The secret outlives the instance, named in its final snapshot's record.
+//! DB instances are `SecretTargetAttachment` targets (`host`, `port`, `engine`, `dbname`,
+//! `dbInstanceIdentifier`). **Restore:** `DBSnapshotIdentifier` names a
 //! snapshot of the account; the new instance's volume is a copy of it (the snapshot stays),
 //! with the snapshot's users, passwords and databases, so `MasterUsername`,
 //! `MasterUserPassword` and `DBName` are refused beside it. **`AllocatedStorage`** is checked (20–65536
@@ -30,7 +41,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -74,6 +85,11 @@ struct DbRecord {
     allocated_storage: u32,
     deletion_protection: bool,
     subnet_group: String,
+    /// `MasterUserSecret.SecretArn` (`ManageMasterUserPassword: true`).
+    #[serde(default)]
+    secret_arn: Option<String>,
+    #[serde(default)]
+    db_name: Option<String>,
 }
 
 /// Keyed `ACCOUNT/NAME`.
@@ -91,6 +107,8 @@ pub struct Rds {
     state: Mutex<RdsState>,
     volumes: Volumes,
     bake_dir: PathBuf,
+    /// Where managed master passwords go (see `rds_secret`).
+    pub(crate) secrets: OnceLock<Arc<spindle_secrets::Secrets>>,
 }
 
 impl std::fmt::Debug for Rds {
@@ -132,6 +150,7 @@ impl Rds {
             state: Mutex::new(state),
             volumes: Volumes::new(dir),
             bake_dir,
+            secrets: OnceLock::new(),
         }))
     }
 
@@ -170,6 +189,25 @@ impl Rds {
 
     fn snapshot(&self) -> RdsState {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// What a `SecretTargetAttachment` merges into a secret for DB instance `id`.
+    pub(crate) fn connection_details(
+        &self,
+        account: &str,
+        id: &str,
+    ) -> Option<BTreeMap<String, serde_json::Value>> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let r = st.instances.get(&key(account, id))?;
+        let mut f = BTreeMap::new();
+        f.insert("engine".into(), "postgres".into());
+        f.insert("host".into(), r.address.clone().into());
+        f.insert("port".into(), r.port.into());
+        f.insert("dbInstanceIdentifier".into(), r.id.clone().into());
+        if let Some(db) = &r.db_name {
+            f.insert("dbname".into(), db.clone().into());
+        }
+        Some(f)
     }
 }
 
@@ -228,6 +266,12 @@ fn instance_output(cx: &ResourceCx<'_>, rec: &DbRecord) -> ProviderOutput {
         "DbiResourceId".into(),
         Value::String(format!("db-{}", hex::encode(d)[..26].to_ascii_uppercase())),
     );
+    if let Some(arn) = &rec.secret_arn {
+        attributes.insert(
+            "MasterUserSecret.SecretArn".into(),
+            Value::String(arn.clone()),
+        );
+    }
     ProviderOutput {
         physical_id: rec.id.clone(),
         attributes,
@@ -339,15 +383,36 @@ impl RdsProvider {
         tags.insert(spindle_model::ACCOUNT_TAG.into(), account.clone());
         tags.insert(TOKEN_TAG.into(), token.clone());
         tags.insert(DB_INSTANCE_TAG.into(), id.clone());
+        let mut spec = spec;
+        let mut secret_arn = None;
+        if spec.manage_password {
+            let account_id = cx.account()?;
+            let user = spec.master_user.clone().unwrap_or_default();
+            let (arn, password) = self.rds.master_secret(cx, &account_id, &id, &user)?;
+            spec.password = Some(password);
+            secret_arn = Some(arn);
+        }
         let rds = self.rds.clone();
         let (acc, ident) = (account.clone(), id.clone());
-        let rec = self
+        let launched = self
             .rds
             .ec2
             .run(&scoped_token(cx), move |e| {
                 Ok(launch_db(&rds, e, &acc, &ident, &spec, &group, tags, token))
             })
-            .await??;
+            .await
+            .map_err(ProviderError::from)
+            .and_then(|r| r);
+        let mut rec = match launched {
+            Ok(r) => r,
+            Err(err) => {
+                if let Some(arn) = &secret_arn {
+                    self.rds.forget_master_secret(&cx.account()?, arn);
+                }
+                return Err(err);
+            }
+        };
+        rec.secret_arn = secret_arn;
         self.rds.change(|st| {
             st.instances.insert(key(&account, &id), rec.clone());
             Ok(())
@@ -355,11 +420,17 @@ impl RdsProvider {
         Ok(instance_output(cx, &rec))
     }
 
-    async fn delete_instance(&self, req: &DeleteRequest<'_>) -> Result<(), ProviderError> {
+    /// The DB instance record a delete is about, refused while `DeletionProtection` is on.
+    fn deletable(&self, req: &DeleteRequest<'_>) -> Result<Option<DbRecord>, ProviderError> {
         let account = req.cx.account()?.to_string();
-        let k = key(&account, &req.physical_id);
-        let Some(rec) = self.rds.snapshot().instances.get(&k).cloned() else {
-            return Ok(());
+        let Some(rec) = self
+            .rds
+            .snapshot()
+            .instances
+            .get(&key(&account, &req.physical_id))
+            .cloned()
+        else {
+            return Ok(None);
         };
         if rec.deletion_protection {
             return Err(invalid(
@@ -370,14 +441,36 @@ impl RdsProvider {
                 ),
             ));
         }
+        Ok(Some(rec))
+    }
+
+    /// Stops the engine and moves the volume into the final snapshot (see
+    /// [`final_snapshot_id`]); the instance's record stays until the delete.
+    async fn take_final_snapshot(
+        &self,
+        req: &DeleteRequest<'_>,
+    ) -> Result<Option<String>, ProviderError> {
+        let Some(rec) = self.deletable(req)? else {
+            return Ok(None);
+        };
+        let account = req.cx.account()?.to_string();
+        let snap_id = final_snapshot_id(&req.cx, &rec.id);
         let rds = self.rds.clone();
-        let r = rec.clone();
         self.rds
             .ec2
             .run(&scoped_token(&req.cx), move |e| {
-                Ok(retire_db(&rds, e, &account, &r))
+                Ok(retire_db(&rds, e, &account, &rec, &snap_id))
             })
-            .await??;
+            .await?
+    }
+
+    async fn delete_instance(&self, req: &DeleteRequest<'_>) -> Result<(), ProviderError> {
+        if self.deletable(req)?.is_none() {
+            return Ok(());
+        }
+        // The engine asked for the final snapshot first; this takes it if it didn't.
+        self.take_final_snapshot(req).await?;
+        let k = key(&req.cx.account()?.to_string(), &req.physical_id);
         self.rds.change(|st| {
             st.instances.remove(&k);
             Ok(())
@@ -448,6 +541,11 @@ fn launch_db(
         port: spec.port,
         allow_cidr: vpc.cidr.to_string(),
     };
+    // The verifier goes to the engine in a 0600 file on the volume, never in its command.
+    if let Err(err) = boot.write_init_file(&volume) {
+        undo_volume();
+        return Err(failed(crate::error::full_message(&err)));
+    }
     let mount = BindMount::checked(&volume.display().to_string(), boot::DATA_MOUNT)
         .map_err(|err| failed(format!("the volume: {err}")))?;
     let launched = rt.launch(LaunchSpec {
@@ -493,6 +591,8 @@ fn launch_db(
         allocated_storage: spec.allocated_storage,
         deletion_protection: spec.deletion_protection,
         subnet_group: group.name.clone(),
+        secret_arn: None,
+        db_name: spec.db_name.clone(),
     })
 }
 
@@ -538,23 +638,43 @@ fn wait_ready(
     ))
 }
 
-/// Shuts the server down fast, terminates the instance and keeps the volume as the final
-/// snapshot.
-fn retire_db(rds: &Rds, e: &Ec2, account: &str, rec: &DbRecord) -> Result<(), ProviderError> {
+/// Shuts the engine down fast and waits (up to 10 s) until it has; the instance's main
+/// process then exits. SIGINT is PostgreSQL's fast shutdown: sessions are ended and the
+/// server writes a checkpoint, so a copy of its files needs no crash recovery.
+fn shut_down_engine(rt: &spindle_runtime::Runtime, instance: &str) {
+    let stop = format!(
+        "kill -INT $(head -n 1 {}/postmaster.pid) 2>/dev/null; for i in $(seq 100); do [ -e {}/postmaster.pid ] || exit 0; sleep 0.1; done",
+        boot::DATA_MOUNT,
+        boot::DATA_MOUNT
+    );
+    let _ = rt.exec(
+        instance,
+        &["/bin/sh".into(), "-c".into(), stop],
+        Duration::from_secs(15),
+    );
+}
+
+/// The final snapshot's name: the DB instance's identifier, `-final-` and eight hex digits
+/// of the delete's operation token, so two deletes never collide (not even within one
+/// second) and a delete repeated after a crash finds the snapshot it took.
+fn final_snapshot_id(cx: &ResourceCx<'_>, db: &str) -> String {
+    let d = Sha256::digest(format!("{}/{db}", scoped_token(cx)).as_bytes());
+    format!("{db}-final-{}", &hex::encode(d)[..8])
+}
+
+/// Shuts the server down fast, terminates the instance and keeps the volume as snapshot
+/// `snap_id`. Returns the snapshot's name, also when an earlier try already took it; `None`
+/// when there was no volume.
+fn retire_db(
+    rds: &Rds,
+    e: &Ec2,
+    account: &str,
+    rec: &DbRecord,
+    snap_id: &str,
+) -> Result<Option<String>, ProviderError> {
     let rt = &e.runtime;
     if rt.describe(&rec.instance_id).is_ok() {
-        // SIGINT is PostgreSQL's fast shutdown: sessions are ended and the server writes a
-        // checkpoint, so the snapshot needs no crash recovery.
-        let stop = format!(
-            "kill -INT $(head -n 1 {}/postmaster.pid) 2>/dev/null; for i in $(seq 100); do [ -e {}/postmaster.pid ] || exit 0; sleep 0.1; done",
-            boot::DATA_MOUNT,
-            boot::DATA_MOUNT
-        );
-        let _ = rt.exec(
-            &rec.instance_id,
-            &["/bin/sh".into(), "-c".into(), stop],
-            Duration::from_secs(15),
-        );
+        shut_down_engine(rt, &rec.instance_id);
         rt.terminate(&rec.instance_id, Duration::from_secs(10))
             .map_err(crate::Ec2Error::from)?;
     }
@@ -563,18 +683,20 @@ fn retire_db(rds: &Rds, e: &Ec2, account: &str, rec: &DbRecord) -> Result<(), Pr
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let snap = Snapshot {
-        id: format!("{}-final-{now}", rec.id),
+        id: snap_id.to_string(),
         db_instance: rec.id.clone(),
         engine: "postgres".into(),
         created_at: now,
         kind: "final".into(),
+        master_user_secret: rec.secret_arn.clone(),
     };
     match rds.volumes.snapshot_volume(account, &rec.id, snap) {
         Ok(Some(s)) => {
             tracing::info!(db = %rec.id, snapshot = %s.id, "kept the DB instance's data as its final snapshot");
-            Ok(())
+            Ok(Some(s.id))
         }
-        Ok(None) => Ok(()),
+        Ok(None) if rds.volumes.has_snapshot(account, snap_id) => Ok(Some(snap_id.to_string())),
+        Ok(None) => Ok(None),
         Err(err) => Err(failed(crate::error::full_message(&err))),
     }
 }
@@ -623,8 +745,8 @@ impl Provider for RdsProvider {
                     DB_INSTANCE
                         .check_update(
                             &req.changed,
-                            &["DeletionProtection", "AllocatedStorage", "Tags"],
-                            "Spindle changes a DB instance's DeletionProtection, AllocatedStorage and Tags in place; the others are not built yet",
+                            crate::rds_spec::IN_PLACE,
+                            "Spindle changes a DB instance's DeletionProtection, AllocatedStorage, Tags and EngineVersion (minor, within 15) in place; the others are not built yet",
                         )
                         .map_err(ProviderError::from)?;
                     let rec = self.rds.change(|st| {
@@ -675,6 +797,18 @@ impl Provider for RdsProvider {
         })
     }
 
+    fn final_snapshot<'a>(
+        &'a self,
+        req: &'a DeleteRequest<'a>,
+    ) -> BoxFuture<'a, Result<Option<String>, ProviderError>> {
+        Box::pin(async move {
+            match self.kind {
+                Kind::DbInstance => self.take_final_snapshot(req).await,
+                _ => Ok(None),
+            }
+        })
+    }
+
     fn read<'a>(
         &'a self,
         req: ReadRequest<'a>,
@@ -720,3 +854,7 @@ impl Provider for RdsProvider {
         })
     }
 }
+
+#[path = "rds_snapshots.rs"]
+mod snapshots;
+pub use snapshots::RdsOpError;

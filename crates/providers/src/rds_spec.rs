@@ -50,6 +50,7 @@ pub(crate) const DB_INSTANCE: Shape = Shape {
         "MonitoringInterval",
         "AvailabilityZone",
         "CACertificateIdentifier",
+        "MasterUserSecret",
     ],
     hints: &[
         ("SourceDBInstanceIdentifier", LATER),
@@ -59,6 +60,15 @@ pub(crate) const DB_INSTANCE: Shape = Shape {
         ("DBSecurityGroups", "use VPCSecurityGroups"),
     ],
 };
+
+/// What a DB instance changes in place. `EngineVersion`: the spec admits only Debian's
+/// major version, so a change is a minor one, which the running engine already is.
+pub(crate) const IN_PLACE: &[&str] = &[
+    "DeletionProtection",
+    "AllocatedStorage",
+    "Tags",
+    "EngineVersion",
+];
 
 /// The PostgreSQL major version Debian's `postgresql` is (bookworm: 15).
 pub(crate) const POSTGRES_MAJOR: &str = "15";
@@ -77,6 +87,9 @@ pub(crate) struct DbInstanceSpec {
     /// `None` only with `snapshot`: a restored instance keeps the snapshot's users.
     pub master_user: Option<String>,
     pub password: Option<String>,
+    /// `ManageMasterUserPassword: true`: Spindle generates the password and keeps it in a
+    /// Secrets Manager secret the instance owns (`password` is then `None`).
+    pub manage_password: bool,
     /// `DBSnapshotIdentifier`: restore this snapshot's data.
     pub snapshot: Option<String>,
     pub db_name: Option<String>,
@@ -185,16 +198,10 @@ impl DbInstanceSpec {
         if let Some(Err(e)) = identifier.as_deref().map(check_db_identifier) {
             problems.add("DBInstanceIdentifier", e);
         }
-        if problems
+        let manage_password = problems
             .take("", opt_bool(s, p, "ManageMasterUserPassword"))
             .flatten()
-            == Some(true)
-        {
-            problems.add(
-                "ManageMasterUserPassword",
-                "a password kept in Secrets Manager is not built yet; give MasterUserPassword (from a NoEcho parameter)",
-            );
-        }
+            == Some(true);
         let snapshot = problems
             .take("", s.opt_str(p, "DBSnapshotIdentifier"))
             .flatten();
@@ -215,13 +222,31 @@ impl DbInstanceSpec {
             }
             (Some(None), Some(None))
         } else {
-            (
-                problems.take("", s.req_str(p, "MasterUsername")).map(Some),
+            let user = problems.take("", s.req_str(p, "MasterUsername")).map(Some);
+            let password = if manage_password {
+                if !matches!(
+                    p.get("MasterUserPassword"),
+                    None | Some(Value::Null | Value::NoValue)
+                ) {
+                    problems.add(
+                        "MasterUserPassword",
+                        "not with ManageMasterUserPassword: true (Spindle generates the password and keeps it in the instance's secret)",
+                    );
+                }
+                Some(None)
+            } else {
                 problems
                     .take("", s.req_str(p, "MasterUserPassword"))
-                    .map(Some),
-            )
+                    .map(Some)
+            };
+            (user, password)
         };
+        if manage_password && snapshot.is_some() {
+            problems.add(
+                "ManageMasterUserPassword",
+                "not with DBSnapshotIdentifier: a restored instance keeps the snapshot's users and passwords",
+            );
+        }
         if let Some(Some(u)) = &master_user {
             if let Err(e) = check_identifier(u) {
                 problems.add("MasterUsername", e);
@@ -308,6 +333,7 @@ impl DbInstanceSpec {
                 instance_type,
                 master_user,
                 password,
+                manage_password,
                 db_name,
                 port,
                 allocated_storage,
@@ -374,7 +400,6 @@ mod tests {
             ("DBName", s("my-db")),
             ("Port", s("80")),
             ("AllocatedStorage", s("5")),
-            ("ManageMasterUserPassword", s("true")),
             ("MultiAZ", s("true")),
             ("EngineVersion", s("16.1")),
             ("DBInstanceIdentifier", s("db--1")),
@@ -390,7 +415,6 @@ mod tests {
             "DBName: `my-db` must begin with a letter",
             "Port: 80 is outside 1150-65535",
             "AllocatedStorage: 5 GiB is outside 20-65536",
-            "ManageMasterUserPassword: a password kept in Secrets Manager is not built yet",
             "MultiAZ: a standby instance is not built yet",
             "EngineVersion: `16.1`",
             "DBInstanceIdentifier: `db--1`",
@@ -420,6 +444,56 @@ mod tests {
         p.insert("DBSnapshotIdentifier".into(), s("snap--1"));
         let e = DbInstanceSpec::parse(&p).unwrap_err();
         assert!(e.contains("DBSnapshotIdentifier: `snap--1`"), "{e}");
+    }
+
+    #[test]
+    fn a_managed_password_is_generated_so_none_may_be_given() {
+        let mut p = good();
+        p.insert("ManageMasterUserPassword".into(), s("true"));
+        let e = DbInstanceSpec::parse(&p).unwrap_err();
+        assert!(
+            e.contains("MasterUserPassword: not with ManageMasterUserPassword: true"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("correct-horse"),
+            "the password is never echoed: {e}"
+        );
+        p.remove("MasterUserPassword");
+        let spec = DbInstanceSpec::parse(&p).unwrap();
+        assert!(spec.manage_password);
+        assert_eq!(spec.password, None);
+        assert_eq!(spec.master_user.as_deref(), Some("app"));
+        assert!(!DbInstanceSpec::parse(&good()).unwrap().manage_password);
+        p.remove("MasterUsername");
+        p.remove("DBName");
+        p.insert("DBSnapshotIdentifier".into(), s("snap-1"));
+        let e = DbInstanceSpec::parse(&p).unwrap_err();
+        assert!(
+            e.contains("ManageMasterUserPassword: not with DBSnapshotIdentifier"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_minor_engine_version_change_is_in_place_and_a_major_is_refused() {
+        let why = "in place";
+        DB_INSTANCE
+            .check_update(&["EngineVersion".into()], IN_PLACE, why)
+            .unwrap();
+        let e = DB_INSTANCE
+            .check_update(&["EngineVersion".into(), "Port".into()], IN_PLACE, why)
+            .unwrap_err();
+        assert!(e.to_string().contains("Port"), "{e}");
+        let mut p = good();
+        p.insert("EngineVersion".into(), s("15.6"));
+        DbInstanceSpec::parse(&p).unwrap();
+        p.insert("EngineVersion".into(), s("16"));
+        let e = DbInstanceSpec::parse(&p).unwrap_err();
+        assert!(
+            e.contains("EngineVersion: `16`: Spindle runs Debian's PostgreSQL 15"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct Snapshot {
     pub created_at: u64,
     /// `final` (taken when the instance was deleted) or `manual`.
     pub kind: String,
+    /// The ARN of the instance's managed master secret (`ManageMasterUserPassword`): the
+    /// snapshot's users keep that password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_user_secret: Option<String>,
 }
 
 /// The volumes and snapshots of one daemon.
@@ -63,6 +67,11 @@ impl Volumes {
     /// The volume directory of a DB instance (it may not exist).
     pub fn volume(&self, account: &str, db: &str) -> PathBuf {
         self.root.join("volumes").join(account).join(db)
+    }
+
+    /// Whether snapshot `id` exists with its data.
+    pub fn has_snapshot(&self, account: &str, id: &str) -> bool {
+        self.snapshot_dir(account, id).join("data").is_dir()
     }
 
     fn snapshot_dir(&self, account: &str, id: &str) -> PathBuf {
@@ -123,22 +132,64 @@ impl Volumes {
         std::fs::create_dir_all(&parent).map_err(|e| RdsError::io("create", &parent, e))?;
         let side = parent.join(format!(".restore-{db}"));
         let _ = std::fs::remove_dir_all(&side);
-        let out = std::process::Command::new("cp")
-            .arg("-a")
-            .arg("--reflink=auto")
-            .arg(&data)
-            .arg(&side)
-            .output()
-            .map_err(|e| RdsError::io("run cp for", &data, e))?;
-        if !out.status.success() {
+        copy_tree(&data, &side).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&side);
-            return Err(RdsError::Copy(
-                data.display().to_string(),
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
-        }
+        })?;
         std::fs::rename(&side, &volume).map_err(|e| RdsError::io("rename", &side, e))?;
         Ok(volume)
+    }
+
+    /// Copies the volume of `db` into a new snapshot (a manual one: the instance keeps its
+    /// volume). The copy and its record are made in a side directory that one rename makes
+    /// the snapshot, so a failed copy leaves no snapshot. The engine must be stopped (a copy
+    /// of a running cluster's files is not consistent).
+    pub fn copy_to_snapshot(
+        &self,
+        account: &str,
+        db: &str,
+        snap: Snapshot,
+    ) -> Result<Snapshot, RdsError> {
+        let volume = self.volume(account, db);
+        if !volume.is_dir() {
+            return Err(RdsError::io(
+                "find",
+                &volume,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        let dir = self.snapshot_dir(account, &snap.id);
+        if dir.exists() {
+            return Err(RdsError::SnapshotExists(snap.id));
+        }
+        let parent = dir.parent().unwrap_or(&self.root).to_path_buf();
+        let side = parent.join(format!(".partial-{}", snap.id));
+        let _ = std::fs::remove_dir_all(&side);
+        std::fs::create_dir_all(&side).map_err(|e| RdsError::io("create", &side, e))?;
+        let undo = |e: RdsError| {
+            let _ = std::fs::remove_dir_all(&side);
+            e
+        };
+        copy_tree(&volume, &side.join("data")).map_err(undo)?;
+        let meta = side.join("snapshot.json");
+        let body = serde_json::to_vec_pretty(&snap).expect("a snapshot serializes");
+        std::fs::write(&meta, body).map_err(|e| undo(RdsError::io("write", &meta, e)))?;
+        std::fs::rename(&side, &dir).map_err(|e| undo(RdsError::io("rename", &side, e)))?;
+        Ok(snap)
+    }
+
+    /// Deletes snapshot `id` (renamed aside first, so it disappears whole); `Ok(false)` when
+    /// there is none.
+    pub fn delete_snapshot(&self, account: &str, id: &str) -> Result<bool, RdsError> {
+        let dir = self.snapshot_dir(account, id);
+        if !dir.exists() {
+            return Ok(false);
+        }
+        let parent = dir.parent().unwrap_or(&self.root).to_path_buf();
+        let aside = parent.join(format!(".deleting-{id}"));
+        let _ = std::fs::remove_dir_all(&aside);
+        std::fs::rename(&dir, &aside).map_err(|e| RdsError::io("rename", &dir, e))?;
+        std::fs::remove_dir_all(&aside).map_err(|e| RdsError::io("remove", &aside, e))?;
+        Ok(true)
     }
 
     /// Removes a volume and its data (a delete without a snapshot).
@@ -164,7 +215,8 @@ impl Volumes {
         let mut out = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
-            if !path.join("data").is_dir() {
+            // `.partial-…` and `.deleting-…` are snapshots being made or removed.
+            if entry.file_name().to_string_lossy().starts_with('.') || !path.join("data").is_dir() {
                 continue;
             }
             let meta = path.join("snapshot.json");
@@ -178,6 +230,25 @@ impl Volumes {
     }
 }
 
+/// `cp -a --reflink=auto FROM TO` (owners, modes and times kept; shared extents where the
+/// filesystem has them). `TO` must not exist.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), RdsError> {
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("--reflink=auto")
+        .arg(from)
+        .arg(to)
+        .output()
+        .map_err(|e| RdsError::io("run cp for", from, e))?;
+    if !out.status.success() {
+        return Err(RdsError::Copy(
+            from.display().to_string(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +260,7 @@ mod tests {
             engine: "postgres".into(),
             created_at: 7,
             kind: "final".into(),
+            master_user_secret: None,
         }
     }
 
@@ -253,5 +325,40 @@ mod tests {
         for bad in ["", "1a", "a-", "a--b", "a_b", "a b"] {
             assert!(check_snapshot_id(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_manual_snapshot_copies_the_volume_and_a_delete_removes_it_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let v = Volumes::new(t.path());
+        let e = v
+            .copy_to_snapshot("111111111111", "db1", snap("m1"))
+            .unwrap_err();
+        assert!(e.to_string().contains("db1"), "no volume yet: {e}");
+        let vol = v.ensure_volume("111111111111", "db1").unwrap();
+        std::fs::write(vol.join("PG_VERSION"), "15\n").unwrap();
+        let mut manual = snap("m1");
+        manual.kind = "manual".into();
+        v.copy_to_snapshot("111111111111", "db1", manual.clone())
+            .unwrap();
+        assert!(vol.join("PG_VERSION").is_file(), "the volume stays");
+        assert!(v.has_snapshot("111111111111", "m1"));
+        assert_eq!(v.snapshots("111111111111").unwrap(), vec![manual.clone()]);
+        let e = v
+            .copy_to_snapshot("111111111111", "db1", manual)
+            .unwrap_err();
+        assert!(e.to_string().contains("m1 already exists"), "{e}");
+        // A half-made snapshot is not listed.
+        let partial = t.path().join("snapshots/111111111111/.partial-m2/data");
+        std::fs::create_dir_all(&partial).unwrap();
+        assert_eq!(v.snapshots("111111111111").unwrap().len(), 1);
+        let got = v.restore("111111111111", "m1", "db2").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(got.join("PG_VERSION")).unwrap(),
+            "15\n"
+        );
+        assert!(v.delete_snapshot("111111111111", "m1").unwrap());
+        assert!(!v.delete_snapshot("111111111111", "m1").unwrap());
+        assert_eq!(v.snapshots("111111111111").unwrap(), vec![]);
     }
 }

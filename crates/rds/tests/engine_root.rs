@@ -132,10 +132,33 @@ fn postgres_boots_from_the_baked_image_and_keeps_its_rows_on_its_volume() {
         })
         .unwrap()
     };
+    boot.write_init_file(&volume).unwrap();
+    let verifier = boot.init.as_ref().unwrap().verifier.clone();
     let first = launch();
     let addr = format!("{}:5432", first.private_ip);
     let took = wait_ready(&rt, &vpc.id, &addr, "app", "shop");
     eprintln!("first boot (initdb, user, database) to accepting connections: {took:?}");
+    // The verifier reached the engine through the 0600 file, which the first boot removed;
+    // no process's argv and nothing the runtime keeps holds it.
+    assert!(
+        !volume.join(boot::INIT_FILE).exists(),
+        "the first boot removes its init file"
+    );
+    let argv_with_it = spindle_testsupport::pids_whose_cmdline_holds(&verifier);
+    assert!(
+        argv_with_it.is_empty(),
+        "argv holds the verifier: {argv_with_it:?}"
+    );
+    let grep = Command::new("grep")
+        .args(["-r", "-l", "-a", "-F", &verifier])
+        .arg(dir.path().join("runtime"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&grep.stdout),
+        "",
+        "runtime state holding the verifier"
+    );
     psql(
         &vpc.netns,
         &addr,

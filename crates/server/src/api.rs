@@ -262,6 +262,10 @@ fn api_routes() -> Api {
         GET "/v1/accounts/{account}/secrets/{name}/value" GetSecretValue => crate::secrets::get_secret_value;
         PUT "/v1/accounts/{account}/secrets/{name}/value" PutSecretValue => crate::secrets::put_secret_value;
         POST "/v1/accounts/{account}/secrets/{name}/rotate" RotateSecret => crate::secrets::rotate_secret;
+        GET "/v1/accounts/{account}/rds/instances" ListDbInstances => crate::rds_handlers::list_db_instances;
+        GET "/v1/accounts/{account}/rds/snapshots" ListDbSnapshots => crate::rds_handlers::list_db_snapshots;
+        POST "/v1/accounts/{account}/rds/snapshots" CreateDbSnapshot => crate::rds_handlers::create_db_snapshot;
+        DELETE "/v1/accounts/{account}/rds/snapshots/{snapshot}" DeleteDbSnapshot => crate::rds_handlers::delete_db_snapshot;
         POST "/v1/accounts/{account}/templates/validate" ValidateTemplate => sh::validate_template;
         GET "/v1/accounts/{account}/stacks" ListStacks => sh::list_stacks;
         GET "/v1/accounts/{account}/stacks/{stack}" DescribeStack => sh::describe_stack;

@@ -31,6 +31,7 @@ mod metrics;
 mod pipeline_handlers;
 mod pipeline_runner;
 mod rds;
+mod rds_handlers;
 mod runtime_handlers;
 mod sealer;
 mod secrets;

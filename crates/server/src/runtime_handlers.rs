@@ -450,7 +450,8 @@ async fn change_state(
     what: &'static str,
 ) -> Res<Json<InstanceInfo>> {
     let a = app.scope(&call, &account, format!("account/{account}/instances/{id}"))?;
-    let (rt, _) = instance(&app, &a.id, &id)?;
+    let (rt, inst) = instance(&app, &a.id, &id)?;
+    crate::rds_handlers::refuse_protected_engine(&app, &a.id, &inst, what)?;
     let grace = std::time::Duration::from_secs(10);
     let out = tokio::task::spawn_blocking(move || match what {
         "stop" => rt.stop(&id, grace),

@@ -272,8 +272,19 @@ impl Stacks {
 
     /// Registers the `AWS::RDS::*` providers in every account's engine (as root only).
     pub fn with_rds(mut self, r: Option<Arc<spindle_providers::Rds>>) -> Self {
+        // Managed master passwords live in Secrets Manager, and DB instances are targets
+        // of `SecretTargetAttachment`.
+        if let (Some(rds), Some(sm)) = (&r, &self.secrets) {
+            rds.set_secrets(sm.secrets().clone());
+            sm.set_targets(rds.clone());
+        }
         self.rds = r;
         self
+    }
+
+    /// The RDS providers (for `spindle rds`), when this daemon runs them.
+    pub fn rds(&self) -> Option<&Arc<spindle_providers::Rds>> {
+        self.rds.as_ref()
     }
 
     /// Registers the `AWS::Route53::*` providers in every account's engine.

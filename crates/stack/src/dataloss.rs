@@ -29,6 +29,10 @@ pub const STATEFUL_TYPES: &[&str] = &[
     "AWS::SecretsManager::Secret",
 ];
 
+/// The attribute a successful delete's output carries the final snapshot's name in, so the
+/// delete's event names it (`final snapshot NAME taken before the delete`).
+pub const FINAL_SNAPSHOT: &str = "spindle:FinalSnapshot";
+
 pub fn is_stateful(type_name: &str) -> bool {
     STATEFUL_TYPES.contains(&type_name)
 }

@@ -1310,18 +1310,29 @@ impl Engine {
                     properties,
                 };
                 let fut = async {
+                    let mut snapshot = None;
                     if crate::dataloss::is_stateful(&call.type_name) {
-                        if let Some(snapshot) = provider.final_snapshot(&req).await? {
-                            tracing::info!(stack = %names.stack, resource = %call.logical_id, %snapshot, "final snapshot taken before delete");
+                        snapshot = provider.final_snapshot(&req).await?;
+                        if let Some(s) = &snapshot {
+                            tracing::info!(stack = %names.stack, resource = %call.logical_id, snapshot = %s, "final snapshot taken before delete");
                         }
                     }
-                    provider.delete(req).await
+                    provider.delete(req).await.map(|()| snapshot)
                 };
                 match tokio::time::timeout(limit, fut).await {
                     Ok(r) => r
-                        .map(|()| ProviderOutput {
+                        .map(|snapshot| ProviderOutput {
                             physical_id: call.physical_id.clone().unwrap_or_default(),
-                            attributes: BTreeMap::new(),
+                            // The delete's event names it (see `finish`).
+                            attributes: snapshot
+                                .map(|s| {
+                                    (
+                                        crate::dataloss::FINAL_SNAPSHOT.to_string(),
+                                        Value::String(s),
+                                    )
+                                })
+                                .into_iter()
+                                .collect(),
                         })
                         .map_err(CallError::Provider),
                     Err(_) => Err(CallError::Timeout {
@@ -1393,9 +1404,15 @@ impl Engine {
                 } else {
                     success_effects(&op.view, call.step, &call.logical_id, with(out))
                 };
+                let reason = match out.attributes.get(crate::dataloss::FINAL_SNAPSHOT) {
+                    Some(Value::String(s)) if call.step == Step::Delete => {
+                        Some(format!("final snapshot {s} taken before the delete"))
+                    }
+                    _ => None,
+                };
                 (
                     ok_status,
-                    None,
+                    reason,
                     effects,
                     Some(out.physical_id.clone()),
                     true,

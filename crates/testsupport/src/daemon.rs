@@ -52,6 +52,8 @@ pub struct Options {
     pub args: Vec<String>,
     /// Pass the daemon's stderr through (tests) or drop it (benchmarks, whose output is data).
     pub stderr: bool,
+    /// Write the daemon's log here instead (at level `info`), for tests that read it.
+    pub log_file: Option<PathBuf>,
     /// How often to look for `/healthz` while starting; the benchmarks time the start, so they
     /// look often.
     pub poll: Duration,
@@ -63,6 +65,7 @@ impl Default for Options {
             runtime: Runtime::Off,
             args: Vec::new(),
             stderr: true,
+            log_file: None,
             poll: Duration::from_millis(10),
         }
     }
@@ -208,16 +211,28 @@ impl Daemon {
         let info_path = self.data_dir().join("server.json");
         let _ = std::fs::remove_file(&info_path);
         let t0 = Instant::now();
+        let (level, stderr) = match &self.options.log_file {
+            Some(path) => (
+                "info",
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map(Stdio::from)
+                    .map_err(|source| Error::Spawn {
+                        bin: path.clone(),
+                        source,
+                    })?,
+            ),
+            None if self.options.stderr => ("warn", Stdio::inherit()),
+            None => ("warn", Stdio::null()),
+        };
         let child = self
             .server_command()
-            .env("SPINDLE_LOG", "warn")
+            .env("SPINDLE_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(if self.options.stderr {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(stderr)
             .spawn()
             .map_err(|source| Error::Spawn {
                 bin: self.bin.clone(),

@@ -13,4 +13,4 @@ pub mod root;
 pub mod templates;
 
 pub use daemon::{Daemon, Error, Options, Runtime};
-pub use root::{root_tests_can_run, Sweep};
+pub use root::{pids_whose_cmdline_holds, root_tests_can_run, Sweep};

@@ -17,6 +17,26 @@ pub fn root_tests_can_run(test: &str) -> bool {
     }
 }
 
+/// The pids of the host's processes whose command line (`/proc/PID/cmdline`) contains
+/// `needle`: what a test checks to show a secret never reached any process's argv.
+pub fn pids_whose_cmdline_holds(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
 /// The line a skipped test prints, one format for every test and benchmark.
 pub fn skipped_line(test: &str, why: &str) -> String {
     format!("skipped: {test}: {why}")
@@ -25,6 +45,14 @@ pub fn skipped_line(test: &str, why: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_needle_in_this_processs_own_argv_is_found_and_another_is_not() {
+        let me = std::process::id();
+        let arg0 = std::env::args().next().unwrap();
+        assert!(pids_whose_cmdline_holds(&arg0).contains(&me));
+        assert!(!pids_whose_cmdline_holds("no-process-has-this-9f3c1e").contains(&me));
+    }
 
     #[test]
     fn the_skipped_line_names_the_test_and_the_reason() {

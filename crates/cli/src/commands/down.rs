@@ -141,9 +141,16 @@ pub fn run(cx: &Context, args: &DownArgs) -> Result<()> {
             "run again and answer y, or pass --yes",
         ));
     }
+    let mut seen = std::collections::BTreeMap::new();
     for step in &plan.steps {
         let step_started = Instant::now();
-        run_step(client, step).map_err(|e| {
+        if let DownStep::DeleteStack { account, name, .. } = step {
+            seen.insert(
+                name.as_str().to_string(),
+                crate::commands::final_snapshots::mark(client, account.as_str(), name.as_str()),
+            );
+        }
+        run_step(client, step, args.allow_data_loss).map_err(|e| {
             let hint = match step {
                 DownStep::DeleteStack { account, name, .. } => format!(
                     "`spindle --account {account} stack events {name}` shows why; what was deleted before stays deleted, and `spindle down` again retries the rest"
@@ -154,6 +161,14 @@ pub fn run(cx: &Context, args: &DownArgs) -> Result<()> {
         })?;
         if !json {
             println!("  ✓ {step} ({:.1} s)", step_started.elapsed().as_secs_f64());
+            if let DownStep::DeleteStack { account, name, .. } = step {
+                crate::commands::final_snapshots::print_since(
+                    client,
+                    account.as_str(),
+                    name.as_str(),
+                    seen.get(name.as_str()).copied().unwrap_or(0),
+                );
+            }
         }
         report.deleted.push(step.to_string());
     }
@@ -172,12 +187,15 @@ pub fn run(cx: &Context, args: &DownArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_step(client: &Client, step: &DownStep) -> Result<()> {
+fn run_step(client: &Client, step: &DownStep, allow_data_loss: bool) -> Result<()> {
     match step {
         DownStep::DeleteStack { account, name, .. } => {
-            client
-                .delete_stack(account.as_str(), name.as_str())
+            let r = client
+                .delete_stack_allowing(account.as_str(), name.as_str(), allow_data_loss)
                 .map_err(api_err)?;
+            if r.status != "DELETE_COMPLETE" {
+                anyhow::bail!("{}: {}", r.status, r.reason.unwrap_or_default());
+            }
         }
         DownStep::RemoveImage { account, id, .. } => {
             client.remove_image(account.as_str(), id).map_err(api_err)?;

@@ -8,6 +8,7 @@ mod bake;
 pub mod devbox;
 pub mod dns;
 mod down;
+mod final_snapshots;
 pub mod git;
 mod images;
 mod lb;
@@ -16,6 +17,7 @@ mod params;
 mod pipeline;
 mod pipeline_ops;
 mod pkg;
+pub mod rds;
 pub mod secret;
 pub mod server;
 pub mod ssh;
@@ -70,6 +72,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Audit(a) => audit::run(&cx, &a),
                 Command::Param(c) => params::run(&cx, c),
                 Command::Secret(c) => secret::run(&cx, c),
+                Command::Rds(c) => rds::run(&cx, c),
                 Command::Template(c) => stacks::template(&cx, c),
                 Command::Stack(c) => stacks::stack(&cx, c),
                 Command::Asg(c) => asg::run(&cx, c),

@@ -327,6 +327,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
             }
             req.preview = false;
             req.expected_change_set = Some(plan.change_set_hash.clone());
+            let seen = crate::commands::final_snapshots::mark(c, &account, &name);
             let bar = spinner(format!("deploying stack {name}"));
             let result = c.deploy_stack(&account, &name, &req);
             bar.finish_and_clear();
@@ -336,6 +337,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 output::json(&result);
             } else {
                 println!("Stack {name}: {status}");
+                crate::commands::final_snapshots::print_since(c, &account, &name, seen);
             }
             if failed(&status) {
                 return Err(hinted(
@@ -542,6 +544,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                     "run again and answer y, or pass --yes",
                 ));
             }
+            let seen = crate::commands::final_snapshots::mark(c, &account, &name);
             let bar = spinner(format!("deleting stack {name}"));
             let r = c.delete_stack_allowing(&account, &name, allow_data_loss);
             bar.finish_and_clear();
@@ -550,6 +553,7 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 output::json(&r);
             } else {
                 println!("Stack {name}: {}", r.status);
+                crate::commands::final_snapshots::print_since(c, &account, &name, seen);
             }
         }
     }

@@ -435,6 +435,21 @@ fn deploy_stack(client: &spindle_client::Client, spec: &StackSpec) -> Result<Ste
             spec.name
         )));
     }
+    if !preview.data_loss.is_empty() {
+        // `up` runs unattended and again and again: it never replaces or deletes a database.
+        return Err(hinted(
+            format!(
+                "stack {} in {account} not deployed: data loss: {}",
+                spec.name,
+                preview.data_loss.join("; ")
+            ),
+            format!(
+                "`spindle --account {account} stack deploy {} {} --allow-data-loss` does it on purpose (a named final snapshot keeps the data)",
+                spec.name,
+                spec.template.display()
+            ),
+        ));
+    }
     req.preview = false;
     req.expected_change_set = Some(preview.change_set_hash);
     let r = client
