@@ -151,6 +151,7 @@ actions! {
     GetSecretValue => "secret:GetValue", false, false;
     PutSecretValue => "secret:PutValue", false, true;
     RotateSecret => "secret:Rotate", false, true;
+    ChangeRecordSets => "dns:ChangeResourceRecordSets", false, true;
 }
 
 impl Action {
