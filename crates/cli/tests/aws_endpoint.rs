@@ -8,20 +8,10 @@
 
 mod common;
 
-use common::aws::{aws_key, dev_home, venv_or_skip, AwsHome, BOTOCORE_CHECK};
+use common::aws::{aws_key, dev_home, ok, venv_or_skip, AwsHome, BOTOCORE_CHECK};
 use common::{Daemon, BIN};
 use spindle_model::api::*;
-use std::process::{Command, Output};
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use spindle_model::AccountName;
 
 const TEMPLATE: &str = "AWSTemplateFormatVersion: '2010-09-09'
 Description: a parameter and its name

@@ -8,7 +8,8 @@ use spindle_model::AccountName;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn ok(o: &Output) -> String {
+/// The command's stdout, after asserting it succeeded.
+pub fn ok(o: &Output) -> String {
     assert!(
         o.status.success(),
         "{}\n{}",
