@@ -21,6 +21,15 @@ use crate::reply::{escape, iso8601, Reply, Value};
 use serde_json::{Map, Value as Json};
 use std::sync::OnceLock;
 
+/// `(name, value)` pairs: URI labels, query parameters, headers.
+pub type Pairs = Vec<(String, String)>;
+
+/// A routed request: the operation in the table, its HTTP binding, and its URI labels.
+pub type Routed = (&'static Operation, &'static OpHttp, Pairs);
+
+/// An encoded reply: status, headers and body.
+pub type Encoded = (u16, Pairs, String);
+
 /// The model of a REST-XML service Spindle answers, by credential-scope name.
 pub fn model(scope: &str) -> Option<&'static Model> {
     static ROUTE53: OnceLock<Model> = OnceLock::new();
@@ -42,7 +51,7 @@ pub fn route(
     method: &str,
     path: &str,
     query: &[(String, String)],
-) -> Result<(&'static Operation, &'static OpHttp, Vec<(String, String)>), RouteError> {
+) -> Result<Routed, RouteError> {
     let not_implemented = |operation: String| RouteError::NotImplemented {
         service: svc.scope_name.to_owned(),
         operation,
@@ -467,11 +476,7 @@ impl Model {
 
     /// A reply: status, headers, and the XML body of `value` (a structure named by the output
     /// shape's member names).
-    pub fn encode(
-        &self,
-        op: &OpHttp,
-        value: &Value,
-    ) -> Result<(u16, Vec<(String, String)>, String), RestError> {
+    pub fn encode(&self, op: &OpHttp, value: &Value) -> Result<Encoded, RestError> {
         let mut status = op.response_code;
         let mut headers = Vec::new();
         let Some(output) = &op.output else {

@@ -9,8 +9,9 @@ fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn uri_templates_match_labels_greedy_labels_and_constant_query() {
+    type Pairs<'a> = &'a [(&'a str, &'a str)];
     // (template, path, query, labels or None)
-    let cases: &[(&str, &str, &[(&str, &str)], Option<&[(&str, &str)]>)] = &[
+    let cases: &[(&str, &str, Pairs, Option<Pairs>)] = &[
         (
             "/2013-04-01/hostedzone",
             "/2013-04-01/hostedzone",

@@ -553,7 +553,9 @@ mod tests {
     #[test]
     fn pages_start_at_the_first_key_at_or_after_the_start() {
         let items = ["a", "b", "c", "d"];
-        let cases: &[(Option<&str>, usize, &[&str], Option<&str>)] = &[
+        /// (start, max, the page, the next page's first item)
+        type Case<'a> = (Option<&'a str>, usize, &'a [&'a str], Option<&'a str>);
+        let cases: &[Case] = &[
             (None, 2, &["a", "b"], Some("c")),
             (Some("b"), 2, &["b", "c"], Some("d")),
             (Some("bb"), 5, &["c", "d"], None),
