@@ -123,6 +123,17 @@ fn route53_through_the_aws_cli_changes_what_dig_sees_all_or_nothing_and_only_in_
         a.extend_from_slice(args);
         home.aws(&a)
     };
+    // `change-resource-record-sets` of a batch written to `file`.
+    let change = |zone: &str, file: &str, changes: serde_json::Value| {
+        let file = batch_file(&home, file, changes);
+        r53(&[
+            "change-resource-record-sets",
+            "--hosted-zone-id",
+            zone,
+            "--change-batch",
+            &file,
+        ])
+    };
 
     // The account sees its own zone only.
     let zones = r53(&["list-hosted-zones"]).unwrap();
@@ -151,8 +162,8 @@ fn route53_through_the_aws_cli_changes_what_dig_sees_all_or_nothing_and_only_in_
 
     // A batch of three kinds of change, live for dig when the reply comes.
     let s0 = soa_serial(&d);
-    let file = batch_file(
-        &home,
+    let changed = change(
+        &zone_id,
         "good.json",
         serde_json::json!([
             a_change("CREATE", "www.r53.test", "127.0.0.7"),
@@ -161,14 +172,7 @@ fn route53_through_the_aws_cli_changes_what_dig_sees_all_or_nothing_and_only_in_
                 "Name": "c.r53.test", "Type": "TXT", "TTL": 60,
                 "ResourceRecords": [{"Value": "\"hello\""}]}},
         ]),
-    );
-    let changed = r53(&[
-        "change-resource-record-sets",
-        "--hosted-zone-id",
-        &zone_id,
-        "--change-batch",
-        &file,
-    ])
+    )
     .unwrap();
     assert_eq!(changed["ChangeInfo"]["Status"], "INSYNC", "{changed}");
     let change_id = changed["ChangeInfo"]["Id"].as_str().unwrap().to_owned();
@@ -246,21 +250,14 @@ print(json.dumps({"pages": pages, "sets": sets}))
     );
 
     // A batch with one bad change is refused naming it, and changes nothing.
-    let file = batch_file(
-        &home,
+    let (_, err) = change(
+        &zone_id,
         "bad.json",
         serde_json::json!([
             a_change("CREATE", "d.r53.test", "127.0.0.20"),
             a_change("CREATE", "e.r53.test", "127.0.0.300"),
         ]),
-    );
-    let (_, err) = r53(&[
-        "change-resource-record-sets",
-        "--hosted-zone-id",
-        &zone_id,
-        "--change-batch",
-        &file,
-    ])
+    )
     .unwrap_err();
     assert!(err.contains("InvalidChangeBatch"), "{err}");
     assert!(
@@ -275,20 +272,13 @@ print(json.dumps({"pages": pages, "sets": sets}))
     assert_eq!(soa_serial(&d), s0 + 1);
     let after = r53(&["list-resource-record-sets", "--hosted-zone-id", &zone_id]).unwrap();
     assert_eq!(names(&after), all);
-    let file = batch_file(
-        &home,
+    let (_, err) = change(
+        &zone_id,
         "routing.json",
         serde_json::json!([{"Action": "CREATE", "ResourceRecordSet": {
             "Name": "w.r53.test", "Type": "A", "TTL": 60, "SetIdentifier": "one", "Weight": 1,
             "ResourceRecords": [{"Value": "127.0.0.1"}]}}]),
-    );
-    let (_, err) = r53(&[
-        "change-resource-record-sets",
-        "--hosted-zone-id",
-        &zone_id,
-        "--change-batch",
-        &file,
-    ])
+    )
     .unwrap_err();
     assert!(
         err.contains("Changes[0]: ResourceRecordSet.SetIdentifier: not supported by Spindle"),
@@ -310,18 +300,11 @@ print(json.dumps({"pages": pages, "sets": sets}))
         let (_, err) = r53(&args).unwrap_err();
         assert!(err.contains("NoSuchHostedZone"), "{args:?}: {err}");
     }
-    let file = batch_file(
-        &home,
+    let (_, err) = change(
+        &other,
         "other.json",
         serde_json::json!([a_change("CREATE", "x.other.test", "127.0.0.9")]),
-    );
-    let (_, err) = r53(&[
-        "change-resource-record-sets",
-        "--hosted-zone-id",
-        &other,
-        "--change-batch",
-        &file,
-    ])
+    )
     .unwrap_err();
     assert!(err.contains("AccessDenied"), "{err}");
     let addr = d.dns_addr().unwrap();
@@ -361,21 +344,14 @@ print(json.dumps({"pages": pages, "sets": sets}))
     let lb = &lbs["LoadBalancers"][0];
     let lb_info: spindle_model::lb::LoadBalancerInfo =
         admin.load_balancer("dev", "r53lb", "").unwrap();
-    let file = batch_file(
-        &home,
+    change(
+        &zone_id,
         "alias.json",
         serde_json::json!([{"Action": "UPSERT", "ResourceRecordSet": {
             "Name": "app.r53.test", "Type": "A",
             "AliasTarget": {"HostedZoneId": "ZSPINDLELB", "DNSName": lb["DNSName"],
                             "EvaluateTargetHealth": false}}}]),
-    );
-    r53(&[
-        "change-resource-record-sets",
-        "--hosted-zone-id",
-        &zone_id,
-        "--change-batch",
-        &file,
-    ])
+    )
     .unwrap();
     assert_eq!(short(&d, "app.r53.test", "A"), lb_info.address);
     let sets = r53(&[
