@@ -5,6 +5,7 @@
 
 pub mod ops;
 pub mod reply;
+pub mod restxml;
 pub mod sigv4;
 
 pub use ops::{route, Operation, Protocol, RouteError, Service, OPERATIONS};

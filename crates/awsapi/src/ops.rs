@@ -15,6 +15,9 @@ pub enum Protocol {
     Ec2,
     /// `application/x-amz-json-1.1` with `X-Amz-Target: Prefix.Operation`; errors carry `__type`.
     Json11,
+    /// REST-XML (Route 53): routed by method and URI template, input in the URI, query string,
+    /// headers and an XML body, replies named by the output shape (see [`crate::restxml`]).
+    RestXml,
 }
 
 /// A service: the name in the credential scope, its protocol, and its XML namespace (query)
@@ -62,6 +65,11 @@ pub const SERVICES: &[Service] = &[
         scope_name: "secretsmanager",
         protocol: Protocol::Json11,
         namespace: "secretsmanager",
+    },
+    Service {
+        scope_name: "route53",
+        protocol: Protocol::RestXml,
+        namespace: "https://route53.amazonaws.com/doc/2013-04-01/",
     },
 ];
 
@@ -130,6 +138,12 @@ operations! {
     "secretsmanager" ListSecrets => ListSecrets;
     "secretsmanager" CreateSecret => PutSecretValue;
     "secretsmanager" PutSecretValue => PutSecretValue;
+    "route53" ListHostedZones => ListHostedZones;
+    "route53" ListHostedZonesByName => ListHostedZones;
+    "route53" GetHostedZone => ListHostedZones;
+    "route53" ListResourceRecordSets => ListRecordSets;
+    "route53" ChangeResourceRecordSets => ChangeRecordSets;
+    "route53" GetChange => ListRecordSets;
 }
 
 /// The service a credential scope names, if Spindle answers it.
@@ -220,6 +234,7 @@ pub fn markdown_table() -> String {
             Some(Protocol::Query) => "query",
             Some(Protocol::Ec2) => "ec2",
             Some(Protocol::Json11) => "json 1.1",
+            Some(Protocol::RestXml) => "rest-xml",
             None => "?",
         };
         s.push_str(&format!(

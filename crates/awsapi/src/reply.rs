@@ -71,6 +71,7 @@ pub fn success(
                 ),
             }
         }
+        Protocol::RestXml => crate::restxml::success(namespace, operation, result, request_id),
         Protocol::Ec2 => {
             let mut inner = String::new();
             xml_members(result, "item", &mut inner);
@@ -118,24 +119,26 @@ impl ErrorKind {
         use ErrorKind as K;
         use Protocol as P;
         match (self, protocol) {
-            (K::MissingAuth, P::Query) => ("MissingAuthenticationToken", 403),
+            // Route 53's own name for bad input; REST-XML is otherwise answered as query.
+            (K::Validation, P::RestXml) => ("InvalidInput", 400),
+            (K::MissingAuth, P::Query | P::RestXml) => ("MissingAuthenticationToken", 403),
             (K::MissingAuth, P::Json11) => ("MissingAuthenticationTokenException", 400),
-            (K::InvalidKey, P::Query) => ("InvalidClientTokenId", 403),
+            (K::InvalidKey, P::Query | P::RestXml) => ("InvalidClientTokenId", 403),
             (K::InvalidKey, P::Json11) => ("UnrecognizedClientException", 400),
-            (K::BadSignature, P::Query) => ("SignatureDoesNotMatch", 403),
+            (K::BadSignature, P::Query | P::RestXml) => ("SignatureDoesNotMatch", 403),
             (K::BadSignature, P::Json11) => ("InvalidSignatureException", 400),
             (K::MissingAuth | K::InvalidKey | K::BadSignature, P::Ec2) => ("AuthFailure", 401),
-            (K::Expired, P::Query | P::Ec2) => ("RequestExpired", 400),
+            (K::Expired, P::Query | P::Ec2 | P::RestXml) => ("RequestExpired", 400),
             (K::Expired, P::Json11) => ("InvalidSignatureException", 400),
-            (K::AccessDenied, P::Query) => ("AccessDenied", 403),
+            (K::AccessDenied, P::Query | P::RestXml) => ("AccessDenied", 403),
             (K::AccessDenied, P::Ec2) => ("UnauthorizedOperation", 403),
             (K::AccessDenied, P::Json11) => ("AccessDeniedException", 400),
             (K::Validation, P::Query) => ("ValidationError", 400),
             (K::Validation, P::Ec2) => ("InvalidParameterValue", 400),
             (K::Validation, P::Json11) => ("ValidationException", 400),
-            (K::NotImplemented, P::Query | P::Ec2) => ("InvalidAction", 400),
+            (K::NotImplemented, P::Query | P::Ec2 | P::RestXml) => ("InvalidAction", 400),
             (K::NotImplemented, P::Json11) => ("UnknownOperationException", 400),
-            (K::Throttling, P::Query) => ("Throttling", 400),
+            (K::Throttling, P::Query | P::RestXml) => ("Throttling", 400),
             (K::Throttling, P::Ec2) => ("RequestLimitExceeded", 503),
             (K::Throttling, P::Json11) => ("ThrottlingException", 400),
             (K::Internal, P::Ec2) => ("InternalError", 500),
@@ -167,7 +170,8 @@ pub fn error(protocol: Protocol, kind: &ErrorKind, message: &str, request_id: &s
             content_type: JSON,
             body: serde_json::json!({ "__type": code, "message": message }).to_string(),
         },
-        Protocol::Query => Reply {
+        // REST-XML services answer errors in the query protocol's shape.
+        Protocol::Query | Protocol::RestXml => Reply {
             status,
             content_type: XML,
             body: format!(
@@ -256,6 +260,7 @@ pub fn escape(s: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\r' => out.push_str("&#xD;"),
+            '\n' => out.push_str("&#10;"),
             c => out.push(c),
         }
     }

@@ -155,6 +155,7 @@ actions! {
     ListDbSnapshots => "rds:DescribeDBSnapshots", false, false;
     CreateDbSnapshot => "rds:CreateDBSnapshot", false, true;
     DeleteDbSnapshot => "rds:DeleteDBSnapshot", false, true;
+    ChangeRecordSets => "dns:ChangeResourceRecordSets", false, true;
 }
 
 impl Action {

@@ -179,7 +179,7 @@ pub use network::{
     PeeringProvider, SecurityGroupProvider, SecurityGroupRuleProvider, SubnetProvider, VpcProvider,
 };
 pub use rds::{Rds, RdsOpError, DB_INSTANCE_TAG, RDS_DOC};
-pub use route53::{Route53, ZoneAccess, ROUTE53_DOC};
+pub use route53::{RecordChangeError, Route53, ZoneAccess, ROUTE53_DOC};
 pub use secretsmanager::{SecretTargets, SecretsManager};
 
 use state::Store;

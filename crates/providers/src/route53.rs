@@ -34,6 +34,9 @@ use spindle_stack::{
 };
 use spindle_template::Value;
 
+mod changes;
+pub use changes::RecordChangeError;
+
 use crate::route53_spec::{GroupSpec, RecordSetSpec, SetSpec, ZoneRef, ZoneSpec};
 use crate::{derived_id, scoped_token, Elb, Kind};
 

@@ -7,12 +7,12 @@ use crate::auth::Call;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
-use spindle_dns::ZoneData;
+use spindle_dns::{Snapshot, ZoneData};
 use spindle_model::dns::{DnsAnswer, HostedZoneInfo, RecordSetInfo};
 
 type Res<T> = Result<T, ApiError>;
 
-fn zone_info(z: &ZoneData) -> HostedZoneInfo {
+pub(crate) fn zone_info(z: &ZoneData) -> HostedZoneInfo {
     HostedZoneInfo {
         id: z.id.clone(),
         name: z.name.clone(),
@@ -25,6 +25,28 @@ fn zone_info(z: &ZoneData) -> HostedZoneInfo {
     }
 }
 
+/// The hosted zones `owner` (an account id) owns, by name. The REST routes and the AWS
+/// endpoint's Route 53 calls both list through here.
+pub(crate) fn owned_zones<'s>(snap: &'s Snapshot, owner: &str) -> Vec<&'s ZoneData> {
+    let mut out: Vec<&ZoneData> = snap
+        .zones
+        .values()
+        .map(|z| &z.data)
+        .filter(|z| z.owner == owner)
+        .collect();
+    out.sort_by(|x, y| x.name.cmp(&y.name));
+    out
+}
+
+/// One of `owner`'s hosted zones, by id or name; another account's zone is not found.
+pub(crate) fn owned_zone<'s>(snap: &'s Snapshot, owner: &str, zone: &str) -> Option<&'s ZoneData> {
+    let want = zone.trim_end_matches('.').to_ascii_lowercase();
+    snap.zones
+        .values()
+        .map(|z| &z.data)
+        .find(|z| z.owner == owner && (z.id == zone || z.name == want))
+}
+
 pub async fn zones(
     State(app): State<App>,
     Path(account): Path<String>,
@@ -32,14 +54,12 @@ pub async fn zones(
 ) -> Res<Json<Vec<HostedZoneInfo>>> {
     let a = app.scope(&call, &account, format!("account/{account}/dns/zones"))?;
     let snap = app.route53.catalog().snapshot();
-    let mut out: Vec<HostedZoneInfo> = snap
-        .zones
-        .values()
-        .filter(|z| z.data.owner == a.id.as_str())
-        .map(|z| zone_info(&z.data))
-        .collect();
-    out.sort_by(|x, y| x.name.cmp(&y.name));
-    Ok(Json(out))
+    Ok(Json(
+        owned_zones(&snap, a.id.as_str())
+            .into_iter()
+            .map(zone_info)
+            .collect(),
+    ))
 }
 
 pub async fn records(
@@ -53,16 +73,10 @@ pub async fn records(
         format!("account/{account}/dns/zones/{zone}"),
     )?;
     let snap = app.route53.catalog().snapshot();
-    let want = zone.trim_end_matches('.').to_ascii_lowercase();
-    let z = snap
-        .zones
-        .values()
-        .map(|z| &z.data)
-        .find(|z| z.owner == a.id.as_str() && (z.id == zone || z.name == want))
-        .ok_or_else(|| {
-            ApiError::not_found(format!("hosted zone `{zone}` not found"))
-                .with_hint("`spindle dns zones` shows the account's hosted zones")
-        })?;
+    let z = owned_zone(&snap, a.id.as_str(), &zone).ok_or_else(|| {
+        ApiError::not_found(format!("hosted zone `{zone}` not found"))
+            .with_hint("`spindle dns zones` shows the account's hosted zones")
+    })?;
     Ok(Json(
         z.record_sets()
             .into_iter()

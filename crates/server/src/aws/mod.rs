@@ -13,6 +13,8 @@ mod ec2;
 mod ec2_network;
 mod elbv2;
 mod page;
+mod rest;
+mod route53;
 mod secretsmanager;
 mod ssm;
 mod sts;
@@ -280,26 +282,26 @@ async fn serve(
     if is_form {
         params.extend(sigv4::query_pairs(&String::from_utf8_lossy(&body)));
     }
-    let (svc, op) =
-        spindle_awsapi::route(&signed.scope.service, target, &params).map_err(|e| match e {
-            RouteError::UnknownService { .. } | RouteError::NotImplemented { .. } => {
-                AwsError::new(ErrorKind::NotImplemented, e.to_string())
-            }
-            RouteError::NoOperation | RouteError::WrongTarget { .. } => {
-                AwsError::validation(e.to_string())
-            }
-        })?;
-    ctx.update(|a| a.action = op.action.as_str().to_owned());
-    let json = if svc.protocol == Protocol::Json11 {
-        if body.is_empty() {
-            serde_json::Value::Object(Default::default())
-        } else {
-            serde_json::from_slice(&body)
-                .map_err(|e| AwsError::validation(format!("request body: {e}")))?
+    let rest = rest::decode(&signed.scope.service, parts, &params, headers, &body);
+    let (svc, op, json) = match rest {
+        Some(r) => r?,
+        None => {
+            let (svc, op) = spindle_awsapi::route(&signed.scope.service, target, &params)
+                .map_err(route_error)?;
+            let json = if svc.protocol == Protocol::Json11 {
+                if body.is_empty() {
+                    serde_json::Value::Object(Default::default())
+                } else {
+                    serde_json::from_slice(&body)
+                        .map_err(|e| AwsError::validation(format!("request body: {e}")))?
+                }
+            } else {
+                serde_json::Value::Null
+            };
+            (svc, op, json)
         }
-    } else {
-        serde_json::Value::Null
     };
+    ctx.update(|a| a.action = op.action.as_str().to_owned());
     let call = Call::new(caller, op.action, body, ctx);
     call.set_target(format!("aws:{}:{}", op.service, op.name));
     app.check(&call, &call.caller.account.clone())
@@ -307,6 +309,18 @@ async fn serve(
     let input = Input { call, params, json };
     let value = dispatch(app, op, &input).await?;
     Ok((svc, op, value))
+}
+
+/// A routing failure as the client sees it.
+fn route_error(e: RouteError) -> AwsError {
+    match e {
+        RouteError::UnknownService { .. } | RouteError::NotImplemented { .. } => {
+            AwsError::new(ErrorKind::NotImplemented, e.to_string())
+        }
+        RouteError::NoOperation | RouteError::WrongTarget { .. } => {
+            AwsError::validation(e.to_string())
+        }
+    }
 }
 
 async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult {
@@ -323,6 +337,7 @@ async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsResult
         ("sts", "AssumeRole") => sts::assume_role(app, op, input).await,
         ("ssm", _) => ssm::dispatch(app, op, input),
         ("secretsmanager", _) => secretsmanager::dispatch(app, op, input),
+        ("route53", _) => route53::dispatch(app, op, input).await,
         ("cloudformation", _) => cloudformation::dispatch(app, op, input).await,
         ("elasticloadbalancing", _) => elbv2::dispatch(app, op, input),
         ("autoscaling", _) => autoscaling::dispatch(app, op, input).await,
