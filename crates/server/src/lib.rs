@@ -29,6 +29,8 @@ mod handlers;
 mod lb_handlers;
 mod metrics;
 mod pipeline_handlers;
+mod pipeline_logs;
+mod pipeline_rerun;
 mod pipeline_runner;
 mod rds;
 mod runtime_handlers;
@@ -37,6 +39,7 @@ mod secrets;
 mod stack_handlers;
 mod stack_ops;
 mod stacks;
+mod ui;
 mod vpc_dns;
 
 pub use api::route_table;
