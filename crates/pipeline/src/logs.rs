@@ -144,7 +144,9 @@ mod tests {
 
     #[test]
     fn lines_come_out_whole_whatever_the_reads() {
-        let cases: &[(&[&[u8]], &[&str], &str)] = &[
+        /// Reads as they come; what each push hands out; what finish hands out.
+        type Case<'a> = (&'a [&'a [u8]], &'a [&'a str], &'a str);
+        let cases: &[Case<'_>] = &[
             (&[b"one\ntwo\n"], &["one\ntwo\n"], ""),
             (&[b"o", b"ne\ntw", b"o\n"], &["", "one\n", "two\n"], ""),
             (&[b"no newline"], &[""], "no newline"),

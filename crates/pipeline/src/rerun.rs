@@ -35,7 +35,8 @@ mod tests {
     fn failed_jobs_and_everything_downstream_run_again() {
         use JobState::*;
         // (job, needs, state) per run; the jobs that run again.
-        let cases: &[(&[(&str, &[&str], JobState)], &[&str])] = &[
+        type Job<'a> = (&'a str, &'a [&'a str], JobState);
+        let cases: &[(&[Job<'_>], &[&str])] = &[
             (&[("a", &[], Succeeded), ("b", &["a"], Succeeded)], &[]),
             (
                 &[

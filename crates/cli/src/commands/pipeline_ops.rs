@@ -175,7 +175,7 @@ pub fn follow(cx: &Context, run: i64, job: Option<&str>) -> Result<()> {
             }
             match ev {
                 LogEvent::Line { id, .. } => last = Some(id),
-                LogEvent::End { .. } => return finished(cx, &c, &account, run),
+                LogEvent::End { .. } => return finished(cx, c, &account, run),
                 LogEvent::Step { .. } => {}
             }
         }

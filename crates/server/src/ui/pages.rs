@@ -46,9 +46,9 @@ fn status_badge(s: RunStatus) -> String {
 /// The runs of an account, newest first.
 pub fn runs(list: &[PipelineRun], repo: Option<&str>) -> String {
     let mut b = String::new();
-    let _ = write!(
+    let _ = writeln!(
         b,
-        "<h1>Runs{}</h1>\n",
+        "<h1>Runs{}</h1>",
         repo.map(|r| format!(" of {}", esc(r))).unwrap_or_default()
     );
     if list.is_empty() {
@@ -264,10 +264,16 @@ pub fn run(run: &PipelineRun, csrf: &str) -> String {
     );
     b.push_str("<div class=\"actions\">");
     if run.status.is_final() {
+        if matches!(run.status, RunStatus::Failure | RunStatus::Cancelled) {
+            let _ = write!(
+                b,
+                "<form method=\"post\" action=\"/ui/runs/{id}/rerun\">{token}<input type=\"hidden\" name=\"failed\" value=\"1\"><button>Re-run failed jobs</button></form>",
+                id = run.id
+            );
+        }
         let _ = write!(
             b,
-            "<form method=\"post\" action=\"/ui/runs/{id}/rerun\">{token}<input type=\"hidden\" name=\"failed\" value=\"1\"><button>Re-run failed jobs</button></form>\
-             <form method=\"post\" action=\"/ui/runs/{id}/rerun\">{token}<button>Re-run all jobs</button></form>",
+            "<form method=\"post\" action=\"/ui/runs/{id}/rerun\">{token}<button>Re-run all jobs</button></form>",
             id = run.id
         );
     } else {
@@ -284,9 +290,9 @@ pub fn run(run: &PipelineRun, csrf: &str) -> String {
     b.push_str(&graph(&run.jobs));
     b.push('\n');
     for j in &run.jobs {
-        let _ = write!(
+        let _ = writeln!(
             b,
-            "<section class=\"job\" id=\"job-{id}\"><h2>{id} {st}{reused}</h2><p class=\"meta\">runs on <code>{on}</code>{needs}</p>\n",
+            "<section class=\"job\" id=\"job-{id}\"><h2>{id} {st}{reused}</h2><p class=\"meta\">runs on <code>{on}</code>{needs}</p>",
             id = esc(&j.id),
             st = status_badge(j.status),
             reused = if j.reused {
@@ -302,7 +308,8 @@ pub fn run(run: &PipelineRun, csrf: &str) -> String {
             },
         );
         for s in &j.steps {
-            let open = if s.status == RunStatus::Failure || s.status == RunStatus::InProgress {
+            // Open where there is something to read, or something happening.
+            let open = if !s.log.is_empty() || s.status == RunStatus::InProgress {
                 " open"
             } else {
                 ""
