@@ -276,6 +276,11 @@ fn logs_stream_live_the_page_shows_them_and_failed_jobs_rerun() {
         matches!(forged, Err(ureq::Error::Status(403, _))),
         "a form without the session's CSRF token is refused"
     );
+    // Signing in is audited: the code's creation and its use, with the key that did it.
+    let audit = stdout(&ok(d.cli(&["audit", "--kind", "ui", "-o", "json"])));
+    for action in ["ui:CreateSession", "ui:SignIn"] {
+        assert!(audit.contains(action), "{action} not in {audit}");
+    }
 
     // Re-run of the failed job: `make` is reused with its outputs, `use` runs again.
     let flaky: PipelineRun = dev_json(&d, &["pipeline", "dispatch", "app", "flaky.yml"]);
