@@ -5,6 +5,13 @@
 # same steps with `-P ubuntu-latest=-self-hosted` (no container, no isolation). Prints the
 # p50 of each over RUNS runs and the ratios.
 #
+# Then live logs: how long after a step writes a line `spindle pipeline logs -f` (the daemon's
+# server-sent events) prints it. The step writes line i, then waits (1 ms polls) for a file
+# ack-i in its workspace, which this script creates on the host as soon as it reads line i;
+# the time from creating ack-(i-1) to reading line i is the step noticing the file plus the
+# line's way out, all on the host's clock. The floor in the same run: the same loop as a
+# plain local `sh` whose stdout this script reads directly. Prints p50 and p99 of LINES lines.
+#
 #   sudo bench/pipeline.sh
 #   RUNS=20 SPINDLE_BIN=target/release/spindle sudo -E bench/pipeline.sh
 #
@@ -17,6 +24,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 RUNS=${RUNS:-10}
+LINES=${LINES:-50}
 BIN=${SPINDLE_BIN:-$TARGET/debug/spindle}
 VENV=$TARGET/pytools
 
@@ -62,7 +70,7 @@ SECRET=$(python3 -c 'import json,sys,urllib.parse; print(urllib.parse.quote(json
 mkdir -p "$TMP/rootfs/bin" "$TMP/rootfs/tmp" "$TMP/rootfs/etc" "$TMP/rootfs/proc" "$TMP/rootfs/dev" "$TMP/rootfs/sys"
 chmod 1777 "$TMP/rootfs/tmp"
 cp /bin/busybox "$TMP/rootfs/bin/busybox"
-for a in sh echo sleep cat id mkdir chmod; do ln -s busybox "$TMP/rootfs/bin/$a"; done
+for a in sh echo sleep cat id mkdir chmod usleep; do ln -s busybox "$TMP/rootfs/bin/$a"; done
 tar -C "$TMP/rootfs" -cf "$TMP/busybox.tar" .
 dev image import "$TMP/busybox.tar" --tag busybox:bench >/dev/null
 
@@ -76,6 +84,10 @@ steps='    steps:
       - run: echo three'
 printf 'on: [push, workflow_dispatch]\njobs:\n  echo:\n    runs-on: busybox:bench\n%s\n' "$steps" >"$WORK/.github/workflows/echo.yml"
 printf 'on: push\njobs:\n  echo:\n    runs-on: ubuntu-latest\n%s\n' "$steps" >"$TMP/act/.github/workflows/echo.yml"
+# The live-log loop (see the top): line i, then wait for ack-i (at most 5 s each).
+LOOP='i=1; while [ $i -le '"$LINES"' ]; do echo "line $i"; n=0; while [ ! -e ack-$i ] && [ $n -lt 5000 ]; do usleep 1000; n=$((n+1)); done; i=$((i+1)); done'
+printf 'on: workflow_dispatch\njobs:\n  talk:\n    runs-on: busybox:bench\n    steps:\n      - run: %s\n        shell: sh\n' \
+    "'$LOOP'" >"$WORK/.github/workflows/logs.yml"
 g() { git -C "$1" -c user.name=b -c user.email=b@example.invalid "${@:2}"; }
 g "$WORK" init -q -b main
 g "$TMP/act" init -q -b main
@@ -126,3 +138,41 @@ echo "  spindle git push -> run ended:  ${PUSH} ms (sandboxed: fresh instance, o
 echo "  spindle dispatch -> run ended:  ${DISP} ms"
 echo "  act push (self-hosted, no isolation): ${ACT} ms"
 awk -v p="$PUSH" -v d="$DISP" -v a="$ACT" 'BEGIN { printf "  ratio push/act: %.2f   dispatch/act: %.2f\n", p / a, d / a }'
+
+# Live logs: `logs -f` of a dispatched run against the same loop read straight from a pipe.
+RUN=$(dev pipeline dispatch app logs.yml -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+mkdir -p "$TMP/floor"
+python3 - "$LINES" "$TMP/data/pipelines/jobs/r$RUN-talk/workspace" "$TMP/floor" "$LOOP" \
+    "$BIN" --endpoint "http://127.0.0.1:$PORT" --credentials-file "$TMP/creds" --account dev pipeline logs -f "$RUN" <<'PY'
+import os, subprocess, sys, time
+n, ws, floor_dir, loop, cli = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+
+def measure(proc, ack_dir):
+    """ms from creating ack-(i-1) to reading line i, for i = 2..n."""
+    lat, acked = [], None
+    for raw in proc.stdout:
+        now = time.monotonic()
+        words = raw.split()
+        if len(words) < 2 or words[-2] != "line":
+            continue
+        i = int(words[-1])
+        if acked is not None:
+            lat.append((now - acked) * 1000)
+        open(os.path.join(ack_dir, f"ack-{i}"), "w").close()
+        acked = time.monotonic()
+    # Read to the end (the CLI prints the run's end), so nothing writes to a closed pipe.
+    proc.wait(timeout=60)
+    if len(lat) != n - 1:
+        sys.exit(f"only {len(lat) + 1} of {n} lines arrived")
+    lat.sort()
+    return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+spindle = measure(subprocess.Popen(cli, stdout=subprocess.PIPE, text=True, bufsize=1), ws)
+floor = measure(subprocess.Popen(["/bin/busybox", "sh", "-c", loop], cwd=floor_dir,
+                                 stdout=subprocess.PIPE, text=True, bufsize=1), floor_dir)
+load = open("/proc/loadavg").read().split()[:3]
+print(f"live log line, write -> printed by `spindle pipeline logs -f` over SSE, {n} lines (load: {' '.join(load)})")
+print(f"  spindle (step in its sandbox -> store -> SSE -> CLI): p50 {spindle[0]:.1f} ms  p99 {spindle[1]:.1f} ms  (target: <= 50 ms)")
+print(f"  floor (same loop, local sh, stdout read from a pipe): p50 {floor[0]:.1f} ms  p99 {floor[1]:.1f} ms")
+print(f"  ratio p50 spindle/floor: {spindle[0] / floor[0]:.1f}")
+PY

@@ -91,6 +91,8 @@ pub enum Command {
     /// Build pipelines: GitHub Actions workflows checked offline, and the runs pushes start
     #[command(subcommand)]
     Pipeline(PipelineCmd),
+    /// Open the daemon's web page of pipeline runs: prints a one-time sign-in URL
+    Ui,
     /// Host git repositories: `git push` to them starts their workflows
     #[command(subcommand)]
     Git(crate::commands::git::GitCmd),
@@ -450,7 +452,7 @@ pub enum PipelineCmd {
         /// Only this job
         #[arg(long)]
         job: Option<String>,
-        /// Keep showing new log text and status changes until the run ends (polls)
+        /// Keep showing log lines and status changes as they happen, until the run ends
         #[arg(short = 'f', long)]
         follow: bool,
     },
@@ -467,6 +469,14 @@ pub enum PipelineCmd {
     },
     /// Cancel a queued or running run
     Cancel { run: i64 },
+    /// Run an ended run again, as a new attempt (a new run id)
+    Rerun {
+        run: i64,
+        /// Only the failed and cancelled jobs and the jobs that need them; the others keep
+        /// their results and outputs
+        #[arg(long)]
+        failed: bool,
+    },
 }
 
 impl PipelineCmd {

@@ -5,11 +5,8 @@
 
 mod common;
 
-use common::{dev_json, git, ok, stderr, with_key, Daemon, BIN};
-use spindle_model::api::{CreateAccount, CreateKey, ImportImage};
+use common::{dev_json, ok, stderr, Daemon, BIN};
 use spindle_model::pipeline::{PipelineJob, PipelineRun, RunStatus};
-use spindle_model::AccountName;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const ECHO: &str = "name: echo
@@ -169,65 +166,22 @@ fn a_push_runs_each_job_in_a_fresh_sandbox_with_logs_outputs_and_escapes_refused
     let prefix = format!("spplr{}", std::process::id() % 100_000);
     let _sweep = common::Sweep(prefix.clone());
     let d = Daemon::start_with_runtime(BIN, &prefix);
-    let admin = d.admin();
-    admin
-        .create_account(&CreateAccount {
-            name: AccountName::parse("dev").unwrap(),
-            description: String::new(),
-        })
-        .unwrap();
-    let pusher = admin
-        .create_key(
-            "dev",
-            &CreateKey {
-                allow: vec!["git:*".into()],
-                description: String::new(),
-                aws: false,
-            },
-        )
-        .unwrap();
-    let tarball = d.root().join("busybox.tar");
-    spindle_runtime::build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX))
-        .unwrap();
-    admin
-        .import_image(
-            "dev",
-            &ImportImage {
-                path: tarball.display().to_string(),
-                tag: Some("busybox:ci".into()),
-                entrypoint: vec![],
-                cmd: vec!["/bin/sh".into()],
-            },
-        )
-        .unwrap();
-    let repo: spindle_model::pipeline::GitRepo = dev_json(&d, &["git", "create", "app"]);
-
-    let work = d.root().join("work");
-    std::fs::create_dir_all(work.join(".github/workflows")).unwrap();
     let data = d.data_dir();
-    for (file, text) in [
-        ("echo.yml", ECHO.to_string()),
-        ("fail.yml", FAIL.to_string()),
-        ("outputs.yml", OUTPUTS.to_string()),
-        ("manual.yml", MANUAL.to_string()),
-        ("slow.yml", SLOW.to_string()),
-        (
-            "escape.yml",
-            ESCAPE.replace("DATA", &data.display().to_string()),
-        ),
-    ] {
-        std::fs::write(work.join(".github/workflows").join(file), text).unwrap();
-    }
-    std::fs::write(work.join("README"), "the pushed readme\n").unwrap();
-    ok(git(&work, &["init", "-q", "-b", "main"]));
-    ok(git(&work, &["add", "."]));
-    ok(git(&work, &["commit", "-q", "-m", "workflows"]));
-    let head = String::from_utf8(ok(git(&work, &["rev-parse", "HEAD"])).stdout).unwrap();
-    let pushed = Instant::now();
-    ok(git(
-        &work,
-        &["push", "-q", &with_key(&repo.clone_url, &pusher), "main"],
-    ));
+    let project = common::pipeline_project(
+        &d,
+        &[
+            ("echo.yml", ECHO.to_string()),
+            ("fail.yml", FAIL.to_string()),
+            ("outputs.yml", OUTPUTS.to_string()),
+            ("manual.yml", MANUAL.to_string()),
+            ("slow.yml", SLOW.to_string()),
+            (
+                "escape.yml",
+                ESCAPE.replace("DATA", &data.display().to_string()),
+            ),
+        ],
+    );
+    let (head, pushed) = (project.head, project.pushed);
     let runs = ended_runs(&d, 4);
     eprintln!(
         "4 runs (7 jobs) pushed to all ended: {:.2} s",

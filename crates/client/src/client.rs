@@ -107,6 +107,55 @@ impl Client {
         self.credential.as_ref().map(|c| &c.0)
     }
 
+    /// The API error an error response's body holds.
+    pub(crate) fn error_body(&self, status: u16, bytes: &[u8]) -> Result<ErrorBody, ClientError> {
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Decode {
+            endpoint: self.endpoint.clone(),
+            status,
+            detail: format!(
+                "{e}: {}",
+                String::from_utf8_lossy(bytes)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            ),
+        })
+    }
+
+    /// A request to `path_query`, signed over `body` when `signed`.
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path_query: &str,
+        body: &[u8],
+        signed: bool,
+    ) -> Result<ureq::Request, ClientError> {
+        let url = format!("{}{}", self.endpoint, path_query);
+        let (path, query) = path_query.split_once('?').unwrap_or((path_query, ""));
+        let mut req = self
+            .agent
+            .request(method, &url)
+            .set("content-type", "application/json");
+        if signed {
+            let (id, key) = self.credential.as_ref().ok_or(ClientError::NoCredentials)?;
+            let nonce = hex::encode(rand::random::<[u8; 16]>());
+            let auth = sign(
+                id,
+                key,
+                &RequestParts {
+                    method,
+                    path,
+                    query,
+                    body,
+                },
+                time::OffsetDateTime::now_utc(),
+                &nonce,
+            );
+            req = req.set("authorization", &auth);
+        }
+        Ok(req)
+    }
+
     /// Sends one request; `path_query` is the path and optional query, already encoded.
     pub(crate) fn raw(
         &self,
@@ -115,31 +164,9 @@ impl Client {
         body: &[u8],
         signed: bool,
     ) -> Result<(u16, Vec<u8>), ClientError> {
-        let url = format!("{}{}", self.endpoint, path_query);
-        let (path, query) = path_query.split_once('?').unwrap_or((path_query, ""));
         // One retry, for a request signed in the second before the daemon (re)started.
         for attempt in 0..2 {
-            let mut req = self
-                .agent
-                .request(method, &url)
-                .set("content-type", "application/json");
-            if signed {
-                let (id, key) = self.credential.as_ref().ok_or(ClientError::NoCredentials)?;
-                let nonce = hex::encode(rand::random::<[u8; 16]>());
-                let auth = sign(
-                    id,
-                    key,
-                    &RequestParts {
-                        method,
-                        path,
-                        query,
-                        body,
-                    },
-                    time::OffsetDateTime::now_utc(),
-                    &nonce,
-                );
-                req = req.set("authorization", &auth);
-            }
+            let req = self.request(method, path_query, body, signed)?;
             let resp = match req.send_bytes(body) {
                 Ok(r) => r,
                 Err(ureq::Error::Status(_, r)) => r,
@@ -159,18 +186,7 @@ impl Client {
                 }
             })?;
             if status >= 400 {
-                let body: ErrorBody =
-                    serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
-                        endpoint: self.endpoint.clone(),
-                        status,
-                        detail: format!(
-                            "{e}: {}",
-                            String::from_utf8_lossy(&bytes)
-                                .chars()
-                                .take(200)
-                                .collect::<String>()
-                        ),
-                    })?;
+                let body = self.error_body(status, &bytes)?;
                 if attempt == 0 && body.error.code == "SignatureBeforeBoot" {
                     std::thread::sleep(Duration::from_millis(1100));
                     continue;
@@ -633,6 +649,8 @@ mod devbox;
 mod dns;
 mod git;
 mod rds;
+mod pipeline_events;
+pub use pipeline_events::{LogEvent, LogEvents};
 mod secret;
 mod ssh;
 

@@ -11,5 +11,5 @@ mod client;
 pub use spindle_credentials as credentials;
 
 pub use apt::DebArchive;
-pub use client::{Client, ClientError, DEFAULT_ENDPOINT};
+pub use client::{Client, ClientError, LogEvent, LogEvents, DEFAULT_ENDPOINT};
 pub use credentials::{CredentialsError, CredentialsFile, Profile};

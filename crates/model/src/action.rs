@@ -140,6 +140,8 @@ actions! {
     DescribePipelineRun => "pipeline:DescribeRun", false, false;
     DispatchPipelineRun => "pipeline:Dispatch", false, true;
     CancelPipelineRun => "pipeline:CancelRun", false, true;
+    RerunPipelineRun => "pipeline:RerunRun", false, true;
+    CreateUiSession => "ui:CreateSession", false, true;
     SignSshCertificate => "bastion:SignCertificate", false, true;
     DescribeBastion => "bastion:Describe", false, false;
     BastionConnect => "bastion:Connect", false, false;

@@ -101,6 +101,16 @@ pub struct PipelineRun {
     /// In file order; empty in lists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<PipelineJob>,
+    /// The run this one re-runs (`spindle pipeline rerun`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<i64>,
+    /// 1 for a run a push or dispatch started, one more for each re-run.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -116,6 +126,9 @@ pub struct PipelineJob {
     pub finished: Option<String>,
     #[serde(default)]
     pub steps: Vec<PipelineStep>,
+    /// Its result, steps and outputs were carried over from the attempt this run re-runs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -163,4 +176,24 @@ pub struct DispatchRun {
     pub git_ref: Option<String>,
     #[serde(default)]
     pub inputs: BTreeMap<String, String>,
+}
+
+/// `POST /v1/accounts/{account}/pipeline-runs/{run}/rerun`: a new attempt of an ended run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RerunRun {
+    /// Only the failed and cancelled jobs and the jobs that need them run again; the others
+    /// keep their results and outputs.
+    #[serde(default)]
+    pub failed: bool,
+}
+
+/// `POST /v1/accounts/{account}/ui-sessions`'s answer: where a browser signs in to the web
+/// page with a one-time code.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UiLogin {
+    /// `/ui/login?code=…`, relative to the daemon's endpoint.
+    pub login_path: String,
+    /// Seconds the code is good for (once).
+    pub expires_in: u64,
 }

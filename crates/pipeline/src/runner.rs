@@ -56,7 +56,10 @@ impl Outcome {
 /// The run a job belongs to, for the `github` and `inputs` contexts and `GITHUB_*` variables.
 #[derive(Debug, Clone, Default)]
 pub struct RunInfo {
+    /// The run's id; a re-run keeps its first attempt's (as GitHub's does).
     pub run_id: i64,
+    /// 1, and one more for each re-run (`github.run_attempt`).
+    pub run_attempt: u32,
     /// `account/repo`.
     pub repository: String,
     pub workflow: String,
@@ -78,7 +81,7 @@ impl RunInfo {
         json!({
             "run_id": self.run_id.to_string(),
             "run_number": self.run_id.to_string(),
-            "run_attempt": "1",
+            "run_attempt": self.run_attempt.to_string(),
             "repository": self.repository,
             "repository_owner": self.repository.split('/').next().unwrap_or(""),
             "workflow": self.workflow,
@@ -103,7 +106,7 @@ impl RunInfo {
             ("SPINDLE_PIPELINE", "true".into()),
             ("GITHUB_RUN_ID", self.run_id.to_string()),
             ("GITHUB_RUN_NUMBER", self.run_id.to_string()),
-            ("GITHUB_RUN_ATTEMPT", "1".into()),
+            ("GITHUB_RUN_ATTEMPT", self.run_attempt.to_string()),
             ("GITHUB_REPOSITORY", self.repository.clone()),
             ("GITHUB_WORKFLOW", self.workflow.clone()),
             ("GITHUB_EVENT_NAME", self.event.clone()),

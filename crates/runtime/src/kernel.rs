@@ -144,6 +144,25 @@ pub trait Kernel: Send + Sync + 'static {
         timeout: Duration,
         seccomp: SeccompProfile,
     ) -> Result<Output, KernelError>;
+    /// Runs `argv` as [`Kernel::exec_in_as`] does, but hands its output (standard output and
+    /// error joined, in write order) to `sink` while it runs: a pipeline step's live log.
+    /// This default runs it to the end first; the real kernel streams.
+    #[allow(clippy::too_many_arguments)]
+    fn exec_in_as_streaming(
+        &self,
+        pid: u32,
+        cgroup_procs: &[PathBuf],
+        argv: &[String],
+        user: &ExecUser,
+        timeout: Duration,
+        seccomp: SeccompProfile,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<std::process::ExitStatus, KernelError> {
+        let out = self.exec_in_as(pid, cgroup_procs, argv, user, timeout, seccomp)?;
+        sink(&out.stdout);
+        sink(&out.stderr);
+        Ok(out.status)
+    }
     /// Whether instances whose layers live under `dir` can run in user namespaces of their
     /// own (idmapped mounts work there); the error says why not. See [`crate::userns`].
     fn userns_support(&self, dir: &Path) -> Result<(), String>;
@@ -649,6 +668,22 @@ impl Kernel for RealKernel {
         let (mut cmd, _open) = enter(pid, cgroup_procs, argv, seccomp, false, ids)?;
         cmd.env_clear().envs(user.env.iter().map(|(k, v)| (k, v)));
         output_within(self, cmd, &argv[0], timeout)
+    }
+
+    fn exec_in_as_streaming(
+        &self,
+        pid: u32,
+        cgroup_procs: &[PathBuf],
+        argv: &[String],
+        user: &ExecUser,
+        timeout: Duration,
+        seccomp: SeccompProfile,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<std::process::ExitStatus, KernelError> {
+        let ids = Some((user.uid, user.gid));
+        let (mut cmd, _open) = enter(pid, cgroup_procs, argv, seccomp, false, ids)?;
+        cmd.env_clear().envs(user.env.iter().map(|(k, v)| (k, v)));
+        crate::stream::stream_within(self, cmd, &argv[0], timeout, sink)
     }
 
     fn attach_in(

@@ -85,6 +85,7 @@ pub mod kernel;
 pub mod net;
 pub mod sandbox;
 pub mod seccomp;
+mod stream;
 pub mod userns;
 
 pub use attach::{attach, AttachError, AttachTarget};

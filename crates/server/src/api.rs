@@ -354,6 +354,9 @@ fn api_routes() -> Api {
         GET "/v1/accounts/{account}/pipeline-runs/{run}" DescribePipelineRun => gh::describe_run;
         POST "/v1/accounts/{account}/git-repos/{repo}/dispatches" DispatchPipelineRun => crate::pipeline_handlers::dispatch;
         POST "/v1/accounts/{account}/pipeline-runs/{run}/cancel" CancelPipelineRun => crate::pipeline_handlers::cancel;
+        GET "/v1/accounts/{account}/pipeline-runs/{run}/logs" DescribePipelineRun => crate::pipeline_logs::logs;
+        POST "/v1/accounts/{account}/pipeline-runs/{run}/rerun" RerunPipelineRun => crate::pipeline_rerun::rerun;
+        POST "/v1/accounts/{account}/ui-sessions" CreateUiSession => crate::ui::create_session;
         GET "/v1/accounts/{account}/ssh" DescribeBastion => crate::bastion::describe;
         POST "/v1/accounts/{account}/ssh/certificates" SignSshCertificate => crate::bastion::sign_certificate;
     )
@@ -410,6 +413,7 @@ pub fn router(app: App) -> Router {
             crate::git_http::GIT_ROUTE,
             axum::routing::get(crate::git_http::serve).post(crate::git_http::serve),
         )
+        .merge(crate::ui::router())
         .fallback(fallback)
         .method_not_allowed_fallback(|| async {
             ApiError::new(

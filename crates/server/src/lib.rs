@@ -29,6 +29,8 @@ mod handlers;
 mod lb_handlers;
 mod metrics;
 mod pipeline_handlers;
+mod pipeline_logs;
+mod pipeline_rerun;
 mod pipeline_runner;
 mod rds;
 mod rds_handlers;
@@ -38,6 +40,7 @@ mod secrets;
 mod stack_handlers;
 mod stack_ops;
 mod stacks;
+mod ui;
 mod vpc_dns;
 
 pub use api::route_table;

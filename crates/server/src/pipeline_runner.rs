@@ -29,6 +29,7 @@ use spindle_git::{RepoName, Repos};
 use spindle_model::ids::AccountRef;
 use spindle_model::pipeline::{PipelineRun, RunStatus};
 use spindle_model::{AccountId, ACCOUNT_TAG};
+use spindle_pipeline::logs::StepLog;
 use spindle_pipeline::runner::{
     self, JobResult, JobScope, Outcome, RunInfo, StepFiles, StepPlan, RUNNER_UID,
 };
@@ -237,6 +238,27 @@ async fn execute(app: App, run: PipelineRun, ctl: Arc<RunCtl>) {
     let started = Instant::now();
     let mut states: Vec<JobState> = vec![JobState::Queued; wf.jobs.len()];
     let mut results: BTreeMap<String, JobResult> = BTreeMap::new();
+    // A re-run of failed jobs starts with the jobs it reuses already ended, their outputs
+    // as the earlier attempt recorded them.
+    let store = env.store.clone();
+    let done = tokio::task::spawn_blocking(move || store.job_outcomes(id)).await;
+    for o in done.ok().and_then(Result::ok).unwrap_or_default() {
+        let Some(i) = wf.jobs.iter().position(|j| j.id == o.job) else {
+            continue;
+        };
+        if !o.status.is_final() {
+            continue;
+        }
+        states[i] = crate::pipeline_rerun::job_state(o.status);
+        let outputs = serde_json::from_str(&o.outputs).unwrap_or_default();
+        let result = match o.status {
+            RunStatus::Success => Outcome::Success,
+            RunStatus::Skipped => Outcome::Skipped,
+            RunStatus::Cancelled => Outcome::Cancelled,
+            _ => Outcome::Failure,
+        };
+        results.insert(o.job, JobResult { result, outputs });
+    }
     let mut running = tokio::task::JoinSet::new();
     loop {
         if env.ctl.cancelled.load(Ordering::SeqCst) {
@@ -306,6 +328,7 @@ async fn execute(app: App, run: PipelineRun, ctl: Arc<RunCtl>) {
             let store = env.store.clone();
             let _ =
                 tokio::task::spawn_blocking(move || store.set_run_status(id, status, now())).await;
+            crate::pipeline_logs::changed(id);
             tracing::info!(run = id, %status, ms = started.elapsed().as_millis() as u64, "pipeline run ended");
             return;
         }
@@ -392,7 +415,8 @@ fn prepare(
         return Ok(None);
     }
     let info = RunInfo {
-        run_id: run.id,
+        run_id: run.rerun_of.unwrap_or(run.id),
+        run_attempt: run.attempt,
         repository: format!("{account_name}/{}", run.repo),
         workflow: wf.name.clone().unwrap_or_else(|| run.workflow.clone()),
         event: run.event.clone(),
@@ -425,22 +449,31 @@ fn skip_job(store: &Store, run: i64, job: &Job, status: RunStatus) {
         let _ = store.set_step_status(run, &job.id, i as u32, status, None, t);
     }
     let _ = store.set_job_status(run, &job.id, status, t);
+    crate::pipeline_logs::changed(run);
 }
 
-/// Records a step's end: its log (bounded), status and exit code.
+/// Stores whole lines of a step's log (what [`StepLog`] handed out) and wakes its readers.
+fn append_log(env: &RunEnv, job: &str, i: usize, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    if let Err(e) = env.store.append_step_log(env.run.id, job, i as u32, text) {
+        tracing::error!(run = env.run.id, job, step = i, error = %crate::api::error_chain(&e), "cannot store a step's log");
+    }
+    crate::pipeline_logs::changed(env.run.id);
+}
+
+/// Records a step's end: its log (bounded) if not stored already, status and exit code.
 fn end_step(env: &RunEnv, job: &str, i: usize, status: RunStatus, code: Option<i32>, log: &str) {
     let (run, t) = (env.run.id, now());
-    if !log.is_empty() {
-        let _ = env
-            .store
-            .append_step_log(run, job, i as u32, &runner::bounded_log(log));
-    }
+    append_log(env, job, i, &runner::bounded_log(log));
     if let Err(e) = env
         .store
         .set_step_status(run, job, i as u32, status, code, t)
     {
         tracing::error!(run, job, step = i, error = %crate::api::error_chain(&e), "cannot record a step");
     }
+    crate::pipeline_logs::changed(run);
 }
 
 /// Fails a job that could not run its steps: the reason is the first step's log.
@@ -523,6 +556,8 @@ fn run_job(
         Ok(s) => s,
         Err(reason) => return fail_job(env, job, &reason),
     };
+    // Values `::add-mask::` registered: masked in every later step of the job.
+    let mut masks: Vec<String> = Vec::new();
     for i in 0..job.steps.len() {
         if env.ctl.cancelled.load(Ordering::SeqCst) {
             scope.cancel();
@@ -572,15 +607,31 @@ fn run_job(
                 start_step(env, &job.id, i);
                 let left = deadline.saturating_duration_since(Instant::now());
                 let limit = Duration::from_secs_f64(timeout_minutes * 60.0).min(left);
-                let (outcome, code, log, files) =
-                    sandbox.step(i, &script, &script_path, &argv, &workdir, vars, limit);
+                // The log is stored line by line as the step writes it, masked first.
+                let mut log = StepLog::with_masks(masks.clone());
+                let mut sink = |bytes: &[u8]| {
+                    let text = log.push(bytes);
+                    append_log(env, &job.id, i, &text);
+                };
+                let (outcome, code, files) = sandbox.step(
+                    i,
+                    &script,
+                    &script_path,
+                    &argv,
+                    &workdir,
+                    vars,
+                    limit,
+                    &mut sink,
+                );
+                append_log(env, &job.id, i, &log.finish());
+                masks = log.masks().to_vec();
                 let cancelled = env.ctl.cancelled.load(Ordering::SeqCst);
                 let (outcome, status) = match outcome {
                     _ if cancelled => (Outcome::Cancelled, RunStatus::Cancelled),
                     Outcome::Success => (Outcome::Success, RunStatus::Success),
                     o => (o, RunStatus::Failure),
                 };
-                end_step(env, &job.id, i, status, code, &log);
+                end_step(env, &job.id, i, status, code, "");
                 (outcome, continue_on_error, files)
             }
         };
@@ -598,6 +649,10 @@ fn run_job(
         }
     }
     drop(sandbox);
+    let outputs = serde_json::Value::Object(result.outputs.clone()).to_string();
+    if let Err(e) = env.store.set_job_outputs(run, &job.id, &outputs) {
+        tracing::error!(run, job = %job.id, error = %crate::api::error_chain(&e), "cannot record a job's outputs");
+    }
     let status = match result.result {
         Outcome::Success => RunStatus::Success,
         Outcome::Failure => RunStatus::Failure,
@@ -605,6 +660,7 @@ fn run_job(
         Outcome::Skipped => RunStatus::Skipped,
     };
     let _ = env.store.set_job_status(run, &job.id, status, now());
+    crate::pipeline_logs::changed(run);
     result
 }
 
@@ -617,6 +673,7 @@ fn start_step(env: &RunEnv, job: &str, i: usize) {
         None,
         now(),
     );
+    crate::pipeline_logs::changed(env.run.id);
 }
 
 /// A job's instance, its VPC and its host directory; all removed on drop.
@@ -791,7 +848,8 @@ impl Sandbox {
         )
     }
 
-    /// Runs one step; returns its outcome, exit code, log and files.
+    /// Runs one step, handing its output to `out` as it is written; returns its outcome,
+    /// exit code and files. The daemon's own notes (a timeout, a bad step file) go to `out`.
     #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
@@ -802,21 +860,25 @@ impl Sandbox {
         workdir: &str,
         vars: BTreeMap<String, String>,
         limit: Duration,
-    ) -> (Outcome, Option<i32>, String, StepFiles) {
-        let fail = |log: String| (Outcome::Failure, None, log, StepFiles::default());
+        out: &mut dyn FnMut(&[u8]),
+    ) -> (Outcome, Option<i32>, StepFiles) {
+        let fail = |out: &mut dyn FnMut(&[u8]), log: String| {
+            out(log.as_bytes());
+            (Outcome::Failure, None, StepFiles::default())
+        };
         if let Err(e) = write_new(&self.host(script_path), script.as_bytes(), 0o644) {
-            return fail(format!("cannot write the step's script: {e}\n"));
+            return fail(out, format!("cannot write the step's script: {e}\n"));
         }
         for (_, f) in runner::step_files(index) {
             let p = self.host(&f);
             let made = write_new(&p, b"", 0o600)
                 .and_then(|()| std::os::unix::fs::lchown(&p, Some(RUNNER_UID), Some(RUNNER_UID)));
             if let Err(e) = made {
-                return fail(format!("cannot create {f}: {e}\n"));
+                return fail(out, format!("cannot create {f}: {e}\n"));
             }
         }
         let Some(id) = self.instance.as_deref() else {
-            return fail("the job has no instance\n".into());
+            return fail(out, "the job has no instance\n".into());
         };
         let user = ExecUser {
             uid: RUNNER_UID,
@@ -824,36 +886,29 @@ impl Sandbox {
             env: vars.into_iter().collect(),
         };
         let started = Instant::now();
-        let out = self
-            .rt
-            .exec_as(id, &runner::exec_argv(argv, workdir), &user, limit);
-        let out = match out {
-            Ok(o) => o,
+        let status =
+            self.rt
+                .exec_as_streaming(id, &runner::exec_argv(argv, workdir), &user, limit, out);
+        let status = match status {
+            Ok(s) => s,
             Err(_) if started.elapsed() >= limit => {
-                return (
-                    Outcome::Failure,
-                    None,
+                return fail(
+                    out,
                     format!(
                         "[spindle: the step timed out after {:.1} minute(s) and was killed]\n",
                         limit.as_secs_f64() / 60.0
                     ),
-                    StepFiles::default(),
-                )
+                );
             }
             Err(e) => {
-                return fail(format!(
-                    "cannot run the step: {}\n",
-                    crate::api::error_chain(&e)
-                ))
+                return fail(
+                    out,
+                    format!("cannot run the step: {}\n", crate::api::error_chain(&e)),
+                )
             }
         };
-        let mut log = String::from_utf8_lossy(&out.stdout).into_owned();
-        log.push_str(&String::from_utf8_lossy(&out.stderr));
         use std::os::unix::process::ExitStatusExt;
-        let code = out
-            .status
-            .code()
-            .or_else(|| out.status.signal().map(|s| 128 + s));
+        let code = status.code().or_else(|| status.signal().map(|s| 128 + s));
         let read = |name: &str| -> Result<Option<String>, String> {
             let f = runner::step_files(index)
                 .into_iter()
@@ -867,21 +922,12 @@ impl Sandbox {
             let p = read("GITHUB_PATH")?;
             StepFiles::parse(o.as_deref(), e.as_deref(), p.as_deref())
         });
-        let ok = out.status.success();
         match files {
-            Ok(f) => (
-                if ok {
-                    Outcome::Success
-                } else {
-                    Outcome::Failure
-                },
-                code,
-                log,
-                f,
-            ),
+            Ok(f) if status.success() => (Outcome::Success, code, f),
+            Ok(f) => (Outcome::Failure, code, f),
             Err(e) => {
-                log.push_str(&format!("[spindle: {e}]\n"));
-                (Outcome::Failure, code, log, StepFiles::default())
+                out(format!("[spindle: {e}]\n").as_bytes());
+                (Outcome::Failure, code, StepFiles::default())
             }
         }
     }

@@ -19,6 +19,8 @@ mod journal;
 mod keys;
 pub mod migrations;
 mod params;
+mod pipeline_logs;
+mod pipeline_reruns;
 mod pipelines;
 mod roles;
 
@@ -28,6 +30,8 @@ pub use audit_scope::{AuditScope, Scoped};
 pub use error::StoreError;
 pub use keys::{KeyRecord, NewKey};
 pub use params::ValueSeal;
+pub use pipeline_logs::LogTail;
+pub use pipeline_reruns::JobOutcome;
 pub use pipelines::{NewJob, NewRun};
 
 use rusqlite::{Connection, OpenFlags, Transaction};

@@ -215,6 +215,15 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE pipeline_runs ADD COLUMN inputs TEXT NOT NULL DEFAULT '{}';
     "#,
+    // 10: re-runs of pipeline runs (issue #17): the run an attempt re-runs and its number,
+    // each job's outputs (what `needs.<job>.outputs` reads), and whether a job's result was
+    // carried over from the earlier attempt.
+    r#"
+    ALTER TABLE pipeline_runs ADD COLUMN rerun_of INTEGER;
+    ALTER TABLE pipeline_runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE pipeline_jobs ADD COLUMN outputs TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE pipeline_jobs ADD COLUMN reused INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -263,6 +272,11 @@ pub fn rewind(path: &Path, version: i64) -> Result<(), StoreError> {
         ),
         (8, "DROP TABLE aws_secrets;"),
         (9, "ALTER TABLE pipeline_runs DROP COLUMN inputs;"),
+        (
+            10,
+            "ALTER TABLE pipeline_jobs DROP COLUMN reused; ALTER TABLE pipeline_jobs DROP COLUMN outputs; \
+             ALTER TABLE pipeline_runs DROP COLUMN attempt; ALTER TABLE pipeline_runs DROP COLUMN rerun_of;",
+        ),
     ];
     let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
         path: path.to_owned(),

@@ -52,7 +52,7 @@ impl std::fmt::Display for Row<'_> {
     }
 }
 
-fn status_of(s: String) -> rusqlite::Result<RunStatus> {
+pub(crate) fn status_of(s: String) -> rusqlite::Result<RunStatus> {
     RunStatus::parse(&s).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
             0,
@@ -63,7 +63,7 @@ fn status_of(s: String) -> rusqlite::Result<RunStatus> {
 }
 
 const RUN_COLUMNS: &str = "id, account_id, repo, workflow, name, event, git_ref, commit_id, \
-                           status, diagnostics, created, started, finished";
+                           status, diagnostics, created, started, finished, rerun_of, attempt";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PipelineRun> {
     Ok(PipelineRun {
@@ -81,6 +81,8 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PipelineRun> {
         started: r.get(11)?,
         finished: r.get(12)?,
         jobs: Vec::new(),
+        rerun_of: r.get(13)?,
+        attempt: r.get(14)?,
     })
 }
 
@@ -446,7 +448,7 @@ impl Store {
 
 fn jobs_of(c: &Connection, run: i64) -> Result<Vec<PipelineJob>, StoreError> {
     let mut st = c.prepare_cached(
-        "SELECT job, runs_on, needs, status, started, finished FROM pipeline_jobs \
+        "SELECT job, runs_on, needs, status, started, finished, reused FROM pipeline_jobs \
          WHERE run_id = ?1 ORDER BY seq",
     )?;
     let mut jobs: Vec<PipelineJob> = st
@@ -459,6 +461,7 @@ fn jobs_of(c: &Connection, run: i64) -> Result<Vec<PipelineJob>, StoreError> {
                 started: r.get(4)?,
                 finished: r.get(5)?,
                 steps: Vec::new(),
+                reused: r.get(6)?,
             })
         })?
         .collect::<Result<_, _>>()?;

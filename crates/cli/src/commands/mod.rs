@@ -107,6 +107,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Pipeline(crate::cli::PipelineCmd::Cancel { run }) => {
                     pipeline_ops::cancel(&cx, run)
                 }
+                Command::Pipeline(crate::cli::PipelineCmd::Rerun { run, failed }) => {
+                    pipeline_ops::rerun(&cx, run, failed)
+                }
+                Command::Ui => pipeline_ops::ui(&cx),
                 Command::Ssh(a) => ssh::run(&cx, a),
                 Command::Server(_)
                 | Command::Completions { .. }

@@ -3,12 +3,16 @@
 use crate::context::{api_err, hinted, Context};
 use crate::output;
 use anyhow::Result;
-use spindle_model::pipeline::{DispatchRun, PipelineRun};
+use spindle_client::LogEvent;
+use spindle_model::pipeline::{DispatchRun, RerunRun, RunStatus};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-/// How often `logs -f` asks for the run.
-const POLL: Duration = Duration::from_millis(500);
+/// How long `logs -f` waits before resuming a stream that was cut.
+const RETRY: Duration = Duration::from_millis(200);
+/// How many cuts `logs -f` resumes from (a daemon that went away ends it sooner: the
+/// reconnect fails).
+const RECONNECTS: u32 = 1000;
 
 /// `-f KEY=VALUE` fields as inputs; the first malformed one is named.
 fn fields(given: &[String]) -> Result<BTreeMap<String, String>> {
@@ -71,146 +75,179 @@ pub fn cancel(cx: &Context, run: i64) -> Result<()> {
     Ok(())
 }
 
-/// What `logs -f` printed so far of each step: its status and how much of its log.
-type Seen = HashMap<(String, u32), (String, usize)>;
-
-/// The lines to print for what changed in `run` since `seen`, and `seen` brought up to date.
-fn changes(run: &PipelineRun, job: Option<&str>, seen: &mut Seen) -> Vec<String> {
-    let mut out = Vec::new();
-    for j in run.jobs.iter().filter(|j| job.is_none_or(|x| x == j.id)) {
-        for s in &j.steps {
-            let key = (j.id.clone(), s.index);
-            let (status, printed) = seen.entry(key).or_insert((String::new(), 0));
-            let now = s.status.to_string();
-            let tail = s.log.get(*printed..).unwrap_or("");
-            // Only whole lines, unless the step has ended.
-            let upto = if s.status.is_final() {
-                tail.len()
-            } else {
-                tail.rfind('\n').map_or(0, |i| i + 1)
-            };
-            for line in tail[..upto].lines() {
-                out.push(format!("[{} {}] {line}", j.id, s.index + 1));
-            }
-            *printed += upto;
-            if *status != now {
-                if now != "queued" {
-                    let code = s
-                        .exit_code
-                        .map(|c| format!(", exit {c}"))
-                        .unwrap_or_default();
-                    out.push(format!(
-                        "[{} {}] {}: {now}{code}",
-                        j.id,
-                        s.index + 1,
-                        s.name
-                    ));
-                }
-                *status = now;
-            }
+/// `spindle pipeline rerun RUN [--failed]`.
+pub fn rerun(cx: &Context, run: i64, failed: bool) -> Result<()> {
+    let c = cx.client()?;
+    let account = cx.account()?;
+    let r = c
+        .rerun_pipeline_run(&account, run, &RerunRun { failed })
+        .map_err(api_err)?;
+    if cx.json() {
+        output::json(&r);
+    } else {
+        let reused: Vec<&str> = r
+            .jobs
+            .iter()
+            .filter(|j| j.reused)
+            .map(|j| j.id.as_str())
+            .collect();
+        println!("Run {} (attempt {} of run {run}) queued", r.id, r.attempt);
+        if !reused.is_empty() {
+            println!("  reusing: {}", reused.join(", "));
         }
+        println!("  spindle pipeline logs -f {}", r.id);
     }
-    out
+    Ok(())
 }
 
-/// `spindle pipeline logs -f RUN [--job J]`: new log lines and status changes as they come,
-/// until the run ends; exits non-zero when it didn't succeed.
+/// `spindle ui`: a one-time sign-in URL for the daemon's web page, for this credential and
+/// account. The code in it is good once, for a minute; the browser keeps an HttpOnly session
+/// cookie instead (the access key never goes into a URL).
+pub fn ui(cx: &Context) -> Result<()> {
+    let c = cx.client()?;
+    let account = cx.account()?;
+    let s = c.create_ui_session(&account).map_err(api_err)?;
+    let url = format!("{}{}", c.endpoint(), s.login_path);
+    if cx.json() {
+        output::json(&serde_json::json!({"url": url, "expires_in": s.expires_in}));
+    } else {
+        println!(
+            "Open this URL in a browser on this machine (good once, within {} s):",
+            s.expires_in
+        );
+        println!("  {url}");
+    }
+    Ok(())
+}
+
+/// The status (and exit code) of each step `logs -f` printed last: a reconnected stream
+/// sends statuses again, and each change is printed once.
+type Seen = HashMap<(String, u32), (RunStatus, Option<i32>)>;
+
+/// The lines `logs -f` prints for one event of the live log (none for `End`).
+fn render(ev: &LogEvent, seen: &mut Seen) -> Vec<String> {
+    match ev {
+        LogEvent::Line {
+            job, step, text, ..
+        } => text
+            .strip_suffix('\n')
+            .unwrap_or(text)
+            .split('\n')
+            .map(|l| format!("[{job} {}] {l}", step + 1))
+            .collect(),
+        LogEvent::Step {
+            job,
+            step,
+            name,
+            status,
+            exit_code,
+        } => {
+            let now = (*status, *exit_code);
+            if seen.insert((job.clone(), *step), now) == Some(now) {
+                return Vec::new();
+            }
+            let code = exit_code.map(|c| format!(", exit {c}")).unwrap_or_default();
+            vec![format!("[{job} {}] {name}: {status}{code}", step + 1)]
+        }
+        LogEvent::End { .. } => Vec::new(),
+    }
+}
+
+/// `spindle pipeline logs -f RUN [--job J]`: log lines and status changes live, from the
+/// daemon's event stream (resumed after the last line if the connection drops), until the
+/// run ends; exits non-zero when it didn't succeed.
 pub fn follow(cx: &Context, run: i64, job: Option<&str>) -> Result<()> {
     let c = cx.client()?;
     let account = cx.account()?;
     let mut seen = Seen::new();
+    let mut last: Option<String> = None;
+    let mut drops = 0;
     loop {
-        let r = c.pipeline_run(&account, run).map_err(api_err)?;
-        if let Some(j) = job {
-            if !r.jobs.iter().any(|x| x.id == j) {
-                let have: Vec<&str> = r.jobs.iter().map(|x| x.id.as_str()).collect();
-                return Err(hinted(
-                    format!("run {run} has no job `{j}`"),
-                    format!("its jobs: {}", have.join(", ")),
-                ));
-            }
-        }
-        let lines = changes(&r, job, &mut seen);
-        if !cx.json() {
-            for l in lines {
-                println!("{l}");
-            }
-        }
-        if r.status.is_final() {
-            if cx.json() {
-                output::json(&r);
-            } else {
-                println!("run {}: {}", r.id, r.status);
-                for d in &r.diagnostics {
-                    println!("  {d}");
+        let events = c
+            .pipeline_log_events(&account, run, job, last.as_deref())
+            .map_err(api_err)?;
+        for ev in events {
+            let ev = ev.map_err(api_err)?;
+            if !cx.json() {
+                for l in render(&ev, &mut seen) {
+                    println!("{l}");
                 }
             }
-            if r.status != spindle_model::pipeline::RunStatus::Success {
-                anyhow::bail!("run {} ended {}", r.id, r.status);
+            match ev {
+                LogEvent::Line { id, .. } => last = Some(id),
+                LogEvent::End { .. } => return finished(cx, c, &account, run),
+                LogEvent::Step { .. } => {}
             }
-            return Ok(());
         }
-        std::thread::sleep(POLL);
+        // The stream was cut before the run ended: resume after the last line.
+        drops += 1;
+        if drops > RECONNECTS {
+            anyhow::bail!("the log stream of run {run} dropped {RECONNECTS} times; giving up");
+        }
+        std::thread::sleep(RETRY);
     }
+}
+
+/// Prints how run `run` ended (its JSON with `-o json`); an error when it didn't succeed.
+fn finished(cx: &Context, c: &spindle_client::Client, account: &str, run: i64) -> Result<()> {
+    let r = c.pipeline_run(account, run).map_err(api_err)?;
+    if cx.json() {
+        output::json(&r);
+    } else {
+        println!("run {}: {}", r.id, r.status);
+        for d in &r.diagnostics {
+            println!("  {d}");
+        }
+    }
+    if r.status != RunStatus::Success {
+        anyhow::bail!("run {} ended {}", r.id, r.status);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spindle_model::pipeline::{PipelineJob, PipelineStep, RunStatus};
-
-    fn run(log: &str, status: RunStatus) -> PipelineRun {
-        PipelineRun {
-            id: 1,
-            account_id: "123456789012".into(),
-            repo: "app".into(),
-            workflow: "ci.yml".into(),
-            name: None,
-            event: "push".into(),
-            git_ref: "refs/heads/main".into(),
-            commit: "c".into(),
-            status: RunStatus::InProgress,
-            diagnostics: vec![],
-            created: String::new(),
-            started: None,
-            finished: None,
-            jobs: vec![PipelineJob {
-                id: "build".into(),
-                runs_on: "img".into(),
-                needs: vec![],
-                status: RunStatus::InProgress,
-                started: None,
-                finished: None,
-                steps: vec![PipelineStep {
-                    index: 0,
-                    name: "Run make".into(),
-                    status,
-                    exit_code: status.is_final().then_some(0),
-                    started: None,
-                    finished: None,
-                    log: log.into(),
-                }],
-            }],
-        }
-    }
 
     #[test]
-    fn following_prints_each_line_once_and_status_changes() {
+    fn following_prints_each_line_and_each_status_change_once() {
+        let line = |text: &str| LogEvent::Line {
+            job: "build".into(),
+            step: 0,
+            text: text.into(),
+            id: String::new(),
+        };
+        let step = |status, exit_code| LogEvent::Step {
+            job: "build".into(),
+            step: 0,
+            name: "Run make".into(),
+            status,
+            exit_code,
+        };
         let mut seen = Seen::new();
-        let r = run("", RunStatus::Queued);
-        assert!(changes(&r, None, &mut seen).is_empty());
-        let r = run("one\ntw", RunStatus::InProgress);
-        assert_eq!(
-            changes(&r, None, &mut seen),
-            ["[build 1] one", "[build 1] Run make: in_progress"]
-        );
-        let r = run("one\ntwo\n", RunStatus::Success);
-        assert_eq!(
-            changes(&r, None, &mut seen),
-            ["[build 1] two", "[build 1] Run make: success, exit 0"]
-        );
-        assert!(changes(&r, None, &mut seen).is_empty());
-        assert!(changes(&r, Some("other"), &mut Seen::new()).is_empty());
+        let cases: Vec<(LogEvent, &[&str])> = vec![
+            (
+                step(RunStatus::InProgress, None),
+                &["[build 1] Run make: in_progress"],
+            ),
+            (line("one\n"), &["[build 1] one"]),
+            (line("<b>no newline"), &["[build 1] <b>no newline"]),
+            (step(RunStatus::InProgress, None), &[]),
+            (
+                step(RunStatus::Success, Some(0)),
+                &["[build 1] Run make: success, exit 0"],
+            ),
+            (step(RunStatus::Success, Some(0)), &[]),
+            (
+                LogEvent::End {
+                    status: RunStatus::Success,
+                },
+                &[],
+            ),
+        ];
+        for (ev, want) in cases {
+            assert_eq!(render(&ev, &mut seen), want, "{ev:?}");
+        }
     }
 
     #[test]

@@ -198,3 +198,77 @@ pub fn dev_json<T: serde::de::DeserializeOwned>(
     all.extend_from_slice(&["-o", "json"]);
     serde_json::from_slice(&ok(d.cli(&all)).stdout).unwrap()
 }
+
+/// What [`pipeline_project`] made: the pushing key, the repository and the pushed commit.
+pub struct PipelineProject {
+    pub pusher: spindle_model::api::Credentials,
+    pub repo: spindle_model::pipeline::GitRepo,
+    pub work: PathBuf,
+    pub head: String,
+    /// When the push started.
+    pub pushed: Instant,
+}
+
+/// The setup of a pipeline test on daemon `d` (with a runtime): account `dev`, a key that
+/// may push, a busybox image tagged `busybox:ci`, repository `app` holding `files` (paths
+/// under `.github/workflows/`, and a README), committed and pushed to `main`.
+pub fn pipeline_project(d: &Daemon, files: &[(&str, String)]) -> PipelineProject {
+    use spindle_model::api::{CreateAccount, CreateKey, ImportImage};
+    let admin = d.admin();
+    admin
+        .create_account(&CreateAccount {
+            name: spindle_model::AccountName::parse("dev").unwrap(),
+            description: String::new(),
+        })
+        .unwrap();
+    let pusher = admin
+        .create_key(
+            "dev",
+            &CreateKey {
+                allow: vec!["git:*".into()],
+                description: String::new(),
+                aws: false,
+            },
+        )
+        .unwrap();
+    let tarball = d.root().join("busybox.tar");
+    spindle_runtime::build_busybox_rootfs(&tarball, Path::new(spindle_runtime::host::BUSYBOX))
+        .unwrap();
+    admin
+        .import_image(
+            "dev",
+            &ImportImage {
+                path: tarball.display().to_string(),
+                tag: Some("busybox:ci".into()),
+                entrypoint: vec![],
+                cmd: vec!["/bin/sh".into()],
+            },
+        )
+        .unwrap();
+    let repo: spindle_model::pipeline::GitRepo = dev_json(d, &["git", "create", "app"]);
+    let work = d.root().join("work");
+    std::fs::create_dir_all(work.join(".github/workflows")).unwrap();
+    for (file, text) in files {
+        std::fs::write(work.join(".github/workflows").join(file), text).unwrap();
+    }
+    std::fs::write(work.join("README"), "the pushed readme\n").unwrap();
+    ok(git(&work, &["init", "-q", "-b", "main"]));
+    ok(git(&work, &["add", "."]));
+    ok(git(&work, &["commit", "-q", "-m", "workflows"]));
+    let head = String::from_utf8(ok(git(&work, &["rev-parse", "HEAD"])).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let pushed = Instant::now();
+    ok(git(
+        &work,
+        &["push", "-q", &with_key(&repo.clone_url, &pusher), "main"],
+    ));
+    PipelineProject {
+        pusher,
+        repo,
+        work,
+        head,
+        pushed,
+    }
+}

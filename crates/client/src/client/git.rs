@@ -2,7 +2,9 @@
 //! `/pipeline-runs`).
 
 use super::{method, seg, Client, ClientError};
-use spindle_model::pipeline::{CreateGitRepo, DispatchRun, GitRepo, PipelineRun};
+use spindle_model::pipeline::{
+    CreateGitRepo, DispatchRun, GitRepo, PipelineRun, RerunRun, UiLogin,
+};
 
 impl Client {
     pub fn create_git_repo(&self, account: &str, name: &str) -> Result<GitRepo, ClientError> {
@@ -80,6 +82,30 @@ impl Client {
         self.call(
             method::POST,
             &format!("/v1/accounts/{}/pipeline-runs/{run}/cancel", seg(account)),
+            None::<&()>,
+        )
+    }
+
+    /// A new attempt of an ended run (only its failed jobs and what needs them with
+    /// `failed`).
+    pub fn rerun_pipeline_run(
+        &self,
+        account: &str,
+        run: i64,
+        req: &RerunRun,
+    ) -> Result<PipelineRun, ClientError> {
+        self.call(
+            method::POST,
+            &format!("/v1/accounts/{}/pipeline-runs/{run}/rerun", seg(account)),
+            Some(req),
+        )
+    }
+
+    /// A one-time sign-in code for the web page, for this credential in `account`.
+    pub fn create_ui_session(&self, account: &str) -> Result<UiLogin, ClientError> {
+        self.call(
+            method::POST,
+            &format!("/v1/accounts/{}/ui-sessions", seg(account)),
             None::<&()>,
         )
     }

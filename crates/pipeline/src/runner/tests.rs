@@ -2,6 +2,7 @@ use super::*;
 
 fn run_info() -> RunInfo {
     RunInfo {
+        run_attempt: 1,
         run_id: 7,
         repository: "dev/app".into(),
         workflow: ".github/workflows/ci.yml".into(),

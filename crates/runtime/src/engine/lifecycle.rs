@@ -230,6 +230,23 @@ impl Runtime {
             .exec_in_as(pid, &procs, argv, user, timeout, seccomp)?)
     }
 
+    /// Runs a command as [`Runtime::exec_as`] does, handing its output (standard output and
+    /// error on one pipe) to `sink` while it runs; returns how it ended.
+    pub fn exec_as_streaming(
+        &self,
+        id: &str,
+        argv: &[String],
+        user: &crate::kernel::ExecUser,
+        timeout: Duration,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<std::process::ExitStatus, RuntimeError> {
+        let (pid, procs, seccomp) = self.exec_target(id)?;
+        Ok(self
+            .inner
+            .kernel
+            .exec_in_as_streaming(pid, &procs, argv, user, timeout, seccomp, sink)?)
+    }
+
     /// Where a running instance is, for [`crate::attach()`] by a root process on this host.
     pub fn attach_target(&self, id: &str) -> Result<crate::AttachTarget, RuntimeError> {
         let rec = self.describe(id)?;
