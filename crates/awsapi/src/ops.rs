@@ -130,6 +130,11 @@ operations! {
     "secretsmanager" ListSecrets => ListSecrets;
     "secretsmanager" CreateSecret => PutSecretValue;
     "secretsmanager" PutSecretValue => PutSecretValue;
+    "cloudformation" GetTemplate => DescribeStack;
+    "cloudformation" DetectStackDrift => DetectStackDrift;
+    "cloudformation" DescribeStackDriftDetectionStatus => DescribeStack;
+    "cloudformation" DescribeStackResourceDrifts => DescribeStack;
+    "cloudformation" DetectStackResourceDrift => DetectStackDrift;
 }
 
 /// The service a credential scope names, if Spindle answers it.

@@ -8,184 +8,10 @@
 
 mod common;
 
+use common::aws::*;
 use common::{Daemon, BIN};
 use spindle_model::api::*;
 use spindle_model::AccountName;
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-/// The venv with `aws` and boto3, or why the test can't run.
-fn venv() -> Result<PathBuf, String> {
-    let v = std::env::var_os("SPINDLE_AWS_VENV")
-        .map(PathBuf::from)
-        .ok_or("SPINDLE_AWS_VENV is not set (scripts/test sets it up with awscli and boto3)")?;
-    if !v.join("bin/aws").exists() {
-        return Err(format!("no `aws` in {}", v.display()));
-    }
-    Ok(v)
-}
-
-/// The venv, or `None` after saying the test skipped and why.
-fn venv_or_skip(test: &str) -> Option<PathBuf> {
-    venv()
-        .map_err(|why| eprintln!("skipped: {test}: {why}"))
-        .ok()
-}
-
-/// The test's own `aws` configuration directory.
-struct AwsHome {
-    dir: tempfile::TempDir,
-    venv: PathBuf,
-}
-
-impl AwsHome {
-    fn env(&self, c: &mut Command) {
-        c.env("HOME", self.dir.path())
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.dir.path().join(".aws/credentials"),
-            )
-            .env("AWS_CONFIG_FILE", self.dir.path().join(".aws/config"))
-            // The profile `keys create --save-aws-profile dev` writes.
-            .env("AWS_PROFILE", "dev")
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("AWS_DEFAULT_REGION");
-    }
-
-    /// `spindle ... --account ACCOUNT` with this home.
-    fn spindle(&self, d: &Daemon, args: &[&str]) -> Output {
-        let mut c = Command::new(BIN);
-        c.args(["--endpoint", &d.endpoint, "--credentials-file"])
-            .arg(d.credentials_file())
-            .args(args)
-            .env_remove("SPINDLE_PROFILE")
-            .env_remove("SPINDLE_ACCOUNT");
-        self.env(&mut c);
-        c.output().unwrap()
-    }
-
-    /// `aws ARGS --output json`; the parsed reply, or the exit code and stderr.
-    fn aws(&self, args: &[&str]) -> Result<serde_json::Value, (i32, String)> {
-        let mut c = Command::new(self.venv.join("bin/aws"));
-        c.args(args).args(["--output", "json"]);
-        self.env(&mut c);
-        let o = c.output().unwrap();
-        if !o.status.success() {
-            return Err((
-                o.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            ));
-        }
-        let out = String::from_utf8_lossy(&o.stdout);
-        if out.trim().is_empty() {
-            return Ok(serde_json::Value::Null);
-        }
-        Ok(serde_json::from_str(&out).unwrap_or_else(|e| panic!("aws {args:?}: {e}: {out}")))
-    }
-
-    /// `aws ARGS` fails, and its error says each of `wants`.
-    fn refused(&self, args: &[&str], wants: &[&str]) {
-        let (_, err) = self.aws(args).unwrap_err();
-        for w in wants {
-            assert!(err.contains(w), "aws {args:?}: `{w}` not in: {err}");
-        }
-    }
-
-    /// `aws ARGS` whose output is text; (success, stdout + stderr).
-    fn aws_text(&self, args: &[&str]) -> (bool, String) {
-        let mut c = Command::new(self.venv.join("bin/aws"));
-        c.args(args);
-        self.env(&mut c);
-        let o = c.output().unwrap();
-        (
-            o.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        )
-    }
-
-    /// Runs a boto3 script with this home; its stdout parsed as JSON.
-    fn boto3(&self, script: &str, env: &[(&str, &str)]) -> serde_json::Value {
-        let mut c = Command::new(self.venv.join("bin/python"));
-        c.arg("-c").arg(script);
-        self.env(&mut c);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let o = c.output().unwrap();
-        let out = String::from_utf8_lossy(&o.stdout);
-        assert!(
-            o.status.success(),
-            "boto3 script failed: {}\n{out}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-    }
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Account `dev`, and a home whose `dev` profile holds a key of it, made the way a user does
-/// (`spindle account keys create --save-aws-profile dev`).
-fn dev_home(d: &Daemon, venv: PathBuf) -> AwsHome {
-    d.admin()
-        .create_account(&CreateAccount {
-            name: AccountName::parse("dev").unwrap(),
-            description: String::new(),
-        })
-        .unwrap();
-    let home = AwsHome {
-        dir: tempfile::tempdir().unwrap(),
-        venv,
-    };
-    ok(&home.spindle(
-        d,
-        &[
-            "--account",
-            "dev",
-            "account",
-            "keys",
-            "create",
-            "--save-aws-profile",
-            "dev",
-        ],
-    ));
-    home
-}
-
-/// A key made with `keys create --aws -o json`, as (id, secret).
-fn aws_key(home: &AwsHome, d: &Daemon, account: &str, extra: &[&str]) -> (String, String) {
-    let mut args = vec![
-        "--account",
-        account,
-        "-o",
-        "json",
-        "account",
-        "keys",
-        "create",
-        "--aws",
-    ];
-    args.extend_from_slice(extra);
-    let v: serde_json::Value = serde_json::from_str(&ok(&home.spindle(d, &args))).unwrap();
-    (
-        v["access_key_id"].as_str().unwrap().to_owned(),
-        v["secret_access_key"].as_str().unwrap().to_owned(),
-    )
-}
 
 const TEMPLATE: &str = "AWSTemplateFormatVersion: '2010-09-09'
 Description: a parameter and its name
@@ -1028,6 +854,12 @@ call(cf + "DeleteChangeSet", StackName="conf", ChangeSetName="cs1")
 cs = client("cloudformation").create_change_set(StackName="conf", ChangeSetName="cs2", TemplateBody=template, Parameters=p("conf3"), ChangeSetType="UPDATE")
 call(cf + "ExecuteChangeSet", ChangeSetName=cs["Id"])
 call(cf + "UpdateStack", StackName="conf", TemplateBody=template, Parameters=p("conf4"))
+call(cf + "GetTemplate", StackName="conf", TemplateStage="Original")
+det = call(cf + "DetectStackDrift", StackName="conf")
+if det:
+    call(cf + "DescribeStackDriftDetectionStatus", StackDriftDetectionId=det["StackDriftDetectionId"])
+call(cf + "DescribeStackResourceDrifts", StackName="conf")
+call(cf + "DetectStackResourceDrift", StackName="conf", LogicalResourceId="Flag")
 call("ssm.PutParameter", Name="/x/b", Value="v", Type="String", Overwrite=True)
 call("ssm.GetParameter", Name="/conf4/flag")
 call("ssm.GetParameters", Names=["/conf4/flag", "/nope"])
@@ -1116,23 +948,7 @@ fn the_aws_cli_drives_a_running_auto_scaling_group_and_its_instances() {
     let _sweep = common::Sweep(prefix.clone());
     let d = Daemon::start_with_runtime(BIN, &prefix);
     let home = dev_home(&d, venv);
-    let tarball = d.root().join("busybox.tar");
-    spindle_runtime::build_busybox_rootfs(
-        &tarball,
-        std::path::Path::new(spindle_runtime::host::BUSYBOX),
-    )
-    .unwrap();
-    d.admin()
-        .import_image(
-            "dev",
-            &ImportImage {
-                path: tarball.display().to_string(),
-                tag: Some("busybox:idle".into()),
-                entrypoint: vec![],
-                cmd: vec!["sleep".into(), "3600".into()],
-            },
-        )
-        .unwrap();
+    import_busybox(&d, "busybox:idle", &["sleep", "3600"]);
     let t = home.dir.path().join("asg.yaml");
     std::fs::write(&t, ASG_TEMPLATE).unwrap();
     let (done, out) = home.aws_text(&[

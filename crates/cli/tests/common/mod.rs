@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+pub mod aws;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_spindle");
 
 // Each test binary uses its own subset.
