@@ -144,6 +144,11 @@ operations! {
     "route53" ListResourceRecordSets => ListRecordSets;
     "route53" ChangeResourceRecordSets => ChangeRecordSets;
     "route53" GetChange => ListRecordSets;
+    "cloudformation" GetTemplate => DescribeStack;
+    "cloudformation" DetectStackDrift => DetectStackDrift;
+    "cloudformation" DescribeStackDriftDetectionStatus => DescribeStack;
+    "cloudformation" DescribeStackResourceDrifts => DescribeStack;
+    "cloudformation" DetectStackResourceDrift => DetectStackDrift;
 }
 
 /// The service a credential scope names, if Spindle answers it.

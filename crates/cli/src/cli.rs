@@ -558,6 +558,13 @@ pub enum StackCmd {
     Resources { name: String },
     /// Compare each resource with what its provider reads back
     Drift { name: String },
+    /// Print a stack's template exactly as it was submitted (or a change set's)
+    Template {
+        name: String,
+        /// A change set of the stack: print its template instead
+        #[arg(long = "change-set")]
+        change_set: Option<String>,
+    },
     /// Finish a rollback that failed (UPDATE_ROLLBACK_FAILED), skipping resources that can't
     /// be rolled back
     ContinueRollback {

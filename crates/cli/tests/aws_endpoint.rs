@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::aws::{aws_key, dev_home, ok, venv_or_skip, AwsHome, BOTOCORE_CHECK};
+use common::aws::*;
 use common::{Daemon, BIN};
 use spindle_model::api::*;
 use spindle_model::AccountName;
@@ -797,6 +797,12 @@ call(cf + "DeleteChangeSet", StackName="conf", ChangeSetName="cs1")
 cs = client("cloudformation").create_change_set(StackName="conf", ChangeSetName="cs2", TemplateBody=template, Parameters=p("conf3"), ChangeSetType="UPDATE")
 call(cf + "ExecuteChangeSet", ChangeSetName=cs["Id"])
 call(cf + "UpdateStack", StackName="conf", TemplateBody=template, Parameters=p("conf4"))
+call(cf + "GetTemplate", StackName="conf", TemplateStage="Original")
+det = call(cf + "DetectStackDrift", StackName="conf")
+if det:
+    call(cf + "DescribeStackDriftDetectionStatus", StackDriftDetectionId=det["StackDriftDetectionId"])
+call(cf + "DescribeStackResourceDrifts", StackName="conf")
+call(cf + "DetectStackResourceDrift", StackName="conf", LogicalResourceId="Flag")
 call("ssm.PutParameter", Name="/x/b", Value="v", Type="String", Overwrite=True)
 call("ssm.GetParameter", Name="/conf4/flag")
 call("ssm.GetParameters", Names=["/conf4/flag", "/nope"])
@@ -885,23 +891,7 @@ fn the_aws_cli_drives_a_running_auto_scaling_group_and_its_instances() {
     let _sweep = common::Sweep(prefix.clone());
     let d = Daemon::start_with_runtime(BIN, &prefix);
     let home = dev_home(&d, venv);
-    let tarball = d.root().join("busybox.tar");
-    spindle_runtime::build_busybox_rootfs(
-        &tarball,
-        std::path::Path::new(spindle_runtime::host::BUSYBOX),
-    )
-    .unwrap();
-    d.admin()
-        .import_image(
-            "dev",
-            &ImportImage {
-                path: tarball.display().to_string(),
-                tag: Some("busybox:idle".into()),
-                entrypoint: vec![],
-                cmd: vec!["sleep".into(), "3600".into()],
-            },
-        )
-        .unwrap();
+    import_busybox(&d, "busybox:idle", &["sleep", "3600"]);
     let t = home.dir.path().join("asg.yaml");
     std::fs::write(&t, ASG_TEMPLATE).unwrap();
     let (done, out) = home.aws_text(&[

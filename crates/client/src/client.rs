@@ -483,6 +483,23 @@ impl Client {
         ))
     }
 
+    /// The stack's template as submitted, or one of its change sets' (`change_set`).
+    pub fn stack_template(
+        &self,
+        account: &str,
+        stack: &str,
+        change_set: Option<&str>,
+    ) -> Result<StackTemplate, ClientError> {
+        let query = change_set
+            .map(|c| format!("?change_set={}", seg(c)))
+            .unwrap_or_default();
+        self.get(&format!(
+            "/v1/accounts/{}/stacks/{}/template{query}",
+            seg(account),
+            seg(stack)
+        ))
+    }
+
     pub fn continue_rollback(
         &self,
         account: &str,

@@ -663,6 +663,24 @@ pub struct DeleteStackQuery {
     pub allow_data_loss: bool,
 }
 
+/// `GET …/stacks/{stack}/template` query.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StackTemplateQuery {
+    /// A change set of the stack: its template instead of the stack's.
+    #[serde(default)]
+    pub change_set: Option<String>,
+}
+
+/// A stack's (or one of its change sets') template, as submitted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StackTemplate {
+    pub stack: String,
+    pub change_set: Option<String>,
+    /// The text exactly as it was sent, YAML or JSON.
+    pub template_body: String,
+}
+
 /// An output some stack of the account exports (`Outputs.X.Export.Name`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ExportInfo {

@@ -273,6 +273,7 @@ fn api_routes() -> Api {
         DELETE "/v1/accounts/{account}/stacks/{stack}" DeleteStack => sh::delete_stack;
         GET "/v1/accounts/{account}/stacks/{stack}/events" DescribeStack => sh::stack_events;
         GET "/v1/accounts/{account}/stacks/{stack}/drift" DetectStackDrift => sh::stack_drift;
+        GET "/v1/accounts/{account}/stacks/{stack}/template" DescribeStack => so::stack_template;
         POST "/v1/accounts/{account}/stacks/{stack}/continue-rollback" ContinueRollback => sh::continue_rollback;
         POST "/v1/accounts/{account}/stacks/{stack}/termination-protection" UpdateTerminationProtection => so::update_termination_protection;
         PUT "/v1/accounts/{account}/stacks/{stack}/policy" SetStackPolicy => so::set_stack_policy;

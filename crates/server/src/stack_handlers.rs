@@ -354,6 +354,7 @@ pub async fn deploy_stack(
     dr.nested_templates = Some(nested_bundle(&req.template));
     dr.revert_drift = req.revert_drift;
     dr.allow_data_loss = req.allow_data_loss;
+    dr.template_body = Some(req.template.template_body.clone());
     let outcome = run_deploy(&app, &a.id, engine, dr).await?;
     result.executed = true;
     result.status = Some(outcome.status.to_string());

@@ -9,7 +9,7 @@ use crate::stack_handlers::{
     engine_error, fmt_ms, nested_bundle, plan_request, run_deploy, stack_name, view, Planned,
 };
 use crate::stacks::change_set;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -301,6 +301,7 @@ pub async fn execute_change_set(
     dr.allow_data_loss = req.allow_data_loss;
     dr.imports = imports;
     dr.nested_templates = Some(nested_bundle(&stored.template));
+    dr.template_body = Some(stored.template.template_body.clone());
     let outcome = run_deploy(&app, &a.id, engine, dr).await?;
     app.store
         .delete_change_sets(&a.id, &stack, None)
@@ -336,4 +337,42 @@ pub async fn list_exports(
             })
             .collect(),
     ))
+}
+
+/// The template a stack answers, or one of its change sets' (`spindle stack template`,
+/// CloudFormation's `GetTemplate`): the text as submitted.
+pub async fn stack_template(
+    State(app): State<App>,
+    Path((account, stack)): Path<(String, String)>,
+    Query(q): Query<StackTemplateQuery>,
+    call: Call,
+) -> Res<Json<StackTemplate>> {
+    let a = app.scope(&call, &account, format!("account/{account}/stacks/{stack}"))?;
+    let template_body = template_body(&app, &a.id, &stack, q.change_set.as_deref())?;
+    Ok(Json(StackTemplate {
+        stack,
+        change_set: q.change_set,
+        template_body,
+    }))
+}
+
+/// A stack deployed before Spindle kept template text has none to give; saying so beats
+/// answering a reconstruction that isn't what the user wrote.
+pub(crate) fn template_body(
+    app: &App,
+    account: &AccountId,
+    stack: &str,
+    change_set: Option<&str>,
+) -> Res<String> {
+    if let Some(name) = change_set {
+        return Ok(load(app, account, stack, name)?.template.template_body);
+    }
+    view(app, account, stack)?.deployed.template.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "NoTemplateText",
+            format!("stack `{stack}` was last deployed without its template text being kept (before Spindle kept it)"),
+        )
+        .with_hint("deploy a change to the stack once; from then on its template is kept")
+    })
 }

@@ -189,6 +189,8 @@ pub struct DeployRequest {
     /// Go ahead even if a stateful resource is replaced or deleted
     /// ([`crate::dataloss`]); refused otherwise.
     pub allow_data_loss: bool,
+    /// The template text as submitted, kept for `GetTemplate` (`None`: not known).
+    pub template_body: Option<String>,
 }
 
 impl DeployRequest {
@@ -206,6 +208,7 @@ impl DeployRequest {
             nested_templates: None,
             revert_drift: false,
             allow_data_loss: false,
+            template_body: None,
         }
     }
 }
@@ -952,7 +955,12 @@ impl Engine {
             } else {
                 StackStatus::UpdateInProgress
             },
-            effects: vec![Effect::Imports { imports }],
+            effects: vec![
+                Effect::Imports { imports },
+                Effect::Template {
+                    body: req.template_body.clone(),
+                },
+            ],
         })?;
         let mut ok = self.run_forward(&mut op, plan, &cs, &*req.external).await?;
         let mut outputs_failure = None;

@@ -167,6 +167,11 @@ pub struct Deployed {
     /// The parameter values the stack was last deployed with (for `UsePreviousValue`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, StackParameter>,
+    /// The template text exactly as submitted (YAML or JSON) for the state the stack is in
+    /// or moving to: set when an operation begins, restored by a rollback. `None` for a
+    /// stack last deployed before the text was kept, or through a path that had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// A parameter value as supplied, and whether the template marks it `NoEcho`.
@@ -286,6 +291,10 @@ pub enum Effect {
     },
     Parameters {
         parameters: BTreeMap<String, StackParameter>,
+    },
+    /// The template text the stack now answers (`GetTemplate`).
+    Template {
+        body: Option<String>,
     },
 }
 
@@ -453,6 +462,7 @@ impl StackView {
                 Effect::Outputs { outputs } => self.deployed.outputs = outputs,
                 Effect::Imports { imports } => self.deployed.imports = imports,
                 Effect::Parameters { parameters } => self.deployed.parameters = parameters,
+                Effect::Template { body } => self.deployed.template = body,
             }
         }
     }
@@ -809,7 +819,10 @@ fn effects_secrets(effects: &mut [Effect], f: &mut dyn FnMut(&mut Value)) {
             Effect::Set { resource, .. } => deployed_resource_secrets(resource, f),
             Effect::Retire(r) => deployed_resource_secrets(&mut r.resource, f),
             Effect::Outputs { outputs } => outputs_secrets(outputs, f),
-            Effect::Unset { .. } | Effect::Unretire { .. } | Effect::Imports { .. } => {}
+            Effect::Unset { .. }
+            | Effect::Unretire { .. }
+            | Effect::Imports { .. }
+            | Effect::Template { .. } => {}
         }
     }
 }

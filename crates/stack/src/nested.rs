@@ -131,7 +131,7 @@ fn plan_child(
     cx: &ResourceCx<'_>,
     name: &str,
     p: &BTreeMap<String, Value>,
-) -> Result<spindle_template::Plan, ProviderError> {
+) -> Result<(spindle_template::Plan, String), ProviderError> {
     let (file, src) = template_source(cx, p)?;
     let template = parse(&src, &file).map_err(|d| ProviderError::InvalidRequest(d.to_string()))?;
     let mut context = Context::new(&cx.context.account_id, &cx.context.region, name);
@@ -153,7 +153,7 @@ fn plan_child(
     };
     let planned =
         plan(&template, &input).map_err(|d| ProviderError::InvalidRequest(d.to_string()))?;
-    Ok(planned)
+    Ok((planned, src))
 }
 
 /// Plans and deploys the child stack `name` to the template the properties name.
@@ -163,8 +163,9 @@ async fn deploy_child(
     p: &BTreeMap<String, Value>,
     expect: StackStatus,
 ) -> Result<ProviderOutput, ProviderError> {
-    let planned = plan_child(cx, name, p)?;
+    let (planned, src) = plan_child(cx, name, p)?;
     let mut req = DeployRequest::new(planned);
+    req.template_body = Some(src);
     req.parent = Some(cx.stack_name.to_string());
     // The child's own nested stacks come from the same bundle.
     req.nested_templates = cx.engine.nested_templates(cx.stack_name);

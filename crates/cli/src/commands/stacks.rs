@@ -478,6 +478,17 @@ pub fn stack(cx: &Context, cmd: StackCmd) -> Result<()> {
                 output::table(&["TIME", "LOGICAL ID", "TYPE", "STATUS", "REASON"], &rows);
             }
         }
+        StackCmd::Template { name, change_set } => {
+            let t = c
+                .stack_template(&account, &name, change_set.as_deref())
+                .map_err(api_err)?;
+            if cx.json() {
+                output::json(&t);
+            } else {
+                // Byte for byte: no newline added.
+                print!("{}", t.template_body);
+            }
+        }
         StackCmd::Drift { name } => {
             let drift = c.stack_drift(&account, &name).map_err(api_err)?;
             if cx.json() {

@@ -255,3 +255,24 @@ def call(op, **params):
     return reply
 
 "#;
+
+/// Imports a busybox rootfs into account `dev`, tagged `tag`, whose instances run `cmd`.
+pub fn import_busybox(d: &Daemon, tag: &str, cmd: &[&str]) -> ImageInfo {
+    let tarball = d.root().join("busybox.tar");
+    spindle_runtime::build_busybox_rootfs(
+        &tarball,
+        std::path::Path::new(spindle_runtime::host::BUSYBOX),
+    )
+    .unwrap();
+    d.admin()
+        .import_image(
+            "dev",
+            &ImportImage {
+                path: tarball.display().to_string(),
+                tag: Some(tag.into()),
+                entrypoint: vec![],
+                cmd: cmd.iter().map(|c| c.to_string()).collect(),
+            },
+        )
+        .unwrap()
+}

@@ -263,7 +263,7 @@ fn change_set_id(account: &AccountId, name: &str, stack: &str) -> String {
 }
 
 /// (stack, change set name) from `ChangeSetName` (a name or an id) and `StackName`.
-fn change_set_ref(input: &Input) -> Result<(String, String), AwsError> {
+pub(super) fn change_set_ref(input: &Input) -> Result<(String, String), AwsError> {
     let cs = input.required("ChangeSetName")?;
     if let Some(rest) = cs.strip_prefix("arn:") {
         let tail = rest.split_once(":changeSet/").map(|(_, t)| t);
@@ -357,13 +357,17 @@ fn stack_error(e: ApiError, stack: &str) -> AwsError {
 
 fn change_set_error(e: ApiError, name: &str) -> AwsError {
     if e.code() == "NotFound" {
-        return AwsError::new(
-            ErrorKind::Service {
-                code: "ChangeSetNotFound",
-                status: 404,
-            },
-            format!("ChangeSet [{name}] does not exist"),
-        );
+        return change_set_not_found(name);
     }
     e.into()
+}
+
+pub(super) fn change_set_not_found(name: &str) -> AwsError {
+    AwsError::new(
+        ErrorKind::Service {
+            code: "ChangeSetNotFound",
+            status: 404,
+        },
+        format!("ChangeSet [{name}] does not exist"),
+    )
 }

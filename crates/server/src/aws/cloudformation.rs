@@ -18,6 +18,11 @@ pub async fn dispatch(app: &App, op: &'static Operation, input: &Input) -> AwsRe
             super::cfn_deploy::dispatch(app, op, input).await
         }
         "ValidateTemplate" => validate(app, op, input),
+        "GetTemplate" => get_template(app, op, input),
+        "DetectStackDrift"
+        | "DescribeStackDriftDetectionStatus"
+        | "DescribeStackResourceDrifts"
+        | "DetectStackResourceDrift" => super::cfn_drift::dispatch(app, op, input).await,
         "ListExports" => {
             input.set_target(op, "*");
             let exports = app
@@ -270,6 +275,44 @@ fn validate(app: &App, op: &'static Operation, input: &Input) -> AwsResult {
         ("Parameters", Some(Value::List(params))),
         ("Description", report.description.map(Value::Str)),
         ("Capabilities", Some(Value::List(Vec::new()))),
+    ]))
+}
+
+/// `GetTemplate`: the text as submitted. Spindle runs no transforms, so the `Processed`
+/// stage is the `Original` text.
+fn get_template(app: &App, op: &'static Operation, input: &Input) -> AwsResult {
+    let stage = input.param("TemplateStage").unwrap_or("Original");
+    if !matches!(stage, "Original" | "Processed") {
+        return Err(AwsError::validation(format!(
+            "TemplateStage: expected Original or Processed, got `{stage}`"
+        )));
+    }
+    let account = input.caller().account.id.clone();
+    let (stack, change_set) = match input.param("ChangeSetName") {
+        Some(_) => {
+            let (stack, name) = super::cfn_deploy::change_set_ref(input)?;
+            (stack, Some(name))
+        }
+        None => (stack_name_of(input.required("StackName")?).to_owned(), None),
+    };
+    input.set_target(op, &stack);
+    if change_set.is_none() {
+        view(app, &account, &stack)?;
+    }
+    let body = crate::stack_ops::template_body(app, &account, &stack, change_set.as_deref())
+        .map_err(|e| match &change_set {
+            Some(name) if e.code() == "NotFound" => super::cfn_deploy::change_set_not_found(name),
+            _ => AwsError::from(e),
+        })?;
+    Ok(Value::fields([
+        ("TemplateBody", Some(Value::Str(body))),
+        (
+            "StagesAvailable",
+            Some(Value::List(vec![
+                Value::str("Original"),
+                Value::str("Processed"),
+            ])),
+        ),
     ]))
 }
 

@@ -8,6 +8,7 @@
 
 mod autoscaling;
 mod cfn_deploy;
+mod cfn_drift;
 mod cloudformation;
 mod ec2;
 mod ec2_network;

@@ -199,6 +199,9 @@ impl Engine {
         effects.push(Effect::Parameters {
             parameters: target.parameters.clone(),
         });
+        effects.push(Effect::Template {
+            body: target.template.clone(),
+        });
         op.write(Entry::Status {
             status: StackStatus::UpdateRollbackCompleteCleanupInProgress,
             reason: None,
