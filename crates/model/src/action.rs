@@ -143,6 +143,13 @@ actions! {
     SignSshCertificate => "bastion:SignCertificate", false, true;
     DescribeBastion => "bastion:Describe", false, false;
     BastionConnect => "bastion:Connect", false, false;
+    BastionForwardAgent => "bastion:ForwardAgent", false, false;
+    ListSshSessions => "bastion:ListSessions", false, false;
+    KillSshSession => "bastion:KillSession", false, true;
+    ListSshKeys => "bastion:ListKeys", false, false;
+    AddSshKey => "bastion:AddKey", false, true;
+    RemoveSshKey => "bastion:RemoveKey", false, true;
+    UpdateBastionSettings => "bastion:UpdateSettings", false, true;
     ListHostedZones => "dns:ListHostedZones", false, false;
     ListRecordSets => "dns:ListResourceRecordSets", false, false;
     TestDnsAnswer => "dns:TestDNSAnswer", false, false;
