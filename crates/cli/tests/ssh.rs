@@ -890,6 +890,19 @@ fn ssh_jumps_through_the_connect_endpoint_into_a_vpc_the_host_cannot_route_to() 
         host_cert.starts_with("ssh-ed25519-cert-v01@openssh.com "),
         "{host_cert}"
     );
+    let signed = d
+        .admin()
+        .audit(None, None, None, Some(1000))
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "bastion:SignHostCertificate" && e.result == "ok")
+        .expect("the host certificate's signing is audited");
+    assert!(
+        signed
+            .target
+            .starts_with(&format!("instance/{} serial ", dev.id)),
+        "{signed:?}"
+    );
     let o = cli_home(&d, &home, &["ssh", "config"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let cfg = home.join("ssh_config");

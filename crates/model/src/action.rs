@@ -144,6 +144,7 @@ actions! {
     DescribeBastion => "bastion:Describe", false, false;
     BastionConnect => "bastion:Connect", false, false;
     BastionForwardAgent => "bastion:ForwardAgent", false, false;
+    SignSshHostCertificate => "bastion:SignHostCertificate", false, true;
     ListSshSessions => "bastion:ListSessions", false, false;
     KillSshSession => "bastion:KillSession", false, true;
     ListSshKeys => "bastion:ListKeys", false, false;

@@ -204,6 +204,10 @@ impl Bastion {
         }
     }
 
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub(crate) fn runtime(&self) -> Option<&Arc<spindle_runtime::Runtime>> {
         self.runtime.as_ref()
     }

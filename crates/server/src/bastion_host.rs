@@ -65,9 +65,44 @@ impl SshHook for Hook {
 
     fn host_certificate(&self, md: &Metadata, public_key: &str) -> Result<String, String> {
         let account = owner(md)?;
+        let signed = self.sign(&account, md, public_key);
+        // Every signing, and every refusal, is in the audit log under the instance's account.
+        let rec = spindle_store::AuditRecord {
+            time: crate::app::now(),
+            request_id: format!("imds-{:016x}", rand::random::<u64>()),
+            access_key_id: None,
+            principal: Some(format!("instance {}", md.instance_id)),
+            account_id: Some(account.clone()),
+            target_account_id: None,
+            action: spindle_model::Action::SignSshHostCertificate
+                .as_str()
+                .to_string(),
+            target: match &signed {
+                Ok((_, serial)) => format!("instance/{} serial {serial}", md.instance_id),
+                Err(_) => format!("instance/{}", md.instance_id),
+            },
+            result: if signed.is_ok() { "ok" } else { "denied" },
+            status: 0,
+            error_code: signed.as_ref().err().cloned(),
+        };
+        if let Err(e) = self.0.store().append_audit(&rec) {
+            tracing::error!(error = %e, "cannot record a host certificate");
+        }
+        signed.map(|(line, _)| line)
+    }
+}
+
+impl Hook {
+    /// Signs the instance's host key: the certificate line and its serial.
+    fn sign(
+        &self,
+        account: &AccountId,
+        md: &Metadata,
+        public_key: &str,
+    ) -> Result<(String, u64), String> {
         let ca = self
             .0
-            .ca_of(CaKind::Host, &account)
+            .ca_of(CaKind::Host, account)
             .map_err(|e| format!("cannot load the account's host CA: {e:?}"))?;
         // A few minutes back, so a clock a little behind on the client's side still accepts it.
         let valid_after = (crate::app::now().unix_timestamp().max(300) - 300) as u64;
@@ -81,9 +116,10 @@ impl SshHook for Hook {
                 valid_after,
             )
             .map_err(|e| e.to_string())?;
-        tracing::info!(instance = %md.instance_id, serial, "signed an ssh host certificate");
-        cert.to_openssh()
-            .map_err(|_| "cannot encode the certificate".to_string())
+        let line = cert
+            .to_openssh()
+            .map_err(|_| "cannot encode the certificate".to_string())?;
+        Ok((line, serial))
     }
 }
 
