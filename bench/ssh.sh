@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The SSH bastion's jump host against OpenSSH's own sshd as a jump host and a direct login, in
 # the same run, on loopback (issue #18's performance targets: login through the bastion adds
-# <= 150 ms to a direct login; scp keeps >= 70 % of the direct throughput).
+# <= 150 ms to a direct login; scp keeps >= 70 % of the direct throughput; 50 concurrent
+# sessions grow the jump host's RSS by <= 20 MB).
 #
-#   bench/ssh.sh                  ROUNDS logins per path, then one scp of SCP_MB per path
-#   ROUNDS=20 SCP_MB=100 bench/ssh.sh
+#   bench/ssh.sh                  ROUNDS logins per path, then one scp of SCP_MB per path,
+#                                 then SESSIONS concurrent sessions per jump host
+#   ROUNDS=20 SCP_MB=100 SESSIONS=50 bench/ssh.sh
 #
 # The jump host is crates/sshgate's `jump` example (the gate the daemon runs, with a backend
 # that forwards to loopback instead of into a VPC namespace), built with the dev profile
@@ -18,6 +20,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ROUNDS=${ROUNDS:-20}
 SCP_MB=${SCP_MB:-100}
+SESSIONS=${SESSIONS:-50}
 PROFILE=${PROFILE:-dev}
 
 for tool in ssh ssh-keygen scp /usr/sbin/sshd; do
@@ -52,7 +55,7 @@ wait_port() {
 ME=$(id -un)
 ssh-keygen -q -t ed25519 -N "" -f "$TMP/id"
 ssh-keygen -q -t ed25519 -N "" -f "$TMP/host"
-"$JUMP" "$TMP" "$ME" & PIDS+=($!)
+"$JUMP" "$TMP" "$ME" & PIDS+=($!); JUMP_PID=$!
 for _ in $(seq 1 200); do [ -s "$TMP/gate.port" ] && break; sleep 0.05; done
 GATE=$(cat "$TMP/gate.port")
 
@@ -71,9 +74,11 @@ StrictModes no
 PidFile none
 PermitRootLogin prohibit-password
 AllowTcpForwarding yes
+MaxStartups 200
 Subsystem sftp internal-sftp
 CFG
     /usr/sbin/sshd -D -e -f "$TMP/sshd_$port" 2>"$TMP/sshd_$port.log" & PIDS+=($!)
+    [ "$port" = "$PEER" ] && PEER_PID=$!
 done
 wait_port "$UP"; wait_port "$PEER"; wait_port "$GATE"
 
@@ -132,5 +137,47 @@ if [ "$SCP_MB" -gt 0 ]; then
     done
     echo "$line"
     echo "  bastion keeps $(awk "BEGIN{printf \"%.0f\", 100 * ${RATE[bastion]} / ${RATE[direct]}}") % of direct throughput (target >= 70); OpenSSH's jump keeps $(awk "BEGIN{printf \"%.0f\", 100 * ${RATE[openssh-jump]} / ${RATE[direct]}}") %"
+fi
+# RSS in kB of a process and all its descendants (OpenSSH forks a process per session; the
+# jump host serves every session in one process).
+rss_tree() {
+    local total=0 queue=("$1") p r
+    while [ ${#queue[@]} -gt 0 ]; do
+        p=${queue[0]}; queue=("${queue[@]:1}")
+        r=$(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
+        total=$((total + ${r:-0}))
+        for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do queue+=("$c"); done
+    done
+    echo "$total"
+}
+if [ "$SESSIONS" -gt 0 ]; then
+    line="$SESSIONS concurrent sessions, RSS growth (MB):"
+    declare -A GROWTH
+    for p in bastion openssh-jump; do
+        case $p in
+            bastion) jump=$GATE; pid=$JUMP_PID ;;
+            openssh-jump) jump=$PEER; pid=$PEER_PID ;;
+        esac
+        before=$(rss_tree "$pid")
+        CLIENTS=()
+        for i in $(seq 1 "$SESSIONS"); do
+            ssh -F "$TMP/ssh_config" -J "127.0.0.1:$jump" -p "$UP" 127.0.0.1 'echo up; sleep 600' \
+                > "$TMP/held_${p}_${i}" 2>/dev/null < /dev/null & CLIENTS+=($!)
+        done
+        for _ in $(seq 1 600); do
+            [ "$(cat "$TMP"/held_"$p"_* 2>/dev/null | grep -c up)" -ge "$SESSIONS" ] && break
+            sleep 0.1
+        done
+        up=$(cat "$TMP"/held_"$p"_* 2>/dev/null | grep -c up || true)
+        [ "$up" -ge "$SESSIONS" ] || { echo "only $up of $SESSIONS sessions through $p came up" >&2; exit 1; }
+        after=$(rss_tree "$pid")
+        GROWTH[$p]=$(awk "BEGIN{printf \"%.1f\", ($after - $before) / 1024}")
+        line="$line  $p ${GROWTH[$p]}"
+        for c in "${CLIENTS[@]}"; do kill "$c" 2>/dev/null || true; done
+        for c in "${CLIENTS[@]}"; do wait "$c" 2>/dev/null || true; done
+        rm -f "$TMP"/held_"$p"_*
+    done
+    echo "$line"
+    echo "  bastion grows ${GROWTH[bastion]} MB for $SESSIONS sessions (target <= 20); OpenSSH's jump sshd (with its per-session processes) ${GROWTH[openssh-jump]} MB"
 fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (shared machine)"

@@ -145,6 +145,14 @@ actions! {
     SignSshCertificate => "bastion:SignCertificate", false, true;
     DescribeBastion => "bastion:Describe", false, false;
     BastionConnect => "bastion:Connect", false, false;
+    BastionForwardAgent => "bastion:ForwardAgent", false, false;
+    SignSshHostCertificate => "bastion:SignHostCertificate", false, true;
+    ListSshSessions => "bastion:ListSessions", false, false;
+    KillSshSession => "bastion:KillSession", false, true;
+    ListSshKeys => "bastion:ListKeys", false, false;
+    AddSshKey => "bastion:AddKey", false, true;
+    RemoveSshKey => "bastion:RemoveKey", false, true;
+    UpdateBastionSettings => "bastion:UpdateSettings", false, true;
     ListHostedZones => "dns:ListHostedZones", false, false;
     ListRecordSets => "dns:ListResourceRecordSets", false, false;
     TestDnsAnswer => "dns:TestDNSAnswer", false, false;

@@ -364,6 +364,8 @@ struct Inner {
     doc: Arc<dyn StateDoc>,
     changed: Condvar,
     imds: Mutex<BTreeMap<String, ImdsServer>>,
+    /// The daemon's SSH hook for the metadata service (`Runtime::set_imds_ssh`).
+    imds_ssh: Mutex<crate::imds::SshHookSlot>,
     /// The daemon's DNS resolver hook, and each VPC's running resolver (its guard).
     resolver: Mutex<Option<Arc<dyn resolver::VpcResolver>>>,
     resolvers: Mutex<BTreeMap<String, Box<dyn Send>>>,
@@ -485,6 +487,7 @@ impl Runtime {
                 doc,
                 changed: Condvar::new(),
                 imds: Mutex::new(BTreeMap::new()),
+                imds_ssh: Mutex::new(None),
                 resolver: Mutex::new(None),
                 resolvers: Mutex::new(BTreeMap::new()),
                 subscribers: Mutex::new(Vec::new()),

@@ -360,6 +360,12 @@ fn api_routes() -> Api {
         POST "/v1/accounts/{account}/ui-sessions" CreateUiSession => crate::ui::create_session;
         GET "/v1/accounts/{account}/ssh" DescribeBastion => crate::bastion::describe;
         POST "/v1/accounts/{account}/ssh/certificates" SignSshCertificate => crate::bastion::sign_certificate;
+        GET "/v1/accounts/{account}/ssh/sessions" ListSshSessions => crate::bastion_sessions::list;
+        DELETE "/v1/accounts/{account}/ssh/sessions/{session}" KillSshSession => crate::bastion_sessions::kill;
+        GET "/v1/accounts/{account}/ssh/keys" ListSshKeys => crate::bastion_keys::list;
+        POST "/v1/accounts/{account}/ssh/keys" AddSshKey => crate::bastion_keys::add;
+        DELETE "/v1/accounts/{account}/ssh/keys/{key}" RemoveSshKey => crate::bastion_keys::remove;
+        PUT "/v1/accounts/{account}/ssh/settings" UpdateBastionSettings => crate::bastion_keys::settings;
     )
 }
 

@@ -86,6 +86,7 @@ impl App {
             stacks.sealer.clone(),
             runtime.clone(),
         ));
+        crate::bastion_host::register(&bastion);
         Self {
             git: Arc::new(crate::git::GitService::new(&store, endpoint)),
             aws_secrets: None,

@@ -18,11 +18,11 @@ use spindle_model::ssh::{BastionInfo, SignSshCertRequest, SignSshCertResponse};
 use spindle_model::{AccessKeyId, AccountId, Action};
 use spindle_sshgate::ssh_key::{Algorithm, PrivateKey};
 use spindle_sshgate::{
-    Attempt, Backend, BoxFuture, CertRequest, EndpointView, Gate, Identity, UserCa,
+    Attempt, Backend, BoxFuture, CertRequest, EndpointView, Gate, HostCa, Identity, UserCa,
 };
 use spindle_store::AuditRecord;
 use spindle_store::Store;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -37,13 +37,44 @@ pub const DEFAULT_TTL_SECS: u64 = 8 * 3600;
 struct Doc {
     /// Account id → the CA's OpenSSH private key, sealed.
     cas: BTreeMap<String, String>,
+    /// Account id → the account's SSH host CA (signs instances' host keys), sealed.
+    #[serde(default)]
+    host_cas: BTreeMap<String, String>,
     /// The jump host's host key, sealed.
     host_key: Option<String>,
+    /// Registered plain public keys (public, kept in clear).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    plain_keys: Vec<PlainKey>,
+    /// Accounts that turned the plain-key fallback off.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    key_fallback_off: BTreeSet<String>,
 }
 
-struct Keys {
+/// A registered plain public key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PlainKey {
+    pub id: String,
+    pub account: String,
+    pub access_key_id: String,
+    pub fingerprint: String,
+    pub public_key: String,
+    pub added: u64,
+}
+
+#[derive(Default, Clone)]
+pub(crate) struct Keys {
     cas: BTreeMap<AccountId, Arc<UserCa>>,
+    host_cas: BTreeMap<AccountId, Arc<HostCa>>,
     host_key: Option<PrivateKey>,
+    pub plain_keys: Vec<PlainKey>,
+    pub key_fallback_off: BTreeSet<String>,
+}
+
+/// Which of an account's two CAs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CaKind {
+    User,
+    Host,
 }
 
 pub struct Bastion {
@@ -51,7 +82,7 @@ pub struct Bastion {
     sealer: Option<Arc<Sealer>>,
     runtime: Option<Arc<spindle_runtime::Runtime>>,
     /// Loaded once; every change saves the whole document in one transaction while held.
-    keys: Mutex<Keys>,
+    pub(crate) keys: Mutex<Keys>,
     gate: OnceLock<(Gate, String)>,
 }
 
@@ -71,10 +102,7 @@ impl Bastion {
     ) -> Bastion {
         let keys = load(&store, sealer.as_deref()).unwrap_or_else(|e| {
             tracing::error!(error = %e, "ssh bastion keys unreadable; signing is off");
-            Keys {
-                cas: BTreeMap::new(),
-                host_key: None,
-            }
+            Keys::default()
         });
         Bastion {
             store,
@@ -86,39 +114,55 @@ impl Bastion {
     }
 
     /// Saves `keys` whole (sealed), one transaction.
-    fn save(&self, keys: &Keys) -> Res<()> {
+    pub(crate) fn save(&self, keys: &Keys) -> Res<()> {
         let sealer = self
             .sealer
             .as_ref()
             .ok_or_else(|| internal("no sealing key (stack-secrets.key); the CA can't be kept"))?;
-        let doc = Doc {
-            cas: keys
-                .cas
-                .iter()
+        let seal_all = |cas: &BTreeMap<AccountId, Arc<UserCa>>| {
+            cas.iter()
                 .map(|(a, ca)| (a.to_string(), sealer.seal_str(&ca.to_openssh())))
-                .collect(),
+                .collect()
+        };
+        let doc = Doc {
+            cas: seal_all(&keys.cas),
+            host_cas: seal_all(&keys.host_cas),
             host_key: keys.host_key.as_ref().map(|k| {
                 sealer.seal_str(
                     &k.to_openssh(spindle_sshgate::ssh_key::ssh_key::LineEnding::LF)
                         .expect("an in-memory key encodes"),
                 )
             }),
+            plain_keys: keys.plain_keys.clone(),
+            key_fallback_off: keys.key_fallback_off.clone(),
         };
         let body = serde_json::to_string(&doc).expect("the document serialises");
         self.store.put_engine_state(DOC, &body, crate::app::now())?;
         Ok(())
     }
 
-    /// The account's CA, created (and saved) on first use.
+    /// The account's user CA, created (and saved) on first use.
     fn ca(&self, account: &AccountId) -> Res<Arc<UserCa>> {
+        self.ca_of(CaKind::User, account)
+    }
+
+    /// The account's user or host CA, created (and saved) on first use; a failed save leaves
+    /// no new CA behind.
+    pub(crate) fn ca_of(&self, kind: CaKind, account: &AccountId) -> Res<Arc<UserCa>> {
         let mut keys = self.keys.lock().unwrap();
-        if let Some(ca) = keys.cas.get(account) {
+        fn map(k: &mut Keys, kind: CaKind) -> &mut BTreeMap<AccountId, Arc<UserCa>> {
+            match kind {
+                CaKind::User => &mut k.cas,
+                CaKind::Host => &mut k.host_cas,
+            }
+        }
+        if let Some(ca) = map(&mut keys, kind).get(account) {
             return Ok(ca.clone());
         }
         let ca = Arc::new(UserCa::generate());
-        keys.cas.insert(account.clone(), ca.clone());
+        map(&mut keys, kind).insert(account.clone(), ca.clone());
         if let Err(e) = self.save(&keys) {
-            keys.cas.remove(account);
+            map(&mut keys, kind).remove(account);
             return Err(e);
         }
         Ok(ca)
@@ -160,27 +204,55 @@ impl Bastion {
         }
     }
 
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn runtime(&self) -> Option<&Arc<spindle_runtime::Runtime>> {
+        self.runtime.as_ref()
+    }
+
+    /// The jump host's live sessions (none when it is off).
+    pub(crate) fn sessions(&self) -> Vec<spindle_sshgate::SessionInfo> {
+        self.gate
+            .get()
+            .map(|(g, _)| g.sessions())
+            .unwrap_or_default()
+    }
+
+    /// Ends a live session, saying `by` killed it.
+    pub(crate) fn kill(&self, id: &str, by: &str) -> Option<spindle_sshgate::SessionInfo> {
+        self.gate.get()?.0.kill(id, by)
+    }
+
     pub fn stop_gate(&self) {
         if let Some((g, _)) = self.gate.get() {
             g.stop();
         }
     }
 
-    fn info(&self, ca: &UserCa) -> BastionInfo {
-        BastionInfo {
+    fn info(&self, account: &AccountId, ca: &UserCa) -> Res<BastionInfo> {
+        let host_ca = self.ca_of(CaKind::Host, account)?;
+        Ok(BastionInfo {
             ca_public_key: ca.public_line(),
             ca_fingerprint: ca.fingerprint(),
+            host_ca_public_key: Some(host_ca.public_line()),
             address: self.gate.get().map(|(g, _)| g.local_addr.to_string()),
             host_public_key: self.gate.get().map(|(_, h)| h.clone()),
-        }
+            key_fallback: Some(
+                !self
+                    .keys
+                    .lock()
+                    .unwrap()
+                    .key_fallback_off
+                    .contains(account.as_str()),
+            ),
+        })
     }
 }
 
 fn load(store: &Store, sealer: Option<&Sealer>) -> Result<Keys, String> {
-    let mut keys = Keys {
-        cas: BTreeMap::new(),
-        host_key: None,
-    };
+    let mut keys = Keys::default();
     let Some(body) = store.engine_state(DOC).map_err(|e| e.to_string())? else {
         return Ok(keys);
     };
@@ -192,14 +264,22 @@ fn load(store: &Store, sealer: Option<&Sealer>) -> Result<Keys, String> {
             .ok_or("a key is stored unsealed")?
             .map_err(|e| e.to_string())
     };
-    for (account, sealed) in &doc.cas {
-        let id = AccountId::parse(account).map_err(|e| format!("{DOC}: cas.{account}: {e}"))?;
-        let ca = UserCa::from_openssh(&open(sealed)?).map_err(|e| e.to_string())?;
-        keys.cas.insert(id, Arc::new(ca));
+    for (field, from, to) in [
+        ("cas", &doc.cas, &mut keys.cas),
+        ("host_cas", &doc.host_cas, &mut keys.host_cas),
+    ] {
+        for (account, sealed) in from {
+            let id =
+                AccountId::parse(account).map_err(|e| format!("{DOC}: {field}.{account}: {e}"))?;
+            let ca = UserCa::from_openssh(&open(sealed)?).map_err(|e| e.to_string())?;
+            to.insert(id, Arc::new(ca));
+        }
     }
     if let Some(h) = &doc.host_key {
         keys.host_key = Some(PrivateKey::from_openssh(open(h)?).map_err(|e| e.to_string())?);
     }
+    keys.plain_keys = doc.plain_keys;
+    keys.key_fallback_off = doc.key_fallback_off;
     Ok(keys)
 }
 
@@ -217,7 +297,7 @@ pub async fn describe(
 ) -> Res<Json<BastionInfo>> {
     let a = scope(&app, &call, &account)?;
     let ca = app.bastion.ca(&a.id)?;
-    Ok(Json(app.bastion.info(&ca)))
+    Ok(Json(app.bastion.info(&a.id, &ca)?))
 }
 
 /// `POST /v1/accounts/{account}/ssh/certificates`: signs the caller's key for the caller's
@@ -238,15 +318,27 @@ pub async fn sign_certificate(
     let key_id = format!("{}/{}", a.id, call.caller.key_id);
     let valid_after = crate::app::now().unix_timestamp().max(0) as u64;
     let serial = rand::random::<u64>() >> 1;
+    // Agent forwarding is off unless the credential holds `bastion:ForwardAgent`: the
+    // certificate then carries `permit-agent-forwarding`, which the instance's sshd honours.
+    let who = Identity {
+        account: a.id.to_string(),
+        key_id: key_id.clone(),
+        serial,
+        user: String::new(),
+    };
+    let forward_agent = app.bastion.holds(&who, Action::BastionForwardAgent).is_ok();
     let cert = ca
-        .sign(&CertRequest {
-            public_key: &req.public_key,
-            key_id: &key_id,
-            principals: &principals,
-            serial,
-            valid_after,
-            ttl_secs: req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS),
-        })
+        .sign_user(
+            &CertRequest {
+                public_key: &req.public_key,
+                key_id: &key_id,
+                principals: &principals,
+                serial,
+                valid_after,
+                ttl_secs: req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS),
+            },
+            forward_agent,
+        )
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     call.set_target(format!("account/{account}/ssh/certificates/{serial}"));
     Ok(Json(SignSshCertResponse {
@@ -258,7 +350,8 @@ pub async fn sign_certificate(
         principals,
         valid_after: cert.valid_after(),
         valid_before: cert.valid_before(),
-        bastion: app.bastion.info(&ca),
+        forward_agent,
+        bastion: app.bastion.info(&a.id, &ca)?,
     }))
 }
 
@@ -270,6 +363,18 @@ impl GateBackend {
     /// The grant check for one connection: the certificate's access key must still be live
     /// and in the CA's account, and hold `bastion:Connect` there, minus deny rules.
     fn permitted(&self, who: &Identity) -> Result<(AccountId, spindle_store::KeyRecord), String> {
+        self.0.holds(who, Action::BastionConnect)
+    }
+}
+
+impl Bastion {
+    /// Whether `who`'s access key is still live, in its account, and holds `action` there,
+    /// minus the account's deny rules; `Err` is a refusal code and message.
+    fn holds(
+        &self,
+        who: &Identity,
+        action: Action,
+    ) -> Result<(AccountId, spindle_store::KeyRecord), String> {
         let account = AccountId::parse(&who.account).map_err(|e| format!("bad-identity: {e}"))?;
         let key = who
             .key_id
@@ -283,7 +388,6 @@ impl GateBackend {
                 )
             })?;
         let rec = self
-            .0
             .store
             .get_key(&key)
             .map_err(|e| format!("store: {e}"))?
@@ -298,8 +402,7 @@ impl GateBackend {
         let deny: Vec<String> = if rec.admin {
             Vec::new()
         } else {
-            self.0
-                .store
+            self.store
                 .list_deny_rules(&account)
                 .map_err(|e| format!("store: {e}"))?
                 .into_iter()
@@ -311,12 +414,14 @@ impl GateBackend {
             allow: &rec.allow,
             deny: &deny,
         };
-        match authorize(grant, Action::BastionConnect) {
+        match authorize(grant, action) {
             Decision::Allow => Ok((account, rec)),
             Decision::Deny(why) => Err(format!("grant: {why}")),
         }
     }
+}
 
+impl GateBackend {
     /// The account's instance named by id or private address: its address and VPC.
     fn target(&self, account: &AccountId, host: &str) -> Result<(String, String), String> {
         let rt = self
@@ -358,6 +463,10 @@ fn endpoint_for(
 }
 
 impl Backend for GateBackend {
+    fn key_owner(&self, fingerprint: &str) -> Result<(String, String), String> {
+        crate::bastion_keys::owner(&self.0.keys.lock().unwrap(), fingerprint)
+    }
+
     fn authority(&self, ca_fingerprint: &str) -> Option<String> {
         let keys = self.0.keys.lock().unwrap();
         keys.cas

@@ -26,8 +26,16 @@ pub enum CaError {
     Sign(#[source] russh::keys::ssh_key::Error),
 }
 
-/// The longest certificate the CA signs: a working day and a bit.
+/// The longest user certificate the CA signs: a working day and a bit.
 pub const MAX_TTL_SECS: u64 = 24 * 3600;
+
+/// How long a host certificate is valid. An instance asks again (through its metadata
+/// service) whenever it likes; a month keeps a forgotten renewal from locking anyone out soon.
+pub const HOST_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// An account's SSH host CA: the same kind of key as the user CA, kept apart so a host
+/// certificate can never pass for a user one (and the other way round) by which CA signed it.
+pub type HostCa = UserCa;
 
 /// Subject key algorithms the CA signs and the gate accepts.
 pub fn algorithm_accepted(a: &Algorithm) -> bool {
@@ -97,8 +105,18 @@ impl UserCa {
         self.key.fingerprint(HashAlg::Sha256).to_string()
     }
 
-    /// Signs a user certificate for `req`.
+    /// Signs a user certificate for `req`, without agent forwarding.
     pub fn sign(&self, req: &CertRequest<'_>) -> Result<Certificate, CaError> {
+        self.sign_user(req, false)
+    }
+
+    /// Signs a user certificate for `req`; `forward_agent` adds `permit-agent-forwarding`, so
+    /// an instance's sshd lets the holder forward an SSH agent (`ssh -A`).
+    pub fn sign_user(
+        &self,
+        req: &CertRequest<'_>,
+        forward_agent: bool,
+    ) -> Result<Certificate, CaError> {
         let subject =
             PublicKey::from_openssh(req.public_key.trim()).map_err(CaError::BadPublicKey)?;
         if !algorithm_accepted(&subject.algorithm()) {
@@ -116,12 +134,55 @@ impl UserCa {
         if let Some(p) = req.principals.iter().find(|p| !principal_ok(p)) {
             return Err(CaError::BadPrincipal(p.clone()));
         }
-        self.sign_unchecked(
+        let mut extensions = vec!["permit-port-forwarding", "permit-pty"];
+        if forward_agent {
+            extensions.push("permit-agent-forwarding");
+        }
+        self.build(
             subject.key_data().clone(),
             CertType::User,
             req,
-            req.valid_after,
-            req.valid_after + req.ttl_secs,
+            (req.valid_after, req.valid_after + req.ttl_secs),
+            &extensions,
+        )
+    }
+
+    /// Signs a host certificate for an instance's own host key: `principals` are the names a
+    /// client may use for it (instance id, private address, hostname), checked like login names.
+    pub fn sign_host(
+        &self,
+        public_key: &str,
+        key_id: &str,
+        principals: &[String],
+        serial: u64,
+        valid_after: u64,
+    ) -> Result<Certificate, CaError> {
+        let subject = PublicKey::from_openssh(public_key.trim()).map_err(CaError::BadPublicKey)?;
+        if !algorithm_accepted(&subject.algorithm()) {
+            return Err(CaError::Algorithm(subject.algorithm().to_string()));
+        }
+        if principals.is_empty() {
+            return Err(CaError::NoPrincipals);
+        }
+        if let Some(p) = principals.iter().find(|p| !principal_ok(p)) {
+            return Err(CaError::BadPrincipal(p.clone()));
+        }
+        let req = CertRequest {
+            public_key,
+            key_id,
+            principals,
+            serial,
+            valid_after,
+            ttl_secs: HOST_TTL_SECS,
+        };
+        // Extensions belong to user certificates only; OpenSSH refuses a host certificate
+        // that carries any.
+        self.build(
+            subject.key_data().clone(),
+            CertType::Host,
+            &req,
+            (valid_after, valid_after + HOST_TTL_SECS),
+            &[],
         )
     }
 
@@ -134,6 +195,27 @@ impl UserCa {
         req: &CertRequest<'_>,
         valid_after: u64,
         valid_before: u64,
+    ) -> Result<Certificate, CaError> {
+        let extensions: &[&str] = match cert_type {
+            CertType::User => &["permit-port-forwarding", "permit-pty"],
+            CertType::Host => &[],
+        };
+        self.build(
+            subject,
+            cert_type,
+            req,
+            (valid_after, valid_before),
+            extensions,
+        )
+    }
+
+    fn build(
+        &self,
+        subject: russh::keys::ssh_key::public::KeyData,
+        cert_type: CertType,
+        req: &CertRequest<'_>,
+        (valid_after, valid_before): (u64, u64),
+        extensions: &[&str],
     ) -> Result<Certificate, CaError> {
         let mut b = Builder::new_with_random_nonce(
             &mut rand::rngs::OsRng,
@@ -148,8 +230,8 @@ impl UserCa {
         for p in req.principals {
             b.valid_principal(p.clone()).map_err(CaError::Sign)?;
         }
-        for ext in ["permit-port-forwarding", "permit-pty"] {
-            b.extension(ext, "").map_err(CaError::Sign)?;
+        for ext in extensions {
+            b.extension(*ext, "").map_err(CaError::Sign)?;
         }
         b.sign(&self.key).map_err(CaError::Sign)
     }
@@ -203,6 +285,53 @@ mod tests {
             ca.fingerprint()
         );
         cert.verify_signature().unwrap();
+    }
+
+    #[test]
+    fn agent_forwarding_is_in_a_user_certificate_only_when_asked() {
+        let ca = UserCa::generate();
+        let key = user_key();
+        let root = vec!["root".to_string()];
+        let req = CertRequest {
+            public_key: &key,
+            key_id: "k",
+            principals: &root,
+            serial: 1,
+            valid_after: 0,
+            ttl_secs: 60,
+        };
+        for (agent, want) in [(false, false), (true, true)] {
+            let cert = ca.sign_user(&req, agent).unwrap();
+            let has = cert.extensions().contains_key("permit-agent-forwarding");
+            assert_eq!(has, want, "forward_agent {agent}");
+            assert!(cert.extensions().contains_key("permit-port-forwarding"));
+        }
+        assert!(!ca
+            .sign(&req)
+            .unwrap()
+            .extensions()
+            .contains_key("permit-agent-forwarding"));
+    }
+
+    #[test]
+    fn host_certificates_name_the_instance_and_last_a_month() {
+        let ca = HostCa::generate();
+        let names = vec!["i-0abc".to_string(), "10.0.1.5".to_string()];
+        let cert = ca
+            .sign_host(&user_key(), "host i-0abc", &names, 7, 1_000)
+            .unwrap();
+        assert_eq!(cert.cert_type(), CertType::Host);
+        assert_eq!(cert.valid_principals(), &names[..]);
+        assert_eq!(cert.valid_before(), 1_000 + HOST_TTL_SECS);
+        assert!(cert.extensions().is_empty());
+        cert.verify_signature().unwrap();
+        let err = ca.sign_host("nope", "k", &names, 1, 0).unwrap_err();
+        assert!(err.to_string().starts_with("public key: expected"), "{err}");
+        let err = ca.sign_host(&user_key(), "k", &[], 1, 0).unwrap_err();
+        assert!(matches!(err, CaError::NoPrincipals), "{err}");
+        let bad = vec!["a b".to_string()];
+        let err = ca.sign_host(&user_key(), "k", &bad, 1, 0).unwrap_err();
+        assert!(matches!(err, CaError::BadPrincipal(_)), "{err}");
     }
 
     #[test]

@@ -7,18 +7,23 @@
 //! that ended without any credential reaching the policy. russh refuses a certificate outside
 //! its validity window or with a bad signature before the gate is asked, so such a connection
 //! is recorded with the code `no-acceptable-credential`.
+//!
+//! Each authenticated connection is a live session ([`Gate::sessions`]) until it ends or
+//! [`Gate::kill`] ends it; its channels' bytes are counted as they flow.
 
 use crate::policy::{check, Expect};
 use russh::keys::{Certificate, HashAlg, PrivateKey, PublicKey};
 use russh::server::{Auth, Msg, Session};
 use russh::{Channel, MethodKind, MethodSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -75,12 +80,65 @@ pub trait Backend: Send + Sync + 'static {
         port: u16,
     ) -> BoxFuture<'a, Result<TcpStream, String>>;
     fn record(&self, attempt: Attempt);
+    /// The identity a registered plain public key (`SHA256:…`) speaks for, as
+    /// `(account, key id)`; `Err` carries the refusal code and message. By default no plain key
+    /// is registered.
+    fn key_owner(&self, fingerprint: &str) -> Result<(String, String), String> {
+        let _ = fingerprint;
+        Err("unregistered-key: plain public keys are not registered with the bastion".into())
+    }
+}
+
+/// A live session: one authenticated connection, as `spindle ssh sessions` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// `s-` and 16 hex digits.
+    pub id: String,
+    pub identity: Identity,
+    /// The client's `address:port`.
+    pub source: String,
+    /// `HOST:PORT` of each channel open now.
+    pub targets: Vec<String>,
+    /// Unix seconds.
+    pub started: u64,
+    /// Bytes client → targets and back, over every channel so far.
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+}
+
+/// What a connection shares with its channels' copy tasks and with [`Gate::kill`].
+#[derive(Default)]
+struct Shared {
+    up: AtomicU64,
+    down: AtomicU64,
+    targets: Mutex<Vec<String>>,
+    /// Who ended the session, when it was killed.
+    killed_by: Mutex<Option<String>>,
+    kill: Notify,
+}
+
+/// The live sessions by id.
+#[derive(Default)]
+struct Registry {
+    live: Mutex<BTreeMap<String, (SessionInfo, Arc<Shared>)>>,
+}
+
+impl Registry {
+    fn snapshot(info: &SessionInfo, shared: &Shared) -> SessionInfo {
+        SessionInfo {
+            targets: shared.targets.lock().unwrap().clone(),
+            bytes_up: shared.up.load(Ordering::Relaxed),
+            bytes_down: shared.down.load(Ordering::Relaxed),
+            ..info.clone()
+        }
+    }
 }
 
 /// A running jump host; dropping it leaves it running, [`Gate::stop`] ends it.
 pub struct Gate {
     pub local_addr: SocketAddr,
     stop: watch::Sender<bool>,
+    registry: Arc<Registry>,
 }
 
 impl Gate {
@@ -108,6 +166,8 @@ impl Gate {
             ..Default::default()
         });
         let (stop, mut stopped) = watch::channel(false);
+        let registry = Arc::new(Registry::default());
+        let reg = registry.clone();
         tokio::spawn(async move {
             loop {
                 let (sock, peer) = tokio::select! {
@@ -122,19 +182,27 @@ impl Gate {
                     _ = stopped.changed() => return,
                 };
                 let _ = sock.set_nodelay(true);
-                let handler = Conn::new(backend.clone(), peer);
+                let shared = Arc::new(Shared::default());
+                let handler = Conn::new(backend.clone(), peer, reg.clone(), shared.clone());
                 let config = config.clone();
                 let mut stopped = stopped.clone();
                 tokio::spawn(async move {
                     match russh::server::run_stream(config, sock, handler).await {
                         Ok(session) => {
                             let handle = session.handle();
+                            tokio::pin!(session);
                             tokio::select! {
-                                r = session => if let Err(e) = r {
+                                r = &mut session => if let Err(e) = r {
                                     tracing::debug!(error = %e, %peer, "bastion session ended");
                                 },
                                 _ = stopped.changed() => {
                                     let _ = handle.disconnect(russh::Disconnect::ByApplication, "bastion stopping".into(), "en".into()).await;
+                                }
+                                _ = shared.kill.notified() => {
+                                    let by = shared.killed_by.lock().unwrap().clone().unwrap_or_default();
+                                    let _ = handle.disconnect(russh::Disconnect::ByApplication, format!("session killed by {by}"), "en".into()).await;
+                                    // Let the disconnect reach the client, then drop the connection.
+                                    let _ = tokio::time::timeout(Duration::from_secs(5), &mut session).await;
                                 }
                             }
                         }
@@ -143,11 +211,36 @@ impl Gate {
                 });
             }
         });
-        Ok(Gate { local_addr, stop })
+        Ok(Gate {
+            local_addr,
+            stop,
+            registry,
+        })
     }
 
     pub fn stop(&self) {
         let _ = self.stop.send(true);
+    }
+
+    /// The live sessions, oldest first.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        let live = self.registry.live.lock().unwrap();
+        let mut all: Vec<SessionInfo> = live
+            .values()
+            .map(|(info, shared)| Registry::snapshot(info, shared))
+            .collect();
+        all.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
+        all
+    }
+
+    /// Ends session `id` (its connection, with every channel), saying `by` killed it; the
+    /// session as it was, or `None` when no such session is live.
+    pub fn kill(&self, id: &str, by: &str) -> Option<SessionInfo> {
+        let live = self.registry.live.lock().unwrap();
+        let (info, shared) = live.get(id)?;
+        *shared.killed_by.lock().unwrap() = Some(by.to_string());
+        shared.kill.notify_one();
+        Some(Registry::snapshot(info, shared))
     }
 }
 
@@ -165,17 +258,54 @@ struct Conn {
     /// Whether a certificate reached the policy (else the drop records why none did).
     judged: bool,
     started: Instant,
+    registry: Arc<Registry>,
+    shared: Arc<Shared>,
+    /// The session's id once a credential is accepted.
+    session: Option<String>,
+    /// How the accepted credential is written in records: `cert:SERIAL KEY-ID` or
+    /// `key:SHA256:… KEY-ID`.
+    credential: String,
 }
 
 impl Conn {
-    fn new(backend: Arc<dyn Backend>, peer: SocketAddr) -> Conn {
+    fn new(
+        backend: Arc<dyn Backend>,
+        peer: SocketAddr,
+        registry: Arc<Registry>,
+        shared: Arc<Shared>,
+    ) -> Conn {
         Conn {
             backend,
             peer,
             identity: None,
             judged: false,
             started: Instant::now(),
+            registry,
+            shared,
+            session: None,
+            credential: String::new(),
         }
+    }
+
+    /// Accepts `who`: the connection becomes a live session.
+    fn accept(&mut self, who: Identity) {
+        let id = format!("s-{:016x}", rand::random::<u64>());
+        let info = SessionInfo {
+            id: id.clone(),
+            identity: who.clone(),
+            source: self.peer.to_string(),
+            targets: Vec::new(),
+            started: unix_now(),
+            bytes_up: 0,
+            bytes_down: 0,
+        };
+        self.registry
+            .live
+            .lock()
+            .unwrap()
+            .insert(id.clone(), (info, self.shared.clone()));
+        self.identity = Some(who);
+        self.session = Some(id);
     }
 
     fn refuse_login(&self, account: Option<String>, credential: String, reason: String) {
@@ -195,6 +325,9 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        if let Some(id) = &self.session {
+            self.registry.live.lock().unwrap().remove(id);
+        }
         if self.identity.is_none() && !self.judged {
             self.backend.record(Attempt {
                 account: None,
@@ -221,15 +354,33 @@ fn cert_credential(cert: &Certificate) -> String {
 impl russh::server::Handler for Conn {
     type Error = russh::Error;
 
-    async fn auth_publickey(&mut self, _user: &str, key: &PublicKey) -> Result<Auth, Self::Error> {
-        // No plain keys are registered yet (`spindle ssh key add` is later work).
+    async fn auth_publickey(&mut self, user: &str, key: &PublicKey) -> Result<Auth, Self::Error> {
         let fp = key.fingerprint(HashAlg::Sha256).to_string();
-        self.refuse_login(
-            None,
-            format!("key:{fp}"),
-            "unregistered-key: plain public keys are not registered with the bastion".into(),
-        );
-        Ok(Auth::reject())
+        if !crate::ca::algorithm_accepted(&key.algorithm()) {
+            self.refuse_login(
+                None,
+                format!("key:{fp}"),
+                format!("key-algorithm: {} is not accepted", key.algorithm()),
+            );
+            return Ok(Auth::reject());
+        }
+        match self.backend.key_owner(&fp) {
+            Ok((account, key_id)) => {
+                self.judged = true;
+                self.credential = format!("key:{fp} {key_id}");
+                self.accept(Identity {
+                    account,
+                    key_id,
+                    serial: 0,
+                    user: user.to_string(),
+                });
+                Ok(Auth::Accept)
+            }
+            Err(reason) => {
+                self.refuse_login(None, format!("key:{fp}"), reason);
+                Ok(Auth::reject())
+            }
+        }
     }
 
     async fn auth_openssh_certificate(
@@ -255,7 +406,8 @@ impl russh::server::Handler for Conn {
         match (verdict, account) {
             (Ok(()), Some(account)) => {
                 self.judged = true;
-                self.identity = Some(Identity {
+                self.credential = cert_credential(cert);
+                self.accept(Identity {
                     account,
                     key_id: cert.key_id().to_string(),
                     serial: cert.serial(),
@@ -287,7 +439,7 @@ impl russh::server::Handler for Conn {
         let started = Instant::now();
         let base = Attempt {
             account: Some(who.account.clone()),
-            credential: format!("cert:{} {}", who.serial, who.key_id),
+            credential: self.credential.clone(),
             source: self.peer.to_string(),
             target: format!("{host}:{port}"),
             allowed: false,
@@ -314,13 +466,25 @@ impl russh::server::Handler for Conn {
             }
             Ok(upstream) => {
                 let backend = self.backend.clone();
+                let shared = self.shared.clone();
+                let target = base.target.clone();
+                shared.targets.lock().unwrap().push(target.clone());
                 tokio::spawn(async move {
                     let (cr, cw) = tokio::io::split(channel.into_stream());
                     let (ur, uw) = upstream.into_split();
-                    let ((up, e1), (dn, e2)) = tokio::join!(pump(cr, uw), pump(ur, cw));
-                    let reason = match e1.or(e2) {
-                        None => "ok".to_string(),
-                        Some(e) => format!("ok: ended by {e}"),
+                    let ((up, e1), (dn, e2)) =
+                        tokio::join!(pump(cr, uw, &shared.up), pump(ur, cw, &shared.down));
+                    {
+                        let mut targets = shared.targets.lock().unwrap();
+                        if let Some(i) = targets.iter().position(|t| *t == target) {
+                            targets.remove(i);
+                        }
+                    }
+                    let killed = shared.killed_by.lock().unwrap().clone();
+                    let reason = match (killed, e1.or(e2)) {
+                        (Some(by), _) => format!("ok: session killed by {by}"),
+                        (None, None) => "ok".to_string(),
+                        (None, Some(e)) => format!("ok: ended by {e}"),
                     };
                     backend.record(Attempt {
                         allowed: true,
@@ -338,10 +502,12 @@ impl russh::server::Handler for Conn {
 }
 
 /// Copies `from` to `to` until EOF or an error, then shuts `to` down; returns the bytes
-/// copied (counted even when the copy ends in an error) and the error.
+/// copied (counted even when the copy ends in an error, and added to `live` as they go) and
+/// the error.
 async fn pump(
     mut from: impl tokio::io::AsyncRead + Unpin,
     mut to: impl tokio::io::AsyncWrite + Unpin,
+    live: &AtomicU64,
 ) -> (u64, Option<std::io::Error>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 64 * 1024];
@@ -354,6 +520,7 @@ async fn pump(
                     break Some(e);
                 }
                 total += n as u64;
+                live.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e) => break Some(e),
         }

@@ -13,8 +13,8 @@ pub mod gate;
 pub mod path;
 pub mod policy;
 
-pub use ca::{CaError, CertRequest, UserCa};
-pub use gate::{Attempt, Backend, BoxFuture, Gate, GateError, Identity};
+pub use ca::{CaError, CertRequest, HostCa, UserCa};
+pub use gate::{Attempt, Backend, BoxFuture, Gate, GateError, Identity, SessionInfo};
 pub use path::{choose, EndpointView, NoPath};
 pub use policy::{check, Expect, Refusal};
 /// The ssh-key types (russh's re-export), so callers need no second copy of the crate.

@@ -97,8 +97,20 @@ impl Client {
 
     /// `ssh -W HOST:PORT USER@gate`, sending `input`; returns (success, stdout, stderr).
     fn run(&self, user: &str, target: &str, input: &[u8]) -> (bool, Vec<u8>, String) {
+        let mut child = self.spawn(user, target);
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `ssh -W HOST:PORT USER@gate` with its standard streams piped.
+    fn spawn(&self, user: &str, target: &str) -> std::process::Child {
         let d = self.dir.path();
-        let mut child = Command::new("ssh")
+        Command::new("ssh")
             .args([
                 "-F",
                 "/dev/null",
@@ -123,14 +135,7 @@ impl Client {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            out.stdout,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .unwrap()
     }
 }
 
@@ -287,5 +292,136 @@ async fn openssh_reaches_through_the_gate_and_every_refusal_is_recorded() {
     let a = record_with(&backend, "wrong-principal").await;
     assert_eq!(a.credential, "cert:6 123456789012/AKIATEST");
     assert!(Path::new(&client.known_hosts).exists());
+    gate.stop();
+}
+
+/// A loopback server that echoes each read back at once (for a session held open).
+async fn live_echo() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = s.read(&mut buf).await {
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A session held open by a real OpenSSH client is listed with its identity, source, target
+/// and bytes so far; killing it ends the client's connection, takes it off the list, and the
+/// channel's record says who killed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_session_is_listed_and_killing_it_ends_the_clients_connection() {
+    if !have("ssh") || !have("ssh-keygen") {
+        eprintln!("skipped: openssh: Debian's openssh-client (ssh, ssh-keygen) is not installed");
+        return;
+    }
+    let ca = UserCa::generate();
+    let backend = Arc::new(TestBackend {
+        ca_fingerprint: ca.fingerprint(),
+        records: Mutex::new(Vec::new()),
+    });
+    let host_key = PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519).unwrap();
+    let host_line = host_key.public_key().to_openssh().unwrap();
+    let gate = Gate::start("127.0.0.1:0", host_key, backend.clone())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let known_hosts = dir.path().join("known_hosts");
+    let port = gate.local_addr.port();
+    std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_line}\n")).unwrap();
+    let client = Client {
+        dir,
+        known_hosts: known_hosts.display().to_string(),
+        port,
+    };
+    let public = client.keygen();
+    let root = vec!["root".to_string()];
+    let cert = ca
+        .sign(&CertRequest {
+            public_key: &public,
+            key_id: "123456789012/AKIALIVE",
+            principals: &root,
+            serial: 77,
+            valid_after: now() - 60,
+            ttl_secs: 600,
+        })
+        .unwrap();
+    client.write_cert(&cert.to_openssh().unwrap());
+    assert!(gate.sessions().is_empty());
+
+    let target = format!("127.0.0.1:{}", live_echo().await);
+    let mut child = client.spawn("root", &target);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let line = b"still here\n";
+    let echoed = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        stdin.write_all(line).unwrap();
+        stdin.flush().unwrap();
+        let mut got = vec![0u8; line.len()];
+        stdout.read_exact(&mut got).unwrap();
+        (got, stdin, stdout)
+    })
+    .await
+    .unwrap();
+    assert_eq!(echoed.0, line);
+
+    // Listed, with the bytes that crossed so far (bounded wait for the counters).
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        listed = gate.sessions();
+        if listed.len() == 1 && listed[0].bytes_down == line.len() as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    let s = &listed[0];
+    assert!(s.id.starts_with("s-") && s.id.len() == 18, "{s:?}");
+    assert_eq!(s.identity.key_id, "123456789012/AKIALIVE");
+    assert_eq!((s.identity.serial, s.identity.user.as_str()), (77, "root"));
+    assert_eq!(s.targets, vec![target.clone()]);
+    assert!(s.source.starts_with("127.0.0.1:"), "{s:?}");
+    assert_eq!((s.bytes_up, s.bytes_down), (11, 11));
+    assert!(s.started <= now() && s.started + 60 > now());
+
+    // Killing an unknown id does nothing; killing the session ends the client.
+    assert!(gate.kill("s-0000000000000000", "AKIAADMIN").is_none());
+    let killed = gate.kill(&s.id, "AKIAADMIN").expect("the session is live");
+    assert_eq!(killed.id, s.id);
+    let status = tokio::task::spawn_blocking(move || {
+        for _ in 0..200 {
+            if let Some(st) = child.try_wait().unwrap() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    })
+    .await
+    .unwrap();
+    let status = status.expect("the client still runs 10 s after its session was killed");
+    assert!(!status.success(), "{status:?}");
+    drop(echoed);
+    let a = record_with(&backend, "ok: session killed by AKIAADMIN").await;
+    assert_eq!(a.target, target);
+    assert_eq!(a.credential, "cert:77 123456789012/AKIALIVE");
+    for _ in 0..100 {
+        if gate.sessions().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gate.sessions().is_empty(), "{:#?}", gate.sessions());
     gate.stop();
 }

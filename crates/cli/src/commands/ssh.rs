@@ -6,7 +6,9 @@ use crate::context::{api_err, hinted, parse_duration, Context};
 use crate::output;
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
-use spindle_model::ssh::{BastionInfo, SignSshCertRequest, SignSshCertResponse};
+use spindle_model::ssh::{
+    BastionInfo, SignSshCertRequest, SignSshCertResponse, SshSession, SshSettings,
+};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
@@ -41,12 +43,44 @@ pub enum SshCmd {
         #[arg(long, short = 'i', value_name = "PATH")]
         identity: Option<PathBuf>,
     },
-    /// Print an ~/.ssh/config block: the bastion as a host, and ProxyJump through it for instances
+    /// Print an ~/.ssh/config block (the bastion as a host, ProxyJump through it for instances)
+    /// and write ~/.ssh/spindle-<account>-known_hosts (the bastion's key, the host CA)
     Config {
         /// Your private key [default: ~/.ssh/id_ed25519]
         #[arg(long, short = 'i', value_name = "PATH")]
         identity: Option<PathBuf>,
     },
+    /// List the account's live sessions through the bastion
+    Sessions,
+    /// Plain public keys registered for your credential: the fallback to certificates
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
+    },
+    /// Whether the bastion accepts the account's registered plain keys (certificates always)
+    KeyFallback {
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// End a live session (its connection and every channel on it)
+    Kill {
+        /// The session's id (`s-…`, from `spindle ssh sessions`)
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Register a public key for your credential [default: ~/.ssh/id_ed25519.pub]
+    Add {
+        /// The public key file
+        #[arg(value_name = "PUBLIC_KEY_FILE")]
+        file: Option<PathBuf>,
+    },
+    /// List the account's registered keys
+    List,
+    /// Remove a registered key by its id (`key-…`)
+    Remove { id: String },
 }
 
 fn ssh_dir() -> Result<PathBuf> {
@@ -129,13 +163,26 @@ fn sign(
         )
         .map_err(api_err)?;
     write_private(&cert_path(account)?, &format!("{}\n", resp.certificate))?;
-    if let (Some(addr), Some(host)) = (&resp.bastion.address, &resp.bastion.host_public_key) {
-        write_private(
-            &known_hosts_path(account)?,
-            &format!("{} {host}\n", known_host_name(addr)),
-        )?;
-    }
+    write_private(
+        &known_hosts_path(account)?,
+        &known_hosts_text(&resp.bastion),
+    )?;
     Ok(resp)
+}
+
+/// The account's known_hosts file: the jump host's own key, and a `@cert-authority` line for
+/// the account's host CA, which signs every instance's host key. The file is named only by
+/// the `Host` blocks `spindle ssh config` prints (and by `spindle ssh INSTANCE`), so the CA
+/// line's `*` pattern vouches for nothing else.
+fn known_hosts_text(info: &BastionInfo) -> String {
+    let mut text = String::new();
+    if let (Some(addr), Some(host)) = (&info.address, &info.host_public_key) {
+        text.push_str(&format!("{} {host}\n", known_host_name(addr)));
+    }
+    if let Some(ca) = &info.host_ca_public_key {
+        text.push_str(&format!("@cert-authority * {ca}\n"));
+    }
+    text
 }
 
 /// The `~/.ssh/config` block for `account`'s bastion.
@@ -165,7 +212,9 @@ fn config_block(account: &str, info: &BastionInfo, key: &Path, dir: &Path) -> Re
              ProxyJump spindle-bastion-{account}\n    \
              IdentityFile {key}\n    \
              CertificateFile {cert}\n    \
-             IdentitiesOnly yes\n",
+             IdentitiesOnly yes\n    \
+             UserKnownHostsFile {known}\n    \
+             StrictHostKeyChecking yes\n",
         fp = info.ca_fingerprint,
         cert = cert.display(),
         key = key.display(),
@@ -193,6 +242,15 @@ pub fn run(cx: &Context, args: SshArgs) -> Result<()> {
                     ("principals", resp.principals.join(", ")),
                     ("valid before", resp.valid_before.to_string()),
                     (
+                        "agent forwarding",
+                        if resp.forward_agent {
+                            "permitted"
+                        } else {
+                            "off"
+                        }
+                        .into(),
+                    ),
+                    (
                         "bastion",
                         resp.bastion.address.clone().unwrap_or_else(|| "off".into()),
                     ),
@@ -203,7 +261,56 @@ pub fn run(cx: &Context, args: SshArgs) -> Result<()> {
         Some(SshCmd::Config { identity: id }) => {
             let key = identity(id)?;
             let info = cx.client()?.describe_bastion(&account).map_err(api_err)?;
-            print!("{}", config_block(&account, &info, &key, &ssh_dir()?)?);
+            let block = config_block(&account, &info, &key, &ssh_dir()?)?;
+            write_private(&known_hosts_path(&account)?, &known_hosts_text(&info))?;
+            print!("{block}");
+            Ok(())
+        }
+        Some(SshCmd::Sessions) => {
+            let sessions = cx.client()?.list_ssh_sessions(&account).map_err(api_err)?;
+            if cx.json() {
+                output::json(&sessions);
+            } else {
+                output::table(
+                    &[
+                        "ID", "WHO", "SERIAL", "SOURCE", "TARGETS", "STARTED", "UP", "DOWN",
+                    ],
+                    &sessions.iter().map(session_row).collect::<Vec<_>>(),
+                );
+            }
+            Ok(())
+        }
+        Some(SshCmd::Key { cmd }) => run_key(cx, &account, cmd),
+        Some(SshCmd::KeyFallback { state }) => {
+            let s = cx
+                .client()?
+                .put_bastion_settings(
+                    &account,
+                    &SshSettings {
+                        key_fallback: state == "on",
+                    },
+                )
+                .map_err(api_err)?;
+            if cx.json() {
+                output::json(&s);
+            } else {
+                println!(
+                    "plain-key fallback {}",
+                    if s.key_fallback { "on" } else { "off" }
+                );
+            }
+            Ok(())
+        }
+        Some(SshCmd::Kill { id }) => {
+            let s = cx
+                .client()?
+                .kill_ssh_session(&account, &id)
+                .map_err(api_err)?;
+            if cx.json() {
+                output::json(&s);
+            } else {
+                println!("killed {} ({} from {})", s.id, s.key_id, s.source);
+            }
             Ok(())
         }
         None => {
@@ -223,9 +330,8 @@ pub fn run(cx: &Context, args: SshArgs) -> Result<()> {
             })?;
             let cert = cert_path(&account)?;
             let known = known_hosts_path(&account)?;
-            // The bastion hop: its host key pinned in the account's known_hosts file. The
-            // instance hop: instances carry no host certificates yet, so its key is learnt
-            // on first use into the same file.
+            // Both hops check strictly against the account's known_hosts file: the bastion's
+            // own key, and the host CA that signs instances' host certificates.
             let jump = format!(
                 "ssh -F none -i {k} -o CertificateFile={c} -o IdentitiesOnly=yes \
                  -o UserKnownHostsFile={h} -o StrictHostKeyChecking=yes -W %h:%p -l {l} -p {p} {a}",
@@ -246,7 +352,7 @@ pub fn run(cx: &Context, args: SshArgs) -> Result<()> {
                 .arg(format!("ProxyCommand={jump}"))
                 .arg("-o")
                 .arg(format!("UserKnownHostsFile={}", known.display()))
-                .args(["-o", "StrictHostKeyChecking=accept-new"])
+                .args(["-o", "StrictHostKeyChecking=yes"])
                 .arg(format!("{}@{instance}", args.login))
                 .args(&args.command)
                 .status()
@@ -254,6 +360,76 @@ pub fn run(cx: &Context, args: SshArgs) -> Result<()> {
             std::process::exit(status.code().unwrap_or(255));
         }
     }
+}
+
+fn run_key(cx: &Context, account: &str, cmd: KeyCmd) -> Result<()> {
+    let client = cx.client()?;
+    let shown = match cmd {
+        KeyCmd::Add { file } => {
+            let file = match file {
+                Some(f) => f,
+                None => ssh_dir()?.join("id_ed25519.pub"),
+            };
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                hinted(
+                    format!("cannot read the public key {}: {e}", file.display()),
+                    "make a key pair with `ssh-keygen -t ed25519`, or name the .pub file",
+                )
+            })?;
+            vec![client.add_ssh_key(account, &text).map_err(api_err)?]
+        }
+        KeyCmd::List => client.list_ssh_keys(account).map_err(api_err)?,
+        KeyCmd::Remove { id } => vec![client.remove_ssh_key(account, &id).map_err(api_err)?],
+    };
+    if cx.json() {
+        output::json(&shown);
+    } else {
+        output::table(
+            &["ID", "FINGERPRINT", "ACCESS KEY", "ADDED"],
+            &shown
+                .iter()
+                .map(|k| {
+                    vec![
+                        k.id.clone(),
+                        k.fingerprint.clone(),
+                        k.access_key_id.clone(),
+                        unix_time(k.added),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    Ok(())
+}
+
+/// Unix seconds as RFC 3339.
+fn unix_time(secs: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// One `spindle ssh sessions` row.
+fn session_row(s: &SshSession) -> Vec<String> {
+    let started = unix_time(s.started);
+    vec![
+        s.id.clone(),
+        s.key_id.clone(),
+        s.serial.to_string(),
+        s.source.clone(),
+        if s.targets.is_empty() {
+            "-".into()
+        } else {
+            s.targets.join(",")
+        },
+        started,
+        s.bytes_up.to_string(),
+        s.bytes_down.to_string(),
+    ]
 }
 
 #[cfg(test)]
@@ -271,8 +447,10 @@ mod tests {
         let info = BastionInfo {
             ca_public_key: "ssh-ed25519 AAAA".into(),
             ca_fingerprint: "SHA256:x".into(),
+            host_ca_public_key: Some("ssh-ed25519 HOSTCA".into()),
             address: Some("127.0.0.1:2222".into()),
             host_public_key: Some("ssh-ed25519 BBBB".into()),
+            key_fallback: Some(true),
         };
         let dir = Path::new("/home/u/.ssh");
         let block = config_block("123456789012", &info, &dir.join("id_ed25519"), dir).unwrap();
@@ -285,6 +463,23 @@ mod tests {
         ] {
             assert!(block.contains(want), "{want:?} missing from\n{block}");
         }
+        // Both Host blocks check host keys strictly against the account's file.
+        assert_eq!(
+            block.matches("StrictHostKeyChecking yes\n").count(),
+            2,
+            "{block}"
+        );
+        assert_eq!(
+            block
+                .matches("UserKnownHostsFile /home/u/.ssh/spindle-123456789012-known_hosts\n")
+                .count(),
+            2,
+            "{block}"
+        );
+        assert_eq!(
+            known_hosts_text(&info),
+            "[127.0.0.1]:2222 ssh-ed25519 BBBB\n@cert-authority * ssh-ed25519 HOSTCA\n"
+        );
         let off = BastionInfo {
             address: None,
             ..info

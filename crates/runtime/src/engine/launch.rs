@@ -423,6 +423,12 @@ impl Runtime {
         let _ = fs::remove_dir_all(self.instance_dir(&rec.id));
     }
 
+    /// Registers the daemon's answers to the metadata service's SSH paths (host certificates
+    /// and the account's CA keys); every VPC's service asks it per request.
+    pub fn set_imds_ssh(&self, hook: Arc<dyn crate::imds::SshHook>) {
+        *self.inner.imds_ssh.lock().unwrap() = Some(hook);
+    }
+
     /// Starts the VPC's metadata service on its router (see [`crate::imds`]).
     pub(super) fn start_imds(&self, vpc: &Vpc) {
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
@@ -443,6 +449,8 @@ impl Runtime {
                 tags: rec.tags.clone(),
             })
         });
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let ssh = Box::new(move || weak.upgrade()?.imds_ssh.lock().unwrap().clone());
         // The metadata service is a convenience; instances run without it.
         if let Ok(l) = self
             .inner
@@ -453,7 +461,7 @@ impl Runtime {
                 .imds
                 .lock()
                 .unwrap()
-                .insert(vpc.id.clone(), ImdsServer::start(&vpc.id, l, lookup));
+                .insert(vpc.id.clone(), ImdsServer::start(&vpc.id, l, lookup, ssh));
         }
     }
 
