@@ -107,6 +107,14 @@ impl Rds {
     ) -> Result<DbSnapshotInfo, RdsOpError> {
         spindle_rds::volume::check_snapshot_id(snapshot_id)
             .map_err(|e| RdsOpError::Invalid(format!("snapshot id: {e}")))?;
+        // `ID-final-…` names are the final snapshots': a manual one taking such a name first
+        // would make that instance's delete fail.
+        if snapshot_id.to_ascii_lowercase().contains("-final-") {
+            return Err(RdsOpError::Invalid(format!(
+                "snapshot id `{snapshot_id}`: names with `-final-` are kept for the final \
+                 snapshots Spindle takes before a delete or replacement"
+            )));
+        }
         let db = db.to_ascii_lowercase();
         let rec = self
             .snapshot()
@@ -181,6 +189,9 @@ impl Rds {
 
     /// Deletes a snapshot (manual or final); its data is gone for good.
     pub fn delete_db_snapshot(&self, account: &str, snapshot_id: &str) -> Result<(), RdsOpError> {
+        // The id comes from a URL path: never let it name a path outside the snapshots.
+        spindle_rds::volume::check_snapshot_id(snapshot_id)
+            .map_err(|e| RdsOpError::Invalid(format!("snapshot id: {e}")))?;
         match self.volumes.delete_snapshot(account, snapshot_id) {
             Ok(true) => Ok(()),
             Ok(false) => Err(RdsOpError::NotFound(format!(

@@ -27,17 +27,24 @@ fn owner(md: &Metadata) -> Result<AccountId, String> {
         .ok_or_else(|| format!("instance {} belongs to no account", md.instance_id))
 }
 
-/// The names a client may use for the instance: its id, private address and hostname (when
-/// the hostname is a plain name).
+/// The names a client may use for the instance: its id, its private address, and its host
+/// name only when that is the name derived from the address (`ip-10-0-1-5`, alone or with a
+/// domain). Other host names are chosen by users (a devbox's name, an RDS identifier) and
+/// could name another instance (`i-…`) or address, so they are never signed.
 pub fn host_principals(md: &Metadata) -> Vec<String> {
     let mut names = vec![md.instance_id.clone(), md.local_ipv4.clone()];
-    let plain = |h: &str| {
-        !h.is_empty()
-            && h.len() <= 64
-            && h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-    };
-    if plain(&md.hostname) && !names.contains(&md.hostname) {
+    let derived = format!("ip-{}", md.local_ipv4.replace('.', "-"));
+    let first_label = md.hostname.split('.').next().unwrap_or_default();
+    let plain = md
+        .hostname
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+    if !md.local_ipv4.is_empty()
+        && first_label == derived
+        && plain
+        && md.hostname.len() <= 253
+        && !names.contains(&md.hostname)
+    {
         names.push(md.hostname.clone());
     }
     names.retain(|n| !n.is_empty());
@@ -128,7 +135,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_principals_are_the_id_the_address_and_a_plain_hostname() {
+    fn host_principals_are_the_id_the_address_and_only_the_address_derived_hostname() {
         let md = |hostname: &str| Metadata {
             instance_id: "i-0abc".into(),
             local_ipv4: "10.0.1.5".into(),
@@ -136,7 +143,18 @@ mod tests {
             ..Default::default()
         };
         let cases = [
-            ("web-1", vec!["i-0abc", "10.0.1.5", "web-1"]),
+            ("ip-10-0-1-5", vec!["i-0abc", "10.0.1.5", "ip-10-0-1-5"]),
+            (
+                "ip-10-0-1-5.ec2.internal",
+                vec!["i-0abc", "10.0.1.5", "ip-10-0-1-5.ec2.internal"],
+            ),
+            // Names a user picks (a devbox's) are never signed: one could be another
+            // instance's id or address.
+            ("web-1", vec!["i-0abc", "10.0.1.5"]),
+            ("i-0def", vec!["i-0abc", "10.0.1.5"]),
+            ("10.0.1.6", vec!["i-0abc", "10.0.1.5"]),
+            ("ip-10-0-1-6", vec!["i-0abc", "10.0.1.5"]),
+            ("ip-10-0-1-5x", vec!["i-0abc", "10.0.1.5"]),
             ("", vec!["i-0abc", "10.0.1.5"]),
             ("i-0abc", vec!["i-0abc", "10.0.1.5"]),
             ("bad name", vec!["i-0abc", "10.0.1.5"]),

@@ -60,6 +60,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Freed and overwritten content is zeroed, so a value sealed in place (a SecureString an
+    // older daemon kept in clear) leaves no readable copy in free pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(())
 }
 
@@ -134,6 +137,15 @@ impl Store {
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.transact(true, f)
+    }
+
+    /// Copies the WAL's pages into the database and empties the WAL (`TRUNCATE`), so content
+    /// that was overwritten lives on in neither file. Readers in progress make it partial;
+    /// that is not an error.
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// [`Store::write`] outside the audit scope: for the audit records themselves.

@@ -68,6 +68,14 @@ impl Store {
             }
             Ok(clear.len())
         })
+        .and_then(|n| {
+            if n > 0 {
+                // The clear values' old page images sit in the WAL until a checkpoint: copy
+                // the new pages into the database and empty the WAL now.
+                self.checkpoint()?;
+            }
+            Ok(n)
+        })
     }
 
     /// The value as stored: sealed for a `SecureString` when the store has a key.
@@ -291,6 +299,14 @@ mod tests {
 
         assert_eq!(s.seal_params_with(std::sync::Arc::new(Reverse)).unwrap(), 1);
         assert_eq!(raw(&s, "/app/old"), "{rev:2retnuh}");
+        // No copy of the clear value is left in the database's free pages or its WAL.
+        for file in ["state.db", "state.db-wal"] {
+            let bytes = std::fs::read(s.path().with_file_name(file)).unwrap_or_default();
+            assert!(
+                !bytes.windows(7).any(|w| w == b"hunter2"),
+                "{file} still holds the clear value"
+            );
+        }
         assert_eq!(raw(&s, "/app/plain"), "visible");
         // A second start finds nothing left in clear.
         assert_eq!(s.seal_params_with(std::sync::Arc::new(Reverse)).unwrap(), 0);
