@@ -1,5 +1,6 @@
 # The twine image: a Debian base with the twine package installed from the project's Spindle
-# repo. `spindle up` bakes it (`[images.twine]` in spindle.toml) and passes `repo_url` and
+# repo, and Debian's OpenSSH server for `spindle ssh` (started by `spindle-sshd` before the app
+# with a host key of the instance's own and a certificate from the account's host CA). `spindle up` bakes it (`[images.twine]` in spindle.toml) and passes `repo_url` and
 # `repo_keyring`; by hand: spindle bake build -var repo_url=URL -var repo_keyring=FILE twine.pkr.hcl
 variable "base" {
   description = "The base image: debian:SUITE, or image:NAME:TAG of a parent with dpkg and apt"
@@ -17,12 +18,27 @@ variable "repo_keyring" {
 source "spindle" "twine" {
   base          = var.base
   image_name    = "twine:latest"
-  cmd           = ["/usr/bin/twine", "--listen", "0.0.0.0:8080"]
+  cmd           = ["/bin/sh", "-c", "/usr/local/sbin/spindle-sshd; exec /usr/bin/twine --listen 0.0.0.0:8080"]
   exposed_ports = ["8080/tcp"]
 }
 
 build {
   sources = ["source.spindle.twine"]
+
+  provisioner "apt" {
+    packages = ["openssh-server", "curl"]
+  }
+
+  # Every instance makes its own host key at boot: none may be baked into the image.
+  provisioner "shell" {
+    inline = ["rm -f /etc/ssh/ssh_host_*"]
+  }
+
+  provisioner "file" {
+    source      = "spindle-sshd"
+    destination = "/usr/local/sbin/spindle-sshd"
+    mode        = "0755"
+  }
 
   provisioner "apt" {
     packages = ["twine"]
